@@ -1,0 +1,3 @@
+from labelwise.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``labelwise`` command line. Each sub-command lives in its own module of this package."""

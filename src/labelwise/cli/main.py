@@ -1,0 +1,76 @@
+"""Entry point of the ``labelwise`` command.
+
+Start-up stays light: this module and the sub-command modules import only the standard
+library at module level; each command imports what it needs inside ``run``. Errors of
+labelwise become one ``error: ...`` line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+#: sub-command name -> module in labelwise.cli (with ``HELP``, ``add_arguments``, ``run``).
+COMMANDS: dict[str, str] = {
+    "info": "labelwise.cli.info",
+    "convert": "labelwise.cli.convert",
+    "datasets": "labelwise.cli.datasets",
+}
+
+EXIT_USAGE_OR_DATA = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from labelwise import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="labelwise",
+        description="Multi-label classification: read, split, train, tune, evaluate, serve.",
+    )
+    parser.add_argument("--version", action="version", version=f"labelwise {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return EXIT_USAGE_OR_DATA
+    from labelwise.errors import LabelwiseError
+
+    try:
+        return int(args._run(args) or 0)
+    except LabelwiseError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE_OR_DATA
+    except OSError as e:  # missing file, permission, disk full: no traceback either
+        if args.debug:
+            raise
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE_OR_DATA
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `labelwise predict ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
