@@ -76,6 +76,8 @@ class Dataset:
     labels: the :class:`LabelSpace` (or a list of names); defaults to names '0'..'n_labels-1'.
     groups: optional (n_samples,) group keys for leak-free splits.
     ids: optional (n_samples,) item ids (strings or ints).
+    meta: optional JSON-able facts about where the data came from (source path, format,
+        choices a reader made such as the detected feature index base); ``stats`` reports it.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Dataset:
         *,
         groups: Sequence[Any] | np.ndarray | None = None,
         ids: Sequence[Any] | np.ndarray | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
         if labels is not None and not isinstance(labels, LabelSpace):
             labels = LabelSpace(labels)
@@ -102,6 +105,7 @@ class Dataset:
         self.labels = labels
         self.groups = None if groups is None else _as_column(groups, n, "groups")
         self.ids = None if ids is None else _as_column(ids, n, "ids")
+        self.meta: dict[str, Any] = dict(meta or {})
 
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:
@@ -145,6 +149,7 @@ class Dataset:
             self.labels,
             groups=None if self.groups is None else self.groups[rows],
             ids=None if self.ids is None else self.ids[rows],
+            meta=self.meta,
         )
 
     def label_names(self, row: int) -> list[str]:
@@ -188,6 +193,8 @@ class Dataset:
         if self.labels.is_hierarchical:
             out["hierarchical"] = True
             out["n_roots"] = len(self.labels.roots())
+        if self.meta:
+            out["meta"] = self.meta
         return out
 
 
