@@ -59,7 +59,7 @@ def as_label_matrix(Y: Any, n_labels: int | None = None) -> sp.csr_matrix:
     M.eliminate_zeros()
     if M.nnz and not np.all(M.data == 1):
         bad = M.data[M.data != 1][0]
-        raise DataFormatError(f"Y must hold only 0 and 1, found {bad!r}")
+        raise DataFormatError(f"Y must hold only 0 and 1, found {bad.item()!r}")
     if n_labels is not None and M.shape[1] != n_labels:
         raise DataFormatError(f"Y has {M.shape[1]} columns, expected {n_labels}")
     M.sort_indices()
