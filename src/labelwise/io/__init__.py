@@ -42,7 +42,7 @@ READERS: dict[str, tuple[str, str]] = {
 
 WRITERS: dict[str, tuple[str, str]] = {
     "xc": ("labelwise.io.xc", "write_xc"),
-    "jsonl": ("labelwise.io.table", "write_jsonl"),
+    "jsonl": ("labelwise.io.jsonl", "write_jsonl"),
 }
 
 _EXTENSIONS = {

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from ..dataset import Dataset, as_label_matrix
 from ..errors import DataFormatError
 from ..labels import LabelSpace
-from .table import LabelCollector, iter_lines
+from ._lines import LabelCollector, iter_lines
 
 __all__ = ["read_fasttext"]
 

@@ -58,12 +58,10 @@ label names and order, ids and groups. Label descriptions and hierarchy are not 
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import math
 import os
 import warnings
-import zlib
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -72,121 +70,16 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..atomic import atomic_write
 from ..dataset import Dataset, as_label_matrix
 from ..errors import DataFormatError, MissingDependencyError
 from ..labels import LabelSpace
+from ._lines import LabelCollector, iter_lines, read_name_file
+from .jsonl import META_FORMAT as _META_FORMAT
+from .jsonl import write_jsonl
 
-__all__ = ["read_table", "write_jsonl", "iter_lines", "read_name_file", "LabelCollector"]
+__all__ = ["read_table", "write_jsonl"]
 
-_META_FORMAT = "labelwise.jsonl/1"
 _FORMATS = ("csv", "tsv", "jsonl", "parquet")
-
-
-# ---------------------------------------------------------------------------- shared helpers
-def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line with its ending) for a UTF-8 (or ``.gz``) text file."""
-    name = str(path)
-    opener = gzip.open if name.lower().endswith(".gz") else open
-    try:
-        f = opener(path, "rb")
-    except OSError as e:
-        raise DataFormatError(f"cannot open: {e.strerror or e}", path=name) from None
-    lineno = 0
-    with f:
-        try:
-            for raw in f:
-                lineno += 1
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise DataFormatError(
-                        f"not valid UTF-8 (byte {e.start}: {raw[e.start : e.start + 1]!r})",
-                        path=name,
-                        line=lineno,
-                    ) from None
-                if lineno == 1 and line.startswith("\ufeff"):
-                    line = line[1:]
-                yield lineno, line
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataFormatError(f"cannot read: {e}", path=name, line=lineno + 1) from None
-
-
-def read_name_file(path: str | os.PathLike[str]) -> list[str]:
-    """Names, one per line (line ends and surrounding spaces stripped); blank lines are errors."""
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for lineno, line in iter_lines(path):
-        name = line.strip()
-        if not name:
-            raise DataFormatError("blank line in a label-name file", path=str(path), line=lineno)
-        if name in seen:
-            raise DataFormatError(
-                f"label {name!r} repeats line {seen[name]}", path=str(path), line=lineno
-            )
-        seen[name] = lineno
-        names.append(name)
-    return names
-
-
-class LabelCollector:
-    """Turns the label names (or ids) of each row into label ids, checking them."""
-
-    def __init__(
-        self, path: str, *, labels: Any = None, id_names: Sequence[str] | None = None
-    ) -> None:
-        self.path = path
-        self.fixed = labels is not None or id_names is not None
-        if isinstance(labels, str | bytes | os.PathLike):
-            raise DataFormatError(
-                "labels= must be a list of names (a file of names goes in label_names=)"
-            )
-        if labels is not None and not isinstance(labels, LabelSpace):
-            labels = LabelSpace(list(labels))
-        self.space: LabelSpace | None = labels
-        self.names: list[str] = [] if labels is None else list(labels)
-        if id_names is not None:
-            self.names = list(id_names)
-        self.index = {n: i for i, n in enumerate(self.names)}
-
-    def _error(self, msg: str, line: int, field: str | None) -> DataFormatError:
-        return DataFormatError(msg, path=self.path, line=line, field=field)
-
-    def ids(self, names: Sequence[str], *, line: int, field: str | None) -> list[int]:
-        out: list[int] = []
-        for name in names:
-            i = self.index.get(name)
-            if i is None:
-                if self.fixed:
-                    raise self._error(
-                        f"label {name!r} is not among the {len(self.names)} given labels",
-                        line,
-                        field,
-                    )
-                i = self.index[name] = len(self.names)
-                self.names.append(name)
-            out.append(i)
-        return self._no_repeat(out, line, field)
-
-    def from_ids(self, ids: Sequence[int], *, line: int, field: str | None) -> list[int]:
-        n = len(self.names)
-        for i in ids:
-            if not 0 <= i < n:
-                raise self._error(
-                    f"label id {i} outside the {n} names of the label-name file (0..{n - 1})",
-                    line,
-                    field,
-                )
-        return self._no_repeat(list(ids), line, field)
-
-    def _no_repeat(self, ids: list[int], line: int, field: str | None) -> list[int]:
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise self._error(f"label {self.names[dup]!r} listed more than once", line, field)
-        return ids
-
-    def label_space(self) -> LabelSpace:
-        return self.space if self.space is not None else LabelSpace(self.names)
 
 
 def _warn_blank(name: str, blank: int) -> None:
@@ -694,88 +587,3 @@ def _read_meta_sidecar(p: Path) -> dict[str, Any] | None:
         )
     return meta
 
-
-# ---------------------------------------------------------------------------- writer
-def write_jsonl(
-    dataset: Dataset,
-    path: str | os.PathLike[str],
-    *,
-    text_key: str = "text",
-    labels_key: str = "labels",
-) -> None:
-    """Write ``dataset`` as JSON Lines (plus sidecars when needed), atomically; see the module docstring."""
-    p = Path(path)
-    n = dataset.n_samples
-    names = list(dataset.labels)
-    Y = dataset.Y
-    first_seen: list[int] = []
-    seen: set[int] = set()
-    for j in Y.indices:
-        if int(j) not in seen:
-            seen.add(int(j))
-            first_seen.append(int(j))
-    need_labels = first_seen != list(range(len(names)))
-    for label in names:
-        if label != label.strip() or "\n" in label or "\r" in label:
-            if need_labels:
-                raise DataFormatError(
-                    f"label {label!r} cannot go in a one-name-per-line .labels sidecar", path=str(p)
-                )
-    kind = dataset.x_kind
-    ids = (
-        None if dataset.ids is None else [_plain(v, "ids", i, p) for i, v in enumerate(dataset.ids)]
-    )
-    groups = (
-        None
-        if dataset.groups is None
-        else [_plain(v, "groups", i, p) for i, v in enumerate(dataset.groups)]
-    )
-    X = dataset.X
-    if kind != "text" and X.dtype.kind == "f":
-        vals = X.data if kind == "sparse" else X
-        if not np.all(np.isfinite(vals)):
-            raise DataFormatError("X holds non-finite values, which JSON cannot carry", path=str(p))
-
-    labels_side, meta_side = Path(f"{p}.labels"), Path(f"{p}.meta.json")
-    if need_labels:
-        with atomic_write(labels_side, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(f"{label}\n" for label in names)
-    if kind != "text":
-        with atomic_write(meta_side, "w", encoding="utf-8") as f:
-            json.dump({"format": _META_FORMAT, "x_kind": kind, "n_features": dataset.n_features}, f)
-    try:
-        with atomic_write(p, "w", encoding="utf-8", newline="\n") as f:
-            for i in range(n):
-                obj: dict[str, Any] = {}
-                if ids is not None:
-                    obj["id"] = ids[i]
-                if kind == "text":
-                    obj[text_key] = X[i]
-                elif kind == "sparse":
-                    s, e = X.indptr[i], X.indptr[i + 1]
-                    obj["features"] = {
-                        str(int(j)): float(v)
-                        for j, v in zip(X.indices[s:e], X.data[s:e], strict=True)
-                    }
-                else:
-                    obj["features"] = [float(v) for v in X[i]]
-                obj[labels_key] = [names[j] for j in Y.indices[Y.indptr[i] : Y.indptr[i + 1]]]
-                if groups is not None:
-                    obj["group"] = groups[i]
-                f.write(json.dumps(obj, ensure_ascii=False))
-                f.write("\n")
-    except UnicodeEncodeError as e:
-        raise DataFormatError(f"text cannot be encoded as UTF-8: {e.reason}", path=str(p)) from None
-    for side, needed in ((labels_side, need_labels), (meta_side, kind != "text")):
-        if not needed and side.is_file():
-            side.unlink()
-
-
-def _plain(v: Any, what: str, i: int, p: Path) -> str | int:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
-        return v
-    raise DataFormatError(
-        f"{what}[{i}] is {_kind(v)}: only strings and integers can be written", path=str(p)
-    )

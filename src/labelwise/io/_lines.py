@@ -1,0 +1,119 @@
+"""Line-reading helpers shared by the text readers: UTF-8 lines with numbers, label-name files,
+and the collector that turns each row's label names (or ids) into checked label ids."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..errors import DataFormatError
+from ..labels import LabelSpace
+
+__all__ = ["iter_lines", "read_name_file", "LabelCollector"]
+
+def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line with its ending) for a UTF-8 (or ``.gz``) text file."""
+    name = str(path)
+    opener = gzip.open if name.lower().endswith(".gz") else open
+    try:
+        f = opener(path, "rb")
+    except OSError as e:
+        raise DataFormatError(f"cannot open: {e.strerror or e}", path=name) from None
+    lineno = 0
+    with f:
+        try:
+            for raw in f:
+                lineno += 1
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataFormatError(
+                        f"not valid UTF-8 (byte {e.start}: {raw[e.start : e.start + 1]!r})",
+                        path=name,
+                        line=lineno,
+                    ) from None
+                if lineno == 1 and line.startswith("\ufeff"):
+                    line = line[1:]
+                yield lineno, line
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataFormatError(f"cannot read: {e}", path=name, line=lineno + 1) from None
+
+
+def read_name_file(path: str | os.PathLike[str]) -> list[str]:
+    """Names, one per line (line ends and surrounding spaces stripped); blank lines are errors."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, line in iter_lines(path):
+        name = line.strip()
+        if not name:
+            raise DataFormatError("blank line in a label-name file", path=str(path), line=lineno)
+        if name in seen:
+            raise DataFormatError(
+                f"label {name!r} repeats line {seen[name]}", path=str(path), line=lineno
+            )
+        seen[name] = lineno
+        names.append(name)
+    return names
+
+
+class LabelCollector:
+    """Turns the label names (or ids) of each row into label ids, checking them."""
+
+    def __init__(
+        self, path: str, *, labels: Any = None, id_names: Sequence[str] | None = None
+    ) -> None:
+        self.path = path
+        self.fixed = labels is not None or id_names is not None
+        if isinstance(labels, str | bytes | os.PathLike):
+            raise DataFormatError(
+                "labels= must be a list of names (a file of names goes in label_names=)"
+            )
+        if labels is not None and not isinstance(labels, LabelSpace):
+            labels = LabelSpace(list(labels))
+        self.space: LabelSpace | None = labels
+        self.names: list[str] = [] if labels is None else list(labels)
+        if id_names is not None:
+            self.names = list(id_names)
+        self.index = {n: i for i, n in enumerate(self.names)}
+
+    def _error(self, msg: str, line: int, field: str | None) -> DataFormatError:
+        return DataFormatError(msg, path=self.path, line=line, field=field)
+
+    def ids(self, names: Sequence[str], *, line: int, field: str | None) -> list[int]:
+        out: list[int] = []
+        for name in names:
+            i = self.index.get(name)
+            if i is None:
+                if self.fixed:
+                    raise self._error(
+                        f"label {name!r} is not among the {len(self.names)} given labels",
+                        line,
+                        field,
+                    )
+                i = self.index[name] = len(self.names)
+                self.names.append(name)
+            out.append(i)
+        return self._no_repeat(out, line, field)
+
+    def from_ids(self, ids: Sequence[int], *, line: int, field: str | None) -> list[int]:
+        n = len(self.names)
+        for i in ids:
+            if not 0 <= i < n:
+                raise self._error(
+                    f"label id {i} outside the {n} names of the label-name file (0..{n - 1})",
+                    line,
+                    field,
+                )
+        return self._no_repeat(list(ids), line, field)
+
+    def _no_repeat(self, ids: list[int], line: int, field: str | None) -> list[int]:
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise self._error(f"label {self.names[dup]!r} listed more than once", line, field)
+        return ids
+
+    def label_space(self) -> LabelSpace:
+        return self.space if self.space is not None else LabelSpace(self.names)

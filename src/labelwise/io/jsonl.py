@@ -1,0 +1,108 @@
+"""JSON Lines writer: one object per item, ``{"id"?, "text" | "features", "labels": [names], "group"?}``.
+
+Sidecars keep what rows alone cannot carry, so that ``write_jsonl -> read_table`` is the identity:
+``<path>.labels`` (label names in order, when order or unused labels cannot be rebuilt from the
+rows) and ``<path>.meta.json`` (``x_kind`` and ``n_features`` for feature data). Sidecars are
+written before the data file; one no longer needed is deleted. All writes are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_write
+from ..dataset import Dataset
+from ..errors import DataFormatError
+
+__all__ = ["write_jsonl", "META_FORMAT"]
+
+META_FORMAT = "labelwise.jsonl/1"
+
+def write_jsonl(
+    dataset: Dataset,
+    path: str | os.PathLike[str],
+    *,
+    text_key: str = "text",
+    labels_key: str = "labels",
+) -> None:
+    """Write ``dataset`` as JSON Lines (plus sidecars when needed), atomically; see the module docstring."""
+    p = Path(path)
+    n = dataset.n_samples
+    names = list(dataset.labels)
+    Y = dataset.Y
+    first_seen: list[int] = []
+    seen: set[int] = set()
+    for j in Y.indices:
+        if int(j) not in seen:
+            seen.add(int(j))
+            first_seen.append(int(j))
+    need_labels = first_seen != list(range(len(names)))
+    for label in names:
+        if label != label.strip() or "\n" in label or "\r" in label:
+            if need_labels:
+                raise DataFormatError(
+                    f"label {label!r} cannot go in a one-name-per-line .labels sidecar", path=str(p)
+                )
+    kind = dataset.x_kind
+    ids = (
+        None if dataset.ids is None else [_plain(v, "ids", i, p) for i, v in enumerate(dataset.ids)]
+    )
+    groups = (
+        None
+        if dataset.groups is None
+        else [_plain(v, "groups", i, p) for i, v in enumerate(dataset.groups)]
+    )
+    X = dataset.X
+    if kind != "text" and X.dtype.kind == "f":
+        vals = X.data if kind == "sparse" else X
+        if not np.all(np.isfinite(vals)):
+            raise DataFormatError("X holds non-finite values, which JSON cannot carry", path=str(p))
+
+    labels_side, meta_side = Path(f"{p}.labels"), Path(f"{p}.meta.json")
+    if need_labels:
+        with atomic_write(labels_side, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(f"{label}\n" for label in names)
+    if kind != "text":
+        with atomic_write(meta_side, "w", encoding="utf-8") as f:
+            json.dump({"format": META_FORMAT, "x_kind": kind, "n_features": dataset.n_features}, f)
+    try:
+        with atomic_write(p, "w", encoding="utf-8", newline="\n") as f:
+            for i in range(n):
+                obj: dict[str, Any] = {}
+                if ids is not None:
+                    obj["id"] = ids[i]
+                if kind == "text":
+                    obj[text_key] = X[i]
+                elif kind == "sparse":
+                    s, e = X.indptr[i], X.indptr[i + 1]
+                    obj["features"] = {
+                        str(int(j)): float(v)
+                        for j, v in zip(X.indices[s:e], X.data[s:e], strict=True)
+                    }
+                else:
+                    obj["features"] = [float(v) for v in X[i]]
+                obj[labels_key] = [names[j] for j in Y.indices[Y.indptr[i] : Y.indptr[i + 1]]]
+                if groups is not None:
+                    obj["group"] = groups[i]
+                f.write(json.dumps(obj, ensure_ascii=False))
+                f.write("\n")
+    except UnicodeEncodeError as e:
+        raise DataFormatError(f"text cannot be encoded as UTF-8: {e.reason}", path=str(p)) from None
+    for side, needed in ((labels_side, need_labels), (meta_side, kind != "text")):
+        if not needed and side.is_file():
+            side.unlink()
+
+
+def _plain(v: Any, what: str, i: int, p: Path) -> str | int:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
+        return v
+    raise DataFormatError(
+        f"{what}[{i}] is {type(v).__name__}: only strings and integers can be written", path=str(p)
+    )
