@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import DataFormatError
 from ..labels import LabelSpace
 
-__all__ = ["iter_lines", "read_name_file", "LabelCollector"]
+__all__ = ["iter_lines", "read_name_file", "LabelCollector", "describe_value"]
 
 def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     """(1-based line number, line with its ending) for a UTF-8 (or ``.gz``) text file."""
@@ -117,3 +117,10 @@ class LabelCollector:
 
     def label_space(self) -> LabelSpace:
         return self.space if self.space is not None else LabelSpace(self.names)
+
+
+def describe_value(v: Any) -> str:
+    """A short description of a cell value for error messages: its type and repr (cut at 40)."""
+    if v is None:
+        return "null"
+    return f"{type(v).__name__} {repr(v)[:40]}"

@@ -18,6 +18,7 @@ import numpy as np
 from ..atomic import atomic_write
 from ..dataset import Dataset
 from ..errors import DataFormatError
+from ._lines import describe_value
 
 __all__ = ["write_jsonl", "META_FORMAT"]
 
@@ -104,5 +105,5 @@ def _plain(v: Any, what: str, i: int, p: Path) -> str | int:
     if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
         return v
     raise DataFormatError(
-        f"{what}[{i}] is {type(v).__name__}: only strings and integers can be written", path=str(p)
+        f"{what}[{i}] is {describe_value(v)}: only strings and integers can be written", path=str(p)
     )

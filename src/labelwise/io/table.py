@@ -74,6 +74,7 @@ from ..dataset import Dataset, as_label_matrix
 from ..errors import DataFormatError, MissingDependencyError
 from ..labels import LabelSpace
 from ._lines import LabelCollector, iter_lines, read_name_file
+from ._lines import describe_value as _kind
 from .jsonl import META_FORMAT as _META_FORMAT
 from .jsonl import write_jsonl
 
@@ -274,13 +275,6 @@ class _Cells:
                 raise self.error(f"expected non-empty label names, got {_kind(item)}", line, col)
             out.append(item)
         return out
-
-
-def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    text = repr(v)
-    return f"{type(v).__name__} {text[:40]}"
 
 
 # ---------------------------------------------------------------------------- reader
