@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(k) for k in stats)
     for key, value in stats.items():
         if isinstance(value, dict):
-            value = "  ".join(f"{k}:{v:g}" for k, v in value.items())
+            value = "  ".join(
+                f"{k}:{v:g}" if isinstance(v, int | float) else f"{k}:{v}" for k, v in value.items()
+            )
         elif isinstance(value, float):
             value = f"{value:.4g}"
         print(f"{key:<{width}}  {value}")
