@@ -47,3 +47,18 @@ def test_atomic_directory(tmp_path):
         (d / "b.txt").write_text("v2")
     assert sorted(os.listdir(model)) == ["b.txt"]
     assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_atomic_write_keeps_usual_permissions(tmp_path):
+    target = tmp_path / "perm.txt"
+    umask = os.umask(0o022)
+    try:
+        with atomic_write(target) as f:
+            f.write("x")
+    finally:
+        os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o644
+    os.chmod(target, 0o600)
+    with atomic_write(target) as f:
+        f.write("y")
+    assert target.stat().st_mode & 0o777 == 0o600

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "info": "labelwise.cli.info",
     "convert": "labelwise.cli.convert",
     "datasets": "labelwise.cli.datasets",
+    "evaluate": "labelwise.cli.evaluate",
 }
 
 EXIT_USAGE_OR_DATA = 2
