@@ -81,3 +81,14 @@ def test_many_labels_keep_identity():
     assert ds.Y.indices.dtype.itemsize >= 4
     np.testing.assert_array_equal(ds.Y.indices, np.arange(n_labels))
     assert ds.label_names(299) == ["l299"]
+
+
+def test_clean_csr_shared_and_unclean_not_mutated():
+    clean = sp.csr_matrix(np.array([[1, 0], [0, 1]], dtype=np.float32))
+    assert as_label_matrix(clean) is clean
+    dup = sp.csr_matrix((np.array([1, 1], np.float32), np.array([1, 0]), np.array([0, 2])), shape=(1, 2))
+    M = as_label_matrix(dup)
+    assert dup.indices.tolist() == [1, 0]  # the caller's matrix is left as it was
+    assert M.indices.tolist() == [0, 1]
+    with pytest.raises(DataFormatError):
+        as_label_matrix(sp.csr_matrix(np.array([[3.0, 0]])))
