@@ -7,6 +7,8 @@ def test_exported_members():
             "DataFormatError",
             "Dataset",
             "DatasetError",
+            "GroupIterativeStratifiedKFold",
+            "IterativeStratifiedKFold",
             "LabelError",
             "LabelSpace",
             "LabelwiseError",
@@ -17,6 +19,8 @@ def test_exported_members():
             "__version__",
             "detect_format",
             "read",
+            "split_report",
+            "train_test_split",
             "write",
         ]
     )

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "info": "labelwise.cli.info",
     "convert": "labelwise.cli.convert",
     "datasets": "labelwise.cli.datasets",
+    "split": "labelwise.cli.split",
     "evaluate": "labelwise.cli.evaluate",
 }
 
