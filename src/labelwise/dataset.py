@@ -53,8 +53,7 @@ def as_label_matrix(Y: Any, n_labels: int | None = None) -> sp.csr_matrix:
         canonical = M.has_canonical_format and M.dtype == np.float32 and bool(np.all(M.data == 1))
         if canonical and (n_labels is None or M.shape[1] == n_labels):
             return M  # already clean: shared, not copied (readers hand over their own arrays)
-        if M is Y or M.data is getattr(Y, "data", None):
-            M = M.copy()  # never normalise the caller's matrix in place
+        M = M.copy()  # never normalise the caller's matrix in place
     else:
         arr = np.asarray(Y)
         if arr.ndim != 2:
