@@ -1,0 +1,29 @@
+"""Model families that share one contract (:mod:`labelwise.models.base`).
+
+- :class:`OneVsRest`: one-vs-rest L2-regularised linear classifiers (squared hinge or
+  logistic) trained by dual coordinate descent in numba, with weight pruning.
+
+Every model saves to and loads from a directory (:mod:`labelwise.models.persist`);
+:func:`load_model` reads any registered family. Scores come back as top-k CSR matrices
+(:mod:`labelwise.models.topk`).
+"""
+
+from __future__ import annotations
+
+from .base import MultiLabelModel, as_feature_matrix
+from .ovr import OneVsRest, fit_linear
+from .persist import MODEL_CLASSES, load_model, save_model
+from .topk import linear_topk, topk_csr, topk_dense
+
+__all__ = [
+    "MODEL_CLASSES",
+    "MultiLabelModel",
+    "OneVsRest",
+    "as_feature_matrix",
+    "fit_linear",
+    "linear_topk",
+    "load_model",
+    "save_model",
+    "topk_csr",
+    "topk_dense",
+]

@@ -1,0 +1,295 @@
+"""``OneVsRest``: one L2-regularised linear classifier per label, trained by dual coordinate
+descent, with weight pruning so that the model stays sparse.
+
+For label ``j`` the model solves (liblinear's ``-s 1`` / ``-s 7`` problems)::
+
+    min_w  0.5 |w|^2 + C sum_i loss(y_ij * w.[x_i, bias])      y_ij in {+1, -1}
+
+with ``loss(m) = max(0, 1 - m)^2`` (``loss="squared_hinge"``) or ``log(1 + exp(-m))``
+(``loss="logistic"``), by the DCD kernels of :mod:`labelwise.models._dcd`. The bias is a
+constant extra feature of value ``bias`` regularised like the others, exactly as liblinear
+(and scikit-learn's ``LinearSVC(intercept_scaling=bias)``) do; ``bias=0`` fits no intercept.
+Labels are trained in chunks by a pool of ``n_threads`` threads calling nogil numba kernels
+over one shared CSR copy of X; each label's row shuffling is seeded from ``random_state``
+and the label id, so the model does not depend on ``n_threads``.
+
+Pruning: after training, feature weights with ``|w| < prune_threshold`` are set to zero (the
+bias weight is never pruned). The default 0.1 is the weight threshold of Parabel, Bonsai and
+omikuji (``--linear.weight_threshold 0.1``); DiSMEC uses 0.01. ``prune_threshold=0`` keeps the
+exact solution. Learned state: ``coef_`` CSR float32 (n_features, n_labels), ``intercept_``
+float32 (n_labels,) = bias * bias weight, ``n_iter_`` (n_labels,) DCD epochs,
+``labels_without_positives_`` int64 ids (trained as all-negative problems, so their margin is
+negative; a warning counts them).
+
+Scores: ``decision_function`` returns margins ``x.w + intercept``; ``predict`` thresholds them
+at 0. ``predict_proba`` applies the sigmoid: for ``loss="logistic"`` that is the model's own
+probability; for ``loss="squared_hinge"`` it is only a monotone map to [0, 1], *not*
+calibrated (use labelwise's calibration step for probabilities).
+
+Memory: ``estimate_memory(X, Y)`` is checked against ``memory_limit`` before training
+(``"auto"``: 80% of MemAvailable); above it :class:`~labelwise.errors.ResourceLimitError`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+
+from ..errors import DataFormatError, ResourceLimitError
+from . import _dcd
+from .base import MultiLabelModel, as_feature_matrix
+from .topk import linear_topk, resolve_n_threads
+
+__all__ = ["OneVsRest", "fit_linear", "available_memory"]
+
+_LOSSES = {"squared_hinge": _dcd.LOSS_SQUARED_HINGE, "logistic": _dcd.LOSS_LOGISTIC}
+
+
+def available_memory() -> int:
+    """Bytes of memory available now: MemAvailable from /proc/meminfo, else physical RAM."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - exotic platforms
+        return 1 << 62
+
+
+def fit_linear(X: sp.csr_matrix, Y: sp.csr_matrix, *, loss: str = "squared_hinge",
+               C: float = 1.0, bias: float = 1.0, tol: float = 0.1, max_iter: int = 1000,
+               prune_threshold: float = 0.1, n_threads: int | None = None,
+               seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Train one binary linear classifier per column of Y; the engine behind OneVsRest.
+
+    X: canonical CSR float32 (n_samples, n_features) (see ``as_feature_matrix``); Y: CSR 0/1
+    (n_samples, n_labels). Returns ``(coef, intercept, n_iter)``: coef CSR float32
+    (n_features, n_labels) after pruning, intercept float32 (n_labels,), n_iter int32.
+    Reusable by other families (a label tree trains its nodes with it).
+    """
+    n, d = X.shape
+    L = Y.shape[1]
+    Yc = sp.csc_matrix(Y)
+    Yc.sort_indices()
+    y_indptr = Yc.indptr.astype(np.int64)
+    y_indices = Yc.indices.astype(np.int64)
+    sq = _dcd.row_sq_norms(X.indptr, X.data, float(bias))
+    threads = resolve_n_threads(n_threads)
+    chunk = int(max(1, min(64, -(-L // (4 * threads)))))
+    label_chunks = [np.arange(a, min(a + chunk, L), dtype=np.int64) for a in range(0, L, chunk)]
+    code = _LOSSES[loss]
+
+    def run(labels: np.ndarray):
+        return _dcd.train_chunk(X.indptr, X.indices, X.data, sq, y_indptr, y_indices, labels,
+                                code, float(C), float(bias), float(tol), int(max_iter),
+                                float(prune_threshold), int(seed), int(d))
+
+    if threads == 1 or len(label_chunks) == 1:
+        results = [run(c) for c in label_chunks]
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            results = list(pool.map(run, label_chunks))
+    counts = np.concatenate([r[0] for r in results]) if results else np.zeros(0, np.int64)
+    indptr = np.zeros(L + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    feat = np.concatenate([r[1] for r in results])
+    vals = np.concatenate([r[2] for r in results])
+    bias_w = np.concatenate([r[3] for r in results])
+    n_iter = np.concatenate([r[4] for r in results]).astype(np.int32)
+    W = sp.csc_matrix((vals, feat, indptr), shape=(d, L))
+    coef = sp.csr_matrix(W.tocsr())
+    coef.sort_indices()
+    intercept = (bias_w * bias).astype(np.float32)
+    return coef, intercept, n_iter
+
+
+class OneVsRest(MultiLabelModel):
+    """One-vs-rest L2-regularised linear classifiers (see the module docstring).
+
+    Parameters
+    ----------
+    loss: "squared_hinge" (L2-loss SVM, liblinear -s 1) or "logistic" (liblinear -s 7).
+    C: inverse regularisation strength (> 0).
+    bias: value of the constant bias feature (>= 0; 0 = no intercept).
+    tol: DCD stopping tolerance; 0.1 is liblinear's default for its dual solvers.
+    max_iter: cap on DCD epochs per label (liblinear's default 1000); a warning counts the
+        labels that reach it.
+    prune_threshold: feature weights with smaller magnitude are dropped (>= 0).
+    n_threads: worker threads (None = all CPUs this process may use).
+    memory_limit: bytes, "auto" (80% of available memory) or None (no check).
+    random_state: int seed for the per-label row shuffles (None = a fresh seed each fit).
+    """
+
+    _persist_name = "OneVsRest"
+
+    def __init__(self, *, loss: str = "squared_hinge", C: float = 1.0, bias: float = 1.0,
+                 tol: float = 0.1, max_iter: int = 1000, prune_threshold: float = 0.1,
+                 n_threads: int | None = None, memory_limit: int | str | None = "auto",
+                 random_state: int | None = 0) -> None:
+        self.loss = loss
+        self.C = C
+        self.bias = bias
+        self.tol = tol
+        self.max_iter = max_iter
+        self.prune_threshold = prune_threshold
+        self.n_threads = n_threads
+        self.memory_limit = memory_limit
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ parameters
+    def _validate_params(self) -> None:
+        if self.loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {self.loss!r}")
+        for name, low, strict in (("C", 0.0, True), ("bias", 0.0, False), ("tol", 0.0, True),
+                                  ("prune_threshold", 0.0, False)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) \
+                    or (v <= low if strict else v < low):
+                rel = ">" if strict else ">="
+                raise ValueError(f"{name} must be a finite number {rel} {low}, got {v!r}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) \
+                or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
+        if self.n_threads is not None and (isinstance(self.n_threads, bool) or not isinstance(
+                self.n_threads, int) or self.n_threads < 1):
+            raise ValueError(f"n_threads must be None or a positive int, got {self.n_threads!r}")
+        rs = self.random_state
+        if rs is not None and (isinstance(rs, bool) or not isinstance(rs, int | np.integer)
+                               or not 0 <= rs < 2**32):
+            raise ValueError(f"random_state must be None or an int in [0, 2**32), got {rs!r}")
+        ml = self.memory_limit
+        if not (ml is None or ml == "auto" or (isinstance(ml, int | float)
+                                               and not isinstance(ml, bool) and ml > 0)):
+            raise ValueError(f"memory_limit must be 'auto', None or a positive number of bytes, "
+                             f"got {ml!r}")
+
+    def _memory_limit_bytes(self) -> float | None:
+        if self.memory_limit is None:
+            return None
+        if self.memory_limit == "auto":
+            return 0.8 * available_memory()
+        return float(self.memory_limit)
+
+    def estimate_memory(self, X: Any, Y: Any) -> int:
+        """Estimated peak bytes that ``fit(X, Y)`` allocates beyond its inputs.
+
+        Counts the CSR float32 copy of X (when X is not already one), the label matrix in
+        CSC form, per-thread DCD buffers (dense w, targets, duals, order), and the learned
+        weights counted *unpruned* (every feature that occurs in X, for every label) times
+        three (chunk buffers, their concatenation, the CSR conversion). Pruning usually makes
+        the real model far smaller, so this errs on the high side.
+        """
+        n, d = X.shape
+        L = Y.shape[1]
+        nnz_x = X.nnz if sp.issparse(X) else int(np.count_nonzero(X))
+        x_is_ready = sp.issparse(X) and X.format == "csr" and X.dtype == np.float32
+        x_copy = 0 if x_is_ready else nnz_x * 8 + (n + 1) * 8
+        nnz_y = Y.nnz if sp.issparse(Y) else int(np.count_nonzero(Y))
+        y_bytes = 2 * (nnz_y * 12 + (L + 1) * 8 + (n + 1) * 8)
+        duals = 24 if self.loss == "logistic" else 8
+        per_thread = (d + 1) * 8 + n * (8 + 8 + duals)
+        if sp.issparse(X):
+            d_used = int(np.unique(X.tocsr().indices).size) if nnz_x else 0
+        else:
+            d_used = int(np.count_nonzero(np.any(np.asarray(X) != 0, axis=0)))
+        weights = 3 * L * d_used * 8 + L * 24
+        threads = resolve_n_threads(self.n_threads)
+        return int(x_copy + y_bytes + n * 8 + threads * per_thread + weights)
+
+    # ------------------------------------------------------------------ fit / predict
+    def _fit(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
+        limit = self._memory_limit_bytes()
+        if limit is not None:
+            need = self.estimate_memory(X, Y)
+            if need > limit:
+                raise ResourceLimitError(
+                    f"training needs about {need / 2**20:.1f} MiB (estimate_memory) but "
+                    f"memory_limit is {limit / 2**20:.1f} MiB; raise memory_limit, use fewer "
+                    "threads or a label tree")
+        seed = self.random_state
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        positives = np.diff(sp.csc_matrix(Y).indptr)
+        empty = np.flatnonzero(positives == 0).astype(np.int64)
+        if empty.size:
+            warnings.warn(
+                f"{empty.size} of {Y.shape[1]} labels have no positive training example; "
+                "they are trained as all-negative (see labels_without_positives_)",
+                UserWarning, stacklevel=3)
+        coef, intercept, n_iter = fit_linear(
+            X, Y, loss=self.loss, C=self.C, bias=self.bias, tol=self.tol,
+            max_iter=self.max_iter, prune_threshold=self.prune_threshold,
+            n_threads=self.n_threads, seed=int(seed))
+        capped = int(np.count_nonzero(n_iter >= self.max_iter))
+        if capped:
+            warnings.warn(
+                f"{capped} of {Y.shape[1]} labels reached max_iter={self.max_iter} before the "
+                f"DCD tolerance {self.tol}; raise max_iter or tol", ConvergenceWarning,
+                stacklevel=3)
+        self.coef_ = coef
+        self.intercept_ = intercept
+        self.n_iter_ = n_iter
+        self.labels_without_positives_ = empty
+
+    def _decision_topk(self, X: sp.csr_matrix, k: int) -> sp.csr_matrix:
+        return linear_topk(X, self.coef_, self.intercept_, k, n_threads=self.n_threads)
+
+    def decision_function_dense(self, X: Any) -> np.ndarray:
+        """All margins as a dense float32 (n_samples, n_labels) array (small label sets)."""
+        self._check_fitted()
+        Xc = as_feature_matrix(X, n_features=self.n_features_in_)
+        return np.asarray(Xc @ self.coef_ + self.intercept_[None, :], dtype=np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        W = self.coef_
+        arrays = {
+            "coef_data": np.asarray(W.data, dtype=np.float32),
+            "coef_indices": np.asarray(W.indices),
+            "coef_indptr": np.asarray(W.indptr, dtype=np.int64),
+            "intercept": np.asarray(self.intercept_, dtype=np.float32),
+            "n_iter": np.asarray(self.n_iter_, dtype=np.int32),
+            "labels_without_positives": np.asarray(self.labels_without_positives_,
+                                                   dtype=np.int64),
+        }
+        return arrays, {}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        need = ("coef_data", "coef_indices", "coef_indptr", "intercept", "n_iter",
+                "labels_without_positives")
+        missing = [k for k in need if k not in arrays]
+        if missing:
+            raise DataFormatError(f"OneVsRest model lacks arrays: {', '.join(missing)}")
+        L, d = len(self.labels_), int(self.n_features_in_)
+        data, indices, indptr = (arrays["coef_data"], arrays["coef_indices"],
+                                 arrays["coef_indptr"])
+        if indices.dtype not in (np.int32, np.int64) or indptr.dtype not in (np.int32, np.int64):
+            raise DataFormatError("OneVsRest weight indices must be int32 or int64",
+                                  field="arrays")
+        ok = (indptr.shape == (d + 1,) and indices.shape == data.shape
+              and arrays["intercept"].shape == (L,) and arrays["n_iter"].shape == (L,)
+              and int(indptr[0]) == 0 and int(indptr[-1]) == data.shape[0]
+              and bool(np.all(np.diff(indptr) >= 0))
+              and (indices.size == 0 or (int(indices.min()) >= 0 and int(indices.max()) < L)))
+        if not ok:
+            raise DataFormatError(
+                f"OneVsRest arrays do not fit {d} features x {L} labels", field="arrays")
+        W = sp.csr_matrix((d, L), dtype=np.float32)
+        # one index dtype for both (scipy's rule); indptr is small, so it is the one cast
+        W.data, W.indices = np.asarray(data), np.asarray(indices)
+        W.indptr = np.asarray(indptr).astype(indices.dtype, copy=False)
+        self.coef_ = W
+        self.intercept_ = np.asarray(arrays["intercept"])
+        self.n_iter_ = np.asarray(arrays["n_iter"])
+        self.labels_without_positives_ = np.asarray(arrays["labels_without_positives"])

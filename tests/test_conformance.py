@@ -1,0 +1,20 @@
+"""Run the shared conformance suite (tests/conformance.py) against every model family."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import CHECKS
+from labelwise.models import OneVsRest
+
+FAMILIES = {
+    "ovr-squared-hinge": lambda: OneVsRest(random_state=3, n_threads=2),
+    "ovr-logistic": lambda: OneVsRest(loss="logistic", prune_threshold=0.0, random_state=3,
+                                      n_threads=1),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_conformance(check, family, tmp_path):
+    check(FAMILIES[family], tmp_path)
