@@ -46,5 +46,5 @@ def test_help_runs_and_lists_commands():
     out = subprocess.run(
         [sys.executable, "-m", "labelwise", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("info", "convert", "datasets"):
+    for command in ("info", "convert", "datasets", "split", "train", "predict", "evaluate"):
         assert command in out.stdout

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 #: sub-command name -> module in labelwise.cli (with ``HELP``, ``add_arguments``, ``run``).
@@ -19,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "convert": "labelwise.cli.convert",
     "datasets": "labelwise.cli.datasets",
     "split": "labelwise.cli.split",
+    "train": "labelwise.cli.train",
+    "predict": "labelwise.cli.predict",
     "evaluate": "labelwise.cli.evaluate",
 }
 
@@ -45,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``warning: ...`` line on stderr, without source lines."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -53,8 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE_OR_DATA
     from labelwise.errors import LabelwiseError
 
+    warnings.showwarning = _show_warning
     try:
         return int(args._run(args) or 0)
+    except BrokenPipeError:  # e.g. `labelwise predict ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except LabelwiseError as e:
         if args.debug:
             raise
@@ -69,9 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `labelwise predict ... | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":

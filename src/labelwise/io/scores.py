@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from ..atomic import atomic_write
 from ..errors import DataFormatError
 from ..labels import LabelSpace
 
-__all__ = ["read_scores", "write_scores"]
+__all__ = ["read_scores", "write_scores", "score_lines"]
 
 
 def read_scores(
@@ -64,26 +64,33 @@ def write_scores(
     ids: Sequence[Any] | None = None,
 ) -> None:
     """Write CSR scores as JSONL (by extension ``.jsonl``) or XC-like text, atomically, best first."""
-    S = sp.csr_matrix(S)
     jsonl = Path(path).suffix.lower() in (".jsonl", ".ndjson")
     with atomic_write(path, "w", encoding="utf-8") as f:
-        if not jsonl:
-            f.write(f"{S.shape[0]} {S.shape[1]}\n")
-        for i in range(S.shape[0]):
-            s, e = S.indptr[i], S.indptr[i + 1]
-            cols, vals = S.indices[s:e], S.data[s:e]
-            order = np.lexsort((cols, -vals))
-            if jsonl:
-                obj: dict[str, Any] = {}
-                if ids is not None:
-                    v = ids[i]
-                    obj["id"] = v.item() if hasattr(v, "item") else v
-                obj["labels"] = [
-                    {"label": labels.name(int(cols[j])), "score": float(vals[j])} for j in order
-                ]
-                f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-            else:
-                f.write(" ".join(f"{int(cols[j])}:{float(vals[j]):.9g}" for j in order) + "\n")
+        f.writelines(score_lines(S, labels, ids=ids, jsonl=jsonl))
+
+
+def score_lines(
+    S: sp.csr_matrix, labels: LabelSpace, *, ids: Sequence[Any] | None = None, jsonl: bool = True
+) -> Iterator[str]:
+    """The lines of a score file (each ending in a newline), entries of a row best first."""
+    S = sp.csr_matrix(S)
+    if not jsonl:
+        yield f"{S.shape[0]} {S.shape[1]}\n"
+    for i in range(S.shape[0]):
+        s, e = S.indptr[i], S.indptr[i + 1]
+        cols, vals = S.indices[s:e], S.data[s:e]
+        order = np.lexsort((cols, -vals))
+        if jsonl:
+            obj: dict[str, Any] = {}
+            if ids is not None:
+                v = ids[i]
+                obj["id"] = v.item() if hasattr(v, "item") else v
+            obj["labels"] = [
+                {"label": labels.name(int(cols[j])), "score": float(vals[j])} for j in order
+            ]
+            yield json.dumps(obj, ensure_ascii=False) + "\n"
+        else:
+            yield " ".join(f"{int(cols[j])}:{float(vals[j]):.9g}" for j in order) + "\n"
 
 
 def _read_jsonl(p: Path, labels: LabelSpace) -> tuple[list[dict[int, float]], list[Any]]:

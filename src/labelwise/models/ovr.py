@@ -41,6 +41,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from ..errors import DataFormatError, ResourceLimitError
+from ..progress import progress
 from . import _dcd
 from .base import MultiLabelModel, as_feature_matrix
 from .topk import linear_topk, resolve_n_threads
@@ -90,16 +91,21 @@ def fit_linear(X: sp.csr_matrix, Y: sp.csr_matrix, *, loss: str = "squared_hinge
     label_chunks = [np.arange(a, min(a + chunk, L), dtype=np.int64) for a in range(0, L, chunk)]
     code = _LOSSES[loss]
 
-    def run(labels: np.ndarray):
-        return _dcd.train_chunk(X.indptr, X.indices, X.data, sq, y_indptr, y_indices, labels,
-                                code, float(C), float(bias), float(tol), int(max_iter),
-                                float(prune_threshold), int(seed), int(d))
+    bar = progress(L, "training labels", unit="label")
 
-    if threads == 1 or len(label_chunks) == 1:
-        results = [run(c) for c in label_chunks]
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            results = list(pool.map(run, label_chunks))
+    def run(labels: np.ndarray):
+        out = _dcd.train_chunk(X.indptr, X.indices, X.data, sq, y_indptr, y_indices, labels,
+                               code, float(C), float(bias), float(tol), int(max_iter),
+                               float(prune_threshold), int(seed), int(d))
+        bar.update(len(labels))
+        return out
+
+    with bar:
+        if threads == 1 or len(label_chunks) == 1:
+            results = [run(c) for c in label_chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                results = list(pool.map(run, label_chunks))
     counts = np.concatenate([r[0] for r in results]) if results else np.zeros(0, np.int64)
     indptr = np.zeros(L + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
