@@ -26,8 +26,10 @@ def test_bar_shown_on_a_terminal_and_restored(monkeypatch):
         assert pg.progress_enabled()
         with pg.progress(4, "training labels", unit="label") as bar:
             assert bar._bar is not None
-            bar.update(4)
+            bar.update(3)
+            bar.update(1)
+            assert bar._bar.n == 4
     assert not pg.progress_enabled()
-    assert "training labels" in err.getvalue() and "4/4" in err.getvalue()
+    assert "training labels" in err.getvalue() and "/4" in err.getvalue()
     with pg.show_progress(False):
         assert not pg.progress_enabled()
