@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "train": "labelwise.cli.train",
     "predict": "labelwise.cli.predict",
     "evaluate": "labelwise.cli.evaluate",
+    "tune": "labelwise.cli.tune",
 }
 
 EXIT_USAGE_OR_DATA = 2

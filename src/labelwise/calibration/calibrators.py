@@ -1,0 +1,336 @@
+"""Calibrators: raw scores to probabilities, fitted on cross-fitted training scores.
+
+Every calibrator has ``fit(S, Y)``, ``transform(S)``, ``explain()``, ``to_dict()`` /
+``arrays()`` / :func:`calibrator_from_dict`, ``save(dir)`` / :func:`load_calibrator`.
+``S`` is dense (n_samples, n_labels) or a sparse top-k matrix (see
+:mod:`labelwise.decision._entries`); ``transform`` keeps the layout: dense in, dense
+float64 out; sparse in, CSR float32 out with the same stored entries.
+
+Kinds
+-----
+``PlattCalibrator(per_label=False)``
+    p = sigmoid(a s + b), one (a, b) for all labels (maximum likelihood, Newton).
+``PlattCalibrator(per_label=True)``
+    one (a_j, b_j) per label, pooled toward the shared fit (a0, b0) by a Gaussian prior:
+    MAP estimates with prior precisions (lam_a, lam_b). ``prior_strength=None`` (default)
+    estimates them by empirical Bayes: each label's unpooled fit and its sampling variance
+    (inverse Hessian) are computed; over labels with at least ``min_positives`` positive
+    and negative stored entries the between-label variance is
+    ``tau^2 = max(mean((a_j - a0)^2) - mean(var_j), 1e-4)`` (the same for b), and
+    ``lam = 1 / tau^2``. A label with few entries thus stays near the shared fit; one with
+    many follows its own data. A float ``prior_strength`` sets ``lam_a = lam_b`` directly.
+``IsotonicCalibrator()``
+    one non-decreasing step map shared by all labels (scikit-learn's IsotonicRegression,
+    stored as its breakpoints and applied by linear interpolation, clipped at the ends).
+``TemperatureCalibrator()``
+    p = sigmoid(s / T), one temperature T > 0 shared by all labels (1-D Newton on 1/T).
+
+Labels never retrieved
+----------------------
+Only stored entries are fitted and transformed. An unstored (not retrieved) pair of a top-k
+matrix has the probability ``missing_probability_``: the share of true labels among the
+unretrieved pairs of the fitting data, capped at the lowest calibrated probability of a
+stored fitting entry, so it is never above a retrieved label's probability. It is reported
+by ``explain()`` and used by :func:`labelwise.calibration.ece.expected_calibration_error`
+(``missing=``); no decision policy ever accepts an unretrieved label. Dense scores have no
+unretrieved pairs (``missing_probability_`` is then None).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..decision import _store
+from ..decision._entries import Entries, entries, hits, rebuild, truth
+from ..errors import DataFormatError, NotFittedError
+from ._logistic import _sigmoid, fit_groups
+
+__all__ = ["Calibrator", "PlattCalibrator", "IsotonicCalibrator", "TemperatureCalibrator",
+           "CALIBRATORS", "calibrator_from_dict", "load_calibrator", "FORMAT"]
+
+FORMAT = "labelwise.calibration"
+
+
+class Calibrator:
+    """Base class; see the module docstring."""
+
+    kind: ClassVar[str] = ""
+
+    def fit(self, S: Any, Y: Any) -> Calibrator:
+        """Fit on scores S (n_samples, n_labels) and truth Y; returns self."""
+        E = entries(S)
+        Yc = truth(Y, E.shape)
+        h = hits(E, Yc)
+        self.n_labels_ = E.shape[1]
+        self._fit(E, h)
+        if E.dense:
+            self.missing_probability_ = None
+        else:
+            n_missing = E.shape[0] * E.shape[1] - E.nnz
+            pos_missing = Yc.nnz - int(h.sum())
+            rate = pos_missing / n_missing if n_missing else 0.0
+            floor = float(self._map(E.values, E.cols).min()) if E.nnz else rate
+            self.missing_probability_ = float(min(rate, floor))
+        return self
+
+    def transform(self, S: Any) -> Any:
+        """Probabilities in the layout of S (dense -> dense, sparse -> CSR float32)."""
+        self._check_fitted()
+        E = entries(S)
+        self._check_labels(E)
+        return rebuild(E, self._map(E.values, E.cols))
+
+    predict_proba = transform
+
+    def fit_transform(self, S: Any, Y: Any) -> Any:
+        return self.fit(S, Y).transform(S)
+
+    # -------------------------------------------------------------- persistence
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {"kind": self.kind, "params": self._params(), "n_labels": self.n_labels_,
+                "missing_probability": self.missing_probability_, "state": self._state()}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return self._arrays()
+
+    def save(self, directory: str | os.PathLike[str], *, name: str = "calibration") -> None:
+        """Write ``name.json`` + ``name.npz`` into ``directory`` (atomically, file by file)."""
+        _store.write(directory, name, FORMAT, self.to_dict(), self.arrays())
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], *, name: str = "calibration") -> Calibrator:
+        return load_calibrator(directory, name=name)
+
+    def explain(self) -> dict[str, Any]:
+        """The fitted map in words and numbers (JSON-able)."""
+        self._check_fitted()
+        out = {"kind": self.kind, "missing_probability": self.missing_probability_}
+        out.update(self._explain())
+        return out
+
+    # -------------------------------------------------------------- helpers
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_labels_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(S, Y)")
+
+    def _check_labels(self, E: Entries) -> None:
+        if E.shape[1] != self.n_labels_:
+            raise DataFormatError(f"scores have {E.shape[1]} labels but the calibrator was "
+                                  f"fitted on {self.n_labels_}", field="S")
+
+    def _params(self) -> dict[str, Any]:
+        return {}
+
+    def _fit(self, E: Entries, h: np.ndarray) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _map(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+    def _explain(self) -> dict[str, Any]:
+        return {}
+
+
+class PlattCalibrator(Calibrator):
+    """Platt scaling, shared or per label with empirical-Bayes pooling (module docstring)."""
+
+    kind = "platt"
+
+    def __init__(self, *, per_label: bool = False, prior_strength: float | None = None,
+                 min_positives: int = 10) -> None:
+        self.per_label = per_label
+        self.prior_strength = prior_strength
+        self.min_positives = min_positives
+
+    def _params(self) -> dict[str, Any]:
+        return {"per_label": bool(self.per_label), "prior_strength": self.prior_strength,
+                "min_positives": int(self.min_positives)}
+
+    def _fit(self, E: Entries, h: np.ndarray) -> None:
+        if self.prior_strength is not None and not (float(self.prior_strength) >= 0):
+            raise ValueError(f"prior_strength must be None or >= 0, got {self.prior_strength!r}")
+        y = h.astype(np.float64)
+        zeros = np.zeros(E.nnz, np.int64)
+        a, b, _ = fit_groups(E.values, y, zeros, 1, a0=0.0, b0=0.0)
+        self.shared_ = (float(a[0]), float(b[0]))
+        L = E.shape[1]
+        self.n_positives_ = np.bincount(E.cols, weights=y, minlength=L).astype(np.int64)
+        self.n_entries_ = np.bincount(E.cols, minlength=L).astype(np.int64)
+        if not self.per_label:
+            self.prior_ = None
+            return
+        a0, b0 = self.shared_
+        if self.prior_strength is None:
+            lam_a, lam_b = self._empirical_bayes(E, y, a0, b0)
+        else:
+            lam_a = lam_b = float(self.prior_strength)
+        self.prior_ = (float(lam_a), float(lam_b))
+        a, b, _ = fit_groups(E.values, y, E.cols, L, a0=a0, b0=b0, lam_a=lam_a, lam_b=lam_b)
+        self.a_, self.b_ = a, b
+
+    def _empirical_bayes(self, E: Entries, y: np.ndarray, a0: float, b0: float):
+        L = E.shape[1]
+        n_neg = self.n_entries_ - self.n_positives_
+        rich = (self.n_positives_ >= self.min_positives) & (n_neg >= self.min_positives)
+        if np.count_nonzero(rich) < 3:  # too few labels to estimate a spread: pool fully
+            return 1e4, 1e4
+        a, b, H = fit_groups(E.values, y, E.cols, L, a0=a0, b0=b0, lam_a=1e-3, lam_b=1e-3)
+        det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
+        var_a = H[:, 1, 1] / det
+        var_b = H[:, 0, 0] / det
+        tau_a = max(float(np.mean((a[rich] - a0) ** 2) - np.mean(var_a[rich])), 1e-4)
+        tau_b = max(float(np.mean((b[rich] - b0) ** 2) - np.mean(var_b[rich])), 1e-4)
+        return 1.0 / tau_a, 1.0 / tau_b
+
+    def _map(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if self.per_label:
+            return _sigmoid(self.a_[cols] * values + self.b_[cols])
+        a, b = self.shared_
+        return _sigmoid(a * values + b)
+
+    def _state(self) -> dict[str, Any]:
+        return {"shared": list(self.shared_),
+                "prior": None if self.prior_ is None else list(self.prior_)}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        out = {"n_positives": self.n_positives_, "n_entries": self.n_entries_}
+        if self.per_label:
+            out.update(a=self.a_, b=self.b_)
+        return out
+
+    def _set(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.shared_ = tuple(float(v) for v in state["shared"])
+        self.prior_ = None if state["prior"] is None else tuple(state["prior"])
+        self.n_positives_ = arrays["n_positives"]
+        self.n_entries_ = arrays["n_entries"]
+        if self.per_label:
+            self.a_, self.b_ = arrays["a"], arrays["b"]
+            if self.a_.shape != (self.n_labels_,) or self.b_.shape != (self.n_labels_,):
+                raise DataFormatError("per-label Platt arrays do not match n_labels",
+                                      field="arrays")
+
+    def _explain(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"shared": {"a": self.shared_[0], "b": self.shared_[1]},
+                               "per_label": bool(self.per_label)}
+        if self.per_label:
+            out["prior_precision"] = {"a": self.prior_[0], "b": self.prior_[1]}
+            out["labels"] = [
+                {"label": j, "a": float(self.a_[j]), "b": float(self.b_[j]),
+                 "positives": int(self.n_positives_[j]), "entries": int(self.n_entries_[j])}
+                for j in range(self.n_labels_)]
+        return out
+
+
+class TemperatureCalibrator(Calibrator):
+    """p = sigmoid(s / T) with one fitted temperature T (module docstring)."""
+
+    kind = "temperature"
+
+    def _fit(self, E: Entries, h: np.ndarray) -> None:
+        s, y = E.values, h.astype(np.float64)
+        beta = 1.0
+        for _ in range(100):
+            p = _sigmoid(beta * s)
+            grad = float(np.dot(p - y, s))
+            hess = float(np.dot(np.maximum(p * (1 - p), 1e-12), s * s)) + 1e-12
+            new = beta - grad / hess
+            if new <= 0:  # keep T positive: halve toward zero instead
+                new = beta / 2
+            if abs(new - beta) <= 1e-10 * (1 + abs(beta)):
+                beta = new
+                break
+            beta = new
+        self.temperature_ = float(1.0 / beta)
+
+    def _map(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return _sigmoid(values / self.temperature_)
+
+    def _state(self) -> dict[str, Any]:
+        return {"temperature": self.temperature_}
+
+    def _set(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.temperature_ = float(state["temperature"])
+
+    def _explain(self) -> dict[str, Any]:
+        return {"temperature": self.temperature_}
+
+
+class IsotonicCalibrator(Calibrator):
+    """One shared isotonic (non-decreasing) map (module docstring)."""
+
+    kind = "isotonic"
+
+    def _fit(self, E: Entries, h: np.ndarray) -> None:
+        from sklearn.isotonic import IsotonicRegression
+
+        if E.nnz == 0:
+            raise DataFormatError("no stored scores to calibrate on", field="S")
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+        iso.fit(E.values, h.astype(np.float64))
+        self.x_ = np.asarray(iso.X_thresholds_, np.float64)
+        self.y_ = np.asarray(iso.y_thresholds_, np.float64)
+
+    def _map(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.interp(values, self.x_, self.y_)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"x": self.x_, "y": self.y_}
+
+    def _set(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        x, y = arrays["x"], arrays["y"]
+        if x.shape != y.shape or x.ndim != 1 or x.size == 0 or np.any(np.diff(x) < 0) \
+                or np.any(np.diff(y) < 0):
+            raise DataFormatError("isotonic breakpoints must be two non-decreasing arrays of "
+                                  "one length", field="arrays")
+        self.x_, self.y_ = x, y
+
+    def _explain(self) -> dict[str, Any]:
+        return {"breakpoints": int(self.x_.size)}
+
+
+CALIBRATORS: dict[str, type[Calibrator]] = {
+    "platt": PlattCalibrator, "isotonic": IsotonicCalibrator,
+    "temperature": TemperatureCalibrator}
+
+
+def calibrator_from_dict(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> Calibrator:
+    """Rebuild a fitted calibrator from ``to_dict()`` and ``arrays()``."""
+    if not isinstance(d, dict) or d.get("kind") not in CALIBRATORS:
+        kind = d.get("kind") if isinstance(d, dict) else None
+        raise DataFormatError(f"unknown calibrator kind {kind!r}; known: "
+                              f"{', '.join(sorted(CALIBRATORS))}", field="kind")
+    cls = CALIBRATORS[d["kind"]]
+    try:
+        obj = cls(**d.get("params", {}))
+        n = d["n_labels"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise DataFormatError(f"n_labels must be an int >= 0, got {n!r}", field="n_labels")
+        obj.n_labels_ = n
+        mp = d.get("missing_probability")
+        obj.missing_probability_ = None if mp is None else float(mp)
+        obj._set(d.get("state", {}), arrays)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, DataFormatError):
+            raise
+        raise DataFormatError(f"malformed {d['kind']} calibrator: {e!r}") from None
+    return obj
+
+
+def load_calibrator(directory: str | os.PathLike[str], *, name: str = "calibration") -> Calibrator:
+    """Read ``name.json`` + ``name.npz`` written by ``Calibrator.save``."""
+    d, arrays = _store.read(directory, name, FORMAT)
+    return calibrator_from_dict(d, arrays)

@@ -1,0 +1,116 @@
+"""Cross-fitted scores: every training row scored by a model that never saw it.
+
+:func:`cross_fit_scores` splits the training rows into ``cv`` folds by iterative
+stratification (:class:`labelwise.split.IterativeStratifiedKFold`, so every fold holds its
+share of each label), fits a clone of the model (``sklearn.base.clone``: same parameters,
+nothing learned) on the other ``cv - 1`` folds and scores the held-out fold. The result is a
+top-k score matrix (see :mod:`labelwise.models.topk`) of out-of-fold scores for all training
+rows, in their original order: the input of calibration and threshold tuning, so that
+neither is fitted on scores of rows the model was trained on, nor on any evaluation row.
+
+A model is anything with ``fit(X, Y)`` and either ``decision_function(X, *, k=)`` returning
+a top-k CSR (labelwise models) or a scikit-learn style ``decision_function(X)`` /
+``predict_proba(X)`` returning a dense (n_samples, n_labels) array (its top k is kept).
+Warnings raised inside the folds (e.g. a rare label with no positive in some training
+folds) are gathered and re-issued once each, with the number of folds that raised them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .dataset import Dataset, as_label_matrix
+from .errors import DataFormatError
+
+__all__ = ["cross_fit_scores"]
+
+
+def _score(model: Any, X: Any, k: int, method: str) -> sp.csr_matrix:
+    from .models.base import MultiLabelModel
+    from .models.topk import topk_csr, topk_dense
+
+    if isinstance(model, MultiLabelModel):
+        fn = getattr(model, method)
+        return fn(X, k=k)
+    out = getattr(model, method)(X)
+    if isinstance(out, list):  # e.g. a list of (n, 2) predict_proba arrays per label
+        out = np.column_stack([np.asarray(o)[:, -1] for o in out])
+    if sp.issparse(out):
+        return topk_csr(out, k)
+    return topk_dense(np.asarray(out, dtype=np.float64), k)
+
+
+def cross_fit_scores(model: Any, X: Any, Y: Any = None, *, cv: int = 5, k: int = 10,
+                     method: str = "decision_function", random_state: int | None = 0,
+                     return_folds: bool = False) -> Any:
+    """Out-of-fold top-k scores (n_samples, n_labels) CSR for the training rows.
+
+    ``X``, ``Y``: the training data (or a :class:`~labelwise.Dataset` as ``X``). ``cv`` >= 2
+    folds; ``k`` scores kept per row (``min(k, n_labels)``); ``method``:
+    ``"decision_function"`` or ``"predict_proba"``. With ``return_folds=True`` also returns
+    the int64 fold id of every row.
+    """
+    from sklearn.base import clone
+
+    from .split import IterativeStratifiedKFold
+
+    if isinstance(X, Dataset):
+        if Y is not None:
+            raise TypeError("cross_fit_scores(dataset) takes Y from the dataset; pass no Y")
+        X, Y = X.X, X.Y
+    if Y is None:
+        raise TypeError("cross_fit_scores(model, X, Y) needs Y")
+    if method not in ("decision_function", "predict_proba"):
+        raise DataFormatError(f"method must be 'decision_function' or 'predict_proba', got "
+                              f"{method!r}", field="method")
+    if isinstance(cv, bool) or not isinstance(cv, int | np.integer) or cv < 2:
+        raise DataFormatError(f"cv must be an int >= 2, got {cv!r}", field="cv")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise DataFormatError(f"k must be a positive int, got {k!r}", field="k")
+    Yc = as_label_matrix(Y)
+    n, L = Yc.shape
+    n_x = X.shape[0] if hasattr(X, "shape") else len(X)
+    if n_x != n:
+        raise DataFormatError(f"X has {n_x} rows but Y has {n}")
+    if n < cv:
+        raise DataFormatError(f"cv={cv} folds need at least {cv} rows, got {n}", field="cv")
+    splitter = IterativeStratifiedKFold(n_splits=int(cv), random_state=random_state)
+    folds = np.full(n, -1, np.int64)
+    parts: list[tuple[np.ndarray, sp.csr_matrix]] = []
+    seen: Counter[tuple[type, str]] = Counter()
+    for f, (train, test) in enumerate(splitter.split(np.zeros((n, 1)), Yc)):
+        folds[test] = f
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m = clone(model)
+            m.fit(_rows(X, train), Yc[train])
+            S = _score(m, _rows(X, test), int(k), method)
+        for w in caught:
+            seen[(w.category, str(w.message))] += 1
+        if S.shape != (test.size, L):
+            raise DataFormatError(f"fold {f}: the model scored shape {S.shape}, expected "
+                                  f"{(test.size, L)}")
+        parts.append((test, sp.csr_matrix(S)))
+    for (category, message), count in seen.items():
+        warnings.warn(f"cross-fitting ({count} of {cv} folds): {message}", category,
+                      stacklevel=2)
+    order = np.concatenate([t for t, _ in parts])
+    stacked = sp.vstack([S for _, S in parts], format="csr")
+    inv = np.empty(n, np.int64)
+    inv[order] = np.arange(n)
+    out = sp.csr_matrix(stacked[inv])
+    out.sort_indices()
+    if out.indices.dtype not in (np.int32, np.int64):  # pragma: no cover - scipy keeps them
+        out.indices = out.indices.astype(np.int64)
+    return (out, folds) if return_folds else out
+
+
+def _rows(X: Any, idx: np.ndarray) -> Any:
+    if isinstance(X, list | tuple):
+        return [X[i] for i in idx]
+    return X[idx]

@@ -1,0 +1,452 @@
+"""Decision policies: scores (or calibrated probabilities) to label sets.
+
+Every policy has ``fit(S, Y)`` (tuning scores and truth: pass *cross-fitted training*
+scores from :func:`labelwise.crossfit.cross_fit_scores`; ``fit`` takes nothing else, so
+evaluation rows cannot reach it), ``apply(S, *, return_scores=False)``, ``explain()``,
+``to_dict()`` / ``arrays()`` / :func:`policy_from_dict`, ``save(dir)`` / :func:`load_policy`.
+
+``apply`` returns the label sets as CSR float32 0/1 (n_samples, n_labels) with int32 column
+indices (int64 past 2**31 labels); with ``return_scores=True`` also a CSR of the same pairs
+holding their scores. A pair is accepted when its score >= the threshold. Only stored
+(retrieved) pairs of a sparse top-k matrix can be accepted; dense scores have every pair
+stored. Thresholds live on the scale of the scores the policy was fitted on (fit on
+calibrated probabilities, apply to calibrated probabilities).
+
+Policies
+--------
+``TopK(k)``: the k highest stored scores of each row (ties: lower label id first).
+``GlobalThreshold(threshold=None, objective=...)``: one threshold; None tunes it for the
+objective over every candidate cut.
+``PerLabelThreshold(objective=..., shrinkage=10.0)``: a threshold per label, tuned for
+``"macro-f1"`` (each label's F1 maximised on its own), ``"micro-f1"`` (the exact optimum over
+per-label thresholds by Dinkelbach's method: for the current value F, each label maximises
+``2 tp - F m``; F is then recomputed, until it stops rising) or ``"samples-f1"`` (from the
+best global threshold, rounds of best responses: each label picks its best cut holding the
+others fixed; a round is kept only when it raises samples-F1, else it is retried with the
+half of the labels that expected the largest gains, up to 4 halvings). Then each tuned
+threshold is shrunk toward the tuned global threshold ``t_g``:
+``t_j = w_j t*_j + (1 - w_j) t_g`` with ``w_j = pos_j / (pos_j + shrinkage)``, pos_j the
+label's true pairs in the tuning data, so a label seen a few times keeps mostly the global
+threshold. A label whose best choice is to accept nothing gets ``t*_j`` just above its top
+tuning score.
+``PrecisionTarget(precision=0.9, mode="set")``: on calibrated probabilities. ``"set"``: the
+lowest threshold at which the accepted pairs of the tuning data have precision >= target
+(the largest coverage reaching the target, as
+:func:`labelwise.metrics.coverage_at_precision` ``mode="labels"``); ``"pointwise"``: accept
+a pair when its own probability >= target. Reports ``coverage_`` (share of tuning rows with
+at least one accepted label), ``precision_`` and ``threshold_``; rows left empty are those to
+send to a person.
+``Combined(threshold=policy, k=None, at_least_one=True)``: pairs accepted by the inner
+threshold policy and within the row's top k; a row left empty gets its top-1 pair.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import DataFormatError, NotFittedError
+from . import _store
+from ._entries import Entries, entries, hits, rebuild, truth
+from ._search import f1, global_path, per_group_best
+from ._tuning import micro_f1_thresholds, samples_f1_thresholds
+
+__all__ = ["DecisionPolicy", "TopK", "GlobalThreshold", "PerLabelThreshold", "PrecisionTarget",
+           "Combined", "POLICIES", "OBJECTIVES", "policy_from_dict", "load_policy", "FORMAT",
+           "row_ranks"]
+
+FORMAT = "labelwise.decision"
+OBJECTIVES = ("micro-f1", "macro-f1", "samples-f1")
+
+
+def row_ranks(E: Entries) -> np.ndarray:
+    """Rank of each entry within its row: 0 = highest score, ties by lower label id."""
+    order = np.lexsort((E.cols, -E.values, E.rows))
+    rank = np.empty(E.nnz, np.int64)
+    rank[order] = np.arange(E.nnz) - E.indptr[E.rows[order]]
+    return rank
+
+
+def _check_objective(objective: str) -> str:
+    if objective not in OBJECTIVES:
+        raise DataFormatError(f"objective must be one of {OBJECTIVES}, got {objective!r}",
+                              field="objective")
+    return objective
+
+
+def _groups(E: Entries, Yc, objective: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-entry group ids and per-group positive counts for an F1 average."""
+    if objective == "micro-f1":
+        return np.zeros(E.nnz, np.int64), np.array([Yc.nnz], np.int64)
+    if objective == "macro-f1":
+        return E.cols, np.bincount(Yc.indices.astype(np.int64), minlength=E.shape[1])
+    return E.rows, np.diff(Yc.indptr).astype(np.int64)
+
+
+def best_global(E: Entries, h: np.ndarray, Yc, objective: str) -> tuple[float, float]:
+    """(threshold, objective value) of the best single threshold."""
+    g, pos = _groups(E, Yc, objective)
+    thr, obj = global_path(E.values, g, h, pos)
+    i = int(np.argmax(obj))
+    return float(thr[i]), float(obj[i])
+
+
+class DecisionPolicy:
+    """Base class; see the module docstring."""
+
+    name: ClassVar[str] = ""
+
+    def fit(self, S: Any, Y: Any) -> DecisionPolicy:
+        """Tune on scores S (cross-fitted training scores) and their truth Y; returns self."""
+        E = entries(S)
+        Yc = truth(Y, E.shape)
+        self.n_labels_ = E.shape[1]
+        self._fit(E, Yc, hits(E, Yc))
+        return self
+
+    def apply(self, S: Any, *, return_scores: bool = False) -> Any:
+        """Label sets (CSR float32 0/1); with ``return_scores`` also their scores (CSR)."""
+        self._check_fitted()
+        E = entries(S)
+        if E.shape[1] != self.n_labels_:
+            raise DataFormatError(f"scores have {E.shape[1]} labels but the policy was fitted "
+                                  f"on {self.n_labels_}", field="S")
+        keep = self._keep(E)
+        sets = rebuild(E, np.ones(E.nnz), keep)
+        if return_scores:
+            return sets, rebuild(E, E.values, keep)
+        return sets
+
+    predict = apply
+
+    def fit_apply(self, S: Any, Y: Any) -> Any:
+        return self.fit(S, Y).apply(S)
+
+    # -------------------------------------------------------------- persistence
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {"policy": self.name, "params": self._params(), "n_labels": self.n_labels_,
+                "state": self._state()}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return self._arrays()
+
+    def save(self, directory: str | os.PathLike[str], *, name: str = "decision") -> None:
+        """Write ``name.json`` + ``name.npz`` into ``directory`` (atomically, file by file)."""
+        _store.write(directory, name, FORMAT, self.to_dict(), self.arrays())
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], *, name: str = "decision") -> DecisionPolicy:
+        return load_policy(directory, name=name)
+
+    def explain(self) -> dict[str, Any]:
+        """What the policy does, with numbers (JSON-able)."""
+        self._check_fitted()
+        return {"policy": self.name, "params": self._params(), **self._explain()}
+
+    # -------------------------------------------------------------- hooks
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_labels_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(S, Y)")
+
+    def _fit(self, E: Entries, Yc, h: np.ndarray) -> None:
+        pass
+
+    def _keep(self, E: Entries) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _params(self) -> dict[str, Any]:
+        return {}
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+    def _explain(self) -> dict[str, Any]:
+        return {}
+
+
+class TopK(DecisionPolicy):
+    """The k highest stored scores per row."""
+
+    name = "top-k"
+
+    def __init__(self, k: int = 1) -> None:
+        self.k = k
+
+    def _check(self) -> int:
+        if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 1:
+            raise DataFormatError(f"k must be a positive int, got {self.k!r}", field="k")
+        return int(self.k)
+
+    def _fit(self, E, Yc, h) -> None:
+        self._check()
+
+    def _keep(self, E: Entries) -> np.ndarray:
+        return row_ranks(E) < self._check()
+
+    def _params(self) -> dict[str, Any]:
+        return {"k": int(self.k)}
+
+
+class GlobalThreshold(DecisionPolicy):
+    """One threshold for all labels; tuned for ``objective`` when ``threshold`` is None."""
+
+    name = "global-threshold"
+
+    def __init__(self, threshold: float | None = None, *, objective: str = "micro-f1") -> None:
+        self.threshold = threshold
+        self.objective = objective
+
+    def _fit(self, E, Yc, h) -> None:
+        _check_objective(self.objective)
+        if self.threshold is not None:
+            t = float(self.threshold)
+            if not np.isfinite(t):
+                raise DataFormatError(f"threshold must be finite, got {t}", field="threshold")
+            self.threshold_ = t
+            self.tuned_value_ = None
+            return
+        self.threshold_, self.tuned_value_ = best_global(E, h, Yc, self.objective)
+
+    def _keep(self, E: Entries) -> np.ndarray:
+        return E.values >= self.threshold_
+
+    def _params(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "objective": self.objective}
+
+    def _state(self) -> dict[str, Any]:
+        t = self.threshold_
+        return {"threshold": t if np.isfinite(t) else None, "tuned_value": self.tuned_value_}
+
+    def _set(self, state, arrays) -> None:
+        t = state["threshold"]
+        self.threshold_ = float("inf") if t is None else float(t)
+        self.tuned_value_ = state.get("tuned_value")
+
+    def _explain(self) -> dict[str, Any]:
+        return self._state()
+
+
+class PerLabelThreshold(DecisionPolicy):
+    """A threshold per label, tuned for the objective and shrunk toward the global one."""
+
+    name = "per-label-threshold"
+
+    def __init__(self, *, objective: str = "macro-f1", shrinkage: float = 10.0,
+                 max_rounds: int = 20) -> None:
+        self.objective = objective
+        self.shrinkage = shrinkage
+        self.max_rounds = max_rounds
+
+    def _fit(self, E, Yc, h) -> None:
+        _check_objective(self.objective)
+        if not (isinstance(self.shrinkage, int | float) and self.shrinkage >= 0):
+            raise DataFormatError(f"shrinkage must be a number >= 0, got {self.shrinkage!r}",
+                                  field="shrinkage")
+        L = E.shape[1]
+        pos = np.bincount(Yc.indices.astype(np.int64), minlength=L)
+        t_g, _ = best_global(E, h, Yc, self.objective)
+        hw = h.astype(np.float64)
+        if self.objective == "macro-f1":
+            tuned, _, _ = per_group_best(E.values, E.cols, L, hw,
+                                         lambda tp, m, g: f1(tp, m, pos[g]))
+        elif self.objective == "micro-f1":
+            tuned = micro_f1_thresholds(E, hw, pos, Yc.nnz, self.max_rounds)
+        else:
+            tuned, self.tuned_value_ = samples_f1_thresholds(E, hw, Yc, t_g, self.max_rounds)
+        finite_g = t_g if np.isfinite(t_g) else (float(E.values.max()) if E.nnz else 0.0)
+        tuned = np.where(np.isnan(tuned), finite_g, tuned)
+        w = pos / (pos + float(self.shrinkage)) if self.shrinkage > 0 else (pos > 0) * 1.0
+        self.tuned_ = tuned
+        self.global_threshold_ = float(finite_g)
+        self.thresholds_ = w * tuned + (1.0 - w) * finite_g
+        self.n_positives_ = pos.astype(np.int64)
+
+    def _keep(self, E: Entries) -> np.ndarray:
+        return E.values >= self.thresholds_[E.cols]
+
+    def _params(self) -> dict[str, Any]:
+        return {"objective": self.objective, "shrinkage": float(self.shrinkage),
+                "max_rounds": int(self.max_rounds)}
+
+    def _state(self) -> dict[str, Any]:
+        return {"global_threshold": self.global_threshold_}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"thresholds": self.thresholds_, "tuned": self.tuned_,
+                "n_positives": self.n_positives_}
+
+    def _set(self, state, arrays) -> None:
+        self.global_threshold_ = float(state["global_threshold"])
+        for key in ("thresholds", "tuned", "n_positives"):
+            if arrays[key].shape != (self.n_labels_,):
+                raise DataFormatError(f"array {key!r} has shape {arrays[key].shape}, expected "
+                                      f"({self.n_labels_},)", field="arrays")
+        self.thresholds_ = arrays["thresholds"]
+        self.tuned_ = arrays["tuned"]
+        self.n_positives_ = arrays["n_positives"]
+
+    def _explain(self) -> dict[str, Any]:
+        def num(x: float) -> float | None:
+            return float(x) if np.isfinite(x) else None
+
+        return {"global_threshold": self.global_threshold_, "labels": [
+            {"label": j, "threshold": num(self.thresholds_[j]), "tuned": num(self.tuned_[j]),
+             "positives": int(self.n_positives_[j])} for j in range(self.n_labels_)]}
+
+
+class PrecisionTarget(DecisionPolicy):
+    """Accept pairs at a target precision on calibrated probabilities; report coverage."""
+
+    name = "precision-target"
+
+    def __init__(self, precision: float = 0.9, *, mode: str = "set") -> None:
+        self.precision = precision
+        self.mode = mode
+
+    def _fit(self, E, Yc, h) -> None:
+        p = float(self.precision)
+        if not 0.0 < p <= 1.0:
+            raise DataFormatError(f"precision must be in (0, 1], got {self.precision!r}",
+                                  field="precision")
+        if self.mode not in ("set", "pointwise"):
+            raise DataFormatError(f"mode must be 'set' or 'pointwise', got {self.mode!r}",
+                                  field="mode")
+        if self.mode == "pointwise":
+            t = p
+        else:
+            order = np.argsort(-E.values, kind="stable")
+            v = E.values[order]
+            prec = np.cumsum(h[order]) / np.arange(1, v.size + 1)
+            cut = np.flatnonzero((v != np.r_[v[1:], np.nan]) & (prec >= p))
+            if cut.size == 0:
+                t = float("inf")
+            else:
+                i = int(cut[-1])
+                t = float(v[i])  # the lowest accepted score: coverage_at_precision's rule
+        self.threshold_ = t
+        keep = E.values >= t
+        n_acc = int(keep.sum())
+        self.precision_ = float(h[keep].sum() / n_acc) if n_acc else None
+        covered = np.bincount(E.rows[keep], minlength=E.shape[0]) > 0
+        self.coverage_ = float(covered.mean()) if E.shape[0] else 0.0
+        self.n_accepted_ = n_acc
+
+    def _keep(self, E: Entries) -> np.ndarray:
+        return E.values >= self.threshold_
+
+    def coverage(self, S: Any) -> float:
+        """Share of the rows of S that get at least one label."""
+        sets = self.apply(S)
+        return float((np.diff(sets.indptr) > 0).mean()) if sets.shape[0] else 0.0
+
+    def _params(self) -> dict[str, Any]:
+        return {"precision": float(self.precision), "mode": self.mode}
+
+    def _state(self) -> dict[str, Any]:
+        t = self.threshold_
+        return {"threshold": t if np.isfinite(t) else None, "coverage": self.coverage_,
+                "precision": self.precision_, "n_accepted": self.n_accepted_}
+
+    def _set(self, state, arrays) -> None:
+        self.threshold_ = float("inf") if state["threshold"] is None else float(state["threshold"])
+        self.coverage_ = float(state["coverage"])
+        self.precision_ = state["precision"]
+        self.n_accepted_ = int(state["n_accepted"])
+
+    def _explain(self) -> dict[str, Any]:
+        return self._state()
+
+
+class Combined(DecisionPolicy):
+    """Inner threshold policy, within the top k, and at least one label per row."""
+
+    name = "combined"
+
+    def __init__(self, threshold: DecisionPolicy | None = None, *, k: int | None = None,
+                 at_least_one: bool = True) -> None:
+        self.threshold = threshold
+        self.k = k
+        self.at_least_one = at_least_one
+
+    def _inner(self) -> DecisionPolicy:
+        return PerLabelThreshold() if self.threshold is None else self.threshold
+
+    def _fit(self, E, Yc, h) -> None:
+        if self.k is not None and (isinstance(self.k, bool) or not isinstance(
+                self.k, int | np.integer) or self.k < 1):
+            raise DataFormatError(f"k must be None or a positive int, got {self.k!r}", field="k")
+        inner = self._inner()
+        if isinstance(inner, Combined):
+            raise DataFormatError("Combined cannot nest another Combined", field="threshold")
+        inner.n_labels_ = E.shape[1]
+        inner._fit(E, Yc, h)
+        self.threshold_policy_ = inner
+
+    def _keep(self, E: Entries) -> np.ndarray:
+        keep = self.threshold_policy_._keep(E)
+        rank = row_ranks(E) if (self.k is not None or self.at_least_one) else None
+        if self.k is not None:
+            keep &= rank < int(self.k)
+        if self.at_least_one:
+            empty = np.bincount(E.rows[keep], minlength=E.shape[0]) == 0
+            keep |= (rank == 0) & empty[E.rows]
+        return keep
+
+    def _params(self) -> dict[str, Any]:
+        return {"k": None if self.k is None else int(self.k),
+                "at_least_one": bool(self.at_least_one)}
+
+    def _state(self) -> dict[str, Any]:
+        return {"threshold": self.threshold_policy_.to_dict()}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {f"inner__{k}": v for k, v in self.threshold_policy_.arrays().items()}
+
+    def _set(self, state, arrays) -> None:
+        inner = {k[len("inner__"):]: v for k, v in arrays.items() if k.startswith("inner__")}
+        self.threshold_policy_ = policy_from_dict(state["threshold"], inner)
+        self.threshold = self.threshold_policy_
+
+    def _explain(self) -> dict[str, Any]:
+        return {"threshold": self.threshold_policy_.explain()}
+
+
+POLICIES: dict[str, type[DecisionPolicy]] = {
+    cls.name: cls for cls in (TopK, GlobalThreshold, PerLabelThreshold, PrecisionTarget,
+                              Combined)}
+
+
+def policy_from_dict(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> DecisionPolicy:
+    """Rebuild a fitted policy from ``to_dict()`` and ``arrays()``."""
+    name = d.get("policy") if isinstance(d, dict) else None
+    if name not in POLICIES:
+        raise DataFormatError(f"unknown decision policy {name!r}; known: "
+                              f"{', '.join(sorted(POLICIES))}", field="policy")
+    try:
+        obj = POLICIES[name](**d.get("params", {}))
+        n = d["n_labels"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise DataFormatError(f"n_labels must be an int >= 0, got {n!r}", field="n_labels")
+        obj.n_labels_ = n
+        obj._set(d.get("state", {}), arrays)
+    except DataFormatError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataFormatError(f"malformed {name} policy: {e!r}") from None
+    return obj
+
+
+def load_policy(directory: str | os.PathLike[str], *, name: str = "decision") -> DecisionPolicy:
+    """Read ``name.json`` + ``name.npz`` written by ``DecisionPolicy.save``."""
+    d, arrays = _store.read(directory, name, FORMAT)
+    return policy_from_dict(d, arrays)

@@ -1,0 +1,256 @@
+"""Decision policies: brute-force references, leakage, persistence, sparse top-k inputs."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from labelwise.decision import (
+    Combined,
+    GlobalThreshold,
+    PerLabelThreshold,
+    PrecisionTarget,
+    TopK,
+    load_policy,
+    policy_from_dict,
+)
+from labelwise.decision._entries import entries
+from labelwise.decision._search import global_path, per_group_best
+from labelwise.errors import DataFormatError, NotFittedError
+from labelwise.metrics import LabelSets, f1_score
+
+
+def _data(n=60, L=4, seed=0, sparse=False):
+    rng = np.random.default_rng(seed)
+    S = np.round(rng.normal(size=(n, L)), 1)  # rounding makes ties
+    Y = (rng.random((n, L)) < 1 / (1 + np.exp(-2 * S))).astype(float)
+    if sparse:
+        keep = S >= np.sort(S, axis=1)[:, [-2]]  # top-2 per row (ties may add more)
+        S = sp.csr_matrix(np.where(keep, S, 0.0) + 0.0)
+        S = sp.csr_matrix((S.toarray()[keep], np.nonzero(keep)[1], np.r_[0, np.cumsum(keep.sum(1))]),
+                          shape=(n, L))
+    return S, Y
+
+
+def _f1_ref(Y, pred, average):
+    return f1_score(Y, LabelSets(sp.csr_matrix(pred)), average=average)
+
+
+def _apply_ref(S, thr):
+    """Slow reference: accept stored (i, j) with S[i, j] >= thr[j]."""
+    out = np.zeros(S.shape)
+    M = sp.csr_matrix(S) if sp.issparse(S) else None
+    for i in range(S.shape[0]):
+        for j in range(S.shape[1]):
+            if M is not None:
+                row = M.indices[M.indptr[i]:M.indptr[i + 1]]
+                if j not in row:
+                    continue
+                v = M[i, j]
+            else:
+                v = S[i, j]
+            if v >= thr[j]:
+                out[i, j] = 1
+    return out
+
+
+@pytest.mark.parametrize("objective,average", [("micro-f1", "micro"), ("macro-f1", "macro"),
+                                               ("samples-f1", "samples")])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_global_threshold_is_brute_force_optimum(objective, average, sparse):
+    S, Y = _data(sparse=sparse)
+    pol = GlobalThreshold(objective=objective).fit(S, Y)
+    vals = np.unique(sp.csr_matrix(S).data if sparse else S)
+    best = max(_f1_ref(Y, _apply_ref(S, np.full(4, t)), average) for t in vals)
+    best = max(best, 0.0)
+    got = _f1_ref(Y, pol.apply(S).toarray(), average)
+    assert got == pytest.approx(best, abs=1e-12)
+    assert pol.tuned_value_ == pytest.approx(best, abs=1e-12)
+
+
+def test_per_label_macro_matches_per_label_brute_force():
+    S, Y = _data(n=50, L=3, seed=3)
+    pol = PerLabelThreshold(objective="macro-f1", shrinkage=0.0).fit(S, Y)
+    for j in range(3):
+        cands = [np.inf, *np.unique(S[:, j])]
+        best = max(_f1_ref(Y[:, [j]], (S[:, [j]] >= t) * 1.0, "macro") for t in cands)
+        got = _f1_ref(Y[:, [j]], (S[:, [j]] >= pol.thresholds_[j]) * 1.0, "macro")
+        assert got == pytest.approx(best, abs=1e-12)
+
+
+def test_per_label_micro_is_exact_optimum_over_all_threshold_vectors():
+    S, Y = _data(n=25, L=3, seed=5)
+    pol = PerLabelThreshold(objective="micro-f1", shrinkage=0.0).fit(S, Y)
+    cands = [[np.inf, *np.unique(S[:, j])] for j in range(3)]
+    best = max(_f1_ref(Y, (S >= np.array(t)[None, :]) * 1.0, "micro")
+               for t in itertools.product(*cands))
+    assert _f1_ref(Y, pol.apply(S).toarray(), "micro") == pytest.approx(best, abs=1e-12)
+
+
+def test_per_label_samples_not_worse_than_global():
+    for seed in range(3):
+        S, Y = _data(n=80, L=5, seed=seed)
+        g = GlobalThreshold(objective="samples-f1").fit(S, Y)
+        p = PerLabelThreshold(objective="samples-f1", shrinkage=0.0).fit(S, Y)
+        assert _f1_ref(Y, p.apply(S).toarray(), "samples") >= \
+            _f1_ref(Y, g.apply(S).toarray(), "samples") - 1e-12
+
+
+def test_shrinkage_pulls_rare_labels_to_global():
+    S, Y = _data(n=200, L=3, seed=1)
+    Y[:, 2] = 0
+    Y[:3, 2] = 1  # 3 positives
+    pol = PerLabelThreshold(objective="macro-f1", shrinkage=10.0).fit(S, Y)
+    w = 3 / 13
+    assert pol.thresholds_[2] == pytest.approx(w * pol.tuned_[2] + (1 - w) * pol.global_threshold_)
+    big = PerLabelThreshold(objective="macro-f1", shrinkage=1e9).fit(S, Y)
+    assert np.allclose(big.thresholds_, big.global_threshold_, atol=1e-6)
+    ex = pol.explain()["labels"][2]
+    assert ex["positives"] == 3 and ex["threshold"] == pytest.approx(pol.thresholds_[2])
+
+
+def test_per_group_best_reference():
+    rng = np.random.default_rng(0)
+    v = np.round(rng.normal(size=40), 1)
+    g = rng.integers(0, 5, 40)
+    w = (rng.random(40) < 0.5).astype(float)
+    pos = np.bincount(g, weights=w, minlength=6) + 1
+    thr, val, _ = per_group_best(v, g, 6, w, lambda tp, m, gg: 2 * tp / (m + pos[gg]))
+    for k in range(5):
+        vk, wk = v[g == k], w[g == k]
+        ref = max([0.0] + [2 * wk[vk >= t].sum() / ((vk >= t).sum() + pos[k]) for t in vk])
+        assert val[k] == pytest.approx(ref)
+        assert 2 * wk[vk >= thr[k]].sum() / ((vk >= thr[k]).sum() + pos[k]) == pytest.approx(ref)
+    assert np.isnan(thr[5])
+
+
+def test_global_path_micro_reference():
+    rng = np.random.default_rng(1)
+    v = np.round(rng.random(30), 1)
+    h = rng.random(30) < 0.5
+    thr, obj = global_path(v, np.zeros(30, np.int64), h, np.array([h.sum() + 2]))
+    for t, o in zip(thr, obj, strict=True):
+        acc = v >= t
+        assert o == pytest.approx(2 * h[acc].sum() / (acc.sum() + h.sum() + 2))
+
+
+def test_poisoned_evaluation_set_cannot_change_thresholds():
+    from labelwise.crossfit import cross_fit_scores
+    from labelwise.models import OneVsRest
+
+    rng = np.random.default_rng(0)
+    n, d, L = 240, 20, 4
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    W = rng.normal(size=(d, L))
+    Y = (X @ W + rng.normal(size=(n, L)) > 1).astype(float)
+    tr, ev = np.arange(160), np.arange(160, n)
+    model = OneVsRest(random_state=0, prune_threshold=0.0)
+    S_oof = cross_fit_scores(model, X[tr], Y[tr], cv=4, k=L)
+    model.fit(X[tr], Y[tr])
+
+    def run(Y_eval):
+        pol = PerLabelThreshold(objective="macro-f1").fit(S_oof, Y[tr])
+        sets = pol.apply(model.decision_function(X[ev], k=L))
+        return pol.thresholds_.copy(), f1_score(Y_eval, LabelSets(sets), average="macro")
+
+    t_clean, f_clean = run(Y[ev])
+    t_poison, f_poison = run(1.0 - Y[ev])  # every evaluation label flipped
+    assert np.array_equal(t_clean, t_poison)
+    assert f_clean != f_poison  # the evaluation itself does see the poison
+    for cls in (TopK, GlobalThreshold, PerLabelThreshold, PrecisionTarget, Combined):
+        assert list(inspect.signature(cls.fit).parameters) == ["self", "S", "Y"]
+
+
+def test_topk_and_ties_by_lower_label_id():
+    S = np.array([[0.5, 0.9, 0.5, 0.1], [0.2, 0.2, 0.2, 0.2]])
+    out = TopK(2).fit(S, np.zeros((2, 4))).apply(S).toarray()
+    assert out.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
+
+
+def test_sparse_unretrieved_never_accepted_and_dtypes():
+    S, Y = _data(sparse=True)
+    pol = GlobalThreshold(-100.0).fit(S, Y)
+    sets, scores = pol.apply(S, return_scores=True)
+    M = sp.csr_matrix(S)
+    assert sets.nnz == M.nnz and sets.indices.dtype in (np.int32, np.int64)
+    assert sets.dtype == np.float32 and np.all(sets.data == 1)
+    assert np.allclose(scores.toarray(), M.toarray())
+
+
+def test_precision_target_reaches_target_and_matches_coverage_metric():
+    from labelwise.metrics import coverage_at_precision
+
+    rng = np.random.default_rng(2)
+    P = rng.random((300, 5))
+    Y = (rng.random((300, 5)) < P).astype(float)
+    pol = PrecisionTarget(0.8).fit(P, Y)
+    ref = coverage_at_precision(Y, P, target=0.8, mode="labels")
+    assert pol.threshold_ == pytest.approx(ref.threshold)
+    assert pol.coverage_ == pytest.approx(ref.coverage)
+    assert pol.precision_ >= 0.8
+    pw = PrecisionTarget(0.8, mode="pointwise").fit(P, Y)
+    assert pw.threshold_ == 0.8 and np.all(P[pw.apply(P).toarray() > 0] >= 0.8)
+    assert pol.coverage(P) == pytest.approx(pol.coverage_)
+
+
+def test_combined_top_k_and_at_least_one():
+    S = np.array([[0.9, 0.8, 0.7], [0.1, 0.3, 0.2], [0.95, 0.1, 0.99]])
+    pol = Combined(GlobalThreshold(0.5), k=1).fit(S, np.zeros((3, 3)))
+    assert pol.apply(S).toarray().tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    pol2 = Combined(GlobalThreshold(0.5), at_least_one=False).fit(S, np.zeros((3, 3)))
+    assert pol2.apply(S).toarray().tolist() == [[1, 1, 1], [0, 0, 0], [1, 0, 1]]
+
+
+@pytest.mark.parametrize("pol", [TopK(2), GlobalThreshold(objective="macro-f1"),
+                                 PerLabelThreshold(objective="micro-f1"), PrecisionTarget(0.7),
+                                 Combined(PerLabelThreshold(), k=2)])
+def test_save_load_roundtrip(tmp_path, pol):
+    S, Y = _data(sparse=True)
+    pol.fit(S, Y)
+    pol.save(tmp_path)
+    back = load_policy(tmp_path)
+    assert type(back) is type(pol)
+    assert (back.apply(S) != pol.apply(S)).nnz == 0
+    again = policy_from_dict(pol.to_dict(), pol.arrays())
+    assert (again.apply(S) != pol.apply(S)).nnz == 0
+    assert back.explain() == pol.explain()
+
+
+def test_load_refuses_tampered_npz(tmp_path):
+    S, Y = _data()
+    PerLabelThreshold().fit(S, Y).save(tmp_path)
+    (tmp_path / "decision.npz").write_bytes((tmp_path / "decision.npz").read_bytes() + b"x")
+    with pytest.raises(DataFormatError, match="sha256"):
+        load_policy(tmp_path)
+
+
+def test_errors():
+    S, Y = _data()
+    with pytest.raises(NotFittedError):
+        TopK(1).apply(S)
+    with pytest.raises(DataFormatError, match="objective"):
+        PerLabelThreshold(objective="f2").fit(S, Y)
+    with pytest.raises(DataFormatError, match="shape"):
+        GlobalThreshold().fit(S, Y[:, :2])
+    bad = S.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(DataFormatError, match=r"S\[3, 1\]"):
+        GlobalThreshold().fit(bad, Y)
+    pol = GlobalThreshold().fit(S, Y)
+    with pytest.raises(DataFormatError, match="labels"):
+        pol.apply(S[:, :2])
+    with pytest.raises(DataFormatError, match="unknown decision policy"):
+        policy_from_dict({"policy": "os.system"}, {})
+
+
+def test_entries_dense_and_sparse_agree():
+    S, _ = _data()
+    S = S + 10.0  # no zeros: the CSR stores every pair
+    a, b = entries(S), entries(sp.csr_matrix(S))
+    for f in ("rows", "cols", "values", "indptr"):
+        assert np.array_equal(getattr(a, f), getattr(b, f))
+    assert a.dense and not b.dense
