@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from labelwise import Dataset
 from labelwise.cli.main import main
 from labelwise.io import write
 from labelwise.io.scores import write_scores
 from labelwise.metrics import evaluate
 from labelwise.report import write_report
-
-from labelwise import Dataset
 
 
 def _data(n=150, L=9, seed=0):
@@ -75,7 +74,7 @@ def test_report_opens_in_headless_chromium(tmp_path):
     )
     assert shot.is_file() and shot.stat().st_size > 20_000, run.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    console_errors = [l for l in run.stderr.splitlines() if "CONSOLE" in l and ("Uncaught" in l or "Error" in l)]
+    console_errors = [ln for ln in run.stderr.splitlines() if "CONSOLE" in ln and ("Uncaught" in ln or "Error" in ln)]
     assert console_errors == []
     dom = subprocess.run(
         [chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
