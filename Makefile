@@ -10,7 +10,8 @@ DATASETS ?= ../shared/datasets
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test,text]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,5 +1,6 @@
 """Model families that share one contract (:mod:`labelwise.models.base`).
 
+- :class:`ZeroShot`, :class:`FewShot`: label-name embeddings and per-label prototypes.
 - :class:`OneVsRest`: one-vs-rest L2-regularised linear classifiers (squared hinge or
   logistic) trained by dual coordinate descent in numba, with weight pruning.
 
@@ -11,14 +12,18 @@ Every model saves to and loads from a directory (:mod:`labelwise.models.persist`
 from __future__ import annotations
 
 from .base import MultiLabelModel, as_feature_matrix
+from .fewshot import FewShot
 from .ovr import OneVsRest, fit_linear
 from .persist import MODEL_CLASSES, load_model, save_model
 from .topk import linear_topk, topk_csr, topk_dense
+from .zeroshot import ZeroShot
 
 __all__ = [
     "MODEL_CLASSES",
+    "FewShot",
     "MultiLabelModel",
     "OneVsRest",
+    "ZeroShot",
     "as_feature_matrix",
     "fit_linear",
     "linear_topk",

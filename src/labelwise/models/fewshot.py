@@ -52,13 +52,14 @@ class FewShot(ZeroShot):
     def __init__(self, *, encoder: str | None = None,
                  templates: Sequence[str] = DEFAULT_TEMPLATES, use_descriptions: bool = True,
                  humanize_names: bool = True, temperature: float = 0.05, bias: float = 0.3,
-                 block_entries: int = 1 << 22, batch_size: int = 64, cache: bool = True,
-                 progress: bool | None = None, alpha: float = 4.0,
+                 block_entries: int = 1 << 22, batch_size: int = 64,
+                 max_seq_length: int | None = None, cache: bool = True,
+                 progress: bool | None = None, alpha: float = 8.0,
                  use_label_names: bool = True, calibrate: bool = True) -> None:
         super().__init__(encoder=encoder, templates=templates, use_descriptions=use_descriptions,
                          humanize_names=humanize_names, temperature=temperature, bias=bias,
-                         block_entries=block_entries, batch_size=batch_size, cache=cache,
-                         progress=progress)
+                         block_entries=block_entries, batch_size=batch_size,
+                         max_seq_length=max_seq_length, cache=cache, progress=progress)
         self.alpha = alpha
         self.use_label_names = use_label_names
         self.calibrate = calibrate
@@ -85,8 +86,8 @@ class FewShot(ZeroShot):
             if self.use_label_names:
                 Z = self.embed_labels(labels)
                 if Z.shape[1] != E.shape[1]:
-                    raise DataFormatError(f"X has {E.shape[1]} embedding dimensions, the label "
-                                          f"vectors have {Z.shape[1]}", field="X")
+                    raise DataFormatError(f"X has {E.shape[1]} features (embedding dimensions), "
+                                          f"the label vectors have {Z.shape[1]}", field="X")
             else:
                 Z = np.zeros((len(labels), E.shape[1]), dtype=np.float32)
             self._set_label_vectors(Z, labels)
@@ -100,14 +101,19 @@ class FewShot(ZeroShot):
             raise
         return self
 
-    def learn(self, X: Any, Y: Any, *, recalibrate: bool = False):
+    def learn(self, X: Any, Y: Any = None, *, recalibrate: bool = False):
         """Add examples X (texts or embeddings) with labels Y without refitting from scratch.
 
-        ``recalibrate=True`` refits temperature and bias on these new items (leave-one-out).
+        ``learn(dataset)`` takes X and Y from a Dataset. ``recalibrate=True`` refits
+        temperature and bias on these new items (leave-one-out).
         """
         self._check_fitted()
         if isinstance(X, Dataset):
+            if Y is not None:
+                raise TypeError("learn(dataset) takes X and Y from the dataset")
             X, Y = X.X, X.Y
+        elif Y is None:
+            raise TypeError("learn(X, Y) needs Y (or pass a Dataset)")
         E = self._as_embeddings(X)
         Yc = as_label_matrix(Y, len(self.labels_))
         self._accumulate(E, Yc)

@@ -53,6 +53,9 @@ MANIFEST = "manifest.json"
 #: The only classes ``load_model`` will build: registry name -> (module, attribute).
 MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "OneVsRest": ("labelwise.models.ovr", "OneVsRest"),
+    "LabelTree": ("labelwise.models.tree", "LabelTree"),
+    "ZeroShot": ("labelwise.models.zeroshot", "ZeroShot"),
+    "FewShot": ("labelwise.models.fewshot", "FewShot"),
 }
 
 _ARRAY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")

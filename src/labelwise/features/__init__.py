@@ -1,0 +1,27 @@
+"""Featurizers: texts in, feature matrices out (:mod:`labelwise.features.base` is the contract).
+
+- :class:`Tfidf`: word (and optional character) n-gram tf-idf on scikit-learn, CSR float32.
+- :class:`SentenceEmbeddings`: sentence-transformers vectors (extra ``[text]``), dense
+  float32 of unit length, with an on-disk cache (:mod:`labelwise.features.cache`).
+- :class:`Fusion`: several featurizers side by side, per-block normalised and weighted,
+  optionally with the mean of an item's group (context).
+
+Every featurizer saves as JSON plus numeric arrays (``to_dict``/``arrays``/``from_dict``,
+``save``/:func:`load_featurizer`); nothing is pickled.
+"""
+
+from __future__ import annotations
+
+from .base import FEATURIZER_CLASSES, Featurizer, load_featurizer
+from .embeddings import SentenceEmbeddings
+from .fusion import Fusion
+from .tfidf import Tfidf
+
+__all__ = [
+    "FEATURIZER_CLASSES",
+    "Featurizer",
+    "Fusion",
+    "SentenceEmbeddings",
+    "Tfidf",
+    "load_featurizer",
+]

@@ -1,0 +1,228 @@
+"""The featurizer contract: texts in, a feature matrix out, saved without pickle.
+
+A featurizer is a scikit-learn estimator (``__init__`` only stores keyword arguments, learned
+state ends in ``_``, ``get_params``/``clone`` round-trip) with:
+
+``fit(X, y=None)`` / ``transform(X)`` / ``fit_transform(X, y=None)``
+    ``X`` is a list of texts (a :class:`~labelwise.Dataset` with text ``X`` is accepted too).
+    ``transform`` returns X (n_samples, n_features) as CSR float32 (tf-idf) or a dense
+    C-contiguous float32 array (embeddings). Fitting again starts from scratch.
+``to_dict()`` / ``arrays()`` / ``Featurizer.from_dict(d, arrays)``
+    The saved form: ``to_dict()`` is JSON-able::
+
+        {"format": "labelwise.featurizer", "format_version": 1,
+         "class": "Tfidf",            # a name in FEATURIZER_CLASSES, never an import path
+         "params": {...},             # get_params(deep=False), JSON values only
+         "state": {...}}              # learned JSON-able facts (vocabulary, dimension, ...)
+
+    and ``arrays()`` maps plain identifiers to numeric numpy arrays (idf weights, ...).
+    A pipeline stores both inside its own directory; :meth:`Featurizer.save` /
+    :func:`load_featurizer` do the same for a featurizer alone (``featurizer.json`` plus one
+    ``.npy`` per array, written atomically, read with ``allow_pickle=False``).
+
+Subclasses implement ``_fit(texts)``, ``_transform(texts)``, ``_get_state()`` returning
+``(arrays, state)`` and ``_set_state(arrays, state)``, and set ``_persist_name`` (their name
+in :data:`FEATURIZER_CLASSES`). Using a featurizer before ``fit`` raises
+:class:`~labelwise.errors.NotFittedError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from ..atomic import atomic_directory
+from ..dataset import Dataset
+from ..errors import DataFormatError, NotFittedError
+
+__all__ = ["Featurizer", "FEATURIZER_CLASSES", "as_texts", "load_featurizer"]
+
+FORMAT = "labelwise.featurizer"
+FORMAT_VERSION = 1
+_FILE = "featurizer.json"
+_ARRAY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
+
+#: The only classes ``from_dict`` will build: registry name -> (module, attribute).
+FEATURIZER_CLASSES: dict[str, tuple[str, str]] = {
+    "Tfidf": ("labelwise.features.tfidf", "Tfidf"),
+    "SentenceEmbeddings": ("labelwise.features.embeddings", "SentenceEmbeddings"),
+    "Fusion": ("labelwise.features.fusion", "Fusion"),
+}
+
+
+def as_texts(X: Any, *, field: str = "X") -> list[str]:
+    """X as a list of str: a list/tuple of texts or a Dataset holding texts; else DataFormatError."""
+    if isinstance(X, Dataset):
+        X = X.X
+    if isinstance(X, str):
+        raise DataFormatError("expected a list of texts, got a single str", field=field)
+    if isinstance(X, np.ndarray) and X.dtype.kind in "US":
+        X = X.tolist()
+    if not isinstance(X, list | tuple):
+        raise DataFormatError(f"expected a list of texts, got {type(X).__name__}", field=field)
+    for i, x in enumerate(X):
+        if not isinstance(x, str):
+            raise DataFormatError(f"expected a text, got {type(x).__name__}", field=f"{field}[{i}]")
+    return list(X)
+
+
+class Featurizer(BaseEstimator):
+    """Base class of labelwise featurizers; see the module docstring for the contract."""
+
+    _persist_name: ClassVar[str] = ""
+
+    def fit(self, X: Any, y: Any = None):
+        texts = as_texts(X)
+        if not texts:
+            raise DataFormatError("no texts to fit on", field="X")
+        self._clear_fitted()
+        try:
+            self._fit(texts)
+        except BaseException:
+            self._clear_fitted()
+            raise
+        self.fitted_ = True
+        return self
+
+    def transform(self, X: Any):
+        self._check_fitted()
+        return self._transform(as_texts(X))
+
+    def fit_transform(self, X: Any, y: Any = None, **kwargs: Any):
+        return self.fit(X, y).transform(X, **kwargs)
+
+    def _clear_fitted(self) -> None:
+        for name in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+            delattr(self, name)
+
+    def _check_fitted(self) -> None:
+        if not getattr(self, "fitted_", False):
+            name = type(self).__name__
+            raise NotFittedError(f"this {name} is not fitted yet: call fit(texts) first")
+
+    # ------------------------------------------------------------------ saved form
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able part of the saved form (see the module docstring)."""
+        self._check_fitted()
+        name = type(self)._persist_name
+        if FEATURIZER_CLASSES.get(name) != (type(self).__module__, type(self).__name__):
+            raise TypeError(f"{type(self).__name__} is not registered in FEATURIZER_CLASSES")
+        _, state = self._get_state()
+        d = {"format": FORMAT, "format_version": FORMAT_VERSION, "class": name,
+             "params": self._json_params(), "state": state}
+        try:
+            return json.loads(json.dumps(d, allow_nan=False))
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"featurizer params/state must be plain JSON values: {e}") from None
+
+    def _json_params(self) -> dict[str, Any]:
+        """The parameters as saved (``get_params(deep=False)`` unless a subclass nests)."""
+        return self.get_params(deep=False)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The numeric arrays of the saved form, by plain identifier."""
+        self._check_fitted()
+        arrays, _ = self._get_state()
+        for key, a in arrays.items():
+            if not _ARRAY_NAME.match(key):
+                raise ValueError(f"array name {key!r} is not a plain identifier")
+            if np.asarray(a).dtype.hasobject:
+                raise TypeError(f"array {key!r} holds Python objects")
+        return arrays
+
+    @staticmethod
+    def from_dict(d: Any, arrays: dict[str, np.ndarray] | None = None,
+                  *, where: str = "featurizer") -> Featurizer:
+        """Rebuild a featurizer from ``to_dict()`` and ``arrays()`` output (no code is run)."""
+        if not isinstance(d, dict):
+            raise DataFormatError("expected a JSON object", path=where)
+        if d.get("format") != FORMAT:
+            raise DataFormatError(f"expected {FORMAT!r}, got {d.get('format')!r}",
+                                  path=where, field="format")
+        if d.get("format_version") != FORMAT_VERSION:
+            raise DataFormatError(
+                f"format version {d.get('format_version')!r} is not supported "
+                f"(this labelwise reads {FORMAT_VERSION})", path=where, field="format_version")
+        name = d.get("class")
+        if name not in FEATURIZER_CLASSES:
+            raise DataFormatError(
+                f"unknown featurizer class {name!r}; known: {', '.join(sorted(FEATURIZER_CLASSES))}",
+                path=where, field="class")
+        params, state = d.get("params"), d.get("state")
+        if not isinstance(params, dict) or not isinstance(state, dict):
+            raise DataFormatError("params and state must be JSON objects", path=where)
+        module, attr = FEATURIZER_CLASSES[name]
+        cls = getattr(importlib.import_module(module), attr)
+        unknown = sorted(set(params) - set(cls._get_param_names()))
+        if unknown:
+            raise DataFormatError(f"unknown parameters for {attr}: {', '.join(unknown)}",
+                                  path=where, field="params")
+        obj = cls(**cls._params_from_json(params))
+        try:
+            obj._set_state(dict(arrays or {}), state)
+        except (KeyError, ValueError, TypeError) as e:
+            raise DataFormatError(f"bad {attr} state: {e}", path=where, field="state") from None
+        obj.fitted_ = True
+        return obj
+
+    @classmethod
+    def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Undo JSON's tuple -> list change where a parameter needs a tuple."""
+        return dict(params)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``featurizer.json`` plus one ``.npy`` per array to the directory ``path``."""
+        d = self.to_dict()
+        arrays = self.arrays()
+        with atomic_directory(path) as tmp:
+            for key, a in arrays.items():
+                with open(tmp / f"{key}.npy", "wb") as f:
+                    np.save(f, np.ascontiguousarray(a), allow_pickle=False)
+            d["arrays"] = sorted(arrays)
+            (tmp / _FILE).write_text(json.dumps(d, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _fit(self, texts: list[str]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _transform(self, texts: list[str]):  # pragma: no cover
+        raise NotImplementedError
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _set_state(self, arrays: dict[str, np.ndarray],
+                   state: dict[str, Any]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+def load_featurizer(path: str | os.PathLike[str]) -> Featurizer:
+    """Read a directory written by :meth:`Featurizer.save`."""
+    root = Path(path)
+    fpath = root / _FILE
+    if not fpath.is_file():
+        raise DataFormatError("not a labelwise featurizer directory (no featurizer.json)",
+                              path=str(root))
+    try:
+        d = json.loads(fpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataFormatError(f"malformed JSON: {e.msg}", path=str(fpath), line=e.lineno) from None
+    names = d.pop("arrays", []) if isinstance(d, dict) else []
+    if not isinstance(names, list):
+        raise DataFormatError("expected a list", path=str(fpath), field="arrays")
+    arrays = {}
+    for key in names:
+        if not isinstance(key, str) or not _ARRAY_NAME.match(key):
+            raise DataFormatError(f"bad array name {key!r}", path=str(fpath), field="arrays")
+        try:
+            arrays[key] = np.load(root / f"{key}.npy", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DataFormatError(f"cannot read array {key!r}: {e}", path=str(root)) from None
+    return Featurizer.from_dict(d, arrays, where=str(fpath))

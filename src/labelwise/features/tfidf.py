@@ -1,0 +1,138 @@
+"""``Tfidf``: word n-gram (and optional character n-gram) tf-idf features.
+
+Built on scikit-learn's :class:`~sklearn.feature_extraction.text.TfidfVectorizer`. With
+``char_ngram_range`` set, a second vectorizer over character n-grams within word boundaries
+(``analyzer='char_wb'``) runs beside the word one; its columns follow the word columns.
+Each row is L2-normalised once over all its columns (``norm='l2'``), so word and character
+blocks share one scale.
+
+Saved form (no pickle): the state holds each block's vocabulary as a JSON list of terms in
+column order; the arrays ``word_idf`` / ``char_idf`` (float64, one per column) hold the idf
+weights. Loading rebuilds a ``TfidfVectorizer`` with that fixed vocabulary and sets its
+``idf_``, so the reloaded transform is identical to the saved one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from ..errors import DataFormatError
+from .base import Featurizer
+
+__all__ = ["Tfidf"]
+
+
+class Tfidf(Featurizer):
+    """Tf-idf over word n-grams, plus character n-grams when ``char_ngram_range`` is set.
+
+    Parameters
+    ----------
+    ngram_range: (min_n, max_n) word n-gram sizes.
+    char_ngram_range: (min_n, max_n) character n-gram sizes, or None for words only.
+    min_df, max_df: document-frequency cut-offs (int = count, float = proportion).
+    max_features: keep at most this many terms per block (most frequent first), or None.
+    sublinear_tf: use 1 + log(tf) instead of tf.
+    lowercase: lowercase texts before tokenising.
+    norm: 'l2' to scale each row to unit length over all blocks, or None.
+    """
+
+    _persist_name = "Tfidf"
+
+    def __init__(self, *, ngram_range: tuple[int, int] = (1, 2),
+                 char_ngram_range: tuple[int, int] | None = None, min_df: int | float = 1,
+                 max_df: int | float = 1.0, max_features: int | None = None,
+                 sublinear_tf: bool = True, lowercase: bool = True,
+                 norm: str | None = "l2") -> None:
+        self.ngram_range = ngram_range
+        self.char_ngram_range = char_ngram_range
+        self.min_df = min_df
+        self.max_df = max_df
+        self.max_features = max_features
+        self.sublinear_tf = sublinear_tf
+        self.lowercase = lowercase
+        self.norm = norm
+
+    @classmethod
+    def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
+        p = dict(params)
+        for key in ("ngram_range", "char_ngram_range"):
+            if isinstance(p.get(key), list):
+                p[key] = tuple(p[key])
+        return p
+
+    def _vectorizer(self, analyzer: str, ngram_range: Any,
+                    vocabulary: list[str] | None = None) -> TfidfVectorizer:
+        return TfidfVectorizer(
+            analyzer=analyzer, ngram_range=tuple(ngram_range), min_df=self.min_df,
+            max_df=self.max_df, max_features=self.max_features, sublinear_tf=self.sublinear_tf,
+            lowercase=self.lowercase, norm=None, dtype=np.float32, vocabulary=vocabulary)
+
+    def _blocks(self) -> list[tuple[str, str, Any]]:
+        if self.norm not in ("l2", None):
+            raise ValueError(f"norm must be 'l2' or None, got {self.norm!r}")
+        out = [("word", "word", self.ngram_range)]
+        if self.char_ngram_range is not None:
+            out.append(("char", "char_wb", self.char_ngram_range))
+        return out
+
+    def _fit(self, texts: list[str]) -> None:
+        vecs = {}
+        for name, analyzer, rng in self._blocks():
+            v = self._vectorizer(analyzer, rng)
+            try:
+                v.fit(texts)
+            except ValueError as e:  # empty vocabulary after the df cut-offs
+                raise DataFormatError(f"{name} n-grams: {e}", field="X") from None
+            vecs[name] = v
+        self.vectorizers_ = vecs
+
+    @property
+    def n_features_(self) -> int:
+        self._check_fitted()
+        return sum(len(v.vocabulary_) for v in self.vectorizers_.values())
+
+    def feature_names(self) -> list[str]:
+        """Column names: word terms, then character n-grams prefixed by ``char:``."""
+        self._check_fitted()
+        out: list[str] = []
+        for name, v in self.vectorizers_.items():
+            terms = v.get_feature_names_out().tolist()
+            out.extend(terms if name == "word" else [f"char:{t}" for t in terms])
+        return out
+
+    def _transform(self, texts: list[str]) -> sp.csr_matrix:
+        parts = [v.transform(texts) for v in self.vectorizers_.values()]
+        X = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csr")
+        X = sp.csr_matrix(X, dtype=np.float32)
+        if self.norm == "l2":
+            X = normalize(X, norm="l2", copy=False)
+        X.sort_indices()
+        return X
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, state = {}, {}
+        for name, v in self.vectorizers_.items():
+            state[f"{name}_vocabulary"] = v.get_feature_names_out().tolist()
+            arrays[f"{name}_idf"] = np.asarray(v.idf_, dtype=np.float64)
+        return arrays, state
+
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        vecs = {}
+        for name, analyzer, rng in self._blocks():
+            vocab = state[f"{name}_vocabulary"]
+            idf = np.asarray(arrays[f"{name}_idf"], dtype=np.float64)
+            if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+                raise ValueError(f"{name}_vocabulary must be a list of strings")
+            if len(set(vocab)) != len(vocab):
+                raise ValueError(f"{name}_vocabulary repeats a term")
+            if idf.shape != (len(vocab),):
+                raise ValueError(f"{name}_idf has shape {idf.shape}, expected ({len(vocab)},)")
+            v = self._vectorizer(analyzer, rng, vocabulary=vocab)
+            v.idf_ = idf  # builds the inner TfidfTransformer; vocabulary_ is set from vocabulary
+            vecs[name] = v
+        self.vectorizers_ = vecs

@@ -1,0 +1,242 @@
+"""Featurizers without the sentence encoder: tf-idf, fusion, the saved form, the embedding cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+
+from labelwise import Dataset
+from labelwise.errors import DataFormatError, NotFittedError
+from labelwise.features import Featurizer, Fusion, Tfidf, load_featurizer
+from labelwise.features.cache import EmbeddingCache, text_keys
+
+CORPUS = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "cats and dogs are pets",
+    "a cat chased the dog",
+    "stock markets fell sharply today",
+    "the market rallied on strong earnings",
+]
+
+
+def _reference_tfidf(docs: list[str], vocab: list[str]) -> np.ndarray:
+    """Unigram tf-idf by hand: (1 + ln tf) * (ln((1 + n) / (1 + df)) + 1), rows to unit length."""
+    toks = [[w for w in d.lower().split() if len(w) >= 2] for d in docs]
+    n = len(CORPUS)
+    df = Counter(w for d in CORPUS for w in set(x for x in d.lower().split() if len(x) >= 2))
+    out = np.zeros((len(docs), len(vocab)))
+    for i, t in enumerate(toks):
+        for w, c in Counter(t).items():
+            if w in vocab:
+                out[i, vocab.index(w)] = (1 + math.log(c)) * (math.log((1 + n) / (1 + df[w])) + 1)
+        norm = np.linalg.norm(out[i])
+        if norm:
+            out[i] /= norm
+    return out
+
+
+def test_tfidf_matches_hand_computed_unigrams():
+    f = Tfidf(ngram_range=(1, 1)).fit(CORPUS)
+    vocab = f.feature_names()
+    docs = ["the cat the cat sat", "markets and dogs", "unknown words only"]
+    X = f.transform(docs)
+    assert isinstance(X, sp.csr_matrix) and X.dtype == np.float32 and X.has_sorted_indices
+    np.testing.assert_allclose(X.toarray(), _reference_tfidf(docs, vocab), rtol=1e-6, atol=1e-7)
+    assert X[2].nnz == 0  # no known word: an all-zero row, not an error
+
+
+def test_tfidf_bigrams_and_char_ngrams():
+    f = Tfidf(ngram_range=(1, 2), char_ngram_range=(2, 3)).fit(CORPUS)
+    names = f.feature_names()
+    assert "cat sat" in names and "char: c" in names and "char:cat" in names
+    X = f.transform(CORPUS)
+    assert X.shape == (len(CORPUS), f.n_features_) == (6, len(names))
+    np.testing.assert_allclose(np.sqrt(X.multiply(X).sum(1)).A1, 1.0, rtol=1e-6)
+    # character n-grams make an unseen spelling variant overlap with its neighbour
+    v = f.transform(["catz"])
+    assert v[:, [names.index("char:cat")]].toarray()[0, 0] > 0
+
+
+@pytest.mark.parametrize("params", [
+    {"ngram_range": (1, 2)},
+    {"ngram_range": (1, 1), "char_ngram_range": (1, 4), "sublinear_tf": False, "norm": None},
+    {"ngram_range": (1, 3), "min_df": 2, "lowercase": False},
+])
+def test_tfidf_save_load_identical(tmp_path, params):
+    f = Tfidf(**params).fit(CORPUS)
+    probe = CORPUS + ["Cat markets, DOG logs!", ""]
+    f.save(tmp_path / "f")
+    files = sorted(p.name for p in (tmp_path / "f").iterdir())
+    assert all(name.endswith((".npy", ".json")) for name in files), files
+    saved = json.loads((tmp_path / "f" / "featurizer.json").read_text())
+    assert saved["class"] == "Tfidf" and isinstance(saved["state"]["word_vocabulary"], list)
+    g = load_featurizer(tmp_path / "f")
+    assert isinstance(g, Tfidf) and g.get_params() == f.get_params()
+    A, B = f.transform(probe), g.transform(probe)
+    assert (A != B).nnz == 0 and np.array_equal(A.indices, B.indices)
+    h = Featurizer.from_dict(f.to_dict(), f.arrays())
+    assert (h.transform(probe) != A).nnz == 0
+
+
+def test_tfidf_refit_and_clone():
+    f = Tfidf(min_df=1)
+    X1 = f.fit_transform(CORPUS)
+    f.fit(["other words entirely"])
+    assert f.n_features_ == 5  # 3 words + 2 bigrams
+    X2 = f.fit(CORPUS).transform(CORPUS)
+    assert (X1 != X2).nnz == 0
+    c = clone(f)
+    assert c.get_params() == f.get_params() and not hasattr(c, "vectorizers_")
+    assert (Tfidf().fit(Dataset(CORPUS, [[0]] * 6)).transform(CORPUS) != X1).nnz == 0
+
+
+def test_tfidf_bad_input():
+    with pytest.raises(NotFittedError, match="not fitted"):
+        Tfidf().transform(["a text"])
+    with pytest.raises(DataFormatError, match=r"X\[1\]: expected a text, got int"):
+        Tfidf().fit(["fine", 3])
+    with pytest.raises(DataFormatError, match="single str"):
+        Tfidf().fit("a single string")
+    with pytest.raises(DataFormatError, match="no texts"):
+        Tfidf().fit([])
+    with pytest.raises(DataFormatError, match="word n-grams"):
+        Tfidf().fit(["a", "b"])  # only one-letter tokens: empty vocabulary
+
+
+def test_saved_form_refuses_bad_input(tmp_path):
+    f = Tfidf().fit(CORPUS)
+    d, arrays = f.to_dict(), f.arrays()
+    with pytest.raises(DataFormatError, match="unknown featurizer class 'os.system'"):
+        Featurizer.from_dict({**d, "class": "os.system"}, arrays)
+    with pytest.raises(DataFormatError, match="format version 9"):
+        Featurizer.from_dict({**d, "format_version": 9}, arrays)
+    with pytest.raises(DataFormatError, match="unknown parameters for Tfidf: evil"):
+        Featurizer.from_dict({**d, "params": {**d["params"], "evil": 1}}, arrays)
+    with pytest.raises(DataFormatError, match="word_idf has shape"):
+        Featurizer.from_dict(d, {"word_idf": arrays["word_idf"][:-1]})
+    with pytest.raises(DataFormatError, match="repeats a term"):
+        vocab = d["state"]["word_vocabulary"]
+        Featurizer.from_dict({**d, "state": {"word_vocabulary": [vocab[0]] * len(vocab)}}, arrays)
+    with pytest.raises(DataFormatError, match="no featurizer.json"):
+        load_featurizer(tmp_path)
+    f.save(tmp_path / "f")
+    (tmp_path / "f" / "featurizer.json").write_text("{not json")
+    with pytest.raises(DataFormatError, match="malformed JSON"):
+        load_featurizer(tmp_path / "f")
+
+
+# ---------------------------------------------------------------------- fusion
+def _row_norms(X) -> np.ndarray:
+    X = X.toarray() if sp.issparse(X) else X
+    return np.linalg.norm(X, axis=1)
+
+
+def test_fusion_blocks_are_normalised_and_weighted():
+    a = Tfidf(ngram_range=(1, 1), norm=None)
+    b = Tfidf(ngram_range=(1, 1), char_ngram_range=(3, 3), norm=None)
+    fu = Fusion([("words", a, 2.0), ("chars", b, 0.5)]).fit(CORPUS)
+    X = fu.transform(CORPUS)
+    na = fu.blocks_[0][1].n_features_
+    assert isinstance(X, sp.csr_matrix) and X.dtype == np.float32
+    assert X.shape[1] == na + fu.blocks_[1][1].n_features_
+    np.testing.assert_allclose(_row_norms(X[:, :na]), 2.0, rtol=1e-6)
+    np.testing.assert_allclose(_row_norms(X[:, na:]), 0.5, rtol=1e-6)
+    # the blocks' own outputs, scaled: nothing else changes
+    ref = fu.blocks_[0][1].transform(CORPUS).toarray()
+    ref = 2.0 * ref / np.linalg.norm(ref, axis=1, keepdims=True)
+    np.testing.assert_allclose(X[:, :na].toarray(), ref, rtol=1e-6)
+
+
+def test_fusion_context_is_the_group_mean():
+    fu = Fusion([("w", Tfidf(ngram_range=(1, 1)))], context="w", context_weight=0.7).fit(CORPUS)
+    groups = ["d1", "d1", "d2", "d1", "d3", "d3"]
+    X = fu.transform(CORPUS, groups=groups).toarray()
+    B = fu.blocks_[0][1].transform(CORPUS).toarray()
+    nb = B.shape[1]
+    np.testing.assert_allclose(X[:, :nb], B, rtol=1e-6)
+    for i, g in enumerate(groups):  # slow reference: loop over the group's members
+        members = [j for j, h in enumerate(groups) if h == g]
+        mean = B[members].mean(axis=0)
+        np.testing.assert_allclose(X[i, nb:], 0.7 * mean / np.linalg.norm(mean), rtol=1e-5,
+                                   atol=1e-7)
+    # an item alone in its group gets itself as context
+    np.testing.assert_allclose(fu.transform(CORPUS[:1], groups=["x"]).toarray()[0, nb:],
+                               0.7 * B[0], rtol=1e-6)
+    with pytest.raises(DataFormatError, match="needs groups"):
+        fu.transform(CORPUS)
+    with pytest.raises(DataFormatError, match="one entry per text"):
+        fu.transform(CORPUS, groups=groups[:2])
+    with pytest.raises(DataFormatError, match="context is None"):
+        Fusion([("w", Tfidf())]).fit(CORPUS).transform(CORPUS, groups=groups)
+
+
+def test_fusion_save_load_and_params(tmp_path):
+    fu = Fusion([("w", Tfidf(ngram_range=(1, 2)), 1.5), ("c", Tfidf(char_ngram_range=(2, 4)))],
+                context="c", context_weight=0.25).fit(CORPUS)
+    groups = [1, 1, 2, 2, 3, 3]
+    fu.save(tmp_path / "fu")
+    g = load_featurizer(tmp_path / "fu")
+    assert isinstance(g, Fusion) and [n for n, _, _ in g.blocks_] == ["w", "c"]
+    A, B = fu.transform(CORPUS, groups=groups), g.transform(CORPUS, groups=groups)
+    assert (A != B).nnz == 0
+    c = clone(fu)
+    assert c.context == "c" and not hasattr(c.blocks[0][1], "vectorizers_")
+    with pytest.raises(ValueError, match="context block 'x'"):
+        Fusion([("w", Tfidf())], context="x").fit(CORPUS)
+    with pytest.raises(ValueError, match="repeat"):
+        Fusion([("w", Tfidf()), ("w", Tfidf())]).fit(CORPUS)
+    with pytest.raises(ValueError, match="not a Featurizer"):
+        Fusion([("w", object())]).fit(CORPUS)
+
+
+# ---------------------------------------------------------------------- cache
+def test_text_keys_are_sha256():
+    keys = text_keys(["a", "é", ""])
+    assert keys.dtype == np.uint8 and keys.shape == (3, 32)
+    assert keys[1].tobytes() == hashlib.sha256("é".encode()).digest()
+
+
+def test_cache_put_get_and_reopen(tmp_path):
+    rng = np.random.default_rng(0)
+    texts = [f"text {i}" for i in range(10)]
+    vecs = rng.normal(size=(10, 8)).astype(np.float32)
+    c = EmbeddingCache("ab12", root=tmp_path)
+    got, hit = c.get(text_keys(texts))
+    assert not hit.any()
+    assert c.put(text_keys(texts[:6]), vecs[:6]) == 6
+    assert c.put(text_keys(texts[4:]), vecs[4:]) == 4  # 4 and 5 are already there
+    again = EmbeddingCache("ab12", root=tmp_path)  # a new process would see the same shards
+    got, hit = again.get(text_keys(texts[::-1] + ["new"]))
+    assert hit.tolist() == [True] * 10 + [False]
+    assert np.array_equal(got[:10], vecs[::-1]) and not got[10].any()
+    assert len(again) == 10
+    assert len(list((tmp_path / "embeddings" / "ab12").glob("*.keys.npy"))) == 2
+    assert EmbeddingCache("cd34", root=tmp_path).get(text_keys(texts))[1].sum() == 0
+
+
+def test_cache_refuses_bad_shards(tmp_path):
+    c = EmbeddingCache("ab12", root=tmp_path)
+    c.put(text_keys(["x", "y"]), np.ones((2, 4), np.float32))
+    shard = next((tmp_path / "embeddings" / "ab12").glob("*.vecs.npy"))
+    np.save(shard, np.ones((3, 4), np.float32))
+    with pytest.raises(DataFormatError, match="inconsistent"):
+        EmbeddingCache("ab12", root=tmp_path).get(text_keys(["x"]))
+    with pytest.raises(ValueError, match="hex digest"):
+        EmbeddingCache("../etc", root=tmp_path)
+    with pytest.raises(ValueError, match="dimension 5"):
+        c.put(text_keys(["z"]), np.ones((1, 5), np.float32))
+
+
+def test_cache_home_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABELWISE_CACHE_HOME", str(tmp_path / "home"))
+    c = EmbeddingCache("ab12")
+    c.put(text_keys(["x"]), np.ones((1, 3), np.float32))
+    assert (tmp_path / "home" / "embeddings" / "ab12").is_dir()
