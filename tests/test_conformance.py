@@ -6,11 +6,16 @@ import pytest
 
 from conformance import CHECKS
 from labelwise.models import OneVsRest
+from labelwise.models.tree import LabelTree
 
 FAMILIES = {
     "ovr-squared-hinge": lambda: OneVsRest(random_state=3, n_threads=2),
     "ovr-logistic": lambda: OneVsRest(loss="logistic", prune_threshold=0.0, random_state=3,
                                       n_threads=1),
+    "tree": lambda: LabelTree(n_trees=2, branching=2, max_leaf_size=2, random_state=3,
+                              n_threads=2),
+    "tree-logistic-dense": lambda: LabelTree(loss="logistic", prune_threshold=0.0,
+                                             max_leaf_size=4, random_state=3, n_threads=1),
 }
 
 

@@ -10,6 +10,7 @@ def test_exported_members():
             "GroupIterativeStratifiedKFold",
             "IterativeStratifiedKFold",
             "LabelSets",
+            "LabelTree",
             "LabelError",
             "LabelSpace",
             "LabelwiseError",

@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "LabelSets": "labelwise.metrics",
     "propensities": "labelwise.metrics",
     "OneVsRest": "labelwise.models",
+    "LabelTree": "labelwise.models",
     "load_model": "labelwise.models",
     "cross_fit_scores": "labelwise.crossfit",
     "IterativeStratifiedKFold": "labelwise.split",

@@ -1,5 +1,6 @@
 """Model families that share one contract (:mod:`labelwise.models.base`).
 
+- :class:`LabelTree`: a label tree for extreme label sets (PIFA, balanced k-means, beam search).
 - :class:`ZeroShot`, :class:`FewShot`: label-name embeddings and per-label prototypes.
 - :class:`OneVsRest`: one-vs-rest L2-regularised linear classifiers (squared hinge or
   logistic) trained by dual coordinate descent in numba, with weight pruning.
@@ -16,11 +17,13 @@ from .fewshot import FewShot
 from .ovr import OneVsRest, fit_linear
 from .persist import MODEL_CLASSES, load_model, save_model
 from .topk import linear_topk, topk_csr, topk_dense
+from .tree import LabelTree
 from .zeroshot import ZeroShot
 
 __all__ = [
     "MODEL_CLASSES",
     "FewShot",
+    "LabelTree",
     "MultiLabelModel",
     "OneVsRest",
     "ZeroShot",

@@ -1,0 +1,276 @@
+"""Building a label tree and listing its training tasks (the engine behind ``LabelTree``).
+
+Label representations
+    ``label_representations(X, Y)``: PIFA (positive instance feature aggregation), row ``j``
+    = the l2-normalised sum of the rows of X that are positive for label ``j`` (X should
+    already be row-normalised, e.g. tf-idf). Extra label features (texts turned into
+    vectors, ...) are l2-normalised per row and concatenated, then each row is normalised
+    again. A label without positives (and no extra features) gets the zero vector.
+Tree layout (``TreeLayout``)
+    Nodes are numbered breadth first from the root (0). A node with more than
+    ``max_leaf_size`` labels is split into ``min(branching, ceil(n / max_leaf_size))`` groups
+    of near-equal size by recursive balanced spherical 2-means
+    (:func:`labelwise.models._tree_kernels.balanced_2means`; a split into ``p`` groups puts
+    ``floor(n * ceil(p/2) / p)`` labels on the first side); every group becomes a child node.
+    Otherwise the node is a leaf whose children are its labels (ascending ids). Each
+    parent->child edge is a *classifier*; node ``v``'s classifiers are the ids
+    ``node_clf_start[v]:node_clf_start[v+1]`` and ``clf_child[c]`` is the child node id, or
+    ``-label - 1`` for a label.
+Training tasks (``NodeTask``)
+    One per node: the node's training rows (every row for the root; for another node the
+    rows positive for at least one label below it, which are the negatives that matter) and,
+    per classifier, its positive rows as local positions into those rows. A task holds only
+    index arrays; ``run_task(X, sq_norms, task, ...)`` trains it against the shared CSR X,
+    so tasks can be shipped to other workers unchanged. Classifier seeds depend only on
+    ``random_state``, the tree and the classifier id, so the model does not depend on the
+    order in which (or on which thread) tasks run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _tree_kernels
+
+__all__ = ["label_representations", "l2_normalize_rows", "TreeLayout", "build_tree",
+           "NodeTask", "TaskResult", "training_tasks", "run_task", "assemble_weights"]
+
+
+def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
+    """A CSR float32 copy of M's values (indices shared) with every non-zero row at norm 1."""
+    M = sp.csr_matrix(M)
+    sq = np.zeros(M.shape[0], np.float64)
+    rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+    np.add.at(sq, rows, np.square(M.data, dtype=np.float64))
+    scale = np.zeros_like(sq)
+    nz = sq > 0
+    scale[nz] = 1.0 / np.sqrt(sq[nz])
+    data = (M.data * scale[rows]).astype(np.float32)
+    out = sp.csr_matrix((data, M.indices, M.indptr), shape=M.shape)
+    out.has_sorted_indices = M.has_sorted_indices
+    return out
+
+
+def label_representations(X: sp.csr_matrix, Y: sp.csr_matrix, *, pifa: bool = True,
+                          extra: sp.csr_matrix | None = None) -> sp.csr_matrix:
+    """Label feature rows (n_labels, n_cols) CSR float32, l2-normalised (module docstring)."""
+    blocks = []
+    if pifa:
+        blocks.append(l2_normalize_rows(sp.csr_matrix(Y.T.astype(np.float32) @ X)))
+    if extra is not None:
+        blocks.append(l2_normalize_rows(extra))
+    Z = blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
+    Z = l2_normalize_rows(Z)
+    Z.sort_indices()
+    return Z
+
+
+@dataclass
+class TreeLayout:
+    """One tree (see the module docstring); ``node_labels[v]`` are the labels below node v."""
+
+    node_clf_start: np.ndarray  # int64 (n_nodes + 1,)
+    clf_child: np.ndarray  # int64 (n_classifiers,)
+    node_labels: list[np.ndarray]
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_labels)
+
+
+def _split(Z: sp.csr_matrix, labels: np.ndarray, parts: int, iters: int,
+           rng: np.random.Generator) -> list[np.ndarray]:
+    if parts == 1:
+        return [labels]
+    n = labels.shape[0]
+    p0 = (parts + 1) // 2
+    n0 = (n * p0) // parts
+    i0, i1 = rng.choice(n, size=2, replace=False)
+    assign = _tree_kernels.balanced_2means(Z.indptr, Z.indices, Z.data, Z.shape[1], labels,
+                                           n0, int(i0), int(i1), iters)
+    return (_split(Z, labels[assign == 0], p0, iters, rng)
+            + _split(Z, labels[assign == 1], parts - p0, iters, rng))
+
+
+def build_tree(Z: sp.csr_matrix, *, branching: int, max_leaf_size: int, cluster_iters: int,
+               seed: int) -> TreeLayout:
+    """Cluster the label rows of Z into one tree (module docstring); deterministic in seed."""
+    rng = np.random.default_rng(seed)
+    n_labels = Z.shape[0]
+    node_labels = [np.arange(n_labels, dtype=np.int64)]
+    starts = [0]
+    children: list[np.ndarray] = []
+    used = 0
+    v = 0
+    while v < len(node_labels):
+        S = node_labels[v]
+        if S.shape[0] <= max_leaf_size:
+            kids = -S - 1
+        else:
+            parts = min(branching, -(-S.shape[0] // max_leaf_size))
+            groups = _split(Z, S, parts, cluster_iters, rng)
+            first = len(node_labels)
+            node_labels.extend(groups)
+            kids = np.arange(first, first + len(groups), dtype=np.int64)
+        children.append(kids)
+        used += kids.shape[0]
+        starts.append(used)
+        v += 1
+    return TreeLayout(np.asarray(starts, np.int64),
+                      np.concatenate(children).astype(np.int64), node_labels)
+
+
+@dataclass
+class NodeTask:
+    """Train classifiers ``clf_start .. clf_start + len(seeds) - 1`` on rows ``rows``."""
+
+    tree: int
+    node: int
+    clf_start: int
+    rows: np.ndarray  # int64 global row ids, ascending
+    tgt_indptr: np.ndarray  # int64 (m + 1,)
+    tgt_indices: np.ndarray  # int64 local positions into rows
+    seeds: np.ndarray  # int64 (m,)
+
+    @property
+    def cost(self) -> int:
+        return int(self.rows.shape[0]) * int(self.seeds.shape[0])
+
+
+@dataclass
+class TaskResult:
+    clf_start: int
+    counts: np.ndarray
+    feat: np.ndarray
+    vals: np.ndarray
+    bias_w: np.ndarray
+    n_iter: np.ndarray
+
+
+def _classifier_seeds(seed: int, tree: int, clf_ids: np.ndarray) -> np.ndarray:
+    mixed = (np.uint64(seed) + np.uint64(tree) * np.uint64(1000003)
+             + clf_ids.astype(np.uint64) * np.uint64(2654435761))
+    return (mixed % np.uint64(2**32)).astype(np.int64)
+
+
+def training_tasks(Ycsc: sp.csc_matrix, layout: TreeLayout, *, tree: int, clf_offset: int,
+                   seed: int) -> list[NodeTask]:
+    """The training tasks of one tree, in node order. Ycsc: (n_samples, n_labels) CSC with
+    sorted indices. Classifier ids are numbered from ``clf_offset``."""
+    n = Ycsc.shape[0]
+    node_rows: list[np.ndarray] = [np.arange(n, dtype=np.int64)]
+    for v in range(1, layout.n_nodes):
+        labels = layout.node_labels[v]
+        node_rows.append(np.unique(Ycsc[:, labels].indices).astype(np.int64))
+    tasks = []
+    indptr = Ycsc.indptr
+    for v in range(layout.n_nodes):
+        a, b = int(layout.node_clf_start[v]), int(layout.node_clf_start[v + 1])
+        rows = node_rows[v]
+        pos_lists = []
+        for child in layout.clf_child[a:b]:
+            if child >= 0:
+                pos = node_rows[child]
+            else:
+                lab = -child - 1
+                pos = Ycsc.indices[indptr[lab]:indptr[lab + 1]]
+            pos_lists.append(np.searchsorted(rows, pos).astype(np.int64))
+        tgt_indptr = np.zeros(b - a + 1, np.int64)
+        np.cumsum([p.shape[0] for p in pos_lists], out=tgt_indptr[1:])
+        tgt_indices = (np.concatenate(pos_lists) if pos_lists else np.zeros(0, np.int64))
+        clf_ids = np.arange(clf_offset + a, clf_offset + b, dtype=np.int64)
+        tasks.append(NodeTask(tree, v, clf_offset + a, rows, tgt_indptr, tgt_indices,
+                              _classifier_seeds(seed, tree, clf_ids)))
+    return tasks
+
+
+def run_task(X: sp.csr_matrix, sq_norms: np.ndarray, task: NodeTask, *, loss: int, C: float,
+             bias: float, tol: float, max_iter: int, prune_threshold: float) -> TaskResult:
+    """Train one node's classifiers (nogil numba) against the shared CSR X."""
+    counts, feat, vals, bias_w, n_iter = _tree_kernels.train_node(
+        X.indptr, X.indices, X.data, sq_norms, task.rows, task.tgt_indptr, task.tgt_indices,
+        task.seeds, loss, float(C), float(bias), float(tol), int(max_iter),
+        float(prune_threshold), int(X.shape[1]))
+    return TaskResult(task.clf_start, counts, feat, vals, bias_w, n_iter)
+
+
+def assemble_weights(results: list[TaskResult], n_classifiers: int, n_features: int,
+                     bias: float) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """``(W, intercept, n_iter)``: W CSR float32 (n_classifiers, n_features)."""
+    results = sorted(results, key=lambda r: r.clf_start)
+    counts = np.zeros(n_classifiers, np.int64)
+    intercept = np.zeros(n_classifiers, np.float32)
+    n_iter = np.zeros(n_classifiers, np.int32)
+    for r in results:
+        m = r.counts.shape[0]
+        counts[r.clf_start:r.clf_start + m] = r.counts
+        intercept[r.clf_start:r.clf_start + m] = r.bias_w * bias
+        n_iter[r.clf_start:r.clf_start + m] = r.n_iter
+    indptr = np.zeros(n_classifiers + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    feat = (np.concatenate([r.feat for r in results]) if results
+            else np.zeros(0, np.int32))
+    vals = (np.concatenate([r.vals for r in results]) if results
+            else np.zeros(0, np.float32))
+    W = sp.csr_matrix((vals, feat, indptr), shape=(n_classifiers, n_features))
+    return W, intercept, n_iter
+
+
+def node_major_weights(W: sp.csr_matrix, node_clf_start: np.ndarray) -> dict[str, np.ndarray]:
+    """Re-lay the classifier weights W (n_classifiers, n_features) node by node, feature-major.
+
+    For node ``v`` the features with any non-zero weight among its classifiers are
+    ``feat_id[node_feat_start[v]:node_feat_start[v+1]]`` (ascending); the weights of entry
+    ``e`` are ``weights[feat_ptr[e]:feat_ptr[e+1]]``. A node is *dense* (``node_dense[v]``)
+    when storing all ``m`` child weights per feature (zeros included) is no bigger than
+    (child, weight) pairs; then entry ``e`` holds exactly ``m`` weights, child ``j`` at offset
+    ``j``. Otherwise entry ``e`` holds its non-zero weights only, the child of ``weights[q]``
+    being ``val_child[q - child_shift[v]]``. Scoring a node then costs
+    ``O(nnz(x) log F_v + matched weights)``, not ``O(nnz(W_v))``.
+    """
+    n_nodes = node_clf_start.shape[0] - 1
+    m_node = np.diff(node_clf_start)
+    node_of_clf = np.repeat(np.arange(n_nodes, dtype=np.int64), m_node)
+    coo = W.tocoo()
+    r = coo.row.astype(np.int64)
+    f = coo.col.astype(np.int64)
+    v = coo.data.astype(np.float32)
+    nd = node_of_clf[r]
+    order = np.lexsort((r, f, nd))
+    r, f, v, nd = r[order], f[order], v[order], nd[order]
+    new = np.ones(r.shape[0], bool)
+    if r.shape[0]:
+        new[1:] = (nd[1:] != nd[:-1]) | (f[1:] != f[:-1])
+    group = np.cumsum(new) - 1
+    g_start = np.flatnonzero(new)
+    feat_id = f[g_start].astype(np.int32)
+    g_node = nd[g_start]
+    n_groups = g_start.shape[0]
+    feats_per_node = np.bincount(g_node, minlength=n_nodes)
+    nnz_per_node = np.bincount(nd, minlength=n_nodes)
+    node_feat_start = np.zeros(n_nodes + 1, np.int64)
+    np.cumsum(feats_per_node, out=node_feat_start[1:])
+    node_dense = feats_per_node * m_node * 4 <= nnz_per_node * 8
+    g_size = np.diff(np.append(g_start, r.shape[0]))
+    slots = np.where(node_dense[g_node], m_node[g_node], g_size)
+    feat_ptr = np.zeros(n_groups + 1, np.int64)
+    np.cumsum(slots, out=feat_ptr[1:])
+    weights = np.zeros(int(feat_ptr[-1]), np.float32)
+    local = r - node_clf_start[nd]
+    rank = np.arange(r.shape[0]) - g_start[group]
+    pos = feat_ptr[group] + np.where(node_dense[nd], local, rank)
+    weights[pos] = v
+    sparse_slots = np.where(node_dense, 0, nnz_per_node)
+    child_off = np.zeros(n_nodes, np.int64)
+    np.cumsum(sparse_slots[:-1], out=child_off[1:])
+    node_val_start = feat_ptr[node_feat_start[:-1]]
+    child_shift = node_val_start - child_off
+    val_child = np.zeros(int(sparse_slots.sum()), np.int32)
+    keep = ~node_dense[nd]
+    val_child[pos[keep] - child_shift[nd[keep]]] = local[keep]
+    return {"node_feat_start": node_feat_start, "feat_id": feat_id, "feat_ptr": feat_ptr,
+            "weights": weights, "node_dense": node_dense, "child_shift": child_shift,
+            "val_child": val_child}

@@ -1,0 +1,18 @@
+"""Neural heads (the ``[neural]`` extra: PyTorch on the CPU).
+
+- :class:`MLPHead`: an MLP on fixed dense features (e.g. sentence embeddings).
+- :class:`FineTuned`: the sentence encoder fine-tuned end to end with a multi-label head.
+- :mod:`.losses`: BCE, focal and asymmetric (ASL) losses.
+
+Importing this package does not import torch; fitting does (and raises
+:class:`~labelwise.errors.MissingDependencyError` with the install hint when it is missing).
+"""
+
+from __future__ import annotations
+
+from .finetune import FineTuned
+from .losses import LOSSES, asymmetric_loss, bce_loss, focal_loss, make_loss
+from .mlp import MLPHead
+
+__all__ = ["LOSSES", "FineTuned", "MLPHead", "asymmetric_loss", "bce_loss", "focal_loss",
+           "make_loss"]

@@ -1,0 +1,397 @@
+"""``LabelTree``: a label-tree model for extreme label sets (Parabel / Bonsai style).
+
+Training (see :mod:`labelwise.models._tree_build` for the layout and task format):
+
+1. X is row-normalised (``normalize="l2"``, the preprocessing Parabel, Bonsai and PECOS
+   expect of tf-idf features; ``normalize=None`` uses X as given). The same map is applied
+   at prediction time, inside the model.
+2. Label representations: PIFA (the normalised sum of the label's positive rows), and/or
+   the rows of a ``label_features`` matrix passed to ``fit`` (concatenated when both).
+3. ``n_trees`` trees, each from balanced spherical hierarchical k-means on those
+   representations (``branching`` children per node, leaves of at most ``max_leaf_size``
+   labels, ``cluster_iters`` rounds per 2-means split); trees differ by their random
+   centroid seeds.
+4. At every node a linear classifier per child, trained on the rows positive for that node,
+   by the same dual coordinate descent as :class:`~labelwise.models.OneVsRest` (``loss``,
+   ``C``, ``bias``, ``tol``, ``max_iter``), then pruned (``prune_threshold``, 0.1 as in
+   Parabel/omikuji). Every node is an independent task run by a pool of ``n_threads``
+   threads over one shared CSR X.
+
+Scores: ``decision_function`` returns each label's estimated probability, the product of
+the classifier probabilities along its path (``exp(-max(0, 1 - m)^2)`` for the squared
+hinge, as Parabel and omikuji do; ``sigmoid(m)`` for the logistic loss), found by a beam
+search of width ``beam_size`` and averaged over the trees (a tree that does not reach a
+label contributes 0). Labels no beam reaches score 0. ``predict`` thresholds at 0.5 and
+``predict_proba`` returns the same numbers.
+
+Learned state: ``node_clf_start_``, ``clf_child_``, ``tree_roots_`` (the trees, concatenated;
+see :func:`labelwise.models._tree_kernels.beam_search`); the pruned weights laid out node by
+node, feature-major (``node_feat_start_``, ``feat_id_``, ``feat_ptr_``, ``weights_``,
+``node_dense_``, ``child_shift_``, ``val_child_``; see
+:func:`labelwise.models._tree_build.node_major_weights`: sparse (child, weight) pairs, or a
+dense block for a node where that is no bigger, so scoring a node costs
+``O(nnz(x) log F + matched weights)``); ``intercept_``, ``n_iter_`` (DCD epochs) per
+classifier; ``labels_without_positives_``.
+
+Defaults (measured on MULAN Bibtex and Delicious, 2-core machine; see the benchmark notes):
+``branching=16`` (Bonsai/PECOS-like shallow trees: on Delicious P@1 67.3 against 66.2 for
+Parabel's binary trees, at the same cost), ``max_leaf_size=100`` (Parabel's; 50 or 200 lose
+0.4-0.6 P@1 on Delicious), ``C=0.5`` (+1.2 P@1 on Bibtex and +0.5 on Delicious over C=1,
+and fewer DCD epochs), ``max_iter=20`` (Parabel's and omikuji's cap), ``n_trees=1`` (three
+trees cost three times as much and gained nothing measurable on these sets: Bibtex 64.3
+either way, Delicious 67.1 vs 67.3; raise it for large label sets, where ensembles help
+Parabel), ``normalize="l2"`` (without it Bibtex drops from 64.3 to 54.0 P@1),
+``beam_size=10`` (Parabel's, omikuji's and PECOS's).
+
+Memory: ``estimate_memory(X, Y)`` (see its docstring) is checked against ``memory_limit``
+before anything is allocated, and the pruned weights are counted while tasks finish; past
+the limit either way, :class:`~labelwise.errors.ResourceLimitError` (never an OOM kill).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import DataFormatError, ResourceLimitError
+from ..progress import progress
+from . import _dcd, _tree_build, _tree_kernels
+from .base import MultiLabelModel, as_feature_matrix
+from .ovr import available_memory
+from .topk import _run_rows, resolve_n_threads
+
+__all__ = ["LabelTree"]
+
+_LOSSES = {"squared_hinge": _dcd.LOSS_SQUARED_HINGE, "logistic": _dcd.LOSS_LOGISTIC}
+
+
+def _is_int(v: Any, low: int) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | np.integer) and v >= low
+
+
+class LabelTree(MultiLabelModel):
+    """Label tree with linear node classifiers and beam search (see the module docstring).
+
+    Parameters
+    ----------
+    n_trees: trees in the ensemble (>= 1).
+    branching: children per internal node (>= 2).
+    max_leaf_size: most labels in a leaf (>= 1).
+    beam_size: nodes kept per tree level at prediction (>= 1).
+    loss, C, bias, tol, max_iter, prune_threshold: the node classifiers, as in OneVsRest.
+    cluster_iters: rounds of each balanced 2-means split (>= 1).
+    label_features: "pifa" (label rows from positive instances, plus any ``label_features``
+        matrix given to fit, concatenated) or "given" (only that matrix).
+    normalize: "l2" (row-normalise X, at fit and predict) or None.
+    n_threads: worker threads (None = all CPUs this process may use).
+    memory_limit: bytes, "auto" (80% of available memory) or None (no check).
+    random_state: int seed (None = a fresh seed each fit).
+    """
+
+    _persist_name = "LabelTree"
+    default_threshold = 0.5
+
+    def __init__(self, *, n_trees: int = 1, branching: int = 16, max_leaf_size: int = 100,
+                 beam_size: int = 10, loss: str = "squared_hinge", C: float = 0.5,
+                 bias: float = 1.0, tol: float = 0.1, max_iter: int = 20,
+                 prune_threshold: float = 0.1, cluster_iters: int = 20,
+                 label_features: str = "pifa", normalize: str | None = "l2",
+                 n_threads: int | None = None, memory_limit: int | str | None = "auto",
+                 random_state: int | None = 0) -> None:
+        self.n_trees = n_trees
+        self.branching = branching
+        self.max_leaf_size = max_leaf_size
+        self.beam_size = beam_size
+        self.loss = loss
+        self.C = C
+        self.bias = bias
+        self.tol = tol
+        self.max_iter = max_iter
+        self.prune_threshold = prune_threshold
+        self.cluster_iters = cluster_iters
+        self.label_features = label_features
+        self.normalize = normalize
+        self.n_threads = n_threads
+        self.memory_limit = memory_limit
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ parameters
+    def _validate_params(self) -> None:
+        for name, low in (("n_trees", 1), ("branching", 2), ("max_leaf_size", 1),
+                          ("beam_size", 1), ("max_iter", 1), ("cluster_iters", 1)):
+            if not _is_int(getattr(self, name), low):
+                raise ValueError(f"{name} must be an int >= {low}, got {getattr(self, name)!r}")
+        if self.loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {self.loss!r}")
+        for name, strict in (("C", True), ("bias", False), ("tol", True),
+                             ("prune_threshold", False)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) \
+                    or (v <= 0 if strict else v < 0):
+                raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, "
+                                 f"got {v!r}")
+        if self.label_features not in ("pifa", "given"):
+            raise ValueError(f"label_features must be 'pifa' or 'given', got "
+                             f"{self.label_features!r}")
+        if self.normalize not in ("l2", None):
+            raise ValueError(f"normalize must be 'l2' or None, got {self.normalize!r}")
+        if self.n_threads is not None and not _is_int(self.n_threads, 1):
+            raise ValueError(f"n_threads must be None or a positive int, got {self.n_threads!r}")
+        rs = self.random_state
+        if rs is not None and not (_is_int(rs, 0) and rs < 2**32):
+            raise ValueError(f"random_state must be None or an int in [0, 2**32), got {rs!r}")
+        ml = self.memory_limit
+        if not (ml is None or ml == "auto" or (isinstance(ml, int | float)
+                                               and not isinstance(ml, bool) and ml > 0)):
+            raise ValueError(f"memory_limit must be 'auto', None or a positive number of bytes, "
+                             f"got {ml!r}")
+
+    # ------------------------------------------------------------------ memory
+    def estimate_memory(self, X: Any, Y: Any) -> int:
+        """Estimated peak bytes that ``fit(X, Y)`` allocates beyond its inputs.
+
+        The sum of two parts. *Fixed* (upper bounds): the normalised copy of X's values, the
+        label matrix (CSC), the label representations (at most ``min(n_labels * n_features,
+        R)`` entries, ``R = sum_i nnz(x_i) |y_i|``), every tree's task index lists (each
+        level holds at most ``nnz(Y) + n_samples`` row ids) and per-thread solver buffers.
+        *Weights* (an estimate, not a bound: pruning decides): ``min(n_classifiers *
+        n_features, R)`` pruned weights per tree, counted twice (task results and the
+        assembled layout). Because the weights cannot be bounded usefully in advance, ``fit``
+        also counts the pruned weights as tasks finish and stops with ResourceLimitError
+        as soon as they would pass ``memory_limit`` minus the fixed part.
+        """
+        fixed, weights = self._memory_parts(X, Y)
+        return int(fixed + weights)
+
+    def _memory_parts(self, X: Any, Y: Any) -> tuple[float, float]:
+        X = as_feature_matrix(X) if not sp.issparse(X) else sp.csr_matrix(X)
+        Y = sp.csr_matrix(Y)
+        n, d = X.shape
+        L = Y.shape[1]
+        row_nnz = np.diff(X.indptr).astype(np.float64)
+        row_labels = np.diff(Y.indptr).astype(np.float64)
+        reach = float(row_nnz @ row_labels)
+        depth = 1
+        size = L
+        while size > self.max_leaf_size:
+            size = -(-size // self.branching)
+            depth += 1
+        n_clf = 2 * L + self.branching
+        x_copy = X.nnz * 4 + (0 if X.dtype == np.float32 else X.nnz * 4 + (n + 1) * 8)
+        y_bytes = Y.nnz * 12 + (L + n + 2) * 8
+        z_bytes = 3 * min(float(L) * d, reach) * 8
+        tasks = self.n_trees * (depth + 1) * (Y.nnz + n) * 16
+        threads = resolve_n_threads(self.n_threads)
+        per_thread = (d + 1) * 9 + n * 40
+        fixed = (x_copy + y_bytes + z_bytes + tasks + threads * per_thread
+                 + n_clf * self.n_trees * 24)
+        weights = 2 * self.n_trees * min(float(n_clf) * d, reach) * 8
+        return float(fixed), float(weights)
+
+    def _memory_limit_bytes(self) -> float | None:
+        if self.memory_limit is None:
+            return None
+        if self.memory_limit == "auto":
+            return 0.8 * available_memory()
+        return float(self.memory_limit)
+
+    def _check_memory(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> float | None:
+        """Refuse up front; return the bytes left for the pruned weights (None: no limit)."""
+        limit = self._memory_limit_bytes()
+        if limit is None:
+            return None
+        fixed, weights = self._memory_parts(X, Y)
+        if fixed + weights > limit:
+            raise ResourceLimitError(
+                f"training needs about {(fixed + weights) / 2**20:.1f} MiB (estimate_memory) "
+                f"but memory_limit is {limit / 2**20:.1f} MiB; raise memory_limit, lower "
+                "n_trees, max_leaf_size or n_threads")
+        return (limit - fixed) / 2  # weights are held twice (results, then the layout)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Any, Y: Any = None, *, labels: Any = None, label_features: Any = None):
+        """Fit on X, Y (or a Dataset); ``label_features`` (n_labels, n_cols) optional."""
+        self._fit_label_features = label_features
+        try:
+            return super().fit(X, Y, labels=labels)
+        finally:
+            del self._fit_label_features
+
+    def _prepare_X(self, X: sp.csr_matrix) -> sp.csr_matrix:
+        return _tree_build.l2_normalize_rows(X) if self.normalize == "l2" else X
+
+    def _fit(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
+        L = Y.shape[1]
+        extra = self._fit_label_features
+        if extra is not None:
+            extra = as_feature_matrix(extra)
+            if extra.shape[0] != L:
+                raise DataFormatError(f"label_features has {extra.shape[0]} rows but Y has {L} "
+                                      "labels", field="label_features")
+        elif self.label_features == "given":
+            raise TypeError("label_features='given' needs fit(..., label_features=matrix)")
+        weight_budget = self._check_memory(X, Y)
+        seed = self.random_state
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        Xn = self._prepare_X(X)
+        Ycsc = sp.csc_matrix(Y, dtype=np.float32)
+        Ycsc.sort_indices()
+        positives = np.diff(Ycsc.indptr)
+        empty = np.flatnonzero(positives == 0).astype(np.int64)
+        if empty.size:
+            warnings.warn(
+                f"{empty.size} of {L} labels have no positive training example; they get "
+                "classifiers trained on negatives only (see labels_without_positives_)",
+                UserWarning, stacklevel=3)
+        Z = _tree_build.label_representations(
+            Xn, Y, pifa=self.label_features == "pifa", extra=extra)
+        starts, children, roots, tasks = [np.zeros(1, np.int64)], [], [], []
+        n_nodes = n_clf = 0
+        for t in range(self.n_trees):
+            layout = _tree_build.build_tree(
+                Z, branching=self.branching, max_leaf_size=self.max_leaf_size,
+                cluster_iters=self.cluster_iters, seed=int(seed) + 7919 * t)
+            tasks += _tree_build.training_tasks(Ycsc, layout, tree=t, clf_offset=n_clf,
+                                                seed=int(seed))
+            kids = layout.clf_child.copy()
+            kids[kids >= 0] += n_nodes
+            roots.append(n_nodes)
+            starts.append(layout.node_clf_start[1:] + n_clf)
+            children.append(kids)
+            n_nodes += layout.n_nodes
+            n_clf += kids.shape[0]
+        del Z
+        sq = _dcd.row_sq_norms(Xn.indptr, Xn.data, float(self.bias))
+        kw = dict(loss=_LOSSES[self.loss], C=self.C, bias=self.bias, tol=self.tol,
+                  max_iter=self.max_iter, prune_threshold=self.prune_threshold)
+        order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)
+        bar = progress(n_clf, "training tree nodes", unit="classifier")
+
+        held = [0]
+        lock = threading.Lock()
+
+        def run(i: int) -> _tree_build.TaskResult | None:
+            if weight_budget is not None and held[0] > weight_budget:
+                return None  # another task already ran over the limit
+            res = _tree_build.run_task(Xn, sq, tasks[i], **kw)
+            bar.update(tasks[i].seeds.shape[0])
+            with lock:
+                held[0] += res.feat.nbytes + res.vals.nbytes
+            if weight_budget is not None and held[0] > weight_budget:
+                raise ResourceLimitError(
+                    f"the pruned weights passed {held[0] / 2**20:.1f} MiB before training "
+                    f"ended, more than memory_limit leaves for them "
+                    f"({weight_budget / 2**20:.1f} MiB); raise memory_limit or "
+                    "prune_threshold, or lower n_trees")
+            return res
+
+        threads = resolve_n_threads(self.n_threads)
+        with bar:
+            if threads == 1:
+                results = [run(i) for i in order]
+            else:
+                with ThreadPoolExecutor(max_workers=threads) as pool:
+                    results = list(pool.map(run, order))
+        tasks.clear()
+        W, intercept, n_iter = _tree_build.assemble_weights(results, n_clf, X.shape[1],
+                                                            float(self.bias))
+        self.node_clf_start_ = np.concatenate(starts).astype(np.int64)
+        self.clf_child_ = np.concatenate(children).astype(np.int64)
+        self.tree_roots_ = np.asarray(roots, np.int64)
+        self._set_weights(W)
+        self.intercept_ = intercept
+        self.n_iter_ = n_iter
+        self.labels_without_positives_ = empty
+
+    def _set_weights(self, W: sp.csr_matrix) -> None:
+        lay = _tree_build.node_major_weights(W, self.node_clf_start_)
+        for key in _WEIGHT_ARRAYS:
+            setattr(self, key + "_", lay[key])
+
+    # ------------------------------------------------------------------ prediction
+    def _decision_topk(self, X: sp.csr_matrix, k: int) -> sp.csr_matrix:
+        Xn = self._prepare_X(X)
+        L = len(self.labels_)
+        k = min(k, L)
+        args = (Xn.indptr, Xn.indices, Xn.data, self.node_clf_start_, self.clf_child_,
+                self.tree_roots_, *(getattr(self, key + "_") for key in _WEIGHT_ARRAYS),
+                self.intercept_, _LOSSES[self.loss], int(self.beam_size), L, k)
+        return _run_rows(_tree_kernels.beam_search, Xn.shape[0], k, L, args, self.n_threads)
+
+    def _to_probability(self, scores: np.ndarray) -> np.ndarray:
+        return np.clip(scores, 0.0, 1.0)
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {key: np.asarray(getattr(self, key + "_")) for key in _STATE_ARRAYS}
+        arrays["node_dense"] = arrays["node_dense"].astype(np.uint8)
+        return arrays, {}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        missing = [k for k in _STATE_ARRAYS if k not in arrays]
+        if missing:
+            raise DataFormatError(f"LabelTree model lacks arrays: {', '.join(missing)}")
+        a = {k: np.asarray(arrays[k]) for k in _STATE_ARRAYS}
+        L, d = len(self.labels_), int(self.n_features_in_)
+        if not _valid_state(a, L, d):
+            raise DataFormatError(f"LabelTree arrays do not describe trees over {L} labels and "
+                                  f"{d} features", field="arrays")
+        a["node_dense"] = a["node_dense"].astype(bool)
+        for key in _STATE_ARRAYS:
+            setattr(self, key + "_", a[key])
+
+
+#: the weight arrays of _tree_build.node_major_weights, in beam_search's argument order
+_WEIGHT_ARRAYS = ("node_feat_start", "feat_id", "feat_ptr", "weights", "node_dense",
+                  "child_shift", "val_child")
+_STATE_ARRAYS = ("node_clf_start", "clf_child", "tree_roots", *_WEIGHT_ARRAYS, "intercept",
+                 "n_iter", "labels_without_positives")
+_DTYPES = {"node_clf_start": "i8", "clf_child": "i8", "tree_roots": "i8",
+           "node_feat_start": "i8", "feat_id": "i4", "feat_ptr": "i8", "weights": "f4",
+           "node_dense": "u1", "child_shift": "i8", "val_child": "i4", "intercept": "f4",
+           "n_iter": "i4", "labels_without_positives": "i8"}
+
+
+def _monotone(p: np.ndarray, end: int) -> bool:
+    return p.ndim == 1 and p.size >= 1 and int(p[0]) == 0 and int(p[-1]) == end \
+        and bool(np.all(np.diff(p) >= 0))
+
+
+def _valid_state(a: dict[str, np.ndarray], L: int, d: int) -> bool:
+    """Every index in range, so the kernels (which do not bounds-check) stay inside arrays."""
+    if any(a[k].dtype != np.dtype(t) for k, t in _DTYPES.items()):
+        return False
+    starts, child, roots = a["node_clf_start"], a["clf_child"], a["tree_roots"]
+    n_nodes, n_clf = starts.shape[0] - 1, child.shape[0]
+    if not (n_nodes >= 1 and _monotone(starts, n_clf) and bool(np.all(np.diff(starts) >= 1))
+            and roots.ndim == 1 and roots.size >= 1
+            and bool(np.all((roots >= 0) & (roots < n_nodes)))
+            and bool(np.all((child < n_nodes) & (child >= -L)))
+            and a["intercept"].shape == (n_clf,) and a["n_iter"].shape == (n_clf,)):
+        return False
+    fs, fid, fp, w = a["node_feat_start"], a["feat_id"], a["feat_ptr"], a["weights"]
+    dense, shift, vc = a["node_dense"], a["child_shift"], a["val_child"]
+    if not (fs.shape == (n_nodes + 1,) and _monotone(fs, fid.shape[0])
+            and _monotone(fp, w.shape[0]) and fp.shape == (fid.shape[0] + 1,)
+            and dense.shape == (n_nodes,) and shift.shape == (n_nodes,)
+            and (fid.size == 0 or (int(fid.min()) >= 0 and int(fid.max()) < d))):
+        return False
+    m = np.diff(starts)
+    entry_node = np.repeat(np.arange(n_nodes), np.diff(fs))
+    slots = np.diff(fp)
+    is_dense = dense[entry_node] == 1
+    if not np.all(slots[is_dense] == m[entry_node[is_dense]]):
+        return False
+    slot_node = np.repeat(entry_node, slots)
+    sparse = dense[slot_node] == 0
+    q = np.flatnonzero(sparse) - shift[slot_node[sparse]]
+    if q.size and (int(q.min()) < 0 or int(q.max()) >= vc.shape[0]):
+        return False
+    kid = vc[q]
+    return bool(np.all((kid >= 0) & (kid < m[slot_node[sparse]])))

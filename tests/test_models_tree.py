@@ -1,0 +1,420 @@
+"""LabelTree: numba kernels against plain-Python references, task lists, persistence."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conformance import small_data
+from labelwise.errors import DataFormatError, ResourceLimitError
+from labelwise.models import _dcd, _tree_build, _tree_kernels
+from labelwise.models.tree import LabelTree
+
+
+# ---------------------------------------------------------------------------- references
+def ref_balanced_2means(Z: np.ndarray, labels, n0, init0, init1, iters):
+    """Plain-Python balanced spherical 2-means (the kernel's documented rules)."""
+    c0 = Z[labels[init0]].astype(np.float64).copy()
+    c1 = Z[labels[init1]].astype(np.float64).copy()
+    assign = [-1] * len(labels)
+    for _ in range(iters):
+        diff = [float(Z[lab] @ c0 - Z[lab] @ c1) for lab in labels]
+        order = sorted(range(len(labels)), key=lambda t: -diff[t])  # stable
+        new = [0] * len(labels)
+        for r, t in enumerate(order):
+            new[t] = 0 if r < n0 else 1
+        if new == assign:
+            break
+        assign = new
+        for c, g in ((c0, 0), (c1, 1)):
+            s = sum((Z[lab].astype(np.float64) for t, lab in enumerate(labels)
+                     if assign[t] == g), np.zeros(Z.shape[1]))
+            nrm = math.sqrt(float(s @ s))
+            c[:] = s / nrm if nrm > 0 else s
+    return np.array(assign)
+
+
+def dense_weights(model: LabelTree) -> np.ndarray:
+    """Classifier weights (n_classifiers, n_features) rebuilt from the node-major layout."""
+    starts = model.node_clf_start_
+    W = np.zeros((starts[-1], model.n_features_in_))
+    for v in range(starts.shape[0] - 1):
+        m = starts[v + 1] - starts[v]
+        for e in range(model.node_feat_start_[v], model.node_feat_start_[v + 1]):
+            f = model.feat_id_[e]
+            for q in range(model.feat_ptr_[e], model.feat_ptr_[e + 1]):
+                if model.node_dense_[v]:
+                    j = q - model.feat_ptr_[e]
+                else:
+                    j = model.val_child_[q - model.child_shift_[v]]
+                assert 0 <= j < m
+                W[starts[v] + j, f] = model.weights_[q]
+    return W
+
+
+def ref_log_prob(m: float, loss: str) -> float:
+    if loss == "squared_hinge":
+        return -max(0.0, 1.0 - m) ** 2
+    return -math.log1p(math.exp(-m)) if m >= 0 else m - math.log1p(math.exp(m))
+
+
+def ref_scores(model: LabelTree, X: sp.csr_matrix, beam: int | None) -> np.ndarray:
+    """Dense (n, L) tree scores: beam=None scores every path exhaustively."""
+    Xn = _tree_build.l2_normalize_rows(X) if model.normalize == "l2" else X
+    margins = Xn.toarray() @ dense_weights(model).T + model.intercept_[None, :]
+    starts, child = model.node_clf_start_, model.clf_child_
+    L = len(model.labels_)
+    out = np.zeros((X.shape[0], L))
+    for i in range(X.shape[0]):
+        for root in model.tree_roots_:
+            level = [(int(root), 0.0)]
+            while level:
+                nxt = []
+                for v, s in level:
+                    for c in range(starts[v], starts[v + 1]):
+                        lp = s + ref_log_prob(float(margins[i, c]), model.loss)
+                        if child[c] >= 0:
+                            nxt.append((int(child[c]), lp))
+                        else:
+                            out[i, -child[c] - 1] += math.exp(lp) / len(model.tree_roots_)
+                if beam is not None and len(nxt) > beam:
+                    nxt = sorted(nxt, key=lambda e: -e[1])[:beam]  # stable: earlier wins ties
+                level = nxt
+    return out
+
+
+def clustered_data(seed=0, n=300, d=40, L=24):
+    """Labels in groups sharing features, so trees have structure to find."""
+    rng = np.random.default_rng(seed)
+    groups = np.arange(L) % 4
+    Y = np.zeros((n, L), np.float32)
+    X = rng.random((n, d)) * (rng.random((n, d)) < 0.15)
+    for i in range(n):
+        g = rng.integers(0, 4)
+        cand = np.flatnonzero(groups == g)
+        labs = rng.choice(cand, size=min(2, cand.size), replace=False)
+        Y[i, labs] = 1
+        X[i, 10 * g:10 * g + 10] += rng.random(10) * (rng.random(10) < 0.6)
+        for lab in labs:
+            X[i, lab % d] += 1.0
+    return sp.csr_matrix(X.astype(np.float32)), sp.csr_matrix(Y)
+
+
+# ---------------------------------------------------------------------------- clustering
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 40), iters=st.integers(1, 8))
+def test_balanced_2means_matches_reference(seed, n, iters):
+    rng = np.random.default_rng(seed)
+    d = 6
+    Zd = (rng.random((n + 3, d)) * (rng.random((n + 3, d)) < 0.6)).astype(np.float32)
+    Zd[rng.random(n + 3) < 0.2] = Zd[0]  # duplicate rows make ties
+    Z = _tree_build.l2_normalize_rows(sp.csr_matrix(Zd))
+    Z.sort_indices()
+    labels = rng.permutation(n + 3)[:n].astype(np.int64)
+    n0 = int(rng.integers(1, n))
+    i0, i1 = rng.choice(n, size=2, replace=False)
+    got = _tree_kernels.balanced_2means(Z.indptr, Z.indices, Z.data, d, labels, n0, int(i0),
+                                        int(i1), iters)
+    assert np.count_nonzero(got == 0) == n0 and np.count_nonzero(got == 1) == n - n0
+    want = ref_balanced_2means(Z.toarray(), list(labels), n0, int(i0), int(i1), iters)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("branching,max_leaf", [(2, 1), (2, 7), (4, 10), (3, 5), (16, 100)])
+def test_build_tree_invariants(branching, max_leaf):
+    X, Y = clustered_data(L=200)
+    Z = _tree_build.label_representations(_tree_build.l2_normalize_rows(X), Y)
+    lay = _tree_build.build_tree(Z, branching=branching, max_leaf_size=max_leaf,
+                                 cluster_iters=5, seed=1)
+    starts, child = lay.node_clf_start, lay.clf_child
+    assert starts[0] == 0 and starts[-1] == child.size and np.all(np.diff(starts) >= 1)
+    assert np.array_equal(np.sort(-child[child < 0] - 1), np.arange(200))  # each label once
+    assert np.array_equal(lay.node_labels[0], np.arange(200))
+    for v in range(lay.n_nodes):
+        kids = child[starts[v]:starts[v + 1]]
+        S = lay.node_labels[v]
+        if len(S) <= max_leaf:
+            assert np.array_equal(-kids - 1, S)  # a leaf: its labels, ascending
+        else:
+            assert np.all(kids > v) and len(kids) == min(branching, -(-len(S) // max_leaf))
+            assert np.array_equal(np.sort(np.concatenate([lay.node_labels[c] for c in kids])),
+                                  np.sort(S))
+            sizes = [len(lay.node_labels[c]) for c in kids]
+            if branching in (2, 4):
+                assert max(sizes) - min(sizes) <= 1, sizes
+
+
+def test_label_representations_are_pifa_and_concatenate():
+    X, Y = clustered_data(L=12)
+    Xn = _tree_build.l2_normalize_rows(X)
+    Z = _tree_build.label_representations(Xn, Y).toarray()
+    Yd = Y.toarray()
+    for j in range(12):
+        s = Xn.toarray()[Yd[:, j] == 1].sum(axis=0)
+        np.testing.assert_allclose(Z[j], s / np.linalg.norm(s), rtol=1e-5, atol=1e-6)
+    E = sp.csr_matrix(np.eye(12, 3, dtype=np.float32) * 5)
+    Z2 = _tree_build.label_representations(Xn, Y, extra=E).toarray()
+    assert Z2.shape == (12, X.shape[1] + 3)
+    for j in range(12):
+        a = Z[j]
+        b = np.eye(12, 3)[j]
+        want = np.concatenate([a, b]) / np.linalg.norm(np.concatenate([a, b]))
+        np.testing.assert_allclose(Z2[j], want, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- training
+def test_training_tasks_match_reference():
+    X, Y = clustered_data(L=30)
+    Y = sp.lil_matrix(Y)
+    Y[5, :] = 0  # a row without labels: only the root sees it
+    Y = sp.csr_matrix(Y)
+    Z = _tree_build.label_representations(_tree_build.l2_normalize_rows(X), Y)
+    lay = _tree_build.build_tree(Z, branching=3, max_leaf_size=4, cluster_iters=5, seed=2)
+    Yc = sp.csc_matrix(Y)
+    Yc.sort_indices()
+    tasks = _tree_build.training_tasks(Yc, lay, tree=0, clf_offset=7, seed=9)
+    Yd = Y.toarray() > 0
+    assert [t.node for t in tasks] == list(range(lay.n_nodes))
+    for t in tasks:
+        labels = lay.node_labels[t.node]
+        want_rows = (np.arange(Y.shape[0]) if t.node == 0
+                     else np.flatnonzero(Yd[:, labels].any(axis=1)))
+        assert np.array_equal(t.rows, want_rows)
+        a, b = lay.node_clf_start[t.node], lay.node_clf_start[t.node + 1]
+        assert t.clf_start == 7 + a and t.seeds.shape == (b - a,)
+        for j, c in enumerate(lay.clf_child[a:b]):
+            below = lay.node_labels[c] if c >= 0 else [-c - 1]
+            pos = set(np.flatnonzero(Yd[t.rows][:, below].any(axis=1)).tolist())
+            got = t.tgt_indices[t.tgt_indptr[j]:t.tgt_indptr[j + 1]]
+            assert set(got.tolist()) == pos and len(got) == len(pos)
+    assert 5 in tasks[0].rows and all(5 not in t.rows for t in tasks[1:])
+
+
+@pytest.mark.parametrize("loss", [_dcd.LOSS_SQUARED_HINGE, _dcd.LOSS_LOGISTIC])
+def test_train_node_equals_solving_the_subproblem(loss):
+    """train_node on rows of the shared X == dcd_solve on an explicit copy of X[rows]."""
+    X, Y = clustered_data(n=150, L=6)
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(150, size=70, replace=False)).astype(np.int64)
+    pos = [np.flatnonzero(Y[rows].toarray()[:, j]) for j in range(3)]
+    tgt_indptr = np.array([0] + list(np.cumsum([len(p) for p in pos])), np.int64)
+    tgt_indices = np.concatenate(pos).astype(np.int64)
+    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
+    d = X.shape[1]
+    counts, feat, vals, bias_w, n_iter = _tree_kernels.train_node(
+        X.indptr, X.indices, X.data, sq, rows, tgt_indptr, tgt_indices,
+        np.arange(3, dtype=np.int64), loss, 1.0, 1.0, 1e-8, 5000, 0.0, d)
+    Xs = X[rows]
+    Xs.sort_indices()
+    sqs = _dcd.row_sq_norms(Xs.indptr, Xs.data, 1.0)
+    off = 0
+    for j in range(3):
+        y = -np.ones(len(rows))
+        y[pos[j]] = 1.0
+        w, _, _ = _dcd.dcd_solve(Xs.indptr, Xs.indices, Xs.data, sqs, y, loss, 1.0, 1.0,
+                                 1e-8, 5000, 5, d)
+        got = np.zeros(d)
+        got[feat[off:off + counts[j]]] = vals[off:off + counts[j]]
+        off += counts[j]
+        np.testing.assert_allclose(got, w[:d], atol=2e-4)
+        assert abs(bias_w[j] - w[d]) < 2e-4
+        # features absent from the node's rows never get weight
+        absent = np.setdiff1d(np.arange(d), Xs.indices)
+        assert np.all(got[absent] == 0)
+
+
+def test_train_node_prunes_and_handles_empty_nodes():
+    X, _ = clustered_data(n=50, L=6)
+    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
+    empty = np.zeros(0, np.int64)
+    out = _tree_kernels.train_node(X.indptr, X.indices, X.data, sq, empty,
+                                   np.zeros(3, np.int64), empty, np.arange(2, dtype=np.int64),
+                                   0, 1.0, 1.0, 0.1, 10, 0.1, X.shape[1])
+    assert np.array_equal(out[0], [0, 0]) and np.all(out[3] == 0)
+    rows = np.arange(50, dtype=np.int64)
+    out = _tree_kernels.train_node(X.indptr, X.indices, X.data, sq, rows,
+                                   np.array([0, 10], np.int64), np.arange(10, dtype=np.int64),
+                                   np.zeros(1, np.int64), 0, 1.0, 1.0, 0.1, 100, 0.3,
+                                   X.shape[1])
+    assert np.all(np.abs(out[2]) >= 0.3) and np.all(np.diff(out[1]) > 0)
+
+
+# ---------------------------------------------------------------------------- weights layout
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_node_major_weights_round_trip(seed):
+    rng = np.random.default_rng(seed)
+    m_node = rng.integers(1, 6, size=5)
+    starts = np.concatenate([[0], np.cumsum(m_node)]).astype(np.int64)
+    n_clf, d = int(starts[-1]), 9
+    density = rng.choice([0.05, 0.3, 0.9], size=5)[np.repeat(np.arange(5), m_node)]
+    Wd = rng.normal(size=(n_clf, d)) * (rng.random((n_clf, d)) < density[:, None])
+    W = sp.csr_matrix(Wd.astype(np.float32))
+    lay = _tree_build.node_major_weights(W, starts)
+    model = LabelTree()
+    model.node_clf_start_ = starts
+    model.n_features_in_ = d
+    for k, v in lay.items():
+        setattr(model, k + "_", v)
+    np.testing.assert_array_equal(dense_weights(model), W.toarray())
+    # margins of score_node == W @ x
+    x = sp.csr_matrix(rng.random((1, d)) * (rng.random((1, d)) < 0.5))
+    bias = rng.normal(size=n_clf)
+    for v in range(5):
+        out = np.zeros(6)
+        _tree_kernels.score_node(x.indices, x.data, 0, x.nnz, v, starts,
+                                 *(lay[k] for k in ("node_feat_start", "feat_id", "feat_ptr",
+                                                    "weights", "node_dense", "child_shift",
+                                                    "val_child")), bias, out)
+        a, b = starts[v], starts[v + 1]
+        np.testing.assert_allclose(out[:b - a], W.toarray()[a:b] @ x.toarray()[0] + bias[a:b],
+                                   rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- beam search
+@pytest.mark.parametrize("loss", ["squared_hinge", "logistic"])
+def test_beam_search_with_wide_beam_is_exhaustive(loss):
+    X, Y = clustered_data(L=24)
+    model = LabelTree(n_trees=2, branching=3, max_leaf_size=3, beam_size=1000, loss=loss,
+                      random_state=1, n_threads=1).fit(X, Y)
+    want = ref_scores(model, X[:40], beam=None)
+    got = model.decision_function(X[:40], k=24).toarray()
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("beam", [1, 2, 4])
+def test_beam_search_matches_reference_beam(beam):
+    X, Y = clustered_data(L=40)
+    model = LabelTree(n_trees=2, branching=2, max_leaf_size=3, beam_size=beam, random_state=0,
+                      n_threads=2).fit(X, Y)
+    want = ref_scores(model, X[:60], beam=beam)
+    for k in (1, 5):
+        got = model.decision_function(X[:60], k=k)
+        for i in range(60):
+            row = want[i]
+            order = sorted(range(40), key=lambda j: (-row[j], j))[:k]  # ties: lower id
+            assert sorted(order) == list(got.indices[got.indptr[i]:got.indptr[i + 1]])
+            np.testing.assert_allclose(got.data[got.indptr[i]:got.indptr[i + 1]],
+                                       row[sorted(order)], rtol=2e-5, atol=1e-7)
+    # a narrow beam reaches fewer labels; unreached ones score 0
+    full = model.decision_function(X[:60], k=40).toarray()
+    assert np.array_equal(full > 0, want > 0)
+
+
+# ---------------------------------------------------------------------------- the model
+def test_same_seed_same_model_and_threads_do_not_matter():
+    X, Y = clustered_data()
+    a = LabelTree(n_trees=2, max_leaf_size=5, random_state=4, n_threads=1).fit(X, Y)
+    b = LabelTree(n_trees=2, max_leaf_size=5, random_state=4, n_threads=2).fit(X, Y)
+    c = LabelTree(n_trees=2, max_leaf_size=5, random_state=5, n_threads=2).fit(X, Y)
+    sa, _ = a._get_state()
+    sb, _ = b._get_state()
+    sc, _ = c._get_state()
+    for key in sa:
+        assert np.array_equal(sa[key], sb[key]), key
+    assert not all(np.array_equal(sa[k], sc[k]) if sa[k].shape == sc[k].shape else False
+                   for k in sa)
+
+
+def test_save_load_identical_and_mmap(tmp_path):
+    X, Y = clustered_data()
+    model = LabelTree(n_trees=2, max_leaf_size=5, random_state=0).fit(X, Y)
+    S = model.decision_function(X, k=5)
+    model.save(tmp_path / "m")
+    for mmap in (False, True):
+        back = LabelTree.load(tmp_path / "m", mmap=mmap)
+        T = back.decision_function(X, k=5)
+        assert np.array_equal(S.indices, T.indices) and np.array_equal(S.data, T.data)
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["class"] == "LabelTree" and "weights" in manifest["arrays"]
+
+
+def test_load_refuses_inconsistent_arrays(tmp_path):
+    X, Y = clustered_data()
+    model = LabelTree(n_trees=1, max_leaf_size=5, random_state=0).fit(X, Y)
+    model.save(tmp_path / "m")
+    clf_child = np.load(tmp_path / "m" / "clf_child.npy")
+    clf_child[0] = 10**6  # a node id past the end
+    np.save(tmp_path / "m" / "clf_child.npy", clf_child)
+    with pytest.raises(DataFormatError, match="sha256"):
+        LabelTree.load(tmp_path / "m")
+    with pytest.raises(DataFormatError, match="do not describe trees"):
+        LabelTree.load(tmp_path / "m", verify=False)
+
+
+def test_label_features_argument():
+    X, Y = clustered_data(L=24)
+    E = sp.csr_matrix(np.eye(24, dtype=np.float32))
+    given_only = LabelTree(label_features="given", max_leaf_size=6, random_state=0)
+    given_only.fit(X, Y, label_features=E)
+    S = given_only.decision_function(X, k=3)
+    assert S.shape == (X.shape[0], 24)
+    both = LabelTree(max_leaf_size=6, random_state=0).fit(X, Y, label_features=E)
+    assert both.decision_function(X, k=3).shape == (X.shape[0], 24)
+    with pytest.raises(TypeError, match="given"):
+        LabelTree(label_features="given").fit(X, Y)
+    with pytest.raises(DataFormatError, match="label_features has 5 rows"):
+        LabelTree().fit(X, Y, label_features=E[:5])
+
+
+def test_memory_limit_refuses_with_estimate():
+    X, Y = clustered_data()
+    with pytest.raises(ResourceLimitError, match="MiB"):
+        LabelTree(memory_limit=1000).fit(X, Y)
+    model = LabelTree(random_state=0, max_leaf_size=5).fit(X, Y)
+    learned = sum(np.asarray(a).nbytes for a in model._get_state()[0].values())
+    assert model.estimate_memory(X, Y) >= learned
+
+
+def test_weights_past_the_limit_stop_training(monkeypatch):
+    """The running count of pruned weights stops fit when it passes what the limit leaves."""
+    X, Y = clustered_data()
+    model = LabelTree(max_leaf_size=5, prune_threshold=0.0, random_state=0, n_threads=2)
+    fixed, _ = model._memory_parts(X, Y)
+    monkeypatch.setattr(LabelTree, "_memory_parts", lambda self, X, Y: (fixed, 0.0))
+    model.memory_limit = int(fixed + 2000)  # 1000 bytes for the weights
+    with pytest.raises(ResourceLimitError, match="pruned weights passed"):
+        model.fit(X, Y)
+    assert not hasattr(model, "labels_")
+    model.memory_limit = int(fixed + 10**7)
+    model.fit(X, Y)
+
+
+def test_labels_without_positives_warn_and_score_low():
+    X, Y = small_data()
+    Y = sp.lil_matrix(Y)
+    Y[:, 2] = 0
+    with pytest.warns(UserWarning, match="1 of 6 labels have no positive"):
+        model = LabelTree(max_leaf_size=3, random_state=0).fit(X, sp.csr_matrix(Y))
+    assert list(model.labels_without_positives_) == [2]
+    assert np.all(model.decision_function(X, k=6).toarray()[:, 2] < 0.5)
+
+
+@pytest.mark.parametrize("bad", [dict(n_trees=0), dict(branching=1), dict(max_leaf_size=0),
+                                 dict(beam_size=0), dict(loss="hinge"), dict(C=0.0),
+                                 dict(label_features="text"), dict(normalize="l1"),
+                                 dict(n_threads=0), dict(random_state=-1),
+                                 dict(memory_limit="lots"), dict(cluster_iters=True)])
+def test_bad_params(bad):
+    X, Y = small_data()
+    with pytest.raises(ValueError):
+        LabelTree(**bad).fit(X, Y)
+
+
+def test_bibtex_precision_goal():
+    import labelwise as lw
+    from conftest import shared_dataset_dir
+    from labelwise.metrics import precision_at_k
+
+    folder = shared_dataset_dir("mulan-bibtex")
+    tr = lw.read(folder / "bibtex-train.arff")
+    te = lw.read(folder / "bibtex-test.arff")
+    model = LabelTree(n_threads=2).fit(tr.X, tr.Y)
+    S = model.decision_function(te.X, k=5)
+    assert precision_at_k(te.Y, S, k=1) >= 0.64
