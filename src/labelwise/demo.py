@@ -6,6 +6,8 @@
    split's quality measures (label and label-pair distribution).
 3. A label-frequency baseline (every item gets the training frequencies as scores), evaluated
    with the full metric suite; the report is written as JSON and HTML.
+4. A label tree trained on Bibtex (MULAN split: 4,880 train / 2,515 test, 159 labels), evaluated,
+   saved, reloaded, and a few of its predictions printed with label names.
 """
 
 from __future__ import annotations
@@ -76,6 +78,41 @@ def main(argv: list[str] | None = None) -> int:
     shown = [f"{ds.labels.name(j)} ({ds.labels.description(int(j))})" if ds.labels.description(int(j)) else ds.labels.name(j) for j in top]
     print("the baseline's top-5 for every email: " + "; ".join(shown))
     print(f"\nreports: {out / 'baseline-report.json'}  {out / 'baseline-report.html'}")
+    return _tree_demo(out, args.seed)
+
+
+def _tree_demo(out: Path, seed: int) -> int:
+    import time
+
+    from labelwise.datasets import load
+    from labelwise.metrics import evaluate
+    from labelwise.models import LabelTree, load_model
+    from labelwise.report import write_report
+
+    _section("4. label tree on Bibtex (MULAN train/test split)")
+    train, test = load("mulan-bibtex", split="train"), load("mulan-bibtex", split="test")
+    model = LabelTree(random_state=seed)
+    start = time.perf_counter()
+    model.fit(train)
+    fit_s = time.perf_counter() - start
+    model.save(out / "bibtex-tree")
+    model = load_model(out / "bibtex-tree")
+    start = time.perf_counter()
+    S = model.decision_function(test.X, k=10)
+    predict_s = time.perf_counter() - start
+    report = evaluate(test.Y, S, k=(1, 3, 5), Y_train=train.Y, label_names=list(test.labels.names))
+    m = report["metrics"]
+    print(f"trained in {fit_s:.2f} s on {train.n_samples} rows; top-10 for {test.n_samples} rows in {predict_s:.2f} s")
+    print("  ".join(f"{key} {m[key]:.4f}" for key in ("p@1", "p@3", "p@5", "ndcg@5", "psp@5")))
+    write_report(out / "bibtex-tree-report.html", test.Y, S, report, title="LabelTree on Bibtex")
+    print("a few predictions (top-3, * = a true label):")
+    for i in range(3):
+        row = S.getrow(i)
+        order = np.argsort(-row.data, kind="stable")[:3]
+        truth = set(test.label_names(i))
+        shown = [f"{'*' if test.labels.name(int(row.indices[j])) in truth else ''}{test.labels.name(int(row.indices[j]))} ({row.data[j]:.2f})" for j in order]
+        print(f"  item {i}: " + ", ".join(shown) + f"   | true: {', '.join(sorted(truth))}")
+    print(f"report: {out / 'bibtex-tree-report.html'}; model: {out / 'bibtex-tree'}")
     return 0
 
 
