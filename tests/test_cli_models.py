@@ -11,7 +11,7 @@ from labelwise.cli.main import main
 from labelwise.io import write
 from labelwise.io.scores import read_scores
 from labelwise.metrics import evaluate
-from labelwise.models import load_model
+from labelwise.pipeline import Pipeline
 
 
 def _learnable(n=240, d=40, L=6, seed=0):
@@ -36,13 +36,15 @@ def test_train_predict_evaluate(files, capsys):
     model_dir = tmp / "model"
     assert main(["train", str(train), "--model", "ovr", "--set", "C=4", "--set", "loss=\"logistic\"",
                  "--seed", "3", "--threads", "1", "--out", str(model_dir), "--quiet"]) == 0
-    model = load_model(model_dir)
+    pipe = Pipeline.load(model_dir)
+    assert pipe.featurizer is None and pipe.decision is None  # numeric data: model only
+    model = pipe.model
     assert model.get_params()["C"] == 4 and model.loss == "logistic" and model.random_state == 3
     assert list(model.labels_.names) == [f"topic {j}" for j in range(6)]
     capsys.readouterr()
 
     out = tmp / "pred.jsonl"
-    assert main(["predict", str(model_dir), str(test), "--top-k", "2", "--out", str(out)]) == 0
+    assert main(["predict", str(model_dir), str(test), "--top-k", "2", "--out", str(out), "--scores"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 60 and rows[0]["id"] == "doc180"
     assert all(len(r["labels"]) == 2 for r in rows)
@@ -51,11 +53,18 @@ def test_train_predict_evaluate(files, capsys):
 
     assert main(["predict", str(model_dir), str(test), "-k", "1"]) == 0
     stdout_rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["labels"][0] for r in stdout_rows] == [r["labels"][0] for r in rows]
+    assert [r["candidates"][0]["label"] for r in stdout_rows] == [r["labels"][0]["label"] for r in rows]
+    assert [r["candidates"][0]["score"] for r in stdout_rows] == pytest.approx(
+        [r["labels"][0]["score"] for r in rows], abs=1e-6)
+    # no decision policy: chosen = the scored labels with a margin above 0 (the model's default)
+    for r in stdout_rows:
+        assert r["labels"] == [c["label"] for c in r["candidates"] if c["score"] > 0]
+        assert set(r["probabilities"]) == set(r["labels"]) and r["id"].startswith("doc")
+    assert any(r["labels"] for r in stdout_rows) and not all(r["labels"] for r in stdout_rows)
 
     assert main(["evaluate", str(model_dir), str(test), "--json", "--top-k", "6"]) == 0
     got = json.loads(capsys.readouterr().out)
-    truth = load_model(model_dir)  # the same scores computed directly
+    truth = Pipeline.load(model_dir).model  # the same scores computed directly
     from labelwise import read
 
     data = read(test)

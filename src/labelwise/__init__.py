@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "LabelTree": "labelwise.models",
     "load_model": "labelwise.models",
     "cross_fit_scores": "labelwise.crossfit",
+    "Pipeline": "labelwise.pipeline",
+    "load_any": "labelwise.pipeline",
     "IterativeStratifiedKFold": "labelwise.split",
     "GroupIterativeStratifiedKFold": "labelwise.split",
     "split_report": "labelwise.split",

@@ -42,14 +42,57 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def load_dataset(source: str, fmt: str | None, options: list[str]):
-    """A path (file or folder) or a registry name like ``mulan-yeast`` / ``mulan-yeast:test``."""
+TABLE_FORMATS = ("csv", "tsv", "jsonl", "parquet")
+
+
+def add_column_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-column", metavar="NAME",
+                   help="table data (csv/tsv/jsonl/parquet): the column holding the text (default: text)")
+    p.add_argument("--labels-column", metavar="NAME",
+                   help="table data: the column holding the label list (default: labels)")
+
+
+def column_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The reader options given by --text-column / --labels-column (absent ones left out)."""
+    out: dict[str, Any] = {}
+    if getattr(args, "text_column", None) is not None:
+        out["text_column"] = args.text_column
+    if getattr(args, "labels_column", None) is not None:
+        out["labels_column"] = args.labels_column
+    return out
+
+
+def table_format(source: str, fmt: str | None) -> bool:
+    """Whether ``source`` (an existing path) is read as a table (csv/tsv/jsonl/parquet)."""
+    from labelwise.io import detect_format
+
+    return (fmt or detect_format(source)[0]) in TABLE_FORMATS
+
+
+def load_dataset(source: str, fmt: str | None, options: list[str],
+                 columns: dict[str, Any] | None = None):
+    """A path (file or folder) or a registry name like ``mulan-yeast`` / ``mulan-yeast:test``.
+
+    ``columns``: reader options from :func:`column_options`; they apply to table files only
+    (given for any other data they raise a one-line error).
+    """
     import os
 
+    from labelwise.errors import LabelwiseError
     from labelwise.io import read
 
+    columns = dict(columns or {})
     if os.path.exists(source):
-        return read(source, format=fmt, **parse_options(options))
+        opts = parse_options(options)
+        if columns:
+            if not table_format(source, fmt):
+                flags = ", ".join("--" + key.replace("_", "-") for key in columns)
+                raise LabelwiseError(f"{flags}: only for csv/tsv/jsonl/parquet data, "
+                                     f"not {source}")
+            opts.update(columns)
+        return read(source, format=fmt, **opts)
+    if columns:
+        raise LabelwiseError(f"--text-column/--labels-column: {source} is not a file")
     from labelwise.datasets import load, parse_name
 
     name, split = parse_name(source)

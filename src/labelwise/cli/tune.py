@@ -1,9 +1,14 @@
-"""``labelwise tune MODEL DATA``: fit calibration and a decision policy into a model directory.
+"""``labelwise tune MODEL DATA``: fit calibration and a decision policy into a pipeline.
 
-DATA is the model's *training* data. The model's class and parameters are cross-fitted on it
-(``--cv`` folds, iterative stratification; :func:`labelwise.crossfit.cross_fit_scores`), the
-calibrator is fitted on the out-of-fold top-k scores and the policy on the calibrated
-out-of-fold probabilities. Written next to ``manifest.json`` (which is left unchanged)::
+DATA is the pipeline's *training* data: :meth:`labelwise.Pipeline.tune` cross-fits the model
+on it (``--cv`` folds, iterative stratification; the featurizer fitted on all training texts,
+see :mod:`labelwise.pipeline`), fits the calibrator on the out-of-fold top-k scores and the
+policy on the calibrated out-of-fold probabilities. Nothing else reaches the tuning.
+
+MODEL is a pipeline directory (``labelwise train``): it is rewritten atomically with
+``calibration.*`` and ``decision.*`` added (:mod:`labelwise.pipeline_store`). A plain model
+directory (``manifest.json`` at the top, from older versions) keeps its layout: the files are
+written next to ``manifest.json`` (which is left unchanged)::
 
     calibration.json + calibration.npz     labelwise.calibration format
     decision.json + decision.npz           labelwise.decision format
@@ -12,24 +17,32 @@ out-of-fold probabilities. Written next to ``manifest.json`` (which is left unch
                                             "calibration", "model_manifest_sha256",
                                             "files": {name: sha256 of the four files}}
 
-A Pipeline applies them as: model scores (top k) -> calibration -> decision.
+and :func:`labelwise.pipeline.load_any` reads them back. The pipeline applies them as:
+model scores (top k) -> calibration -> decision.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ._common import add_format_argument, load_dataset, print_json
+from ._common import (
+    add_column_arguments,
+    add_format_argument,
+    column_options,
+    load_dataset,
+    print_json,
+)
 
-HELP = "tune calibration and decision thresholds of a saved model on its training data"
+HELP = "tune calibration and decision thresholds of a saved pipeline on its training data"
 
-CALIBRATIONS = ("platt-per-label", "platt", "isotonic", "temperature")
+CALIBRATIONS = ("platt-per-label", "platt", "isotonic", "temperature", "none")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="model directory (written by save)")
+    p.add_argument("model", metavar="MODEL", help="pipeline (or model) directory written by 'labelwise train'")
     p.add_argument("data", metavar="DATA", help="training data file or registry name[:split]")
     add_format_argument(p)
+    add_column_arguments(p)
     p.add_argument("--objective", default="macro-f1",
                    help="micro-f1, macro-f1, samples-f1 or precision=P (default macro-f1)")
     p.add_argument("--cv", type=int, default=5, help="cross-fitting folds (default 5)")
@@ -37,74 +50,87 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scores kept per row (top k; default 100, capped at n_labels)")
     p.add_argument("--calibration", choices=CALIBRATIONS, default="platt-per-label")
     p.add_argument("--seed", type=int, default=0, help="random state of the folds")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def parse_objective(text: str):
     """``'macro-f1'`` -> ('f1', 'macro-f1'); ``'precision=0.9'`` -> ('precision', 0.9)."""
     from labelwise.decision import OBJECTIVES
-    from labelwise.errors import LabelwiseError
+    from labelwise.errors import DataFormatError, LabelwiseError
+    from labelwise.pipeline import parse_objective as parse
 
-    if text in OBJECTIVES:
-        return "f1", text
-    key, sep, value = text.partition("=")
-    if key == "precision" and sep:
-        try:
-            p = float(value)
-        except ValueError:
-            p = -1.0
-        if 0.0 < p <= 1.0:
-            return "precision", p
-    raise LabelwiseError(f"--objective {text!r}: expected one of {', '.join(OBJECTIVES)} "
-                         "or precision=P with 0 < P <= 1")
+    try:
+        return parse(text)
+    except DataFormatError:
+        raise LabelwiseError(f"--objective {text!r}: expected one of {', '.join(OBJECTIVES)} "
+                             "or precision=P with 0 < P <= 1") from None
+
+
+def _write_legacy(root, pipe, args) -> None:
+    """calibration/decision files next to a plain model directory's manifest.json."""
+    import json
+
+    from labelwise.atomic import atomic_write
+    from labelwise.decision._store import sha256_file
+    from labelwise.pipeline_store import LEGACY_DECISION_MANIFEST
+
+    if pipe.calibrator is None:
+        from labelwise.errors import LabelwiseError
+
+        raise LabelwiseError(f"--calibration none: {root} is a plain model directory, whose tuning "
+                             "files need a calibrator; train a pipeline with 'labelwise train' first")
+    pipe.calibrator.save(root, name="calibration")
+    pipe.decision.save(root, name="decision")
+    files = {n: sha256_file(root / n) for n in ("calibration.json", "calibration.npz",
+                                                "decision.json", "decision.npz")}
+    manifest = {"format": "labelwise.decision-manifest", "format_version": 1,
+                "objective": args.objective, "cv": args.cv, "k": pipe.tuning_["k"],
+                "calibration": args.calibration,
+                "model_manifest_sha256": sha256_file(root / "manifest.json"), "files": files}
+    with atomic_write(root / LEGACY_DECISION_MANIFEST, "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, indent=1) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
-    from labelwise.atomic import atomic_write
-    from labelwise.calibration import IsotonicCalibrator, PlattCalibrator, TemperatureCalibrator
-    from labelwise.crossfit import cross_fit_scores
-    from labelwise.decision import PerLabelThreshold, PrecisionTarget
-    from labelwise.decision._store import sha256_file
     from labelwise.errors import LabelwiseError
-    from labelwise.models import load_model
+    from labelwise.pipeline import load_any
+    from labelwise.pipeline_store import is_pipeline_dir
+    from labelwise.progress import show_progress
 
-    kind, value = parse_objective(args.objective)
+    parse_objective(args.objective)
     if args.cv < 2:
         raise LabelwiseError(f"--cv {args.cv}: expected at least 2 folds")
     if args.k < 1:
         raise LabelwiseError(f"--k {args.k}: expected a positive number")
     root = Path(args.model)
-    model = load_model(root)
-    ds = load_dataset(args.data, args.format, args.option)
-    if ds.x_kind == "text":
+    pipe = load_any(root)
+    ds = load_dataset(args.data, args.format, args.option, column_options(args))
+    if ds.x_kind == "text" and not pipe.is_text:
         raise LabelwiseError(f"{args.data}: holds texts; this model needs numeric features")
-    if ds.labels != model.labels_:
+    if ds.x_kind != "text" and pipe.is_text:
+        raise LabelwiseError(f"{args.data}: holds numeric features; this pipeline needs texts")
+    if ds.labels != pipe.labels_:
         raise LabelwiseError(f"{args.data}: its label space differs from the model's "
-                             f"({len(ds.labels)} vs {len(model.labels_)} labels, or other names)")
-    k = min(args.k, len(model.labels_))
-    S = cross_fit_scores(model, ds.X, ds.Y, cv=args.cv, k=k, random_state=args.seed)
-    cal = {"platt-per-label": lambda: PlattCalibrator(per_label=True),
-           "platt": PlattCalibrator, "isotonic": IsotonicCalibrator,
-           "temperature": TemperatureCalibrator}[args.calibration]()
-    P = cal.fit_transform(S, ds.Y)
-    policy = PerLabelThreshold(objective=value) if kind == "f1" else PrecisionTarget(value)
-    policy.fit(P, ds.Y)
-    cal.save(root, name="calibration")
-    policy.save(root, name="decision")
-    files = {n: sha256_file(root / n) for n in ("calibration.json", "calibration.npz",
-                                                "decision.json", "decision.npz")}
-    manifest = {"format": "labelwise.decision-manifest", "format_version": 1,
-                "objective": args.objective, "cv": args.cv, "k": k,
-                "calibration": args.calibration,
-                "model_manifest_sha256": sha256_file(root / "manifest.json"), "files": files}
-    with atomic_write(root / "decision-manifest.json", "w", encoding="utf-8") as f:
-        f.write(json.dumps(manifest, indent=1) + "\n")
-    summary = {"model": str(root), "objective": args.objective, "cv": args.cv, "k": k,
-               "calibration": cal.explain() if args.calibration != "platt-per-label"
-               else {"kind": "platt", "per_label": True,
-                     "missing_probability": cal.missing_probability_},
-               "decision": {key: v for key, v in policy.explain().items() if key != "labels"}}
+                             f"({len(ds.labels)} vs {len(pipe.labels_)} labels, or other names)")
+    with show_progress(not args.quiet):
+        pipe.tune(ds, objective=args.objective, calibration=args.calibration, cv=args.cv,
+                  k=args.k, random_state=args.seed)
+    if is_pipeline_dir(root):
+        pipe.save(root)
+    else:
+        _write_legacy(root, pipe, args)
+    cal = pipe.calibrator
+    if cal is None:
+        cal_summary = None
+    elif args.calibration == "platt-per-label":
+        cal_summary = {"kind": "platt", "per_label": True,
+                       "missing_probability": cal.missing_probability_}
+    else:
+        cal_summary = cal.explain()
+    summary = {"model": str(root), "objective": args.objective, "cv": args.cv,
+               "k": pipe.tuning_["k"], "calibration": cal_summary,
+               "decision": {key: v for key, v in pipe.decision.explain().items() if key != "labels"}}
     print_json(summary)
     return 0

@@ -1,0 +1,456 @@
+"""``Pipeline``: featurizer + model + calibration + decision policy, as one unit.
+
+A pipeline turns raw items into label *sets*::
+
+    texts ──featurizer──► X ──model──► top-k scores ──calibrator──► probabilities ──policy──► sets
+
+``featurizer`` is a labelwise featurizer (:mod:`labelwise.features`) or None when ``X`` is
+already numeric (CSR or dense); ``model`` is any labelwise model (:mod:`labelwise.models`),
+and the label space comes from it (``labels_``). ``calibrator`` (:mod:`labelwise.calibration`)
+and ``decision`` (:mod:`labelwise.decision`) are optional.
+
+Fitting and tuning
+------------------
+``fit(X, Y, *, labels=None)`` (or ``fit(dataset)``) fits the featurizer on the training
+texts and the model on their features. When a calibrator or a decision policy is set, ``fit``
+then tunes them as :meth:`Pipeline.tune` does.
+
+``tune(X, Y, *, objective=, calibration=, cv=, k=)`` takes the pipeline's *training* data
+and nothing else. It cross-fits (:func:`labelwise.crossfit.cross_fit_scores`: ``cv`` folds by
+iterative stratification, a clone of the model fitted on ``cv - 1`` folds scores the held-out
+fold), fits the calibrator on these out-of-fold top-``k`` scores and the policy on the
+calibrated out-of-fold probabilities (on the raw scores when there is no calibrator). The
+fitted model itself is not refitted (it is fitted first when it is not yet). Evaluation rows
+never reach it: they have no argument to come in through.
+
+Where the featurizer is fitted during cross-fitting (``featurizer_in_folds``): by default
+(False) the featurizer fitted on all training rows transforms them once and only the model is
+cross-fitted. That is the standard practice for tf-idf and leaks no labels: a tf-idf
+vocabulary and idf weights are computed from the texts alone, never from ``Y`` (sentence
+embeddings learn nothing at all). The held-out fold's texts did shape its vocabulary and idf,
+so out-of-fold scores are very slightly more familiar than scores on new texts; with
+``featurizer_in_folds=True`` each fold fits a fresh clone of the featurizer on its training
+rows only (slower: one featurizer fit per fold), for featurizers that do learn from the rows.
+
+Using it
+--------
+``decision_function(X, *, k=None)``: top-k raw scores (CSR, as the model contract);
+``predict_proba(X, *, k=None)``: the same entries as probabilities (calibrated when there is
+a fitted calibrator, else the model's link); ``predict(X)``: label sets (CSR 0/1) chosen by
+the policy, or by the model's default rule without one; ``predict_labels(X, *, k=5)``: per
+item ``{"labels": [chosen names], "probabilities": {name: p of each chosen label},
+"candidates": [{"label", "score", "probability"}, ...]}`` (top k, best first). ``k=None``
+means the tuning ``k`` after tuning (thresholds only accept labels within it), else 5.
+
+Saving
+------
+``save(dir)`` / ``Pipeline.load(dir, *, mmap=False)``: one directory (format in
+:mod:`labelwise.pipeline_store`), no pickle, written atomically. :func:`load_any` also reads a
+plain model directory (as ``labelwise train`` wrote before pipelines) as a pipeline around
+that model.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+
+from .dataset import Dataset, as_label_matrix
+from .errors import DataFormatError, LabelwiseError, NotFittedError
+from .labels import LabelSpace
+
+__all__ = ["Pipeline", "load_any", "make_calibrator", "make_policy", "CALIBRATIONS"]
+
+#: calibration names accepted by :meth:`Pipeline.tune` and ``labelwise tune --calibration``
+CALIBRATIONS = ("platt-per-label", "platt", "isotonic", "temperature", "none")
+
+#: default number of candidate labels shown per item
+DEFAULT_K = 5
+
+
+def make_calibrator(name: str):
+    """A fresh calibrator for a name of :data:`CALIBRATIONS` (None for ``"none"``)."""
+    from .calibration import IsotonicCalibrator, PlattCalibrator, TemperatureCalibrator
+
+    makers = {"platt-per-label": lambda: PlattCalibrator(per_label=True),
+              "platt": PlattCalibrator, "isotonic": IsotonicCalibrator,
+              "temperature": TemperatureCalibrator, "none": lambda: None}
+    if name not in makers:
+        raise DataFormatError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got "
+                              f"{name!r}", field="calibration")
+    return makers[name]()
+
+
+def parse_objective(text: str) -> tuple[str, Any]:
+    """``'macro-f1'`` -> ('f1', 'macro-f1'); ``'precision=0.9'`` -> ('precision', 0.9)."""
+    from .decision import OBJECTIVES
+
+    if isinstance(text, str) and text in OBJECTIVES:
+        return "f1", text
+    key, sep, value = str(text).partition("=")
+    if key == "precision" and sep:
+        try:
+            p = float(value)
+        except ValueError:
+            p = -1.0
+        if 0.0 < p <= 1.0:
+            return "precision", p
+    raise DataFormatError(f"{text!r}: expected one of {', '.join(OBJECTIVES)} or precision=P "
+                          "with 0 < P <= 1", field="objective")
+
+
+def make_policy(objective: str):
+    """A fresh decision policy for an objective: per-label thresholds for an F1, else a
+    precision target (``"precision=0.9"``)."""
+    from .decision import PerLabelThreshold, PrecisionTarget
+
+    kind, value = parse_objective(objective)
+    return PerLabelThreshold(objective=value) if kind == "f1" else PrecisionTarget(value)
+
+
+class _FoldPipeline(BaseEstimator):
+    """Featurizer + model fitted together inside one cross-fitting fold (top-k CSR out)."""
+
+    def __init__(self, featurizer: Any = None, model: Any = None, k: int = 10) -> None:
+        self.featurizer = featurizer
+        self.model = model
+        self.k = k
+
+    def fit(self, X: Any, Y: Any) -> _FoldPipeline:
+        self.model.fit(self.featurizer.fit_transform(X), Y)
+        return self
+
+    def decision_function(self, X: Any) -> sp.csr_matrix:
+        return self.model.decision_function(self.featurizer.transform(X), k=self.k)
+
+
+def _is_texts(X: Any) -> bool:
+    if isinstance(X, Dataset):
+        return X.x_kind == "text"
+    if isinstance(X, np.ndarray):
+        return X.dtype.kind in "US"
+    return isinstance(X, list | tuple) and len(X) > 0 and isinstance(X[0], str)
+
+
+def _fitted(component: Any) -> bool:
+    return component is not None and hasattr(component, "n_labels_")
+
+
+class Pipeline(BaseEstimator):
+    """Featurizer, model, calibrator and decision policy as one unit (module docstring).
+
+    Parameters
+    ----------
+    featurizer: a labelwise featurizer, or None for numeric X.
+    model: a labelwise model (required).
+    calibrator: a calibrator (fitted by ``tune``), or None.
+    decision: a decision policy (fitted by ``tune``), or None.
+    cv, k, random_state: the cross-fitting of ``tune``: folds, scores kept per row, seed.
+    featurizer_in_folds: fit a fresh featurizer inside each fold (module docstring).
+    """
+
+    def __init__(self, featurizer: Any = None, model: Any = None, calibrator: Any = None,
+                 decision: Any = None, *, cv: int = 5, k: int = 100,
+                 random_state: int | None = 0, featurizer_in_folds: bool = False) -> None:
+        self.featurizer = featurizer
+        self.model = model
+        self.calibrator = calibrator
+        self.decision = decision
+        self.cv = cv
+        self.k = k
+        self.random_state = random_state
+        self.featurizer_in_folds = featurizer_in_folds
+
+    # ------------------------------------------------------------------ state
+    @property
+    def labels_(self) -> LabelSpace:
+        """The label space (from the model)."""
+        self._check_fitted()
+        return self.model.labels_
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the pipeline takes texts (it has a featurizer)."""
+        return self.featurizer is not None
+
+    @property
+    def is_tuned(self) -> bool:
+        return hasattr(self, "tuning_")
+
+    def _check_model(self) -> None:
+        from .models.base import MultiLabelModel
+
+        if self.model is None:
+            raise LabelwiseError("a Pipeline needs a model: Pipeline(model=OneVsRest(), ...)")
+        if not isinstance(self.model, MultiLabelModel):
+            raise LabelwiseError(f"model must be a labelwise model, got "
+                                 f"{type(self.model).__name__}")
+
+    def _check_fitted(self) -> None:
+        self._check_model()
+        if not hasattr(self.model, "labels_"):
+            raise NotFittedError("this Pipeline is not fitted yet: call fit(X, Y) or "
+                                 "Pipeline.load(path) first")
+
+    def _check_tuned(self) -> None:
+        for name in ("calibrator", "decision"):
+            comp = getattr(self, name)
+            if comp is not None and not _fitted(comp):
+                raise NotFittedError(f"the pipeline's {name} is not tuned yet: call "
+                                     "tune(X, Y) with the training data first")
+
+    # ------------------------------------------------------------------ features
+    def _split(self, X: Any, Y: Any, labels: Any) -> tuple[Any, Any, Any]:
+        if isinstance(X, Dataset):
+            if Y is not None or labels is not None:
+                raise TypeError("a Dataset carries X, Y and labels: pass no Y or labels")
+            return X.X, X.Y, X.labels
+        if Y is None:
+            raise TypeError("needs Y (or pass a labelwise.Dataset as the only argument)")
+        if labels is not None and not isinstance(labels, LabelSpace):
+            labels = LabelSpace(labels)
+        return X, Y, labels
+
+    def _input(self, X: Any) -> Any:
+        if isinstance(X, Dataset):
+            X = X.X
+        if self.featurizer is None and _is_texts(X):
+            raise DataFormatError("X holds texts but this pipeline has no featurizer (give "
+                                  "Pipeline(featurizer=Tfidf(), ...), or numeric features)",
+                                  field="X")
+        if self.featurizer is not None and not _is_texts(X):
+            from .features.base import as_texts
+
+            as_texts(X)  # raises a DataFormatError naming what X is instead
+        return X
+
+    def transform(self, X: Any) -> Any:
+        """The model's input for X: the featurizer's output, or X itself when numeric."""
+        X = self._input(X)
+        if self.featurizer is None:
+            return X
+        return self.featurizer.transform(X)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Any, Y: Any = None, *, labels: LabelSpace | list[str] | None = None):
+        """Fit featurizer and model on the training data; tune calibrator/decision if set."""
+        self._check_model()
+        X, Y, labels = self._split(X, Y, labels)
+        X = self._input(X)
+        if hasattr(self, "tuning_"):
+            del self.tuning_
+        Xf = X if self.featurizer is None else self.featurizer.fit_transform(X)
+        self.model.fit(Xf, Y, labels=labels)
+        if self.calibrator is not None or self.decision is not None:
+            self._tune(X, Y, Xf, objective=None, calibration=None, cv=self.cv, k=self.k,
+                       random_state=self.random_state)
+        return self
+
+    def tune(self, X: Any, Y: Any = None, *, objective: str | None = None,
+             calibration: str | None = None, cv: int | None = None, k: int | None = None,
+             random_state: int | None = None, labels: LabelSpace | list[str] | None = None):
+        """Fit calibrator and decision policy on out-of-fold scores of the training data.
+
+        ``objective``: ``"micro-f1"``, ``"macro-f1"``, ``"samples-f1"`` or ``"precision=P"``
+        (sets ``decision`` to a fresh policy); None keeps the pipeline's own ``decision``, or
+        ``"micro-f1"`` when it has none. ``calibration``: a name of :data:`CALIBRATIONS`
+        (sets ``calibrator``; ``"none"`` removes it); None keeps the pipeline's calibrator,
+        or per-label Platt scaling (``"platt-per-label"``) when it has none.
+        ``cv``, ``k``, ``random_state``: override the pipeline's parameters.
+        """
+        self._check_model()
+        X, Y, labels = self._split(X, Y, labels)
+        X = self._input(X)
+        if objective is not None:
+            self.decision = make_policy(objective)
+        elif self.decision is None:
+            self.decision = make_policy("micro-f1")
+        if calibration is not None:
+            self.calibrator = make_calibrator(calibration)
+        elif self.calibrator is None:
+            self.calibrator = make_calibrator("platt-per-label")
+        if not hasattr(self.model, "labels_"):
+            return self._fit_then_tune(X, Y, labels, objective, calibration, cv, k,
+                                       random_state)
+        if labels is not None and labels != self.model.labels_:
+            raise DataFormatError(f"the data's label space ({len(labels)} labels) differs from "
+                                  f"the model's ({len(self.model.labels_)} labels, or other "
+                                  "names/order)", field="labels")
+        Xf = None if self.featurizer_in_folds else self.transform(X)
+        self._tune(X, Y, Xf, objective=objective, calibration=calibration,
+                   cv=self.cv if cv is None else cv, k=self.k if k is None else k,
+                   random_state=self.random_state if random_state is None else random_state)
+        return self
+
+    def _fit_then_tune(self, X, Y, labels, objective, calibration, cv, k, random_state):
+        Xf = X if self.featurizer is None else self.featurizer.fit_transform(X)
+        self.model.fit(Xf, Y, labels=labels)
+        self._tune(X, Y, None if self.featurizer_in_folds else Xf, objective=objective,
+                   calibration=calibration, cv=self.cv if cv is None else cv,
+                   k=self.k if k is None else k,
+                   random_state=self.random_state if random_state is None else random_state)
+        return self
+
+    def _tune(self, X: Any, Y: Any, Xf: Any, *, objective: str | None,
+              calibration: str | None, cv: int, k: int, random_state: int | None) -> None:
+        from sklearn.base import clone
+
+        from .crossfit import cross_fit_scores
+
+        n_labels = len(self.model.labels_)
+        Yc = as_label_matrix(Y)
+        if Yc.shape[1] != n_labels:
+            raise DataFormatError(f"Y has {Yc.shape[1]} labels, the model {n_labels}", field="Y")
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise DataFormatError(f"k must be a positive int, got {k!r}", field="k")
+        k = int(min(k, n_labels))
+        if self.featurizer_in_folds and self.featurizer is not None:
+            fold_model = _FoldPipeline(clone(self.featurizer), clone(self.model), k)
+            S = cross_fit_scores(fold_model, X, Yc, cv=cv, k=k, random_state=random_state)
+        else:
+            if Xf is None:
+                Xf = self.transform(X)
+            S = cross_fit_scores(self.model, Xf, Yc, cv=cv, k=k, random_state=random_state)
+        P = S
+        if self.calibrator is not None:
+            P = self.calibrator.fit_transform(S, Yc)
+        if self.decision is not None:
+            self.decision.fit(P, Yc)
+        cal_name = calibration
+        if cal_name is None and self.calibrator is not None:
+            cal = self.calibrator
+            cal_name = cal.kind + ("-per-label" if getattr(cal, "per_label", False) else "")
+        self.tuning_ = {"objective": objective if objective is not None else (
+                            None if self.decision is None else _objective_of(self.decision)),
+                        "calibration": cal_name or "none", "cv": int(cv), "k": k,
+                        "random_state": random_state,
+                        "featurizer_in_folds": bool(self.featurizer_in_folds),
+                        "n_samples": int(Yc.shape[0])}
+
+    # ------------------------------------------------------------------ scoring
+    def _k(self, k: int | None) -> int:
+        if k is None:
+            return int(self.tuning_["k"]) if hasattr(self, "tuning_") else DEFAULT_K
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise DataFormatError(f"k must be a positive int, got {k!r}", field="k")
+        return int(k)
+
+    def decision_function(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
+        """Top-k raw model scores (n_samples, n_labels) CSR."""
+        self._check_fitted()
+        return self.model.decision_function(self.transform(X), k=self._k(k))
+
+    def _probability(self, S: sp.csr_matrix) -> sp.csr_matrix:
+        if self.calibrator is not None:
+            return self.calibrator.transform(S)
+        P = S.copy()
+        P.data = np.asarray(self.model._to_probability(P.data), dtype=np.float32)
+        return P
+
+    def predict_proba(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
+        """Top-k probabilities: calibrated when the pipeline has a calibrator."""
+        self._check_fitted()
+        self._check_tuned()
+        return self._probability(self.decision_function(X, k=k))
+
+    def _sets(self, S: sp.csr_matrix, P: sp.csr_matrix) -> sp.csr_matrix:
+        """Label sets among the stored entries of S (P: their probabilities)."""
+        if self.decision is not None:
+            return self.decision.apply(P if self.calibrator is not None else S)
+        keep = S.data > self.model.default_threshold
+        out = sp.csr_matrix((np.where(keep, np.float32(1), np.float32(0)), S.indices.copy(),
+                             S.indptr.copy()), shape=S.shape)
+        out.eliminate_zeros()
+        return out
+
+    def predict(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
+        """Label sets (CSR float32 0/1): the decision policy's choice, or the model's default
+        rule (score above its default threshold, over all labels) without a policy."""
+        self._check_fitted()
+        self._check_tuned()
+        if self.decision is None and k is None:
+            return self.model.predict(self.transform(X))
+        S = self.decision_function(X, k=k)
+        return self._sets(S, self._probability(S))
+
+    def score_and_sets(self, X: Any, *, k: int | None = None
+                       ) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
+        """(raw top-k scores, their probabilities, chosen sets) from one model pass; the sets
+        are chosen among the top ``max(k, tuning k)`` labels."""
+        self._check_fitted()
+        self._check_tuned()
+        k = self._k(k)
+        if hasattr(self, "tuning_"):
+            k = max(k, int(self.tuning_["k"]))
+        S = self.decision_function(X, k=k)
+        P = self._probability(S)
+        return S, P, self._sets(S, P)
+
+    def predict_labels(self, X: Any, *, k: int = DEFAULT_K) -> list[dict[str, Any]]:
+        """Per item: chosen label names, their probabilities and the top-k candidates."""
+        k = self._k(k)
+        S, P, sets = self.score_and_sets(X, k=k)
+        names = self.model.labels_.names
+        out = []
+        for i in range(S.shape[0]):
+            a, b = S.indptr[i], S.indptr[i + 1]
+            cols, vals, probs = S.indices[a:b], S.data[a:b], P.data[P.indptr[i]:P.indptr[i + 1]]
+            order = np.lexsort((cols, -vals))
+            prob_of = dict(zip(cols.tolist(), probs.tolist(), strict=True))
+            chosen = sets.indices[sets.indptr[i]:sets.indptr[i + 1]].tolist()
+            chosen.sort(key=lambda j: (-prob_of[j], j))
+            out.append({
+                "labels": [names[j] for j in chosen],
+                "probabilities": {names[j]: prob_of[j] for j in chosen},
+                "candidates": [{"label": names[int(cols[j])], "score": float(vals[j]),
+                                "probability": float(probs[j])} for j in order[:k]],
+            })
+        return out
+
+    def explain(self) -> dict[str, Any]:
+        """The pipeline's parts in words and numbers (JSON-able)."""
+        self._check_fitted()
+        out: dict[str, Any] = {
+            "featurizer": None if self.featurizer is None else type(self.featurizer).__name__,
+            "model": type(self.model).__name__, "n_labels": len(self.model.labels_),
+            "calibrator": self.calibrator.explain() if _fitted(self.calibrator) else None,
+            "decision": None, "tuning": getattr(self, "tuning_", None)}
+        if _fitted(self.decision):
+            out["decision"] = {key: v for key, v in self.decision.explain().items()
+                               if key != "labels"}
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted pipeline as one directory, atomically (labelwise.pipeline_store)."""
+        from .pipeline_store import save_pipeline
+
+        save_pipeline(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = False,
+             verify: bool = True) -> Pipeline:
+        """Read a directory written by :meth:`save`."""
+        from .pipeline_store import load_pipeline
+
+        return load_pipeline(path, mmap=mmap, verify=verify)
+
+
+def _objective_of(policy: Any) -> str | None:
+    obj = getattr(policy, "objective", None)
+    if obj is not None:
+        return str(obj)
+    p = getattr(policy, "precision", None)
+    return None if p is None else f"precision={float(p):g}"
+
+
+def load_any(path: str | os.PathLike[str], *, mmap: bool = False,
+             verify: bool = True) -> Pipeline:
+    """A pipeline directory, or a plain model directory (as a pipeline around that model)."""
+    from .pipeline_store import load_any as _load_any
+
+    return _load_any(path, mmap=mmap, verify=verify)

@@ -1,0 +1,261 @@
+"""The pipeline directory format: one folder, JSON plus numeric arrays, no pickle.
+
+A saved :class:`~labelwise.pipeline.Pipeline` is a directory::
+
+    pipeline/
+      pipeline.json          format, components, tuning facts, sha256 of every other file
+      model/                 the model directory format (labelwise.models.persist)
+      featurizer/            featurizer.json + one .npy per array (labelwise.features.base)
+      calibration.json/.npz  the calibrator (labelwise.calibration), when there is one
+      decision.json/.npz     the decision policy (labelwise.decision), when there is one
+
+``pipeline.json`` holds::
+
+    {"format": "labelwise.pipeline", "format_version": 1, "labelwise_version": "0.1.0",
+     "components": {"featurizer": {"path": "featurizer", "class": "Tfidf"} | null,
+                    "model": {"path": "model", "class": "OneVsRest"},
+                    "calibrator": {"name": "calibration", "kind": "platt"} | null,
+                    "decision": {"name": "decision", "policy": "per-label-threshold"} | null},
+     "n_labels": 28,
+     "params": {"cv": 5, "k": 100, "random_state": 0, "featurizer_in_folds": false},
+     "tuning": {"objective", "calibration", "cv", "k", "random_state",
+                "featurizer_in_folds", "n_samples"} | null,
+     "files": {"model/manifest.json": "<sha256 hex>", ...}}
+
+The whole directory is written through :func:`labelwise.atomic.atomic_directory` (a crash
+leaves the old pipeline or the new one). Loading checks the format and version, verifies
+every listed file's SHA-256 (``verify=False`` skips that), refuses a listed path that leaves
+the directory, and builds components only from the allow-lists of their own formats.
+
+Plain model directories (``manifest.json`` at the top, as ``labelwise train`` wrote before
+pipelines existed) load through :func:`load_any` as a pipeline around the model; when
+``labelwise tune`` wrote ``calibration.*``, ``decision.*`` and ``decision-manifest.json``
+next to that manifest, those are checked (their sha256 and the model manifest's) and loaded
+too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .atomic import atomic_directory
+from .errors import DataFormatError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "PIPELINE_FILE", "save_pipeline", "load_pipeline",
+           "load_any", "is_pipeline_dir", "LEGACY_DECISION_MANIFEST"]
+
+FORMAT = "labelwise.pipeline"
+FORMAT_VERSION = 1
+PIPELINE_FILE = "pipeline.json"
+LEGACY_DECISION_MANIFEST = "decision-manifest.json"
+_LEGACY_FILES = ("calibration.json", "calibration.npz", "decision.json", "decision.npz")
+
+
+def is_pipeline_dir(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / PIPELINE_FILE).is_file()
+
+
+def _sha256(path: Path) -> str:
+    from .decision._store import sha256_file
+
+    return sha256_file(path)
+
+
+def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
+    """Write a fitted (and possibly tuned) pipeline to the directory ``path``, atomically."""
+    from . import __version__
+    from .models.persist import save_model
+
+    pipe._check_fitted()
+    pipe._check_tuned()
+    feat = pipe.featurizer
+    feat_dict = None if feat is None else feat.to_dict()  # raises before any disk work
+    with atomic_directory(path) as tmp:
+        components: dict[str, Any] = {"featurizer": None, "calibrator": None, "decision": None}
+        save_model(pipe.model, tmp / "model")
+        components["model"] = {"path": "model", "class": type(pipe.model)._persist_name}
+        if feat is not None:
+            feat.save(tmp / "featurizer")
+            components["featurizer"] = {"path": "featurizer", "class": feat_dict["class"]}
+        if pipe.calibrator is not None:
+            pipe.calibrator.save(tmp, name="calibration")
+            components["calibrator"] = {"name": "calibration", "kind": pipe.calibrator.kind}
+        if pipe.decision is not None:
+            pipe.decision.save(tmp, name="decision")
+            components["decision"] = {"name": "decision", "policy": pipe.decision.name}
+        files = {}
+        for f in sorted(tmp.rglob("*")):
+            if f.is_file():
+                files[f.relative_to(tmp).as_posix()] = _sha256(f)
+        doc = {"format": FORMAT, "format_version": FORMAT_VERSION,
+               "labelwise_version": __version__, "components": components,
+               "n_labels": len(pipe.model.labels_),
+               "params": {"cv": pipe.cv, "k": pipe.k, "random_state": pipe.random_state,
+                          "featurizer_in_folds": bool(pipe.featurizer_in_folds)},
+               "tuning": getattr(pipe, "tuning_", None), "files": files}
+        text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
+        (tmp / PIPELINE_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def _read_doc(root: Path) -> dict[str, Any]:
+    jpath = root / PIPELINE_FILE
+    where = str(jpath)
+    try:
+        doc = json.loads(jpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataFormatError(f"malformed JSON: {e.msg}", path=where, line=e.lineno) from None
+    except UnicodeDecodeError:
+        raise DataFormatError("not UTF-8 text", path=where) from None
+    if not isinstance(doc, dict):
+        raise DataFormatError("expected a JSON object", path=where, line=1)
+    if doc.get("format") != FORMAT:
+        raise DataFormatError(f"expected {FORMAT!r}, got {doc.get('format')!r}", path=where,
+                              field="format")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise DataFormatError(f"format version {doc.get('format_version')!r} is not supported "
+                              f"(this labelwise reads {FORMAT_VERSION})", path=where,
+                              field="format_version")
+    for key, kind in (("components", dict), ("files", dict), ("params", dict)):
+        if not isinstance(doc.get(key), kind):
+            raise DataFormatError(f"missing or not a {kind.__name__}", path=where, field=key)
+    if doc.get("tuning") is not None and not isinstance(doc["tuning"], dict):
+        raise DataFormatError("expected an object or null", path=where, field="tuning")
+    return doc
+
+
+def _check_files(root: Path, files: dict[str, Any], where: str, verify: bool) -> None:
+    for rel, digest in files.items():
+        p = PurePosixPath(rel) if isinstance(rel, str) else None
+        if (p is None or p.is_absolute() or ".." in p.parts or rel == PIPELINE_FILE
+                or not isinstance(digest, str)):
+            raise DataFormatError(f"bad file entry {rel!r}", path=where, field="files")
+        fpath = root / rel
+        if not fpath.is_file():
+            raise DataFormatError(f"file listed in {PIPELINE_FILE} is missing", path=str(fpath))
+        if verify:
+            actual = _sha256(fpath)
+            if actual != digest:
+                raise DataFormatError(
+                    f"sha256 mismatch: {PIPELINE_FILE} says {digest}, file has {actual} (the "
+                    "pipeline files are corrupt or were changed)", path=str(fpath))
+
+
+def _component(doc: dict[str, Any], name: str, key: str, where: str) -> str | None:
+    entry = doc["components"].get(name)
+    if entry is None:
+        return None
+    value = entry.get(key) if isinstance(entry, dict) else None
+    if not isinstance(value, str) or "/" in value or value.startswith(".") or not value:
+        raise DataFormatError(f"bad {name} entry {entry!r}", path=where, field="components")
+    return value
+
+
+def load_pipeline(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True):
+    """Read a pipeline directory written by :func:`save_pipeline`."""
+    from .calibration import load_calibrator
+    from .decision import load_policy
+    from .features.base import load_featurizer
+    from .models.persist import load_model
+    from .pipeline import Pipeline
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataFormatError("no such pipeline directory", path=str(root))
+    if not (root / PIPELINE_FILE).is_file():
+        raise DataFormatError(f"not a labelwise pipeline directory (no {PIPELINE_FILE})",
+                              path=str(root))
+    doc = _read_doc(root)
+    where = str(root / PIPELINE_FILE)
+    _check_files(root, doc["files"], where, verify)
+    model_dir = _component(doc, "model", "path", where)
+    if model_dir is None:
+        raise DataFormatError("the pipeline has no model", path=where, field="components")
+    model = load_model(root / model_dir, mmap=mmap, verify=False)  # files checked above
+    feat_dir = _component(doc, "featurizer", "path", where)
+    featurizer = None if feat_dir is None else load_featurizer(root / feat_dir)
+    cal_name = _component(doc, "calibrator", "name", where)
+    calibrator = None if cal_name is None else load_calibrator(root, name=cal_name)
+    dec_name = _component(doc, "decision", "name", where)
+    decision = None if dec_name is None else load_policy(root, name=dec_name)
+    params = doc["params"]
+    try:
+        pipe = Pipeline(featurizer, model, calibrator, decision, cv=params["cv"], k=params["k"],
+                        random_state=params["random_state"],
+                        featurizer_in_folds=bool(params["featurizer_in_folds"]))
+    except KeyError as e:
+        raise DataFormatError(f"missing {e.args[0]!r}", path=where, field="params") from None
+    _check_label_counts(pipe, where)
+    if doc.get("tuning") is not None:
+        pipe.tuning_ = doc["tuning"]
+        _check_tuning_k(pipe, where)
+    return pipe
+
+
+def _check_label_counts(pipe: Any, where: str) -> None:
+    n = len(pipe.model.labels_)
+    for name in ("calibrator", "decision"):
+        comp = getattr(pipe, name)
+        if comp is not None and comp.n_labels_ != n:
+            raise DataFormatError(f"the {name} was fitted on {comp.n_labels_} labels, the model "
+                                  f"has {n}", path=where)
+
+
+def _check_tuning_k(pipe: Any, where: str) -> None:
+    k = pipe.tuning_.get("k")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise DataFormatError(f"tuning k must be a positive int, got {k!r}", path=where,
+                              field="tuning")
+
+
+def _load_legacy(root: Path, pipe: Any, verify: bool) -> None:
+    """calibration/decision written by the older ``labelwise tune`` next to manifest.json."""
+    from .calibration import load_calibrator
+    from .decision import load_policy
+
+    mpath = root / LEGACY_DECISION_MANIFEST
+    where = str(mpath)
+    try:
+        man = json.loads(mpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataFormatError(f"malformed JSON: {e.msg}", path=where, line=e.lineno) from None
+    if not isinstance(man, dict) or man.get("format") != "labelwise.decision-manifest":
+        raise DataFormatError("expected a 'labelwise.decision-manifest' object", path=where)
+    files = man.get("files")
+    if not isinstance(files, dict) or sorted(files) != sorted(_LEGACY_FILES):
+        raise DataFormatError(f"expected sha256 of {', '.join(_LEGACY_FILES)}", path=where,
+                              field="files")
+    if verify:
+        if man.get("model_manifest_sha256") != _sha256(root / "manifest.json"):
+            raise DataFormatError("the model's manifest.json changed since tuning (sha256 "
+                                  "mismatch): tune again", path=where,
+                                  field="model_manifest_sha256")
+        _check_files(root, files, where, True)
+    pipe.calibrator = load_calibrator(root, name="calibration")
+    pipe.decision = load_policy(root, name="decision")
+    _check_label_counts(pipe, where)
+    pipe.tuning_ = {"objective": man.get("objective"), "calibration": man.get("calibration"),
+                    "cv": man.get("cv"), "k": man.get("k"), "random_state": None,
+                    "featurizer_in_folds": False, "n_samples": None}
+    _check_tuning_k(pipe, where)
+
+
+def load_any(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True):
+    """A pipeline directory, or a plain model directory wrapped as a pipeline."""
+    from .models.persist import MANIFEST, load_model
+    from .pipeline import Pipeline
+
+    root = Path(path)
+    if is_pipeline_dir(root):
+        return load_pipeline(root, mmap=mmap, verify=verify)
+    if not root.is_dir():
+        raise DataFormatError("no such pipeline or model directory", path=str(root))
+    if not (root / MANIFEST).is_file():
+        raise DataFormatError(f"not a labelwise pipeline or model directory (no {PIPELINE_FILE} "
+                              f"or {MANIFEST})", path=str(root))
+    pipe = Pipeline(model=load_model(root, mmap=mmap, verify=verify))
+    if (root / LEGACY_DECISION_MANIFEST).is_file():
+        _load_legacy(root, pipe, verify)
+    return pipe

@@ -1,0 +1,305 @@
+"""labelwise.Pipeline: fit, tune (cross-fitted, leak-free), predict, save/load as one directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from labelwise.calibration import PlattCalibrator
+from labelwise.crossfit import cross_fit_scores
+from labelwise.dataset import Dataset
+from labelwise.decision import GlobalThreshold, PerLabelThreshold, PrecisionTarget
+from labelwise.errors import DataFormatError, LabelwiseError, NotFittedError
+from labelwise.features import Tfidf
+from labelwise.models import OneVsRest
+from labelwise.pipeline import Pipeline, load_any, make_policy
+from labelwise.split import IterativeStratifiedKFold
+
+NAMES = ["red", "green", "blue", "cyan", "plum"]
+
+
+def _texts(n=160, seed=0):
+    """Texts whose label words (with noise) make the labels learnable, but not perfectly."""
+    rng = np.random.default_rng(seed)
+    filler = [f"w{i}" for i in range(40)]
+    texts, Y = [], []
+    for _ in range(n):
+        labs = sorted(rng.choice(len(NAMES), size=int(rng.integers(1, 3)), replace=False).tolist())
+        toks = [NAMES[j] for j in labs if rng.random() < 0.85]
+        toks += [NAMES[int(rng.integers(len(NAMES)))] for _ in range(int(rng.random() < 0.3))]
+        toks += rng.choice(filler, 6).tolist()
+        rng.shuffle(toks)
+        texts.append(" ".join(toks))
+        Y.append(labs)
+    return texts, Y
+
+
+def _sparse(n=150, d=30, L=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, d, density=0.3, format="csr", random_state=seed, dtype=np.float32)
+    Y = sp.csr_matrix((X @ rng.normal(size=(d, L)) > 0.3).astype(np.float32))
+    return X, Y
+
+
+def _ovr():
+    return OneVsRest(n_threads=1, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def text_pipe():
+    texts, Y = _texts()
+    pipe = Pipeline(Tfidf(), _ovr()).fit(texts, Y, labels=NAMES)
+    pipe.tune(texts, Y, objective="micro-f1", cv=3, k=4)
+    return pipe, texts, Y
+
+
+def _same(A, B):
+    assert A.shape == B.shape
+    assert np.array_equal(A.indptr, B.indptr) and np.array_equal(A.indices, B.indices)
+    assert np.array_equal(A.data, B.data)
+
+
+# ---------------------------------------------------------------------------- fit / predict
+def test_fit_equals_featurizer_then_model():
+    texts, Y = _texts()
+    pipe = Pipeline(Tfidf(), _ovr()).fit(texts, Y, labels=NAMES)
+    Xf = Tfidf().fit_transform(texts)
+    model = _ovr().fit(Xf, Y, labels=NAMES)
+    _same(pipe.decision_function(texts[:20], k=3), model.decision_function(Xf[:20], k=3))
+    _same(pipe.predict_proba(texts[:20], k=3), model.predict_proba(Xf[:20], k=3))
+    _same(pipe.predict(texts[:20]), model.predict(Xf[:20]))  # no policy: the model's rule
+    assert pipe.labels_.names == tuple(NAMES) and not pipe.is_tuned
+    ds = Dataset(texts, Y, NAMES)
+    _same(Pipeline(Tfidf(), _ovr()).fit(ds).decision_function(texts, k=2),
+          model.decision_function(Xf, k=2))
+
+
+def test_tune_equals_manual_crossfit_calibrate_decide(text_pipe):
+    pipe, texts, Y = text_pipe
+    Xf = pipe.featurizer.transform(texts)  # featurizer fitted on all training rows
+    S = cross_fit_scores(_ovr(), Xf, Y, cv=3, k=4, random_state=0)
+    cal = PlattCalibrator(per_label=True).fit(S, Y)
+    pol = PerLabelThreshold(objective="micro-f1").fit(cal.transform(S), Y)
+    assert np.array_equal(pipe.decision.thresholds_, pol.thresholds_)
+    assert pipe.calibrator.kind == "platt" and pipe.calibrator.per_label
+    assert pipe.tuning_ == {"objective": "micro-f1", "calibration": "platt-per-label", "cv": 3,
+                            "k": 4, "random_state": 0, "featurizer_in_folds": False,
+                            "n_samples": 160}
+    # predictions: policy on calibrated top-k (tuning k) probabilities
+    S_new = pipe.model.decision_function(Xf[:30], k=4)
+    _same(pipe.predict(texts[:30]), pol.apply(cal.transform(S_new)))
+    _same(pipe.predict_proba(texts[:30]), cal.transform(S_new))
+
+
+def test_featurizer_in_folds_matches_a_hand_written_loop():
+    texts, Y = _texts(n=90, seed=3)
+    pipe = Pipeline(Tfidf(), _ovr(), featurizer_in_folds=True).fit(texts, Y, labels=NAMES)
+    pipe.tune(texts, Y, objective="macro-f1", calibration="none", cv=3, k=5)
+    Yc = Dataset(texts, Y, NAMES).Y
+    S = sp.lil_matrix(Yc.shape, dtype=np.float32)
+    for train, test in IterativeStratifiedKFold(n_splits=3, random_state=0).split(
+            np.zeros((90, 1)), Yc):
+        tf = Tfidf().fit([texts[i] for i in train])
+        m = _ovr().fit(tf.transform([texts[i] for i in train]), Yc[train])
+        S[test] = m.decision_function(tf.transform([texts[i] for i in test]), k=5)
+    expect = PerLabelThreshold(objective="macro-f1").fit(sp.csr_matrix(S), Yc)
+    assert pipe.calibrator is None and pipe.tuning_["featurizer_in_folds"] is True
+    np.testing.assert_array_equal(pipe.decision.thresholds_, expect.thresholds_)
+    # and the default (featurizer fitted once on all rows) gives other out-of-fold scores
+    other = Pipeline(Tfidf(), _ovr()).fit(texts, Y, labels=NAMES)
+    other.tune(texts, Y, objective="macro-f1", calibration="none", cv=3, k=5)
+    assert not np.array_equal(other.decision.tuned_, pipe.decision.tuned_)
+
+
+def test_fit_with_components_tunes_them():
+    X, Y = _sparse()
+    pipe = Pipeline(model=_ovr(), decision=GlobalThreshold(objective="samples-f1"),
+                    cv=3, k=3).fit(X, Y)
+    S = cross_fit_scores(_ovr(), X, Y, cv=3, k=3, random_state=0)
+    expect = GlobalThreshold(objective="samples-f1").fit(S, Y)
+    assert pipe.decision.threshold_ == expect.threshold_ and pipe.calibrator is None
+    _same(pipe.predict(X), expect.apply(pipe.model.decision_function(X, k=3)))
+
+
+def test_predict_labels_against_a_plain_loop(text_pipe):
+    pipe, texts, _ = text_pipe
+    items = pipe.predict_labels(texts[:25], k=2)
+    Xf = pipe.featurizer.transform(texts[:25])
+    S = pipe.model.decision_function(Xf, k=4)  # max(k=2, tuning k=4) labels scored
+    P = pipe.calibrator.transform(S).toarray()
+    sets = pipe.decision.apply(pipe.calibrator.transform(S)).toarray()
+    D = S.toarray()
+    for i, item in enumerate(items):
+        stored = [j for j in range(5) if S[i, j] != 0 or j in S.indices[S.indptr[i]:S.indptr[i + 1]]]
+        ranked = sorted(stored, key=lambda j: (-D[i, j], j))[:2]
+        assert [c["label"] for c in item["candidates"]] == [NAMES[j] for j in ranked]
+        assert [c["score"] for c in item["candidates"]] == pytest.approx([D[i, j] for j in ranked])
+        assert [c["probability"] for c in item["candidates"]] == pytest.approx([P[i, j] for j in ranked])
+        chosen = [j for j in range(5) if sets[i, j]]
+        assert sorted(item["labels"]) == sorted(NAMES[j] for j in chosen)
+        assert item["probabilities"] == pytest.approx({NAMES[j]: P[i, j] for j in chosen})
+        probs = [item["probabilities"][name] for name in item["labels"]]
+        assert probs == sorted(probs, reverse=True)
+    assert any(len(it["labels"]) > 1 for it in items) and json.dumps(items)
+
+
+def test_precision_objective_and_explain():
+    X, Y = _sparse(seed=2)
+    pipe = Pipeline(model=_ovr()).fit(X, Y)
+    pipe.tune(X, Y, objective="precision=0.8", calibration="isotonic", cv=3, k=4)
+    assert isinstance(pipe.decision, PrecisionTarget) and pipe.calibrator.kind == "isotonic"
+    info = pipe.explain()
+    assert info["decision"]["policy"] == "precision-target" and info["model"] == "OneVsRest"
+    assert pipe.tuning_["objective"] == "precision=0.8"
+
+
+# ---------------------------------------------------------------------------- no leakage
+def test_poisoned_evaluation_rows_cannot_change_tuned_thresholds(tmp_path):
+    texts, Y = _texts(n=220, seed=5)
+    train, evals = slice(0, 160), slice(160, 220)
+    Ytr = Dataset(texts, Y, NAMES).Y
+    Y_poison = sp.csr_matrix(1.0 - Ytr[evals].toarray())  # every evaluation label flipped
+
+    def tuned(extra_texts=(), extra_Y=None):
+        X = texts[train] + list(extra_texts)
+        Yt = Ytr[train] if extra_Y is None else sp.vstack([Ytr[train], extra_Y]).tocsr()
+        pipe = Pipeline(Tfidf(), _ovr()).fit(X, Yt, labels=NAMES)
+        return pipe.tune(X, Yt, objective="macro-f1", cv=3, k=5)
+
+    clean = tuned()
+    before = clean.decision.thresholds_.copy(), clean.calibrator.arrays()
+    # using the pipeline on a (poisoned) evaluation set changes nothing it has tuned
+    clean.predict(texts[evals]), clean.predict_labels(texts[evals]), clean.predict_proba(texts[evals])
+    clean.save(tmp_path / "p")
+    again = Pipeline.load(tmp_path / "p")
+    assert np.array_equal(again.decision.thresholds_, before[0])
+    for key, a in before[1].items():
+        assert np.array_equal(again.calibrator.arrays()[key], a)
+    # the same training rows give the same thresholds whatever the evaluation labels are
+    assert np.array_equal(tuned().decision.thresholds_, before[0])
+    # control: had the poisoned rows reached tuning, the thresholds would move
+    leaked = tuned(texts[evals], Y_poison)
+    assert not np.array_equal(leaked.decision.thresholds_, before[0])
+
+
+# ---------------------------------------------------------------------------- persistence
+def test_text_pipeline_save_load_identical(text_pipe, tmp_path):
+    pipe, texts, _ = text_pipe
+    pipe.save(tmp_path / "p")
+    files = sorted(p.relative_to(tmp_path / "p").as_posix() for p in (tmp_path / "p").rglob("*")
+                   if p.is_file())
+    assert "pipeline.json" in files and "model/manifest.json" in files
+    assert "featurizer/featurizer.json" in files and "decision.npz" in files
+    assert all(f.endswith((".json", ".npy", ".npz")) for f in files)  # no pickle anywhere
+    doc = json.loads((tmp_path / "p" / "pipeline.json").read_text())
+    assert sorted(doc["files"]) == [f for f in files if f != "pipeline.json"]
+    assert doc["components"]["featurizer"]["class"] == "Tfidf"
+    for mmap in (False, True):
+        back = Pipeline.load(tmp_path / "p", mmap=mmap)
+        for k in (None, 2, 5):
+            _same(back.decision_function(texts, k=k), pipe.decision_function(texts, k=k))
+            _same(back.predict_proba(texts, k=k), pipe.predict_proba(texts, k=k))
+        _same(back.predict(texts), pipe.predict(texts))
+        assert back.predict_labels(texts, k=3) == pipe.predict_labels(texts, k=3)
+        assert back.tuning_ == pipe.tuning_ and back.get_params()["k"] == pipe.k
+
+
+def test_sparse_pipeline_save_load_and_overwrite(tmp_path):
+    X, Y = _sparse()
+    pipe = Pipeline(model=_ovr()).fit(X, Y, labels=["a", "b", "c", "d"])
+    pipe.save(tmp_path / "p")
+    back = load_any(tmp_path / "p")
+    assert back.featurizer is None and back.decision is None and not back.is_tuned
+    _same(back.predict(X), pipe.predict(X))
+    _same(back.predict_proba(X, k=2), pipe.predict_proba(X, k=2))
+    pipe.tune(X, Y, objective="samples-f1", cv=3, k=3)
+    pipe.save(tmp_path / "p")  # replaces the directory whole
+    back = Pipeline.load(tmp_path / "p")
+    _same(back.predict(X), pipe.predict(X))
+    assert back.tuning_["objective"] == "samples-f1"
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]  # no temporary leftovers
+
+
+def test_failed_save_leaves_the_old_directory(tmp_path, monkeypatch):
+    X, Y = _sparse()
+    pipe = Pipeline(model=_ovr()).fit(X, Y)
+    pipe.save(tmp_path / "p")
+    before = (tmp_path / "p" / "pipeline.json").read_text()
+    pipe.tune(X, Y, cv=3, k=2)
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(pipe.decision), "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        pipe.save(tmp_path / "p")
+    assert (tmp_path / "p" / "pipeline.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]
+
+
+def test_tampered_or_odd_directories_are_refused(text_pipe, tmp_path):
+    pipe, _, _ = text_pipe
+    pipe.save(tmp_path / "p")
+    bad = tmp_path / "bad"
+    shutil.copytree(tmp_path / "p", bad)
+    with open(bad / "featurizer" / "word_idf.npy", "r+b") as f:
+        f.seek(-1, 2)
+        f.write(b"\x01")
+    with pytest.raises(DataFormatError, match=r"word_idf\.npy: sha256 mismatch"):
+        Pipeline.load(bad)
+    Pipeline.load(bad, verify=False)  # the check is what refused it
+    doc = json.loads((tmp_path / "p" / "pipeline.json").read_text())
+    for change, match in (({"format_version": 2}, "format version 2"),
+                          ({"files": {"../x": "0"}}, "bad file entry"),
+                          ({"format": "other"}, "expected 'labelwise.pipeline'")):
+        shutil.rmtree(bad)
+        shutil.copytree(tmp_path / "p", bad)
+        (bad / "pipeline.json").write_text(json.dumps({**doc, **change}))
+        with pytest.raises(DataFormatError, match=match):
+            Pipeline.load(bad)
+    with pytest.raises(DataFormatError, match="no such pipeline"):
+        load_any(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFormatError, match="not a labelwise pipeline or model directory"):
+        load_any(tmp_path / "empty")
+
+
+def test_plain_model_directory_loads_as_a_pipeline(tmp_path):
+    X, Y = _sparse()
+    model = _ovr().fit(X, Y)
+    model.save(tmp_path / "m")
+    pipe = load_any(tmp_path / "m")
+    assert isinstance(pipe, Pipeline) and pipe.featurizer is None and pipe.decision is None
+    _same(pipe.decision_function(X, k=3), model.decision_function(X, k=3))
+    _same(pipe.predict(X), model.predict(X))
+
+
+# ---------------------------------------------------------------------------- errors
+def test_errors():
+    texts, Y = _texts(n=40)
+    X, Ys = _sparse()
+    with pytest.raises(LabelwiseError, match="needs a model"):
+        Pipeline().fit(X, Ys)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        Pipeline(model=_ovr()).predict(X)
+    with pytest.raises(DataFormatError, match="no featurizer"):
+        Pipeline(model=_ovr()).fit(texts, Y)
+    tp = Pipeline(Tfidf(), _ovr()).fit(texts, Y)
+    with pytest.raises(DataFormatError, match="list of texts"):
+        tp.predict(X)
+    with pytest.raises(DataFormatError, match="objective"):
+        make_policy("f2")
+    with pytest.raises(DataFormatError, match="calibration"):
+        tp.tune(texts, Y, calibration="sigmoid")
+    with pytest.raises(DataFormatError, match="label space"):
+        tp.tune(Dataset(texts, Y, [f"x{i}" for i in range(5)]))
+    untuned = Pipeline(model=_ovr()).fit(X, Ys)
+    untuned.decision = PerLabelThreshold()
+    with pytest.raises(NotFittedError, match="tune"):
+        untuned.predict(X)
+    with pytest.raises(NotFittedError, match="tune"):
+        untuned.save("never-written")
