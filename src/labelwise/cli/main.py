@@ -62,26 +62,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE_OR_DATA
     from labelwise.errors import LabelwiseError
 
+    shown = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        return int(args._run(args) or 0)
-    except BrokenPipeError:  # e.g. `labelwise predict ... | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except LabelwiseError as e:
-        if args.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE_OR_DATA
-    except OSError as e:  # missing file, permission, disk full: no traceback either
-        if args.debug:
-            raise
-        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
-        return EXIT_USAGE_OR_DATA
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        try:
+            return int(args._run(args) or 0)
+        except BrokenPipeError:  # e.g. `labelwise predict ... | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except LabelwiseError as e:
+            if args.debug:
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE_OR_DATA
+        except OSError as e:  # missing file, permission, disk full: no traceback either
+            if args.debug:
+                raise
+            where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+            print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+            return EXIT_USAGE_OR_DATA
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":
