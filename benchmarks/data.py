@@ -1,0 +1,213 @@
+"""Datasets of the XMC benchmark (``benchmarks/xmc.py``), written once into a cache folder.
+
+Every dataset becomes ``<cache>/<name>/train.txt`` and ``test.txt`` in XC format (header
+``n_rows n_features n_labels``, then ``l1,l2 idx:val ...``, 0-based feature indices and label
+ids, values ``%.9g`` float32), which omikuji reads natively and napkinXC, PECOS and
+LibMultiLabel read as LIBSVM multi-label text after the header line. ``meta.json`` beside them
+records the sizes, the source and the propensity preset used for PSP@k. Files are written
+atomically (``labelwise.io.write``); an existing folder with a ``meta.json`` of the same
+``version`` is reused.
+
+Datasets
+--------
+``bibtex``, ``delicious``
+    The MULAN train/test splits (equal to the XC repository's), read with
+    ``labelwise.datasets.load("mulan-bibtex", split=...)``; features as given (binary).
+``cooking``
+    cooking.stackexchange (fastText tutorial split: 12,404 train / 3,000 test questions).
+    Texts become tf-idf with scikit-learn's ``TfidfVectorizer`` fitted on train only:
+    unigrams + bigrams, ``min_df=2``, ``sublinear_tf=True``, l2-normalised rows.
+``synthetic`` / ``synthetic-quick``
+    A power-law XMC set from a latent label-cluster model, deterministic for its seed
+    (:func:`synthetic`): 300,000 labels, 200,000 train / 20,000 test rows (quick: 30,000
+    labels, 20,000 / 2,000 rows). Every label has at least one train row.
+
+Run ``python benchmarks/data.py [--cache bench-data] [NAME ...]`` to prepare them ahead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+VERSION = 1
+DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "bench-data"
+DATASETS = ("bibtex", "delicious", "cooking", "synthetic", "synthetic-quick")
+MIRROR = "/work/shared/datasets"
+
+#: sizes of the synthetic sets: (n_labels, n_clusters, n_features, n_train, n_test)
+SYNTHETIC_SIZES = {
+    "synthetic": (300_000, 6_000, 200_000, 200_000, 20_000),
+    "synthetic-quick": (30_000, 600, 50_000, 20_000, 2_000),
+}
+
+
+# ---------------------------------------------------------------------- synthetic
+def synthetic(n_labels: int, n_clusters: int, n_features: int, n_train: int, n_test: int, *,
+              seed: int = 0, zipf_a: float = 0.8):
+    """A learnable power-law multi-label set: ``(X_train, Y_train, X_test, Y_test)`` CSR.
+
+    Model: labels are split at random into ``n_clusters`` clusters. Each cluster owns 40
+    topic features and each label 8 own features (drawn from a Zipf-like feature
+    distribution, so frequent features are shared). A row draws ``1 + Poisson(1.6)`` labels
+    (at most 12): an anchor label from a mixture (70% a power law over a random ranking of
+    the labels, ``p(rank r) ~ r^-zipf_a``; 30% uniform), the rest from the anchor's cluster
+    (60%) or the same mixture (40%). Labels that no train row drew are each added to one
+    random train row, so every label has a positive. Features: for each of the row's labels
+    4 draws from its own features and 6 from its cluster's, plus 15 noise draws from the
+    global feature distribution; values are ``1 + log(count)``, rows l2-normalised.
+    """
+    rng = np.random.default_rng(seed)
+    L, C, V = n_labels, n_clusters, n_features
+    cluster = rng.integers(0, C, L)
+    order = np.argsort(cluster, kind="stable")
+    c_start = np.searchsorted(cluster[order], np.arange(C))
+    c_size = np.bincount(cluster, minlength=C)
+    rank = rng.permutation(L)
+    p_label = 1.0 / (rank + 1.0) ** zipf_a
+    cdf_label = np.cumsum(p_label / p_label.sum())
+    f_w = 1.0 / np.arange(1, V + 1) ** 0.7
+    f_perm = rng.permutation(V)
+    cdf_feat = np.cumsum(f_w / f_w.sum())
+
+    def draw_feats(size):
+        return f_perm[np.minimum(np.searchsorted(cdf_feat, rng.random(size)), V - 1)]
+
+    def draw_labels(size):
+        out = np.minimum(np.searchsorted(cdf_label, rng.random(size)), L - 1)
+        uni = rng.random(size) < 0.3
+        out[uni] = rng.integers(0, L, int(uni.sum()))
+        return out
+
+    cluster_feats = draw_feats((C, 40))
+    label_feats = draw_feats((L, 8))
+    n = n_train + n_test
+    k = np.minimum(1 + rng.poisson(1.6, n), 12)
+    rows = np.repeat(np.arange(n, dtype=np.int64), k)
+    first = np.ones(rows.size, bool)
+    first[1:] = rows[1:] != rows[:-1]
+    anchor = draw_labels(n)
+    labels = np.empty(rows.size, np.int64)
+    labels[first] = anchor
+    rest = np.flatnonzero(~first)
+    a_c = cluster[anchor[rows[rest]]]
+    same = rng.random(rest.size) < 0.6
+    pick = c_start[a_c] + (rng.random(rest.size) * c_size[a_c]).astype(np.int64)
+    labels[rest] = np.where(same, order[np.minimum(pick, L - 1)], draw_labels(rest.size))
+    # every label gets a train row
+    seen = np.zeros(L, bool)
+    seen[labels[rows < n_train]] = True
+    missing = np.flatnonzero(~seen)
+    rows = np.concatenate([rows, rng.integers(0, n_train, missing.size)])
+    labels = np.concatenate([labels, missing])
+    keys = np.unique(rows * L + labels)
+    rows, labels = keys // L, keys % L
+    Y = sp.csr_matrix((np.ones(keys.size, np.float32), (rows, labels)), shape=(n, L))
+    # features
+    own = label_feats[labels[:, None], rng.integers(0, 8, (labels.size, 4))].ravel()
+    top = cluster_feats[cluster[labels][:, None], rng.integers(0, 40, (labels.size, 6))].ravel()
+    noise_rows = np.repeat(np.arange(n, dtype=np.int64), 15)
+    f_rows = np.concatenate([np.repeat(rows, 4), np.repeat(rows, 6), noise_rows])
+    f_cols = np.concatenate([own, top, draw_feats(noise_rows.size)])
+    X = sp.csr_matrix((np.ones(f_rows.size, np.float32), (f_rows, f_cols)), shape=(n, V))
+    X.sum_duplicates()
+    X.data = 1.0 + np.log(X.data)
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    X = sp.csr_matrix(sp.diags(1.0 / norms) @ X, dtype=np.float32)
+    X.sort_indices()
+    return X[:n_train], Y[:n_train], X[n_train:], Y[n_train:]
+
+
+# ---------------------------------------------------------------------- real sets
+def _mulan(name: str):
+    import labelwise.datasets as D
+
+    tr = D.load(f"mulan-{name}", split="train")
+    te = D.load(f"mulan-{name}", split="test")
+    return (sp.csr_matrix(tr.X, dtype=np.float32), tr.Y, sp.csr_matrix(te.X, dtype=np.float32),
+            te.Y, tr.labels)
+
+
+def _cooking():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    import labelwise.datasets as D
+
+    tr = D.load("cooking-stackexchange", split="train")
+    te = D.load("cooking-stackexchange", split="test")
+    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, norm="l2",
+                          dtype=np.float32)
+    Xtr = vec.fit_transform(tr.X)
+    Xte = vec.transform(te.X)
+    return Xtr.tocsr(), tr.Y, Xte.tocsr(), te.Y, tr.labels
+
+
+# ---------------------------------------------------------------------- cache
+def _write(folder: Path, Xtr, Ytr, Xte, Yte, meta: dict) -> None:
+    from labelwise.dataset import Dataset
+    from labelwise.io import write
+    from labelwise.labels import LabelSpace
+
+    folder.mkdir(parents=True, exist_ok=True)
+    space = LabelSpace([str(i) for i in range(Ytr.shape[1])])
+    for split, X, Y in (("train", Xtr, Ytr), ("test", Xte, Yte)):
+        write(Dataset(sp.csr_matrix(X, dtype=np.float32), sp.csr_matrix(Y), space),
+              folder / f"{split}.txt", format="xc")
+    meta = dict(meta, version=VERSION, n_train=int(Xtr.shape[0]), n_test=int(Xte.shape[0]),
+                n_features=int(Xtr.shape[1]), n_labels=int(Ytr.shape[1]),
+                nnz_x_train=int(Xtr.nnz), labels_per_row=float(Ytr.nnz / max(Ytr.shape[0], 1)),
+                labels_with_train_positive=int((np.diff(sp.csc_matrix(Ytr).indptr) > 0).sum()))
+    from labelwise.atomic import atomic_write
+
+    with atomic_write(folder / "meta.json", "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=1)
+
+
+def prepare(name: str, cache: str | os.PathLike[str] = DEFAULT_CACHE) -> Path:
+    """Write dataset ``name`` into ``cache/name/`` unless it is there; return the folder."""
+    if name not in DATASETS:
+        raise SystemExit(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    folder = Path(cache) / name
+    meta_path = folder / "meta.json"
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("version") == VERSION:
+        return folder
+    os.environ.setdefault("LABELWISE_DATASETS_MIRROR", MIRROR)
+    t0 = time.perf_counter()
+    if name in ("bibtex", "delicious"):
+        Xtr, Ytr, Xte, Yte, _ = _mulan(name)
+        meta = {"source": f"MULAN {name} train/test (labelwise.datasets mulan-{name})",
+                "propensity": "default"}
+    elif name == "cooking":
+        Xtr, Ytr, Xte, Yte, _ = _cooking()
+        meta = {"source": "cooking.stackexchange (fastText split), TfidfVectorizer(sublinear_tf, "
+                          "ngram_range=(1,2), min_df=2, l2) fitted on train",
+                "propensity": "default"}
+    else:
+        sizes = SYNTHETIC_SIZES[name]
+        Xtr, Ytr, Xte, Yte = synthetic(*sizes, seed=0)
+        meta = {"source": f"benchmarks/data.py synthetic{sizes} seed=0", "propensity": "default"}
+    _write(folder, Xtr, Ytr, Xte, Yte, meta)
+    print(f"[data] {name}: written to {folder} in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", default=list(DATASETS[:4]))
+    ap.add_argument("--cache", default=str(DEFAULT_CACHE))
+    args = ap.parse_args(argv)
+    for name in args.names:
+        folder = prepare(name, args.cache)
+        print(folder, json.loads((folder / "meta.json").read_text()))
+
+
+if __name__ == "__main__":
+    main()
