@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import BaseCrossValidator
 
 from ..errors import DataFormatError
 from .iterative import (
+    IterativeStratifiedKFold,
+    IterativeStratifiedShuffleSplit,
     _assign,
     _folds_to_splits,
     _shuffle_splits,
@@ -39,22 +40,13 @@ def _groups_or_raise(X: Any, Y: Any, groups: Any) -> tuple[Any, np.ndarray]:
     return M, g
 
 
-class GroupIterativeStratifiedKFold(BaseCrossValidator):
+class GroupIterativeStratifiedKFold(IterativeStratifiedKFold):
     """K-fold iterative stratification that keeps every group within one test fold.
 
     Parameters as :class:`~labelwise.split.IterativeStratifiedKFold`. ``split(X, Y, groups)``
     needs ``groups`` (one key per row), or a :class:`~labelwise.Dataset` with groups in ``X``;
     there must be at least ``n_splits`` distinct groups.
     """
-
-    def __init__(self, n_splits: int = 5, *, order: int = 1, shuffle: bool = True, random_state: Any = None):
-        self.n_splits = n_splits
-        self.order = order
-        self.shuffle = shuffle
-        self.random_state = random_state
-
-    def get_n_splits(self, X: Any = None, Y: Any = None, groups: Any = None) -> int:
-        return check_int(self.n_splits, "n_splits", 2)
 
     def split(self, X: Any, Y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         k = check_int(self.n_splits, "n_splits", 2)
@@ -75,30 +67,12 @@ class GroupIterativeStratifiedKFold(BaseCrossValidator):
         yield from _folds_to_splits(fold, k)
 
 
-class GroupIterativeStratifiedShuffleSplit(BaseCrossValidator):
+class GroupIterativeStratifiedShuffleSplit(IterativeStratifiedShuffleSplit):
     """Repeated group-aware train/test splits by iterative stratification.
 
     ``test_size``/``train_size`` are shares of rows or row counts (default test share 0.1);
     whole groups go to one side, so sizes are as close as the groups allow.
     """
-
-    def __init__(
-        self,
-        n_splits: int = 10,
-        *,
-        test_size: Any = None,
-        train_size: Any = None,
-        order: int = 1,
-        random_state: Any = None,
-    ):
-        self.n_splits = n_splits
-        self.test_size = test_size
-        self.train_size = train_size
-        self.order = order
-        self.random_state = random_state
-
-    def get_n_splits(self, X: Any = None, Y: Any = None, groups: Any = None) -> int:
-        return check_int(self.n_splits, "n_splits", 1)
 
     def split(self, X: Any, Y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         M, g = _groups_or_raise(X, Y, groups)
