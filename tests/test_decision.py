@@ -254,3 +254,105 @@ def test_entries_dense_and_sparse_agree():
     for f in ("rows", "cols", "values", "indptr"):
         assert np.array_equal(getattr(a, f), getattr(b, f))
     assert a.dense and not b.dense
+
+
+# ------------------------------------------------------------------ selection by cross-validation
+def test_clone_policy_copies_parameters_not_state():
+    from labelwise.decision import clone_policy
+
+    S, Y = _data()
+    p = PerLabelThreshold(objective="micro-f1", shrinkage=3.0, max_rounds=7).fit(S, Y)
+    c = clone_policy(p)
+    assert type(c) is PerLabelThreshold and c._params() == p._params()
+    assert not hasattr(c, "thresholds_")
+    comb = Combined(GlobalThreshold(0.2), k=2, at_least_one=False)
+    cc = clone_policy(comb)
+    assert cc.k == 2 and cc.at_least_one is False and cc.threshold is not comb.threshold
+    assert cc.threshold.threshold == 0.2
+    with pytest.raises(TypeError):
+        clone_policy("top-k")
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("metric", ["macro-f1", "micro-f1", "samples-f1"])
+def test_cross_validated_score_matches_a_plain_loop(sparse, metric):
+    from labelwise.decision import cross_validated_score
+    from labelwise.split import IterativeStratifiedKFold
+
+    S, Y = _data(n=80, L=5, seed=3, sparse=sparse)
+    pol = PerLabelThreshold(objective="macro-f1", shrinkage=2.0)
+    got = cross_validated_score(pol, S, Y, cv=4, metric=metric, random_state=5)
+    Sd = S.toarray() if sparse else S
+    stored = np.ones((80, 5), bool)
+    if sparse:  # the stored pattern (a stored 0.0 is still retrieved)
+        stored[:] = False
+        stored[np.repeat(np.arange(80), np.diff(S.indptr)), S.indices] = True
+    pred = np.zeros_like(Y)
+    for tr, te in IterativeStratifiedKFold(n_splits=4, random_state=5).split(np.zeros((80, 1)), Y):
+        p = PerLabelThreshold(objective="macro-f1", shrinkage=2.0).fit(
+            S[tr] if sparse else Sd[tr], Y[tr])
+        pred[te] = (Sd[te] >= p.thresholds_) & stored[te]
+    assert got == pytest.approx(_f1_ref(Y, pred, metric.split("-")[0]))
+    assert not hasattr(pol, "thresholds_")  # the candidate itself is never fitted
+
+
+def test_cross_validated_score_only_sees_its_rows():
+    """The score of a policy depends on the tuning rows alone: rows outside S (a poisoned
+    evaluation set) cannot move it, and so cannot move select_policy's choice."""
+    from labelwise.decision import cross_validated_score, select_policy
+
+    S, Y = _data(n=90, L=4, seed=4)
+    cands = [PerLabelThreshold(shrinkage=s) for s in (0.0, 5.0, 50.0)]
+    best, scores = select_policy(cands, S, Y, cv=3)
+    assert scores == [cross_validated_score(c, S, Y, cv=3) for c in cands]
+    i = int(np.argmax(scores))
+    assert best.shrinkage == cands[i].shrinkage
+    np.testing.assert_array_equal(best.thresholds_,
+                                  PerLabelThreshold(shrinkage=cands[i].shrinkage)
+                                  .fit(S, Y).thresholds_)
+
+
+def test_cross_validated_score_prefers_the_honest_policy():
+    """A global threshold beats a per-label one without shrinkage when labels share one
+    true threshold and have few positives (per-label tuning fits noise)."""
+    from labelwise.decision import cross_validated_score
+
+    rng = np.random.default_rng(0)
+    n, L = 300, 30
+    S = rng.normal(size=(n, L))
+    Y = (rng.random((n, L)) < 1 / (1 + np.exp(-3 * (S - 1.5)))).astype(float)
+    glob = cross_validated_score(GlobalThreshold(objective="micro-f1"), S, Y, metric="micro-f1")
+    per = cross_validated_score(PerLabelThreshold(objective="micro-f1", shrinkage=0.0), S, Y,
+                                metric="micro-f1")
+    assert glob > per
+
+
+def test_cross_validated_score_with_transform_fits_inside_folds():
+    from labelwise.calibration import PlattCalibrator
+    from labelwise.decision import cross_validated_score
+
+    S, Y = _data(n=80, L=3, seed=6)
+    seen = []
+
+    def platt(S_fit, Y_fit, S_eval):
+        seen.append((S_fit.shape[0], S_eval.shape[0]))
+        c = PlattCalibrator().fit(S_fit, Y_fit)
+        return c.transform(S_fit), c.transform(S_eval)
+
+    v = cross_validated_score(PerLabelThreshold(), S, Y, cv=4, transform=platt)
+    assert 0.0 <= v <= 1.0
+    assert len(seen) == 4 and all(a + b == 80 for a, b in seen)
+
+
+def test_selection_bad_arguments():
+    from labelwise.decision import cross_validated_score, select_policy
+
+    S, Y = _data(n=10, L=2)
+    with pytest.raises(DataFormatError, match="metric"):
+        cross_validated_score(TopK(1), S, Y, metric="f1")
+    with pytest.raises(DataFormatError, match="cv"):
+        cross_validated_score(TopK(1), S, Y, cv=1)
+    with pytest.raises(DataFormatError, match="at least"):
+        cross_validated_score(TopK(1), S[:3], Y[:3], cv=4)
+    with pytest.raises(DataFormatError, match="candidate"):
+        select_policy([], S, Y)

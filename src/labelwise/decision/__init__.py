@@ -6,6 +6,8 @@ for rare labels), :class:`PrecisionTarget` (coverage at a precision target on ca
 probabilities) and :class:`Combined` (threshold within top k, at least one label per row).
 Fit them on cross-fitted training scores (:func:`labelwise.crossfit.cross_fit_scores`):
 ``fit(S, Y)`` takes no other data, so evaluation rows never tune a threshold.
+Policy settings (shrinkage, scale) are chosen by :func:`select_policy` /
+:func:`cross_validated_score` on the same tuning scores (:mod:`.selection`).
 Searches are vectorised sorts over the stored entries (:mod:`._search`), O(nnz log nnz).
 """
 
@@ -23,6 +25,7 @@ from .policies import (
     load_policy,
     policy_from_dict,
 )
+from .selection import clone_policy, cross_validated_score, select_policy
 
 __all__ = [
     "OBJECTIVES",
@@ -33,6 +36,9 @@ __all__ = [
     "PerLabelThreshold",
     "PrecisionTarget",
     "TopK",
+    "clone_policy",
+    "cross_validated_score",
     "load_policy",
     "policy_from_dict",
+    "select_policy",
 ]
