@@ -340,9 +340,9 @@ def test_edge_shapes():
 
 def test_exports_pinned():
     assert models.__all__ == sorted(models.__all__)
-    assert models.__all__ == ["MODEL_CLASSES", "MultiLabelModel", "OneVsRest",
-                              "as_feature_matrix", "fit_linear", "linear_topk", "load_model",
-                              "save_model", "topk_csr", "topk_dense"]
+    assert models.__all__ == ["FewShot", "LabelTree", "MODEL_CLASSES", "MultiLabelModel",
+                              "OneVsRest", "ZeroShot", "as_feature_matrix", "fit_linear",
+                              "linear_topk", "load_model", "save_model", "topk_csr", "topk_dense"]
 
 
 # ---------------------------------------------------------------------------- real data

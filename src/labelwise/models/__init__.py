@@ -21,9 +21,9 @@ from .tree import LabelTree
 from .zeroshot import ZeroShot
 
 __all__ = [
-    "MODEL_CLASSES",
     "FewShot",
     "LabelTree",
+    "MODEL_CLASSES",
     "MultiLabelModel",
     "OneVsRest",
     "ZeroShot",
