@@ -110,3 +110,24 @@ def test_cli_evaluate_bad_scores_one_line_error(tmp_path, capsys):
     assert main(["evaluate", "--true", str(truth), "--scores", str(scores)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"error: {scores}:2: label id 7 >= n_labels 2"
+
+
+def test_tuned_pipeline_report_has_threshold_curves_and_reliability(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    X = sp.random(300, 30, density=0.3, format="csr", random_state=3, dtype=np.float32)
+    Y = sp.csr_matrix((X @ rng.normal(size=(30, 5)) > 0.5).astype(np.float32))
+    ds = Dataset(X, Y, [f"l{j}" for j in range(5)])
+    train, test = tmp_path / "train.xc", tmp_path / "test.xc"
+    write(ds.subset(np.arange(200)), train)
+    write(ds.subset(np.arange(200, 300)), test)
+    model = tmp_path / "model"
+    assert main(["train", str(train), "--model", "ovr", "--out", str(model), "--quiet"]) == 0
+    assert main(["tune", str(model), str(train), "--objective", "macro-f1", "--cv", "3", "--quiet"]) == 0
+    capsys.readouterr()
+    html = tmp_path / "r.html"
+    assert main(["evaluate", str(model), str(test), "--json", "--report", str(html)]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert 0 <= got["metrics"]["ece"] < 0.5
+    page = html.read_text()
+    assert "Reliability diagram" in page and "F1 and coverage against one threshold" in page
+    assert page.count("data:image/png;base64,") == 6

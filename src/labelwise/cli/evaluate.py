@@ -119,8 +119,15 @@ def run(args: argparse.Namespace) -> int:
         Y_train=Y_train,
         label_names=list(truth.labels.names),
     )
+    calibrated: dict = {}
     if what is not None:
         report["notes"].append(f"scores evaluated: the pipeline's {what}")
+        if pipe.calibrator is not None:
+            from labelwise.calibration import expected_calibration_error
+
+            missing = pipe.calibrator.missing_probability_
+            calibrated = {"probabilities": S, "missing_probability": missing}
+            report["metrics"]["ece"] = expected_calibration_error(truth.Y, S, missing=missing)
     if sets is not None:
         from labelwise.metrics import LabelSets
 
@@ -129,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         from labelwise.report import write_report
 
-        write_report(args.report, truth.Y, S, report, title=f"labelwise evaluation of {source}")
+        write_report(args.report, truth.Y, S, report, title=f"labelwise evaluation of {source}", **calibrated)
     if args.json:
         print_json(report)
         return 0

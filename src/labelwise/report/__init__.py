@@ -10,8 +10,23 @@ from ..atomic import atomic_write
 __all__ = ["write_report", "report_html"]
 
 
-def report_html(Y_true: Any, S: Any, report: dict[str, Any], *, title: str = "labelwise evaluation", k_max: int = 10) -> str:
-    """The HTML page of ``report`` (from :func:`labelwise.metrics.evaluate` on ``Y_true``, ``S``)."""
+def report_html(
+    Y_true: Any,
+    S: Any,
+    report: dict[str, Any],
+    *,
+    title: str = "labelwise evaluation",
+    k_max: int = 10,
+    probabilities: Any = None,
+    missing_probability: float | None = None,
+    chosen_thresholds: dict[str, float] | None = None,
+) -> str:
+    """The HTML page of ``report`` (from :func:`labelwise.metrics.evaluate` on ``Y_true``, ``S``).
+
+    With calibrated ``probabilities`` (dense or top-k CSR; ``missing_probability`` for the pairs
+    a top-k matrix leaves out) the page also shows F1 and coverage against one threshold and a
+    reliability diagram.
+    """
     from ..metrics import LabelSets, precision_coverage_curve
     from . import curves, plots
     from .html import render_html
@@ -31,6 +46,16 @@ def report_html(Y_true: Any, S: Any, report: dict[str, Any], *, title: str = "la
         names = [row["label"] for row in per_label] if per_label else [str(j) for j in range(n_labels)]
         figures["PR curves of the most frequent labels"] = plots.pr_curves(
             curves.pr_curves_of_frequent_labels(Y_true, S, names)
+        )
+    if probabilities is not None:
+        from . import decision_plots
+
+        curve = decision_plots.threshold_curve(Y_true, probabilities)
+        figures["F1 and coverage against one threshold"] = decision_plots.threshold_curves_png(
+            curve, chosen=chosen_thresholds
+        )
+        figures["Reliability diagram"] = decision_plots.reliability_png(
+            decision_plots.reliability_data(Y_true, probabilities, missing=missing_probability)
         )
     return render_html(report, figures, title=title)
 
