@@ -17,9 +17,11 @@ dual ``min_a 0.5 a'Qa + sum a_i log a_i + (C - a_i) log(C - a_i), 0 < a_i < C`` 
 & Lin (Machine Learning 2011), with the inner Newton steps of liblinear's
 ``solve_l2r_lr_dual`` (``-s 7``). Stops when the largest sub-problem gradient is ``< tol``.
 
-In both, ``w = sum_i a_i y_i x_i``. Row order is shuffled every epoch with numba's thread-local
-generator seeded per label (``seed``), so a label's model does not depend on the thread or
-on the other labels. Arithmetic is float64; ``x`` data may be float32.
+In both, ``w = sum_i a_i y_i x_i``. The solvers read their rows through an index array
+``rows`` into the shared CSR X, so one-vs-rest (all rows) and the label tree's nodes (the rows
+positive for a node) share them. Row order is shuffled every epoch by a xorshift64 generator
+seeded per problem (``seed``), so a model does not depend on the thread or on the other
+problems. Arithmetic is float64; ``x`` data may be float32.
 """
 
 from __future__ import annotations
@@ -63,26 +65,48 @@ def _axpy(a, w, x_indptr, x_indices, x_data, i, bias, d):
     w[d] += a * bias
 
 
+@nb.njit(nogil=True, cache=True, inline="always")
+def _next(state):
+    """xorshift64 step on ``state[0]`` (a non-zero uint64); returns the new value."""
+    x = state[0]
+    x ^= x << np.uint64(13)
+    x ^= x >> np.uint64(7)
+    x ^= x << np.uint64(17)
+    state[0] = x
+    return x
+
+
 @nb.njit(nogil=True, cache=True)
-def _shuffle(index, m):
-    for s in range(m):
-        j = s + np.random.randint(0, m - s)  # noqa: NPY002 (numba thread-local state)
+def _shuffle(index, m, state):
+    """Fisher-Yates shuffle of ``index[:m]`` driven by the xorshift state."""
+    for s in range(m - 1):
+        j = s + np.int64(_next(state) % np.uint64(m - s))
         t = index[s]
         index[s] = index[j]
         index[j] = t
 
 
 @nb.njit(nogil=True, cache=True)
-def _solve_squared_hinge(x_indptr, x_indices, x_data, sq_norms, y, C, bias, tol, max_iter,
-                         w, alpha, index):
+def _seed_state(seed, state):
+    x = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)
+    if x == np.uint64(0):
+        x = np.uint64(1)
+    state[0] = x
+
+@nb.njit(nogil=True, cache=True)
+def _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol, max_iter,
+                   w, alpha, index, state):
+    """Squared hinge DCD over the rows ``rows`` (targets ``y[t]`` for row ``rows[t]``).
+
+    ``w`` (n_features + 1, zero on entry) receives the weights; returns the epochs run.
+    """
     n = y.shape[0]
     d = w.shape[0] - 1
     diag = 0.5 / C
     inf = np.inf
-    for i in range(n):
-        index[i] = i
-        alpha[i] = 0.0
-    w[:] = 0.0
+    for t in range(n):
+        index[t] = t
+        alpha[t] = 0.0
     active = n
     pg_max_old = inf
     pg_min_old = -inf
@@ -90,19 +114,20 @@ def _solve_squared_hinge(x_indptr, x_indices, x_data, sq_norms, y, C, bias, tol,
     while it < max_iter:
         pg_max_new = -inf
         pg_min_new = inf
-        _shuffle(index, active)
+        _shuffle(index, active, state)
         s = 0
         while s < active:
-            i = index[s]
-            yi = y[i]
-            g = yi * _dot(w, x_indptr, x_indices, x_data, i, bias, d) - 1.0 + alpha[i] * diag
+            t = index[s]
+            i = rows[t]
+            yi = y[t]
+            g = yi * _dot(w, x_indptr, x_indices, x_data, i, bias, d) - 1.0 + alpha[t] * diag
             pg = 0.0
-            if alpha[i] == 0.0:
+            if alpha[t] == 0.0:
                 if g > pg_max_old:
                     active -= 1
-                    t = index[s]
+                    tmp = index[s]
                     index[s] = index[active]
-                    index[active] = t
+                    index[active] = tmp
                     continue
                 elif g < 0.0:
                     pg = g
@@ -113,11 +138,11 @@ def _solve_squared_hinge(x_indptr, x_indices, x_data, sq_norms, y, C, bias, tol,
             if pg < pg_min_new:
                 pg_min_new = pg
             if abs(pg) > 1e-12:
-                a_old = alpha[i]
+                a_old = alpha[t]
                 a_new = a_old - g / (sq_norms[i] + diag)
                 if a_new < 0.0:
                     a_new = 0.0
-                alpha[i] = a_new
+                alpha[t] = a_new
                 step = (a_new - a_old) * yi
                 if step != 0.0:
                     _axpy(step, w, x_indptr, x_indices, x_data, i, bias, d)
@@ -140,37 +165,38 @@ def _solve_squared_hinge(x_indptr, x_indices, x_data, sq_norms, y, C, bias, tol,
 
 
 @nb.njit(nogil=True, cache=True)
-def _solve_logistic(x_indptr, x_indices, x_data, sq_norms, y, C, bias, tol, max_iter,
-                    w, alpha2, index):
+def _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol, max_iter,
+                   w, alpha2, index, state):
+    """Logistic dual CD over the rows ``rows``; ``w`` zero on entry; returns the epochs run."""
     n = y.shape[0]
     d = w.shape[0] - 1
     max_inner = 100
     inner_eps = 1e-2
     inner_eps_min = min(1e-8, tol)
     eta = 0.1
-    w[:] = 0.0
     a0 = min(0.001 * C, 1e-8)
-    for i in range(n):
-        alpha2[2 * i] = a0
-        alpha2[2 * i + 1] = C - a0
-        index[i] = i
-        _axpy(y[i] * a0, w, x_indptr, x_indices, x_data, i, bias, d)
+    for t in range(n):
+        alpha2[2 * t] = a0
+        alpha2[2 * t + 1] = C - a0
+        index[t] = t
+        _axpy(y[t] * a0, w, x_indptr, x_indices, x_data, rows[t], bias, d)
     it = 0
     while it < max_iter:
-        _shuffle(index, n)
+        _shuffle(index, n, state)
         newton_iter = 0
         g_max = 0.0
         for s in range(n):
-            i = index[s]
-            yi = y[i]
+            t = index[s]
+            i = rows[t]
+            yi = y[t]
             a = sq_norms[i]
             b = yi * _dot(w, x_indptr, x_indices, x_data, i, bias, d)
-            ind1 = 2 * i
-            ind2 = 2 * i + 1
+            ind1 = 2 * t
+            ind2 = 2 * t + 1
             sign = 1.0
             if 0.5 * a * (alpha2[ind2] - alpha2[ind1]) + b < 0.0:
-                ind1 = 2 * i + 1
-                ind2 = 2 * i
+                ind1 = 2 * t + 1
+                ind2 = 2 * t
                 sign = -1.0
             a_old = alpha2[ind1]
             z = a_old
@@ -214,17 +240,19 @@ def dcd_solve(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias, tol, max_
     ``y`` is float64 +1/-1. ``sq_norms`` comes from :func:`row_sq_norms` with the same bias.
     """
     n = y.shape[0]
-    np.random.seed(seed)  # noqa: NPY002 (seeds numba's thread-local generator)
+    state = np.empty(1, np.uint64)
+    _seed_state(seed, state)
+    rows = np.arange(n, dtype=np.int64)
     w = np.zeros(n_features + 1, np.float64)
     index = np.empty(n, np.int64)
     if loss == LOSS_SQUARED_HINGE:
         alpha = np.zeros(n, np.float64)
-        it = _solve_squared_hinge(x_indptr, x_indices, x_data, sq_norms, y, C, bias, tol,
-                                  max_iter, w, alpha, index)
+        it = _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
+                            max_iter, w, alpha, index, state)
         return w, alpha, it
     alpha2 = np.empty(2 * n, np.float64)
-    it = _solve_logistic(x_indptr, x_indices, x_data, sq_norms, y, C, bias, tol, max_iter,
-                         w, alpha2, index)
+    it = _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol, max_iter,
+                        w, alpha2, index, state)
     alpha = np.empty(n, np.float64)
     for i in range(n):
         alpha[i] = alpha2[2 * i]

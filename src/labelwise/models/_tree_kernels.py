@@ -33,7 +33,13 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from ._dcd import LOSS_LOGISTIC, LOSS_SQUARED_HINGE, _axpy, _dot
+from ._dcd import (
+    LOSS_LOGISTIC,
+    LOSS_SQUARED_HINGE,
+    _logistic_rows,
+    _seed_state,
+    _sq_hinge_rows,
+)
 from .topk import _select
 
 __all__ = ["balanced_2means", "train_node", "score_node", "beam_search", "log_prob"]
@@ -98,166 +104,6 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
 
 
 # ---------------------------------------------------------------------------- training
-@nb.njit(nogil=True, cache=True, inline="always")
-def _next(state):
-    """xorshift64 step on ``state[0]`` (a non-zero uint64); returns the new value."""
-    x = state[0]
-    x ^= x << np.uint64(13)
-    x ^= x >> np.uint64(7)
-    x ^= x << np.uint64(17)
-    state[0] = x
-    return x
-
-
-@nb.njit(nogil=True, cache=True)
-def _shuffle(index, m, state):
-    """Fisher-Yates shuffle of ``index[:m]`` driven by the xorshift state."""
-    for s in range(m - 1):
-        j = s + np.int64(_next(state) % np.uint64(m - s))
-        t = index[s]
-        index[s] = index[j]
-        index[j] = t
-
-
-@nb.njit(nogil=True, cache=True)
-def _seed_state(seed, state):
-    x = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)
-    if x == np.uint64(0):
-        x = np.uint64(1)
-    state[0] = x
-
-@nb.njit(nogil=True, cache=True)
-def _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol, max_iter,
-                   w, alpha, index, state):
-    n = y.shape[0]
-    d = w.shape[0] - 1
-    diag = 0.5 / C
-    inf = np.inf
-    for t in range(n):
-        index[t] = t
-        alpha[t] = 0.0
-    active = n
-    pg_max_old = inf
-    pg_min_old = -inf
-    it = 0
-    while it < max_iter:
-        pg_max_new = -inf
-        pg_min_new = inf
-        _shuffle(index, active, state)
-        s = 0
-        while s < active:
-            t = index[s]
-            i = rows[t]
-            yi = y[t]
-            g = yi * _dot(w, x_indptr, x_indices, x_data, i, bias, d) - 1.0 + alpha[t] * diag
-            pg = 0.0
-            if alpha[t] == 0.0:
-                if g > pg_max_old:
-                    active -= 1
-                    tmp = index[s]
-                    index[s] = index[active]
-                    index[active] = tmp
-                    continue
-                elif g < 0.0:
-                    pg = g
-            else:
-                pg = g
-            if pg > pg_max_new:
-                pg_max_new = pg
-            if pg < pg_min_new:
-                pg_min_new = pg
-            if abs(pg) > 1e-12:
-                a_old = alpha[t]
-                a_new = a_old - g / (sq_norms[i] + diag)
-                if a_new < 0.0:
-                    a_new = 0.0
-                alpha[t] = a_new
-                step = (a_new - a_old) * yi
-                if step != 0.0:
-                    _axpy(step, w, x_indptr, x_indices, x_data, i, bias, d)
-            s += 1
-        it += 1
-        if pg_max_new - pg_min_new <= tol:
-            if active == n:
-                break
-            active = n
-            pg_max_old = inf
-            pg_min_old = -inf
-            continue
-        pg_max_old = pg_max_new
-        pg_min_old = pg_min_new
-        if pg_max_old <= 0.0:
-            pg_max_old = inf
-        if pg_min_old >= 0.0:
-            pg_min_old = -inf
-    return it
-
-
-@nb.njit(nogil=True, cache=True)
-def _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol, max_iter,
-                   w, alpha2, index, state):
-    n = y.shape[0]
-    d = w.shape[0] - 1
-    max_inner = 100
-    inner_eps = 1e-2
-    inner_eps_min = min(1e-8, tol)
-    eta = 0.1
-    a0 = min(0.001 * C, 1e-8)
-    for t in range(n):
-        alpha2[2 * t] = a0
-        alpha2[2 * t + 1] = C - a0
-        index[t] = t
-        _axpy(y[t] * a0, w, x_indptr, x_indices, x_data, rows[t], bias, d)
-    it = 0
-    while it < max_iter:
-        _shuffle(index, n, state)
-        newton_iter = 0
-        g_max = 0.0
-        for s in range(n):
-            t = index[s]
-            i = rows[t]
-            yi = y[t]
-            a = sq_norms[i]
-            b = yi * _dot(w, x_indptr, x_indices, x_data, i, bias, d)
-            ind1 = 2 * t
-            ind2 = 2 * t + 1
-            sign = 1.0
-            if 0.5 * a * (alpha2[ind2] - alpha2[ind1]) + b < 0.0:
-                ind1 = 2 * t + 1
-                ind2 = 2 * t
-                sign = -1.0
-            a_old = alpha2[ind1]
-            z = a_old
-            if C - z < 0.5 * C:
-                z = 0.1 * z
-            gp = a * (z - a_old) + sign * b + np.log(z / (C - z))
-            if abs(gp) > g_max:
-                g_max = abs(gp)
-            inner = 0
-            while inner <= max_inner:
-                if abs(gp) < inner_eps:
-                    break
-                gpp = a + C / (C - z) / z
-                tmpz = z - gp / gpp
-                if tmpz <= 0.0:
-                    z *= eta
-                else:
-                    z = tmpz
-                gp = a * (z - a_old) + sign * b + np.log(z / (C - z))
-                newton_iter += 1
-                inner += 1
-            if inner > 0:
-                alpha2[ind1] = z
-                alpha2[ind2] = C - z
-                _axpy(sign * (z - a_old) * yi, w, x_indptr, x_indices, x_data, i, bias, d)
-        it += 1
-        if g_max < tol:
-            break
-        if newton_iter <= n // 10:
-            inner_eps = max(inner_eps_min, 0.1 * inner_eps)
-    return it
-
-
 @nb.njit(nogil=True, cache=True)
 def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indices, seeds,
                loss, C, bias, tol, max_iter, prune_threshold, n_features):
