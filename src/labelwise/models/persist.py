@@ -56,6 +56,8 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "LabelTree": ("labelwise.models.tree", "LabelTree"),
     "ZeroShot": ("labelwise.models.zeroshot", "ZeroShot"),
     "FewShot": ("labelwise.models.fewshot", "FewShot"),
+    "MLPHead": ("labelwise.models.neural.mlp", "MLPHead"),
+    "FineTuned": ("labelwise.models.neural.finetune", "FineTuned"),
 }
 
 _ARRAY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")

@@ -31,7 +31,7 @@ from ...errors import DataFormatError
 from ...progress import progress
 from ..base import MultiLabelModel
 from ..topk import topk_dense
-from ._torch import check_seed, resolve_threads, torch_session
+from ._torch import check_seed, import_torch, resolve_threads, torch_session
 from ._training import (
     check_number,
     check_positive_int,
@@ -117,6 +117,7 @@ class MLPHead(MultiLabelModel):
 
     # ------------------------------------------------------------------ training
     def _fit(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
+        import_torch()  # fail with the install hint before any work
         seed = check_seed(self.random_state)
         n = X.shape[0]
         if self.early_stopping:
