@@ -260,6 +260,29 @@ def dcd_solve(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias, tol, max_
 
 
 @nb.njit(nogil=True, cache=True)
+def keep_weights(w, candidates, prune_threshold, feat, vals, used):
+    """Append ``(f, w[f])`` for the features ``f`` in ``candidates`` (ascending) whose weight is
+    non-zero with ``|w[f]| >= prune_threshold`` to ``feat``/``vals`` from position ``used``,
+    doubling the arrays when full. Returns ``(feat, vals, used, n_kept)``."""
+    kept = 0
+    for f in candidates:
+        v = w[f]
+        if v != 0.0 and abs(v) >= prune_threshold:
+            if used == feat.shape[0]:
+                nf = np.empty(2 * used, np.int32)
+                nv = np.empty(2 * used, np.float32)
+                nf[:used] = feat[:used]
+                nv[:used] = vals[:used]
+                feat = nf
+                vals = nv
+            feat[used] = f
+            vals[used] = v
+            used += 1
+            kept += 1
+    return feat, vals, used, kept
+
+
+@nb.njit(nogil=True, cache=True)
 def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labels, loss, C,
                 bias, tol, max_iter, prune_threshold, seed_base, n_features):
     """Train the labels ``labels`` (ids into the CSC label matrix ``y_indptr/y_indices``).
@@ -274,10 +297,10 @@ def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labe
     counts = np.zeros(m, np.int64)
     bias_w = np.zeros(m, np.float64)
     n_iter = np.zeros(m, np.int64)
-    cap = 1024
-    feat = np.empty(cap, np.int32)
-    vals = np.empty(cap, np.float32)
+    feat = np.empty(1024, np.int32)
+    vals = np.empty(1024, np.float32)
     used = 0
+    all_features = np.arange(n_features, dtype=np.int64)
     y = np.empty(n, np.float64)
     for j in range(m):
         lab = labels[j]
@@ -289,21 +312,6 @@ def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labe
                                   tol, max_iter, seed, n_features)
         n_iter[j] = it
         bias_w[j] = w[n_features]
-        c = 0
-        for f in range(n_features):
-            v = w[f]
-            if v != 0.0 and abs(v) >= prune_threshold:
-                if used == cap:
-                    cap *= 2
-                    nf = np.empty(cap, np.int32)
-                    nv = np.empty(cap, np.float32)
-                    nf[:used] = feat[:used]
-                    nv[:used] = vals[:used]
-                    feat = nf
-                    vals = nv
-                feat[used] = f
-                vals[used] = v
-                used += 1
-                c += 1
-        counts[j] = c
+        feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,
+                                                   vals, used)
     return counts, feat[:used].copy(), vals[:used].copy(), bias_w, n_iter

@@ -39,6 +39,7 @@ from ._dcd import (
     _logistic_rows,
     _seed_state,
     _sq_hinge_rows,
+    keep_weights,
 )
 from .topk import _select
 
@@ -137,9 +138,8 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     counts = np.zeros(m, np.int64)
     bias_w = np.zeros(m, np.float64)
     n_iter = np.zeros(m, np.int64)
-    cap = 1024
-    feat = np.empty(cap, np.int32)
-    vals = np.empty(cap, np.float32)
+    feat = np.empty(1024, np.int32)
+    vals = np.empty(1024, np.float32)
     used = 0
     for j in range(m):
         y[:] = -1.0
@@ -157,23 +157,7 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
                                 max_iter, w, alpha, index, state)
         n_iter[j] = it
         bias_w[j] = w[n_features]
-        c = 0
-        for f in feats:
-            v = w[f]
-            if v != 0.0 and abs(v) >= prune_threshold:
-                if used == cap:
-                    cap *= 2
-                    nfeat = np.empty(cap, np.int32)
-                    nval = np.empty(cap, np.float32)
-                    nfeat[:used] = feat[:used]
-                    nval[:used] = vals[:used]
-                    feat = nfeat
-                    vals = nval
-                feat[used] = f
-                vals[used] = v
-                used += 1
-                c += 1
-        counts[j] = c
+        feat, vals, used, counts[j] = keep_weights(w, feats, prune_threshold, feat, vals, used)
     return counts, feat[:used].copy(), vals[:used].copy(), bias_w, n_iter
 
 
