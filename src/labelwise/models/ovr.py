@@ -48,7 +48,7 @@ from .topk import linear_topk, resolve_n_threads
 
 __all__ = ["OneVsRest", "fit_linear", "available_memory"]
 
-_LOSSES = {"squared_hinge": _dcd.LOSS_SQUARED_HINGE, "logistic": _dcd.LOSS_LOGISTIC}
+LOSSES = {"squared_hinge": _dcd.LOSS_SQUARED_HINGE, "logistic": _dcd.LOSS_LOGISTIC}
 
 
 def available_memory() -> int:
@@ -89,7 +89,7 @@ def fit_linear(X: sp.csr_matrix, Y: sp.csr_matrix, *, loss: str = "squared_hinge
     threads = resolve_n_threads(n_threads)
     chunk = int(max(1, min(64, -(-L // (4 * threads)))))
     label_chunks = [np.arange(a, min(a + chunk, L), dtype=np.int64) for a in range(0, L, chunk)]
-    code = _LOSSES[loss]
+    code = LOSSES[loss]
 
     bar = progress(L, "training labels", unit="label")
 
@@ -118,6 +118,43 @@ def fit_linear(X: sp.csr_matrix, Y: sp.csr_matrix, *, loss: str = "squared_hinge
     coef.sort_indices()
     intercept = (bias_w * bias).astype(np.float32)
     return coef, intercept, n_iter
+
+
+def check_linear_params(model: Any) -> None:
+    """Raise ValueError for a bad parameter shared by the linear families (OneVsRest and the
+    label tree's node classifiers): loss, C, bias, tol, prune_threshold, n_threads,
+    random_state, memory_limit."""
+    if model.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {model.loss!r}")
+    for name, low, strict in (("C", 0.0, True), ("bias", 0.0, False), ("tol", 0.0, True),
+                              ("prune_threshold", 0.0, False)):
+        v = getattr(model, name)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) \
+                or (v <= low if strict else v < low):
+            rel = ">" if strict else ">="
+            raise ValueError(f"{name} must be a finite number {rel} {low}, got {v!r}")
+    nt = model.n_threads
+    if nt is not None and (isinstance(nt, bool) or not isinstance(nt, int) or nt < 1):
+        raise ValueError(f"n_threads must be None or a positive int, got {nt!r}")
+    rs = model.random_state
+    if rs is not None and (isinstance(rs, bool) or not isinstance(rs, int | np.integer)
+                           or not 0 <= rs < 2**32):
+        raise ValueError(f"random_state must be None or an int in [0, 2**32), got {rs!r}")
+    ml = model.memory_limit
+    if not (ml is None or ml == "auto" or (isinstance(ml, int | float)
+                                           and not isinstance(ml, bool) and ml > 0)):
+        raise ValueError(f"memory_limit must be 'auto', None or a positive number of bytes, "
+                         f"got {ml!r}")
+
+
+def memory_limit_bytes(memory_limit: int | float | str | None) -> float | None:
+    """The byte limit of a ``memory_limit`` parameter: None, 80% of available memory for
+    'auto', else the number itself."""
+    if memory_limit is None:
+        return None
+    if memory_limit == "auto":
+        return 0.8 * available_memory()
+    return float(memory_limit)
 
 
 class OneVsRest(MultiLabelModel):
@@ -155,37 +192,13 @@ class OneVsRest(MultiLabelModel):
 
     # ------------------------------------------------------------------ parameters
     def _validate_params(self) -> None:
-        if self.loss not in _LOSSES:
-            raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {self.loss!r}")
-        for name, low, strict in (("C", 0.0, True), ("bias", 0.0, False), ("tol", 0.0, True),
-                                  ("prune_threshold", 0.0, False)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) \
-                    or (v <= low if strict else v < low):
-                rel = ">" if strict else ">="
-                raise ValueError(f"{name} must be a finite number {rel} {low}, got {v!r}")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) \
                 or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
-        if self.n_threads is not None and (isinstance(self.n_threads, bool) or not isinstance(
-                self.n_threads, int) or self.n_threads < 1):
-            raise ValueError(f"n_threads must be None or a positive int, got {self.n_threads!r}")
-        rs = self.random_state
-        if rs is not None and (isinstance(rs, bool) or not isinstance(rs, int | np.integer)
-                               or not 0 <= rs < 2**32):
-            raise ValueError(f"random_state must be None or an int in [0, 2**32), got {rs!r}")
-        ml = self.memory_limit
-        if not (ml is None or ml == "auto" or (isinstance(ml, int | float)
-                                               and not isinstance(ml, bool) and ml > 0)):
-            raise ValueError(f"memory_limit must be 'auto', None or a positive number of bytes, "
-                             f"got {ml!r}")
+        check_linear_params(self)
 
     def _memory_limit_bytes(self) -> float | None:
-        if self.memory_limit is None:
-            return None
-        if self.memory_limit == "auto":
-            return 0.8 * available_memory()
-        return float(self.memory_limit)
+        return memory_limit_bytes(self.memory_limit)
 
     def estimate_memory(self, X: Any, Y: Any) -> int:
         """Estimated peak bytes that ``fit(X, Y)`` allocates beyond its inputs.

@@ -62,12 +62,11 @@ from ..errors import DataFormatError, ResourceLimitError
 from ..progress import progress
 from . import _dcd, _tree_build, _tree_kernels
 from .base import MultiLabelModel, as_feature_matrix
-from .ovr import available_memory
+from .ovr import LOSSES, check_linear_params, memory_limit_bytes
 from .topk import _run_rows, resolve_n_threads
 
 __all__ = ["LabelTree"]
 
-_LOSSES = {"squared_hinge": _dcd.LOSS_SQUARED_HINGE, "logistic": _dcd.LOSS_LOGISTIC}
 
 
 def _is_int(v: Any, low: int) -> bool:
@@ -126,30 +125,12 @@ class LabelTree(MultiLabelModel):
                           ("beam_size", 1), ("max_iter", 1), ("cluster_iters", 1)):
             if not _is_int(getattr(self, name), low):
                 raise ValueError(f"{name} must be an int >= {low}, got {getattr(self, name)!r}")
-        if self.loss not in _LOSSES:
-            raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {self.loss!r}")
-        for name, strict in (("C", True), ("bias", False), ("tol", True),
-                             ("prune_threshold", False)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) \
-                    or (v <= 0 if strict else v < 0):
-                raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, "
-                                 f"got {v!r}")
+        check_linear_params(self)
         if self.label_features not in ("pifa", "given"):
             raise ValueError(f"label_features must be 'pifa' or 'given', got "
                              f"{self.label_features!r}")
         if self.normalize not in ("l2", None):
             raise ValueError(f"normalize must be 'l2' or None, got {self.normalize!r}")
-        if self.n_threads is not None and not _is_int(self.n_threads, 1):
-            raise ValueError(f"n_threads must be None or a positive int, got {self.n_threads!r}")
-        rs = self.random_state
-        if rs is not None and not (_is_int(rs, 0) and rs < 2**32):
-            raise ValueError(f"random_state must be None or an int in [0, 2**32), got {rs!r}")
-        ml = self.memory_limit
-        if not (ml is None or ml == "auto" or (isinstance(ml, int | float)
-                                               and not isinstance(ml, bool) and ml > 0)):
-            raise ValueError(f"memory_limit must be 'auto', None or a positive number of bytes, "
-                             f"got {ml!r}")
 
     # ------------------------------------------------------------------ memory
     def estimate_memory(self, X: Any, Y: Any) -> int:
@@ -194,11 +175,7 @@ class LabelTree(MultiLabelModel):
         return float(fixed), float(weights)
 
     def _memory_limit_bytes(self) -> float | None:
-        if self.memory_limit is None:
-            return None
-        if self.memory_limit == "auto":
-            return 0.8 * available_memory()
-        return float(self.memory_limit)
+        return memory_limit_bytes(self.memory_limit)
 
     def _check_memory(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> float | None:
         """Refuse up front; return the bytes left for the pruned weights (None: no limit)."""
@@ -268,7 +245,7 @@ class LabelTree(MultiLabelModel):
             n_clf += kids.shape[0]
         del Z
         sq = _dcd.row_sq_norms(Xn.indptr, Xn.data, float(self.bias))
-        kw = dict(loss=_LOSSES[self.loss], C=self.C, bias=self.bias, tol=self.tol,
+        kw = dict(loss=LOSSES[self.loss], C=self.C, bias=self.bias, tol=self.tol,
                   max_iter=self.max_iter, prune_threshold=self.prune_threshold)
         order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)
         bar = progress(n_clf, "training tree nodes", unit="classifier")
@@ -321,7 +298,7 @@ class LabelTree(MultiLabelModel):
         k = min(k, L)
         args = (Xn.indptr, Xn.indices, Xn.data, self.node_clf_start_, self.clf_child_,
                 self.tree_roots_, *(getattr(self, key + "_") for key in _WEIGHT_ARRAYS),
-                self.intercept_, _LOSSES[self.loss], int(self.beam_size), L, k)
+                self.intercept_, LOSSES[self.loss], int(self.beam_size), L, k)
         return _run_rows(_tree_kernels.beam_search, Xn.shape[0], k, L, args, self.n_threads)
 
     def _to_probability(self, scores: np.ndarray) -> np.ndarray:
