@@ -12,8 +12,8 @@ from labelwise.calibration import load_calibrator
 from labelwise.cli import tune
 from labelwise.dataset import Dataset
 from labelwise.decision import PerLabelThreshold, PrecisionTarget, load_policy
-from labelwise.decision._store import sha256_file
 from labelwise.errors import LabelwiseError
+from labelwise.files import sha256_file
 from labelwise.io import write
 from labelwise.models import OneVsRest
 

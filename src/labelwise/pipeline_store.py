@@ -43,6 +43,7 @@ from typing import Any
 
 from .atomic import atomic_directory
 from .errors import DataFormatError
+from .files import read_json_object, sha256_file
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "PIPELINE_FILE", "save_pipeline", "load_pipeline",
            "load_any", "is_pipeline_dir", "LEGACY_DECISION_MANIFEST"]
@@ -58,10 +59,6 @@ def is_pipeline_dir(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / PIPELINE_FILE).is_file()
 
 
-def _sha256(path: Path) -> str:
-    from .decision._store import sha256_file
-
-    return sha256_file(path)
 
 
 def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
@@ -89,7 +86,7 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
         files = {}
         for f in sorted(tmp.rglob("*")):
             if f.is_file():
-                files[f.relative_to(tmp).as_posix()] = _sha256(f)
+                files[f.relative_to(tmp).as_posix()] = sha256_file(f)
         doc = {"format": FORMAT, "format_version": FORMAT_VERSION,
                "labelwise_version": __version__, "components": components,
                "n_labels": len(pipe.model.labels_),
@@ -103,14 +100,7 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
 def _read_doc(root: Path) -> dict[str, Any]:
     jpath = root / PIPELINE_FILE
     where = str(jpath)
-    try:
-        doc = json.loads(jpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"malformed JSON: {e.msg}", path=where, line=e.lineno) from None
-    except UnicodeDecodeError:
-        raise DataFormatError("not UTF-8 text", path=where) from None
-    if not isinstance(doc, dict):
-        raise DataFormatError("expected a JSON object", path=where, line=1)
+    doc = read_json_object(jpath)
     if doc.get("format") != FORMAT:
         raise DataFormatError(f"expected {FORMAT!r}, got {doc.get('format')!r}", path=where,
                               field="format")
@@ -136,7 +126,7 @@ def _check_files(root: Path, files: dict[str, Any], where: str, verify: bool) ->
         if not fpath.is_file():
             raise DataFormatError(f"file listed in {PIPELINE_FILE} is missing", path=str(fpath))
         if verify:
-            actual = _sha256(fpath)
+            actual = sha256_file(fpath)
             if actual != digest:
                 raise DataFormatError(
                     f"sha256 mismatch: {PIPELINE_FILE} says {digest}, file has {actual} (the "
@@ -217,18 +207,15 @@ def _load_legacy(root: Path, pipe: Any, verify: bool) -> None:
 
     mpath = root / LEGACY_DECISION_MANIFEST
     where = str(mpath)
-    try:
-        man = json.loads(mpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"malformed JSON: {e.msg}", path=where, line=e.lineno) from None
-    if not isinstance(man, dict) or man.get("format") != "labelwise.decision-manifest":
+    man = read_json_object(mpath)
+    if man.get("format") != "labelwise.decision-manifest":
         raise DataFormatError("expected a 'labelwise.decision-manifest' object", path=where)
     files = man.get("files")
     if not isinstance(files, dict) or sorted(files) != sorted(_LEGACY_FILES):
         raise DataFormatError(f"expected sha256 of {', '.join(_LEGACY_FILES)}", path=where,
                               field="files")
     if verify:
-        if man.get("model_manifest_sha256") != _sha256(root / "manifest.json"):
+        if man.get("model_manifest_sha256") != sha256_file(root / "manifest.json"):
             raise DataFormatError("the model's manifest.json changed since tuning (sha256 "
                                   "mismatch): tune again", path=where,
                                   field="model_manifest_sha256")

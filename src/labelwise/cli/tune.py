@@ -71,7 +71,7 @@ def _write_legacy(root, pipe, args) -> None:
     import json
 
     from labelwise.atomic import atomic_write
-    from labelwise.decision._store import sha256_file
+    from labelwise.files import sha256_file
     from labelwise.pipeline_store import LEGACY_DECISION_MANIFEST
 
     if pipe.calibrator is None:

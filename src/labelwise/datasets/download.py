@@ -34,6 +34,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..files import sha256_file
 from .registry import FileInfo
 
 __all__ = [
@@ -83,11 +84,7 @@ def sha256_of(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
     if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                h.update(chunk)
-        _HASHES[key] = h.hexdigest()
+        _HASHES[key] = sha256_file(path)
     return _HASHES[key]
 
 

@@ -15,7 +15,6 @@ checksum, and every array's dtype and shape, and loads with ``allow_pickle=False
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,18 +24,13 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import DataFormatError
+from ..files import read_json_object, sha256_file
 
-__all__ = ["write", "read", "sha256_file", "FORMAT_VERSION"]
+__all__ = ["write", "read", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write(directory: str | os.PathLike[str], name: str, fmt: str, obj: dict[str, Any],
@@ -66,14 +60,7 @@ def read(directory: str | os.PathLike[str], name: str,
     """The ``(object dict, arrays)`` written by :func:`write`; every check names the file."""
     root = Path(directory)
     jpath, npath = root / f"{name}.json", root / f"{name}.npz"
-    if not jpath.is_file():
-        raise DataFormatError("missing", path=str(jpath))
-    try:
-        doc = json.loads(jpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"malformed JSON: {e.msg}", path=str(jpath), line=e.lineno) from None
-    if not isinstance(doc, dict):
-        raise DataFormatError("expected a JSON object", path=str(jpath), line=1)
+    doc = read_json_object(jpath)
     if doc.get("format") != fmt:
         raise DataFormatError(f"expected {fmt!r}, got {doc.get('format')!r}", path=str(jpath),
                               field="format")

@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator
 from ..atomic import atomic_directory
 from ..dataset import Dataset
 from ..errors import DataFormatError, NotFittedError
+from ..files import read_json_object
 
 __all__ = ["Featurizer", "FEATURIZER_CLASSES", "as_texts", "load_featurizer"]
 
@@ -210,11 +211,8 @@ def load_featurizer(path: str | os.PathLike[str]) -> Featurizer:
     if not fpath.is_file():
         raise DataFormatError("not a labelwise featurizer directory (no featurizer.json)",
                               path=str(root))
-    try:
-        d = json.loads(fpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"malformed JSON: {e.msg}", path=str(fpath), line=e.lineno) from None
-    names = d.pop("arrays", []) if isinstance(d, dict) else []
+    d = read_json_object(fpath)
+    names = d.pop("arrays", [])
     if not isinstance(names, list):
         raise DataFormatError("expected a list", path=str(fpath), field="arrays")
     arrays = {}

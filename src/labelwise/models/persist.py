@@ -30,7 +30,6 @@ the ``npy`` storage).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -42,6 +41,7 @@ import numpy as np
 
 from ..atomic import atomic_directory
 from ..errors import DataFormatError
+from ..files import read_json_object, sha256_file
 from ..labels import LabelSpace
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "save_model", "load_model"]
@@ -64,12 +64,6 @@ _ARRAY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _NPZ = "arrays.npz"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _version() -> str:
@@ -101,7 +95,7 @@ def save_model(model: Any, path: str | os.PathLike[str], *, compress: bool = Fal
         files: dict[str, str] = {}
         if compress:
             np.savez_compressed(tmp / _NPZ, **{k: np.asarray(a) for k, a in arrays.items()})
-            files[_NPZ] = _sha256(tmp / _NPZ)
+            files[_NPZ] = sha256_file(tmp / _NPZ)
         for key, arr in arrays.items():
             a = np.ascontiguousarray(arr)
             entry: dict[str, Any] = {"dtype": a.dtype.str, "shape": list(a.shape)}
@@ -109,7 +103,7 @@ def save_model(model: Any, path: str | os.PathLike[str], *, compress: bool = Fal
                 fname = f"{key}.npy"
                 with open(tmp / fname, "wb") as f:
                     np.save(f, a, allow_pickle=False)
-                files[fname] = _sha256(tmp / fname)
+                files[fname] = sha256_file(tmp / fname)
                 entry["file"] = fname
             entries[key] = entry
         manifest = {
@@ -137,14 +131,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise DataFormatError("no such model directory", path=str(root))
     if not mpath.is_file():
         raise DataFormatError("not a labelwise model directory (no manifest.json)", path=str(root))
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"malformed JSON: {e.msg}", path=str(mpath), line=e.lineno) from None
-    except UnicodeDecodeError:
-        raise DataFormatError("not UTF-8 text", path=str(mpath)) from None
-    if not isinstance(manifest, dict):
-        raise DataFormatError("expected a JSON object", path=str(mpath), line=1)
+    manifest = read_json_object(mpath)
 
     def need(key: str, kind: type | tuple[type, ...]) -> Any:
         if key not in manifest:
@@ -197,7 +184,7 @@ def load_model(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool
         if not fpath.is_file():
             raise DataFormatError("file listed in manifest.json is missing", path=str(fpath))
         if verify:
-            actual = _sha256(fpath)
+            actual = sha256_file(fpath)
             if actual != digest:
                 raise DataFormatError(
                     f"sha256 mismatch: manifest.json says {digest}, file has {actual} "
