@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
+from .._estimator import Estimator
 from ..atomic import atomic_directory
 from ..dataset import Dataset
 from ..errors import DataFormatError, NotFittedError
@@ -74,7 +74,7 @@ def as_texts(X: Any, *, field: str = "X") -> list[str]:
     return list(X)
 
 
-class Featurizer(BaseEstimator):
+class Featurizer(Estimator):
     """Base class of labelwise featurizers; see the module docstring for the contract."""
 
     _persist_name: ClassVar[str] = ""

@@ -40,8 +40,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
 
+from .._estimator import Estimator
 from ..dataset import Dataset, as_label_matrix
 from ..errors import DataFormatError, NotFittedError
 from ..labels import LabelSpace
@@ -106,7 +106,7 @@ def as_feature_matrix(X: Any, *, n_features: int | None = None) -> sp.csr_matrix
     return M
 
 
-class MultiLabelModel(BaseEstimator):
+class MultiLabelModel(Estimator):
     """Base class of labelwise models; see the module docstring for the contract."""
 
     #: name in the persistence registry (labelwise.models.persist.MODEL_CLASSES)

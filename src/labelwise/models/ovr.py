@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.exceptions import ConvergenceWarning
 
 from ..errors import DataFormatError, ResourceLimitError
 from ..progress import progress
@@ -252,6 +251,8 @@ class OneVsRest(MultiLabelModel):
             n_threads=self.n_threads, seed=int(seed))
         capped = int(np.count_nonzero(n_iter >= self.max_iter))
         if capped:
+            from sklearn.exceptions import ConvergenceWarning  # imported only when warning
+
             warnings.warn(
                 f"{capped} of {Y.shape[1]} labels reached max_iter={self.max_iter} before the "
                 f"DCD tolerance {self.tol}; raise max_iter or tol", ConvergenceWarning,
