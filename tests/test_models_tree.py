@@ -58,6 +58,39 @@ def dense_weights(model: LabelTree) -> np.ndarray:
     return W
 
 
+def ref_node_major_weights(W: sp.csr_matrix, starts: np.ndarray) -> dict[str, np.ndarray]:
+    """Plain-Python layout of ``_tree_build.node_major_weights`` (its documented rules)."""
+    Wd = W.toarray()
+    n_nodes = len(starts) - 1
+    feat_id, feat_ptr, weights, val_child = [], [0], [], []
+    node_feat_start, node_dense, child_shift = [0], [], []
+    for v in range(n_nodes):
+        block = Wd[starts[v]:starts[v + 1]]
+        m = block.shape[0]
+        feats = sorted({int(f) for f in np.flatnonzero((block != 0).any(axis=0))})
+        nnz = int((block != 0).sum())
+        direct = bool(feats) and (feats[-1] - feats[0] + 1 - len(feats)) * 12 <= \
+            len(feats) * 12 + nnz * 8
+        entries = list(range(feats[0], feats[-1] + 1)) if direct else feats
+        dense = len(entries) * m * 4 <= nnz * 16
+        node_dense.append(dense)
+        child_shift.append(len(weights) - len(val_child))
+        for f in entries:
+            feat_id.append(f)
+            for j in range(m):
+                if dense:
+                    weights.append(block[j, f])
+                elif block[j, f] != 0:
+                    weights.append(block[j, f])
+                    val_child.append(j)
+            feat_ptr.append(len(weights))
+        node_feat_start.append(len(feat_id))
+    return {"node_feat_start": np.array(node_feat_start), "feat_id": np.array(feat_id),
+            "feat_ptr": np.array(feat_ptr), "weights": np.array(weights, np.float32),
+            "node_dense": np.array(node_dense), "child_shift": np.array(child_shift),
+            "val_child": np.array(val_child)}
+
+
 def ref_log_prob(m: float, loss: str) -> float:
     if loss == "squared_hinge":
         return -max(0.0, 1.0 - m) ** 2
@@ -148,6 +181,17 @@ def test_build_tree_invariants(branching, max_leaf):
             sizes = [len(lay.node_labels[c]) for c in kids]
             if branching in (2, 4):
                 assert max(sizes) - min(sizes) <= 1, sizes
+
+
+def test_l2_normalize_rows_matches_reference():
+    rng = np.random.default_rng(3)
+    Xd = (rng.normal(size=(30, 12)) * (rng.random((30, 12)) < 0.3)).astype(np.float32)
+    Xd[4] = 0.0  # an empty row stays empty
+    got = _tree_build.l2_normalize_rows(sp.csr_matrix(Xd))
+    norms = np.sqrt((Xd.astype(np.float64) ** 2).sum(axis=1))
+    want = Xd / np.where(norms > 0, norms, 1.0)[:, None]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got.toarray(), want, rtol=1e-6, atol=1e-7)
 
 
 def test_label_representations_are_pifa_and_concatenate():
@@ -245,6 +289,80 @@ def test_train_node_prunes_and_handles_empty_nodes():
     assert np.all(np.abs(out[2]) >= 0.3) and np.all(np.diff(out[1]) > 0)
 
 
+def test_sq_hinge_block_reaches_each_problems_optimum():
+    """The lockstep solver == the one-problem solver (same optimum) for every problem."""
+    X, Y = clustered_data(n=120, L=5)
+    rows = np.arange(0, 120, 2, dtype=np.int64)
+    Xs = X[rows]
+    Xs.sort_indices()
+    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
+    feats = np.unique(Xs.indices)
+    loc = np.full(X.shape[1], -1, np.int32)
+    loc[feats] = np.arange(feats.size)
+    Yd = Y[rows].toarray()
+    pos = [np.flatnonzero(Yd[:, j]) for j in range(5)]
+    tgt_indptr = np.array([0] + list(np.cumsum([len(p) for p in pos])), np.int64)
+    tgt_indices = np.concatenate(pos).astype(np.int64)
+    W = np.zeros((feats.size, 5), np.float64)
+    wb = np.zeros(5)
+    n_iter = np.zeros(5, np.int64)
+    _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc, tgt_indptr, tgt_indices,
+                        0.7, 1.0, 1e-9, 10000, 3, W, wb, n_iter)
+    sqs = _dcd.row_sq_norms(Xs.indptr, Xs.data, 1.0)
+    for j in range(5):
+        y = np.where(Yd[:, j] > 0, 1.0, -1.0)
+        w, _, _ = _dcd.dcd_solve(Xs.indptr, Xs.indices, Xs.data, sqs, y, 0, 0.7, 1.0, 1e-9,
+                                 10000, 11, X.shape[1])
+        np.testing.assert_allclose(W[:, j], w[feats], atol=1e-5)
+        assert abs(wb[j] - w[-1]) < 1e-5
+        assert 1 <= n_iter[j] < 10000
+    # one epoch: every problem ran exactly one
+    W[:] = 0
+    wb[:] = 0
+    _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc, tgt_indptr, tgt_indices,
+                        0.7, 1.0, 1e-9, 1, 3, W, wb, n_iter)
+    assert np.all(n_iter == 1)
+
+
+def test_train_node_block_and_one_by_one_agree():
+    """train_node's lockstep path and its one-by-one path (block_bytes=0) solve the same
+    problems: at a tight tolerance the same weights; at the default one, close ones."""
+    X, Y = clustered_data(n=150, L=6)
+    rows = np.arange(0, 150, 3, dtype=np.int64)
+    pos = [np.flatnonzero(Y[rows].toarray()[:, j]) for j in range(4)]
+    tgt_indptr = np.array([0] + list(np.cumsum([len(p) for p in pos])), np.int64)
+    tgt_indices = np.concatenate(pos).astype(np.int64)
+    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
+    args = (X.indptr, X.indices, X.data, sq, rows, tgt_indptr, tgt_indices,
+            np.arange(4, dtype=np.int64), 0, 1.0, 1.0, 1e-7, 5000, 0.0, X.shape[1])
+    block = _tree_kernels.train_node(*args)
+    single = _tree_kernels.train_node(*args, 0)
+    for a, b in ((block, single),):
+        Wa = sp.csr_matrix((a[2], a[1], np.r_[0, np.cumsum(a[0])]), shape=(4, X.shape[1]))
+        Wb = sp.csr_matrix((b[2], b[1], np.r_[0, np.cumsum(b[0])]), shape=(4, X.shape[1]))
+        np.testing.assert_allclose(Wa.toarray(), Wb.toarray(), atol=1e-4)
+        np.testing.assert_allclose(a[3], b[3], atol=1e-4)
+        assert np.all(np.diff(a[1][:a[0][0]]) > 0)  # features ascending per classifier
+
+
+def test_beam_search_underflowing_scores_tie_to_lower_ids():
+    """One tree, log-probabilities far below -700 (exp underflows to 0) or near -170:
+    the exp-only-for-candidates path gives the reference's top k, ties to lower ids."""
+    X, Y = clustered_data(L=12)
+    model = LabelTree(branching=2, max_leaf_size=3, beam_size=50, random_state=2,
+                      n_threads=1).fit(X, Y)
+    rng = np.random.default_rng(0)
+    model.intercept_ = (model.intercept_
+                        + rng.choice([-30.0, -12.0, 0.0, 0.0], size=model.intercept_.shape)
+                        ).astype(np.float32)
+    want = ref_scores(model, X[:30], beam=50)
+    assert (want == 0).any() and ((want > 0) & (want < 1e-50)).any()
+    got = model.decision_function(X[:30], k=4)
+    for i in range(30):
+        order = sorted(range(12), key=lambda j: (-want[i, j], j))[:4]
+        assert sorted(order) == list(got.indices[got.indptr[i]:got.indptr[i + 1]])
+
+
 # ---------------------------------------------------------------------------- weights layout
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10**6))
@@ -257,6 +375,9 @@ def test_node_major_weights_round_trip(seed):
     Wd = rng.normal(size=(n_clf, d)) * (rng.random((n_clf, d)) < density[:, None])
     W = sp.csr_matrix(Wd.astype(np.float32))
     lay = _tree_build.node_major_weights(W, starts)
+    want = ref_node_major_weights(W, starts)
+    for key, arr in want.items():
+        np.testing.assert_array_equal(lay[key], arr.astype(lay[key].dtype), err_msg=key)
     model = LabelTree()
     model.node_clf_start_ = starts
     model.n_features_in_ = d
@@ -277,21 +398,48 @@ def test_node_major_weights_round_trip(seed):
                                    rtol=1e-6, atol=1e-6)
 
 
+def test_node_major_weights_lays_out_direct_dense_and_sparse_nodes():
+    """One node of each kind: the rules of the docstring pick them, scoring agrees."""
+    d = 40
+    Wd = np.zeros((9, d), np.float32)
+    Wd[0:2, 10:20] = 1.5  # node 0: contiguous and full -> direct and dense
+    Wd[2, [0, 39]] = 2.0  # node 1: two far features, one classifier of five -> sparse
+    Wd[7, 3] = -1.0  # node 2: features 3 and 5 -> direct (3..5), dense (2 of 6 slots)
+    Wd[8, 5] = 0.5
+    starts = np.array([0, 2, 7, 9], np.int64)
+    lay = _tree_build.node_major_weights(sp.csr_matrix(Wd), starts)
+    fs = lay["node_feat_start"]
+    assert list(np.diff(fs)) == [10, 2, 3]  # node 2 padded to features 3..5
+    assert list(lay["node_dense"]) == [True, False, True]
+    assert list(lay["feat_id"][fs[2]:fs[3]]) == [3, 4, 5]
+    x = sp.csr_matrix(np.arange(d, dtype=np.float32)[None, :] / d)
+    for v in range(3):
+        out = np.zeros(5)
+        _tree_kernels.score_node(x.indices, x.data, 0, x.nnz, v, starts,
+                                 *(lay[k] for k in ("node_feat_start", "feat_id", "feat_ptr",
+                                                    "weights", "node_dense", "child_shift",
+                                                    "val_child")), np.zeros(9), out)
+        a, b = starts[v], starts[v + 1]
+        np.testing.assert_allclose(out[:b - a], Wd[a:b] @ x.toarray()[0], rtol=1e-6)
+
+
 # ---------------------------------------------------------------------------- beam search
+@pytest.mark.parametrize("n_trees", [1, 2])
 @pytest.mark.parametrize("loss", ["squared_hinge", "logistic"])
-def test_beam_search_with_wide_beam_is_exhaustive(loss):
+def test_beam_search_with_wide_beam_is_exhaustive(loss, n_trees):
     X, Y = clustered_data(L=24)
-    model = LabelTree(n_trees=2, branching=3, max_leaf_size=3, beam_size=1000, loss=loss,
+    model = LabelTree(n_trees=n_trees, branching=3, max_leaf_size=3, beam_size=1000, loss=loss,
                       random_state=1, n_threads=1).fit(X, Y)
     want = ref_scores(model, X[:40], beam=None)
     got = model.decision_function(X[:40], k=24).toarray()
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("n_trees", [1, 2])
 @pytest.mark.parametrize("beam", [1, 2, 4])
-def test_beam_search_matches_reference_beam(beam):
+def test_beam_search_matches_reference_beam(beam, n_trees):
     X, Y = clustered_data(L=40)
-    model = LabelTree(n_trees=2, branching=2, max_leaf_size=3, beam_size=beam, random_state=0,
+    model = LabelTree(n_trees=n_trees, branching=2, max_leaf_size=3, beam_size=beam, random_state=0,
                       n_threads=2).fit(X, Y)
     want = ref_scores(model, X[:60], beam=beam)
     for k in (1, 5):

@@ -12,7 +12,8 @@ numpy may differ). Protocol of a runner ``python peers/<peer>.py``:
 - ``train_s`` covers everything from the loaded training data to a model ready to predict
   (label embeddings and clustering included); ``predict_s`` covers top-k for all test rows.
   Reading the files is timed apart (``load_s``) and counted in neither. After each phase
-  the process's peak RSS so far is recorded (``maxrss_after_<phase>_mb``).
+  the process's peak RSS so far is recorded (``maxrss_after_<phase>_mb``), and at the end
+  ``vm_hwm_mb``, the whole run's peak (see ``_maxrss_mb`` for why not ``ru_maxrss``).
 """
 
 from __future__ import annotations
@@ -106,6 +107,21 @@ def topk_dense(S: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _maxrss_mb() -> float:
+    """This process's peak resident set so far, MB: ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``ru_maxrss``: Linux carries ``ru_maxrss`` across ``fork`` + ``exec``, so a runner
+    started by ``xmc.py`` would report at least the parent's resident size at the fork
+    (~280 MB, the labels and labelwise it has loaded), hiding every runner's own peak.
+    ``VmHWM`` belongs to the address space the runner got at ``exec``. ``ru_maxrss`` is the
+    fallback where ``/proc`` is missing.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -137,5 +153,6 @@ def write_result(out: str, labels: np.ndarray, scores: np.ndarray, clock: Clock,
     np.savez(out + ".npz", labels=labels, scores=scores)
     tmp = out + ".json.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(dict(clock.times, params=params, version=version), f, indent=1)
+        json.dump(dict(clock.times, params=params, version=version,
+                       vm_hwm_mb=_maxrss_mb()), f, indent=1)
     os.replace(tmp, out + ".json")

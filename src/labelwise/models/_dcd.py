@@ -29,7 +29,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["LOSS_SQUARED_HINGE", "LOSS_LOGISTIC", "row_sq_norms", "dcd_solve", "train_chunk"]
+__all__ = ["LOSS_SQUARED_HINGE", "LOSS_LOGISTIC", "row_sq_norms", "dcd_solve", "train_chunk",
+           "sq_hinge_block"]
 
 LOSS_SQUARED_HINGE = 0
 LOSS_LOGISTIC = 1
@@ -315,3 +316,109 @@ def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labe
         feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,
                                                    vals, used)
     return counts, feat[:used].copy(), vals[:used].copy(), bias_w, n_iter
+
+
+@nb.njit(nogil=True, cache=True)
+def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr, tgt_indices,
+                   C, bias, tol, max_iter, seed, W, wb, n_iter):
+    """Squared-hinge DCD for ``m`` binary problems on the same rows, run in lockstep.
+
+    Problem ``j``'s positives are the local positions ``tgt_indices[tgt_indptr[j]:
+    tgt_indptr[j+1]]`` into ``rows``; every other row is negative. Features are renumbered
+    by ``loc`` (global feature id -> local id, for every feature of the rows). ``W``
+    (n_local, m), zero on entry, receives problem ``j``'s weight on local feature ``l`` at
+    ``W[l, j]``; ``wb`` (m,), zero on entry, the bias weights; ``n_iter`` (m,) the epochs
+    each problem ran. Every epoch visits the rows in one order shared by all problems
+    (shuffled by the xorshift generator seeded with ``seed``), so a row's ``m`` margins
+    are one pass over its features with the problems' weights contiguous (SIMD), and its
+    updates one more. Each problem follows the coordinate updates of :func:`_sq_hinge_rows`
+    without shrinking and stops (its weights frozen) after the first epoch whose
+    projected-gradient spread ``max PG - min PG`` is ``<= tol``; the epochs end when all
+    have stopped or after ``max_iter``. Each problem converges to the same optimum as with
+    the one-problem solver.
+    """
+    n = rows.shape[0]
+    m = wb.shape[0]
+    diag = 0.5 / C
+    inf = np.inf
+    ypos = np.zeros((n, m), np.uint8)
+    for j in range(m):
+        for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
+            ypos[tgt_indices[p], j] = 1
+    alpha = np.zeros((n, m), np.float64)
+    live = np.ones(m, np.bool_)
+    n_live = m
+    acc = np.empty(m, np.float64)
+    dense_step = np.zeros(m, np.float64)
+    step = np.empty(m, np.float64)
+    who = np.empty(m, np.int64)
+    pg_max = np.empty(m, np.float64)
+    pg_min = np.empty(m, np.float64)
+    index = np.arange(n)
+    state = np.ones(1, np.uint64)
+    _seed_state(seed, state)
+    it = 0
+    while it < max_iter and n_live > 0:
+        pg_max[:] = -inf
+        pg_min[:] = inf
+        _shuffle(index, n, state)
+        for s in range(n):
+            t = index[s]
+            i = rows[t]
+            a = x_indptr[i]
+            b = x_indptr[i + 1]
+            for j in range(m):
+                acc[j] = wb[j] * bias
+            for p in range(a, b):
+                w = W[loc[x_indices[p]]]
+                xv = np.float64(x_data[p])
+                for j in range(m):
+                    acc[j] += w[j] * xv
+            q = sq_norms[i] + diag
+            y_row = ypos[t]
+            a_row = alpha[t]
+            n_step = 0
+            for j in range(m):  # branch-free, so that it vectorises
+                yj = 2.0 * y_row[j] - 1.0
+                a_old = a_row[j]
+                g = yj * acc[j] - 1.0 + a_old * diag
+                pg = g if (a_old > 0.0 or g < 0.0) else 0.0
+                pg_max[j] = max(pg_max[j], pg)
+                pg_min[j] = min(pg_min[j], pg)
+                a_new = max(a_old - g / q, 0.0)
+                a_new = a_new if live[j] else a_old
+                a_row[j] = a_new
+                d = (a_new - a_old) * yj
+                dense_step[j] = d
+                n_step += d != 0.0
+            if n_step == 0:
+                continue
+            if 4 * n_step >= m:
+                for p in range(a, b):
+                    w = W[loc[x_indices[p]]]
+                    xv = np.float64(x_data[p])
+                    for j in range(m):
+                        w[j] += dense_step[j] * xv
+                for j in range(m):
+                    wb[j] += dense_step[j] * bias
+            else:
+                u = 0
+                for j in range(m):
+                    if dense_step[j] != 0.0:
+                        who[u] = j
+                        step[u] = dense_step[j]
+                        u += 1
+                for p in range(a, b):
+                    w = W[loc[x_indices[p]]]
+                    xv = np.float64(x_data[p])
+                    for u in range(n_step):
+                        w[who[u]] += step[u] * xv
+                for u in range(n_step):
+                    wb[who[u]] += step[u] * bias
+        it += 1
+        for j in range(m):
+            if live[j]:
+                n_iter[j] = it
+                if pg_max[j] - pg_min[j] <= tol:
+                    live[j] = False
+                    n_live -= 1

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from . import _tree_kernels
+from . import _tree_kernels, _tree_layout
 
 __all__ = ["label_representations", "l2_normalize_rows", "TreeLayout", "build_tree",
            "NodeTask", "TaskResult", "training_tasks", "run_task", "assemble_weights"]
@@ -42,13 +42,11 @@ __all__ = ["label_representations", "l2_normalize_rows", "TreeLayout", "build_tr
 def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
     """A CSR float32 copy of M's values (indices shared) with every non-zero row at norm 1."""
     M = sp.csr_matrix(M)
-    sq = np.zeros(M.shape[0], np.float64)
-    rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
-    np.add.at(sq, rows, np.square(M.data, dtype=np.float64))
+    sq = _tree_kernels.row_sq_sums(M.indptr, M.data)
     scale = np.zeros_like(sq)
     nz = sq > 0
     scale[nz] = 1.0 / np.sqrt(sq[nz])
-    data = (M.data * scale[rows]).astype(np.float32)
+    data = _tree_kernels.scale_rows(M.indptr, M.data, scale)
     out = sp.csr_matrix((data, M.indices, M.indptr), shape=M.shape)
     out.has_sorted_indices = M.has_sorted_indices
     return out
@@ -222,55 +220,52 @@ def assemble_weights(results: list[TaskResult], n_classifiers: int, n_features: 
 def node_major_weights(W: sp.csr_matrix, node_clf_start: np.ndarray) -> dict[str, np.ndarray]:
     """Re-lay the classifier weights W (n_classifiers, n_features) node by node, feature-major.
 
-    For node ``v`` the features with any non-zero weight among its classifiers are
-    ``feat_id[node_feat_start[v]:node_feat_start[v+1]]`` (ascending); the weights of entry
-    ``e`` are ``weights[feat_ptr[e]:feat_ptr[e+1]]``. A node is *dense* (``node_dense[v]``)
-    when storing all ``m`` child weights per feature (zeros included) is no bigger than
-    (child, weight) pairs; then entry ``e`` holds exactly ``m`` weights, child ``j`` at offset
-    ``j``. Otherwise entry ``e`` holds its non-zero weights only, the child of ``weights[q]``
-    being ``val_child[q - child_shift[v]]``. Scoring a node then costs
-    ``O(nnz(x) log F_v + matched weights)``, not ``O(nnz(W_v))``.
+    Node ``v``'s *entries* are ``node_feat_start[v]:node_feat_start[v+1]``; entry ``e`` is the
+    feature ``feat_id[e]`` (ascending within the node) and its weights are
+    ``weights[feat_ptr[e]:feat_ptr[e+1]]``. The entries are the features with any non-zero
+    weight among the node's classifiers, or, when padding them to the range ``[f_min,
+    f_max]`` they span costs (12 bytes an entry) no more than the node's own bytes (12 per
+    feature, 8 per weight), every feature of that range (a *direct* node: entry
+    ``node_feat_start[v] + f - f_min``, found without a search; features without weights
+    get empty or zero entries). A node is *dense* (``node_dense[v]``) when storing all ``m``
+    child weights per entry (zeros included) is at most twice as big as (child, weight)
+    pairs; then entry ``e`` holds exactly ``m`` weights, child ``j`` at offset ``j`` (one
+    contiguous, vectorised pass per feature). Otherwise entry ``e`` holds its non-zero
+    weights only, the child of ``weights[q]`` being ``val_child[q - child_shift[v]]``.
+    Scoring a node then costs ``O(nnz(x) log F_v + matched weights)`` (``O(nnz(x) +
+    matched weights)`` when direct), not ``O(nnz(W_v))``.
     """
+    W = sp.csr_matrix(W)
+    if not W.has_sorted_indices:
+        W = W.sorted_indices()
     n_nodes = node_clf_start.shape[0] - 1
-    m_node = np.diff(node_clf_start)
-    node_of_clf = np.repeat(np.arange(n_nodes, dtype=np.int64), m_node)
-    coo = W.tocoo()
-    r = coo.row.astype(np.int64)
-    f = coo.col.astype(np.int64)
-    v = coo.data.astype(np.float32)
-    nd = node_of_clf[r]
-    order = np.lexsort((r, f, nd))
-    r, f, v, nd = r[order], f[order], v[order], nd[order]
-    new = np.ones(r.shape[0], bool)
-    if r.shape[0]:
-        new[1:] = (nd[1:] != nd[:-1]) | (f[1:] != f[:-1])
-    group = np.cumsum(new) - 1
-    g_start = np.flatnonzero(new)
-    feat_id = f[g_start].astype(np.int32)
-    g_node = nd[g_start]
-    n_groups = g_start.shape[0]
-    feats_per_node = np.bincount(g_node, minlength=n_nodes)
-    nnz_per_node = np.bincount(nd, minlength=n_nodes)
+    d = W.shape[1]
+    m_node = np.diff(node_clf_start).astype(np.int64)
+    n_feats, f_min, f_max, nnz = _tree_layout.layout_sizes(
+        W.indptr, W.indices, node_clf_start, d)
+    span = f_max - f_min + 1
+    # direct when the padding costs no more than the node's (feature, child, weight) bytes
+    direct = (n_feats > 0) & ((span - n_feats) * 12 <= n_feats * 12 + nnz * 8)
+    entries = np.where(direct, span, n_feats)
+    node_dense = entries * m_node * 4 <= nnz * 16
     node_feat_start = np.zeros(n_nodes + 1, np.int64)
-    np.cumsum(feats_per_node, out=node_feat_start[1:])
-    node_dense = feats_per_node * m_node * 4 <= nnz_per_node * 8
-    g_size = np.diff(np.append(g_start, r.shape[0]))
-    slots = np.where(node_dense[g_node], m_node[g_node], g_size)
-    feat_ptr = np.zeros(n_groups + 1, np.int64)
-    np.cumsum(slots, out=feat_ptr[1:])
-    weights = np.zeros(int(feat_ptr[-1]), np.float32)
-    local = r - node_clf_start[nd]
-    rank = np.arange(r.shape[0]) - g_start[group]
-    pos = feat_ptr[group] + np.where(node_dense[nd], local, rank)
-    weights[pos] = v
-    sparse_slots = np.where(node_dense, 0, nnz_per_node)
+    np.cumsum(entries, out=node_feat_start[1:])
+    slots = np.where(node_dense, entries * m_node, nnz)
+    feat_ptr_node = np.zeros(n_nodes + 1, np.int64)
+    np.cumsum(slots, out=feat_ptr_node[1:])
+    sparse_slots = np.where(node_dense, 0, nnz)
     child_off = np.zeros(n_nodes, np.int64)
     np.cumsum(sparse_slots[:-1], out=child_off[1:])
-    node_val_start = feat_ptr[node_feat_start[:-1]]
-    child_shift = node_val_start - child_off
+    n_entries = int(node_feat_start[-1])
+    feat_id = np.zeros(n_entries, np.int32)
+    feat_ptr = np.zeros(n_entries + 1, np.int64)
+    weights = np.zeros(int(feat_ptr_node[-1]), np.float32)
     val_child = np.zeros(int(sparse_slots.sum()), np.int32)
-    keep = ~node_dense[nd]
-    val_child[pos[keep] - child_shift[nd[keep]]] = local[keep]
+    _tree_layout.layout_fill(W.indptr, W.indices, W.data.astype(np.float32, copy=False),
+                             node_clf_start, direct, node_dense, f_min, f_max,
+                             node_feat_start, feat_ptr_node, child_off, d, feat_id, feat_ptr,
+                             weights, val_child)
+    child_shift = feat_ptr_node[:-1] - child_off
     return {"node_feat_start": node_feat_start, "feat_id": feat_id, "feat_ptr": feat_ptr,
             "weights": weights, "node_dense": node_dense, "child_shift": child_shift,
             "val_child": val_child}

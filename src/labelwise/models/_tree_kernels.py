@@ -14,9 +14,13 @@ row-index arrays, so no kernel ever copies X per node.
     One node's classifiers: the node's training rows ``rows`` (global row ids), and per child
     ``j`` its positive rows as *local* positions ``tgt_indices[tgt_indptr[j]:tgt_indptr[j+1]]``
     into ``rows``. Each child is an L2-regularised binary problem solved by the dual
-    coordinate descent of :mod:`labelwise.models._dcd` (same losses, tolerances and
-    shrinking), with the row indirection ``rows[t]``. Only features that occur in the node's
-    rows can get weight, so ``w`` is reset and read on those features only.
+    coordinate descent of :mod:`labelwise.models._dcd` (same losses and tolerances), with
+    the row indirection ``rows[t]``. Only features that occur in the node's rows can get
+    weight. With the squared hinge the node's problems are solved together in lockstep
+    (:func:`labelwise.models._dcd.sq_hinge_block`: one pass over a row's features computes
+    every child's margin from a dense (features, children) block, which vectorises), when
+    that block fits in ``BLOCK_BYTES``; otherwise (and for the logistic loss) one by one
+    with shrinking.
 ``beam_search``
     Per document: in every tree, a beam of at most ``beam`` nodes starts at the root; each
     node's classifiers are scored, a child's log-probability is its parent's plus the
@@ -25,7 +29,11 @@ row-index arrays, so no kernel ever copies X per node.
     ties to the earlier candidate) and label children are final. A label's score is
     ``exp(log-probability)`` averaged over the trees (0 in a tree that did not reach it);
     the row's top ``k`` (ties to the lower label id, unreached labels scoring 0) are written
-    in the top-k layout of :mod:`labelwise.models.topk`.
+    in the top-k layout of :mod:`labelwise.models.topk`. With one tree, ``exp`` is taken
+    only for the labels that can still enter the top k (see ``_kth_largest``), which gives
+    the same result.
+``row_sq_sums``, ``scale_rows``
+    Row normalisation of a CSR matrix (``_tree_build.l2_normalize_rows``).
 """
 
 from __future__ import annotations
@@ -40,21 +48,52 @@ from ._dcd import (
     _seed_state,
     _sq_hinge_rows,
     keep_weights,
+    sq_hinge_block,
 )
 from .topk import _select
 
-__all__ = ["balanced_2means", "train_node", "score_node", "beam_search", "log_prob"]
+__all__ = ["balanced_2means", "train_node", "score_node", "beam_search", "log_prob",
+           "BLOCK_BYTES"]
+
+#: train_node solves a node's squared-hinge problems in lockstep up to this block size
+BLOCK_BYTES = 64 * 2**20
+
+
+# ---------------------------------------------------------------------------- row norms
+@nb.njit(nogil=True, cache=True)
+def row_sq_sums(indptr, data):
+    """Sum of squares (float64) of every CSR row's values."""
+    n = indptr.shape[0] - 1
+    out = np.zeros(n, np.float64)
+    for i in range(n):
+        s = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            v = np.float64(data[p])
+            s += v * v
+        out[i] = s
+    return out
+
+
+@nb.njit(nogil=True, cache=True)
+def scale_rows(indptr, data, scale):
+    """A float32 copy of the CSR values with row ``i`` multiplied by ``scale[i]``."""
+    out = np.empty(data.shape[0], np.float32)
+    for i in range(indptr.shape[0] - 1):
+        for p in range(indptr[i], indptr[i + 1]):
+            out[p] = data[p] * scale[i]
+    return out
 
 
 # ---------------------------------------------------------------------------- clustering
 @nb.njit(nogil=True, cache=True)
-def _centroid(z_indptr, z_indices, z_data, labels, assign, group, c):
+def _centroid(z_indptr, z_indices, z_data, col_map, labels, assign, group, c):
+    """Normalised sum of the group's label rows, over the local columns of ``col_map``."""
     c[:] = 0.0
     for t in range(labels.shape[0]):
         if assign[t] == group:
             lab = labels[t]
             for p in range(z_indptr[lab], z_indptr[lab + 1]):
-                c[z_indices[p]] += z_data[p]
+                c[col_map[z_indices[p]]] += z_data[p]
     s = 0.0
     for f in range(c.shape[0]):
         s += c[f] * c[f]
@@ -68,17 +107,40 @@ def _centroid(z_indptr, z_indices, z_data, labels, assign, group, c):
 def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init1, iters):
     """Return ``assign`` (int8 0/1 per entry of ``labels``) with exactly ``n0`` zeros.
 
-    ``init0``/``init1`` are positions in ``labels`` whose rows seed the two centroids.
+    ``init0``/``init1`` are positions in ``labels`` whose rows seed the two centroids. The
+    centroids live on the columns the labels use (renumbered in ascending order, so sums run
+    in the same order as over all ``n_cols``): a split costs ``O(nnz of its labels)`` a
+    round, not ``O(n_cols)``.
     """
     n = labels.shape[0]
-    c0 = np.zeros(n_cols, np.float64)
-    c1 = np.zeros(n_cols, np.float64)
+    col_map = np.full(n_cols, -1, np.int32)
+    n_local = 0
+    for t in range(n):
+        lab = labels[t]
+        for p in range(z_indptr[lab], z_indptr[lab + 1]):
+            if col_map[z_indices[p]] < 0:
+                col_map[z_indices[p]] = 0
+                n_local += 1
+    cols = np.empty(n_local, np.int64)
+    q = 0
+    for t in range(n):
+        lab = labels[t]
+        for p in range(z_indptr[lab], z_indptr[lab + 1]):
+            if col_map[z_indices[p]] == 0:
+                col_map[z_indices[p]] = 1
+                cols[q] = z_indices[p]
+                q += 1
+    cols.sort()
+    for q in range(n_local):
+        col_map[cols[q]] = q
+    c0 = np.zeros(n_local, np.float64)
+    c1 = np.zeros(n_local, np.float64)
     lab = labels[init0]
     for p in range(z_indptr[lab], z_indptr[lab + 1]):
-        c0[z_indices[p]] = z_data[p]
+        c0[col_map[z_indices[p]]] = z_data[p]
     lab = labels[init1]
     for p in range(z_indptr[lab], z_indptr[lab + 1]):
-        c1[z_indices[p]] = z_data[p]
+        c1[col_map[z_indices[p]]] = z_data[p]
     assign = np.full(n, -1, np.int8)
     new = np.empty(n, np.int8)
     diff = np.empty(n, np.float64)
@@ -87,7 +149,8 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
             lab = labels[t]
             s = 0.0
             for p in range(z_indptr[lab], z_indptr[lab + 1]):
-                s += z_data[p] * (c0[z_indices[p]] - c1[z_indices[p]])
+                f = col_map[z_indices[p]]
+                s += z_data[p] * (c0[f] - c1[f])
             diff[t] = -s
         order = np.argsort(diff, kind="mergesort")
         for r in range(n):
@@ -99,20 +162,25 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
             assign[t] = new[t]
         if not changed:
             break
-        _centroid(z_indptr, z_indices, z_data, labels, assign, 0, c0)
-        _centroid(z_indptr, z_indices, z_data, labels, assign, 1, c1)
+        _centroid(z_indptr, z_indices, z_data, col_map, labels, assign, 0, c0)
+        _centroid(z_indptr, z_indices, z_data, col_map, labels, assign, 1, c1)
     return assign
 
 
 # ---------------------------------------------------------------------------- training
 @nb.njit(nogil=True, cache=True)
 def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indices, seeds,
-               loss, C, bias, tol, max_iter, prune_threshold, n_features):
+               loss, C, bias, tol, max_iter, prune_threshold, n_features,
+               block_bytes=BLOCK_BYTES):
     """Train the ``m = len(tgt_indptr) - 1`` child classifiers of one node.
 
     Returns ``(counts, feat, vals, bias_w, n_iter)`` in :func:`labelwise.models._dcd.train_chunk`'s
     layout: child ``j`` keeps ``counts[j]`` weights (features ascending, ``|w| >=
     prune_threshold``), ``bias_w[j]`` its (unpruned) bias weight, ``n_iter[j]`` its epochs.
+    With the squared hinge, when the node's dense block (``m`` weights per feature of its
+    rows plus ``m`` dual variables per row, float64) fits in ``block_bytes``, the ``m``
+    problems are solved in lockstep by :func:`labelwise.models._dcd.sq_hinge_block` (one
+    shuffled row order, seeded by ``seeds[0]``); otherwise one by one.
     """
     n = rows.shape[0]
     m = tgt_indptr.shape[0] - 1
@@ -130,17 +198,43 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
         if mark[f]:
             feats[q] = f
             q += 1
-    w = np.zeros(n_features + 1, np.float64)
-    y = np.empty(n, np.float64)
-    index = np.empty(n, np.int64)
-    alpha = np.empty(2 * n if loss == LOSS_LOGISTIC else n, np.float64)
-    state = np.ones(1, np.uint64)
     counts = np.zeros(m, np.int64)
     bias_w = np.zeros(m, np.float64)
     n_iter = np.zeros(m, np.int64)
     feat = np.empty(1024, np.int32)
     vals = np.empty(1024, np.float32)
     used = 0
+    if loss == LOSS_SQUARED_HINGE and m > 1 and (nf + n) * m * 8 <= block_bytes:
+        loc = np.empty(n_features, np.int32)
+        for q in range(nf):
+            loc[feats[q]] = q
+        W = np.zeros((nf, m), np.float32)
+        sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
+                       tgt_indices, C, bias, tol, max_iter, seeds[0], W, bias_w, n_iter)
+        for q in range(nf):  # row-major passes: count, then place (features ascending)
+            for j in range(m):
+                v = W[q, j]
+                if v != 0.0 and abs(v) >= prune_threshold:
+                    counts[j] += 1
+        put = np.zeros(m + 1, np.int64)
+        for j in range(m):
+            put[j + 1] = put[j] + counts[j]
+        used = put[m]
+        feat = np.empty(used, np.int32)
+        vals = np.empty(used, np.float32)
+        for q in range(nf):
+            for j in range(m):
+                v = W[q, j]
+                if v != 0.0 and abs(v) >= prune_threshold:
+                    feat[put[j]] = feats[q]
+                    vals[put[j]] = v
+                    put[j] += 1
+        return counts, feat, vals, bias_w, n_iter
+    w = np.zeros(n_features + 1, np.float64)
+    y = np.empty(n, np.float64)
+    index = np.empty(n, np.int64)
+    alpha = np.empty(2 * n if loss == LOSS_LOGISTIC else n, np.float64)
+    state = np.ones(1, np.uint64)
     for j in range(m):
         y[:] = -1.0
         for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
@@ -184,32 +278,90 @@ def score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start, feat
         out[j] = clf_bias[c0 + j]
     lo = node_feat_start[v]
     hi = node_feat_start[v + 1]
+    if lo >= hi:
+        return
     dense = node_dense[v]
     shift = child_shift[v]
+    f0 = feat_id[lo]
+    direct = feat_id[hi - 1] - f0 == hi - 1 - lo  # every feature of [f0, f_last]: no search
     for p in range(a, b):
-        if lo >= hi:
-            break
         f = x_indices[p]
-        # first entry in [lo, hi) with feat_id >= f
-        left = lo
-        right = hi
-        while left < right:
-            mid = (left + right) >> 1
-            if feat_id[mid] < f:
-                left = mid + 1
-            else:
-                right = mid
-        lo = left
-        if lo < hi and feat_id[lo] == f:
-            xv = np.float64(x_data[p])
-            q0 = feat_ptr[lo]
-            if dense:
-                for j in range(m):
-                    out[j] += weights[q0 + j] * xv
-            else:
-                for q in range(q0, feat_ptr[lo + 1]):
-                    out[val_child[q - shift]] += weights[q] * xv
+        if direct:
+            e = lo + (f - f0)
+            if e < lo:
+                continue
+            if e >= hi:
+                break
+        else:
+            if lo >= hi:
+                break
+            # first entry in [lo, hi) with feat_id >= f: gallop from lo, then bisect
+            left = lo
+            right = lo + 1
+            step = 1
+            while right < hi and feat_id[right] < f:
+                left = right + 1
+                step <<= 1
+                right += step
+            if right > hi:
+                right = hi
+            while left < right:
+                mid = (left + right) >> 1
+                if feat_id[mid] < f:
+                    left = mid + 1
+                else:
+                    right = mid
+            lo = left
+            if lo >= hi or feat_id[lo] != f:
+                continue
+            e = lo
             lo += 1
+        xv = np.float64(x_data[p])
+        q0 = feat_ptr[e]
+        if dense:
+            wv = weights[q0:q0 + m]  # a view: the loop vectorises
+            for j in range(m):
+                out[j] += wv[j] * xv
+        else:
+            for q in range(q0, feat_ptr[e + 1]):
+                out[val_child[q - shift]] += weights[q] * xv
+
+
+@nb.njit(nogil=True, cache=True)
+def _kth_largest(acc, touched, n_touched, k, low):
+    """The log-probability cut of one tree's labels: with ``T`` the ``k``-th largest of
+    ``acc[touched[:n_touched]]`` (``-inf`` when fewer), every label below ``T - 1e-6`` has
+    ``exp(acc) < exp(T)`` strictly as long as ``T >= -700`` (no underflow), so it cannot
+    enter the top k; returns ``T - 1e-6``, or ``-inf`` (keep all) otherwise."""
+    if n_touched < k:
+        return -np.inf
+    size = 0
+    for u in range(n_touched):  # min-heap of the k largest in low[:k]
+        v = acc[touched[u]]
+        if size < k:
+            j = size
+            size += 1
+            while j > 0 and low[(j - 1) >> 1] > v:
+                low[j] = low[(j - 1) >> 1]
+                j = (j - 1) >> 1
+            low[j] = v
+        elif v > low[0]:
+            j = 0
+            while True:
+                c = 2 * j + 1
+                if c >= k:
+                    break
+                if c + 1 < k and low[c + 1] < low[c]:
+                    c += 1
+                if low[c] < v:
+                    low[j] = low[c]
+                    j = c
+                else:
+                    break
+            low[j] = v
+    if low[0] < -700.0:
+        return -np.inf
+    return low[0] - 1e-6
 
 
 @nb.njit(nogil=True, cache=True)
@@ -240,6 +392,8 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
     heap_s = np.empty(k, np.float64)
     heap_i = np.empty(k, np.int64)
     inv_trees = 1.0 / n_trees
+    one_tree = n_trees == 1
+    low = np.empty(k, np.float64)
     for r in range(row_start, row_end):
         a = x_indptr[r]
         b = x_indptr[r + 1]
@@ -270,7 +424,10 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                                 seen[lab] = True
                                 touched[n_touched] = lab
                                 n_touched += 1
-                            acc[lab] += np.exp(lp) * inv_trees
+                            if one_tree:
+                                acc[lab] = lp  # exp only for the labels that can win
+                            else:
+                                acc[lab] += np.exp(lp) * inv_trees
                 if n_nxt <= beam:
                     for u in range(n_nxt):
                         cur_v[u] = nxt_v[u]
@@ -283,11 +440,20 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                         cur_s[u] = nxt_s[order[u]]
                     n_cur = beam
         m = 0
-        for u in range(n_touched):
-            lab = touched[u]
-            cand_i[m] = lab
-            cand_s[m] = acc[lab]
-            m += 1
+        if one_tree:
+            cut = _kth_largest(acc, touched, n_touched, k, low)
+            for u in range(n_touched):
+                lab = touched[u]
+                if acc[lab] >= cut:
+                    cand_i[m] = lab
+                    cand_s[m] = np.exp(acc[lab])
+                    m += 1
+        else:
+            for u in range(n_touched):
+                lab = touched[u]
+                cand_i[m] = lab
+                cand_s[m] = acc[lab]
+                m += 1
         want = k
         lab = 0
         while want > 0 and lab < n_labels:
@@ -302,3 +468,4 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
             lab = touched[u]
             acc[lab] = 0.0
             seen[lab] = False
+

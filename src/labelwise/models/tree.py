@@ -29,11 +29,13 @@ see :func:`labelwise.models._tree_kernels.beam_search`); the pruned weights laid
 node, feature-major (``node_feat_start_``, ``feat_id_``, ``feat_ptr_``, ``weights_``,
 ``node_dense_``, ``child_shift_``, ``val_child_``; see
 :func:`labelwise.models._tree_build.node_major_weights`: sparse (child, weight) pairs, or a
-dense block for a node where that is no bigger, so scoring a node costs
-``O(nnz(x) log F + matched weights)``); ``intercept_``, ``n_iter_`` (DCD epochs) per
-classifier; ``labels_without_positives_``.
+dense block for a node where that is at most twice as big; features found by a search, or
+directly when the node's features are padded to the range they span, so scoring a node
+costs ``O(nnz(x) log F + matched weights)`` or less); ``intercept_``, ``n_iter_`` (DCD
+epochs) per classifier; ``labels_without_positives_``.
 
-Defaults (measured on MULAN Bibtex and Delicious, 2-core machine; see the benchmark notes):
+Defaults (measured on MULAN Bibtex and Delicious, 2-core machine, before the block solver
+changed the DCD row order, which moved P@1 by 0.15 or less; see the benchmark notes):
 ``branching=16`` (Bonsai/PECOS-like shallow trees: on Delicious P@1 67.3 against 66.2 for
 Parabel's binary trees, at the same cost), ``max_leaf_size=100`` (Parabel's; 50 or 200 lose
 0.4-0.6 P@1 on Delicious), ``C=0.5`` (+1.2 P@1 on Bibtex and +0.5 on Delicious over C=1,
@@ -139,7 +141,9 @@ class LabelTree(MultiLabelModel):
         The sum of two parts. *Fixed* (upper bounds): the normalised copy of X's values, the
         label matrix (CSC), the label representations (at most ``min(n_labels * n_features,
         R)`` entries, ``R = sum_i nnz(x_i) |y_i|``), every tree's task index lists (each
-        level holds at most ``nnz(Y) + n_samples`` row ids) and per-thread solver buffers.
+        level holds at most ``nnz(Y) + n_samples`` row ids) and per-thread solver buffers
+        (the lockstep block of :func:`~labelwise.models._dcd.sq_hinge_block` included, at
+        most ``_tree_kernels.BLOCK_BYTES`` a thread).
         *Weights* (an estimate, not a bound: pruning decides): ``min(n_classifiers *
         n_features, R)`` pruned weights per tree, counted twice (task results and the
         assembled layout). Because the weights cannot be bounded usefully in advance, ``fit``
@@ -168,7 +172,9 @@ class LabelTree(MultiLabelModel):
         z_bytes = 3 * min(float(L) * d, reach) * 8
         tasks = self.n_trees * (depth + 1) * (Y.nnz + n) * 16
         threads = resolve_n_threads(self.n_threads)
-        per_thread = (d + 1) * 9 + n * 40
+        m_max = max(self.branching, min(self.max_leaf_size, L))
+        block = min(float(_tree_kernels.BLOCK_BYTES), (d + n) * m_max * 8.0 + n * m_max)
+        per_thread = (d + 1) * 13 + n * 40 + block
         fixed = (x_copy + y_bytes + z_bytes + tasks + threads * per_thread
                  + n_clf * self.n_trees * 24)
         weights = 2 * self.n_trees * min(float(n_clf) * d, reach) * 8
