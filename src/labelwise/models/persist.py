@@ -5,7 +5,8 @@ A saved model is a directory::
     model/
       manifest.json      format, class, params, label space, learned scalars, checksums
       coef_data.npy      one raw .npy per array (the default; memory-mappable), or
-      arrays.npz         all arrays in one compressed archive (``save(..., compress=True)``)
+      arrays.npz         all arrays in one compressed archive (``save(..., compress=True)``), or
+      arrays.safetensors all arrays in one safetensors file (models whose class says so)
 
 ``manifest.json`` holds::
 
@@ -16,7 +17,7 @@ A saved model is a directory::
      "labels": {...},                       # LabelSpace.to_dict()
      "n_features_in": 1836,
      "state": {...},                        # the model's learned JSON-able facts
-     "storage": "npy" | "npz",
+     "storage": "npy" | "npz" | "safetensors",
      "arrays": {"coef_data": {"file": "coef_data.npy", "dtype": "<f4", "shape": [812, 1]}},
      "files": {"coef_data.npy": "<sha256 hex>", ...}}
 
@@ -25,7 +26,18 @@ old directory or the new one. Loading checks the format and version, looks the c
 the allow-list :data:`MODEL_CLASSES` (unknown names are refused), verifies every file's
 SHA-256 (a mismatch raises :class:`~labelwise.errors.DataFormatError` naming the file), and
 reads arrays with ``allow_pickle=False`` (``mmap_mode='r'`` when ``mmap=True``, which needs
-the ``npy`` storage).
+the ``npy`` or ``safetensors`` storage).
+
+Storage kinds. A model class chooses its storage with the class attribute
+``_array_storage``: ``"npy"`` (the default; ``compress=True`` switches to ``"npz"``) or
+``"safetensors"`` (the neural models: one ``arrays.safetensors`` file in the `safetensors
+<https://github.com/huggingface/safetensors>`_ format, a JSON header plus raw little-endian
+bytes, so loading it can never run code; ``compress`` does not apply to it). The file's
+tensors must be exactly the manifest's ``arrays`` (same names, dtypes and shapes).
+``mmap=True`` maps a safetensors file read-only: the header is parsed and checked here
+(every tensor's byte range must lie in the data section and match its dtype and shape) and
+each array is a view of one ``numpy.memmap`` of the file. Directories written with any of
+the three storages load.
 """
 
 from __future__ import annotations
@@ -62,6 +74,15 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
 
 _ARRAY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _NPZ = "arrays.npz"
+_SAFETENSORS = "arrays.safetensors"
+#: storage kinds read by load_model
+STORAGES = ("npy", "npz", "safetensors")
+#: safetensors dtype codes -> numpy dtype strings (the numeric kinds numpy has)
+_ST_DTYPES = {"BOOL": "|b1", "U8": "|u1", "I8": "|i1", "U16": "<u2", "I16": "<i2",
+              "F16": "<f2", "U32": "<u4", "I32": "<i4", "F32": "<f4", "U64": "<u8",
+              "I64": "<i8", "F64": "<f8"}
+#: largest safetensors header read (the format's own limit is 100 MB)
+_ST_MAX_HEADER = 100_000_000
 
 
 
@@ -72,12 +93,35 @@ def _version() -> str:
     return __version__
 
 
+def _safetensors(purpose: str) -> Any:
+    try:
+        import safetensors.numpy as st
+    except ImportError:
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError("safetensors", "neural", purpose) from None
+    return st
+
+
+def storage_of(model: Any, *, compress: bool = False) -> str:
+    """The storage kind ``save_model`` uses for ``model`` (see the module docstring)."""
+    kind = getattr(type(model), "_array_storage", "npy")
+    if kind not in ("npy", "safetensors"):
+        raise TypeError(f"{type(model).__name__}._array_storage must be 'npy' or 'safetensors', "
+                        f"got {kind!r}")
+    return "npz" if kind == "npy" and compress else kind
+
+
 def save_model(model: Any, path: str | os.PathLike[str], *, compress: bool = False) -> None:
-    """Write a fitted model to the directory ``path`` (replacing it atomically)."""
+    """Write a fitted model to the directory ``path`` (replacing it atomically).
+
+    ``compress=True`` writes one ``arrays.npz`` instead of one ``.npy`` per array; models
+    stored as safetensors (``_array_storage``) always write ``arrays.safetensors``."""
     model._check_fitted()
     name = type(model)._persist_name
     if MODEL_CLASSES.get(name) != (type(model).__module__, type(model).__name__):
         raise TypeError(f"{type(model).__name__} is not registered in MODEL_CLASSES; cannot save")
+    storage = storage_of(model, compress=compress)
     arrays, state = model._get_state()
     params = model.get_params(deep=False)
     try:
@@ -93,13 +137,16 @@ def save_model(model: Any, path: str | os.PathLike[str], *, compress: bool = Fal
     with atomic_directory(path) as tmp:
         entries: dict[str, dict[str, Any]] = {}
         files: dict[str, str] = {}
-        if compress:
+        if storage == "npz":
             np.savez_compressed(tmp / _NPZ, **{k: np.asarray(a) for k, a in arrays.items()})
             files[_NPZ] = sha256_file(tmp / _NPZ)
+        elif storage == "safetensors":
+            _write_safetensors(arrays, tmp / _SAFETENSORS)
+            files[_SAFETENSORS] = sha256_file(tmp / _SAFETENSORS)
         for key, arr in arrays.items():
             a = np.ascontiguousarray(arr)
             entry: dict[str, Any] = {"dtype": a.dtype.str, "shape": list(a.shape)}
-            if not compress:
+            if storage == "npy":
                 fname = f"{key}.npy"
                 with open(tmp / fname, "wb") as f:
                     np.save(f, a, allow_pickle=False)
@@ -115,12 +162,82 @@ def save_model(model: Any, path: str | os.PathLike[str], *, compress: bool = Fal
             "labels": model.labels_.to_dict(),
             "n_features_in": int(model.n_features_in_),
             "state": state_json,
-            "storage": "npz" if compress else "npy",
+            "storage": storage,
             "arrays": entries,
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
                                     encoding="utf-8")
+
+
+def _write_safetensors(arrays: dict[str, Any], path: Path) -> None:
+    st = _safetensors("saving neural model weights")
+    tensors = {}
+    for key, arr in arrays.items():
+        a = np.ascontiguousarray(arr)
+        if a.dtype.str not in _ST_DTYPES.values():
+            raise TypeError(f"array {key!r}: dtype {a.dtype} cannot be stored as safetensors")
+        tensors[key] = a
+    st.save_file(tensors, str(path), metadata={"format": FORMAT})
+
+
+def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Read-only views of every tensor of a safetensors file, from one memory map."""
+    where = str(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or n > _ST_MAX_HEADER or 8 + n > size:
+            raise DataFormatError("not a safetensors file (bad header length)", path=where)
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DataFormatError(f"not a safetensors file (header: {e})", path=where) from None
+    if not isinstance(header, dict):
+        raise DataFormatError("not a safetensors file (header is not an object)", path=where)
+    base = 8 + n
+    buf = np.memmap(path, dtype=np.uint8, mode="r") if size > base else None
+    out: dict[str, np.ndarray] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        ok = isinstance(entry, dict) and entry.get("dtype") in _ST_DTYPES
+        shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if ok else (None, None)
+        ok = ok and isinstance(shape, list) and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        ok = ok and isinstance(offsets, list) and len(offsets) == 2 and all(
+            isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
+        if not ok:
+            raise DataFormatError(f"bad safetensors entry for {name!r}", path=where)
+        dtype = np.dtype(_ST_DTYPES[entry["dtype"]])
+        a, b = offsets
+        if b - a != dtype.itemsize * int(np.prod(shape, dtype=np.int64)) or base + b > size:
+            raise DataFormatError(f"tensor {name!r}: byte range {offsets} does not fit its "
+                                  f"dtype and shape or the file", path=where)
+        if a == b:
+            arr = np.zeros(shape, dtype=dtype)
+            arr.flags.writeable = False
+        else:
+            arr = buf[base + a:base + b].view(dtype).reshape(shape)
+        out[name] = arr
+    return out
+
+
+def _read_safetensors(root: Path, files: dict[str, str], mpath: str,
+                      mmap: bool) -> dict[str, np.ndarray]:
+    if _SAFETENSORS not in files:
+        raise DataFormatError(f"{_SAFETENSORS} is not listed", path=mpath, field="files")
+    path = root / _SAFETENSORS
+    if mmap:
+        return _map_safetensors(path)
+    st = _safetensors("loading neural model weights")
+    from safetensors import SafetensorError
+
+    try:
+        return st.load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DataFormatError(f"cannot read the safetensors file: {e}", path=str(path)) from None
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -158,9 +275,9 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     need("labels", dict)
     need("n_features_in", int)
     need("state", dict)
-    if need("storage", str) not in ("npy", "npz"):
-        raise DataFormatError(f"expected 'npy' or 'npz', got {manifest['storage']!r}",
-                              path=str(mpath), field="storage")
+    if need("storage", str) not in STORAGES:
+        raise DataFormatError(f"expected 'npy', 'npz' or 'safetensors', got "
+                              f"{manifest['storage']!r}", path=str(mpath), field="storage")
     need("arrays", dict)
     files = need("files", dict)
     for fname, digest in files.items():
@@ -171,7 +288,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_model(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True) -> Any:
-    """Read a model directory; ``mmap=True`` maps ``.npy`` arrays read-only.
+    """Read a model directory; ``mmap=True`` maps ``.npy``/safetensors arrays read-only.
 
     ``verify=False`` skips the SHA-256 check (it reads every byte once).
     """
@@ -190,12 +307,19 @@ def load_model(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool
                     f"sha256 mismatch: manifest.json says {digest}, file has {actual} "
                     "(the model files are corrupt or were changed)", path=str(fpath))
     storage = manifest["storage"]
-    if mmap and storage != "npy":
+    if mmap and storage == "npz":
         raise DataFormatError(
             "saved with compress=True (arrays.npz) and cannot be memory-mapped; "
             "load with mmap=False or save with compress=False", path=str(root))
     arrays: dict[str, np.ndarray] = {}
     npz = None
+    tensors = None
+    if storage == "safetensors":
+        tensors = _read_safetensors(root, files, mpath, mmap)
+        extra = sorted(set(tensors) - set(manifest["arrays"]))
+        if extra:
+            raise DataFormatError(f"{_SAFETENSORS} holds tensors the manifest does not list: "
+                                  f"{', '.join(map(repr, extra[:5]))}", path=mpath, field="arrays")
     try:
         if storage == "npz":
             if _NPZ not in files:
@@ -207,6 +331,11 @@ def load_model(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool
             try:
                 if npz is not None:
                     arr = npz[key]
+                elif tensors is not None:
+                    if key not in tensors:
+                        raise DataFormatError(f"array {key!r} is not in {_SAFETENSORS}",
+                                              path=mpath, field="arrays")
+                    arr = tensors[key]
                 else:
                     fname = entry.get("file")
                     if fname not in files:

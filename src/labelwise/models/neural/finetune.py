@@ -20,13 +20,19 @@ in input order) to pooled vectors with torch, then applies the head in numpy
 passed instead of texts to ``decision_function``/``predict`` (``n_features_in_`` is the
 encoder's hidden size).
 
-Saved directory (the :mod:`labelwise.models.persist` format, no pickle): ``head_weight``
-(n_labels, hidden) and ``head_bias``; every tensor of the fine-tuned encoder's
-``state_dict`` as an array ``enc_0000``, ``enc_0001``, ... (their names are listed in the
-manifest's state ``encoder_keys``); the encoder's configuration and tokenizer files (JSON and
-text only, e.g. ``config.json``, ``tokenizer.json``, ``vocab.txt``) as uint8 arrays
-``file_00``, ... named in state ``files``. Loading rebuilds the encoder from that
-configuration and those weights, fully offline; the original encoder folder is not needed.
+Saved directory (the :mod:`labelwise.models.persist` format, no pickle): one
+``arrays.safetensors`` file holding ``head_weight`` (n_labels, hidden) and ``head_bias``;
+every tensor of the fine-tuned encoder's ``state_dict`` as ``enc_0000``, ``enc_0001``, ...
+(their names are listed in the manifest's state ``encoder_keys``); the encoder's
+configuration and tokenizer files (JSON and text only, e.g. ``config.json``,
+``tokenizer.json``, ``vocab.txt``) as uint8 arrays ``file_00``, ... named in state
+``files``. Loading rebuilds the encoder from that configuration and those weights, fully
+offline; the original encoder folder is not needed. The starting encoder is read from its
+folder's ``model.safetensors`` only (``use_safetensors=True``): a folder holding only a
+pickled ``pytorch_model.bin`` is refused, never unpickled.
+
+In a :class:`~labelwise.pipeline.Pipeline` the model takes the texts itself (no featurizer;
+the class attribute ``takes_texts`` says so).
 """
 
 from __future__ import annotations
@@ -120,6 +126,10 @@ class FineTuned(MultiLabelModel):
     """
 
     _persist_name = "FineTuned"
+    #: weights are saved as one safetensors file (labelwise.models.persist)
+    _array_storage = "safetensors"
+    #: a Pipeline hands this model raw texts (it has no featurizer)
+    takes_texts = True
 
     def __init__(self, *, encoder: str | None = None, max_seq_length: int = 128,
                  loss: str = "bce", gamma: float = 2.0, alpha: float | None = None,
@@ -228,7 +238,13 @@ class FineTuned(MultiLabelModel):
         warmup = int(float(self.warmup_ratio) * total)
         with torch_session(self.n_threads, seed) as torch:
             tokenizer = tf.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            enc = tf.AutoModel.from_pretrained(str(folder), local_files_only=True)
+            if not any((folder / f).is_file() for f in ("model.safetensors",
+                                                           "model.safetensors.index.json")):
+                raise DataFormatError("the encoder folder has no model.safetensors (pickled "
+                                      "weights such as pytorch_model.bin are not loaded)",
+                                      path=str(folder))
+            enc = tf.AutoModel.from_pretrained(str(folder), local_files_only=True,
+                                               use_safetensors=True)
             hidden = int(enc.config.hidden_size)
             head = torch.nn.Linear(hidden, Y.shape[1])
             drop = torch.nn.Dropout(float(self.dropout))

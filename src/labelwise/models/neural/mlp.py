@@ -15,8 +15,9 @@ is 0.0 (probability 0.5).
 
 Determinism: training seeds torch (weights, dropout, shuffling) from ``random_state`` and
 turns on ``torch.use_deterministic_algorithms`` for the duration of ``fit``; on the CPU the
-same seed and thread count give the same weights. Saved arrays: ``weight_i`` (out, in)
-float32 and ``bias_i`` (out,) float32 per layer; the state holds the training history.
+same seed and thread count give the same weights. Saved arrays (one ``arrays.safetensors``
+file, see :mod:`labelwise.models.persist`): ``weight_i`` (out, in) float32 and ``bias_i``
+(out,) float32 per layer; the state holds the training history.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class MLPHead(MultiLabelModel):
     """
 
     _persist_name = "MLPHead"
+    #: weights are saved as one safetensors file (labelwise.models.persist)
+    _array_storage = "safetensors"
 
     def __init__(self, *, hidden_sizes: Sequence[int] = (512,), dropout: float = 0.1,
                  loss: str = "bce", gamma: float = 2.0, alpha: float | None = None,
