@@ -42,6 +42,27 @@ item ``{"labels": [chosen names], "probabilities": {name: p of each chosen label
 "candidates": [{"label", "score", "probability"}, ...]}`` (top k, best first). ``k=None``
 means the tuning ``k`` after tuning (thresholds only accept labels within it), else 5.
 
+Open labels (hybrid pipelines)
+------------------------------
+A text pipeline can take labels after training: ``add_labels(names, descriptions=...)``
+scores them at once from their names and descriptions (zero-shot), ``learn(X, Y)`` adds
+examples that move their prototypes (few-shot), and neither retrains anything. They live in
+``open_labels``, a :class:`~labelwise.models.fewshot.FewShot` over the added labels (the
+mechanics and the one probability scale are described in :mod:`labelwise.models.hybrid`);
+``labels_`` is the model's labels followed by the open ones. Their probabilities are mapped
+by a temperature and bias fitted on labelled rows of the supervised labels
+(``calibrate_open_labels(X, Y)``; ``fit`` and ``tune`` do it on the training rows of a
+pipeline that has ``open_labels``, at most :data:`labelwise.pipeline_open.OPEN_CALIBRATION_ROWS` of them, drawn with
+``random_state``); without such a fit they keep the zero-shot model's own mapping (or its
+defaults). Scores of both kinds are merged into one top-k ranking by probability; label sets
+come from the pipeline's policy with each open label treated as a label never seen in tuning:
+a global threshold or precision target applies as it is, per-label thresholds give open
+labels the tuned global threshold (the shrinkage target). Without a policy a label is chosen
+when its score passes its model's default rule (probability 0.5 for open labels).
+``open_labels`` may also be an unfitted FewShot given to the constructor: the encoder settings
+for labels added later, calibrated by ``fit``/``tune``. Refitting on data that now holds an
+open label makes it supervised (it leaves the open part).
+
 Saving
 ------
 ``save(dir)`` / ``Pipeline.load(dir, *, mmap=False)``: one directory (format in
@@ -57,11 +78,12 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
 
+from ._estimator import Estimator
 from .dataset import Dataset, as_label_matrix
 from .errors import DataFormatError, LabelwiseError, NotFittedError
 from .labels import LabelSpace
+from .pipeline_open import OpenLabelsMixin, _extend_policy
 
 __all__ = ["Pipeline", "load_any", "make_calibrator", "make_policy", "CALIBRATIONS"]
 
@@ -70,6 +92,7 @@ CALIBRATIONS = ("platt-per-label", "platt", "isotonic", "temperature", "none")
 
 #: default number of candidate labels shown per item
 DEFAULT_K = 5
+
 
 
 def make_calibrator(name: str):
@@ -112,7 +135,7 @@ def make_policy(objective: str):
     return PerLabelThreshold(objective=value) if kind == "f1" else PrecisionTarget(value)
 
 
-class _FoldPipeline(BaseEstimator):
+class _FoldPipeline(Estimator):
     """Featurizer + model fitted together inside one cross-fitting fold (top-k CSR out)."""
 
     def __init__(self, featurizer: Any = None, model: Any = None, k: int = 10) -> None:
@@ -120,8 +143,8 @@ class _FoldPipeline(BaseEstimator):
         self.model = model
         self.k = k
 
-    def fit(self, X: Any, Y: Any) -> _FoldPipeline:
-        self.model.fit(self.featurizer.fit_transform(X), Y)
+    def fit(self, X: Any, Y: Any, *, labels: Any = None) -> _FoldPipeline:
+        self.model.fit(self.featurizer.fit_transform(X), Y, labels=labels)
         return self
 
     def decision_function(self, X: Any) -> sp.csr_matrix:
@@ -140,7 +163,7 @@ def _fitted(component: Any) -> bool:
     return component is not None and hasattr(component, "n_labels_")
 
 
-class Pipeline(BaseEstimator):
+class Pipeline(OpenLabelsMixin, Estimator):
     """Featurizer, model, calibrator and decision policy as one unit (module docstring).
 
     Parameters
@@ -151,11 +174,14 @@ class Pipeline(BaseEstimator):
     decision: a decision policy (fitted by ``tune``), or None.
     cv, k, random_state: the cross-fitting of ``tune``: folds, scores kept per row, seed.
     featurizer_in_folds: fit a fresh featurizer inside each fold (module docstring).
+    open_labels: the FewShot holding labels added after training (module docstring), or an
+        unfitted FewShot giving the encoder settings for them, or None.
     """
 
     def __init__(self, featurizer: Any = None, model: Any = None, calibrator: Any = None,
                  decision: Any = None, *, cv: int = 5, k: int = 100,
-                 random_state: int | None = 0, featurizer_in_folds: bool = False) -> None:
+                 random_state: int | None = 0, featurizer_in_folds: bool = False,
+                 open_labels: Any = None) -> None:
         self.featurizer = featurizer
         self.model = model
         self.calibrator = calibrator
@@ -164,18 +190,38 @@ class Pipeline(BaseEstimator):
         self.k = k
         self.random_state = random_state
         self.featurizer_in_folds = featurizer_in_folds
+        self.open_labels = open_labels
 
     # ------------------------------------------------------------------ state
     @property
     def labels_(self) -> LabelSpace:
-        """The label space (from the model)."""
+        """The label space: the model's labels, then the open labels (if any)."""
         self._check_fitted()
-        return self.model.labels_
+        part = self._open_part()
+        if part is None:
+            return self.model.labels_
+        key = (id(self.model.labels_), id(part.labels_))
+        cached = getattr(self, "_joined_labels", None)
+        if cached is None or cached[0] != key:
+            from .models.hybrid import join_labels
+
+            cached = self._joined_labels = (key, join_labels(self.model.labels_, part.labels_))
+        return cached[1]
+
+    def _open_part(self) -> Any:
+        """The fitted FewShot of the open labels, or None."""
+        part = self.open_labels
+        return part if part is not None and hasattr(part, "labels_") else None
+
+    @property
+    def n_open_labels(self) -> int:
+        part = self._open_part()
+        return 0 if part is None else len(part.labels_)
 
     @property
     def is_text(self) -> bool:
-        """Whether the pipeline takes texts (it has a featurizer)."""
-        return self.featurizer is not None
+        """Whether the pipeline takes texts (it has a featurizer, or its model reads texts)."""
+        return self.featurizer is not None or bool(getattr(self.model, "takes_texts", False))
 
     @property
     def is_tuned(self) -> bool:
@@ -189,6 +235,12 @@ class Pipeline(BaseEstimator):
         if not isinstance(self.model, MultiLabelModel):
             raise LabelwiseError(f"model must be a labelwise model, got "
                                  f"{type(self.model).__name__}")
+        if self.open_labels is not None:
+            from .models.fewshot import FewShot
+
+            if not isinstance(self.open_labels, FewShot):
+                raise LabelwiseError(f"open_labels must be a FewShot or None, got "
+                                     f"{type(self.open_labels).__name__}")
 
     def _check_fitted(self) -> None:
         self._check_model()
@@ -218,11 +270,11 @@ class Pipeline(BaseEstimator):
     def _input(self, X: Any) -> Any:
         if isinstance(X, Dataset):
             X = X.X
-        if self.featurizer is None and _is_texts(X):
+        if not self.is_text and _is_texts(X):
             raise DataFormatError("X holds texts but this pipeline has no featurizer (give "
                                   "Pipeline(featurizer=Tfidf(), ...), or numeric features)",
                                   field="X")
-        if self.featurizer is not None and not _is_texts(X):
+        if self.is_text and not _is_texts(X):
             from .features.base import as_texts
 
             as_texts(X)  # raises a DataFormatError naming what X is instead
@@ -245,10 +297,18 @@ class Pipeline(BaseEstimator):
             del self.tuning_
         Xf = X if self.featurizer is None else self.featurizer.fit_transform(X)
         self.model.fit(Xf, Y, labels=labels)
+        self._counts(Y)
         if self.calibrator is not None or self.decision is not None:
             self._tune(X, Y, Xf, objective=None, calibration=None, cv=self.cv, k=self.k,
                        random_state=self.random_state)
+        self._refresh_open(X, Y, self.random_state)
         return self
+
+    def _counts(self, Y: Any) -> None:
+        """Training positives per model label (``label_counts_``, shown by label_info)."""
+        Yc = as_label_matrix(Y)
+        self.label_counts_ = np.bincount(Yc.indices.astype(np.int64),
+                                         minlength=Yc.shape[1]).astype(np.int64)
 
     def tune(self, X: Any, Y: Any = None, *, objective: str | None = None,
              calibration: str | None = None, cv: int | None = None, k: int | None = None,
@@ -281,18 +341,24 @@ class Pipeline(BaseEstimator):
                                   f"the model's ({len(self.model.labels_)} labels, or other "
                                   "names/order)", field="labels")
         Xf = None if self.featurizer_in_folds else self.transform(X)
+        seed = self.random_state if random_state is None else random_state
         self._tune(X, Y, Xf, objective=objective, calibration=calibration,
                    cv=self.cv if cv is None else cv, k=self.k if k is None else k,
-                   random_state=self.random_state if random_state is None else random_state)
+                   random_state=seed)
+        self._counts(Y)
+        if self.open_labels is not None and self.is_text:
+            self.calibrate_open_labels(X, Y, random_state=seed)
         return self
 
     def _fit_then_tune(self, X, Y, labels, objective, calibration, cv, k, random_state):
         Xf = X if self.featurizer is None else self.featurizer.fit_transform(X)
         self.model.fit(Xf, Y, labels=labels)
+        self._counts(Y)
+        seed = self.random_state if random_state is None else random_state
         self._tune(X, Y, None if self.featurizer_in_folds else Xf, objective=objective,
                    calibration=calibration, cv=self.cv if cv is None else cv,
-                   k=self.k if k is None else k,
-                   random_state=self.random_state if random_state is None else random_state)
+                   k=self.k if k is None else k, random_state=seed)
+        self._refresh_open(X, Y, seed)
         return self
 
     def _tune(self, X: Any, Y: Any, Xf: Any, *, objective: str | None,
@@ -310,11 +376,13 @@ class Pipeline(BaseEstimator):
         k = int(min(k, n_labels))
         if self.featurizer_in_folds and self.featurizer is not None:
             fold_model = _FoldPipeline(clone(self.featurizer), clone(self.model), k)
-            S = cross_fit_scores(fold_model, X, Yc, cv=cv, k=k, random_state=random_state)
+            S = cross_fit_scores(fold_model, X, Yc, cv=cv, k=k, random_state=random_state,
+                                 labels=self.model.labels_)
         else:
             if Xf is None:
                 Xf = self.transform(X)
-            S = cross_fit_scores(self.model, Xf, Yc, cv=cv, k=k, random_state=random_state)
+            S = cross_fit_scores(self.model, Xf, Yc, cv=cv, k=k, random_state=random_state,
+                                 labels=self.model.labels_)
         P = S
         if self.calibrator is not None:
             P = self.calibrator.fit_transform(S, Yc)
@@ -339,10 +407,31 @@ class Pipeline(BaseEstimator):
             raise DataFormatError(f"k must be a positive int, got {k!r}", field="k")
         return int(k)
 
+    def _scores(self, X: Any, k: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(top-k raw scores, their probabilities) over all labels; with open labels the two
+        parts' top k are merged by probability (labelwise.models.hybrid.merge_topk)."""
+        X = self._input(X)
+        S = self.model.decision_function(self.transform(X), k=k)
+        P = self._probability(S)
+        part = self._open_part()
+        if part is None:
+            return S, P
+        from .features.base import as_texts
+        from .models.hybrid import merge_topk
+
+        So = part.decision_function(as_texts(X), k=k)
+        Po = So.copy()
+        Po.data = np.asarray(part._to_probability(So.data), dtype=np.float32)
+        return merge_topk(S, P, So, Po, k)
+
     def decision_function(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
-        """Top-k raw model scores (n_samples, n_labels) CSR."""
+        """Top-k raw model scores (n_samples, n_labels) CSR (with open labels: the raw scores
+        of the k most probable labels)."""
         self._check_fitted()
-        return self.model.decision_function(self.transform(X), k=self._k(k))
+        if self._open_part() is None:
+            return self.model.decision_function(self.transform(X), k=self._k(k))
+        self._check_tuned()
+        return self._scores(X, self._k(k))[0]
 
     def _probability(self, S: sp.csr_matrix) -> sp.csr_matrix:
         if self.calibrator is not None:
@@ -355,13 +444,30 @@ class Pipeline(BaseEstimator):
         """Top-k probabilities: calibrated when the pipeline has a calibrator."""
         self._check_fitted()
         self._check_tuned()
-        return self._probability(self.decision_function(X, k=k))
+        return self._scores(X, self._k(k))[1]
+
+    def _policy(self) -> Any:
+        """The decision policy over all labels (open labels as labels never seen in tuning)."""
+        n_open = self.n_open_labels
+        if n_open == 0:
+            return self.decision
+        from .models.zeroshot import ZeroShot
+
+        if self.calibrator is None and not isinstance(self.model, ZeroShot):
+            raise LabelwiseError("this pipeline's decision policy works on raw scores (no "
+                                 "calibrator), which open labels do not share: tune it with a "
+                                 "calibration (e.g. platt-per-label)")
+        return _extend_policy(self.decision, n_open)
 
     def _sets(self, S: sp.csr_matrix, P: sp.csr_matrix) -> sp.csr_matrix:
         """Label sets among the stored entries of S (P: their probabilities)."""
         if self.decision is not None:
-            return self.decision.apply(P if self.calibrator is not None else S)
-        keep = S.data > self.model.default_threshold
+            return self._policy().apply(P if self.calibrator is not None else S)
+        thr = np.float32(self.model.default_threshold)
+        if self.n_open_labels:
+            n_sup = len(self.model.labels_)
+            thr = np.where(S.indices < n_sup, thr, np.float32(self._open_part().bias_))
+        keep = S.data > thr
         out = sp.csr_matrix((np.where(keep, np.float32(1), np.float32(0)), S.indices.copy(),
                              S.indptr.copy()), shape=S.shape)
         out.eliminate_zeros()
@@ -373,9 +479,18 @@ class Pipeline(BaseEstimator):
         self._check_fitted()
         self._check_tuned()
         if self.decision is None and k is None:
-            return self.model.predict(self.transform(X))
-        S = self.decision_function(X, k=k)
-        return self._sets(S, self._probability(S))
+            X = self._input(X)
+            out = self.model.predict(self.transform(X))
+            part = self._open_part()
+            if part is not None:
+                from .features.base import as_texts
+
+                out = sp.csr_matrix(sp.hstack([out, part.predict(as_texts(X))], format="csr"),
+                                    dtype=np.float32)
+                out.sort_indices()
+            return out
+        S, P = self._scores(X, self._k(k))
+        return self._sets(S, P)
 
     def score_and_sets(self, X: Any, *, k: int | None = None
                        ) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
@@ -386,20 +501,21 @@ class Pipeline(BaseEstimator):
         k = self._k(k)
         if hasattr(self, "tuning_"):
             k = max(k, int(self.tuning_["k"]))
-        S = self.decision_function(X, k=k)
-        P = self._probability(S)
+        S, P = self._scores(X, k)
         return S, P, self._sets(S, P)
 
     def predict_labels(self, X: Any, *, k: int = DEFAULT_K) -> list[dict[str, Any]]:
-        """Per item: chosen label names, their probabilities and the top-k candidates."""
+        """Per item: chosen label names, their probabilities and the top-k candidates (ranked
+        by raw score, or by probability in a pipeline with open labels)."""
         k = self._k(k)
         S, P, sets = self.score_and_sets(X, k=k)
-        names = self.model.labels_.names
+        names = self.labels_.names
+        by_probability = self.n_open_labels > 0
         out = []
         for i in range(S.shape[0]):
             a, b = S.indptr[i], S.indptr[i + 1]
             cols, vals, probs = S.indices[a:b], S.data[a:b], P.data[P.indptr[i]:P.indptr[i + 1]]
-            order = np.lexsort((cols, -vals))
+            order = np.lexsort((cols, -probs) if by_probability else (cols, -vals))
             prob_of = dict(zip(cols.tolist(), probs.tolist(), strict=True))
             chosen = sets.indices[sets.indptr[i]:sets.indptr[i + 1]].tolist()
             chosen.sort(key=lambda j: (-prob_of[j], j))
@@ -416,12 +532,19 @@ class Pipeline(BaseEstimator):
         self._check_fitted()
         out: dict[str, Any] = {
             "featurizer": None if self.featurizer is None else type(self.featurizer).__name__,
-            "model": type(self.model).__name__, "n_labels": len(self.model.labels_),
+            "model": type(self.model).__name__, "n_labels": len(self.labels_),
             "calibrator": self.calibrator.explain() if _fitted(self.calibrator) else None,
             "decision": None, "tuning": getattr(self, "tuning_", None)}
         if _fitted(self.decision):
             out["decision"] = {key: v for key, v in self.decision.explain().items()
                                if key != "labels"}
+        part = self._open_part()
+        if part is not None or getattr(self, "open_calibration_", None) is not None:
+            out["open_labels"] = {
+                "n_labels": self.n_open_labels,
+                "temperature": None if part is None else part.temperature_,
+                "bias": None if part is None else part.bias_,
+                "calibration": getattr(self, "open_calibration_", None)}
         return out
 
     # ------------------------------------------------------------------ persistence

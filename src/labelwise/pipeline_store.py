@@ -8,6 +8,8 @@ A saved :class:`~labelwise.pipeline.Pipeline` is a directory::
       featurizer/            featurizer.json + one .npy per array (labelwise.features.base)
       calibration.json/.npz  the calibrator (labelwise.calibration), when there is one
       decision.json/.npz     the decision policy (labelwise.decision), when there is one
+      open_labels/           the FewShot of labels added after training (hybrid pipelines)
+      label_counts.npy       int64 training positives per model label, when known
 
 ``pipeline.json`` holds::
 
@@ -15,12 +17,21 @@ A saved :class:`~labelwise.pipeline.Pipeline` is a directory::
      "components": {"featurizer": {"path": "featurizer", "class": "Tfidf"} | null,
                     "model": {"path": "model", "class": "OneVsRest"},
                     "calibrator": {"name": "calibration", "kind": "platt"} | null,
-                    "decision": {"name": "decision", "policy": "per-label-threshold"} | null},
-     "n_labels": 28,
+                    "decision": {"name": "decision", "policy": "per-label-threshold"} | null,
+                    "open_labels": {"path": "open_labels", "class": "FewShot"}
+                                   | {"class": "FewShot", "params": {...}} | null},
+     "n_labels": 28,                   # all labels: the model's, then the open ones
+     "open_calibration": {"temperature", "bias", "n_rows", "n_labels", "n_positives"} | null,
+     "label_counts": "label_counts.npy" | null,
      "params": {"cv": 5, "k": 100, "random_state": 0, "featurizer_in_folds": false},
      "tuning": {"objective", "calibration", "cv", "k", "random_state",
                 "featurizer_in_folds", "n_samples"} | null,
      "files": {"model/manifest.json": "<sha256 hex>", ...}}
+
+``open_labels`` holds the fitted open part (a model directory) or, before any label was added,
+the parameters of the FewShot that will hold them (see :mod:`labelwise.models.hybrid`). A
+pipeline with open labels is written as format version 2, so that a labelwise that does not
+know open labels refuses it instead of dropping them; others stay version 1.
 
 The whole directory is written through :func:`labelwise.atomic.atomic_directory` (a crash
 leaves the old pipeline or the new one). Loading checks the format and version, verifies
@@ -50,6 +61,10 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "PIPELINE_FILE", "save_pipeline", "load_p
 
 FORMAT = "labelwise.pipeline"
 FORMAT_VERSION = 1
+#: the format version of pipelines with open labels (FORMAT_VERSION for the others)
+OPEN_LABELS_FORMAT_VERSION = 2
+_READS = (FORMAT_VERSION, OPEN_LABELS_FORMAT_VERSION)
+LABEL_COUNTS = "label_counts.npy"
 PIPELINE_FILE = "pipeline.json"
 LEGACY_DECISION_MANIFEST = "decision-manifest.json"
 _LEGACY_FILES = ("calibration.json", "calibration.npz", "decision.json", "decision.npz")
@@ -68,10 +83,18 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
 
     pipe._check_fitted()
     pipe._check_tuned()
+    import numpy as np
+
     feat = pipe.featurizer
     feat_dict = None if feat is None else feat.to_dict()  # raises before any disk work
+    part = pipe.open_labels
+    template = None
+    if part is not None and not hasattr(part, "labels_"):
+        template = json.loads(json.dumps(part.get_params(deep=False), allow_nan=False))
+    counts = getattr(pipe, "label_counts_", None)
     with atomic_directory(path) as tmp:
-        components: dict[str, Any] = {"featurizer": None, "calibrator": None, "decision": None}
+        components: dict[str, Any] = {"featurizer": None, "calibrator": None, "decision": None,
+                                      "open_labels": None}
         save_model(pipe.model, tmp / "model")
         components["model"] = {"path": "model", "class": type(pipe.model)._persist_name}
         if feat is not None:
@@ -83,13 +106,23 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
         if pipe.decision is not None:
             pipe.decision.save(tmp, name="decision")
             components["decision"] = {"name": "decision", "policy": pipe.decision.name}
+        if template is not None:
+            components["open_labels"] = {"class": type(part)._persist_name, "params": template}
+        elif part is not None:
+            save_model(part, tmp / "open_labels")
+            components["open_labels"] = {"path": "open_labels", "class": type(part)._persist_name}
+        if counts is not None:
+            np.save(tmp / LABEL_COUNTS, np.asarray(counts, dtype=np.int64), allow_pickle=False)
         files = {}
         for f in sorted(tmp.rglob("*")):
             if f.is_file():
                 files[f.relative_to(tmp).as_posix()] = sha256_file(f)
-        doc = {"format": FORMAT, "format_version": FORMAT_VERSION,
+        version = FORMAT_VERSION if part is None else OPEN_LABELS_FORMAT_VERSION
+        doc = {"format": FORMAT, "format_version": version,
                "labelwise_version": __version__, "components": components,
-               "n_labels": len(pipe.model.labels_),
+               "n_labels": len(pipe.labels_),
+               "open_calibration": getattr(pipe, "open_calibration_", None),
+               "label_counts": None if counts is None else LABEL_COUNTS,
                "params": {"cv": pipe.cv, "k": pipe.k, "random_state": pipe.random_state,
                           "featurizer_in_folds": bool(pipe.featurizer_in_folds)},
                "tuning": getattr(pipe, "tuning_", None), "files": files}
@@ -104,10 +137,10 @@ def _read_doc(root: Path) -> dict[str, Any]:
     if doc.get("format") != FORMAT:
         raise DataFormatError(f"expected {FORMAT!r}, got {doc.get('format')!r}", path=where,
                               field="format")
-    if doc.get("format_version") != FORMAT_VERSION:
+    if doc.get("format_version") not in _READS:
         raise DataFormatError(f"format version {doc.get('format_version')!r} is not supported "
-                              f"(this labelwise reads {FORMAT_VERSION})", path=where,
-                              field="format_version")
+                              f"(this labelwise reads {', '.join(map(str, _READS))})",
+                              path=where, field="format_version")
     for key, kind in (("components", dict), ("files", dict), ("params", dict)):
         if not isinstance(doc.get(key), kind):
             raise DataFormatError(f"missing or not a {kind.__name__}", path=where, field=key)
@@ -181,7 +214,65 @@ def load_pipeline(path: str | os.PathLike[str], *, mmap: bool = False, verify: b
     if doc.get("tuning") is not None:
         pipe.tuning_ = doc["tuning"]
         _check_tuning_k(pipe, where)
+    _load_open(root, doc, pipe, where, mmap)
     return pipe
+
+
+def _load_open(root: Path, doc: dict[str, Any], pipe: Any, where: str, mmap: bool) -> None:
+    """The open labels, their calibration and the label counts (all optional)."""
+    import numpy as np
+
+    from .models.fewshot import FewShot
+    from .models.persist import load_model
+
+    entry = doc["components"].get("open_labels")
+    if entry is not None:
+        if not isinstance(entry, dict) or entry.get("class") != FewShot._persist_name:
+            raise DataFormatError(f"bad open_labels entry {entry!r}", path=where,
+                                  field="components")
+        if "params" in entry:
+            params = entry["params"]
+            names = set(FewShot._get_param_names())
+            if not isinstance(params, dict) or set(params) - names:
+                raise DataFormatError("bad open_labels parameters", path=where,
+                                      field="components")
+            if isinstance(params.get("templates"), list):
+                params = {**params, "templates": tuple(params["templates"])}
+            pipe.open_labels = FewShot(**params)
+        else:
+            sub = _component(doc, "open_labels", "path", where)
+            part = load_model(root / sub, mmap=mmap, verify=False)  # files checked above
+            if not isinstance(part, FewShot):
+                raise DataFormatError(f"open_labels holds a {type(part).__name__}, not a "
+                                      "FewShot", path=where, field="components")
+            clash = set(part.labels_.names) & set(pipe.model.labels_.names)
+            if clash:
+                raise DataFormatError(f"open labels also in the model: {sorted(clash)}",
+                                      path=where, field="components")
+            pipe.open_labels = part
+    cal = doc.get("open_calibration")
+    if cal is not None:
+        ok = isinstance(cal, dict) and all(
+            isinstance(cal.get(key), int | float) and not isinstance(cal.get(key), bool)
+            for key in ("temperature", "bias"))
+        if not ok or not cal["temperature"] > 0:
+            raise DataFormatError("expected temperature > 0 and bias numbers", path=where,
+                                  field="open_calibration")
+        pipe.open_calibration_ = cal
+    counts = doc.get("label_counts")
+    if counts is not None:
+        if counts != LABEL_COUNTS or LABEL_COUNTS not in doc["files"]:
+            raise DataFormatError(f"expected {LABEL_COUNTS!r} (listed in files)", path=where,
+                                  field="label_counts")
+        arr = np.load(root / LABEL_COUNTS, allow_pickle=False)
+        if arr.dtype != np.int64 or arr.shape != (len(pipe.model.labels_),) or np.any(arr < 0):
+            raise DataFormatError("expected int64 counts >= 0, one per model label",
+                                  path=str(root / LABEL_COUNTS))
+        pipe.label_counts_ = arr
+    n = doc.get("n_labels")
+    if n is not None and n != len(pipe.labels_):
+        raise DataFormatError(f"n_labels is {n!r}, the components hold {len(pipe.labels_)}",
+                              path=where, field="n_labels")
 
 
 def _check_label_counts(pipe: Any, where: str) -> None:

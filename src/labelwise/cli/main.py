@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "predict": "labelwise.cli.predict",
     "evaluate": "labelwise.cli.evaluate",
     "tune": "labelwise.cli.tune",
+    "labels": "labelwise.cli.labels",
+    "learn": "labelwise.cli.learn",
 }
 
 EXIT_USAGE_OR_DATA = 2

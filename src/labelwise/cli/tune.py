@@ -111,9 +111,13 @@ def run(args: argparse.Namespace) -> int:
         raise LabelwiseError(f"{args.data}: holds texts; this model needs numeric features")
     if ds.x_kind != "text" and pipe.is_text:
         raise LabelwiseError(f"{args.data}: holds numeric features; this pipeline needs texts")
-    if ds.labels != pipe.labels_:
+    # the trained model's labels: labels added later (`labels add`) have no tuned part
+    trained = getattr(pipe.model, "labels_", None)
+    if trained is None:
+        trained = pipe.labels_
+    if ds.labels != trained:
         raise LabelwiseError(f"{args.data}: its label space differs from the model's "
-                             f"({len(ds.labels)} vs {len(pipe.labels_)} labels, or other names)")
+                             f"({len(ds.labels)} vs {len(trained)} labels, or other names)")
     with show_progress(not args.quiet):
         pipe.tune(ds, objective=args.objective, calibration=args.calibration, cv=args.cv,
                   k=args.k, random_state=args.seed)
