@@ -12,6 +12,7 @@ from labelwise.calibration import (
     PlattCalibrator,
     TemperatureCalibrator,
     calibrator_from_dict,
+    debiased_calibration_error,
     expected_calibration_error,
     load_calibrator,
     reliability_diagram,
@@ -143,7 +144,10 @@ def test_ece_matches_loop_reference_and_missing_pairs():
 
 
 @pytest.mark.parametrize("cal", [PlattCalibrator(), PlattCalibrator(per_label=True),
-                                 IsotonicCalibrator(), TemperatureCalibrator()])
+                                 PlattCalibrator(per_label=True, isotonic=True),
+                                 PlattCalibrator(isotonic=True, centered=True),
+                                 IsotonicCalibrator(), IsotonicCalibrator(centered=True),
+                                 TemperatureCalibrator()])
 def test_save_load_roundtrip(tmp_path, cal):
     S, Y, _ = _known(n=500)
     cal.fit(S, Y)
@@ -166,3 +170,67 @@ def test_errors():
     cal = PlattCalibrator().fit(S, Y)
     with pytest.raises(DataFormatError, match="labels"):
         cal.transform(S[:, :2])
+
+
+def test_platt_then_isotonic_equals_the_two_steps_by_hand():
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = np.random.default_rng(5)
+    S = rng.normal(size=(400, 3)) * 2
+    Y = (rng.random(S.shape) < 1 / (1 + np.exp(-S ** 3 / 4))).astype(float)  # not a sigmoid
+    both = PlattCalibrator(per_label=True, isotonic=True).fit(S, Y)
+    platt = PlattCalibrator(per_label=True).fit(S, Y)
+    z = platt.transform(S)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(z.ravel(),
+                                                                               Y.ravel())
+    S2 = rng.normal(size=(50, 3)) * 2
+    assert np.allclose(both.transform(S2), iso.predict(platt.transform(S2).ravel()).reshape(
+        50, 3), atol=1e-12)
+    assert both.explain()["isotonic_breakpoints"] == iso.X_thresholds_.size
+
+
+def test_isotonic_step_fixes_a_shape_platt_cannot():
+    # true probability sigmoid(s^3 / 4): Platt's sigmoid(a s + b) is too flat in the middle
+    def draw(n, seed):
+        r = np.random.default_rng(seed)
+        S = r.normal(size=(n, 4)) * 2
+        return S, (r.random(S.shape) < 1 / (1 + np.exp(-S ** 3 / 4))).astype(float)
+
+    S, Y = draw(5000, 7)
+    S2, Y2 = draw(5000, 8)
+    plain = PlattCalibrator().fit(S, Y).transform(S2)
+    both = PlattCalibrator(isotonic=True).fit(S, Y).transform(S2)
+    assert debiased_calibration_error(Y2, plain) > 0.04
+    assert debiased_calibration_error(Y2, both) < 0.015
+
+
+def _cir_ref(x, y):
+    """Pool-adjacent-violators by hand, then one point per block at the mean x."""
+    groups = {}  # isotonic regression fits one value per distinct x: pool them first
+    for xv, yv in zip(x, y, strict=True):
+        g = groups.setdefault(float(xv), [0.0, 0, 0.0])
+        g[0] += yv
+        g[1] += 1
+        g[2] += xv
+    blocks = []  # [sum_y, count, sum_x]
+    for xv in sorted(groups):
+        blocks.append(list(groups[xv]))
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            b = blocks.pop()
+            for t in range(3):
+                blocks[-1][t] += b[t]
+    return (np.array([b[2] / b[1] for b in blocks]), np.array([b[0] / b[1] for b in blocks]))
+
+
+def test_centered_isotonic_matches_reference_and_is_strictly_increasing():
+    rng = np.random.default_rng(9)
+    s = np.round(rng.normal(size=300), 1)  # ties
+    y = (rng.random(300) < 1 / (1 + np.exp(-2 * s))).astype(float)
+    cal = IsotonicCalibrator(centered=True).fit(s[:, None], y[:, None])
+    cx, cy = _cir_ref(s, y)
+    assert np.allclose(cal.x_, cx) and np.allclose(cal.y_, cy)
+    assert np.all(np.diff(cal.x_) > 0) and np.all(np.diff(cal.y_) > 0)
+    grid = np.linspace(cal.x_[0], cal.x_[-1], 200)[:, None]
+    assert np.all(np.diff(cal.transform(grid).ravel()) > 0)  # no ties inside the range
+    plain = IsotonicCalibrator().fit(s[:, None], y[:, None])
+    assert np.any(np.diff(plain.transform(grid).ravel()) == 0)  # the steps it removes

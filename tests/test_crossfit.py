@@ -72,3 +72,25 @@ def test_errors():
         cross_fit_scores(OneVsRest(), X, Y, cv=1)
     with pytest.raises(DataFormatError, match="rows"):
         cross_fit_scores(OneVsRest(), X[:10], Y, cv=3)
+
+
+def test_fold_ids_feed_fold_averaged_thresholds():
+    """With the fold ids of cross_fit_scores, each fold's thresholds come from that fold
+    model's scores alone: changing fold 0's scores moves the average by a third of the
+    change of fold 0's own thresholds, and the poisoned labels of other rows never enter."""
+    from labelwise.decision import PerLabelThreshold
+
+    X, Y = _data(n=150, L=3, seed=2)
+    model = OneVsRest(random_state=0, prune_threshold=0.0, n_threads=1)
+    S, folds = cross_fit_scores(model, X, Y, cv=3, k=3, return_folds=True)
+    pol = PerLabelThreshold(shrinkage=0.0).fit(S, Y, folds=folds)
+    S2 = S.copy().tolil()
+    rows0 = np.flatnonzero(folds == 0)
+    for i in rows0:
+        S2[i] = S2[i].toarray() * 2.0 + 0.5  # fold 0's model on another scale
+    S2 = S2.tocsr()
+    pol2 = PerLabelThreshold(shrinkage=0.0).fit(S2, Y, folds=folds)
+    own = PerLabelThreshold(shrinkage=0.0)
+    d0 = own.fit(S2[rows0], Y[rows0]).thresholds_ - own.fit(S[rows0], Y[rows0]).thresholds_
+    assert np.allclose(pol2.thresholds_ - pol.thresholds_, d0 / 3)
+    assert np.abs(d0).max() > 0

@@ -162,7 +162,10 @@ def test_poisoned_evaluation_set_cannot_change_thresholds():
     assert np.array_equal(t_clean, t_poison)
     assert f_clean != f_poison  # the evaluation itself does see the poison
     for cls in (TopK, GlobalThreshold, PerLabelThreshold, PrecisionTarget, Combined):
-        assert list(inspect.signature(cls.fit).parameters) == ["self", "S", "Y"]
+        params = inspect.signature(cls.fit).parameters
+        # tuning scores, their truth and (keyword only) the training rows' fold ids
+        assert list(params) == ["self", "S", "Y", "folds"]
+        assert params["folds"].kind is inspect.Parameter.KEYWORD_ONLY
 
 
 def test_topk_and_ties_by_lower_label_id():
@@ -207,6 +210,7 @@ def test_combined_top_k_and_at_least_one():
 
 @pytest.mark.parametrize("pol", [TopK(2), GlobalThreshold(objective="macro-f1"),
                                  PerLabelThreshold(objective="micro-f1"), PrecisionTarget(0.7),
+                                 PrecisionTarget(0.7, confidence=0.9),
                                  Combined(PerLabelThreshold(), k=2)])
 def test_save_load_roundtrip(tmp_path, pol):
     S, Y = _data(sparse=True)
@@ -356,3 +360,176 @@ def test_selection_bad_arguments():
         cross_validated_score(TopK(1), S[:3], Y[:3], cv=4)
     with pytest.raises(DataFormatError, match="candidate"):
         select_policy([], S, Y)
+
+
+# ------------------------------------------------------------------ fold-averaged thresholds
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("objective", ["macro-f1", "micro-f1"])
+def test_fold_averaged_thresholds_are_the_mean_of_per_fold_fits(sparse, objective):
+    S, Y = _data(n=90, L=4, seed=7, sparse=sparse)
+    folds = np.arange(90) % 3
+    pol = PerLabelThreshold(objective=objective, shrinkage=2.0).fit(S, Y, folds=folds)
+    per_fold = []
+    for f in range(3):
+        rows = np.flatnonzero(folds == f)
+        per_fold.append(PerLabelThreshold(objective=objective, shrinkage=2.0).fit(
+            S[rows], Y[rows]).thresholds_)
+    assert np.allclose(pol.thresholds_, np.mean(per_fold, axis=0))
+    assert pol.n_folds_ == 3 and pol.explain()["n_folds"] == 3
+    assert pol.n_positives_.tolist() == Y.sum(0).astype(int).tolist()
+    Sd = S.toarray() if sparse else S
+    stored = (np.zeros(Sd.shape, bool) if sparse else np.ones(Sd.shape, bool))
+    if sparse:
+        stored[np.repeat(np.arange(90), np.diff(S.indptr)), S.indices] = True
+    assert np.array_equal(pol.apply(S).toarray() > 0, (Sd >= pol.thresholds_) & stored)
+    plain = PerLabelThreshold(objective=objective, shrinkage=2.0).fit(S, Y)
+    assert plain.n_folds_ is None and not np.allclose(plain.thresholds_, pol.thresholds_)
+
+
+def test_fold_average_resists_a_fold_on_its_own_scale():
+    """A rare label whose out-of-fold scores come from fold models on different scales: the
+    pooled tuning mixes the scales, the per-fold tuning does not."""
+    rng = np.random.default_rng(11)
+    n = 300
+    folds = np.arange(n) % 3
+    y = np.zeros(n)
+    y[rng.choice(n, 30, replace=False)] = 1
+    s = y * 2.0 + rng.normal(size=n) * 0.5
+    s[folds == 2] -= 3.0  # fold 2's model scores everything 3 lower
+    pooled = PerLabelThreshold(shrinkage=0.0).fit(s[:, None], y[:, None])
+    averaged = PerLabelThreshold(shrinkage=0.0).fit(s[:, None], y[:, None], folds=folds)
+    per_fold = [PerLabelThreshold(shrinkage=0.0).fit(s[folds == f, None], y[folds == f, None])
+                .thresholds_[0] for f in range(3)]
+    assert averaged.thresholds_[0] == pytest.approx(np.mean(per_fold))
+    # a new model on the average scale (scores shifted by -1): the averaged threshold keeps
+    # the positives apart better than the pooled one
+    s_new = y * 2.0 + rng.normal(size=n) * 0.5 - 1.0
+
+    def f1_at(t):
+        pred = s_new >= t
+        return 2 * (pred & (y > 0)).sum() / (pred.sum() + y.sum())
+
+    assert f1_at(averaged.thresholds_[0]) > f1_at(pooled.thresholds_[0])
+
+
+def test_fold_arguments_refused():
+    S, Y = _data(n=30)
+    with pytest.raises(DataFormatError, match="one fold id per row"):
+        PerLabelThreshold().fit(S, Y, folds=np.zeros(29, int))
+    with pytest.raises(DataFormatError, match="integers"):
+        PerLabelThreshold().fit(S, Y, folds=np.zeros(30))
+    for pol in (TopK(1), GlobalThreshold(), PrecisionTarget(0.8), Combined()):
+        with pytest.raises(DataFormatError, match="does not take folds"):
+            pol.fit(S, Y, folds=np.zeros(30, int))
+    d = PerLabelThreshold().fit(S, Y, folds=np.arange(30) % 2).to_dict()
+    d["state"]["n_folds"] = "2"
+    with pytest.raises(DataFormatError, match="n_folds"):
+        policy_from_dict(d, PerLabelThreshold().fit(S, Y).arrays())
+
+
+def test_fold_averaged_policy_roundtrip(tmp_path):
+    S, Y = _data(sparse=True)
+    pol = PerLabelThreshold().fit(S, Y, folds=np.arange(S.shape[0]) % 4)
+    pol.save(tmp_path)
+    back = load_policy(tmp_path)
+    assert back.n_folds_ == 4 and np.array_equal(back.thresholds_, pol.thresholds_)
+    assert back.explain() == pol.explain()
+
+
+def test_cross_validated_score_with_folds_matches_a_plain_loop():
+    from labelwise.decision import cross_validated_score, select_policy
+    from labelwise.split import IterativeStratifiedKFold
+
+    S, Y = _data(n=120, L=4, seed=5)
+    folds = np.arange(120) % 3
+    pol = PerLabelThreshold(shrinkage=1.0)
+    got = cross_validated_score(pol, S, Y, cv=4, random_state=2, folds=folds)
+    pred = np.zeros_like(Y)
+    for tr, te in IterativeStratifiedKFold(n_splits=4, random_state=2).split(
+            np.zeros((120, 1)), Y):
+        ths = []
+        for f in range(3):
+            rows = tr[folds[tr] == f]
+            ths.append(PerLabelThreshold(shrinkage=1.0).fit(S[rows], Y[rows]).thresholds_)
+        pred[te] = S[te] >= np.mean(ths, axis=0)
+    assert got == pytest.approx(_f1_ref(Y, pred, "macro"))
+    assert got != pytest.approx(cross_validated_score(pol, S, Y, cv=4, random_state=2))
+    best, scores = select_policy([PerLabelThreshold(shrinkage=1.0), PerLabelThreshold(
+        shrinkage=50.0)], S, Y, cv=4, random_state=2, folds=folds)
+    assert scores[0] == pytest.approx(got) and best.n_folds_ == 3
+
+
+# ------------------------------------------------------------------ precision lower bound
+def test_precision_lower_bound_hand_values():
+    from labelwise.decision._bounds import precision_lower_bound
+
+    # k = n: the bound solves p^n = 1 - c
+    assert precision_lower_bound(np.array([10]), np.array([10]), 0.95)[0] == pytest.approx(
+        0.05 ** (1 / 10))
+    # k = 1 of n = 1
+    assert precision_lower_bound(np.array([1]), np.array([1]), 0.9)[0] == pytest.approx(0.1)
+    assert precision_lower_bound(np.array([0]), np.array([5]), 0.95)[0] == 0.0
+    # the bound is the p where P(Binomial(n, p) >= k) = 1 - c
+    from scipy.stats import binom
+
+    lb = precision_lower_bound(np.array([45]), np.array([50]), 0.95)[0]
+    assert binom.sf(44, 50, lb) == pytest.approx(0.05, abs=1e-9)
+
+
+def _target_ref(P, Y, target, confidence):
+    """Slow reference: every distinct value as a threshold; the lowest one whose accepted
+    pairs' Clopper-Pearson lower bound reaches the target."""
+    from scipy.stats import beta
+
+    best = float("inf")
+    for t in sorted(set(P.ravel().tolist()), reverse=True):
+        acc = P >= t
+        n = int(acc.sum())
+        k = int(Y[acc].sum())
+        lb = 0.0 if k == 0 else beta.ppf(1 - confidence, k, n - k + 1)
+        if lb >= target:
+            best = t
+    return best
+
+
+def test_precision_target_with_confidence_matches_reference_and_is_stricter():
+    rng = np.random.default_rng(12)
+    P = np.round(rng.random((200, 4)), 2)
+    Y = (rng.random((200, 4)) < P).astype(float)
+    for conf in (0.8, 0.95):
+        pol = PrecisionTarget(0.85, confidence=conf).fit(P, Y)
+        assert pol.threshold_ == _target_ref(P, Y, 0.85, conf)
+        assert pol.precision_lower_bound_ >= 0.85 and pol.precision_ >= 0.85
+    point = PrecisionTarget(0.85).fit(P, Y)
+    strict = PrecisionTarget(0.85, confidence=0.95).fit(P, Y)
+    assert strict.threshold_ > point.threshold_ and strict.coverage_ < point.coverage_
+    assert point.precision_lower_bound_ is None
+
+
+def test_precision_target_with_confidence_holds_on_new_rows():
+    """Tuned on 300 rows of calibrated probabilities, the point rule falls short of the
+    target on new rows about half the time; the lower-bound rule rarely does."""
+    rng = np.random.default_rng(13)
+    short_point, short_lcb = 0, 0
+    for _ in range(40):
+        P = rng.beta(2, 2, size=(300, 3))
+        Y = (rng.random(P.shape) < P).astype(float)
+        P2 = rng.beta(2, 2, size=(20000, 3))
+        Y2 = (rng.random(P2.shape) < P2).astype(float)
+        for pol, count in ((PrecisionTarget(0.85), "p"),
+                           (PrecisionTarget(0.85, confidence=0.95), "l")):
+            acc = pol.fit(P, Y).apply(P2).toarray() > 0
+            if acc.any() and Y2[acc].mean() < 0.85:
+                if count == "p":
+                    short_point += 1
+                else:
+                    short_lcb += 1
+    assert short_point >= 12 and short_lcb <= 4
+
+
+def test_precision_target_confidence_errors():
+    P, Y = _data()
+    with pytest.raises(DataFormatError, match="confidence"):
+        PrecisionTarget(0.8, confidence=1.0).fit(np.abs(P) / 4, Y)
+    with pytest.raises(DataFormatError, match="mode='set'"):
+        PrecisionTarget(0.8, mode="pointwise", confidence=0.9).fit(np.abs(P) / 4, Y)

@@ -81,9 +81,10 @@ def test_fit_equals_featurizer_then_model():
 def test_tune_equals_manual_crossfit_calibrate_decide(text_pipe):
     pipe, texts, Y = text_pipe
     Xf = pipe.featurizer.transform(texts)  # featurizer fitted on all training rows
-    S = cross_fit_scores(_ovr(), Xf, Y, cv=3, k=4, random_state=0)
+    S, folds = cross_fit_scores(_ovr(), Xf, Y, cv=3, k=4, random_state=0, return_folds=True)
     cal = PlattCalibrator(per_label=True).fit(S, Y)
-    pol = PerLabelThreshold(objective="micro-f1").fit(cal.transform(S), Y)
+    # per-label thresholds: tuned within each fold's scores, then averaged
+    pol = PerLabelThreshold(objective="micro-f1").fit(cal.transform(S), Y, folds=folds)
     assert np.array_equal(pipe.decision.thresholds_, pol.thresholds_)
     assert pipe.calibrator.kind == "platt" and pipe.calibrator.per_label
     assert pipe.tuning_ == {"objective": "micro-f1", "calibration": "platt-per-label", "cv": 3,
@@ -101,12 +102,14 @@ def test_featurizer_in_folds_matches_a_hand_written_loop():
     pipe.tune(texts, Y, objective="macro-f1", calibration="none", cv=3, k=5)
     Yc = Dataset(texts, Y, NAMES).Y
     S = sp.lil_matrix(Yc.shape, dtype=np.float32)
-    for train, test in IterativeStratifiedKFold(n_splits=3, random_state=0).split(
-            np.zeros((90, 1)), Yc):
+    folds = np.empty(90, dtype=np.int64)
+    for f, (train, test) in enumerate(IterativeStratifiedKFold(n_splits=3, random_state=0).split(
+            np.zeros((90, 1)), Yc)):
+        folds[test] = f
         tf = Tfidf().fit([texts[i] for i in train])
         m = _ovr().fit(tf.transform([texts[i] for i in train]), Yc[train])
         S[test] = m.decision_function(tf.transform([texts[i] for i in test]), k=5)
-    expect = PerLabelThreshold(objective="macro-f1").fit(sp.csr_matrix(S), Yc)
+    expect = PerLabelThreshold(objective="macro-f1").fit(sp.csr_matrix(S), Yc, folds=folds)
     assert pipe.calibrator is None and pipe.tuning_["featurizer_in_folds"] is True
     np.testing.assert_array_equal(pipe.decision.thresholds_, expect.thresholds_)
     # and the default (featurizer fitted once on all rows) gives other out-of-fold scores

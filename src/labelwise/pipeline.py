@@ -19,9 +19,12 @@ then tunes them as :meth:`Pipeline.tune` does.
 and nothing else. It cross-fits (:func:`labelwise.crossfit.cross_fit_scores`: ``cv`` folds by
 iterative stratification, a clone of the model fitted on ``cv - 1`` folds scores the held-out
 fold), fits the calibrator on these out-of-fold top-``k`` scores and the policy on the
-calibrated out-of-fold probabilities (on the raw scores when there is no calibrator). The
-fitted model itself is not refitted (it is fitted first when it is not yet). Evaluation rows
-never reach it: they have no argument to come in through.
+calibrated out-of-fold probabilities (on the raw scores when there is no calibrator);
+per-label thresholds are tuned on each fold model's own probabilities and averaged over the
+folds (as LibMultiLabel's thresholding does), since pooled folds mix models on different
+scales, which misleads rare labels. The fitted model itself is not refitted (it is fitted
+first when it is not yet). Evaluation rows never reach it: they have no argument to come in
+through.
 
 Where the featurizer is fitted during cross-fitting (``featurizer_in_folds``): by default
 (False) the featurizer fitted on all training rows transforms them once and only the model is
@@ -88,7 +91,11 @@ from .pipeline_open import OpenLabelsMixin, _extend_policy
 __all__ = ["Pipeline", "load_any", "make_calibrator", "make_policy", "CALIBRATIONS"]
 
 #: calibration names accepted by :meth:`Pipeline.tune` and ``labelwise tune --calibration``
-CALIBRATIONS = ("platt-per-label", "platt", "isotonic", "temperature", "none")
+CALIBRATIONS = ("platt-per-label", "platt-per-label+isotonic", "platt", "isotonic",
+                "temperature", "none")
+
+#: confidence of the lower bound that ``precision=P`` objectives certify on the tuning data
+PRECISION_CONFIDENCE = 0.95
 
 #: default number of candidate labels shown per item
 DEFAULT_K = 5
@@ -100,6 +107,7 @@ def make_calibrator(name: str):
     from .calibration import IsotonicCalibrator, PlattCalibrator, TemperatureCalibrator
 
     makers = {"platt-per-label": lambda: PlattCalibrator(per_label=True),
+              "platt-per-label+isotonic": lambda: PlattCalibrator(per_label=True, isotonic=True),
               "platt": PlattCalibrator, "isotonic": IsotonicCalibrator,
               "temperature": TemperatureCalibrator, "none": lambda: None}
     if name not in makers:
@@ -128,11 +136,15 @@ def parse_objective(text: str) -> tuple[str, Any]:
 
 def make_policy(objective: str):
     """A fresh decision policy for an objective: per-label thresholds for an F1, else a
-    precision target (``"precision=0.9"``)."""
+    precision target (``"precision=0.9"``) whose threshold is the lowest one where the 95 %
+    lower confidence bound of the tuning precision reaches the target (a point estimate
+    promises more than new data keeps)."""
     from .decision import PerLabelThreshold, PrecisionTarget
 
     kind, value = parse_objective(objective)
-    return PerLabelThreshold(objective=value) if kind == "f1" else PrecisionTarget(value)
+    if kind == "f1":
+        return PerLabelThreshold(objective=value)
+    return PrecisionTarget(value, confidence=PRECISION_CONFIDENCE)
 
 
 class _FoldPipeline(Estimator):
@@ -376,22 +388,32 @@ class Pipeline(OpenLabelsMixin, Estimator):
         k = int(min(k, n_labels))
         if self.featurizer_in_folds and self.featurizer is not None:
             fold_model = _FoldPipeline(clone(self.featurizer), clone(self.model), k)
-            S = cross_fit_scores(fold_model, X, Yc, cv=cv, k=k, random_state=random_state,
-                                 labels=self.model.labels_)
+            S, folds = cross_fit_scores(fold_model, X, Yc, cv=cv, k=k,
+                                        random_state=random_state, labels=self.model.labels_,
+                                        return_folds=True)
         else:
             if Xf is None:
                 Xf = self.transform(X)
-            S = cross_fit_scores(self.model, Xf, Yc, cv=cv, k=k, random_state=random_state,
-                                 labels=self.model.labels_)
+            S, folds = cross_fit_scores(self.model, Xf, Yc, cv=cv, k=k,
+                                        random_state=random_state, labels=self.model.labels_,
+                                        return_folds=True)
         P = S
         if self.calibrator is not None:
             P = self.calibrator.fit_transform(S, Yc)
         if self.decision is not None:
-            self.decision.fit(P, Yc)
+            from .decision import PerLabelThreshold
+
+            if isinstance(self.decision, PerLabelThreshold):
+                # each fold model's scores tune their own thresholds, which are averaged:
+                # pooled folds mix scales, which misleads rare labels
+                self.decision.fit(P, Yc, folds=folds)
+            else:
+                self.decision.fit(P, Yc)
         cal_name = calibration
         if cal_name is None and self.calibrator is not None:
             cal = self.calibrator
-            cal_name = cal.kind + ("-per-label" if getattr(cal, "per_label", False) else "")
+            cal_name = (cal.kind + ("-per-label" if getattr(cal, "per_label", False) else "")
+                        + ("+isotonic" if getattr(cal, "isotonic", False) else ""))
         self.tuning_ = {"objective": objective if objective is not None else (
                             None if self.decision is None else _objective_of(self.decision)),
                         "calibration": cal_name or "none", "cv": int(cv), "k": k,

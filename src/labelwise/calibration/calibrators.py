@@ -19,9 +19,22 @@ Kinds
     ``tau^2 = max(mean((a_j - a0)^2) - mean(var_j), 1e-4)`` (the same for b), and
     ``lam = 1 / tau^2``. A label with few entries thus stays near the shared fit; one with
     many follows its own data. A float ``prior_strength`` sets ``lam_a = lam_b`` directly.
-``IsotonicCalibrator()``
+``PlattCalibrator(..., isotonic=True, centered=False)``
+    the Platt map (shared or per label) followed by one shared isotonic map (centered as
+    below with ``centered=True``) fitted on its
+    probabilities of the fitting entries: the per-label Platt fit puts the labels on one
+    probability scale, the isotonic step removes what miscalibration the sigmoid shape
+    leaves (on small data the sigmoid of a linear model's margin is often too flat or too
+    steep at the ends, which a per-label Platt fit cannot fix and the debiased calibration
+    error shows).
+``IsotonicCalibrator(centered=False)``
     one non-decreasing step map shared by all labels (scikit-learn's IsotonicRegression,
     stored as its breakpoints and applied by linear interpolation, clipped at the ends).
+    Its flat steps tie many scores at one probability, which a precision target cannot cut
+    through; ``centered=True`` (centered isotonic regression, Oron & Flournoy 2017) keeps
+    one breakpoint per step, at the mean score of the step, and interpolates linearly
+    between them: a strictly increasing map (flat only beyond the outer breakpoints) that
+    keeps the ranking of the scores.
 ``TemperatureCalibrator()``
     p = sigmoid(s / T), one temperature T > 0 shared by all labels (1-D Newton on 1/T).
 
@@ -151,16 +164,26 @@ class PlattCalibrator(Calibrator):
     kind = "platt"
 
     def __init__(self, *, per_label: bool = False, prior_strength: float | None = None,
-                 min_positives: int = 10) -> None:
+                 min_positives: int = 10, isotonic: bool = False,
+                 centered: bool = False) -> None:
         self.per_label = per_label
         self.prior_strength = prior_strength
         self.min_positives = min_positives
+        self.isotonic = isotonic
+        self.centered = centered
 
     def _params(self) -> dict[str, Any]:
         return {"per_label": bool(self.per_label), "prior_strength": self.prior_strength,
-                "min_positives": int(self.min_positives)}
+                "min_positives": int(self.min_positives), "isotonic": bool(self.isotonic),
+                "centered": bool(self.centered)}
 
     def _fit(self, E: Entries, h: np.ndarray) -> None:
+        self._fit_platt(E, h)
+        self.iso_ = None
+        if self.isotonic:
+            self.iso_ = _fit_isotonic(self._platt(E.values, E.cols), h, bool(self.centered))
+
+    def _fit_platt(self, E: Entries, h: np.ndarray) -> None:
         if self.prior_strength is not None and not (float(self.prior_strength) >= 0):
             raise ValueError(f"prior_strength must be None or >= 0, got {self.prior_strength!r}")
         y = h.astype(np.float64)
@@ -196,11 +219,17 @@ class PlattCalibrator(Calibrator):
         tau_b = max(float(np.mean((b[rich] - b0) ** 2) - np.mean(var_b[rich])), 1e-4)
         return 1.0 / tau_a, 1.0 / tau_b
 
-    def _map(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def _platt(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
         if self.per_label:
             return _sigmoid(self.a_[cols] * values + self.b_[cols])
         a, b = self.shared_
         return _sigmoid(a * values + b)
+
+    def _map(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        z = self._platt(values, cols)
+        if self.iso_ is not None:
+            return np.interp(z, *self.iso_)
+        return z
 
     def _state(self) -> dict[str, Any]:
         return {"shared": list(self.shared_),
@@ -210,6 +239,8 @@ class PlattCalibrator(Calibrator):
         out = {"n_positives": self.n_positives_, "n_entries": self.n_entries_}
         if self.per_label:
             out.update(a=self.a_, b=self.b_)
+        if self.iso_ is not None:
+            out.update(iso_x=self.iso_[0], iso_y=self.iso_[1])
         return out
 
     def _set(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -222,6 +253,7 @@ class PlattCalibrator(Calibrator):
             if self.a_.shape != (self.n_labels_,) or self.b_.shape != (self.n_labels_,):
                 raise DataFormatError("per-label Platt arrays do not match n_labels",
                                       field="arrays")
+        self.iso_ = _check_steps(arrays["iso_x"], arrays["iso_y"]) if self.isotonic else None
 
     def _explain(self) -> dict[str, Any]:
         out: dict[str, Any] = {"shared": {"a": self.shared_[0], "b": self.shared_[1]},
@@ -232,6 +264,8 @@ class PlattCalibrator(Calibrator):
                 {"label": j, "a": float(self.a_[j]), "b": float(self.b_[j]),
                  "positives": int(self.n_positives_[j]), "entries": int(self.n_entries_[j])}
                 for j in range(self.n_labels_)]
+        if self.iso_ is not None:
+            out["isotonic_breakpoints"] = int(self.iso_[0].size)
         return out
 
 
@@ -274,15 +308,14 @@ class IsotonicCalibrator(Calibrator):
 
     kind = "isotonic"
 
-    def _fit(self, E: Entries, h: np.ndarray) -> None:
-        from sklearn.isotonic import IsotonicRegression
+    def __init__(self, *, centered: bool = False) -> None:
+        self.centered = centered
 
-        if E.nnz == 0:
-            raise DataFormatError("no stored scores to calibrate on", field="S")
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-        iso.fit(E.values, h.astype(np.float64))
-        self.x_ = np.asarray(iso.X_thresholds_, np.float64)
-        self.y_ = np.asarray(iso.y_thresholds_, np.float64)
+    def _params(self) -> dict[str, Any]:
+        return {"centered": bool(self.centered)}
+
+    def _fit(self, E: Entries, h: np.ndarray) -> None:
+        self.x_, self.y_ = _fit_isotonic(E.values, h, bool(self.centered))
 
     def _map(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return np.interp(values, self.x_, self.y_)
@@ -291,15 +324,41 @@ class IsotonicCalibrator(Calibrator):
         return {"x": self.x_, "y": self.y_}
 
     def _set(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        x, y = arrays["x"], arrays["y"]
-        if x.shape != y.shape or x.ndim != 1 or x.size == 0 or np.any(np.diff(x) < 0) \
-                or np.any(np.diff(y) < 0):
-            raise DataFormatError("isotonic breakpoints must be two non-decreasing arrays of "
-                                  "one length", field="arrays")
-        self.x_, self.y_ = x, y
+        self.x_, self.y_ = _check_steps(arrays["x"], arrays["y"])
 
     def _explain(self) -> dict[str, Any]:
         return {"breakpoints": int(self.x_.size)}
+
+
+def _fit_isotonic(x: np.ndarray, h: np.ndarray, centered: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Breakpoints of the non-decreasing least-squares fit of the outcomes h on x
+    (scikit-learn's IsotonicRegression, values in [0, 1]); ``centered``: one breakpoint per
+    block of equal fitted values, at the mean x of the block (module docstring)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    if x.size == 0:
+        raise DataFormatError("no stored scores to calibrate on", field="S")
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+    iso.fit(x, h.astype(np.float64))
+    if not centered:
+        return (np.asarray(iso.X_thresholds_, np.float64),
+                np.asarray(iso.y_thresholds_, np.float64))
+    order = np.argsort(x, kind="stable")
+    xs = x[order].astype(np.float64)
+    fitted = np.asarray(iso.predict(xs), np.float64)
+    start = np.flatnonzero(np.r_[True, fitted[1:] != fitted[:-1]])
+    counts = np.diff(np.r_[start, xs.size])
+    cx = np.add.reduceat(xs, start) / counts
+    return cx, fitted[start]
+
+
+def _check_steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if x.shape != y.shape or x.ndim != 1 or x.size == 0 or np.any(np.diff(x) < 0) \
+            or np.any(np.diff(y) < 0):
+        raise DataFormatError("isotonic breakpoints must be two non-decreasing arrays of "
+                              "one length", field="arrays")
+    return x, y
 
 
 CALIBRATORS: dict[str, type[Calibrator]] = {

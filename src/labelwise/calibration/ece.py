@@ -15,6 +15,36 @@ matrix the stored (retrieved) pairs are used; with ``missing=p`` every unretriev
 also counted as a prediction with probability ``p`` (use the calibrator's
 ``missing_probability_``), without materialising them: their count and their true labels
 are known from ``Y_true``. Set ``missing=None`` (the default) to measure retrieved pairs only.
+
+Estimators with less bias
+-------------------------
+The binned ECE above is biased upward on a finite test set: even outcomes drawn from the
+probabilities themselves (a perfectly calibrated model) score about
+``sum_b (n_b / N) E|ybar_b - pbar_b| ~ sum_b (n_b / N) sqrt(2 v_b / (pi n_b))`` with
+``v_b`` the bin's outcome variance. Two estimators from the literature correct for it:
+
+:func:`debiased_calibration_error` (Kumar, Liang & Ma, NeurIPS 2019, "Verified Uncertainty
+Calibration", section 5): the squared (l2) calibration error of the binned model,
+estimated without the sampling-variance term::
+
+    CE2 = sum_b (n_b / N) [ (ybar_b - pbar_b)^2 - ybar_b (1 - ybar_b) / (n_b - 1) ]
+
+(bins with n_b < 2 contribute their plug-in term uncorrected). ``E[(ybar - pbar)^2] =
+(mu - pbar)^2 + mu (1 - mu) / n`` for n outcomes with mean mu, and ``ybar (1 - ybar) /
+(n - 1)`` is unbiased for ``mu (1 - mu) / n``, so outcomes drawn from the probabilities
+give CE2 = 0 in expectation (slightly below when the probabilities within a bin differ).
+Returned as ``sqrt(max(CE2, 0))`` (the l2 calibration error, on the scale of the ECE: the
+binned l2 error is >= the binned l1 error), or CE2 itself, possibly negative, with
+``squared=True``. Default bins: 15 equal-mass (``strategy="quantile"``), as in the paper.
+
+:func:`ece_sweep` (Roelofs, Cain, Shlens & Mozer, AISTATS 2022, "Mitigating Bias in
+Calibration Error Estimation"): the l1 ECE over equal-mass bins, with the largest number of
+bins b for which the observed frequencies ybar_1 <= ... <= ybar_b stay non-decreasing
+(tried b = 1, 2, ... up to the number of pairs, until monotonicity first fails). Pairs are
+sorted by probability (ties: false outcomes first) and laid end to end, each with its
+weight as mass; bin k holds the mass in [k W / b, (k + 1) W / b) (W the total mass), a pair
+straddling a boundary being split between the two bins in proportion. A weighted
+pseudo-pair of unretrieved labels thus counts exactly as that many single pairs.
 """
 
 from __future__ import annotations
@@ -27,7 +57,8 @@ import numpy as np
 from ..decision._entries import entries, hits, truth
 from ..errors import DataFormatError
 
-__all__ = ["expected_calibration_error", "reliability_diagram", "ReliabilityDiagram"]
+__all__ = ["expected_calibration_error", "reliability_diagram", "ReliabilityDiagram",
+           "debiased_calibration_error", "ece_sweep"]
 
 
 @dataclass(frozen=True)
@@ -149,3 +180,48 @@ def expected_calibration_error(Y_true: Any, P: Any, *, n_bins: int = 15,
         return float("nan")
     per = np.abs(sy - sp_).sum(axis=1)[has] / cnt[has]
     return float(per.mean())
+
+
+def debiased_calibration_error(Y_true: Any, P: Any, *, n_bins: int = 15,
+                               strategy: str = "quantile", missing: float | None = None,
+                               squared: bool = False) -> float:
+    """Kumar et al.'s debiased l2 calibration error over all pairs (module docstring)."""
+    n_bins = _check_bins(n_bins)
+    p, y, _, w, _ = _pairs(Y_true, P, missing)
+    total = float(w.sum())
+    if total <= 0:
+        return float("nan")
+    edges = _edges(p, w, n_bins, strategy)
+    _, cnt, sp_, sy = _binned(p, y, w, edges)
+    has = cnt > 0
+    n_b, pbar, ybar = cnt[has], sp_[has] / cnt[has], sy[has] / cnt[has]
+    plug = (ybar - pbar) ** 2
+    corr = np.where(n_b >= 2, ybar * (1 - ybar) / np.maximum(n_b - 1, 1), 0.0)
+    ce2 = float(np.sum(n_b * (plug - corr)) / total)
+    return ce2 if squared else float(np.sqrt(max(ce2, 0.0)))
+
+
+def ece_sweep(Y_true: Any, P: Any, *, missing: float | None = None,
+              max_bins: int | None = None) -> float:
+    """Roelofs et al.'s ECE_sweep over equal-mass bins (module docstring)."""
+    p, y, _, w, _ = _pairs(Y_true, P, missing)
+    keep = w > 0
+    p, y, w = p[keep], y[keep], w[keep]
+    if p.size == 0:
+        return float("nan")
+    order = np.lexsort((y, p))  # by probability; ties: false outcomes first
+    p, y, w = p[order], y[order], w[order]
+    mass = np.r_[0.0, np.cumsum(w)]
+    cum_y = np.r_[0.0, np.cumsum(w * y)]
+    cum_p = np.r_[0.0, np.cumsum(w * p)]
+    total = float(mass[-1])
+    limit = int(round(total)) if max_bins is None else int(max_bins)
+    best = None
+    for b in range(1, max(limit, 1) + 1):
+        cuts = np.linspace(0.0, total, b + 1)
+        sy = np.diff(np.interp(cuts, mass, cum_y))
+        sp_ = np.diff(np.interp(cuts, mass, cum_p))
+        if b > 1 and np.any(np.diff(sy) < -1e-12 * total):  # equal masses: compare sums
+            break
+        best = float(np.abs(sy - sp_).sum() / total)
+    return best

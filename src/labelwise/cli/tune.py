@@ -35,7 +35,8 @@ from ._common import (
 
 HELP = "tune calibration and decision thresholds of a saved pipeline on its training data"
 
-CALIBRATIONS = ("platt-per-label", "platt", "isotonic", "temperature", "none")
+CALIBRATIONS = ("platt-per-label", "platt-per-label+isotonic", "platt", "isotonic",
+                "temperature", "none")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from ..dataset import as_label_matrix
 from ..errors import DataFormatError
 
-__all__ = ["Entries", "entries", "hits", "truth", "rebuild", "index_dtype"]
+__all__ = ["Entries", "entries", "hits", "truth", "rebuild", "index_dtype", "fold_ids"]
 
 
 def index_dtype(n_labels: int) -> type:
@@ -131,3 +131,14 @@ def rebuild(E: Entries, values: np.ndarray, keep: np.ndarray | None = None, *,
                       shape=(n, L))
     M.has_sorted_indices = True
     return M
+
+
+def fold_ids(folds: Any, n_rows: int) -> np.ndarray:
+    """``folds`` as an int64 array of one fold id per row (refuses anything else)."""
+    f = np.asarray(folds)
+    if f.shape != (n_rows,):
+        raise DataFormatError(f"folds must hold one fold id per row ({n_rows}), got shape "
+                              f"{f.shape}", field="folds")
+    if f.dtype.kind not in "iu":
+        raise DataFormatError(f"folds must be integers, got dtype {f.dtype}", field="folds")
+    return f.astype(np.int64)

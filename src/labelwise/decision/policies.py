@@ -29,13 +29,27 @@ threshold is shrunk toward the tuned global threshold ``t_g``:
 label's true pairs in the tuning data, so a label seen a few times keeps mostly the global
 threshold. A label whose best choice is to accept nothing gets ``t*_j`` just above its top
 tuning score.
+``fit(S, Y, folds=f)`` (f: the fold of each row from
+``cross_fit_scores(..., return_folds=True)``) tunes the thresholds on each fold's rows alone,
+i.e. on the scores of one fold model, and averages them over the folds (as LibMultiLabel's
+thresholding and Fan & Lin's SCut do): out-of-fold scores of different fold models are on
+different scales (a fold model that saw no positive of a rare label scores it on its own
+scale), and a threshold averaged over models transfers to a new model (the one refitted on
+all rows) better than one tuned on their pooled scores. Within a fold, a label without
+positives takes that fold's global threshold (its shrinkage weight is 0).
 ``PrecisionTarget(precision=0.9, mode="set")``: on calibrated probabilities. ``"set"``: the
 lowest threshold at which the accepted pairs of the tuning data have precision >= target
 (the largest coverage reaching the target, as
 :func:`labelwise.metrics.coverage_at_precision` ``mode="labels"``); ``"pointwise"``: accept
-a pair when its own probability >= target. Reports ``coverage_`` (share of tuning rows with
-at least one accepted label), ``precision_`` and ``threshold_``; rows left empty are those to
-send to a person.
+a pair when its own probability >= target. ``confidence=c`` (mode "set" only): the lowest
+threshold at which the one-sided Clopper-Pearson lower confidence bound (level c) of the
+accepted tuning pairs' precision is >= target, instead of the point estimate, so that on
+new rows from the same distribution the precision falls short of the target only by chance
+(a bound per threshold, not simultaneous over the thresholds scanned; it does not cover a
+shift between the tuning and the new rows' distributions, e.g. other label frequencies).
+Reports ``coverage_`` (share of tuning rows with at least one accepted label),
+``precision_``, ``precision_lower_bound_`` (None without ``confidence``) and ``threshold_``;
+rows left empty are those to send to a person.
 ``Combined(threshold=policy, k=None, at_least_one=True)``: pairs accepted by the inner
 threshold policy and within the row's top k; a row left empty gets its top-1 pair.
 """
@@ -46,10 +60,12 @@ import os
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import DataFormatError, NotFittedError
 from . import _store
-from ._entries import Entries, entries, hits, rebuild, truth
+from ._bounds import precision_lower_bound
+from ._entries import Entries, entries, fold_ids, hits, rebuild, truth
 from ._search import f1, global_path, per_group_best
 from ._tuning import micro_f1_thresholds, samples_f1_thresholds
 
@@ -98,8 +114,15 @@ class DecisionPolicy:
 
     name: ClassVar[str] = ""
 
-    def fit(self, S: Any, Y: Any) -> DecisionPolicy:
-        """Tune on scores S (cross-fitted training scores) and their truth Y; returns self."""
+    def fit(self, S: Any, Y: Any, *, folds: Any = None) -> DecisionPolicy:
+        """Tune on scores S (cross-fitted training scores) and their truth Y; returns self.
+
+        ``folds``: the cross-fitting fold of every row (``cross_fit_scores(...,
+        return_folds=True)``); only :class:`PerLabelThreshold` uses it (module docstring),
+        the other policies refuse it."""
+        if folds is not None:
+            raise DataFormatError(f"{type(self).__name__} does not take folds",
+                                  field="folds")
         E = entries(S)
         Yc = truth(Y, E.shape)
         self.n_labels_ = E.shape[1]
@@ -247,6 +270,28 @@ class PerLabelThreshold(DecisionPolicy):
         self.shrinkage = shrinkage
         self.max_rounds = max_rounds
 
+    def fit(self, S: Any, Y: Any, *, folds: Any = None) -> PerLabelThreshold:
+        """Tune on S, Y; with ``folds`` tune within each fold and average (module doc)."""
+        self.n_folds_ = None
+        if folds is None:
+            return super().fit(S, Y)
+        E = entries(S)
+        Yc = truth(Y, E.shape)
+        f = fold_ids(folds, E.shape[0])
+        Sc = sp.csr_matrix(S) if sp.issparse(S) else np.asarray(S)
+        parts = []
+        for g in np.unique(f):
+            rows = np.flatnonzero(f == g)
+            parts.append(PerLabelThreshold(**self._params()).fit(Sc[rows], Yc[rows]))
+        self.n_labels_ = E.shape[1]
+        self.n_folds_ = len(parts)
+        self.thresholds_ = np.mean([p.thresholds_ for p in parts], axis=0)
+        self.tuned_ = np.mean([p.tuned_ for p in parts], axis=0)
+        self.global_threshold_ = float(np.mean([p.global_threshold_ for p in parts]))
+        self.n_positives_ = np.bincount(Yc.indices.astype(np.int64),
+                                        minlength=E.shape[1]).astype(np.int64)
+        return self
+
     def _fit(self, E, Yc, h) -> None:
         _check_objective(self.objective)
         if not (isinstance(self.shrinkage, int | float) and self.shrinkage >= 0):
@@ -279,7 +324,8 @@ class PerLabelThreshold(DecisionPolicy):
                 "max_rounds": int(self.max_rounds)}
 
     def _state(self) -> dict[str, Any]:
-        return {"global_threshold": self.global_threshold_}
+        return {"global_threshold": self.global_threshold_,
+                "n_folds": getattr(self, "n_folds_", None)}
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"thresholds": self.thresholds_, "tuned": self.tuned_,
@@ -287,6 +333,12 @@ class PerLabelThreshold(DecisionPolicy):
 
     def _set(self, state, arrays) -> None:
         self.global_threshold_ = float(state["global_threshold"])
+        n_folds = state.get("n_folds")
+        if n_folds is not None and (isinstance(n_folds, bool) or not isinstance(n_folds, int)
+                                    or n_folds < 1):
+            raise DataFormatError(f"n_folds must be None or an int >= 1, got {n_folds!r}",
+                                  field="n_folds")
+        self.n_folds_ = n_folds
         for key in ("thresholds", "tuned", "n_positives"):
             if arrays[key].shape != (self.n_labels_,):
                 raise DataFormatError(f"array {key!r} has shape {arrays[key].shape}, expected "
@@ -299,7 +351,8 @@ class PerLabelThreshold(DecisionPolicy):
         def num(x: float) -> float | None:
             return float(x) if np.isfinite(x) else None
 
-        return {"global_threshold": self.global_threshold_, "labels": [
+        return {"global_threshold": self.global_threshold_,
+                "n_folds": getattr(self, "n_folds_", None), "labels": [
             {"label": j, "threshold": num(self.thresholds_[j]), "tuned": num(self.tuned_[j]),
              "positives": int(self.n_positives_[j])} for j in range(self.n_labels_)]}
 
@@ -309,9 +362,11 @@ class PrecisionTarget(DecisionPolicy):
 
     name = "precision-target"
 
-    def __init__(self, precision: float = 0.9, *, mode: str = "set") -> None:
+    def __init__(self, precision: float = 0.9, *, mode: str = "set",
+                 confidence: float | None = None) -> None:
         self.precision = precision
         self.mode = mode
+        self.confidence = confidence
 
     def _fit(self, E, Yc, h) -> None:
         p = float(self.precision)
@@ -321,13 +376,24 @@ class PrecisionTarget(DecisionPolicy):
         if self.mode not in ("set", "pointwise"):
             raise DataFormatError(f"mode must be 'set' or 'pointwise', got {self.mode!r}",
                                   field="mode")
+        c = self.confidence
+        if c is not None and (isinstance(c, bool) or not isinstance(c, int | float)
+                              or not 0.0 < float(c) < 1.0):
+            raise DataFormatError(f"confidence must be None or in (0, 1), got {c!r}",
+                                  field="confidence")
+        if c is not None and self.mode == "pointwise":
+            raise DataFormatError("confidence applies to mode='set' only", field="confidence")
         if self.mode == "pointwise":
             t = p
         else:
             order = np.argsort(-E.values, kind="stable")
             v = E.values[order]
-            prec = np.cumsum(h[order]) / np.arange(1, v.size + 1)
-            cut = np.flatnonzero((v != np.r_[v[1:], np.nan]) & (prec >= p))
+            k = np.cumsum(h[order])
+            n = np.arange(1, v.size + 1)
+            cut = np.flatnonzero((v != np.r_[v[1:], np.nan]) & (k >= p * n))
+            if c is not None and cut.size:
+                # the bound never exceeds the point estimate: only those cuts can qualify
+                cut = cut[precision_lower_bound(k[cut], n[cut], float(c)) >= p]
             if cut.size == 0:
                 t = float("inf")
             else:
@@ -336,7 +402,11 @@ class PrecisionTarget(DecisionPolicy):
         self.threshold_ = t
         keep = E.values >= t
         n_acc = int(keep.sum())
-        self.precision_ = float(h[keep].sum() / n_acc) if n_acc else None
+        k_acc = int(h[keep].sum())
+        self.precision_ = float(k_acc / n_acc) if n_acc else None
+        self.precision_lower_bound_ = (
+            None if c is None or not n_acc
+            else float(precision_lower_bound(np.array([k_acc]), np.array([n_acc]), float(c))[0]))
         covered = np.bincount(E.rows[keep], minlength=E.shape[0]) > 0
         self.coverage_ = float(covered.mean()) if E.shape[0] else 0.0
         self.n_accepted_ = n_acc
@@ -350,15 +420,18 @@ class PrecisionTarget(DecisionPolicy):
         return float((np.diff(sets.indptr) > 0).mean()) if sets.shape[0] else 0.0
 
     def _params(self) -> dict[str, Any]:
-        return {"precision": float(self.precision), "mode": self.mode}
+        return {"precision": float(self.precision), "mode": self.mode,
+                "confidence": None if self.confidence is None else float(self.confidence)}
 
     def _state(self) -> dict[str, Any]:
         t = self.threshold_
         return {"threshold": t if np.isfinite(t) else None, "coverage": self.coverage_,
-                "precision": self.precision_, "n_accepted": self.n_accepted_}
+                "precision": self.precision_, "n_accepted": self.n_accepted_,
+                "precision_lower_bound": self.precision_lower_bound_}
 
     def _set(self, state, arrays) -> None:
         self.threshold_ = float("inf") if state["threshold"] is None else float(state["threshold"])
+        self.precision_lower_bound_ = state.get("precision_lower_bound")
         self.coverage_ = float(state["coverage"])
         self.precision_ = state["precision"]
         self.n_accepted_ = int(state["n_accepted"])

@@ -17,6 +17,11 @@ same cross-fitted training scores the policy is tuned on, never on evaluation ro
     the candidate with the highest :func:`cross_validated_score` (ties: the first listed),
     refitted on all rows of ``S``, and every candidate's score.
 
+With ``folds`` (the cross-fitting fold of every row), the policy is fitted with
+``fit(S_fit, Y_fit, folds=folds_fit)``: e.g. :class:`~labelwise.decision.PerLabelThreshold`
+then averages thresholds tuned within each cross-fitting fold (the rows of the CV fold are
+removed from every cross-fitting fold alike).
+
 With ``transform`` (e.g. a calibrator's ``fit_transform``-like callable
 ``transform(S_fit, Y_fit, S_eval) -> (T_fit, T_eval)``), each fold first maps its scores,
 so a calibrator fitted inside the fold is evaluated without leakage as well.
@@ -31,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataFormatError
-from ._entries import entries, truth
+from ._entries import entries, fold_ids, truth
 from .policies import Combined, DecisionPolicy
 
 __all__ = ["clone_policy", "cross_validated_score", "select_policy", "METRICS"]
@@ -55,8 +60,8 @@ def _rows(S: Any, idx: np.ndarray) -> Any:
 
 def cross_validated_score(policy: DecisionPolicy, S: Any, Y: Any, *, cv: int = 5,
                           metric: str = "macro-f1", random_state: int | None = 0,
-                          transform: Callable[[Any, Any, Any], tuple[Any, Any]] | None = None
-                          ) -> float:
+                          transform: Callable[[Any, Any, Any], tuple[Any, Any]] | None = None,
+                          folds: Any = None) -> float:
     """Pooled out-of-fold ``metric`` of ``policy`` tuned within folds (module docstring)."""
     from ..metrics import LabelSets, f1_score
     from ..split import IterativeStratifiedKFold
@@ -71,6 +76,7 @@ def cross_validated_score(policy: DecisionPolicy, S: Any, Y: Any, *, cv: int = 5
     n, L = E.shape
     if n < cv:
         raise DataFormatError(f"cv={cv} folds need at least {cv} rows, got {n}", field="cv")
+    f = None if folds is None else fold_ids(folds, n)
     Sc = sp.csr_matrix(S) if sp.issparse(S) else np.asarray(S)
     splitter = IterativeStratifiedKFold(n_splits=int(cv), random_state=random_state)
     parts = []
@@ -79,7 +85,10 @@ def cross_validated_score(policy: DecisionPolicy, S: Any, Y: Any, *, cv: int = 5
         S_fit, S_eval = _rows(Sc, train), _rows(Sc, test)
         if transform is not None:
             S_fit, S_eval = transform(S_fit, Yc[train], S_eval)
-        p = clone_policy(policy).fit(S_fit, Yc[train])
+        if f is None:
+            p = clone_policy(policy).fit(S_fit, Yc[train])
+        else:
+            p = clone_policy(policy).fit(S_fit, Yc[train], folds=f[train])
         parts.append(sp.csr_matrix(p.apply(S_eval)))
         order.append(test)
     idx = np.concatenate(order)
@@ -90,12 +99,14 @@ def cross_validated_score(policy: DecisionPolicy, S: Any, Y: Any, *, cv: int = 5
 
 
 def select_policy(candidates: Sequence[DecisionPolicy], S: Any, Y: Any, *, cv: int = 5,
-                  metric: str = "macro-f1", random_state: int | None = 0,
+                  metric: str = "macro-f1", random_state: int | None = 0, folds: Any = None,
                   ) -> tuple[DecisionPolicy, list[float]]:
     """``(best candidate refitted on all of S, cross-validated score of every candidate)``."""
     if len(candidates) == 0:
         raise DataFormatError("no candidate policies to select from", field="candidates")
-    scores = [cross_validated_score(c, S, Y, cv=cv, metric=metric, random_state=random_state)
+    scores = [cross_validated_score(c, S, Y, cv=cv, metric=metric, random_state=random_state,
+                                    folds=folds)
               for c in candidates]
     best = int(np.argmax(scores))
-    return clone_policy(candidates[best]).fit(S, Y), scores
+    chosen = clone_policy(candidates[best])
+    return (chosen.fit(S, Y) if folds is None else chosen.fit(S, Y, folds=folds)), scores
