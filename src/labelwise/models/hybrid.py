@@ -63,14 +63,17 @@ def join_labels(a: LabelSpace, b: LabelSpace) -> LabelSpace:
 def template_from(model: Any | None) -> FewShot:
     """An unfitted FewShot with the encoder settings of ``model`` (a ZeroShot/FewShot, fitted
     or not); a default ``FewShot()`` for None. Its ``calibrate`` is off: an open part is never
-    fitted, only grown and taught."""
+    fitted, only grown and taught. Its ``center_labels`` is off: centring over a handful of
+    open labels would shift their cosines by another amount than the centring over the
+    supervised labels on which their temperature and bias are fitted."""
     if model is None:
-        return FewShot(calibrate=False)
+        return FewShot(calibrate=False, center_labels=False)
     names = FewShot._get_param_names()
     params = {k: v for k, v in model.get_params(deep=False).items() if k in names}
     if isinstance(params.get("templates"), list):
         params["templates"] = tuple(params["templates"])
     params["calibrate"] = False
+    params["center_labels"] = False
     return FewShot(**params)
 
 

@@ -7,12 +7,27 @@ which are the label name put into each template (default ``"{label}"`` and
 are embedded once, at ``fit``. An input (a text, or an embedding row from the same encoder)
 is normalised and scored against every label::
 
-    score(x, j)       = cos(x, v_j)                              (decision_function)
+    u_j               = unit(v_j - beta * mean_l v_l),  beta = L / (L + 8)   (center_labels)
+    score(x, j)       = cos(x, u_j)                              (decision_function)
     probability(x, j) = sigmoid((score - bias) / temperature)    (predict_proba)
 
-``temperature`` (0.05) and ``bias`` (0.3) default to a mapping read off all-MiniLM-L6-v2,
+*Centering* (``center_labels=True``, the default) removes from every label vector what all
+the label texts share (the template's wording, the encoder's common direction), so a score
+measures how much more x resembles label j than labels in general. Measured with per-label
+thresholds tuned without the test split: GoEmotions macro/micro-F1 0.169/0.327 -> 0.200/0.343;
+Reuters R90 (cryptic names such as "acq") 0.360/0.457 -> 0.345/0.473. The mean of
+``L`` labels is shrunk by ``beta = L / (L + 8)`` so that a label space of one or two labels
+is not centred to nothing (beta = 1/9 for one label, 0.78 for 28, 0.92 for 90); the
+``label_embeddings_`` kept (and saved) are the uncentred ``v_j`` (a zero vector stays zero and
+takes no part in the mean), and the centring is
+recomputed from all current labels whenever the model scores, so labels added later move
+the mean. ``center_labels=False`` scores ``cos(x, v_j)``.
+
+``temperature`` (0.05) and ``bias`` (0.22) default to a mapping read off all-MiniLM-L6-v2,
 where a text's cosine with a fitting label name typically lies around 0.3-0.5 and with
-others around 0.0-0.2; they can be fitted with :meth:`ZeroShot.fit_calibration` from a
+others around 0.0-0.2, and centring lowers cosines by about 0.08 (GoEmotions dev: the 90th
+percentile of negative pairs moves from 0.20 to 0.12); for ``center_labels=False`` a bias
+of 0.3 fits better; they can be fitted with :meth:`ZeroShot.fit_calibration` from a
 handful of labelled items: a two-parameter logistic regression of the labels on the cosines
 (Newton's method). ``predict`` without a threshold keeps labels with probability above 0.5,
 i.e. cosine above ``bias``. Fitted probabilities are honest rather than generous: on
@@ -42,9 +57,21 @@ from ..labels import LabelSpace
 from .base import MultiLabelModel, _check_k, sigmoid
 from .topk import topk_dense
 
-__all__ = ["ZeroShot", "fit_sigmoid"]
+__all__ = ["ZeroShot", "center_shift", "fit_sigmoid"]
 
 DEFAULT_TEMPLATES = ("{label}", "This text is about {label}.")
+CENTER_PRIOR = 8.0  # labels at which half of the label mean is subtracted
+
+
+def center_shift(V: np.ndarray) -> np.ndarray:
+    """(dim,) float64: ``beta * mean of V's non-zero rows``, ``beta = L / (L + CENTER_PRIOR)``
+    with L the number of non-zero rows (a label without a vector takes no part)."""
+    V = np.asarray(V, dtype=np.float64)
+    live = np.any(V != 0, axis=1)
+    L = int(live.sum())
+    if L == 0:
+        return np.zeros(V.shape[1], dtype=np.float64)
+    return (L / (L + CENTER_PRIOR)) * V[live].mean(axis=0)
 
 
 def fit_sigmoid(scores: np.ndarray, y: np.ndarray, *, max_iter: int = 100) -> tuple[float, float]:
@@ -97,16 +124,17 @@ class ZeroShot(MultiLabelModel):
     block_entries: most scores held at once (rows per block = block_entries // n_labels).
     batch_size, max_seq_length, cache, progress: passed to
         :class:`~labelwise.features.SentenceEmbeddings`.
+    center_labels: score against centred label vectors (see the module docstring).
     """
 
     _persist_name = "ZeroShot"
 
     def __init__(self, *, encoder: str | None = None,
                  templates: Sequence[str] = DEFAULT_TEMPLATES, use_descriptions: bool = True,
-                 humanize_names: bool = True, temperature: float = 0.05, bias: float = 0.3,
+                 humanize_names: bool = True, temperature: float = 0.05, bias: float = 0.22,
                  block_entries: int = 1 << 22, batch_size: int = 64,
                  max_seq_length: int | None = None, cache: bool = True,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, center_labels: bool = True) -> None:
         self.encoder = encoder
         self.templates = templates
         self.use_descriptions = use_descriptions
@@ -118,6 +146,7 @@ class ZeroShot(MultiLabelModel):
         self.max_seq_length = max_seq_length
         self.cache = cache
         self.progress = progress
+        self.center_labels = center_labels
 
     # ------------------------------------------------------------------ embedding
     def _featurizer(self):
@@ -234,7 +263,21 @@ class ZeroShot(MultiLabelModel):
                              f"{self.temperature!r}, {self.bias!r}")
 
     def _label_vectors(self) -> np.ndarray:
-        return self.label_embeddings_
+        """The unit vectors scored against (label vectors, centred when ``center_labels``)."""
+        return self._centered(self.label_embeddings_)
+
+    def _center_shift(self, V: np.ndarray) -> np.ndarray:
+        """What is subtracted from every label vector before scoring (zeros when off)."""
+        if not self.center_labels:
+            return np.zeros(V.shape[1], dtype=np.float64)
+        return center_shift(V)
+
+    def _centered(self, V: np.ndarray) -> np.ndarray:
+        if not self.center_labels:
+            return V
+        V = np.asarray(V, dtype=np.float64)
+        live = np.any(V != 0, axis=1, keepdims=True)  # zero vectors (no examples) stay zero
+        return _unit_rows(np.where(live, V - self._center_shift(V), 0.0))
 
     def fit_calibration(self, X: Any, Y: Any, *, max_candidates: int = 50):
         """Fit ``temperature_`` and ``bias_`` on labelled items X (texts or embeddings), Y.
