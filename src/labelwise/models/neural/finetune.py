@@ -42,6 +42,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,10 @@ class FineTuned(MultiLabelModel):
     warmup_ratio: share of the steps with a linearly rising learning rate, in [0, 1).
     batch_size: texts per optimiser step; eval_batch_size: texts per scoring pass.
     epochs: most passes over the training texts; max_steps: most optimiser steps (None: no cap).
+    max_time: a wall-clock budget in seconds for the training steps (None: none): training
+        stops after the step that spends it, and the learning rate decays to 0 by the step
+        count or by the time spent, whichever is further along; the number of steps then
+        depends on the machine's speed (``history_["steps"]``, ``"stopped_on_time"``).
     dropout: on the pooled vector before the head.
     early_stopping, validation_fraction, patience: as in :class:`MLPHead`.
     n_threads: torch threads (None = all cores). random_state: seed (int; None = 0).
@@ -137,7 +142,7 @@ class FineTuned(MultiLabelModel):
                  learning_rate: float = 5e-5, head_learning_rate: float = 1e-3,
                  weight_decay: float = 0.01, warmup_ratio: float = 0.1, batch_size: int = 16,
                  eval_batch_size: int = 64, epochs: int = 3, max_steps: int | None = None,
-                 dropout: float = 0.1, early_stopping: bool = True,
+                 max_time: float | None = None, dropout: float = 0.1, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 1,
                  n_threads: int | None = None, random_state: int | None = 0) -> None:
         self.encoder = encoder
@@ -156,6 +161,7 @@ class FineTuned(MultiLabelModel):
         self.eval_batch_size = eval_batch_size
         self.epochs = epochs
         self.max_steps = max_steps
+        self.max_time = max_time
         self.dropout = dropout
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -177,6 +183,8 @@ class FineTuned(MultiLabelModel):
         check_positive_int("eval_batch_size", self.eval_batch_size)
         check_positive_int("epochs", self.epochs)
         check_positive_int("max_steps", self.max_steps, allow_none=True)
+        if self.max_time is not None:
+            check_number("max_time", self.max_time, 0.0, math.inf, lo_open=True)
         check_number("dropout", self.dropout, 0.0, 1.0)
         if not isinstance(self.early_stopping, bool):
             raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
@@ -260,10 +268,17 @@ class FineTuned(MultiLabelModel):
                 {"params": [head.bias], "lr": float(self.head_learning_rate),
                  "weight_decay": 0.0}])
 
+            budget = None if self.max_time is None else float(self.max_time)
+            clock = [time.monotonic()]  # reset when the first step starts
+
+            def spent() -> float:
+                return 0.0 if budget is None else (time.monotonic() - clock[0]) / budget
+
             def factor(step: int) -> float:
                 if step < warmup:
                     return step / max(1, warmup)
-                return max(0.0, (total - step) / max(1, total - warmup))
+                done = max((step - warmup) / max(1, total - warmup), spent())
+                return max(0.0, 1.0 - done)
 
             sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
             gen = torch.Generator().manual_seed(seed)
@@ -282,6 +297,8 @@ class FineTuned(MultiLabelModel):
                 left = total - steps_done[0]
                 order = order[:left * bs]
                 seen, sum_loss = 0, 0.0
+                if steps_done[0] == 0:
+                    clock[0] = time.monotonic()
                 with progress(-(-order.size // bs), f"epoch {epoch + 1}", unit="batch") as bar:
                     for a in range(0, order.size, bs):
                         rows = order[a:a + bs]
@@ -296,6 +313,8 @@ class FineTuned(MultiLabelModel):
                         sum_loss += value * rows.size
                         seen += rows.size
                         bar.update(1)
+                        if spent() >= 1.0:
+                            break
                 return sum_loss / max(1, seen)
 
             def val_loss() -> float:
@@ -320,7 +339,8 @@ class FineTuned(MultiLabelModel):
             history = run_epochs(epochs=epochs, patience=int(self.patience),
                                  early_stopping=self.early_stopping, train_epoch=train_epoch,
                                  val_loss=val_loss, snapshot=snapshot, restore=restore,
-                                 desc="FineTuned")
+                                 desc="FineTuned",
+                                 time_up=None if budget is None else lambda: spent() >= 1.0)
             history["step_loss"] = step_loss
             history["steps"] = steps_done[0]
             enc.eval()
