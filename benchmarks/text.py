@@ -52,12 +52,15 @@ finetune
     ``labelwise.models.neural.FineTuned`` (all-MiniLM-L6-v2, mean pooling, linear head, BCE,
     AdamW lr 5e-5 / head 1e-3, 10 % warm-up then linear decay to 0 at the last step, batch
     16, max_seq_length 64 on GoEmotions and 128 on Reuters, no early stopping) under a
-    wall-clock budget of ``--finetune-minutes`` (default 25) per dataset: a probe fit of 20
-    steps measures seconds per step (model loading included), then the real fit runs
-    ``floor(0.95 * (budget - probe time) / seconds per step)`` optimiser steps (at most
-    ``--finetune-epochs`` epochs), so the learning-rate schedule ends when the budget does.
-    Train time counts the probe and the fit. ``--finetune-steps N`` skips the probe and runs
-    N steps (deterministic; the probe misjudges when the machine's load changes).
+    wall-clock budget of ``--finetune-minutes`` (default 25) per dataset for its training
+    steps (``FineTuned(max_time=...)``: the learning rate decays to 0 as the budget is spent,
+    at most ``--finetune-epochs`` epochs). ``--finetune-steps N`` runs N steps instead
+    (deterministic; a time budget gives as many steps as the machine's load allows).
+setfit
+    SetFit (``benchmarks/setfit_bench.py``, in its own virtualenv: ``bash
+    benchmarks/setup_peers.sh setfit``) with the same encoder folder: zero-shot from templated
+    label names (``setfit-0``) and k-shot on the very rows fewshot-K gets, thresholds tuned
+    like every method. Slow on a CPU: its contrastive pairs take hours at k = 32 here.
 
 Reported per (dataset, method): ``micro_f1`` (micro policy), ``macro_f1`` (macro policy),
 ``micro_f1_of_macro_policy``, ``train_s`` (seconds, see each method), ``predict_per_s``
@@ -80,7 +83,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -96,7 +98,6 @@ import text_linear  # noqa: E402
 
 SHOTS = (8, 16, 32)
 FINETUNE_SEQ = {"goemotions": 64, "reuters21578": 128}
-PROBE_STEPS = 20
 FUSED_GRID = (("squared_hinge", 0.1), ("squared_hinge", 0.3))
 
 
@@ -291,35 +292,37 @@ def run_finetune(b: Bench) -> dict:
     seq = b.args.max_seq_length or FINETUNE_SEQ.get(b.name, 128)
     texts = list(b.train.X)
 
-    def model(steps: int) -> FineTuned:
-        return FineTuned(max_seq_length=seq, batch_size=16, epochs=b.args.finetune_epochs,
-                         max_steps=steps, early_stopping=False, n_threads=b.args.threads,
-                         random_state=0)
-
-    probe_s = 0.0
-    steps = b.args.finetune_steps
-    if not steps:  # no fixed step count: a probe turns the wall-clock budget into steps
-        t0 = time.perf_counter()
-        model(PROBE_STEPS).fit(texts, b.train.Y, labels=b.train.labels)
-        probe_s = time.perf_counter() - t0
-        per_step = probe_s / PROBE_STEPS
-        budget = b.args.finetune_minutes * 60.0
-        steps = max(1, math.floor(0.95 * (budget - probe_s) / per_step))
-    ft = model(steps)
+    steps = b.args.finetune_steps or None
+    budget = None if steps else b.args.finetune_minutes * 60.0
+    ft = FineTuned(max_seq_length=seq, batch_size=16, epochs=b.args.finetune_epochs,
+                   max_steps=steps, max_time=budget, early_stopping=False,
+                   n_threads=b.args.threads, random_state=0)
     t0 = time.perf_counter()
     ft.fit(texts, b.train.Y, labels=b.train.labels)
     fit_s = time.perf_counter() - t0
-    r = score_fitted(b, ft, list(b.tune.X), list(b.test.X), probe_s + fit_s)
+    r = score_fitted(b, ft, list(b.tune.X), list(b.test.X), fit_s)
     per_epoch = -(-len(texts) // 16)
     r.update(budget_min=None if b.args.finetune_steps else b.args.finetune_minutes,
              max_seq_length=seq,
-             probe_s=round(probe_s, 1), fit_s=round(fit_s, 1),
+             fit_s=round(fit_s, 1), stopped_on_time=bool(ft.history_["stopped_on_time"]),
              steps=int(ft.history_["steps"]), epochs_done=round(ft.history_["steps"] / per_epoch, 3),
              s_per_step=round(fit_s / max(1, ft.history_["steps"]), 3),
              first_50_step_loss=round(float(np.mean(ft.history_["step_loss"][:50])), 4),
              last_50_step_loss=round(float(np.mean(ft.history_["step_loss"][-50:])), 4),
              load_avg_1min=round(os.getloadavg()[0], 1))
     return {"finetune": r}
+
+
+def run_setfit_peer(b: Bench) -> dict:
+    """SetFit (its own virtualenv, benchmarks/setfit_bench.py) zero-shot and k-shot rows, on
+    the same splits, examples and threshold tuning as zeroshot and fewshot-K."""
+    from setfit_bench import run_setfit
+
+    out = {}
+    for k in (0, *b.args.shots):
+        r = run_setfit(b.name, k, threads=b.args.threads)
+        out[r.pop("method")] = r
+    return out
 
 
 # name -> runner(Bench) -> {row name: result}; add a method group (e.g. SetFit) here
@@ -330,6 +333,7 @@ METHODS: dict[str, Callable[[Bench], dict]] = {
     "zeroshot": run_zeroshot,
     "fewshot": run_fewshot,
     "finetune": run_finetune,
+    "setfit": run_setfit_peer,
 }
 
 
@@ -353,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--finetune-minutes", type=float, default=25.0)
     ap.add_argument("--finetune-epochs", type=int, default=3)
     ap.add_argument("--finetune-steps", type=int, default=0,
-                    help="fixed optimiser steps instead of the --finetune-minutes probe")
+                    help="fixed optimiser steps instead of the --finetune-minutes budget")
     ap.add_argument("--max-seq-length", type=int, default=None,
                     help="fine-tuning max_seq_length (default: 64 GoEmotions, 128 Reuters)")
     ap.add_argument("--cache-dir", default=None,
