@@ -167,3 +167,25 @@ def test_dimension_mismatch_after_load_is_refused(encoder):
 
     with pytest.raises(DataFormatError, match="384-dimensional vectors but"):
         Featurizer.from_dict(d, {}).transform(["x"])
+
+
+def test_an_interrupted_encode_keeps_the_chunks_it_finished(cache_home, encoder, monkeypatch):
+    class Failing(CountingEncoder):
+        def encode(self, texts, **kw):
+            if self.texts >= 4:
+                raise KeyboardInterrupt
+            return super().encode(texts, **kw)
+
+    failing = Failing(encoder)
+    monkeypatch.setattr(emb_mod, "CACHE_CHUNK", 2)
+    monkeypatch.setattr(emb_mod, "load_encoder", lambda model=None, device="cpu": failing)
+    texts = [f"interrupted run {i}: {t}" for i, t in enumerate(TEXTS)]
+    with pytest.raises(KeyboardInterrupt):
+        SentenceEmbeddings(progress=False, batch_size=2).transform(texts)
+    assert failing.texts == 4  # two chunks of two texts, then the interruption
+    counter = CountingEncoder(encoder)
+    monkeypatch.setattr(emb_mod, "load_encoder", lambda model=None, device="cpu": counter)
+    again = SentenceEmbeddings(progress=False, batch_size=2).transform(texts)
+    assert counter.texts == len(texts) - 4, "the finished chunks were encoded again"
+    ref = encoder.encode(texts, normalize_embeddings=True)
+    np.testing.assert_allclose(again, ref, atol=2e-6)

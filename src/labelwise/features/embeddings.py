@@ -31,6 +31,9 @@ from ..progress import progress_enabled
 from .base import Featurizer, as_texts
 from .cache import EmbeddingCache, default_cache_home, text_keys
 
+#: texts encoded between two cache writes (an interrupted run keeps what it wrote)
+CACHE_CHUNK = 2048
+
 __all__ = ["SentenceEmbeddings", "default_model_path", "load_encoder", "model_fingerprint"]
 
 _LOCK = threading.Lock()
@@ -191,43 +194,49 @@ class SentenceEmbeddings(Featurizer):
                 out[hit] = found[hit]
             todo = np.flatnonzero(~hit)
         if todo.size:
-            vecs = self._encode([texts[i] for i in todo])
-            out[todo] = vecs
-            if cache is not None:
-                cache.put(keys[todo], vecs)
+            # with a cache, encode and store in chunks: an interrupted long run keeps its work
+            step = CACHE_CHUNK if cache is not None else todo.size
+            with self._bar(todo.size) as bar:
+                for a in range(0, todo.size, step):
+                    part = todo[a:a + step]
+                    vecs = self._encode([texts[i] for i in part], bar=bar)
+                    out[part] = vecs
+                    if cache is not None:
+                        cache.put(keys[part], vecs)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        """Raw float32 vectors from the model, batched, with the progress bar when due."""
+    def _bar(self, total: int) -> Any:
+        """A tqdm bar over ``total`` texts when due (see ``progress``), else a null context."""
+        import contextlib
+
+        show = self.progress if self.progress is not None else progress_enabled()
+        if not show:
+            return contextlib.nullcontext(None)
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc="embedding", unit="text")
+
+    def _encode(self, texts: list[str], *, bar: Any = None) -> np.ndarray:
+        """Raw float32 vectors from the model, batched; ``bar`` (tqdm or None) advances."""
         enc = self.encoder()
         bs = int(self.batch_size)
         if bs < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
-        show = self.progress if self.progress is not None else progress_enabled()
-        bar = None
-        if show:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(texts), desc="embedding", unit="text")
         # sort by length so each batch pads little; restore the order afterwards
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), 0), dtype=np.float32)
-        try:
-            for a in range(0, len(texts), bs):
-                rows = order[a:a + bs]
-                v = enc.encode([texts[i] for i in rows], batch_size=bs, convert_to_numpy=True,
-                               show_progress_bar=False, normalize_embeddings=False)
-                v = np.asarray(v, dtype=np.float32)
-                if out.shape[1] == 0:
-                    out = np.empty((len(texts), v.shape[1]), dtype=np.float32)
-                out[rows] = v
-                if bar is not None:
-                    bar.update(len(rows))
-        finally:
+        for a in range(0, len(texts), bs):
+            rows = order[a:a + bs]
+            v = enc.encode([texts[i] for i in rows], batch_size=bs, convert_to_numpy=True,
+                           show_progress_bar=False, normalize_embeddings=False)
+            v = np.asarray(v, dtype=np.float32)
+            if out.shape[1] == 0:
+                out = np.empty((len(texts), v.shape[1]), dtype=np.float32)
+            out[rows] = v
             if bar is not None:
-                bar.close()
+                bar.update(len(rows))
         return out
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
