@@ -38,3 +38,17 @@ def test_read_json_object_names_the_place(tmp_path, content, message):
 def _write(p, text):
     p.write_text(text)
     return p
+
+
+def test_check_listed_file(tmp_path):
+    from labelwise.files import check_listed_file, sha256_file
+
+    f = tmp_path / "w.npy"
+    f.write_bytes(b"weights")
+    digest = sha256_file(f)
+    check_listed_file(f, digest, listed_in="manifest.json")
+    with pytest.raises(DataFormatError, match=r"w\.npy: sha256 mismatch: manifest.json says 0+"):
+        check_listed_file(f, "0" * 64, listed_in="manifest.json")
+    check_listed_file(f, "0" * 64, listed_in="manifest.json", verify=False)  # not read
+    with pytest.raises(DataFormatError, match="file listed in pipeline.json is missing"):
+        check_listed_file(tmp_path / "gone.npy", digest, listed_in="pipeline.json")

@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import DataFormatError
 
-__all__ = ["sha256_file", "read_json_object"]
+__all__ = ["sha256_file", "read_json_object", "check_listed_file"]
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -21,6 +21,19 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def check_listed_file(path: Path, digest: str, *, listed_in: str, verify: bool = True) -> None:
+    """A file that an index (``listed_in``, e.g. manifest.json) lists with its sha256: it must
+    exist and, with ``verify``, still have that digest; DataFormatError naming it otherwise."""
+    if not path.is_file():
+        raise DataFormatError(f"file listed in {listed_in} is missing", path=str(path))
+    if verify:
+        actual = sha256_file(path)
+        if actual != digest:
+            raise DataFormatError(f"sha256 mismatch: {listed_in} says {digest}, file has "
+                                  f"{actual} (the files are corrupt or were changed)",
+                                  path=str(path))
 
 
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:

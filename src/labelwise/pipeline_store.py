@@ -54,7 +54,7 @@ from typing import Any
 
 from .atomic import atomic_directory
 from .errors import DataFormatError
-from .files import read_json_object, sha256_file
+from .files import check_listed_file, read_json_object, sha256_file
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "PIPELINE_FILE", "save_pipeline", "load_pipeline",
            "load_any", "is_pipeline_dir", "LEGACY_DECISION_MANIFEST"]
@@ -155,15 +155,7 @@ def _check_files(root: Path, files: dict[str, Any], where: str, verify: bool) ->
         if (p is None or p.is_absolute() or ".." in p.parts or rel == PIPELINE_FILE
                 or not isinstance(digest, str)):
             raise DataFormatError(f"bad file entry {rel!r}", path=where, field="files")
-        fpath = root / rel
-        if not fpath.is_file():
-            raise DataFormatError(f"file listed in {PIPELINE_FILE} is missing", path=str(fpath))
-        if verify:
-            actual = sha256_file(fpath)
-            if actual != digest:
-                raise DataFormatError(
-                    f"sha256 mismatch: {PIPELINE_FILE} says {digest}, file has {actual} (the "
-                    "pipeline files are corrupt or were changed)", path=str(fpath))
+        check_listed_file(root / rel, digest, listed_in=PIPELINE_FILE, verify=verify)
 
 
 def _component(doc: dict[str, Any], name: str, key: str, where: str) -> str | None:

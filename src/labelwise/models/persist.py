@@ -53,7 +53,7 @@ import numpy as np
 
 from ..atomic import atomic_directory
 from ..errors import DataFormatError
-from ..files import read_json_object, sha256_file
+from ..files import check_listed_file, read_json_object, sha256_file
 from ..labels import LabelSpace
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "save_model", "load_model"]
@@ -297,15 +297,7 @@ def load_model(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool
     mpath = str(root / MANIFEST)
     files: dict[str, str] = manifest["files"]
     for fname, digest in files.items():
-        fpath = root / fname
-        if not fpath.is_file():
-            raise DataFormatError("file listed in manifest.json is missing", path=str(fpath))
-        if verify:
-            actual = sha256_file(fpath)
-            if actual != digest:
-                raise DataFormatError(
-                    f"sha256 mismatch: manifest.json says {digest}, file has {actual} "
-                    "(the model files are corrupt or were changed)", path=str(fpath))
+        check_listed_file(root / fname, digest, listed_in=MANIFEST, verify=verify)
     storage = manifest["storage"]
     if mmap and storage == "npz":
         raise DataFormatError(
