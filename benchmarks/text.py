@@ -48,6 +48,13 @@ fewshot (rows fewshot-K, K = 8, 16, 32)
     ``FewShot`` on K training examples per label (for each label in turn, K random training
     rows holding it are added, seed 0; rows keep all their labels), name blending and
     leave-one-out calibration at their defaults.
+fewshot-finetune (rows fewshot-finetune-K)
+    ``labelwise.models.neural.FineTunedFewShot`` on the very rows fewshot-K gets: the FewShot
+    model of those rows becomes the starting head (unit-length mean pooling, weights =
+    centred prototypes / temperature), then the encoder and head are fine-tuned on the same
+    rows (BCE, AdamW lr 2e-4 / head 1e-3, 10 epochs, batch 16, no early stopping, 10 %
+    warm-up; max_seq_length as finetune's). Train time counts the starting FewShot model's
+    encoding and the fine-tuning; ``predict_per_s`` is on raw texts (it encodes them).
 finetune
     ``labelwise.models.neural.FineTuned`` (all-MiniLM-L6-v2, mean pooling, linear head, BCE,
     AdamW lr 5e-5 / head 1e-3, 10 % warm-up then linear decay to 0 at the last step, batch
@@ -72,7 +79,8 @@ uncached test texts). The markdown table at the end lists every row.
 
 Run: ``LABELWISE_DATASETS_MIRROR=/work/shared/datasets LABELWISE_CACHE_HOME=/tmp/fz/cache
 python benchmarks/text.py [--datasets goemotions,reuters21578] [--methods
-tfidf-linear,fused-linear,emb-mlp,zeroshot,fewshot,finetune] [--finetune-minutes 25]
+tfidf-linear,fused-linear,emb-mlp,zeroshot,fewshot,fewshot-finetune,finetune,setfit]
+[--finetune-minutes 25]
 [--threads 2] [--out bench-results/text.json] [--update]``. ``--update`` keeps the rows
 already in ``--out`` and replaces only those re-run (one method group re-run later). SetFit
 runs in its own environment (``benchmarks/setfit_peer.py``); its rows can be added as
@@ -286,6 +294,23 @@ def run_fewshot(b: Bench) -> dict:
     return out
 
 
+def run_fewshot_finetune(b: Bench) -> dict:
+    from labelwise.models.neural import FineTunedFewShot
+
+    seq = b.args.max_seq_length or FINETUNE_SEQ.get(b.name, 128)
+    out = {}
+    for k in b.args.shots:
+        rows = shots_rows(b.train.Y, k)
+        model = FineTunedFewShot(max_seq_length=seq, n_threads=b.args.threads, random_state=0)
+        t0 = time.perf_counter()
+        model.fit([b.train.X[i] for i in rows], b.train.Y[rows], labels=b.train.labels)
+        r = score_fitted(b, model, list(b.tune.X), list(b.test.X), time.perf_counter() - t0)
+        r.update(n_examples=int(rows.size), steps=int(model.history_["steps"]),
+                 max_seq_length=seq, load_avg_1min=round(os.getloadavg()[0], 1))
+        out[f"fewshot-finetune-{k}"] = r
+    return out
+
+
 def run_finetune(b: Bench) -> dict:
     from labelwise.models.neural import FineTuned
 
@@ -332,6 +357,7 @@ METHODS: dict[str, Callable[[Bench], dict]] = {
     "emb-mlp": run_emb_mlp,
     "zeroshot": run_zeroshot,
     "fewshot": run_fewshot,
+    "fewshot-finetune": run_fewshot_finetune,
     "finetune": run_finetune,
     "setfit": run_setfit_peer,
 }

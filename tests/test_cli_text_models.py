@@ -1,4 +1,4 @@
-"""`labelwise train --model ovr|tree|mlp|finetune|zeroshot|fewshot` on real texts (GoEmotions
+"""`labelwise train --model ovr|tree|mlp|finetune|fewshot-finetune|zeroshot|fewshot` on real texts (GoEmotions
 rows, the real shipped all-MiniLM-L6-v2 encoder, no mocks), then predict / tune / evaluate on
 the saved pipeline: the scores `predict` writes equal those of the pipeline in memory right
 after training; impossible option combinations fail with one clear line."""
@@ -30,13 +30,16 @@ SMALL = {
     "mlp": ["--set", "hidden_sizes=[16]", "--set", "epochs=3", "--set", "batch_size=16"],
     "finetune": ["--set", "max_seq_length=16", "--set", "max_steps=2", "--set", "batch_size=4",
                  "--set", "eval_batch_size=32", "--set", "early_stopping=false"],
+    "fewshot-finetune": ["--set", "max_seq_length=16", "--set", "max_steps=2", "--set",
+                         "batch_size=4", "--set", "eval_batch_size=32"],
     "zeroshot": [],
     "fewshot": [],
 }
 FEATURIZER = {"ovr": "Tfidf", "tree": "Tfidf", "mlp": "SentenceEmbeddings", "finetune": None,
-              "zeroshot": "SentenceEmbeddings", "fewshot": "SentenceEmbeddings"}
+              "fewshot-finetune": None, "zeroshot": "SentenceEmbeddings",
+              "fewshot": "SentenceEmbeddings"}
 MODEL = {"ovr": "OneVsRest", "tree": "LabelTree", "mlp": "MLPHead", "finetune": "FineTuned",
-         "zeroshot": "ZeroShot", "fewshot": "FewShot"}
+         "fewshot-finetune": "FineTunedFewShot", "zeroshot": "ZeroShot", "fewshot": "FewShot"}
 # warnings a tiny fold of 40 rows may raise during tuning (recorded and checked, not hidden)
 FOLD_WARNINGS = ("no positive training example", "calibration skipped")
 
@@ -122,7 +125,7 @@ def test_each_model_trains_saves_reloads_predicts_tunes_evaluates(name, env, tmp
         assert params["random_state"] == 3
     assert sorted(model.labels_.names) == sorted(  # the labels the rows hold, by name
         {n for i in range(N_ROWS) for n in ds.labels.names_of(ds.Y[i].indices)})
-    if name in ("mlp", "finetune"):
+    if name in ("mlp", "finetune", "fewshot-finetune"):
         _no_weights_but_safetensors(out)
 
     # the saved pipeline reloads and scores exactly as the one trained in memory
@@ -271,6 +274,8 @@ def test_impossible_combinations_fail_with_one_line(env, tmp_path, capsys):
          "--model finetune trains the sentence encoder on the raw texts"),
         ([data, *COLUMNS, "--model", "finetune", "--feature-set", "min_df=2"],
          "takes no featurizer"),
+        ([data, *COLUMNS, "--model", "fewshot-finetune", "--features", "embeddings"],
+         "--model fewshot-finetune trains the sentence encoder on the raw texts"),
         ([data, *COLUMNS, "--model", "zeroshot", "--features", "tfidf"],
          "needs --features embeddings"),
         ([data, *COLUMNS, "--model", "fewshot", "--features", "tfidf+embeddings"],
@@ -281,7 +286,7 @@ def test_impossible_combinations_fail_with_one_line(env, tmp_path, capsys):
         ([str(numeric), "--model", "zeroshot"], "--model zeroshot needs texts"),
         ([str(numeric), "--model", "mlp", "--features", "embeddings"], "holds numeric features"),
         ([data, *COLUMNS, "--model", "ovr", "--labels-file", str(labels)],
-         "--labels-file: only for --model zeroshot or fewshot"),
+         "--labels-file: only for --model zeroshot, fewshot, fewshot-finetune, not ovr"),
         (["--model", "fewshot", "--labels-file", str(labels)], "TRAIN is required"),
         (["--model", "ovr"], "TRAIN is required"),
         (["--model", "zeroshot", "--labels-file", str(labels), *COLUMNS], "no TRAIN data"),

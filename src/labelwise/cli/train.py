@@ -8,20 +8,23 @@ is. The result is a pipeline directory (:mod:`labelwise.pipeline_store`) that
 
 Model families (``--model``) and what they take:
 
-=========  =============================================  ==================================
-model      class                                          features (text data)
-=========  =============================================  ==================================
-ovr        :class:`~labelwise.models.ovr.OneVsRest`       tfidf (default), embeddings, both
-tree       :class:`~labelwise.models.tree.LabelTree`      tfidf (default), embeddings, both
-mlp        :class:`~labelwise.models.neural.MLPHead`      embeddings (default), tfidf, both
-finetune   :class:`~labelwise.models.neural.FineTuned`    none: it fine-tunes the encoder on
-                                                          the raw texts
-zeroshot   :class:`~labelwise.models.zeroshot.ZeroShot`   embeddings only (label names live
-fewshot    :class:`~labelwise.models.fewshot.FewShot`     in the encoder's space)
-=========  =============================================  ==================================
+================  ====================================================  ========================
+model             class                                                 features (text data)
+================  ====================================================  ========================
+ovr               :class:`~labelwise.models.ovr.OneVsRest`              tfidf (default),
+tree              :class:`~labelwise.models.tree.LabelTree`             embeddings, both
+mlp               :class:`~labelwise.models.neural.MLPHead`             embeddings (default),
+                                                                        tfidf, both
+finetune          :class:`~labelwise.models.neural.FineTuned`           none: they fine-tune
+fewshot-finetune  :class:`~labelwise.models.neural.FineTunedFewShot`    the encoder on the texts
+zeroshot          :class:`~labelwise.models.zeroshot.ZeroShot`          embeddings only (label
+fewshot           :class:`~labelwise.models.fewshot.FewShot`            names live in the
+                                                                        encoder's space)
+================  ====================================================  ========================
 
 Numeric data fits ovr, tree and mlp (MLPHead takes sparse or dense features; sparse rows are
-densified a mini-batch at a time); the other three need texts.
+densified a mini-batch at a time); the others need texts. For a handful of examples per
+label, fewshot is instant and fewshot-finetune (minutes on a CPU) is the more accurate.
 
 ``--embedding-model DIR`` is the sentence encoder of the embeddings featurizer, of
 fine-tuning and of the zero-/few-shot label vectors (default: the shipped all-MiniLM-L6-v2).
@@ -36,7 +39,8 @@ mapping (temperature and bias, :meth:`~labelwise.models.zeroshot.ZeroShot.fit_ca
 may be left out (no training rows at all, the default mapping), or its labels must all be in
 the file (its columns are mapped onto the file's labels by name). fewshot takes
 ``--labels-file`` too (labels of the file without examples are scored zero-shot), but needs
-TRAIN.
+TRAIN; so does fewshot-finetune (such labels start from their names and learn from the other
+labels' examples as negatives).
 
 ``--set KEY=VALUE`` sets any parameter of the model class; ``--threads`` sets the model's
 ``n_threads`` where it has one and torch's thread count while training (sentence encoding,
@@ -59,7 +63,7 @@ from ._common import (
     parse_options,
 )
 
-HELP = ("train a pipeline (ovr, tree, mlp, finetune, zeroshot, fewshot: see "
+HELP = ("train a pipeline (ovr, tree, mlp, finetune, fewshot-finetune, zeroshot, fewshot: see "
         "'labelwise train --help') and save it")
 
 #: CLI model name -> (module, class)
@@ -68,6 +72,7 @@ MODELS = {
     "tree": ("labelwise.models.tree", "LabelTree"),
     "mlp": ("labelwise.models.neural.mlp", "MLPHead"),
     "finetune": ("labelwise.models.neural.finetune", "FineTuned"),
+    "fewshot-finetune": ("labelwise.models.neural.fewshot_tuned", "FineTunedFewShot"),
     "zeroshot": ("labelwise.models.zeroshot", "ZeroShot"),
     "fewshot": ("labelwise.models.fewshot", "FewShot"),
 }
@@ -78,13 +83,19 @@ FEATURES = ("tfidf", "embeddings", "tfidf+embeddings")
 #: --features on text data when none is given (None: the model reads the texts itself)
 DEFAULT_FEATURES: dict[str, str | None] = {
     "ovr": "tfidf", "tree": "tfidf", "mlp": "embeddings", "finetune": None,
-    "zeroshot": "embeddings", "fewshot": "embeddings"}
+    "fewshot-finetune": None, "zeroshot": "embeddings", "fewshot": "embeddings"}
+
+#: models that fine-tune the encoder on the raw texts (no featurizer)
+ENCODER_MODELS = ("finetune", "fewshot-finetune")
 
 #: models that need texts (refused on numeric data)
-TEXT_MODELS = ("finetune", "zeroshot", "fewshot")
+TEXT_MODELS = (*ENCODER_MODELS, "zeroshot", "fewshot")
 
 #: models whose label vectors come from the encoder (embeddings features only)
 SHOT_MODELS = ("zeroshot", "fewshot")
+
+#: models that take --labels-file (label names are part of the model)
+LABEL_NAME_MODELS = (*SHOT_MODELS, "fewshot-finetune")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,10 +106,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model family (default: tree): ovr, tree (linear, on features); mlp "
                         "(neural head, on embeddings by default); finetune (fine-tunes the "
                         "sentence encoder on the texts); zeroshot, fewshot (label-name and "
-                        "example embeddings)")
+                        "example embeddings); fewshot-finetune (fewshot's prototypes, then the "
+                        "encoder fine-tuned on the few examples)")
     p.add_argument("--features", choices=FEATURES,
                    help="featurizer for text data (default: tfidf for ovr/tree, embeddings for "
-                        "mlp/zeroshot/fewshot; none for finetune); not for numeric data")
+                        "mlp/zeroshot/fewshot; none for finetune and fewshot-finetune); not for "
+                        "numeric data")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model parameter, repeatable (e.g. --set C=2 --set loss=logistic)")
     p.add_argument("--feature-set", action="append", default=[], metavar="KEY=VALUE",
@@ -109,7 +122,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sentence-transformers folder for embeddings, fine-tuning and zero-/few-"
                         "shot (default: the shipped all-MiniLM-L6-v2)")
     p.add_argument("--labels-file", metavar="FILE",
-                   help="zeroshot/fewshot: the label space, one 'name' or 'name<TAB>description' "
+                   help="zeroshot/fewshot/fewshot-finetune: the label space, one 'name' or 'name<TAB>description' "
                         "per line")
     p.add_argument("--threads", type=int,
                    help="worker threads (model threads and torch threads; default: all CPUs)")
@@ -296,8 +309,9 @@ def _check_options(args: argparse.Namespace) -> str | None:
     from labelwise.errors import LabelwiseError
 
     name = args.model
-    if args.labels_file is not None and name not in SHOT_MODELS:
-        raise LabelwiseError(f"--labels-file: only for --model zeroshot or fewshot, not {name}")
+    if args.labels_file is not None and name not in LABEL_NAME_MODELS:
+        raise LabelwiseError(f"--labels-file: only for --model {', '.join(LABEL_NAME_MODELS)}, "
+                             f"not {name}")
     if args.train is None:
         if not (name == "zeroshot" and args.labels_file is not None):
             raise LabelwiseError("TRAIN is required (only --model zeroshot --labels-file FILE "
@@ -305,9 +319,9 @@ def _check_options(args: argparse.Namespace) -> str | None:
         if column_options(args) or args.format or args.option:
             raise LabelwiseError("--text-column/--labels-column/--format/--option: no TRAIN "
                                  "data to read")
-    if name == "finetune":
+    if name in ENCODER_MODELS:
         if args.features or args.feature_set:
-            raise LabelwiseError("--features/--feature-set: --model finetune trains the sentence "
+            raise LabelwiseError(f"--features/--feature-set: --model {name} trains the sentence "
                                  "encoder on the raw texts and takes no featurizer (choose the "
                                  "encoder with --embedding-model DIR, its settings with --set)")
         return None

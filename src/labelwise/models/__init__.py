@@ -1,8 +1,9 @@
 """Model families that share one contract (:mod:`labelwise.models.base`).
 
 - :class:`LabelTree`: a label tree for extreme label sets (PIFA, balanced k-means, beam search).
-- :class:`MLPHead`, :class:`FineTuned` (extra ``[neural]``): PyTorch heads on embeddings and a
-  fine-tuned sentence encoder, with BCE, focal and asymmetric losses.
+- :class:`MLPHead`, :class:`FineTuned`, :class:`FineTunedFewShot` (extra ``[neural]``): PyTorch
+  heads on embeddings, a fine-tuned sentence encoder, and few-shot fine-tuning that starts from
+  the prototypes, with BCE, focal and asymmetric losses.
 - :class:`ZeroShot`, :class:`FewShot`: label-name embeddings and per-label prototypes.
 - :class:`OneVsRest`: one-vs-rest L2-regularised linear classifiers (squared hinge or
   logistic) trained by dual coordinate descent in numba, with weight pruning.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from .base import MultiLabelModel, as_feature_matrix
 from .fewshot import FewShot
-from .neural import FineTuned, MLPHead
+from .neural import FineTuned, FineTunedFewShot, MLPHead
 from .ovr import OneVsRest, fit_linear
 from .persist import MODEL_CLASSES, load_model, save_model
 from .topk import linear_topk, topk_csr, topk_dense
@@ -26,6 +27,7 @@ from .zeroshot import ZeroShot
 __all__ = [
     "FewShot",
     "FineTuned",
+    "FineTunedFewShot",
     "LabelTree",
     "MLPHead",
     "MODEL_CLASSES",

@@ -70,6 +70,7 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "FewShot": ("labelwise.models.fewshot", "FewShot"),
     "MLPHead": ("labelwise.models.neural.mlp", "MLPHead"),
     "FineTuned": ("labelwise.models.neural.finetune", "FineTuned"),
+    "FineTunedFewShot": ("labelwise.models.neural.fewshot_tuned", "FineTunedFewShot"),
 }
 
 _ARRAY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")

@@ -2,6 +2,8 @@
 
 - :class:`MLPHead`: an MLP on fixed dense features (e.g. sentence embeddings).
 - :class:`FineTuned`: the sentence encoder fine-tuned end to end with a multi-label head.
+- :class:`FineTunedFewShot`: few-shot learning that fine-tunes the encoder, its head starting
+  as the label-name/example prototypes of :class:`~labelwise.models.fewshot.FewShot`.
 - :mod:`.losses`: BCE, focal and asymmetric (ASL) losses.
 
 Importing this package does not import torch; fitting does (and raises
@@ -10,9 +12,10 @@ Importing this package does not import torch; fitting does (and raises
 
 from __future__ import annotations
 
+from .fewshot_tuned import FineTunedFewShot
 from .finetune import FineTuned
 from .losses import LOSSES, asymmetric_loss, bce_loss, focal_loss, make_loss
 from .mlp import MLPHead
 
-__all__ = ["LOSSES", "FineTuned", "MLPHead", "asymmetric_loss", "bce_loss", "focal_loss",
+__all__ = ["LOSSES", "FineTuned", "FineTunedFewShot", "MLPHead", "asymmetric_loss", "bce_loss", "focal_loss",
            "make_loss"]

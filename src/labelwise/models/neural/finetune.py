@@ -135,6 +135,8 @@ class FineTuned(MultiLabelModel):
     _array_storage = "safetensors"
     #: a Pipeline hands this model raw texts (it has no featurizer)
     takes_texts = True
+    #: pooled vectors scaled to unit length (cosine scores), as sentence-transformers does
+    unit_pooled = False
 
     def __init__(self, *, encoder: str | None = None, max_seq_length: int = 128,
                  loss: str = "bce", gamma: float = 2.0, alpha: float | None = None,
@@ -255,6 +257,11 @@ class FineTuned(MultiLabelModel):
                                                use_safetensors=True)
             hidden = int(enc.config.hidden_size)
             head = torch.nn.Linear(hidden, Y.shape[1])
+            start = self._initial_head(texts, Y, hidden)
+            if start is not None:
+                with torch.no_grad():
+                    head.weight.copy_(torch.from_numpy(start[0]))
+                    head.bias.copy_(torch.from_numpy(start[1]))
             drop = torch.nn.Dropout(float(self.dropout))
             decay, no_decay = [], []
             for name, p in enc.named_parameters():
@@ -357,13 +364,23 @@ class FineTuned(MultiLabelModel):
                     p.name: p.read_bytes() for p in sorted(Path(d).iterdir())
                     if p.is_file() and p.suffix in _FILE_SUFFIXES}
 
+    def _initial_head(self, texts: list[str], Y: sp.csr_matrix,
+                      hidden: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The head's starting (weight (n_labels, hidden), bias) as float32, or None for
+        torch's random initialisation (here; subclasses start from something learned)."""
+        return None
+
     def _pool(self, torch: Any, tokenizer: Any, enc: Any, texts: list[str]) -> Any:
-        """Mean of the last hidden states over the attention mask: (len(texts), hidden)."""
+        """Mean of the last hidden states over the attention mask: (len(texts), hidden);
+        unit rows when the class sets ``unit_pooled``."""
         batch = tokenizer(texts, padding=True, truncation=True,
                           max_length=int(self.max_seq_length), return_tensors="pt")
         out = enc(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(out.dtype)
-        return (out * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        pooled = (out * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        if self.unit_pooled:
+            pooled = torch.nn.functional.normalize(pooled, dim=1)
+        return pooled
 
     # ------------------------------------------------------------------ scoring
     def embed(self, X: Any) -> np.ndarray:
