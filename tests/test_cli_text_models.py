@@ -233,6 +233,13 @@ def test_labels_file_with_data_maps_columns_by_name(env, tmp_path, monkeypatch):
     for n in names:
         assert counts[n] == sum(n in ds.labels.names_of(ds.Y[i].indices) for i in range(N_ROWS))
     assert counts["brand_new"] == 0  # scored zero-shot from its name and description
+    # fewshot-finetune takes the file too: the label without examples starts from its name
+    rc, tuned = _train(monkeypatch, [str(data), *COLUMNS, "--model", "fewshot-finetune",
+                                     *SMALL["fewshot-finetune"], "--labels-file", str(labels),
+                                     "--out", str(tmp_path / "fsft")])
+    assert rc == 0 and list(tuned.model.labels_.names) == ["brand_new", *reversed(names)]
+    probe = ["a label without examples"]
+    assert tuned.decision_function(probe, k=1).indices.tolist() == [0]
     short = tmp_path / "short.txt"
     short.write_text("\n".join(names[1:]) + "\n", encoding="utf-8")
     rc, _ = _train(monkeypatch, [str(data), *COLUMNS, "--model", "zeroshot", "--labels-file",
