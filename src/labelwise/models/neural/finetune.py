@@ -33,6 +33,10 @@ pickled ``pytorch_model.bin`` is refused, never unpickled.
 
 In a :class:`~labelwise.pipeline.Pipeline` the model takes the texts itself (no featurizer;
 the class attribute ``takes_texts`` says so).
+
+Subclasses may start the head from a learned model (``_initial_head``) and score unit-length
+pooled vectors (``unit_pooled``), as
+:class:`~labelwise.models.neural.fewshot_tuned.FineTunedFewShot` does.
 """
 
 from __future__ import annotations
