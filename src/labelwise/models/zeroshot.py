@@ -57,7 +57,7 @@ from ..labels import LabelSpace
 from .base import MultiLabelModel, _check_k, sigmoid
 from .topk import topk_dense
 
-__all__ = ["ZeroShot", "center_shift", "fit_sigmoid"]
+__all__ = ["ZeroShot", "center_shift", "check_templates", "fit_sigmoid"]
 
 DEFAULT_TEMPLATES = ("{label}", "This text is about {label}.")
 CENTER_PRIOR = 8.0  # labels at which half of the label mean is subtracted
@@ -111,6 +111,17 @@ def fit_sigmoid(scores: np.ndarray, y: np.ndarray, *, max_iter: int = 100) -> tu
     return float(temperature), float(bias)
 
 
+def check_templates(templates: Any) -> list[str]:
+    """The label-text templates as a list; ValueError unless each is a string with {label}."""
+    if isinstance(templates, str):
+        raise ValueError(f"templates must be a list of strings holding '{{label}}', got the "
+                         f"string {templates!r}")
+    out = list(templates)
+    if not out or not all(isinstance(t, str) and "{label}" in t for t in out):
+        raise ValueError(f"templates must be strings holding '{{label}}', got {out!r}")
+    return out
+
+
 class ZeroShot(MultiLabelModel):
     """Zero-shot multi-label scoring from label names, descriptions and templates.
 
@@ -162,9 +173,7 @@ class ZeroShot(MultiLabelModel):
 
     def label_texts(self, labels: LabelSpace) -> list[list[str]]:
         """The texts embedded for each label (templates filled with the name, + description)."""
-        templates = list(self.templates)
-        if not templates or not all(isinstance(t, str) and "{label}" in t for t in templates):
-            raise ValueError(f"templates must be strings holding '{{label}}', got {templates!r}")
+        templates = check_templates(self.templates)
         descriptions = labels.descriptions if self.use_descriptions else None
         out = []
         for j, name in enumerate(labels.names):

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from ...errors import DataFormatError
 from ..fewshot import FewShot
-from ..zeroshot import DEFAULT_TEMPLATES
+from ..zeroshot import DEFAULT_TEMPLATES, check_templates
 from ._training import check_number
 from .finetune import FineTuned
 
@@ -79,11 +79,7 @@ class FineTunedFewShot(FineTuned):
     def _validate_params(self) -> None:
         super()._validate_params()
         check_number("shots_alpha", self.shots_alpha, 0.0, float("inf"), lo_open=True)
-        templates = self.templates
-        if isinstance(templates, str) or not templates or not all(
-                isinstance(t, str) and "{label}" in t for t in templates):
-            raise ValueError(f"templates must be a list of strings holding '{{label}}', got "
-                             f"{templates!r}")
+        check_templates(self.templates)
         for name in ("use_descriptions", "humanize_names"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
