@@ -18,7 +18,7 @@ Texts travel as JSON lines in ``work_dir`` (default ``bench-data/setfit/<dataset
 as ``.npy`` files.
 
 CLI: ``python benchmarks/setfit_bench.py goemotions --shots 0,8,16,32 [--threads 2]
-[--num-iterations 20] [--out bench-results/setfit-goemotions.json]``.
+[--num-iterations 20] [--max-seq-length 128] [--out bench-results/setfit-goemotions.json]``.
 """
 
 from __future__ import annotations
@@ -70,9 +70,14 @@ def splits(name: str):
 
 def run_setfit(dataset_name: str, k: int, *, threads: int = 2, num_iterations: int = 20,
                num_epochs: int = 1, batch_size: int = 16, seed: int = 0,
+               max_seq_length: int | None = None,
                work_dir: str | os.PathLike[str] | None = None,
                timeout: float | None = None) -> dict:
-    """Train and score SetFit on ``dataset_name`` with k examples per label (0: zero-shot)."""
+    """Train and score SetFit on ``dataset_name`` with k examples per label (0: zero-shot).
+
+    ``max_seq_length`` truncates the encoder's input (None: the encoder's own, 256 tokens
+    for all-MiniLM-L6-v2). The peer's progress bars go to ``work_dir/log-<method>.txt``.
+    """
     if not PEER_PY.exists():
         raise FileNotFoundError(f"{PEER_PY} is missing: run bash benchmarks/setup_peers.sh setfit")
     text = _text_module()
@@ -87,7 +92,8 @@ def run_setfit(dataset_name: str, k: int, *, threads: int = 2, num_iterations: i
     job: dict = {"encoder": None, "label_names": label_names(train.labels),
                  "predict": {"tune": str(wd / "tune.jsonl"), "test": str(wd / "test.jsonl")},
                  "threads": threads, "seed": seed, "num_iterations": num_iterations,
-                 "num_epochs": num_epochs, "batch_size": batch_size}
+                 "num_epochs": num_epochs, "batch_size": batch_size,
+                 "max_seq_length": max_seq_length, "progress": True}
     if k > 0:
         rows = text.shots_rows(train.Y, k, seed=0)
         Yr = train.Y[rows]
@@ -106,12 +112,15 @@ def run_setfit(dataset_name: str, k: int, *, threads: int = 2, num_iterations: i
     job["out_dir"] = str(out)
     job_path = wd / f"job-{method}.json"
     job_path.write_text(json.dumps(job, indent=1) + "\n", encoding="utf-8")
+    log_path = wd / f"log-{method}.txt"
     t0 = time.perf_counter()
-    proc = subprocess.run([str(PEER_PY), str(HERE / "setfit_peer.py"), str(job_path)],
-                          capture_output=True, text=True, timeout=timeout)
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.run([str(PEER_PY), str(HERE / "setfit_peer.py"), str(job_path)],
+                              stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"SetFit peer failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+        raise RuntimeError(f"SetFit peer failed ({proc.returncode}), {log_path}:\n{tail}")
     rec = json.loads((out / "record.json").read_text(encoding="utf-8"))
     P_tune = np.load(out / "tune.npy", allow_pickle=False)
     P_test = np.load(out / "test.npy", allow_pickle=False)
@@ -122,7 +131,8 @@ def run_setfit(dataset_name: str, k: int, *, threads: int = 2, num_iterations: i
              predict_per_s=round(test.n_samples / rec["predict_s"]["test"], 1),
              n_examples=int(rec["n_train"]), num_iterations=rec["num_iterations"],
              num_epochs=rec["num_epochs"], batch_size=rec["batch_size"], threads=threads,
-             wall_s=round(wall, 1), setfit=rec["setfit"], torch=rec["torch"])
+             max_seq_length=rec["max_seq_length"], wall_s=round(wall, 1),
+             setfit=rec["setfit"], torch=rec["torch"])
     return {"method": method, **r}
 
 
@@ -132,12 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shots", default="0,8,16,32", help="0 = zero-shot")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--num-iterations", type=int, default=20)
+    ap.add_argument("--max-seq-length", type=int, default=None,
+                    help="encoder input length in tokens (default: the encoder's, 256)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     results = {}
     for k in (int(s) for s in args.shots.split(",") if s):
         r = run_setfit(args.dataset, k, threads=args.threads,
-                       num_iterations=args.num_iterations)
+                       num_iterations=args.num_iterations,
+                       max_seq_length=args.max_seq_length)
         results[r.pop("method")] = r
         print(f"{args.dataset:14s} {'setfit-' + (str(k) if k else 'zeroshot'):16s} "
               f"{json.dumps(r)}", flush=True)

@@ -12,6 +12,8 @@ JOB.json (written by setfit_bench.py from the main venv)::
      "out_dir": "/tmp/...",                       # gets <name>.npy probabilities + record.json
      "threads": 2, "seed": 0,
      "num_iterations": 20, "num_epochs": 1, "batch_size": 16,
+     "max_seq_length": 128 | null,                # null: the encoder's own (256)
+     "progress": false,                           # SetFit's progress bars on stderr
      "template": "This sentence is {}", "sample_size": 8}
 
 Training is SetFit's own: ``SetFitModel.from_pretrained(encoder,
@@ -87,11 +89,13 @@ def main(argv: list[str]) -> int:
 
     model = SetFitModel.from_pretrained(encoder, multi_target_strategy="one-vs-rest",
                                         local_files_only=True, device="cpu")
+    if job.get("max_seq_length") is not None:
+        model.model_body.max_seq_length = int(job["max_seq_length"])
     args = TrainingArguments(batch_size=int(job.get("batch_size", 16)),
                              num_epochs=int(job.get("num_epochs", 1)),
                              num_iterations=job.get("num_iterations", 20),
                              seed=int(job.get("seed", 0)), report_to="none",
-                             save_strategy="no", show_progress_bar=False,
+                             save_strategy="no", show_progress_bar=bool(job.get("progress", False)),
                              output_dir=str(out_dir / "checkpoints"))
     trainer = Trainer(model=model, args=args, train_dataset=train)
     t0 = time.perf_counter()
@@ -101,6 +105,7 @@ def main(argv: list[str]) -> int:
               "threads": threads, "num_iterations": job.get("num_iterations", 20),
               "num_epochs": int(job.get("num_epochs", 1)),
               "batch_size": int(job.get("batch_size", 16)), "predict_s": {},
+              "max_seq_length": int(model.model_body.max_seq_length),
               "torch": torch.__version__}
     import setfit
 

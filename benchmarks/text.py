@@ -66,8 +66,8 @@ finetune
 setfit
     SetFit (``benchmarks/setfit_bench.py``, in its own virtualenv: ``bash
     benchmarks/setup_peers.sh setfit``) with the same encoder folder: zero-shot from templated
-    label names (``setfit-0``) and k-shot on the very rows fewshot-K gets, thresholds tuned
-    like every method. Slow on a CPU: its contrastive pairs take hours at k = 32 here.
+    label names (``setfit-0``) and k-shot on the very rows fewshot-K gets, its input cut at
+    fewshot-finetune's max_seq_length, thresholds tuned like every method. Slow on a CPU: its contrastive pairs take hours at k = 32 here.
 
 Reported per (dataset, method): ``micro_f1`` (micro policy), ``macro_f1`` (macro policy),
 ``micro_f1_of_macro_policy``, ``train_s`` (seconds, see each method), ``predict_per_s``
@@ -343,9 +343,10 @@ def run_setfit_peer(b: Bench) -> dict:
     the same splits, examples and threshold tuning as zeroshot and fewshot-K."""
     from setfit_bench import run_setfit
 
+    seq = b.args.max_seq_length or FINETUNE_SEQ.get(b.name, 128)
     out = {}
     for k in (0, *b.args.shots):
-        r = run_setfit(b.name, k, threads=b.args.threads)
+        r = run_setfit(b.name, k, threads=b.args.threads, max_seq_length=seq)
         out[r.pop("method")] = r
     return out
 
