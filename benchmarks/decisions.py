@@ -265,7 +265,8 @@ def run_labelwise(Xtr, Ytr, Xte, Yte, *, cv: int = 5) -> dict:
     grid, oof = [], {}
     folds = None
     for loss, C in MODEL_GRID:
-        model = OneVsRest(loss=loss, C=C, bias=1.0, prune_threshold=0.0, random_state=0)
+        model = OneVsRest(loss=loss, C=C, bias=1.0, prune_threshold=0.0,
+                          normalize=None, random_state=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # labels without positives in a fold, max_iter
             S, folds = cross_fit_scores(model, Xtr, Ytr, cv=cv, k=k, random_state=0,
@@ -299,7 +300,8 @@ def run_labelwise(Xtr, Ytr, Xte, Yte, *, cv: int = 5) -> dict:
     target_point = PrecisionTarget(0.9).fit(P_oof, Ytr)
     t_select = time.time() - t0
     # 4. the chosen model refitted on all training rows; test rows only for the numbers
-    model = OneVsRest(loss=key[0], C=key[1], bias=1.0, prune_threshold=0.0, random_state=0)
+    model = OneVsRest(loss=key[0], C=key[1], bias=1.0, prune_threshold=0.0,
+                      normalize=None, random_state=0)
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

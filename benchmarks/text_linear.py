@@ -50,8 +50,8 @@ def select_and_fit(X: Any, Y: Any, *, grid=GRID, shrinkages=SHRINKAGES, cv: int 
     L = Y.shape[1]
 
     def make(loss: str, C: float) -> Any:
-        return OneVsRest(loss=loss, C=C, bias=1.0, prune_threshold=0.0, n_threads=n_threads,
-                         random_state=0)
+        return OneVsRest(loss=loss, C=C, bias=1.0, prune_threshold=0.0, normalize=None,
+                         n_threads=n_threads, random_state=0)
 
     t0 = time.perf_counter()
     rows, oof, folds = [], {}, None
@@ -103,8 +103,8 @@ def select_on_tuning(X: Any, Y: Any, X_tune: Any, Y_tune: Any, *, grid=GRID,
     rows, fitted, fit_s = [], {}, {}
     for loss, C in grid:
         t1 = time.perf_counter()
-        model = OneVsRest(loss=loss, C=C, bias=1.0, prune_threshold=0.0, n_threads=n_threads,
-                          random_state=0)
+        model = OneVsRest(loss=loss, C=C, bias=1.0, prune_threshold=0.0, normalize=None,
+                          n_threads=n_threads, random_state=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X, Y)

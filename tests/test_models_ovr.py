@@ -158,7 +158,8 @@ def test_dcd_matches_liblinear(loss):
     assert abs(p - p_lib) <= 1e-9 * p_lib
     # the whole OneVsRest path gives the same weights (no pruning)
     model = OneVsRest(loss=loss, C=C, bias=bias, tol=1e-10, max_iter=1000000,
-                      prune_threshold=0.0).fit(X, (y > 0)[:, None].astype(np.float32))
+                      prune_threshold=0.0, normalize=None).fit(
+                          X, (y > 0)[:, None].astype(np.float32))
     np.testing.assert_allclose(model.coef_.toarray().ravel(), ref.coef_.ravel(), atol=1e-5)
     np.testing.assert_allclose(model.intercept_, ref.intercept_, atol=1e-5)
     if loss == "logistic":
@@ -297,11 +298,60 @@ def test_memory_limit_refuses_with_the_estimate():
                                  dict(tol=0), dict(max_iter=0), dict(prune_threshold=-0.1),
                                  dict(n_threads=0), dict(random_state=-1),
                                  dict(random_state=np.random.RandomState(0)),
-                                 dict(memory_limit="lots")])
+                                 dict(memory_limit="lots"), dict(normalize="l1")])
 def test_bad_params_are_refused(bad):
     X, Y = multilabel(L=2)
     with pytest.raises(ValueError):
         OneVsRest(**bad).fit(X, Y)
+
+
+def test_normalize_l2_trains_and_scores_on_unit_rows():
+    """normalize="l2" (the default) is the unnormalised model fitted and applied on X with
+    every row scaled to unit length, in every scoring path."""
+    X, Y = multilabel(seed=3)
+    X = X.tolil()
+    X[5] = 0  # an all-zero row stays zero
+    X = X.tocsr()
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1))).ravel()
+    Xn = sp.csr_matrix(sp.diags(np.where(norms > 0, 1 / np.maximum(norms, 1e-30), 0.0)) @ X,
+                       dtype=np.float32)
+    ours = OneVsRest(random_state=2).fit(X, Y)
+    assert ours.get_params()["normalize"] == "l2" and ours.get_params()["C"] == 0.5
+    ref = OneVsRest(normalize=None, random_state=2).fit(Xn, Y)
+    np.testing.assert_allclose(ours.coef_.toarray(), ref.coef_.toarray(), atol=1e-5)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-5)
+    np.testing.assert_allclose(ours.decision_function(X, k=7).toarray(),
+                               ref.decision_function(Xn, k=7).toarray(), atol=1e-5)
+    np.testing.assert_allclose(ours.decision_function_dense(X),
+                               ref.decision_function_dense(Xn), atol=1e-5)
+    # scaling a row does not change its scores; without normalisation it does
+    np.testing.assert_allclose(ours.decision_function_dense(X * 7.0),
+                               ours.decision_function_dense(X), atol=1e-5)
+    raw = OneVsRest(normalize=None, random_state=2).fit(X, Y)
+    assert np.abs(raw.decision_function_dense(X * 7.0) - raw.decision_function_dense(X)).max() > 1
+
+
+def test_models_saved_before_normalize_load_unnormalised(tmp_path):
+    """A manifest without the normalize parameter (written before it existed) describes
+    a model trained on X as given: it loads with normalize=None and the same scores."""
+    import json
+
+    from labelwise.models import load_model
+
+    X, Y = multilabel(seed=4)
+    old = OneVsRest(normalize=None).fit(X, Y)
+    old.save(tmp_path / "old")
+    mpath = tmp_path / "old" / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    del manifest["params"]["normalize"]
+    mpath.write_text(json.dumps(manifest))
+    back = load_model(tmp_path / "old")
+    assert back.normalize is None
+    np.testing.assert_array_equal(back.decision_function_dense(X * 3.0),
+                                  old.decision_function_dense(X * 3.0))
+    new = OneVsRest().fit(X, Y)
+    new.save(tmp_path / "new")
+    assert load_model(tmp_path / "new").normalize == "l2"
 
 
 def test_squared_hinge_proba_is_sigmoid_of_margin():

@@ -13,6 +13,13 @@ Labels are trained in chunks by a pool of ``n_threads`` threads calling nogil nu
 over one shared CSR copy of X; each label's row shuffling is seeded from ``random_state``
 and the label id, so the model does not depend on ``n_threads``.
 
+Rows: with ``normalize="l2"`` (the default, as in ``LabelTree``, and the preprocessing that
+Parabel, Bonsai, napkinXC and PECOS apply to their features) every row of X is scaled to unit
+length at fit and at predict; on raw bag-of-words counts this matters a great deal (Bibtex
+P@1 52.3 without, 64.1 with). ``normalize=None`` uses X as given. Tf-idf rows are already
+unit length, so for them it changes nothing. Models saved before the parameter existed
+load with ``normalize=None``, the behaviour they were trained with.
+
 Pruning: after training, feature weights with ``|w| < prune_threshold`` are set to zero (the
 bias weight is never pruned). The default 0.1 is the weight threshold of Parabel, Bonsai and
 omikuji (``--linear.weight_threshold 0.1``); DiSMEC uses 0.01. ``prune_threshold=0`` keeps the
@@ -42,6 +49,7 @@ import scipy.sparse as sp
 from ..errors import DataFormatError, ResourceLimitError
 from ..progress import progress
 from . import _dcd
+from ._tree_build import l2_normalize_rows
 from .base import MultiLabelModel, as_feature_matrix
 from .topk import linear_topk, resolve_n_threads
 
@@ -121,10 +129,12 @@ def fit_linear(X: sp.csr_matrix, Y: sp.csr_matrix, *, loss: str = "squared_hinge
 
 def check_linear_params(model: Any) -> None:
     """Raise ValueError for a bad parameter shared by the linear families (OneVsRest and the
-    label tree's node classifiers): loss, C, bias, tol, prune_threshold, n_threads,
-    random_state, memory_limit."""
+    label tree's node classifiers): loss, C, bias, tol, prune_threshold, normalize,
+    n_threads, random_state, memory_limit."""
     if model.loss not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {model.loss!r}")
+    if model.normalize not in ("l2", None):
+        raise ValueError(f"normalize must be 'l2' or None, got {model.normalize!r}")
     for name, low, strict in (("C", 0.0, True), ("bias", 0.0, False), ("tol", 0.0, True),
                               ("prune_threshold", 0.0, False)):
         v = getattr(model, name)
@@ -162,22 +172,27 @@ class OneVsRest(MultiLabelModel):
     Parameters
     ----------
     loss: "squared_hinge" (L2-loss SVM, liblinear -s 1) or "logistic" (liblinear -s 7).
-    C: inverse regularisation strength (> 0).
+    C: inverse regularisation strength (> 0); the default 0.5 is LabelTree's (on unit rows
+        it beat 1.0 on Bibtex, Delicious and cooking).
     bias: value of the constant bias feature (>= 0; 0 = no intercept).
     tol: DCD stopping tolerance; 0.1 is liblinear's default for its dual solvers.
     max_iter: cap on DCD epochs per label (liblinear's default 1000); a warning counts the
         labels that reach it.
     prune_threshold: feature weights with smaller magnitude are dropped (>= 0).
+    normalize: "l2" (row-normalise X, at fit and predict) or None.
     n_threads: worker threads (None = all CPUs this process may use).
     memory_limit: bytes, "auto" (80% of available memory) or None (no check).
     random_state: int seed for the per-label row shuffles (None = a fresh seed each fit).
     """
 
     _persist_name = "OneVsRest"
+    #: manifests written before ``normalize`` existed describe unnormalised models
+    _params_absent_from_old_files = {"normalize": None}
 
-    def __init__(self, *, loss: str = "squared_hinge", C: float = 1.0, bias: float = 1.0,
+    def __init__(self, *, loss: str = "squared_hinge", C: float = 0.5, bias: float = 1.0,
                  tol: float = 0.1, max_iter: int = 1000, prune_threshold: float = 0.1,
-                 n_threads: int | None = None, memory_limit: int | str | None = "auto",
+                 normalize: str | None = "l2", n_threads: int | None = None,
+                 memory_limit: int | str | None = "auto",
                  random_state: int | None = 0) -> None:
         self.loss = loss
         self.C = C
@@ -185,6 +200,7 @@ class OneVsRest(MultiLabelModel):
         self.tol = tol
         self.max_iter = max_iter
         self.prune_threshold = prune_threshold
+        self.normalize = normalize
         self.n_threads = n_threads
         self.memory_limit = memory_limit
         self.random_state = random_state
@@ -213,6 +229,8 @@ class OneVsRest(MultiLabelModel):
         nnz_x = X.nnz if sp.issparse(X) else int(np.count_nonzero(X))
         x_is_ready = sp.issparse(X) and X.format == "csr" and X.dtype == np.float32
         x_copy = 0 if x_is_ready else nnz_x * 8 + (n + 1) * 8
+        if self.normalize == "l2":  # the normalised values (indices shared)
+            x_copy += nnz_x * 4 + n * 8
         nnz_y = Y.nnz if sp.issparse(Y) else int(np.count_nonzero(Y))
         y_bytes = 2 * (nnz_y * 12 + (L + 1) * 8 + (n + 1) * 8)
         duals = 24 if self.loss == "logistic" else 8
@@ -246,7 +264,7 @@ class OneVsRest(MultiLabelModel):
                 "they are trained as all-negative (see labels_without_positives_)",
                 UserWarning, stacklevel=3)
         coef, intercept, n_iter = fit_linear(
-            X, Y, loss=self.loss, C=self.C, bias=self.bias, tol=self.tol,
+            self._prepare_X(X), Y, loss=self.loss, C=self.C, bias=self.bias, tol=self.tol,
             max_iter=self.max_iter, prune_threshold=self.prune_threshold,
             n_threads=self.n_threads, seed=int(seed))
         capped = int(np.count_nonzero(n_iter >= self.max_iter))
@@ -262,13 +280,17 @@ class OneVsRest(MultiLabelModel):
         self.n_iter_ = n_iter
         self.labels_without_positives_ = empty
 
+    def _prepare_X(self, X: sp.csr_matrix) -> sp.csr_matrix:
+        return l2_normalize_rows(X) if self.normalize == "l2" else X
+
     def _decision_topk(self, X: sp.csr_matrix, k: int) -> sp.csr_matrix:
-        return linear_topk(X, self.coef_, self.intercept_, k, n_threads=self.n_threads)
+        return linear_topk(self._prepare_X(X), self.coef_, self.intercept_, k,
+                           n_threads=self.n_threads)
 
     def decision_function_dense(self, X: Any) -> np.ndarray:
         """All margins as a dense float32 (n_samples, n_labels) array (small label sets)."""
         self._check_fitted()
-        Xc = as_feature_matrix(X, n_features=self.n_features_in_)
+        Xc = self._prepare_X(as_feature_matrix(X, n_features=self.n_features_in_))
         return np.asarray(Xc @ self.coef_ + self.intercept_[None, :], dtype=np.float32)
 
     # ------------------------------------------------------------------ persistence

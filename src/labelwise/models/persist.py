@@ -354,7 +354,9 @@ def load_model(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool
     if unknown:
         raise DataFormatError(f"unknown parameters for {attr}: {', '.join(unknown)}",
                               path=mpath, field="params")
-    model = cls(**params)
+    # parameters added to a class after a file was written take the value that describes
+    # how that file's model was trained, not today's default
+    model = cls(**{**getattr(cls, "_params_absent_from_old_files", {}), **params})
     try:
         model._validate_params()
     except ValueError as e:

@@ -131,8 +131,6 @@ class LabelTree(MultiLabelModel):
         if self.label_features not in ("pifa", "given"):
             raise ValueError(f"label_features must be 'pifa' or 'given', got "
                              f"{self.label_features!r}")
-        if self.normalize not in ("l2", None):
-            raise ValueError(f"normalize must be 'l2' or None, got {self.normalize!r}")
 
     # ------------------------------------------------------------------ memory
     def estimate_memory(self, X: Any, Y: Any) -> int:
