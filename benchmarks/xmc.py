@@ -4,7 +4,8 @@ One run trains and tests every method on every dataset (``benchmarks/data.py``: 
 delicious, cooking, synthetic), one method at a time, each in its own subprocess:
 
 - labelwise ``OneVsRest`` and ``LabelTree`` (when ``labelwise.models`` has it) in the
-  project's ``.venv``, default settings, ``n_threads=--threads``;
+  project's ``.venv``, default settings, ``n_threads=--threads``; on request (``--labelwise
+  ...,tree3``) also ``LabelTree(n_trees=3)``, the peers' default ensemble size;
 - the peers, each in its own virtualenv (``benchmarks/setup_peers.sh``), with their
   documented defaults: omikuji Parabel-like (``omikuji-parabel``) and Bonsai-like
   (``omikuji-bonsai``), napkinXC PLT (``napkinxc-plt``), PECOS XR-Linear (``pecos-xrlinear``),
@@ -63,6 +64,7 @@ PEERS = {
 LABELWISE = {
     "ovr": (".venv", "labelwise_run.py", "ovr"),
     "tree": (".venv", "labelwise_run.py", "tree"),
+    "tree3": (".venv", "labelwise_run.py", "tree3"),
 }
 METRICS = ("p@1", "p@3", "p@5", "ndcg@5", "psp@5")
 K = 5
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="bibtex,delicious,cooking,synthetic")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma list, '' for none")
-    ap.add_argument("--labelwise", default="ovr,tree", help="comma list of ovr,tree; '' for none")
+    ap.add_argument("--labelwise", default="ovr,tree", help="comma list of ovr,tree,tree3 (LabelTree(n_trees=3)); '' for none")
     ap.add_argument("--quick", action="store_true",
                     help="synthetic-quick (30K labels, 20K rows) instead of synthetic")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
     methods = {}
     for m in _csv(args.labelwise, LABELWISE):
-        cls = {"ovr": "OneVsRest", "tree": "LabelTree"}[m]
+        cls = {"ovr": "OneVsRest", "tree": "LabelTree", "tree3": "LabelTree"}[m]
         if hasattr(labelwise.models, cls):
             methods[f"labelwise-{m}"] = LABELWISE[m]
         else:
