@@ -15,7 +15,7 @@ from conftest import shared_dataset_dir
 from labelwise import LabelSpace
 from labelwise.errors import DataFormatError, NotFittedError
 from labelwise.models import persist
-from labelwise.models.zeroshot import ZeroShot, fit_sigmoid
+from labelwise.models.zeroshot import ZeroShot, check_templates, fit_sigmoid
 
 
 @pytest.fixture(autouse=True)
@@ -145,6 +145,10 @@ def test_label_texts_templates_and_descriptions():
                     templates=("{label}",)).label_texts(space) == [["money-fx"], ["crude_oil"]]
     with pytest.raises(ValueError, match="templates must be strings holding"):
         ZeroShot(templates=("no placeholder",)).label_texts(space)
+    for bad in ("{label}", None, 3, ()):
+        with pytest.raises(ValueError, match="templates must be"):
+            check_templates(bad)
+    assert check_templates(t for t in ("{label}",)) == ["{label}"]
 
 
 # ---------------------------------------------------------------------- real encoder

@@ -116,7 +116,11 @@ def check_templates(templates: Any) -> list[str]:
     if isinstance(templates, str):
         raise ValueError(f"templates must be a list of strings holding '{{label}}', got the "
                          f"string {templates!r}")
-    out = list(templates)
+    try:
+        out = list(templates)
+    except TypeError:
+        raise ValueError(f"templates must be a list of strings holding '{{label}}', got "
+                         f"{templates!r}") from None
     if not out or not all(isinstance(t, str) and "{label}" in t for t in out):
         raise ValueError(f"templates must be strings holding '{{label}}', got {out!r}")
     return out
