@@ -470,6 +470,56 @@ def test_same_seed_same_model_and_threads_do_not_matter():
                    for k in sa)
 
 
+def test_node_C_hand_computed():
+    assert _tree_build.node_C(0.5, 100, 25, 0.5) == 1.0  # 0.5 * 4 ** 0.5
+    assert _tree_build.node_C(0.5, 160, 10, 0.25) == 1.0  # 0.5 * 16 ** 0.25
+    assert _tree_build.node_C(2.0, 100, 100, 0.25) == 2.0  # the root
+    assert _tree_build.node_C(2.0, 100, 7, 0.0) == 2.0
+    assert _tree_build.node_C(2.0, 100, 0, 0.5) == 2.0  # an empty node
+
+
+@pytest.mark.parametrize("power", [0.0, 0.25, 1.0])
+def test_each_node_is_trained_with_its_scaled_C(monkeypatch, power):
+    """Every node task gets C * (n / rows) ** C_node_power (the root: C), and that C is what
+    its classifiers are solved with (train_node == dcd_solve with a given C is checked above)."""
+    X, Y = clustered_data(n=150, L=24)
+    seen = []
+    real = _tree_build.run_task
+
+    def spy(Xn, sq, task, *, C, **kw):
+        seen.append((task.node, task.rows.shape[0], C))
+        return real(Xn, sq, task, C=C, **kw)
+
+    monkeypatch.setattr(_tree_build, "run_task", spy)
+    LabelTree(max_leaf_size=4, branching=3, C=0.5, C_node_power=power, n_threads=1,
+              random_state=0).fit(X, Y)
+    assert len(seen) > 4 and {node for node, *_ in seen} >= {0}
+    for node, m, C in seen:
+        assert m <= 150 and (node != 0 or m == 150)
+        assert C == pytest.approx(0.5 * (150 / m) ** power, rel=1e-12), (node, m)
+    if power:
+        assert any(m < 150 and C > 0.5 for _, m, C in seen)
+
+
+def test_C_node_power_changes_the_model_and_old_manifests_load_with_zero(tmp_path):
+    from labelwise.models import load_model
+
+    X, Y = clustered_data()
+    flat = LabelTree(max_leaf_size=5, C_node_power=0.0, random_state=0).fit(X, Y)
+    scaled = LabelTree(max_leaf_size=5, random_state=0).fit(X, Y)
+    assert scaled.C_node_power == 0.25
+    assert not np.array_equal(flat._get_state()[0]["weights"], scaled._get_state()[0]["weights"])
+    flat.save(tmp_path / "old")
+    mpath = tmp_path / "old" / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    del manifest["params"]["C_node_power"]  # as written before the parameter existed
+    mpath.write_text(json.dumps(manifest))
+    back = load_model(tmp_path / "old")
+    assert back.C_node_power == 0.0
+    S, T = flat.decision_function(X, k=5), back.decision_function(X, k=5)
+    assert np.array_equal(S.indices, T.indices) and np.array_equal(S.data, T.data)
+
+
 def test_save_load_identical_and_mmap(tmp_path):
     X, Y = clustered_data()
     model = LabelTree(n_trees=2, max_leaf_size=5, random_state=0).fit(X, Y)
@@ -548,7 +598,10 @@ def test_labels_without_positives_warn_and_score_low():
                                  dict(beam_size=0), dict(loss="hinge"), dict(C=0.0),
                                  dict(label_features="text"), dict(normalize="l1"),
                                  dict(n_threads=0), dict(random_state=-1),
-                                 dict(memory_limit="lots"), dict(cluster_iters=True)])
+                                 dict(memory_limit="lots"), dict(cluster_iters=True),
+                                 dict(C_node_power=-0.5), dict(C_node_power=float("nan")),
+                                 dict(C_node_power=float("inf")), dict(C_node_power=True),
+                                 dict(C_node_power="0.25")])
 def test_bad_params(bad):
     X, Y = small_data()
     with pytest.raises(ValueError):

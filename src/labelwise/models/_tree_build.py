@@ -36,7 +36,8 @@ import scipy.sparse as sp
 from . import _tree_kernels, _tree_layout
 
 __all__ = ["label_representations", "l2_normalize_rows", "TreeLayout", "build_tree",
-           "NodeTask", "TaskResult", "training_tasks", "run_task", "assemble_weights"]
+           "NodeTask", "TaskResult", "training_tasks", "node_C", "run_task",
+           "assemble_weights"]
 
 
 def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
@@ -183,6 +184,14 @@ def training_tasks(Ycsc: sp.csc_matrix, layout: TreeLayout, *, tree: int, clf_of
         tasks.append(NodeTask(tree, v, clf_offset + a, rows, tgt_indptr, tgt_indices,
                               _classifier_seeds(seed, tree, clf_ids)))
     return tasks
+
+
+def node_C(C: float, n_samples: int, n_rows: int, power: float) -> float:
+    """The C of a node trained on ``n_rows`` of ``n_samples`` rows:
+    ``C * (n_samples / n_rows) ** power`` (``C`` for the root, or for an empty node)."""
+    if n_rows <= 0 or power == 0:
+        return float(C)
+    return float(C) * (float(n_samples) / float(n_rows)) ** float(power)
 
 
 def run_task(X: sp.csr_matrix, sq_norms: np.ndarray, task: NodeTask, *, loss: int, C: float,
