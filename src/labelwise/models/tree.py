@@ -48,7 +48,7 @@ either way, Delicious 67.1 vs 67.3; raise it for large label sets, where ensembl
 Parabel), ``normalize="l2"`` (without it Bibtex drops from 64.3 to 54.0 P@1),
 ``beam_size=10`` (Parabel's, omikuji's and PECOS's). ``C_node_power=0.25`` (0 = one C
 everywhere, as the peers do): mean P@1 over seeds 0-3 on Bibtex 64.35 vs 64.31,
-Delicious 66.78 vs 66.86, cooking 70.32 vs 70.15 (seed noise: 0.3-0.8), and on the
+Delicious 66.78 vs 66.86, cooking 70.32 vs 70.15 (the spread over seeds: 0.3-1.1), and on the
 300K-label synthetic set 36.97 vs 34.63; 0.5 gains more there (37.91) but loses 0.3 on
 Bibtex.
 
