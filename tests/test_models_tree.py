@@ -159,6 +159,50 @@ def test_balanced_2means_matches_reference(seed, n, iters):
     assert np.array_equal(got, want)
 
 
+def ref_build_tree(Z, branching, max_leaf, iters, seed):
+    """Plain breadth-first build, each node's groups by depth-first recursive 2-means with
+    each split's seed labels from default_rng([seed, node, path]) (the documented rules)."""
+    def split(labels, parts, node, path):
+        if parts == 1:
+            return [labels]
+        n = len(labels)
+        p0 = (parts + 1) // 2
+        i0, i1 = np.random.default_rng([seed, node, path]).choice(n, size=2, replace=False)
+        a = ref_balanced_2means(Z.toarray(), list(labels), n * p0 // parts, int(i0), int(i1),
+                                iters)
+        return (split(labels[a == 0], p0, node, 2 * path)
+                + split(labels[a == 1], parts - p0, node, 2 * path + 1))
+
+    nodes, kids = [np.arange(Z.shape[0])], []
+    v = 0
+    while v < len(nodes):
+        S = nodes[v]
+        if len(S) <= max_leaf:
+            kids.append(list(-S - 1))
+        else:
+            groups = split(S, min(branching, -(-len(S) // max_leaf)), v, 1)
+            kids.append(list(range(len(nodes), len(nodes) + len(groups))))
+            nodes += groups
+        v += 1
+    return nodes, kids
+
+
+@pytest.mark.parametrize("branching,max_leaf,seed", [(2, 3, 0), (3, 5, 1), (5, 4, 2),
+                                                     (16, 10, 3)])
+def test_build_tree_matches_reference_on_any_thread_count(branching, max_leaf, seed):
+    X, Y = clustered_data(L=90, seed=seed)
+    Z = _tree_build.label_representations(_tree_build.l2_normalize_rows(X), Y)
+    nodes, kids = ref_build_tree(Z, branching, max_leaf, 4, seed)
+    for threads in (1, 2, 3):
+        lay = _tree_build.build_tree(Z, branching=branching, max_leaf_size=max_leaf,
+                                     cluster_iters=4, seed=seed, n_threads=threads)
+        assert lay.n_nodes == len(nodes)
+        for v in range(lay.n_nodes):
+            assert np.array_equal(lay.node_labels[v], nodes[v]), (threads, v)
+            got = lay.clf_child[lay.node_clf_start[v]:lay.node_clf_start[v + 1]]
+            assert list(got) == kids[v], (threads, v)
+
+
 @pytest.mark.parametrize("branching,max_leaf", [(2, 1), (2, 7), (4, 10), (3, 5), (16, 100)])
 def test_build_tree_invariants(branching, max_leaf):
     X, Y = clustered_data(L=200)

@@ -11,7 +11,9 @@ Tree layout (``TreeLayout``)
     ``max_leaf_size`` labels is split into ``min(branching, ceil(n / max_leaf_size))`` groups
     of near-equal size by recursive balanced spherical 2-means
     (:func:`labelwise.models._tree_kernels.balanced_2means`; a split into ``p`` groups puts
-    ``floor(n * ceil(p/2) / p)`` labels on the first side); every group becomes a child node.
+    ``floor(n * ceil(p/2) / p)`` labels on the first side, and its two seed labels come from
+    a generator of ``(seed, node, path)``, so splits can run on any thread in any order);
+    every group becomes a child node.
     Otherwise the node is a leaf whose children are its labels (ascending ids). Each
     parent->child edge is a *classifier*; node ``v``'s classifiers are the ids
     ``node_clf_start[v]:node_clf_start[v+1]`` and ``clf_child[c]`` is the child node id, or
@@ -28,6 +30,7 @@ Training tasks (``NodeTask``)
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,46 +83,90 @@ class TreeLayout:
         return len(self.node_labels)
 
 
-def _split(Z: sp.csr_matrix, labels: np.ndarray, parts: int, iters: int,
-           rng: np.random.Generator) -> list[np.ndarray]:
-    if parts == 1:
-        return [labels]
+def _split_seed(seed: int, node: int, path: int) -> np.random.Generator:
+    """The generator of one 2-means split: node ``node``, at ``path`` (1, then one bit per
+    side taken from the node's labels down to this group)."""
+    return np.random.default_rng([int(seed), int(node), int(path)])
+
+
+def _two_means(Z: sp.csr_matrix, labels: np.ndarray, parts: int, iters: int, seed: int,
+               node: int, path: int) -> list[tuple[np.ndarray, int, int]]:
+    """One balanced 2-means split of a group meant for ``parts`` children: the two halves as
+    ``(labels, parts, path)``."""
     n = labels.shape[0]
     p0 = (parts + 1) // 2
     n0 = (n * p0) // parts
-    i0, i1 = rng.choice(n, size=2, replace=False)
+    i0, i1 = _split_seed(seed, node, path).choice(n, size=2, replace=False)
     assign = _tree_kernels.balanced_2means(Z.indptr, Z.indices, Z.data, Z.shape[1], labels,
                                            n0, int(i0), int(i1), iters)
-    return (_split(Z, labels[assign == 0], p0, iters, rng)
-            + _split(Z, labels[assign == 1], parts - p0, iters, rng))
+    return [(labels[assign == 0], p0, 2 * path), (labels[assign == 1], parts - p0, 2 * path + 1)]
 
 
 def build_tree(Z: sp.csr_matrix, *, branching: int, max_leaf_size: int, cluster_iters: int,
-               seed: int) -> TreeLayout:
-    """Cluster the label rows of Z into one tree (module docstring); deterministic in seed."""
-    rng = np.random.default_rng(seed)
-    n_labels = Z.shape[0]
-    node_labels = [np.arange(n_labels, dtype=np.int64)]
+               seed: int, n_threads: int = 1) -> TreeLayout:
+    """Cluster the label rows of Z into one tree (module docstring); deterministic in seed.
+
+    Built one depth at a time: every node of a depth is split into its groups by rounds of
+    2-means splits, and all splits of a round (of every node) run at once on ``n_threads``
+    threads (the kernel releases the GIL). Each split draws its two seed labels from a
+    generator of ``(seed, node, path)``, so the tree does not depend on ``n_threads``.
+    """
+    node_labels = [np.arange(Z.shape[0], dtype=np.int64)]
     starts = [0]
     children: list[np.ndarray] = []
     used = 0
-    v = 0
-    while v < len(node_labels):
-        S = node_labels[v]
-        if S.shape[0] <= max_leaf_size:
-            kids = -S - 1
-        else:
-            parts = min(branching, -(-S.shape[0] // max_leaf_size))
-            groups = _split(Z, S, parts, cluster_iters, rng)
-            first = len(node_labels)
-            node_labels.extend(groups)
-            kids = np.arange(first, first + len(groups), dtype=np.int64)
-        children.append(kids)
-        used += kids.shape[0]
-        starts.append(used)
-        v += 1
+    pool = ThreadPoolExecutor(max_workers=n_threads) if n_threads > 1 else None
+    try:
+        depth = [0]
+        while depth:
+            done: dict[int, list[tuple[int, np.ndarray]]] = {v: [] for v in depth}
+            pending = []  # (node, labels, parts, path)
+            for v in depth:
+                S = node_labels[v]
+                if S.shape[0] > max_leaf_size:
+                    pending.append((v, S, min(branching, -(-S.shape[0] // max_leaf_size)), 1))
+            while pending:
+                work = []
+                for v, S, parts, path in pending:
+                    if parts == 1:
+                        done[v].append((path, S))
+                    else:
+                        work.append((v, S, parts, path))
+
+                def split(t):
+                    v, S, parts, path = t
+                    return [(v, *half) for half in _two_means(Z, S, parts, cluster_iters, seed,
+                                                              v, path)]
+
+                halves = pool.map(split, work) if pool is not None else map(split, work)
+                pending = [h for pair in halves for h in pair]
+            nxt = []
+            for v in depth:
+                S = node_labels[v]
+                if not done[v]:
+                    kids = -S - 1
+                else:
+                    # left before right at every split: the groups in the order of their paths
+                    # read as bit strings below the leading 1
+                    groups = [g for _, g in sorted(done[v], key=lambda pg: _path_key(pg[0]))]
+                    first = len(node_labels)
+                    node_labels.extend(groups)
+                    kids = np.arange(first, first + len(groups), dtype=np.int64)
+                    nxt.extend(kids.tolist())
+                children.append(kids)
+                used += kids.shape[0]
+                starts.append(used)
+            depth = nxt
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return TreeLayout(np.asarray(starts, np.int64),
                       np.concatenate(children).astype(np.int64), node_labels)
+
+
+def _path_key(path: int) -> str:
+    """``path`` (1 followed by the side bits) as the bit string of its sides, for sorting."""
+    return bin(path)[3:]
 
 
 @dataclass

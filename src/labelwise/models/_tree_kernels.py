@@ -86,14 +86,13 @@ def scale_rows(indptr, data, scale):
 
 # ---------------------------------------------------------------------------- clustering
 @nb.njit(nogil=True, cache=True)
-def _centroid(z_indptr, z_indices, z_data, col_map, labels, assign, group, c):
-    """Normalised sum of the group's label rows, over the local columns of ``col_map``."""
+def _centroid(lptr, loc, val, assign, group, c):
+    """Normalised sum of the group's label rows (local copies: ``lptr``, ``loc``, ``val``)."""
     c[:] = 0.0
-    for t in range(labels.shape[0]):
+    for t in range(lptr.shape[0] - 1):
         if assign[t] == group:
-            lab = labels[t]
-            for p in range(z_indptr[lab], z_indptr[lab + 1]):
-                c[col_map[z_indices[p]]] += z_data[p]
+            for q in range(lptr[t], lptr[t + 1]):
+                c[loc[q]] += val[q]
     s = 0.0
     for f in range(c.shape[0]):
         s += c[f] * c[f]
@@ -110,13 +109,16 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
     ``init0``/``init1`` are positions in ``labels`` whose rows seed the two centroids. The
     centroids live on the columns the labels use (renumbered in ascending order, so sums run
     in the same order as over all ``n_cols``): a split costs ``O(nnz of its labels)`` a
-    round, not ``O(n_cols)``.
+    round, not ``O(n_cols)``. The labels' rows are copied once, with local column numbers,
+    into contiguous arrays (8 bytes per stored value) that every round then streams through.
     """
     n = labels.shape[0]
     col_map = np.full(n_cols, -1, np.int32)
     n_local = 0
+    lptr = np.zeros(n + 1, np.int64)
     for t in range(n):
         lab = labels[t]
+        lptr[t + 1] = lptr[t] + (z_indptr[lab + 1] - z_indptr[lab])
         for p in range(z_indptr[lab], z_indptr[lab + 1]):
             if col_map[z_indices[p]] < 0:
                 col_map[z_indices[p]] = 0
@@ -133,24 +135,32 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
     cols.sort()
     for q in range(n_local):
         col_map[cols[q]] = q
+    loc = np.empty(lptr[n], np.int32)
+    val = np.empty(lptr[n], z_data.dtype)
+    for t in range(n):
+        lab = labels[t]
+        q = lptr[t]
+        for p in range(z_indptr[lab], z_indptr[lab + 1]):
+            loc[q] = col_map[z_indices[p]]
+            val[q] = z_data[p]
+            q += 1
     c0 = np.zeros(n_local, np.float64)
     c1 = np.zeros(n_local, np.float64)
-    lab = labels[init0]
-    for p in range(z_indptr[lab], z_indptr[lab + 1]):
-        c0[col_map[z_indices[p]]] = z_data[p]
-    lab = labels[init1]
-    for p in range(z_indptr[lab], z_indptr[lab + 1]):
-        c1[col_map[z_indices[p]]] = z_data[p]
+    for q in range(lptr[init0], lptr[init0 + 1]):
+        c0[loc[q]] = val[q]
+    for q in range(lptr[init1], lptr[init1 + 1]):
+        c1[loc[q]] = val[q]
     assign = np.full(n, -1, np.int8)
     new = np.empty(n, np.int8)
     diff = np.empty(n, np.float64)
+    d = np.empty(n_local, np.float64)
     for _ in range(iters):
+        for f in range(n_local):
+            d[f] = c0[f] - c1[f]
         for t in range(n):
-            lab = labels[t]
             s = 0.0
-            for p in range(z_indptr[lab], z_indptr[lab + 1]):
-                f = col_map[z_indices[p]]
-                s += z_data[p] * (c0[f] - c1[f])
+            for q in range(lptr[t], lptr[t + 1]):
+                s += val[q] * d[loc[q]]
             diff[t] = -s
         order = np.argsort(diff, kind="mergesort")
         for r in range(n):
@@ -162,8 +172,8 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
             assign[t] = new[t]
         if not changed:
             break
-        _centroid(z_indptr, z_indices, z_data, col_map, labels, assign, 0, c0)
-        _centroid(z_indptr, z_indices, z_data, col_map, labels, assign, 1, c1)
+        _centroid(lptr, loc, val, assign, 0, c0)
+        _centroid(lptr, loc, val, assign, 1, c1)
     return assign
 
 
