@@ -115,6 +115,11 @@ def build_tree(Z: sp.csr_matrix, *, branching: int, max_leaf_size: int, cluster_
     starts = [0]
     children: list[np.ndarray] = []
     used = 0
+
+    def split(t: tuple[int, np.ndarray, int, int]) -> list[tuple[int, np.ndarray, int, int]]:
+        v, S, parts, path = t
+        return [(v, *half) for half in _two_means(Z, S, parts, cluster_iters, seed, v, path)]
+
     pool = ThreadPoolExecutor(max_workers=n_threads) if n_threads > 1 else None
     try:
         depth = [0]
@@ -132,12 +137,6 @@ def build_tree(Z: sp.csr_matrix, *, branching: int, max_leaf_size: int, cluster_
                         done[v].append((path, S))
                     else:
                         work.append((v, S, parts, path))
-
-                def split(t):
-                    v, S, parts, path = t
-                    return [(v, *half) for half in _two_means(Z, S, parts, cluster_iters, seed,
-                                                              v, path)]
-
                 halves = pool.map(split, work) if pool is not None else map(split, work)
                 pending = [h for pair in halves for h in pair]
             nxt = []
