@@ -48,9 +48,9 @@ either way, Delicious 67.1 vs 67.3; raise it for large label sets, where ensembl
 Parabel), ``normalize="l2"`` (without it Bibtex drops from 64.3 to 54.0 P@1),
 ``beam_size=10`` (Parabel's, omikuji's and PECOS's). ``C_node_power=0.25`` (0 = one C
 everywhere, as the peers do): mean P@1 over seeds 0-3 on Bibtex 64.35 vs 64.31,
-Delicious 66.78 vs 66.86, cooking 70.32 vs 70.15 (the spread over seeds: 0.3-1.1), and on the
-300K-label synthetic set 36.97 vs 34.63; 0.5 gains more there (37.91) but loses 0.3 on
-Bibtex. ``cluster_iters=10`` (PECOS's k-means uses 20): mean P@1 over seeds 0-3 against 20
+Delicious 66.78 vs 66.86, cooking 70.32 vs 70.15 (the spread over seeds: 0.3-1.1), and
+on the 300K-label synthetic set 36.97 vs 34.63; 0.5 gains more there (37.91) but loses 0.3
+on Bibtex. ``cluster_iters=10`` (PECOS's k-means uses 20): mean P@1 over seeds 0-3 against 20
 rounds, Bibtex 64.22 either way, Delicious 66.58 vs 66.65, cooking 70.39 vs 70.50,
 synthetic-quick 38.63 vs 38.29, and on the 300K-label set 37.20 vs 37.23 with the tree
 built in 12 s instead of 16 s.
@@ -113,8 +113,8 @@ class LabelTree(MultiLabelModel):
 
     def __init__(self, *, n_trees: int = 1, branching: int = 16, max_leaf_size: int = 100,
                  beam_size: int = 10, loss: str = "squared_hinge", C: float = 0.5,
-                 C_node_power: float = 0.25, bias: float = 1.0, tol: float = 0.1, max_iter: int = 20,
-                 prune_threshold: float = 0.1, cluster_iters: int = 10,
+                 C_node_power: float = 0.25, bias: float = 1.0, tol: float = 0.1,
+                 max_iter: int = 20, prune_threshold: float = 0.1, cluster_iters: int = 10,
                  label_features: str = "pifa", normalize: str | None = "l2",
                  n_threads: int | None = None, memory_limit: int | str | None = "auto",
                  random_state: int | None = 0) -> None:
@@ -157,10 +157,10 @@ class LabelTree(MultiLabelModel):
         The sum of two parts. *Fixed* (upper bounds): the normalised copy of X's values, the
         label matrix (CSC), the label representations (at most ``min(n_labels * n_features,
         R)`` entries, ``R = sum_i nnz(x_i) |y_i|``, counted three times: the k-means splits
-        of one round hold a working copy of their labels' rows), every tree's task index lists (each
-        level holds at most ``nnz(Y) + n_samples`` row ids) and per-thread solver buffers
-        (the lockstep block of :func:`~labelwise.models._dcd.sq_hinge_block` included, at
-        most ``_tree_kernels.BLOCK_BYTES`` a thread).
+        of one round hold a working copy of their labels' rows), every tree's task index
+        lists (each level holds at most ``nnz(Y) + n_samples`` row ids) and per-thread solver
+        buffers (the lockstep block of :func:`~labelwise.models._dcd.sq_hinge_block`
+        included, at most ``_tree_kernels.BLOCK_BYTES`` a thread).
         *Weights* (an estimate, not a bound: pruning decides): ``min(n_classifiers *
         n_features, R)`` pruned weights per tree, counted twice (task results and the
         assembled layout). Because the weights cannot be bounded usefully in advance, ``fit``
@@ -257,7 +257,8 @@ class LabelTree(MultiLabelModel):
         for t in range(self.n_trees):
             layout = _tree_build.build_tree(
                 Z, branching=self.branching, max_leaf_size=self.max_leaf_size,
-                cluster_iters=self.cluster_iters, seed=int(seed) + 7919 * t, n_threads=threads)
+                cluster_iters=self.cluster_iters, seed=int(seed) + 7919 * t,
+                n_threads=threads)
             tasks += _tree_build.training_tasks(Ycsc, layout, tree=t, clf_offset=n_clf,
                                                 seed=int(seed))
             kids = layout.clf_child.copy()
