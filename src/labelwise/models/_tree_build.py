@@ -83,20 +83,17 @@ class TreeLayout:
         return len(self.node_labels)
 
 
-def _split_seed(seed: int, node: int, path: int) -> np.random.Generator:
-    """The generator of one 2-means split: node ``node``, at ``path`` (1, then one bit per
-    side taken from the node's labels down to this group)."""
-    return np.random.default_rng([int(seed), int(node), int(path)])
-
-
 def _two_means(Z: sp.csr_matrix, labels: np.ndarray, parts: int, iters: int, seed: int,
                node: int, path: int) -> list[tuple[np.ndarray, int, int]]:
     """One balanced 2-means split of a group meant for ``parts`` children: the two halves as
-    ``(labels, parts, path)``."""
+    ``(labels, parts, path)``. ``path`` is 1 for the node's whole label set and gains one bit
+    (0 left, 1 right) per split; the two seed labels come from ``default_rng([seed, node,
+    path])``."""
     n = labels.shape[0]
     p0 = (parts + 1) // 2
     n0 = (n * p0) // parts
-    i0, i1 = _split_seed(seed, node, path).choice(n, size=2, replace=False)
+    i0, i1 = np.random.default_rng([int(seed), int(node), int(path)]).choice(
+        n, size=2, replace=False)
     assign = _tree_kernels.balanced_2means(Z.indptr, Z.indices, Z.data, Z.shape[1], labels,
                                            n0, int(i0), int(i1), iters)
     return [(labels[assign == 0], p0, 2 * path), (labels[assign == 1], parts - p0, 2 * path + 1)]
@@ -108,49 +105,43 @@ def build_tree(Z: sp.csr_matrix, *, branching: int, max_leaf_size: int, cluster_
 
     Built one depth at a time: every node of a depth is split into its groups by rounds of
     2-means splits, and all splits of a round (of every node) run at once on ``n_threads``
-    threads (the kernel releases the GIL). Each split draws its two seed labels from a
-    generator of ``(seed, node, path)``, so the tree does not depend on ``n_threads``.
+    threads (the kernel releases the GIL). A split's two halves take its place in the list
+    of groups, left before right, so each node's groups stay in depth-first order; each split
+    draws its seed labels from a generator of ``(seed, node, path)``, so the tree does not
+    depend on ``n_threads``.
     """
     node_labels = [np.arange(Z.shape[0], dtype=np.int64)]
     starts = [0]
     children: list[np.ndarray] = []
     used = 0
 
-    def split(t: tuple[int, np.ndarray, int, int]) -> list[tuple[int, np.ndarray, int, int]]:
-        v, S, parts, path = t
+    def split(g: tuple[int, np.ndarray, int, int]) -> list[tuple[int, np.ndarray, int, int]]:
+        v, S, parts, path = g
         return [(v, *half) for half in _two_means(Z, S, parts, cluster_iters, seed, v, path)]
 
     pool = ThreadPoolExecutor(max_workers=n_threads) if n_threads > 1 else None
     try:
         depth = [0]
         while depth:
-            done: dict[int, list[tuple[int, np.ndarray]]] = {v: [] for v in depth}
-            pending = []  # (node, labels, parts, path)
-            for v in depth:
-                S = node_labels[v]
-                if S.shape[0] > max_leaf_size:
-                    pending.append((v, S, min(branching, -(-S.shape[0] // max_leaf_size)), 1))
-            while pending:
-                work = []
-                for v, S, parts, path in pending:
-                    if parts == 1:
-                        done[v].append((path, S))
-                    else:
-                        work.append((v, S, parts, path))
-                halves = pool.map(split, work) if pool is not None else map(split, work)
-                pending = [h for pair in halves for h in pair]
+            # (node, labels, parts, path), in node order, each node's groups left to right
+            sizes = [node_labels[v].shape[0] for v in depth]
+            groups = [(v, node_labels[v], min(branching, -(-m // max_leaf_size)), 1)
+                      for v, m in zip(depth, sizes) if m > max_leaf_size]
+            while any(g[2] > 1 for g in groups):
+                work = [g for g in groups if g[2] > 1]
+                halves = iter(pool.map(split, work) if pool is not None else map(split, work))
+                groups = [h for g in groups for h in (next(halves) if g[2] > 1 else [g])]
+            node_groups: dict[int, list[np.ndarray]] = {}
+            for v, S, _, _ in groups:
+                node_groups.setdefault(v, []).append(S)
             nxt = []
             for v in depth:
-                S = node_labels[v]
-                if not done[v]:
-                    kids = -S - 1
+                if v not in node_groups:
+                    kids = -node_labels[v] - 1
                 else:
-                    # left before right at every split: the groups in the order of their paths
-                    # read as bit strings below the leading 1
-                    groups = [g for _, g in sorted(done[v], key=lambda pg: _path_key(pg[0]))]
                     first = len(node_labels)
-                    node_labels.extend(groups)
-                    kids = np.arange(first, first + len(groups), dtype=np.int64)
+                    node_labels.extend(node_groups[v])
+                    kids = np.arange(first, len(node_labels), dtype=np.int64)
                     nxt.extend(kids.tolist())
                 children.append(kids)
                 used += kids.shape[0]
@@ -161,11 +152,6 @@ def build_tree(Z: sp.csr_matrix, *, branching: int, max_leaf_size: int, cluster_
             pool.shutdown()
     return TreeLayout(np.asarray(starts, np.int64),
                       np.concatenate(children).astype(np.int64), node_labels)
-
-
-def _path_key(path: int) -> str:
-    """``path`` (1 followed by the side bits) as the bit string of its sides, for sorting."""
-    return bin(path)[3:]
 
 
 @dataclass
@@ -235,7 +221,7 @@ def training_tasks(Ycsc: sp.csc_matrix, layout: TreeLayout, *, tree: int, clf_of
 def node_C(C: float, n_samples: int, n_rows: int, power: float) -> float:
     """The C of a node trained on ``n_rows`` of ``n_samples`` rows:
     ``C * (n_samples / n_rows) ** power`` (``C`` for the root, or for an empty node)."""
-    if n_rows <= 0 or power == 0:
+    if n_rows <= 0:
         return float(C)
     return float(C) * (float(n_samples) / float(n_rows)) ** float(power)
 

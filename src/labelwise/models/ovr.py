@@ -127,6 +127,16 @@ def fit_linear(X: sp.csr_matrix, Y: sp.csr_matrix, *, loss: str = "squared_hinge
     return coef, intercept, n_iter
 
 
+def check_number(model: Any, name: str, low: float, *, strict: bool) -> None:
+    """Raise ValueError unless parameter ``name`` of ``model`` is a finite int or float
+    above ``low`` (``strict``) or at least ``low``."""
+    v = getattr(model, name)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) \
+            or (v <= low if strict else v < low):
+        rel = ">" if strict else ">="
+        raise ValueError(f"{name} must be a finite number {rel} {low}, got {v!r}")
+
+
 def check_linear_params(model: Any) -> None:
     """Raise ValueError for a bad parameter shared by the linear families (OneVsRest and the
     label tree's node classifiers): loss, C, bias, tol, prune_threshold, normalize,
@@ -135,13 +145,9 @@ def check_linear_params(model: Any) -> None:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {model.loss!r}")
     if model.normalize not in ("l2", None):
         raise ValueError(f"normalize must be 'l2' or None, got {model.normalize!r}")
-    for name, low, strict in (("C", 0.0, True), ("bias", 0.0, False), ("tol", 0.0, True),
-                              ("prune_threshold", 0.0, False)):
-        v = getattr(model, name)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) \
-                or (v <= low if strict else v < low):
-            rel = ">" if strict else ">="
-            raise ValueError(f"{name} must be a finite number {rel} {low}, got {v!r}")
+    for name, strict in (("C", True), ("bias", False), ("tol", True),
+                         ("prune_threshold", False)):
+        check_number(model, name, 0.0, strict=strict)
     nt = model.n_threads
     if nt is not None and (isinstance(nt, bool) or not isinstance(nt, int) or nt < 1):
         raise ValueError(f"n_threads must be None or a positive int, got {nt!r}")

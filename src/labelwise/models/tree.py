@@ -74,7 +74,7 @@ from ..errors import DataFormatError, ResourceLimitError
 from ..progress import progress
 from . import _dcd, _tree_build, _tree_kernels
 from .base import MultiLabelModel, as_feature_matrix
-from .ovr import LOSSES, check_linear_params, memory_limit_bytes
+from .ovr import LOSSES, check_linear_params, check_number, memory_limit_bytes
 from .topk import _run_rows, resolve_n_threads
 
 __all__ = ["LabelTree"]
@@ -143,9 +143,7 @@ class LabelTree(MultiLabelModel):
             if not _is_int(getattr(self, name), low):
                 raise ValueError(f"{name} must be an int >= {low}, got {getattr(self, name)!r}")
         check_linear_params(self)
-        p = self.C_node_power
-        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p < np.inf:
-            raise ValueError(f"C_node_power must be a finite number >= 0, got {p!r}")
+        check_number(self, "C_node_power", 0.0, strict=False)
         if self.label_features not in ("pifa", "given"):
             raise ValueError(f"label_features must be 'pifa' or 'given', got "
                              f"{self.label_features!r}")
