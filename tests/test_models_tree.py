@@ -91,9 +91,9 @@ def ref_node_major_weights(W: sp.csr_matrix, starts: np.ndarray) -> dict[str, np
             "val_child": np.array(val_child)}
 
 
-def ref_log_prob(m: float, loss: str) -> float:
+def ref_log_prob(m: float, loss: str, power: float) -> float:
     if loss == "squared_hinge":
-        return -max(0.0, 1.0 - m) ** 2
+        return -max(0.0, 1.0 - m) ** power
     return -math.log1p(math.exp(-m)) if m >= 0 else m - math.log1p(math.exp(m))
 
 
@@ -111,7 +111,8 @@ def ref_scores(model: LabelTree, X: sp.csr_matrix, beam: int | None) -> np.ndarr
                 nxt = []
                 for v, s in level:
                     for c in range(starts[v], starts[v + 1]):
-                        lp = s + ref_log_prob(float(margins[i, c]), model.loss)
+                        lp = s + ref_log_prob(float(margins[i, c]), model.loss,
+                                              model.hinge_power)
                         if child[c] >= 0:
                             nxt.append((int(child[c]), lp))
                         else:
@@ -394,7 +395,7 @@ def test_beam_search_underflowing_scores_tie_to_lower_ids():
     the exp-only-for-candidates path gives the reference's top k, ties to lower ids."""
     X, Y = clustered_data(L=12)
     model = LabelTree(branching=2, max_leaf_size=3, beam_size=50, random_state=2,
-                      n_threads=1).fit(X, Y)
+                      hinge_power=2.0, n_threads=1).fit(X, Y)  # the intercepts assume 2
     rng = np.random.default_rng(0)
     model.intercept_ = (model.intercept_
                         + rng.choice([-30.0, -12.0, 0.0, 0.0], size=model.intercept_.shape)
@@ -474,9 +475,50 @@ def test_beam_search_with_wide_beam_is_exhaustive(loss, n_trees):
     X, Y = clustered_data(L=24)
     model = LabelTree(n_trees=n_trees, branching=3, max_leaf_size=3, beam_size=1000, loss=loss,
                       random_state=1, n_threads=1).fit(X, Y)
-    want = ref_scores(model, X[:40], beam=None)
-    got = model.decision_function(X[:40], k=24).toarray()
-    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-7)
+    for power in (3.0, 2.0, 1.5):  # the default, the kernel's two shortcuts' other, a pow
+        model.set_params(hinge_power=power)
+        want = ref_scores(model, X[:40], beam=None)
+        got = model.decision_function(X[:40], k=24).toarray()
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-7)
+
+
+def test_log_prob_hand_computed():
+    lp = _tree_kernels.log_prob
+    assert lp(0.5, 0, 2.0) == -0.25 and lp(0.5, 0, 3.0) == -0.125
+    assert lp(-1.0, 0, 3.0) == -8.0 and lp(-1.0, 0, 1.5) == pytest.approx(-(2 ** 1.5))
+    assert lp(1.0, 0, 3.0) == 0.0 and lp(7.0, 0, 1.5) == 0.0  # margin >= 1: probability 1
+    assert lp(0.0, 1, 3.0) == pytest.approx(math.log(0.5))  # logistic: the power is unused
+
+
+def test_hinge_power_is_read_at_prediction_and_old_manifests_load_with_two(tmp_path):
+    from labelwise.models import load_model
+
+    X, Y = clustered_data()
+    model = LabelTree(max_leaf_size=5, random_state=0).fit(X, Y)
+    assert model.hinge_power == 3.0
+    weights = model._get_state()[0]["weights"].copy()
+    S3 = model.decision_function(X, k=5)
+    two = LabelTree(max_leaf_size=5, random_state=0, hinge_power=2.0).fit(X, Y)
+    assert np.array_equal(two._get_state()[0]["weights"], weights)  # training does not read it
+    S2 = two.decision_function(X, k=5)
+    assert not np.allclose(S2.toarray(), S3.toarray())
+    model.set_params(hinge_power=2.0)  # no refit needed
+    T = model.decision_function(X, k=5)
+    assert np.array_equal(T.indices, S2.indices) and np.array_equal(T.data, S2.data)
+    model.set_params(hinge_power=3.0)
+    model.save(tmp_path / "old")
+    mpath = tmp_path / "old" / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    del manifest["params"]["hinge_power"]  # as written before the parameter existed
+    mpath.write_text(json.dumps(manifest))
+    back = load_model(tmp_path / "old")
+    assert back.hinge_power == 2.0
+    T = back.decision_function(X, k=5)
+    assert np.array_equal(T.indices, S2.indices) and np.array_equal(T.data, S2.data)
+    for bad in (dict(hinge_power=0.0), dict(hinge_power=True), dict(beam_size=0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            back.set_params(**bad).decision_function(X, k=5)
+        back.set_params(hinge_power=2.0, beam_size=10)
 
 
 @pytest.mark.parametrize("n_trees", [1, 2])
@@ -645,7 +687,9 @@ def test_labels_without_positives_warn_and_score_low():
                                  dict(memory_limit="lots"), dict(cluster_iters=True),
                                  dict(C_node_power=-0.5), dict(C_node_power=float("nan")),
                                  dict(C_node_power=float("inf")), dict(C_node_power=True),
-                                 dict(C_node_power="0.25")])
+                                 dict(C_node_power="0.25"), dict(hinge_power=0.0),
+                                 dict(hinge_power=-1.0), dict(hinge_power=float("nan")),
+                                 dict(hinge_power="3")])
 def test_bad_params(bad):
     X, Y = small_data()
     with pytest.raises(ValueError):

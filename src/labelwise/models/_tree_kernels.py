@@ -24,8 +24,8 @@ row-index arrays, so no kernel ever copies X per node.
 ``beam_search``
     Per document: in every tree, a beam of at most ``beam`` nodes starts at the root; each
     node's classifiers are scored, a child's log-probability is its parent's plus the
-    classifier's (``-max(0, 1 - m)^2`` for the squared hinge, ``log sigmoid(m)`` for the
-    logistic loss, ``m`` the margin), node children compete for the next beam (highest first,
+    classifier's (``-max(0, 1 - m)^p`` for the squared hinge, ``p`` the model's
+    ``hinge_power``; ``log sigmoid(m)`` for the logistic loss; ``m`` the margin), node children compete for the next beam (highest first,
     ties to the earlier candidate) and label children are final. A label's score is
     ``exp(log-probability)`` averaged over the trees (0 in a tree that did not reach it);
     the row's top ``k`` (ties to the lower label id, unreached labels scoring 0) are written
@@ -267,11 +267,17 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
 
 # ---------------------------------------------------------------------------- prediction
 @nb.njit(nogil=True, cache=True, inline="always")
-def log_prob(margin, loss):
+def log_prob(margin, loss, power):
     """The classifier's log-probability of 'yes' for a margin (see the module docstring)."""
     if loss == LOSS_SQUARED_HINGE:
         h = 1.0 - margin
-        return -h * h if h > 0.0 else 0.0
+        if h <= 0.0:
+            return 0.0
+        if power == 2.0:
+            return -h * h
+        if power == 3.0:
+            return -h * h * h
+        return -(h ** power)
     if margin >= 0.0:
         return -np.log1p(np.exp(-margin))
     return margin - np.log1p(np.exp(margin))
@@ -377,13 +383,15 @@ def _kth_largest(acc, touched, n_touched, k, low):
 @nb.njit(nogil=True, cache=True)
 def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                 node_feat_start, feat_id, feat_ptr, weights, node_dense, child_shift,
-                val_child, clf_bias, loss, beam, n_labels, k, row_start, row_end, out_i, out_s):
+                val_child, clf_bias, loss, power, beam, n_labels, k, row_start, row_end, out_i,
+                out_s):
     """Top-k tree scores of rows ``row_start:row_end``; writes ``out_*[r*k:(r+1)*k]``.
 
     ``node_clf_start`` (n_nodes + 1): node ``v``'s classifiers are ids
     ``node_clf_start[v]:node_clf_start[v+1]``; classifier ``c`` leads to node
     ``clf_child[c]`` when ``>= 0``, else to label ``-clf_child[c] - 1``; ``clf_bias`` holds
-    the intercepts and the weights are in the layout of ``_tree_build.node_major_weights``.
+    the intercepts and the weights are in the layout of ``_tree_build.node_major_weights``;
+    ``power`` is the squared hinge's exponent in :func:`log_prob`.
     """
     n_trees = roots.shape[0]
     max_children = 1
@@ -422,7 +430,7 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                                clf_bias, margins)
                     c0 = node_clf_start[v]
                     for j in range(node_clf_start[v + 1] - c0):
-                        lp = base + log_prob(margins[j], loss)
+                        lp = base + log_prob(margins[j], loss, power)
                         child = clf_child[c0 + j]
                         if child >= 0:
                             nxt_v[n_nxt] = child
