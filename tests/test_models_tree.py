@@ -239,6 +239,46 @@ def test_l2_normalize_rows_matches_reference():
     np.testing.assert_allclose(got.toarray(), want, rtol=1e-6, atol=1e-7)
 
 
+def test_balanced_ranges_hand_computed():
+    cum = np.array([0, 1, 2, 3, 10, 11, 12])  # item costs 1, 1, 1, 7, 1, 1
+    assert list(_tree_build.balanced_ranges(cum, 2)) == [0, 3, 6]  # cut at cost 6: 3 | 7+1+1
+    assert list(_tree_build.balanced_ranges(cum, 1)) == [0, 6]
+    assert list(_tree_build.balanced_ranges(np.zeros(4), 3)) == [0, 3]  # nothing to balance
+    assert list(_tree_build.balanced_ranges(np.array([0]), 4)) == [0, 0]  # no items
+    b = _tree_build.balanced_ranges(np.arange(101), 8)  # 100 unit items
+    assert b[0] == 0 and b[-1] == 100 and len(b) == 9 and np.all(np.diff(b) >= 12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), threads=st.integers(1, 3))
+def test_pifa_rows_equal_scipys_product(seed, threads):
+    """Y.T @ X bit for bit (float32 sums in the same order), exact zeros dropped as scipy
+    does, labels without positives empty, on 1-3 threads over cost-balanced label ranges."""
+    rng = np.random.default_rng(seed)
+    n, d, L = int(rng.integers(1, 40)), int(rng.integers(1, 30)), int(rng.integers(1, 25))
+    X = sp.random(n, d, density=0.3, random_state=rng, dtype=np.float32,
+                  data_rvs=lambda k: rng.normal(size=k)).tocsr()
+    if n >= 2 and d >= 1:  # two rows whose entries cancel on feature 0
+        X = X.tolil()
+        X[0, 0], X[1, 0] = 0.75, -0.75
+        X = X.tocsr()
+    p_lab = 1.0 / np.arange(1, L + 1) ** 1.2  # power-law label sizes
+    Yd = rng.random((n, L)) < np.minimum(1.0, 3 * p_lab)[None, :] * 0.5
+    if n >= 2:
+        Yd[:, 0] = False
+        Yd[[0, 1], 0] = True
+    Yd[:, L - 1] = False  # a label without positives
+    Y = sp.csr_matrix(Yd.astype(np.float32))
+    got = _tree_build.pifa_rows(X, Y, n_threads=threads)
+    want = sp.csr_matrix(Y.T.astype(np.float32) @ X)
+    want.sort_indices()
+    assert got.dtype == np.float32 and got.shape == (L, d) and got.has_sorted_indices
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data, want.data)
+    assert got.getnnz(axis=1)[L - 1] == 0
+
+
 def test_label_representations_are_pifa_and_concatenate():
     X, Y = clustered_data(L=12)
     Xn = _tree_build.l2_normalize_rows(X)
@@ -409,17 +449,20 @@ def test_beam_search_underflowing_scores_tie_to_lower_ids():
 
 
 # ---------------------------------------------------------------------------- weights layout
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10**6))
-def test_node_major_weights_round_trip(seed):
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**6), threads=st.integers(1, 3))
+def test_node_major_weights_round_trip(seed, threads):
+    """Against the plain-Python layout, on 1-3 threads (node ranges filled concurrently)."""
     rng = np.random.default_rng(seed)
-    m_node = rng.integers(1, 6, size=5)
+    n_nodes = int(rng.integers(1, 12))
+    m_node = rng.integers(1, 6, size=n_nodes)
     starts = np.concatenate([[0], np.cumsum(m_node)]).astype(np.int64)
     n_clf, d = int(starts[-1]), 9
-    density = rng.choice([0.05, 0.3, 0.9], size=5)[np.repeat(np.arange(5), m_node)]
+    density = rng.choice([0.0, 0.05, 0.3, 0.9], size=n_nodes)[np.repeat(np.arange(n_nodes),
+                                                                        m_node)]
     Wd = rng.normal(size=(n_clf, d)) * (rng.random((n_clf, d)) < density[:, None])
     W = sp.csr_matrix(Wd.astype(np.float32))
-    lay = _tree_build.node_major_weights(W, starts)
+    lay = _tree_build.node_major_weights(W, starts, n_threads=threads)
     want = ref_node_major_weights(W, starts)
     for key, arr in want.items():
         np.testing.assert_array_equal(lay[key], arr.astype(lay[key].dtype), err_msg=key)
@@ -432,7 +475,7 @@ def test_node_major_weights_round_trip(seed):
     # margins of score_node == W @ x
     x = sp.csr_matrix(rng.random((1, d)) * (rng.random((1, d)) < 0.5))
     bias = rng.normal(size=n_clf)
-    for v in range(5):
+    for v in range(n_nodes):
         out = np.zeros(6)
         _tree_kernels.score_node(x.indices, x.data, 0, x.nnz, v, starts,
                                  *(lay[k] for k in ("node_feat_start", "feat_id", "feat_ptr",

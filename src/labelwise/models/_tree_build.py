@@ -3,7 +3,9 @@
 Label representations
     ``label_representations(X, Y)``: PIFA (positive instance feature aggregation), row ``j``
     = the l2-normalised sum of the rows of X that are positive for label ``j`` (X should
-    already be row-normalised, e.g. tf-idf). Extra label features (texts turned into
+    already be row-normalised, e.g. tf-idf); the sums (``pifa_rows``, the same float32
+    numbers as scipy's ``Y.T @ X``) are taken by numba kernels over cost-balanced label
+    ranges on ``n_threads`` threads. Extra label features (texts turned into
     vectors, ...) are l2-normalised per row and concatenated, then each row is normalised
     again. A label without positives (and no extra features) gets the zero vector.
 Tree layout (``TreeLayout``)
@@ -38,9 +40,9 @@ import scipy.sparse as sp
 
 from . import _tree_kernels, _tree_layout
 
-__all__ = ["label_representations", "l2_normalize_rows", "TreeLayout", "build_tree",
-           "NodeTask", "TaskResult", "training_tasks", "node_C", "run_task",
-           "assemble_weights"]
+__all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayout",
+           "build_tree", "NodeTask", "TaskResult", "training_tasks", "node_C", "run_task",
+           "assemble_weights", "node_major_weights", "balanced_ranges", "map_ranges"]
 
 
 def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
@@ -56,12 +58,64 @@ def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
     return out
 
 
-def label_representations(X: sp.csr_matrix, Y: sp.csr_matrix, *, pifa: bool = True,
-                          extra: sp.csr_matrix | None = None) -> sp.csr_matrix:
+def balanced_ranges(cum_cost: np.ndarray, parts: int) -> np.ndarray:
+    """Boundaries ``b`` (ascending, ``b[0] = 0``, ``b[-1] = len(cum_cost) - 1``) cutting items
+    ``0..len(cum_cost)-2`` into at most ``parts`` ranges of near-equal cost, where item ``i``
+    costs ``cum_cost[i+1] - cum_cost[i]``."""
+    n = cum_cost.shape[0] - 1
+    total = float(cum_cost[-1])
+    if n <= 0 or total <= 0 or parts <= 1:
+        return np.array([0, max(n, 0)], np.int64)
+    target = np.linspace(0.0, total, parts + 1)[1:-1]
+    hi = np.clip(np.searchsorted(cum_cost, target), 1, n)  # the nearer boundary of the two
+    cuts = np.where(target - cum_cost[hi - 1] < cum_cost[hi] - target, hi - 1, hi)
+    return np.unique(np.concatenate([[0], cuts, [n]])).astype(np.int64)
+
+
+def map_ranges(fn, bounds: np.ndarray, n_threads: int) -> None:
+    """Call ``fn(start, end)`` for every range of ``bounds`` on up to ``n_threads`` threads
+    (fn: a nogil kernel writing disjoint outputs)."""
+    ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    if n_threads <= 1 or len(ranges) <= 1:
+        for a, b in ranges:
+            fn(a, b)
+        return
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        list(pool.map(lambda r: fn(*r), ranges))
+
+
+def pifa_rows(X: sp.csr_matrix, Y: sp.spmatrix, n_threads: int = 1) -> sp.csr_matrix:
+    """``Y.T @ X`` as CSR float32 with sorted indices (the same float32 sums as scipy's
+    product), computed over cost-balanced label ranges on ``n_threads`` threads."""
+    Yc = sp.csc_matrix(Y, dtype=np.float32)
+    Yc.sort_indices()
+    L, d = Yc.shape[1], X.shape[1]
+    row_nnz = np.diff(X.indptr)
+    cum = np.concatenate([[0], np.cumsum(row_nnz[Yc.indices])])[Yc.indptr]
+    bounds = balanced_ranges(cum, 8 * n_threads)
+    sizes = np.zeros(L, np.int64)
+    map_ranges(lambda a, b: _tree_kernels.pifa_sizes(
+        Yc.indptr, Yc.indices, X.indptr, X.indices, d, a, b, sizes), bounds, n_threads)
+    indptr = np.zeros(L + 1, np.int64)
+    np.cumsum(sizes, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), np.int32 if d < 2**31 else np.int64)
+    data = np.empty(int(indptr[-1]), np.float32)
+    map_ranges(lambda a, b: _tree_kernels.pifa_fill(
+        Yc.indptr, Yc.indices, Yc.data, X.indptr, X.indices, X.data, d, a, b, indptr, indices,
+        data), bounds, n_threads)
+    Z = sp.csr_matrix((data, indices, indptr), shape=(L, d))
+    Z.has_sorted_indices = True
+    Z.eliminate_zeros()  # as scipy's product: no stored zeros
+    return Z
+
+
+def label_representations(X: sp.csr_matrix, Y: sp.spmatrix, *, pifa: bool = True,
+                          extra: sp.csr_matrix | None = None,
+                          n_threads: int = 1) -> sp.csr_matrix:
     """Label feature rows (n_labels, n_cols) CSR float32, l2-normalised (module docstring)."""
     blocks = []
     if pifa:
-        blocks.append(l2_normalize_rows(sp.csr_matrix(Y.T.astype(np.float32) @ X)))
+        blocks.append(l2_normalize_rows(pifa_rows(X, Y, n_threads)))
     if extra is not None:
         blocks.append(l2_normalize_rows(extra))
     Z = blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
@@ -258,7 +312,8 @@ def assemble_weights(results: list[TaskResult], n_classifiers: int, n_features: 
     return W, intercept, n_iter
 
 
-def node_major_weights(W: sp.csr_matrix, node_clf_start: np.ndarray) -> dict[str, np.ndarray]:
+def node_major_weights(W: sp.csr_matrix, node_clf_start: np.ndarray,
+                       n_threads: int = 1) -> dict[str, np.ndarray]:
     """Re-lay the classifier weights W (n_classifiers, n_features) node by node, feature-major.
 
     Node ``v``'s *entries* are ``node_feat_start[v]:node_feat_start[v+1]``; entry ``e`` is the
@@ -274,7 +329,8 @@ def node_major_weights(W: sp.csr_matrix, node_clf_start: np.ndarray) -> dict[str
     contiguous, vectorised pass per feature). Otherwise entry ``e`` holds its non-zero
     weights only, the child of ``weights[q]`` being ``val_child[q - child_shift[v]]``.
     Scoring a node then costs ``O(nnz(x) log F_v + matched weights)`` (``O(nnz(x) +
-    matched weights)`` when direct), not ``O(nnz(W_v))``.
+    matched weights)`` when direct), not ``O(nnz(W_v))``. Both passes run over
+    weight-balanced node ranges on ``n_threads`` threads.
     """
     W = sp.csr_matrix(W)
     if not W.has_sorted_indices:
@@ -282,8 +338,14 @@ def node_major_weights(W: sp.csr_matrix, node_clf_start: np.ndarray) -> dict[str
     n_nodes = node_clf_start.shape[0] - 1
     d = W.shape[1]
     m_node = np.diff(node_clf_start).astype(np.int64)
-    n_feats, f_min, f_max, nnz = _tree_layout.layout_sizes(
-        W.indptr, W.indices, node_clf_start, d)
+    n_feats = np.zeros(n_nodes, np.int64)
+    f_min = np.zeros(n_nodes, np.int64)
+    f_max = np.full(n_nodes, -1, np.int64)
+    nnz = np.zeros(n_nodes, np.int64)
+    bounds = balanced_ranges(W.indptr[node_clf_start], 8 * n_threads)
+    map_ranges(lambda a, b: _tree_layout.layout_sizes(
+        W.indptr, W.indices, node_clf_start, d, a, b, n_feats, f_min, f_max, nnz),
+        bounds, n_threads)
     span = f_max - f_min + 1
     # direct when the padding costs no more than the node's (feature, child, weight) bytes
     direct = (n_feats > 0) & ((span - n_feats) * 12 <= n_feats * 12 + nnz * 8)
@@ -302,10 +364,11 @@ def node_major_weights(W: sp.csr_matrix, node_clf_start: np.ndarray) -> dict[str
     feat_ptr = np.zeros(n_entries + 1, np.int64)
     weights = np.zeros(int(feat_ptr_node[-1]), np.float32)
     val_child = np.zeros(int(sparse_slots.sum()), np.int32)
-    _tree_layout.layout_fill(W.indptr, W.indices, W.data.astype(np.float32, copy=False),
-                             node_clf_start, direct, node_dense, f_min, f_max,
-                             node_feat_start, feat_ptr_node, child_off, d, feat_id, feat_ptr,
-                             weights, val_child)
+    w_data = W.data.astype(np.float32, copy=False)
+    map_ranges(lambda a, b: _tree_layout.layout_fill(
+        W.indptr, W.indices, w_data, node_clf_start, direct, node_dense, f_min, f_max,
+        node_feat_start, feat_ptr_node, child_off, d, a, b, feat_id, feat_ptr, weights,
+        val_child), bounds, n_threads)
     child_shift = feat_ptr_node[:-1] - child_off
     return {"node_feat_start": node_feat_start, "feat_id": feat_id, "feat_ptr": feat_ptr,
             "weights": weights, "node_dense": node_dense, "child_shift": child_shift,

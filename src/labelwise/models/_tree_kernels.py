@@ -53,7 +53,7 @@ from ._dcd import (
 from .topk import _select
 
 __all__ = ["balanced_2means", "train_node", "score_node", "beam_search", "log_prob",
-           "BLOCK_BYTES"]
+           "pifa_sizes", "pifa_fill", "BLOCK_BYTES"]
 
 #: train_node solves a node's squared-hinge problems in lockstep up to this block size
 BLOCK_BYTES = 64 * 2**20
@@ -82,6 +82,52 @@ def scale_rows(indptr, data, scale):
         for p in range(indptr[i], indptr[i + 1]):
             out[p] = data[p] * scale[i]
     return out
+
+
+# ---------------------------------------------------------------------------- PIFA
+@nb.njit(nogil=True, cache=True)
+def pifa_sizes(y_indptr, y_indices, x_indptr, x_indices, n_features, lab_start, lab_end,
+               out):
+    """``out[j]`` = the number of features in the rows positive for label ``j`` (CSC Y),
+    for labels ``lab_start:lab_end`` (first pass of ``_tree_build.label_representations``)."""
+    mark = np.full(n_features, -1, np.int64)
+    for j in range(lab_start, lab_end):
+        c = 0
+        for p in range(y_indptr[j], y_indptr[j + 1]):
+            i = y_indices[p]
+            for q in range(x_indptr[i], x_indptr[i + 1]):
+                f = x_indices[q]
+                if mark[f] != j:
+                    mark[f] = j
+                    c += 1
+        out[j] = c
+
+
+@nb.njit(nogil=True, cache=True)
+def pifa_fill(y_indptr, y_indices, y_data, x_indptr, x_indices, x_data, n_features, lab_start,
+              lab_end, z_indptr, z_indices, z_data):
+    """Rows ``lab_start:lab_end`` of ``Y.T @ X`` into CSR arrays sized by ``pifa_sizes``:
+    features ascending, float32 sums taken in row order as scipy's product does, entries
+    that sum to exactly 0 kept (``_tree_build.label_representations`` drops them)."""
+    acc = np.zeros(n_features, np.float32)
+    mark = np.full(n_features, -1, np.int64)
+    for j in range(lab_start, lab_end):
+        base = z_indptr[j]
+        c = 0
+        for p in range(y_indptr[j], y_indptr[j + 1]):
+            i = y_indices[p]
+            y = np.float32(y_data[p])
+            for q in range(x_indptr[i], x_indptr[i + 1]):
+                f = x_indices[q]
+                if mark[f] != j:
+                    mark[f] = j
+                    z_indices[base + c] = f
+                    c += 1
+                    acc[f] = 0.0
+                acc[f] += y * np.float32(x_data[q])
+        z_indices[base:base + c].sort()
+        for t in range(c):
+            z_data[base + t] = acc[z_indices[base + t]]
 
 
 # ---------------------------------------------------------------------------- clustering

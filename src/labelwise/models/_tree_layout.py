@@ -19,16 +19,13 @@ __all__ = ["layout_sizes", "layout_fill"]
 
 
 @nb.njit(nogil=True, cache=True)
-def layout_sizes(w_indptr, w_indices, node_clf_start, n_features):
-    """Per node: ``(n_feats, f_min, f_max, nnz)`` of the classifier rows of CSR W (first pass
-    of ``_tree_build.node_major_weights``)."""
-    n_nodes = node_clf_start.shape[0] - 1
-    n_feats = np.zeros(n_nodes, np.int64)
-    f_min = np.zeros(n_nodes, np.int64)
-    f_max = np.full(n_nodes, -1, np.int64)
-    nnz = np.zeros(n_nodes, np.int64)
+def layout_sizes(w_indptr, w_indices, node_clf_start, n_features, v_start, v_end, n_feats,
+                 f_min, f_max, nnz):
+    """For nodes ``v_start:v_end``: ``n_feats, f_min, f_max, nnz`` (outputs, per node; f_max
+    stays -1 for a node without weights) of the classifier rows of CSR W (first pass of
+    ``_tree_build.node_major_weights``)."""
     mark = np.zeros(n_features, np.bool_)
-    for v in range(n_nodes):
+    for v in range(v_start, v_end):
         a = w_indptr[node_clf_start[v]]
         b = w_indptr[node_clf_start[v + 1]]
         nnz[v] = b - a
@@ -48,19 +45,20 @@ def layout_sizes(w_indptr, w_indices, node_clf_start, n_features):
         if cnt:
             f_min[v] = lo
             f_max[v] = hi
-    return n_feats, f_min, f_max, nnz
 
 
 @nb.njit(nogil=True, cache=True)
 def layout_fill(w_indptr, w_indices, w_data, node_clf_start, direct, dense, f_min, f_max,
-                node_feat_start, feat_ptr_node, child_off, n_features, feat_id, feat_ptr,
-                weights, val_child):
+                node_feat_start, feat_ptr_node, child_off, n_features, v_start, v_end, feat_id,
+                feat_ptr, weights, val_child):
     """Second pass of ``_tree_build.node_major_weights``: fill ``feat_id``, ``feat_ptr``
-    (entries), ``weights`` (zeroed) and ``val_child`` node by node, given the per-node
-    decisions and the start of each node's entries, weights and child ids."""
-    n_nodes = node_clf_start.shape[0] - 1
+    (entries), ``weights`` (zeroed) and ``val_child`` for nodes ``v_start:v_end``, given the
+    per-node decisions and the start of each node's entries, weights and child ids. A node
+    writes only its own ranges, and into ``feat_ptr`` only final values (the entry past its
+    last is the next node's first, which both write alike), so node ranges can be filled
+    concurrently."""
     where = np.full(n_features, -1, np.int64)  # feature -> entry, then its next free slot
-    for v in range(n_nodes):
+    for v in range(v_start, v_end):
         c0 = node_clf_start[v]
         m = node_clf_start[v + 1] - c0
         a = w_indptr[c0]
@@ -86,19 +84,16 @@ def layout_fill(w_indptr, w_indices, w_data, node_clf_start, direct, dense, f_mi
         for u in range(n_e):
             where[feat_id[e0 + u]] = e0 + u
         # slots per entry: m (dense) or the entry's non-zero count
-        if dense[v]:
-            for u in range(n_e):
-                feat_ptr[e0 + u + 1] = m
-        else:
-            for u in range(n_e):
-                feat_ptr[e0 + u + 1] = 0
+        slots = np.full(n_e, m, np.int64)
+        if not dense[v]:
+            slots[:] = 0
             for p in range(a, b):
-                feat_ptr[where[w_indices[p]] + 1] += 1
+                slots[where[w_indices[p]] - e0] += 1
         q = feat_ptr_node[v]
+        feat_ptr[e0] = q
         for u in range(n_e):
-            q += feat_ptr[e0 + u + 1]
+            q += slots[u]
             feat_ptr[e0 + u + 1] = q
-        feat_ptr[e0] = feat_ptr_node[v]
         shift = feat_ptr_node[v] - child_off[v]
         if dense[v]:
             for j in range(m):

@@ -266,9 +266,9 @@ class LabelTree(MultiLabelModel):
                 f"{empty.size} of {L} labels have no positive training example; they get "
                 "classifiers trained on negatives only (see labels_without_positives_)",
                 UserWarning, stacklevel=3)
-        Z = _tree_build.label_representations(
-            Xn, Y, pifa=self.label_features == "pifa", extra=extra)
         threads = resolve_n_threads(self.n_threads)
+        Z = _tree_build.label_representations(
+            Xn, Ycsc, pifa=self.label_features == "pifa", extra=extra, n_threads=threads)
         starts, children, roots, tasks = [np.zeros(1, np.int64)], [], [], []
         n_nodes = n_clf = 0
         for t in range(self.n_trees):
@@ -324,13 +324,13 @@ class LabelTree(MultiLabelModel):
         self.node_clf_start_ = np.concatenate(starts).astype(np.int64)
         self.clf_child_ = np.concatenate(children).astype(np.int64)
         self.tree_roots_ = np.asarray(roots, np.int64)
-        self._set_weights(W)
+        self._set_weights(W, threads)
         self.intercept_ = intercept
         self.n_iter_ = n_iter
         self.labels_without_positives_ = empty
 
-    def _set_weights(self, W: sp.csr_matrix) -> None:
-        lay = _tree_build.node_major_weights(W, self.node_clf_start_)
+    def _set_weights(self, W: sp.csr_matrix, n_threads: int) -> None:
+        lay = _tree_build.node_major_weights(W, self.node_clf_start_, n_threads)
         for key in _WEIGHT_ARRAYS:
             setattr(self, key + "_", lay[key])
 
