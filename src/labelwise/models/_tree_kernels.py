@@ -25,8 +25,9 @@ row-index arrays, so no kernel ever copies X per node.
     Per document: in every tree, a beam of at most ``beam`` nodes starts at the root; each
     node's classifiers are scored, a child's log-probability is its parent's plus the
     classifier's (``-max(0, 1 - m)^p`` for the squared hinge, ``p`` the model's
-    ``hinge_power``; ``log sigmoid(m)`` for the logistic loss; ``m`` the margin), node children compete for the next beam (highest first,
-    ties to the earlier candidate) and label children are final. A label's score is
+    ``hinge_power``; ``log sigmoid(m)`` for the logistic loss; ``m`` the margin), node
+    children compete for the next beam (highest first, ties to the earlier candidate) and
+    label children are final. A label's score is
     ``exp(log-probability)`` averaged over the trees (0 in a tree that did not reach it);
     the row's top ``k`` (ties to the lower label id, unreached labels scoring 0) are written
     in the top-k layout of :mod:`labelwise.models.topk`. With one tree, ``exp`` is taken
@@ -89,7 +90,7 @@ def scale_rows(indptr, data, scale):
 def pifa_sizes(y_indptr, y_indices, x_indptr, x_indices, n_features, lab_start, lab_end,
                out):
     """``out[j]`` = the number of features in the rows positive for label ``j`` (CSC Y),
-    for labels ``lab_start:lab_end`` (first pass of ``_tree_build.label_representations``)."""
+    for labels ``lab_start:lab_end`` (first pass of ``_tree_build.pifa_rows``)."""
     mark = np.full(n_features, -1, np.int64)
     for j in range(lab_start, lab_end):
         c = 0
@@ -108,7 +109,7 @@ def pifa_fill(y_indptr, y_indices, y_data, x_indptr, x_indices, x_data, n_featur
               lab_end, z_indptr, z_indices, z_data):
     """Rows ``lab_start:lab_end`` of ``Y.T @ X`` into CSR arrays sized by ``pifa_sizes``:
     features ascending, float32 sums taken in row order as scipy's product does, entries
-    that sum to exactly 0 kept (``_tree_build.label_representations`` drops them)."""
+    that sum to exactly 0 kept (``_tree_build.pifa_rows`` drops them)."""
     acc = np.zeros(n_features, np.float32)
     mark = np.full(n_features, -1, np.int64)
     for j in range(lab_start, lab_end):

@@ -23,10 +23,10 @@ Training (see :mod:`labelwise.models._tree_build` for the layout and task format
 Scores: ``decision_function`` returns each label's estimated probability, the product of
 the classifier probabilities along its path (``exp(-max(0, 1 - m)^p)`` for the squared
 hinge, ``p = hinge_power``: 3 is PECOS's default, 2 what Parabel and omikuji use;
-``sigmoid(m)`` for the logistic loss), found by a beam
-search of width ``beam_size`` and averaged over the trees (a tree that does not reach a
-label contributes 0). Labels no beam reaches score 0. ``predict`` thresholds at 0.5 and
-``predict_proba`` returns the same numbers.
+``sigmoid(m)`` for the logistic loss), found by a beam search of width ``beam_size`` and
+averaged over the trees (a tree that does not reach a label contributes 0). Labels no beam
+reaches score 0. ``predict`` thresholds at 0.5 and ``predict_proba`` returns the same
+numbers.
 
 Learned state: ``node_clf_start_``, ``clf_child_``, ``tree_roots_`` (the trees, concatenated;
 see :func:`labelwise.models._tree_kernels.beam_search`); the pruned weights laid out node by
