@@ -534,8 +534,6 @@ def test_log_prob_hand_computed():
 
 
 def test_hinge_power_is_read_at_prediction_and_old_manifests_load_with_two(tmp_path):
-    from labelwise.models import load_model
-
     X, Y = clustered_data()
     model = LabelTree(max_leaf_size=5, random_state=0).fit(X, Y)
     assert model.hinge_power == 3.0
@@ -549,12 +547,7 @@ def test_hinge_power_is_read_at_prediction_and_old_manifests_load_with_two(tmp_p
     T = model.decision_function(X, k=5)
     assert np.array_equal(T.indices, S2.indices) and np.array_equal(T.data, S2.data)
     model.set_params(hinge_power=3.0)
-    model.save(tmp_path / "old")
-    mpath = tmp_path / "old" / "manifest.json"
-    manifest = json.loads(mpath.read_text())
-    del manifest["params"]["hinge_power"]  # as written before the parameter existed
-    mpath.write_text(json.dumps(manifest))
-    back = load_model(tmp_path / "old")
+    back = load_without_param(model, tmp_path / "old", "hinge_power")
     assert back.hinge_power == 2.0
     T = back.decision_function(X, k=5)
     assert np.array_equal(T.indices, S2.indices) and np.array_equal(T.data, S2.data)
@@ -568,8 +561,8 @@ def test_hinge_power_is_read_at_prediction_and_old_manifests_load_with_two(tmp_p
 @pytest.mark.parametrize("beam", [1, 2, 4])
 def test_beam_search_matches_reference_beam(beam, n_trees):
     X, Y = clustered_data(L=40)
-    model = LabelTree(n_trees=n_trees, branching=2, max_leaf_size=3, beam_size=beam, random_state=0,
-                      n_threads=2).fit(X, Y)
+    model = LabelTree(n_trees=n_trees, branching=2, max_leaf_size=3, beam_size=beam,
+                      random_state=0, n_threads=2).fit(X, Y)
     want = ref_scores(model, X[:60], beam=beam)
     for k in (1, 5):
         got = model.decision_function(X[:60], k=k)
@@ -630,20 +623,26 @@ def test_each_node_is_trained_with_its_scaled_C(monkeypatch, power):
         assert any(m < 150 and C > 0.5 for _, m, C in seen)
 
 
-def test_C_node_power_changes_the_model_and_old_manifests_load_with_zero(tmp_path):
+def load_without_param(model, path, name):
+    """Save model, drop parameter ``name`` from the manifest (as written before the
+    parameter existed) and load it back."""
     from labelwise.models import load_model
 
+    model.save(path)
+    mpath = path / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    del manifest["params"][name]
+    mpath.write_text(json.dumps(manifest))
+    return load_model(path)
+
+
+def test_C_node_power_changes_the_model_and_old_manifests_load_with_zero(tmp_path):
     X, Y = clustered_data()
     flat = LabelTree(max_leaf_size=5, C_node_power=0.0, random_state=0).fit(X, Y)
     scaled = LabelTree(max_leaf_size=5, random_state=0).fit(X, Y)
     assert scaled.C_node_power == 0.25
     assert not np.array_equal(flat._get_state()[0]["weights"], scaled._get_state()[0]["weights"])
-    flat.save(tmp_path / "old")
-    mpath = tmp_path / "old" / "manifest.json"
-    manifest = json.loads(mpath.read_text())
-    del manifest["params"]["C_node_power"]  # as written before the parameter existed
-    mpath.write_text(json.dumps(manifest))
-    back = load_model(tmp_path / "old")
+    back = load_without_param(flat, tmp_path / "old", "C_node_power")
     assert back.C_node_power == 0.0
     S, T = flat.decision_function(X, k=5), back.decision_function(X, k=5)
     assert np.array_equal(S.indices, T.indices) and np.array_equal(S.data, T.data)
