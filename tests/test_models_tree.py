@@ -640,7 +640,7 @@ def test_C_node_power_changes_the_model_and_old_manifests_load_with_zero(tmp_pat
     X, Y = clustered_data()
     flat = LabelTree(max_leaf_size=5, C_node_power=0.0, random_state=0).fit(X, Y)
     scaled = LabelTree(max_leaf_size=5, random_state=0).fit(X, Y)
-    assert scaled.C_node_power == 0.25
+    assert scaled.C_node_power == 0.75
     assert not np.array_equal(flat._get_state()[0]["weights"], scaled._get_state()[0]["weights"])
     back = load_without_param(flat, tmp_path / "old", "C_node_power")
     assert back.C_node_power == 0.0
