@@ -32,17 +32,17 @@ Training tasks (``NodeTask``)
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _tree_kernels, _tree_layout
+from .topk import map_ranges, map_threads
 
 __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayout",
            "build_tree", "NodeTask", "TaskResult", "training_tasks", "node_C", "run_task",
-           "assemble_weights", "node_major_weights", "balanced_ranges", "map_ranges"]
+           "assemble_weights", "node_major_weights", "balanced_ranges"]
 
 
 def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
@@ -70,18 +70,6 @@ def balanced_ranges(cum_cost: np.ndarray, parts: int) -> np.ndarray:
     hi = np.clip(np.searchsorted(cum_cost, target), 1, n)  # the nearer boundary of the two
     cuts = np.where(target - cum_cost[hi - 1] < cum_cost[hi] - target, hi - 1, hi)
     return np.unique(np.concatenate([[0], cuts, [n]])).astype(np.int64)
-
-
-def map_ranges(fn, bounds: np.ndarray, n_threads: int) -> None:
-    """Call ``fn(start, end)`` for every range of ``bounds`` on up to ``n_threads`` threads
-    (fn: a nogil kernel writing disjoint outputs)."""
-    ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    if n_threads <= 1 or len(ranges) <= 1:
-        for a, b in ranges:
-            fn(a, b)
-        return
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        list(pool.map(lambda r: fn(*r), ranges))
 
 
 def pifa_rows(X: sp.csr_matrix, Y: sp.spmatrix, n_threads: int = 1) -> sp.csr_matrix:
@@ -173,37 +161,32 @@ def build_tree(Z: sp.csr_matrix, *, branching: int, max_leaf_size: int, cluster_
         v, S, parts, path = g
         return [(v, *half) for half in _two_means(Z, S, parts, cluster_iters, seed, v, path)]
 
-    pool = ThreadPoolExecutor(max_workers=n_threads) if n_threads > 1 else None
-    try:
-        depth = [0]
-        while depth:
-            # (node, labels, parts, path), in node order, each node's groups left to right
-            sizes = [node_labels[v].shape[0] for v in depth]
-            groups = [(v, node_labels[v], min(branching, -(-m // max_leaf_size)), 1)
-                      for v, m in zip(depth, sizes) if m > max_leaf_size]
-            while any(g[2] > 1 for g in groups):
-                work = [g for g in groups if g[2] > 1]
-                halves = iter(pool.map(split, work) if pool is not None else map(split, work))
-                groups = [h for g in groups for h in (next(halves) if g[2] > 1 else [g])]
-            node_groups: dict[int, list[np.ndarray]] = {}
-            for v, S, _, _ in groups:
-                node_groups.setdefault(v, []).append(S)
-            nxt = []
-            for v in depth:
-                if v not in node_groups:
-                    kids = -node_labels[v] - 1
-                else:
-                    first = len(node_labels)
-                    node_labels.extend(node_groups[v])
-                    kids = np.arange(first, len(node_labels), dtype=np.int64)
-                    nxt.extend(kids.tolist())
-                children.append(kids)
-                used += kids.shape[0]
-                starts.append(used)
-            depth = nxt
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    depth = [0]
+    while depth:
+        # (node, labels, parts, path), in node order, each node's groups left to right
+        sizes = [node_labels[v].shape[0] for v in depth]
+        groups = [(v, node_labels[v], min(branching, -(-m // max_leaf_size)), 1)
+                  for v, m in zip(depth, sizes) if m > max_leaf_size]
+        while any(g[2] > 1 for g in groups):
+            work = [g for g in groups if g[2] > 1]
+            halves = iter(map_threads(split, work, n_threads))
+            groups = [h for g in groups for h in (next(halves) if g[2] > 1 else [g])]
+        node_groups: dict[int, list[np.ndarray]] = {}
+        for v, S, _, _ in groups:
+            node_groups.setdefault(v, []).append(S)
+        nxt = []
+        for v in depth:
+            if v not in node_groups:
+                kids = -node_labels[v] - 1
+            else:
+                first = len(node_labels)
+                node_labels.extend(node_groups[v])
+                kids = np.arange(first, len(node_labels), dtype=np.int64)
+                nxt.extend(kids.tolist())
+            children.append(kids)
+            used += kids.shape[0]
+            starts.append(used)
+        depth = nxt
     return TreeLayout(np.asarray(starts, np.int64),
                       np.concatenate(children).astype(np.int64), node_labels)
 

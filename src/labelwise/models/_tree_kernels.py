@@ -160,25 +160,20 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
     into contiguous arrays (8 bytes per stored value) that every round then streams through.
     """
     n = labels.shape[0]
-    col_map = np.full(n_cols, -1, np.int32)
-    n_local = 0
     lptr = np.zeros(n + 1, np.int64)
     for t in range(n):
+        lptr[t + 1] = lptr[t] + (z_indptr[labels[t] + 1] - z_indptr[labels[t]])
+    col_map = np.full(n_cols, -1, np.int32)
+    cols = np.empty(min(lptr[n], n_cols), np.int64)
+    n_local = 0
+    for t in range(n):  # the columns in use, each once
         lab = labels[t]
-        lptr[t + 1] = lptr[t] + (z_indptr[lab + 1] - z_indptr[lab])
         for p in range(z_indptr[lab], z_indptr[lab + 1]):
             if col_map[z_indices[p]] < 0:
                 col_map[z_indices[p]] = 0
+                cols[n_local] = z_indices[p]
                 n_local += 1
-    cols = np.empty(n_local, np.int64)
-    q = 0
-    for t in range(n):
-        lab = labels[t]
-        for p in range(z_indptr[lab], z_indptr[lab + 1]):
-            if col_map[z_indices[p]] == 0:
-                col_map[z_indices[p]] = 1
-                cols[q] = z_indices[p]
-                q += 1
+    cols = cols[:n_local]
     cols.sort()
     for q in range(n_local):
         col_map[cols[q]] = q

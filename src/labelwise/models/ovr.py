@@ -40,7 +40,6 @@ Memory: ``estimate_memory(X, Y)`` is checked against ``memory_limit`` before tra
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -51,7 +50,7 @@ from ..progress import progress
 from . import _dcd
 from ._tree_build import l2_normalize_rows
 from .base import MultiLabelModel, as_feature_matrix
-from .topk import linear_topk, resolve_n_threads
+from .topk import linear_topk, map_threads, resolve_n_threads
 
 __all__ = ["OneVsRest", "fit_linear", "available_memory"]
 
@@ -108,11 +107,7 @@ def fit_linear(X: sp.csr_matrix, Y: sp.csr_matrix, *, loss: str = "squared_hinge
         return out
 
     with bar:
-        if threads == 1 or len(label_chunks) == 1:
-            results = [run(c) for c in label_chunks]
-        else:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                results = list(pool.map(run, label_chunks))
+        results = map_threads(run, label_chunks, threads)
     counts = np.concatenate([r[0] for r in results]) if results else np.zeros(0, np.int64)
     indptr = np.zeros(L + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])

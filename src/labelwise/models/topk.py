@@ -31,7 +31,8 @@ import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["topk_dense", "topk_csr", "linear_topk", "resolve_n_threads"]
+__all__ = ["topk_dense", "topk_csr", "linear_topk", "resolve_n_threads", "map_threads",
+           "map_ranges"]
 
 
 def resolve_n_threads(n_threads: int | None) -> int:
@@ -42,6 +43,23 @@ def resolve_n_threads(n_threads: int | None) -> int:
         except AttributeError:  # pragma: no cover - not Linux
             return max(1, os.cpu_count() or 1)
     return int(n_threads)
+
+
+def map_threads(fn, items, n_threads: int) -> list:
+    """``[fn(item) for item in items]``, in order, on up to ``n_threads`` threads (worth it
+    when fn is a numba kernel that releases the GIL); one thread or one item: no pool."""
+    items = list(items)
+    if n_threads <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(n_threads, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def map_ranges(fn, bounds, n_threads: int) -> None:
+    """``fn(start, end)`` for every non-empty range between consecutive ``bounds``, on up to
+    ``n_threads`` threads (fn: a nogil kernel writing disjoint outputs)."""
+    map_threads(lambda r: fn(*r), [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])
+                                   if b > a], n_threads)
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
@@ -170,13 +188,8 @@ def _run_rows(kernel, n_rows: int, k: int, n_labels: int, args: tuple, n_threads
         return sp.csr_matrix((n_rows, n_labels), dtype=np.float32)
     threads = resolve_n_threads(n_threads)
     chunk = max(64, -(-n_rows // (4 * threads))) if n_rows else 1
-    bounds = [(a, min(a + chunk, n_rows)) for a in range(0, n_rows, chunk)]
-    if threads == 1 or len(bounds) <= 1:
-        for a, b in bounds:
-            kernel(*args, a, b, out_i, out_s)
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(lambda ab: kernel(*args, ab[0], ab[1], out_i, out_s), bounds))
+    bounds = [*range(0, n_rows, chunk), n_rows]
+    map_ranges(lambda a, b: kernel(*args, a, b, out_i, out_s), bounds, threads)
     index_dtype = np.int32 if n_labels < 2**31 else np.int64
     indptr = np.arange(0, n_rows * k + 1, k, dtype=np.int64)
     S = sp.csr_matrix(

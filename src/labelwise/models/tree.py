@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -84,7 +83,7 @@ from ..progress import progress
 from . import _dcd, _tree_build, _tree_kernels
 from .base import MultiLabelModel, as_feature_matrix
 from .ovr import LOSSES, check_linear_params, check_number, memory_limit_bytes
-from .topk import _run_rows, resolve_n_threads
+from .topk import _run_rows, map_threads, resolve_n_threads
 
 __all__ = ["LabelTree"]
 
@@ -316,11 +315,7 @@ class LabelTree(MultiLabelModel):
             return res
 
         with bar:
-            if threads == 1:
-                results = [run(i) for i in order]
-            else:
-                with ThreadPoolExecutor(max_workers=threads) as pool:
-                    results = list(pool.map(run, order))
+            results = map_threads(run, order, threads)
         tasks.clear()
         W, intercept, n_iter = _tree_build.assemble_weights(results, n_clf, X.shape[1],
                                                             float(self.bias))
