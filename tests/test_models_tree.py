@@ -672,6 +672,13 @@ def test_load_refuses_inconsistent_arrays(tmp_path):
         LabelTree.load(tmp_path / "m")
     with pytest.raises(DataFormatError, match="do not describe trees"):
         LabelTree.load(tmp_path / "m", verify=False)
+    # one label in two leaves of the one tree: its beam search keeps one score per label
+    clf_child[0] = model.clf_child_[0]
+    leaves = np.flatnonzero(clf_child < 0)
+    clf_child[leaves[1]] = clf_child[leaves[0]]
+    np.save(tmp_path / "m" / "clf_child.npy", clf_child)
+    with pytest.raises(DataFormatError, match="do not describe trees"):
+        LabelTree.load(tmp_path / "m", verify=False)
 
 
 def test_label_features_argument():

@@ -386,16 +386,16 @@ def score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start, feat
 
 
 @nb.njit(nogil=True, cache=True)
-def _kth_largest(acc, touched, n_touched, k, low):
+def _kth_largest(vals, n, k, low):
     """The log-probability cut of one tree's labels: with ``T`` the ``k``-th largest of
-    ``acc[touched[:n_touched]]`` (``-inf`` when fewer), every label below ``T - 1e-6`` has
-    ``exp(acc) < exp(T)`` strictly as long as ``T >= -700`` (no underflow), so it cannot
+    ``vals[:n]`` (``-inf`` when fewer), every label below ``T - 1e-6`` has
+    ``exp(val) < exp(T)`` strictly as long as ``T >= -700`` (no underflow), so it cannot
     enter the top k; returns ``T - 1e-6``, or ``-inf`` (keep all) otherwise."""
-    if n_touched < k:
+    if n < k:
         return -np.inf
     size = 0
-    for u in range(n_touched):  # min-heap of the k largest in low[:k]
-        v = acc[touched[u]]
+    for u in range(n):
+        v = vals[u]
         if size < k:
             j = size
             size += 1
@@ -454,6 +454,7 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
     inv_trees = 1.0 / n_trees
     one_tree = n_trees == 1
     low = np.empty(k, np.float64)
+    t_lp = np.empty(n_labels, np.float64)
     for r in range(row_start, row_end):
         a = x_indptr[r]
         b = x_indptr[r + 1]
@@ -480,13 +481,15 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                             n_nxt += 1
                         else:
                             lab = -child - 1
-                            if not seen[lab]:
-                                seen[lab] = True
+                            if one_tree:  # a label sits in one leaf of its tree
                                 touched[n_touched] = lab
+                                t_lp[n_touched] = lp
                                 n_touched += 1
-                            if one_tree:
-                                acc[lab] = lp  # exp only for the labels that can win
                             else:
+                                if not seen[lab]:
+                                    seen[lab] = True
+                                    touched[n_touched] = lab
+                                    n_touched += 1
                                 acc[lab] += np.exp(lp) * inv_trees
                 if n_nxt <= beam:
                     for u in range(n_nxt):
@@ -500,21 +503,26 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                         cur_s[u] = nxt_s[order[u]]
                     n_cur = beam
         m = 0
+        fill = True
         if one_tree:
-            cut = _kth_largest(acc, touched, n_touched, k, low)
+            cut = _kth_largest(t_lp, n_touched, k, low)
             for u in range(n_touched):
-                lab = touched[u]
-                if acc[lab] >= cut:
-                    cand_i[m] = lab
-                    cand_s[m] = np.exp(acc[lab])
+                if t_lp[u] >= cut:
+                    cand_i[m] = touched[u]
+                    cand_s[m] = np.exp(t_lp[u])
                     m += 1
+            # with a finite cut, k candidates have exp(lp) > 0: unseen labels (0) cannot win
+            fill = cut == -np.inf
+            if fill:
+                for u in range(n_touched):
+                    seen[touched[u]] = True
         else:
             for u in range(n_touched):
                 lab = touched[u]
                 cand_i[m] = lab
                 cand_s[m] = acc[lab]
                 m += 1
-        want = k
+        want = k if fill else 0
         lab = 0
         while want > 0 and lab < n_labels:
             if not seen[lab]:
@@ -524,8 +532,10 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                 want -= 1
             lab += 1
         _select(cand_s, cand_i, m, k, heap_s, heap_i, out_i, out_s, r * k)
-        for u in range(n_touched):
-            lab = touched[u]
-            acc[lab] = 0.0
-            seen[lab] = False
+        if fill:
+            for u in range(n_touched):
+                seen[touched[u]] = False
+        if not one_tree:
+            for u in range(n_touched):
+                acc[touched[u]] = 0.0
 

@@ -395,6 +395,8 @@ def _valid_state(a: dict[str, np.ndarray], L: int, d: int) -> bool:
             and bool(np.all((child < n_nodes) & (child >= -L)))
             and a["intercept"].shape == (n_clf,) and a["n_iter"].shape == (n_clf,)):
         return False
+    if roots.size == 1 and np.any(np.bincount(-child[child < 0] - 1, minlength=L) > 1):
+        return False  # one tree's beam search reads a label's one leaf score, not a sum
     fs, fid, fp, w = a["node_feat_start"], a["feat_id"], a["feat_ptr"], a["weights"]
     dense, shift, vc = a["node_dense"], a["child_shift"], a["val_child"]
     if not (fs.shape == (n_nodes + 1,) and _monotone(fs, fid.shape[0])
