@@ -672,13 +672,25 @@ def test_load_refuses_inconsistent_arrays(tmp_path):
         LabelTree.load(tmp_path / "m")
     with pytest.raises(DataFormatError, match="do not describe trees"):
         LabelTree.load(tmp_path / "m", verify=False)
-    # one label in two leaves of the one tree: its beam search keeps one score per label
-    clf_child[0] = model.clf_child_[0]
-    leaves = np.flatnonzero(clf_child < 0)
-    clf_child[leaves[1]] = clf_child[leaves[0]]
-    np.save(tmp_path / "m" / "clf_child.npy", clf_child)
+    leaves = np.flatnonzero(model.clf_child_ < 0)
+    for at, to in ((0, 0),  # a cycle: the root is its own first child
+                   (1, model.clf_child_[0]),  # a node with two parents
+                   (leaves[1], model.clf_child_[leaves[0]])):  # a label in two leaves
+        clf_child = model.clf_child_.copy()
+        clf_child[at] = to
+        np.save(tmp_path / "m" / "clf_child.npy", clf_child)
+        with pytest.raises(DataFormatError, match="do not describe trees"):
+            LabelTree.load(tmp_path / "m", verify=False)
+    np.save(tmp_path / "m" / "clf_child.npy", model.clf_child_)
+    LabelTree.load(tmp_path / "m")  # the untouched arrays load
+    two = LabelTree(n_trees=2, max_leaf_size=5, random_state=0).fit(X, Y)
+    two.save(tmp_path / "two")
+    clf_child = two.clf_child_.copy()
+    assert clf_child[1] >= 0
+    clf_child[1] = -1  # the root with node and label children (labels repeat across trees)
+    np.save(tmp_path / "two" / "clf_child.npy", clf_child)
     with pytest.raises(DataFormatError, match="do not describe trees"):
-        LabelTree.load(tmp_path / "m", verify=False)
+        LabelTree.load(tmp_path / "two", verify=False)
 
 
 def test_label_features_argument():

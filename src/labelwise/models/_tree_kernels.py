@@ -422,6 +422,27 @@ def _kth_largest(vals, n, k, low):
     return low[0] - 1e-6
 
 
+@nb.njit(nogil=True, cache=True, inline="always")
+def _leaf_log_probs(margins, m, base, loss, power, clf_child, c0, labels, lps, pos):
+    """A leaf's labels and log-probabilities (``base`` plus :func:`log_prob` of each margin)
+    written at ``labels[pos:pos+m]``, ``lps[pos:pos+m]``; the usual exponents get loops with no
+    branch on ``loss`` and ``power`` (the same numbers: ``base - h^p`` is ``base + (-h^p)``)."""
+    if loss == LOSS_SQUARED_HINGE and power == 3.0:
+        for j in range(m):
+            h = 1.0 - margins[j]
+            lps[pos + j] = base - h * h * h if h > 0.0 else base
+            labels[pos + j] = -clf_child[c0 + j] - 1
+    elif loss == LOSS_SQUARED_HINGE and power == 2.0:
+        for j in range(m):
+            h = 1.0 - margins[j]
+            lps[pos + j] = base - h * h if h > 0.0 else base
+            labels[pos + j] = -clf_child[c0 + j] - 1
+    else:
+        for j in range(m):
+            lps[pos + j] = base + log_prob(margins[j], loss, power)
+            labels[pos + j] = -clf_child[c0 + j] - 1
+
+
 @nb.njit(nogil=True, cache=True)
 def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                 node_feat_start, feat_id, feat_ptr, weights, node_dense, child_shift,
@@ -433,7 +454,9 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
     ``node_clf_start[v]:node_clf_start[v+1]``; classifier ``c`` leads to node
     ``clf_child[c]`` when ``>= 0``, else to label ``-clf_child[c] - 1``; ``clf_bias`` holds
     the intercepts and the weights are in the layout of ``_tree_build.node_major_weights``;
-    ``power`` is the squared hinge's exponent in :func:`log_prob`.
+    ``power`` is the squared hinge's exponent in :func:`log_prob`. A node's children are all
+    nodes or all labels (a leaf), and a tree holds each label in one leaf at most, as
+    ``build_tree`` makes them and ``LabelTree``'s loader checks.
     """
     n_trees = roots.shape[0]
     max_children = 1
@@ -454,7 +477,8 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
     inv_trees = 1.0 / n_trees
     one_tree = n_trees == 1
     low = np.empty(k, np.float64)
-    t_lp = np.empty(n_labels, np.float64)
+    t_lp = np.empty(max(n_labels, max_children), np.float64)
+    leaf_lab = np.empty(max_children, np.int64)
     for r in range(row_start, row_end):
         a = x_indptr[r]
         b = x_indptr[r + 1]
@@ -472,25 +496,26 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                                feat_id, feat_ptr, weights, node_dense, child_shift, val_child,
                                clf_bias, margins)
                     c0 = node_clf_start[v]
-                    for j in range(node_clf_start[v + 1] - c0):
-                        lp = base + log_prob(margins[j], loss, power)
-                        child = clf_child[c0 + j]
-                        if child >= 0:
-                            nxt_v[n_nxt] = child
-                            nxt_s[n_nxt] = lp
+                    m_v = node_clf_start[v + 1] - c0
+                    if clf_child[c0] >= 0:  # inner node: its children compete for the beam
+                        for j in range(m_v):
+                            nxt_v[n_nxt] = clf_child[c0 + j]
+                            nxt_s[n_nxt] = base + log_prob(margins[j], loss, power)
                             n_nxt += 1
-                        else:
-                            lab = -child - 1
-                            if one_tree:  # a label sits in one leaf of its tree
+                    elif one_tree:  # a leaf; a label has one leaf: its log-probability is kept
+                        _leaf_log_probs(margins, m_v, base, loss, power, clf_child, c0, touched,
+                                        t_lp, n_touched)
+                        n_touched += m_v
+                    else:  # several trees: a label's probabilities are summed
+                        _leaf_log_probs(margins, m_v, base, loss, power, clf_child, c0,
+                                        leaf_lab, t_lp, 0)
+                        for j in range(m_v):
+                            lab = leaf_lab[j]
+                            if not seen[lab]:
+                                seen[lab] = True
                                 touched[n_touched] = lab
-                                t_lp[n_touched] = lp
                                 n_touched += 1
-                            else:
-                                if not seen[lab]:
-                                    seen[lab] = True
-                                    touched[n_touched] = lab
-                                    n_touched += 1
-                                acc[lab] += np.exp(lp) * inv_trees
+                            acc[lab] += np.exp(t_lp[j]) * inv_trees
                 if n_nxt <= beam:
                     for u in range(n_nxt):
                         cur_v[u] = nxt_v[u]

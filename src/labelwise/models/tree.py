@@ -42,32 +42,33 @@ Defaults (measured on MULAN Bibtex and Delicious, 2-core machine, before the blo
 changed the DCD row order, which moved P@1 by 0.15 or less; see the benchmark notes):
 ``branching=16`` (Bonsai/PECOS-like shallow trees: on Delicious P@1 67.3 against 66.2 for
 Parabel's binary trees, at the same cost), ``max_leaf_size=100`` (Parabel's; 50 or 200 lose
-0.4-0.6 P@1 on Delicious), ``max_iter=20`` (Parabel's and omikuji's cap), ``n_trees=1`` (three
-trees cost three times as much and gained nothing measurable on these sets: Bibtex 64.3
-either way, Delicious 67.1 vs 67.3; raise it for large label sets, where ensembles help
+0.4-0.6 P@1 on Delicious), ``max_iter=20`` (Parabel's and omikuji's cap), ``n_trees=1``
+(three trees cost three times as much and gained nothing measurable on these sets: Bibtex
+64.3 either way, Delicious 67.1 vs 67.3; raise it for large label sets, where ensembles help
 Parabel), ``normalize="l2"`` (without it Bibtex drops from 64.3 to 54.0 P@1),
-``beam_size=20`` (Parabel, omikuji and PECOS use 10; prediction only): on the 300K-label
-set (seed 0, 20K test rows, 2 threads) P@1 / P@3 / P@5 and predict time are 38.31 / 17.21 /
+``beam_size=20`` (Parabel, omikuji and PECOS use 10; prediction only): on the 300K-label set
+(seed 0, 20K test rows, 2 threads) P@1 / P@3 / P@5 and predict time are 38.31 / 17.21 /
 10.87 in 2.7 s at 10, 39.37 / 17.96 / 11.43 in 4.1 s at 15, 39.90 / 18.36 / 11.75 in 5.0 s
 at 20, 40.34 / 18.76 / 12.08 in 6.8 s at 30 and 40.59 / 18.98 / 12.29 in 10.0 s at 50 (the
 peers take 30 s or more); on Bibtex, Delicious and cooking the root has at most 10 children,
-all leaves, so 10 is already exhaustive there. ``cluster_iters=10`` (PECOS's k-means uses 20): mean P@1 over seeds 0-3 against 20
-rounds, Bibtex 64.22 either way, Delicious 66.58 vs 66.65, cooking 70.39 vs 70.50,
-synthetic-quick 38.63 vs 38.29, and on the 300K-label set 37.20 vs 37.23 with the tree
-built in 12 s instead of 16 s. ``hinge_power=3`` (PECOS's "l3-hinge"; Parabel and omikuji
-use 2): mean P@1 / P@3 / P@5 over seeds 0-3 against 2, Bibtex 64.38 / 39.40 / 28.56 vs
-64.22 / 39.08 / 28.50, cooking 70.33 / 44.01 / 30.02 vs 70.38 / 43.54 / 29.42, Delicious
-66.51 / 60.28 / 55.71 vs 66.58 / 60.56 / 55.94, and on the 300K-label set (seed 0) 37.86 /
-16.81 / 10.58 vs 37.20 / 15.85 / 9.81; 4 gains more on the other three but loses 0.2 / 0.4
-/ 0.5 on Delicious. ``C=0.25`` with ``C_node_power=0.75`` (0 = one C everywhere, as the
-peers do; the root is trained at C, a node with a sixteenth of the rows at 2.0), chosen
-with ``hinge_power=3`` on P@1 / P@3 / P@5, means over seeds 0-3 (the 300K-label set: seed
-0), against the earlier C=0.5 with 0.25: Bibtex 64.63 / 39.85 / 28.90 vs 64.38 / 39.40 /
-28.56, Delicious 66.81 / 60.44 / 55.75 vs 66.51 / 60.28 / 55.71, cooking 70.68 / 44.19 /
-30.27 vs 70.33 / 44.01 / 30.02, 300K labels 38.31 / 17.21 / 10.87 vs 37.86 / 16.81 /
-10.58, in about the same fit time. C=0.35 with 0.25 is as good on the small sets but loses
-0.7 P@1 on the 300K-label set; a power of 1.0 gains there (38.62) and costs 0.2 on cooking
-and 1 s more fit; C=1 with 0.25 (the peers' C) gives Bibtex 63.31 / 38.61 / 27.84.
+all leaves, so 10 is already exhaustive there. ``cluster_iters=10`` (PECOS's k-means uses
+20): mean P@1 over seeds 0-3 against 20 rounds, Bibtex 64.22 either way, Delicious 66.58 vs
+66.65, cooking 70.39 vs 70.50, synthetic-quick 38.63 vs 38.29, and on the 300K-label set
+37.20 vs 37.23 with the tree built in 12 s instead of 16 s. ``hinge_power=3`` (PECOS's
+"l3-hinge"; Parabel and omikuji use 2): mean P@1 / P@3 / P@5 over seeds 0-3 against 2,
+Bibtex 64.38 / 39.40 / 28.56 vs 64.22 / 39.08 / 28.50, cooking 70.33 / 44.01 / 30.02 vs
+70.38 / 43.54 / 29.42, Delicious 66.51 / 60.28 / 55.71 vs 66.58 / 60.56 / 55.94, and on the
+300K-label set (seed 0) 37.86 / 16.81 / 10.58 vs 37.20 / 15.85 / 9.81; 4 gains more on the
+other three but loses 0.2 / 0.4 / 0.5 on Delicious. ``C=0.25`` with ``C_node_power=0.75`` (0
+means one C everywhere, as the peers do; the root is trained at C, a node with a sixteenth
+of the rows at 2.0), chosen with ``hinge_power=3`` on P@1 / P@3 / P@5, means over seeds 0-3
+(the 300K-label set: seed 0), against the earlier C=0.5 with 0.25: Bibtex 64.63 / 39.85 /
+28.90 vs 64.38 / 39.40 / 28.56, Delicious 66.81 / 60.44 / 55.75 vs 66.51 / 60.28 / 55.71,
+cooking 70.68 / 44.19 / 30.27 vs 70.33 / 44.01 / 30.02, 300K labels 38.31 / 17.21 / 10.87 vs
+37.86 / 16.81 / 10.58, in about the same fit time. C=0.35 with 0.25 is as good on the small
+sets but loses 0.7 P@1 on the 300K-label set; a power of 1.0 gains there (38.62) and costs
+0.2 on cooking and 1 s more fit; C=1 with 0.25 (the peers' C) gives Bibtex 63.31 / 38.61 /
+27.84.
 
 Memory: ``estimate_memory(X, Y)`` (see its docstring) is checked against ``memory_limit``
 before anything is allocated, and the pruned weights are counted while tasks finish; past
@@ -400,8 +401,17 @@ def _valid_state(a: dict[str, np.ndarray], L: int, d: int) -> bool:
             and bool(np.all((child < n_nodes) & (child >= -L)))
             and a["intercept"].shape == (n_clf,) and a["n_iter"].shape == (n_clf,)):
         return False
-    if roots.size == 1 and np.any(np.bincount(-child[child < 0] - 1, minlength=L) > 1):
-        return False  # one tree's beam search reads a label's one leaf score, not a sum
+    # every edge leads to a higher node id and no node has two parents: trees, no cycles, so
+    # the beam search ends; a node's children are all nodes or all labels (a leaf), and in one
+    # tree a label has one leaf (the beam search reads its score there, it does not sum)
+    node = np.repeat(np.arange(n_nodes), np.diff(starts))
+    inner = child >= 0
+    parents = np.bincount(child[inner], minlength=n_nodes)
+    n_label_kids = np.add.reduceat((~inner).astype(np.int64), starts[:-1])
+    if (np.any(child[inner] <= node[inner]) or np.any(parents > 1) or np.any(parents[roots])
+            or np.any((n_label_kids > 0) & (n_label_kids < np.diff(starts)))
+            or (roots.size == 1 and np.any(np.bincount(-child[~inner] - 1, minlength=L) > 1))):
+        return False
     fs, fid, fp, w = a["node_feat_start"], a["feat_id"], a["feat_ptr"], a["weights"]
     dense, shift, vc = a["node_dense"], a["child_shift"], a["val_child"]
     if not (fs.shape == (n_nodes + 1,) and _monotone(fs, fid.shape[0])
