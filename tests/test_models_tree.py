@@ -103,6 +103,7 @@ def ref_scores(model: LabelTree, X: sp.csr_matrix, beam: int | None) -> np.ndarr
     margins = Xn.toarray() @ dense_weights(model).T + model.intercept_[None, :]
     starts, child = model.node_clf_start_, model.clf_child_
     L = len(model.labels_)
+    inner = model.hinge_power if model.inner_hinge_power is None else model.inner_hinge_power
     out = np.zeros((X.shape[0], L))
     for i in range(X.shape[0]):
         for root in model.tree_roots_:
@@ -111,8 +112,8 @@ def ref_scores(model: LabelTree, X: sp.csr_matrix, beam: int | None) -> np.ndarr
                 nxt = []
                 for v, s in level:
                     for c in range(starts[v], starts[v + 1]):
-                        lp = s + ref_log_prob(float(margins[i, c]), model.loss,
-                                              model.hinge_power)
+                        power = inner if child[c] >= 0 else model.hinge_power
+                        lp = s + ref_log_prob(float(margins[i, c]), model.loss, power)
                         if child[c] >= 0:
                             nxt.append((int(child[c]), lp))
                         else:
@@ -518,8 +519,10 @@ def test_beam_search_with_wide_beam_is_exhaustive(loss, n_trees):
     X, Y = clustered_data(L=24)
     model = LabelTree(n_trees=n_trees, branching=3, max_leaf_size=3, beam_size=1000, loss=loss,
                       random_state=1, n_threads=1).fit(X, Y)
-    for power in (3.0, 2.0, 1.5):  # the default, the kernel's two shortcuts' other, a pow
-        model.set_params(hinge_power=power)
+    # the defaults (3 at the leaves, 2 inside), the leaves' other shortcut, a pow at the
+    # leaves, a pow inside, one exponent everywhere (None)
+    for power, inner in ((3.0, 2.0), (2.0, 2.0), (1.5, 3.0), (3.0, 2.5), (3.0, None)):
+        model.set_params(hinge_power=power, inner_hinge_power=inner)
         want = ref_scores(model, X[:40], beam=None)
         got = model.decision_function(X[:40], k=24).toarray()
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-7)
@@ -555,6 +558,29 @@ def test_hinge_power_is_read_at_prediction_and_old_manifests_load_with_two(tmp_p
         with pytest.raises(ValueError, match=next(iter(bad))):
             back.set_params(**bad).decision_function(X, k=5)
         back.set_params(hinge_power=2.0, beam_size=10)
+
+
+def test_inner_hinge_power_is_read_at_prediction_and_old_manifests_load_with_none(tmp_path):
+    X, Y = clustered_data()
+    model = LabelTree(branching=2, max_leaf_size=5, random_state=0).fit(X, Y)
+    assert (model.hinge_power, model.inner_hinge_power) == (3.0, 2.0)
+    assert (model.clf_child_ >= 0).sum() > 2  # classifiers that lead to nodes, below the root
+    S = model.decision_function(X, k=5)
+    for inner in (None, 3.0, 1.0):  # None: the leaves' exponent everywhere, i.e. 3
+        T = model.set_params(inner_hinge_power=inner).decision_function(X, k=5)
+        assert not np.allclose(T.toarray(), S.toarray())
+    same = model.set_params(inner_hinge_power=3.0).decision_function(X, k=5)
+    T = model.set_params(inner_hinge_power=None).decision_function(X, k=5)
+    assert np.array_equal(T.indices, same.indices) and np.array_equal(T.data, same.data)
+    # a manifest from before the parameter: one exponent everywhere, as it was scored then
+    model.set_params(inner_hinge_power=2.0)
+    back = load_without_param(model, tmp_path / "old", "inner_hinge_power")
+    assert back.inner_hinge_power is None
+    T = back.decision_function(X, k=5)
+    assert np.array_equal(T.indices, same.indices) and np.array_equal(T.data, same.data)
+    for bad in (0.0, -1.0, True, "2", float("nan")):
+        with pytest.raises(ValueError, match="inner_hinge_power"):
+            back.set_params(inner_hinge_power=bad).decision_function(X, k=5)
 
 
 @pytest.mark.parametrize("n_trees", [1, 2])

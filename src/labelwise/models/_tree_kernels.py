@@ -25,7 +25,8 @@ row-index arrays, so no kernel ever copies X per node.
     Per document: in every tree, a beam of at most ``beam`` nodes starts at the root; each
     node's classifiers are scored, a child's log-probability is its parent's plus the
     classifier's (``-max(0, 1 - m)^p`` for the squared hinge, ``p`` the model's
-    ``hinge_power``; ``log sigmoid(m)`` for the logistic loss; ``m`` the margin), node
+    ``hinge_power`` for a classifier that leads to a label and its ``inner_hinge_power`` for
+    one that leads to a node; ``log sigmoid(m)`` for the logistic loss; ``m`` the margin), node
     children compete for the next beam (highest first, ties to the earlier candidate) and
     label children are final. A label's score is
     ``exp(log-probability)`` averaged over the trees (0 in a tree that did not reach it);
@@ -446,15 +447,16 @@ def _leaf_log_probs(margins, m, base, loss, power, clf_child, c0, labels, lps, p
 @nb.njit(nogil=True, cache=True)
 def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                 node_feat_start, feat_id, feat_ptr, weights, node_dense, child_shift,
-                val_child, clf_bias, loss, power, beam, n_labels, k, row_start, row_end, out_i,
-                out_s):
+                val_child, clf_bias, loss, power, inner_power, beam, n_labels, k, row_start,
+                row_end, out_i, out_s):
     """Top-k tree scores of rows ``row_start:row_end``; writes ``out_*[r*k:(r+1)*k]``.
 
     ``node_clf_start`` (n_nodes + 1): node ``v``'s classifiers are ids
     ``node_clf_start[v]:node_clf_start[v+1]``; classifier ``c`` leads to node
     ``clf_child[c]`` when ``>= 0``, else to label ``-clf_child[c] - 1``; ``clf_bias`` holds
     the intercepts and the weights are in the layout of ``_tree_build.node_major_weights``;
-    ``power`` is the squared hinge's exponent in :func:`log_prob`. A node's children are all
+    ``power`` is the squared hinge's exponent in :func:`log_prob` for the classifiers that
+    lead to labels, ``inner_power`` for those that lead to nodes. A node's children are all
     nodes or all labels (a leaf), and a tree holds each label in one leaf at most, as
     ``build_tree`` makes them and ``LabelTree``'s loader checks.
     """
@@ -500,7 +502,7 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                     if clf_child[c0] >= 0:  # inner node: its children compete for the beam
                         for j in range(m_v):
                             nxt_v[n_nxt] = clf_child[c0 + j]
-                            nxt_s[n_nxt] = base + log_prob(margins[j], loss, power)
+                            nxt_s[n_nxt] = base + log_prob(margins[j], loss, inner_power)
                             n_nxt += 1
                     elif one_tree:  # a leaf; a label has one leaf: its log-probability is kept
                         _leaf_log_probs(margins, m_v, base, loss, power, clf_child, c0, touched,

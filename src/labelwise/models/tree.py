@@ -22,8 +22,9 @@ Training (see :mod:`labelwise.models._tree_build` for the layout and task format
 
 Scores: ``decision_function`` returns each label's estimated probability, the product of
 the classifier probabilities along its path (``exp(-max(0, 1 - m)^p)`` for the squared
-hinge, ``p = hinge_power``: 3 is PECOS's default, 2 what Parabel and omikuji use;
-``sigmoid(m)`` for the logistic loss), found by a beam search of width ``beam_size`` and
+hinge, ``p = hinge_power`` for the classifier of the label itself, 3 by default as in PECOS,
+and ``p = inner_hinge_power`` for the classifiers that lead to nodes, 2 by default as in
+Parabel and omikuji; ``sigmoid(m)`` for the logistic loss), found by a beam search of width ``beam_size`` and
 averaged over the trees (a tree that does not reach a label contributes 0). Labels no beam
 reaches score 0. ``predict`` thresholds at 0.5 and ``predict_proba`` returns the same
 numbers.
@@ -46,29 +47,36 @@ Parabel's binary trees, at the same cost), ``max_leaf_size=100`` (Parabel's; 50 
 (three trees cost three times as much and gained nothing measurable on these sets: Bibtex
 64.3 either way, Delicious 67.1 vs 67.3; raise it for large label sets, where ensembles help
 Parabel), ``normalize="l2"`` (without it Bibtex drops from 64.3 to 54.0 P@1),
-``beam_size=20`` (Parabel, omikuji and PECOS use 10; prediction only): on the 300K-label set
-(seed 0, 20K test rows, 2 threads) P@1 / P@3 / P@5 and predict time are 38.31 / 17.21 /
-10.87 in 2.7 s at 10, 39.37 / 17.96 / 11.43 in 4.1 s at 15, 39.90 / 18.36 / 11.75 in 5.0 s
-at 20, 40.34 / 18.76 / 12.08 in 6.8 s at 30 and 40.59 / 18.98 / 12.29 in 10.0 s at 50 (the
-peers take 30 s or more); on Bibtex, Delicious and cooking the root has at most 10 children,
-all leaves, so 10 is already exhaustive there. ``cluster_iters=10`` (PECOS's k-means uses
-20): mean P@1 over seeds 0-3 against 20 rounds, Bibtex 64.22 either way, Delicious 66.58 vs
-66.65, cooking 70.39 vs 70.50, synthetic-quick 38.63 vs 38.29, and on the 300K-label set
-37.20 vs 37.23 with the tree built in 12 s instead of 16 s. ``hinge_power=3`` (PECOS's
-"l3-hinge"; Parabel and omikuji use 2): mean P@1 / P@3 / P@5 over seeds 0-3 against 2,
-Bibtex 64.38 / 39.40 / 28.56 vs 64.22 / 39.08 / 28.50, cooking 70.33 / 44.01 / 30.02 vs
-70.38 / 43.54 / 29.42, Delicious 66.51 / 60.28 / 55.71 vs 66.58 / 60.56 / 55.94, and on the
-300K-label set (seed 0) 37.86 / 16.81 / 10.58 vs 37.20 / 15.85 / 9.81; 4 gains more on the
-other three but loses 0.2 / 0.4 / 0.5 on Delicious. ``C=0.25`` with ``C_node_power=0.75`` (0
-means one C everywhere, as the peers do; the root is trained at C, a node with a sixteenth
-of the rows at 2.0), chosen with ``hinge_power=3`` on P@1 / P@3 / P@5, means over seeds 0-3
-(the 300K-label set: seed 0), against the earlier C=0.5 with 0.25: Bibtex 64.63 / 39.85 /
-28.90 vs 64.38 / 39.40 / 28.56, Delicious 66.81 / 60.44 / 55.75 vs 66.51 / 60.28 / 55.71,
-cooking 70.68 / 44.19 / 30.27 vs 70.33 / 44.01 / 30.02, 300K labels 38.31 / 17.21 / 10.87 vs
-37.86 / 16.81 / 10.58, in about the same fit time. C=0.35 with 0.25 is as good on the small
-sets but loses 0.7 P@1 on the 300K-label set; a power of 1.0 gains there (38.62) and costs
-0.2 on cooking and 1 s more fit; C=1 with 0.25 (the peers' C) gives Bibtex 63.31 / 38.61 /
-27.84.
+``beam_size=40`` with ``inner_hinge_power=2`` (the peers use a beam of 10 and one exponent
+at every node; both are read at prediction only): on the 300K-label set (seed 0, 20K test
+rows, 2 threads) P@1 / P@3 / P@5 with the exponent 3 everywhere are 38.31 / 17.21 / 10.87 at
+beam 10 (2.7 s), 39.90 / 18.36 / 11.75 at 20 (5.0 s) and 40.59 / 18.98 / 12.29 at 50 (10.0
+s); with 2 at the inner nodes, 40.93 / 19.12 / 12.31 at 20, 41.76 / 19.87 / 12.96 at 30 (7.3
+s), 42.34 / 20.39 / 13.41 at 40 (9.2 s) and 42.60 / 20.68 / 13.69 at 50 (the peers take 27 s
+or more). The flatter inner exponent keeps more paths alive in the beam; one steeper than
+the leaves' loses (4 inside, 3 at the leaves: 38.04 at beam 20), and a steeper leaf exponent
+gains more there (5 with 3 inside: 42.92 / 21.28 / 14.19 at beam 50) but loses 0.25 / 0.0 /
+0.4 on Delicious. Means over seeds 0-3, inner exponent 2 against 3: Bibtex 64.66 / 39.91 /
+28.92 vs 64.63 / 39.85 / 28.90, Delicious 66.77 / 60.44 / 55.78 vs 66.81 / 60.44 / 55.74,
+cooking 70.52 / 44.75 / 30.73 vs 70.68 / 44.19 / 30.27; on these three sets the root has at
+most 10 children, all leaves, so any beam of 10 or more is exhaustive. ``cluster_iters=10``
+(PECOS's k-means uses 20): mean P@1 over seeds 0-3 against 20 rounds, Bibtex 64.22 either
+way, Delicious 66.58 vs 66.65, cooking 70.39 vs 70.50, synthetic-quick 38.63 vs 38.29, and
+on the 300K-label set 37.20 vs 37.23 with the tree built in 12 s instead of 16 s.
+``hinge_power=3`` (PECOS's "l3-hinge"; Parabel and omikuji use 2): mean P@1 / P@3 / P@5 over
+seeds 0-3 against 2, Bibtex 64.38 / 39.40 / 28.56 vs 64.22 / 39.08 / 28.50, cooking 70.33 /
+44.01 / 30.02 vs 70.38 / 43.54 / 29.42, Delicious 66.51 / 60.28 / 55.71 vs 66.58 / 60.56 /
+55.94, and on the 300K-label set (seed 0) 37.86 / 16.81 / 10.58 vs 37.20 / 15.85 / 9.81; 4
+gains more on the other three but loses 0.2 / 0.4 / 0.5 on Delicious. ``C=0.25`` with
+``C_node_power=0.75`` (0 means one C everywhere, as the peers do; the root is trained at C,
+a node with a sixteenth of the rows at 2.0), chosen with ``hinge_power=3`` on P@1 / P@3 /
+P@5, means over seeds 0-3 (the 300K-label set: seed 0), against the earlier C=0.5 with 0.25:
+Bibtex 64.63 / 39.85 / 28.90 vs 64.38 / 39.40 / 28.56, Delicious 66.81 / 60.44 / 55.75 vs
+66.51 / 60.28 / 55.71, cooking 70.68 / 44.19 / 30.27 vs 70.33 / 44.01 / 30.02, 300K labels
+38.31 / 17.21 / 10.87 vs 37.86 / 16.81 / 10.58, in about the same fit time. C=0.35 with 0.25
+is as good on the small sets but loses 0.7 P@1 on the 300K-label set; a power of 1.0 gains
+there (38.62) and costs 0.2 on cooking and 1 s more fit; C=1 with 0.25 (the peers' C) gives
+Bibtex 63.31 / 38.61 / 27.84.
 
 Memory: ``estimate_memory(X, Y)`` (see its docstring) is checked against ``memory_limit``
 before anything is allocated, and the pruned weights are counted while tasks finish; past
@@ -108,9 +116,11 @@ class LabelTree(MultiLabelModel):
     branching: children per internal node (>= 2).
     max_leaf_size: most labels in a leaf (>= 1).
     beam_size: nodes kept per tree level at prediction (>= 1).
-    hinge_power: with the squared hinge, a classifier's probability for margin m is
-        ``exp(-max(0, 1 - m) ** hinge_power)`` (> 0). Used only at prediction, so it can be
-        changed on a trained model with ``set_params``.
+    hinge_power: with the squared hinge, a label's classifier (in a leaf) gives margin m the
+        probability ``exp(-max(0, 1 - m) ** hinge_power)`` (> 0).
+    inner_hinge_power: the same exponent for the classifiers that lead to nodes (> 0; None =
+        ``hinge_power``). Both are used only at prediction, so they can be changed on a
+        trained model with ``set_params``.
     loss, C, bias, tol, max_iter, prune_threshold: the node classifiers, as in OneVsRest.
     C_node_power: a node trained on m of the n rows uses ``C * (n / m) ** C_node_power``
         (>= 0; 0 = the same C at every node).
@@ -125,13 +135,15 @@ class LabelTree(MultiLabelModel):
 
     _persist_name = "LabelTree"
     #: manifests written before ``C_node_power`` existed describe trees with one C everywhere;
-    #: those written before ``hinge_power`` existed, trees scored with the exponent 2
-    _params_absent_from_old_files = {"C_node_power": 0.0, "hinge_power": 2.0}
+    #: those written before ``hinge_power`` existed, trees scored with the exponent 2; those
+    #: written before ``inner_hinge_power`` existed, one exponent at every node
+    _params_absent_from_old_files = {"C_node_power": 0.0, "hinge_power": 2.0,
+                                     "inner_hinge_power": None}
     default_threshold = 0.5
 
     def __init__(self, *, n_trees: int = 1, branching: int = 16, max_leaf_size: int = 100,
-                 beam_size: int = 20, hinge_power: float = 3.0,
-                 loss: str = "squared_hinge", C: float = 0.25,
+                 beam_size: int = 40, hinge_power: float = 3.0,
+                 inner_hinge_power: float | None = 2.0, loss: str = "squared_hinge", C: float = 0.25,
                  C_node_power: float = 0.75, bias: float = 1.0, tol: float = 0.1,
                  max_iter: int = 20, prune_threshold: float = 0.1, cluster_iters: int = 10,
                  label_features: str = "pifa", normalize: str | None = "l2",
@@ -142,6 +154,7 @@ class LabelTree(MultiLabelModel):
         self.max_leaf_size = max_leaf_size
         self.beam_size = beam_size
         self.hinge_power = hinge_power
+        self.inner_hinge_power = inner_hinge_power
         self.loss = loss
         self.C = C
         self.C_node_power = C_node_power
@@ -174,6 +187,8 @@ class LabelTree(MultiLabelModel):
         if not _is_int(self.beam_size, 1):
             raise ValueError(f"beam_size must be an int >= 1, got {self.beam_size!r}")
         check_number(self, "hinge_power", 0.0, strict=True)
+        if self.inner_hinge_power is not None:
+            check_number(self, "inner_hinge_power", 0.0, strict=True)
 
     # ------------------------------------------------------------------ memory
     def estimate_memory(self, X: Any, Y: Any) -> int:
@@ -347,7 +362,8 @@ class LabelTree(MultiLabelModel):
         args = (Xn.indptr, Xn.indices, Xn.data, self.node_clf_start_, self.clf_child_,
                 self.tree_roots_, *(getattr(self, key + "_") for key in _WEIGHT_ARRAYS),
                 self.intercept_, LOSSES[self.loss], float(self.hinge_power),
-                int(self.beam_size), L, k)
+                float(self.hinge_power if self.inner_hinge_power is None
+                      else self.inner_hinge_power), int(self.beam_size), L, k)
         return _run_rows(_tree_kernels.beam_search, Xn.shape[0], k, L, args, self.n_threads)
 
     def _to_probability(self, scores: np.ndarray) -> np.ndarray:
