@@ -75,6 +75,24 @@ def test_train_predict_evaluate(files, capsys):
     assert S.nnz == 120
 
 
+def test_set_reads_json_and_python_spellings(files):
+    from labelwise.cli._common import parse_options
+
+    assert parse_options(["a=None", "b=null", "c=True", "d=false", "e=2", "f=0.5", "g=word",
+                          'h="None"', "i=none", "j=[1, 2]"]) == {
+        "a": None, "b": None, "c": True, "d": False, "e": 2, "f": 0.5, "g": "word",
+        "h": "None", "i": "none", "j": [1, 2]}
+    tmp, train, _ = files
+    assert main(["train", str(train), "--model", "tree", "--set", "inner_hinge_power=None",
+                 "--set", "beam_size=10", "--out", str(tmp / "t"), "--quiet"]) == 0
+    params = json.loads((tmp / "t" / "model" / "manifest.json").read_text())["params"]
+    assert params["inner_hinge_power"] is None and params["beam_size"] == 10
+    assert Pipeline.load(tmp / "t").model.inner_hinge_power is None
+    assert main(["train", str(train), "--model", "ovr", "--set", "normalize=None",
+                 "--out", str(tmp / "o"), "--quiet"]) == 0
+    assert Pipeline.load(tmp / "o").model.normalize is None
+
+
 def test_cli_errors_are_one_line(files, capsys):
     tmp, train, test = files
     assert main(["train", str(train), "--model", "ovr", "--set", "Q=1", "--out", str(tmp / "m")]) == 2

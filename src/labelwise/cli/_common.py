@@ -27,7 +27,9 @@ def add_format_argument(p: argparse.ArgumentParser) -> None:
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """KEY=VALUE strings to a dict; values parsed as JSON when they are valid JSON, else kept as text."""
+    """KEY=VALUE strings to a dict; values parsed as JSON when they are valid JSON (``2``,
+    ``0.5``, ``null``, ``true``, ``"text"``), Python's spellings ``None``, ``True`` and
+    ``False`` as those values, anything else kept as text."""
     from labelwise.errors import LabelwiseError
 
     out: dict[str, Any] = {}
@@ -35,11 +37,18 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise LabelwiseError(f"option {pair!r}: expected KEY=VALUE")
+        if value in _PYTHON_WORDS:
+            out[key] = _PYTHON_WORDS[value]
+            continue
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+#: what a user of a Python library types on the command line for these values
+_PYTHON_WORDS = {"None": None, "True": True, "False": False}
 
 
 TABLE_FORMATS = ("csv", "tsv", "jsonl", "parquet")

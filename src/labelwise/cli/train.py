@@ -42,7 +42,8 @@ the file (its columns are mapped onto the file's labels by name). fewshot takes
 TRAIN; so does fewshot-finetune (such labels start from their names and learn from the other
 labels' examples as negatives).
 
-``--set KEY=VALUE`` sets any parameter of the model class; ``--threads`` sets the model's
+``--set KEY=VALUE`` sets any parameter of the model class (the value read as JSON, or as
+Python's ``None``, ``True``, ``False``, else as text); ``--threads`` sets the model's
 ``n_threads`` where it has one and torch's thread count while training (sentence encoding,
 neural heads); ``--seed`` is the model's ``random_state`` where it has one and the
 pipeline's.
@@ -113,7 +114,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "mlp/zeroshot/fewshot; none for finetune and fewshot-finetune); not for "
                         "numeric data")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model parameter, repeatable (e.g. --set C=2 --set loss=logistic)")
+                   help="model parameter, repeatable (e.g. --set C=2 --set loss=logistic "
+                        "--set normalize=None); values are JSON or None/True/False")
     p.add_argument("--feature-set", action="append", default=[], metavar="KEY=VALUE",
                    help="featurizer parameter, repeatable: tf-idf's (e.g. --feature-set min_df=2 "
                         "--feature-set 'ngram_range=[1,2]') or the embeddings' (batch_size, "
