@@ -20,14 +20,14 @@ Training (see :mod:`labelwise.models._tree_build` for the layout and task format
    nodes, which see few rows, are regularised far more than the root. Every node is an
    independent task run by a pool of ``n_threads`` threads over one shared CSR X.
 
-Scores: ``decision_function`` returns each label's estimated probability, the product of
-the classifier probabilities along its path (``exp(-max(0, 1 - m)^p)`` for the squared
-hinge, ``p = hinge_power`` for the classifier of the label itself, 3 by default as in PECOS,
-and ``p = inner_hinge_power`` for the classifiers that lead to nodes, 2 by default as in
-Parabel and omikuji; ``sigmoid(m)`` for the logistic loss), found by a beam search of width ``beam_size`` and
-averaged over the trees (a tree that does not reach a label contributes 0). Labels no beam
-reaches score 0. ``predict`` thresholds at 0.5 and ``predict_proba`` returns the same
-numbers.
+Scores: ``decision_function`` returns each label's estimated probability, the product of the
+classifier probabilities along its path (``exp(-max(0, 1 - m)^p)`` for the squared hinge,
+``p = hinge_power`` for the classifier of the label itself, 3 by default as in PECOS, and
+``p = inner_hinge_power`` for the classifiers that lead to nodes, 2 by default as in Parabel
+and omikuji; ``sigmoid(m)`` for the logistic loss), found by a beam search of width
+``beam_size`` and averaged over the trees (a tree that does not reach a label contributes
+0). Labels no beam reaches score 0. ``predict`` thresholds at 0.5 and ``predict_proba``
+returns the same numbers.
 
 Learned state: ``node_clf_start_``, ``clf_child_``, ``tree_roots_`` (the trees, concatenated;
 see :func:`labelwise.models._tree_kernels.beam_search`); the pruned weights laid out node by
@@ -50,33 +50,33 @@ Parabel), ``normalize="l2"`` (without it Bibtex drops from 64.3 to 54.0 P@1),
 ``beam_size=40`` with ``inner_hinge_power=2`` (the peers use a beam of 10 and one exponent
 at every node; both are read at prediction only): on the 300K-label set (seed 0, 20K test
 rows, 2 threads) P@1 / P@3 / P@5 with the exponent 3 everywhere are 38.31 / 17.21 / 10.87 at
-beam 10 (2.7 s), 39.90 / 18.36 / 11.75 at 20 (5.0 s) and 40.59 / 18.98 / 12.29 at 50 (10.0
-s); with 2 at the inner nodes, 40.93 / 19.12 / 12.31 at 20, 41.76 / 19.87 / 12.96 at 30 (7.3
-s), 42.34 / 20.39 / 13.41 at 40 (9.2 s) and 42.60 / 20.68 / 13.69 at 50 (the peers take 27 s
-or more). The flatter inner exponent keeps more paths alive in the beam; one steeper than
-the leaves' loses (4 inside, 3 at the leaves: 38.04 at beam 20), and a steeper leaf exponent
-gains more there (5 with 3 inside: 42.92 / 21.28 / 14.19 at beam 50) but loses 0.25 / 0.0 /
-0.4 on Delicious. Means over seeds 0-3, inner exponent 2 against 3: Bibtex 64.66 / 39.91 /
-28.92 vs 64.63 / 39.85 / 28.90, Delicious 66.77 / 60.44 / 55.78 vs 66.81 / 60.44 / 55.74,
-cooking 70.52 / 44.75 / 30.73 vs 70.68 / 44.19 / 30.27; on these three sets the root has at
-most 10 children, all leaves, so any beam of 10 or more is exhaustive. ``cluster_iters=10``
-(PECOS's k-means uses 20): mean P@1 over seeds 0-3 against 20 rounds, Bibtex 64.22 either
-way, Delicious 66.58 vs 66.65, cooking 70.39 vs 70.50, synthetic-quick 38.63 vs 38.29, and
-on the 300K-label set 37.20 vs 37.23 with the tree built in 12 s instead of 16 s.
-``hinge_power=3`` (PECOS's "l3-hinge"; Parabel and omikuji use 2): mean P@1 / P@3 / P@5 over
-seeds 0-3 against 2, Bibtex 64.38 / 39.40 / 28.56 vs 64.22 / 39.08 / 28.50, cooking 70.33 /
-44.01 / 30.02 vs 70.38 / 43.54 / 29.42, Delicious 66.51 / 60.28 / 55.71 vs 66.58 / 60.56 /
-55.94, and on the 300K-label set (seed 0) 37.86 / 16.81 / 10.58 vs 37.20 / 15.85 / 9.81; 4
-gains more on the other three but loses 0.2 / 0.4 / 0.5 on Delicious. ``C=0.25`` with
-``C_node_power=0.75`` (0 means one C everywhere, as the peers do; the root is trained at C,
-a node with a sixteenth of the rows at 2.0), chosen with ``hinge_power=3`` on P@1 / P@3 /
-P@5, means over seeds 0-3 (the 300K-label set: seed 0), against the earlier C=0.5 with 0.25:
-Bibtex 64.63 / 39.85 / 28.90 vs 64.38 / 39.40 / 28.56, Delicious 66.81 / 60.44 / 55.75 vs
-66.51 / 60.28 / 55.71, cooking 70.68 / 44.19 / 30.27 vs 70.33 / 44.01 / 30.02, 300K labels
-38.31 / 17.21 / 10.87 vs 37.86 / 16.81 / 10.58, in about the same fit time. C=0.35 with 0.25
-is as good on the small sets but loses 0.7 P@1 on the 300K-label set; a power of 1.0 gains
-there (38.62) and costs 0.2 on cooking and 1 s more fit; C=1 with 0.25 (the peers' C) gives
-Bibtex 63.31 / 38.61 / 27.84.
+beam 10 (2.7 s), 39.90 / 18.36 / 11.75 at 20 (5.0 s) and 40.59 / 18.98 / 12.29 at 50
+(10.0 s); with 2 at the inner nodes, 40.93 / 19.12 / 12.31 at 20, 41.76 / 19.87 / 12.96 at
+30 (7.3 s), 42.34 / 20.39 / 13.41 at 40 (9.2 s) and 42.60 / 20.68 / 13.69 at 50 (the peers
+take 27 s or more). The flatter inner exponent keeps more paths alive in the beam; one
+steeper than the leaves' loses (4 inside, 3 at the leaves: 38.04 at beam 20), and a steeper
+leaf exponent gains more there (5 with 3 inside: 42.92 / 21.28 / 14.19 at beam 50) but loses
+0.25 / 0.0 / 0.4 on Delicious. Means over seeds 0-3, inner exponent 2 against 3: Bibtex
+64.66 / 39.91 / 28.92 vs 64.63 / 39.85 / 28.90, Delicious 66.77 / 60.44 / 55.78 vs 66.81 /
+60.44 / 55.74, cooking 70.52 / 44.75 / 30.73 vs 70.68 / 44.19 / 30.27; on these three sets
+the root has at most 10 children, all leaves, so any beam of 10 or more is exhaustive.
+``cluster_iters=10`` (PECOS's k-means uses 20): mean P@1 over seeds 0-3 against 20 rounds,
+Bibtex 64.22 either way, Delicious 66.58 vs 66.65, cooking 70.39 vs 70.50, synthetic-quick
+38.63 vs 38.29, and on the 300K-label set 37.20 vs 37.23 with the tree built in 12 s instead
+of 16 s. ``hinge_power=3`` (PECOS's "l3-hinge"; Parabel and omikuji use 2): mean P@1 / P@3 /
+P@5 over seeds 0-3 against 2, Bibtex 64.38 / 39.40 / 28.56 vs 64.22 / 39.08 / 28.50, cooking
+70.33 / 44.01 / 30.02 vs 70.38 / 43.54 / 29.42, Delicious 66.51 / 60.28 / 55.71 vs 66.58 /
+60.56 / 55.94, and on the 300K-label set (seed 0) 37.86 / 16.81 / 10.58 vs 37.20 / 15.85 /
+9.81; 4 gains more on the other three but loses 0.2 / 0.4 / 0.5 on Delicious. ``C=0.25``
+with ``C_node_power=0.75`` (0 means one C everywhere, as the peers do; the root is trained
+at C, a node with a sixteenth of the rows at 2.0), chosen with ``hinge_power=3`` on P@1 /
+P@3 / P@5, means over seeds 0-3 (the 300K-label set: seed 0), against the earlier C=0.5 with
+0.25: Bibtex 64.63 / 39.85 / 28.90 vs 64.38 / 39.40 / 28.56, Delicious 66.81 / 60.44 / 55.75
+vs 66.51 / 60.28 / 55.71, cooking 70.68 / 44.19 / 30.27 vs 70.33 / 44.01 / 30.02, 300K
+labels 38.31 / 17.21 / 10.87 vs 37.86 / 16.81 / 10.58, in about the same fit time. C=0.35
+with 0.25 is as good on the small sets but loses 0.7 P@1 on the 300K-label set; a power of
+1.0 gains there (38.62) and costs 0.2 on cooking and 1 s more fit; C=1 with 0.25 (the peers'
+C) gives Bibtex 63.31 / 38.61 / 27.84.
 
 Memory: ``estimate_memory(X, Y)`` (see its docstring) is checked against ``memory_limit``
 before anything is allocated, and the pruned weights are counted while tasks finish; past
@@ -143,8 +143,8 @@ class LabelTree(MultiLabelModel):
 
     def __init__(self, *, n_trees: int = 1, branching: int = 16, max_leaf_size: int = 100,
                  beam_size: int = 40, hinge_power: float = 3.0,
-                 inner_hinge_power: float | None = 2.0, loss: str = "squared_hinge", C: float = 0.25,
-                 C_node_power: float = 0.75, bias: float = 1.0, tol: float = 0.1,
+                 inner_hinge_power: float | None = 2.0, loss: str = "squared_hinge",
+                 C: float = 0.25, C_node_power: float = 0.75, bias: float = 1.0, tol: float = 0.1,
                  max_iter: int = 20, prune_threshold: float = 0.1, cluster_iters: int = 10,
                  label_features: str = "pifa", normalize: str | None = "l2",
                  n_threads: int | None = None, memory_limit: int | str | None = "auto",
