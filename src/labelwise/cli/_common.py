@@ -26,6 +26,10 @@ def add_format_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: what a user of a Python library types on the command line for these values
+_PYTHON_WORDS = {"None": None, "True": True, "False": False}
+
+
 def parse_options(pairs: list[str]) -> dict[str, Any]:
     """KEY=VALUE strings to a dict; values parsed as JSON when they are valid JSON (``2``,
     ``0.5``, ``null``, ``true``, ``"text"``), Python's spellings ``None``, ``True`` and
@@ -39,16 +43,12 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
             raise LabelwiseError(f"option {pair!r}: expected KEY=VALUE")
         if value in _PYTHON_WORDS:
             out[key] = _PYTHON_WORDS[value]
-            continue
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+        else:
+            try:
+                out[key] = json.loads(value)
+            except json.JSONDecodeError:
+                out[key] = value
     return out
-
-
-#: what a user of a Python library types on the command line for these values
-_PYTHON_WORDS = {"None": None, "True": True, "False": False}
 
 
 TABLE_FORMATS = ("csv", "tsv", "jsonl", "parquet")
