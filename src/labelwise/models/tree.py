@@ -217,7 +217,9 @@ class LabelTree(MultiLabelModel):
         L = Y.shape[1]
         row_nnz = np.diff(X.indptr).astype(np.float64)
         row_labels = np.diff(Y.indptr).astype(np.float64)
-        reach = float(row_nnz @ row_labels)
+        # not ``row_nnz @ row_labels``: a BLAS dot wakes OpenBLAS's threads, which then spin
+        # for about 0.1 s, taking a core from the node tasks that follow
+        reach = float(np.sum(row_nnz * row_labels))
         depth = 1
         size = L
         while size > self.max_leaf_size:
