@@ -343,6 +343,11 @@ def score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start, feat
     shift = child_shift[v]
     f0 = feat_id[lo]
     direct = feat_id[hi - 1] - f0 == hi - 1 - lo  # every feature of [f0, f_last]: no search
+    # a dense node's matched features are added two at a time, one pass over out[:m] per
+    # pair, in the same order as one at a time (so the same sums): (out + w1 x1) + w2 x2
+    held = False
+    held_q = 0
+    held_x = 0.0
     for p in range(a, b):
         f = x_indices[p]
         if direct:
@@ -378,12 +383,22 @@ def score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start, feat
         xv = np.float64(x_data[p])
         q0 = feat_ptr[e]
         if dense:
-            wv = weights[q0:q0 + m]  # a view: the loop vectorises
-            for j in range(m):
-                out[j] += wv[j] * xv
+            if held:
+                wa = weights[held_q:held_q + m]  # views: the loop vectorises
+                wb = weights[q0:q0 + m]
+                for j in range(m):
+                    out[j] = (out[j] + wa[j] * held_x) + wb[j] * xv
+            else:
+                held_q = q0
+                held_x = xv
+            held = not held
         else:
             for q in range(q0, feat_ptr[e + 1]):
                 out[val_child[q - shift]] += weights[q] * xv
+    if held:
+        wa = weights[held_q:held_q + m]
+        for j in range(m):
+            out[j] += wa[j] * held_x
 
 
 @nb.njit(nogil=True, cache=True)
