@@ -79,11 +79,13 @@ def table_format(source: str, fmt: str | None) -> bool:
 
 
 def load_dataset(source: str, fmt: str | None, options: list[str],
-                 columns: dict[str, Any] | None = None):
+                 columns: dict[str, Any] | None = None, *, truth_only: bool = False):
     """A path (file or folder) or a registry name like ``mulan-yeast`` / ``mulan-yeast:test``.
 
     ``columns``: reader options from :func:`column_options`; they apply to table files only
-    (given for any other data they raise a one-line error).
+    (given for any other data they raise a one-line error). ``truth_only``: only the labels
+    (and ids) are needed; a table file may lack a text or features column
+    (:func:`labelwise.io.scores.read_truth`).
     """
     import os
 
@@ -99,6 +101,10 @@ def load_dataset(source: str, fmt: str | None, options: list[str],
                 raise LabelwiseError(f"{flags}: only for csv/tsv/jsonl/parquet data, "
                                      f"not {source}")
             opts.update(columns)
+        if truth_only:
+            from labelwise.io.scores import read_truth
+
+            return read_truth(source, format=fmt, **opts)
         return read(source, format=fmt, **opts)
     if columns:
         raise LabelwiseError(f"--text-column/--labels-column: {source} is not a file")

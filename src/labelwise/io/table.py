@@ -25,7 +25,8 @@ Defaults: the text column is ``text`` when present, else a ``features`` column; 
 ``group`` columns are used when present (``id_column=False`` / ``group_column=False`` turn
 that off).
 
-- text: a string.
+- text: a string. ``text_column=False``: no text nor feature column is read (``X`` is a
+  float32 array with 0 columns), for files of true labels (ids and labels only).
 - ``feature_columns``: a list of columns each holding one number -> dense float32 ``X``; or a
   single column whose cells hold a whole vector: a JSON list (dense row) or a JSON object
   ``{"index": value}`` (sparse row; CSR ``X``). Values must be finite numbers.
@@ -396,7 +397,9 @@ def read_table(
     x_mode = "text"
     if text_column is not None and feature_columns is not None:
         raise DataFormatError("give text_column= or feature_columns=, not both")
-    if feature_columns is not None:
+    if text_column is False and feature_columns is None:
+        x_mode, x_cols = "numbers", []
+    elif feature_columns is not None:
         if isinstance(feature_columns, str | int) and not isinstance(feature_columns, bool):
             x_mode, x_cols = "vector", [resolve(feature_columns, "feature_columns")]
         else:
