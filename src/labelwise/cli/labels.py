@@ -66,7 +66,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    import sys
 
     from labelwise.errors import DataFormatError, LabelwiseError
     from labelwise.pipeline import load_any
@@ -92,14 +91,14 @@ def _add(args: argparse.Namespace) -> int:
             raise LabelwiseError(f"--calibrate: {args.calibrate} holds no texts")
         pipe.calibrate_open_labels(data, max_rows=args.calibration_rows, random_state=args.seed)
         calibrated = True
+    import warnings
+
     from labelwise.models.zeroshot import ZeroShot
 
     if not calibrated and not isinstance(pipe.model, ZeroShot):
-        print("note: the new label uses the default zero-shot probability mapping; give "
-              "--calibrate TRAIN_DATA to fit it to the pipeline's calibrated scale",
-              file=sys.stderr)
-    import warnings
-
+        warnings.warn("the new label uses the default zero-shot probability mapping; give "
+                      "--calibrate TRAIN_DATA to fit it to the pipeline's calibrated scale",
+                      stacklevel=1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="open labels use the default")  # noted above
         pipe.add_labels([args.name], descriptions=[args.description])

@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     model_gained = any((d["examples"] or 0) > (before[d["label"]]["examples"] or 0)
                        for d in after[:n_model] if d["kind"] != "supervised")
     if model_gained and pipe.is_tuned:
-        import sys
+        import warnings
 
-        print("note: the pipeline's calibration and thresholds were tuned before these "
-              "examples; run labelwise tune to refit them", file=sys.stderr)
+        warnings.warn("the pipeline's calibration and thresholds were tuned before these "
+                      "examples; run labelwise tune to refit them", stacklevel=1)
     return 0
