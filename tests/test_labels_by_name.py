@@ -230,6 +230,25 @@ def test_cli_tune_another_order_and_unknown_labels(trained, capsys, tmp_path):
     err = runs["unknown"][1].strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning: 1 of the data's 7 labels are not among "
                                                "the model's 6 ('never-seen'): ignored for tuning")
+    # a tuned pipeline (policy sets, calibrated probabilities) on test data with an unknown
+    # label and --train in another order: the sets and ECE follow the model's labels by name
+    test = trained[2]
+    write(_reorder(test, np.arange(0, test.n_samples, 5)), tmp_path / "test-unknown.jsonl")
+    model = str(tmp_path / "m-order")
+    base, _ = _json(capsys, ["evaluate", model, str(tmp / "test.jsonl"), "--json",
+                             "--train", str(tmp / "train.xc")])
+    got, err = _json(capsys, ["evaluate", model, str(tmp_path / "test-unknown.jsonl"), "--json",
+                              "--train", str(tmp_path / "perm.jsonl"),
+                              "--report", str(tmp_path / "r.html")])
+    assert err.count("warning: ") == 1 and got["unknown_labels"] == ["never-seen"]
+    assert "decision policy" in got["set_rule"] and got["metrics"]["ece"] == base["metrics"]["ece"]
+    assert got["metrics"]["micro_precision"] == pytest.approx(base["metrics"]["micro_precision"])
+    assert got["metrics"]["micro_recall"] < base["metrics"]["micro_recall"]
+    assert got["metrics"]["psp@5"] < base["metrics"]["psp@5"]  # the 16 unknown positives missed
+    same, _ = _json(capsys, ["evaluate", model, str(tmp / "test-perm.jsonl"), "--json",
+                             "--train", str(tmp_path / "perm.jsonl")])
+    assert same["metrics"] == base["metrics"]
+    assert (tmp_path / "r.html").read_text().count('class="tile"') >= 7
 
 
 def test_api_tune_matches_by_name():
