@@ -22,6 +22,7 @@ import argparse
 from ._common import (
     add_column_arguments,
     add_format_argument,
+    check_output_file,
     column_options,
     load_dataset,
     print_json,
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from labelwise.io.scores import read_scores
     from labelwise.metrics import evaluate
 
+    check_output_file(args.report, args.model, args.data, args.true, args.scores, args.train)
     sets = None
     what = None
     if args.model and args.data and not (args.true or args.scores):

@@ -387,6 +387,9 @@ def fit_pipeline(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import check_output_dir
+
+    check_output_dir(args.out, args.train, args.labels_file, args.embedding_model)
     pipe, data, seconds = fit_pipeline(args)
     pipe.save(args.out)
     feats = ""

@@ -4,7 +4,9 @@ and the collector that turns each row's label names (or ids) into checked label 
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import re
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -12,7 +14,39 @@ from typing import Any
 from ..errors import DataFormatError
 from ..labels import LabelSpace
 
-__all__ = ["iter_lines", "read_name_file", "LabelCollector", "describe_value"]
+__all__ = ["iter_lines", "read_name_file", "LabelCollector", "describe_value", "text_number",
+           "float32_number", "FLOAT32_OVERFLOW"]
+
+#: a decimal number in ASCII (no ``_`` separators, no other scripts' digits, no nan/inf words)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: the smallest magnitude that rounds to infinity in float32 (2**128 - 2**103)
+FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
+
+
+def text_number(text: str) -> float:
+    """A number written as text, strictly: ASCII decimal notation (spaces and tabs around it
+    allowed) that fits float32; ValueError with the reason otherwise."""
+    s = text.strip(" \t")
+    if not _NUMBER.fullmatch(s):
+        if s.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise ValueError(f"expected a finite number, got {text[:40]!r}")
+        raise ValueError(f"expected a number, got {text[:40]!r}")
+    return float32_number(float(s), text)
+
+
+def float32_number(x: float | int, shown: object) -> float:
+    """``x`` as a float that float32 holds without overflowing; ValueError otherwise (a 400-digit
+    integer or 1e39 is refused, never turned into inf)."""
+    out_of_range = f"value {str(shown)[:40]} is outside the float32 range (|x| < 3.4e38)"
+    try:
+        y = float(x)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ValueError(out_of_range) from None
+    if math.isnan(y) or (math.isinf(y) and not isinstance(shown, str)):
+        raise ValueError(f"expected a finite number, got {str(shown)[:40]}")
+    if abs(y) >= FLOAT32_OVERFLOW:
+        raise ValueError(out_of_range)
+    return y
 
 def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     """(1-based line number, line with its ending) for a UTF-8 (or ``.gz``) text file."""

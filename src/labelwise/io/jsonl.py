@@ -8,8 +8,12 @@ written before the data file; one no longer needed is deleted. All writes are at
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +76,7 @@ def write_jsonl(
         with atomic_write(meta_side, "w", encoding="utf-8") as f:
             json.dump({"format": META_FORMAT, "x_kind": kind, "n_features": dataset.n_features}, f)
     try:
-        with atomic_write(p, "w", encoding="utf-8", newline="\n") as f:
+        with atomic_write(p, "wb") as raw, _text_out(raw, p) as f:
             for i in range(n):
                 obj: dict[str, Any] = {}
                 if ids is not None:
@@ -97,6 +101,22 @@ def write_jsonl(
     for side, needed in ((labels_side, need_labels), (meta_side, kind != "text")):
         if not needed and side.is_file():
             side.unlink()
+
+
+@contextlib.contextmanager
+def _text_out(raw: Any, p: Path) -> Iterator[Any]:
+    """UTF-8 text onto ``raw``, gzipped (fixed name and mtime) when ``p`` ends in .gz."""
+    inner = raw
+    if p.name.lower().endswith(".gz"):
+        inner = gzip.GzipFile(filename=p.name[:-3], fileobj=raw, mode="wb", mtime=0)
+    text = io.TextIOWrapper(inner, encoding="utf-8", newline="\n", write_through=False)
+    try:
+        yield text
+        text.flush()
+    finally:
+        text.detach()
+        if inner is not raw:
+            inner.close()
 
 
 def _plain(v: Any, what: str, i: int, p: Path) -> str | int:
