@@ -301,3 +301,24 @@ def test_jsonl_gz_is_written_as_gzipped_json_lines(tmp_path):
     with pytest.raises(DataFormatError, match="cannot tell the output format"):
         lw.write(ds, tmp_path / "x.csv.gz")
     assert not (tmp_path / "x.csv.gz").exists()
+
+
+def test_jsonl_sidecars_record_the_rows_they_belong_to(tmp_path):
+    """The same pair rule for JSON Lines: .labels (label order) and .meta.json (n_features)."""
+    p = tmp_path / "d.jsonl"
+    X = sp.csr_matrix(np.array([[0, 1.5, 0, 0], [2, 0, 0, 0]], np.float32))
+    lw.write(Dataset(X, [[1], [1]], ["p", "q", "r"]), p)  # unused labels: .labels needed
+    assert (tmp_path / "d.jsonl.labels").read_text().split("\n")[4].startswith("sha256 ")
+    assert lw.read(p).labels.names == ("p", "q", "r") and lw.read(p).n_features == 4
+    rows = p.read_bytes()
+    p.write_bytes(rows.replace(b'"q"', b'"r"'))  # other rows behind the sidecars' back
+    with pytest.raises(DataFormatError, match="another version of d.jsonl") as e:
+        lw.read(p)
+    assert e.value.path == str(tmp_path / "d.jsonl.meta.json")
+    (tmp_path / "d.jsonl.meta.json").unlink()
+    with pytest.raises(DataFormatError, match="another version of d.jsonl") as e:
+        lw.read(p)
+    assert e.value.path == str(tmp_path / "d.jsonl.labels") and e.value.line == 5
+    # files written before the record existed still read
+    (tmp_path / "d.jsonl.labels").write_text("p\nq\nr\n")
+    assert lw.read(p).labels.names == ("p", "q", "r")

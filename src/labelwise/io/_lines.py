@@ -76,12 +76,53 @@ def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
             raise DataFormatError(f"cannot read: {e}", path=name, line=lineno + 1) from None
 
 
-def read_name_file(path: str | os.PathLike[str]) -> list[str]:
-    """Names, one per line (line ends and surrounding spaces stripped); blank lines are errors."""
+#: the last line of a sidecar of label names written by labelwise, after a blank line:
+#: ``sha256 <hex>`` of the data file the names belong to
+SIDECAR_RECORD = "sha256"
+
+
+def sidecar_text(names: Sequence[str], data_digest: str) -> str:
+    """A ``.labels`` sidecar: one name per line, a blank line, the data file's record."""
+    return "".join(n + "\n" for n in names) + f"\n{SIDECAR_RECORD} {data_digest}\n"
+
+
+def is_record(line: str) -> bool:
+    return line.startswith(SIDECAR_RECORD + " ")
+
+
+def check_record(lines: Sequence[str], first: int, data_path: Any, sidecar: Any) -> None:
+    """The lines after a sidecar's blank line (from line ``first``) must be one record whose
+    digest is the data file's sha256; a mismatch means names and rows of different writes (a
+    write killed between the sidecar's rename and the data's)."""
+    from ..files import sha256_file
+
+    parts = lines[0].strip().split(" ") if len(lines) == 1 else []
+    if len(parts) != 2 or parts[0] != SIDECAR_RECORD or len(parts[1]) != 64:
+        raise DataFormatError(f"expected one last line '{SIDECAR_RECORD} <64 hex digits>' after "
+                              "the blank line", path=str(sidecar), line=first)
+    actual = sha256_file(data_path)
+    if actual != parts[1]:
+        raise DataFormatError(
+            f"these label names were written for another version of {os.path.basename(data_path)} "
+            f"(sha256 {parts[1][:12]}..., the file has {actual[:12]}...): an interrupted write "
+            "left names and rows that do not belong together; write the dataset again",
+            path=str(sidecar), line=first)
+
+
+def read_name_file(path: str | os.PathLike[str], *, data_path: Any = None) -> list[str]:
+    """Names, one per line (line ends and surrounding spaces stripped); blank lines are errors.
+
+    ``data_path``: the file is that data file's sidecar, which may end with a blank line and
+    a record of the data it belongs to (:func:`check_record`).
+    """
     names: list[str] = []
     seen: dict[str, int] = {}
-    for lineno, line in iter_lines(path):
+    lines = list(iter_lines(path))
+    for k, (lineno, line) in enumerate(lines):
         name = line.strip()
+        if not name and data_path is not None and k + 1 < len(lines) and is_record(lines[k + 1][1]):
+            check_record([rest for _, rest in lines[k + 1 :]], lineno + 1, data_path, path)
+            break
         if not name:
             raise DataFormatError("blank line in a label-name file", path=str(path), line=lineno)
         if name in seen:

@@ -71,6 +71,7 @@ import scipy.sparse as sp
 
 from ..dataset import Dataset, as_label_matrix
 from ..errors import DataFormatError, MissingDependencyError
+from ..files import sha256_file
 from ..labels import LabelSpace
 from ._lines import LabelCollector, float32_number, iter_lines, read_name_file, text_number
 from ._lines import describe_value as _kind
@@ -306,7 +307,7 @@ def read_table(
     id_names = None if label_names is None else read_name_file(label_names)
     meta_side = _read_meta_sidecar(p)
     if labels is None and id_names is None and Path(f"{p}.labels").is_file():
-        labels = read_name_file(f"{p}.labels")
+        labels = read_name_file(f"{p}.labels", data_path=p)
     collector = LabelCollector(name, labels=labels, id_names=id_names)
 
     info: dict[str, Any] = {}
@@ -581,5 +582,11 @@ def _read_meta_sidecar(p: Path) -> dict[str, Any] | None:
             f"expected {{'format': {_META_FORMAT!r}, 'x_kind': 'sparse'|'dense', 'n_features': int}}",
             path=str(side),
         )
+    digest = meta.get("data_sha256")  # absent in files written before it was recorded
+    if digest is not None and digest != sha256_file(p):
+        raise DataFormatError(
+            f"written for another version of {p.name} (data_sha256 differs): an interrupted "
+            "write left a sidecar and rows that do not belong together; write the dataset again",
+            path=str(side))
     return meta
 

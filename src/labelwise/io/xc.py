@@ -67,6 +67,7 @@ from ..dataset import Dataset
 from ..errors import DataFormatError, LabelError
 from ..files import sha256_file
 from ..labels import LabelSpace
+from ._lines import check_record, is_record, sidecar_text
 
 __all__ = ["read_xc", "read_libsvm", "write_xc"]
 
@@ -78,8 +79,6 @@ _MAX_DIM = 2**31 - 1
 #: bytes (their names '0'..'n-1' cost about 60 bytes each; the XC repository's largest label
 #: set has 2.8M labels)
 MAX_UNNAMED_LABELS = 1 << 22
-#: the record that ties a ``.labels`` sidecar to its data file
-_RECORD = "sha256"
 
 
 
@@ -187,7 +186,7 @@ def write_xc(dataset: Dataset, path: str | os.PathLike[str], *, index_base: int 
         if not default_names or sidecar.exists():
             digest = sha256_file(raw.name)
             with atomic_write(sidecar, "w", encoding="utf-8", newline="\n") as f:
-                f.write("".join(n + "\n" for n in names) + f"\n{_RECORD} {digest}\n")
+                f.write(sidecar_text(names, digest))
     if default_names and sidecar.exists():
         sidecar.unlink()
 
@@ -456,9 +455,9 @@ def _label_space(path: Any, labels: Any) -> tuple[LabelSpace | None, str | None]
         names.pop()
     names = [n[:-1] if n.endswith("\r") else n for n in names]
     blank = names.index("") if "" in names else -1
-    if blank >= 0 and names[blank + 1 : blank + 2] and names[blank + 1].startswith(_RECORD + " "):
+    if blank >= 0 and names[blank + 1 : blank + 2] and is_record(names[blank + 1]):
         # names, a blank line, then the record of the rows they belong to
-        _check_record(names[blank + 1 :], blank + 2, path, sidecar)
+        check_record(names[blank + 1 :], blank + 2, path, sidecar)
         names = names[:blank]
     for i, n in enumerate(names):
         if n == "":
@@ -473,21 +472,6 @@ def _label_space(path: Any, labels: Any) -> tuple[LabelSpace | None, str | None]
             path=str(sidecar),
         )
     return (given if given is not None else space), f"sidecar {sidecar.name}"
-
-
-def _check_record(lines: list[str], first: int, path: Any, sidecar: Path) -> None:
-    """The record after a sidecar's blank line: ``sha256 <hex>`` of the data file it belongs to."""
-    parts = lines[0].split(" ") if len(lines) == 1 else []
-    if len(parts) != 2 or parts[0] != _RECORD or len(parts[1]) != 64:
-        raise DataFormatError(f"expected one last line '{_RECORD} <64 hex digits>' after the "
-                              "blank line", path=str(sidecar), line=first)
-    actual = sha256_file(path)
-    if actual != parts[1]:
-        raise DataFormatError(
-            f"these label names were written for another version of {Path(path).name} (sha256 "
-            f"{parts[1][:12]}..., the file has {actual[:12]}...): an interrupted write left names "
-            "and rows that do not belong together; write the dataset again",
-            path=str(sidecar), line=first)
 
 
 def _check_unnamed_labels(n_labels: int, path: Any, line: int, field: str | None) -> None:
