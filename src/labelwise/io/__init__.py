@@ -3,7 +3,13 @@
 ``read(path, format=None, **options)`` returns a :class:`~labelwise.Dataset`. The format is
 taken from ``format=`` when given, else detected from the extension and the first bytes
 (``detect_format`` says which and why). Every reader raises
-:class:`~labelwise.errors.DataFormatError` naming ``file:line`` on malformed input.
+:class:`~labelwise.errors.DataFormatError` naming ``file:line`` on malformed input; so do
+broken gzip data (truncated, bad CRC, bad deflate stream) and a reader option the reader does
+not take (the message lists the valid ones). Numbers are never coerced: a value beyond
+float32 (1e39, 1e400, a 400-digit integer), ``1_000`` or digits of other scripts are errors.
+
+``write(dataset, path)`` takes the format from the name under a final ``.gz``
+(``d.jsonl.gz`` is gzipped JSON Lines) and refuses an extension it does not write.
 
 Formats
 -------

@@ -28,7 +28,15 @@ Label names
 -----------
 A sidecar ``<path>.labels`` (one name per line, UTF-8, written by :func:`write_xc`) names the
 labels; else ``labels=`` (a LabelSpace or list of names); else names are ``'0'..'n-1'``.
-n_labels is the header's for XC, else the number of names, else max label id + 1.
+n_labels is the header's for XC, else the number of names, else max label id + 1. Names are
+built for unnamed labels only up to ``max(MAX_UNNAMED_LABELS, file size in bytes)``: a larger
+count (a 15-byte file declaring 2**31 labels) is an error naming the line, before any is built.
+
+:func:`write_xc` writes the sidecar with a blank line and ``sha256 <hex>`` of the data file
+after the names, and puts it in place just before the data file: a write killed between the two
+renames leaves names whose record does not match the rows, and reading that pair is an error
+(never the old rows with the new names). A sidecar without the record (older files) is read as
+before.
 
 Values
 ------
@@ -144,8 +152,9 @@ def write_xc(dataset: Dataset, path: str | os.PathLike[str], *, index_base: int 
     """Write ``dataset`` as XC sparse text (gzip when ``path`` ends in .gz), atomically.
 
     Values are written with ``%.9g``, which reads back as the same float32. Label names that
-    are not simply ``'0'..'n-1'`` go to the sidecar ``<path>.labels`` (written first, also
-    atomically); a stale sidecar is removed. Descriptions, hierarchy, groups and ids are not
+    are not simply ``'0'..'n-1'`` go to the sidecar ``<path>.labels`` with the data's sha256
+    (renamed into place just before the data file, see the module docstring); a stale sidecar
+    is rewritten the same way, then removed after the data is in place. Descriptions, hierarchy, groups and ids are not
     part of the format and are not written.
     """
     _check_base_arg(index_base)
