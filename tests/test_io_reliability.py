@@ -322,3 +322,22 @@ def test_jsonl_sidecars_record_the_rows_they_belong_to(tmp_path):
     # files written before the record existed still read
     (tmp_path / "d.jsonl.labels").write_text("p\nq\nr\n")
     assert lw.read(p).labels.names == ("p", "q", "r")
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["", "a", "b", " c", "sha256 ", "sha256 " + "0" * 64,
+                                           "\r", "é"]),
+                          st.text(max_size=6)), max_size=8))
+def test_any_sidecar_gives_a_dataset_or_a_data_format_error(tmp_path_factory, lines):
+    """Fuzz: whatever a .labels sidecar holds, read_xc returns a Dataset whose label count
+    is the header's, or raises DataFormatError naming a file; nothing else escapes."""
+    d = tmp_path_factory.mktemp("side")
+    p = d / "d.xc"
+    p.write_text("2 2 2\n0 0:1\n1 1:1\n")
+    (d / "d.xc.labels").write_bytes("\n".join(lines).encode("utf-8", "surrogatepass"))
+    try:
+        ds = lw.read(p)
+    except DataFormatError as e:
+        assert e.path is not None and e.path.startswith(str(d))
+    else:
+        assert ds.n_labels == 2

@@ -174,10 +174,7 @@ def read(path: str | os.PathLike[str], *, format: str | None = None, **options: 
     fmt = format or detect_format(path)[0]
     reader = _resolve(READERS, fmt, "input")
     if fmt in _TABLES:
-        if options.get("format", fmt) != fmt:
-            raise DataFormatError(f"format {fmt!r} and the reader option format="
-                                  f"{options['format']!r} disagree", path=str(path))
-        options["format"] = fmt
+        options["format"] = fmt  # read_table serves four formats
     _check_options(reader, fmt, options, path)
     with _compressed_errors(path):
         return reader(path, **options)
