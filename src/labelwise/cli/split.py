@@ -26,7 +26,8 @@ sparse or dense features::
 indices (0-based, in the input's row order: ``train``/``test``, or each fold's ``test``; a
 fold's train rows are all the others) and the quality measures of
 :func:`labelwise.split.split_report`. The whole folder is written atomically; an existing
-``DIR`` is replaced only when it holds a ``split.json`` (an earlier split), never otherwise.
+``DIR`` is replaced only when it is empty or holds a ``split.json`` (an earlier split), and
+never when it is or holds DATA (the check ``train --out`` shares).
 """
 
 from __future__ import annotations
