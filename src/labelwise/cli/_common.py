@@ -114,6 +114,43 @@ def load_dataset(source: str, fmt: str | None, options: list[str],
     return load(name, split=split)
 
 
+#: what marks a folder as a labelwise model or pipeline (``train --out`` replaces only those)
+MODEL_MARKERS = ("manifest.json", "pipeline.json")
+
+
+def check_output_dir(out: str, *inputs: str | None, markers: tuple[str, ...] = MODEL_MARKERS,
+                     what: str = "--out") -> None:
+    """Refuse an output folder that is neither new, empty, nor one labelwise wrote (holding
+    one of ``markers``), or that is or holds one of the command's ``inputs``; one check for
+    every command that writes a folder (train, split, tune, learn, labels add)."""
+    from labelwise.atomic import check_replaceable
+
+    check_replaceable(out, markers=markers, inputs=[i for i in inputs if i], what=what)
+
+
+def check_output_file(out: str | None, *inputs: str | None) -> None:
+    """Refuse an output file that is a folder, is one of the command's ``inputs`` (or one
+    of their sidecars), or lies inside an input folder (a model directory)."""
+    from pathlib import Path
+
+    from labelwise.errors import OutputExistsError
+
+    if out is None:
+        return
+    target = Path(out)
+    if target.is_dir():
+        raise OutputExistsError(f"output {out}: is a folder; expected a file path")
+    resolved = target.resolve()
+    for src in inputs:
+        if not src or not Path(src).exists():
+            continue
+        s = Path(src).resolve()
+        sides = {s, s.with_name(s.name + ".labels"), s.with_name(s.name + ".meta.json")}
+        if resolved in sides or s in resolved.parents:
+            raise OutputExistsError(f"output {out}: is or lies inside the input {src}; refusing "
+                                    "to overwrite it (choose another path)")
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")

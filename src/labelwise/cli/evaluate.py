@@ -29,6 +29,7 @@ import argparse
 from ._common import (
     add_column_arguments,
     add_format_argument,
+    check_output_file,
     column_options,
     load_dataset,
     print_json,
@@ -98,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from labelwise.metrics import evaluate
     from labelwise.metrics.evaluate import align_by_name
 
+    check_output_file(args.report, args.model, args.data, args.true, args.scores, args.train)
     sets = None
     what = None
     score_labels = None

@@ -22,7 +22,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_column_arguments, add_format_argument, column_options, load_dataset
+from ._common import (
+    add_column_arguments,
+    add_format_argument,
+    check_output_dir,
+    column_options,
+    load_dataset,
+)
 
 HELP = "list a pipeline's labels, or add a label predicted at once from its name (no retraining)"
 
@@ -75,6 +81,7 @@ def _add(args: argparse.Namespace) -> int:
         raise LabelwiseError("--name: the label name is empty")
     if args.calibration_rows < 1:
         raise LabelwiseError(f"--calibration-rows must be >= 1, got {args.calibration_rows}")
+    check_output_dir(args.model, args.calibrate, what="MODEL")
     pipe = load_any(args.model)
     if not pipe.is_text:
         raise LabelwiseError(f"{args.model}: labels can only be added to a pipeline on texts "

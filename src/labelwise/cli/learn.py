@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_column_arguments, add_format_argument, column_options, load_dataset
+from ._common import (
+    add_column_arguments,
+    add_format_argument,
+    check_output_dir,
+    column_options,
+    load_dataset,
+)
 
 HELP = "add labelled examples to zero-/few-shot labels of a pipeline (no retraining)"
 
@@ -41,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from labelwise.pipeline_store import is_pipeline_dir
     from labelwise.progress import show_progress
 
+    check_output_dir(args.model, args.data, what="MODEL")
     pipe = load_any(args.model)
     if not pipe.is_text:
         raise LabelwiseError(f"{args.model}: learn needs a pipeline on texts (it has no text "

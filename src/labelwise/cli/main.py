@@ -31,10 +31,18 @@ COMMANDS: dict[str, str] = {
 EXIT_USAGE_OR_DATA = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error: PROG: ...`` line (exit status 2) instead of
+    the usage text and a second line; ``PROG --help`` still shows the usage."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE_OR_DATA, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from labelwise import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="labelwise",
         description="Multi-label classification: read, split, train, tune, evaluate, serve.",
     )
@@ -65,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
-        parser.print_help()
+        print(f"error: {parser.prog}: no command given (see {parser.prog} --help)", file=sys.stderr)
         return EXIT_USAGE_OR_DATA
     from labelwise.errors import LabelwiseError
 

@@ -29,6 +29,7 @@ import argparse
 from ._common import (
     add_column_arguments,
     add_format_argument,
+    check_output_dir,
     column_options,
     load_dataset,
     print_json,
@@ -109,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise LabelwiseError(f"--k {args.k}: expected a positive number")
     root = Path(args.model)
+    check_output_dir(args.model, args.data, what="MODEL")
     pipe = load_any(root)
     ds = load_dataset(args.data, args.format, args.option, column_options(args))
     if ds.x_kind == "text" and not pipe.is_text:
