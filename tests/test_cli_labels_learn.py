@@ -127,7 +127,11 @@ def test_learn_matches_labels_by_name(files, capsys, tmp_path):
     model = tmp_path / "pipe"
     assert main(["train", str(tmp / "train.jsonl"), "--model", "ovr", "--threads", "1",
                  "--out", str(model), "--quiet"]) == 0
-    assert main(["labels", "add", str(model), "--name", NEW, "--description", DESCRIPTION]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["labels", "add", str(model), "--name", NEW, "--description",
+                     DESCRIPTION]) == 0
+    assert "warning: the new label uses the default zero-shot" in _out(capsys).err
     shots = read(tmp / "shots.jsonl")
     order = shots.labels.names[::-1]
     flipped = Dataset(shots.X, shots.Y[:, shots.labels.indices(order)], order)
