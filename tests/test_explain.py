@@ -188,3 +188,55 @@ def test_saved_and_memory_mapped_pipeline_explains_the_same(data, tmp_path):
     back = Pipeline.load(tmp_path / "p", mmap=True)
     items = texts[:5]
     assert explain_labels(back, items, [NAMES] * 5) == explain_labels(pipe, items, [NAMES] * 5)
+
+
+def test_explain_route(data, tmp_path):
+    """POST /v1/models/{name}/explain answers what explain_labels computes, and problem+json
+    naming the field for what it cannot do."""
+    pytest.importorskip("fastapi", reason="the route needs the [serve] extra (fastapi)")
+    pytest.importorskip("httpx", reason="fastapi's TestClient needs httpx")
+    from fastapi.testclient import TestClient
+
+    from labelwise.serve import ServeSettings, create_app
+
+    texts, Y = data
+    pipe = _pipe(MODELS["tree"](), data)
+    pipe.save(tmp_path / "words")
+    X = pipe.featurizer.transform(texts)
+    Pipeline(None, OneVsRest(n_threads=1)).fit(sp.csr_matrix(X), Y, labels=NAMES).save(
+        tmp_path / "numbers")
+    settings = ServeSettings(models={"words": str(tmp_path / "words"),
+                                     "numbers": str(tmp_path / "numbers")},
+                             batch_wait_ms=0, max_items=3)
+    with TestClient(create_app(settings, load_in_background=False)) as client:
+        url = "/v1/models/words/explain"
+        r = client.post(url, json={"items": [{"id": "a", "text": texts[0],
+                                              "labels": ["topic2", "topic0"]},
+                                             {"text": texts[1]}], "top_k": 3, "n_terms": 4})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["model"] == "words" and len(body["version"]) == 64
+        top3 = [c["label"] for c in pipe.predict_labels([texts[1]], k=3)[0]["candidates"]]
+        want = explain_labels(pipe, texts[:2], [["topic2", "topic0"], top3], n_terms=4)
+        assert body["items"][0]["id"] == "a" and body["items"][1].get("id") is None
+        for got, w in zip(body["items"], want):
+            assert [e["label"] for e in got["labels"]] == [e["label"] for e in w]
+            for g, e in zip(got["labels"], w):
+                assert [t["term"] for t in g["terms"]] == [t["term"] for t in e["terms"]]
+                assert g["margin"] == pytest.approx(e["margin"])
+
+        def problem(path, body, status, detail):
+            r = client.post(path, json=body)
+            assert r.status_code == status, r.text
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert detail in r.json()["detail"]
+
+        problem(url, {"items": [{"text": "x", "labels": ["topic1", "nope"]}]}, 422,
+                "items[0].labels[1]: unknown label 'nope'")
+        problem(url, {"items": [{"text": "x"}] * 4}, 422, "at most 3 per request")
+        problem(url, {"items": [{"text": "x"}], "n_terms": 0}, 422, "n_terms")
+        problem(url, {"items": [{"text": 5}]}, 422, "items[0].text")
+        problem("/v1/models/numbers/explain", {"items": [{"text": "x"}]}, 422,
+                "no term explanations")
+        problem("/v1/models/absent/explain", {"items": [{"text": "x"}]}, 404,
+                "no model named 'absent'")

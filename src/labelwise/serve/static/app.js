@@ -61,10 +61,11 @@
     if (!policy) return "no tuned policy: the model's default rule (score above its threshold)";
     const parts = [];
     for (const [k, v] of Object.entries(policy)) {
-      if (v === null || typeof v === "object") continue;
-      parts.push(`${k} ${typeof v === "number" ? +v.toFixed(4) : v}`);
+      if (k === "policy" || v === null || typeof v === "object") continue;
+      parts.push(`${k.replace(/_/g, " ")} ${typeof v === "number" ? +v.toFixed(4) : v}`);
     }
-    return parts.join(", ");
+    const name = policy.policy ? String(policy.policy) : "policy";
+    return parts.length ? `${name} (${parts.join(", ")})` : name;
   }
 
   async function loadModels(attempt) {
@@ -139,8 +140,7 @@
     const kind = $("policy").value;
     if (kind === "tuned" || kind === "top_k") return kind;
     const v = Number($("policy-value").value);
-    const low = kind === "precision" ? 0 : 0;
-    if (!($("policy-value").value.trim()) || !Number.isFinite(v) || v < low || v > 1
+    if (!($("policy-value").value.trim()) || !Number.isFinite(v) || v < 0 || v > 1
         || (kind === "precision" && v === 0)) {
       throw new Error(`${kind === "precision" ? "Precision target" : "Threshold"}: expected a ` +
                       `number ${kind === "precision" ? "above 0" : "from 0"} to 1, got ` +
@@ -337,13 +337,20 @@
     }
     art.append(el("p", {class: "info", text: "Chosen:"}), chips);
     const table = el("table", {class: "cands"});
-    table.append(el("caption", {class: "info", style: "text-align:left", text: "Candidates, best first"}));
+    table.append(el("caption", {class: "info", text: "Candidates by probability"}));
+    const cols = el("colgroup", {}, el("col", {class: "c-label"}), el("col", {class: "c-bar"}),
+                    el("col", {class: "c-num"}));
+    if (explained) cols.append(el("col", {class: "c-terms"}));
+    table.append(cols);
     const head = el("tr", {}, el("th", {scope: "col", text: "Label"}),
                     el("th", {scope: "col", text: "Probability"}), el("th", {scope: "col", text: ""}));
     if (explained) head.append(el("th", {scope: "col", text: "Words that pushed it up"}));
     table.append(el("thead", {}, head));
     const body = el("tbody");
-    for (const c of r.candidates) {
+    // drawn by probability (the API ranks by raw score, which per-label calibration can reorder)
+    const byProbability = r.candidates.map((c, i) => [c, i])
+      .sort((a, b) => (b[0].probability - a[0].probability) || (a[1] - b[1])).map((x) => x[0]);
+    for (const c of byProbability) {
       const isChosen = chosen.has(c.label);
       const p = Math.max(0, Math.min(1, c.probability));
       const bar = el("div", {class: "bar", role: "img", "aria-label": `probability ${fmt(c.probability)}`},
@@ -453,7 +460,9 @@
     const list = $("label-results");
     for (const l of data.labels) {
       const meta = [l.kind];
-      if (l.examples !== null && l.examples !== undefined) meta.push(`${l.examples} examples`);
+      if (l.examples !== null && l.examples !== undefined) {
+        meta.push(`${l.examples} example${l.examples === 1 ? "" : "s"}`);
+      }
       if (l.threshold !== null && l.threshold !== undefined) meta.push(`threshold ${fmt(l.threshold)}`);
       const li = el("li", {}, highlight(l.name, q), el("span", {class: "meta", text: meta.join(", ")}));
       if (l.description) li.append(el("div", {class: "info", text: l.description}));
