@@ -225,7 +225,8 @@ def test_policies_change_the_chosen_sets(page, models):
 
 
 def test_upload_a_file_and_download_the_results(page, models, tmp_path):
-    texts = ["blue w1 w2", "plum, cyan w3", 'red "quoted" w9', "w1 w2 w3"]
+    # commas, quotes and a line break inside quoted CSV fields
+    texts = ["blue w1 w2", "plum, cyan w3", 'red "quoted" w9', "w1 w2\nw3"]
     data = tmp_path / "items.csv"
     with open(data, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

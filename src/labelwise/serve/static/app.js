@@ -425,7 +425,8 @@
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 5000);
-    setStatus(`Downloaded ${res.rows.length} items as ${kind.toUpperCase()}.`);
+    const n = res.rows.length;
+    setStatus(`Downloaded ${n} item${n === 1 ? "" : "s"} as ${kind.toUpperCase()}.`);
   }
 
   // ------------------------------------------------------------------ label search
