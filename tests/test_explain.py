@@ -99,11 +99,12 @@ def test_contributions_match_a_dense_reference(kind, data):
     for j in range(len(NAMES)):
         ref, ref_b = _reference(pipe, items, j)
         for i in range(len(items)):
-            feats, vals, w, b = label_contributions(pipe.model, X[i], j)
+            feats, vals, W, b = label_contributions(pipe.model, X[i], [(j + 5) % 12, j])
+            assert W.shape == (feats.size, 2) and np.all(np.diff(feats) > 0)
             got = np.zeros(X.shape[1])
-            got[feats] = vals * w
+            got[feats] = vals * W[:, 1]
             np.testing.assert_allclose(got, ref[i], rtol=1e-5, atol=1e-6)
-            assert b == pytest.approx(ref_b, rel=1e-6, abs=1e-7)
+            assert b[1] == pytest.approx(ref_b, rel=1e-6, abs=1e-7)
             checked += int(np.count_nonzero(ref[i]))
     assert checked > 50  # the reference is not all zeros
 

@@ -75,61 +75,72 @@ def _tree_leaf_weights(model: Any, c: int, features: np.ndarray) -> np.ndarray:
     starts = model.node_clf_start_
     v = int(np.searchsorted(starts, c, side="right")) - 1
     jc = c - int(starts[v])
-    m = int(starts[v + 1]) - int(starts[v])
     e0, e1 = int(model.node_feat_start_[v]), int(model.node_feat_start_[v + 1])
-    feat_id = model.feat_id_[e0:e1]
     out = np.zeros(features.shape[0], np.float64)
     if e1 == e0 or features.size == 0:
         return out
-    pos = np.searchsorted(feat_id, features)
-    inside = pos < feat_id.shape[0]
-    hit = np.zeros(features.shape[0], bool)
-    hit[inside] = feat_id[pos[inside]] == features[inside]
+    feat_id = model.feat_id_[e0:e1]
+    pos = np.minimum(np.searchsorted(feat_id, features), feat_id.shape[0] - 1)
+    hit = np.flatnonzero(feat_id[pos] == features)
+    entries = e0 + pos[hit]
     ptr, weights = model.feat_ptr_, model.weights_
-    dense = bool(model.node_dense_[v])
+    if model.node_dense_[v]:  # every entry holds the node's m weights, child jc at offset jc
+        out[hit] = weights[ptr[entries] + jc]
+        return out
     shift = int(model.child_shift_[v])
-    for i in np.flatnonzero(hit):
-        e = e0 + int(pos[i])
+    for i, e in zip(hit.tolist(), entries.tolist(), strict=True):
         a, b = int(ptr[e]), int(ptr[e + 1])
-        if dense:
-            if b - a == m:
-                out[i] = float(weights[a + jc])
-            continue
-        kids = model.val_child_[a - shift:b - shift]
-        where = np.flatnonzero(kids == jc)
+        where = np.flatnonzero(model.val_child_[a - shift:b - shift] == jc)
         if where.size:
             out[i] = float(weights[a + int(where[0])])
     return out
 
 
-def _leaf_classifiers(model: Any, j: int) -> np.ndarray:
-    """The classifier ids of label ``j`` in the tree leaves (one per tree that holds it)."""
-    return np.flatnonzero(model.clf_child_ == -(j + 1))
+def _leaf_classifiers(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(order, starts): the leaf classifiers of label ``j`` (one per tree that holds it) are
+    ``order[starts[j]:starts[j + 1]]``. Built once per fitted tree and kept on the model (keyed
+    on ``clf_child_``, which a refit replaces)."""
+    key = id(model.clf_child_)
+    cached = model.__dict__.get("_explain_leaves")
+    if cached is None or cached[0] != key:
+        child = np.asarray(model.clf_child_)
+        leaf = np.flatnonzero(child < 0)
+        label = -child[leaf] - 1
+        order = leaf[np.argsort(label, kind="stable")]
+        starts = np.zeros(len(model.labels_) + 1, np.int64)
+        np.cumsum(np.bincount(label, minlength=len(model.labels_)), out=starts[1:])
+        cached = model.__dict__["_explain_leaves"] = (key, order, starts)
+    return cached[1], cached[2]
 
 
-def label_contributions(model: Any, x: sp.csr_matrix, j: int
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(features, values, weights, intercept) of label ``j`` on one row ``x`` (1 x n_features
-    CSR, as the model sees it after its own row normalisation): the row's stored features, their
-    values, the label classifier's weights on them (means over trees for a LabelTree) and its
-    intercept. ``values * weights`` are the contributions; their sum plus the intercept is the
-    margin."""
+def label_contributions(model: Any, x: sp.csr_matrix, labels: Sequence[int]
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(features, values, W, intercepts) of label ids ``labels`` on one row ``x`` (1 x
+    n_features CSR, as the model sees it after its own row normalisation): the row's stored
+    features (ascending), their values, the labels' classifier weights on them, float64
+    (n_row_features, n_labels) (means over trees for a LabelTree), and their intercepts.
+    ``values[:, None] * W`` are the contributions; a column's sum plus its intercept is the
+    label's margin."""
     from .models.ovr import OneVsRest
 
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     feats = np.asarray(x.indices, dtype=np.int64)
     order = np.argsort(feats, kind="stable")
     feats = feats[order]
     vals = np.asarray(x.data, dtype=np.float64)[order]
     if isinstance(model, OneVsRest):
-        W = model.coef_
-        w = np.asarray(W[feats][:, [j]].toarray(), dtype=np.float64).ravel()
-        return feats, vals, w, float(model.intercept_[j])
-    clfs = _leaf_classifiers(model, j)
-    if clfs.size == 0:  # a valid tree holds every label in a leaf; say so if one does not
-        raise LabelwiseError(f"label {j} has no leaf classifier in this tree model")
-    w = np.mean([_tree_leaf_weights(model, int(c), feats) for c in clfs], axis=0)
-    b = float(np.mean([float(model.intercept_[int(c)]) for c in clfs]))
-    return feats, vals, w, b
+        W = np.asarray(model.coef_[feats][:, labels].toarray(), dtype=np.float64)
+        return feats, vals, W, np.asarray(model.intercept_, np.float64)[labels]
+    leaves, starts = _leaf_classifiers(model)
+    W = np.zeros((feats.shape[0], labels.shape[0]), np.float64)
+    b = np.zeros(labels.shape[0], np.float64)
+    for col, j in enumerate(labels.tolist()):
+        clfs = leaves[starts[j]:starts[j + 1]]
+        if clfs.size == 0:  # a valid tree holds every label in a leaf; say so if one does not
+            raise LabelwiseError(f"label {j} has no leaf classifier in this tree model")
+        W[:, col] = np.mean([_tree_leaf_weights(model, int(c), feats) for c in clfs], axis=0)
+        b[col] = float(np.mean(np.asarray(model.intercept_, np.float64)[clfs]))
+    return feats, vals, W, b
 
 
 def explain_labels(pipeline: Any, texts: Sequence[str],
@@ -163,22 +174,24 @@ def explain_labels(pipeline: Any, texts: Sequence[str],
     term_names = _term_names(pipeline.featurizer)
     out = []
     for i, names in enumerate(labels):
-        row = X[i]
-        found = []
+        ids = [own.index(name) for name in names if name in own]
+        feats, vals, W, b = label_contributions(model, X[i], ids)
+        contrib = vals[:, None] * W
+        found, col = [], 0
         for name in names:
             if name not in own:
                 found.append({"label": name, "terms": None, "margin": None, "intercept": None,
                               "reason": "a label added after training (scored from its name "
                                         "and description): no term weights"})
                 continue
-            feats, vals, w, b = label_contributions(model, row, own.index(name))
-            contrib = vals * w
-            top = [int(t) for t in np.lexsort((feats, -contrib)) if contrib[t] > 0][:n_terms]
+            c = contrib[:, col]
+            top = [int(t) for t in np.lexsort((feats, -c)) if c[t] > 0][:n_terms]
             found.append({
-                "label": name, "margin": float(contrib.sum() + b), "intercept": b,
+                "label": name, "margin": float(c.sum() + b[col]), "intercept": float(b[col]),
                 "terms": [{"term": term_names(int(feats[t])), "value": float(vals[t]),
-                           "weight": float(w[t]), "contribution": float(contrib[t])}
+                           "weight": float(W[t, col]), "contribution": float(c[t])}
                           for t in top]})
+            col += 1
         out.append(found)
     return out
 
