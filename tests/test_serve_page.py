@@ -149,7 +149,9 @@ def page(browser, server):
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # the browser logs each non-2xx answer; a 422 is what the error tests ask for
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error"
+          and "status of 422" not in m.text else None)
     pg.set_default_timeout(TIMEOUT_MS)
     pg.goto(server + "/")
     pg.wait_for_selector("#model option[value=colors]", state="attached")
@@ -280,6 +282,18 @@ def test_a_bad_file_is_refused_naming_its_line(page, tmp_path):
     assert page.locator("#items article").count() == 0
 
 
+def test_a_text_file_with_blank_lines(page, models, tmp_path):
+    data = tmp_path / "items.txt"
+    data.write_text("plum w1\n\ncyan w2\n", encoding="utf-8")
+    page.select_option("#model", "colors")
+    page.set_input_files("#file", str(data))
+    page.click("#run")
+    page.wait_for_selector("#items article >> nth=1")
+    assert page.text_content("#status") == "Labelled 2 items (1 blank line skipped)."
+    assert page.locator("#items h3").all_text_contents() == ["Item 1", "Item 3"]  # file lines
+    assert _chosen(page) == [w["labels"] for w in _expected(models, ["plum w1", "cyan w2"])]
+
+
 def test_keyboard_only(page, models):
     """Tab through the controls in reading order, each with a visible focus ring; type, run
     with Ctrl+Enter and with Enter, and download, without the mouse."""
@@ -353,3 +367,11 @@ def test_label_search_in_a_model_of_30000_labels(page):
     page.wait_for_selector("#items article")
     assert page.locator("#items tbody tr").count() == 5
     assert page.text_content("#items h3") == "Item f1"
+    # the server's refusal, naming the field, is shown as it is
+    item["features"]["indices"] = [0, 99]
+    item["features"]["values"] = [0.5, 0.2]
+    page.fill("#text", json.dumps(item))
+    page.click("#run")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "422" in page.text_content("#error")
+    assert "items[0].features.indices[1]: 99 >= n_features 40" in page.text_content("#error")
