@@ -50,18 +50,24 @@ def _dense_tree_weights(model) -> np.ndarray:
     return W
 
 
-def _reference(pipe, texts, j):
-    """Dense reference of label j's contributions per item (n_items, n_features) and its
-    intercept: X' * w_j, with w_j a column of the dense OneVsRest weights or the mean of the
-    label's leaf classifiers' dense rows."""
+def _reference(pipe, texts):
+    """Dense reference: the model's rows X' (n_items, n_features), every label's weights
+    (n_features, n_labels) and intercepts; label j's contributions are ``X' * W[:, j]``. The
+    weights are the dense OneVsRest coefficients, or per label the mean of its leaf
+    classifiers' dense rows."""
     model = pipe.model
     X = pipe.featurizer.transform(texts).toarray().astype(np.float64)
     X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-30)
     if isinstance(model, OneVsRest):
-        return X * model.coef_.toarray()[:, j][None, :], float(model.intercept_[j])
-    W = _dense_tree_weights(model)
-    clfs = [c for c in range(W.shape[0]) if model.clf_child_[c] == -(j + 1)]
-    return X * W[clfs].mean(axis=0)[None, :], float(np.mean(model.intercept_[clfs]))
+        return X, model.coef_.toarray().astype(np.float64), model.intercept_.astype(np.float64)
+    W_clf = _dense_tree_weights(model)
+    W = np.zeros((X.shape[1], len(NAMES)))
+    b = np.zeros(len(NAMES))
+    for j in range(len(NAMES)):
+        clfs = [c for c in range(W_clf.shape[0]) if model.clf_child_[c] == -(j + 1)]
+        W[:, j] = W_clf[clfs].mean(axis=0)
+        b[j] = np.mean(model.intercept_[clfs])
+    return X, W, b
 
 
 @pytest.fixture(scope="module")
@@ -95,25 +101,25 @@ def test_contributions_match_a_dense_reference(kind, data):
     items = texts[:25]
     X = pipe.model._prepare_X(pipe.featurizer.transform(items))
     names = pipe.featurizer.feature_names()
+    Xd, W_ref, b_ref = _reference(pipe, items)
     checked = 0
     for j in range(len(NAMES)):
-        ref, ref_b = _reference(pipe, items, j)
         for i in range(len(items)):
+            ref = Xd[i] * W_ref[:, j]
             feats, vals, W, b = label_contributions(pipe.model, X[i], [(j + 5) % 12, j])
             assert W.shape == (feats.size, 2) and np.all(np.diff(feats) > 0)
             got = np.zeros(X.shape[1])
             got[feats] = vals * W[:, 1]
-            np.testing.assert_allclose(got, ref[i], rtol=1e-5, atol=1e-6)
-            assert b[1] == pytest.approx(ref_b, rel=1e-6, abs=1e-7)
-            checked += int(np.count_nonzero(ref[i]))
+            np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+            assert b[1] == pytest.approx(b_ref[j], rel=1e-6, abs=1e-7)
+            checked += int(np.count_nonzero(ref))
     assert checked > 50  # the reference is not all zeros
 
     # explain_labels lists the positive contributions of the reference, best first
     out = explain_labels(pipe, items, [NAMES] * len(items), n_terms=3)
     for i, per_label in enumerate(out):
         for j, entry in enumerate(per_label):
-            ref, ref_b = _reference(pipe, items[i:i + 1], j)
-            row = ref[0]
+            row = Xd[i] * W_ref[:, j]
             want = [names[f] for f in np.lexsort((np.arange(row.size), -row)) if row[f] > 0][:3]
             assert entry["label"] == NAMES[j]
             assert [t["term"] for t in entry["terms"]] == want
@@ -121,7 +127,7 @@ def test_contributions_match_a_dense_reference(kind, data):
                 f = names.index(t["term"])
                 assert t["contribution"] == pytest.approx(row[f], rel=1e-5)
                 assert t["value"] * t["weight"] == pytest.approx(t["contribution"], rel=1e-6)
-            assert entry["margin"] == pytest.approx(row.sum() + ref_b, rel=1e-5, abs=1e-6)
+            assert entry["margin"] == pytest.approx(row.sum() + b_ref[j], rel=1e-5, abs=1e-6)
 
 
 def test_marker_words_explain_their_label(data):
