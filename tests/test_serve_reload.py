@@ -146,3 +146,37 @@ def test_learn_creates_a_new_version(served, tmp_path_factory, monkeypatch):
     assert _sha(model) == doc["version"]
     r = client.post("/v1/models/colors/learn", json={}, headers=AUTH)
     assert r.status_code == 422 and r.json()["detail"] == "body: give examples and/or labels"
+
+
+def test_workers_follow_a_reload_announced_by_another(tmp_path):
+    """Two apps sharing a state folder stand for two workers of one server: a reload answered
+    by one makes the other serve the new version from its next request on."""
+    import numpy as np
+    import scipy.sparse as sp
+    from fastapi.testclient import TestClient
+
+    from labelwise.models import OneVsRest
+    from labelwise.serve import ServeSettings, create_app
+
+    model = tmp_path / "numbers"
+    shutil.copytree(ss.numeric_model(), model)
+    state = tmp_path / "state"
+    state.mkdir()
+    settings = ServeSettings(models={"numbers": str(model)},
+                             token_file=str(ss.workdir() / "token"), state_dir=str(state))
+    body = {"items": [{"features": {"indices": [1, 2], "values": [1.0, 1.0]}}]}
+    with TestClient(create_app(settings, load_in_background=False)) as a, \
+            TestClient(create_app(settings, load_in_background=False)) as b:
+        v1 = b.post("/v1/models/numbers/predict", json=body).json()["version"]
+        X = sp.random(60, ss.N_FEATURES, density=0.3, format="csr", random_state=1,
+                      dtype=np.float32)
+        Y = sp.csr_matrix(np.eye(4, dtype=np.float32)[np.arange(60) % 4])
+        OneVsRest(n_threads=1, random_state=0).fit(X, Y, labels=["a", "b", "c", "d"]).save(model)
+        # b was not told yet: it keeps serving what it loaded
+        assert b.post("/v1/models/numbers/predict", json=body).json()["version"] == v1
+        r = a.post("/v1/admin/models/numbers/reload", headers=AUTH)
+        assert r.status_code == 200 and r.json()["changed"]
+        v2 = r.json()["version"]
+        assert v2 != v1 and (state / "numbers.version").read_text().strip() == v2
+        assert b.post("/v1/models/numbers/predict", json=body).json()["version"] == v2
+        assert b.get("/v1/models/numbers").json()["version"] == v2

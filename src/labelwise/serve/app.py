@@ -75,7 +75,8 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
     """An app serving ``settings.models`` (name -> directory)."""
     from labelwise import __version__
 
-    registry = Registry({name: Path(p) for name, p in settings.models.items()})
+    registry = Registry({name: Path(p) for name, p in settings.models.items()},
+                        state_dir=settings.state_dir)
     metrics = Metrics()
     token = settings.read_token()
 
@@ -110,6 +111,13 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
     app.state.settings = settings
     app.state.metrics = metrics
     install_handlers(app)
+
+    async def current(name: str) -> ModelEntry:
+        """The entry serving ``name`` now (after loading a version another worker
+        announced)."""
+        if name in registry.paths and registry.stale(name):
+            await asyncio.to_thread(registry.sync, name)
+        return entry_of(name)
 
     def entry_of(name: str) -> ModelEntry:
         entry = registry.get(name)
@@ -158,7 +166,7 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
     @app.get("/v1/models/{name}", response_model=S.ModelInfo, tags=["models"],
              responses=_GET_PROBLEMS)
     async def model(name: str) -> dict[str, Any]:
-        return entry_of(name).info()
+        return (await current(name)).info()
 
     @app.get("/v1/models/{name}/labels", response_model=S.LabelPage, tags=["models"],
              responses=_GET_PROBLEMS)
@@ -167,7 +175,7 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
                      q: str | None = Query(None, max_length=200)) -> dict[str, Any]:
         """The model's labels, paged; ``q`` keeps names containing it (any case), names
         starting with it first."""
-        entry = entry_of(name)
+        entry = await current(name)
         return await asyncio.to_thread(_label_page, entry, offset, limit, q)
 
     # ------------------------------------------------------------------ predict
@@ -176,7 +184,7 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
     async def predict(name: str, body: S.PredictRequest) -> Response:
         """Chosen labels, their probabilities and the top-k candidates of each item, in
         request order (the fields ``labelwise predict`` writes)."""
-        entry = entry_of(name)
+        entry = await current(name)
         n = len(body.items)
         if n > settings.max_items:
             raise Problem(422, f"items: {n} items, at most {settings.max_items} per request "
