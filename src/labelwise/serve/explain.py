@@ -88,6 +88,8 @@ async def explain(name: str, body: ExplainRequest, request: Request) -> dict[str
 
     app = request.app
     registry = app.state.registry
+    if name in registry.paths and registry.stale(name):  # a version another worker loaded
+        await asyncio.to_thread(registry.sync, name)
     entry = registry.get(name)
     if entry is None:
         if name in registry.paths:
