@@ -212,6 +212,20 @@ def test_policies_change_the_chosen_sets(page, models):
     page.click("#run")
     page.wait_for_selector("#items article")
     assert len(_chosen(page)[0]) == 3
+    # the tuned policy chooses among the tuning's top 5: a chosen label outside the one
+    # candidate asked for still gets its row (and its words)
+    page.select_option("#policy", "tuned")
+    page.fill("#top-k", "1")
+    page.fill("#text", "red w1 w2 blue w3")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#results-summary').textContent"
+                           ".includes('top 1')")
+    want = _expected(models, ["red w1 w2 blue w3"], k=1)[0]
+    assert len(want["candidates"]) == 1 and len(want["labels"]) == 2
+    rows = page.locator("#items tbody tr")
+    assert rows.count() == 2 and sorted(_chosen(page)[0]) == sorted(want["labels"])
+    assert rows.nth(1).locator(".term").count() >= 1
+    page.fill("#text", "red w1 w2 w3")
     page.select_option("#policy", "threshold")
     page.fill("#policy-value", "0.999")
     page.click("#run")
@@ -219,8 +233,10 @@ def test_policies_change_the_chosen_sets(page, models):
                            ".includes('threshold')")
     pipe = Pipeline.load(models["colors"])
     probs = {c["label"]: c["probability"]
-             for c in pipe.predict_labels(["red w1 w2 w3"], k=3)[0]["candidates"]}
-    assert _chosen(page)[0] == [name for name, p in probs.items() if p >= 0.999]
+             for c in pipe.predict_labels(["red w1 w2 w3"], k=5)[0]["candidates"]}
+    # chosen among the tuning's top 5 (the rows shown: 1 candidate + the chosen ones)
+    assert sorted(_chosen(page)[0]) == sorted(name for name, p in probs.items() if p >= 0.999)
+    assert 1 <= len(_chosen(page)[0]) < len(probs)  # the threshold splits them
     page.fill("#policy-value", "1.5")
     page.click("#run")
     assert "Threshold: expected a number from 0 to 1" in page.text_content("#error")

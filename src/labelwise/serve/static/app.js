@@ -282,8 +282,8 @@
           setStatus(`Explaining items ${a + 1}-${Math.min(out.length, a + CHUNK)} of ${out.length}...`);
           const chunk = out.slice(a, a + CHUNK);
           const resp = await api(`/v1/models/${encodeURIComponent(info.name)}/explain`, {
-            items: chunk.map((o) => ({text: o.input.text,
-                                      labels: o.result.candidates.map((c) => c.label).slice(0, 100)})),
+            items: chunk.map((o) => ({text: o.input.text, labels: shownLabels(o.result)
+                                        .map((c) => c.label).slice(0, 100)})),
             n_terms: 8});
           resp.items.forEach((r, i) => {
             chunk[i].explain = Object.fromEntries(r.labels.map((l) => [l.label, l]));
@@ -306,6 +306,18 @@
     state.running = false;
     $("run").disabled = false;
     $("results").focus();
+  }
+
+  // the candidates, plus any chosen label outside them (a tuned policy chooses among the
+  // tuning's top k, which can be more than the candidates asked for), by probability
+  function shownLabels(r) {
+    const listed = new Set(r.candidates.map((c) => c.label));
+    const rows = r.candidates.map((c, i) => [c, i]);
+    for (const l of r.labels) {
+      if (!listed.has(l)) rows.push([{label: l, probability: r.probabilities[l]}, rows.length]);
+    }
+    return rows.sort((a, b) => (b[0].probability - a[0].probability) || (a[1] - b[1]))
+      .map((x) => x[0]);
   }
 
   function render() {
@@ -348,9 +360,7 @@
     table.append(el("thead", {}, head));
     const body = el("tbody");
     // drawn by probability (the API ranks by raw score, which per-label calibration can reorder)
-    const byProbability = r.candidates.map((c, i) => [c, i])
-      .sort((a, b) => (b[0].probability - a[0].probability) || (a[1] - b[1])).map((x) => x[0]);
-    for (const c of byProbability) {
+    for (const c of shownLabels(r)) {
       const isChosen = chosen.has(c.label);
       const p = Math.max(0, Math.min(1, c.probability));
       const bar = el("div", {class: "bar", role: "img", "aria-label": `probability ${fmt(c.probability)}`},
