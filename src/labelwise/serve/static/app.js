@@ -355,7 +355,8 @@
     if (explained) cols.append(el("col", {class: "c-terms"}));
     table.append(cols);
     const head = el("tr", {}, el("th", {scope: "col", text: "Label"}),
-                    el("th", {scope: "col", text: "Probability"}), el("th", {scope: "col", text: ""}));
+                    el("th", {scope: "col", text: "Probability"}),
+                    el("th", {scope: "col", "aria-label": "probability value"}));
     if (explained) head.append(el("th", {scope: "col", text: "Words that pushed it up"}));
     table.append(el("thead", {}, head));
     const body = el("tbody");
