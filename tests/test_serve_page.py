@@ -310,6 +310,45 @@ def test_a_text_file_with_blank_lines(page, models, tmp_path):
     assert _chosen(page) == [w["labels"] for w in _expected(models, ["plum w1", "cyan w2"])]
 
 
+def test_many_items_go_in_chunks(page, models, tmp_path):
+    """450 items (three predict and three explain requests of at most 200 items), and long
+    texts in requests of at most about 2 MiB."""
+    texts, _ = _texts(450, seed=5)
+    data = tmp_path / "many.txt"
+    data.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    page.select_option("#model", "colors")
+    page.set_input_files("#file", str(data))
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Labelled')")
+    assert page.text_content("#status") == "Labelled 450 items."
+    assert "the first 200 are shown" in page.text_content("#results-summary")
+    assert page.locator("#items article").count() == 200
+    with page.expect_download() as info:
+        page.click("#download-jsonl")
+    got = [json.loads(line) for line in
+           Path(info.value.path()).read_text(encoding="utf-8").splitlines()]
+    assert [g["id"] for g in got] == list(range(1, 451))
+    assert [g["labels"] for g in got] == [w["labels"] for w in _expected(models, texts)]
+
+    # long texts go in groups of about 2 MiB (by a 3-bytes-a-character estimate, so 6 texts of
+    # 100 kB a group): 20 texts make predict requests of 6, 6, 6 and 2 items
+    bodies: list[int] = []
+    page.on("request", lambda r: bodies.append(len(r.post_data_buffer or b""))
+            if r.url.endswith("/predict") else None)
+    big = [(f"{COLORS[i % 5]} " + " ".join(f"w{k % 40}" for k in range(40_000)))[:100_000]
+           for i in range(20)]
+    data = tmp_path / "big.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(big)),
+                    encoding="utf-8")
+    page.set_input_files("#file", str(data))
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').textContent"
+                           ".startsWith('Labelled 20 items')")
+    assert page.is_hidden("#error")
+    assert len(bodies) == 4 and all(b < 2 << 20 for b in bodies), bodies
+    assert [round(b / 100_000) for b in bodies] == [6, 6, 6, 2]
+
+
 def test_keyboard_only(page, models):
     """Tab through the controls in reading order, each with a visible focus ring; type, run
     with Ctrl+Enter and with Enter, and download, without the mouse."""

@@ -3,6 +3,7 @@
 
 (function () {
   const CHUNK = 200;          // items per predict / explain request (the server allows 1,000)
+  const CHUNK_BYTES = 2 << 20; // and about this many bytes of items (the server's body limit: 8 MiB)
   const SHOWN = 200;          // items drawn on the page (downloads hold them all)
   const LABEL_PAGE = 20;      // labels per search page
   const EXPLAINED_FAMILIES = ["OneVsRest", "LabelTree"];
@@ -48,6 +49,26 @@
       throw new Error(`${resp.status} ${data && data.title ? data.title : resp.statusText}: ${detail}`);
     }
     return data;
+  }
+
+  // consecutive groups of at most CHUNK items and about CHUNK_BYTES (an item larger than that
+  // goes alone: the server then says it is too large)
+  function chunks(list, size) {
+    const out = [];
+    let cur = [], bytes = 0;
+    for (const x of list) {
+      const b = size(x);
+      if (cur.length && (cur.length >= CHUNK || bytes + b > CHUNK_BYTES)) {
+        out.push(cur); cur = []; bytes = 0;
+      }
+      cur.push(x); bytes += b;
+    }
+    if (cur.length) out.push(cur);
+    return out;
+  }
+
+  function itemBytes(item) {
+    return item.text !== undefined ? 3 * item.text.length + 64 : JSON.stringify(item).length;
   }
 
   function fmt(p) { return Number.isFinite(p) ? p.toFixed(3) : String(p); }
@@ -269,18 +290,19 @@
     const out = [];
     let version = null;
     try {
-      for (let a = 0; a < items.length; a += CHUNK) {
-        setStatus(`Labelling items ${a + 1}-${Math.min(items.length, a + CHUNK)} of ${items.length}...`);
-        const chunk = items.slice(a, a + CHUNK);
+      for (const chunk of chunks(items, itemBytes)) {
+        const a = out.length;
+        setStatus(`Labelling items ${a + 1}-${a + chunk.length} of ${items.length}...`);
         const resp = await api(`/v1/models/${encodeURIComponent(info.name)}/predict`,
                                {items: chunk, top_k: topK, policy});
         version = resp.version;
         resp.items.forEach((r, i) => out.push({input: chunk[i], result: r}));
       }
       if (wantExplain) {
-        for (let a = 0; a < out.length; a += CHUNK) {
-          setStatus(`Explaining items ${a + 1}-${Math.min(out.length, a + CHUNK)} of ${out.length}...`);
-          const chunk = out.slice(a, a + CHUNK);
+        let a = 0;
+        for (const chunk of chunks(out, (o) => itemBytes(o.input))) {
+          setStatus(`Explaining items ${a + 1}-${a + chunk.length} of ${out.length}...`);
+          a += chunk.length;
           const resp = await api(`/v1/models/${encodeURIComponent(info.name)}/explain`, {
             items: chunk.map((o) => ({text: o.input.text, labels: shownLabels(o.result)
                                         .map((c) => c.label).slice(0, 100)})),
