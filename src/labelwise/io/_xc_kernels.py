@@ -28,7 +28,8 @@ rounding midpoint. Values written with ``%.9g`` from float32 are never near one.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .._numba import njit
 
 OK = 0
 ERR_EXPECTED_INDEX = 1

@@ -13,7 +13,8 @@ are broken by a random priority per item drawn by the caller; fold ties by Split
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .._numba import njit
 
 __all__ = ["splitmix64_next", "rand_below", "pair_keys", "iterative_assign"]
 
