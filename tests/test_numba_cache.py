@@ -41,7 +41,7 @@ PROBE = textwrap.dedent("""
 
 def _env(src: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("NUMBA_CACHE_DIR", "LABELWISE_CACHE_HOME", "NUMBA_CACHE_LOCATOR_CLASSES")}
+           if k not in ("NUMBA_CACHE_DIR", "LABELWISE_NUMBA_CACHE", "NUMBA_CACHE_LOCATOR_CLASSES")}
     env["PYTHONPATH"] = str(src)
     env.update(extra)
     return env
@@ -101,10 +101,11 @@ def test_locator_comes_right_after_the_users_numba_cache_dir():
     assert classes.index(_numba.KernelCacheLocator) == classes.index(user) + 1
 
 
-def test_cache_root_follows_labelwise_cache_home(monkeypatch, tmp_path):
-    monkeypatch.setenv("LABELWISE_CACHE_HOME", str(tmp_path))
-    assert _numba.cache_root() == tmp_path / "numba"
-    monkeypatch.delenv("LABELWISE_CACHE_HOME")
+def test_cache_root_follows_labelwise_numba_cache_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("LABELWISE_NUMBA_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.setenv("LABELWISE_CACHE_HOME", str(tmp_path / "embeddings"))
+    assert _numba.cache_root() == tmp_path / "kernels"
+    monkeypatch.delenv("LABELWISE_NUMBA_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert _numba.cache_root() == tmp_path / "home" / ".cache" / "labelwise" / "numba"
 
@@ -118,12 +119,12 @@ def test_locator_refuses_foreign_files_and_an_unwritable_folder(monkeypatch, tmp
     assert _numba.KernelCacheLocator.from_function(py_func, str(foreign)) is None
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")  # makedirs fails here even for root
-    monkeypatch.setenv("LABELWISE_CACHE_HOME", str(blocker))
+    monkeypatch.setenv("LABELWISE_NUMBA_CACHE", str(blocker))
     assert _numba.KernelCacheLocator.from_function(py_func, K.__file__) is None
-    monkeypatch.setenv("LABELWISE_CACHE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LABELWISE_NUMBA_CACHE", str(tmp_path / "kernels"))
     locator = _numba.KernelCacheLocator.from_function(py_func, K.__file__)
     assert Path(locator.get_cache_path()) == _numba.cache_folder() / "split"
-    assert _numba.cache_folder().parent == tmp_path / "home" / "numba"
+    assert _numba.cache_folder().parent == tmp_path / "kernels"
 
 
 def test_read_only_install_caches_in_the_user_folder_and_a_second_install_reuses_it(
@@ -131,17 +132,17 @@ def test_read_only_install_caches_in_the_user_folder_and_a_second_install_reuses
     first = _copy_package(tmp_path / "one")
     _read_only(first)
     cache = tmp_path / "cache"
-    got = _probe(first, LABELWISE_CACHE_HOME=str(cache))
+    got = _probe(first, LABELWISE_NUMBA_CACHE=str(cache))
     assert got["locator"] == "KernelCacheLocator"
     assert Path(got["path"]) == Path(got["folder"]) / "split"
-    assert Path(got["folder"]).parent == cache / "numba"
+    assert Path(got["folder"]).parent == cache
     assert got["misses"] == 1 and got["hits"] == 0
     assert _cache_files(first) == []  # nothing written next to the sources
     assert {p.suffix for p in _cache_files(cache)} == {".nbi", ".nbc"}
 
     # another install of the same sources (other path, other mtimes) loads, compiles nothing
     second = _copy_package(tmp_path / "two")
-    again = _probe(second, LABELWISE_CACHE_HOME=str(cache))
+    again = _probe(second, LABELWISE_NUMBA_CACHE=str(cache))
     assert again["folder"] == got["folder"]
     assert again["hits"] == 1 and again["misses"] == 0
     assert _cache_files(second) == []
@@ -150,7 +151,7 @@ def test_read_only_install_caches_in_the_user_folder_and_a_second_install_reuses
     # every kernel to a new folder, so no caller keeps a stale copy of its callee
     with open(second / "labelwise" / "models" / "_dcd.py", "a") as f:
         f.write("\n# changed\n")
-    changed = _probe(second, LABELWISE_CACHE_HOME=str(cache))
+    changed = _probe(second, LABELWISE_NUMBA_CACHE=str(cache))
     assert changed["folder"] != got["folder"]
     assert changed["misses"] == 1 and changed["hits"] == 0
 
@@ -158,7 +159,7 @@ def test_read_only_install_caches_in_the_user_folder_and_a_second_install_reuses
 def test_users_numba_cache_dir_wins(tmp_path):
     src = _copy_package(tmp_path / "pkg")
     numba_dir, home = tmp_path / "numba-dir", tmp_path / "home"
-    got = _probe(src, NUMBA_CACHE_DIR=str(numba_dir), LABELWISE_CACHE_HOME=str(home))
+    got = _probe(src, NUMBA_CACHE_DIR=str(numba_dir), LABELWISE_NUMBA_CACHE=str(home))
     assert got["locator"] != "KernelCacheLocator"
     assert Path(got["path"]).is_relative_to(numba_dir)
     assert _cache_files(numba_dir) and not home.exists()

@@ -7,9 +7,9 @@ list of cache locators, right after the one for a user's ``NUMBA_CACHE_DIR``, so
 - with ``NUMBA_CACHE_DIR`` set, numba's own locator keeps the cache there (the user's
   setting wins; labelwise never sets or changes it);
 - else the kernels of a file inside this package are cached under :func:`cache_root`
-  (``$LABELWISE_CACHE_HOME/numba`` or ``~/.cache/labelwise/numba``: the same home as the
-  embedding cache), never next to the sources, so an editable install, a wheel in a
-  read-only ``site-packages`` and every other install on the machine share one cache;
+  (``$LABELWISE_NUMBA_CACHE`` or ``~/.cache/labelwise/numba``), never next to the sources,
+  so an editable install, a wheel in a read-only ``site-packages`` and every other install
+  of the same sources on the machine share one cache;
 - if that folder cannot be written, numba's own locators decide (``__pycache__`` when
   writable, else ``~/.cache/numba``), as before.
 
@@ -53,13 +53,13 @@ KERNEL_FILES = (
 
 
 def cache_root() -> Path:
-    """``$LABELWISE_CACHE_HOME/numba``, else ``~/.cache/labelwise/numba``.
+    """``$LABELWISE_NUMBA_CACHE``, else ``~/.cache/labelwise/numba``.
 
-    The home is the one :func:`labelwise.features.cache.default_cache_home` uses.
+    A variable of its own, not ``$LABELWISE_CACHE_HOME`` (the embedding cache's home): a
+    run that points the embedding cache at a fresh folder must not recompile every kernel.
     """
-    env = os.environ.get("LABELWISE_CACHE_HOME")
-    home = Path(env) if env else Path.home() / ".cache" / "labelwise"
-    return home / "numba"
+    env = os.environ.get("LABELWISE_NUMBA_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "labelwise" / "numba"
 
 
 @cache

@@ -5,7 +5,7 @@ train + predict of a label tree and a one-vs-rest model on Bibtex). This module 
 work ahead of time: each group of :data:`GROUPS` runs a small synthetic problem through
 the public API (the same calls, dtypes and array layouts as real use) in its own process,
 up to ``--jobs`` (default 2) processes at once, and each writes what it compiles to the
-cache of :mod:`labelwise._numba` (``$LABELWISE_CACHE_HOME/numba``, ``~/.cache/labelwise/numba``
+cache of :mod:`labelwise._numba` (``$LABELWISE_NUMBA_CACHE``, ``~/.cache/labelwise/numba``
 or a user's ``NUMBA_CACHE_DIR``). A second run finds everything cached and takes a few
 seconds. ``make venv`` runs it once after installing.
 
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["GROUPS", "warm_group", "main"]
+__all__ = ["GROUPS", "warm_group", "spawn", "main"]
 
 GROUPS = ("tree", "linear")
 
@@ -92,6 +92,19 @@ def warm_group(name: str) -> None:
     if name not in _WARMERS:
         raise ValueError(f"unknown warm-up group {name!r}; known: {', '.join(GROUPS)}")
     _WARMERS[name]()
+
+
+def spawn(*, jobs: int = 1, env: dict[str, str] | None = None,
+          cwd: str | os.PathLike[str] | None = None) -> subprocess.Popen:
+    """Start ``python -m labelwise.warmup --quiet --jobs N`` in the background and return it.
+
+    For a long-lived process (a server) that wants its kernels compiled while it starts
+    up; the caller waits on or ignores the returned process. Kernels the caller needs
+    before the warm-up has cached them are compiled by the caller as usual, and every
+    compiled kernel is found by later calls once written.
+    """
+    return subprocess.Popen([sys.executable, "-m", "labelwise.warmup", "--quiet", "--jobs",
+                             str(jobs)], env=env, cwd=cwd)
 
 
 def _run_parallel(groups: list[str], jobs: int, quiet: bool) -> int:

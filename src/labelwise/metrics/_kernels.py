@@ -36,6 +36,9 @@ __all__ = ["dense_topk", "csr_topk", "csr_membership",
            "dense_row_run_stats", "grouped_run_stats", "contiguous_run_stats",
            "merge_runs", "keyed_run_stats"]
 
+# no blocked positions, as an int64 value: literal 0 arguments compile the callee once more
+_NONE = np.int64(0)
+
 
 @njit(cache=True)
 def _insert_topk(scores, k, buf_pos, buf_val):
@@ -220,7 +223,7 @@ def dense_row_run_stats(S, Y):
     n, L = S.shape
     out = np.zeros((n, 6), dtype=np.float64)
     for i in nb.prange(n):
-        r = _run_stats(S[i].astype(np.float64), Y[i], 0, 0)
+        r = _run_stats(S[i].astype(np.float64), Y[i], _NONE, _NONE)
         for c in range(6):
             out[i, c] = r[c]
     return out

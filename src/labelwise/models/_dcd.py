@@ -301,7 +301,7 @@ def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labe
     n_iter = np.zeros(m, np.int64)
     feat = np.empty(1024, np.int32)
     vals = np.empty(1024, np.float32)
-    used = 0
+    used = np.int64(0)  # not a literal 0: keep_weights gets one specialisation, not two
     all_features = np.arange(n_features, dtype=np.int64)
     y = np.empty(n, np.float64)
     for j in range(m):

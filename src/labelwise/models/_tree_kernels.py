@@ -57,6 +57,10 @@ from .topk import _select
 __all__ = ["balanced_2means", "train_node", "score_node", "beam_search", "log_prob",
            "pifa_sizes", "pifa_fill", "BLOCK_BYTES"]
 
+# _centroid's group arguments (module globals of numpy type are frozen as int64, not literals)
+GROUP_0 = np.int64(0)
+GROUP_1 = np.int64(1)
+
 #: train_node solves a node's squared-hinge problems in lockstep up to this block size
 BLOCK_BYTES = 64 * 2**20
 
@@ -215,8 +219,10 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
             assign[t] = new[t]
         if not changed:
             break
-        _centroid(lptr, loc, val, assign, 0, c0)
-        _centroid(lptr, loc, val, assign, 1, c1)
+        # groups as int64 values: literal 0 and 1 would compile _centroid twice (one
+        # specialisation per constant)
+        _centroid(lptr, loc, val, assign, GROUP_0, c0)
+        _centroid(lptr, loc, val, assign, GROUP_1, c1)
     return assign
 
 
@@ -256,7 +262,7 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     n_iter = np.zeros(m, np.int64)
     feat = np.empty(1024, np.int32)
     vals = np.empty(1024, np.float32)
-    used = 0
+    used = np.int64(0)  # not a literal 0: keep_weights gets one specialisation, not two
     if loss == LOSS_SQUARED_HINGE and m > 1 and (nf + n) * m * 8 <= block_bytes:
         loc = np.empty(n_features, np.int32)
         for q in range(nf):
@@ -499,7 +505,7 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
     for r in range(row_start, row_end):
         a = x_indptr[r]
         b = x_indptr[r + 1]
-        n_touched = 0
+        n_touched = np.int64(0)  # not a literal 0: one specialisation of its callees
         for t in range(n_trees):
             cur_v[0] = roots[t]
             cur_s[0] = 0.0
