@@ -1,13 +1,13 @@
 """Fill numba's cache with every labelwise kernel: ``python -m labelwise.warmup``.
 
-A fresh install compiles its kernels on first use (about 50 s of LLVM work for the first
+A fresh install compiles its kernels on first use (about 40 s of CPU for the first
 train + predict of a label tree and a one-vs-rest model on Bibtex). This module does that
 work ahead of time: each group of :data:`GROUPS` runs a small synthetic problem through
 the public API (the same calls, dtypes and array layouts as real use) in its own process,
 up to ``--jobs`` (default 2) processes at once, and each writes what it compiles to the
 cache of :mod:`labelwise._numba` (``$LABELWISE_NUMBA_CACHE``, ``~/.cache/labelwise/numba``
-or a user's ``NUMBA_CACHE_DIR``). A second run finds everything cached and takes a few
-seconds. ``make venv`` runs it once after installing.
+or a user's ``NUMBA_CACHE_DIR``). A second run finds everything cached (about 5 s of
+CPU, mostly imports). ``make venv`` runs it once after installing.
 
 Groups (about equal compile work each, so two processes finish together):
 
