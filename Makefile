@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test,text]'
+	$(PY) -m labelwise.warmup
 	touch $(STAMP)
 
 venv: $(STAMP)

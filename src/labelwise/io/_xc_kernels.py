@@ -28,7 +28,8 @@ rounding midpoint. Values written with ``%.9g`` from float32 are never near one.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .._numba import njit
 
 OK = 0
 ERR_EXPECTED_INDEX = 1
@@ -79,6 +80,9 @@ _PLUS = 43
 _MINUS = 45
 _ZERO = 48
 _NINE = 57
+# _sort_row's flag as values: literal True/False arguments compile it twice
+_WITH_VALUES = np.bool_(True)
+_NO_VALUES = np.bool_(False)
 
 
 @njit(cache=True, nogil=True)
@@ -341,13 +345,13 @@ def parse_lines(buf, start, end, line0, x_ind, x_val, x_ptr, y_ind, y_ptr, state
             x_val[nnz] = f
             nnz += 1
         # ---------------------------------------------------------------- row end
-        k = _sort_row(x_ind, x_val, row_x0, nnz, True)
+        k = _sort_row(x_ind, x_val, row_x0, nnz, _WITH_VALUES)
         if k >= 0:
             err[0] = ls
             err[1] = line
             err[2] = x_ind[k]
             return ERR_DUPLICATE_FEATURE
-        k = _sort_row(y_ind, x_val, row_y0, nlab, False)
+        k = _sort_row(y_ind, x_val, row_y0, nlab, _NO_VALUES)
         if k >= 0:
             err[0] = ls
             err[1] = line

@@ -30,12 +30,17 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .._numba import njit
+
 __all__ = ["dense_topk", "csr_topk", "csr_membership",
            "dense_row_run_stats", "grouped_run_stats", "contiguous_run_stats",
            "merge_runs", "keyed_run_stats"]
 
+# no blocked positions, as an int64 value: literal 0 arguments compile the callee once more
+_NONE = np.int64(0)
 
-@nb.njit(cache=True)
+
+@njit(cache=True)
 def _insert_topk(scores, k, buf_pos, buf_val):
     """Positions of the k best of ``scores`` (descending; ties keep the earlier position)
     into buf_pos; returns how many were written. Entries come in position order, so an
@@ -57,7 +62,7 @@ def _insert_topk(scores, k, buf_pos, buf_val):
     return c
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def _sorted_topk(scores, k, buf_pos):
     """Large-k variant: a stable sort of the whole row."""
     order = np.argsort(-scores, kind="mergesort")
@@ -67,7 +72,7 @@ def _sorted_topk(scores, k, buf_pos):
     return c
 
 
-@nb.njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)
 def dense_topk(S, k):
     """(n, k) label ids, -1 padded (module docstring)."""
     n, L = S.shape
@@ -84,7 +89,7 @@ def dense_topk(S, k):
     return out
 
 
-@nb.njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)
 def csr_topk(indptr, data, k):
     """(n, k) *positions* into the CSR data (not label ids), -1 padded. Within a row the
     stored entries must be in label-id order (sorted indices)."""
@@ -103,7 +108,7 @@ def csr_topk(indptr, data, k):
     return out
 
 
-@nb.njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)
 def csr_membership(s_indptr, s_indices, y_indptr, y_indices):
     """For each stored entry of S: is its label in the same row of Y? (sorted indices)"""
     n = s_indptr.shape[0] - 1
@@ -120,7 +125,7 @@ def csr_membership(s_indptr, s_indices, y_indptr, y_indices):
     return out
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def _sort_desc(scores):
     """An order of ``scores`` descending (ties in any order): insertion sort when short."""
     m = scores.shape[0]
@@ -137,14 +142,14 @@ def _sort_desc(scores):
     return order
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def _run_stats(scores, pos, block_n, block_pos):
     """Run statistics of one group (see the module docstring). Returns
     (ap_sum, auc_pairs, rank_pairs, coverage, n_pos, n_neg)."""
     return _walk_runs(_sort_desc(scores), scores, pos, block_n, block_pos)
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def _walk_runs(order, scores, pos, block_n, block_pos):
     m = scores.shape[0]
     cum_tp = 0.0
@@ -184,7 +189,7 @@ def _walk_runs(order, scores, pos, block_n, block_pos):
     return ap, auc, rank, cov, cum_tp, cum_fp
 
 
-@nb.njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)
 def grouped_run_stats(starts, order, scores, pos, block_n, block_pos):
     """Run statistics per group; group g holds items order[starts[g]:starts[g+1]]."""
     G = starts.shape[0] - 1
@@ -199,7 +204,7 @@ def grouped_run_stats(starts, order, scores, pos, block_n, block_pos):
     return out
 
 
-@nb.njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)
 def contiguous_run_stats(indptr, scores, pos, block_n, block_pos):
     """Run statistics per group; group g holds items indptr[g]:indptr[g+1] (CSR rows)."""
     G = indptr.shape[0] - 1
@@ -212,19 +217,19 @@ def contiguous_run_stats(indptr, scores, pos, block_n, block_pos):
     return out
 
 
-@nb.njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)
 def dense_row_run_stats(S, Y):
     """Run statistics per row of dense scores S with dense boolean truth Y."""
     n, L = S.shape
     out = np.zeros((n, 6), dtype=np.float64)
     for i in nb.prange(n):
-        r = _run_stats(S[i].astype(np.float64), Y[i], 0, 0)
+        r = _run_stats(S[i].astype(np.float64), Y[i], _NONE, _NONE)
         for c in range(6):
             out[i, c] = r[c]
     return out
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def merge_runs(all_sorted, pos_sorted):
     """Runs of equal scores from ascending ``all_sorted`` and its ascending sub-multiset
     ``pos_sorted`` (the scores of the positives). Returns (values, n_all, n_pos), one entry
@@ -254,7 +259,7 @@ def merge_runs(all_sorted, pos_sorted):
     return values[:r][::-1].copy(), n_all[:r][::-1].copy(), n_pos[:r][::-1].copy()
 
 
-@nb.njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)
 def keyed_run_stats(keys, starts, block_n, block_pos):
     """Run statistics per label from ascending uint64 keys
     ``label << 33 | orderable_float32(score) << 1 | is_positive``; label g holds

@@ -26,8 +26,9 @@ problems. Arithmetic is float64; ``x`` data may be float32.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from .._numba import njit
 
 __all__ = ["LOSS_SQUARED_HINGE", "LOSS_LOGISTIC", "row_sq_norms", "dcd_solve", "train_chunk",
            "sq_hinge_block"]
@@ -36,7 +37,7 @@ LOSS_SQUARED_HINGE = 0
 LOSS_LOGISTIC = 1
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def row_sq_norms(x_indptr, x_data, bias):
     """``|x_i|^2 + bias^2`` for every row (float64)."""
     n = x_indptr.shape[0] - 1
@@ -51,7 +52,7 @@ def row_sq_norms(x_indptr, x_data, bias):
     return out
 
 
-@nb.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _dot(w, x_indptr, x_indices, x_data, i, bias, d):
     s = w[d] * bias
     for p in range(x_indptr[i], x_indptr[i + 1]):
@@ -59,14 +60,14 @@ def _dot(w, x_indptr, x_indices, x_data, i, bias, d):
     return s
 
 
-@nb.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _axpy(a, w, x_indptr, x_indices, x_data, i, bias, d):
     for p in range(x_indptr[i], x_indptr[i + 1]):
         w[x_indices[p]] += a * x_data[p]
     w[d] += a * bias
 
 
-@nb.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _next(state):
     """xorshift64 step on ``state[0]`` (a non-zero uint64); returns the new value."""
     x = state[0]
@@ -77,7 +78,7 @@ def _next(state):
     return x
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _shuffle(index, m, state):
     """Fisher-Yates shuffle of ``index[:m]`` driven by the xorshift state."""
     for s in range(m - 1):
@@ -87,14 +88,14 @@ def _shuffle(index, m, state):
         index[j] = t
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _seed_state(seed, state):
     x = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)
     if x == np.uint64(0):
         x = np.uint64(1)
     state[0] = x
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol, max_iter,
                    w, alpha, index, state):
     """Squared hinge DCD over the rows ``rows`` (targets ``y[t]`` for row ``rows[t]``).
@@ -165,7 +166,7 @@ def _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
     return it
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol, max_iter,
                    w, alpha2, index, state):
     """Logistic dual CD over the rows ``rows``; ``w`` zero on entry; returns the epochs run."""
@@ -231,7 +232,7 @@ def _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
     return it
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def dcd_solve(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias, tol, max_iter, seed,
               n_features):
     """Solve one binary problem; return ``(w, alpha, n_iter)``.
@@ -260,7 +261,7 @@ def dcd_solve(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias, tol, max_
     return w, alpha, it
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def keep_weights(w, candidates, prune_threshold, feat, vals, used):
     """Append ``(f, w[f])`` for the features ``f`` in ``candidates`` (ascending) whose weight is
     non-zero with ``|w[f]| >= prune_threshold`` to ``feat``/``vals`` from position ``used``,
@@ -283,7 +284,7 @@ def keep_weights(w, candidates, prune_threshold, feat, vals, used):
     return feat, vals, used, kept
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labels, loss, C,
                 bias, tol, max_iter, prune_threshold, seed_base, n_features):
     """Train the labels ``labels`` (ids into the CSC label matrix ``y_indptr/y_indices``).
@@ -300,7 +301,7 @@ def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labe
     n_iter = np.zeros(m, np.int64)
     feat = np.empty(1024, np.int32)
     vals = np.empty(1024, np.float32)
-    used = 0
+    used = np.int64(0)  # not a literal 0: keep_weights gets one specialisation, not two
     all_features = np.arange(n_features, dtype=np.int64)
     y = np.empty(n, np.float64)
     for j in range(m):
@@ -318,7 +319,7 @@ def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labe
     return counts, feat[:used].copy(), vals[:used].copy(), bias_w, n_iter
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr, tgt_indices,
                    C, bias, tol, max_iter, seed, W, wb, n_iter):
     """Squared-hinge DCD for ``m`` binary problems on the same rows, run in lockstep.

@@ -40,9 +40,9 @@ row-index arrays, so no kernel ever copies X per node.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from .._numba import njit
 from ._dcd import (
     LOSS_LOGISTIC,
     LOSS_SQUARED_HINGE,
@@ -57,12 +57,16 @@ from .topk import _select
 __all__ = ["balanced_2means", "train_node", "score_node", "beam_search", "log_prob",
            "pifa_sizes", "pifa_fill", "BLOCK_BYTES"]
 
+# _centroid's group arguments (module globals of numpy type are frozen as int64, not literals)
+GROUP_0 = np.int64(0)
+GROUP_1 = np.int64(1)
+
 #: train_node solves a node's squared-hinge problems in lockstep up to this block size
 BLOCK_BYTES = 64 * 2**20
 
 
 # ---------------------------------------------------------------------------- row norms
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def row_sq_sums(indptr, data):
     """Sum of squares (float64) of every CSR row's values."""
     n = indptr.shape[0] - 1
@@ -76,7 +80,7 @@ def row_sq_sums(indptr, data):
     return out
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def scale_rows(indptr, data, scale):
     """A float32 copy of the CSR values with row ``i`` multiplied by ``scale[i]``."""
     out = np.empty(data.shape[0], np.float32)
@@ -87,7 +91,7 @@ def scale_rows(indptr, data, scale):
 
 
 # ---------------------------------------------------------------------------- PIFA
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def pifa_sizes(y_indptr, y_indices, x_indptr, x_indices, n_features, lab_start, lab_end,
                out):
     """``out[j]`` = the number of features in the rows positive for label ``j`` (CSC Y),
@@ -105,7 +109,7 @@ def pifa_sizes(y_indptr, y_indices, x_indptr, x_indices, n_features, lab_start, 
         out[j] = c
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def pifa_fill(y_indptr, y_indices, y_data, x_indptr, x_indices, x_data, n_features, lab_start,
               lab_end, z_indptr, z_indices, z_data):
     """Rows ``lab_start:lab_end`` of ``Y.T @ X`` into CSR arrays sized by ``pifa_sizes``:
@@ -133,7 +137,7 @@ def pifa_fill(y_indptr, y_indices, y_data, x_indptr, x_indices, x_data, n_featur
 
 
 # ---------------------------------------------------------------------------- clustering
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _centroid(lptr, loc, val, assign, group, c):
     """Normalised sum of the group's label rows (local copies: ``lptr``, ``loc``, ``val``)."""
     c[:] = 0.0
@@ -150,7 +154,7 @@ def _centroid(lptr, loc, val, assign, group, c):
             c[f] *= s
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init1, iters):
     """Return ``assign`` (int8 0/1 per entry of ``labels``) with exactly ``n0`` zeros.
 
@@ -215,13 +219,15 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
             assign[t] = new[t]
         if not changed:
             break
-        _centroid(lptr, loc, val, assign, 0, c0)
-        _centroid(lptr, loc, val, assign, 1, c1)
+        # groups as int64 values: literal 0 and 1 would compile _centroid twice (one
+        # specialisation per constant)
+        _centroid(lptr, loc, val, assign, GROUP_0, c0)
+        _centroid(lptr, loc, val, assign, GROUP_1, c1)
     return assign
 
 
 # ---------------------------------------------------------------------------- training
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indices, seeds,
                loss, C, bias, tol, max_iter, prune_threshold, n_features,
                block_bytes=BLOCK_BYTES):
@@ -256,7 +262,7 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     n_iter = np.zeros(m, np.int64)
     feat = np.empty(1024, np.int32)
     vals = np.empty(1024, np.float32)
-    used = 0
+    used = np.int64(0)  # not a literal 0: keep_weights gets one specialisation, not two
     if loss == LOSS_SQUARED_HINGE and m > 1 and (nf + n) * m * 8 <= block_bytes:
         loc = np.empty(n_features, np.int32)
         for q in range(nf):
@@ -309,7 +315,7 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
 
 
 # ---------------------------------------------------------------------------- prediction
-@nb.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def log_prob(margin, loss, power):
     """The classifier's log-probability of 'yes' for a margin (see the module docstring)."""
     if loss == LOSS_SQUARED_HINGE:
@@ -326,7 +332,7 @@ def log_prob(margin, loss, power):
     return margin - np.log1p(np.exp(margin))
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start, feat_id, feat_ptr,
                weights, node_dense, child_shift, val_child, clf_bias, out):
     """Margins of node ``v``'s classifiers for the row ``x_*[a:b]`` (sorted features) into
@@ -401,7 +407,7 @@ def score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start, feat
             out[j] += wa[j] * held_x
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _kth_largest(vals, n, k, low):
     """The log-probability cut of one tree's labels: with ``T`` the ``k``-th largest of
     ``vals[:n]`` (``-inf`` when fewer), every label below ``T - 1e-6`` has
@@ -438,7 +444,7 @@ def _kth_largest(vals, n, k, low):
     return low[0] - 1e-6
 
 
-@nb.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _leaf_log_probs(margins, m, base, loss, power, clf_child, c0, labels, lps, pos):
     """A leaf's labels and log-probabilities (``base`` plus :func:`log_prob` of each margin)
     written at ``labels[pos:pos+m]``, ``lps[pos:pos+m]``; the usual exponents get loops with no
@@ -459,7 +465,7 @@ def _leaf_log_probs(margins, m, base, loss, power, clf_child, c0, labels, lps, p
             labels[pos + j] = -clf_child[c0 + j] - 1
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                 node_feat_start, feat_id, feat_ptr, weights, node_dense, child_shift,
                 val_child, clf_bias, loss, power, inner_power, beam, n_labels, k, row_start,
@@ -499,7 +505,7 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
     for r in range(row_start, row_end):
         a = x_indptr[r]
         b = x_indptr[r + 1]
-        n_touched = 0
+        n_touched = np.int64(0)  # not a literal 0: one specialisation of its callees
         for t in range(n_trees):
             cur_v[0] = roots[t]
             cur_s[0] = 0.0

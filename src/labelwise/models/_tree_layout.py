@@ -12,13 +12,14 @@ reference.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from .._numba import njit
 
 __all__ = ["layout_sizes", "layout_fill"]
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def layout_sizes(w_indptr, w_indices, node_clf_start, n_features, v_start, v_end, n_feats,
                  f_min, f_max, nnz):
     """For nodes ``v_start:v_end``: ``n_feats, f_min, f_max, nnz`` (outputs, per node; f_max
@@ -47,7 +48,7 @@ def layout_sizes(w_indptr, w_indices, node_clf_start, n_features, v_start, v_end
             f_max[v] = hi
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def layout_fill(w_indptr, w_indices, w_data, node_clf_start, direct, dense, f_min, f_max,
                 node_feat_start, feat_ptr_node, child_off, n_features, v_start, v_end, feat_id,
                 feat_ptr, weights, val_child):

@@ -27,9 +27,10 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import numba as nb
 import numpy as np
 import scipy.sparse as sp
+
+from .._numba import njit
 
 __all__ = ["topk_dense", "topk_csr", "linear_topk", "resolve_n_threads", "map_threads",
            "map_ranges"]
@@ -62,13 +63,13 @@ def map_ranges(fn, bounds, n_threads: int) -> None:
                                    if b > a], n_threads)
 
 
-@nb.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _worse(s_a, i_a, s_b, i_b):
     """True when (s_a, i_a) ranks below (s_b, i_b): lower score, or equal score and higher id."""
     return s_a < s_b or (s_a == s_b and i_a > i_b)
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _select(cand_s, cand_i, m, k, heap_s, heap_i, out_i, out_s, pos):
     """Keep the best ``k`` of the first ``m`` candidates; write them at ``out[pos:pos+k]``
     sorted by label id. ``m >= k`` is required."""
@@ -115,7 +116,7 @@ def _select(cand_s, cand_i, m, k, heap_s, heap_i, out_i, out_s, pos):
         out_s[pos + r] = heap_s[order[r]]
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _dense_kernel(S, k, row_start, row_end, out_i, out_s):
     n_labels = S.shape[1]
     heap_s = np.empty(k, np.float64)
@@ -128,7 +129,7 @@ def _dense_kernel(S, k, row_start, row_end, out_i, out_s):
         _select(cand_s, cand_i, n_labels, k, heap_s, heap_i, out_i, out_s, r * k)
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _csr_kernel(indptr, indices, data, n_labels, k, missing, row_start, row_end, out_i, out_s):
     heap_s = np.empty(k, np.float64)
     heap_i = np.empty(k, np.int64)
@@ -161,7 +162,7 @@ def _csr_kernel(indptr, indices, data, n_labels, k, missing, row_start, row_end,
         _select(cand_s, cand_i, m, k, heap_s, heap_i, out_i, out_s, r * k)
 
 
-@nb.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _linear_kernel(x_indptr, x_indices, x_data, w_indptr, w_indices, w_data, intercept, k,
                    row_start, row_end, out_i, out_s):
     n_labels = intercept.shape[0]

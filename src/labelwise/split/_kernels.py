@@ -13,13 +13,16 @@ are broken by a random priority per item drawn by the caller; fold ties by Split
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .._numba import njit
 
 __all__ = ["splitmix64_next", "rand_below", "pair_keys", "iterative_assign"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
+# the heap's root as an int64 value: a literal 0 argument compiles the callee once more
+_ROOT = np.int64(0)
 
 
 @njit(cache=True)
@@ -111,7 +114,7 @@ def _choose_fold(c_item_row, c_fold, state):
         if c_item_row[j] > best:
             best = c_item_row[j]
     best_size = -np.inf
-    n_tied = 0
+    n_tied = np.int64(0)  # not a literal 0: one specialisation of rand_below
     for j in range(k):
         if c_item_row[j] == best:
             if c_fold[j] > best_size:
@@ -135,7 +138,7 @@ def _choose_by_size(c_fold, state):
     for j in range(1, k):
         if c_fold[j] > best:
             best = c_fold[j]
-    n_tied = 0
+    n_tied = np.int64(0)  # not a literal 0: one specialisation of rand_below
     for j in range(k):
         if c_fold[j] == best:
             n_tied += 1
@@ -197,7 +200,7 @@ def iterative_assign(indptr, indices, counts, weights, n_items, ratios, prio, se
 
     heap = np.empty(n_items, dtype=np.int64)
     where = np.full(n_items, -1, dtype=np.int64)
-    size = 0
+    size = np.int64(0)  # not a literal 0: one specialisation of _sift_down
     for i in range(n_items):
         if rem[i] > 0:
             heap[size] = i
@@ -213,7 +216,7 @@ def iterative_assign(indptr, indices, counts, weights, n_items, ratios, prio, se
         if size > 0:
             heap[0] = heap[size]
             where[heap[0]] = 0
-            _sift_down(heap, where, rem, prio, 0, size)
+            _sift_down(heap, where, rem, prio, _ROOT, size)
         where[item] = -1
         if rem[item] == 0:
             continue  # every unit of this item was placed while serving rarer items

@@ -1,0 +1,154 @@
+"""Fill numba's cache with every labelwise kernel: ``python -m labelwise.warmup``.
+
+A fresh install compiles its kernels on first use (about 40 s of CPU for the first
+train + predict of a label tree and a one-vs-rest model on Bibtex). This module does that
+work ahead of time: each group of :data:`GROUPS` runs a small synthetic problem through
+the public API (the same calls, dtypes and array layouts as real use) in its own process,
+up to ``--jobs`` (default 2) processes at once, and each writes what it compiles to the
+cache of :mod:`labelwise._numba` (``$LABELWISE_NUMBA_CACHE``, ``~/.cache/labelwise/numba``
+or a user's ``NUMBA_CACHE_DIR``). A second run finds everything cached (about 5 s of
+CPU, mostly imports). ``make venv`` runs it once after installing.
+
+Groups (about equal compile work each, so two processes finish together):
+
+- ``tree``: :class:`~labelwise.models.LabelTree` fit (PIFA, balanced 2-means, node solver,
+  layout) and decision_function (beam search);
+- ``linear``: :class:`~labelwise.models.OneVsRest` fit with both losses and
+  decision_function, top-k of dense and sparse scores, ``evaluate`` on both kinds of
+  scores, a group-aware iterative split, and an XC file written and read back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["GROUPS", "warm_group", "spawn", "main"]
+
+GROUPS = ("tree", "linear")
+
+
+def _problem(n_samples: int = 300, n_features: int = 200, n_labels: int = 40, seed: int = 0):
+    """A small sparse multi-label problem with learnable labels (float32 CSR, like real data)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from .dataset import Dataset
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(n_samples, n_features, density=0.05, format="csr", dtype=np.float32,
+                  random_state=seed)
+    W = rng.standard_normal((n_features, n_labels)).astype(np.float32)
+    S = np.asarray(X @ W)
+    Y = (S >= np.quantile(S, 0.9, axis=0)).astype(np.int8)
+    Y[np.arange(n_samples), np.argmax(S, axis=1)] = 1  # every row has a label
+    groups = np.arange(n_samples) % 30
+    return Dataset(X, sp.csr_matrix(Y), groups=groups)
+
+
+def _warm_tree() -> None:
+    from .models import LabelTree
+
+    ds = _problem(n_samples=600, n_labels=120)
+    model = LabelTree(branching=4, max_leaf_size=8, beam_size=4, random_state=0).fit(ds)
+    model.decision_function(ds.X[:50], k=5)
+
+
+def _warm_linear() -> None:
+    import numpy as np
+
+    from .io import read, write
+    from .metrics import evaluate
+    from .models import OneVsRest
+    from .models.topk import topk_csr, topk_dense
+    from .split import train_test_split
+
+    ds = _problem()
+    train_idx, test_idx = train_test_split(ds, test_size=0.3, random_state=0)
+    train, test = ds.subset(train_idx), ds.subset(test_idx)
+    for loss in ("squared_hinge", "logistic"):
+        S = OneVsRest(loss=loss, random_state=0).fit(train).decision_function(test.X, k=5)
+    evaluate(test.Y, S, k=(1, 3, 5), Y_train=train.Y)
+    dense = np.asarray(S.todense(), dtype=np.float32)
+    evaluate(test.Y, dense, k=(1, 3, 5), Y_train=train.Y)
+    topk_dense(dense, 3)
+    topk_csr(S.tocsr(), 3)
+    with tempfile.TemporaryDirectory(prefix="labelwise-warmup-") as tmp:
+        path = Path(tmp) / "warm.xc"
+        write(ds, path)
+        read(path)
+
+
+_WARMERS = {"tree": _warm_tree, "linear": _warm_linear}
+
+
+def warm_group(name: str) -> None:
+    """Run one group's workload in this process (compiling or loading its kernels)."""
+    if name not in _WARMERS:
+        raise ValueError(f"unknown warm-up group {name!r}; known: {', '.join(GROUPS)}")
+    _WARMERS[name]()
+
+
+def spawn(*, jobs: int = 1, env: dict[str, str] | None = None,
+          cwd: str | os.PathLike[str] | None = None) -> subprocess.Popen:
+    """Start ``python -m labelwise.warmup --quiet --jobs N`` in the background and return it.
+
+    For a long-lived process (a server) that wants its kernels compiled while it starts
+    up; the caller waits on or ignores the returned process. Kernels the caller needs
+    before the warm-up has cached them are compiled by the caller as usual, and every
+    compiled kernel is found by later calls once written.
+    """
+    return subprocess.Popen([sys.executable, "-m", "labelwise.warmup", "--quiet", "--jobs",
+                             str(jobs)], env=env, cwd=cwd)
+
+
+def _run_parallel(groups: list[str], jobs: int, quiet: bool) -> int:
+    cmd = [sys.executable, "-m", "labelwise.warmup", "--jobs", "1", "--group"]
+    pending, running, failed = list(groups), [], 0
+    while pending or running:
+        while pending and len(running) < jobs:
+            name = pending.pop(0)
+            running.append((name, time.perf_counter(), subprocess.Popen([*cmd, name])))
+        name, start, proc = running.pop(0)
+        if proc.wait() != 0:
+            failed += 1
+            print(f"error: warm-up group {name!r} exited with {proc.returncode}", file=sys.stderr)
+        elif not quiet:
+            print(f"warm-up {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labelwise.warmup",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="processes at once (default 2)")
+    parser.add_argument("--group", choices=GROUPS, action="append",
+                        help="warm only this group (repeatable; default: all)")
+    parser.add_argument("--quiet", action="store_true", help="print nothing on success")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be >= 1")
+    groups = args.group or list(GROUPS)
+    start = time.perf_counter()
+    if args.jobs == 1 and len(groups) == 1:
+        warm_group(groups[0])
+        return 0
+    failed = _run_parallel(groups, min(args.jobs, len(groups)), args.quiet)
+    if failed:
+        return 1
+    if not args.quiet:
+        from ._numba import cache_folder
+
+        where = os.environ.get("NUMBA_CACHE_DIR") or cache_folder()
+        print(f"numba kernels cached in {where} ({time.perf_counter() - start:.1f} s)",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

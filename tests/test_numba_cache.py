@@ -1,0 +1,201 @@
+"""Where numba's cache of labelwise's kernels goes (labelwise._numba) and what the warm-up covers.
+
+The locator tests run a small kernel in subprocesses on a copy of the package (so the
+cache and the package folder can be inspected and made read-only); the warm-up test checks
+that after ``python -m labelwise.warmup`` a real fit + predict compiles nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import shared_dataset_dir
+from labelwise import _numba
+
+SRC = Path(_numba.__file__).resolve().parents[1]
+
+# splitmix64_next is the smallest cached kernel (about 1 s to compile); the probe prints
+# where its cache went and how it got there (hits = loaded from the cache).
+PROBE = textwrap.dedent("""
+    import json, numpy as np
+    from labelwise import _numba
+    from labelwise.split import _kernels as K
+    K.splitmix64_next(np.zeros(1, np.uint64))
+    cache = K.splitmix64_next._cache
+    print(json.dumps({"path": cache.cache_path, "locator": type(cache._impl.locator).__name__,
+                      "hits": sum(K.splitmix64_next.stats.cache_hits.values()),
+                      "misses": sum(K.splitmix64_next.stats.cache_misses.values()),
+                      "folder": str(_numba.cache_folder())}))
+""")
+
+
+def _env(src: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_CACHE_DIR", "LABELWISE_NUMBA_CACHE", "NUMBA_CACHE_LOCATOR_CLASSES")}
+    env["PYTHONPATH"] = str(src)
+    env.update(extra)
+    return env
+
+
+def _probe(src: Path, **extra: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE], env=_env(src, **extra), cwd=src,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def _copy_package(dest: Path) -> Path:
+    """A copy of src/labelwise without __pycache__ under dest/src; returns dest/src."""
+    shutil.copytree(SRC / "labelwise", dest / "src" / "labelwise",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc"))
+    return dest / "src"
+
+
+def _read_only(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+@pytest.fixture
+def writable_again(tmp_path):
+    yield
+    for path in [tmp_path, *tmp_path.rglob("*")]:  # so that pytest can remove tmp_path
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def _cache_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix in (".nbi", ".nbc"))
+
+
+def test_every_kernel_module_uses_the_locator_and_is_listed():
+    package = SRC / "labelwise"
+    users, bypass = set(), []
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        rel = path.relative_to(package).as_posix()
+        if re.search(r"^from \.+_numba import njit$", text, re.M):
+            users.add(rel)
+        if re.search(r"^(from numba import .*\bn?jit\b|\s*@(nb|numba)\.n?jit\b)", text, re.M):
+            bypass.append(rel)
+    assert bypass == [], f"kernels compiled without labelwise._numba's cache locator: {bypass}"
+    assert users == set(_numba.KERNEL_FILES)
+
+
+def test_locator_comes_right_after_the_users_numba_cache_dir():
+    from numba.core import caching
+
+    _numba.install_locator()
+    _numba.install_locator()  # idempotent
+    classes = _numba._impl_class()._locator_classes
+    assert classes.count(_numba.KernelCacheLocator) == 1
+    user = getattr(caching, "UserProvidedCacheLocator", None) or caching._UserProvidedCacheLocator
+    assert classes.index(_numba.KernelCacheLocator) == classes.index(user) + 1
+
+
+def test_cache_root_follows_labelwise_numba_cache_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("LABELWISE_NUMBA_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.setenv("LABELWISE_CACHE_HOME", str(tmp_path / "embeddings"))
+    assert _numba.cache_root() == tmp_path / "kernels"
+    monkeypatch.delenv("LABELWISE_NUMBA_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _numba.cache_root() == tmp_path / "home" / ".cache" / "labelwise" / "numba"
+
+
+def test_locator_refuses_foreign_files_and_an_unwritable_folder(monkeypatch, tmp_path):
+    from labelwise.split import _kernels as K
+
+    py_func = K.splitmix64_next.py_func
+    foreign = tmp_path / "other.py"
+    foreign.write_text("x = 1\n")
+    assert _numba.KernelCacheLocator.from_function(py_func, str(foreign)) is None
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # makedirs fails here even for root
+    monkeypatch.setenv("LABELWISE_NUMBA_CACHE", str(blocker))
+    assert _numba.KernelCacheLocator.from_function(py_func, K.__file__) is None
+    monkeypatch.setenv("LABELWISE_NUMBA_CACHE", str(tmp_path / "kernels"))
+    locator = _numba.KernelCacheLocator.from_function(py_func, K.__file__)
+    assert Path(locator.get_cache_path()) == _numba.cache_folder() / "split"
+    assert _numba.cache_folder().parent == tmp_path / "kernels"
+
+
+def test_read_only_install_caches_in_the_user_folder_and_a_second_install_reuses_it(
+        tmp_path, writable_again):
+    first = _copy_package(tmp_path / "one")
+    _read_only(first)
+    cache = tmp_path / "cache"
+    got = _probe(first, LABELWISE_NUMBA_CACHE=str(cache))
+    assert got["locator"] == "KernelCacheLocator"
+    assert Path(got["path"]) == Path(got["folder"]) / "split"
+    assert Path(got["folder"]).parent == cache
+    assert got["misses"] == 1 and got["hits"] == 0
+    assert _cache_files(first) == []  # nothing written next to the sources
+    assert {p.suffix for p in _cache_files(cache)} == {".nbi", ".nbc"}
+
+    # another install of the same sources (other path, other mtimes) loads, compiles nothing
+    second = _copy_package(tmp_path / "two")
+    again = _probe(second, LABELWISE_NUMBA_CACHE=str(cache))
+    assert again["folder"] == got["folder"]
+    assert again["hits"] == 1 and again["misses"] == 0
+    assert _cache_files(second) == []
+
+    # a change to any kernel module (here the solver, which the tree's kernels call) moves
+    # every kernel to a new folder, so no caller keeps a stale copy of its callee
+    with open(second / "labelwise" / "models" / "_dcd.py", "a") as f:
+        f.write("\n# changed\n")
+    changed = _probe(second, LABELWISE_NUMBA_CACHE=str(cache))
+    assert changed["folder"] != got["folder"]
+    assert changed["misses"] == 1 and changed["hits"] == 0
+
+
+def test_users_numba_cache_dir_wins(tmp_path):
+    src = _copy_package(tmp_path / "pkg")
+    numba_dir, home = tmp_path / "numba-dir", tmp_path / "home"
+    got = _probe(src, NUMBA_CACHE_DIR=str(numba_dir), LABELWISE_NUMBA_CACHE=str(home))
+    assert got["locator"] != "KernelCacheLocator"
+    assert Path(got["path"]).is_relative_to(numba_dir)
+    assert _cache_files(numba_dir) and not home.exists()
+
+
+WARM_PROBE = textwrap.dedent("""
+    import json, sys
+    from numba.core.registry import CPUDispatcher
+    from labelwise.datasets import load
+    from labelwise.metrics import evaluate
+    from labelwise.models import LabelTree, OneVsRest
+    from labelwise.split import train_test_split
+    train, test = load("mulan-yeast", split="train"), load("mulan-yeast", split="test")
+    for model in (LabelTree(random_state=0), OneVsRest(random_state=0)):
+        S = model.fit(train).decision_function(test.X, k=5)
+        evaluate(test.Y, S, k=(1, 3, 5), Y_train=train.Y)
+    train_test_split(train, test_size=0.2, random_state=0)
+    misses = {}
+    for name, module in list(sys.modules.items()):
+        if name.startswith("labelwise."):
+            for attr, obj in vars(module).items():
+                if isinstance(obj, CPUDispatcher) and sum(obj.stats.cache_misses.values()):
+                    misses[f"{name}.{attr}"] = sum(obj.stats.cache_misses.values())
+    print(json.dumps(misses))
+""")
+
+
+@pytest.mark.datasets
+def test_after_warmup_a_real_fit_and_predict_compile_nothing():
+    # Uses the user's cache (warm after `make venv`): a cold one is filled here once, the
+    # same compilation the rest of the suite would otherwise do.
+    mirror = shared_dataset_dir("mulan-yeast").parent
+    env = {k: v for k, v in os.environ.items()}
+    env["PYTHONPATH"] = str(SRC)
+    env["LABELWISE_DATASETS_MIRROR"] = str(mirror)
+    subprocess.run([sys.executable, "-m", "labelwise.warmup", "--quiet"], env=env, check=True)
+    out = subprocess.run([sys.executable, "-c", WARM_PROBE], env=env, capture_output=True,
+                         text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == {}
