@@ -62,8 +62,8 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from .. import store
 from ..errors import DataFormatError, NotFittedError
-from . import _store
 from ._bounds import precision_lower_bound
 from ._entries import Entries, entries, fold_ids, hits, rebuild, truth
 from ._search import f1, global_path, per_group_best
@@ -159,7 +159,7 @@ class DecisionPolicy:
 
     def save(self, directory: str | os.PathLike[str], *, name: str = "decision") -> None:
         """Write ``name.json`` + ``name.npz`` into ``directory`` (atomically, file by file)."""
-        _store.write(directory, name, FORMAT, self.to_dict(), self.arrays())
+        store.save_object(directory, name, FORMAT, self.to_dict(), self.arrays())
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], *, name: str = "decision") -> DecisionPolicy:
@@ -519,7 +519,8 @@ def policy_from_dict(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> Decisi
     return obj
 
 
-def load_policy(directory: str | os.PathLike[str], *, name: str = "decision") -> DecisionPolicy:
+def load_policy(directory: str | os.PathLike[str], *, name: str = "decision",
+                verify: bool = True) -> DecisionPolicy:
     """Read ``name.json`` + ``name.npz`` written by ``DecisionPolicy.save``."""
-    d, arrays = _store.read(directory, name, FORMAT)
+    d, arrays = store.read_object(directory, name, FORMAT, verify=verify)
     return policy_from_dict(d, arrays)

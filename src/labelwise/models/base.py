@@ -111,6 +111,14 @@ class MultiLabelModel(Estimator):
 
     #: name in the persistence registry (labelwise.models.persist.MODEL_CLASSES)
     _persist_name: ClassVar[str] = ""
+    #: the arrays a saved model of the class holds: name pattern (a regular expression) ->
+    #: (allowed dtypes, number of dimensions or None); labelwise.models.persist refuses any
+    #: other array, dtype or rank on load (and on save)
+    _saved_arrays: ClassVar[dict[str, tuple[tuple[str, ...], int | None]]] = {}
+    #: the parameter naming an encoder folder read at predict time (ZeroShot, FewShot): a
+    #: folder of the user's own is saved inside the model folder, and a saved file can name
+    #: no other folder (labelwise.store.write_encoder / read_encoder)
+    _encoder_param: ClassVar[str | None] = None
     #: predict's threshold when none is given, on the decision_function scale
     default_threshold: ClassVar[float] = 0.0
 
