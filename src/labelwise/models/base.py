@@ -122,6 +122,31 @@ class MultiLabelModel(Estimator):
     #: predict's threshold when none is given, on the decision_function scale
     default_threshold: ClassVar[float] = 0.0
 
+    # ------------------------------------------------------------------ scikit-learn
+    @property
+    def classes_(self) -> np.ndarray:
+        """The label names in column order (object array), as scikit-learn's classifiers
+        expose ``classes_``; an unfitted model has none (NotFittedError, an AttributeError)."""
+        self._check_fitted()
+        return np.asarray(list(self.labels_.names), dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        """A multi-label classifier: 2-D 0/1 targets (dense or sparse), sparse or dense
+        numeric X (texts for the models that read them)."""
+        from sklearn.utils import ClassifierTags
+
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags(multi_class=False, multi_label=True)
+        tags.target_tags.required = True
+        tags.target_tags.two_d_labels = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        tags.input_tags.sparse = True
+        reads_texts = bool(getattr(self, "takes_texts", False)) or self._encoder_param is not None
+        tags.input_tags.string = reads_texts
+        return tags
+
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, Y: Any = None, *, labels: LabelSpace | list[str] | None = None):
         """Fit on X (n_samples, n_features) and Y (n_samples, n_labels), or on a Dataset."""
