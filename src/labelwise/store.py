@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataFormatError
+from .files import check_listed_file, sha256_file
 
 __all__ = ["FolderWriter", "read_json", "check_folder", "check_listed", "verify_files",
            "safe_relative", "read_npy", "check_array", "check_finite", "check_json_finite",
@@ -51,15 +52,6 @@ __all__ = ["FolderWriter", "read_json", "check_folder", "check_listed", "verify_
 
 #: a plain identifier: the names arrays are saved under
 ARRAY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------- checks
@@ -159,14 +151,7 @@ def verify_files(root: Path, files: Any, *, listed_in: str, verify: bool = True,
         if path.is_symlink():
             raise DataFormatError("is a symbolic link; saved folders hold plain files only",
                                   path=str(path))
-        if not path.is_file():
-            raise DataFormatError(f"file listed in {listed_in} is missing", path=str(path))
-        if verify:
-            actual = sha256_file(path)
-            if actual != digest:
-                raise DataFormatError(f"sha256 mismatch: {listed_in} says {digest}, file has "
-                                      f"{actual} (the files are corrupt or were changed)",
-                                      path=str(path))
+        check_listed_file(path, digest, listed_in=listed_in, verify=verify)
     return files
 
 
