@@ -87,6 +87,8 @@ from .dataset import Dataset, as_label_matrix
 from .errors import DataFormatError, LabelwiseError, NotFittedError
 from .labels import LabelSpace
 from .pipeline_open import OpenLabelsMixin, _extend_policy
+from .pipeline_store import load_any as _load_any
+from .pipeline_store import load_pipeline, save_pipeline
 
 __all__ = ["Pipeline", "load_any", "make_calibrator", "make_policy", "CALIBRATIONS"]
 
@@ -572,17 +574,13 @@ class Pipeline(OpenLabelsMixin, Estimator):
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted pipeline as one directory, atomically (labelwise.pipeline_store)."""
-        from .pipeline_store import save_pipeline
-
         save_pipeline(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = False,
              verify: bool = True) -> Pipeline:
         """Read a directory written by :meth:`save`."""
-        from .pipeline_store import load_pipeline
-
-        return load_pipeline(path, mmap=mmap, verify=verify)
+        return load_pipeline(path, cls=cls, mmap=mmap, verify=verify)
 
 
 def _objective_of(policy: Any) -> str | None:
@@ -596,6 +594,4 @@ def _objective_of(policy: Any) -> str | None:
 def load_any(path: str | os.PathLike[str], *, mmap: bool = False,
              verify: bool = True) -> Pipeline:
     """A pipeline directory, or a plain model directory (as a pipeline around that model)."""
-    from .pipeline_store import load_any as _load_any
-
-    return _load_any(path, mmap=mmap, verify=verify)
+    return _load_any(path, cls=Pipeline, mmap=mmap, verify=verify)

@@ -183,13 +183,15 @@ def _component(doc: dict[str, Any], name: str, key: str, where: str) -> str | No
     return value
 
 
-def load_pipeline(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True):
-    """Read a pipeline directory written by :func:`save_pipeline`."""
+def load_pipeline(path: str | os.PathLike[str], *, cls: type, mmap: bool = False,
+                  verify: bool = True):
+    """Read a pipeline directory written by :func:`save_pipeline` as a ``cls`` (the
+    :class:`~labelwise.pipeline.Pipeline` class, passed by its ``load``: this module never
+    imports the module that uses it)."""
     from .calibration import load_calibrator
     from .decision import load_policy
     from .features.base import load_featurizer
     from .models.persist import load_model
-    from .pipeline import Pipeline
 
     root = Path(path)
     if not root.is_dir():
@@ -214,9 +216,9 @@ def load_pipeline(path: str | os.PathLike[str], *, mmap: bool = False, verify: b
     decision = None if dec_name is None else load_policy(root, name=dec_name, verify=False)
     params = doc["params"]
     try:
-        pipe = Pipeline(featurizer, model, calibrator, decision, cv=params["cv"], k=params["k"],
-                        random_state=params["random_state"],
-                        featurizer_in_folds=bool(params["featurizer_in_folds"]))
+        pipe = cls(featurizer, model, calibrator, decision, cv=params["cv"], k=params["k"],
+                   random_state=params["random_state"],
+                   featurizer_in_folds=bool(params["featurizer_in_folds"]))
     except KeyError as e:
         raise DataFormatError(f"missing {e.args[0]!r}", path=where, field="params") from None
     _check_label_counts(pipe, where)
@@ -327,14 +329,15 @@ def _load_legacy(root: Path, pipe: Any, verify: bool) -> None:
     _check_tuning_k(pipe, where)
 
 
-def load_any(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True):
-    """A pipeline directory, or a plain model directory wrapped as a pipeline."""
+def load_any(path: str | os.PathLike[str], *, cls: type, mmap: bool = False,
+             verify: bool = True):
+    """A pipeline directory, or a plain model directory wrapped as a pipeline (``cls``: the
+    Pipeline class, as in :func:`load_pipeline`)."""
     from .models.persist import MANIFEST, load_model
-    from .pipeline import Pipeline
 
     root = Path(path)
     if is_pipeline_dir(root):
-        return load_pipeline(root, mmap=mmap, verify=verify)
+        return load_pipeline(root, cls=cls, mmap=mmap, verify=verify)
     if not root.is_dir():
         raise DataFormatError("no such pipeline or model directory", path=str(root))
     if not (root / MANIFEST).is_file():
@@ -342,7 +345,7 @@ def load_any(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool =
                               f"or {MANIFEST})", path=str(root))
     legacy = (root / LEGACY_DECISION_MANIFEST).is_file()
     also = (LEGACY_DECISION_MANIFEST, *_LEGACY_FILES) if legacy else ()
-    pipe = Pipeline(model=load_model(root, mmap=mmap, verify=verify, also_listed=also))
+    pipe = cls(model=load_model(root, mmap=mmap, verify=verify, also_listed=also))
     if legacy:
         _load_legacy(root, pipe, verify)
     return pipe
