@@ -83,6 +83,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._estimator import Estimator
+from .checks import positive_int
 from .dataset import Dataset, as_label_matrix
 from .errors import DataFormatError, LabelwiseError, NotFittedError
 from .labels import LabelSpace
@@ -385,9 +386,7 @@ class Pipeline(OpenLabelsMixin, Estimator):
         Yc = as_label_matrix(Y)
         if Yc.shape[1] != n_labels:
             raise DataFormatError(f"Y has {Yc.shape[1]} labels, the model {n_labels}", field="Y")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise DataFormatError(f"k must be a positive int, got {k!r}", field="k")
-        k = int(min(k, n_labels))
+        k = min(positive_int(k, "k"), n_labels)
         if self.featurizer_in_folds and self.featurizer is not None:
             fold_model = _FoldPipeline(clone(self.featurizer), clone(self.model), k)
             S, folds = cross_fit_scores(fold_model, X, Yc, cv=cv, k=k,
@@ -427,9 +426,7 @@ class Pipeline(OpenLabelsMixin, Estimator):
     def _k(self, k: int | None) -> int:
         if k is None:
             return int(self.tuning_["k"]) if hasattr(self, "tuning_") else DEFAULT_K
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise DataFormatError(f"k must be a positive int, got {k!r}", field="k")
-        return int(k)
+        return positive_int(k, "k")
 
     def _scores(self, X: Any, k: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(top-k raw scores, their probabilities) over all labels; with open labels the two

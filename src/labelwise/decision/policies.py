@@ -63,6 +63,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import store
+from ..checks import positive_int
 from ..errors import DataFormatError, NotFittedError
 from ._bounds import precision_lower_bound
 from ._entries import Entries, entries, fold_ids, hits, rebuild, truth
@@ -206,9 +207,7 @@ class TopK(DecisionPolicy):
         self.k = k
 
     def _check(self) -> int:
-        if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 1:
-            raise DataFormatError(f"k must be a positive int, got {self.k!r}", field="k")
-        return int(self.k)
+        return positive_int(self.k, "k")
 
     def _fit(self, E, Yc, h) -> None:
         self._check()
@@ -455,9 +454,7 @@ class Combined(DecisionPolicy):
         return PerLabelThreshold() if self.threshold is None else self.threshold
 
     def _fit(self, E, Yc, h) -> None:
-        if self.k is not None and (isinstance(self.k, bool) or not isinstance(
-                self.k, int | np.integer) or self.k < 1):
-            raise DataFormatError(f"k must be None or a positive int, got {self.k!r}", field="k")
+        positive_int(self.k, "k", allow_none=True)
         inner = self._inner()
         if isinstance(inner, Combined):
             raise DataFormatError("Combined cannot nest another Combined", field="threshold")

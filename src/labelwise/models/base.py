@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._estimator import Estimator
+from ..checks import positive_int
 from ..dataset import Dataset, as_label_matrix
 from ..errors import DataFormatError, NotFittedError
 from ..labels import LabelSpace
@@ -273,6 +274,4 @@ class MultiLabelModel(Estimator):
 
 
 def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    return int(k)
+    return positive_int(k, "k")
