@@ -12,6 +12,8 @@ them all; a family's test module runs them with::
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -229,4 +231,181 @@ CHECKS = [
     check_label_names,
     check_many_labels,
     check_bad_input,
+]
+
+
+# ---------------------------------------------------------------------------- text models
+# Models that read texts (ZeroShot, FineTuned, FineTunedFewShot, text pipelines) run the
+# same contract on texts: TEXT_CHECKS. The checks above that only make sense for numeric X
+# (sparse vs dense input, 300 identity features) have text counterparts here: the input's
+# container (list, tuple, Dataset) must not change the scores, and 260
+# labels keep their ids through top-k and save/load.
+_FILLER = ["the", "a", "today", "about", "some", "news", "story", "short"]
+
+
+def text_data(names, seed: int = 0, n: int = 12):
+    """Texts whose positive labels' names appear in them (so a zero-shot model's scores
+    follow Y), and Y (n, len(names)) CSR 0/1 with every label positive and negative."""
+    rng = np.random.default_rng(seed)
+    L = len(names)
+    Y = np.zeros((n, L), dtype=np.float32)
+    for i in range(n):
+        Y[i, i % L] = 1
+        if i % 3 == 0:
+            Y[i, (i // 3) % L] = 1
+    Y[-1, :] = 0
+    texts = []
+    for i in range(n):
+        words = [str(names[j]).replace("_", " ") for j in np.flatnonzero(Y[i])]
+        words += list(rng.choice(_FILLER, 3, replace=False))
+        texts.append(" ".join(rng.permutation(words)))
+    return texts, sp.csr_matrix(Y)
+
+
+NAMES = ["sport", "finance", "weather", "music"]
+
+
+def _default_threshold(model) -> float:
+    """The score above which predict() keeps a label without a policy (a pipeline: its
+    model's)."""
+    if hasattr(model, "default_threshold"):
+        return model.default_threshold
+    return model.model.default_threshold
+
+
+def _same_params(a, b) -> None:
+    """get_params() equal, nested estimators (a pipeline's parts) compared by their params."""
+    pa, pb = a.get_params(deep=False), b.get_params(deep=False)
+    assert pa.keys() == pb.keys()
+    for key, va in pa.items():
+        vb = pb[key]
+        if hasattr(va, "get_params"):
+            assert type(va) is type(vb), f"{key}: {type(va).__name__} != {type(vb).__name__}"
+            _same_params(va, vb)
+        else:
+            assert va == vb, f"{key}: {va!r} != {vb!r}"
+
+
+def _rows(texts, idx):
+    return [texts[i] for i in idx]
+
+
+def check_text_unfitted_raises(make_model, tmp_path) -> None:
+    texts, _ = text_data(NAMES)
+    model = make_model()
+    for call in (lambda: model.decision_function(texts), lambda: model.predict(texts),
+                 lambda: model.predict_proba(texts), lambda: model.save(tmp_path / "m")):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            call()
+    assert not (tmp_path / "m").exists()
+
+
+def check_text_topk_format(make_model, tmp_path) -> None:
+    texts, Y = text_data(NAMES)
+    model = make_model().fit(texts, Y, labels=NAMES)
+    n, L = Y.shape
+    full = model.decision_function(texts, k=L).toarray()
+    for k in (1, 2, L, L + 3):
+        S = model.decision_function(texts, k=k)
+        assert isinstance(S, sp.csr_matrix) and S.shape == (n, L)
+        assert np.array_equal(np.diff(S.indptr), np.full(n, min(k, L))), f"k={k}: not k per row"
+        assert S.has_sorted_indices and S.indices.dtype.itemsize >= 4
+        for i in range(n):
+            kept = S.indices[S.indptr[i]:S.indptr[i + 1]]
+            assert np.all(np.delete(full[i], kept) <= full[i, kept].min()), "top k not the best"
+        P = model.predict_proba(texts, k=k)
+        assert np.array_equal(P.indices, S.indices) and np.all((P.data >= 0) & (P.data <= 1))
+    P = model.predict(texts)
+    assert np.array_equal(P.toarray() == 1, full > _default_threshold(model))
+
+
+def check_text_fit_idempotent(make_model, tmp_path) -> None:
+    texts, Y = text_data(NAMES)
+    texts2, Y2 = text_data(NAMES, seed=4)
+    model = make_model().fit(texts, Y, labels=NAMES)
+    first = model.decision_function(texts, k=2)
+    model.fit(texts2, Y2, labels=NAMES).fit(texts, Y, labels=NAMES)
+    _same(first, model.decision_function(texts, k=2), "fit on other data, then again")
+
+
+def check_text_row_order_and_containers(make_model, tmp_path) -> None:
+    texts, Y = text_data(NAMES)
+    model = make_model().fit(texts, Y, labels=NAMES)
+    S = model.decision_function(texts, k=3)
+    perm = np.random.default_rng(1).permutation(len(texts))
+    _same(S[perm], model.decision_function(_rows(texts, perm), k=3), "permuted rows")
+    _same(S, model.decision_function(tuple(texts), k=3), "tuple of texts")
+    _same(S, model.decision_function(Dataset(texts, Y, LabelSpace(NAMES)), k=3), "Dataset")
+
+
+def check_text_save_load(make_model, tmp_path) -> None:
+    texts, Y = text_data(NAMES)
+    model = make_model().fit(Dataset(texts, Y, LabelSpace(NAMES, descriptions=[
+        f"texts about {c}" for c in NAMES])))
+    S = model.decision_function(texts, k=3)
+    for name, load_kw in (("plain", {}), ("mmap", {"mmap": True})):
+        model.save(tmp_path / name)
+        loaded = type(model).load(tmp_path / name, **load_kw)
+        assert type(loaded) is type(model)
+        _same_params(loaded, model)
+        assert loaded.labels_ == model.labels_
+        _same(S, loaded.decision_function(texts, k=3), f"save/load ({name})")
+        _same(model.predict(texts), loaded.predict(texts), f"predict after save/load ({name})")
+    model.save(tmp_path / "plain")  # overwriting works
+    _same(S, type(model).load(tmp_path / "plain").decision_function(texts, k=3), "overwrite")
+
+
+def check_text_clone_and_random_state(make_model, tmp_path) -> None:
+    model = make_model()
+    params = model.get_params(deep=False)
+    _same_params(clone(model), model)
+    _same_params(type(model)(**params), model)
+    texts, Y = text_data(NAMES, seed=2)
+    S = model.fit(texts, Y, labels=NAMES).decision_function(texts, k=3)
+    fresh = clone(model)
+    assert not hasattr(fresh, "labels_"), "clone must not carry learned state"
+    _same(S, fresh.fit(texts, Y, labels=NAMES).decision_function(texts, k=3), "clone then fit")
+    assert model.set_params(**params) is model
+
+
+def check_text_many_labels(make_model, tmp_path) -> None:
+    """260 labels: every row's full ranking holds each id once (no small-integer ids) and
+    the names and scores survive save/load."""
+    L = 260  # past 255: a uint8 label id would wrap
+    names = [f"topic {j:03d}" for j in range(L)]
+    texts, Y = text_data(names, n=8)
+    with warnings.catch_warnings():  # most labels have no positive row: some models say so
+        warnings.filterwarnings("ignore", message=".*no positive", category=UserWarning)
+        model = make_model().fit(texts, Y, labels=names)
+    S = model.decision_function(texts[:3], k=L)
+    for i in range(3):
+        assert sorted(S.indices[S.indptr[i]:S.indptr[i + 1]]) == list(range(L))
+    model.save(tmp_path / "m")
+    loaded = type(model).load(tmp_path / "m")
+    assert list(loaded.labels_.names) == names
+    _same(S, loaded.decision_function(texts[:3], k=L), f"{L} labels reload")
+
+
+def check_text_bad_input(make_model, tmp_path) -> None:
+    from labelwise.errors import DataFormatError
+
+    texts, Y = text_data(NAMES)
+    with pytest.raises(DataFormatError):
+        make_model().fit(texts[:5], Y, labels=NAMES)
+    model = make_model().fit(texts, Y, labels=NAMES)
+    with pytest.raises(DataFormatError):
+        model.decision_function("one text, not a list")
+    with pytest.raises(ValueError, match="k must be"):
+        model.decision_function(texts, k=0)
+
+
+TEXT_CHECKS = [
+    check_text_unfitted_raises,
+    check_text_topk_format,
+    check_text_fit_idempotent,
+    check_text_row_order_and_containers,
+    check_text_save_load,
+    check_text_clone_and_random_state,
+    check_text_many_labels,
+    check_text_bad_input,
 ]

@@ -42,5 +42,7 @@ def test_nested_params_and_tags():
     q = clone(p)
     assert q.model is not p.model and q.model.C == 0.25
     assert "model__C" not in p.get_params(deep=False)
-    assert get_tags(OneVsRest()).target_tags.required is False
+    # a multi-label classifier needs Y (tests/test_sklearn_compat.py checks the other tags)
+    tags = get_tags(OneVsRest())
+    assert tags.target_tags.required is True and tags.classifier_tags.multi_label
     assert repr(OneVsRest(C=2.0)) == "OneVsRest(C=2.0)"

@@ -9,7 +9,6 @@ import scipy.sparse as sp
 from sklearn.metrics import label_ranking_average_precision_score as lrap
 from sklearn.metrics import roc_auc_score
 
-from conformance import CHECKS
 from conftest import goemotions_subset
 from labelwise import Dataset
 from labelwise.errors import DataFormatError
@@ -180,13 +179,8 @@ def test_calibration_without_negatives_warns_and_keeps_defaults(fixed_names):
         FewShot(alpha=0).fit(E, np.ones((4, 2)))
 
 
-def _make_nearest_centroid():
-    return FewShot(use_label_names=False, calibrate=False)
-
-
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
-def test_conformance_as_nearest_centroid(check, tmp_path):
-    check(_make_nearest_centroid, tmp_path)
+# the shared conformance suite runs on FewShot as a nearest-centroid model in
+# tests/test_conformance.py (family "fewshot-centroids")
 
 
 # ---------------------------------------------------------------------- real encoder

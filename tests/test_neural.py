@@ -14,7 +14,6 @@ import scipy.sparse as sp
 
 torch = pytest.importorskip("torch")
 
-from conformance import CHECKS  # noqa: E402
 from labelwise.errors import DataFormatError, MissingDependencyError  # noqa: E402
 from labelwise.models import persist  # noqa: E402
 from labelwise.models.neural import FineTuned, MLPHead  # noqa: E402
@@ -215,13 +214,6 @@ def test_mlp_reload_refuses_changed_shapes(tmp_path):
         MLPHead.load(tmp_path / "m")
 
 
-def _conformance_mlp():
-    # no early stopping: with 300 labels of 3 rows each (check_many_labels) iterative
-    # stratification puts every row in the training part (see the next test)
-    return MLPHead(hidden_sizes=(32,), dropout=0.1, learning_rate=1e-2, batch_size=32,
-                   epochs=25, early_stopping=False, n_threads=1, random_state=0)
-
-
 def test_mlp_empty_validation_split_is_an_error():
     L, n = 50, 150
     Y = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), np.arange(n) % L)), shape=(n, L))
@@ -231,9 +223,7 @@ def test_mlp_empty_validation_split_is_an_error():
     assert _small_mlp(epochs=2, early_stopping=False).fit(X, Y).history_["val_loss"] == []
 
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
-def test_conformance_mlp(check, tmp_path):
-    check(_conformance_mlp, tmp_path)
+# the shared conformance suite runs on MLPHead in tests/test_conformance.py (family "mlp")
 
 
 # ---------------------------------------------------------------------------- FineTuned

@@ -237,7 +237,9 @@ def test_failed_save_leaves_the_old_directory(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(type(pipe.decision), "save", boom)
+    import labelwise.pipeline_store
+
+    monkeypatch.setattr(labelwise.pipeline_store, "write_object", boom)
     with pytest.raises(OSError, match="disk full"):
         pipe.save(tmp_path / "p")
     assert (tmp_path / "p" / "pipeline.json").read_text() == before

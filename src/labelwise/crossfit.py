@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .checks import positive_int
 from .dataset import Dataset, as_label_matrix
 from .errors import DataFormatError
 
@@ -72,8 +73,7 @@ def cross_fit_scores(model: Any, X: Any, Y: Any = None, *, cv: int = 5, k: int =
                               f"{method!r}", field="method")
     if isinstance(cv, bool) or not isinstance(cv, int | np.integer) or cv < 2:
         raise DataFormatError(f"cv must be an int >= 2, got {cv!r}", field="cv")
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise DataFormatError(f"k must be a positive int, got {k!r}", field="k")
+    positive_int(k, "k")
     Yc = as_label_matrix(Y)
     n, L = Yc.shape
     n_x = X.shape[0] if hasattr(X, "shape") else len(X)

@@ -83,10 +83,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._estimator import Estimator
+from .checks import positive_int
 from .dataset import Dataset, align_labels, as_label_matrix
 from .errors import DataFormatError, LabelwiseError, NotFittedError
 from .labels import LabelSpace
 from .pipeline_open import OpenLabelsMixin, _extend_policy
+from .pipeline_store import load_any as _load_any
+from .pipeline_store import load_pipeline, save_pipeline
 
 __all__ = ["Pipeline", "load_any", "make_calibrator", "make_policy", "CALIBRATIONS"]
 
@@ -385,9 +388,7 @@ class Pipeline(OpenLabelsMixin, Estimator):
         Yc = as_label_matrix(Y)
         if Yc.shape[1] != n_labels:
             raise DataFormatError(f"Y has {Yc.shape[1]} labels, the model {n_labels}", field="Y")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise DataFormatError(f"k must be a positive int, got {k!r}", field="k")
-        k = int(min(k, n_labels))
+        k = min(positive_int(k, "k"), n_labels)
         if self.featurizer_in_folds and self.featurizer is not None:
             fold_model = _FoldPipeline(clone(self.featurizer), clone(self.model), k)
             S, folds = cross_fit_scores(fold_model, X, Yc, cv=cv, k=k,
@@ -427,9 +428,7 @@ class Pipeline(OpenLabelsMixin, Estimator):
     def _k(self, k: int | None) -> int:
         if k is None:
             return int(self.tuning_["k"]) if hasattr(self, "tuning_") else DEFAULT_K
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise DataFormatError(f"k must be a positive int, got {k!r}", field="k")
-        return int(k)
+        return positive_int(k, "k")
 
     def _scores(self, X: Any, k: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(top-k raw scores, their probabilities) over all labels; with open labels the two
@@ -574,17 +573,13 @@ class Pipeline(OpenLabelsMixin, Estimator):
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted pipeline as one directory, atomically (labelwise.pipeline_store)."""
-        from .pipeline_store import save_pipeline
-
         save_pipeline(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = False,
              verify: bool = True) -> Pipeline:
         """Read a directory written by :meth:`save`."""
-        from .pipeline_store import load_pipeline
-
-        return load_pipeline(path, mmap=mmap, verify=verify)
+        return load_pipeline(path, cls=cls, mmap=mmap, verify=verify)
 
 
 def _objective_of(policy: Any) -> str | None:
@@ -598,6 +593,4 @@ def _objective_of(policy: Any) -> str | None:
 def load_any(path: str | os.PathLike[str], *, mmap: bool = False,
              verify: bool = True) -> Pipeline:
     """A pipeline directory, or a plain model directory (as a pipeline around that model)."""
-    from .pipeline_store import load_any as _load_any
-
-    return _load_any(path, mmap=mmap, verify=verify)
+    return _load_any(path, cls=Pipeline, mmap=mmap, verify=verify)

@@ -49,12 +49,23 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .atomic import atomic_directory
 from .errors import DataFormatError
-from .files import check_listed_file, read_json_object, sha256_file
+from .store import (
+    FolderWriter,
+    check_folder,
+    check_listed,
+    read_json,
+    read_npy,
+    sha256_file,
+    verify_files,
+    write_object,
+)
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "PIPELINE_FILE", "save_pipeline", "load_pipeline",
            "load_any", "is_pipeline_dir", "LEGACY_DECISION_MANIFEST"]
@@ -77,14 +88,18 @@ def is_pipeline_dir(path: str | os.PathLike[str]) -> bool:
 
 
 def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
-    """Write a fitted (and possibly tuned) pipeline to the directory ``path``, atomically."""
+    """Write a fitted (and possibly tuned) pipeline to the directory ``path``, atomically.
+
+    Every part is written through one :class:`labelwise.store.FolderWriter`, which hashes
+    each file as it writes it: ``pipeline.json`` lists those digests (no file is read back)."""
     from . import __version__
-    from .models.persist import save_model
+    from .calibration.calibrators import FORMAT as CALIBRATION_FORMAT
+    from .decision.policies import FORMAT as DECISION_FORMAT
+    from .features.base import write_featurizer
+    from .models.persist import write_model
 
     pipe._check_fitted()
     pipe._check_tuned()
-    import numpy as np
-
     feat = pipe.featurizer
     feat_dict = None if feat is None else feat.to_dict()  # raises before any disk work
     part = pipe.open_labels
@@ -93,30 +108,29 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
         template = json.loads(json.dumps(part.get_params(deep=False), allow_nan=False))
     counts = getattr(pipe, "label_counts_", None)
     with atomic_directory(path) as tmp:
+        out = FolderWriter(tmp)
         components: dict[str, Any] = {"featurizer": None, "calibrator": None, "decision": None,
                                       "open_labels": None}
-        save_model(pipe.model, tmp / "model")
+        write_model(pipe.model, out.sub("model"))
         components["model"] = {"path": "model", "class": type(pipe.model)._persist_name}
         if feat is not None:
-            feat.save(tmp / "featurizer")
+            write_featurizer(feat, out.sub("featurizer"))
             components["featurizer"] = {"path": "featurizer", "class": feat_dict["class"]}
         if pipe.calibrator is not None:
-            pipe.calibrator.save(tmp, name="calibration")
+            write_object(out, "calibration", CALIBRATION_FORMAT, pipe.calibrator.to_dict(),
+                         pipe.calibrator.arrays())
             components["calibrator"] = {"name": "calibration", "kind": pipe.calibrator.kind}
         if pipe.decision is not None:
-            pipe.decision.save(tmp, name="decision")
+            write_object(out, "decision", DECISION_FORMAT, pipe.decision.to_dict(),
+                         pipe.decision.arrays())
             components["decision"] = {"name": "decision", "policy": pipe.decision.name}
         if template is not None:
             components["open_labels"] = {"class": type(part)._persist_name, "params": template}
         elif part is not None:
-            save_model(part, tmp / "open_labels")
+            write_model(part, out.sub("open_labels"))
             components["open_labels"] = {"path": "open_labels", "class": type(part)._persist_name}
         if counts is not None:
-            np.save(tmp / LABEL_COUNTS, np.asarray(counts, dtype=np.int64), allow_pickle=False)
-        files = {}
-        for f in sorted(tmp.rglob("*")):
-            if f.is_file():
-                files[f.relative_to(tmp).as_posix()] = sha256_file(f)
+            out.array(LABEL_COUNTS, np.asarray(counts, dtype=np.int64))
         version = FORMAT_VERSION if part is None else OPEN_LABELS_FORMAT_VERSION
         doc = {"format": FORMAT, "format_version": version,
                "labelwise_version": __version__, "components": components,
@@ -125,15 +139,14 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
                "label_counts": None if counts is None else LABEL_COUNTS,
                "params": {"cv": pipe.cv, "k": pipe.k, "random_state": pipe.random_state,
                           "featurizer_in_folds": bool(pipe.featurizer_in_folds)},
-               "tuning": getattr(pipe, "tuning_", None), "files": files}
-        text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
-        (tmp / PIPELINE_FILE).write_text(text + "\n", encoding="utf-8")
+               "tuning": getattr(pipe, "tuning_", None), "files": dict(sorted(out.files.items()))}
+        out.json(PIPELINE_FILE, doc)
 
 
 def _read_doc(root: Path) -> dict[str, Any]:
     jpath = root / PIPELINE_FILE
     where = str(jpath)
-    doc = read_json_object(jpath)
+    doc = read_json(jpath)
     if doc.get("format") != FORMAT:
         raise DataFormatError(f"expected {FORMAT!r}, got {doc.get('format')!r}", path=where,
                               field="format")
@@ -149,13 +162,15 @@ def _read_doc(root: Path) -> dict[str, Any]:
     return doc
 
 
-def _check_files(root: Path, files: dict[str, Any], where: str, verify: bool) -> None:
-    for rel, digest in files.items():
-        p = PurePosixPath(rel) if isinstance(rel, str) else None
-        if (p is None or p.is_absolute() or ".." in p.parts or rel == PIPELINE_FILE
-                or not isinstance(digest, str)):
-            raise DataFormatError(f"bad file entry {rel!r}", path=where, field="files")
-        check_listed_file(root / rel, digest, listed_in=PIPELINE_FILE, verify=verify)
+def _check_files(root: Path, files: dict[str, Any], where: str, verify: bool,
+                 on_disk: set[str] | None = None) -> None:
+    """Every listed file inside the folder, present and (with ``verify``) unchanged; with
+    ``on_disk``, every file in the folder listed (an unlisted one would load unverified)."""
+    if PIPELINE_FILE in files:
+        raise DataFormatError(f"bad file entry {PIPELINE_FILE!r}", path=where, field="files")
+    verify_files(root, files, listed_in=PIPELINE_FILE, verify=verify, where=where)
+    if on_disk is not None:
+        check_listed(root, on_disk, [PIPELINE_FILE, *files], listed_in=PIPELINE_FILE)
 
 
 def _component(doc: dict[str, Any], name: str, key: str, where: str) -> str | None:
@@ -168,13 +183,15 @@ def _component(doc: dict[str, Any], name: str, key: str, where: str) -> str | No
     return value
 
 
-def load_pipeline(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True):
-    """Read a pipeline directory written by :func:`save_pipeline`."""
+def load_pipeline(path: str | os.PathLike[str], *, cls: type, mmap: bool = False,
+                  verify: bool = True):
+    """Read a pipeline directory written by :func:`save_pipeline` as a ``cls`` (the
+    :class:`~labelwise.pipeline.Pipeline` class, passed by its ``load``: this module never
+    imports the module that uses it)."""
     from .calibration import load_calibrator
     from .decision import load_policy
     from .features.base import load_featurizer
     from .models.persist import load_model
-    from .pipeline import Pipeline
 
     root = Path(path)
     if not root.is_dir():
@@ -182,24 +199,26 @@ def load_pipeline(path: str | os.PathLike[str], *, mmap: bool = False, verify: b
     if not (root / PIPELINE_FILE).is_file():
         raise DataFormatError(f"not a labelwise pipeline directory (no {PIPELINE_FILE})",
                               path=str(root))
+    on_disk = check_folder(root)
     doc = _read_doc(root)
     where = str(root / PIPELINE_FILE)
-    _check_files(root, doc["files"], where, verify)
+    _check_files(root, doc["files"], where, verify, on_disk)
     model_dir = _component(doc, "model", "path", where)
     if model_dir is None:
         raise DataFormatError("the pipeline has no model", path=where, field="components")
     model = load_model(root / model_dir, mmap=mmap, verify=False)  # files checked above
     feat_dir = _component(doc, "featurizer", "path", where)
-    featurizer = None if feat_dir is None else load_featurizer(root / feat_dir)
+    featurizer = None if feat_dir is None else load_featurizer(root / feat_dir, verify=False)
     cal_name = _component(doc, "calibrator", "name", where)
-    calibrator = None if cal_name is None else load_calibrator(root, name=cal_name)
+    calibrator = None if cal_name is None else load_calibrator(root, name=cal_name,
+                                                               verify=False)
     dec_name = _component(doc, "decision", "name", where)
-    decision = None if dec_name is None else load_policy(root, name=dec_name)
+    decision = None if dec_name is None else load_policy(root, name=dec_name, verify=False)
     params = doc["params"]
     try:
-        pipe = Pipeline(featurizer, model, calibrator, decision, cv=params["cv"], k=params["k"],
-                        random_state=params["random_state"],
-                        featurizer_in_folds=bool(params["featurizer_in_folds"]))
+        pipe = cls(featurizer, model, calibrator, decision, cv=params["cv"], k=params["k"],
+                   random_state=params["random_state"],
+                   featurizer_in_folds=bool(params["featurizer_in_folds"]))
     except KeyError as e:
         raise DataFormatError(f"missing {e.args[0]!r}", path=where, field="params") from None
     _check_label_counts(pipe, where)
@@ -212,8 +231,6 @@ def load_pipeline(path: str | os.PathLike[str], *, mmap: bool = False, verify: b
 
 def _load_open(root: Path, doc: dict[str, Any], pipe: Any, where: str, mmap: bool) -> None:
     """The open labels, their calibration and the label counts (all optional)."""
-    import numpy as np
-
     from .models.fewshot import FewShot
     from .models.persist import load_model
 
@@ -256,7 +273,7 @@ def _load_open(root: Path, doc: dict[str, Any], pipe: Any, where: str, mmap: boo
         if counts != LABEL_COUNTS or LABEL_COUNTS not in doc["files"]:
             raise DataFormatError(f"expected {LABEL_COUNTS!r} (listed in files)", path=where,
                                   field="label_counts")
-        arr = np.load(root / LABEL_COUNTS, allow_pickle=False)
+        arr = read_npy(root / LABEL_COUNTS)
         if arr.dtype != np.int64 or arr.shape != (len(pipe.model.labels_),) or np.any(arr < 0):
             raise DataFormatError("expected int64 counts >= 0, one per model label",
                                   path=str(root / LABEL_COUNTS))
@@ -290,7 +307,7 @@ def _load_legacy(root: Path, pipe: Any, verify: bool) -> None:
 
     mpath = root / LEGACY_DECISION_MANIFEST
     where = str(mpath)
-    man = read_json_object(mpath)
+    man = read_json(mpath)
     if man.get("format") != "labelwise.decision-manifest":
         raise DataFormatError("expected a 'labelwise.decision-manifest' object", path=where)
     files = man.get("files")
@@ -312,20 +329,23 @@ def _load_legacy(root: Path, pipe: Any, verify: bool) -> None:
     _check_tuning_k(pipe, where)
 
 
-def load_any(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True):
-    """A pipeline directory, or a plain model directory wrapped as a pipeline."""
+def load_any(path: str | os.PathLike[str], *, cls: type, mmap: bool = False,
+             verify: bool = True):
+    """A pipeline directory, or a plain model directory wrapped as a pipeline (``cls``: the
+    Pipeline class, as in :func:`load_pipeline`)."""
     from .models.persist import MANIFEST, load_model
-    from .pipeline import Pipeline
 
     root = Path(path)
     if is_pipeline_dir(root):
-        return load_pipeline(root, mmap=mmap, verify=verify)
+        return load_pipeline(root, cls=cls, mmap=mmap, verify=verify)
     if not root.is_dir():
         raise DataFormatError("no such pipeline or model directory", path=str(root))
     if not (root / MANIFEST).is_file():
         raise DataFormatError(f"not a labelwise pipeline or model directory (no {PIPELINE_FILE} "
                               f"or {MANIFEST})", path=str(root))
-    pipe = Pipeline(model=load_model(root, mmap=mmap, verify=verify))
-    if (root / LEGACY_DECISION_MANIFEST).is_file():
+    legacy = (root / LEGACY_DECISION_MANIFEST).is_file()
+    also = (LEGACY_DECISION_MANIFEST, *_LEGACY_FILES) if legacy else ()
+    pipe = cls(model=load_model(root, mmap=mmap, verify=verify, also_listed=also))
+    if legacy:
         _load_legacy(root, pipe, verify)
     return pipe

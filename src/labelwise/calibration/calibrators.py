@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..decision import _store
+from .. import store
 from ..decision._entries import Entries, entries, hits, rebuild, truth
 from ..errors import DataFormatError, NotFittedError
 from ._logistic import _sigmoid, fit_groups
@@ -113,7 +113,7 @@ class Calibrator:
 
     def save(self, directory: str | os.PathLike[str], *, name: str = "calibration") -> None:
         """Write ``name.json`` + ``name.npz`` into ``directory`` (atomically, file by file)."""
-        _store.write(directory, name, FORMAT, self.to_dict(), self.arrays())
+        store.save_object(directory, name, FORMAT, self.to_dict(), self.arrays())
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], *, name: str = "calibration") -> Calibrator:
@@ -389,7 +389,8 @@ def calibrator_from_dict(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> Ca
     return obj
 
 
-def load_calibrator(directory: str | os.PathLike[str], *, name: str = "calibration") -> Calibrator:
+def load_calibrator(directory: str | os.PathLike[str], *, name: str = "calibration",
+                    verify: bool = True) -> Calibrator:
     """Read ``name.json`` + ``name.npz`` written by ``Calibrator.save``."""
-    d, arrays = _store.read(directory, name, FORMAT)
+    d, arrays = store.read_object(directory, name, FORMAT, verify=verify)
     return calibrator_from_dict(d, arrays)

@@ -62,8 +62,9 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from .. import store
+from ..checks import positive_int
 from ..errors import DataFormatError, NotFittedError
-from . import _store
 from ._bounds import precision_lower_bound
 from ._entries import Entries, entries, fold_ids, hits, rebuild, truth
 from ._search import f1, global_path, per_group_best
@@ -159,7 +160,7 @@ class DecisionPolicy:
 
     def save(self, directory: str | os.PathLike[str], *, name: str = "decision") -> None:
         """Write ``name.json`` + ``name.npz`` into ``directory`` (atomically, file by file)."""
-        _store.write(directory, name, FORMAT, self.to_dict(), self.arrays())
+        store.save_object(directory, name, FORMAT, self.to_dict(), self.arrays())
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], *, name: str = "decision") -> DecisionPolicy:
@@ -206,9 +207,7 @@ class TopK(DecisionPolicy):
         self.k = k
 
     def _check(self) -> int:
-        if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 1:
-            raise DataFormatError(f"k must be a positive int, got {self.k!r}", field="k")
-        return int(self.k)
+        return positive_int(self.k, "k")
 
     def _fit(self, E, Yc, h) -> None:
         self._check()
@@ -455,9 +454,7 @@ class Combined(DecisionPolicy):
         return PerLabelThreshold() if self.threshold is None else self.threshold
 
     def _fit(self, E, Yc, h) -> None:
-        if self.k is not None and (isinstance(self.k, bool) or not isinstance(
-                self.k, int | np.integer) or self.k < 1):
-            raise DataFormatError(f"k must be None or a positive int, got {self.k!r}", field="k")
+        positive_int(self.k, "k", allow_none=True)
         inner = self._inner()
         if isinstance(inner, Combined):
             raise DataFormatError("Combined cannot nest another Combined", field="threshold")
@@ -519,7 +516,8 @@ def policy_from_dict(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> Decisi
     return obj
 
 
-def load_policy(directory: str | os.PathLike[str], *, name: str = "decision") -> DecisionPolicy:
+def load_policy(directory: str | os.PathLike[str], *, name: str = "decision",
+                verify: bool = True) -> DecisionPolicy:
     """Read ``name.json`` + ``name.npz`` written by ``DecisionPolicy.save``."""
-    d, arrays = _store.read(directory, name, FORMAT)
+    d, arrays = store.read_object(directory, name, FORMAT, verify=verify)
     return policy_from_dict(d, arrays)

@@ -41,9 +41,19 @@ from .._estimator import Estimator
 from ..atomic import atomic_directory
 from ..dataset import Dataset
 from ..errors import DataFormatError, NotFittedError
-from ..files import read_json_object
+from ..store import (
+    FolderWriter,
+    check_finite,
+    check_folder,
+    check_listed,
+    read_json,
+    read_npy,
+    reading,
+    verify_files,
+    writing,
+)
 
-__all__ = ["Featurizer", "FEATURIZER_CLASSES", "as_texts", "load_featurizer"]
+__all__ = ["Featurizer", "FEATURIZER_CLASSES", "as_texts", "load_featurizer", "write_featurizer"]
 
 FORMAT = "labelwise.featurizer"
 FORMAT_VERSION = 1
@@ -165,7 +175,10 @@ class Featurizer(Estimator):
         if unknown:
             raise DataFormatError(f"unknown parameters for {attr}: {', '.join(unknown)}",
                                   path=where, field="params")
-        obj = cls(**cls._params_from_json(params))
+        try:
+            obj = cls(**cls._params_from_json(params))
+        except DataFormatError as e:
+            raise DataFormatError(e.reason, path=where, field=e.field) from None
         try:
             obj._set_state(dict(arrays or {}), state)
         except (KeyError, ValueError, TypeError) as e:
@@ -179,15 +192,11 @@ class Featurizer(Estimator):
         return dict(params)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``featurizer.json`` plus one ``.npy`` per array to the directory ``path``."""
-        d = self.to_dict()
-        arrays = self.arrays()
+        """Write ``featurizer.json`` plus one ``.npy`` per array to the directory ``path``
+        (atomically; the JSON lists every file's sha256, checked by :func:`load_featurizer`)."""
+        self.to_dict()  # raises before any disk work
         with atomic_directory(path) as tmp:
-            for key, a in arrays.items():
-                with open(tmp / f"{key}.npy", "wb") as f:
-                    np.save(f, np.ascontiguousarray(a), allow_pickle=False)
-            d["arrays"] = sorted(arrays)
-            (tmp / _FILE).write_text(json.dumps(d, ensure_ascii=False) + "\n", encoding="utf-8")
+            write_featurizer(self, FolderWriter(tmp))
 
     # ------------------------------------------------------------------ subclass hooks
     def _fit(self, texts: list[str]) -> None:  # pragma: no cover
@@ -204,23 +213,58 @@ class Featurizer(Estimator):
         raise NotImplementedError
 
 
-def load_featurizer(path: str | os.PathLike[str]) -> Featurizer:
-    """Read a directory written by :meth:`Featurizer.save`."""
+def write_featurizer(feat: Featurizer, out: FolderWriter) -> None:
+    """``feat``'s saved form into ``out``'s folder (labelwise.store): one ``.npy`` per array
+    and ``featurizer.json`` = ``to_dict()`` + ``arrays`` (name -> file, dtype, shape) +
+    ``files`` (name -> sha256). An encoder folder of the user's own is copied inside."""
+    with writing(out):
+        d = feat.to_dict()
+    entries = {key: out.array(f"{key}.npy", a, key=key) for key, a in feat.arrays().items()}
+    files = dict(out.own_files())
+    out.json(_FILE, {**d, "arrays": entries, "files": files}, indent=None)
+
+
+def load_featurizer(path: str | os.PathLike[str], *, verify: bool = True) -> Featurizer:
+    """Read a directory written by :meth:`Featurizer.save` (or by an older labelwise, whose
+    ``featurizer.json`` lists array names without checksums). The folder must hold exactly
+    the files it lists, none of them a symbolic link."""
     root = Path(path)
     fpath = root / _FILE
-    if not fpath.is_file():
+    if not root.is_dir() or not (fpath.is_file() or fpath.is_symlink()):
         raise DataFormatError("not a labelwise featurizer directory (no featurizer.json)",
                               path=str(root))
-    d = read_json_object(fpath)
+    on_disk = check_folder(root)
+    d = read_json(fpath)
     names = d.pop("arrays", [])
-    if not isinstance(names, list):
-        raise DataFormatError("expected a list", path=str(fpath), field="arrays")
+    files = d.pop("files", None)
+    if isinstance(names, list):  # written before labelwise.store: no checksums to verify
+        if files is not None:
+            raise DataFormatError("expected no files with a list of arrays", path=str(fpath),
+                                  field="files")
+        for key in names:
+            if not isinstance(key, str) or not _ARRAY_NAME.match(key):
+                raise DataFormatError(f"bad array name {key!r}", path=str(fpath),
+                                      field="arrays")
+        entries = {key: {"file": f"{key}.npy"} for key in names}
+        listed = [f"{key}.npy" for key in names]
+    elif isinstance(names, dict):
+        verify_files(root, files, listed_in=_FILE, verify=verify, where=str(fpath))
+        entries, listed = names, list(files)
+    else:
+        raise DataFormatError("expected an object of arrays", path=str(fpath), field="arrays")
+    check_listed(root, on_disk, [_FILE, *listed], listed_in=_FILE)
     arrays = {}
-    for key in names:
-        if not isinstance(key, str) or not _ARRAY_NAME.match(key):
-            raise DataFormatError(f"bad array name {key!r}", path=str(fpath), field="arrays")
-        try:
-            arrays[key] = np.load(root / f"{key}.npy", allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataFormatError(f"cannot read array {key!r}: {e}", path=str(root)) from None
-    return Featurizer.from_dict(d, arrays, where=str(fpath))
+    for key, entry in entries.items():
+        fname = entry.get("file") if isinstance(entry, dict) else None
+        if not _ARRAY_NAME.match(str(key)) or fname not in listed:
+            raise DataFormatError(f"bad array entry {key!r}", path=str(fpath), field="arrays")
+        a = read_npy(root / fname)
+        if "dtype" in entry and (a.dtype.str != entry["dtype"]
+                                 or list(a.shape) != entry.get("shape")):
+            raise DataFormatError(f"array {key!r} is {a.dtype.str} {list(a.shape)}, "
+                                  f"{_FILE} says {entry['dtype']} {entry.get('shape')}",
+                                  path=str(fpath), field="arrays")
+        check_finite(a, name=key, where=str(root / fname))
+        arrays[key] = a
+    with reading(root, str(fpath)):
+        return Featurizer.from_dict(d, arrays, where=str(fpath))

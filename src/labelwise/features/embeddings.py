@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import DataFormatError, MissingDependencyError
 from ..progress import progress_enabled
+from ..store import encoder_param_from_json, encoder_param_to_json, reading_a_file
 from .base import Featurizer, as_texts
 from .cache import EmbeddingCache, default_cache_home, text_keys
 
@@ -238,6 +239,25 @@ class SentenceEmbeddings(Featurizer):
             if bar is not None:
                 bar.update(len(rows))
         return out
+
+    def _json_params(self) -> dict[str, Any]:
+        """As saved: the encoder folder copied inside the saved folder (or null for the
+        shipped model), and no cache folder: the cache is a setting of the machine that
+        loads the model (the user cache), never a path taken from a file."""
+        params = self.get_params(deep=False)
+        params["model"] = encoder_param_to_json(self.model)
+        params["cache_dir"] = None
+        return params
+
+    @classmethod
+    def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
+        params = dict(params)
+        if params.get("cache_dir") is not None and reading_a_file():
+            raise DataFormatError(f"{params['cache_dir']!r}: a saved featurizer names no cache "
+                                  "folder (the cache is the user's, set when loading)",
+                                  field="params.cache_dir")
+        params["model"] = encoder_param_from_json(params.get("model"), field="params.model")
+        return params
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {}, {"dim": int(self.dim_)}

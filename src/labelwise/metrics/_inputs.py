@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..checks import positive_int
 from ..dataset import as_label_matrix
 from ..errors import DataFormatError, LabelwiseError
 from . import _kernels
@@ -119,9 +120,7 @@ class Scores:
 
 
 def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise DataFormatError(f"k must be a positive integer, got {k!r}", field="k")
-    return int(k)
+    return positive_int(k, "k")
 
 
 def as_truth(Y_true: Any) -> sp.csr_matrix:

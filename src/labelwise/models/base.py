@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._estimator import Estimator
+from ..checks import positive_int
 from ..dataset import Dataset, as_label_matrix
 from ..errors import DataFormatError, NotFittedError
 from ..labels import LabelSpace
@@ -111,8 +112,41 @@ class MultiLabelModel(Estimator):
 
     #: name in the persistence registry (labelwise.models.persist.MODEL_CLASSES)
     _persist_name: ClassVar[str] = ""
+    #: the arrays a saved model of the class holds: name pattern (a regular expression) ->
+    #: (allowed dtypes, number of dimensions or None); labelwise.models.persist refuses any
+    #: other array, dtype or rank on load (and on save)
+    _saved_arrays: ClassVar[dict[str, tuple[tuple[str, ...], int | None]]] = {}
+    #: the parameter naming an encoder folder read at predict time (ZeroShot, FewShot): a
+    #: folder of the user's own is saved inside the model folder, and a saved file can name
+    #: no other folder (labelwise.store.write_encoder / read_encoder)
+    _encoder_param: ClassVar[str | None] = None
     #: predict's threshold when none is given, on the decision_function scale
     default_threshold: ClassVar[float] = 0.0
+
+    # ------------------------------------------------------------------ scikit-learn
+    @property
+    def classes_(self) -> np.ndarray:
+        """The label names in column order (object array), as scikit-learn's classifiers
+        expose ``classes_``; an unfitted model has none (NotFittedError, an AttributeError)."""
+        self._check_fitted()
+        return np.asarray(list(self.labels_.names), dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        """A multi-label classifier: 2-D 0/1 targets (dense or sparse), sparse or dense
+        numeric X (texts for the models that read them)."""
+        from sklearn.utils import ClassifierTags
+
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags(multi_class=False, multi_label=True)
+        tags.target_tags.required = True
+        tags.target_tags.two_d_labels = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        tags.input_tags.sparse = True
+        reads_texts = bool(getattr(self, "takes_texts", False)) or self._encoder_param is not None
+        tags.input_tags.string = reads_texts
+        return tags
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, Y: Any = None, *, labels: LabelSpace | list[str] | None = None):
@@ -240,6 +274,4 @@ class MultiLabelModel(Estimator):
 
 
 def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    return int(k)
+    return positive_int(k, "k")

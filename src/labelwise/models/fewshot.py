@@ -57,6 +57,8 @@ class FewShot(ZeroShot):
     """
 
     _persist_name = "FewShot"
+    _saved_arrays = {**ZeroShot._saved_arrays, "example_sums": (("<f8",), 2),
+                     "example_counts": (("<i8",), 1)}
 
     def __init__(self, *, encoder: str | None = None,
                  templates: Sequence[str] = DEFAULT_TEMPLATES, use_descriptions: bool = True,

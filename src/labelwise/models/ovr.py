@@ -187,6 +187,10 @@ class OneVsRest(MultiLabelModel):
     """
 
     _persist_name = "OneVsRest"
+    #: the arrays a saved OneVsRest holds: name -> (dtypes, ndim) (checked on load)
+    _saved_arrays = {"coef_data": (("<f4",), 1), "coef_indices": (("<i4", "<i8"), 1),
+                     "coef_indptr": (("<i4", "<i8"), 1), "intercept": (("<f4",), 1),
+                     "n_iter": (("<i4",), 1), "labels_without_positives": (("<i8",), 1)}
     #: manifests written before ``normalize`` existed describe unnormalised models
     _params_absent_from_old_files = {"normalize": None}
 

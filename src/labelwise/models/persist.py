@@ -53,10 +53,23 @@ import numpy as np
 
 from ..atomic import atomic_directory
 from ..errors import DataFormatError
-from ..files import check_listed_file, read_json_object, sha256_file
 from ..labels import LabelSpace
+from ..store import (
+    FolderWriter,
+    check_array,
+    check_finite,
+    check_folder,
+    check_json_finite,
+    check_listed,
+    read_encoder,
+    read_json,
+    read_npy,
+    verify_files,
+    write_encoder,
+)
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "save_model", "load_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_CLASSES", "save_model", "load_model", "write_model",
+           "check_saved_arrays"]
 
 FORMAT = "labelwise.model"
 FORMAT_VERSION = 1
@@ -118,6 +131,21 @@ def save_model(model: Any, path: str | os.PathLike[str], *, compress: bool = Fal
 
     ``compress=True`` writes one ``arrays.npz`` instead of one ``.npy`` per array; models
     stored as safetensors (``_array_storage``) always write ``arrays.safetensors``."""
+    manifest, arrays = _prepare(model, compress=compress)
+    with atomic_directory(path) as tmp:
+        _write(manifest, arrays, FolderWriter(tmp), type(model)._encoder_param)
+
+
+def write_model(model: Any, out: FolderWriter, *, compress: bool = False) -> None:
+    """Write a fitted model into ``out``'s folder (a part of a larger saved folder): every
+    file's sha256 is recorded in ``out`` as it is written."""
+    manifest, arrays = _prepare(model, compress=compress)
+    _write(manifest, arrays, out, type(model)._encoder_param)
+
+
+def _prepare(model: Any, *, compress: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The manifest (without arrays and files) and the arrays; every check that can fail
+    runs here, before anything is written."""
     model._check_fitted()
     name = type(model)._persist_name
     if MODEL_CLASSES.get(name) != (type(model).__module__, type(model).__name__):
@@ -130,45 +158,70 @@ def save_model(model: Any, path: str | os.PathLike[str], *, compress: bool = Fal
         state_json = json.loads(json.dumps(state, allow_nan=False))
     except (TypeError, ValueError) as e:
         raise TypeError(f"model params/state must be plain JSON values to be saved: {e}") from None
+    clean: dict[str, np.ndarray] = {}
     for key, arr in arrays.items():
         if not _ARRAY_NAME.match(key):
             raise ValueError(f"array name {key!r} is not a plain identifier")
-        if np.asarray(arr).dtype.hasobject:
+        a = np.ascontiguousarray(arr)
+        if a.dtype.hasobject:
             raise TypeError(f"array {key!r} holds Python objects; only numeric arrays are saved")
-    with atomic_directory(path) as tmp:
-        entries: dict[str, dict[str, Any]] = {}
-        files: dict[str, str] = {}
-        if storage == "npz":
-            np.savez_compressed(tmp / _NPZ, **{k: np.asarray(a) for k, a in arrays.items()})
-            files[_NPZ] = sha256_file(tmp / _NPZ)
-        elif storage == "safetensors":
-            _write_safetensors(arrays, tmp / _SAFETENSORS)
-            files[_SAFETENSORS] = sha256_file(tmp / _SAFETENSORS)
-        for key, arr in arrays.items():
-            a = np.ascontiguousarray(arr)
-            entry: dict[str, Any] = {"dtype": a.dtype.str, "shape": list(a.shape)}
-            if storage == "npy":
-                fname = f"{key}.npy"
-                with open(tmp / fname, "wb") as f:
-                    np.save(f, a, allow_pickle=False)
-                files[fname] = sha256_file(tmp / fname)
-                entry["file"] = fname
-            entries[key] = entry
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "class": name,
-            "labelwise_version": _version(),
-            "params": params_json,
-            "labels": model.labels_.to_dict(),
-            "n_features_in": int(model.n_features_in_),
-            "state": state_json,
-            "storage": storage,
-            "arrays": entries,
-            "files": files,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
-                                    encoding="utf-8")
+        check_finite(a, name=key)
+        clean[key] = a
+    check_saved_arrays(type(model), clean, where=type(model).__name__)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "class": name,
+        "labelwise_version": _version(),
+        "params": params_json,
+        "labels": model.labels_.to_dict(),
+        "n_features_in": int(model.n_features_in_),
+        "state": state_json,
+        "storage": storage,
+    }
+    return manifest, clean
+
+
+def _write(manifest: dict[str, Any], arrays: dict[str, np.ndarray], out: FolderWriter,
+           encoder_param: str | None) -> None:
+    storage = manifest["storage"]
+    if encoder_param is not None:
+        params = manifest["params"]
+        params[encoder_param] = write_encoder(out, params.get(encoder_param))
+    entries: dict[str, dict[str, Any]] = {}
+    if storage == "npz":
+        with open(out.root / _NPZ, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        out.file_written(_NPZ)
+    elif storage == "safetensors":
+        _write_safetensors(arrays, out.root / _SAFETENSORS)
+        out.file_written(_SAFETENSORS)
+    for key, a in arrays.items():
+        if storage == "npy":
+            entries[key] = out.array(f"{key}.npy", a, key=key)
+        else:
+            entries[key] = {"dtype": a.dtype.str, "shape": list(a.shape)}
+    files = dict(out.own_files())
+    out.json(MANIFEST, {**manifest, "arrays": entries, "files": files})
+
+
+def check_saved_arrays(cls: type, arrays: dict[str, np.ndarray], *, where: str) -> None:
+    """Every array is one the class saves, with a dtype and number of dimensions it reads
+    (its ``_saved_arrays``: name pattern -> (dtypes, ndim)), and finite where it is float.
+
+    A re-signed file (checksums recomputed) with an array of another dtype would otherwise
+    reach a numba kernel and fail at predict with a typing error."""
+    spec: dict[str, tuple[tuple[str, ...], int | None]] = getattr(cls, "_saved_arrays", {})
+    if not spec:
+        raise TypeError(f"{cls.__name__} declares no _saved_arrays")
+    for key, a in arrays.items():
+        for pattern, (dtypes, ndim) in spec.items():
+            if re.fullmatch(pattern, key):
+                check_array(a, name=key, dtypes=dtypes, ndim=ndim, where=where)
+                break
+        else:
+            raise DataFormatError(f"{cls.__name__} saves no array named {key!r}", path=where,
+                                  field="arrays")
 
 
 def _write_safetensors(arrays: dict[str, Any], path: Path) -> None:
@@ -247,9 +300,9 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     mpath = root / MANIFEST
     if not root.is_dir():
         raise DataFormatError("no such model directory", path=str(root))
-    if not mpath.is_file():
+    if not mpath.is_file() and not mpath.is_symlink():
         raise DataFormatError("not a labelwise model directory (no manifest.json)", path=str(root))
-    manifest = read_json_object(mpath)
+    manifest = read_json(mpath)
 
     def need(key: str, kind: type | tuple[type, ...]) -> Any:
         if key not in manifest:
@@ -283,22 +336,28 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     files = need("files", dict)
     for fname, digest in files.items():
         if (not isinstance(fname, str) or Path(fname).name != fname or fname.startswith(".")
-                or not isinstance(digest, str)):
+                or fname == MANIFEST or not isinstance(digest, str)):
             raise DataFormatError(f"bad file entry {fname!r}", path=str(mpath), field="files")
     return manifest
 
 
-def load_model(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True) -> Any:
+def load_model(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True,
+               also_listed: tuple[str, ...] = ()) -> Any:
     """Read a model directory; ``mmap=True`` maps ``.npy``/safetensors arrays read-only.
 
-    ``verify=False`` skips the SHA-256 check (it reads every byte once).
+    ``verify=False`` skips the SHA-256 check (it reads every byte once). The folder must
+    hold exactly the files its manifest lists (``also_listed``: files another index lists
+    and checks, such as the calibration an older ``labelwise tune`` wrote beside it), none
+    of them a symbolic link.
     """
     root = Path(path)
     manifest = read_manifest(root)
+    on_disk = check_folder(root)
     mpath = str(root / MANIFEST)
     files: dict[str, str] = manifest["files"]
-    for fname, digest in files.items():
-        check_listed_file(root / fname, digest, listed_in=MANIFEST, verify=verify)
+    verify_files(root, files, listed_in=MANIFEST, verify=verify)
+    check_listed(root, on_disk, [MANIFEST, *files, *also_listed], listed_in=MANIFEST)
+    check_json_finite(manifest["state"], where=mpath, field="state")
     storage = manifest["storage"]
     if mmap and storage == "npz":
         raise DataFormatError(
@@ -334,8 +393,7 @@ def load_model(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool
                     if fname not in files:
                         raise DataFormatError(f"array {key!r}: file {fname!r} is not listed",
                                               path=mpath, field="arrays")
-                    arr = np.load(root / fname, mmap_mode="r" if mmap else None,
-                                  allow_pickle=False)
+                    arr = read_npy(root / fname, mmap=mmap)
             except (ValueError, KeyError, OSError) as e:
                 raise DataFormatError(f"cannot read array {key!r}: {e}", path=str(root)) from None
             if arr.dtype.str != entry.get("dtype") or list(arr.shape) != entry.get("shape"):
@@ -349,11 +407,15 @@ def load_model(path: str | os.PathLike[str], *, mmap: bool = False, verify: bool
 
     module, attr = MODEL_CLASSES[manifest["class"]]
     cls = getattr(importlib.import_module(module), attr)
+    check_saved_arrays(cls, arrays, where=mpath)
     params = manifest["params"]
     unknown = sorted(set(params) - set(cls._get_param_names()))
     if unknown:
         raise DataFormatError(f"unknown parameters for {attr}: {', '.join(unknown)}",
                               path=mpath, field="params")
+    if cls._encoder_param is not None and cls._encoder_param in params:
+        params = {**params, cls._encoder_param: read_encoder(
+            root, params[cls._encoder_param], where=mpath, field=f"params.{cls._encoder_param}")}
     # parameters added to a class after a file was written take the value that describes
     # how that file's model was trained, not today's default
     model = cls(**{**getattr(cls, "_params_absent_from_old_files", {}), **params})

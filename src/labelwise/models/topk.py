@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._numba import njit
+from ..checks import positive_int
 
 __all__ = ["topk_dense", "topk_csr", "linear_topk", "resolve_n_threads", "map_threads",
            "map_ranges"]
@@ -234,6 +235,4 @@ def linear_topk(X: sp.csr_matrix, W: sp.csr_matrix, intercept: np.ndarray, k: in
 
 
 def _check_k(k: int, n_labels: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    return int(min(k, n_labels))
+    return min(positive_int(k, "k"), int(n_labels))

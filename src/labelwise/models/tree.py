@@ -134,6 +134,12 @@ class LabelTree(MultiLabelModel):
     """
 
     _persist_name = "LabelTree"
+    #: the arrays a saved LabelTree holds: name -> (dtypes, ndim) (checked on load)
+    _saved_arrays = {key: ((np.dtype(t).str,), 1) for key, t in {
+        "node_clf_start": "i8", "clf_child": "i8", "tree_roots": "i8", "node_feat_start": "i8",
+        "feat_id": "i4", "feat_ptr": "i8", "weights": "f4", "node_dense": "u1",
+        "child_shift": "i8", "val_child": "i4", "intercept": "f4", "n_iter": "i4",
+        "labels_without_positives": "i8"}.items()}
     #: manifests written before ``C_node_power`` existed describe trees with one C everywhere;
     #: those written before ``hinge_power`` existed, trees scored with the exponent 2; those
     #: written before ``inner_hinge_power`` existed, one exponent at every node

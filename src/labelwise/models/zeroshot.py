@@ -143,6 +143,9 @@ class ZeroShot(MultiLabelModel):
     """
 
     _persist_name = "ZeroShot"
+    #: the arrays a saved ZeroShot holds: name -> (dtypes, ndim) (checked on load)
+    _saved_arrays = {"label_embeddings": (("<f4",), 2)}
+    _encoder_param = "encoder"
 
     def __init__(self, *, encoder: str | None = None,
                  templates: Sequence[str] = DEFAULT_TEMPLATES, use_descriptions: bool = True,

@@ -135,6 +135,12 @@ class FineTuned(MultiLabelModel):
     """
 
     _persist_name = "FineTuned"
+    #: the arrays a saved FineTuned holds: name pattern -> (dtypes, ndim) (checked on load);
+    #: enc_NNNN are the encoder's state dict (weights, and integer buffers such as position
+    #: ids), file_NN its tokenizer/config files as bytes
+    _saved_arrays = {"head_weight": (("<f4",), 2), "head_bias": (("<f4",), 1),
+                     r"enc_\d{4}": (("<f4", "<f2", "<f8", "<i8", "<i4", "|b1"), None),
+                     r"file_\d{2}": (("|u1",), 1)}
     #: weights are saved as one safetensors file (labelwise.models.persist)
     _array_storage = "safetensors"
     #: a Pipeline hands this model raw texts (it has no featurizer)

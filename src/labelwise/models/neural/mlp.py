@@ -67,6 +67,8 @@ class MLPHead(MultiLabelModel):
     """
 
     _persist_name = "MLPHead"
+    #: the arrays a saved MLPHead holds: name pattern -> (dtypes, ndim) (checked on load)
+    _saved_arrays = {r"weight_\d+": (("<f4",), 2), r"bias_\d+": (("<f4",), 1)}
     #: weights are saved as one safetensors file (labelwise.models.persist)
     _array_storage = "safetensors"
 

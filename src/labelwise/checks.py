@@ -1,0 +1,28 @@
+"""Argument checks shared by every floor of labelwise, written once.
+
+``positive_int(value, name)``: the count parameters (``k`` of top-k scores, policies and
+metrics; later ``cv`` and others) as a plain ``int``; DataFormatError (a ValueError) naming
+the field otherwise. It imports nothing but :mod:`labelwise.errors`, so data, models,
+decision, metrics and the pipeline can all use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import DataFormatError
+
+__all__ = ["positive_int"]
+
+
+def positive_int(value: Any, name: str = "k", *, allow_none: bool = False) -> int | None:
+    """``value`` as an int >= 1 (None passes when ``allow_none``); bools, floats and other
+    types are refused with ``"<name> must be a positive integer, got <value>"``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        what = "None or a positive integer" if allow_none else "a positive integer"
+        raise DataFormatError(f"{name} must be {what}, got {value!r}", field=name)
+    return int(value)
