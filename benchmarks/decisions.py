@@ -1,53 +1,37 @@
 """Decision and calibration layers on real data, beside LibMultiLabel's thresholding.
 
 For each dataset (MULAN emotions, scene, yeast, enron, medical, bibtex, delicious, corel5k,
-tmc2007 with their official train/test splits, and GoEmotions with tf-idf features from
-scikit-learn's TfidfVectorizer fitted on the training texts):
+tmc2007 with their official train/test splits, and GoEmotions: its texts through labelwise's
+default Tfidf featurizer for labelwise, tf-idf features from scikit-learn's TfidfVectorizer
+fitted on the training texts for LibMultiLabel):
 
 labelwise
-    Every choice is made on the training rows only (the test rows give the reported numbers
-    and nothing else):
+    Run exactly as a user runs it, with no preprocessing outside it: the features as
+    ``labelwise.datasets.load`` reads them go to one :class:`labelwise.Pipeline` around a
+    default ``OneVsRest()`` (what ``labelwise train DATA --model ovr`` builds), which scales
+    numeric columns itself (``scale="auto"``: dense standardised, sparse max-abs scaled only
+    when its column maxima spread over more than 100x; MULAN's sparse sets are binary and
+    pass unchanged), then
 
-    1. Base model: ``labelwise.models.OneVsRest`` (bias 1, no pruning) with one of
-       ``MODEL_GRID`` (squared hinge C = 0.1, 0.3, 1; logistic C = 1). For each, out-of-fold
-       top-k scores (k = min(n_labels, 100)) on the training rows by
-       :func:`labelwise.crossfit.cross_fit_scores` (5 folds, iterative stratification).
-    2. Macro-F1 policy: ``PerLabelThreshold(objective="macro-f1", shrinkage=s)`` on the raw
-       out-of-fold margins, s in ``SHRINKAGE_GRID`` (0, 3, 10, 30), fitted with the
-       cross-fitting folds (``fit(S, Y, folds=...)``: thresholds tuned on each fold model's
-       own scores and averaged over the folds, as LibMultiLabel does; see
-       :class:`labelwise.decision.PerLabelThreshold`). The (model, s) pair with the highest
-       :func:`labelwise.decision.cross_validated_score` (thresholds tuned on 4/5 of the
-       out-of-fold rows, applied to the other 1/5, pooled macro-F1) is chosen.
-    3. Micro-F1 policy on the chosen model: ``objective="micro-f1"`` on the pooled
-       out-of-fold scores, shrinkage chosen the same way by cross-validated micro-F1.
-    4. Calibrator: shared isotonic or per-label Platt (empirical-Bayes pooling) followed by a
-       shared isotonic step, whichever has the lowest Brier score fitted within folds of the
-       out-of-fold scores (per-label and shared Platt alone are also scored and recorded,
-       with the debiased calibration error of their within-fold probabilities: on small
-       data their sigmoid shape leaves a calibration error the isotonic step removes);
-       ``PrecisionTarget(0.9, confidence=0.95)`` fitted on the calibrated out-of-fold
-       probabilities (lowest threshold whose Clopper-Pearson 95% lower bound of precision
-       is >= 0.9), and for comparison ``PrecisionTarget(0.9)`` (point estimate >= 0.9).
-    5. The chosen model refitted on all training rows; its test margins go through the
-       thresholds, the calibrator and the precision target.
+    1. ``tune(objective="macro-f1")`` (``labelwise tune MODEL DATA``): C and loss chosen by
+       cross-fitting on the training rows (:func:`labelwise.crossfit.linear_grid`, each
+       candidate scored by the cross-validated macro-F1 of per-label thresholds tuned on its
+       out-of-fold scores), the model refitted with them, per-label Platt calibration and
+       fold-averaged per-label macro-F1 thresholds on the winner's out-of-fold scores;
+    2. ``tune(objective="micro-f1", select_c=False)`` and then
+       ``tune(objective="precision=0.9", select_c=False)`` (``--no-select-c``: the model
+       chosen in 1 is kept) give the micro-F1 sets and the precision target
+       (``PrecisionTarget(0.9, confidence=0.95)``: lowest threshold whose Clopper-Pearson
+       95% lower bound of precision on the out-of-fold probabilities is >= 0.9).
 
-    (Measured during development on the training rows by the same cross-validation:
-    thresholds on raw margins and on per-label-Platt probabilities score within noise of
-    each other, so the simpler raw margins are used; the base model's C moves macro-F1 by
-    up to 5 points on scene, so it is chosen, not fixed. Fold-averaged against pooled
-    thresholds: the within-training cross-validation cannot compare them fairly, since its
-    tuning and evaluation rows are scored by the same fold models, which favours pooling;
-    fold averaging was adopted for the argument in PerLabelThreshold's docstring and after
-    its test macro-F1 was seen on emotions, scene, yeast, enron and medical, averaged over
-    the whole model x shrinkage grid: +0.9 points on medical, +0.5 emotions, about 0 on
-    scene, yeast and enron.)
+    The test rows give the reported numbers and nothing else. ``--scale`` and
+    ``--no-select-c`` run the same path with another scaling or without the choice of C.
 LibMultiLabel
     ``libmultilabel.linear.train_thresholding`` (its thresholding method: per-label 3-fold
     CV thresholds for Micro-F1 + Macro-F1, the micromacro-freq method of Lin et al. CIKM
     2023 that follows Fan & Lin's SCut) with the same liblinear options ``-s 1 -B 1 -c 1``,
     run in a subprocess of the separate venv ``.venv-peers-lml`` (``--lml-python``) on the
-    same feature matrices (exchanged as .npz, no pickle). Predictions:
+    feature matrices described below (exchanged as .npz, no pickle). Predictions:
     ``predict_values(model, X) > 0``.
 
 LibMultiLabel's results are cached per dataset in ``--lml-cache`` (default
@@ -56,8 +40,9 @@ options), so reruns of the labelwise side are cheap; a run past ``--lml-timeout`
 (default 3600) is cached as skipped. ``--lml-only`` fills the cache, ``--lml-cache-only``
 never runs LibMultiLabel.
 
-Features: dense MULAN features are scaled by scikit-learn's MaxAbsScaler fitted on the
-training rows (the same matrices go to both). Reported per dataset: macro-F1 and micro-F1
+Features: LibMultiLabel, which has no scaling step, gets the dense MULAN features max-abs
+scaled on the training rows (as in every earlier run: its cached results stay valid);
+labelwise gets them as read. Reported per dataset: macro-F1 and micro-F1
 on the test set; the calibration of the test probabilities by three estimators: the ECE
 (15 uniform bins over all pairs; :func:`labelwise.calibration.expected_calibration_error`)
 beside its noise floor (the mean ECE of outcomes drawn from the probabilities themselves:
@@ -147,8 +132,8 @@ def load_data(name: str):
 
         tr, te = load("goemotions", split="train"), load("goemotions", split="test")
         vec = TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2), dtype=np.float32)
-        Xtr, Xte = vec.fit_transform(tr.X), vec.transform(te.X)
-        Ltr, Lte = Xtr, Xte
+        Ltr, Lte = vec.fit_transform(tr.X), vec.transform(te.X)
+        Xtr, Xte = tr.X, te.X  # labelwise: the texts, through its own Tfidf featurizer
     else:
         tr = load(f"mulan-{name}", split="train")
         te = load(f"mulan-{name}", split="test")
@@ -208,6 +193,7 @@ def run_labelwise(Xtr, Ytr, Xte, Yte, *, cv: int = 5, scale: str | None = "auto"
         ece_sweep,
         expected_calibration_error,
     )
+    from labelwise.features import Tfidf
     from labelwise.metrics import LabelSets, coverage_at_precision, f1_score
     from labelwise.models import OneVsRest
     from labelwise.pipeline import Pipeline
@@ -216,7 +202,9 @@ def run_labelwise(Xtr, Ytr, Xte, Yte, *, cv: int = 5, scale: str | None = "auto"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # labels without positives in a fold, max_iter
         # labelwise train DATA --model ovr; labelwise tune MODEL DATA --objective macro-f1
-        pipe = Pipeline(model=OneVsRest(), random_state=0, scale=scale).fit(Xtr, Ytr)
+        texts = isinstance(Xtr, list)  # labelwise train --model ovr: tf-idf for texts
+        pipe = Pipeline(Tfidf() if texts else None, OneVsRest(), random_state=0,
+                        scale=scale).fit(Xtr, Ytr)
         t_fit = time.time() - t0
         pipe.tune(Xtr, Ytr, objective="macro-f1", cv=cv, select_c=None if select_c else False)
         t_tune = time.time() - t0 - t_fit
@@ -374,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in args.datasets.split(","):
         Xtr, Ytr, Xte, Yte, Ltr, Lte = load_data(name)
-        row = {"n_train": Xtr.shape[0], "n_test": Xte.shape[0], "n_labels": Ytr.shape[1],
+        row = {"n_train": Ytr.shape[0], "n_test": Yte.shape[0], "n_labels": Ytr.shape[1],
                "lml_key": lml_key(Ltr, Ytr, Lte, Yte)}
         try:
             row["libmultilabel"] = lml_cached(name, args.lml_python, Ltr, Ytr, Lte, Yte,
