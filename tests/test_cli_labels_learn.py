@@ -115,3 +115,30 @@ def test_errors_are_one_line(files, capsys, tmp_path):
     assert [json.loads(r)["kind"] for r in _out(capsys).out.splitlines()] == ["supervised"] * 2
     assert main(["learn", str(numeric), shots]) == 2
     assert "learn needs a pipeline on texts" in _out(capsys).err
+
+
+def test_learn_matches_labels_by_name(files, capsys, tmp_path):
+    """learn on the same examples with the labels in another order gives the same pipeline."""
+    import shutil
+
+    from labelwise.io import read
+
+    tmp, test = files
+    model = tmp_path / "pipe"
+    assert main(["train", str(tmp / "train.jsonl"), "--model", "ovr", "--threads", "1",
+                 "--out", str(model), "--quiet"]) == 0
+    assert main(["labels", "add", str(model), "--name", NEW, "--description", DESCRIPTION]) == 0
+    shots = read(tmp / "shots.jsonl")
+    order = shots.labels.names[::-1]
+    flipped = Dataset(shots.X, shots.Y[:, shots.labels.indices(order)], order)
+    write(flipped, tmp_path / "flipped.jsonl")
+    assert read(tmp_path / "flipped.jsonl").labels.names == tuple(order)
+    probs = []
+    for name, data in (("a", tmp / "shots.jsonl"), ("b", tmp_path / "flipped.jsonl")):
+        shutil.copytree(model, tmp_path / name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            assert main(["learn", str(tmp_path / name), str(data), "--quiet"]) == 0
+        assert f"{NEW} 0 -> 8" in _out(capsys).out
+        probs.append(Pipeline.load(tmp_path / name).predict_proba(test.X[:40], k=8).toarray())
+    assert np.array_equal(probs[0], probs[1])

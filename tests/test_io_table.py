@@ -303,7 +303,7 @@ def test_write_read_identity_text(tmp_path):
     )
     p = tmp_path / "out.jsonl"
     write_jsonl(d, p)
-    assert (tmp_path / "out.jsonl.labels").read_text() == "z\ny\nx\nunused\n"
+    assert (tmp_path / "out.jsonl.labels").read_text().startswith("z\ny\nx\nunused\n\nsha256 ")
     first = json.loads(p.read_text(encoding="utf-8").splitlines()[0])
     assert first == {"id": 10, "text": "héllo\nworld", "labels": ["z", "x"], "group": "g"}
     _same(d, read_table(p, format="jsonl"))

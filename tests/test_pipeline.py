@@ -13,7 +13,7 @@ from labelwise.calibration import PlattCalibrator
 from labelwise.crossfit import cross_fit_scores
 from labelwise.dataset import Dataset
 from labelwise.decision import GlobalThreshold, PerLabelThreshold, PrecisionTarget
-from labelwise.errors import DataFormatError, LabelwiseError, NotFittedError
+from labelwise.errors import DataFormatError, LabelwiseError, NotFittedError, UnknownLabelError
 from labelwise.features import Tfidf
 from labelwise.models import OneVsRest
 from labelwise.pipeline import Pipeline, load_any, make_policy
@@ -298,8 +298,8 @@ def test_errors():
         make_policy("f2")
     with pytest.raises(DataFormatError, match="calibration"):
         tp.tune(texts, Y, calibration="sigmoid")
-    with pytest.raises(DataFormatError, match="label space"):
-        tp.tune(Dataset(texts, Y, [f"x{i}" for i in range(5)]))
+    with pytest.raises(UnknownLabelError, match="none of the data's 5 labels"):
+        tp.tune(Dataset(texts, Y, [f"x{i}" for i in range(5)]))  # labels matched by name
     untuned = Pipeline(model=_ovr()).fit(X, Ys)
     untuned.decision = PerLabelThreshold()
     with pytest.raises(NotFittedError, match="tune"):

@@ -131,3 +131,68 @@ def test_tuned_pipeline_report_has_threshold_curves_and_reliability(tmp_path, ca
     page = html.read_text()
     assert "Reliability diagram" in page and "F1 and coverage against one threshold" in page
     assert page.count("data:image/png;base64,") == 6
+
+
+def test_report_leads_with_grouped_headline_and_folds_the_rest(tmp_path):
+    """The page opens on the headline groups (ranking, label sets, calibration, coverage),
+    in that order, each tile with a one-line meaning; every other metric is folded below."""
+    from html.parser import HTMLParser
+
+    from labelwise.report.html import HEADLINE
+
+    Y, S = _data()
+    report = evaluate(Y, S, target_precision=(0.8, 0.9))
+    report["metrics"]["ece"] = 0.0123
+    report["comparison"] = {"title": "Tuning: before and after", "columns": ["untuned", "tuned"],
+                            "rows": {"micro_f1": [0.25, 0.5]}}
+    write_report(tmp_path / "r.html", Y, S, report)
+    page = (tmp_path / "r.html").read_text()
+
+    class Walk(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.groups, self.tiles, self.stack, self.folded = [], [], [], []
+            self.in_details = 0
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "details" and a.get("id") == "other-metrics":
+                self.in_details += 1
+            if tag == "section" and a.get("class") == "group":
+                self.groups.append(a["id"].removeprefix("group-"))
+            if a.get("class") == "tile":
+                self.tiles.append([a["data-metric"], self.groups[-1], ""])
+            if a.get("class") == "m":
+                self.stack.append("m")
+            if a.get("class") == "k" and self.in_details:
+                self.stack.append("folded")
+
+        def handle_endtag(self, tag):
+            if tag == "details" and self.in_details:
+                self.in_details -= 1
+            if tag == "div" and self.stack:
+                self.stack.pop()
+
+        def handle_data(self, data):
+            if self.stack and self.stack[-1] == "m":
+                self.tiles[-1][2] += data
+            elif self.stack and self.stack[-1] == "folded":
+                self.folded.append(data)
+
+    w = Walk()
+    w.feed(page)
+    assert w.groups == [g[0] for g in HEADLINE] == ["ranking", "sets", "calibration", "coverage"]
+    shown = [t[0] for t in w.tiles]
+    assert shown == ["p@1", "p@5", "ndcg@5", "micro_f1", "macro_f1", "samples_f1", "ece",
+                     "coverage@p0.8", "coverage@p0.9"]
+    assert all(len(t[2]) > 20 for t in w.tiles)  # a one-line meaning per tile
+    numeric = [k for k, v in report["metrics"].items() if isinstance(v, float)]
+    assert sorted(w.folded) == sorted(k for k in numeric if k not in shown)  # the rest, folded
+    assert page.index('id="headline"') < page.index('id="comparison"') < page.index('id="other-metrics"')
+    assert "<summary>The other" in page and f"{report['metrics']['p@1']:.4f}" in page
+    # without probabilities there is no calibration group
+    report = evaluate(Y, S)
+    write_report(tmp_path / "plain.html", Y, S, report)
+    w = Walk()
+    w.feed((tmp_path / "plain.html").read_text())
+    assert w.groups == ["ranking", "sets", "coverage"]

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import DataFormatError, LabelError
-from .labels import LabelSpace
+from .errors import DataFormatError, LabelError, UnknownLabelError
+from .labels import LabelSpace, few_names
 
-__all__ = ["Dataset", "as_label_matrix"]
+__all__ = ["Dataset", "as_label_matrix", "align_labels"]
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 
@@ -68,6 +68,39 @@ def as_label_matrix(Y: Any, n_labels: int | None = None) -> sp.csr_matrix:
         raise DataFormatError(f"Y has {M.shape[1]} columns, expected {n_labels}")
     M.sort_indices()
     return M.astype(np.float32, copy=False)
+
+
+def align_labels(Y: Any, labels: LabelSpace | Sequence[str] | None, target: LabelSpace, *,
+                 unknown: str = "error", what: str = "the data") -> tuple[sp.csr_matrix, list[str]]:
+    """``Y`` (columns named by ``labels``) as columns of ``target``, matched by name.
+
+    Returns ``(Y_target, unknown_names)`` (see :meth:`LabelSpace.reindex`): ``target``'s
+    labels that the data lacks have no positives; the data's labels that ``target`` lacks are
+    left out of ``Y_target`` and named in ``unknown_names``. ``labels=None``: Y's columns
+    are ``target``'s labels in order (their count is checked). ``unknown``: ``"error"``
+    raises :class:`UnknownLabelError` naming a few of them, ``"warn"`` warns with their
+    count (``what`` ends the message: what happens to them) and raises when none of the
+    data's labels is known, ``"ignore"`` says nothing.
+    """
+    if unknown not in ("error", "warn", "ignore"):
+        raise ValueError(f"unknown must be 'error', 'warn' or 'ignore', got {unknown!r}")
+    if labels is None:
+        return as_label_matrix(Y, len(target)), []
+    if not isinstance(labels, LabelSpace):
+        labels = LabelSpace(labels)
+    Yt, missing = labels.reindex(as_label_matrix(Y, len(labels)), target)
+    if missing and len(missing) == len(labels) and unknown == "warn":
+        raise UnknownLabelError(f"none of the data's {len(labels)} labels is among the model's "
+                                f"{len(target)} ({few_names(missing)}): is it the right file?")
+    if missing and unknown == "error":
+        raise UnknownLabelError(f"{len(missing)} of the data's {len(labels)} labels are not "
+                                f"among the {len(target)} known labels: {few_names(missing)}")
+    if missing and unknown == "warn":
+        import warnings
+
+        warnings.warn(f"{len(missing)} of the data's {len(labels)} labels are not among the "
+                      f"model's {len(target)} ({few_names(missing)}): {what}", stacklevel=2)
+    return Yt, missing
 
 
 class Dataset:
@@ -155,6 +188,11 @@ class Dataset:
             ids=None if self.ids is None else self.ids[rows],
             meta=self.meta,
         )
+
+    def align_labels(self, target: LabelSpace, *, unknown: str = "error",
+                     what: str = "the data") -> tuple[sp.csr_matrix, list[str]]:
+        """``(Y, unknown_names)``: Y re-indexed to ``target`` by name (:func:`align_labels`)."""
+        return align_labels(self.Y, self.labels, target, unknown=unknown, what=what)
 
     def label_names(self, row: int) -> list[str]:
         """Names of the positive labels of one row."""

@@ -10,7 +10,8 @@ server edges) can catch them all with one clause::
     ├── DatasetError           registry trouble: unknown name, failed download, bad checksum
     ├── MissingDependencyError an optional extra is not installed (carries the pip hint)
     ├── NotFittedError         a model or policy used before fit
-    └── ResourceLimitError     a job refused because its estimated memory exceeds the limit
+    ├── ResourceLimitError     a job refused because its estimated memory exceeds the limit
+    └── OutputExistsError      an output path holding what must not be replaced
 
 The CLI prints ``error: <message>`` and exits with status 2 for any of these.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "MissingDependencyError",
     "NotFittedError",
     "ResourceLimitError",
+    "OutputExistsError",
 ]
 
 
@@ -96,3 +98,8 @@ class NotFittedError(LabelwiseError, AttributeError):
 
 class ResourceLimitError(LabelwiseError, MemoryError):
     """A job refused up front because its estimated peak memory exceeds the limit."""
+
+
+class OutputExistsError(LabelwiseError, FileExistsError):
+    """An output path that holds what labelwise must not replace: a user's folder or file,
+    or an input of the same command."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import LabelError, UnknownLabelError
 
-__all__ = ["LabelSpace"]
+__all__ = ["LabelSpace", "few_names"]
 
 _FORMAT = "labelwise.labelspace/1"
 
@@ -165,6 +165,48 @@ class LabelSpace:
         """Names of several ids, in order."""
         return [self.name(int(i)) for i in ids]
 
+    def ids_in(self, target: LabelSpace) -> np.ndarray:
+        """For each label of this space, its id in ``target`` matched by name, -1 where
+        ``target`` lacks it (int64, never a smaller dtype)."""
+        index = target._index
+        return np.fromiter((index.get(n, -1) for n in self._names), dtype=np.int64,
+                           count=len(self._names))
+
+    def union(self, other: LabelSpace) -> LabelSpace:
+        """This space's labels, then ``other``'s labels that it lacks (in ``other``'s order)."""
+        extra = [n for n in other._names if n not in self._index]
+        return self if not extra else LabelSpace(self._names + tuple(extra))
+
+    def reindex(self, Y: Any, target: LabelSpace) -> tuple[Any, list[str]]:
+        """``Y`` (n_samples, len(self)) as columns of ``target``, matched by name.
+
+        Returns ``(Y_target, unknown)``: a CSR float32 0/1 (n_samples, len(target)) whose
+        columns are ``target``'s labels (its labels that this space lacks have no positives),
+        and the names of this space's labels that ``target`` lacks (their columns are left
+        out of ``Y_target``: the caller decides whether that is an error, a warning or a
+        miss). The one place where label columns are matched by name.
+        """
+        import scipy.sparse as sp
+
+        M = sp.csr_matrix(Y)
+        if M.shape[1] != len(self):
+            raise LabelError(f"Y has {M.shape[1]} columns for {len(self)} labels")
+        col = self.ids_in(target)
+        unknown = [self._names[j] for j in np.flatnonzero(col < 0)]
+        if (not unknown and len(target) == len(self) and M.dtype == np.float32
+                and M.has_canonical_format and np.array_equal(col, np.arange(len(self)))):
+            return M, []
+        M = M.tocoo()
+        new = col[M.col.astype(np.int64)]
+        keep = new >= 0
+        rows = M.row.astype(np.int64)[keep]
+        out = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows, new[keep])),
+                            shape=(M.shape[0], len(target)))
+        out.sum_duplicates()
+        out.data[:] = 1
+        out.sort_indices()
+        return out, unknown
+
     def description(self, label: int | str) -> str | None:
         i = self.index(label) if isinstance(label, str) else int(label)
         self.name(i)
@@ -255,6 +297,12 @@ class LabelSpace:
     def range(cls, n: int) -> LabelSpace:
         """A label space whose names are the ids as strings: '0', '1', ..."""
         return cls([str(i) for i in range(n)])
+
+
+def few_names(names: Sequence[str], limit: int = 5) -> str:
+    """``'a', 'b', 'c' and 4 more``: a few names for a one-line message."""
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _check_acyclic(names: Sequence[str], parents: Sequence[Sequence[int]]) -> None:

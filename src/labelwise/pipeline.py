@@ -95,7 +95,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._estimator import Estimator
-from .dataset import Dataset, as_label_matrix
+from .dataset import Dataset, align_labels, as_label_matrix
 from .errors import DataFormatError, LabelwiseError, NotFittedError
 from .labels import LabelSpace
 from .pipeline_open import OpenLabelsMixin, _extend_policy
@@ -111,6 +111,9 @@ PRECISION_CONFIDENCE = 0.95
 
 #: default number of candidate labels shown per item
 DEFAULT_K = 5
+
+#: the objective that ``tune`` (API and CLI) gives a pipeline without a decision policy
+DEFAULT_OBJECTIVE = "micro-f1"
 
 
 
@@ -366,6 +369,7 @@ class Pipeline(OpenLabelsMixin, Estimator):
         choose the model's ``C`` and ``loss`` by cross-fitting and refit it (module
         docstring); None means yes for OneVsRest, True works for any model with both
         (LabelTree: its root C, on the same grid).
+        Y's columns are matched to the model's labels by name (labels it lacks: warned, ignored).
         """
         self._check_model()
         X, Y, labels = self._split(X, Y, labels)
@@ -374,7 +378,7 @@ class Pipeline(OpenLabelsMixin, Estimator):
         if objective is not None:
             self.decision = make_policy(objective)
         elif self.decision is None:
-            self.decision = make_policy("micro-f1")
+            self.decision = make_policy(DEFAULT_OBJECTIVE)
         if calibration is not None:
             self.calibrator = make_calibrator(calibration)
         elif self.calibrator is None:
@@ -382,10 +386,8 @@ class Pipeline(OpenLabelsMixin, Estimator):
         if not hasattr(self.model, "labels_"):
             return self._fit_then_tune(X, Y, labels, objective, calibration, cv, k,
                                        random_state, select_c)
-        if labels is not None and labels != self.model.labels_:
-            raise DataFormatError(f"the data's label space ({len(labels)} labels) differs from "
-                                  f"the model's ({len(self.model.labels_)} labels, or other "
-                                  "names/order)", field="labels")
+        Y, _ = align_labels(Y, labels, self.model.labels_, unknown="warn",  # matched by name
+                            what="ignored for tuning (the model cannot predict them)")
         Xf = None if self.featurizer_in_folds else self.transform(X)
         seed = self.random_state if random_state is None else random_state
         self._tune(X, Y, Xf, objective=objective, calibration=calibration,

@@ -79,11 +79,13 @@ def table_format(source: str, fmt: str | None) -> bool:
 
 
 def load_dataset(source: str, fmt: str | None, options: list[str],
-                 columns: dict[str, Any] | None = None):
+                 columns: dict[str, Any] | None = None, *, truth_only: bool = False):
     """A path (file or folder) or a registry name like ``mulan-yeast`` / ``mulan-yeast:test``.
 
     ``columns``: reader options from :func:`column_options`; they apply to table files only
-    (given for any other data they raise a one-line error).
+    (given for any other data they raise a one-line error). ``truth_only``: only the labels
+    (and ids) are needed; a table file may lack a text or features column
+    (:func:`labelwise.io.scores.read_truth`).
     """
     import os
 
@@ -99,6 +101,10 @@ def load_dataset(source: str, fmt: str | None, options: list[str],
                 raise LabelwiseError(f"{flags}: only for csv/tsv/jsonl/parquet data, "
                                      f"not {source}")
             opts.update(columns)
+        if truth_only:
+            from labelwise.io.scores import read_truth
+
+            return read_truth(source, format=fmt, **opts)
         return read(source, format=fmt, **opts)
     if columns:
         raise LabelwiseError(f"--text-column/--labels-column: {source} is not a file")
@@ -106,6 +112,43 @@ def load_dataset(source: str, fmt: str | None, options: list[str],
 
     name, split = parse_name(source)
     return load(name, split=split)
+
+
+#: what marks a folder as a labelwise model or pipeline (``train --out`` replaces only those)
+MODEL_MARKERS = ("manifest.json", "pipeline.json")
+
+
+def check_output_dir(out: str, *inputs: str | None, markers: tuple[str, ...] = MODEL_MARKERS,
+                     what: str = "--out") -> None:
+    """Refuse an output folder that is neither new, empty, nor one labelwise wrote (holding
+    one of ``markers``), or that is or holds one of the command's ``inputs``; one check for
+    every command that writes a folder (train, split, tune, learn, labels add)."""
+    from labelwise.atomic import check_replaceable
+
+    check_replaceable(out, markers=markers, inputs=[i for i in inputs if i], what=what)
+
+
+def check_output_file(out: str | None, *inputs: str | None) -> None:
+    """Refuse an output file that is a folder, is one of the command's ``inputs`` (or one
+    of their sidecars), or lies inside an input folder (a model directory)."""
+    from pathlib import Path
+
+    from labelwise.errors import OutputExistsError
+
+    if out is None:
+        return
+    target = Path(out)
+    if target.is_dir():
+        raise OutputExistsError(f"output {out}: is a folder; expected a file path")
+    resolved = target.resolve()
+    for src in inputs:
+        if not src or not Path(src).exists():
+            continue
+        s = Path(src).resolve()
+        sides = {s, s.with_name(s.name + ".labels"), s.with_name(s.name + ".meta.json")}
+        if resolved in sides or s in resolved.parents:
+            raise OutputExistsError(f"output {out}: is or lies inside the input {src}; refusing "
+                                    "to overwrite it (choose another path)")
 
 
 def print_json(obj: Any) -> None:

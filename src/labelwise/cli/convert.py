@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_format_argument, load_dataset
+from ._common import add_format_argument, check_output_file, load_dataset
 
 HELP = "convert a dataset to XC sparse text or JSONL (write -> read is the identity)"
 
@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from labelwise.io import write
 
+    check_output_file(args.out, args.source)
     ds = load_dataset(args.source, args.format, args.option)
     write(ds, args.out, format=args.to)
     print(f"wrote {ds.n_samples} rows, {ds.n_labels} labels to {args.out} ({args.to})")

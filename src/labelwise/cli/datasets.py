@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fp = sub.add_parser("fetch", help="download and verify every file of datasets")
     fp.add_argument("names", nargs="+", metavar="NAME", help="registered dataset name")
     fp.add_argument("--json", action="store_true", help="print {name: [paths]} as JSON")
+    fp.add_argument("--quiet", action="store_true", help="no download progress line")
 
 
 def _size(n: int) -> str:

@@ -12,7 +12,14 @@ evaluates a score file.
 
 Score files are JSONL ``{"id", "labels": [{"label": name, "score": s}, ...]}`` or XC-like
 ``label_id:score`` lines (see :mod:`labelwise.io.scores`), one line per item of the true data,
-in its order (JSONL with ids that the data also has: matched by id).
+in its order (JSONL with ids that the data also has: matched by id). A ``--true`` table needs
+only ids and labels (no text or features column).
+
+Labels are matched by name (:func:`labelwise.metrics.evaluate`, ``score_labels``): DATA's
+labels may come in any order; labels the model never saw are named in one ``warning:`` line
+and in the report's ``unknown_labels``, and count as misses (the model never predicts them);
+the model's labels that DATA lacks have no positives. ``--train`` labels are matched to
+DATA's by name too.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import argparse
 from ._common import (
     add_column_arguments,
     add_format_argument,
+    check_output_file,
     column_options,
     load_dataset,
     print_json,
@@ -83,12 +91,18 @@ def merge_set_metrics(report: dict, set_report: dict, policy_name: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
     from labelwise.errors import DataFormatError, LabelwiseError
     from labelwise.io.scores import read_scores
+    from labelwise.labels import few_names
     from labelwise.metrics import evaluate
+    from labelwise.metrics.evaluate import align_by_name
 
+    check_output_file(args.report, args.model, args.data, args.true, args.scores, args.train)
     sets = None
     what = None
+    score_labels = None
     if args.model and args.data and not (args.true or args.scores):
         from labelwise.progress import show_progress
 
@@ -96,20 +110,29 @@ def run(args: argparse.Namespace) -> int:
         with show_progress(not args.quiet):
             pipe, S, sets, what = pipeline_scores(args.model, truth.X, max(args.top_k, *args.k),
                                                   use_policy=args.threshold is None, mmap=args.mmap)
-        if list(truth.labels.names) != list(pipe.labels_.names):
-            raise DataFormatError(
-                f"the data's {truth.n_labels} labels differ from the model's {len(pipe.labels_)} "
-                "(names or order)", path=args.data)
+        score_labels = list(pipe.labels_.names)
+        unknown = [n for n in truth.labels.names if n not in pipe.labels_]
+        if unknown and len(unknown) == truth.n_labels:
+            raise DataFormatError(f"none of the data's {truth.n_labels} labels is one of the "
+                                  f"model's {len(pipe.labels_)} ({few_names(unknown)})",
+                                  path=args.data)
+        if unknown:
+            warnings.warn(f"{args.data}: {len(unknown)} of the data's {truth.n_labels} labels are "
+                          f"not the model's ({few_names(unknown)}): counted as misses", stacklevel=1)
         source = args.model
     elif args.true and args.scores and not (args.model or args.data):
-        truth = load_dataset(args.true, args.format, args.option, column_options(args))
+        truth = load_dataset(args.true, args.format, args.option, column_options(args),
+                             truth_only=True)
         S = read_scores(args.scores, truth.labels, ids=truth.ids, n_rows=truth.n_samples)
         source = args.scores
     else:
         raise LabelwiseError("give either MODEL DATA, or --true FILE --scores FILE")
-    Y_train = None if args.train is None else load_dataset(args.train, args.format, args.option).Y
-    if Y_train is not None and Y_train.shape[1] != truth.n_labels:
-        raise DataFormatError(f"training data has {Y_train.shape[1]} labels, the true data {truth.n_labels}", path=args.train)
+    names = list(truth.labels.names)
+    Y_train = None
+    if args.train is not None:
+        Y_train, _ = load_dataset(args.train, args.format, args.option).align_labels(
+            truth.labels, unknown="ignore")  # the training labels of the data's labels, by name
+    kwargs = {"label_names": names, "score_labels": score_labels}
     report = evaluate(
         truth.Y,
         S,
@@ -117,26 +140,34 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         propensity=None if args.propensity == "none" else args.propensity,
         Y_train=Y_train,
-        label_names=list(truth.labels.names),
+        **kwargs,
     )
     calibrated: dict = {}
+    Y_eval, S_eval = truth.Y, S
+    if score_labels is not None:
+        Y_eval, S_eval, _, _ = align_by_name(truth.Y, S, **kwargs)
     if what is not None:
         report["notes"].append(f"scores evaluated: the pipeline's {what}")
         if pipe.calibrator is not None:
             from labelwise.calibration import expected_calibration_error
 
             missing = pipe.calibrator.missing_probability_
-            calibrated = {"probabilities": S, "missing_probability": missing}
-            report["metrics"]["ece"] = expected_calibration_error(truth.Y, S, missing=missing)
+            calibrated = {"probabilities": S_eval, "missing_probability": missing}
+            Y_model, _ = truth.align_labels(pipe.labels_, unknown="ignore")
+            report["metrics"]["ece"] = expected_calibration_error(Y_model, S, missing=missing)
+            if report.get("unknown_labels"):
+                report["notes"].append("ece: over the model's labels only (the unknown ones "
+                                       "have no probability)")
     if sets is not None:
         from labelwise.metrics import LabelSets
 
-        set_report = evaluate(truth.Y, LabelSets(sets), label_names=list(truth.labels.names))
+        set_report = evaluate(truth.Y, LabelSets(sets), **kwargs)
         report = merge_set_metrics(report, set_report, pipe.decision.name)
     if args.report:
         from labelwise.report import write_report
 
-        write_report(args.report, truth.Y, S, report, title=f"labelwise evaluation of {source}", **calibrated)
+        write_report(args.report, Y_eval, S_eval, report, title=f"labelwise evaluation of {source}",
+                     **calibrated)
     if args.json:
         print_json(report)
         return 0

@@ -22,7 +22,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_column_arguments, add_format_argument, column_options, load_dataset
+from ._common import (
+    add_column_arguments,
+    add_format_argument,
+    check_output_dir,
+    column_options,
+    load_dataset,
+)
 
 HELP = "list a pipeline's labels, or add a label predicted at once from its name (no retraining)"
 
@@ -66,7 +72,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    import sys
 
     from labelwise.errors import DataFormatError, LabelwiseError
     from labelwise.pipeline import load_any
@@ -76,6 +81,7 @@ def _add(args: argparse.Namespace) -> int:
         raise LabelwiseError("--name: the label name is empty")
     if args.calibration_rows < 1:
         raise LabelwiseError(f"--calibration-rows must be >= 1, got {args.calibration_rows}")
+    check_output_dir(args.model, args.calibrate, what="MODEL")
     pipe = load_any(args.model)
     if not pipe.is_text:
         raise LabelwiseError(f"{args.model}: labels can only be added to a pipeline on texts "
@@ -92,14 +98,14 @@ def _add(args: argparse.Namespace) -> int:
             raise LabelwiseError(f"--calibrate: {args.calibrate} holds no texts")
         pipe.calibrate_open_labels(data, max_rows=args.calibration_rows, random_state=args.seed)
         calibrated = True
+    import warnings
+
     from labelwise.models.zeroshot import ZeroShot
 
     if not calibrated and not isinstance(pipe.model, ZeroShot):
-        print("note: the new label uses the default zero-shot probability mapping; give "
-              "--calibrate TRAIN_DATA to fit it to the pipeline's calibrated scale",
-              file=sys.stderr)
-    import warnings
-
+        warnings.warn("the new label uses the default zero-shot probability mapping; give "
+                      "--calibrate TRAIN_DATA to fit it to the pipeline's calibrated scale",
+                      stacklevel=1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="open labels use the default")  # noted above
         pipe.add_labels([args.name], descriptions=[args.description])

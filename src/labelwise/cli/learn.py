@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_column_arguments, add_format_argument, column_options, load_dataset
+from ._common import (
+    add_column_arguments,
+    add_format_argument,
+    check_output_dir,
+    column_options,
+    load_dataset,
+)
 
 HELP = "add labelled examples to zero-/few-shot labels of a pipeline (no retraining)"
 
@@ -41,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from labelwise.pipeline_store import is_pipeline_dir
     from labelwise.progress import show_progress
 
+    check_output_dir(args.model, args.data, what="MODEL")
     pipe = load_any(args.model)
     if not pipe.is_text:
         raise LabelwiseError(f"{args.model}: learn needs a pipeline on texts (it has no text "
@@ -70,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     model_gained = any((d["examples"] or 0) > (before[d["label"]]["examples"] or 0)
                        for d in after[:n_model] if d["kind"] != "supervised")
     if model_gained and pipe.is_tuned:
-        import sys
+        import warnings
 
-        print("note: the pipeline's calibration and thresholds were tuned before these "
-              "examples; run labelwise tune to refit them", file=sys.stderr)
+        warnings.warn("the pipeline's calibration and thresholds were tuned before these "
+                      "examples; run labelwise tune to refit them", stacklevel=1)
     return 0

@@ -31,10 +31,18 @@ COMMANDS: dict[str, str] = {
 EXIT_USAGE_OR_DATA = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error: PROG: ...`` line (exit status 2) instead of
+    the usage text and a second line; ``PROG --help`` still shows the usage."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE_OR_DATA, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from labelwise import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="labelwise",
         description="Multi-label classification: read, split, train, tune, evaluate, serve.",
     )
@@ -51,16 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: object) -> str:
+    """A message on one line (a line break in it, e.g. from user data, becomes " | ")."""
+    return " | ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one ``warning: ...`` line on stderr, without source lines."""
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {_one_line(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
-        parser.print_help()
+        print(f"error: {parser.prog}: no command given (see {parser.prog} --help)", file=sys.stderr)
         return EXIT_USAGE_OR_DATA
     from labelwise.errors import LabelwiseError
 
@@ -68,20 +81,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     try:
         try:
-            return int(args._run(args) or 0)
+            from labelwise.progress import show_progress
+
+            with show_progress(not getattr(args, "quiet", False)):  # --quiet: no progress line
+                return int(args._run(args) or 0)
         except BrokenPipeError:  # e.g. `labelwise predict ... | head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         except LabelwiseError as e:
             if args.debug:
                 raise
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {_one_line(e)}", file=sys.stderr)
             return EXIT_USAGE_OR_DATA
         except OSError as e:  # missing file, permission, disk full: no traceback either
             if args.debug:
                 raise
             where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-            print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+            print(f"error: {_one_line(f'{where}{e.strerror or e}')}", file=sys.stderr)
             return EXIT_USAGE_OR_DATA
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)

@@ -21,7 +21,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_column_arguments, add_format_argument, column_options, load_dataset
+from ._common import (
+    add_column_arguments,
+    add_format_argument,
+    check_output_file,
+    column_options,
+    load_dataset,
+)
 
 HELP = "label items: chosen labels (names), their probabilities and the top-k candidates"
 
@@ -97,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise LabelwiseError(f"--top-k must be >= 1, got {args.top_k}")
+    check_output_file(args.out, args.model, args.data)
     pipe = load_any(args.model, mmap=args.mmap)
     X, ids = read_items(args.data, pipe, args)
     n = len(X) if isinstance(X, list) else X.shape[0]

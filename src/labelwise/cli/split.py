@@ -26,18 +26,21 @@ sparse or dense features::
 indices (0-based, in the input's row order: ``train``/``test``, or each fold's ``test``; a
 fold's train rows are all the others) and the quality measures of
 :func:`labelwise.split.split_report`. The whole folder is written atomically; an existing
-``DIR`` is replaced only when it holds a ``split.json`` (an earlier split), never otherwise.
+``DIR`` is replaced only when it is empty or holds a ``split.json`` (an earlier split), and
+never when it is or holds DATA (the check ``train --out`` shares).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ._common import add_format_argument, load_dataset
+from ._common import add_format_argument, check_output_dir, load_dataset
 
 HELP = "split a dataset into stratified train/test parts or k folds (leak-free with groups)"
 
 SPLIT_FORMAT = "labelwise.split/1"
+#: an existing --out folder is replaced only when it is empty or an earlier split
+SPLIT_MARKERS = ("split.json",)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -90,10 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.folds is not None and args.folds < 2:
         raise LabelwiseError(f"--folds: expected an integer >= 2, got {args.folds}")
     out = Path(args.out)
-    if out.exists() and not (out.is_dir() and (out / "split.json").is_file()):
-        raise LabelwiseError(
-            f"{out}: exists and is not an earlier split (no split.json); refusing to replace it"
-        )
+    check_output_dir(args.out, args.source, markers=SPLIT_MARKERS)
 
     ds = load_dataset(args.source, args.format, options)
     groups = None if args.ignore_groups else ds.groups
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     import json
 
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, markers=SPLIT_MARKERS) as tmp:
         for sub, train, test in parts:
             where = tmp / sub if sub else tmp
             where.mkdir(exist_ok=True)

@@ -133,7 +133,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int,
                    help="worker threads (model threads and torch threads; default: all CPUs)")
     p.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
-    p.add_argument("--out", required=True, metavar="MODEL", help="pipeline directory to write (atomically)")
+    p.add_argument("--out", required=True, metavar="MODEL",
+                   help="pipeline directory to write (atomically): a new or empty folder, or an "
+                        "earlier model, which it replaces; any other folder is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_column_arguments(p)
     add_format_argument(p)
@@ -392,6 +394,9 @@ def fit_pipeline(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import check_output_dir
+
+    check_output_dir(args.out, args.train, args.labels_file, args.embedding_model)
     pipe, data, seconds = fit_pipeline(args)
     pipe.save(args.out)
     feats = ""

@@ -1,6 +1,7 @@
 """``labelwise tune MODEL DATA``: fit calibration and a decision policy into a pipeline.
 
-DATA is the pipeline's *training* data: :meth:`labelwise.Pipeline.tune` cross-fits the model
+DATA is the pipeline's *training* data, its labels matched to the model's by name (labels the
+model lacks are named in one ``warning:`` line and ignored: the model cannot predict them): :meth:`labelwise.Pipeline.tune` cross-fits the model
 on it (``--cv`` folds, iterative stratification; the featurizer fitted on all training texts,
 see :mod:`labelwise.pipeline`), fits the calibrator on the out-of-fold top-k scores and the
 policy on the calibrated out-of-fold probabilities. Nothing else reaches the tuning.
@@ -28,6 +29,7 @@ import argparse
 from ._common import (
     add_column_arguments,
     add_format_argument,
+    check_output_dir,
     column_options,
     load_dataset,
     print_json,
@@ -44,8 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA", help="training data file or registry name[:split]")
     add_format_argument(p)
     add_column_arguments(p)
-    p.add_argument("--objective", default="macro-f1",
-                   help="micro-f1, macro-f1, samples-f1 or precision=P (default macro-f1)")
+    p.add_argument("--objective", default=None,
+                   help="micro-f1, macro-f1, samples-f1 or precision=P (default: the pipeline's "
+                        "own objective when it is tuned, else micro-f1, as Pipeline.tune)")
     p.add_argument("--cv", type=int, default=5, help="cross-fitting folds (default 5)")
     p.add_argument("--k", type=int, default=100,
                    help="scores kept per row (top k; default 100, capped at n_labels)")
@@ -88,7 +91,7 @@ def _write_legacy(root, pipe, args) -> None:
     files = {n: sha256_file(root / n) for n in ("calibration.json", "calibration.npz",
                                                 "decision.json", "decision.npz")}
     manifest = {"format": "labelwise.decision-manifest", "format_version": 1,
-                "objective": args.objective, "cv": args.cv, "k": pipe.tuning_["k"],
+                "objective": pipe.tuning_["objective"], "cv": args.cv, "k": pipe.tuning_["k"],
                 "calibration": args.calibration,
                 "model_manifest_sha256": sha256_file(root / "manifest.json"), "files": files}
     with atomic_write(root / LEGACY_DECISION_MANIFEST, "w", encoding="utf-8") as f:
@@ -103,25 +106,22 @@ def run(args: argparse.Namespace) -> int:
     from labelwise.pipeline_store import is_pipeline_dir
     from labelwise.progress import show_progress
 
-    parse_objective(args.objective)
+    if args.objective is not None:
+        parse_objective(args.objective)
     if args.cv < 2:
         raise LabelwiseError(f"--cv {args.cv}: expected at least 2 folds")
     if args.k < 1:
         raise LabelwiseError(f"--k {args.k}: expected a positive number")
     root = Path(args.model)
+    check_output_dir(args.model, args.data, what="MODEL")
     pipe = load_any(root)
     ds = load_dataset(args.data, args.format, args.option, column_options(args))
     if ds.x_kind == "text" and not pipe.is_text:
         raise LabelwiseError(f"{args.data}: holds texts; this model needs numeric features")
     if ds.x_kind != "text" and pipe.is_text:
         raise LabelwiseError(f"{args.data}: holds numeric features; this pipeline needs texts")
-    # the trained model's labels: labels added later (`labels add`) have no tuned part
-    trained = getattr(pipe.model, "labels_", None)
-    if trained is None:
-        trained = pipe.labels_
-    if ds.labels != trained:
-        raise LabelwiseError(f"{args.data}: its label space differs from the model's "
-                             f"({len(ds.labels)} vs {len(trained)} labels, or other names)")
+    # labels matched by name: those the trained model lacks are warned about and ignored
+    # (Pipeline.tune); labels added later (`labels add`) have no tuned part
     with show_progress(not args.quiet):
         pipe.tune(ds, objective=args.objective, calibration=args.calibration, cv=args.cv,
                   k=args.k, random_state=args.seed, select_c=None if args.select_c else False)
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                        "missing_probability": cal.missing_probability_}
     else:
         cal_summary = cal.explain()
-    summary = {"model": str(root), "objective": args.objective, "cv": args.cv,
+    summary = {"model": str(root), "objective": pipe.tuning_["objective"], "cv": args.cv,
                "k": pipe.tuning_["k"], "calibration": cal_summary,
                "model_params": getattr(pipe, "model_params_", None),
                "decision": {key: v for key, v in pipe.decision.explain().items() if key != "labels"}}

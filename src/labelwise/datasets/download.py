@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from ..files import sha256_file
+from ..progress import progress_enabled
 from .registry import FileInfo
 
 __all__ = [
@@ -49,7 +50,8 @@ __all__ = [
 #: seconds before a stalled connection is given up
 TIMEOUT_S = 60.0
 CHUNK = 1 << 20
-#: files above this size show a progress line on stderr when it is a terminal
+#: files above this size show a progress line on stderr when progress is on
+#: (:func:`labelwise.progress.show_progress`: the CLI without ``--quiet``, on a terminal)
 PROGRESS_MIN_BYTES = 4 << 20
 
 _HASHES: dict[tuple[str, int, int, int], str] = {}
@@ -143,8 +145,8 @@ def _write_verified(src, target: Path, info: FileInfo, *, source: str, expected_
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     h = hashlib.sha256()
     received = 0
-    show = (
-        expected_bytes is not None and expected_bytes >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
+    show = (  # only where progress is on (the CLI without --quiet, on a terminal)
+        expected_bytes is not None and expected_bytes >= PROGRESS_MIN_BYTES and progress_enabled()
     )
     try:
         with os.fdopen(fd, "wb") as out:

@@ -3,7 +3,13 @@
 ``read(path, format=None, **options)`` returns a :class:`~labelwise.Dataset`. The format is
 taken from ``format=`` when given, else detected from the extension and the first bytes
 (``detect_format`` says which and why). Every reader raises
-:class:`~labelwise.errors.DataFormatError` naming ``file:line`` on malformed input.
+:class:`~labelwise.errors.DataFormatError` naming ``file:line`` on malformed input; so do
+broken gzip data (truncated, bad CRC, bad deflate stream) and a reader option the reader does
+not take (the message lists the valid ones). Numbers are never coerced: a value beyond
+float32 (1e39, 1e400, a 400-digit integer), ``1_000`` or digits of other scripts are errors.
+
+``write(dataset, path)`` takes the format from the name under a final ``.gz``
+(``d.jsonl.gz`` is gzipped JSON Lines) and refuses an extension it does not write.
 
 Formats
 -------
@@ -18,8 +24,11 @@ Formats
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import inspect
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +53,11 @@ WRITERS: dict[str, tuple[str, str]] = {
     "xc": ("labelwise.io.xc", "write_xc"),
     "jsonl": ("labelwise.io.jsonl", "write_jsonl"),
 }
+
+_TABLES = ("csv", "tsv", "jsonl", "parquet")
+#: output extension (under a final .gz) -> writer format, when write() is given no format=
+_WRITE_EXTENSIONS = {"": "xc", ".xc": "xc", ".txt": "xc", ".svm": "xc", ".jsonl": "jsonl",
+                     ".ndjson": "jsonl"}
 
 _EXTENSIONS = {
     ".arff": "arff",
@@ -108,12 +122,37 @@ def _first_line(p: Path) -> str | None:
     import gzip
 
     opener = gzip.open if p.suffix.lower() == ".gz" else open
-    with opener(p, "rb") as f:
+    with _compressed_errors(p), opener(p, "rb") as f:
         for raw in f:
             line = raw.decode("utf-8", errors="replace")
             if line.strip() and not line.lstrip().startswith("%"):
                 return line
     return None
+
+
+@contextlib.contextmanager
+def _compressed_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+    """gzip's own exceptions (truncated data, bad CRC, bad deflate stream) as DataFormatError."""
+    import gzip
+    import zlib
+
+    try:
+        yield
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        what = "truncated" if isinstance(e, EOFError) else "corrupt"
+        raise DataFormatError(f"{what} gzip data: {e}", path=str(path)) from None
+
+
+def _check_options(reader: Any, fmt: str, options: dict[str, Any], path: Any) -> None:
+    """Refuse reader options that ``reader`` does not take, listing the ones it does."""
+    params = list(inspect.signature(reader).parameters.values())[1:]
+    valid = [p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        shown = [v for v in valid if v != "format" or fmt not in _TABLES]
+        raise DataFormatError(
+            f"unknown reader option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
+            f"{fmt} data; valid options: {', '.join(shown)}", path=str(path))
 
 
 def _resolve(table: dict[str, tuple[str, str]], fmt: str, what: str) -> Any:
@@ -134,15 +173,31 @@ def read(path: str | os.PathLike[str], *, format: str | None = None, **options: 
     """
     fmt = format or detect_format(path)[0]
     reader = _resolve(READERS, fmt, "input")
-    if fmt in ("csv", "tsv", "jsonl", "parquet"):
-        options.setdefault("format", fmt)
-    return reader(path, **options)
+    if fmt in _TABLES:
+        options["format"] = fmt  # read_table serves four formats
+    _check_options(reader, fmt, options, path)
+    with _compressed_errors(path):
+        return reader(path, **options)
 
 
 def write(dataset: Any, path: str | os.PathLike[str], *, format: str | None = None, **options: Any) -> None:
-    """Write a dataset as ``xc`` or ``jsonl`` (from ``format=`` or the extension), atomically."""
+    """Write a dataset as ``xc`` or ``jsonl`` (from ``format=`` or the extension), atomically.
+
+    The extension is read under a final ``.gz`` (``d.jsonl.gz`` is gzipped JSON Lines);
+    without ``format=``, ``.jsonl``/``.ndjson`` give JSON Lines, ``.xc``, ``.txt``, ``.svm``
+    or no extension XC, and any other extension (``.csv``, ``.arff``, ...) is refused rather
+    than written in a format its name does not say.
+    """
     if format is None:
-        suffix = Path(path).suffix.lower()
-        format = {".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "xc")
+        name = Path(path).name.lower()
+        if name.endswith(".gz"):
+            name = name[:-3]
+        suffix = Path(name).suffix
+        format = _WRITE_EXTENSIONS.get(suffix)
+        if format is None:
+            raise DataFormatError(
+                f"cannot tell the output format from the extension {suffix!r}; pass format= "
+                f"(one of {', '.join(sorted(WRITERS))}) or name the file .xc or .jsonl",
+                path=str(path))
     writer = _resolve(WRITERS, format, "output")
     writer(dataset, path, **options)

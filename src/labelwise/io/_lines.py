@@ -4,7 +4,9 @@ and the collector that turns each row's label names (or ids) into checked label 
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import re
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -12,7 +14,39 @@ from typing import Any
 from ..errors import DataFormatError
 from ..labels import LabelSpace
 
-__all__ = ["iter_lines", "read_name_file", "LabelCollector", "describe_value"]
+__all__ = ["iter_lines", "read_name_file", "LabelCollector", "describe_value", "text_number",
+           "float32_number", "FLOAT32_OVERFLOW"]
+
+#: a decimal number in ASCII (no ``_`` separators, no other scripts' digits, no nan/inf words)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: the smallest magnitude that rounds to infinity in float32 (2**128 - 2**103)
+FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
+
+
+def text_number(text: str) -> float:
+    """A number written as text, strictly: ASCII decimal notation (spaces and tabs around it
+    allowed) that fits float32; ValueError with the reason otherwise."""
+    s = text.strip(" \t")
+    if not _NUMBER.fullmatch(s):
+        if s.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise ValueError(f"expected a finite number, got {text[:40]!r}")
+        raise ValueError(f"expected a number, got {text[:40]!r}")
+    return float32_number(float(s), text)
+
+
+def float32_number(x: float | int, shown: object) -> float:
+    """``x`` as a float that float32 holds without overflowing; ValueError otherwise (a 400-digit
+    integer or 1e39 is refused, never turned into inf)."""
+    out_of_range = f"value {str(shown)[:40]} is outside the float32 range (|x| < 3.4e38)"
+    try:
+        y = float(x)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ValueError(out_of_range) from None
+    if math.isnan(y) or (math.isinf(y) and not isinstance(shown, str)):
+        raise ValueError(f"expected a finite number, got {str(shown)[:40]}")
+    if abs(y) >= FLOAT32_OVERFLOW:
+        raise ValueError(out_of_range)
+    return y
 
 def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     """(1-based line number, line with its ending) for a UTF-8 (or ``.gz``) text file."""
@@ -42,12 +76,53 @@ def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
             raise DataFormatError(f"cannot read: {e}", path=name, line=lineno + 1) from None
 
 
-def read_name_file(path: str | os.PathLike[str]) -> list[str]:
-    """Names, one per line (line ends and surrounding spaces stripped); blank lines are errors."""
+#: the last line of a sidecar of label names written by labelwise, after a blank line:
+#: ``sha256 <hex>`` of the data file the names belong to
+SIDECAR_RECORD = "sha256"
+
+
+def sidecar_text(names: Sequence[str], data_digest: str) -> str:
+    """A ``.labels`` sidecar: one name per line, a blank line, the data file's record."""
+    return "".join(n + "\n" for n in names) + f"\n{SIDECAR_RECORD} {data_digest}\n"
+
+
+def is_record(line: str) -> bool:
+    return line.startswith(SIDECAR_RECORD + " ")
+
+
+def check_record(lines: Sequence[str], first: int, data_path: Any, sidecar: Any) -> None:
+    """The lines after a sidecar's blank line (from line ``first``) must be one record whose
+    digest is the data file's sha256; a mismatch means names and rows of different writes (a
+    write killed between the sidecar's rename and the data's)."""
+    from ..files import sha256_file
+
+    parts = lines[0].strip().split(" ") if len(lines) == 1 else []
+    if len(parts) != 2 or parts[0] != SIDECAR_RECORD or len(parts[1]) != 64:
+        raise DataFormatError(f"expected one last line '{SIDECAR_RECORD} <64 hex digits>' after "
+                              "the blank line", path=str(sidecar), line=first)
+    actual = sha256_file(data_path)
+    if actual != parts[1]:
+        raise DataFormatError(
+            f"these label names were written for another version of {os.path.basename(data_path)} "
+            f"(sha256 {parts[1][:12]}..., the file has {actual[:12]}...): an interrupted write "
+            "left names and rows that do not belong together; write the dataset again",
+            path=str(sidecar), line=first)
+
+
+def read_name_file(path: str | os.PathLike[str], *, data_path: Any = None) -> list[str]:
+    """Names, one per line (line ends and surrounding spaces stripped); blank lines are errors.
+
+    ``data_path``: the file is that data file's sidecar, which may end with a blank line and
+    a record of the data it belongs to (:func:`check_record`).
+    """
     names: list[str] = []
     seen: dict[str, int] = {}
-    for lineno, line in iter_lines(path):
+    lines = list(iter_lines(path))
+    for k, (lineno, line) in enumerate(lines):
         name = line.strip()
+        if not name and data_path is not None and k + 1 < len(lines) and is_record(lines[k + 1][1]):
+            check_record([rest for _, rest in lines[k + 1 :]], lineno + 1, data_path, path)
+            break
         if not name:
             raise DataFormatError("blank line in a label-name file", path=str(path), line=lineno)
         if name in seen:

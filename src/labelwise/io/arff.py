@@ -61,6 +61,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -191,12 +192,21 @@ class _LineReader:
             lines.pop()
         return lines
 
+    def _read(self, size: int) -> list[bytes]:
+        try:
+            return self.fh.readlines(size)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            what = "truncated" if isinstance(e, EOFError) else "corrupt"
+            done = self.lineno + len(self.pending)
+            after = f" after line {done}" if done else ""
+            raise DataFormatError(f"{what} gzip data{after}: {e}", path=self.path) from None
+
     def block(self) -> tuple[int, list[str]] | None:
         first = self.lineno + 1
         if self.pending:
             lines, self.pending = self.pending, []
         else:
-            raw = self.fh.readlines(_BLOCK_BYTES)
+            raw = self._read(_BLOCK_BYTES)
             if not raw:
                 return None
             lines = self._decode(raw, first)
@@ -205,7 +215,7 @@ class _LineReader:
 
     def next_line(self) -> tuple[int, str] | None:
         if not self.pending:
-            raw = self.fh.readlines(1 << 16)
+            raw = self._read(1 << 16)
             if not raw:
                 return None
             self.pending = self._decode(raw, self.lineno + 1)

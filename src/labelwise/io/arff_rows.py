@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataFormatError
+from ._lines import FLOAT32_OVERFLOW, text_number
 from .arff_hierarchy import Attribute, ClusHierarchy
 
 __all__ = ["RowParser", "split_values"]
@@ -146,19 +147,13 @@ def _split_sparse(text: str, path: str, line: int) -> list[tuple[str, str, bool]
     return entries
 
 
-_F32_MAX = float(np.finfo(np.float32).max)
-
-
-def _beyond_float32(vals: np.ndarray) -> bool:
-    """True when a finite value would overflow float32 (the slow path then names it)."""
-    big = np.abs(vals) > _F32_MAX
-    return bool(big.any() and np.isfinite(vals[big]).any())
-
-
-def _strict_float(v: str) -> float:
-    if "_" in v:
-        raise ValueError(v)
-    return float(v)
+def _needs_slow_path(vals: np.ndarray, missing: np.ndarray | None) -> bool:
+    """True when numpy's parse holds a value the strict parser refuses or must name: one
+    beyond float32 (1e39, 1e400 -> inf, 'inf'), or a NaN not written as '?' ('nan')."""
+    if (np.abs(vals) >= FLOAT32_OVERFLOW).any():
+        return True
+    nan = np.isnan(vals)
+    return bool(nan.any() and (missing is None or (nan & ~missing).any()))
 
 
 # ---------------------------------------------------------------------------- rows
@@ -267,7 +262,7 @@ class RowParser:
             clus_values = [s[c + 1 :] for s, c in zip(rows, cut)]
             rows = [s[:c] for s, c in zip(rows, cut)]
         text = ",".join(rows)
-        if any(c in text for c in "'\"%_{\x00"):
+        if any(c in text for c in "'\"%_{\x00") or not text.isascii():
             return False
         toks = text.split(",") if n_cols else []
         r = len(rows)
@@ -280,10 +275,12 @@ class RowParser:
         try:
             if self.num_feats.size:
                 sub = A[:, self.num_feats]
+                missing = None
                 if "?" in text:
-                    sub = np.where(sub == "?", "nan", sub)
+                    missing = sub == "?"
+                    sub = np.where(missing, "nan", sub)
                 vals = sub.astype(np.float64)
-                if _beyond_float32(vals):
+                if _needs_slow_path(vals, missing):
                     return False
                 X[:, self.feature_of_attr[self.num_feats]] = vals
         except (ValueError, OverflowError):
@@ -365,7 +362,7 @@ class RowParser:
                 inner.append(c)
                 counts[k] = c.count(",") + 1
         text = ",".join(inner)
-        if any(c in text for c in "'\"%_{}\x00"):
+        if any(c in text for c in "'\"%_{}\x00") or not text.isascii():
             return False
         toks = text.replace(",", " ").split()
         total = int(counts.sum())
@@ -395,12 +392,14 @@ class RowParser:
         is_feat = ~is_lab
         try:
             fv = V[is_feat]
+            missing = None
             if "?" in text:
-                fv = np.where(fv == "?", "nan", fv)
+                missing = fv == "?"
+                fv = np.where(missing, "nan", fv)
             vals = fv.astype(np.float64)
         except (ValueError, OverflowError):
             return False
-        if _beyond_float32(vals):
+        if _needs_slow_path(vals, missing):
             return False
         Vl = V[is_lab]
         if not ((Vl == "0") | (Vl == "1")).all():
@@ -430,18 +429,12 @@ class RowParser:
             return float("nan")
         if a.kind == "numeric":
             try:
-                x = _strict_float(v)
-            except ValueError:
-                raise DataFormatError(
-                    f"expected a number, found {v[:40]!r}", path=self.path, line=line, field=a.name
-                ) from None
-            if abs(x) > _F32_MAX and abs(x) != float("inf"):
-                raise DataFormatError(
-                    f"value {v[:40]!r} is outside the float32 range",
-                    path=self.path,
-                    line=line,
-                    field=a.name,
-                )
+                x = text_number(v)
+            except ValueError as e:
+                msg = str(e)
+                if msg.startswith("expected a number"):
+                    msg = f"expected a number, found {v[:40]!r}"
+                raise DataFormatError(msg, path=self.path, line=line, field=a.name) from None
             if is_label and x not in (0.0, 1.0):
                 raise DataFormatError(
                     f"label value {v[:40]!r} is not 0 or 1", path=self.path, line=line, field=a.name

@@ -32,7 +32,23 @@ from ..atomic import atomic_write
 from ..errors import DataFormatError
 from ..labels import LabelSpace
 
-__all__ = ["read_scores", "write_scores", "score_lines"]
+__all__ = ["read_scores", "read_truth", "write_scores", "score_lines"]
+
+#: table formats, whose truth files need no text or feature column
+_TABLES = ("csv", "tsv", "jsonl", "parquet")
+
+
+def read_truth(path: str | os.PathLike[str], *, format: str | None = None, **options: Any):
+    """The true labels of a data file as a :class:`~labelwise.Dataset`: a table (CSV/TSV,
+    JSONL, Parquet) needs only its labels column (and ids to match score lines by id); its
+    text or feature column, if any, is not read (``X`` has 0 columns). Other formats are read
+    as they are."""
+    from . import detect_format, read
+
+    fmt = format or detect_format(path)[0]
+    if fmt in _TABLES and "text_column" not in options and "feature_columns" not in options:
+        options["text_column"] = False
+    return read(path, format=format, **options)
 
 
 def read_scores(

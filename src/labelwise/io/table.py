@@ -25,7 +25,8 @@ Defaults: the text column is ``text`` when present, else a ``features`` column; 
 ``group`` columns are used when present (``id_column=False`` / ``group_column=False`` turn
 that off).
 
-- text: a string.
+- text: a string. ``text_column=False``: no text nor feature column is read (``X`` is a
+  float32 array with 0 columns), for files of true labels (ids and labels only).
 - ``feature_columns``: a list of columns each holding one number -> dense float32 ``X``; or a
   single column whose cells hold a whole vector: a JSON list (dense row) or a JSON object
   ``{"index": value}`` (sparse row; CSR ``X``). Values must be finite numbers.
@@ -59,7 +60,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import warnings
 from array import array
@@ -72,8 +72,9 @@ import scipy.sparse as sp
 
 from ..dataset import Dataset, as_label_matrix
 from ..errors import DataFormatError, MissingDependencyError
+from ..files import sha256_file
 from ..labels import LabelSpace
-from ._lines import LabelCollector, iter_lines, read_name_file
+from ._lines import LabelCollector, float32_number, iter_lines, read_name_file, text_number
 from ._lines import describe_value as _kind
 from .jsonl import META_FORMAT as _META_FORMAT
 from .jsonl import write_jsonl
@@ -194,18 +195,15 @@ class _Cells:
         return v
 
     def number(self, v: Any, line: int, col: str) -> float:
-        if self.from_text and isinstance(v, str):
-            try:
-                x = float(v)
-            except ValueError:
-                raise self.error(f"expected a number, got {v[:40]!r}", line, col) from None
-        elif isinstance(v, int | float) and not isinstance(v, bool):
-            x = float(v)
-        else:
-            raise self.error(f"expected a number, got {_kind(v)}", line, col)
-        if not math.isfinite(x):
-            raise self.error(f"expected a finite number, got {x}", line, col)
-        return x
+        """A cell's number, refused when float32 cannot hold it (no silent inf)."""
+        try:
+            if self.from_text and isinstance(v, str):
+                return text_number(v)
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                return float32_number(v, v)
+        except ValueError as e:
+            raise self.error(str(e), line, col) from None
+        raise self.error(f"expected a number, got {_kind(v)}", line, col)
 
     def key(self, v: Any, line: int, col: str, out: list) -> None:
         """Append an id/group value; one column holds strings or 64-bit integers, not both."""
@@ -310,7 +308,7 @@ def read_table(
     id_names = None if label_names is None else read_name_file(label_names)
     meta_side = _read_meta_sidecar(p)
     if labels is None and id_names is None and Path(f"{p}.labels").is_file():
-        labels = read_name_file(f"{p}.labels")
+        labels = read_name_file(f"{p}.labels", data_path=p)
     collector = LabelCollector(name, labels=labels, id_names=id_names)
 
     info: dict[str, Any] = {}
@@ -396,7 +394,9 @@ def read_table(
     x_mode = "text"
     if text_column is not None and feature_columns is not None:
         raise DataFormatError("give text_column= or feature_columns=, not both")
-    if feature_columns is not None:
+    if text_column is False and feature_columns is None:
+        x_mode, x_cols = "numbers", []
+    elif feature_columns is not None:
         if isinstance(feature_columns, str | int) and not isinstance(feature_columns, bool):
             x_mode, x_cols = "vector", [resolve(feature_columns, "feature_columns")]
         else:
@@ -466,12 +466,18 @@ def read_table(
                 dense_width = len(vec)
                 flat.extend(cells.number(x, line, col) for x in vec)
             else:
+                row_keys: dict[int, str] = {}
                 for k, x in vec.items():
                     if not (k.isascii() and k.isdigit()) or len(k) > 18:
                         raise cells.error(
                             f"feature index {k[:20]!r} is not an integer in 0..10**18", line, col
                         )
-                    indices.append(int(k))
+                    j = int(k)
+                    if j in row_keys:
+                        raise cells.error(f"feature index {j} given twice ({row_keys[j]!r} and "
+                                          f"{k!r})", line, col)
+                    row_keys[j] = k
+                    indices.append(j)
                     vec_data.append(cells.number(x, line, col))
                 indptr.append(len(indices))
         if y_col is None:
@@ -579,5 +585,11 @@ def _read_meta_sidecar(p: Path) -> dict[str, Any] | None:
             f"expected {{'format': {_META_FORMAT!r}, 'x_kind': 'sparse'|'dense', 'n_features': int}}",
             path=str(side),
         )
+    digest = meta.get("data_sha256")  # absent in files written before it was recorded
+    if digest is not None and digest != sha256_file(p):
+        raise DataFormatError(
+            f"written for another version of {p.name} (data_sha256 differs): an interrupted "
+            "write left a sidecar and rows that do not belong together; write the dataset again",
+            path=str(side))
     return meta
 

@@ -28,7 +28,15 @@ Label names
 -----------
 A sidecar ``<path>.labels`` (one name per line, UTF-8, written by :func:`write_xc`) names the
 labels; else ``labels=`` (a LabelSpace or list of names); else names are ``'0'..'n-1'``.
-n_labels is the header's for XC, else the number of names, else max label id + 1.
+n_labels is the header's for XC, else the number of names, else max label id + 1. Names are
+built for unnamed labels only up to ``max(MAX_UNNAMED_LABELS, file size in bytes)``: a larger
+count (a 15-byte file declaring 2**31 labels) is an error naming the line, before any is built.
+
+:func:`write_xc` writes the sidecar with a blank line and ``sha256 <hex>`` of the data file
+after the names, and puts it in place just before the data file: a write killed between the two
+renames leaves names whose record does not match the rows, and reading that pair is an error
+(never the old rows with the new names). A sidecar without the record (older files) is read as
+before.
 
 Values
 ------
@@ -65,7 +73,9 @@ import scipy.sparse as sp
 from ..atomic import atomic_write
 from ..dataset import Dataset
 from ..errors import DataFormatError, LabelError
+from ..files import sha256_file
 from ..labels import LabelSpace
+from ._lines import check_record, is_record, sidecar_text
 
 __all__ = ["read_xc", "read_libsvm", "write_xc"]
 
@@ -73,6 +83,10 @@ __all__ = ["read_xc", "read_libsvm", "write_xc"]
 CHUNK_BYTES = 8 << 20
 #: largest n_features / n_labels (indices are int32).
 _MAX_DIM = 2**31 - 1
+#: the most labels a file without label names may declare when it is smaller than this many
+#: bytes (their names '0'..'n-1' cost about 60 bytes each; the XC repository's largest label
+#: set has 2.8M labels)
+MAX_UNNAMED_LABELS = 1 << 22
 
 
 
@@ -138,8 +152,9 @@ def write_xc(dataset: Dataset, path: str | os.PathLike[str], *, index_base: int 
     """Write ``dataset`` as XC sparse text (gzip when ``path`` ends in .gz), atomically.
 
     Values are written with ``%.9g``, which reads back as the same float32. Label names that
-    are not simply ``'0'..'n-1'`` go to the sidecar ``<path>.labels`` (written first, also
-    atomically); a stale sidecar is removed. Descriptions, hierarchy, groups and ids are not
+    are not simply ``'0'..'n-1'`` go to the sidecar ``<path>.labels`` with the data's sha256
+    (renamed into place just before the data file, see the module docstring); a stale sidecar
+    is rewritten the same way, then removed after the data is in place. Descriptions, hierarchy, groups and ids are not
     part of the format and are not written.
     """
     _check_base_arg(index_base)
@@ -166,9 +181,6 @@ def write_xc(dataset: Dataset, path: str | os.PathLike[str], *, index_base: int 
             )
     sidecar = Path(str(path) + ".labels")
     default_names = all(n == str(i) for i, n in enumerate(names))
-    if not default_names:
-        with atomic_write(sidecar, "w", encoding="utf-8", newline="\n") as f:
-            f.write("".join(n + "\n" for n in names))
     with atomic_write(path, "wb") as raw:
         out = raw
         if str(path).lower().endswith(".gz"):  # name and mtime fixed: same data, same bytes
@@ -177,6 +189,13 @@ def write_xc(dataset: Dataset, path: str | os.PathLike[str], *, index_base: int 
         _write_rows(out, X, Y, index_base)
         if out is not raw:
             out.close()
+        raw.flush()
+        # the names go in place before the rows, recording the new rows' sha256: a kill in
+        # between leaves old rows beside names that say so (read refuses the pair)
+        if not default_names or sidecar.exists():
+            digest = sha256_file(raw.name)
+            with atomic_write(sidecar, "w", encoding="utf-8", newline="\n") as f:
+                f.write(sidecar_text(names, digest))
     if default_names and sidecar.exists():
         sidecar.unlink()
 
@@ -444,6 +463,11 @@ def _label_space(path: Any, labels: Any) -> tuple[LabelSpace | None, str | None]
     if names and names[-1] == "":
         names.pop()
     names = [n[:-1] if n.endswith("\r") else n for n in names]
+    blank = names.index("") if "" in names else -1
+    if blank >= 0 and names[blank + 1 : blank + 2] and is_record(names[blank + 1]):
+        # names, a blank line, then the record of the rows they belong to
+        check_record(names[blank + 1 :], blank + 2, path, sidecar)
+        names = names[:blank]
     for i, n in enumerate(names):
         if n == "":
             raise DataFormatError("empty label name", path=str(sidecar), line=i + 1)
@@ -459,6 +483,18 @@ def _label_space(path: Any, labels: Any) -> tuple[LabelSpace | None, str | None]
     return (given if given is not None else space), f"sidecar {sidecar.name}"
 
 
+def _check_unnamed_labels(n_labels: int, path: Any, line: int, field: str | None) -> None:
+    """A file without label names gets the names '0'..'n_labels-1': refuse a count that the
+    file's size cannot justify (a 15-byte file declaring 2**31 labels) before building them."""
+    size = os.path.getsize(path)
+    limit = max(MAX_UNNAMED_LABELS, size)
+    if n_labels > limit:
+        raise DataFormatError(
+            f"{n_labels} labels without names: more than this {size}-byte file can justify "
+            f"(at most {limit} unnamed labels); give the names (a {Path(path).name}.labels "
+            "sidecar or labels=) or check the label ids", path=str(path), line=line, field=field)
+
+
 def _finish(parsed: _Parsed, path: Any, fmt: str, base: int, reason: str, n_features: int,
             n_labels: int | None, labels: Any) -> Dataset:
     space, names_from = _label_space(path, labels)
@@ -468,8 +504,13 @@ def _finish(parsed: _Parsed, path: Any, fmt: str, base: int, reason: str, n_feat
             f"{len(space)} label names ({names_from}) for n_labels {n_labels} in the header",
             path=str(path), line=1,
         )
+    if space is None and n_labels is not None:
+        _check_unnamed_labels(n_labels, path, 1, "header")
     if n_labels is None:
         n_labels = len(space) if space is not None else (int(y.max()) + 1 if y.size else 0)
+        if space is None and y.size:
+            _check_unnamed_labels(n_labels, path, _line_of_first(parsed, y == n_labels - 1, "y"),
+                                  "labels")
     if y.size and int(y.max()) >= n_labels:
         bad = y >= n_labels
         raise DataFormatError(

@@ -30,6 +30,14 @@ written as ``null``. Propensities: an array of p_l is used as given; a preset na
 ``(A, B)`` pair is applied to ``Y_train`` when given, else to ``Y_true`` (noted: test-set
 counts make PSP optimistic for labels rare in test only); ``propensity=None`` skips PSP.
 
+Labels matched by name: with ``score_labels`` (the names of S's columns, e.g. a model's
+labels) and ``label_names`` (the names of Y_true's columns), the two are matched by name and
+the report covers their union, in S's order then the data's labels that S lacks. Those
+*unknown* labels are never scored or predicted: their positives count as misses (false
+negatives, unretrieved in the rank metrics); labels S has but the data lacks have no
+positives. The report then holds ``"unknown_labels"`` (their names) and a note counting
+both kinds. ``Y_train`` and a propensity array follow ``label_names``'s order.
+
 Cost: top-k CSR input never builds an n x L matrix; time and memory are linear in the
 stored entries plus O(n_labels) (one sort of the stored scores serves micro AUROC and the
 label coverage curve). Dense input works on row chunks of ``chunk_size`` rows and column
@@ -46,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataFormatError
+from ..labels import LabelSpace, few_names
 from . import classification as C
 from . import coverage as V
 from . import threshold_free as T
@@ -61,7 +70,7 @@ from ._inputs import (
 from .propensity import PROPENSITY_PRESETS, propensities
 from .ranking import _check_ks, _check_zero_division, _ranking
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "align_by_name"]
 
 
 def _clean(x: Any) -> Any:
@@ -115,6 +124,7 @@ def evaluate(Y_true: Any, S: Any, *, k: int | Sequence[int] = (1, 3, 5),
              threshold: float | None = None, set_k: int | None = None,
              propensity: Any = "default", Y_train: Any = None,
              label_names: Sequence[str] | None = None,
+             score_labels: Sequence[str] | None = None,
              target_precision: float | Sequence[float] = 0.9,
              zero_division: float = 0.0, per_label: bool = True,
              chunk_size: int = DEFAULT_CHUNK) -> dict[str, Any]:
@@ -136,7 +146,11 @@ def evaluate(Y_true: Any, S: Any, *, k: int | Sequence[int] = (1, 3, 5),
     Y_train:
         Training labels for the propensities.
     label_names:
-        Names for ``per_label`` (default: the label ids as strings).
+        Names of Y_true's columns, shown in ``per_label`` (default: the label ids as strings).
+    score_labels:
+        Names of S's columns when they may differ from ``label_names`` (order or set):
+        matched by name over the union of both (module docstring). Default: S's columns
+        are ``label_names``.
     target_precision:
         One or more target precisions for the coverage metrics.
     zero_division:
@@ -147,6 +161,10 @@ def evaluate(Y_true: Any, S: Any, *, k: int | Sequence[int] = (1, 3, 5),
         Rows per chunk for the dense-score kernels.
     """
     Y = as_truth(Y_true)
+    aligned = None
+    if score_labels is not None:
+        Y, S, Y_train, propensity, label_names, aligned = _align(
+            Y, S, Y_train, propensity, label_names, score_labels)
     n, L = Y.shape
     ks = _check_ks(k)
     z = _check_zero_division(zero_division)
@@ -217,8 +235,81 @@ def evaluate(Y_true: Any, S: Any, *, k: int | Sequence[int] = (1, 3, 5),
     report["metrics"] = {key: _clean(v) for key, v in metrics.items()}
     if per_label:
         report["per_label"] = _per_label(counts, label_res, label_names, z)
+    if aligned is not None:
+        unknown, n_absent = aligned
+        report["unknown_labels"] = unknown
+        if unknown:
+            notes.append(f"{len(unknown)} labels of the data are not scored ({few_names(unknown)}): "
+                         "their positives count as misses (never retrieved, never predicted)")
+        if n_absent:
+            notes.append(f"{n_absent} scored labels are not labels of the data: they have no "
+                         "positives (every prediction of them is a false positive)")
     report["notes"] = notes
     return report
+
+
+def _widen(S: Any, n_labels: int) -> Any:
+    """Scores or LabelSets with ``n_labels`` columns, the new ones never scored nor predicted."""
+    import scipy.sparse as sp
+
+    if isinstance(S, LabelSets):
+        M = S.Y
+        return LabelSets(sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_labels)))
+    s = as_scores(S)
+    if s.kind == "topk":
+        M = s.csr
+        return sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_labels))
+    # dense: every given cell stays stored (a stored 0 is still retrieved); new columns unstored
+    A = s.dense
+    n, w = A.shape
+    indices = np.tile(np.arange(w, dtype=np.int64), n)
+    indptr = np.arange(0, n * w + 1, w, dtype=np.int64)
+    return sp.csr_matrix((A.ravel(), indices, indptr), shape=(n, n_labels))
+
+
+def align_by_name(Y_true: Any, S: Any, *, label_names: Sequence[str],
+                  score_labels: Sequence[str]) -> tuple[Any, Any, list[str], list[str]]:
+    """``(Y, S, names, unknown)``: Y_true (columns ``label_names``) and S (columns
+    ``score_labels``) over the union of their labels, as :func:`evaluate` matches them
+    (for plots of the same data); ``unknown``: the data's labels that S lacks."""
+    Y, S, _, _, names, (unknown, _) = _align(as_truth(Y_true), S, None, None, label_names,
+                                             score_labels)
+    return Y, S, names, unknown
+
+
+def _align(Y, S, Y_train, propensity, label_names, score_labels):
+    """Y, S, Y_train, propensity and names over the union of S's and Y's labels."""
+    model = LabelSpace(score_labels)
+    shape = S.shape if isinstance(S, LabelSets) else (as_scores(S).n_samples, as_scores(S).n_labels)
+    if shape[1] != len(model):
+        raise DataFormatError(f"{len(model)} score labels for scores of {shape[1]} columns",
+                              field="score_labels")
+    data = model if label_names is None else LabelSpace(label_names)
+    if len(data) != Y.shape[1]:
+        raise DataFormatError(f"{len(data)} label names for {Y.shape[1]} labels",
+                              field="label_names")
+    union = model.union(data)
+    Y, _ = data.reindex(Y, union)
+    unknown = [name for name in data.names if name not in model]
+    if Y_train is not None:
+        Yt = as_truth(Y_train)
+        if Yt.shape[1] != len(data):
+            raise DataFormatError(f"Y_train has {Yt.shape[1]} labels, Y_true has {len(data)}",
+                                  field="Y_train")
+        Y_train, _ = data.reindex(Yt, union)
+    pair = isinstance(propensity, list | tuple) and len(propensity) == 2
+    if propensity is not None and not isinstance(propensity, str) and not pair:
+        given = np.asarray(propensity, np.float64)
+        if given.shape != (len(data),):
+            raise DataFormatError(f"propensities have shape {given.shape}, expected "
+                                  f"({len(data)},): one per label of Y_true", field="propensity")
+        p = np.ones(len(union), np.float64)  # labels without positives: p is never used
+        p[data.ids_in(union)] = given
+        propensity = p
+    if len(union) != len(model):
+        S = _widen(S, len(union))
+    n_absent = int(np.count_nonzero(model.ids_in(data) < 0))
+    return Y, S, Y_train, propensity, list(union.names), (unknown, n_absent)
 
 
 def _per_label(counts, label_res, label_names, z) -> list[dict[str, Any]]:

@@ -157,23 +157,14 @@ def fit_open_calibration(template: FewShot, labels: LabelSpace, texts: list[str]
 def remap(Y: sp.csr_matrix, source: LabelSpace, target: LabelSpace, *,
           unknown: str = "error") -> sp.csr_matrix:
     """Y (n, len(source)) as columns of ``target``, matched by name. Columns of labels that
-    ``target`` lacks: ``unknown="ignore"`` leaves them out, ``"error"`` raises."""
+    ``target`` lacks: ``unknown="ignore"`` leaves them out, ``"error"`` raises
+    (:meth:`LabelSpace.reindex` does the matching)."""
     from ..errors import UnknownLabelError
 
-    missing = [n for n in source.names if n not in target]
+    out, missing = source.reindex(Y, target)
     if missing and unknown == "error":
         raise UnknownLabelError(f"unknown label(s): {', '.join(map(repr, missing))}")
-    col = np.array([target.index(n) if n in target else -1 for n in source.names], np.int64)
-    Y = sp.csr_matrix(Y)
-    rows = np.repeat(np.arange(Y.shape[0], dtype=np.int64), np.diff(Y.indptr))
-    new = col[Y.indices]
-    ok = new >= 0
-    out = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (rows[ok], new[ok])),
-                        shape=(Y.shape[0], len(target)))
-    out.sum_duplicates()
-    out.data[:] = 1
-    out.sort_indices()
-    return out
+    return sp.csr_matrix(out)
 
 
 def _entries(M: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
