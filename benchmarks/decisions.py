@@ -1,53 +1,37 @@
 """Decision and calibration layers on real data, beside LibMultiLabel's thresholding.
 
 For each dataset (MULAN emotions, scene, yeast, enron, medical, bibtex, delicious, corel5k,
-tmc2007 with their official train/test splits, and GoEmotions with tf-idf features from
-scikit-learn's TfidfVectorizer fitted on the training texts):
+tmc2007 with their official train/test splits, and GoEmotions: its texts through labelwise's
+default Tfidf featurizer for labelwise, tf-idf features from scikit-learn's TfidfVectorizer
+fitted on the training texts for LibMultiLabel):
 
 labelwise
-    Every choice is made on the training rows only (the test rows give the reported numbers
-    and nothing else):
+    Run exactly as a user runs it, with no preprocessing outside it: the features as
+    ``labelwise.datasets.load`` reads them go to one :class:`labelwise.Pipeline` around a
+    default ``OneVsRest()`` (what ``labelwise train DATA --model ovr`` builds), which scales
+    numeric columns itself (``scale="auto"``: dense standardised, sparse max-abs scaled only
+    when its column maxima spread over more than 100x; MULAN's sparse sets are binary and
+    pass unchanged), then
 
-    1. Base model: ``labelwise.models.OneVsRest`` (bias 1, no pruning) with one of
-       ``MODEL_GRID`` (squared hinge C = 0.1, 0.3, 1; logistic C = 1). For each, out-of-fold
-       top-k scores (k = min(n_labels, 100)) on the training rows by
-       :func:`labelwise.crossfit.cross_fit_scores` (5 folds, iterative stratification).
-    2. Macro-F1 policy: ``PerLabelThreshold(objective="macro-f1", shrinkage=s)`` on the raw
-       out-of-fold margins, s in ``SHRINKAGE_GRID`` (0, 3, 10, 30), fitted with the
-       cross-fitting folds (``fit(S, Y, folds=...)``: thresholds tuned on each fold model's
-       own scores and averaged over the folds, as LibMultiLabel does; see
-       :class:`labelwise.decision.PerLabelThreshold`). The (model, s) pair with the highest
-       :func:`labelwise.decision.cross_validated_score` (thresholds tuned on 4/5 of the
-       out-of-fold rows, applied to the other 1/5, pooled macro-F1) is chosen.
-    3. Micro-F1 policy on the chosen model: ``objective="micro-f1"`` on the pooled
-       out-of-fold scores, shrinkage chosen the same way by cross-validated micro-F1.
-    4. Calibrator: shared isotonic or per-label Platt (empirical-Bayes pooling) followed by a
-       shared isotonic step, whichever has the lowest Brier score fitted within folds of the
-       out-of-fold scores (per-label and shared Platt alone are also scored and recorded,
-       with the debiased calibration error of their within-fold probabilities: on small
-       data their sigmoid shape leaves a calibration error the isotonic step removes);
-       ``PrecisionTarget(0.9, confidence=0.95)`` fitted on the calibrated out-of-fold
-       probabilities (lowest threshold whose Clopper-Pearson 95% lower bound of precision
-       is >= 0.9), and for comparison ``PrecisionTarget(0.9)`` (point estimate >= 0.9).
-    5. The chosen model refitted on all training rows; its test margins go through the
-       thresholds, the calibrator and the precision target.
+    1. ``tune(objective="macro-f1")`` (``labelwise tune MODEL DATA``): C and loss chosen by
+       cross-fitting on the training rows (:func:`labelwise.crossfit.linear_grid`, each
+       candidate scored by the cross-validated macro-F1 of per-label thresholds tuned on its
+       out-of-fold scores), the model refitted with them, per-label Platt calibration and
+       fold-averaged per-label macro-F1 thresholds on the winner's out-of-fold scores;
+    2. ``tune(objective="micro-f1", select_c=False)`` and then
+       ``tune(objective="precision=0.9", select_c=False)`` (``--no-select-c``: the model
+       chosen in 1 is kept) give the micro-F1 sets and the precision target
+       (``PrecisionTarget(0.9, confidence=0.95)``: lowest threshold whose Clopper-Pearson
+       95% lower bound of precision on the out-of-fold probabilities is >= 0.9).
 
-    (Measured during development on the training rows by the same cross-validation:
-    thresholds on raw margins and on per-label-Platt probabilities score within noise of
-    each other, so the simpler raw margins are used; the base model's C moves macro-F1 by
-    up to 5 points on scene, so it is chosen, not fixed. Fold-averaged against pooled
-    thresholds: the within-training cross-validation cannot compare them fairly, since its
-    tuning and evaluation rows are scored by the same fold models, which favours pooling;
-    fold averaging was adopted for the argument in PerLabelThreshold's docstring and after
-    its test macro-F1 was seen on emotions, scene, yeast, enron and medical, averaged over
-    the whole model x shrinkage grid: +0.9 points on medical, +0.5 emotions, about 0 on
-    scene, yeast and enron.)
+    The test rows give the reported numbers and nothing else. ``--scale`` and
+    ``--no-select-c`` run the same path with another scaling or without the choice of C.
 LibMultiLabel
     ``libmultilabel.linear.train_thresholding`` (its thresholding method: per-label 3-fold
     CV thresholds for Micro-F1 + Macro-F1, the micromacro-freq method of Lin et al. CIKM
     2023 that follows Fan & Lin's SCut) with the same liblinear options ``-s 1 -B 1 -c 1``,
     run in a subprocess of the separate venv ``.venv-peers-lml`` (``--lml-python``) on the
-    same feature matrices (exchanged as .npz, no pickle). Predictions:
+    feature matrices described below (exchanged as .npz, no pickle). Predictions:
     ``predict_values(model, X) > 0``.
 
 LibMultiLabel's results are cached per dataset in ``--lml-cache`` (default
@@ -56,8 +40,9 @@ options), so reruns of the labelwise side are cheap; a run past ``--lml-timeout`
 (default 3600) is cached as skipped. ``--lml-only`` fills the cache, ``--lml-cache-only``
 never runs LibMultiLabel.
 
-Features: dense MULAN features are scaled by scikit-learn's MaxAbsScaler fitted on the
-training rows (the same matrices go to both). Reported per dataset: macro-F1 and micro-F1
+Features: LibMultiLabel, which has no scaling step, gets the dense MULAN features max-abs
+scaled on the training rows (as in every earlier run: its cached results stay valid);
+labelwise gets them as read. Reported per dataset: macro-F1 and micro-F1
 on the test set; the calibration of the test probabilities by three estimators: the ECE
 (15 uniform bins over all pairs; :func:`labelwise.calibration.expected_calibration_error`)
 beside its noise floor (the mean ECE of outcomes drawn from the probabilities themselves:
@@ -133,6 +118,11 @@ print(t1 - t0)
 
 
 def load_data(name: str):
+    """(labelwise's training X, Y and test X, Y as read from the files; LibMultiLabel's
+    training and test X). labelwise gets the features exactly as a user's ``labelwise
+    train`` reads them (its Pipeline scales numeric columns itself); LibMultiLabel, which
+    has no such step, gets dense MULAN features max-abs scaled on the training rows (as in
+    every earlier run, so its cached results stay valid)."""
     from sklearn.preprocessing import MaxAbsScaler
 
     from labelwise.datasets import load
@@ -142,71 +132,20 @@ def load_data(name: str):
 
         tr, te = load("goemotions", split="train"), load("goemotions", split="test")
         vec = TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2), dtype=np.float32)
-        Xtr, Xte = vec.fit_transform(tr.X), vec.transform(te.X)
+        Ltr, Lte = vec.fit_transform(tr.X), vec.transform(te.X)
+        Xtr, Xte = tr.X, te.X  # labelwise: the texts, through its own Tfidf featurizer
     else:
         tr = load(f"mulan-{name}", split="train")
         te = load(f"mulan-{name}", split="test")
-        Xtr, Xte = sp.csr_matrix(tr.X, dtype=np.float32), sp.csr_matrix(te.X, dtype=np.float32)
-        scaler = MaxAbsScaler().fit(Xtr)
-        Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
-    return (sp.csr_matrix(Xtr, dtype=np.float32), tr.Y.tocsr(), sp.csr_matrix(Xte, dtype=np.float32),
-            te.Y.tocsr())
+        Xtr, Xte = tr.X, te.X
+        Ltr, Lte = sp.csr_matrix(Xtr, dtype=np.float32), sp.csr_matrix(Xte, dtype=np.float32)
+        scaler = MaxAbsScaler().fit(Ltr)
+        Ltr, Lte = scaler.transform(Ltr), scaler.transform(Lte)
+    return (Xtr, tr.Y.tocsr(), Xte, te.Y.tocsr(), sp.csr_matrix(Ltr, dtype=np.float32),
+            sp.csr_matrix(Lte, dtype=np.float32))
 
 
-MODEL_GRID = (("squared_hinge", 0.1), ("squared_hinge", 0.3), ("squared_hinge", 1.0),
-              ("logistic", 1.0))
-SHRINKAGE_GRID = (0.0, 3.0, 10.0, 30.0)
 TOP_K = 100
-
-
-def calibrator_candidates():
-    """Chosen among by cross-validated Brier score (both end in an isotonic step)."""
-    from labelwise.calibration import IsotonicCalibrator, PlattCalibrator
-
-    return {"isotonic": IsotonicCalibrator,
-            "platt-per-label+isotonic": lambda: PlattCalibrator(per_label=True, isotonic=True)}
-
-
-def calibrator_references():
-    """Scored and recorded beside the candidates, never chosen."""
-    from labelwise.calibration import PlattCalibrator
-
-    return {"platt-per-label": lambda: PlattCalibrator(per_label=True),
-            "platt-shared": lambda: PlattCalibrator()}
-
-
-def brier(P, Y, missing) -> float:
-    """Mean squared error over all pairs; an unstored pair has probability ``missing``."""
-    from labelwise.decision._entries import entries, hits
-
-    E = entries(P)
-    y = hits(E, sp.csr_matrix(Y)).astype(np.float64)
-    total = float(np.sum((E.values - y) ** 2))
-    n_pairs = E.shape[0] * E.shape[1]
-    if not E.dense:
-        pos_missing = sp.csr_matrix(Y).nnz - y.sum()
-        neg_missing = n_pairs - E.nnz - pos_missing
-        total += pos_missing * (1 - missing) ** 2 + neg_missing * missing ** 2
-    return total / max(n_pairs, 1)
-
-
-def cv_calibration(make, S, Y, *, cv: int = 5) -> dict:
-    """Brier score and debiased calibration error of a calibrator fitted within folds of the
-    out-of-fold scores S (each fold's probabilities from a calibrator that never saw it)."""
-    from labelwise.calibration import debiased_calibration_error
-    from labelwise.split import IterativeStratifiedKFold
-
-    Y = sp.csr_matrix(Y)
-    total, ce2 = 0.0, 0.0
-    for tr, te in IterativeStratifiedKFold(n_splits=cv, random_state=0).split(
-            np.zeros((Y.shape[0], 1)), Y):
-        cal = make().fit(S[tr], Y[tr])
-        P = cal.transform(S[te])
-        m = cal.missing_probability_
-        total += brier(P, Y[te], m) * te.size
-        ce2 += debiased_calibration_error(Y[te], P, missing=m, squared=True) * te.size
-    n = Y.shape[0]
-    return {"brier": total / n, "debiased_ce": float(np.sqrt(max(ce2 / n, 0.0)))}
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -245,87 +184,53 @@ def ece_noise_floor(P, missing, *, n_bins: int = 15, draws: int = 20, seed: int 
     return float(np.mean(out))
 
 
-def run_labelwise(Xtr, Ytr, Xte, Yte, *, cv: int = 5) -> dict:
-    """The labelwise side; every choice is made on the training rows only (module doc)."""
+def run_labelwise(Xtr, Ytr, Xte, Yte, *, cv: int = 5, scale: str | None = "auto",
+                  select_c: bool = True) -> dict:
+    """The labelwise side, as a user runs it (module docstring): train, tune, predict
+    through one Pipeline; the test rows only give the reported numbers."""
     from labelwise.calibration import (
         debiased_calibration_error,
         ece_sweep,
         expected_calibration_error,
     )
-    from labelwise.crossfit import cross_fit_scores
-    from labelwise.decision import PerLabelThreshold, PrecisionTarget, cross_validated_score
+    from labelwise.features import Tfidf
     from labelwise.metrics import LabelSets, coverage_at_precision, f1_score
     from labelwise.models import OneVsRest
+    from labelwise.pipeline import Pipeline
 
-    L = Ytr.shape[1]
-    k = min(L, TOP_K)
-    t0 = time.time()
-    # 1. base model and macro-F1 shrinkage: the pair with the best cross-validated
-    #    macro-F1 of thresholds tuned on the out-of-fold scores
-    grid, oof = [], {}
-    folds = None
-    for loss, C in MODEL_GRID:
-        model = OneVsRest(loss=loss, C=C, bias=1.0, prune_threshold=0.0,
-                          normalize=None, random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # labels without positives in a fold, max_iter
-            S, folds = cross_fit_scores(model, Xtr, Ytr, cv=cv, k=k, random_state=0,
-                                        return_folds=True)
-        oof[(loss, C)] = S
-        for shr in SHRINKAGE_GRID:
-            pol = PerLabelThreshold(objective="macro-f1", shrinkage=shr)
-            grid.append({"loss": loss, "C": C, "shrinkage": shr,
-                         "cv_macro_f1": cross_validated_score(pol, S, Ytr, cv=cv,
-                                                              folds=folds)})
-    best = max(grid, key=lambda g: g["cv_macro_f1"])  # first listed wins ties
-    key = (best["loss"], best["C"])
-    S_oof = oof[key]
-    macro = PerLabelThreshold(objective="macro-f1", shrinkage=best["shrinkage"]).fit(
-        S_oof, Ytr, folds=folds)
-    # 2. micro-F1 policy on the same model: shrinkage by cross-validated micro-F1
-    micro_cv = {shr: cross_validated_score(PerLabelThreshold(objective="micro-f1",
-                                                             shrinkage=shr),
-                                           S_oof, Ytr, cv=cv, metric="micro-f1")
-                for shr in SHRINKAGE_GRID}
-    micro_shr = max(micro_cv, key=micro_cv.get)
-    micro = PerLabelThreshold(objective="micro-f1", shrinkage=micro_shr).fit(S_oof, Ytr)
-    # 3. calibrator: lowest cross-validated Brier score on the out-of-fold scores
-    cands = calibrator_candidates()
-    cal_cv = {name: cv_calibration(make, S_oof, Ytr, cv=cv)
-              for name, make in {**cands, **calibrator_references()}.items()}
-    cal_name = min(cands, key=lambda c: cal_cv[c]["brier"])
-    cal = cands[cal_name]().fit(S_oof, Ytr)
-    P_oof = cal.transform(S_oof)
-    target = PrecisionTarget(0.9, confidence=0.95).fit(P_oof, Ytr)
-    target_point = PrecisionTarget(0.9).fit(P_oof, Ytr)
-    t_select = time.time() - t0
-    # 4. the chosen model refitted on all training rows; test rows only for the numbers
-    model = OneVsRest(loss=key[0], C=key[1], bias=1.0, prune_threshold=0.0,
-                      normalize=None, random_state=0)
     t0 = time.time()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(Xtr, Ytr)
-    t_fit = time.time() - t0
-    S_te = model.decision_function(Xte, k=k)
-    P_te = cal.transform(S_te)
-    sets_macro = macro.apply(S_te)
-    sets_micro = micro.apply(S_te)
-    sets_target = target.apply(P_te)
+        warnings.simplefilter("ignore")  # labels without positives in a fold, max_iter
+        # labelwise train DATA --model ovr; labelwise tune MODEL DATA --objective macro-f1
+        texts = isinstance(Xtr, list)  # labelwise train --model ovr: tf-idf for texts
+        pipe = Pipeline(Tfidf() if texts else None, OneVsRest(), random_state=0,
+                        scale=scale).fit(Xtr, Ytr)
+        t_fit = time.time() - t0
+        pipe.tune(Xtr, Ytr, objective="macro-f1", cv=cv, select_c=None if select_c else False)
+        t_tune = time.time() - t0 - t_fit
+        tuning = dict(pipe.tuning_)
+        sets_macro = pipe.predict(Xte)
+        S_te, P_te, _ = pipe.score_and_sets(Xte)
+        miss = pipe.calibrator.missing_probability_
+        # the same model, its policy retuned: labelwise tune ... --objective micro-f1 /
+        # precision=0.9 --no-select-c (C and loss stay as the macro-F1 tuning chose them)
+        pipe.tune(Xtr, Ytr, objective="micro-f1", cv=cv, select_c=False)
+        sets_micro = pipe.predict(Xte)
+        pipe.tune(Xtr, Ytr, objective="precision=0.9", cv=cv, select_c=False)
+        target = pipe.decision
+        sets_target = pipe.predict(Xte)
     n_acc = sets_target.nnz
     k_acc = int(round(float(sets_target.multiply(Yte).sum())))
     prec_target = k_acc / n_acc if n_acc else float("nan")
-    sets_point = target_point.apply(P_te)
-    n_pt = sets_point.nnz
-    k_pt = int(round(float(sets_point.multiply(Yte).sum())))
     oracle = coverage_at_precision(Yte, P_te, target=0.9, mode="labels")
-    miss = cal.missing_probability_
+    scaling = pipe.explain()["scaling"]
+    params = getattr(pipe, "model_params_", None) or {"loss": pipe.model.loss,
+                                                      "C": pipe.model.C}
     return {
-        "model": {"loss": key[0], "C": key[1], "top_k": k},
-        "macro_policy": {"shrinkage": best["shrinkage"], "cv_macro_f1": best["cv_macro_f1"]},
-        "micro_policy": {"shrinkage": micro_shr, "cv_micro_f1": micro_cv[micro_shr]},
-        "calibrator": cal_name, "calibrator_cv": cal_cv,
-        "selection_grid": grid,
+        "model": {**params, "top_k": int(tuning["k"])},
+        "scaling": scaling,
+        "model_selection": tuning.get("model_selection"),
+        "calibrator": tuning["calibration"],
         "macro_f1": f1_score(Yte, LabelSets(sets_macro), average="macro"),
         "micro_f1": f1_score(Yte, LabelSets(sets_micro), average="micro"),
         "micro_f1_of_macro_policy": f1_score(Yte, LabelSets(sets_macro), average="micro"),
@@ -341,14 +246,10 @@ def run_labelwise(Xtr, Ytr, Xte, Yte, *, cv: int = 5) -> dict:
         "coverage_at_0.9_on_train_oof": target.coverage_,
         "precision_on_train_oof": target.precision_,
         "precision_lower_bound_on_train_oof": target.precision_lower_bound_,
-        "point_estimate_target": {
-            "coverage": float((np.diff(sets_point.indptr) > 0).mean()),
-            "precision": k_pt / n_pt if n_pt else float("nan"),
-            "accepted_test_pairs": int(n_pt), "ci95": clopper_pearson(k_pt, n_pt),
-            "coverage_on_train_oof": target_point.coverage_},
         "label_cardinality": [float(Ytr.sum() / Ytr.shape[0]), float(Yte.sum() / Yte.shape[0])],
         "oracle_coverage_at_0.9": oracle.coverage,
-        "select_s": t_select, "fit_s": t_fit,
+        "fit_s": t_fit, "tune_s": t_tune,
+        "n_test_scores": int(S_te.nnz),
     }
 
 
@@ -435,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", default=",".join(ALL))
     ap.add_argument("--cv", type=int, default=5)
+    ap.add_argument("--scale", default="auto", choices=("auto", "standard", "maxabs", "none"),
+                    help="labelwise's Pipeline(scale=...) (labelwise train --scale)")
+    ap.add_argument("--no-select-c", dest="select_c", action="store_false",
+                    help="labelwise tune --no-select-c: keep OneVsRest's default C and loss")
     ap.add_argument("--lml-python", default=str(Path(".venv-peers-lml/bin/python")))
     ap.add_argument("--lml-cache", default="bench-results/decisions-lml",
                     help="folder of cached LibMultiLabel results, one NAME.json per dataset")
@@ -456,11 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LABELWISE_DATASETS_MIRROR", "/work/shared/datasets")
     results = {}
     for name in args.datasets.split(","):
-        Xtr, Ytr, Xte, Yte = load_data(name)
-        row = {"n_train": Xtr.shape[0], "n_test": Xte.shape[0], "n_labels": Ytr.shape[1],
-               "lml_key": lml_key(Xtr, Ytr, Xte, Yte)}
+        Xtr, Ytr, Xte, Yte, Ltr, Lte = load_data(name)
+        row = {"n_train": Ytr.shape[0], "n_test": Yte.shape[0], "n_labels": Ytr.shape[1],
+               "lml_key": lml_key(Ltr, Ytr, Lte, Yte)}
         try:
-            row["libmultilabel"] = lml_cached(name, args.lml_python, Xtr, Ytr, Xte, Yte,
+            row["libmultilabel"] = lml_cached(name, args.lml_python, Ltr, Ytr, Lte, Yte,
                                               cache_dir=Path(args.lml_cache),
                                               timeout=args.lml_timeout,
                                               retry_skipped=args.lml_retry,
@@ -468,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, RuntimeError) as e:
             row["libmultilabel"] = {"error": str(e)[-300:]}
         if not args.lml_only:
-            row["labelwise"] = run_labelwise(Xtr, Ytr, Xte, Yte, cv=args.cv)
+            row["labelwise"] = run_labelwise(Xtr, Ytr, Xte, Yte, cv=args.cv,
+                                             scale=None if args.scale == "none" else args.scale,
+                                             select_c=args.select_c)
         results[name] = row
         print(json.dumps({name: row}), flush=True)
         if args.out:
@@ -479,38 +386,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(results: dict) -> None:
-    head = ("dataset", "L", "macroF1 lw", "macroF1 LML", "d", "microF1 lw", "microF1 LML",
-            "ECE", "ECE floor", "debiased CE", "ECE sweep", "cov@.9 (LCB95)",
-            "prec reached (95% CI, pairs)", "cov@.9 (point)", "prec reached (point)",
-            "oracle cov", "chosen on train")
+    """The README's table, then what the tuning chose on the training rows."""
+    head = ("dataset", "labels", "macro-F1 labelwise", "macro-F1 LibMultiLabel",
+            "micro-F1 labelwise", "micro-F1 LibMultiLabel", "ECE, 15 bins (noise floor)",
+            "debiased CE", "coverage at precision 0.9, 95 % bound (precision reached on test)")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     diffs = []
     for name, r in results.items():
         a, b = r["labelwise"], r["libmultilabel"]
         bm = b.get("macro_f1", float("nan"))
-        if "macro_f1" not in b:
-            name = f"{name} (LML: {b.get('skipped') or b.get('error', '?')})"
-        d = 100 * (a["macro_f1"] - bm)
-        diffs.append(d)
-        lo, hi = a.get("precision_at_target_ci95", (np.nan, np.nan))
-        prec = (f"{a['precision_at_target']:.3f} [{lo:.3f}, {hi:.3f}], "
-                f"{a.get('accepted_test_pairs', 0)}" if a.get("accepted_test_pairs") else "-")
-        pt = a.get("point_estimate_target", {})
-        pt_cov = f"{pt['coverage']:.3f}" if pt else "-"
-        pt_prec = (f"{pt['precision']:.3f} [{pt['ci95'][0]:.3f}, {pt['ci95'][1]:.3f}], "
-                   f"{pt['accepted_test_pairs']}" if pt.get("accepted_test_pairs") else "-")
-        print(f"| {name} | {r['n_labels']} | {100 * a['macro_f1']:.2f} | {100 * bm:.2f} | "
-              f"{d:+.2f} | {100 * a['micro_f1']:.2f} | {100 * b.get('micro_f1', np.nan):.2f} | "
-              f"{a['ece']:.4f} | {a.get('ece_noise_floor', np.nan):.4f} | "
-              f"{a.get('debiased_ce', np.nan):.4f} | {a.get('ece_sweep', np.nan):.4f} | "
-              f"{a['coverage_at_0.9']:.3f} | {prec} | {pt_cov} | {pt_prec} | "
-              f"{a['oracle_coverage_at_0.9']:.3f} | {a['model']['loss']} C={a['model']['C']:g}, "
-              f"shrinkage {a['macro_policy']['shrinkage']:g}, {a['calibrator']} |")
+        lml_macro = f"{100 * bm:.2f}" if "macro_f1" in b else "-"
+        lml_micro = f"{100 * b['micro_f1']:.2f}" if "micro_f1" in b else "-"
+        diffs.append(100 * (a["macro_f1"] - bm))
+        prec = (f"{a['precision_at_target']:.3f}" if a.get("accepted_test_pairs") else "-")
+        print(f"| {name} | {r['n_labels']} | {100 * a['macro_f1']:.2f} | {lml_macro} | "
+              f"{100 * a['micro_f1']:.2f} | {lml_micro} | {a['ece']:.3f} "
+              f"({a['ece_noise_floor']:.3f}) | {a['debiased_ce']:.3f} | "
+              f"{a['coverage_at_0.9']:.3f} ({prec}) |")
     diffs = [d for d in diffs if np.isfinite(d)]
     if diffs:
-        print(f"mean macro-F1 difference over {len(diffs)} datasets with both (points): "
+        print(f"\nmean macro-F1 difference over {len(diffs)} datasets with both (points): "
               f"{np.mean(diffs):+.2f}; worst: {min(diffs):+.2f}")
+    print("\nchosen on the training rows (scaling; loss and C; fit, tune seconds):")
+    for name, r in results.items():
+        a = r["labelwise"]
+        sc = a.get("scaling") or {}
+        print(f"- {name}: scaling {sc.get('method_in_effect', 'none')} (column maxima spread "
+              f"{sc.get('spread', float('nan')):.3g}); {a['model']['loss']} "
+              f"C={a['model']['C']:g}; fit {a['fit_s']:.1f} s, tune {a['tune_s']:.1f} s")
 
 
 if __name__ == "__main__":

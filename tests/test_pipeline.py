@@ -53,7 +53,7 @@ def _ovr():
 def text_pipe():
     texts, Y = _texts()
     pipe = Pipeline(Tfidf(), _ovr()).fit(texts, Y, labels=NAMES)
-    pipe.tune(texts, Y, objective="micro-f1", cv=3, k=4)
+    pipe.tune(texts, Y, objective="micro-f1", cv=3, k=4, select_c=False)
     return pipe, texts, Y
 
 
@@ -99,7 +99,7 @@ def test_tune_equals_manual_crossfit_calibrate_decide(text_pipe):
 def test_featurizer_in_folds_matches_a_hand_written_loop():
     texts, Y = _texts(n=90, seed=3)
     pipe = Pipeline(Tfidf(), _ovr(), featurizer_in_folds=True).fit(texts, Y, labels=NAMES)
-    pipe.tune(texts, Y, objective="macro-f1", calibration="none", cv=3, k=5)
+    pipe.tune(texts, Y, objective="macro-f1", calibration="none", cv=3, k=5, select_c=False)
     Yc = Dataset(texts, Y, NAMES).Y
     S = sp.lil_matrix(Yc.shape, dtype=np.float32)
     folds = np.empty(90, dtype=np.int64)
@@ -114,7 +114,7 @@ def test_featurizer_in_folds_matches_a_hand_written_loop():
     np.testing.assert_array_equal(pipe.decision.thresholds_, expect.thresholds_)
     # and the default (featurizer fitted once on all rows) gives other out-of-fold scores
     other = Pipeline(Tfidf(), _ovr()).fit(texts, Y, labels=NAMES)
-    other.tune(texts, Y, objective="macro-f1", calibration="none", cv=3, k=5)
+    other.tune(texts, Y, objective="macro-f1", calibration="none", cv=3, k=5, select_c=False)
     assert not np.array_equal(other.decision.tuned_, pipe.decision.tuned_)
 
 

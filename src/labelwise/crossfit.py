@@ -13,6 +13,23 @@ a top-k CSR (labelwise models) or a scikit-learn style ``decision_function(X)`` 
 ``predict_proba(X)`` returning a dense (n_samples, n_labels) array (its top k is kept).
 Warnings raised inside the folds (e.g. a rare label with no positive in some training
 folds) are gathered and re-issued once each, with the number of folds that raised them.
+
+:func:`select_linear_params` chooses a linear model's ``C`` and ``loss`` by the same
+cross-fitting: every candidate of :func:`linear_grid` is cross-fitted on the same folds and
+scored by a function of its out-of-fold scores (``Pipeline.tune`` uses the cross-validated
+objective of thresholds tuned on them, :func:`labelwise.decision.cross_validated_score`).
+The grid is derived from the size of the training problem, ``nnz(X) * n_labels`` (the work
+of one solver pass over all labels):
+
+==========================  ===========================================================
+``nnz(X) * n_labels``       candidates
+==========================  ===========================================================
+<= 3e7                      C in {0.25, 0.5, 1, 2, 4, 8, 16} x {squared_hinge, logistic}
+<= 3e8                      C in {0.25, 1, 4, 16} x {squared_hinge, logistic}
+larger                      C in {0.5, 2} x {squared_hinge}
+==========================  ===========================================================
+
+plus the model's own ``(loss, C)``, listed first so that it wins ties.
 """
 
 from __future__ import annotations
@@ -28,7 +45,12 @@ from .checks import positive_int
 from .dataset import Dataset, as_label_matrix
 from .errors import DataFormatError
 
-__all__ = ["cross_fit_scores"]
+__all__ = ["cross_fit_scores", "linear_grid", "select_linear_params"]
+
+#: (nnz(X) * n_labels limit, C values, losses) of linear_grid, smallest problems first
+GRID_RULES = ((3e7, (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), ("squared_hinge", "logistic")),
+              (3e8, (0.25, 1.0, 4.0, 16.0), ("squared_hinge", "logistic")),
+              (float("inf"), (0.5, 2.0), ("squared_hinge",)))
 
 
 def _score(model: Any, X: Any, k: int, method: str) -> sp.csr_matrix:
@@ -119,3 +141,42 @@ def _rows(X: Any, idx: np.ndarray) -> Any:
     if isinstance(X, list | tuple):
         return [X[i] for i in idx]
     return X[idx]
+
+
+def linear_grid(X: Any, n_labels: int, *, C: float, loss: str) -> list[dict[str, Any]]:
+    """The ``[{"loss", "C"}, ...]`` candidates for a training problem (module docstring),
+    the model's own ``(loss, C)`` first."""
+    nnz = X.nnz if sp.issparse(X) else int(np.count_nonzero(X))
+    work = float(nnz) * float(n_labels)
+    Cs, losses = next((c, lo) for limit, c, lo in GRID_RULES if work <= limit)
+    out = [{"loss": loss, "C": float(C)}]
+    for lo in losses:
+        for c in Cs:
+            cand = {"loss": lo, "C": float(c)}
+            if cand not in out:
+                out.append(cand)
+    return out
+
+
+def select_linear_params(make: Any, X: Any, Y: Any, grid: list[dict[str, Any]], score: Any, *,
+                         cv: int = 5, k: int = 10, random_state: int | None = 0,
+                         labels: Any = None) -> tuple[dict[str, Any], sp.csr_matrix,
+                                                      np.ndarray, list[dict[str, Any]]]:
+    """Cross-fit ``make(params)`` for every ``params`` of ``grid`` on the same folds; return
+    ``(best params, its out-of-fold scores, the fold ids, the table)``.
+
+    ``score(S, folds)`` -> float, higher is better; the first best candidate wins ties. The
+    table holds every candidate with its ``"score"``. Only the training rows X, Y are seen.
+    """
+    if not grid:
+        raise DataFormatError("no candidate parameters to select from", field="grid")
+    best = None
+    table = []
+    for params in grid:
+        S, folds = cross_fit_scores(make(params), X, Y, cv=cv, k=k, random_state=random_state,
+                                    labels=labels, return_folds=True)
+        value = float(score(S, folds))
+        table.append({**params, "score": value})
+        if best is None or value > best[0]:
+            best = (value, params, S, folds)
+    return dict(best[1]), best[2], best[3], table

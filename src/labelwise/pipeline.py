@@ -12,7 +12,11 @@ and ``decision`` (:mod:`labelwise.decision`) are optional.
 Fitting and tuning
 ------------------
 ``fit(X, Y, *, labels=None)`` (or ``fit(dataset)``) fits the featurizer on the training
-texts and the model on their features. When a calibrator or a decision policy is set, ``fit``
+texts and the model on their features. Numeric X (no featurizer) is scaled per column first
+(``scale``, default ``"auto"``: dense X standardised, sparse X max-abs scaled only when its
+column maxima spread over more than two orders of magnitude, tf-idf and binary X unchanged;
+:class:`labelwise.features.Scale`), by a scaler fitted on the training rows (``scaler_``,
+saved with the pipeline, shown by ``explain()``). When a calibrator or a decision policy is set, ``fit``
 then tunes them as :meth:`Pipeline.tune` does.
 
 ``tune(X, Y, *, objective=, calibration=, cv=, k=)`` takes the pipeline's *training* data
@@ -22,9 +26,17 @@ fold), fits the calibrator on these out-of-fold top-``k`` scores and the policy 
 calibrated out-of-fold probabilities (on the raw scores when there is no calibrator);
 per-label thresholds are tuned on each fold model's own probabilities and averaged over the
 folds (as LibMultiLabel's thresholding does), since pooled folds mix models on different
-scales, which misleads rare labels. The fitted model itself is not refitted (it is fitted
-first when it is not yet). Evaluation rows never reach it: they have no argument to come in
-through.
+scales, which misleads rare labels. Without model selection the fitted model itself is not refitted (it is
+fitted first when it is not yet). With ``select_c`` (the default for models that have ``C``
+and ``loss``, i.e. OneVsRest) ``tune`` first chooses ``C`` and ``loss`` by the same
+cross-fitting (:func:`labelwise.crossfit.select_linear_params` over
+:func:`labelwise.crossfit.linear_grid`; each candidate scored by the cross-validated
+objective of per-label thresholds tuned on its raw out-of-fold scores, micro-F1 for a
+precision objective), reuses the winner's out-of-fold scores for calibration and policy, and
+refits the model on all training rows with the chosen values. The model's constructor
+parameters stay as given; the values in effect are ``model_params_`` (and
+``tuning_["model_selection"]``, with every candidate's score). Evaluation rows never reach
+any of it: they have no argument to come in through.
 
 Where the featurizer is fitted during cross-fitting (``featurizer_in_folds``): by default
 (False) the featurizer fitted on all training rows transforms them once and only the model is
@@ -194,12 +206,14 @@ class Pipeline(OpenLabelsMixin, Estimator):
     featurizer_in_folds: fit a fresh featurizer inside each fold (module docstring).
     open_labels: the FewShot holding labels added after training (module docstring), or an
         unfitted FewShot giving the encoder settings for them, or None.
+    scale: per-column scaling of numeric X (no featurizer): "auto", "standard", "maxabs",
+        "none" or None (labelwise.features.Scale; None and "none" leave X as given).
     """
 
     def __init__(self, featurizer: Any = None, model: Any = None, calibrator: Any = None,
                  decision: Any = None, *, cv: int = 5, k: int = 100,
                  random_state: int | None = 0, featurizer_in_folds: bool = False,
-                 open_labels: Any = None) -> None:
+                 open_labels: Any = None, scale: str | None = "auto") -> None:
         self.featurizer = featurizer
         self.model = model
         self.calibrator = calibrator
@@ -209,6 +223,7 @@ class Pipeline(OpenLabelsMixin, Estimator):
         self.random_state = random_state
         self.featurizer_in_folds = featurizer_in_folds
         self.open_labels = open_labels
+        self.scale = scale
 
     # ------------------------------------------------------------------ state
     @property
@@ -302,8 +317,22 @@ class Pipeline(OpenLabelsMixin, Estimator):
         """The model's input for X: the featurizer's output, or X itself when numeric."""
         X = self._input(X)
         if self.featurizer is None:
-            return X
+            scaler = getattr(self, "scaler_", None)
+            return X if scaler is None else scaler.transform(X)
         return self.featurizer.transform(X)
+
+    def _fit_features(self, X: Any) -> Any:
+        """Fit the featurizer (texts) or the scaler (numeric X) on the training rows; their
+        output."""
+        if self.featurizer is not None:
+            return self.featurizer.fit_transform(X)
+        self.__dict__.pop("scaler_", None)
+        if self.scale is None or self.is_text:
+            return X
+        from .features.scale import Scale
+
+        self.scaler_ = Scale(method=self.scale).fit(X)
+        return self.scaler_.transform(X)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, Y: Any = None, *, labels: LabelSpace | list[str] | None = None):
@@ -311,9 +340,9 @@ class Pipeline(OpenLabelsMixin, Estimator):
         self._check_model()
         X, Y, labels = self._split(X, Y, labels)
         X = self._input(X)
-        if hasattr(self, "tuning_"):
-            del self.tuning_
-        Xf = X if self.featurizer is None else self.featurizer.fit_transform(X)
+        for name in ("tuning_", "model_params_"):
+            self.__dict__.pop(name, None)
+        Xf = self._fit_features(X)
         self.model.fit(Xf, Y, labels=labels)
         self._counts(Y)
         if self.calibrator is not None or self.decision is not None:
@@ -330,7 +359,8 @@ class Pipeline(OpenLabelsMixin, Estimator):
 
     def tune(self, X: Any, Y: Any = None, *, objective: str | None = None,
              calibration: str | None = None, cv: int | None = None, k: int | None = None,
-             random_state: int | None = None, labels: LabelSpace | list[str] | None = None):
+             random_state: int | None = None, labels: LabelSpace | list[str] | None = None,
+             select_c: bool | None = None):
         """Fit calibrator and decision policy on out-of-fold scores of the training data.
 
         ``objective``: ``"micro-f1"``, ``"macro-f1"``, ``"samples-f1"`` or ``"precision=P"``
@@ -338,12 +368,16 @@ class Pipeline(OpenLabelsMixin, Estimator):
         ``"micro-f1"`` when it has none. ``calibration``: a name of :data:`CALIBRATIONS`
         (sets ``calibrator``; ``"none"`` removes it); None keeps the pipeline's calibrator,
         or per-label Platt scaling (``"platt-per-label"``) when it has none.
-        ``cv``, ``k``, ``random_state``: override the pipeline's parameters.
+        ``cv``, ``k``, ``random_state``: override the pipeline's parameters. ``select_c``:
+        choose the model's ``C`` and ``loss`` by cross-fitting and refit it (module
+        docstring); None means yes for OneVsRest, True works for any model with both
+        (LabelTree: its root C, on the same grid).
         Y's columns are matched to the model's labels by name (labels it lacks: warned, ignored).
         """
         self._check_model()
         X, Y, labels = self._split(X, Y, labels)
         X = self._input(X)
+        select_c = self._select_c(select_c)
         if objective is not None:
             self.decision = make_policy(objective)
         elif self.decision is None:
@@ -354,32 +388,45 @@ class Pipeline(OpenLabelsMixin, Estimator):
             self.calibrator = make_calibrator("platt-per-label")
         if not hasattr(self.model, "labels_"):
             return self._fit_then_tune(X, Y, labels, objective, calibration, cv, k,
-                                       random_state)
+                                       random_state, select_c)
         Y, _ = align_labels(Y, labels, self.model.labels_, unknown="warn",  # matched by name
                             what="ignored for tuning (the model cannot predict them)")
         Xf = None if self.featurizer_in_folds else self.transform(X)
         seed = self.random_state if random_state is None else random_state
         self._tune(X, Y, Xf, objective=objective, calibration=calibration,
                    cv=self.cv if cv is None else cv, k=self.k if k is None else k,
-                   random_state=seed)
+                   random_state=seed, select_c=select_c)
         self._counts(Y)
         if self.open_labels is not None and self.is_text:
             self.calibrate_open_labels(X, Y, random_state=seed)
         return self
 
-    def _fit_then_tune(self, X, Y, labels, objective, calibration, cv, k, random_state):
-        Xf = X if self.featurizer is None else self.featurizer.fit_transform(X)
+    def _select_c(self, select_c: bool | None) -> bool:
+        """None: yes for OneVsRest; True: for any model with C and loss (LabelTree too)."""
+        from .models.ovr import OneVsRest
+
+        if select_c is None:
+            return isinstance(self.model, OneVsRest)
+        if select_c and not all(p in self.model.get_params(deep=False) for p in ("C", "loss")):
+            raise LabelwiseError(f"select_c: {type(self.model).__name__} has no C and loss to "
+                                 "choose")
+        return bool(select_c)
+
+    def _fit_then_tune(self, X, Y, labels, objective, calibration, cv, k, random_state,
+                       select_c=False):
+        Xf = self._fit_features(X)
         self.model.fit(Xf, Y, labels=labels)
         self._counts(Y)
         seed = self.random_state if random_state is None else random_state
         self._tune(X, Y, None if self.featurizer_in_folds else Xf, objective=objective,
                    calibration=calibration, cv=self.cv if cv is None else cv,
-                   k=self.k if k is None else k, random_state=seed)
+                   k=self.k if k is None else k, random_state=seed, select_c=select_c)
         self._refresh_open(X, Y, seed)
         return self
 
     def _tune(self, X: Any, Y: Any, Xf: Any, *, objective: str | None,
-              calibration: str | None, cv: int, k: int, random_state: int | None) -> None:
+              calibration: str | None, cv: int, k: int, random_state: int | None,
+              select_c: bool = False) -> None:
         from sklearn.base import clone
 
         from .crossfit import cross_fit_scores
@@ -389,15 +436,36 @@ class Pipeline(OpenLabelsMixin, Estimator):
         if Yc.shape[1] != n_labels:
             raise DataFormatError(f"Y has {Yc.shape[1]} labels, the model {n_labels}", field="Y")
         k = min(positive_int(k, "k"), n_labels)
-        if self.featurizer_in_folds and self.featurizer is not None:
-            fold_model = _FoldPipeline(clone(self.featurizer), clone(self.model), k)
-            S, folds = cross_fit_scores(fold_model, X, Yc, cv=cv, k=k,
-                                        random_state=random_state, labels=self.model.labels_,
-                                        return_folds=True)
+        feat = self.featurizer
+        if feat is None and getattr(self, "scaler_", None) is not None:
+            from .features.scale import Scale
+
+            feat = Scale(method=self.scaler_.method_)
+        in_folds = self.featurizer_in_folds and feat is not None
+        if not in_folds and Xf is None:
+            Xf = self.transform(X)
+
+        def make(params: dict[str, Any]) -> Any:
+            model = clone(self.model).set_params(**params)
+            return _FoldPipeline(clone(feat), model, k) if in_folds else model
+
+        selection = None
+        if select_c:
+            from .crossfit import linear_grid, select_linear_params
+
+            Xs = X if in_folds else Xf
+            grid = linear_grid(Xf if Xf is not None else self.transform(X), n_labels,
+                               C=self.model.C, loss=self.model.loss)
+            best, S, folds, table = select_linear_params(
+                make, Xs, Yc, grid, self._selection_score(Yc, cv, random_state), cv=cv, k=k,
+                random_state=random_state, labels=self.model.labels_)
+            with _params_set(self.model, best):  # refit on all rows; params then restored
+                self.model.fit(self.transform(X) if Xf is None else Xf, Yc,
+                               labels=self.model.labels_)
+            self.model_params_ = best
+            selection = {**best, "grid": table}
         else:
-            if Xf is None:
-                Xf = self.transform(X)
-            S, folds = cross_fit_scores(self.model, Xf, Yc, cv=cv, k=k,
+            S, folds = cross_fit_scores(make({}), X if in_folds else Xf, Yc, cv=cv, k=k,
                                         random_state=random_state, labels=self.model.labels_,
                                         return_folds=True)
         P = S
@@ -423,6 +491,21 @@ class Pipeline(OpenLabelsMixin, Estimator):
                         "random_state": random_state,
                         "featurizer_in_folds": bool(self.featurizer_in_folds),
                         "n_samples": int(Yc.shape[0])}
+        if selection is not None:
+            self.tuning_["model_selection"] = selection
+        if getattr(self, "model_params_", None) is not None:  # what the model was fitted with
+            self.tuning_["model_params"] = self.model_params_
+
+    def _selection_score(self, Yc: Any, cv: int, random_state: int | None) -> Any:
+        """score(S, folds) of a C/loss candidate: the cross-validated objective of the
+        pipeline's policy kind tuned on the raw out-of-fold scores (module docstring)."""
+        from .decision import PerLabelThreshold, cross_validated_score
+
+        objective = getattr(self.decision, "objective", None) or "micro-f1"
+        policy = self.decision if isinstance(self.decision, PerLabelThreshold) else \
+            PerLabelThreshold(objective=objective)
+        return lambda S, folds: cross_validated_score(policy, S, Yc, cv=cv, metric=objective,
+                                                      random_state=random_state, folds=folds)
 
     # ------------------------------------------------------------------ scoring
     def _k(self, k: int | None) -> int:
@@ -556,6 +639,8 @@ class Pipeline(OpenLabelsMixin, Estimator):
         out: dict[str, Any] = {
             "featurizer": None if self.featurizer is None else type(self.featurizer).__name__,
             "model": type(self.model).__name__, "n_labels": len(self.labels_),
+            "scaling": None if getattr(self, "scaler_", None) is None else
+            self.scaler_.explain(), "model_params": getattr(self, "model_params_", None),
             "calibrator": self.calibrator.explain() if _fitted(self.calibrator) else None,
             "decision": None, "tuning": getattr(self, "tuning_", None)}
         if _fitted(self.decision):
@@ -580,6 +665,20 @@ class Pipeline(OpenLabelsMixin, Estimator):
              verify: bool = True) -> Pipeline:
         """Read a directory written by :meth:`save`."""
         return load_pipeline(path, cls=cls, mmap=mmap, verify=verify)
+
+
+class _params_set:
+    """Context: ``model``'s parameters set to ``params``, the old values restored after."""
+
+    def __init__(self, model: Any, params: dict[str, Any]) -> None:
+        self.model, self.params = model, params
+
+    def __enter__(self) -> None:
+        self.old = {key: getattr(self.model, key) for key in self.params}
+        self.model.set_params(**self.params)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.model.set_params(**self.old)
 
 
 def _objective_of(policy: Any) -> str | None:

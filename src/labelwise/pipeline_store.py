@@ -6,6 +6,7 @@ A saved :class:`~labelwise.pipeline.Pipeline` is a directory::
       pipeline.json          format, components, tuning facts, sha256 of every other file
       model/                 the model directory format (labelwise.models.persist)
       featurizer/            featurizer.json + one .npy per array (labelwise.features.base)
+      scaler/                the per-column Scale of numeric X, the same featurizer format
       calibration.json/.npz  the calibrator (labelwise.calibration), when there is one
       decision.json/.npz     the decision policy (labelwise.decision), when there is one
       open_labels/           the FewShot of labels added after training (hybrid pipelines)
@@ -23,7 +24,9 @@ A saved :class:`~labelwise.pipeline.Pipeline` is a directory::
      "n_labels": 28,                   # all labels: the model's, then the open ones
      "open_calibration": {"temperature", "bias", "n_rows", "n_labels", "n_positives"} | null,
      "label_counts": "label_counts.npy" | null,
-     "params": {"cv": 5, "k": 100, "random_state": 0, "featurizer_in_folds": false},
+     "params": {"cv": 5, "k": 100, "random_state": 0, "featurizer_in_folds": false,
+                "scale": "auto" | ... | null},  # no "scale" (older files): null
+     # components may hold "scaler": {"path": "scaler", "class": "Scale"}
      "tuning": {"objective", "calibration", "cv", "k", "random_state",
                 "featurizer_in_folds", "n_samples"} | null,
      "files": {"model/manifest.json": "<sha256 hex>", ...}}
@@ -116,6 +119,10 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
         if feat is not None:
             write_featurizer(feat, out.sub("featurizer"))
             components["featurizer"] = {"path": "featurizer", "class": feat_dict["class"]}
+        scaler = getattr(pipe, "scaler_", None)
+        if scaler is not None:
+            write_featurizer(scaler, out.sub("scaler"))
+            components["scaler"] = {"path": "scaler", "class": "Scale"}
         if pipe.calibrator is not None:
             write_object(out, "calibration", CALIBRATION_FORMAT, pipe.calibrator.to_dict(),
                          pipe.calibrator.arrays())
@@ -138,7 +145,8 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
                "open_calibration": getattr(pipe, "open_calibration_", None),
                "label_counts": None if counts is None else LABEL_COUNTS,
                "params": {"cv": pipe.cv, "k": pipe.k, "random_state": pipe.random_state,
-                          "featurizer_in_folds": bool(pipe.featurizer_in_folds)},
+                          "featurizer_in_folds": bool(pipe.featurizer_in_folds),
+                          "scale": pipe.scale},
                "tuning": getattr(pipe, "tuning_", None), "files": dict(sorted(out.files.items()))}
         out.json(PIPELINE_FILE, doc)
 
@@ -218,12 +226,22 @@ def load_pipeline(path: str | os.PathLike[str], *, cls: type, mmap: bool = False
     try:
         pipe = cls(featurizer, model, calibrator, decision, cv=params["cv"], k=params["k"],
                    random_state=params["random_state"],
-                   featurizer_in_folds=bool(params["featurizer_in_folds"]))
+                   featurizer_in_folds=bool(params["featurizer_in_folds"]),
+                   scale=params.get("scale"))
     except KeyError as e:
         raise DataFormatError(f"missing {e.args[0]!r}", path=where, field="params") from None
     _check_label_counts(pipe, where)
+    scaler_dir = _component(doc, "scaler", "path", where)
+    if scaler_dir is not None:
+        scaler = load_featurizer(root / scaler_dir, verify=False)
+        if type(scaler).__name__ != "Scale" or featurizer is not None:
+            raise DataFormatError("the scaler must be a Scale, in a pipeline without a "
+                                  "featurizer", path=where, field="components")
+        pipe.scaler_ = scaler
     if doc.get("tuning") is not None:
         pipe.tuning_ = doc["tuning"]
+        if isinstance(pipe.tuning_.get("model_params"), dict):
+            pipe.model_params_ = pipe.tuning_["model_params"]
         _check_tuning_k(pipe, where)
     _load_open(root, doc, pipe, where, mmap)
     return pipe

@@ -126,6 +126,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels-file", metavar="FILE",
                    help="zeroshot/fewshot/fewshot-finetune: the label space, one 'name' or 'name<TAB>description' "
                         "per line")
+    p.add_argument("--scale", choices=("auto", "standard", "maxabs", "none"), default="auto",
+                   help="per-column scaling of numeric features, fitted on the training rows "
+                        "(default auto: dense standardised, sparse max-abs scaled when its "
+                        "column maxima spread over more than 100x, binary/tf-idf unchanged)")
     p.add_argument("--threads", type=int,
                    help="worker threads (model threads and torch threads; default: all CPUs)")
     p.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
@@ -371,7 +375,8 @@ def fit_pipeline(args: argparse.Namespace):
         if args.features or args.feature_set or args.embedding_model:
             raise LabelwiseError(f"--features/--feature-set/--embedding-model: {args.train} holds "
                                  f"numeric features ({data.x_kind}), not texts")
-    pipe = Pipeline(featurizer, model, random_state=args.seed)
+    pipe = Pipeline(featurizer, model, random_state=args.seed,
+                    scale=getattr(args, "scale", "auto"))
     uses_torch = args.model in ("mlp", *TEXT_MODELS) or "embeddings" in (features or "")
     start = time.perf_counter()
     with show_progress(not args.quiet), torch_threads(args.threads, uses_torch):
@@ -399,6 +404,11 @@ def run(args: argparse.Namespace) -> int:
         feats = f" on {args.features or DEFAULT_FEATURES[args.model]} features"
     rows = (f"from {len(pipe.model.labels_)} label names (no training rows)" if data is None
             else f"on {data.n_samples} rows, {data.n_labels} labels")
+    scaler = getattr(pipe, "scaler_", None)
+    if scaler is not None:
+        facts = scaler.explain()
+        feats = (f" on {facts['kind']} features, scaling {facts['method_in_effect']} "
+                 f"(--scale {facts['method']}; column maxima spread {facts['spread']:.3g})")
     print(f"trained {type(pipe.model).__name__}{feats} {rows} in {seconds:.2f} s; "
           f"saved to {args.out}")
     return 0

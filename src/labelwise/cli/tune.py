@@ -54,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scores kept per row (top k; default 100, capped at n_labels)")
     p.add_argument("--calibration", choices=CALIBRATIONS, default="platt-per-label")
     p.add_argument("--seed", type=int, default=0, help="random state of the folds")
+    p.add_argument("--no-select-c", dest="select_c", action="store_false",
+                   help="keep the model's C and loss (by default a OneVsRest model's C and "
+                        "loss are chosen by the same cross-fitting and the model refitted)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     # (Pipeline.tune); labels added later (`labels add`) have no tuned part
     with show_progress(not args.quiet):
         pipe.tune(ds, objective=args.objective, calibration=args.calibration, cv=args.cv,
-                  k=args.k, random_state=args.seed)
+                  k=args.k, random_state=args.seed, select_c=None if args.select_c else False)
     if is_pipeline_dir(root):
         pipe.save(root)
     else:
@@ -136,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         cal_summary = cal.explain()
     summary = {"model": str(root), "objective": pipe.tuning_["objective"], "cv": args.cv,
                "k": pipe.tuning_["k"], "calibration": cal_summary,
+               "model_params": getattr(pipe, "model_params_", None),
                "decision": {key: v for key, v in pipe.decision.explain().items() if key != "labels"}}
     print_json(summary)
     return 0

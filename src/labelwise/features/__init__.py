@@ -3,6 +3,8 @@
 - :class:`Tfidf`: word (and optional character) n-gram tf-idf on scikit-learn, CSR float32.
 - :class:`SentenceEmbeddings`: sentence-transformers vectors (extra ``[text]``), dense
   float32 of unit length, with an on-disk cache (:mod:`labelwise.features.cache`).
+- :class:`Scale`: per-column scaling of numeric features (standard or max-abs, chosen by the
+  data's kind), fitted on the training rows.
 - :class:`Fusion`: several featurizers side by side, per-block normalised and weighted,
   optionally with the mean of an item's group (context).
 
@@ -15,12 +17,14 @@ from __future__ import annotations
 from .base import FEATURIZER_CLASSES, Featurizer, load_featurizer
 from .embeddings import SentenceEmbeddings
 from .fusion import Fusion
+from .scale import Scale
 from .tfidf import Tfidf
 
 __all__ = [
     "FEATURIZER_CLASSES",
     "Featurizer",
     "Fusion",
+    "Scale",
     "SentenceEmbeddings",
     "Tfidf",
     "load_featurizer",

@@ -65,6 +65,7 @@ FEATURIZER_CLASSES: dict[str, tuple[str, str]] = {
     "Tfidf": ("labelwise.features.tfidf", "Tfidf"),
     "SentenceEmbeddings": ("labelwise.features.embeddings", "SentenceEmbeddings"),
     "Fusion": ("labelwise.features.fusion", "Fusion"),
+    "Scale": ("labelwise.features.scale", "Scale"),
 }
 
 
