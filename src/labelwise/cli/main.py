@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "tune": "labelwise.cli.tune",
     "labels": "labelwise.cli.labels",
     "learn": "labelwise.cli.learn",
+    "serve": "labelwise.cli.serve",
 }
 
 EXIT_USAGE_OR_DATA = 2

@@ -1,0 +1,117 @@
+"""``labelwise serve MODEL_DIR... | --models-dir DIR``: an HTTP API over saved models.
+
+Every model or pipeline directory is served under its directory's name (``--models-dir``:
+each subdirectory holding a model). Binds 127.0.0.1 unless ``--host`` says otherwise.
+Routes, errors and settings: :mod:`labelwise.serve` (and ``/docs`` on the running server).
+``--workers N`` starts N uvicorn worker processes; the models are memory-mapped, so they
+share one copy of the arrays, and ``/metrics`` sums over the workers (prometheus-client's
+multiprocess mode, in a temporary folder removed at exit).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "serve models over HTTP: predict, labels, learn, reload, metrics (needs labelwise[serve])"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dirs", metavar="MODEL_DIR", nargs="*",
+                   help="model or pipeline directories, served under their directory names")
+    p.add_argument("--models-dir", metavar="DIR",
+                   help="serve every model or pipeline directory found in DIR")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--token-file", metavar="F",
+                   help="file holding the bearer token of the write routes (learn, reload); "
+                        "without it those routes answer 403")
+    p.add_argument("--allow-learn", metavar="NAME", nargs="+", action="extend", default=[],
+                   help="models that POST /v1/models/NAME/learn may change")
+    p.add_argument("--max-items", type=int, default=1000,
+                   help="most items per predict request (default 1000)")
+    p.add_argument("--max-body", default="8MiB",
+                   help="largest request body, e.g. 8MiB (default), 512KiB, 1000000")
+    p.add_argument("--batch-wait-ms", type=float, default=None,
+                   help="micro-batching: how long a model call waits for more requests "
+                        "(default 2 ms; 0 turns batching off)")
+    p.add_argument("--max-batch", type=int, default=256,
+                   help="micro-batching: most items in one model call (default 256)")
+    p.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's log level (default info)")
+
+
+def model_paths(dirs: list[str], models_dir: str | None) -> dict[str, str]:
+    """Served name -> directory; refuses missing directories and clashing names."""
+    from pathlib import Path
+
+    from labelwise.errors import LabelwiseError
+    from labelwise.serve.registry import is_model_dir
+
+    paths: list[Path] = [Path(d) for d in dirs]
+    if models_dir is not None:
+        root = Path(models_dir)
+        if not root.is_dir():
+            raise LabelwiseError(f"--models-dir {models_dir}: no such directory")
+        found = sorted(p for p in root.iterdir() if not p.name.startswith(".") and is_model_dir(p))
+        if not found:
+            raise LabelwiseError(f"--models-dir {models_dir}: holds no model or pipeline "
+                                 "directory")
+        paths += found
+    if not paths:
+        raise LabelwiseError("give MODEL_DIR... or --models-dir DIR")
+    out: dict[str, str] = {}
+    for p in paths:
+        if not is_model_dir(p):
+            raise LabelwiseError(f"{p}: not a labelwise model or pipeline directory")
+        name = p.resolve().name
+        if name in out:
+            raise LabelwiseError(f"two models named {name!r}: {out[name]} and {p} (a model is "
+                                 "served under its directory's name)")
+        out[name] = str(p.resolve())
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    from labelwise.errors import LabelwiseError
+    from labelwise.serve import require
+    from labelwise.serve.settings import BATCH_WAIT_MS, ServeSettings, parse_size
+
+    require()
+    if args.workers < 1:
+        raise LabelwiseError(f"--workers must be >= 1, got {args.workers}")
+    if not 0 <= args.port <= 65535:
+        raise LabelwiseError(f"--port must be in 0..65535, got {args.port}")
+    settings = ServeSettings(
+        models=model_paths(args.model_dirs, args.models_dir),
+        token_file=None if args.token_file is None else os.path.abspath(args.token_file),
+        allow_learn=tuple(args.allow_learn), max_items=args.max_items,
+        max_body=parse_size(args.max_body),
+        batch_wait_ms=BATCH_WAIT_MS if args.batch_wait_ms is None else args.batch_wait_ms,
+        max_batch=args.max_batch)
+    settings.read_token()  # a missing or empty token file fails here, not in a worker
+    import uvicorn
+
+    os.environ["LABELWISE_SERVE_SETTINGS"] = settings.to_json()
+    own_dir = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="labelwise-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    names = ", ".join(settings.models)
+    print(f"serving {names} on http://{args.host}:{args.port} ({args.workers} worker(s)); "
+          "API docs at /docs", file=sys.stderr)
+    try:
+        uvicorn.run("labelwise.serve.app:create_app_from_env", factory=True, host=args.host,
+                    port=args.port, workers=args.workers, log_level=args.log_level,
+                    timeout_graceful_shutdown=10)
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+    return 0

@@ -1,0 +1,143 @@
+"""Server-side micro-batching: concurrent requests to one model grouped into one model call.
+
+A request puts its job (input rows, ``top_k``, policy) on the model's queue and awaits its
+future. One worker task per model takes the first job, then gathers jobs that arrive within
+``max_wait`` seconds (or are already queued) until ``max_batch`` items, groups the jobs that
+share ``top_k`` and policy, and runs each group as one model call in a thread (the event loop
+keeps answering meanwhile). Rows are scored independently, so a job's answer does not depend
+on its batch mates (sparse models give identical numbers; dense BLAS products may differ in
+the last bits with the batch size). When a grouped call fails, each job of the group is run
+alone, so one request's failure never reaches another.
+
+While a model call runs, new requests queue up and form the next batch: under load batches
+grow by themselves, at concurrency 1 the cost is at most ``max_wait``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .inputs import concat, n_items
+
+__all__ = ["Batcher"]
+
+
+@dataclass
+class _Job:
+    key: Any
+    X: Any
+    n: int
+    future: asyncio.Future = field(repr=False)
+
+
+class Batcher:
+    """Group concurrent jobs of one model (module docstring).
+
+    ``run(key, X)`` is the model call (run in a thread); ``observe(n_items)`` is told each
+    batch's size (metrics)."""
+
+    def __init__(self, run: Callable[[Any, Any], list[Any]], *, max_batch: int,
+                 max_wait: float, observe: Callable[[int], None] | None = None) -> None:
+        self.run = run
+        self.max_batch = int(max_batch)
+        self.max_wait = float(max_wait)
+        self.observe = observe
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    async def submit(self, key: Any, X: Any) -> list[Any]:
+        """The model's answer for the rows X (one per row), from a batched call."""
+        loop = asyncio.get_running_loop()
+        if self._closed:  # swapped out while this request was being parsed: run it alone
+            return await self._call(key, X)
+        if self._queue is None or self._loop is not loop:
+            self._loop = loop
+            self._queue = asyncio.Queue()
+            self._task = loop.create_task(self._work(self._queue))
+        fut = loop.create_future()
+        self._queue.put_nowait(_Job(key, X, n_items(X), fut))
+        return await fut
+
+    def close(self) -> None:
+        """Stop after the queued jobs (called when a new version replaces this one)."""
+        self._closed = True
+        if self._queue is not None and self._loop is not None and not self._loop.is_closed():
+            queue = self._queue
+            self._loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    async def _call(self, key: Any, X: Any) -> list[Any]:
+        if self.observe is not None:
+            self.observe(n_items(X))
+        return await asyncio.to_thread(self.run, key, X)
+
+    async def _work(self, queue: asyncio.Queue) -> None:
+        loop = asyncio.get_running_loop()
+        stop = False
+        while not stop:
+            first = await queue.get()
+            if first is None:
+                break
+            batch = [first]
+            n = first.n
+            deadline = loop.time() + self.max_wait
+            while n < self.max_batch:
+                try:
+                    job = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(queue.get(), left)
+                    except asyncio.TimeoutError:
+                        break
+                if job is None:
+                    stop = True
+                    break
+                batch.append(job)
+                n += job.n
+            groups: dict[Any, list[_Job]] = {}
+            for job in batch:
+                groups.setdefault(job.key, []).append(job)
+            for key, jobs in groups.items():
+                await self._run_group(key, jobs)
+        while not queue.empty():  # jobs that came in after close: answer them too
+            job = queue.get_nowait()
+            if job is not None:
+                await self._run_group(job.key, [job])
+
+    async def _run_group(self, key: Any, jobs: list[_Job]) -> None:
+        live = [j for j in jobs if not j.future.done()]  # a client gone: nothing to do
+        if not live:
+            return
+        try:
+            out = await self._call(key, concat([j.X for j in live]))
+        except Exception as e:  # noqa: BLE001 - re-run alone below
+            if len(live) == 1:
+                _fail(live[0], e)
+                return
+            for job in live:
+                try:
+                    _set(job, await self._call(key, job.X))
+                except Exception as e1:  # noqa: BLE001 - this job's own failure
+                    _fail(job, e1)
+            return
+        a = 0
+        for job in live:
+            _set(job, out[a:a + job.n])
+            a += job.n
+
+
+def _set(job: _Job, value: Any) -> None:
+    if not job.future.done():
+        job.future.set_result(value)
+
+
+def _fail(job: _Job, e: BaseException) -> None:
+    if not job.future.done():
+        job.future.set_exception(e)
