@@ -275,6 +275,20 @@ class Server:
             self.samples.append((time.perf_counter(), m["rss_mb"], m["pss_mb"]))
             self._stop.wait(0.25)
 
+    def settle(self, *, window: float = 3.0, tol: float = 0.01, timeout: float = 120.0) -> float:
+        """Wait until every worker is up (master + workers processes) and the tree's RSS moved
+        less than ``tol`` over ``window`` seconds; seconds waited."""
+        t0 = time.perf_counter()
+        last = self.memory()
+        while time.perf_counter() - t0 < timeout:
+            time.sleep(window)
+            now = self.memory()
+            stable = abs(now["rss_mb"] - last["rss_mb"]) <= tol * last["rss_mb"]
+            if stable and now["processes"] >= self.workers + (self.workers > 1):
+                break
+            last = now
+        return time.perf_counter() - t0
+
     def memory(self) -> dict[str, float]:
         assert self.proc is not None
         return tree_memory_mb(self.proc.pid)
@@ -581,6 +595,8 @@ def measure_server(server: Server, api: Any, tests: dict[str, list[dict]], args:
             return api.single(client, corpus, seq[i])
         # warm-up: every worker must have loaded its models and run its kernels once
         r["warmup"] = asyncio.run(load_phase(one, args.n_warmup, max(4, 4 * server.workers)))
+        if server.workers > 1:
+            r["settle_s"] = server.settle()
         if full:
             r["batch32"] = asyncio.run(quality_phase(api, corpus, docs))
             r["c1"] = asyncio.run(load_phase(one, args.n_single, 1))
@@ -666,6 +682,8 @@ async def soak_phase(base: str, model: str, server: Server, docs: Sequence[dict]
     t_end = time.perf_counter() + seconds
     t_base = time.perf_counter() + seconds / 10
     rss_base: dict[str, float] | None = None
+    drops: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
     i_next = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=120.0) as client:
@@ -679,6 +697,9 @@ async def soak_phase(base: str, model: str, server: Server, docs: Sequence[dict]
                     r = await builders[kind](client, i)
                 except httpx.TransportError as e:
                     errors[f"{kind}:{type(e).__name__}"] += 1
+                    if len(drops) < 20:
+                        drops.append({"t_s": round(time.perf_counter() - t0, 3), "kind": kind,
+                                      "error": f"{type(e).__name__}: {e}"})
                     continue
                 counts[f"{kind}:{r.status_code}"] += 1
                 if r.status_code >= 500:
@@ -689,7 +710,6 @@ async def soak_phase(base: str, model: str, server: Server, docs: Sequence[dict]
                 if rss_base is None and time.perf_counter() >= t_base:
                     rss_base = server.memory()
 
-        t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - t0
     rss_end = server.memory()
@@ -697,6 +717,7 @@ async def soak_phase(base: str, model: str, server: Server, docs: Sequence[dict]
     return {"seconds": wall, "concurrency": concurrency, "requests": sum(counts.values()),
             "counts": dict(sorted(counts.items())), "n_5xx": n5xx,
             "unexpected": dict(unexpected), "dropped_connections": dict(errors),
+            "first_drops": drops,
             "rss_base": rss_base, "rss_end": rss_end,
             "rss_growth_pct": 100 * (rss_end["rss_mb"] - base_rss) / base_rss if base_rss else None,
             **server.peak()}
@@ -782,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-docs", type=int, default=0, help="use only the first N test documents (0: all)")
     ap.add_argument("--soak", type=float, default=0, metavar="SECONDS",
                     help="labelwise soak run of this many seconds (0: off; the issue: 600)")
+    ap.add_argument("--soak-only", action="store_true", help="with --soak: skip the comparison runs")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 50/100 requests, 256 test documents, no 4-worker run")
     ap.add_argument("--retrain", action="store_true", help="prepare the data and train again")
@@ -817,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(rec, indent=1, default=str))
         os.replace(tmp, out)
 
-    plan = [(side, args.workers, True) for side in sides]
+    plan = [] if args.soak_only else [(side, args.workers, True) for side in sides]
     if args.rss_workers and args.rss_workers != args.workers:
         plan += [(side, args.rss_workers, False) for side in sides]
     for side, workers, full in plan:
@@ -835,11 +857,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.soak and "labelwise" in sides:
         server, api = make_server("labelwise", args.workers, work, results)
         try:
-            server.start()
+            ready_s = server.start()
             first = corpora[0]
             asyncio.run(load_phase(lambda c, i: api.single(c, first, tests[first][i % len(tests[first])]),
                                    args.n_warmup, 8))
             rec["soak"] = asyncio.run(soak_phase(api.base, first, server, tests[first], args.soak))
+            rec["soak"]["ready_s"] = ready_s
         finally:
             server.stop()
     rec["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
