@@ -28,8 +28,9 @@ Measured for each server (same worker count; ``--workers``, default 1):
 - documents/s for batches of 32 (Annif's ``suggest-batch``, labelwise's ``predict`` with 32
   items), sent one after the other over the whole test split, whose answers also give
 - quality on the test split: P@1 and P@5 of the ranking, micro-F1 and samples-F1 of the
-  chosen sets (and, for reference, Annif's best micro-F1 over any one threshold applied to its
-  10 suggestions, chosen on the test split itself: an upper bound for Annif's threshold);
+  chosen sets (and, for reference, each server's best micro-F1 over any one threshold applied
+  to its 10 answers' scores (Annif) or probabilities (labelwise), chosen on the test split
+  itself: an upper bound for what one global threshold could give);
 - server memory: RSS summed over the server's process tree (master + workers) and PSS (shared
   pages split among the processes that map them), sampled every 0.25 s; after the runs and
   the peak. ``--rss-workers`` (default 4) starts each server once more with that many
@@ -500,7 +501,8 @@ class LabelwiseAPI:
         items = body["items"]
         if [it["id"] for it in items] != [d["id"] for d in docs]:
             raise RuntimeError("labelwise answered items out of request order")
-        return [{"ranked": [c["label"] for c in it["candidates"]], "chosen": set(it["labels"])}
+        return [{"ranked": [c["label"] for c in it["candidates"]], "chosen": set(it["labels"]),
+                 "scored": [(c["label"], float(c["probability"])) for c in it["candidates"]]}
                 for it in items]
 
 
@@ -731,7 +733,9 @@ def _ratio(a: float | None, b: float | None) -> str:
 def tables(rec: dict[str, Any]) -> str:
     """Markdown: one row per measure and corpus, Annif, labelwise, labelwise/Annif, goal."""
     runs = rec["runs"]
-    a1, l1 = runs.get("annif-w1"), runs.get("labelwise-w1")
+    w, rw = rec["args"]["workers"], rec["args"]["rss_workers"]
+    a1, l1 = runs.get(f"annif-w{w}"), runs.get(f"labelwise-w{w}")
+    a4, l4 = runs.get(f"annif-w{rw}"), runs.get(f"labelwise-w{rw}")
     lines = [f"workers: {rec['args']['workers']}; machine: {rec['machine']}", "",
              "| corpus | measure | Annif 1.4 (omikuji) | labelwise | labelwise / Annif | goal |",
              "|---|---|---:|---:|---:|---|"]
@@ -742,8 +746,10 @@ def tables(rec: dict[str, Any]) -> str:
             cur = cur.get(p) if isinstance(cur, dict) else None
         return cur
 
-    def row(corpus: str, label: str, path: tuple[str, ...], fmt: str, goal: str, diff: bool = False) -> None:
-        a, b = get(a1, corpus, *path), get(l1, corpus, *path)
+    def row(corpus: str, label: str, path: tuple[str, ...], fmt: str, goal: str, diff: bool = False,
+            pair: tuple[dict | None, dict | None] | None = None) -> None:
+        ra, rb = pair or (a1, l1)
+        a, b = get(ra, corpus, *path), get(rb, corpus, *path)
         fa = "-" if a is None else format(a, fmt)
         fb = "-" if b is None else format(b, fmt)
         rel = (f"{b - a:+.1f}" if a is not None and b is not None else "-") if diff else _ratio(b, a)
@@ -756,21 +762,25 @@ def tables(rec: dict[str, Any]) -> str:
         for c in ("c8", "c32"):
             row(corpus, f"c={c[1:]} requests/s", (c, "rps"), ".0f", ">= 4x")
             row(corpus, f"c={c[1:]} p99 ms", (c, "p99_ms"), ".1f", "<= 0.25x")
+        if rw and rw != w and (a4 or l4):
+            row(corpus, f"c=32 requests/s, {rw} workers", ("c32", "rps"), ".0f", ">= 4x", pair=(a4, l4))
+            row(corpus, f"c=32 p99 ms, {rw} workers", ("c32", "p99_ms"), ".1f", "<= 0.25x", pair=(a4, l4))
         row(corpus, "batch 32 docs/s", ("batch32", "docs_per_s"), ".0f", ">= 4x")
         row(corpus, "P@1 %", ("batch32", "p_at_1"), ".2f", ">= +0", diff=True)
         row(corpus, "P@5 %", ("batch32", "p_at_5"), ".2f", ">= +0", diff=True)
         row(corpus, "micro-F1 % (chosen sets)", ("batch32", "micro_f1"), ".2f", ">= +0", diff=True)
         row(corpus, "samples-F1 % (chosen sets)", ("batch32", "samples_f1"), ".2f", ">= +0", diff=True)
         row(corpus, "labels chosen / doc", ("batch32", "mean_chosen"), ".2f", "")
-        row(corpus, "Annif best-threshold micro-F1 % (on test)", ("batch32", "oracle_micro_f1"), ".2f", "ref.")
+        row(corpus, "best one-threshold micro-F1 % (chosen on test)", ("batch32", "oracle_micro_f1"), ".2f",
+            "ref.", diff=True)
     lines += ["", "| server | workers | ready s | RSS MB (end) | PSS MB (end) | peak RSS MB | "
               "RSS / 1 worker | client CPU max |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for key, run in runs.items():
-        side, w = key.split("-w")
+        side, nw = key.split("-w")
         one = runs.get(f"{side}-w1")
         cpu = max((v.get("client_cpu", 0) for c in rec["corpora"] for v in run.get(c, {}).values()
                    if isinstance(v, dict)), default=0)
-        lines.append(f"| {side} | {w} | {run['ready_s']:.1f} | {run['memory_end']['rss_mb']:.0f} | "
+        lines.append(f"| {side} | {nw} | {run['ready_s']:.1f} | {run['memory_end']['rss_mb']:.0f} | "
                      f"{run['memory_end']['pss_mb']:.0f} | {run['peak_rss_mb']:.0f} | "
                      f"{_ratio(run['memory_end']['rss_mb'], one and one['memory_end']['rss_mb'])} | {cpu:.2f} |")
     if rec.get("soak"):
@@ -795,8 +805,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["annif", "labelwise"], help="run one server only")
     ap.add_argument("--corpora", default=",".join(CORPORA), help="comma list (cooking,archaeology)")
     ap.add_argument("--workers", type=int, default=1, help="workers of both servers (default 1)")
-    ap.add_argument("--rss-workers", type=int, default=4,
-                    help="also start each server with this many workers for the RSS ratio (0: skip)")
+    ap.add_argument("--rss-workers", type=int, default=None,
+                    help="also start each server with this many workers for the RSS ratio "
+                         "(default 4, 0 with --quick; 0: skip)")
     ap.add_argument("--n-single", type=int, default=1000, help="requests at concurrency 1")
     ap.add_argument("--n-concurrent", type=int, default=2000, help="requests at concurrency 8 and 32")
     ap.add_argument("--n-warmup", type=int, default=200, help="warm-up requests per corpus")
@@ -805,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="labelwise soak run of this many seconds (0: off; the issue: 600)")
     ap.add_argument("--soak-only", action="store_true", help="with --soak: skip the comparison runs")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: 50/100 requests, 256 test documents, no 4-worker run")
+                    help="smoke run: 50/100/40 requests, 256 test documents, no 4-worker run")
     ap.add_argument("--retrain", action="store_true", help="prepare the data and train again")
     ap.add_argument("--work", default=str(ROOT / "bench-data" / "serve"))
     ap.add_argument("--out", default=str(ROOT / "bench-results" / "serve.json"))
@@ -813,7 +824,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.n_single, args.n_concurrent, args.n_warmup = 50, 100, 40
         args.test_docs = args.test_docs or 256
-        args.rss_workers = 0
+    if args.rss_workers is None:
+        args.rss_workers = 0 if args.quick else 4
     os.environ.setdefault("LABELWISE_DATASETS_MIRROR", MIRROR)
     corpora = [c for c in args.corpora.split(",") if c]
     for c in corpora:
