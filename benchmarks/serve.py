@@ -579,6 +579,27 @@ async def quality_phase(api: Any, corpus: str, docs: Sequence[dict]) -> dict[str
     return rec
 
 
+async def large_text_probe(api: Any, corpus: str, docs: Sequence[dict], mb: float = 1.5) -> dict[str, Any]:
+    """One document of about ``mb`` MB (test texts repeated): its status and time (the issue:
+    Annif answered a single text over 1 MB with a 500)."""
+    import httpx
+
+    text, i, size = [], 0, 0
+    while size < mb * 1e6:
+        text.append(docs[i % len(docs)]["text"])
+        size += len(text[-1]) + 1
+        i += 1
+    doc = {"id": "large", "text": " ".join(text)}
+    async with httpx.AsyncClient(timeout=300.0) as client:
+        t0 = time.perf_counter()
+        try:
+            r = await api.single(client, corpus, doc)
+        except httpx.TransportError as e:
+            return {"mb": mb, "error": f"{type(e).__name__}: {e}", "s": time.perf_counter() - t0}
+    return {"mb": mb, "status": r.status_code, "s": time.perf_counter() - t0,
+            "body": r.text[:200] if r.status_code != 200 else None}
+
+
 def _docs_cycle(docs: Sequence[dict], n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     order = list(range(len(docs)))
@@ -604,6 +625,8 @@ def measure_server(server: Server, api: Any, tests: dict[str, list[dict]], args:
             r["c1"] = asyncio.run(load_phase(one, args.n_single, 1))
             r["c8"] = asyncio.run(load_phase(one, args.n_concurrent, 8))
         r["c32"] = asyncio.run(load_phase(one, args.n_concurrent, 32))
+        if full:
+            r["large_text"] = asyncio.run(large_text_probe(api, corpus, docs))
         r["memory_after"] = server.memory()
         rec[corpus] = r
         print(f"[serve-bench] {api.name} workers={server.workers} {corpus}: "
@@ -736,9 +759,10 @@ def tables(rec: dict[str, Any]) -> str:
     w, rw = rec["args"]["workers"], rec["args"]["rss_workers"]
     a1, l1 = runs.get(f"annif-w{w}"), runs.get(f"labelwise-w{w}")
     a4, l4 = runs.get(f"annif-w{rw}"), runs.get(f"labelwise-w{rw}")
-    lines = [f"workers: {rec['args']['workers']}; machine: {rec['machine']}", "",
-             "| corpus | measure | Annif 1.4 (omikuji) | labelwise | labelwise / Annif | goal |",
-             "|---|---|---:|---:|---:|---|"]
+    lines = [f"workers: {rec['args']['workers']}; machine: {rec['machine']}; {rec['started']}", ""]
+    if runs:
+        lines += ["| corpus | measure | Annif 1.4 (omikuji) | labelwise | labelwise / Annif | goal |",
+                  "|---|---|---:|---:|---:|---|"]
 
     def get(run: dict | None, corpus: str, *path: str) -> float | None:
         cur: Any = run and run.get(corpus)
@@ -755,7 +779,7 @@ def tables(rec: dict[str, Any]) -> str:
         rel = (f"{b - a:+.1f}" if a is not None and b is not None else "-") if diff else _ratio(b, a)
         lines.append(f"| {corpus} | {label} | {fa} | {fb} | {rel} | {goal} |")
 
-    for corpus in rec["corpora"]:
+    for corpus in rec["corpora"] if runs else []:
         row(corpus, "c=1 p50 ms", ("c1", "p50_ms"), ".2f", "<= 0.25x")
         row(corpus, "c=1 p99 ms", ("c1", "p99_ms"), ".2f", "<= 0.25x")
         row(corpus, "c=1 requests/s", ("c1", "rps"), ".0f", ">= 4x")
@@ -773,8 +797,9 @@ def tables(rec: dict[str, Any]) -> str:
         row(corpus, "labels chosen / doc", ("batch32", "mean_chosen"), ".2f", "")
         row(corpus, "best one-threshold micro-F1 % (chosen on test)", ("batch32", "oracle_micro_f1"), ".2f",
             "ref.", diff=True)
-    lines += ["", "| server | workers | ready s | RSS MB (end) | PSS MB (end) | peak RSS MB | "
-              "RSS / 1 worker | client CPU max |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    if runs:
+        lines += ["", "| server | workers | ready s | RSS MB (end) | PSS MB (end) | peak RSS MB | "
+                  "RSS / 1 worker | client CPU max |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for key, run in runs.items():
         side, nw = key.split("-w")
         one = runs.get(f"{side}-w1")
@@ -783,6 +808,11 @@ def tables(rec: dict[str, Any]) -> str:
         lines.append(f"| {side} | {nw} | {run['ready_s']:.1f} | {run['memory_end']['rss_mb']:.0f} | "
                      f"{run['memory_end']['pss_mb']:.0f} | {run['peak_rss_mb']:.0f} | "
                      f"{_ratio(run['memory_end']['rss_mb'], one and one['memory_end']['rss_mb'])} | {cpu:.2f} |")
+    probes = [f"{k} {c}: " + (f"HTTP {v[c]['large_text']['status']}" if "status" in v[c]["large_text"]
+                              else v[c]["large_text"]["error"]) + f" in {v[c]['large_text']['s']:.1f} s"
+              for k, v in runs.items() for c in rec["corpora"] if "large_text" in v.get(c, {})]
+    if probes:
+        lines += ["", "one 1.5 MB text: " + "; ".join(probes)]
     if rec.get("soak"):
         s = rec["soak"]
         lines += ["", f"soak (labelwise, {s['seconds']:.0f} s, concurrency {s['concurrency']}): "
