@@ -95,15 +95,22 @@ def run(args: argparse.Namespace) -> int:
         allow_learn=tuple(args.allow_learn), max_items=args.max_items,
         max_body=parse_size(args.max_body),
         batch_wait_ms=BATCH_WAIT_MS if args.batch_wait_ms is None else args.batch_wait_ms,
-        max_batch=args.max_batch)
+        max_batch=args.max_batch, state_dir=None)
     settings.read_token()  # a missing or empty token file fails here, not in a worker
     import uvicorn
 
+    own_dirs = []
+    if args.workers > 1:
+        import dataclasses
+
+        # the workers tell each other about reloads here (labelwise.serve.registry)
+        state = tempfile.mkdtemp(prefix="labelwise-serve-")
+        own_dirs.append(state)
+        settings = dataclasses.replace(settings, state_dir=state)
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            own_dirs.append(tempfile.mkdtemp(prefix="labelwise-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dirs[-1]
     os.environ["LABELWISE_SERVE_SETTINGS"] = settings.to_json()
-    own_dir = None
-    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        own_dir = tempfile.mkdtemp(prefix="labelwise-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     names = ", ".join(settings.models)
     print(f"serving {names} on http://{args.host}:{args.port} ({args.workers} worker(s)); "
           "API docs at /docs", file=sys.stderr)
@@ -112,6 +119,6 @@ def run(args: argparse.Namespace) -> int:
                     port=args.port, workers=args.workers, log_level=args.log_level,
                     timeout_graceful_shutdown=10)
     finally:
-        if own_dir is not None:
-            shutil.rmtree(own_dir, ignore_errors=True)
+        for d in own_dirs:
+            shutil.rmtree(d, ignore_errors=True)
     return 0

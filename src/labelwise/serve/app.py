@@ -32,10 +32,37 @@ from .settings import ServeSettings
 __all__ = ["create_app", "create_app_from_env"]
 
 STATIC = Path(__file__).with_name("static")
-_PROBLEMS = {code: {"model": S.ProblemBody, "content": {"application/problem+json": {}}}
-             for code in (404, 413, 422)}
-_AUTH_PROBLEMS = {code: {"model": S.ProblemBody, "content": {"application/problem+json": {}}}
-                  for code in (401, 403, 404, 409, 413, 422)}
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries of problem+json answers (moved to that media type by _openapi)."""
+    return {code: {"model": S.ProblemBody, "content": {"application/problem+json": {}}}
+            for code in codes}
+
+
+_GET_PROBLEMS = _problems(404, 422, 503)
+_PROBLEMS = _problems(404, 413, 422, 503)
+_AUTH_PROBLEMS = _problems(401, 403, 404, 409, 413, 422, 503)
+
+
+def _openapi(app: FastAPI) -> Any:
+    """FastAPI's schema with problem answers under application/problem+json only."""
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            doc = get_openapi(title=app.title, version=app.version,
+                              description=app.description, routes=app.routes)
+            for ops in doc.get("paths", {}).values():
+                for op in ops.values():
+                    for answer in op.get("responses", {}).values():
+                        content = answer.get("content", {})
+                        if "application/problem+json" in content and "application/json" in content:
+                            content["application/problem+json"] = content.pop("application/json")
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    return build
 
 
 def create_app_from_env() -> FastAPI:
@@ -48,7 +75,8 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
     """An app serving ``settings.models`` (name -> directory)."""
     from labelwise import __version__
 
-    registry = Registry({name: Path(p) for name, p in settings.models.items()})
+    registry = Registry({name: Path(p) for name, p in settings.models.items()},
+                        state_dir=settings.state_dir)
     metrics = Metrics()
     token = settings.read_token()
 
@@ -83,6 +111,13 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
     app.state.settings = settings
     app.state.metrics = metrics
     install_handlers(app)
+
+    async def current(name: str) -> ModelEntry:
+        """The entry serving ``name`` now (after loading a version another worker
+        announced)."""
+        if name in registry.paths and registry.stale(name):
+            await asyncio.to_thread(registry.sync, name)
+        return entry_of(name)
 
     def entry_of(name: str) -> ModelEntry:
         entry = registry.get(name)
@@ -129,18 +164,18 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
         return {"models": [e.info() for e in registry.entries()]}
 
     @app.get("/v1/models/{name}", response_model=S.ModelInfo, tags=["models"],
-             responses=_PROBLEMS)
+             responses=_GET_PROBLEMS)
     async def model(name: str) -> dict[str, Any]:
-        return entry_of(name).info()
+        return (await current(name)).info()
 
     @app.get("/v1/models/{name}/labels", response_model=S.LabelPage, tags=["models"],
-             responses=_PROBLEMS)
+             responses=_GET_PROBLEMS)
     async def labels(name: str, offset: int = Query(0, ge=0),
                      limit: int = Query(100, ge=1, le=1000),
                      q: str | None = Query(None, max_length=200)) -> dict[str, Any]:
         """The model's labels, paged; ``q`` keeps names containing it (any case), names
         starting with it first."""
-        entry = entry_of(name)
+        entry = await current(name)
         return await asyncio.to_thread(_label_page, entry, offset, limit, q)
 
     # ------------------------------------------------------------------ predict
@@ -149,14 +184,14 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
     async def predict(name: str, body: S.PredictRequest) -> Response:
         """Chosen labels, their probabilities and the top-k candidates of each item, in
         request order (the fields ``labelwise predict`` writes)."""
-        entry = entry_of(name)
+        entry = await current(name)
         n = len(body.items)
         if n > settings.max_items:
             raise Problem(422, f"items: {n} items, at most {settings.max_items} per request "
                                "(--max-items)")
         X = items_to_input(body.items, text=entry.pipe.is_text, n_features=entry.n_features)
         key = (body.top_k, policy_key(body.policy))
-        check_policy(entry.pipe, key)
+        check_policy(entry.pipe, key[1])
         if entry.batcher is not None:
             out = await entry.batcher.submit(key, X)
         else:
@@ -235,6 +270,7 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
 
         app.include_router(explain_router)
 
+    app.openapi = _openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -80,7 +80,8 @@ def _features(items: list[Item], n_features: int) -> sp.csr_matrix:
                                    f"n_features {n_features}")
             idx = np.flatnonzero(dense).astype(np.int64)
             v = dense[idx]
-        v32 = v.astype(np.float32)
+        with np.errstate(over="ignore"):
+            v32 = v.astype(np.float32)
         over = np.flatnonzero(~np.isfinite(v32))
         if over.size:
             j = int(over[0])

@@ -7,6 +7,12 @@ micro-batcher. :meth:`Registry.reload` builds a new entry beside the old one (lo
 warm) and swaps the dict slot in one assignment: a request that already holds the old entry
 finishes on it, the next one gets the new entry; a version that fails to load leaves the old
 entry in place and raises with the reason.
+
+Several workers (``labelwise serve --workers N``) each hold a registry. A reload or learn
+answered by one worker writes the new version to ``<state_dir>/<name>.version``; every
+worker looks at that file's modification time before it answers a request for the model
+(one ``stat``) and, when it changed, loads the version on disk too (:meth:`Registry.sync`),
+so all workers serve the new version from their next request on.
 """
 
 from __future__ import annotations
@@ -154,8 +160,10 @@ def warm_up(pipe: Any, n_features: int | None) -> None:
 class Registry:
     """name -> current :class:`ModelEntry`; loads, reloads and reports readiness."""
 
-    def __init__(self, paths: dict[str, Path]) -> None:
+    def __init__(self, paths: dict[str, Path], *, state_dir: str | None = None) -> None:
         self.paths = dict(paths)
+        self.state_dir = None if state_dir is None else Path(state_dir)
+        self._seen: dict[str, int] = {}
         self._entries: dict[str, ModelEntry] = {}
         self._failures: dict[str, str] = {}
         self._locks = {name: threading.RLock() for name in self.paths}
@@ -205,7 +213,57 @@ class Registry:
             old = self._entries.get(name)
             new = load_entry(name, self.paths[name])
             self._install(new)
+            self._announce(new)
             return old, new
+
+    def _version_file(self, name: str) -> Path | None:
+        return None if self.state_dir is None else self.state_dir / f"{name}.version"
+
+    def _announce(self, entry: ModelEntry) -> None:
+        """Tell the other workers (state_dir) which version this one now serves."""
+        f = self._version_file(entry.name)
+        if f is None:
+            return
+        from labelwise.atomic import atomic_write
+
+        with atomic_write(f, "w", encoding="utf-8") as out:
+            out.write(entry.version + "\n")
+        self._seen[entry.name] = f.stat().st_mtime_ns
+
+    def stale(self, name: str) -> bool:
+        """Whether another worker announced a new version since this one last looked."""
+        f = self._version_file(name)
+        if f is None:
+            return False
+        try:
+            mtime = f.stat().st_mtime_ns
+        except FileNotFoundError:
+            return False
+        return self._seen.get(name) != mtime
+
+    def sync(self, name: str) -> None:
+        """Load the version another worker announced (when this worker serves another one);
+        a failure keeps the served version (logged)."""
+        from .errors import log
+
+        f = self._version_file(name)
+        with self._locks[name]:
+            try:
+                mtime = f.stat().st_mtime_ns
+                wanted = f.read_text(encoding="utf-8").strip()
+            except OSError:
+                return
+            if self._seen.get(name) == mtime:
+                return
+            self._seen[name] = mtime
+            entry = self._entries.get(name)
+            if entry is not None and entry.version == wanted:
+                return
+            try:
+                self._install(load_entry(name, self.paths[name]))
+            except Exception as e:  # noqa: BLE001 - the served version stays
+                log.error("model %s: the version another worker loaded failed to load "
+                          "here: %s", name, e)
 
     def _install(self, entry: ModelEntry) -> None:
         old = self._entries.get(entry.name)

@@ -22,7 +22,9 @@ class ServeSettings:
     """``models``: served name -> model or pipeline directory. ``token_file``: the bearer
     token of the write routes (None: they answer 403). ``allow_learn``: the models that
     ``/learn`` may change. ``max_items`` per predict request, ``max_body`` bytes per request.
-    ``batch_wait_ms`` (0: no micro-batching) and ``max_batch`` (items) shape the batches."""
+    ``batch_wait_ms`` (0: no micro-batching) and ``max_batch`` (items) shape the batches.
+    ``state_dir``: a folder the workers of one server share, where a reload or learn tells
+    the other workers about the new version (None with one worker)."""
 
     models: dict[str, str]
     token_file: str | None = None
@@ -31,6 +33,7 @@ class ServeSettings:
     max_body: int = MAX_BODY
     batch_wait_ms: float = BATCH_WAIT_MS
     max_batch: int = MAX_BATCH
+    state_dir: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

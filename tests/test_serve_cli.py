@@ -1,0 +1,104 @@
+"""`labelwise serve` as a command: a subprocess serving a pipeline trained from a text dataset
+answers predict with the labels and probabilities `labelwise predict` writes for the same
+items; start-up errors are one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import serve_support as ss
+from labelwise.cli.main import main
+
+httpx = pytest.importorskip("httpx")
+
+
+@pytest.fixture(scope="module")
+def served():
+    port = ss.free_port()
+    model = ss.text_pipeline()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [p for p in (os.path.join(os.path.dirname(__file__), "..", "src"),
+                     os.environ.get("PYTHONPATH")) if p])}
+    proc = subprocess.Popen([sys.executable, "-m", "labelwise.cli.main", "serve", str(model),
+                             "--port", str(port), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        t_end = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(base + "/health/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > t_end:
+                raise RuntimeError("labelwise serve did not get ready: "
+                                   + proc.communicate(timeout=10)[0].decode(errors="replace"))
+            time.sleep(0.1)
+        yield base, model
+    finally:
+        proc.terminate()
+        try:
+            out = proc.communicate(timeout=30)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out = proc.communicate()[0].decode(errors="replace")
+    assert "Traceback" not in out, out
+
+
+def test_serve_answers_as_predict_does(served, capsys):
+    base, model = served
+    test = ss.text_data()[1]
+    assert main(["predict", str(model), str(test), "--top-k", "4", "--quiet"]) == 0
+    want = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    items = [json.loads(line) for line in test.read_text().splitlines()]
+    body = {"items": [{"id": it["id"], "text": it["text"]} for it in items], "top_k": 4}
+    r = httpx.post(base + "/v1/models/colors/predict", json=body, timeout=60)
+    assert r.status_code == 200
+    got = r.json()["items"]
+    assert len(got) == len(want) == 50
+    assert got == want  # ids, labels, probabilities, candidates: the same values
+    assert any(item["labels"] for item in got)
+
+
+def test_serve_start_errors(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "missing")]) == 2
+    assert "not a labelwise model or pipeline directory" in capsys.readouterr().err
+    assert main(["serve"]) == 2
+    assert "give MODEL_DIR... or --models-dir DIR" in capsys.readouterr().err
+    model = str(ss.text_pipeline())
+    assert main(["serve", model, "--allow-learn", "other"]) == 2
+    assert "--allow-learn: no served model named other" in capsys.readouterr().err
+    assert main(["serve", model, "--max-body", "lots"]) == 2
+    assert "--max-body: 'lots' is not a size" in capsys.readouterr().err
+    assert main(["serve", model, "--token-file", str(tmp_path / "none")]) == 2
+    assert "none" in capsys.readouterr().err
+    (tmp_path / "empty").write_text("\n")
+    assert main(["serve", model, "--token-file", str(tmp_path / "empty")]) == 2
+    assert "the token file is empty" in capsys.readouterr().err
+    assert main(["serve", "--models-dir", str(tmp_path)]) == 2
+    assert "holds no model or pipeline directory" in capsys.readouterr().err
+
+
+def test_models_dir_names_and_clashes(tmp_path):
+    from labelwise.cli.serve import model_paths
+    from labelwise.errors import LabelwiseError
+
+    ss.text_pipeline(), ss.numeric_model()
+    paths = model_paths([], str(ss.workdir()))
+    assert sorted(paths) == ["colors", "numbers"]
+    with pytest.raises(LabelwiseError, match="two models named 'colors'"):
+        model_paths([str(ss.text_pipeline())], str(ss.workdir()))
+
+
+def test_parse_size():
+    from labelwise.serve.settings import parse_size
+
+    assert parse_size("8MiB") == 8 * 1024 * 1024 and parse_size("512KiB") == 512 * 1024
+    assert parse_size("1000") == 1000 and parse_size("1GB") == 10**9
