@@ -460,6 +460,15 @@ class AnnifAPI:
         self.base = base
         self.work = work
 
+    def check(self, corpora: Sequence[str]) -> None:
+        """Raise unless every corpus' project is served (Annif starts without a missing one)."""
+        import httpx
+
+        have = {p["project_id"] for p in httpx.get(f"{self.base}/v1/projects", timeout=30).json()["projects"]}
+        missing = [CORPORA[c]["project"] for c in corpora if CORPORA[c]["project"] not in have]
+        if missing:
+            raise RuntimeError(f"Annif serves {sorted(have)}, not {missing}")
+
     def single(self, client: Any, corpus: str, doc: dict) -> Any:
         return client.post(f"{self.base}/v1/projects/{CORPORA[corpus]['project']}/suggest",
                            data={"text": doc["text"]})
@@ -488,6 +497,15 @@ class LabelwiseAPI:
 
     def __init__(self, base: str) -> None:
         self.base = base
+
+    def check(self, corpora: Sequence[str]) -> None:
+        """Raise unless every corpus' model is served and ready."""
+        import httpx
+
+        have = set(httpx.get(f"{self.base}/health/ready", timeout=30).json().get("models", []))
+        missing = [c for c in corpora if c not in have]
+        if missing:
+            raise RuntimeError(f"labelwise serves {sorted(have)}, not {missing}")
 
     def single(self, client: Any, corpus: str, doc: dict) -> Any:
         return self.batch(client, corpus, [doc])
@@ -639,6 +657,7 @@ def measure_server(server: Server, api: Any, tests: dict[str, list[dict]], args:
 
 
 def make_server(side: str, workers: int, work: Path, results: Path) -> tuple[Server, Any]:
+    work, results = work.resolve(), results.resolve()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = results / f"serve-{side}-w{workers}.log"
@@ -864,7 +883,7 @@ def main(argv: list[str] | None = None) -> int:
     sides = [args.only] if args.only else ["annif", "labelwise"]
     if "annif" in sides and not (ANNIF_VENV / "bin" / "gunicorn").exists():
         ap.error(f"{ANNIF_VENV} has no gunicorn: run `bash benchmarks/setup_annif.sh` first")
-    work, out = Path(args.work), Path(args.out)
+    work, out = Path(args.work).resolve(), Path(args.out).resolve()
     results = out.parent
     results.mkdir(parents=True, exist_ok=True)
 
@@ -888,6 +907,7 @@ def main(argv: list[str] | None = None) -> int:
         server, api = make_server(side, workers, work, results)
         try:
             ready_s = server.start()
+            api.check(corpora)
             print(f"[serve-bench] {side} with {workers} worker(s) ready in {ready_s:.1f} s",
                   file=sys.stderr, flush=True)
             run = measure_server(server, api, tests, args, full=full)
@@ -900,6 +920,7 @@ def main(argv: list[str] | None = None) -> int:
         server, api = make_server("labelwise", args.workers, work, results)
         try:
             ready_s = server.start()
+            api.check(corpora)
             first = corpora[0]
             asyncio.run(load_phase(lambda c, i: api.single(c, first, tests[first][i % len(tests[first])]),
                                    args.n_warmup, 8))
