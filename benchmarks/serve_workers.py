@@ -193,15 +193,17 @@ def main() -> int:
 
     if "memory" not in args.skip:
         rows = []
-        for workers in (1, args.workers_many):
-            s = Server(model, "--workers", str(workers))
+        for workers, mode in ((1, "fork"), (args.workers_many, "fork"),
+                              (args.workers_many, "spawn")):
+            s = Server(model, "--workers", str(workers), "--workers-mode", mode)
             try:
                 after_ready = memory_mb(s.proc.pid)
                 asyncio.run(load(s.base, name, texts, 32, 200 if args.quick else 1000))
                 after_load = memory_mb(s.proc.pid)
             finally:
                 s.stop()
-            rows.append({"workers": workers, "ready_s": round(s.ready_s, 2),
+            rows.append({"workers": workers, "mode": mode if workers > 1 else "-",
+                         "ready_s": round(s.ready_s, 2),
                          "after_ready": after_ready, "after_load": after_load})
         out["memory"] = rows
         print(json.dumps(rows), file=sys.stderr)
@@ -235,11 +237,12 @@ def main() -> int:
     for r in out.get("ready", []):
         print(f"- time to ready, {r['cache']}: {r['ready_s']} s")
     if out.get("memory"):
-        print("\n| workers | RSS after ready (MB) | PSS after ready (MB) | RSS after load | PSS after load |")
-        print("|---|---|---|---|---|")
+        print("\n| workers | mode | ready (s) | RSS after ready (MB) | PSS after ready (MB) "
+              "| RSS after load | PSS after load |")
+        print("|---|---|---|---|---|---|---|")
         for r in out["memory"]:
             a, b = r["after_ready"], r["after_load"]
-            print(f"| {r['workers']} | {a['rss_mb']} | {a['pss_mb']} | {b['rss_mb']} | {b['pss_mb']} |")
+            print(f"| {r['workers']} | {r['mode']} | {r['ready_s']} | {a['rss_mb']} | {a['pss_mb']} | {b['rss_mb']} | {b['pss_mb']} |")
     if out.get("batching"):
         print("\n| batch wait (ms) | concurrency | requests/s | p50 (ms) | p99 (ms) | items/call | errors |")
         print("|---|---|---|---|---|---|---|")

@@ -1,13 +1,18 @@
-"""`labelwise serve` as a command: a subprocess serving a pipeline trained from a text dataset
-answers predict with the labels and probabilities `labelwise predict` writes for the same
-items; start-up errors are one line."""
+"""`labelwise serve` as a command: a subprocess (two forked workers) serving a pipeline trained
+from a text dataset answers predict with the labels and probabilities `labelwise predict`
+writes for the same items; a reload answered by one worker reaches the other; SIGTERM stops
+them all; start-up errors are one line."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -18,15 +23,30 @@ from labelwise.cli.main import main
 httpx = pytest.importorskip("httpx")
 
 
+def _children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
 @pytest.fixture(scope="module")
-def served():
+def served(tmp_path_factory):
     port = ss.free_port()
-    model = ss.text_pipeline()
+    model = tmp_path_factory.mktemp("cli") / "colors"
+    shutil.copytree(ss.text_pipeline(), model)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [p for p in (os.path.join(os.path.dirname(__file__), "..", "src"),
                      os.environ.get("PYTHONPATH")) if p])}
     proc = subprocess.Popen([sys.executable, "-m", "labelwise.cli.main", "serve", str(model),
-                             "--port", str(port), "--log-level", "warning"],
+                             "--port", str(port), "--log-level", "warning", "--workers", "2",
+                             "--token-file", str(ss.workdir() / "token")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -41,15 +61,19 @@ def served():
                 raise RuntimeError("labelwise serve did not get ready: "
                                    + proc.communicate(timeout=10)[0].decode(errors="replace"))
             time.sleep(0.1)
+        workers = _children(proc.pid)
+        assert len(workers) == 2
         yield base, model
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGTERM)
         try:
             out = proc.communicate(timeout=30)[0].decode(errors="replace")
         except subprocess.TimeoutExpired:
             proc.kill()
             out = proc.communicate()[0].decode(errors="replace")
     assert "Traceback" not in out, out
+    assert proc.returncode == 0 and not any(os.path.exists(f"/proc/{w}") and
+                                            _children(proc.pid) for w in workers)
 
 
 def test_serve_answers_as_predict_does(served, capsys):
@@ -65,6 +89,36 @@ def test_serve_answers_as_predict_does(served, capsys):
     assert len(got) == len(want) == 50
     assert got == want  # ids, labels, probabilities, candidates: the same values
     assert any(item["labels"] for item in got)
+
+
+def test_reload_reaches_every_worker(served):
+    from labelwise.io import read
+    from labelwise.pipeline import load_any
+
+    base, model = served
+    pipe = load_any(model)
+    pipe.tune(read(ss.text_data()[0]), objective="macro-f1", cv=3, k=5)
+    pipe.save(model)
+    v2 = hashlib.sha256((model / "pipeline.json").read_bytes()).hexdigest()
+    r = httpx.post(base + "/v1/admin/models/colors/reload", timeout=60,
+                   headers={"Authorization": f"Bearer {ss.TOKEN}"})
+    assert r.status_code == 200 and r.json()["version"] == v2 and r.json()["changed"]
+    versions = []
+
+    def ask():  # a new connection each: the kernel hands them to either worker
+        for _ in range(4):
+            r = httpx.post(base + "/v1/models/colors/predict", json={"items": [{"text": "red"}]},
+                           timeout=60)
+            versions.append(r.json()["version"])
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert versions == [v2] * 24
+    metrics = httpx.get(base + "/metrics").text
+    assert f'version="{v2}"' in metrics and "labelwise_requests_total" in metrics
 
 
 def test_serve_start_errors(tmp_path, capsys):

@@ -3,8 +3,9 @@
 Every model or pipeline directory is served under its directory's name (``--models-dir``:
 each subdirectory holding a model). Binds 127.0.0.1 unless ``--host`` says otherwise.
 Routes, errors and settings: :mod:`labelwise.serve` (and ``/docs`` on the running server).
-``--workers N`` starts N uvicorn worker processes; the models are memory-mapped, so they
-share one copy of the arrays, and ``/metrics`` sums over the workers (prometheus-client's
+``--workers N`` loads the models once and forks N uvicorn workers that share that memory
+(:mod:`labelwise.serve.prefork`; ``--workers-mode spawn``: uvicorn's own workers, each loading
+the memory-mapped models itself); ``/metrics`` sums over the workers (prometheus-client's
 multiprocess mode, in a temporary folder removed at exit).
 """
 
@@ -24,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers-mode", choices=["fork", "spawn"], default="fork",
+                   help="with --workers N > 1: 'fork' (default) loads the models once and forks "
+                        "the workers, which share its memory; 'spawn' uses uvicorn's workers, "
+                        "each a fresh interpreter that loads the models itself")
     p.add_argument("--token-file", metavar="F",
                    help="file holding the bearer token of the write routes (learn, reload); "
                         "without it those routes answer 403")
@@ -115,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"serving {names} on http://{args.host}:{args.port} ({args.workers} worker(s)); "
           "API docs at /docs", file=sys.stderr)
     try:
+        if args.workers > 1 and args.workers_mode == "fork":
+            from labelwise.serve.prefork import serve_prefork
+
+            return serve_prefork(settings, host=args.host, port=args.port, workers=args.workers,
+                                 log_level=args.log_level)
         uvicorn.run("labelwise.serve.app:create_app_from_env", factory=True, host=args.host,
                     port=args.port, workers=args.workers, log_level=args.log_level,
                     timeout_graceful_shutdown=10)

@@ -95,6 +95,8 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        for entry in registry.entries():  # loaded before a fork: this worker's gauges
+            metrics.loaded(entry.name, entry.version, entry.load_seconds, None)
         if load_in_background:
             threading.Thread(target=registry.load_all, name="labelwise-load", daemon=True).start()
         else:

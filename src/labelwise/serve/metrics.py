@@ -52,10 +52,13 @@ class Metrics:
 
     def loaded(self, name: str, version: str, seconds: float, old_version: str | None) -> None:
         if old_version is not None and old_version != version:
-            try:
-                self.model_info.remove(name, old_version)
-            except KeyError:
-                pass
+            if self.multiprocess:  # removing a series is not supported there: 0 = not served
+                self.model_info.labels(name, old_version).set(0)
+            else:
+                try:
+                    self.model_info.remove(name, old_version)
+                except KeyError:
+                    pass
         self.model_info.labels(name, version).set(1)
         self.load_seconds.labels(name).set(seconds)
 

@@ -255,15 +255,15 @@ class Registry:
                 return
             if self._seen.get(name) == mtime:
                 return
-            self._seen[name] = mtime
             entry = self._entries.get(name)
-            if entry is not None and entry.version == wanted:
-                return
             try:
-                self._install(load_entry(name, self.paths[name]))
+                if entry is None or entry.version != wanted:
+                    self._install(load_entry(name, self.paths[name]))
             except Exception as e:  # noqa: BLE001 - the served version stays
                 log.error("model %s: the version another worker loaded failed to load "
                           "here: %s", name, e)
+            # only now: a request that finds the file seen meets the new entry
+            self._seen[name] = mtime
 
     def _install(self, entry: ModelEntry) -> None:
         old = self._entries.get(entry.name)
