@@ -818,7 +818,8 @@ def tables(rec: dict[str, Any]) -> str:
             "ref.", diff=True)
     if runs:
         lines += ["", "| server | workers | ready s | RSS MB (end) | PSS MB (end) | peak RSS MB | "
-                  "RSS / 1 worker | client CPU max |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "RSS / 1 worker | PSS / 1 worker | client CPU max |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key, run in runs.items():
         side, nw = key.split("-w")
         one = runs.get(f"{side}-w1")
@@ -826,7 +827,8 @@ def tables(rec: dict[str, Any]) -> str:
                    if isinstance(v, dict)), default=0)
         lines.append(f"| {side} | {nw} | {run['ready_s']:.1f} | {run['memory_end']['rss_mb']:.0f} | "
                      f"{run['memory_end']['pss_mb']:.0f} | {run['peak_rss_mb']:.0f} | "
-                     f"{_ratio(run['memory_end']['rss_mb'], one and one['memory_end']['rss_mb'])} | {cpu:.2f} |")
+                     f"{_ratio(run['memory_end']['rss_mb'], one and one['memory_end']['rss_mb'])} | "
+                     f"{_ratio(run['memory_end']['pss_mb'], one and one['memory_end']['pss_mb'])} | {cpu:.2f} |")
     probes = [f"{k} {c}: " + (f"HTTP {v[c]['large_text']['status']}" if "status" in v[c]["large_text"]
                               else v[c]["large_text"]["error"]) + f" in {v[c]['large_text']['s']:.1f} s"
               for k, v in runs.items() for c in rec["corpora"] if "large_text" in v.get(c, {})]
