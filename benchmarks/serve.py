@@ -903,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, out)
 
     plan = [] if args.soak_only else [(side, args.workers, True) for side in sides]
-    if args.rss_workers and args.rss_workers != args.workers:
+    if args.rss_workers and args.rss_workers != args.workers and not args.soak_only:
         plan += [(side, args.rss_workers, False) for side in sides]
     for side, workers, full in plan:
         server, api = make_server(side, workers, work, results)
