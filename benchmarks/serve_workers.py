@@ -13,8 +13,8 @@ on cooking.stackexchange's training split, written once to ``bench-data/serve-wo
    memory-mapped, so workers share them through the page cache: PSS shows it, RSS counts the
    shared pages once per process.
 3. **micro-batching**: one-document requests at concurrency 1, 8 and 32 (bounded counts),
-   with ``--batch-wait-ms 0`` (off) and the default (2 ms): throughput, p50 and p99 latency,
-   and the mean items per model call from ``/metrics``.
+   with ``--no-batching``, the default (batching, ``--batch-wait-ms 0``) and a 2 ms wait:
+   throughput, p50 and p99 latency, and the mean items per model call from ``/metrics``.
 
 Everything runs on 127.0.0.1 with bounded request counts. Run:
 ``LABELWISE_DATASETS_MIRROR=/work/shared/datasets .venv/bin/python benchmarks/serve_workers.py``
@@ -168,6 +168,9 @@ def main() -> int:
     ap.add_argument("--model", type=Path, help="model or pipeline directory (default: cooking)")
     ap.add_argument("--workers-many", type=int, default=4)
     ap.add_argument("--quick", action="store_true", help="few requests (smoke run)")
+    ap.add_argument("--batch-waits", nargs="+", default=["off", "0", "2"],
+                    help="settings compared: 'off' (--no-batching) or --batch-wait-ms values "
+                         "(default off 0 2)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["ready", "memory", "batching"])
     args = ap.parse_args()
     model = (args.model or default_model()).resolve()
@@ -212,8 +215,9 @@ def main() -> int:
         rows = []
         plan = [(1, 100 if args.quick else 500), (8, 200 if args.quick else 1500),
                 (32, 200 if args.quick else 1500)]
-        for wait in ("0", "2"):
-            s = Server(model, "--batch-wait-ms", wait)
+        for wait in args.batch_waits:
+            s = Server(model, *(["--no-batching"] if wait == "off" else
+                                ["--batch-wait-ms", wait]))
             try:
                 asyncio.run(load(s.base, name, texts, 8, 100))  # warm-up, not counted
                 for conc, n in plan:
@@ -222,7 +226,7 @@ def main() -> int:
                     row = asyncio.run(load(s.base, name, texts, conc, n))
                     calls = s.metric_sum("labelwise_batch_items_count") - calls0
                     items = s.metric_sum("labelwise_batch_items_sum") - items0
-                    row.update({"batch_wait_ms": float(wait),
+                    row.update({"batch_wait_ms": wait,
                                 "items_per_call": round(items / max(calls, 1), 2)})
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr)
@@ -247,7 +251,7 @@ def main() -> int:
         print("\n| batch wait (ms) | concurrency | requests/s | p50 (ms) | p99 (ms) | items/call | errors |")
         print("|---|---|---|---|---|---|---|")
         for r in out["batching"]:
-            print(f"| {r['batch_wait_ms']:g} | {r['concurrency']} | {r['rps']} | {r['p50_ms']} | "
+            print(f"| {r['batch_wait_ms']} | {r['concurrency']} | {r['rps']} | {r['p50_ms']} | "
                   f"{r['p99_ms']} | {r['items_per_call']} | {r['errors']} |")
     return 0
 

@@ -27,7 +27,7 @@ def server():
     settings = ServeSettings(models={"colors": str(ss.text_pipeline()),
                                      "numbers": str(ss.numeric_model())},
                              token_file=str(ss.workdir() / "token"), max_items=50,
-                             max_body=64 * 1024)
+                             max_body=64 * 1024, batch_wait_ms=2.0)  # a timed wait here
     app = create_app(settings)
     with ss.live_server(app) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client
@@ -257,17 +257,27 @@ def test_write_routes_need_the_token(server):
              r"learning is off for 'colors' \(start the server with --allow-learn colors\)")
 
 
-def test_write_routes_off_without_token_file():
+def test_write_routes_off_without_token_file_and_no_batching():
     from fastapi.testclient import TestClient
 
+    from labelwise.models import load_model
+    from labelwise.pipeline import Pipeline
     from labelwise.serve import ServeSettings, create_app
 
-    app = create_app(ServeSettings(models={"numbers": str(ss.numeric_model())}),
+    app = create_app(ServeSettings(models={"numbers": str(ss.numeric_model())}, batching=False),
                      load_in_background=False)
     with TestClient(app) as client:
         r = client.post("/v1/admin/models/numbers/reload",
                         headers={"Authorization": f"Bearer {ss.TOKEN}"})
         _problem(r, 403, "without --token-file")
+        # one model call per request (no batcher): the same answers
+        assert app.state.registry.get("numbers").batcher is None
+        vec = [0.0] * ss.N_FEATURES
+        vec[3] = 1.5
+        doc = client.post("/v1/models/numbers/predict",
+                          json={"items": [{"vector": vec}], "top_k": 2}).json()
+        X = sp.csr_matrix(np.asarray([vec], dtype=np.float32))
+        assert doc["items"] == Pipeline(model=load_model(ss.numeric_model())).predict_labels(X, k=2)
 
 
 def test_bad_requests_never_reach_good_ones(server):

@@ -156,3 +156,13 @@ def test_parse_size():
 
     assert parse_size("8MiB") == 8 * 1024 * 1024 and parse_size("512KiB") == 512 * 1024
     assert parse_size("1000") == 1000 and parse_size("1GB") == 10**9
+
+
+def test_missing_extra_gives_the_install_hint(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "fastapi" else real(name, *a))
+    assert main(["serve", str(ss.text_pipeline())]) == 2
+    assert "pip install 'labelwise[serve]'" in capsys.readouterr().err

@@ -39,8 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-body", default="8MiB",
                    help="largest request body, e.g. 8MiB (default), 512KiB, 1000000")
     p.add_argument("--batch-wait-ms", type=float, default=None,
-                   help="micro-batching: how long a model call waits for more requests "
-                        "(default 2 ms; 0 turns batching off)")
+                   help="micro-batching: how long a model call waits for more requests (default "
+                        "0: it takes the requests already queued, never waits)")
+    p.add_argument("--no-batching", action="store_true",
+                   help="one model call per request (no micro-batching)")
     p.add_argument("--max-batch", type=int, default=256,
                    help="micro-batching: most items in one model call (default 256)")
     p.add_argument("--log-level", default="info",
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         allow_learn=tuple(args.allow_learn), max_items=args.max_items,
         max_body=parse_size(args.max_body),
         batch_wait_ms=BATCH_WAIT_MS if args.batch_wait_ms is None else args.batch_wait_ms,
-        max_batch=args.max_batch, state_dir=None)
+        max_batch=args.max_batch, state_dir=None, batching=not args.no_batching)
     settings.read_token()  # a missing or empty token file fails here, not in a worker
     import uvicorn
 

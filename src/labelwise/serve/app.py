@@ -83,7 +83,7 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
     def on_swap(old: ModelEntry | None, new: ModelEntry) -> ModelEntry:
         metrics.loaded(new.name, new.version, new.load_seconds,
                        None if old is None else old.version)
-        if settings.batch_wait_ms <= 0:
+        if not settings.batching:
             return new
         pipe, name = new.pipe, new.name
         batcher = Batcher(lambda key, X: predict_items(pipe, X, key[0], key[1]),

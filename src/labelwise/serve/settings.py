@@ -14,7 +14,7 @@ __all__ = ["ServeSettings", "parse_size"]
 MAX_BODY = 8 * 1024 * 1024
 MAX_ITEMS = 1000
 MAX_BATCH = 256
-BATCH_WAIT_MS = 2.0
+BATCH_WAIT_MS = 0.0
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,9 @@ class ServeSettings:
     """``models``: served name -> model or pipeline directory. ``token_file``: the bearer
     token of the write routes (None: they answer 403). ``allow_learn``: the models that
     ``/learn`` may change. ``max_items`` per predict request, ``max_body`` bytes per request.
-    ``batch_wait_ms`` (0: no micro-batching) and ``max_batch`` (items) shape the batches.
+    ``batching`` groups concurrent requests to one model into one model call
+    (:mod:`labelwise.serve.batching`); ``batch_wait_ms`` (0: take only what is already
+    queued, never wait) and ``max_batch`` (items) shape the batches.
     ``state_dir``: a folder the workers of one server share, where a reload or learn tells
     the other workers about the new version (None with one worker)."""
 
@@ -31,6 +33,7 @@ class ServeSettings:
     allow_learn: tuple[str, ...] = ()
     max_items: int = MAX_ITEMS
     max_body: int = MAX_BODY
+    batching: bool = True
     batch_wait_ms: float = BATCH_WAIT_MS
     max_batch: int = MAX_BATCH
     state_dir: str | None = None
