@@ -1,0 +1,98 @@
+"""The pure helpers of benchmarks/serve.py (percentiles, quality of served answers) against
+hand-computed values and slow references. The benchmark itself (servers, Annif) is not run."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "serve.py"
+_spec = importlib.util.spec_from_file_location("bench_serve", _PATH)
+serve = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(serve)
+
+
+def test_percentile_hand_values():
+    assert serve.percentile([4, 1, 3, 2], 50) == pytest.approx(2.5)
+    assert serve.percentile([1, 2, 3, 4], 99) == pytest.approx(3.97)  # 3 + 0.97 * (4 - 3)
+    assert serve.percentile([1, 2, 3, 4], 0) == 1
+    assert serve.percentile([1, 2, 3, 4], 100) == 4
+    assert serve.percentile([5.0], 99) == 5.0
+    with pytest.raises(ValueError, match="no values"):
+        serve.percentile([], 50)
+    with pytest.raises(ValueError, match=r"\[0, 100\]"):
+        serve.percentile([1.0], 101)
+
+
+def test_percentile_matches_numpy_linear():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 100, 1001):
+        xs = rng.exponential(size=n).tolist()
+        for q in (0, 1, 50, 90, 99, 99.9, 100):
+            assert serve.percentile(xs, q) == pytest.approx(np.percentile(xs, q, method="linear"))
+
+
+def test_precision_at_k_hand_values():
+    ranked = [["a", "b", "c"], ["x"]]
+    gold = [{"a", "c"}, {"y"}]
+    assert serve.precision_at_k(ranked, gold, 1) == pytest.approx(0.5)
+    assert serve.precision_at_k(ranked, gold, 2) == pytest.approx(0.25)  # (1 + 0) / (2 * 2)
+    assert serve.precision_at_k(ranked, gold, 5) == pytest.approx(0.2)  # short list: misses count
+    with pytest.raises(ValueError, match="2 rankings for 1 gold"):
+        serve.precision_at_k(ranked, gold[:1], 1)
+
+
+def test_set_f1_hand_values():
+    chosen = [{"a", "b"}, set(), set()]
+    gold = [{"a"}, {"b"}, set()]
+    micro, samples = serve.set_f1(chosen, gold)
+    assert micro == pytest.approx(0.5)  # 2 * 1 / (2 + 2)
+    assert samples == pytest.approx((2 / 3 + 0 + 1) / 3)
+
+
+def test_quality_in_percent():
+    q = serve.quality([["a", "b"], ["c"]], [{"a"}, {"c", "d"}], [{"b"}, {"c"}])
+    assert q["p_at_1"] == pytest.approx(50.0)
+    assert q["p_at_5"] == pytest.approx(100 * 2 / 10)
+    assert q["micro_f1"] == pytest.approx(100 * 2 * 1 / (3 + 2))
+    assert q["samples_f1"] == pytest.approx(100 * (0 + 2 / 3) / 2)
+    assert q["mean_chosen"] == pytest.approx(1.5)
+
+
+def test_best_threshold_hand_values_and_ties():
+    scored = [[("a", 0.9), ("b", 0.5)], [("c", 0.5), ("d", 0.2)]]
+    f1, t = serve.best_threshold_micro_f1(scored, [{"a"}, {"d"}])
+    assert (f1, t) == (pytest.approx(100 * 2 / 3), 0.9)  # 0.2 ties at 4/6; the first is kept
+    # equal scores go in together: 'a' alone would give F1 1.0, but no threshold parts a from b
+    f1, t = serve.best_threshold_micro_f1([[("a", 0.5), ("b", 0.5)]], [{"a"}])
+    assert (f1, t) == (pytest.approx(100 * 2 / 3), 0.5)
+
+
+def test_best_threshold_matches_brute_force():
+    rng = random.Random(0)
+    for _ in range(50):
+        n = rng.randint(1, 6)
+        scored = [[(f"l{j}", rng.choice([0.1, 0.2, 0.3, 0.5, 0.9])) for j in rng.sample(range(8), rng.randint(0, 5))]
+                  for _ in range(n)]
+        gold = [{f"l{j}" for j in rng.sample(range(8), rng.randint(0, 3))} for _ in range(n)]
+        best = 0.0 if any(gold) else 100.0
+        for t in {s for row in scored for _, s in row}:
+            chosen = [{lab for lab, s in row if s >= t} for row in scored]
+            best = max(best, 100 * serve.set_f1(chosen, gold)[0])
+        assert serve.best_threshold_micro_f1(scored, gold)[0] == pytest.approx(best)
+
+
+def test_latency_summary():
+    s = serve.latency_summary([0.01, 0.03, 0.02], wall_s=1.5)
+    assert s["p50_ms"] == pytest.approx(20.0)
+    assert s["mean_ms"] == pytest.approx(20.0)
+    assert s["rps"] == pytest.approx(2.0)
+
+
+def test_tree_memory_of_this_process():
+    m = serve.tree_memory_mb(__import__("os").getpid())
+    assert m["processes"] >= 1 and m["rss_mb"] > 10
