@@ -1,0 +1,209 @@
+"""Dask training and prediction equal the local ones, bit for bit (labelwise.distributed).
+
+One LocalCluster of 4 single-threaded worker processes serves the module; the 1- and 2-worker
+runs restrict the scattered data and every task to the first 1 or 2 workers (the runner's
+``workers=``), so their label blocks and subtrees really run on that many processes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+distributed = pytest.importorskip("distributed")
+
+from labelwise.distributed import ClusterError, connect, fit, training_on  # noqa: E402
+from labelwise.models import LabelTree, OneVsRest  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def tiny_data(seed: int = 0, n: int = 240, d: int = 60, L: int = 37):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, d, density=0.15, format="csr", dtype=np.float32, random_state=rng)
+    W = rng.standard_normal((d, L))
+    S = X @ W
+    Y = (S > np.quantile(S, 0.9, axis=0)).astype(np.float32)
+    Y[:, -1] = 0  # one label without positives
+    return X, sp.csr_matrix(Y)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lc = distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
+                                      dashboard_address=None, silence_logs=logging.CRITICAL)
+        client = distributed.Client(lc)
+    client.wait_for_workers(4)
+    try:
+        yield lc, client
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client.close()
+            lc.close()
+
+
+def _workers(client, k: int) -> list[str]:
+    return sorted(client.scheduler_info()["workers"])[:k]
+
+
+def _same_ovr(a: OneVsRest, b: OneVsRest) -> None:
+    for name in ("data", "indices", "indptr"):
+        x, y = getattr(a.coef_, name), getattr(b.coef_, name)
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+    assert np.array_equal(a.intercept_, b.intercept_)
+    assert np.array_equal(a.n_iter_, b.n_iter_)
+    assert np.array_equal(a.labels_without_positives_, b.labels_without_positives_)
+
+
+def _same_tree(a: LabelTree, b: LabelTree) -> None:
+    sa, _ = a._get_state()
+    sb, _ = b._get_state()
+    assert sorted(sa) == sorted(sb)
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype and np.array_equal(sa[key], sb[key]), key
+
+
+def _same_scores(a, b, X) -> None:
+    Sa, Sb = a.decision_function(X, k=5), b.decision_function(X, k=5)
+    assert np.array_equal(Sa.indptr, Sb.indptr) and np.array_equal(Sa.indices, Sb.indices)
+    assert np.array_equal(Sa.data, Sb.data)
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 4])
+def test_ovr_on_dask_is_bit_identical(cluster, n_workers):
+    _, client = cluster
+    X, Y = tiny_data()
+    kw = dict(n_threads=2, random_state=3, memory_limit=None, max_iter=50)
+    with pytest.warns(UserWarning, match="no positive"):
+        local = OneVsRest(**kw).fit(X, Y)
+    remote = OneVsRest(**kw)
+    with pytest.warns(UserWarning, match="no positive"):
+        if n_workers == 4:  # the documented entry point, every worker
+            fit(remote, X, Y, client=client)
+        else:
+            with training_on(remote, client, workers=_workers(client, n_workers)):
+                remote.fit(X, Y)
+    _same_ovr(local, remote)
+    _same_scores(local, remote, X)
+    assert not hasattr(remote, "_task_runner")
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 4])
+def test_tree_on_dask_is_bit_identical(cluster, n_workers):
+    _, client = cluster
+    X, Y = tiny_data(1, L=60)
+    Y = Y[:, :-1]  # every label has positives
+    # small leaves and branching so that the roots have inner children (real subtrees)
+    kw = dict(n_trees=2, branching=3, max_leaf_size=4, n_threads=2, random_state=5,
+              memory_limit=None)
+    local = LabelTree(**kw).fit(X, Y)
+    used = _workers(client, n_workers)
+    seen = []
+    model = LabelTree(**kw)
+    with training_on(model, client, workers=used, _after_submit=seen.extend):
+        model.fit(X, Y)
+    roots = local.tree_roots_
+    n_subtrees = sum(int(np.count_nonzero(local.clf_child_[
+        local.node_clf_start_[r]:local.node_clf_start_[r + 1]] >= 0)) for r in roots)
+    assert n_subtrees >= 2 * len(roots)
+    assert len(seen) == n_subtrees + len(roots)  # one task per subtree, one per root
+    _same_tree(local, model)
+    _same_scores(local, model, X)
+
+
+def test_subtree_groups_by_hand():
+    from labelwise.distributed import subtree_groups
+
+    # node 0 -> nodes 1, 2; node 1 -> node 3 and label 0; node 2, 3: leaves; node 4: root 2
+    starts = np.array([0, 2, 4, 5, 6, 7])
+    child = np.array([1, 2, 3, -1, -2, -3, -4])
+    head = subtree_groups(starts, child, np.array([0, 4]))
+    assert head.tolist() == [0, 1, 2, 1, 4]
+
+
+def test_killed_worker_tasks_rerun_and_model_identical(cluster):
+    lc, client = cluster
+    X, Y = tiny_data(2, n=400, L=48)
+    Y = Y[:, :-1]
+    kw = dict(n_threads=1, random_state=0, memory_limit=None, max_iter=200, tol=1e-4)
+    local = OneVsRest(**kw).fit(X, Y)
+    killed = []
+
+    def kill_one(futures):
+        # the worker with the most tasks assigned right after submission
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            proc = client.processing()
+            busy = [w for w, keys in proc.items() if keys]
+            if busy:
+                break
+            time.sleep(0.005)
+        victim = max(busy, key=lambda w: len(proc[w])) if busy else next(iter(proc))
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)
+        killed.append((victim, pid))
+
+    model = OneVsRest(**kw)
+    with training_on(model, client, blocks_per_worker=8, _after_submit=kill_one), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # distributed's notes on the lost worker
+        model.fit(X, Y)
+    assert killed
+    _same_ovr(local, model)
+    client.wait_for_workers(4, timeout=60)  # the nanny restarts it for the next tests
+
+
+def test_lost_scheduler_is_a_clear_error_and_nothing_is_saved(tmp_path):
+    X, Y = tiny_data(3)
+    Y = Y[:, :-1]
+    out = tmp_path / "model"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lc = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                      dashboard_address=None, silence_logs=logging.CRITICAL)
+        client = distributed.Client(lc, timeout="2s")  # how long it tries to reconnect
+
+    def stop_scheduler(futures):
+        client.sync(lc.scheduler.close)
+
+    model = OneVsRest(random_state=0, memory_limit=None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(ClusterError, match="lost the Dask scheduler"), \
+                    training_on(model, client, _after_submit=stop_scheduler):
+                model.fit(X, Y)
+                model.save(out)
+    finally:
+        with warnings.catch_warnings(), contextlib.suppress(Exception):
+            warnings.simplefilter("ignore")
+            client.close()
+            lc.close(timeout=2)  # its worker would wait 30 s for the closed scheduler
+    assert not out.exists()
+    assert not hasattr(model, "coef_")
+
+
+def test_unreachable_scheduler_and_bad_spec():
+    with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with connect("tcp://127.0.0.1:9", timeout=1):
+            pass
+    with pytest.raises(ClusterError, match="local:N"):
+        with connect("local:zero"):
+            pass
+    with pytest.raises(ClusterError, match="does not train on Dask"):
+        with training_on(object(), None):
+            pass
