@@ -6,7 +6,6 @@ runs restrict the scattered data and every task to the first 1 or 2 workers (the
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -163,36 +162,6 @@ def test_killed_worker_tasks_rerun_and_model_identical(cluster):
     assert killed
     _same_ovr(local, model)
     client.wait_for_workers(4, timeout=60)  # the nanny restarts it for the next tests
-
-
-def test_lost_scheduler_is_a_clear_error_and_nothing_is_saved(tmp_path):
-    X, Y = tiny_data(3)
-    Y = Y[:, :-1]
-    out = tmp_path / "model"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lc = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                      dashboard_address=None, silence_logs=logging.CRITICAL)
-        client = distributed.Client(lc, timeout="2s")  # how long it tries to reconnect
-
-    def stop_scheduler(futures):
-        client.sync(lc.scheduler.close)
-
-    model = OneVsRest(random_state=0, memory_limit=None)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with pytest.raises(ClusterError, match="lost the Dask scheduler"), \
-                    training_on(model, client, _after_submit=stop_scheduler):
-                model.fit(X, Y)
-                model.save(out)
-    finally:
-        with warnings.catch_warnings(), contextlib.suppress(Exception):
-            warnings.simplefilter("ignore")
-            client.close()
-            lc.close(timeout=2)  # its worker would wait 30 s for the closed scheduler
-    assert not out.exists()
-    assert not hasattr(model, "coef_")
 
 
 def test_unreachable_scheduler_and_bad_spec():

@@ -80,9 +80,11 @@ def cluster_errors(what: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def connect(spec: str, *, timeout: float = 10.0) -> Iterator[Any]:
+def connect(spec: str, *, timeout: float | str | None = None) -> Iterator[Any]:
     """A ``distributed.Client`` for ``"local:N"`` (a LocalCluster of N single-threaded worker
-    processes, closed on exit) or a scheduler address (``"tcp://host:8786"``)."""
+    processes, closed on exit) or a scheduler address (``"tcp://host:8786"``). ``timeout``:
+    how long to try reaching the scheduler (None: Dask's ``distributed.comm.timeouts.connect``,
+    e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s``)."""
     d = import_distributed()
     if spec.startswith("local:"):
         n = spec[len("local:"):]
@@ -102,7 +104,7 @@ def connect(spec: str, *, timeout: float = 10.0) -> Iterator[Any]:
         raise ClusterError(f"--dask {spec}: expected local:N or a scheduler address such as "
                            "tcp://host:8786")
     try:
-        client = d.Client(spec, timeout=timeout)
+        client = d.Client(spec, **({} if timeout is None else {"timeout": timeout}))
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"--dask {spec}: cannot reach the Dask scheduler "
                            f"({type(e).__name__}: {e})") from None
