@@ -36,7 +36,8 @@ def _load(name: str, cache: str):
     from labelwise.io.xc import read_xc
 
     folder = data.prepare(name, cache)
-    tr, te = read_xc(folder / "train.txt"), read_xc(folder / "test.txt")
+    tr = read_xc(folder / "train.txt", index_base=0)
+    te = read_xc(folder / "test.txt", index_base=0)
     return tr.X, sp.csr_matrix(tr.Y), te.X, sp.csr_matrix(te.Y)
 
 
