@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write top-k score lines (for 'evaluate --scores') instead of decisions")
     p.add_argument("--mmap", action="store_true", help="memory-map the model's arrays")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--dask", metavar="CLUSTER",
+                   help="predict on Dask (local:N or tcp://HOST:8786) into --out DIR/ as Parquet "
+                        "partitions; MODEL must be readable at the same path on every worker")
     add_column_arguments(p)
     add_format_argument(p)
 
@@ -103,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise LabelwiseError(f"--top-k must be >= 1, got {args.top_k}")
+    if getattr(args, "dask", None):
+        return run_dask(args)
     check_output_file(args.out, args.model, args.data)
     pipe = load_any(args.model, mmap=args.mmap)
     X, ids = read_items(args.data, pipe, args)
@@ -136,4 +141,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote the labels of {n} items to {args.out}", file=sys.stderr)
     else:
         sys.stdout.writelines(lines())
+    return 0
+
+
+def run_dask(args: argparse.Namespace) -> int:
+    """``--dask``: Parquet partitions (id, labels, probabilities, top-k) in the folder --out."""
+    import sys
+
+    from labelwise.distributed import PREDICTIONS_MARKER, connect, predict_to_parquet
+    from labelwise.errors import LabelwiseError
+    from labelwise.pipeline import load_any
+
+    from ._common import check_output_dir
+
+    if not args.out or args.scores:
+        raise LabelwiseError("--dask writes Parquet partitions: it needs --out DIR and takes no "
+                             "--scores")
+    check_output_dir(args.out, args.model, args.data, markers=(PREDICTIONS_MARKER,))
+    pipe = load_any(args.model, mmap=True)  # reads the items; the workers load their own copy
+    X, ids = read_items(args.data, pipe, args)
+    del pipe
+    with connect(args.dask) as client:
+        n = predict_to_parquet(args.model, X, args.out, client=client, ids=ids, k=args.top_k)
+    print(f"wrote the labels of {n} items to {args.out} (Parquet partitions)", file=sys.stderr)
     return 0

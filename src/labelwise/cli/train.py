@@ -137,6 +137,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pipeline directory to write (atomically): a new or empty folder, or an "
                         "earlier model, which it replaces; any other folder is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--dask", metavar="CLUSTER",
+                   help="train on Dask: local:N (N worker processes here) or a scheduler address "
+                        "tcp://HOST:8786; the model is the same as a local run's (--model ovr, tree)")
     add_column_arguments(p)
     add_format_argument(p)
 
@@ -384,6 +387,11 @@ def fit_pipeline(args: argparse.Namespace):
             if data is None:  # zero-shot from the label names alone
                 featurizer.fit()
                 model.fit(labels=space)
+            elif getattr(args, "dask", None):
+                from labelwise.distributed import connect, training_on
+
+                with connect(args.dask) as client, training_on(model, client):
+                    pipe.fit(data)
             else:
                 pipe.fit(data)
         except ValueError as e:  # parameter validation of the estimator

@@ -77,13 +77,15 @@ def available_memory() -> int:
 def fit_linear(X: sp.csr_matrix, Y: sp.csr_matrix, *, loss: str = "squared_hinge",
                C: float = 1.0, bias: float = 1.0, tol: float = 0.1, max_iter: int = 1000,
                prune_threshold: float = 0.1, n_threads: int | None = None,
-               seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+               seed: int = 0, runner: Any = None) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     """Train one binary linear classifier per column of Y; the engine behind OneVsRest.
 
     X: canonical CSR float32 (n_samples, n_features) (see ``as_feature_matrix``); Y: CSR 0/1
     (n_samples, n_labels). Returns ``(coef, intercept, n_iter)``: coef CSR float32
     (n_features, n_labels) after pruning, intercept float32 (n_labels,), n_iter int32.
-    Reusable by other families (a label tree trains its nodes with it).
+    Reusable by other families (a label tree trains its nodes with it). ``runner``: an
+    object whose ``map_label_blocks(data, n_labels, params)`` returns the results of
+    ``train_label_block`` over all labels in label order (``labelwise.distributed``).
     """
     n, d = X.shape
     L = Y.shape[1]
@@ -95,19 +97,37 @@ def fit_linear(X: sp.csr_matrix, Y: sp.csr_matrix, *, loss: str = "squared_hinge
     threads = resolve_n_threads(n_threads)
     chunk = int(max(1, min(64, -(-L // (4 * threads)))))
     label_chunks = [np.arange(a, min(a + chunk, L), dtype=np.int64) for a in range(0, L, chunk)]
-    code = LOSSES[loss]
+    params = (LOSSES[loss], float(C), float(bias), float(tol), int(max_iter),
+              float(prune_threshold), int(seed), int(d))
+    if runner is not None:  # another engine (labelwise.distributed) runs the same blocks
+        results = runner.map_label_blocks((X, sq, y_indptr, y_indices), L, params)
+        return assemble_label_blocks(results, L, d, bias)
 
     bar = progress(L, "training labels", unit="label")
 
     def run(labels: np.ndarray):
-        out = _dcd.train_chunk(X.indptr, X.indices, X.data, sq, y_indptr, y_indices, labels,
-                               code, float(C), float(bias), float(tol), int(max_iter),
-                               float(prune_threshold), int(seed), int(d))
+        out = train_label_block((X, sq, y_indptr, y_indices), labels, params)
         bar.update(len(labels))
         return out
 
     with bar:
         results = map_threads(run, label_chunks, threads)
+    return assemble_label_blocks(results, L, d, bias)
+
+
+def train_label_block(data: tuple, labels: np.ndarray, params: tuple) -> tuple:
+    """Train the labels ``labels`` (int64 ids) of ``fit_linear``; ``data`` is ``(X, sq_norms,
+    y_indptr, y_indices)``, ``params`` the solver settings. Each label's solve depends only on
+    its own column of Y, the settings and its id-derived seed, so any split of the labels into
+    blocks (threads here, tasks on a Dask cluster) gives the same weights."""
+    X, sq, y_indptr, y_indices = data
+    return _dcd.train_chunk(X.indptr, X.indices, X.data, sq, y_indptr, y_indices,
+                            np.asarray(labels, np.int64), *params)
+
+
+def assemble_label_blocks(results: list, L: int, d: int,
+                          bias: float) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """``(coef, intercept, n_iter)`` from ``train_label_block`` results in label order."""
     counts = np.concatenate([r[0] for r in results]) if results else np.zeros(0, np.int64)
     indptr = np.zeros(L + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
@@ -271,7 +291,8 @@ class OneVsRest(MultiLabelModel):
         coef, intercept, n_iter = fit_linear(
             self._prepare_X(X), Y, loss=self.loss, C=self.C, bias=self.bias, tol=self.tol,
             max_iter=self.max_iter, prune_threshold=self.prune_threshold,
-            n_threads=self.n_threads, seed=int(seed))
+            n_threads=self.n_threads, seed=int(seed),
+            runner=getattr(self, "_task_runner", None))
         capped = int(np.count_nonzero(n_iter >= self.max_iter))
         if capped:
             from sklearn.exceptions import ConvergenceWarning  # imported only when warning

@@ -343,8 +343,16 @@ class LabelTree(MultiLabelModel):
                     "prune_threshold, or lower n_trees")
             return res
 
-        with bar:
-            results = map_threads(run, order, threads)
+        runner = getattr(self, "_task_runner", None)
+        if runner is not None:  # another engine (labelwise.distributed) runs the same tasks
+            Cs = [_tree_build.node_C(self.C, n, t.rows.shape[0], self.C_node_power)
+                  for t in tasks]
+            results = runner.map_tree_tasks(
+                Xn, sq, tasks, Cs, kw, np.concatenate(starts).astype(np.int64),
+                np.concatenate(children).astype(np.int64), np.asarray(roots, np.int64))
+        else:
+            with bar:
+                results = map_threads(run, order, threads)
         tasks.clear()
         W, intercept, n_iter = _tree_build.assemble_weights(results, n_clf, X.shape[1],
                                                             float(self.bias))

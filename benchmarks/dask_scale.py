@@ -1,0 +1,166 @@
+"""Dask benchmarks (issue 21): scaling of distributed training, and partitioned training.
+
+``scale``: a LabelTree (default parameters) on ``benchmarks/data.py``'s dataset (default
+``synthetic-quick``), fitted locally with 1 thread and on a LocalCluster of 1 and 2
+single-threaded worker processes; wall time, speed-up against the local fit, and whether the
+Dask models equal the local one bit for bit.
+
+``federated``: OneVsRest on a dataset (default ``bibtex``) centralised, and partitioned into 5
+partitions IID and label-skewed (each label's rows spread over the partitions by a Dirichlet
+(alpha 0.3) draw; a row goes to the partition its rarest label picks); P@1, P@5 and macro-F1
+(thresholds at 0) against the centralised model.
+
+    python benchmarks/dask_scale.py federated [--dataset bibtex]
+    python benchmarks/dask_scale.py scale [--dataset synthetic-quick]
+
+Times on a shared, loaded 2-core machine are only indicative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import data  # noqa: E402
+
+
+def _load(name: str, cache: str):
+    from labelwise.io.xc import read_xc
+
+    folder = data.prepare(name, cache)
+    tr = read_xc(folder / "train.txt", index_base=0)
+    te = read_xc(folder / "test.txt", index_base=0)
+    return tr.X, sp.csr_matrix(tr.Y), te.X, sp.csr_matrix(te.Y)
+
+
+def _cluster(n: int):
+    import distributed
+
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    lc = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.CRITICAL)
+    return lc, distributed.Client(lc)
+
+
+def _quality(model, Xte, Yte) -> dict:
+    from labelwise.metrics import f1_score, ranking_metrics
+
+    S = model.decision_function(Xte, k=5)
+    m = ranking_metrics(Yte, S, k=(1, 5))
+    D = model.decision_function_dense(Xte)  # margins; labels chosen above 0
+    return {"P@1": 100 * m["p@1"], "P@5": 100 * m["p@5"],
+            "macro-F1": 100 * f1_score(Yte, D, threshold=0.0, average="macro")}
+
+
+def skewed_partitions(Y: sp.csr_matrix, K: int, alpha: float, seed: int) -> np.ndarray:
+    """Partition of each row: its rarest label's Dirichlet(alpha) draw over the K parts."""
+    rng = np.random.default_rng(seed)
+    L = Y.shape[1]
+    shares = rng.dirichlet(np.full(K, alpha), size=L)
+    freq = np.diff(sp.csc_matrix(Y).indptr)
+    part = rng.integers(0, K, Y.shape[0])
+    for i in range(Y.shape[0]):
+        labs = Y.indices[Y.indptr[i]:Y.indptr[i + 1]]
+        if labs.size:
+            j = labs[np.argmin(freq[labs])]
+            part[i] = rng.choice(K, p=shares[j])
+    return part
+
+
+def federated(args) -> None:
+    from labelwise.federated import fit_partitioned, scatter_partitions
+    from labelwise.models import OneVsRest
+
+    Xtr, Ytr, Xte, Yte = _load(args.dataset, args.cache)
+    names = [str(j) for j in range(Ytr.shape[1])]
+    kw = dict(random_state=0, memory_limit=None, n_threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        central = OneVsRest(**kw).fit(Xtr, Ytr, labels=names)
+    base = _quality(central, Xte, Yte)
+    rows = [("centralised", base)]
+    lc, client = _cluster(2)
+    try:
+        K = args.partitions
+        rng = np.random.default_rng(0)
+        for how, part in (("IID", rng.integers(0, K, Xtr.shape[0])),
+                          (f"skewed (Dirichlet {args.alpha})",
+                           skewed_partitions(Ytr, K, args.alpha, 0))):
+            parts = [(Xtr[part == k], Ytr[part == k], names) for k in range(K)]
+            t0 = time.perf_counter()
+            placed = scatter_partitions(client, parts)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = fit_partitioned(OneVsRest(**kw), placed, client=client)
+            q = _quality(model, Xte, Yte)
+            q["s"] = time.perf_counter() - t0
+            rows.append((f"{K} partitions {how}", q))
+    finally:
+        client.close()
+        lc.close()
+    print(f"\n{args.dataset}, OneVsRest (defaults, seed 0), 2 worker processes\n")
+    print("| training | P@1 | P@5 | macro-F1 | P@1 - central | P@5 - central |")
+    print("|---|---|---|---|---|---|")
+    for name, q in rows:
+        print(f"| {name} | {q['P@1']:.2f} | {q['P@5']:.2f} | {q['macro-F1']:.2f} | "
+              f"{q['P@1'] - base['P@1']:+.2f} | {q['P@5'] - base['P@5']:+.2f} |")
+
+
+def scale(args) -> None:
+    from labelwise.distributed import fit
+    from labelwise.models import LabelTree
+
+    Xtr, Ytr, Xte, Yte = _load(args.dataset, args.cache)
+    kw = dict(random_state=0, memory_limit=None, n_threads=1)
+    t0 = time.perf_counter()
+    local = LabelTree(**kw).fit(Xtr, Ytr)
+    t_local = time.perf_counter() - t0
+    out = [("local, 1 thread", t_local, True)]
+    ref = local._get_state()[0]
+    for n in args.workers:
+        lc, client = _cluster(n)
+        try:
+            t0 = time.perf_counter()
+            m = fit(LabelTree(**kw), Xtr, Ytr, client=client)
+            t = time.perf_counter() - t0
+        finally:
+            client.close()
+            lc.close()
+        st = m._get_state()[0]
+        same = all(np.array_equal(ref[k], st[k]) for k in ref)
+        out.append((f"Dask, {n} worker(s)", t, same))
+    print(f"\n{args.dataset}, LabelTree (defaults, seed 0)\n")
+    print("| run | fit s | speed-up vs local | model == local |")
+    print("|---|---|---|---|")
+    for name, t, same in out:
+        print(f"| {name} | {t:.1f} | {t_local / t:.2f}x | {'yes' if same else 'NO'} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=("federated", "scale"))
+    ap.add_argument("--dataset")
+    ap.add_argument("--cache", default=str(data.DEFAULT_CACHE))
+    ap.add_argument("--partitions", type=int, default=5)
+    ap.add_argument("--alpha", type=float, default=0.3)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args(argv)
+    if args.what == "federated":
+        args.dataset = args.dataset or "bibtex"
+        federated(args)
+    else:
+        args.dataset = args.dataset or "synthetic-quick"
+        scale(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Dask training and prediction equal the local ones, bit for bit (labelwise.distributed).
+
+One LocalCluster of 4 single-threaded worker processes serves the module; the 1- and 2-worker
+runs restrict the scattered data and every task to the first 1 or 2 workers (the runner's
+``workers=``), so their label blocks and subtrees really run on that many processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+distributed = pytest.importorskip("distributed")
+
+from labelwise.distributed import ClusterError, connect, fit, training_on  # noqa: E402
+from labelwise.models import LabelTree, OneVsRest  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def tiny_data(seed: int = 0, n: int = 240, d: int = 60, L: int = 37):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, d, density=0.15, format="csr", dtype=np.float32, random_state=rng)
+    W = rng.standard_normal((d, L))
+    S = X @ W
+    Y = (S > np.quantile(S, 0.9, axis=0)).astype(np.float32)
+    Y[:, -1] = 0  # one label without positives
+    return X, sp.csr_matrix(Y)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lc = distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
+                                      dashboard_address=None, silence_logs=logging.CRITICAL)
+        client = distributed.Client(lc)
+    client.wait_for_workers(4)
+    try:
+        yield lc, client
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client.close()
+            lc.close()
+
+
+def _workers(client, k: int) -> list[str]:
+    return sorted(client.scheduler_info()["workers"])[:k]
+
+
+def _same_ovr(a: OneVsRest, b: OneVsRest) -> None:
+    for name in ("data", "indices", "indptr"):
+        x, y = getattr(a.coef_, name), getattr(b.coef_, name)
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+    assert np.array_equal(a.intercept_, b.intercept_)
+    assert np.array_equal(a.n_iter_, b.n_iter_)
+    assert np.array_equal(a.labels_without_positives_, b.labels_without_positives_)
+
+
+def _same_tree(a: LabelTree, b: LabelTree) -> None:
+    sa, _ = a._get_state()
+    sb, _ = b._get_state()
+    assert sorted(sa) == sorted(sb)
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype and np.array_equal(sa[key], sb[key]), key
+
+
+def _same_scores(a, b, X) -> None:
+    Sa, Sb = a.decision_function(X, k=5), b.decision_function(X, k=5)
+    assert np.array_equal(Sa.indptr, Sb.indptr) and np.array_equal(Sa.indices, Sb.indices)
+    assert np.array_equal(Sa.data, Sb.data)
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 4])
+def test_ovr_on_dask_is_bit_identical(cluster, n_workers):
+    _, client = cluster
+    X, Y = tiny_data()
+    kw = dict(n_threads=2, random_state=3, memory_limit=None, max_iter=50)
+    with pytest.warns(UserWarning, match="no positive"):
+        local = OneVsRest(**kw).fit(X, Y)
+    remote = OneVsRest(**kw)
+    with pytest.warns(UserWarning, match="no positive"):
+        if n_workers == 4:  # the documented entry point, every worker
+            fit(remote, X, Y, client=client)
+        else:
+            with training_on(remote, client, workers=_workers(client, n_workers)):
+                remote.fit(X, Y)
+    _same_ovr(local, remote)
+    _same_scores(local, remote, X)
+    assert not hasattr(remote, "_task_runner")
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 4])
+def test_tree_on_dask_is_bit_identical(cluster, n_workers):
+    _, client = cluster
+    X, Y = tiny_data(1, L=60)
+    Y = Y[:, :-1]  # every label has positives
+    # small leaves and branching so that the roots have inner children (real subtrees)
+    kw = dict(n_trees=2, branching=3, max_leaf_size=4, n_threads=2, random_state=5,
+              memory_limit=None)
+    local = LabelTree(**kw).fit(X, Y)
+    used = _workers(client, n_workers)
+    seen = []
+    model = LabelTree(**kw)
+    with training_on(model, client, workers=used, _after_submit=seen.extend):
+        model.fit(X, Y)
+    roots = local.tree_roots_
+    n_subtrees = sum(int(np.count_nonzero(local.clf_child_[
+        local.node_clf_start_[r]:local.node_clf_start_[r + 1]] >= 0)) for r in roots)
+    assert n_subtrees >= 2 * len(roots)
+    assert len(seen) == n_subtrees + len(roots)  # one task per subtree, one per root
+    _same_tree(local, model)
+    _same_scores(local, model, X)
+
+
+def test_subtree_groups_by_hand():
+    from labelwise.distributed import subtree_groups
+
+    # node 0 -> nodes 1, 2; node 1 -> node 3 and label 0; node 2, 3: leaves; node 4: root 2
+    starts = np.array([0, 2, 4, 5, 6, 7])
+    child = np.array([1, 2, 3, -1, -2, -3, -4])
+    head = subtree_groups(starts, child, np.array([0, 4]))
+    assert head.tolist() == [0, 1, 2, 1, 4]
+
+
+def test_killed_worker_tasks_rerun_and_model_identical(cluster):
+    lc, client = cluster
+    X, Y = tiny_data(2, n=400, L=48)
+    Y = Y[:, :-1]
+    kw = dict(n_threads=1, random_state=0, memory_limit=None, max_iter=200, tol=1e-4)
+    local = OneVsRest(**kw).fit(X, Y)
+    killed = []
+
+    def kill_one(futures):
+        # the worker with the most tasks assigned right after submission
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            proc = client.processing()
+            busy = [w for w, keys in proc.items() if keys]
+            if busy:
+                break
+            time.sleep(0.005)
+        victim = max(busy, key=lambda w: len(proc[w])) if busy else next(iter(proc))
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)
+        killed.append((victim, pid))
+
+    model = OneVsRest(**kw)
+    with training_on(model, client, blocks_per_worker=8, _after_submit=kill_one), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # distributed's notes on the lost worker
+        model.fit(X, Y)
+    assert killed
+    _same_ovr(local, model)
+    client.wait_for_workers(4, timeout=60)  # the nanny restarts it for the next tests
+
+
+def test_unreachable_scheduler_and_bad_spec():
+    with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with connect("tcp://127.0.0.1:9", timeout=1):
+            pass
+    with pytest.raises(ClusterError, match="local:N"):
+        with connect("local:zero"):
+            pass
+    with pytest.raises(ClusterError, match="does not train on Dask"):
+        with training_on(object(), None):
+            pass
+
+
+# ------------------------------------------------------------------ partitioned training
+def test_one_partition_gives_exactly_the_centralised_model(cluster):
+    from labelwise.federated import fit_partitioned, scatter_partitions
+
+    _, client = cluster
+    X, Y = tiny_data(4)
+    names = [f"l{j}" for j in range(Y.shape[1])]
+    kw = dict(n_threads=1, random_state=2, memory_limit=None, max_iter=50)
+    with pytest.warns(UserWarning, match="no positive"):
+        central = OneVsRest(**kw).fit(X, Y, labels=names)
+    parts = scatter_partitions(client, [(X, Y, names)])
+    fed = fit_partitioned(OneVsRest(**kw), parts, client=client)
+    _same_ovr(central, fed)
+    _same_scores(central, fed, X)
+    assert list(fed.labels_.names) == names
+
+
+def test_combination_by_hand():
+    from labelwise.federated import combine_weights
+
+    # label 0: partition 0 has 1 pos / 3 neg (c = 1.5), partition 1 has 2 / 2 (c = 2)
+    # label 1: no partition sees a positive: averaged by rows (4 and 4)
+    r0 = {"coef": sp.csr_matrix(np.array([[1.0, 2.0]], np.float32)),
+          "intercept": np.array([1.0, 0.0], np.float32), "n_iter": np.array([3, 1], np.int32),
+          "positives": np.array([1, 0]), "rows": 4}
+    r1 = {"coef": sp.csr_matrix(np.array([[-1.0, 4.0]], np.float32)),
+          "intercept": np.array([0.0, 2.0], np.float32), "n_iter": np.array([2, 5], np.int32),
+          "positives": np.array([2, 0]), "rows": 4}
+    W, b, it, pos = combine_weights([r0, r1])
+    a0 = 1.5 / 3.5
+    assert W.toarray() == pytest.approx(np.array([[a0 - (1 - a0), 3.0]]), abs=1e-6)
+    assert b == pytest.approx([a0, 1.0], abs=1e-6)
+    assert it.tolist() == [3, 5] and pos.tolist() == [3, 0]
+
+
+def _arrays_in(obj, found, depth=0):
+    """Every ndarray / sparse matrix inside a task spec (arguments, nested containers)."""
+    if depth > 20:
+        return
+    if sp.issparse(obj) or isinstance(obj, np.ndarray):
+        found.append(obj)
+        return
+    if isinstance(obj, dict):
+        for v in obj.values():
+            _arrays_in(v, found, depth + 1)
+        return
+    if isinstance(obj, list | tuple | set):
+        for v in obj:
+            _arrays_in(v, found, depth + 1)
+        return
+    for attr in ("args", "kwargs", "value", "func"):
+        if hasattr(obj, attr) and not isinstance(obj, str | bytes | type):
+            _arrays_in(getattr(obj, attr), found, depth + 1)
+
+
+def test_partitioned_training_moves_no_rows(cluster, tmp_path):
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    from labelwise import Dataset
+    from labelwise.federated import fit_partitioned, load_partitions
+    from labelwise.io import write
+
+    lc, client = cluster
+    X, Y = tiny_data(5, n=186, d=41, L=13)
+    names = [f"l{j}" for j in range(Y.shape[1])]
+    sizes = (97, 89)  # row counts unlike any other dimension here
+    paths = []
+    for k, (a, b) in enumerate([(0, sizes[0]), (sizes[0], sum(sizes))]):
+        paths.append(tmp_path / f"part{k}.xc")
+        write(Dataset(X[a:b], Y[a:b], names), paths[-1])
+
+    class Recorder(SchedulerPlugin):
+        def __init__(self):
+            self.specs = {}
+
+        def update_graph(self, scheduler, *, keys=(), **kwargs):
+            for key in keys:
+                ts = scheduler.tasks.get(key)
+                if ts is not None:
+                    self.specs[key] = ts.run_spec
+
+    rec = Recorder()
+    lc.scheduler.add_plugin(rec, name="labelwise-recorder")
+    try:
+        workers = _workers(client, 2)
+        parts = load_partitions(client, [str(p) for p in paths], workers)
+        model = fit_partitioned(OneVsRest(random_state=0, memory_limit=None, n_threads=1),
+                                parts, client=client)
+        placed = {w for fut, w in parts for w in client.who_has([fut])[fut.key]}
+    finally:
+        lc.scheduler.remove_plugin(name="labelwise-recorder")
+    assert placed == set(workers)
+    assert len(rec.specs) >= 4  # two reads, two trainings
+    found = []
+    for spec in rec.specs.values():
+        _arrays_in(spec, found)
+    assert all(sizes[0] not in a.shape and sizes[1] not in a.shape for a in found)
+    assert model.coef_.shape == (41, 13) and model.coef_.nnz > 0
+    # the recorder itself can fail: a task that does carry rows is seen
+    carried = []
+    rec2 = Recorder()
+    lc.scheduler.add_plugin(rec2, name="labelwise-recorder2")
+    try:
+        client.submit(sp.csr_matrix.sum, X[:sizes[0]], pure=False).result()
+    finally:
+        lc.scheduler.remove_plugin(name="labelwise-recorder2")
+    for spec in rec2.specs.values():
+        _arrays_in(spec, carried)
+    assert any(sizes[0] in a.shape for a in carried)
