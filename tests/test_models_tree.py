@@ -618,6 +618,64 @@ def test_same_seed_same_model_and_threads_do_not_matter():
                    for k in sa)
 
 
+@pytest.mark.parametrize("loss", ["squared_hinge", "logistic"])
+def test_one_by_one_tasks_are_cut_for_threads_and_the_model_is_unchanged(monkeypatch, loss):
+    """A tree over few labels is one root task; solved one by one (no block: logistic, or a
+    block too big), it is cut over the threads, and the model equals the uncut one exactly."""
+    X, Y = clustered_data(n=200, L=24)
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", 64)  # every block too big
+    cut = []
+    real = _tree_build.split_tasks
+
+    def spy(Xn, tasks, **kw):
+        out = real(Xn, tasks, **kw)
+        cut.append((len(tasks), len(out), kw["n_threads"]))
+        return out
+
+    monkeypatch.setattr(_tree_build, "split_tasks", spy)
+    kw = dict(max_leaf_size=30, loss=loss, random_state=3)  # 24 labels: the root only
+    a = LabelTree(n_threads=1, **kw).fit(X, Y)
+    b = LabelTree(n_threads=3, **kw).fit(X, Y)
+    assert cut == [(1, 1, 1), (1, 3, 3)]
+    sa, _ = a._get_state()
+    sb, _ = b._get_state()
+    for key in sa:
+        assert np.array_equal(sa[key], sb[key]), key
+
+
+def test_split_tasks_keeps_block_tasks_and_small_tasks_whole():
+    X, Y = clustered_data(n=200, L=24)
+    Xn = _tree_build.l2_normalize_rows(X)
+    Z = _tree_build.label_representations(Xn, sp.csc_matrix(Y))
+    lay = _tree_build.build_tree(Z, branching=4, max_leaf_size=6, cluster_iters=3, seed=0)
+    tasks = _tree_build.training_tasks(sp.csc_matrix(Y), lay, tree=0, clf_offset=0, seed=0)
+    sq = _dcd.row_sq_norms(Xn.indptr, Xn.data, 1.0)
+    # the squared hinge with small nodes: every task is a block, none is cut
+    assert all(_tree_build.uses_block(Xn, t, _dcd.LOSS_SQUARED_HINGE) for t in tasks
+               if t.seeds.shape[0] > 1)
+    assert _tree_build.split_tasks(Xn, tasks, loss=_dcd.LOSS_SQUARED_HINGE,
+                                   n_threads=2) == tasks
+    # logistic: the tasks above a 2*threads-th of the work are cut in n_threads pieces that
+    # cover their classifiers once, in order, and train to the same weights
+    out = _tree_build.split_tasks(Xn, tasks, loss=_dcd.LOSS_LOGISTIC, n_threads=2)
+    total = sum(t.cost for t in tasks)
+    big = [t for t in tasks if t.seeds.shape[0] > 1 and t.cost * 4 > total]
+    assert big and len(out) == len(tasks) + len(big)
+    for t in big:
+        pieces = [p for p in out if p.node == t.node]
+        assert len(pieces) == 2 and not any(p.block for p in pieces)
+        assert np.array_equal(np.concatenate([p.seeds for p in pieces]), t.seeds)
+        whole = _tree_build.run_task(Xn, sq, t, loss=_dcd.LOSS_LOGISTIC, C=1.0, bias=1.0,
+                                     tol=0.01, max_iter=20, prune_threshold=0.0)
+        parts = [_tree_build.run_task(Xn, sq, p, loss=_dcd.LOSS_LOGISTIC, C=1.0, bias=1.0,
+                                      tol=0.01, max_iter=20, prune_threshold=0.0)
+                 for p in pieces]
+        assert parts[1].clf_start == t.clf_start + pieces[0].seeds.shape[0]
+        for name in ("counts", "feat", "vals", "bias_w", "n_iter"):
+            assert np.array_equal(np.concatenate([getattr(r, name) for r in parts]),
+                                  getattr(whole, name)), name
+
+
 def test_node_C_hand_computed():
     assert _tree_build.node_C(0.5, 100, 25, 0.5) == 1.0  # 0.5 * 4 ** 0.5
     assert _tree_build.node_C(0.5, 160, 10, 0.25) == 1.0  # 0.5 * 16 ** 0.25

@@ -41,7 +41,8 @@ from . import _tree_kernels, _tree_layout
 from .topk import map_ranges, map_threads
 
 __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayout",
-           "build_tree", "NodeTask", "TaskResult", "training_tasks", "node_C", "run_task",
+           "build_tree", "NodeTask", "TaskResult", "training_tasks", "split_tasks",
+           "uses_block", "node_C", "run_task",
            "assemble_weights", "node_major_weights", "balanced_ranges"]
 
 
@@ -202,6 +203,8 @@ class NodeTask:
     tgt_indptr: np.ndarray  # int64 (m + 1,)
     tgt_indices: np.ndarray  # int64 local positions into rows
     seeds: np.ndarray  # int64 (m,)
+    #: False: the classifiers are solved one by one (never as a lockstep block)
+    block: bool = True
 
     @property
     def cost(self) -> int:
@@ -255,6 +258,44 @@ def training_tasks(Ycsc: sp.csc_matrix, layout: TreeLayout, *, tree: int, clf_of
     return tasks
 
 
+def uses_block(X: sp.csr_matrix, task: NodeTask, loss: int) -> bool:
+    """Whether ``train_node`` solves ``task`` as one lockstep block (its rule, evaluated)."""
+    m = task.seeds.shape[0]
+    if loss != _tree_kernels.LOSS_SQUARED_HINGE or m <= 1 or not task.block:
+        return False
+    n = task.rows.shape[0]
+    if n * m * 8 > _tree_kernels.BLOCK_BYTES:
+        return False
+    nf = _tree_kernels.count_row_features(X.indptr, X.indices, task.rows, X.shape[1])
+    return (nf + n) * m * 8 <= _tree_kernels.BLOCK_BYTES
+
+
+def split_tasks(X: sp.csr_matrix, tasks: list[NodeTask], *, loss: int,
+                n_threads: int) -> list[NodeTask]:
+    """Tasks for ``n_threads`` threads: a task whose classifiers are solved one by one
+    (not as a block) and that holds more than a ``2 * n_threads``-th of the work (rows x
+    classifiers) is cut into ``n_threads`` tasks over contiguous classifier ranges, marked
+    ``block=False`` so each piece stays on the one-by-one path. Each classifier has its own
+    seed and starts from zero, so the model is exactly the one the uncut task trains;
+    only the threads share the work (a tree over few labels is one root task, which one
+    thread alone used to train)."""
+    if n_threads <= 1:
+        return tasks
+    total = sum(t.cost for t in tasks)
+    out = []
+    for t in tasks:
+        m = t.seeds.shape[0]
+        if m < 2 or t.cost * 2 * n_threads <= total or uses_block(X, t, loss):
+            out.append(t)
+            continue
+        cuts = np.linspace(0, m, min(m, n_threads) + 1).round().astype(np.int64)
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            ptr = t.tgt_indptr[a:b + 1]
+            out.append(NodeTask(t.tree, t.node, t.clf_start + int(a), t.rows, ptr - ptr[0],
+                                t.tgt_indices[ptr[0]:ptr[-1]], t.seeds[a:b], block=False))
+    return out
+
+
 def node_C(C: float, n_samples: int, n_rows: int, power: float) -> float:
     """The C of a node trained on ``n_rows`` of ``n_samples`` rows:
     ``C * (n_samples / n_rows) ** power`` (``C`` for the root, or for an empty node)."""
@@ -269,7 +310,8 @@ def run_task(X: sp.csr_matrix, sq_norms: np.ndarray, task: NodeTask, *, loss: in
     counts, feat, vals, bias_w, n_iter = _tree_kernels.train_node(
         X.indptr, X.indices, X.data, sq_norms, task.rows, task.tgt_indptr, task.tgt_indices,
         task.seeds, loss, float(C), float(bias), float(tol), int(max_iter),
-        float(prune_threshold), int(X.shape[1]))
+        float(prune_threshold), int(X.shape[1]),
+        _tree_kernels.BLOCK_BYTES if task.block else 0)
     return TaskResult(task.clf_start, counts, feat, vals, bias_w, n_iter)
 
 

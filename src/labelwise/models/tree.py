@@ -315,6 +315,7 @@ class LabelTree(MultiLabelModel):
         kw = dict(loss=LOSSES[self.loss], bias=self.bias, tol=self.tol,
                   max_iter=self.max_iter, prune_threshold=self.prune_threshold)
         n = X.shape[0]
+        tasks = _tree_build.split_tasks(Xn, tasks, loss=LOSSES[self.loss], n_threads=threads)
         order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)
         bar = progress(n_clf, "training tree nodes", unit="classifier")
 
