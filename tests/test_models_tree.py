@@ -707,6 +707,60 @@ def test_each_node_is_trained_with_its_scaled_C(monkeypatch, power):
         assert any(m < 150 and C > 0.5 for _, m, C in seen)
 
 
+def test_row_length_C_scale_hand_computed():
+    f = _tree_build.row_length_C_scale
+
+    def rows(r, n=4):
+        return sp.csr_matrix(np.ones((n, r), np.float32))
+
+    assert f(rows(35)) == 1.0 and f(rows(70)) == 1.0  # short rows: C as given
+    assert f(rows(140)) == 4.0  # (140 / 70) ** 2
+    assert f(rows(105)) == pytest.approx(2.25)
+    assert f(rows(1000)) == 8.0  # capped
+    assert f(sp.csr_matrix((0, 5), dtype=np.float32)) == 1.0
+    # the mean over rows: 2 rows of 140 and 2 of 0 features average 70
+    X = sp.vstack([rows(140, 2), sp.csr_matrix((2, 140), dtype=np.float32)]).tocsr()
+    assert f(X) == 1.0
+
+
+@pytest.mark.parametrize("scaling", [True, False])
+def test_long_rows_scale_every_nodes_C(monkeypatch, scaling):
+    """Rows of 140 features: C_row_scaling multiplies every node's C by (140 / 70) ** 2."""
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix(rng.random((90, 140)).astype(np.float32) + 0.01)
+    Y = sp.csr_matrix((rng.random((90, 12)) < 0.25).astype(np.float32))
+    seen = []
+    real = _tree_build.run_task
+
+    def spy(Xn, sq, task, *, C, **kw):
+        seen.append((task.rows.shape[0], C))
+        return real(Xn, sq, task, C=C, **kw)
+
+    monkeypatch.setattr(_tree_build, "run_task", spy)
+    LabelTree(max_leaf_size=4, branching=3, C=0.5, C_node_power=0.5, C_row_scaling=scaling,
+              n_threads=1, random_state=0).fit(X, Y)
+    scale = 4.0 if scaling else 1.0
+    assert len(seen) > 3
+    for m, C in seen:
+        assert C == pytest.approx(0.5 * scale * (90 / m) ** 0.5, rel=1e-12)
+
+
+def test_C_row_scaling_old_manifests_load_with_false(tmp_path):
+    X, Y = clustered_data(n=120, L=12)
+    model = LabelTree(max_leaf_size=5, C_row_scaling=False, random_state=0).fit(X, Y)
+    assert LabelTree().C_row_scaling is True
+    back = load_without_param(model, tmp_path / "old", "C_row_scaling")
+    assert back.C_row_scaling is False
+    assert np.array_equal(back.decision_function(X, k=3).toarray(),
+                          model.decision_function(X, k=3).toarray())
+    # short rows (clustered_data: about 14 features a row) train the same model either way
+    same = LabelTree(max_leaf_size=5, random_state=0).fit(X, Y)
+    sa, _ = model._get_state()
+    sb, _ = same._get_state()
+    for key in sa:
+        assert np.array_equal(sa[key], sb[key]), key
+
+
 def load_without_param(model, path, name):
     """Save model, drop parameter ``name`` from the manifest (as written before the
     parameter existed) and load it back."""
@@ -834,7 +888,8 @@ def test_labels_without_positives_warn_and_score_low():
                                  dict(C_node_power=float("inf")), dict(C_node_power=True),
                                  dict(C_node_power="0.25"), dict(hinge_power=0.0),
                                  dict(hinge_power=-1.0), dict(hinge_power=float("nan")),
-                                 dict(hinge_power="3")])
+                                 dict(hinge_power="3"), dict(C_row_scaling=1),
+                                 dict(C_row_scaling="yes")])
 def test_bad_params(bad):
     X, Y = small_data()
     with pytest.raises(ValueError):
