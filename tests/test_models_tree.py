@@ -643,44 +643,6 @@ def test_one_by_one_tasks_are_cut_for_threads_and_the_model_is_unchanged(monkeyp
         assert np.array_equal(sa[key], sb[key]), key
 
 
-def test_blocks_too_big_are_cut_into_blocks_that_fit(monkeypatch):
-    """A node whose lockstep block passes BLOCK_BYTES is cut into the fewest pieces that fit,
-    each solved as a block (not one by one); the cut does not depend on n_threads."""
-    X, Y = clustered_data(n=200, L=24)
-    Xn = _tree_build.l2_normalize_rows(X)
-    root = _tree_build.training_tasks(
-        sp.csc_matrix(Y), _tree_build.build_tree(
-            _tree_build.label_representations(Xn, sp.csc_matrix(Y)), branching=2,
-            max_leaf_size=30, cluster_iters=3, seed=0), tree=0, clf_offset=0, seed=0)
-    assert len(root) == 1 and root[0].seeds.shape[0] == 24
-    nf = _tree_kernels.count_row_features(Xn.indptr, Xn.indices, root[0].rows, Xn.shape[1])
-    assert nf == len(np.unique(Xn.indices))
-    per = (nf + 200) * 8
-    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", per * 10)  # 10 classifiers a block
-    for threads in (1, 2):
-        pieces = _tree_build.split_tasks(Xn, root, loss=_dcd.LOSS_SQUARED_HINGE,
-                                         n_threads=threads)
-        assert [p.seeds.shape[0] for p in pieces] == [8, 8, 8]  # ceil(24 / 10) = 3 pieces
-        assert all(p.block and _tree_build.uses_block(Xn, p, _dcd.LOSS_SQUARED_HINGE)
-                   for p in pieces)
-        assert np.array_equal(np.concatenate([p.seeds for p in pieces]), root[0].seeds)
-        assert [p.clf_start for p in pieces] == [0, 8, 16]
-    kw = dict(max_leaf_size=30, random_state=3)
-    a = LabelTree(n_threads=1, **kw).fit(X, Y)
-    b = LabelTree(n_threads=2, **kw).fit(X, Y)
-    sa, _ = a._get_state()
-    sb, _ = b._get_state()
-    for key in sa:
-        assert np.array_equal(sa[key], sb[key]), key
-    # the pieces' solutions are each problem's optimum, as the one-by-one solver's are
-    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", 0)
-    c = LabelTree(n_threads=1, tol=1e-4, max_iter=500, prune_threshold=0.0, **kw).fit(X, Y)
-    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", per * 10)
-    d = LabelTree(n_threads=1, tol=1e-4, max_iter=500, prune_threshold=0.0, **kw).fit(X, Y)
-    np.testing.assert_allclose(d.intercept_, c.intercept_, atol=2e-3)
-    np.testing.assert_allclose(dense_weights(d), dense_weights(c), atol=2e-3)
-
-
 def test_split_tasks_keeps_block_tasks_and_small_tasks_whole():
     X, Y = clustered_data(n=200, L=24)
     Xn = _tree_build.l2_normalize_rows(X)

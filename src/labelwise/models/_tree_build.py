@@ -270,57 +270,29 @@ def uses_block(X: sp.csr_matrix, task: NodeTask, loss: int) -> bool:
     return (nf + n) * m * 8 <= _tree_kernels.BLOCK_BYTES
 
 
-def _cut(t: NodeTask, pieces: int, block: bool) -> list[NodeTask]:
-    m = t.seeds.shape[0]
-    cuts = np.linspace(0, m, min(m, pieces) + 1).round().astype(np.int64)
-    out = []
-    for a, b in zip(cuts[:-1], cuts[1:]):
-        ptr = t.tgt_indptr[a:b + 1]
-        out.append(NodeTask(t.tree, t.node, t.clf_start + int(a), t.rows, ptr - ptr[0],
-                            t.tgt_indices[ptr[0]:ptr[-1]], t.seeds[a:b], block=block))
-    return out
-
-
 def split_tasks(X: sp.csr_matrix, tasks: list[NodeTask], *, loss: int,
                 n_threads: int) -> list[NodeTask]:
-    """Tasks cut into pieces over contiguous classifier ranges, in two cases.
-
-    1. A squared-hinge task whose lockstep block (``(features of its rows + rows) * 8``
-       bytes a classifier) is bigger than ``BLOCK_BYTES`` but would fit for two classifiers
-       is cut into ``ceil(m / floor(BLOCK_BYTES / bytes a classifier))`` near-equal
-       pieces (the fewest that each fit), every piece a block (seeded by
-       its first classifier's seed). This depends on the data only, not on ``n_threads``.
-       Solving one by one instead (what ``train_node`` does with a block too big) took 1.7x
-       the CPU time on Reuters (a root of 90 classifiers over 7,770 rows and 110,889
-       features: 5.9 s against 3.4 s, the same P@k).
-    2. With ``n_threads > 1``, a task whose classifiers are solved one by one and that holds
-       more than a ``2 * n_threads``-th of the work (rows x classifiers) is cut into
-       ``n_threads`` pieces, marked ``block=False`` so each stays on the one-by-one path.
-       Each classifier has its own seed and starts from zero, so the model is exactly the
-       one the uncut task trains.
-    A tree over few labels is one root task, which one thread alone used to train.
-    """
-    cut = []
+    """Tasks for ``n_threads`` threads: a task whose classifiers are solved one by one
+    (not as a block) and that holds more than a ``2 * n_threads``-th of the work (rows x
+    classifiers) is cut into ``n_threads`` tasks over contiguous classifier ranges, marked
+    ``block=False`` so each piece stays on the one-by-one path. Each classifier has its own
+    seed and starts from zero, so the model is exactly the one the uncut task trains;
+    only the threads share the work (a tree over few labels is one root task, which one
+    thread alone used to train)."""
+    if n_threads <= 1:
+        return tasks
+    total = sum(t.cost for t in tasks)
+    out = []
     for t in tasks:
         m = t.seeds.shape[0]
-        if loss == _tree_kernels.LOSS_SQUARED_HINGE and m > 2 and t.block:
-            n = t.rows.shape[0]
-            nf = _tree_kernels.count_row_features(X.indptr, X.indices, t.rows, X.shape[1])
-            per = (nf + n) * 8
-            if per * m > _tree_kernels.BLOCK_BYTES and 2 * per <= _tree_kernels.BLOCK_BYTES:
-                fit = _tree_kernels.BLOCK_BYTES // per  # classifiers a block holds
-                cut += _cut(t, -(-m // fit), True)
-                continue
-        cut.append(t)
-    if n_threads <= 1:
-        return cut
-    total = sum(t.cost for t in cut)
-    out = []
-    for t in cut:
-        if t.seeds.shape[0] < 2 or t.cost * 2 * n_threads <= total or uses_block(X, t, loss):
+        if m < 2 or t.cost * 2 * n_threads <= total or uses_block(X, t, loss):
             out.append(t)
-        else:
-            out += _cut(t, n_threads, False)
+            continue
+        cuts = np.linspace(0, m, min(m, n_threads) + 1).round().astype(np.int64)
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            ptr = t.tgt_indptr[a:b + 1]
+            out.append(NodeTask(t.tree, t.node, t.clf_start + int(a), t.rows, ptr - ptr[0],
+                                t.tgt_indices[ptr[0]:ptr[-1]], t.seeds[a:b], block=False))
     return out
 
 
