@@ -18,7 +18,9 @@ Training (see :mod:`labelwise.models._tree_build` for the layout and task format
    ``C * (n / m) ** C_node_power`` (see :func:`~labelwise.models._tree_build.node_C`): the
    DCD objective sums the loss over the node's rows, so with one C everywhere the deep
    nodes, which see few rows, are regularised far more than the root. Every node is an
-   independent task run by a pool of ``n_threads`` threads over one shared CSR X.
+   independent task run by a pool of ``n_threads`` threads over one shared CSR X; a node
+   solved one classifier at a time that holds a large share of the work is cut over the
+   threads (:func:`~labelwise.models._tree_build.split_tasks`; the same model).
 
 Scores: ``decision_function`` returns each label's estimated probability, the product of the
 classifier probabilities along its path (``exp(-max(0, 1 - m)^p)`` for the squared hinge,
