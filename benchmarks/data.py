@@ -21,6 +21,16 @@ Datasets
     A power-law XMC set from a latent label-cluster model, deterministic for its seed
     (:func:`synthetic`): 300,000 labels, 200,000 train / 20,000 test rows (quick: 30,000
     labels, 20,000 / 2,000 rows). Every label has at least one train row.
+``reuters``
+    Reuters-21578, ModApte train/test, R90 topics (7,770 / 3,019 documents, 90 labels),
+    tf-idf as cooking (fitted on train): about 160 features a row.
+``enron``
+    The Enron emails with categories (``enron-berkeley-annotated``: raw emails, 53 labels),
+    split by ``labelwise.split.GroupIterativeStratifiedShuffleSplit(**ENRON_SPLIT)`` over the
+    mailbox owner (the dataset's groups), tf-idf as cooking: about 1,200 features a row.
+``synthetic-long``
+    The synthetic model with long rows (``SYNTHETIC_DRAWS``): 3,000 labels, 20,000 / 2,000
+    rows, about 630 features a row.
 
 Run ``python benchmarks/data.py [--cache bench-data] [NAME ...]`` to prepare them ahead.
 """
@@ -39,19 +49,27 @@ import scipy.sparse as sp
 
 VERSION = 1
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "bench-data"
-DATASETS = ("bibtex", "delicious", "cooking", "synthetic", "synthetic-quick")
+DATASETS = ("bibtex", "delicious", "cooking", "synthetic", "synthetic-quick", "reuters", "enron",
+            "synthetic-long")
 MIRROR = "/work/shared/datasets"
 
 #: sizes of the synthetic sets: (n_labels, n_clusters, n_features, n_train, n_test)
 SYNTHETIC_SIZES = {
     "synthetic": (300_000, 6_000, 200_000, 200_000, 20_000),
     "synthetic-quick": (30_000, 600, 50_000, 20_000, 2_000),
+    "synthetic-long": (3_000, 150, 100_000, 20_000, 2_000),
 }
+#: feature draws per row of the synthetic sets (own, cluster's, noise): see synthetic()
+SYNTHETIC_DRAWS = {"synthetic-long": (20, 30, 600)}
+#: the one tf-idf recipe of the text sets, fitted on train only
+TFIDF = dict(sublinear_tf=True, ngram_range=(1, 2), min_df=2, norm="l2", dtype=np.float32)
+#: Enron's group-aware split: one GroupIterativeStratifiedShuffleSplit draw
+ENRON_SPLIT = dict(n_splits=1, test_size=0.25, random_state=0)
 
 
 # ---------------------------------------------------------------------- synthetic
 def synthetic(n_labels: int, n_clusters: int, n_features: int, n_train: int, n_test: int, *,
-              seed: int = 0, zipf_a: float = 0.8):
+              seed: int = 0, zipf_a: float = 0.8, draws: tuple[int, int, int] = (4, 6, 15)):
     """A learnable power-law multi-label set: ``(X_train, Y_train, X_test, Y_test)`` CSR.
 
     Model: labels are split at random into ``n_clusters`` clusters. Each cluster owns 40
@@ -61,9 +79,12 @@ def synthetic(n_labels: int, n_clusters: int, n_features: int, n_train: int, n_t
     the labels, ``p(rank r) ~ r^-zipf_a``; 30% uniform), the rest from the anchor's cluster
     (60%) or the same mixture (40%). Labels that no train row drew are each added to one
     random train row, so every label has a positive. Features: for each of the row's labels
-    4 draws from its own features and 6 from its cluster's, plus 15 noise draws from the
-    global feature distribution; values are ``1 + log(count)``, rows l2-normalised.
+    ``draws[0]`` (4) draws from its own features and ``draws[1]`` (6) from its cluster's, plus
+    ``draws[2]`` (15) noise draws from the global feature distribution; values are
+    ``1 + log(count)``, rows l2-normalised. ``draws=(40, 60, 1000)`` gives long rows
+    (``synthetic-long``: documents rather than titles, most of each row noise).
     """
+    n_own, n_top, n_noise = draws
     rng = np.random.default_rng(seed)
     L, C, V = n_labels, n_clusters, n_features
     cluster = rng.integers(0, C, L)
@@ -111,10 +132,11 @@ def synthetic(n_labels: int, n_clusters: int, n_features: int, n_train: int, n_t
     rows, labels = keys // L, keys % L
     Y = sp.csr_matrix((np.ones(keys.size, np.float32), (rows, labels)), shape=(n, L))
     # features
-    own = label_feats[labels[:, None], rng.integers(0, 8, (labels.size, 4))].ravel()
-    top = cluster_feats[cluster[labels][:, None], rng.integers(0, 40, (labels.size, 6))].ravel()
-    noise_rows = np.repeat(np.arange(n, dtype=np.int64), 15)
-    f_rows = np.concatenate([np.repeat(rows, 4), np.repeat(rows, 6), noise_rows])
+    own = label_feats[labels[:, None], rng.integers(0, 8, (labels.size, n_own))].ravel()
+    top = cluster_feats[cluster[labels][:, None],
+                        rng.integers(0, 40, (labels.size, n_top))].ravel()
+    noise_rows = np.repeat(np.arange(n, dtype=np.int64), n_noise)
+    f_rows = np.concatenate([np.repeat(rows, n_own), np.repeat(rows, n_top), noise_rows])
     f_cols = np.concatenate([own, top, draw_feats(noise_rows.size)])
     X = sp.csr_matrix((np.ones(f_rows.size, np.float32), (f_rows, f_cols)), shape=(n, V))
     X.sum_duplicates()
@@ -135,18 +157,34 @@ def _mulan(name: str):
             te.Y, tr.labels)
 
 
-def _cooking():
+def _tfidf(tr, te):
+    """tf-idf (``TFIDF``) fitted on the train texts; test labels matched to train's by name."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    import labelwise.datasets as D
-
-    tr = D.load("cooking-stackexchange", split="train")
-    te = D.load("cooking-stackexchange", split="test")
-    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, norm="l2",
-                          dtype=np.float32)
+    if list(te.labels.names) != list(tr.labels.names):
+        raise SystemExit("train and test label spaces differ")
+    vec = TfidfVectorizer(**TFIDF)
     Xtr = vec.fit_transform(tr.X)
     Xte = vec.transform(te.X)
     return Xtr.tocsr(), tr.Y, Xte.tocsr(), te.Y, tr.labels
+
+
+def _text(name: str):
+    import labelwise.datasets as D
+
+    return _tfidf(D.load(name, split="train"), D.load(name, split="test"))
+
+
+def _enron():
+    """Enron emails with categories (whole emails, headers included, as the loader gives
+    them), split by ``GroupIterativeStratifiedShuffleSplit(**ENRON_SPLIT)`` over the mailbox
+    owner (the dataset's groups), so no mailbox is on both sides."""
+    import labelwise.datasets as D
+    from labelwise.split import GroupIterativeStratifiedShuffleSplit
+
+    ds = D.load("enron-berkeley-annotated")
+    tr_idx, te_idx = next(GroupIterativeStratifiedShuffleSplit(**ENRON_SPLIT).split(ds))
+    return _tfidf(ds.subset(tr_idx), ds.subset(te_idx))
 
 
 # ---------------------------------------------------------------------- cache
@@ -184,15 +222,24 @@ def prepare(name: str, cache: str | os.PathLike[str] = DEFAULT_CACHE) -> Path:
         Xtr, Ytr, Xte, Yte, _ = _mulan(name)
         meta = {"source": f"MULAN {name} train/test (labelwise.datasets mulan-{name})",
                 "propensity": "default"}
-    elif name == "cooking":
-        Xtr, Ytr, Xte, Yte, _ = _cooking()
-        meta = {"source": "cooking.stackexchange (fastText split), TfidfVectorizer(sublinear_tf, "
-                          "ngram_range=(1,2), min_df=2, l2) fitted on train",
-                "propensity": "default"}
+    elif name in ("cooking", "reuters"):
+        full = {"cooking": "cooking-stackexchange", "reuters": "reuters21578"}[name]
+        Xtr, Ytr, Xte, Yte, _ = _text(full)
+        split = {"cooking": "fastText split", "reuters": "ModApte train/test, R90 topics"}[name]
+        meta = {"source": f"{full} ({split}), TfidfVectorizer(sublinear_tf, ngram_range=(1,2), "
+                          "min_df=2, l2) fitted on train", "propensity": "default"}
+    elif name == "enron":
+        Xtr, Ytr, Xte, Yte, _ = _enron()
+        meta = {"source": "enron-berkeley-annotated (raw emails), labelwise.split."
+                          f"GroupIterativeStratifiedShuffleSplit({ENRON_SPLIT}) over the "
+                          "mailbox owner, TfidfVectorizer(sublinear_tf, ngram_range=(1,2), "
+                          "min_df=2, l2) fitted on train", "propensity": "default"}
     else:
         sizes = SYNTHETIC_SIZES[name]
-        Xtr, Ytr, Xte, Yte = synthetic(*sizes, seed=0)
-        meta = {"source": f"benchmarks/data.py synthetic{sizes} seed=0", "propensity": "default"}
+        draws = SYNTHETIC_DRAWS.get(name, (4, 6, 15))
+        Xtr, Ytr, Xte, Yte = synthetic(*sizes, seed=0, draws=draws)
+        meta = {"source": f"benchmarks/data.py synthetic{sizes} seed=0 draws={draws}",
+                "propensity": "default"}
     _write(folder, Xtr, Ytr, Xte, Yte, meta)
     print(f"[data] {name}: written to {folder} in {time.perf_counter() - t0:.1f} s",
           file=sys.stderr)

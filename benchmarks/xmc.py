@@ -1,7 +1,8 @@
 """XMC benchmark: labelwise's linear models against omikuji, napkinXC, PECOS and LibMultiLabel.
 
 One run trains and tests every method on every dataset (``benchmarks/data.py``: bibtex,
-delicious, cooking, synthetic), one method at a time, each in its own subprocess:
+delicious, cooking, synthetic by default; the long-document sets reuters, enron and
+synthetic-long on request), one method at a time, each in its own subprocess:
 
 - labelwise ``OneVsRest`` and ``LabelTree`` (when ``labelwise.models`` has it) in the
   project's ``.venv``, default settings, ``n_threads=--threads``; on request (``--labelwise
@@ -19,7 +20,8 @@ polled from ``/proc/<pid>/status`` while it runs: the whole process, Python and 
 data included; not ``ru_maxrss`` from ``os.wait4``, which Linux floors at this parent's
 resident size at the fork, ~280 MB, so that every runner looked alike). ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``,
 ``OPENBLAS_NUM_THREADS`` and ``NUMBA_NUM_THREADS`` are set to ``--threads`` as well.
-Quality, computed here with :mod:`labelwise.metrics` from the written top-5:
+``train_cpu_s`` / ``predict_cpu_s``: the runner's CPU seconds in each phase (all threads;
+the fairer figure on a loaded machine), printed under each table. Quality, computed here with :mod:`labelwise.metrics` from the written top-5:
 P@1, P@3, P@5, nDCG@5 and PSP@5 (propensities from the train labels, the dataset's preset,
 ``default`` = A 0.55, B 1.5), in percent.
 
@@ -83,6 +85,8 @@ def run_method(method: str, spec: tuple[str, str, str], folder: Path, workdir: P
     """Run one runner subprocess; return its record (timings, peak RSS, status)."""
     venv, script, variant = spec
     python = ROOT / venv / "bin" / "python"
+    if venv == ".venv" and not python.exists():
+        python = Path(sys.executable)  # labelwise's own: the interpreter running this script
     rec: dict = {"method": method, "venv": venv, "variant": variant}
     if not python.exists():
         rec.update(status="missing", error=f"{python} not found: run benchmarks/setup_peers.sh")
@@ -91,7 +95,9 @@ def run_method(method: str, spec: tuple[str, str, str], folder: Path, workdir: P
     cmd = [str(python), str(PEERS_DIR / script), "--train", str(folder / "train.txt"),
            "--test", str(folder / "test.txt"), "--out", str(out), "--threads", str(threads),
            "--k", str(K), "--workdir", str(workdir), "--variant", variant]
-    env = dict(os.environ, PYTHONPATH=str(PEERS_DIR), PYTHONUNBUFFERED="1")
+    # labelwise runs from this checkout's src (ahead of any installed copy)
+    path = [str(PEERS_DIR)] + ([str(ROOT / "src")] if venv == ".venv" else [])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), PYTHONUNBUFFERED="1")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                 "NUMBA_NUM_THREADS"):
         env[var] = str(threads)
@@ -202,6 +208,10 @@ def table(dataset: str, recs: list[dict]) -> str:
             f"| {dataset} | {r['method']} | {r['train_s']:.2f} | {r['predict_s']:.2f} "
             f"| {r['peak_rss_mb']:.0f} | " + " | ".join(_fmt(r[m], ".2f") for m in METRICS)
             + " | " + " | ".join(ratios) + " |")
+    cpu = [f"{r['method']} {r['train_cpu_s']:.2f} / {r['predict_cpu_s']:.2f}"
+           for r in recs if r["status"] == "ok" and "train_cpu_s" in r]
+    if cpu:
+        lines.append("\nCPU s (train / predict, all threads): " + "; ".join(cpu))
     return "\n".join(lines)
 
 

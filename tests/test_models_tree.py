@@ -618,6 +618,64 @@ def test_same_seed_same_model_and_threads_do_not_matter():
                    for k in sa)
 
 
+@pytest.mark.parametrize("loss", ["squared_hinge", "logistic"])
+def test_one_by_one_tasks_are_cut_for_threads_and_the_model_is_unchanged(monkeypatch, loss):
+    """A tree over few labels is one root task; solved one by one (no block: logistic, or a
+    block too big), it is cut over the threads, and the model equals the uncut one exactly."""
+    X, Y = clustered_data(n=200, L=24)
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", 64)  # every block too big
+    cut = []
+    real = _tree_build.split_tasks
+
+    def spy(Xn, tasks, **kw):
+        out = real(Xn, tasks, **kw)
+        cut.append((len(tasks), len(out), kw["n_threads"]))
+        return out
+
+    monkeypatch.setattr(_tree_build, "split_tasks", spy)
+    kw = dict(max_leaf_size=30, loss=loss, random_state=3)  # 24 labels: the root only
+    a = LabelTree(n_threads=1, **kw).fit(X, Y)
+    b = LabelTree(n_threads=3, **kw).fit(X, Y)
+    assert cut == [(1, 1, 1), (1, 3, 3)]
+    sa, _ = a._get_state()
+    sb, _ = b._get_state()
+    for key in sa:
+        assert np.array_equal(sa[key], sb[key]), key
+
+
+def test_split_tasks_keeps_block_tasks_and_small_tasks_whole():
+    X, Y = clustered_data(n=200, L=24)
+    Xn = _tree_build.l2_normalize_rows(X)
+    Z = _tree_build.label_representations(Xn, sp.csc_matrix(Y))
+    lay = _tree_build.build_tree(Z, branching=4, max_leaf_size=6, cluster_iters=3, seed=0)
+    tasks = _tree_build.training_tasks(sp.csc_matrix(Y), lay, tree=0, clf_offset=0, seed=0)
+    sq = _dcd.row_sq_norms(Xn.indptr, Xn.data, 1.0)
+    # the squared hinge with small nodes: every task is a block, none is cut
+    assert all(_tree_build.uses_block(Xn, t, _dcd.LOSS_SQUARED_HINGE) for t in tasks
+               if t.seeds.shape[0] > 1)
+    assert _tree_build.split_tasks(Xn, tasks, loss=_dcd.LOSS_SQUARED_HINGE,
+                                   n_threads=2) == tasks
+    # logistic: the tasks above a 2*threads-th of the work are cut in n_threads pieces that
+    # cover their classifiers once, in order, and train to the same weights
+    out = _tree_build.split_tasks(Xn, tasks, loss=_dcd.LOSS_LOGISTIC, n_threads=2)
+    total = sum(t.cost for t in tasks)
+    big = [t for t in tasks if t.seeds.shape[0] > 1 and t.cost * 4 > total]
+    assert big and len(out) == len(tasks) + len(big)
+    for t in big:
+        pieces = [p for p in out if p.node == t.node]
+        assert len(pieces) == 2 and not any(p.block for p in pieces)
+        assert np.array_equal(np.concatenate([p.seeds for p in pieces]), t.seeds)
+        whole = _tree_build.run_task(Xn, sq, t, loss=_dcd.LOSS_LOGISTIC, C=1.0, bias=1.0,
+                                     tol=0.01, max_iter=20, prune_threshold=0.0)
+        parts = [_tree_build.run_task(Xn, sq, p, loss=_dcd.LOSS_LOGISTIC, C=1.0, bias=1.0,
+                                      tol=0.01, max_iter=20, prune_threshold=0.0)
+                 for p in pieces]
+        assert parts[1].clf_start == t.clf_start + pieces[0].seeds.shape[0]
+        for name in ("counts", "feat", "vals", "bias_w", "n_iter"):
+            assert np.array_equal(np.concatenate([getattr(r, name) for r in parts]),
+                                  getattr(whole, name)), name
+
+
 def test_node_C_hand_computed():
     assert _tree_build.node_C(0.5, 100, 25, 0.5) == 1.0  # 0.5 * 4 ** 0.5
     assert _tree_build.node_C(0.5, 160, 10, 0.25) == 1.0  # 0.5 * 16 ** 0.25
@@ -647,6 +705,60 @@ def test_each_node_is_trained_with_its_scaled_C(monkeypatch, power):
         assert C == pytest.approx(0.5 * (150 / m) ** power, rel=1e-12), (node, m)
     if power:
         assert any(m < 150 and C > 0.5 for _, m, C in seen)
+
+
+def test_row_length_C_scale_hand_computed():
+    f = _tree_build.row_length_C_scale
+
+    def rows(r, n=4):
+        return sp.csr_matrix(np.ones((n, r), np.float32))
+
+    assert f(rows(35)) == 1.0 and f(rows(70)) == 1.0  # short rows: C as given
+    assert f(rows(140)) == 4.0  # (140 / 70) ** 2
+    assert f(rows(105)) == pytest.approx(2.25)
+    assert f(rows(1000)) == 8.0  # capped
+    assert f(sp.csr_matrix((0, 5), dtype=np.float32)) == 1.0
+    # the mean over rows: 2 rows of 140 and 2 of 0 features average 70
+    X = sp.vstack([rows(140, 2), sp.csr_matrix((2, 140), dtype=np.float32)]).tocsr()
+    assert f(X) == 1.0
+
+
+@pytest.mark.parametrize("scaling", [True, False])
+def test_long_rows_scale_every_nodes_C(monkeypatch, scaling):
+    """Rows of 140 features: C_row_scaling multiplies every node's C by (140 / 70) ** 2."""
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix(rng.random((90, 140)).astype(np.float32) + 0.01)
+    Y = sp.csr_matrix((rng.random((90, 12)) < 0.25).astype(np.float32))
+    seen = []
+    real = _tree_build.run_task
+
+    def spy(Xn, sq, task, *, C, **kw):
+        seen.append((task.rows.shape[0], C))
+        return real(Xn, sq, task, C=C, **kw)
+
+    monkeypatch.setattr(_tree_build, "run_task", spy)
+    LabelTree(max_leaf_size=4, branching=3, C=0.5, C_node_power=0.5, C_row_scaling=scaling,
+              n_threads=1, random_state=0).fit(X, Y)
+    scale = 4.0 if scaling else 1.0
+    assert len(seen) > 3
+    for m, C in seen:
+        assert C == pytest.approx(0.5 * scale * (90 / m) ** 0.5, rel=1e-12)
+
+
+def test_C_row_scaling_old_manifests_load_with_false(tmp_path):
+    X, Y = clustered_data(n=120, L=12)
+    model = LabelTree(max_leaf_size=5, C_row_scaling=False, random_state=0).fit(X, Y)
+    assert LabelTree().C_row_scaling is True
+    back = load_without_param(model, tmp_path / "old", "C_row_scaling")
+    assert back.C_row_scaling is False
+    assert np.array_equal(back.decision_function(X, k=3).toarray(),
+                          model.decision_function(X, k=3).toarray())
+    # short rows (clustered_data: about 14 features a row) train the same model either way
+    same = LabelTree(max_leaf_size=5, random_state=0).fit(X, Y)
+    sa, _ = model._get_state()
+    sb, _ = same._get_state()
+    for key in sa:
+        assert np.array_equal(sa[key], sb[key]), key
 
 
 def load_without_param(model, path, name):
@@ -776,7 +888,8 @@ def test_labels_without_positives_warn_and_score_low():
                                  dict(C_node_power=float("inf")), dict(C_node_power=True),
                                  dict(C_node_power="0.25"), dict(hinge_power=0.0),
                                  dict(hinge_power=-1.0), dict(hinge_power=float("nan")),
-                                 dict(hinge_power="3")])
+                                 dict(hinge_power="3"), dict(C_row_scaling=1),
+                                 dict(C_row_scaling="yes")])
 def test_bad_params(bad):
     X, Y = small_data()
     with pytest.raises(ValueError):

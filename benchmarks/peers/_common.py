@@ -128,8 +128,10 @@ def _maxrss_mb() -> float:
 
 
 class Clock:
-    """Wall-clock phases: ``with clock("train"): ...`` records ``train_s`` and the process's
-    peak RSS so far, ``maxrss_after_train_mb`` (so a phase's share of the peak can be told)."""
+    """Wall-clock phases: ``with clock("train"): ...`` records ``train_s``, the process's CPU
+    time in the phase (all its threads, ``train_cpu_s``: on a loaded machine the fairer
+    figure, though a runtime whose idle threads spin counts the spinning) and its peak RSS
+    so far, ``maxrss_after_train_mb`` (so a phase's share of the peak can be told)."""
 
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
@@ -140,9 +142,11 @@ class Clock:
         class _Phase:
             def __enter__(self):
                 self.t0 = time.perf_counter()
+                self.c0 = time.process_time()
 
             def __exit__(self, *exc):
                 clock.times[f"{name}_s"] = time.perf_counter() - self.t0
+                clock.times[f"{name}_cpu_s"] = time.process_time() - self.c0
                 clock.times[f"maxrss_after_{name}_mb"] = _maxrss_mb()
 
         return _Phase()

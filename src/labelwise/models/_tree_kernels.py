@@ -55,7 +55,7 @@ from ._dcd import (
 from .topk import _select
 
 __all__ = ["balanced_2means", "train_node", "score_node", "beam_search", "log_prob",
-           "pifa_sizes", "pifa_fill", "BLOCK_BYTES"]
+           "pifa_sizes", "pifa_fill", "count_row_features", "BLOCK_BYTES"]
 
 # _centroid's group arguments (module globals of numpy type are frozen as int64, not literals)
 GROUP_0 = np.int64(0)
@@ -227,6 +227,20 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
 
 
 # ---------------------------------------------------------------------------- training
+@njit(nogil=True, cache=True)
+def count_row_features(x_indptr, x_indices, rows, n_features):
+    """How many distinct features the rows ``rows`` use (``train_node``'s ``nf``)."""
+    mark = np.zeros(n_features, np.bool_)
+    nf = np.int64(0)
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        for p in range(x_indptr[i], x_indptr[i + 1]):
+            if not mark[x_indices[p]]:
+                mark[x_indices[p]] = True
+                nf += 1
+    return nf
+
+
 @njit(nogil=True, cache=True)
 def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indices, seeds,
                loss, C, bias, tol, max_iter, prune_threshold, n_features,

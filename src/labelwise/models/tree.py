@@ -18,7 +18,9 @@ Training (see :mod:`labelwise.models._tree_build` for the layout and task format
    ``C * (n / m) ** C_node_power`` (see :func:`~labelwise.models._tree_build.node_C`): the
    DCD objective sums the loss over the node's rows, so with one C everywhere the deep
    nodes, which see few rows, are regularised far more than the root. Every node is an
-   independent task run by a pool of ``n_threads`` threads over one shared CSR X.
+   independent task run by a pool of ``n_threads`` threads over one shared CSR X; a node
+   solved one classifier at a time that holds a large share of the work is cut over the
+   threads (:func:`~labelwise.models._tree_build.split_tasks`; the same model).
 
 Scores: ``decision_function`` returns each label's estimated probability, the product of the
 classifier probabilities along its path (``exp(-max(0, 1 - m)^p)`` for the squared hinge,
@@ -77,6 +79,16 @@ labels 38.31 / 17.21 / 10.87 vs 37.86 / 16.81 / 10.58, in about the same fit tim
 with 0.25 is as good on the small sets but loses 0.7 P@1 on the 300K-label set; a power of
 1.0 gains there (38.62) and costs 0.2 on cooking and 1 s more fit; C=1 with 0.25 (the peers'
 C) gives Bibtex 63.31 / 38.61 / 27.84.
+``C_row_scaling=True``: those sets have short rows (Bibtex 68 features a row, Delicious 19,
+cooking 12, synthetic 40); on long documents one C regularises far too much (an l2-normalised
+row of many features needs a larger weight vector for the same margin), so C is multiplied
+by ``clip((r / 70) ** 2, 1, 8)`` for ``r`` features per row (1 on the sets above, whose
+models do not change). Chosen on Reuters-21578 (ModApte, 90 labels, 160 features a row:
+a root-only tree, so C is its classifiers'): P@1 / P@5 / PSP@5 90.69 / 23.13 / 86.11 at
+C=0.25, 92.61 / 23.46 / 88.89 at 0.5, 93.57 / 23.63 / 90.54 at 1 and 93.97 / 23.66 / 90.99
+at 2 (omikuji and PECOS, at C=1: 93.57 / 23.64 / 90.6); the cap from the Enron emails
+(1,213 features a row; C=1: 72.56 / 46.02 / 53.10, 2: 72.03 / 46.39 / 54.13, 4: 69.13 /
+45.49 / 53.02). Larger C costs solver epochs (Reuters 5.6 at C=0.25, 9.3 at 1, 11.8 at 2).
 
 Memory: ``estimate_memory(X, Y)`` (see its docstring) is checked against ``memory_limit``
 before anything is allocated, and the pruned weights are counted while tasks finish; past
@@ -124,6 +136,9 @@ class LabelTree(MultiLabelModel):
     loss, C, bias, tol, max_iter, prune_threshold: the node classifiers, as in OneVsRest.
     C_node_power: a node trained on m of the n rows uses ``C * (n / m) ** C_node_power``
         (>= 0; 0 = the same C at every node).
+    C_row_scaling: True = C is first multiplied by ``clip((r / 70) ** 2, 1, 8)``, ``r`` the
+        mean features per training row (:func:`~labelwise.models._tree_build.row_length_C_scale`);
+        False = C as given.
     cluster_iters: rounds of each balanced 2-means split (>= 1).
     label_features: "pifa" (label rows from positive instances, plus any ``label_features``
         matrix given to fit, concatenated) or "given" (only that matrix).
@@ -144,13 +159,14 @@ class LabelTree(MultiLabelModel):
     #: those written before ``hinge_power`` existed, trees scored with the exponent 2; those
     #: written before ``inner_hinge_power`` existed, one exponent at every node
     _params_absent_from_old_files = {"C_node_power": 0.0, "hinge_power": 2.0,
-                                     "inner_hinge_power": None}
+                                     "inner_hinge_power": None, "C_row_scaling": False}
     default_threshold = 0.5
 
     def __init__(self, *, n_trees: int = 1, branching: int = 16, max_leaf_size: int = 100,
                  beam_size: int = 40, hinge_power: float = 3.0,
                  inner_hinge_power: float | None = 2.0, loss: str = "squared_hinge",
-                 C: float = 0.25, C_node_power: float = 0.75, bias: float = 1.0, tol: float = 0.1,
+                 C: float = 0.25, C_node_power: float = 0.75, C_row_scaling: bool = True,
+                 bias: float = 1.0, tol: float = 0.1,
                  max_iter: int = 20, prune_threshold: float = 0.1, cluster_iters: int = 10,
                  label_features: str = "pifa", normalize: str | None = "l2",
                  n_threads: int | None = None, memory_limit: int | str | None = "auto",
@@ -164,6 +180,7 @@ class LabelTree(MultiLabelModel):
         self.loss = loss
         self.C = C
         self.C_node_power = C_node_power
+        self.C_row_scaling = C_row_scaling
         self.bias = bias
         self.tol = tol
         self.max_iter = max_iter
@@ -184,6 +201,8 @@ class LabelTree(MultiLabelModel):
         self._check_prediction_params()
         check_linear_params(self)
         check_number(self, "C_node_power", 0.0, strict=False)
+        if not isinstance(self.C_row_scaling, bool | np.bool_):
+            raise ValueError(f"C_row_scaling must be True or False, got {self.C_row_scaling!r}")
         if self.label_features not in ("pifa", "given"):
             raise ValueError(f"label_features must be 'pifa' or 'given', got "
                              f"{self.label_features!r}")
@@ -321,6 +340,9 @@ class LabelTree(MultiLabelModel):
         kw = dict(loss=LOSSES[self.loss], bias=self.bias, tol=self.tol,
                   max_iter=self.max_iter, prune_threshold=self.prune_threshold)
         n = X.shape[0]
+        C_root = float(self.C) * (_tree_build.row_length_C_scale(Xn) if self.C_row_scaling
+                                  else 1.0)
+        tasks = _tree_build.split_tasks(Xn, tasks, loss=LOSSES[self.loss], n_threads=threads)
         order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)
         bar = progress(n_clf, "training tree nodes", unit="classifier")
 
@@ -330,7 +352,7 @@ class LabelTree(MultiLabelModel):
         def run(i: int) -> _tree_build.TaskResult | None:
             if weight_budget is not None and held[0] > weight_budget:
                 return None  # another task already ran over the limit
-            C = _tree_build.node_C(self.C, n, tasks[i].rows.shape[0], self.C_node_power)
+            C = _tree_build.node_C(C_root, n, tasks[i].rows.shape[0], self.C_node_power)
             res = _tree_build.run_task(Xn, sq, tasks[i], C=C, **kw)
             bar.update(tasks[i].seeds.shape[0])
             with lock:
