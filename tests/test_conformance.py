@@ -6,6 +6,7 @@ import pytest
 
 from conformance import CHECKS
 from labelwise.models import OneVsRest
+from labelwise.models.chains import ClassifierChain
 from labelwise.models.tree import LabelTree
 
 FAMILIES = {
@@ -16,6 +17,10 @@ FAMILIES = {
                               n_threads=2),
     "tree-logistic-dense": lambda: LabelTree(loss="logistic", prune_threshold=0.0,
                                              max_leaf_size=4, random_state=3, n_threads=1),
+    "chain-greedy": lambda: ClassifierChain(order="frequency", random_state=3, n_threads=1),
+    "chain-ensemble-beam": lambda: ClassifierChain(order="random", n_chains=2, bootstrap=True,
+                                                   inference="beam", beam_width=4,
+                                                   random_state=3, n_threads=1),
 }
 
 

@@ -5,6 +5,7 @@
   heads on embeddings, a fine-tuned sentence encoder, and few-shot fine-tuning that starts from
   the prototypes, with BCE, focal and asymmetric losses.
 - :class:`ZeroShot`, :class:`FewShot`: label-name embeddings and per-label prototypes.
+- :class:`ClassifierChain`: classifier chains, ensembles of chains, beam search over the chain.
 - :class:`OneVsRest`: one-vs-rest L2-regularised linear classifiers (squared hinge or
   logistic) trained by dual coordinate descent in numba, with weight pruning.
 
@@ -16,6 +17,7 @@ Every model saves to and loads from a directory (:mod:`labelwise.models.persist`
 from __future__ import annotations
 
 from .base import MultiLabelModel, as_feature_matrix
+from .chains import ClassifierChain
 from .fewshot import FewShot
 from .neural import FineTuned, FineTunedFewShot, MLPHead
 from .ovr import OneVsRest, fit_linear
@@ -25,6 +27,7 @@ from .tree import LabelTree
 from .zeroshot import ZeroShot
 
 __all__ = [
+    "ClassifierChain",
     "FewShot",
     "FineTuned",
     "FineTunedFewShot",
