@@ -7,6 +7,7 @@ import pytest
 from conformance import CHECKS
 from labelwise.models import OneVsRest
 from labelwise.models.chains import ClassifierChain
+from labelwise.models.powerset import LabelPowerset, RAkEL
 from labelwise.models.tree import LabelTree
 
 FAMILIES = {
@@ -21,6 +22,9 @@ FAMILIES = {
     "chain-ensemble-beam": lambda: ClassifierChain(order="random", n_chains=2, bootstrap=True,
                                                    inference="beam", beam_width=4,
                                                    random_state=3, n_threads=1),
+    "powerset": lambda: LabelPowerset(random_state=3, n_threads=1),
+    "rakel-disjoint": lambda: RAkEL(k=4, random_state=3, n_threads=1),
+    "rakel-overlapping": lambda: RAkEL(k=3, mode="overlapping", random_state=3, n_threads=1),
 }
 
 

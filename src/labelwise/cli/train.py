@@ -21,11 +21,12 @@ zeroshot          :class:`~labelwise.models.zeroshot.ZeroShot`          embeddin
 fewshot           :class:`~labelwise.models.fewshot.FewShot`            names live in the
                                                                         encoder's space)
 chain             :class:`~labelwise.models.chains.ClassifierChain`     tfidf (default),
-                                                                        embeddings, both
+powerset          :class:`~labelwise.models.powerset.LabelPowerset`     embeddings, both
+rakel             :class:`~labelwise.models.powerset.RAkEL`
 ================  ====================================================  ========================
 
 Numeric data fits ovr, tree, mlp (MLPHead takes sparse or dense features; sparse rows are
-densified a mini-batch at a time) and the label-dependence families (chain); the others need
+densified a mini-batch at a time) and the label-dependence families (chain, powerset, rakel); the others need
 texts. For a handful of examples per
 label, fewshot is instant and fewshot-finetune (minutes on a CPU) is the more accurate.
 
@@ -80,6 +81,8 @@ MODELS = {
     "zeroshot": ("labelwise.models.zeroshot", "ZeroShot"),
     "fewshot": ("labelwise.models.fewshot", "FewShot"),
     "chain": ("labelwise.models.chains", "ClassifierChain"),
+    "powerset": ("labelwise.models.powerset", "LabelPowerset"),
+    "rakel": ("labelwise.models.powerset", "RAkEL"),
 }
 
 #: --features choices
@@ -89,7 +92,7 @@ FEATURES = ("tfidf", "embeddings", "tfidf+embeddings")
 DEFAULT_FEATURES: dict[str, str | None] = {
     "ovr": "tfidf", "tree": "tfidf", "mlp": "embeddings", "finetune": None,
     "fewshot-finetune": None, "zeroshot": "embeddings", "fewshot": "embeddings",
-    "chain": "tfidf"}
+    "chain": "tfidf", "powerset": "tfidf", "rakel": "tfidf"}
 
 #: models that fine-tune the encoder on the raw texts (no featurizer)
 ENCODER_MODELS = ("finetune", "fewshot-finetune")
@@ -113,8 +116,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(neural head, on embeddings by default); finetune (fine-tunes the "
                         "sentence encoder on the texts); zeroshot, fewshot (label-name and "
                         "example embeddings); fewshot-finetune (fewshot's prototypes, then the "
-                        "encoder fine-tuned on the few examples); chain (classifier chains, small label "
-                        "sets)")
+                        "encoder fine-tuned on the few examples); chain, powerset, rakel (label dependence, "
+                        "small label sets)")
     p.add_argument("--features", choices=FEATURES,
                    help="featurizer for text data (default: tfidf for ovr/tree, embeddings for "
                         "mlp/zeroshot/fewshot; none for finetune and fewshot-finetune); not for "

@@ -6,6 +6,8 @@
   the prototypes, with BCE, focal and asymmetric losses.
 - :class:`ZeroShot`, :class:`FewShot`: label-name embeddings and per-label prototypes.
 - :class:`ClassifierChain`: classifier chains, ensembles of chains, beam search over the chain.
+- :class:`LabelPowerset`, :class:`RAkEL`: label powerset with pruning of rare label sets,
+  random k-labelsets (disjoint or overlapping).
 - :class:`OneVsRest`: one-vs-rest L2-regularised linear classifiers (squared hinge or
   logistic) trained by dual coordinate descent in numba, with weight pruning.
 
@@ -22,6 +24,7 @@ from .fewshot import FewShot
 from .neural import FineTuned, FineTunedFewShot, MLPHead
 from .ovr import OneVsRest, fit_linear
 from .persist import MODEL_CLASSES, load_model, save_model
+from .powerset import LabelPowerset, RAkEL
 from .topk import linear_topk, topk_csr, topk_dense
 from .tree import LabelTree
 from .zeroshot import ZeroShot
@@ -31,11 +34,13 @@ __all__ = [
     "FewShot",
     "FineTuned",
     "FineTunedFewShot",
+    "LabelPowerset",
     "LabelTree",
     "MLPHead",
     "MODEL_CLASSES",
     "MultiLabelModel",
     "OneVsRest",
+    "RAkEL",
     "ZeroShot",
     "as_feature_matrix",
     "fit_linear",

@@ -123,7 +123,7 @@ def fit_binary(X: sp.csr_matrix, y: np.ndarray, base: Any, *, C: float, seed: in
         from .ovr import fit_linear
 
         Y = sp.csr_matrix(y.astype(np.float32)[:, None])
-        coef, intercept, _ = fit_linear(X, Y, loss="logistic", C=C, bias=1.0, tol=0.01,
+        coef, intercept, _ = fit_linear(X, Y, loss="logistic", C=C, bias=1.0, tol=0.1,
                                         max_iter=1000, prune_threshold=0.0,
                                         n_threads=n_threads, seed=seed)
         return np.asarray(coef.toarray()[:, 0], dtype=np.float64), float(intercept[0])
@@ -163,7 +163,7 @@ def fit_multiclass(X: sp.csr_matrix, c: np.ndarray, n_classes: int, base: Any, *
 
         Y = sp.csr_matrix((np.ones(len(c), np.float32), (np.arange(len(c)), c)),
                           shape=(len(c), n_classes))
-        coef, intercept, _ = fit_linear(X, Y, loss="logistic", C=C, bias=1.0, tol=0.01,
+        coef, intercept, _ = fit_linear(X, Y, loss="logistic", C=C, bias=1.0, tol=0.1,
                                         max_iter=1000, prune_threshold=0.0,
                                         n_threads=n_threads, seed=seed)
         return "sigmoid", (np.asarray(coef.toarray(), np.float64),
