@@ -7,6 +7,7 @@ import pytest
 from conformance import CHECKS
 from labelwise.models import OneVsRest
 from labelwise.models.chains import ClassifierChain
+from labelwise.models.mlknn import MLkNN
 from labelwise.models.powerset import LabelPowerset, RAkEL
 from labelwise.models.tree import LabelTree
 
@@ -25,6 +26,8 @@ FAMILIES = {
     "powerset": lambda: LabelPowerset(random_state=3, n_threads=1),
     "rakel-disjoint": lambda: RAkEL(k=4, random_state=3, n_threads=1),
     "rakel-overlapping": lambda: RAkEL(k=3, mode="overlapping", random_state=3, n_threads=1),
+    # k=3: check_many_labels has 3 rows per label, so a row's own label fills its neighbours
+    "mlknn": lambda: MLkNN(k=3, block_rows=37, n_threads=2),
 }
 
 

@@ -23,10 +23,11 @@ fewshot           :class:`~labelwise.models.fewshot.FewShot`            names li
 chain             :class:`~labelwise.models.chains.ClassifierChain`     tfidf (default),
 powerset          :class:`~labelwise.models.powerset.LabelPowerset`     embeddings, both
 rakel             :class:`~labelwise.models.powerset.RAkEL`
+mlknn             :class:`~labelwise.models.mlknn.MLkNN`
 ================  ====================================================  ========================
 
 Numeric data fits ovr, tree, mlp (MLPHead takes sparse or dense features; sparse rows are
-densified a mini-batch at a time) and the label-dependence families (chain, powerset, rakel); the others need
+densified a mini-batch at a time) and the label-dependence families (chain, powerset, rakel, mlknn); the others need
 texts. For a handful of examples per
 label, fewshot is instant and fewshot-finetune (minutes on a CPU) is the more accurate.
 
@@ -83,6 +84,7 @@ MODELS = {
     "chain": ("labelwise.models.chains", "ClassifierChain"),
     "powerset": ("labelwise.models.powerset", "LabelPowerset"),
     "rakel": ("labelwise.models.powerset", "RAkEL"),
+    "mlknn": ("labelwise.models.mlknn", "MLkNN"),
 }
 
 #: --features choices
@@ -92,7 +94,8 @@ FEATURES = ("tfidf", "embeddings", "tfidf+embeddings")
 DEFAULT_FEATURES: dict[str, str | None] = {
     "ovr": "tfidf", "tree": "tfidf", "mlp": "embeddings", "finetune": None,
     "fewshot-finetune": None, "zeroshot": "embeddings", "fewshot": "embeddings",
-    "chain": "tfidf", "powerset": "tfidf", "rakel": "tfidf"}
+    "chain": "tfidf", "powerset": "tfidf", "rakel": "tfidf",
+    "mlknn": "tfidf"}
 
 #: models that fine-tune the encoder on the raw texts (no featurizer)
 ENCODER_MODELS = ("finetune", "fewshot-finetune")
@@ -116,7 +119,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(neural head, on embeddings by default); finetune (fine-tunes the "
                         "sentence encoder on the texts); zeroshot, fewshot (label-name and "
                         "example embeddings); fewshot-finetune (fewshot's prototypes, then the "
-                        "encoder fine-tuned on the few examples); chain, powerset, rakel (label dependence, "
+                        "encoder fine-tuned on the few examples); chain, powerset, rakel, mlknn (label "
+                        "dependence, "
                         "small label sets)")
     p.add_argument("--features", choices=FEATURES,
                    help="featurizer for text data (default: tfidf for ovr/tree, embeddings for "

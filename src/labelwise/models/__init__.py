@@ -8,6 +8,7 @@
 - :class:`ClassifierChain`: classifier chains, ensembles of chains, beam search over the chain.
 - :class:`LabelPowerset`, :class:`RAkEL`: label powerset with pruning of rare label sets,
   random k-labelsets (disjoint or overlapping).
+- :class:`MLkNN`: multi-label k-nearest neighbours (exact cosine neighbours, Bayes posteriors).
 - :class:`OneVsRest`: one-vs-rest L2-regularised linear classifiers (squared hinge or
   logistic) trained by dual coordinate descent in numba, with weight pruning.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 from .base import MultiLabelModel, as_feature_matrix
 from .chains import ClassifierChain
 from .fewshot import FewShot
+from .mlknn import MLkNN
 from .neural import FineTuned, FineTunedFewShot, MLPHead
 from .ovr import OneVsRest, fit_linear
 from .persist import MODEL_CLASSES, load_model, save_model
@@ -37,6 +39,7 @@ __all__ = [
     "LabelPowerset",
     "LabelTree",
     "MLPHead",
+    "MLkNN",
     "MODEL_CLASSES",
     "MultiLabelModel",
     "OneVsRest",
