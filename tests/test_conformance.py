@@ -7,6 +7,7 @@ import pytest
 from conformance import CHECKS
 from labelwise.models import OneVsRest
 from labelwise.models.chains import ClassifierChain
+from labelwise.models.forest import LabelForest
 from labelwise.models.mlknn import MLkNN
 from labelwise.models.powerset import LabelPowerset, RAkEL
 from labelwise.models.tree import LabelTree
@@ -28,6 +29,9 @@ FAMILIES = {
     "rakel-overlapping": lambda: RAkEL(k=3, mode="overlapping", random_state=3, n_threads=1),
     # k=3: check_many_labels has 3 rows per label, so a row's own label fills its neighbours
     "mlknn": lambda: MLkNN(k=3, block_rows=37, n_threads=2),
+    "forest-random": lambda: LabelForest(n_estimators=10, random_state=3, n_threads=2),
+    "forest-extra": lambda: LabelForest(kind="extra", n_estimators=5, min_samples_leaf=2,
+                                        random_state=3, n_threads=1),
 }
 
 

@@ -24,10 +24,11 @@ chain             :class:`~labelwise.models.chains.ClassifierChain`     tfidf (d
 powerset          :class:`~labelwise.models.powerset.LabelPowerset`     embeddings, both
 rakel             :class:`~labelwise.models.powerset.RAkEL`
 mlknn             :class:`~labelwise.models.mlknn.MLkNN`
+forest            :class:`~labelwise.models.forest.LabelForest`
 ================  ====================================================  ========================
 
 Numeric data fits ovr, tree, mlp (MLPHead takes sparse or dense features; sparse rows are
-densified a mini-batch at a time) and the label-dependence families (chain, powerset, rakel, mlknn); the others need
+densified a mini-batch at a time) and the label-dependence families (chain, powerset, rakel, mlknn, forest); the others need
 texts. For a handful of examples per
 label, fewshot is instant and fewshot-finetune (minutes on a CPU) is the more accurate.
 
@@ -85,6 +86,7 @@ MODELS = {
     "powerset": ("labelwise.models.powerset", "LabelPowerset"),
     "rakel": ("labelwise.models.powerset", "RAkEL"),
     "mlknn": ("labelwise.models.mlknn", "MLkNN"),
+    "forest": ("labelwise.models.forest", "LabelForest"),
 }
 
 #: --features choices
@@ -95,7 +97,7 @@ DEFAULT_FEATURES: dict[str, str | None] = {
     "ovr": "tfidf", "tree": "tfidf", "mlp": "embeddings", "finetune": None,
     "fewshot-finetune": None, "zeroshot": "embeddings", "fewshot": "embeddings",
     "chain": "tfidf", "powerset": "tfidf", "rakel": "tfidf",
-    "mlknn": "tfidf"}
+    "mlknn": "tfidf", "forest": "tfidf"}
 
 #: models that fine-tune the encoder on the raw texts (no featurizer)
 ENCODER_MODELS = ("finetune", "fewshot-finetune")
@@ -119,9 +121,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(neural head, on embeddings by default); finetune (fine-tunes the "
                         "sentence encoder on the texts); zeroshot, fewshot (label-name and "
                         "example embeddings); fewshot-finetune (fewshot's prototypes, then the "
-                        "encoder fine-tuned on the few examples); chain, powerset, rakel, mlknn (label "
-                        "dependence, "
-                        "small label sets)")
+                        "encoder fine-tuned on the few examples); chain, powerset, rakel, "
+                        "mlknn, forest (label dependence, small label sets)")
     p.add_argument("--features", choices=FEATURES,
                    help="featurizer for text data (default: tfidf for ovr/tree, embeddings for "
                         "mlp/zeroshot/fewshot; none for finetune and fewshot-finetune); not for "

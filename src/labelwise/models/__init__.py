@@ -6,6 +6,7 @@
   the prototypes, with BCE, focal and asymmetric losses.
 - :class:`ZeroShot`, :class:`FewShot`: label-name embeddings and per-label prototypes.
 - :class:`ClassifierChain`: classifier chains, ensembles of chains, beam search over the chain.
+- :class:`LabelForest`: multi-output random forests / extra-trees saved as flat tree arrays.
 - :class:`LabelPowerset`, :class:`RAkEL`: label powerset with pruning of rare label sets,
   random k-labelsets (disjoint or overlapping).
 - :class:`MLkNN`: multi-label k-nearest neighbours (exact cosine neighbours, Bayes posteriors).
@@ -22,6 +23,7 @@ from __future__ import annotations
 from .base import MultiLabelModel, as_feature_matrix
 from .chains import ClassifierChain
 from .fewshot import FewShot
+from .forest import LabelForest
 from .mlknn import MLkNN
 from .neural import FineTuned, FineTunedFewShot, MLPHead
 from .ovr import OneVsRest, fit_linear
@@ -36,6 +38,7 @@ __all__ = [
     "FewShot",
     "FineTuned",
     "FineTunedFewShot",
+    "LabelForest",
     "LabelPowerset",
     "LabelTree",
     "MLPHead",
