@@ -79,3 +79,21 @@ def test_k_must_be_below_training_rows():
         MLkNN(k=10).fit(X, Y)
     with pytest.raises(ValueError, match="k must be"):
         MLkNN(k=0).fit(X, Y)
+
+
+def test_auto_standardises_dense_features(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5)) * np.array([1.0, 10.0, 100.0, 0.1, 1.0]) + 5.0
+    X[:, 4] = 3.0  # a constant column
+    _, Y = small_data(seed=1, n=60, d=5, n_labels=3)
+    Q = rng.normal(size=(15, 5)) * np.array([1.0, 10.0, 100.0, 0.1, 1.0]) + 5.0
+    model = MLkNN(k=4).fit(X, Y)  # "auto": every entry stored -> standardised
+    Xf = X.astype(np.float32).astype(np.float64)
+    mean, std = Xf.mean(axis=0), Xf.std(axis=0)
+    std[std < 1e-12] = 1.0
+    ref = _reference((Xf - mean) / std, Y.toarray(), (Q.astype(np.float32) - mean) / std, 4,
+                     1.0, exclude_self=False)
+    assert np.allclose(model.posteriors(Q), ref, atol=1e-6)
+    model.save(tmp_path / "m")
+    assert np.array_equal(MLkNN.load(tmp_path / "m").posteriors(Q), model.posteriors(Q))
+    assert MLkNN(k=4, normalize="l2").fit(X, Y).col_mean_.size == 0

@@ -214,3 +214,51 @@ def _softmax(M: np.ndarray) -> np.ndarray:
 def _set_seed(est: Any, seed: int) -> None:
     if "random_state" in est.get_params(deep=False):
         est.set_params(random_state=int(seed) % (2**31))
+
+
+#: ``normalize`` choices of the chain, powerset and ML-kNN families
+NORMALIZE = ("auto", "standard", "l2", None)
+#: "auto" standardises the columns when at least this fraction of X's entries is stored
+DENSE_FRACTION = 0.9
+
+
+def check_normalize(normalize: Any) -> None:
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+
+
+def fit_scaling(X: sp.csr_matrix, normalize: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and inverse standard deviations (float64 (d,)) when ``normalize`` asks for
+    standardised columns ("standard", or "auto" on dense features), else two empty arrays.
+    Constant columns get scale 1 (after centering they are 0)."""
+    n, d = X.shape
+    dense = X.nnz >= DENSE_FRACTION * n * d
+    if normalize == "standard" or (normalize == "auto" and dense):
+        D = X.toarray().astype(np.float64)  # two-pass: a constant column has std exactly 0
+        mean = D.mean(axis=0)
+        std = D.std(axis=0)
+        return mean, np.where(std > 1e-12, 1.0 / np.where(std > 1e-12, std, 1.0), 1.0)
+    return np.zeros(0), np.zeros(0)
+
+
+def scale_rows(X: sp.csr_matrix, mean: np.ndarray, scale: np.ndarray,
+               normalize: Any) -> sp.csr_matrix:
+    """X with the fitted column standardisation (when ``mean`` is not empty: the result is
+    dense, stored as CSR) and then, unless ``normalize`` is None, every row at unit length."""
+    from ._tree_build import l2_normalize_rows
+
+    if mean.size:
+        X = sp.csr_matrix(((X.toarray() - mean[None, :]) * scale[None, :]).astype(np.float32))
+    return X if normalize is None else l2_normalize_rows(X)
+
+
+def check_scaling(arrays: dict[str, np.ndarray], d: int, where: str) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    from ..errors import DataFormatError
+
+    mean, scale = (np.asarray(arrays.get("col_mean", np.zeros(0))),
+                   np.asarray(arrays.get("col_scale", np.zeros(0))))
+    if mean.shape != scale.shape or mean.shape not in ((0,), (d,)):
+        raise DataFormatError(f"{where}: col_mean/col_scale must both be empty or have {d} "
+                              "entries", field="arrays")
+    return mean, scale

@@ -12,8 +12,10 @@ number of neighbours carrying label j. The model estimates, with smoothing ``s``
 and scores label j by its posterior ``P(H_j | C_j(x))`` (Bayes' rule), which ``predict``
 thresholds at 0.5 (the paper's arg max of the two posteriors).
 
-Neighbours are exact: cosine similarity (``normalize="l2"``, the default: rows scaled to
-unit length, similarities by sparse products) or the raw inner product (``normalize=None``),
+Neighbours are exact: cosine similarity (rows scaled to unit length, similarities by sparse
+products; with ``normalize="auto"``, the default, dense features are first standardised per
+column as in :mod:`labelwise.models.chains`, ``"standard"`` always, ``"l2"`` never) or the
+raw inner product (``normalize=None``),
 computed ``block_rows`` query rows at a time against all training rows, on ``n_threads``
 threads. Ties are broken by the lower training row index, so results never depend on the
 blocking or the thread count. The training rows are part of the saved model (CSR arrays).
@@ -28,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataFormatError
-from ._tree_build import l2_normalize_rows
+from ._learners import check_normalize, check_scaling, fit_scaling, scale_rows
 from .base import MultiLabelModel
 from .chains import check_positive_int, check_threads
 from .ovr import check_number
@@ -71,7 +73,7 @@ class MLkNN(MultiLabelModel):
     ----------
     k: neighbours (>= 1, fewer than the training rows).
     s: smoothing of the prior and likelihood estimates (> 0; the paper's 1).
-    normalize: "l2" (cosine similarity) or None (inner product).
+    normalize: "auto", "standard", "l2" (cosine similarity) or None (inner product).
     block_rows: query rows per similarity block.
     n_threads: threads over blocks (None = all CPUs).
     """
@@ -79,7 +81,7 @@ class MLkNN(MultiLabelModel):
     _persist_name = "MLkNN"
     default_threshold = 0.5
 
-    def __init__(self, *, k: int = 10, s: float = 1.0, normalize: str | None = "l2",
+    def __init__(self, *, k: int = 10, s: float = 1.0, normalize: str | None = "auto",
                  block_rows: int = 512, n_threads: int | None = None) -> None:
         self.k = k
         self.s = s
@@ -91,12 +93,11 @@ class MLkNN(MultiLabelModel):
         check_positive_int(self, "k")
         check_positive_int(self, "block_rows")
         check_number(self, "s", 0.0, strict=True)
-        if self.normalize not in ("l2", None):
-            raise ValueError(f"normalize must be 'l2' or None, got {self.normalize!r}")
+        check_normalize(self.normalize)
         check_threads(self.n_threads)
 
     def _prepare_X(self, X: sp.csr_matrix) -> sp.csr_matrix:
-        return l2_normalize_rows(X) if self.normalize == "l2" else X
+        return scale_rows(X, self.col_mean_, self.col_scale_, self.normalize)
 
     def _counts(self, X: sp.csr_matrix, exclude: bool) -> np.ndarray:
         N = nearest_neighbours(X, self.train_X_, self.k, exclude_offset=0 if exclude else None,
@@ -109,6 +110,7 @@ class MLkNN(MultiLabelModel):
         if self.k >= n:
             raise ValueError(f"k={self.k} neighbours need more than {self.k} training rows, "
                              f"got {n}")
+        self.col_mean_, self.col_scale_ = fit_scaling(X, self.normalize)
         self.train_X_ = sp.csr_matrix(self._prepare_X(X), dtype=np.float32)
         Yb = sp.csr_matrix(Y > 0, dtype=np.float32)
         self.train_Y_ = Yb
@@ -157,7 +159,8 @@ class MLkNN(MultiLabelModel):
                 "labels_indptr": np.asarray(Y.indptr, np.int64),
                 "prior": np.asarray(self.prior_, np.float64),
                 "cond_true": np.asarray(self.cond_true_, np.float64),
-                "cond_false": np.asarray(self.cond_false_, np.float64)}, {}
+                "cond_false": np.asarray(self.cond_false_, np.float64),
+                "col_mean": self.col_mean_, "col_scale": self.col_scale_}, {}
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
         need = ("train_data", "train_indices", "train_indptr", "labels_indices",
@@ -191,3 +194,4 @@ class MLkNN(MultiLabelModel):
         self.prior_ = a["prior"]
         self.cond_true_ = a["cond_true"]
         self.cond_false_ = a["cond_false"]
+        self.col_mean_, self.col_scale_ = check_scaling(arrays, d, "MLkNN")

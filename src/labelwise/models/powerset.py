@@ -24,6 +24,9 @@ RAkEL (Tsoumakas et al. 2011) trains a label powerset on each of several k-label
 A label's score is the average of its marginal probabilities over the labelsets containing
 it (soft votes). With ``k >= n_labels`` RAkEL is one label powerset.
 
+Feature rows (``normalize``): as in :mod:`labelwise.models.chains` ("auto" standardises
+dense features' columns, then every row is scaled to unit length).
+
 Base learners (``base``): ``"linear"`` (one logistic regression per class by labelwise's
 DCD solver, class probabilities the normalised sigmoids) or any scikit-learn classifier
 (linear ones saved as arrays, with probabilities the softmax of their margins, which is
@@ -42,8 +45,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataFormatError
-from ._learners import base_to_json, check_base, fit_multiclass, multiclass_proba
-from ._tree_build import l2_normalize_rows
+from ._learners import (
+    base_to_json,
+    check_base,
+    check_normalize,
+    check_scaling,
+    fit_multiclass,
+    fit_scaling,
+    multiclass_proba,
+    scale_rows,
+)
 from .base import MultiLabelModel, as_feature_matrix
 from .chains import check_positive_int, check_seed, check_threads, fresh_seed
 from .ovr import check_number
@@ -150,8 +161,7 @@ class _PowersetFamily(MultiLabelModel):
     def _check_common(self) -> None:
         check_positive_int(self, "min_count")
         check_positive_int(self, "max_subsets")
-        if self.normalize not in ("l2", None):
-            raise ValueError(f"normalize must be 'l2' or None, got {self.normalize!r}")
+        check_normalize(self.normalize)
         check_number(self, "C", 0.0, strict=True)
         check_base(self.base)
         check_threads(self.n_threads)
@@ -161,11 +171,12 @@ class _PowersetFamily(MultiLabelModel):
         return [np.arange(L, dtype=np.int64)]
 
     def _prepare_X(self, X: sp.csr_matrix) -> sp.csr_matrix:
-        return l2_normalize_rows(X) if self.normalize == "l2" else X
+        return scale_rows(X, self.col_mean_, self.col_scale_, self.normalize)
 
     def _fit(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
         seed = fresh_seed(self.random_state)
         rng = np.random.default_rng(seed)
+        self.col_mean_, self.col_scale_ = fit_scaling(X, self.normalize)
         X = self._prepare_X(X)
         Yd = Y.toarray() > 0
         sets = self._labelsets(Yd.shape[1], rng)
@@ -250,7 +261,8 @@ class _PowersetFamily(MultiLabelModel):
                 "coef_data": np.asarray(W.data, np.float64),
                 "coef_indices": np.asarray(W.indices, np.int64),
                 "coef_indptr": np.asarray(W.indptr, np.int64),
-                "intercept": np.concatenate(bs).astype(np.float64)}, {}
+                "intercept": np.concatenate(bs).astype(np.float64),
+                "col_mean": self.col_mean_, "col_scale": self.col_scale_}, {}
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -296,6 +308,7 @@ class _PowersetFamily(MultiLabelModel):
             col += width
             parts.append((labelset, classes, kind, learner))
         self.parts_ = parts
+        self.col_mean_, self.col_scale_ = check_scaling(arrays, d, name)
 
 
 class LabelPowerset(_PowersetFamily):
@@ -312,7 +325,7 @@ class LabelPowerset(_PowersetFamily):
     _persist_name = "LabelPowerset"
 
     def __init__(self, *, min_count: int = 1, max_subsets: int = 2, base: Any = "linear",
-                 C: float = 1.0, normalize: str | None = "l2", n_threads: int | None = None,
+                 C: float = 1.0, normalize: str | None = "auto", n_threads: int | None = None,
                  random_state: int | None = 0) -> None:
         self.min_count = min_count
         self.max_subsets = max_subsets
@@ -342,7 +355,7 @@ class RAkEL(_PowersetFamily):
 
     def __init__(self, *, k: int = 3, mode: str = "disjoint", n_models: int | None = None,
                  min_count: int = 1, max_subsets: int = 2, base: Any = "linear",
-                 C: float = 1.0, normalize: str | None = "l2", n_threads: int | None = None,
+                 C: float = 1.0, normalize: str | None = "auto", n_threads: int | None = None,
                  random_state: int | None = 0) -> None:
         self.k = k
         self.mode = mode
