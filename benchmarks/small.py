@@ -156,7 +156,9 @@ def run_peer(method: str, folder: Path, threads: int) -> dict:
             note = _patch_skml_mlknn()
             model = MLkNN(k=10)
         t0 = time.perf_counter()
-        model.fit(Xtr, Ytr)
+        # integer labels: skml-ng's MLkNN indexes its count tables with sums of the label
+        # matrix, which fail ("Inexact indices") when the labels are floats
+        model.fit(Xtr, sp.csr_matrix(Yd))
         t1 = time.perf_counter()
         S = model.predict_proba(Xte)
         S = S.toarray() if sp.issparse(S) else np.asarray(S)

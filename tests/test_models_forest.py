@@ -61,3 +61,38 @@ def test_bad_params():
     with pytest.raises(ValueError, match="max_features"):
         LabelForest(max_features=0).fit(X, Y)
     assert sp.issparse(LabelForest(n_estimators=2, n_threads=1).fit(X, Y).predict(X))
+
+
+@pytest.mark.parametrize("name,cls,sets", [
+    ("chain", "ClassifierChain", ["inference=\"beam\""]),
+    ("powerset", "LabelPowerset", ["min_count=2"]),
+    ("rakel", "RAkEL", ["mode=\"overlapping\""]),
+    ("mlknn", "MLkNN", ["k=5"]),
+    ("forest", "LabelForest", ["n_estimators=10"]),
+])
+def test_cli_train_tune_evaluate_every_family(name, cls, sets, tmp_path, capsys):
+    """`labelwise train --model NAME`, `tune` and `evaluate` for each label-dependence family."""
+    import warnings
+
+    from labelwise import Dataset, Pipeline
+    from labelwise.cli.main import main
+    from labelwise.io import write
+
+    X, Y = small_data(seed=7, n=120, d=12, n_labels=4)
+    ds = Dataset(X, Y, [f"topic {j}" for j in range(4)], ids=[f"doc{i}" for i in range(120)])
+    train, test = tmp_path / "train.xc", tmp_path / "test.xc"
+    write(ds.subset(np.arange(0, 90)), train)
+    write(ds.subset(np.arange(90, 120)), test)
+    args = ["train", str(train), "--model", name, "--threads", "1", "--seed", "2", "--quiet",
+            "--out", str(tmp_path / "m")]
+    for s in sets:
+        args += ["--set", s]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pruning notes of min_count=2
+        assert main(args) == 0
+        assert main(["tune", str(tmp_path / "m"), str(train), "--quiet"]) == 0
+    pipe = Pipeline.load(tmp_path / "m")
+    assert type(pipe.model).__name__ == cls and pipe.is_tuned
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m"), str(test), "--quiet"]) == 0
+    assert "micro_f1" in capsys.readouterr().out
