@@ -12,7 +12,11 @@ import pytest
 from conformance import CHECKS, TEXT_CHECKS
 from labelwise.features import Tfidf
 from labelwise.models import FewShot, OneVsRest, ZeroShot
+from labelwise.models.chains import ClassifierChain
+from labelwise.models.forest import LabelForest
+from labelwise.models.mlknn import MLkNN
 from labelwise.models.persist import MODEL_CLASSES
+from labelwise.models.powerset import LabelPowerset, RAkEL
 from labelwise.models.tree import LabelTree
 from labelwise.pipeline import Pipeline
 
@@ -89,6 +93,30 @@ FAMILIES = {
                                                _FINETUNED_FEWSHOT_CHECKS)},
     "Pipeline": {"pipeline-tfidf-ovr": (lambda: Pipeline(Tfidf(), OneVsRest(random_state=0)),
                                         "text")},
+    "ClassifierChain": {
+        "chain-greedy": (lambda: ClassifierChain(order="frequency", random_state=3,
+                                                 n_threads=1), "numeric"),
+        "chain-ensemble-beam": (lambda: ClassifierChain(order="random", n_chains=2,
+                                                        bootstrap=True, inference="beam",
+                                                        beam_width=4, random_state=3,
+                                                        n_threads=1), "numeric"),
+    },
+    "LabelPowerset": {"powerset": (lambda: LabelPowerset(random_state=3, n_threads=1),
+                                   "numeric")},
+    "RAkEL": {
+        "rakel-disjoint": (lambda: RAkEL(k=4, random_state=3, n_threads=1), "numeric"),
+        "rakel-overlapping": (lambda: RAkEL(k=3, mode="overlapping", random_state=3,
+                                            n_threads=1), "numeric"),
+    },
+    # k=3: check_many_labels has 3 rows per label, so a row's own label fills its neighbours
+    "MLkNN": {"mlknn": (lambda: MLkNN(k=3, block_rows=37, n_threads=2), "numeric")},
+    "LabelForest": {
+        "forest-random": (lambda: LabelForest(n_estimators=10, random_state=3, n_threads=2),
+                          "numeric"),
+        "forest-extra": (lambda: LabelForest(kind="extra", n_estimators=5,
+                                             min_samples_leaf=2, random_state=3,
+                                             n_threads=1), "numeric"),
+    },
 }
 
 _CASES = [pytest.param(spec[0], check, id=f"{family}-{check.__name__}")

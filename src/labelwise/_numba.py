@@ -44,9 +44,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 KERNEL_FILES = (
     "io/_xc_kernels.py",
     "metrics/_kernels.py",
+    "models/_chain_kernels.py",
     "models/_dcd.py",
     "models/_tree_kernels.py",
     "models/_tree_layout.py",
+    "models/forest.py",
     "models/topk.py",
     "split/_kernels.py",
 )

@@ -20,10 +20,16 @@ fewshot-finetune  :class:`~labelwise.models.neural.FineTunedFewShot`    the enco
 zeroshot          :class:`~labelwise.models.zeroshot.ZeroShot`          embeddings only (label
 fewshot           :class:`~labelwise.models.fewshot.FewShot`            names live in the
                                                                         encoder's space)
+chain             :class:`~labelwise.models.chains.ClassifierChain`     tfidf (default),
+powerset          :class:`~labelwise.models.powerset.LabelPowerset`     embeddings, both
+rakel             :class:`~labelwise.models.powerset.RAkEL`
+mlknn             :class:`~labelwise.models.mlknn.MLkNN`
+forest            :class:`~labelwise.models.forest.LabelForest`
 ================  ====================================================  ========================
 
-Numeric data fits ovr, tree and mlp (MLPHead takes sparse or dense features; sparse rows are
-densified a mini-batch at a time); the others need texts. For a handful of examples per
+Numeric data fits ovr, tree, mlp (MLPHead takes sparse or dense features; sparse rows are
+densified a mini-batch at a time) and the label-dependence families (chain, powerset, rakel, mlknn, forest); the others need
+texts. For a handful of examples per
 label, fewshot is instant and fewshot-finetune (minutes on a CPU) is the more accurate.
 
 ``--embedding-model DIR`` is the sentence encoder of the embeddings featurizer, of
@@ -76,6 +82,11 @@ MODELS = {
     "fewshot-finetune": ("labelwise.models.neural.fewshot_tuned", "FineTunedFewShot"),
     "zeroshot": ("labelwise.models.zeroshot", "ZeroShot"),
     "fewshot": ("labelwise.models.fewshot", "FewShot"),
+    "chain": ("labelwise.models.chains", "ClassifierChain"),
+    "powerset": ("labelwise.models.powerset", "LabelPowerset"),
+    "rakel": ("labelwise.models.powerset", "RAkEL"),
+    "mlknn": ("labelwise.models.mlknn", "MLkNN"),
+    "forest": ("labelwise.models.forest", "LabelForest"),
 }
 
 #: --features choices
@@ -84,7 +95,9 @@ FEATURES = ("tfidf", "embeddings", "tfidf+embeddings")
 #: --features on text data when none is given (None: the model reads the texts itself)
 DEFAULT_FEATURES: dict[str, str | None] = {
     "ovr": "tfidf", "tree": "tfidf", "mlp": "embeddings", "finetune": None,
-    "fewshot-finetune": None, "zeroshot": "embeddings", "fewshot": "embeddings"}
+    "fewshot-finetune": None, "zeroshot": "embeddings", "fewshot": "embeddings",
+    "chain": "tfidf", "powerset": "tfidf", "rakel": "tfidf",
+    "mlknn": "tfidf", "forest": "tfidf"}
 
 #: models that fine-tune the encoder on the raw texts (no featurizer)
 ENCODER_MODELS = ("finetune", "fewshot-finetune")
@@ -108,7 +121,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(neural head, on embeddings by default); finetune (fine-tunes the "
                         "sentence encoder on the texts); zeroshot, fewshot (label-name and "
                         "example embeddings); fewshot-finetune (fewshot's prototypes, then the "
-                        "encoder fine-tuned on the few examples)")
+                        "encoder fine-tuned on the few examples); chain, powerset, rakel, "
+                        "mlknn, forest (label dependence, small label sets)")
     p.add_argument("--features", choices=FEATURES,
                    help="featurizer for text data (default: tfidf for ovr/tree, embeddings for "
                         "mlp/zeroshot/fewshot; none for finetune and fewshot-finetune); not for "

@@ -5,6 +5,11 @@
   heads on embeddings, a fine-tuned sentence encoder, and few-shot fine-tuning that starts from
   the prototypes, with BCE, focal and asymmetric losses.
 - :class:`ZeroShot`, :class:`FewShot`: label-name embeddings and per-label prototypes.
+- :class:`ClassifierChain`: classifier chains, ensembles of chains, beam search over the chain.
+- :class:`LabelForest`: multi-output random forests / extra-trees saved as flat tree arrays.
+- :class:`LabelPowerset`, :class:`RAkEL`: label powerset with pruning of rare label sets,
+  random k-labelsets (disjoint or overlapping).
+- :class:`MLkNN`: multi-label k-nearest neighbours (exact cosine neighbours, Bayes posteriors).
 - :class:`OneVsRest`: one-vs-rest L2-regularised linear classifiers (squared hinge or
   logistic) trained by dual coordinate descent in numba, with weight pruning.
 
@@ -16,23 +21,32 @@ Every model saves to and loads from a directory (:mod:`labelwise.models.persist`
 from __future__ import annotations
 
 from .base import MultiLabelModel, as_feature_matrix
+from .chains import ClassifierChain
 from .fewshot import FewShot
+from .forest import LabelForest
+from .mlknn import MLkNN
 from .neural import FineTuned, FineTunedFewShot, MLPHead
 from .ovr import OneVsRest, fit_linear
 from .persist import MODEL_CLASSES, load_model, save_model
+from .powerset import LabelPowerset, RAkEL
 from .topk import linear_topk, topk_csr, topk_dense
 from .tree import LabelTree
 from .zeroshot import ZeroShot
 
 __all__ = [
+    "ClassifierChain",
     "FewShot",
     "FineTuned",
     "FineTunedFewShot",
+    "LabelForest",
+    "LabelPowerset",
     "LabelTree",
     "MLPHead",
+    "MLkNN",
     "MODEL_CLASSES",
     "MultiLabelModel",
     "OneVsRest",
+    "RAkEL",
     "ZeroShot",
     "as_feature_matrix",
     "fit_linear",

@@ -84,6 +84,11 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "MLPHead": ("labelwise.models.neural.mlp", "MLPHead"),
     "FineTuned": ("labelwise.models.neural.finetune", "FineTuned"),
     "FineTunedFewShot": ("labelwise.models.neural.fewshot_tuned", "FineTunedFewShot"),
+    "ClassifierChain": ("labelwise.models.chains", "ClassifierChain"),
+    "LabelPowerset": ("labelwise.models.powerset", "LabelPowerset"),
+    "RAkEL": ("labelwise.models.powerset", "RAkEL"),
+    "MLkNN": ("labelwise.models.mlknn", "MLkNN"),
+    "LabelForest": ("labelwise.models.forest", "LabelForest"),
 }
 
 _ARRAY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
@@ -152,7 +157,9 @@ def _prepare(model: Any, *, compress: bool) -> tuple[dict[str, Any], dict[str, n
         raise TypeError(f"{type(model).__name__} is not registered in MODEL_CLASSES; cannot save")
     storage = storage_of(model, compress=compress)
     arrays, state = model._get_state()
-    params = model.get_params(deep=False)
+    # a model whose parameters hold live objects (a scikit-learn base) gives their JSON form
+    saved = getattr(model, "_saved_params", None)
+    params = saved() if saved is not None else model.get_params(deep=False)
     try:
         params_json = json.loads(json.dumps(params, allow_nan=False))
         state_json = json.loads(json.dumps(state, allow_nan=False))

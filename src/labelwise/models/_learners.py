@@ -1,0 +1,264 @@
+"""Base learners of the label-dependence families (chains, label powerset, RAkEL).
+
+A family's ``base`` parameter is one of:
+
+- ``"linear"``: labelwise's L2-regularised logistic regression, trained by the dual
+  coordinate descent solver of :class:`~labelwise.models.ovr.OneVsRest`
+  (:func:`~labelwise.models.ovr.fit_linear` with ``loss="logistic"``, no pruning);
+- any scikit-learn classifier: it is cloned for every sub-problem, never fitted in place;
+- a dict ``{"sklearn": NAME, "params": {...}}`` naming one of :data:`SKLEARN_LINEAR` (what a
+  saved model's manifest holds for a scikit-learn linear base, so it can be fitted again).
+
+Fitted learners are *linear* (a weight vector or matrix plus intercepts, scored through a
+link) whenever the base is ``"linear"`` or a scikit-learn model with ``coef_`` and
+``intercept_``; those are saved as arrays. Other scikit-learn models (trees, kNN, ...) are
+kept as live objects: the family fits and predicts with them, but refuses to save (there is
+no pickle in labelwise model files).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import LabelwiseError
+
+__all__ = ["SKLEARN_LINEAR", "check_base", "resolve_base", "base_to_json", "is_linear_base",
+           "fit_binary", "fit_multiclass", "NotSavableError"]
+
+#: scikit-learn linear classifiers a saved model may name as its base (an allow-list:
+#: nothing else is imported when a model is loaded)
+SKLEARN_LINEAR = {
+    "LogisticRegression": "sklearn.linear_model",
+    "RidgeClassifier": "sklearn.linear_model",
+    "SGDClassifier": "sklearn.linear_model",
+    "Perceptron": "sklearn.linear_model",
+    "LinearSVC": "sklearn.svm",
+}
+
+
+class NotSavableError(LabelwiseError, TypeError):
+    """The model holds a scikit-learn base that cannot be written as arrays."""
+
+
+def check_base(base: Any) -> None:
+    """Raise ValueError unless ``base`` is "linear", a scikit-learn classifier or a saved
+    linear-base description."""
+    if isinstance(base, str):
+        if base != "linear":
+            raise ValueError(f"base must be 'linear', a scikit-learn classifier or "
+                             f"{{'sklearn': NAME, 'params': {{...}}}}, got {base!r}")
+        return
+    if isinstance(base, dict):
+        name = base.get("sklearn")
+        if name not in SKLEARN_LINEAR or not isinstance(base.get("params", {}), dict) \
+                or set(base) - {"sklearn", "params"}:
+            raise ValueError(f"base {base!r}: a saved base names one of "
+                             f"{', '.join(sorted(SKLEARN_LINEAR))} with its params")
+        return
+    if not (hasattr(base, "fit") and hasattr(base, "get_params")
+            and (hasattr(base, "predict_proba") or hasattr(base, "decision_function"))):
+        raise ValueError(f"base {type(base).__name__} is not a scikit-learn classifier "
+                         "(needs fit, get_params and predict_proba or decision_function)")
+
+
+def resolve_base(base: Any) -> Any:
+    """"linear" or a fresh (unfitted) scikit-learn estimator for ``base``."""
+    if isinstance(base, str):
+        return base
+    from sklearn.base import clone
+
+    if isinstance(base, dict):
+        cls = getattr(importlib.import_module(SKLEARN_LINEAR[base["sklearn"]]), base["sklearn"])
+        return cls(**base.get("params", {}))
+    return clone(base)
+
+
+def is_linear_base(base: Any) -> bool:
+    return isinstance(base, str | dict)
+
+
+def base_to_json(base: Any, learners_linear: bool) -> Any:
+    """The JSON form of ``base`` for a manifest; NotSavableError when it has none."""
+    if isinstance(base, str | dict):
+        return base
+    name = type(base).__name__
+    if not learners_linear or SKLEARN_LINEAR.get(name) is None \
+            or not type(base).__module__.startswith(SKLEARN_LINEAR[name]):
+        raise NotSavableError(
+            f"cannot save a model whose base is {name}: only base='linear' or a scikit-learn "
+            f"linear classifier ({', '.join(sorted(SKLEARN_LINEAR))}) is stored as arrays, and "
+            "labelwise never pickles models")
+    import json
+
+    params = base.get_params(deep=False)
+    try:
+        params = json.loads(json.dumps(params, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise NotSavableError(f"cannot save base {name}: its parameters are not plain JSON "
+                              f"({e})") from None
+    return {"sklearn": name, "params": params}
+
+
+def _const_logit(y: np.ndarray) -> float:
+    p = min(max(float(np.mean(y)), 1e-3), 1 - 1e-3)
+    return float(np.log(p / (1 - p)))
+
+
+def fit_binary(X: sp.csr_matrix, y: np.ndarray, base: Any, *, C: float, seed: int,
+               n_threads: int | None) -> tuple[np.ndarray, float] | Any:
+    """One binary classifier on X (CSR float32) and y (bool (n,)).
+
+    Returns ``(w, b)`` (w float64 (d,), scored as sigmoid(x.w + b)) for linear bases and for
+    one-class problems (w = 0, b = the logit of the clipped positive rate), else the fitted
+    scikit-learn estimator."""
+    y = np.asarray(y, dtype=bool)
+    d = X.shape[1]
+    if y.all() or not y.any():
+        return np.zeros(d), _const_logit(y)
+    if base == "linear":
+        from .ovr import fit_linear
+
+        Y = sp.csr_matrix(y.astype(np.float32)[:, None])
+        coef, intercept, _ = fit_linear(X, Y, loss="logistic", C=C, bias=1.0, tol=0.1,
+                                        max_iter=1000, prune_threshold=0.0,
+                                        n_threads=n_threads, seed=seed)
+        return np.asarray(coef.toarray()[:, 0], dtype=np.float64), float(intercept[0])
+    est = resolve_base(base)
+    _set_seed(est, seed)
+    est.fit(X, y.astype(np.int64))
+    if hasattr(est, "coef_") and hasattr(est, "intercept_") and np.ndim(est.coef_) == 2 \
+            and est.coef_.shape[0] == 1 and list(est.classes_) == [0, 1]:
+        coef = est.coef_
+        coef = coef.toarray() if sp.issparse(coef) else np.asarray(coef)
+        return np.asarray(coef[0], dtype=np.float64), float(np.ravel(est.intercept_)[0])
+    return est
+
+
+def binary_proba(learner: Any, X: Any) -> np.ndarray:
+    """P(y = 1) of a fitted non-linear scikit-learn learner (float64 (n,))."""
+    if hasattr(learner, "predict_proba"):
+        P = np.asarray(learner.predict_proba(X), dtype=np.float64)
+        return P[:, list(learner.classes_).index(1)]
+    from .base import sigmoid
+
+    return sigmoid(np.asarray(learner.decision_function(X), dtype=np.float64))
+
+
+def fit_multiclass(X: sp.csr_matrix, c: np.ndarray, n_classes: int, base: Any, *, C: float,
+                   seed: int, n_threads: int | None) -> tuple[str, Any]:
+    """A classifier of class ids ``c`` (int64 (n,), all of 0..n_classes-1 present).
+
+    Returns ``("sigmoid", (W, b))`` (labelwise linear: one logistic model per class,
+    P(class) = normalised sigmoids), ``("softmax", (W, b))`` (a scikit-learn linear model:
+    P = softmax of its margins; W float64 (d, n_classes)), ``("const", None)`` when there is
+    one class, or ``("sklearn", est)``."""
+    if n_classes == 1:
+        return "const", None
+    if base == "linear":
+        from .ovr import fit_linear
+
+        Y = sp.csr_matrix((np.ones(len(c), np.float32), (np.arange(len(c)), c)),
+                          shape=(len(c), n_classes))
+        coef, intercept, _ = fit_linear(X, Y, loss="logistic", C=C, bias=1.0, tol=0.1,
+                                        max_iter=1000, prune_threshold=0.0,
+                                        n_threads=n_threads, seed=seed)
+        return "sigmoid", (np.asarray(coef.toarray(), np.float64),
+                           np.asarray(intercept, np.float64))
+    est = resolve_base(base)
+    _set_seed(est, seed)
+    est.fit(X, c)
+    if hasattr(est, "coef_") and hasattr(est, "intercept_") \
+            and list(est.classes_) == list(range(n_classes)):
+        coef = est.coef_.toarray() if sp.issparse(est.coef_) else np.asarray(est.coef_)
+        b = np.ravel(np.asarray(est.intercept_, dtype=np.float64))
+        if coef.shape[0] == 1:  # two classes: margin m for class 1 is softmax([0, m])
+            coef = np.vstack([np.zeros_like(coef), coef])
+            b = np.array([0.0, b[0]])
+        return "softmax", (np.asarray(coef.T, np.float64), b)
+    return "sklearn", est
+
+
+def multiclass_proba(kind: str, learner: Any, X: sp.csr_matrix, n_classes: int) -> np.ndarray:
+    """Class probabilities (float64 (n, n_classes)) of a fit_multiclass result."""
+    from .base import sigmoid
+
+    n = X.shape[0]
+    if kind == "const":
+        return np.ones((n, 1))
+    if kind == "sklearn":
+        P = np.zeros((n, n_classes))
+        if hasattr(learner, "predict_proba"):
+            P[:, learner.classes_] = learner.predict_proba(X)
+        else:
+            M = np.asarray(learner.decision_function(X), dtype=np.float64)
+            P[:, learner.classes_] = _softmax(M if M.ndim == 2 else np.c_[np.zeros(n), M])
+        return P
+    W, b = learner
+    M = np.asarray(X @ W) + b[None, :]
+    if kind == "softmax":
+        return _softmax(M)
+    S = sigmoid(M)
+    tot = S.sum(axis=1, keepdims=True)
+    return S / np.maximum(tot, 1e-300)
+
+
+def _softmax(M: np.ndarray) -> np.ndarray:
+    E = np.exp(M - M.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def _set_seed(est: Any, seed: int) -> None:
+    if "random_state" in est.get_params(deep=False):
+        est.set_params(random_state=int(seed) % (2**31))
+
+
+#: ``normalize`` choices of the chain, powerset and ML-kNN families
+NORMALIZE = ("auto", "standard", "l2", None)
+#: "auto" standardises the columns when at least this fraction of X's entries is stored
+DENSE_FRACTION = 0.9
+
+
+def check_normalize(normalize: Any) -> None:
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+
+
+def fit_scaling(X: sp.csr_matrix, normalize: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and inverse standard deviations (float64 (d,)) when ``normalize`` asks for
+    standardised columns ("standard", or "auto" on dense features), else two empty arrays.
+    Constant columns get scale 1 (after centering they are 0)."""
+    n, d = X.shape
+    dense = X.nnz >= DENSE_FRACTION * n * d
+    if normalize == "standard" or (normalize == "auto" and dense):
+        D = X.toarray().astype(np.float64)  # two-pass: a constant column has std exactly 0
+        mean = D.mean(axis=0)
+        std = D.std(axis=0)
+        return mean, np.where(std > 1e-12, 1.0 / np.where(std > 1e-12, std, 1.0), 1.0)
+    return np.zeros(0), np.zeros(0)
+
+
+def scale_rows(X: sp.csr_matrix, mean: np.ndarray, scale: np.ndarray,
+               normalize: Any) -> sp.csr_matrix:
+    """X with the fitted column standardisation (when ``mean`` is not empty: the result is
+    dense, stored as CSR) and then, unless ``normalize`` is None, every row at unit length."""
+    from ._tree_build import l2_normalize_rows
+
+    if mean.size:
+        X = sp.csr_matrix(((X.toarray() - mean[None, :]) * scale[None, :]).astype(np.float32))
+    return X if normalize is None else l2_normalize_rows(X)
+
+
+def check_scaling(arrays: dict[str, np.ndarray], d: int, where: str) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    from ..errors import DataFormatError
+
+    mean, scale = (np.asarray(arrays.get("col_mean", np.zeros(0))),
+                   np.asarray(arrays.get("col_scale", np.zeros(0))))
+    if mean.shape != scale.shape or mean.shape not in ((0,), (d,)):
+        raise DataFormatError(f"{where}: col_mean/col_scale must both be empty or have {d} "
+                              "entries", field="arrays")
+    return mean, scale

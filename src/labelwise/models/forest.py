@@ -1,0 +1,259 @@
+"""``LabelForest``: random forests and extra-trees over the whole label vector.
+
+Each tree is grown once for all labels (multi-output trees, as in random forests of
+predictive clustering trees, the strongest family of Bogatinovski et al. 2022): a split is
+chosen by the Gini impurity summed over the labels, and a leaf holds every label's positive
+rate. Trees are grown by scikit-learn's ``RandomForestClassifier`` (``kind="random"``) or
+``ExtraTreesClassifier`` (``kind="extra"``), which support multi-output targets natively.
+
+After fitting, the trees are turned into flat arrays (child links, split feature and
+threshold, and one row of per-label probabilities per leaf), which is what the model keeps,
+saves and predicts with: a numba kernel walks every tree for each row of the CSR features
+(threads over rows) and averages the leaves' probabilities, which equals scikit-learn's
+``predict_proba`` (checked in the tests). No scikit-learn object and no pickle is stored.
+
+Scores are probabilities (``predict`` thresholds at 0.5). Options mirror scikit-learn's:
+``n_estimators``, ``max_features``, ``max_depth``, ``min_samples_leaf``, ``bootstrap``
+(None: True for random forests, False for extra-trees), ``n_threads`` (tree growing and
+prediction), ``random_state``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._numba import njit
+from ..errors import DataFormatError
+from .base import MultiLabelModel
+from .chains import check_positive_int, check_seed, check_threads, fresh_seed
+from .topk import map_ranges, resolve_n_threads, topk_dense
+
+__all__ = ["LabelForest", "flatten_forest"]
+
+KINDS = ("random", "extra")
+_ROW_BLOCK = 4096
+
+
+@njit(nogil=True, cache=True)
+def _forest_kernel(indptr, indices, data, roots, left, right, feature, threshold, leaf_of,
+                   leaf_p, row_start, row_end, out):
+    """out[i] = mean over trees of the leaf probabilities reached by row i (rows
+    row_start..row_end of a CSR matrix with sorted indices; absent features are 0)."""
+    n_trees = roots.size
+    L = leaf_p.shape[1]
+    for i in range(row_start, row_end):
+        a = indptr[i]
+        b = indptr[i + 1]
+        for t in range(n_trees):
+            node = roots[t]
+            while left[node] >= 0:
+                f = feature[node]
+                lo = a
+                hi = b
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if indices[mid] < f:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                v = 0.0
+                if lo < b and indices[lo] == f:
+                    v = data[lo]
+                if v <= threshold[node]:
+                    node = left[node]
+                else:
+                    node = right[node]
+            leaf = leaf_of[node]
+            for j in range(L):
+                out[i, j] += leaf_p[leaf, j]
+        for j in range(L):
+            out[i, j] /= n_trees
+
+
+def flatten_forest(estimators: list[Any], classes: list[np.ndarray], n_labels: int
+                   ) -> dict[str, np.ndarray]:
+    """The arrays of fitted scikit-learn trees: roots (T,), left/right (global node ids, -1
+    at leaves), feature, threshold, leaf_of (node -> leaf row, -1 for split nodes) and leaf_p
+    (n_leaves, n_labels) float64, the probability of label 1 at each leaf (0 for a label
+    with no positive training row)."""
+    roots, left, right, feature, threshold, leaf_of, leaf_p = [], [], [], [], [], [], []
+    offset = n_leaves = 0
+    one = [list(c).index(1) if 1 in list(c) else -1 for c in classes]
+    for est in estimators:
+        tr = est.tree_
+        cl, cr = tr.children_left.astype(np.int64), tr.children_right.astype(np.int64)
+        is_leaf = cl < 0
+        roots.append(offset)
+        left.append(np.where(is_leaf, -1, cl + offset))
+        right.append(np.where(is_leaf, -1, cr + offset))
+        feature.append(np.where(is_leaf, 0, tr.feature).astype(np.int64))
+        threshold.append(np.asarray(tr.threshold, dtype=np.float64))
+        ids = np.full(cl.size, -1, dtype=np.int64)
+        ids[is_leaf] = n_leaves + np.arange(int(is_leaf.sum()))
+        leaf_of.append(ids)
+        value = np.asarray(tr.value[is_leaf], dtype=np.float64)  # (leaves, L, n_classes)
+        P = np.zeros((value.shape[0], n_labels))
+        for j in range(n_labels):
+            if one[j] >= 0:
+                tot = value[:, j, :].sum(axis=1)
+                P[:, j] = value[:, j, one[j]] / tot
+        leaf_p.append(P)
+        offset += cl.size
+        n_leaves += P.shape[0]
+    return {"roots": np.asarray(roots, np.int64), "left": np.concatenate(left),
+            "right": np.concatenate(right), "feature": np.concatenate(feature),
+            "threshold": np.concatenate(threshold), "leaf_of": np.concatenate(leaf_of),
+            "leaf_p": np.vstack(leaf_p)}
+
+
+class LabelForest(MultiLabelModel):
+    """Multi-output random forest or extra-trees (see the module docstring).
+
+    Parameters
+    ----------
+    kind: "random" (RandomForestClassifier) or "extra" (ExtraTreesClassifier).
+    n_estimators: trees (>= 1).
+    max_features: features tried per split: "sqrt", "log2", an int, a float fraction or None
+        (all).
+    max_depth: None (grow until pure or min_samples_leaf) or a positive int.
+    min_samples_leaf: rows per leaf (>= 1).
+    bootstrap: sample rows with replacement per tree; None = True for "random", False for
+        "extra".
+    n_threads: threads for growing (scikit-learn's n_jobs) and prediction (None = all CPUs).
+    random_state: seed of the trees.
+    """
+
+    _persist_name = "LabelForest"
+    default_threshold = 0.5
+
+    def __init__(self, *, kind: str = "random", n_estimators: int = 100,
+                 max_features: str | int | float | None = "sqrt", max_depth: int | None = None,
+                 min_samples_leaf: int = 1, bootstrap: bool | None = None,
+                 n_threads: int | None = None, random_state: int | None = 0) -> None:
+        self.kind = kind
+        self.n_estimators = n_estimators
+        self.max_features = max_features
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.bootstrap = bootstrap
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    def _validate_params(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        check_positive_int(self, "n_estimators")
+        check_positive_int(self, "min_samples_leaf")
+        if self.max_depth is not None:
+            check_positive_int(self, "max_depth")
+        mf = self.max_features
+        ok = mf is None or mf in ("sqrt", "log2") or (
+            isinstance(mf, int) and not isinstance(mf, bool) and mf >= 1) or (
+            isinstance(mf, float) and 0.0 < mf <= 1.0)
+        if not ok:
+            raise ValueError(f"max_features must be 'sqrt', 'log2', None, a positive int or a "
+                             f"fraction in (0, 1], got {mf!r}")
+        if self.bootstrap is not None and not isinstance(self.bootstrap, bool):
+            raise ValueError(f"bootstrap must be None, True or False, got {self.bootstrap!r}")
+        check_threads(self.n_threads)
+        check_seed(self.random_state)
+
+    def sklearn_estimator(self):
+        """The unfitted scikit-learn forest these parameters describe."""
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+        cls = RandomForestClassifier if self.kind == "random" else ExtraTreesClassifier
+        bootstrap = (self.kind == "random") if self.bootstrap is None else self.bootstrap
+        return cls(n_estimators=self.n_estimators, max_features=self.max_features,
+                   max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf,
+                   bootstrap=bootstrap, n_jobs=resolve_n_threads(self.n_threads),
+                   random_state=fresh_seed(self.random_state) % 2**31)
+
+    def _fit(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
+        L = Y.shape[1]
+        Yd = (Y.toarray() > 0).astype(np.int64)
+        est = self.sklearn_estimator()
+        with warnings.catch_warnings():
+            # a label column with one class is fine here (its probability is 0 or 1)
+            warnings.simplefilter("ignore", UserWarning)
+            est.fit(X, Yd[:, 0] if L == 1 else Yd)
+        classes = [est.classes_] if L == 1 else list(est.classes_)
+        self._set_arrays(flatten_forest(est.estimators_, classes, L))
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.roots_ = arrays["roots"]
+        self.left_ = arrays["left"]
+        self.right_ = arrays["right"]
+        self.feature_ = arrays["feature"]
+        self.threshold_ = arrays["threshold"]
+        self.leaf_of_ = arrays["leaf_of"]
+        self.leaf_p_ = arrays["leaf_p"]
+
+    def probabilities(self, X: Any) -> np.ndarray:
+        """Every label's probability: dense float64 (n_samples, n_labels)."""
+        from .base import as_feature_matrix
+
+        self._check_fitted()
+        return self._proba(as_feature_matrix(X, n_features=self.n_features_in_))
+
+    def _proba(self, X: sp.csr_matrix) -> np.ndarray:
+        n, L = X.shape[0], self.leaf_p_.shape[1]
+        out = np.zeros((n, L))
+        threads = resolve_n_threads(self.n_threads)
+        bounds = np.linspace(0, n, min(threads * 4, max(n, 1)) + 1).astype(np.int64)
+        ind = np.asarray(X.indices, dtype=np.int64)
+        args = (np.asarray(X.indptr, np.int64), ind, np.asarray(X.data, np.float32),
+                self.roots_, self.left_, self.right_, self.feature_, self.threshold_,
+                self.leaf_of_, self.leaf_p_)
+        map_ranges(lambda a, b: _forest_kernel(*args, a, b, out), bounds, threads)
+        return out
+
+    def _decision_topk(self, X: sp.csr_matrix, k: int) -> sp.csr_matrix:
+        parts = [topk_dense(self._proba(X[a:a + _ROW_BLOCK]).astype(np.float32), k)
+                 for a in range(0, X.shape[0], _ROW_BLOCK)]
+        return sp.csr_matrix(sp.vstack(parts, format="csr"))
+
+    def _to_probability(self, scores: np.ndarray) -> np.ndarray:
+        return np.asarray(scores, dtype=np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    _ARRAYS = ("roots", "left", "right", "feature", "threshold", "leaf_of", "leaf_p")
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {k: np.asarray(getattr(self, k + "_")) for k in self._ARRAYS}, {}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        missing = [k for k in self._ARRAYS if k not in arrays]
+        if missing:
+            raise DataFormatError(f"LabelForest model lacks arrays: {', '.join(missing)}")
+        a = {k: np.asarray(arrays[k]) for k in self._ARRAYS}
+        L, d = len(self.labels_), int(self.n_features_in_)
+        m = a["left"].shape[0] if a["left"].ndim == 1 else -1
+        ints = all(a[k].dtype == np.int64 for k in ("roots", "left", "right", "feature",
+                                                     "leaf_of"))
+        n_leaves = a["leaf_p"].shape[0] if a["leaf_p"].ndim == 2 else -1
+        ok = (ints and m > 0 and all(a[k].shape == (m,) for k in
+                                     ("right", "feature", "threshold", "leaf_of"))
+              and a["roots"].ndim == 1 and a["roots"].size >= 1
+              and a["leaf_p"].shape == (n_leaves, L) and a["threshold"].dtype == np.float64
+              and a["leaf_p"].dtype == np.float64)
+        if ok:
+            split = a["left"] >= 0
+            # split nodes point forward to nodes of the file, leaves to leaf rows: every walk
+            # ends (children have larger ids) and never reads outside the arrays
+            idx = np.flatnonzero(split)
+            ok = (bool(np.all((a["roots"] >= 0) & (a["roots"] < m)))
+                  and bool(np.all(a["right"][~split] < 0))
+                  and bool(np.all((a["left"][split] > idx) & (a["left"][split] < m)))
+                  and bool(np.all((a["right"][split] > idx) & (a["right"][split] < m)))
+                  and bool(np.all((a["feature"][split] >= 0) & (a["feature"][split] < d)))
+                  and bool(np.all((a["leaf_of"][~split] >= 0)
+                                  & (a["leaf_of"][~split] < n_leaves))))
+        if not ok:
+            raise DataFormatError(f"LabelForest arrays do not form trees over {d} features x "
+                                  f"{L} labels", field="arrays")
+        self._set_arrays(a)

@@ -1,0 +1,130 @@
+"""ClassifierChain: beam search against exhaustive enumeration, orders, ensembles, bases."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from conformance import small_data
+from labelwise.models._learners import NotSavableError
+from labelwise.models.chains import ClassifierChain
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _enumerate(model, X):
+    """Joint probability of every label vector (rows x 2**L) by the chain's conditionals,
+    computed from the saved arrays with plain loops; returns (vectors in label order, P)."""
+    Xn = model._prepare_X(sp.csr_matrix(X, dtype=np.float32)).toarray().astype(np.float64)
+    L = len(model.labels_)
+    order = model.orders_[0]
+    Wx = model.coef_.toarray()[:, :L]
+    vectors = np.array(list(itertools.product([0, 1], repeat=L)), dtype=bool)  # position order
+    P = np.ones((Xn.shape[0], len(vectors)))
+    for v, vec in enumerate(vectors):
+        for p in range(L):
+            z = Xn @ Wx[:, p] + model.intercept_[0, p]
+            for q in range(p):
+                z = z + vec[q] * model.label_coef_[0, q, p]
+            p1 = _sigmoid(z)
+            P[:, v] *= p1 if vec[p] else 1 - p1
+    in_label_order = np.zeros_like(vectors)
+    in_label_order[:, order] = vectors
+    return in_label_order, P
+
+
+@pytest.mark.parametrize("L", [4, 6])
+def test_beam_search_equals_exhaustive_enumeration(L):
+    X, Y = small_data(seed=L, n=60, d=8, n_labels=L)
+    model = ClassifierChain(order="random", inference="beam", beam_width=2 ** L,
+                            random_state=1, n_threads=1).fit(X, Y)
+    vectors, P = _enumerate(model, X)
+    assert np.allclose(P.sum(axis=1), 1.0)
+    # exact marginals
+    marg = P @ vectors.astype(np.float64)
+    assert np.allclose(model.predict_marginals(X), marg, atol=1e-9)
+    # exact joint mode
+    mode = vectors[np.argmax(P, axis=1)]
+    assert np.array_equal(model.predict_joint(X).toarray() == 1, mode)
+    # a narrow beam finds the mode on most rows and its joint probability is never higher
+    narrow = model.predict_joint(X, beam_width=2).toarray() == 1
+    idx = [np.flatnonzero((vectors == r).all(axis=1))[0] for r in narrow]
+    got = P[np.arange(len(idx)), idx]
+    assert np.all(got <= P.max(axis=1) + 1e-12)
+    assert np.mean(np.isclose(got, P.max(axis=1))) >= 0.8
+
+
+def test_greedy_path_is_beam_of_width_one():
+    X, Y = small_data(seed=2, n_labels=5)
+    model = ClassifierChain(order="frequency", random_state=0, n_threads=1).fit(X, Y)
+    greedy = model.predict_marginals(X) > 0.5
+    assert np.array_equal(model.predict_joint(X, beam_width=1).toarray() == 1, greedy)
+
+
+def test_orders():
+    X, Y = small_data(seed=1)
+    freq = np.asarray(Y.sum(axis=0)).ravel()
+    m = ClassifierChain(order="frequency", n_threads=1).fit(X, Y)
+    assert np.all(np.diff(freq[m.orders_[0]]) <= 0)
+    m = ClassifierChain(order=[5, 4, 3, 2, 1, 0], n_threads=1).fit(X, Y)
+    assert list(m.orders_[0]) == [5, 4, 3, 2, 1, 0]
+    m = ClassifierChain(order="random", n_chains=3, random_state=4, n_threads=1).fit(X, Y)
+    assert len({tuple(o) for o in m.orders_}) > 1
+    with pytest.raises(ValueError, match="permutation"):
+        ClassifierChain(order=[0, 1, 1, 2, 3, 4]).fit(X, Y)
+    with pytest.raises(ValueError, match="order must be"):
+        ClassifierChain(order="alphabetical").fit(X, Y)
+
+
+def test_ensemble_averages_its_chains():
+    X, Y = small_data(seed=3)
+    ens = ClassifierChain(order="random", n_chains=3, bootstrap=True, random_state=5,
+                          n_threads=1).fit(X, Y)
+    parts = []
+    for c in range(3):
+        one = ClassifierChain(order="random", random_state=5, n_threads=1).fit(X, Y)
+        one.orders_ = ens.orders_[c:c + 1]
+        L = Y.shape[1]
+        one.coef_ = ens.coef_[:, c * L:(c + 1) * L]
+        one.label_coef_ = ens.label_coef_[c:c + 1]
+        one.intercept_ = ens.intercept_[c:c + 1]
+        parts.append(one.predict_marginals(X))
+    assert np.allclose(ens.predict_marginals(X), np.mean(parts, axis=0))
+    with pytest.raises(ValueError, match="single chain"):
+        ens.predict_joint(X)
+
+
+def test_sklearn_bases(tmp_path):
+    X, Y = small_data(seed=4)
+    lr = ClassifierChain(base=LogisticRegression(C=10.0), inference="beam").fit(X, Y)
+    lr.save(tmp_path / "lr")
+    back = ClassifierChain.load(tmp_path / "lr")
+    assert back.get_params()["base"]["sklearn"] == "LogisticRegression"
+    assert np.allclose(back.predict_marginals(X), lr.predict_marginals(X))
+    back.fit(X, Y)  # a saved linear base can be trained again
+    assert np.allclose(back.predict_marginals(X), lr.predict_marginals(X), atol=1e-6)
+    tree = ClassifierChain(base=DecisionTreeClassifier(max_depth=3, random_state=0),
+                           inference="beam", beam_width=4).fit(X, Y)
+    assert np.mean((tree.predict(X).toarray() == 1) == (Y.toarray() == 1)) > 0.8
+    with pytest.raises(NotSavableError, match="never pickles"):
+        tree.save(tmp_path / "tree")
+    assert not (tmp_path / "tree").exists()
+
+
+def test_beam_kernel_equals_numpy_beam():
+    X, Y = small_data(seed=6, n_labels=7)
+    model = ClassifierChain(order="random", n_chains=2, inference="beam", beam_width=5,
+                            random_state=2, n_threads=2).fit(X, Y)
+    fast = model.predict_marginals(X)
+    joint = ClassifierChain(inference="beam", beam_width=3, n_threads=1).fit(X, Y)
+    fast_joint = joint.predict_joint(X).toarray()
+    model._numpy_beam = joint._numpy_beam = True
+    assert np.allclose(model.predict_marginals(X), fast, atol=1e-12)
+    assert np.array_equal(joint.predict_joint(X).toarray(), fast_joint)
