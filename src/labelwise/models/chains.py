@@ -104,6 +104,18 @@ class ClassifierChain(MultiLabelModel):
     random_state: seed of orders, bootstrap samples and solver shuffles.
     """
 
+    #: the arrays it saves: name -> (dtypes, ndim), checked at load (labelwise.models.persist)
+    _saved_arrays = {
+        "orders": (('<i8',), 2),
+        "coef_data": (('<f8',), 1),
+        "coef_indices": (('<i8',), 1),
+        "coef_indptr": (('<i8',), 1),
+        "label_coef": (('<f8',), 3),
+        "intercept": (('<f8',), 2),
+        "col_mean": (('<f8',), 1),
+        "col_scale": (('<f8',), 1),
+    }
+
     _persist_name = "ClassifierChain"
     default_threshold = 0.5
     #: the numpy beam (always used for non-linear learners); tests compare it to the kernel

@@ -127,6 +127,17 @@ class LabelForest(MultiLabelModel):
     random_state: seed of the trees.
     """
 
+    #: the arrays it saves: name -> (dtypes, ndim), checked at load (labelwise.models.persist)
+    _saved_arrays = {
+        "roots": (('<i8',), 1),
+        "left": (('<i8',), 1),
+        "right": (('<i8',), 1),
+        "feature": (('<i8',), 1),
+        "threshold": (('<f8',), 1),
+        "leaf_of": (('<i8',), 1),
+        "leaf_p": (('<f8',), 2),
+    }
+
     _persist_name = "LabelForest"
     default_threshold = 0.5
 

@@ -78,6 +78,20 @@ class MLkNN(MultiLabelModel):
     n_threads: threads over blocks (None = all CPUs).
     """
 
+    #: the arrays it saves: name -> (dtypes, ndim), checked at load (labelwise.models.persist)
+    _saved_arrays = {
+        "train_data": (('<f4',), 1),
+        "train_indices": (('<i8',), 1),
+        "train_indptr": (('<i8',), 1),
+        "labels_indices": (('<i8',), 1),
+        "labels_indptr": (('<i8',), 1),
+        "prior": (('<f8',), 1),
+        "cond_true": (('<f8',), 2),
+        "cond_false": (('<f8',), 2),
+        "col_mean": (('<f8',), 1),
+        "col_scale": (('<f8',), 1),
+    }
+
     _persist_name = "MLkNN"
     default_threshold = 0.5
 

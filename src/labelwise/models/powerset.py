@@ -156,6 +156,22 @@ def rakel_labelsets(n_labels: int, k: int, mode: str, n_models: int | None,
 class _PowersetFamily(MultiLabelModel):
     """Shared fit, scoring and persistence of LabelPowerset and RAkEL."""
 
+    #: the arrays it saves: name -> (dtypes, ndim), checked at load (labelwise.models.persist)
+    _saved_arrays = {
+        "set_ptr": (('<i8',), 1),
+        "set_labels": (('<i8',), 1),
+        "class_ptr": (('<i8',), 1),
+        "kinds": (('<i8',), 1),
+        "class_indptr": (('<i8',), 1),
+        "class_positions": (('<i8',), 1),
+        "coef_indices": (('<i8',), 1),
+        "coef_indptr": (('<i8',), 1),
+        "coef_data": (('<f8',), 1),
+        "intercept": (('<f8',), 1),
+        "col_mean": (('<f8',), 1),
+        "col_scale": (('<f8',), 1),
+    }
+
     default_threshold = 0.5
 
     def _check_common(self) -> None:
