@@ -7,7 +7,20 @@ import json
 import threading
 
 import pytest
-from review_support import (
+
+pytest.importorskip("sqlalchemy", reason="the review loop needs the [review] extra (SQLAlchemy)")
+
+from labelwise.review import (  # noqa: E402
+    DatabaseUnavailableError,
+    LeaseConflictError,
+    ReviewInputError,
+    ReviewNotFoundError,
+    SchemaVersionError,
+    loop,
+    open_db,
+    queue,
+)
+from review_support import (  # noqa: E402
     NAMES,
     TARGET,
     create_database,
@@ -15,16 +28,6 @@ from review_support import (
     pipeline_dir,
     postgres_cluster,
 )
-
-from labelwise.review import (
-    DatabaseUnavailableError,
-    LeaseConflictError,
-    ReviewInputError,
-    ReviewNotFoundError,
-    SchemaVersionError,
-    open_db,
-)
-from labelwise.review import loop, queue
 
 
 @pytest.fixture(scope="module")
