@@ -144,6 +144,8 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
         if scheme.lower() != "bearer" or not ok:
             raise Problem(403, "wrong token")
 
+    app.state.authorize = authorize  # for the routers of other modules (review)
+
     # ------------------------------------------------------------------ health
     @app.get("/health/live", response_model=S.Health, tags=["health"])
     async def live() -> dict[str, Any]:
@@ -272,6 +274,10 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
 
         app.include_router(explain_router)
 
+    if settings.extra.get("review_db"):
+        from .review import router as review_router  # the review loop (--review-db URL)
+
+        app.include_router(review_router)
     app.openapi = _openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
