@@ -10,8 +10,8 @@ model_versions the model that predicted: name, version (sha256 of its manifest),
 predictions    (item, label, probability, model version, decision: auto | queued | audit)
 reviews        (item, reviewer, accepted / rejected / added label names, seconds, created_at);
                one review per item (unique item_pk): each item is decided once
-leases         (item, reviewer, expires_at): a row per item waiting for people; reviewer NULL
-               when free
+leases         (item, reviewer, expires_at): a row per item waiting for people (deleted when
+               it is reviewed); reviewer NULL when free
 """
 
 from __future__ import annotations

@@ -98,7 +98,11 @@ def lease_next(db, reviewer: str, *, order: str = "uncertainty",
             pk = conn.execute(q).scalar()
             if pk is None:
                 return None
-            got = conn.execute(update(Lease).where(and_(Lease.item_pk == pk, free))
+            # the item is checked again in this statement's own snapshot: on PostgreSQL a
+            # row locked after a wait is re-read, but the joined item row is not
+            still_open = select(Item.pk).where(Item.pk == pk, open_items)
+            got = conn.execute(update(Lease).where(and_(Lease.item_pk == pk, free,
+                                                        Lease.item_pk.in_(still_open)))
                                .values(reviewer=reviewer, expires_at=expires)).rowcount
             if got == 1:
                 return item_view(conn, pk, {"reviewer": reviewer,
@@ -133,7 +137,7 @@ def submit(db, item_id: str, reviewer: str, *, accepted: list[str], rejected: li
            added: list[str] = (), seconds: float = 0.0, now: dt.datetime | None = None
            ) -> dict[str, Any]:
     """Store one review (module docstring); returns it as a dict."""
-    from sqlalchemy import insert, select, update
+    from sqlalchemy import delete, insert, select, update
 
     _check_reviewer(reviewer)
     accepted = _names("accepted", list(accepted) if isinstance(accepted, tuple) else accepted)
@@ -181,8 +185,9 @@ def submit(db, item_id: str, reviewer: str, *, accepted: list[str], rejected: li
             item_pk=pk, reviewer=reviewer, accepted=accepted, rejected=rejected, added=added,
             seconds=float(seconds), audit=state == "audit", created_at=now))
         conn.execute(update(Item).where(Item.pk == pk).values(state="reviewed"))
-        conn.execute(update(Lease).where(Lease.item_pk == pk)
-                     .values(reviewer=None, expires_at=None))
+        # a decided item has no lease row: a concurrent lease_next waiting on this row
+        # finds it gone (PostgreSQL) instead of a free lease on a reviewed item
+        conn.execute(delete(Lease).where(Lease.item_pk == pk))
     return {"id": str(item_id), "reviewer": reviewer, "accepted": accepted,
             "rejected": rejected, "added": added, "seconds": float(seconds),
             "audit": state == "audit", "created_at": now.isoformat()}

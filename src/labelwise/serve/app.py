@@ -105,6 +105,9 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
         for entry in registry.entries():
             if entry.batcher is not None:
                 entry.batcher.close()
+        review_db = getattr(app.state, "review_db", None)  # opened by the review routes
+        if review_db is not None:
+            review_db.close()
 
     app = FastAPI(title="labelwise", version=__version__, lifespan=lifespan,
                   description="Multi-label classification: predict, inspect labels, learn, "
