@@ -111,9 +111,12 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
     now = utcnow()
     with db.engine.begin() as conn:
         paused = paused_labels(conn, precision)
-        clash = conn.execute(select(Item.id).where(Item.id.in_(ids[:30000])).limit(1)).first()
-        if clash is not None:
-            raise ReviewInputError(f"{source}: item id {clash[0]!r} is already in the database")
+        for start in range(0, n, 5000):
+            clash = conn.execute(select(Item.id).where(Item.id.in_(ids[start:start + 5000]))
+                                 .limit(1)).first()
+            if clash is not None:
+                raise ReviewInputError(f"{source}: item id {clash[0]!r} is already in the "
+                                       "database")
         mv = conn.execute(insert(ModelVersion).returning(ModelVersion.id), [{
             "name": model_path.name, "version": model_version(model_path),
             "path": str(model_path.resolve()), "labels": list(names),
