@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATASETS ?= ../shared/datasets
 
-.PHONY: demo test lint venv bench clean browser
+.PHONY: demo test lint venv bench clean browser postgres
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,18 @@ lint: $(STAMP)
 ## headless Chromium for the HTML report's screenshot test (installed when root with apt-get)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-	  && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "note: chromium not installed; the report screenshot test will skip"
 
+## Debian's PostgreSQL server binaries for the review tests' throwaway cluster (when root)
+postgres:
+	@test -x /usr/lib/postgresql/15/bin/initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+	  || echo "note: postgresql not installed; the review tests' PostgreSQL cases will skip"
+
 ## lint + the whole suite
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q tests
 

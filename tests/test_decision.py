@@ -477,25 +477,50 @@ def test_precision_lower_bound_hand_values():
 
 
 def _target_ref(P, Y, target, confidence):
-    """Slow reference: every distinct value as a threshold; the lowest one whose accepted
-    pairs' Clopper-Pearson lower bound reaches the target."""
+    """Slow reference of the fixed-sequence rule: distinct values as thresholds from the
+    highest down; those accepting fewer pairs than log(1 - c) / log(target) are skipped;
+    then each is tested by the Clopper-Pearson lower bound and the scan stops at the first
+    failure; the last passing threshold is kept."""
+    import math
+
     from scipy.stats import beta
 
     best = float("inf")
+    n_min = math.log(1 - confidence) / math.log(target)
     for t in sorted(set(P.ravel().tolist()), reverse=True):
         acc = P >= t
         n = int(acc.sum())
+        if n < n_min - 1e-9:
+            continue
         k = int(Y[acc].sum())
         lb = 0.0 if k == 0 else beta.ppf(1 - confidence, k, n - k + 1)
-        if lb >= target:
-            best = t
+        if lb < target:
+            break
+        best = t
     return best
 
 
+def test_fixed_sequence_cut_hand_values():
+    from labelwise.decision._bounds import fixed_sequence_cut
+
+    # target 0.5 at c = 0.75: n_min = log(0.25) / log(0.5) = 2, so cut 0 (n = 1) is skipped
+    k = np.array([1, 2, 3, 3, 7])
+    n = np.array([1, 2, 3, 6, 7])
+    # lower bounds: n=2,k=2: 0.25 ** 0.5 = 0.5 passes; n=3,k=3: 0.63 passes; 3 of 6 fails
+    assert fixed_sequence_cut(k, n, 0.5, 0.75) == 2
+    # the later cut (7 of 7) would pass, but the scan stopped at the failure before it
+    assert fixed_sequence_cut(k[4:], n[4:], 0.5, 0.75) == 0
+    assert fixed_sequence_cut(np.array([0, 0]), np.array([2, 3]), 0.5, 0.75) == -1
+    assert fixed_sequence_cut(k, n, 1.0, 0.75) == -1
+
+
 def test_precision_target_with_confidence_matches_reference_and_is_stricter():
+    # 800 rows (200 before the fixed-sequence rule): the sequence starts at its first cut
+    # with >= log(1 - c) / log(target) pairs, and one miss there stops it; on 200 rows that
+    # happened at c = 0.95, leaving nothing accepted
     rng = np.random.default_rng(12)
-    P = np.round(rng.random((200, 4)), 2)
-    Y = (rng.random((200, 4)) < P).astype(float)
+    P = np.round(rng.random((800, 4)), 2)
+    Y = (rng.random((800, 4)) < P).astype(float)
     for conf in (0.8, 0.95):
         pol = PrecisionTarget(0.85, confidence=conf).fit(P, Y)
         assert pol.threshold_ == _target_ref(P, Y, 0.85, conf)
@@ -525,6 +550,40 @@ def test_precision_target_with_confidence_holds_on_new_rows():
                 else:
                     short_lcb += 1
     assert short_point >= 12 and short_lcb <= 4
+
+
+def _step_precision(t):
+    """True precision of the pairs with score >= t when scores are uniform on (0, 1) and a
+    pair is right with probability 0.97 above 0.9 and 0.8 below."""
+    if t >= 0.9:
+        return 0.97
+    return (0.097 + 0.8 * (0.9 - t)) / (1 - t)
+
+
+def test_precision_target_certificate_holds_under_the_search():
+    """The promise of confidence=0.95 (the precision of the chosen threshold is >= target)
+    fails in at most 5 % of 400 simulated tunings, with the true precision known exactly.
+    Scanning every cut and keeping the lowest passing one (the former rule) fails more often:
+    below t = 0.65 the true precision is just under the target, and many cuts there get a
+    chance to pass by luck."""
+    from labelwise.decision._bounds import precision_lower_bound
+
+    rng = np.random.default_rng(20)
+    target, runs = 0.85, 400
+    fail_seq, fail_any = 0, 0
+    assert _step_precision(0.7) > target > _step_precision(0.6)
+    for _ in range(runs):
+        S = rng.random((200, 3))
+        Y = (rng.random(S.shape) < np.where(S >= 0.9, 0.97, 0.8)).astype(float)
+        t = PrecisionTarget(target, confidence=0.95).fit(S, Y).threshold_
+        fail_seq += bool(np.isfinite(t) and _step_precision(t) < target)
+        order = np.argsort(-S.ravel(), kind="stable")
+        k = np.cumsum(Y.ravel()[order])
+        n = np.arange(1, k.size + 1)
+        ok = np.flatnonzero(precision_lower_bound(k, n, 0.95) >= target)
+        fail_any += bool(ok.size and _step_precision(S.ravel()[order][ok[-1]]) < target)
+    assert fail_seq <= 0.05 * runs
+    assert fail_any > fail_seq
 
 
 def test_precision_target_confidence_errors():

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "labels": "labelwise.cli.labels",
     "learn": "labelwise.cli.learn",
     "serve": "labelwise.cli.serve",
+    "review": "labelwise.cli.review",
 }
 
 EXIT_USAGE_OR_DATA = 2

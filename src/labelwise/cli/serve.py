@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "without it those routes answer 403")
     p.add_argument("--allow-learn", metavar="NAME", nargs="+", action="extend", default=[],
                    help="models that POST /v1/models/NAME/learn may change")
+    p.add_argument("--review-db", metavar="URL",
+                   help="review database (SQLite path or postgresql://...): turns on the "
+                        "/v1/review routes (labelwise review init creates it)")
     p.add_argument("--max-items", type=int, default=1000,
                    help="most items per predict request (default 1000)")
     p.add_argument("--max-body", default="8MiB",
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         allow_learn=tuple(args.allow_learn), max_items=args.max_items,
         max_body=parse_size(args.max_body),
         batch_wait_ms=BATCH_WAIT_MS if args.batch_wait_ms is None else args.batch_wait_ms,
-        max_batch=args.max_batch, state_dir=None, batching=not args.no_batching)
+        max_batch=args.max_batch, state_dir=None, batching=not args.no_batching,
+        extra={} if args.review_db is None else {"review_db": args.review_db})
     settings.read_token()  # a missing or empty token file fails here, not in a worker
     import uvicorn
 

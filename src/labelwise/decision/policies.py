@@ -41,12 +41,16 @@ positives takes that fold's global threshold (its shrinkage weight is 0).
 lowest threshold at which the accepted pairs of the tuning data have precision >= target
 (the largest coverage reaching the target, as
 :func:`labelwise.metrics.coverage_at_precision` ``mode="labels"``); ``"pointwise"``: accept
-a pair when its own probability >= target. ``confidence=c`` (mode "set" only): the lowest
-threshold at which the one-sided Clopper-Pearson lower confidence bound (level c) of the
-accepted tuning pairs' precision is >= target, instead of the point estimate, so that on
-new rows from the same distribution the precision falls short of the target only by chance
-(a bound per threshold, not simultaneous over the thresholds scanned; it does not cover a
-shift between the tuning and the new rows' distributions, e.g. other label frequencies).
+a pair when its own probability >= target. ``confidence=c`` (mode "set" only): the cuts
+are tested in a fixed sequence from the highest threshold down, each by the one-sided
+Clopper-Pearson lower confidence bound (level c) of the accepted tuning pairs' precision
+>= target, stopping at the first failure (Learn-then-Test's fixed-sequence rule,
+:func:`labelwise.decision._bounds.fixed_sequence_cut`); the last cut passing is kept. So the
+certificate holds for the searched threshold: on new rows from the same distribution the
+precision falls short of the target with probability at most 1 - c (simulated in the
+tests; it does not cover a shift between the tuning and the new rows' distributions, e.g.
+other label frequencies). Before this rule the lowest passing cut of all was kept, which
+spent the 1 - c error once per cut scanned.
 Reports ``coverage_`` (share of tuning rows with at least one accepted label),
 ``precision_``, ``precision_lower_bound_`` (None without ``confidence``) and ``threshold_``;
 rows left empty are those to send to a person.
@@ -65,7 +69,7 @@ import scipy.sparse as sp
 from .. import store
 from ..checks import positive_int
 from ..errors import DataFormatError, NotFittedError
-from ._bounds import precision_lower_bound
+from ._bounds import fixed_sequence_cut, precision_lower_bound
 from ._entries import Entries, entries, fold_ids, hits, rebuild, truth
 from ._search import f1, global_path, per_group_best
 from ._tuning import micro_f1_thresholds, samples_f1_thresholds
@@ -389,10 +393,14 @@ class PrecisionTarget(DecisionPolicy):
             v = E.values[order]
             k = np.cumsum(h[order])
             n = np.arange(1, v.size + 1)
-            cut = np.flatnonzero((v != np.r_[v[1:], np.nan]) & (k >= p * n))
-            if c is not None and cut.size:
-                # the bound never exceeds the point estimate: only those cuts can qualify
-                cut = cut[precision_lower_bound(k[cut], n[cut], float(c)) >= p]
+            ends = np.flatnonzero(v != np.r_[v[1:], np.nan])  # one cut per distinct score
+            if c is None:
+                cut = ends[k[ends] >= p * n[ends]]
+            else:
+                # fixed-sequence test from the highest cut down, stopping at the first
+                # failure: the level holds for the cut chosen by the search
+                j = fixed_sequence_cut(k[ends], n[ends], p, float(c))
+                cut = ends[: j + 1][-1:]
             if cut.size == 0:
                 t = float("inf")
             else:

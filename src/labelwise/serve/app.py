@@ -105,6 +105,9 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
         for entry in registry.entries():
             if entry.batcher is not None:
                 entry.batcher.close()
+        review_db = getattr(app.state, "review_db", None)  # opened by the review routes
+        if review_db is not None:
+            review_db.close()
 
     app = FastAPI(title="labelwise", version=__version__, lifespan=lifespan,
                   description="Multi-label classification: predict, inspect labels, learn, "
@@ -143,6 +146,8 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
                                  token.encode("utf-8"))
         if scheme.lower() != "bearer" or not ok:
             raise Problem(403, "wrong token")
+
+    app.state.authorize = authorize  # for the routers of other modules (review)
 
     # ------------------------------------------------------------------ health
     @app.get("/health/live", response_model=S.Health, tags=["health"])
@@ -272,6 +277,10 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
 
         app.include_router(explain_router)
 
+    if settings.extra.get("review_db"):
+        from .review import router as review_router  # the review loop (--review-db URL)
+
+        app.include_router(review_router)
     app.openapi = _openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -1,0 +1,280 @@
+"""The review loop's operations on a database (:func:`labelwise.review.db.open_db`): ingest
+predictions, report the status, export the decisions, and the rows that feed ``learn``.
+
+Ingest: the pipeline's decision policy must be a certified precision target
+(``labelwise tune MODEL DATA --objective precision=P``: :class:`PrecisionTarget` with a
+Clopper-Pearson confidence, its threshold chosen by fixed-sequence testing) with P >= the
+requested target. Per item, the labels in the policy's set are auto-accepted; an item with
+none goes to people (``queued``); an item with some goes to people anyway with probability
+``audit_rate`` (``audit``: its auto labels are checked). A label whose audited precision's
+95 % interval lies wholly below the target is *paused*: its labels are queued, not
+auto-accepted, until audits bring the interval's upper end back to the target.
+
+Status per label: auto-accepted, queued, reviewed counts; audited precision (correct audits /
+audits) with its two-sided 95 % Clopper-Pearson interval; ``paused``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ReviewInputError
+from .models import Item, Lease, ModelVersion, Prediction, Review, utcnow
+
+__all__ = ["audit_stats", "clopper_pearson", "export", "ingest", "label_status", "status",
+           "reviewed_rows"]
+
+AUDIT_LEVEL = 0.95
+
+
+def clopper_pearson(k: int, n: int, level: float = AUDIT_LEVEL) -> tuple[float, float]:
+    """Two-sided Clopper-Pearson interval for k successes of n ((0, 1) when n = 0)."""
+    from scipy.stats import beta
+
+    a = (1.0 - level) / 2.0
+    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1.0 - a, k + 1, n - k))
+    return lo, hi
+
+
+def _certified(pipe: Any, target: float) -> float:
+    from labelwise.decision import PrecisionTarget
+
+    pol = pipe.decision
+    hint = (f"tune it with a certified precision target: labelwise tune MODEL DATA "
+            f"--objective precision={target:g}")
+    if not isinstance(pol, PrecisionTarget) or pol.mode != "set" or pol.confidence is None:
+        raise ReviewInputError(f"model: its decision policy is not a certified precision target "
+                               f"({type(pol).__name__ if pol is not None else 'none'}); {hint}")
+    if float(pol.precision) + 1e-12 < target:
+        raise ReviewInputError(f"model: certified for precision {pol.precision:g}, below the "
+                               f"target --precision {target:g}; {hint}")
+    if pipe.calibrator is None:
+        raise ReviewInputError(f"model: not calibrated; {hint}")
+    return float(pol.threshold_)
+
+
+def audit_stats(conn) -> dict[str, tuple[int, int]]:
+    """label -> (correct, audited): audit predictions of reviewed items, correct when the
+    review kept the label (accepted or added)."""
+    from sqlalchemy import select
+
+    rows = conn.execute(
+        select(Prediction.label, Review.accepted, Review.added)
+        .join(Review, Review.item_pk == Prediction.item_pk)
+        .where(Prediction.decision == "audit")).all()
+    out: dict[str, list[int]] = {}
+    for label, accepted, added in rows:
+        kn = out.setdefault(label, [0, 0])
+        kn[0] += label in accepted or label in added
+        kn[1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def paused_labels(conn, target: float) -> set[str]:
+    return {label for label, (k, n) in audit_stats(conn).items()
+            if clopper_pearson(k, n)[1] < target}
+
+
+def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float,
+           audit_rate: float = 0.02, k: int = 5, source: str | None = None,
+           random_state: int | None = 0) -> dict[str, Any]:
+    """Predict ``data`` (a Dataset of texts or features) and store items, predictions,
+    decisions and leases in one transaction (all or nothing). Returns the counts."""
+    from sqlalchemy import insert, select
+
+    from labelwise.serve.registry import model_version
+
+    if not 0.0 < precision < 1.0:
+        raise ReviewInputError(f"precision: expected 0 < P < 1, got {precision!r}")
+    if not 0.0 <= audit_rate <= 1.0:
+        raise ReviewInputError(f"audit_rate: expected 0 <= rate <= 1, got {audit_rate!r}")
+    threshold = _certified(pipe, precision)
+    model_path = Path(model_path)
+    n = data.n_samples
+    source = source or "data"
+    ids = ([str(i) for i in data.ids] if data.ids is not None
+           else [f"{source}:{i}" for i in range(n)])
+    if len(set(ids)) != n:
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))
+        raise ReviewInputError(f"{source}: item id {dup!r} given twice")
+    texts = data.X if data.x_kind == "text" else None
+    S, P, sets = pipe.score_and_sets(data.X, k=k)
+    names = pipe.labels_.names
+    rng = np.random.default_rng(random_state)
+    now = utcnow()
+    with db.engine.begin() as conn:
+        paused = paused_labels(conn, precision)
+        for start in range(0, n, 5000):
+            clash = conn.execute(select(Item.id).where(Item.id.in_(ids[start:start + 5000]))
+                                 .limit(1)).first()
+            if clash is not None:
+                raise ReviewInputError(f"{source}: item id {clash[0]!r} is already in the "
+                                       "database")
+        mv = conn.execute(insert(ModelVersion).returning(ModelVersion.id), [{
+            "name": model_path.name, "version": model_version(model_path),
+            "path": str(model_path.resolve()), "labels": list(names),
+            "threshold": threshold if math.isfinite(threshold) else None,
+            "target": float(precision), "created_at": now}]).scalar_one()
+        item_rows, pred_rows, counts = [], [], {"auto": 0, "queued": 0, "audit": 0}
+        for i in range(n):
+            a, b = P.indptr[i], P.indptr[i + 1]
+            cols, probs = P.indices[a:b], P.data[a:b]
+            chosen = set(sets.indices[sets.indptr[i]:sets.indptr[i + 1]].tolist())
+            auto = {j for j in chosen if names[j] not in paused}
+            state = "queued"
+            if auto:
+                state = "audit" if rng.random() < audit_rate else "auto"
+            counts[state] += 1
+            order = np.argsort(-probs, kind="stable")
+            preds = []
+            for j in order:
+                c = int(cols[j])
+                d = ("auto" if state == "auto" else "audit") if c in auto else "queued"
+                preds.append((names[c], float(probs[j]), d))
+            # expected value of a look: the most uncertain candidate (p closest to 1/2);
+            # audits first (they check the promise)
+            pri = 1.0 if state == "audit" else max(
+                (min(p, 1.0 - p) for _, p, d in preds if d == "queued"), default=0.0)
+            item_rows.append({"id": ids[i], "source": source,
+                              "text": None if texts is None else str(texts[i]),
+                              "features_ref": None if texts is not None else f"{source}#{i}",
+                              "ingested_at": now, "state": state, "priority": float(pri)})
+            pred_rows.append(preds)
+        pks = conn.execute(insert(Item).returning(Item.pk, sort_by_parameter_order=True),
+                           item_rows).scalars().all()
+        rows = [{"item_pk": pk, "label": lab, "probability": p, "model_version_id": mv,
+                 "decision": d} for pk, preds in zip(pks, pred_rows, strict=True)
+                for lab, p, d in preds]
+        if rows:
+            conn.execute(insert(Prediction), rows)
+        leases = [{"item_pk": pk, "reviewer": None, "expires_at": None}
+                  for pk, r in zip(pks, item_rows, strict=True) if r["state"] != "auto"]
+        if leases:
+            conn.execute(insert(Lease), leases)
+    return {"items": n, **counts, "threshold": threshold, "paused": sorted(paused),
+            "model_version": mv}
+
+
+def label_status(conn) -> list[dict[str, Any]]:
+    from sqlalchemy import func, select
+
+    target = conn.execute(select(ModelVersion.target).order_by(ModelVersion.id.desc())
+                          .limit(1)).scalar()
+    per: dict[str, dict[str, Any]] = {}
+
+    def row(label: str) -> dict[str, Any]:
+        return per.setdefault(label, {"label": label, "auto_accepted": 0, "queued": 0,
+                                      "reviewed": 0})
+
+    q = (select(Prediction.label, Prediction.decision, func.count())
+         .join(Item, Item.pk == Prediction.item_pk)
+         .where(Item.state != "reviewed").group_by(Prediction.label, Prediction.decision))
+    for label, decision, c in conn.execute(q):
+        if decision == "auto":
+            row(label)["auto_accepted"] += c
+        else:
+            row(label)["queued"] += c
+    for accepted, added in conn.execute(select(Review.accepted, Review.added)):
+        for label in set(accepted) | set(added):
+            row(label)["reviewed"] += 1
+    for label, (k, n) in audit_stats(conn).items():
+        r = row(label)
+        lo, hi = clopper_pearson(k, n)
+        r.update(audited=n, audited_correct=k, audited_precision=k / n, interval=[lo, hi],
+                 paused=target is not None and hi < target)
+    for r in per.values():
+        r.setdefault("audited", 0)
+        r.setdefault("audited_correct", 0)
+        r.setdefault("audited_precision", None)
+        r.setdefault("interval", None)
+        r.setdefault("paused", False)
+    return sorted(per.values(), key=lambda r: r["label"])
+
+
+def status(db) -> dict[str, Any]:
+    """Item counts by state, reviews, target, and per-label figures (module docstring)."""
+    from sqlalchemy import func, select
+
+    with db.engine.connect() as conn:
+        states = dict(conn.execute(select(Item.state, func.count()).group_by(Item.state)).all())
+        target = conn.execute(select(ModelVersion.target).order_by(ModelVersion.id.desc())
+                              .limit(1)).scalar()
+        n_reviews = conn.execute(select(func.count()).select_from(Review)).scalar_one()
+        k_all = n_all = 0
+        for k, n in audit_stats(conn).values():
+            k_all += k
+            n_all += n
+        labels = label_status(conn)
+    audited = None
+    if n_all:
+        lo, hi = clopper_pearson(k_all, n_all)
+        audited = {"audited": n_all, "correct": k_all, "precision": k_all / n_all,
+                   "interval": [lo, hi]}
+    return {"target": target, "items": sum(states.values()),
+            "auto_accepted": states.get("auto", 0),
+            "queued": states.get("queued", 0) + states.get("audit", 0),
+            "awaiting_audit": states.get("audit", 0), "reviewed": n_reviews,
+            "audited_precision": audited, "labels": labels}
+
+
+def decisions(conn):
+    """(item id, labels, decided) of every decided item: auto-accepted items with their auto
+    labels, reviewed items with the labels their reviewer kept or added; ordered by item."""
+    from sqlalchemy import select
+
+    auto: dict[int, list[str]] = {}
+    for pk, label in conn.execute(
+            select(Prediction.item_pk, Prediction.label).join(Item, Item.pk == Prediction.item_pk)
+            .where(Item.state == "auto", Prediction.decision == "auto")
+            .order_by(Prediction.item_pk, Prediction.probability.desc())):
+        auto.setdefault(pk, []).append(label)
+    reviews = {pk: (rev, acc, add) for pk, rev, acc, add in conn.execute(
+        select(Review.item_pk, Review.reviewer, Review.accepted, Review.added))}
+    for pk, item_id, state in conn.execute(select(Item.pk, Item.id, Item.state)
+                                           .where(Item.state.in_(("auto", "reviewed")))
+                                           .order_by(Item.pk)):
+        if state == "auto":
+            labels = auto.get(pk, [])
+            yield item_id, labels, dict.fromkeys(labels, "auto")
+        else:
+            rev, acc, add = reviews[pk]
+            labels = list(dict.fromkeys([*acc, *add]))
+            yield item_id, labels, dict.fromkeys(labels, rev)
+
+
+def export(db, out: str | Path) -> int:
+    """Write the decided items as JSONL (``id``, ``labels``, ``decided``: label -> "auto" or
+    the reviewer) atomically; returns the number of lines."""
+    from labelwise.atomic import atomic_write
+
+    n = 0
+    with db.engine.connect() as conn, atomic_write(out, "w", encoding="utf-8") as f:
+        for item_id, labels, decided in decisions(conn):
+            f.write(json.dumps({"id": item_id, "labels": labels, "decided": decided},
+                               ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def reviewed_rows(db, *, include_auto: bool = False) -> list[tuple[str, str, list[str]]]:
+    """(item id, text, labels) of reviewed items (and auto-accepted ones with
+    ``include_auto``) that carry a text: the rows ``review learn`` feeds back."""
+    from sqlalchemy import select
+
+    out = []
+    with db.engine.connect() as conn:
+        texts = dict(conn.execute(select(Item.id, Item.text)).all())
+        for item_id, labels, decided in decisions(conn):
+            if texts.get(item_id) is None or not labels:
+                continue
+            if not include_auto and any(v == "auto" for v in decided.values()):
+                continue
+            out.append((item_id, texts[item_id], labels))
+    return out

@@ -1,0 +1,207 @@
+"""The review queue: leases and submissions.
+
+``lease_next``: the reviewer's current lease if one is alive, else the next free item
+(state queued or audit, no live lease) in the queue's order: ``"uncertainty"`` (expected
+value: audits first, then the most uncertain candidate, p closest to 1/2), ``"oldest"``
+(ingest order) or ``"random"`` (for unbiased estimates). Two reviewers never hold one item:
+on PostgreSQL the candidate row is locked with ``SELECT ... FOR UPDATE SKIP LOCKED``; on
+SQLite the transaction is ``BEGIN IMMEDIATE`` and the lease is taken by a conditional
+``UPDATE ... WHERE reviewer IS NULL OR expires_at < now`` (rowcount 1 or the item is left).
+A lease lasts ``lease_seconds`` (default 600); once expired the item returns to the queue.
+
+``submit``: in one transaction, checks the fields (unknown labels, bad numbers: 422 naming
+the field), the item (404), and the lease: the review is stored only when this reviewer holds
+the item's lease (expired but not taken by anyone else is accepted); a lease taken by another
+reviewer, an item never leased to this reviewer, or one already reviewed is a 409 and nothing
+is written. The unique review per item backs this in the schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from .errors import LeaseConflictError, ReviewInputError, ReviewNotFoundError
+from .models import Item, Lease, ModelVersion, Prediction, Review, utcnow
+
+__all__ = ["ORDERS", "LEASE_SECONDS", "item_view", "lease_next", "release", "submit"]
+
+ORDERS = ("uncertainty", "oldest", "random")
+LEASE_SECONDS = 600.0
+MAX_NAME = 200
+MAX_LABELS = 1000
+
+
+def _check_reviewer(reviewer: Any) -> str:
+    if not isinstance(reviewer, str) or not reviewer.strip() or len(reviewer) > MAX_NAME:
+        raise ReviewInputError(f"reviewer: expected a non-empty name of at most {MAX_NAME} "
+                               f"characters, got {str(reviewer)[:40]!r}")
+    return reviewer
+
+
+def _order(order: str):
+    from sqlalchemy import func
+
+    if order == "uncertainty":
+        return (Item.priority.desc(), Item.pk)
+    if order == "oldest":
+        return (Item.ingested_at, Item.pk)
+    if order == "random":
+        return (func.random(),)
+    raise ReviewInputError(f"order: expected one of {', '.join(ORDERS)}, got {order!r}")
+
+
+def item_view(conn, pk: int, lease: dict[str, Any] | None = None) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    it = conn.execute(select(Item.id, Item.source, Item.text, Item.features_ref,
+                             Item.ingested_at, Item.state).where(Item.pk == pk)).one()
+    preds = conn.execute(select(Prediction.label, Prediction.probability, Prediction.decision)
+                         .where(Prediction.item_pk == pk)
+                         .order_by(Prediction.probability.desc(), Prediction.id)).all()
+    return {"id": it.id, "source": it.source, "text": it.text, "features_ref": it.features_ref,
+            "ingested_at": it.ingested_at.isoformat(), "audit": it.state == "audit",
+            "state": it.state,
+            "suggestions": [{"label": lab, "probability": p, "decision": d}
+                            for lab, p, d in preds],
+            **({"lease": lease} if lease else {})}
+
+
+def lease_next(db, reviewer: str, *, order: str = "uncertainty",
+               lease_seconds: float = LEASE_SECONDS, now: dt.datetime | None = None
+               ) -> dict[str, Any] | None:
+    """Lease the next item to ``reviewer`` (module docstring); None when the queue is empty."""
+    from sqlalchemy import and_, or_, select, update
+
+    _check_reviewer(reviewer)
+    if not (isinstance(lease_seconds, int | float) and 0 < lease_seconds <= 86400):
+        raise ReviewInputError(f"lease_seconds: expected 0 < seconds <= 86400, got "
+                               f"{lease_seconds!r}")
+    order_by = _order(order)
+    now = now or utcnow()
+    expires = now + dt.timedelta(seconds=float(lease_seconds))
+    free = or_(Lease.reviewer.is_(None), Lease.expires_at < now)
+    open_items = Item.state.in_(("queued", "audit"))
+    with db.engine.begin() as conn:
+        own = conn.execute(select(Lease.item_pk, Lease.expires_at).join(Item, Item.pk == Lease.item_pk)
+                           .where(Lease.reviewer == reviewer, Lease.expires_at >= now, open_items)
+                           .order_by(Lease.expires_at).limit(1)).first()
+        if own is not None:
+            return item_view(conn, own[0], {"reviewer": reviewer,
+                                            "expires_at": own[1].isoformat()})
+        for _ in range(20):
+            q = (select(Lease.item_pk).join(Item, Item.pk == Lease.item_pk)
+                 .where(open_items, free).order_by(*order_by).limit(1))
+            if db.is_postgres:
+                q = q.with_for_update(skip_locked=True, of=Lease)
+            pk = conn.execute(q).scalar()
+            if pk is None:
+                return None
+            # the item is checked again in this statement's own snapshot: on PostgreSQL a
+            # row locked after a wait is re-read, but the joined item row is not
+            still_open = select(Item.pk).where(Item.pk == pk, open_items)
+            got = conn.execute(update(Lease).where(and_(Lease.item_pk == pk, free,
+                                                        Lease.item_pk.in_(still_open)))
+                               .values(reviewer=reviewer, expires_at=expires)).rowcount
+            if got == 1:
+                return item_view(conn, pk, {"reviewer": reviewer,
+                                            "expires_at": expires.isoformat()})
+        return None  # pragma: no cover - only under extreme contention
+
+
+def _names(field: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ReviewInputError(f"{field}: expected a list of label names")
+    if len(value) > MAX_LABELS:
+        raise ReviewInputError(f"{field}: {len(value)} labels, at most {MAX_LABELS}")
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not v:
+            raise ReviewInputError(f"{field}[{i}]: expected a label name, got {v!r}")
+    if len(set(value)) != len(value):
+        dup = next(v for i, v in enumerate(value) if v in value[:i])
+        raise ReviewInputError(f"{field}: label {dup!r} given twice")
+    return value
+
+
+def _lease_row(conn, db, pk: int):
+    from sqlalchemy import select
+
+    q = select(Lease.reviewer, Lease.expires_at).where(Lease.item_pk == pk)
+    if db.is_postgres:
+        q = q.with_for_update()
+    return conn.execute(q).first()
+
+
+def submit(db, item_id: str, reviewer: str, *, accepted: list[str], rejected: list[str] = (),
+           added: list[str] = (), seconds: float = 0.0, now: dt.datetime | None = None
+           ) -> dict[str, Any]:
+    """Store one review (module docstring); returns it as a dict."""
+    from sqlalchemy import delete, insert, select, update
+
+    _check_reviewer(reviewer)
+    accepted = _names("accepted", list(accepted) if isinstance(accepted, tuple) else accepted)
+    rejected = _names("rejected", list(rejected) if isinstance(rejected, tuple) else rejected)
+    added = _names("added", list(added) if isinstance(added, tuple) else added)
+    if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds) or not 0 <= seconds <= 86400):
+        raise ReviewInputError(f"seconds: expected 0 <= seconds <= 86400, got {seconds!r}")
+    both = set(accepted) & set(rejected)
+    if both:
+        raise ReviewInputError(f"rejected: {sorted(both)[0]!r} is also in accepted")
+    now = now or utcnow()
+    with db.engine.begin() as conn:
+        row = conn.execute(select(Item.pk, Item.state).where(Item.id == str(item_id))).first()
+        if row is None:
+            raise ReviewNotFoundError(f"item_id: no item {str(item_id)[:100]!r} in the database")
+        pk, state = row
+        suggested = set(conn.execute(select(Prediction.label)
+                                     .where(Prediction.item_pk == pk)).scalars())
+        for field, names in (("accepted", accepted), ("rejected", rejected)):
+            for i, name in enumerate(names):
+                if name not in suggested:
+                    raise ReviewInputError(f"{field}[{i}]: {name!r} is not a suggested label of "
+                                           f"item {item_id!r} (new labels go in added)")
+        known = set()
+        for labels in conn.execute(select(ModelVersion.labels)).scalars():
+            known.update(labels)
+        for i, name in enumerate(added):
+            if name in suggested:
+                raise ReviewInputError(f"added[{i}]: {name!r} is a suggested label (accept it)")
+            if name not in known:
+                raise ReviewInputError(f"added[{i}]: unknown label name {name!r}")
+        lease = _lease_row(conn, db, pk)
+        if state == "reviewed":
+            raise LeaseConflictError(f"item_id: item {item_id!r} was already reviewed; "
+                                     "nothing stored")
+        if state == "auto" or lease is None or lease.reviewer is None:
+            raise LeaseConflictError(f"item_id: item {item_id!r} is not leased to {reviewer!r}; "
+                                     "lease it first (GET next); nothing stored")
+        if lease.reviewer != reviewer:
+            raise LeaseConflictError(f"item_id: item {item_id!r} is not leased to {reviewer!r}: "
+                                     "another reviewer holds it (a lease that expired went back "
+                                     "to the queue); nothing stored")
+        conn.execute(insert(Review).values(
+            item_pk=pk, reviewer=reviewer, accepted=accepted, rejected=rejected, added=added,
+            seconds=float(seconds), audit=state == "audit", created_at=now))
+        conn.execute(update(Item).where(Item.pk == pk).values(state="reviewed"))
+        # a decided item has no lease row: a concurrent lease_next waiting on this row
+        # finds it gone (PostgreSQL) instead of a free lease on a reviewed item
+        conn.execute(delete(Lease).where(Lease.item_pk == pk))
+    return {"id": str(item_id), "reviewer": reviewer, "accepted": accepted,
+            "rejected": rejected, "added": added, "seconds": float(seconds),
+            "audit": state == "audit", "created_at": now.isoformat()}
+
+
+def release(db, item_id: str, reviewer: str) -> bool:
+    """Give a leased item back (skip): True when this reviewer held it."""
+    from sqlalchemy import select, update
+
+    _check_reviewer(reviewer)
+    with db.engine.begin() as conn:
+        pk = conn.execute(select(Item.pk).where(Item.id == str(item_id))).scalar()
+        if pk is None:
+            raise ReviewNotFoundError(f"item_id: no item {str(item_id)[:100]!r} in the database")
+        got = conn.execute(update(Lease).where(Lease.item_pk == pk, Lease.reviewer == reviewer)
+                           .values(reviewer=None, expires_at=None)).rowcount
+    return got == 1
