@@ -166,3 +166,15 @@ def test_missing_extra_gives_the_install_hint(monkeypatch, capsys):
                         lambda name, *a: None if name == "fastapi" else real(name, *a))
     assert main(["serve", str(ss.text_pipeline())]) == 2
     assert "pip install 'labelwise[serve]'" in capsys.readouterr().err
+
+
+def test_access_log_is_off_unless_asked(monkeypatch):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    monkeypatch.delenv("LABELWISE_SERVE_SETTINGS", raising=False)
+    model = str(ss.text_pipeline())
+    assert main(["serve", model, "--port", "0"]) == 0
+    assert main(["serve", model, "--port", "0", "--access-log"]) == 0
+    assert [kw["access_log"] for kw in calls] == [False, True]

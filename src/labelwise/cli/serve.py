@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default info)")
+    p.add_argument("--access-log", action="store_true",
+                   help="log one line per request (uvicorn's access log; off by default: it "
+                        "costs about a millisecond per request)")
 
 
 def model_paths(dirs: list[str], models_dir: str | None) -> dict[str, str]:
@@ -130,10 +133,10 @@ def run(args: argparse.Namespace) -> int:
             from labelwise.serve.prefork import serve_prefork
 
             return serve_prefork(settings, host=args.host, port=args.port, workers=args.workers,
-                                 log_level=args.log_level)
+                                 log_level=args.log_level, access_log=args.access_log)
         uvicorn.run("labelwise.serve.app:create_app_from_env", factory=True, host=args.host,
                     port=args.port, workers=args.workers, log_level=args.log_level,
-                    timeout_graceful_shutdown=10)
+                    access_log=args.access_log, timeout_graceful_shutdown=10)
     finally:
         for d in own_dirs:
             shutil.rmtree(d, ignore_errors=True)

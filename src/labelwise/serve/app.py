@@ -2,8 +2,9 @@
 
 Start-up loads every model in a background thread (memory-mapped, warmed by one prediction)
 so that ``/health/live`` answers at once and ``/health/ready`` turns 200 when all are loaded.
-Model calls run in threads (through the micro-batcher when ``batch_wait_ms > 0``); the event
-loop only parses, validates and answers.
+Model calls run in threads (through the micro-batcher unless ``batching`` is off), except a
+micro-batch of one item, which runs on the event loop (cheaper than the thread hop:
+:mod:`labelwise.serve.batching`); the event loop otherwise only parses, validates and answers.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ from typing import Any
 __all__ = ["serve_prefork"]
 
 
-def serve_prefork(settings: Any, *, host: str, port: int, workers: int, log_level: str) -> int:
+def serve_prefork(settings: Any, *, host: str, port: int, workers: int, log_level: str,
+                  access_log: bool = False) -> int:
     import uvicorn
 
     from labelwise.errors import LabelwiseError
@@ -55,7 +56,7 @@ def serve_prefork(settings: Any, *, host: str, port: int, workers: int, log_leve
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 config = uvicorn.Config(app, log_level=log_level, lifespan="on",
-                                        timeout_graceful_shutdown=10)
+                                        access_log=access_log, timeout_graceful_shutdown=10)
                 uvicorn.Server(config).run(sockets=[sock])
             except BaseException:  # noqa: BLE001 - reported, then the worker ends
                 import traceback
