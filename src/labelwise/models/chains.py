@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..checks import positive_int
 from ..errors import DataFormatError
 from ._learners import (
     base_to_json,
@@ -71,14 +72,11 @@ def check_seed(rs: Any) -> None:
 
 
 def check_positive_int(model: Any, name: str) -> None:
-    v = getattr(model, name)
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
+    positive_int(getattr(model, name), name)
 
 
 def check_threads(nt: Any) -> None:
-    if nt is not None and (isinstance(nt, bool) or not isinstance(nt, int) or nt < 1):
-        raise ValueError(f"n_threads must be None or a positive int, got {nt!r}")
+    positive_int(nt, "n_threads", allow_none=True)
 
 
 def fresh_seed(random_state: int | None) -> int:
