@@ -44,3 +44,13 @@ def goemotions_subset(split: str, emotions: list[str], n: int | None = None):
     Y = ds.Y[:, ds.labels.indices(emotions)].tocsr()
     rows = np.flatnonzero(np.diff(Y.indptr) > 0)[:n]
     return Dataset([ds.X[i] for i in rows], Y[rows], emotions)
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A throwaway PostgreSQL cluster (tests/review_support.py) shared by the session's review
+    tests: a ``postgresql+psycopg://`` URL prefix; each test creates its own database in it."""
+    from review_support import postgres_cluster
+
+    with postgres_cluster() as prefix:
+        yield prefix

@@ -89,30 +89,31 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def live_server(app, *, timeout: float = 60.0) -> Iterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1 (a free port) in a thread; yields the base URL
-    once /health/ready answers 200, stops the server on exit."""
+    """Run ``app`` under uvicorn on 127.0.0.1 in a thread, on a socket bound here to a free
+    port and handed over (no race for the port); yields the base URL once /health/ready
+    answers 200, stops the server on exit."""
     import httpx
     import uvicorn
 
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name="uvicorn-test", daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
     t_end = time.monotonic() + timeout
     try:
         while True:
-            try:
+            with contextlib.suppress(httpx.TransportError):
                 if httpx.get(base + "/health/ready", timeout=5).status_code == 200:
                     break
-            except httpx.TransportError:
-                pass
             if time.monotonic() > t_end or not thread.is_alive():
-                raise RuntimeError("the test server did not get ready")
+                raise RuntimeError(f"the test server did not get ready in {timeout:g} s")
             time.sleep(0.05)
         yield base
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        sock.close()

@@ -23,17 +23,10 @@ from review_support import (  # noqa: E402
     create_database,
     dataset,
     pipeline_dir,
-    postgres_cluster,
 )
 from serve_support import TOKEN, free_port, live_server, workdir  # noqa: E402
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def pg():
-    with postgres_cluster() as prefix:
-        yield prefix
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -26,14 +26,7 @@ from review_support import (  # noqa: E402
     create_database,
     dataset,
     pipeline_dir,
-    postgres_cluster,
 )
-
-
-@pytest.fixture(scope="module")
-def pg():
-    with postgres_cluster() as prefix:
-        yield prefix
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

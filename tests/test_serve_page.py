@@ -6,15 +6,11 @@ Skips (with the reason) only where Chromium or Playwright is missing.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +27,7 @@ pytest.importorskip("playwright.sync_api",
 from labelwise.features import Tfidf  # noqa: E402
 from labelwise.models import OneVsRest  # noqa: E402
 from labelwise.pipeline import Pipeline  # noqa: E402
+from serve_support import live_server  # noqa: E402
 
 COLORS = ["red", "green", "blue", "cyan", "plum"]
 N_BIG = 30_000          # labels of the synthetic feature model
@@ -92,41 +89,12 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return {"colors": d / "colors", "big": d / "big"}
 
 
-@contextlib.contextmanager
-def _uvicorn(app):
-    """The app under a real uvicorn on 127.0.0.1 (a free port, bound here and handed over)."""
-    import httpx
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        t_end = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(base + "/health/ready", timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > t_end or not thread.is_alive():
-                raise RuntimeError("the test server did not get ready in 120 s")
-            time.sleep(0.05)
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-
-
 @pytest.fixture(scope="module")
 def server(models):
     from labelwise.serve import ServeSettings, create_app
 
     settings = ServeSettings(models={k: str(v) for k, v in models.items()}, batch_wait_ms=0)
-    with _uvicorn(create_app(settings, load_in_background=False)) as base:
+    with live_server(create_app(settings, load_in_background=False), timeout=120) as base:
         yield base
 
 
