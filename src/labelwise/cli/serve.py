@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--review-db", metavar="URL",
                    help="review database (SQLite path or postgresql://...): turns on the "
                         "/v1/review routes (labelwise review init creates it)")
+    p.add_argument("--review-train", metavar="NAME=DATA", action="append", default=[],
+                   help="training data of a served model for POST /v1/review/learn with "
+                        "retrain (repeatable)")
     p.add_argument("--max-items", type=int, default=1000,
                    help="most items per predict request (default 1000)")
     p.add_argument("--max-body", default="8MiB",
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         max_body=parse_size(args.max_body),
         batch_wait_ms=BATCH_WAIT_MS if args.batch_wait_ms is None else args.batch_wait_ms,
         max_batch=args.max_batch, state_dir=None, batching=not args.no_batching,
-        extra={} if args.review_db is None else {"review_db": args.review_db})
+        extra=_review_extra(args))
     settings.read_token()  # a missing or empty token file fails here, not in a worker
     import uvicorn
 
@@ -141,3 +144,20 @@ def run(args: argparse.Namespace) -> int:
         for d in own_dirs:
             shutil.rmtree(d, ignore_errors=True)
     return 0
+
+
+def _review_extra(args) -> dict[str, str]:
+    """--review-db URL and --review-train NAME=DATA as the settings' extra entries."""
+    import os
+
+    from labelwise.errors import LabelwiseError
+
+    extra = {} if args.review_db is None else {"review_db": args.review_db}
+    for spec in args.review_train:
+        name, sep, data = spec.partition("=")
+        if not sep or not name or not data:
+            raise LabelwiseError(f"--review-train: expected NAME=DATA, got {spec!r}")
+        if not os.path.exists(data):
+            raise LabelwiseError(f"--review-train {spec}: no file or folder {data}")
+        extra[f"review_train:{name}"] = os.path.abspath(data)
+    return extra

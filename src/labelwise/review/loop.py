@@ -251,15 +251,21 @@ def decisions(conn):
 
 def export(db, out: str | Path) -> int:
     """Write the decided items as JSONL (``id``, ``labels``, ``decided``: label -> "auto" or
-    the reviewer) atomically; returns the number of lines."""
+    the reviewer) atomically; returns the number of lines. The export is marked as a use of
+    the reviews (they can no longer be undone: :func:`labelwise.review.queue.undo`) before
+    the file appears."""
     from labelwise.atomic import atomic_write
 
+    from .queue import record_use
+
     n = 0
-    with db.engine.connect() as conn, atomic_write(out, "w", encoding="utf-8") as f:
-        for item_id, labels, decided in decisions(conn):
-            f.write(json.dumps({"id": item_id, "labels": labels, "decided": decided},
-                               ensure_ascii=False) + "\n")
-            n += 1
+    with atomic_write(out, "w", encoding="utf-8") as f:
+        with db.engine.connect() as conn:
+            for item_id, labels, decided in decisions(conn):
+                f.write(json.dumps({"id": item_id, "labels": labels, "decided": decided},
+                                   ensure_ascii=False) + "\n")
+                n += 1
+        record_use(db, "export", detail=str(out)[:500])
     return n
 
 
