@@ -8,7 +8,7 @@
 (function () {
   const PRESELECT = 0.5;        // queued items: suggestions at least this likely start on
   const OPTIONS = 8;            // labels shown under the add box
-  const STATUS_EVERY_MS = 5000; // the queue figures are refreshed at most this often
+  const STATUS_EVERY_MS = 3000; // the queue figures are refreshed at most this often
 
   const $ = (id) => document.getElementById(id);
   const state = {reviewer: "", token: "", order: "uncertainty", item: null, on: [], added: [],
@@ -78,9 +78,20 @@
     $("my-progress").textContent = text;
   }
 
+  let statusTimer = null;
+
   async function refreshStatus(force) {
     const now = Date.now();
-    if (!force && now - state.statusAt < STATUS_EVERY_MS) return;
+    if (!force && now - state.statusAt < STATUS_EVERY_MS) {
+      // throttled: one refresh when the interval is over, so the figures end up current
+      if (!statusTimer) {
+        statusTimer = setTimeout(() => { statusTimer = null; refreshStatus(true); },
+                                 STATUS_EVERY_MS - (now - state.statusAt));
+      }
+      return;
+    }
+    clearTimeout(statusTimer);
+    statusTimer = null;
     state.statusAt = now;
     try {
       const st = await api("/v1/review/status");
@@ -233,8 +244,8 @@
       state.undo.push(it.id);
       state.mine += 1;
       showMine();
-      setStatus(`Submitted item ${it.id}.`);
       await next();
+      setStatus(`Submitted item ${it.id}.`);  // after the next item is shown
     });
   }
 
