@@ -225,3 +225,39 @@ def test_learn_route(served):
         assert out["mode"] == "learn" and out["include_auto"] is True
         assert any("not learned" in w for w in out["warnings"]), out["warnings"]
         assert c.get("/v1/models/plain").json()["version"] == out["version"]
+
+
+def test_serve_refuses_a_bad_review_train(tmp_path, capsys):
+    from labelwise.cli.main import main
+
+    model = str(pipeline_dir())
+    for spec, words in (("colors", "expected NAME=DATA"),
+                        ("other=x.jsonl", "no served model named 'other'"),
+                        (f"colors={tmp_path / 'none.jsonl'}", "no file or folder")):
+        assert main(["serve", model, "--review-train", spec]) == 2
+        assert words in capsys.readouterr().err
+
+
+def test_label_index_matches_a_plain_scan():
+    """The search (with its cache of earlier queries narrowing later ones) equals a plain
+    scan: names starting with the query first, then names containing it, in stored order."""
+    import random
+
+    from labelwise.review.labels import LabelIndex
+
+    rng = random.Random(3)
+    names = list(dict.fromkeys("".join(rng.choice("abcAB-") for _ in range(rng.randint(1, 7)))
+                               for _ in range(3000)))
+    index = LabelIndex(names)
+    queries = [n[:k] for n in rng.sample(names, 60) for k in range(1, 5)]
+    queries += ["", "zz", "A", "ab", "b-", "-a", "a"] + [q[1:] for q in queries[:40]]
+    for q in queries:
+        low = q.lower()
+        first = [n for n in names if n.lower().startswith(low)]
+        want = first + [n for n in names if low in n.lower() and not n.lower().startswith(low)]
+        for offset, limit in ((0, 8), (3, 5), (0, 1000), (len(want), 4)):
+            got = index.search(q, offset=offset, limit=limit)
+            assert got["total"] == len(want), q
+            assert got["labels"] == want[offset:offset + limit], (q, offset, limit)
+    with pytest.raises(ValueError, match="limit"):
+        index.search("a", limit=0)

@@ -43,11 +43,44 @@ def label_names(db) -> list[str]:
 
 
 class LabelIndex:
-    """Label names and their lower-case forms, searched by :meth:`search`."""
+    """Label names and their lower-case forms, searched by :meth:`search`.
+
+    Typing asks for a query, then for longer ones holding it ("z", "ze", "zeb"): the matches
+    of a recent query (up to :attr:`CACHE` of them are kept) that the new query contains are
+    the only names that can match it, so each keystroke scans fewer names."""
+
+    CACHE = 256
 
     def __init__(self, names: list[str]) -> None:
+        import threading
+        from collections import OrderedDict
+
         self.names = list(names)
         self.lower = [n.lower() for n in self.names]
+        self._cache: OrderedDict[str, list[int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _matches(self, needle: str) -> list[int]:
+        """Indices (ascending) of the names containing ``needle`` (lower case)."""
+        with self._lock:
+            hit = self._cache.get(needle)
+            if hit is not None:
+                self._cache.move_to_end(needle)
+                return hit
+            base = None
+            for q, h in self._cache.items():
+                if q in needle and (base is None or len(h) < len(base)):
+                    base = h
+        low = self.lower
+        if base is None:
+            hit = [j for j, n in enumerate(low) if needle in n]
+        else:
+            hit = [j for j in base if needle in low[j]]
+        with self._lock:
+            self._cache[needle] = hit
+            while len(self._cache) > self.CACHE:
+                self._cache.popitem(last=False)
+        return hit
 
     def search(self, q: str | None, *, offset: int = 0, limit: int = 20) -> dict[str, Any]:
         """``{"total", "offset", "limit", "labels"}``: the names matching ``q`` (all when
@@ -60,10 +93,15 @@ class LabelIndex:
             raise ReviewInputError(f"limit: expected 1 <= limit <= {MAX_LIMIT}, got {limit!r}")
         if q:
             needle = q.lower()
-            first = [j for j, n in enumerate(self.lower) if n.startswith(needle)]
-            rest = [j for j, n in enumerate(self.lower) if needle in n and not n.startswith(needle)]
-            hits = first + rest
+            low = self.lower
+            matches = self._matches(needle)
+            first = [j for j in matches if low[j].startswith(needle)]
+            if len(first) >= offset + limit:
+                hits, total = first, len(matches)
+            else:
+                hits = first + [j for j in matches if not low[j].startswith(needle)]
+                total = len(hits)
         else:
-            hits = range(len(self.names))
-        return {"total": len(hits), "offset": offset, "limit": limit,
+            hits, total = range(len(self.names)), len(self.names)
+        return {"total": total, "offset": offset, "limit": limit,
                 "labels": [self.names[j] for j in hits[offset:offset + limit]]}
