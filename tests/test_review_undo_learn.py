@@ -198,6 +198,17 @@ def test_learn_route(served):
             _problem(c.post("/v1/review/learn", json=body, headers=headers), code, words)
         assert _db_state(url) == before
         assert c.get("/v1/models/colors").json()["version"] == v0
+        # a learn that fails before saving notes no use (its reviews stay undoable)
+        import numpy as np
+
+        from labelwise import Dataset
+        from labelwise.review.errors import ReviewInputError
+        from labelwise.review.learn import learn_model
+
+        numeric = Dataset(np.zeros((3, 4), np.float32), [[0], [0], [0]], ["red"])
+        with open_db(url) as db, pytest.raises(ReviewInputError, match="train: .*no texts"):
+            learn_model(db, models["plain"], train=numeric)
+        assert _db_state(url) == before
         # retrain on the server's training data plus the reviewed rows: a new version, served
         r = c.post("/v1/review/learn", json={"model": "colors", "retrain": True}, headers=AUTH)
         assert r.status_code == 200, r.text

@@ -12,10 +12,11 @@ self-training). Two ways:
 - **retrain** (``train``: a Dataset of texts): the pipeline is refitted on the training data
   plus the rows and re-tuned with its own objective (a certified precision target stays one).
 
-Before the new version is saved, the reviews read are marked as used
-(:func:`labelwise.review.queue.record_use`, kind "learn"): they can no longer be undone. The
-save is atomic (:meth:`Pipeline.save` replaces the directory in one rename); a failure
-before it leaves the model on disk as it was.
+The reviews are read in one transaction that also notes the learn as a use of them
+(:func:`labelwise.review.queue.reviews_in_use`): from then on they can no longer be undone,
+and no undo slips between the read and the note. A learn that fails before its model is saved
+removes its note again. The save is atomic (:meth:`Pipeline.save` replaces the directory in
+one rename); a failure before it leaves the model on disk as it was.
 """
 
 from __future__ import annotations
@@ -29,18 +30,11 @@ from .errors import NothingToLearnError, ReviewInputError
 __all__ = ["learn_model", "review_dataset"]
 
 
-def review_dataset(db, *, include_auto: bool = False, train: Any = None):
-    """(Dataset of texts and label names, number of review rows, highest review id read)."""
+def review_dataset(rows: list[tuple[str, str, list[str]]], *, train: Any = None):
+    """A Dataset of texts and label names: ``train``'s rows (when given), then the review
+    ``rows`` ((item id, text, labels) as :func:`labelwise.review.loop.learning_rows` gives)."""
     from labelwise.dataset import Dataset
 
-    from . import loop, queue
-
-    rows = loop.reviewed_rows(db, include_auto=include_auto)
-    up_to = queue.max_review_id(db)  # read after the rows: the mark covers them all
-    if not rows:
-        raise NothingToLearnError(f"{db.url}: no reviewed items with text and labels to learn "
-                                  "from" + ("" if include_auto else
-                                            " (include_auto adds the auto-accepted ones)"))
     texts = [t for _, t, _ in rows]
     label_sets = [labels for _, _, labels in rows]
     if train is not None:
@@ -50,11 +44,11 @@ def review_dataset(db, *, include_auto: bool = False, train: Any = None):
         label_sets = [train.label_names(i) for i in range(train.n_samples)] + label_sets
     names = list(dict.fromkeys(n for s in label_sets for n in s))
     col = {n: j for j, n in enumerate(names)}
-    return Dataset(texts, [[col[n] for n in s] for s in label_sets], names), len(rows), up_to
+    return Dataset(texts, [[col[n] for n in s] for s in label_sets], names)
 
 
-def learn_model(db, path: str | Path, *, train: Any = None, include_auto: bool = False,
-                save: bool = True) -> dict[str, Any]:
+def learn_model(db, path: str | Path, *, train: Any = None, include_auto: bool = False
+                ) -> dict[str, Any]:
     """Load the text pipeline at ``path``, feed it the review rows (``train``: a Dataset to
     retrain on as well), mark the reviews used, save it back atomically. Returns a summary:
     ``mode`` ("learn" or "retrain"), ``rows`` (review rows), ``train_rows``, ``include_auto``,
@@ -64,7 +58,7 @@ def learn_model(db, path: str | Path, *, train: Any = None, include_auto: bool =
     from labelwise.pipeline import load_any
     from labelwise.pipeline_store import is_pipeline_dir
 
-    from .queue import record_use
+    from .queue import forget_use, reviews_in_use
 
     path = Path(path)
     if not is_pipeline_dir(path):
@@ -74,27 +68,36 @@ def learn_model(db, path: str | Path, *, train: Any = None, include_auto: bool =
     if not pipe.is_text:
         raise ReviewInputError(f"model: {path} takes numeric features; review learn needs a "
                                "pipeline on texts")
-    data, n_rows, up_to = review_dataset(db, include_auto=include_auto, train=train)
-    before = list(pipe.labels_.names)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            if train is not None:
-                pipe.fit(data)
-                pipe.tune(data)  # keeps its own calibration and (certified) decision policy
-            else:
-                pipe.learn(data, add_labels=True)
-        except ReviewInputError:
-            raise
-        except LabelwiseError as e:
-            raise ReviewInputError(f"model: {e}") from e
-    known = set(before)
-    added = [n for n in pipe.labels_.names if n not in known]
-    if save:
-        record_use(db, "learn", up_to=up_to, detail=str(path)[:500])
+    from . import loop
+
+    with reviews_in_use(db, "learn", detail=str(path)[:500]) as use:
+        rows = loop.learning_rows(use.conn, include_auto=include_auto)
+        if not rows:
+            raise NothingToLearnError(
+                f"{db.url}: no reviewed items with text and labels to learn from"
+                + ("" if include_auto else " (include_auto adds the auto-accepted ones)"))
+    try:
+        data = review_dataset(rows, train=train)
+        before = set(pipe.labels_.names)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                if train is not None:
+                    pipe.fit(data)
+                    pipe.tune(data)  # keeps its own calibration and (certified) policy
+                else:
+                    pipe.learn(data, add_labels=True)
+            except ReviewInputError:
+                raise
+            except LabelwiseError as e:
+                raise ReviewInputError(f"model: {e}") from e
+        added = [n for n in pipe.labels_.names if n not in before]
         pipe.save(path)
-    return {"mode": "learn" if train is None else "retrain", "rows": n_rows,
+    except BaseException:
+        forget_use(db, use.id)  # nothing was saved: the reviews can be undone again
+        raise
+    return {"mode": "learn" if train is None else "retrain", "rows": len(rows),
             "train_rows": 0 if train is None else int(train.n_samples),
             "include_auto": bool(include_auto), "labels_added": added,
-            "up_to_review_id": up_to, "warnings": [str(w.message) for w in caught],
+            "up_to_review_id": use.up_to_review_id, "warnings": [str(w.message) for w in caught],
             "pipeline": pipe}

@@ -209,6 +209,7 @@ def release(db, item_id: str, reviewer: str) -> bool:
 
 # ---------------------------------------------------------------------------- undo, skip, uses
 # (added after the queue above; they reuse it without changing it)
+import contextlib  # noqa: E402
 
 #: a lease holder that is no reviewer: held by it, an item is neither free nor anyone's own
 #: (used for a moment by :func:`skip`; such a lease expires after SKIP_HOLD_SECONDS)
@@ -217,11 +218,35 @@ SKIP_HOLD_SECONDS = 30.0
 USE_KINDS = ("export", "learn")
 
 
-def record_use(db, kind: str, *, up_to: int | None = None, detail: str | None = None) -> int:
-    """Note that the reviews stored so far were used (``kind``: "export" or "learn"): none of
-    them can be undone from now on. ``up_to``: the highest review id used (default: the
-    highest stored now; read it *after* reading the reviews, so that the mark covers them
-    all). Returns the mark's ``up_to_review_id``."""
+#: the PostgreSQL advisory lock that serialises undo with the uses of reviews
+USES_LOCK = 720_2020
+
+
+def _lock_uses(conn, db) -> None:
+    """Serialise this transaction with undo and the other uses of reviews: a transaction-level
+    advisory lock on PostgreSQL; on SQLite every transaction is one at a time already
+    (``BEGIN IMMEDIATE``)."""
+    if db.is_postgres:
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({USES_LOCK})")
+
+
+class ReviewUseNote:
+    """What :func:`reviews_in_use` yields: ``conn`` (read the reviews on it); once the block
+    ended, ``id`` and ``up_to_review_id`` of the use noted."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.id: int | None = None
+        self.up_to_review_id: int | None = None
+
+
+@contextlib.contextmanager
+def reviews_in_use(db, kind: str, *, detail: str | None = None):
+    """A transaction in which the caller reads the reviews for an export or a learn
+    (``kind``) on the yielded note's ``conn``; when the block ends without an error, the
+    same transaction notes the use (:class:`~labelwise.review.models.ReviewUse`, up to the
+    highest review id), so every review read can no longer be undone, and no undo can slip
+    between the read and the note. An error in the block notes nothing."""
     from sqlalchemy import func, insert, select
 
     from .models import ReviewUse
@@ -229,11 +254,26 @@ def record_use(db, kind: str, *, up_to: int | None = None, detail: str | None = 
     if kind not in USE_KINDS:
         raise ReviewInputError(f"kind: expected one of {', '.join(USE_KINDS)}, got {kind!r}")
     with db.engine.begin() as conn:
-        if up_to is None:
-            up_to = conn.execute(select(func.max(Review.id))).scalar() or 0
-        conn.execute(insert(ReviewUse).values(kind=kind, up_to_review_id=int(up_to),
-                                              detail=detail, created_at=utcnow()))
-    return int(up_to)
+        _lock_uses(conn, db)
+        note = ReviewUseNote(conn)
+        yield note
+        up_to = int(conn.execute(select(func.max(Review.id))).scalar() or 0)
+        note.id = conn.execute(
+            insert(ReviewUse).returning(ReviewUse.id)
+            .values(kind=kind, up_to_review_id=up_to, detail=detail,
+                    created_at=utcnow())).scalar_one()
+        note.up_to_review_id = up_to
+
+
+def forget_use(db, use_id: int) -> None:
+    """Remove a use noted by :func:`reviews_in_use` whose work then failed (a learn whose
+    model was not saved): its reviews can be undone again."""
+    from sqlalchemy import delete
+
+    from .models import ReviewUse
+
+    with db.engine.begin() as conn:
+        conn.execute(delete(ReviewUse).where(ReviewUse.id == int(use_id)))
 
 
 def max_review_id(db) -> int:
@@ -254,7 +294,8 @@ def undo(db, item_id: str, reviewer: str, *, lease_seconds: float = LEASE_SECOND
     Refused, with nothing changed: an unknown item (404); an item not reviewed, reviewed by
     another reviewer, or not this reviewer's last review (only the last submission can be
     undone; 409); a review that was already used by an export or a learn (its id is at
-    most the ``up_to_review_id`` of a :func:`record_use` mark; 409)."""
+    most the ``up_to_review_id`` of a use noted by :func:`reviews_in_use`; 409). Runs under
+    the uses' lock, so an export or a learn reads the reviews either before or after it."""
     from sqlalchemy import delete, func, insert, select, update
 
     from .models import ReviewUse
@@ -267,6 +308,7 @@ def undo(db, item_id: str, reviewer: str, *, lease_seconds: float = LEASE_SECOND
     now = now or utcnow()
     expires = now + dt.timedelta(seconds=float(lease_seconds))
     with db.engine.begin() as conn:
+        _lock_uses(conn, db)
         pk = conn.execute(select(Item.pk).where(Item.id == str(item_id))).scalar()
         if pk is None:
             raise ReviewNotFoundError(f"item_id: no item {str(item_id)[:100]!r} in the database")
@@ -342,4 +384,4 @@ def skip(db, item_id: str, reviewer: str, *, order: str = "uncertainty",
     return nxt
 
 
-__all__ += ["SKIP_HOLDER", "max_review_id", "record_use", "skip", "undo"]
+__all__ += ["SKIP_HOLDER", "ReviewUseNote", "forget_use", "max_review_id", "reviews_in_use", "skip", "undo"]

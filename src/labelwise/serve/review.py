@@ -210,14 +210,12 @@ async def export(request: Request) -> Response:
     from labelwise.review import loop
 
     def lines(db) -> str:
-        from labelwise.review.queue import record_use
+        from labelwise.review.queue import reviews_in_use
 
-        with db.engine.connect() as conn:
-            text = "".join(json.dumps({"id": i, "labels": labs, "decided": dec},
+        with reviews_in_use(db, "export", detail="GET /v1/review/export") as use:
+            return "".join(json.dumps({"id": i, "labels": labs, "decided": dec},
                                       ensure_ascii=False) + "\n"
-                           for i, labs, dec in loop.decisions(conn))
-        record_use(db, "export", detail="GET /v1/review/export")  # after the read: covers it
-        return text
+                           for i, labs, dec in loop.decisions(use.conn))
 
     return Response(await _call(request, lines), media_type="application/x-ndjson")
 
