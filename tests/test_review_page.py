@@ -161,6 +161,8 @@ def test_two_reviewers_work_one_queue_by_keyboard(served, browser):
         ann.page.keyboard.type("zebra-0700")
         ann.page.wait_for_selector("#add-options li[data-label='zebra-07007']")
         assert ann.page.locator("#add-options li").count() == 1
+        assert "1 label match" in ann.page.text_content("#add-hint")
+        ann.shot("reviewer-add-label")
         ann.press("Enter")
         ann.page.wait_for_selector("#added li[data-label='zebra-07007']")
         ann.press("Escape")  # back to the item: shortcuts work again
