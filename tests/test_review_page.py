@@ -145,6 +145,9 @@ def test_two_reviewers_work_one_queue_by_keyboard(served, browser):
         bob.start(TOKEN)
         a, b = ann.current(), bob.current()
         assert a and b and a != b  # two reviewers never hold one item
+        # every control has a label naming it
+        assert ann.page.evaluate("""() => [...document.querySelectorAll('input, select')]
+            .filter(e => !(e.labels && e.labels.length)).map(e => e.id)""") == []
         decided: dict[str, tuple[str, list[str], list[str]]] = {}
 
         # ann: digit 1 flips the first suggestion, Enter submits
