@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ._common import add_format_argument, check_output_dir, load_dataset
 
@@ -141,41 +142,20 @@ def _export(args) -> int:
 
 
 def _learn(args) -> int:
-    from labelwise.dataset import Dataset
-    from labelwise.errors import LabelwiseError
-    from labelwise.pipeline import load_any
-    from labelwise.pipeline_store import is_pipeline_dir
-    from labelwise.review import loop
+    from labelwise.review.learn import learn_model
 
     check_output_dir(args.model, args.train, what="MODEL")
-    if not is_pipeline_dir(args.model):
-        raise LabelwiseError(f"{args.model}: a plain model directory; review learn needs a "
-                             "pipeline (labelwise train)")
-    pipe = load_any(args.model)
-    if not pipe.is_text:
-        raise LabelwiseError(f"{args.model}: review learn needs a pipeline on texts")
-    with _open(args) as db:
-        rows = loop.reviewed_rows(db, include_auto=args.include_auto)
-    if not rows:
-        raise LabelwiseError(f"{args.db}: no reviewed items with text and labels to learn from")
-    texts = [t for _, t, _ in rows]
-    label_sets = [labels for _, _, labels in rows]
+    train = None
     if args.train:
         train = load_dataset(args.train, args.format, args.option)
-        if train.x_kind != "text":
-            raise LabelwiseError(f"{args.train} holds no texts ({train.x_kind})")
-        texts = list(train.X) + texts
-        label_sets = [train.label_names(i) for i in range(train.n_samples)] + label_sets
-    names = list(dict.fromkeys(n for s in label_sets for n in s))
-    col = {n: j for j, n in enumerate(names)}
-    data = Dataset(texts, [[col[n] for n in s] for s in label_sets], names)
-    if args.train:
-        pipe.fit(data)
-        pipe.tune(data)  # keeps its own calibration and (certified) decision policy
-        what = f"retrained on {args.train} + {len(rows)} reviewed rows"
-    else:
-        pipe.learn(data, add_labels=True)
-        what = f"learned from {len(rows)} reviewed rows"
-    pipe.save(args.model)
-    print(f"{what}; saved to {args.model} (serve picks it up on reload)")
+    with _open(args) as db:
+        out = learn_model(db, args.model, train=train, include_auto=args.include_auto)
+    for message in out["warnings"]:
+        print(f"warning: {message}", file=sys.stderr)
+    what = (f"retrained on {args.train} + {out['rows']} reviewed rows" if args.train
+            else f"learned from {out['rows']} reviewed rows")
+    if out["labels_added"]:
+        what += f" (labels added: {', '.join(out['labels_added'])})"
+    print(f"{what}; saved to {args.model} (serve picks it up on reload; those reviews can no "
+          "longer be undone)")
     return 0

@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--review-db", metavar="URL",
                    help="review database (SQLite path or postgresql://...): turns on the "
                         "/v1/review routes (labelwise review init creates it)")
+    p.add_argument("--review-train", metavar="NAME=DATA", action="append", default=[],
+                   help="training data of a served model for POST /v1/review/learn with "
+                        "retrain (repeatable)")
     p.add_argument("--max-items", type=int, default=1000,
                    help="most items per predict request (default 1000)")
     p.add_argument("--max-body", default="8MiB",
@@ -102,14 +105,15 @@ def run(args: argparse.Namespace) -> int:
         raise LabelwiseError(f"--workers must be >= 1, got {args.workers}")
     if not 0 <= args.port <= 65535:
         raise LabelwiseError(f"--port must be in 0..65535, got {args.port}")
+    models = model_paths(args.model_dirs, args.models_dir)
     settings = ServeSettings(
-        models=model_paths(args.model_dirs, args.models_dir),
+        models=models,
         token_file=None if args.token_file is None else os.path.abspath(args.token_file),
         allow_learn=tuple(args.allow_learn), max_items=args.max_items,
         max_body=parse_size(args.max_body),
         batch_wait_ms=BATCH_WAIT_MS if args.batch_wait_ms is None else args.batch_wait_ms,
         max_batch=args.max_batch, state_dir=None, batching=not args.no_batching,
-        extra={} if args.review_db is None else {"review_db": args.review_db})
+        extra=_review_extra(args, models))
     settings.read_token()  # a missing or empty token file fails here, not in a worker
     import uvicorn
 
@@ -141,3 +145,23 @@ def run(args: argparse.Namespace) -> int:
         for d in own_dirs:
             shutil.rmtree(d, ignore_errors=True)
     return 0
+
+
+def _review_extra(args, models: dict[str, str]) -> dict[str, str]:
+    """--review-db URL and --review-train NAME=DATA as the settings' extra entries."""
+    import os
+
+    from labelwise.errors import LabelwiseError
+
+    extra = {} if args.review_db is None else {"review_db": args.review_db}
+    for spec in args.review_train:
+        name, sep, data = spec.partition("=")
+        if not sep or not name or not data:
+            raise LabelwiseError(f"--review-train: expected NAME=DATA, got {spec!r}")
+        if name not in models:
+            raise LabelwiseError(f"--review-train {spec}: no served model named {name!r} "
+                                 f"(served: {', '.join(models)})")
+        if not os.path.exists(data):
+            raise LabelwiseError(f"--review-train {spec}: no file or folder {data}")
+        extra[f"review_train:{name}"] = os.path.abspath(data)
+    return extra

@@ -42,3 +42,12 @@ class ReviewInputError(ReviewError, ValueError):
 
 class LeaseConflictError(ReviewError):
     status = 409
+
+
+class NothingToLearnError(ReviewError):
+    """No reviewed item (with a text and labels) to learn from (409: the database's state)."""
+
+    status = 409
+
+
+__all__ += ["NothingToLearnError"]

@@ -26,7 +26,8 @@ import numpy as np
 from .errors import ReviewInputError
 from .models import Item, Lease, ModelVersion, Prediction, Review, utcnow
 
-__all__ = ["audit_stats", "clopper_pearson", "export", "ingest", "label_status", "status",
+__all__ = ["audit_stats", "clopper_pearson", "export", "ingest", "label_status", "learning_rows",
+           "status",
            "reviewed_rows"]
 
 AUDIT_LEVEL = 0.95
@@ -251,30 +252,40 @@ def decisions(conn):
 
 def export(db, out: str | Path) -> int:
     """Write the decided items as JSONL (``id``, ``labels``, ``decided``: label -> "auto" or
-    the reviewer) atomically; returns the number of lines."""
+    the reviewer) atomically; returns the number of lines. The export is marked as a use of
+    the reviews (they can no longer be undone: :func:`labelwise.review.queue.undo`) before
+    the file appears."""
     from labelwise.atomic import atomic_write
 
+    from .queue import reviews_in_use
+
     n = 0
-    with db.engine.connect() as conn, atomic_write(out, "w", encoding="utf-8") as f:
-        for item_id, labels, decided in decisions(conn):
-            f.write(json.dumps({"id": item_id, "labels": labels, "decided": decided},
-                               ensure_ascii=False) + "\n")
-            n += 1
+    with atomic_write(out, "w", encoding="utf-8") as f:
+        with reviews_in_use(db, "export", detail=str(out)[:500]) as use:
+            for item_id, labels, decided in decisions(use.conn):
+                f.write(json.dumps({"id": item_id, "labels": labels, "decided": decided},
+                                   ensure_ascii=False) + "\n")
+                n += 1
     return n
 
 
 def reviewed_rows(db, *, include_auto: bool = False) -> list[tuple[str, str, list[str]]]:
     """(item id, text, labels) of reviewed items (and auto-accepted ones with
     ``include_auto``) that carry a text: the rows ``review learn`` feeds back."""
+    with db.engine.connect() as conn:
+        return learning_rows(conn, include_auto=include_auto)
+
+
+def learning_rows(conn, *, include_auto: bool = False) -> list[tuple[str, str, list[str]]]:
+    """:func:`reviewed_rows` read on an open connection (inside the caller's transaction)."""
     from sqlalchemy import select
 
     out = []
-    with db.engine.connect() as conn:
-        texts = dict(conn.execute(select(Item.id, Item.text)).all())
-        for item_id, labels, decided in decisions(conn):
-            if texts.get(item_id) is None or not labels:
-                continue
-            if not include_auto and any(v == "auto" for v in decided.values()):
-                continue
-            out.append((item_id, texts[item_id], labels))
+    texts = dict(conn.execute(select(Item.id, Item.text)).all())
+    for item_id, labels, decided in decisions(conn):
+        if texts.get(item_id) is None or not labels:
+            continue
+        if not include_auto and any(v == "auto" for v in decided.values()):
+            continue
+        out.append((item_id, texts[item_id], labels))
     return out

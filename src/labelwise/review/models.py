@@ -12,6 +12,9 @@ reviews        (item, reviewer, accepted / rejected / added label names, seconds
                one review per item (unique item_pk): each item is decided once
 leases         (item, reviewer, expires_at): a row per item waiting for people (deleted when
                it is reviewed); reviewer NULL when free
+review_uses    (kind: export | learn, up_to_review_id, detail, created_at): each use of the
+               reviews; a review with an id up to a use's ``up_to_review_id`` may have been
+               exported or learned from, so it can no longer be undone
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Item", "Lease", "ModelVersion", "Prediction", "Review", "utcnow"]
+__all__ = ["Base", "Item", "Lease", "ModelVersion", "Prediction", "Review", "ReviewUse", "utcnow"]
 
 ITEM_STATES = ("auto", "queued", "audit", "reviewed")
 DECISIONS = ("auto", "queued", "audit")
@@ -123,3 +126,12 @@ class Lease(Base):
                                          primary_key=True)
     reviewer: Mapped[str | None] = mapped_column(String(200), nullable=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ReviewUse(Base):
+    __tablename__ = "review_uses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    up_to_review_id: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -205,3 +205,183 @@ def release(db, item_id: str, reviewer: str) -> bool:
         got = conn.execute(update(Lease).where(Lease.item_pk == pk, Lease.reviewer == reviewer)
                            .values(reviewer=None, expires_at=None)).rowcount
     return got == 1
+
+
+# ---------------------------------------------------------------------------- undo, skip, uses
+# (added after the queue above; they reuse it without changing it)
+import contextlib  # noqa: E402
+
+#: a lease holder that is no reviewer: held by it, an item is neither free nor anyone's own
+#: (used for a moment by :func:`skip`; such a lease expires after SKIP_HOLD_SECONDS)
+SKIP_HOLDER = "\x1fskip"
+SKIP_HOLD_SECONDS = 30.0
+USE_KINDS = ("export", "learn")
+
+
+#: the PostgreSQL advisory lock that serialises undo with the uses of reviews
+USES_LOCK = 720_2020
+
+
+def _lock_uses(conn, db) -> None:
+    """Serialise this transaction with undo and the other uses of reviews: a transaction-level
+    advisory lock on PostgreSQL; on SQLite every transaction is one at a time already
+    (``BEGIN IMMEDIATE``)."""
+    if db.is_postgres:
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({USES_LOCK})")
+
+
+class ReviewUseNote:
+    """What :func:`reviews_in_use` yields: ``conn`` (read the reviews on it); once the block
+    ended, ``id`` and ``up_to_review_id`` of the use noted."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.id: int | None = None
+        self.up_to_review_id: int | None = None
+
+
+@contextlib.contextmanager
+def reviews_in_use(db, kind: str, *, detail: str | None = None):
+    """A transaction in which the caller reads the reviews for an export or a learn
+    (``kind``) on the yielded note's ``conn``; when the block ends without an error, the
+    same transaction notes the use (:class:`~labelwise.review.models.ReviewUse`, up to the
+    highest review id), so every review read can no longer be undone, and no undo can slip
+    between the read and the note. An error in the block notes nothing."""
+    from sqlalchemy import func, insert, select
+
+    from .models import ReviewUse
+
+    if kind not in USE_KINDS:
+        raise ReviewInputError(f"kind: expected one of {', '.join(USE_KINDS)}, got {kind!r}")
+    with db.engine.begin() as conn:
+        _lock_uses(conn, db)
+        note = ReviewUseNote(conn)
+        yield note
+        up_to = int(conn.execute(select(func.max(Review.id))).scalar() or 0)
+        note.id = conn.execute(
+            insert(ReviewUse).returning(ReviewUse.id)
+            .values(kind=kind, up_to_review_id=up_to, detail=detail,
+                    created_at=utcnow())).scalar_one()
+        note.up_to_review_id = up_to
+
+
+def forget_use(db, use_id: int) -> None:
+    """Remove a use noted by :func:`reviews_in_use` whose work then failed (a learn whose
+    model was not saved): its reviews can be undone again."""
+    from sqlalchemy import delete
+
+    from .models import ReviewUse
+
+    with db.engine.begin() as conn:
+        conn.execute(delete(ReviewUse).where(ReviewUse.id == int(use_id)))
+
+
+def max_review_id(db) -> int:
+    """The highest review id stored now (0 when none)."""
+    from sqlalchemy import func, select
+
+    with db.engine.connect() as conn:
+        return conn.execute(select(func.max(Review.id))).scalar() or 0
+
+
+def undo(db, item_id: str, reviewer: str, *, lease_seconds: float = LEASE_SECONDS,
+         now: dt.datetime | None = None) -> dict[str, Any]:
+    """Undo ``reviewer``'s last submission, the review of ``item_id``, in one transaction:
+    the review row is removed, the item returns to its state before the review (queued, or
+    audit) and is leased to ``reviewer`` for ``lease_seconds``. Returns the item as
+    :func:`lease_next` does, with the undone review under ``"undone"``.
+
+    Refused, with nothing changed: an unknown item (404); an item not reviewed, reviewed by
+    another reviewer, or not this reviewer's last review (only the last submission can be
+    undone; 409); a review that was already used by an export or a learn (its id is at
+    most the ``up_to_review_id`` of a use noted by :func:`reviews_in_use`; 409). Runs under
+    the uses' lock, so an export or a learn reads the reviews either before or after it."""
+    from sqlalchemy import delete, func, insert, select, update
+
+    from .models import ReviewUse
+
+    _check_reviewer(reviewer)
+    if not (isinstance(lease_seconds, int | float) and not isinstance(lease_seconds, bool)
+            and 0 < lease_seconds <= 86400):
+        raise ReviewInputError(f"lease_seconds: expected 0 < seconds <= 86400, got "
+                               f"{lease_seconds!r}")
+    now = now or utcnow()
+    expires = now + dt.timedelta(seconds=float(lease_seconds))
+    with db.engine.begin() as conn:
+        _lock_uses(conn, db)
+        pk = conn.execute(select(Item.pk).where(Item.id == str(item_id))).scalar()
+        if pk is None:
+            raise ReviewNotFoundError(f"item_id: no item {str(item_id)[:100]!r} in the database")
+        q = select(Review).where(Review.item_pk == pk)
+        if db.is_postgres:
+            q = q.with_for_update()
+        rev = conn.execute(q).first()
+        if rev is None:
+            raise LeaseConflictError(f"item_id: item {item_id!r} has no review to undo; "
+                                     "nothing changed")
+        if rev.reviewer != reviewer:
+            raise LeaseConflictError(f"item_id: item {item_id!r} was reviewed by another "
+                                     f"reviewer, not {reviewer!r}: only one's own last "
+                                     "submission can be undone; nothing changed")
+        last = conn.execute(select(Review.id).where(Review.reviewer == reviewer)
+                            .order_by(Review.created_at.desc(), Review.id.desc())
+                            .limit(1)).scalar()
+        if last != rev.id:
+            raise LeaseConflictError(f"item_id: item {item_id!r} is not {reviewer!r}'s last "
+                                     "submission (only the last one can be undone); nothing "
+                                     "changed")
+        used = conn.execute(select(func.max(ReviewUse.up_to_review_id))).scalar()
+        if used is not None and rev.id <= used:
+            kind = conn.execute(select(ReviewUse.kind).where(ReviewUse.up_to_review_id >= rev.id)
+                                .order_by(ReviewUse.id).limit(1)).scalar()
+            raise LeaseConflictError(f"item_id: the review of item {item_id!r} was already "
+                                     f"used by {'an' if kind == 'export' else 'a'} {kind} and "
+                                     "can no longer be undone; nothing changed")
+        state = "audit" if rev.audit else "queued"
+        conn.execute(delete(Review).where(Review.id == rev.id))
+        conn.execute(update(Item).where(Item.pk == pk).values(state=state))
+        conn.execute(delete(Lease).where(Lease.item_pk == pk))  # none: a reviewed item has none
+        conn.execute(insert(Lease).values(item_pk=pk, reviewer=reviewer, expires_at=expires))
+        out = item_view(conn, pk, {"reviewer": reviewer, "expires_at": expires.isoformat()})
+    out["undone"] = {"reviewer": rev.reviewer, "accepted": rev.accepted,
+                     "rejected": rev.rejected, "added": rev.added, "seconds": rev.seconds,
+                     "created_at": rev.created_at.isoformat()}
+    return out
+
+
+def skip(db, item_id: str, reviewer: str, *, order: str = "uncertainty",
+         lease_seconds: float = LEASE_SECONDS) -> dict[str, Any] | None:
+    """Skip the item ``reviewer`` holds: lease them the next other item (as
+    :func:`lease_next`), then give the skipped one back to the queue, free for anyone (the
+    skipper included, later). None when no other item is left (the skipped one is given
+    back all the same). 404 unknown item; 409 when the item is not leased to ``reviewer``.
+
+    How: the skipped item's lease moves to :data:`SKIP_HOLDER` (neither free nor the
+    reviewer's own) while :func:`lease_next` runs, then is released. Three short
+    transactions; a crash between them leaves a hold that expires after
+    :data:`SKIP_HOLD_SECONDS`, nothing else."""
+    from sqlalchemy import select, update
+
+    _check_reviewer(reviewer)
+    _order(order)
+    now = utcnow()
+    with db.engine.begin() as conn:
+        pk = conn.execute(select(Item.pk).where(Item.id == str(item_id))).scalar()
+        if pk is None:
+            raise ReviewNotFoundError(f"item_id: no item {str(item_id)[:100]!r} in the database")
+        got = conn.execute(update(Lease).where(Lease.item_pk == pk, Lease.reviewer == reviewer)
+                           .values(reviewer=SKIP_HOLDER, expires_at=now + dt.timedelta(
+                               seconds=SKIP_HOLD_SECONDS))).rowcount
+        if got != 1:
+            raise LeaseConflictError(f"item_id: item {item_id!r} is not leased to {reviewer!r};"
+                                     " nothing changed")
+    try:
+        nxt = lease_next(db, reviewer, order=order, lease_seconds=lease_seconds)
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(update(Lease).where(Lease.item_pk == pk, Lease.reviewer == SKIP_HOLDER)
+                         .values(reviewer=None, expires_at=None))
+    return nxt
+
+
+__all__ += ["SKIP_HOLDER", "ReviewUseNote", "forget_use", "max_review_id", "reviews_in_use", "skip", "undo"]

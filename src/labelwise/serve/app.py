@@ -279,9 +279,11 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> F
         app.include_router(explain_router)
 
     if settings.extra.get("review_db"):
+        from .review import page_router as review_pages
         from .review import router as review_router  # the review loop (--review-db URL)
 
         app.include_router(review_router)
+        app.include_router(review_pages)  # /review, /review/overview
     app.openapi = _openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -11,7 +11,21 @@ field 422, lease conflict 409, body too large 413, database unreachable 503.
 - ``POST /v1/review/items/{item_id}/review`` ``{"reviewer", "accepted", "rejected",
   "added", "seconds"}``: store a review (201).
 - ``POST /v1/review/items/{item_id}/release`` ``{"reviewer"}``: give a leased item back.
-- ``GET /v1/review/export``: the decided items as JSONL.
+- ``GET /v1/review/export``: the decided items as JSONL (marks the reviews used: they can
+  no longer be undone).
+- ``POST /v1/review/items/{item_id}/undo`` ``{"reviewer", "lease_seconds"}``: undo the
+  reviewer's own last submission (the review of that item): the review is removed and the
+  item leased back to them (200 with the item). 409 when the review is someone else's, not
+  their last one, or already used by an export or a learn; nothing changed.
+- ``POST /v1/review/items/{item_id}/skip`` ``{"reviewer", "order", "lease_seconds"}``: give
+  the held item back and lease the next other one (200, or 204 when none is left).
+- ``GET /v1/review/labels?q=&offset=&limit=``: the label names ``added`` may use, searched
+  (prefix matches first, then substrings; paged).
+- ``POST /v1/review/learn`` ``{"model", "include_auto", "retrain"}``: what ``labelwise
+  review learn`` does, on a served model named by ``--allow-learn`` (403 otherwise): the
+  new version is saved atomically and served from the next request on.
+
+The reviewer page is at ``/review``, the overview at ``/review/overview`` (``page_router``).
 """
 
 from __future__ import annotations
@@ -19,17 +33,19 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import Problem, log
 
-__all__ = ["router"]
+__all__ = ["page_router", "router"]
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
+page_router = APIRouter(include_in_schema=False)
 
 _P = {code: {"content": {"application/problem+json": {}}} for code in (401, 403, 404, 409, 413,
                                                                         422, 503)}
@@ -194,9 +210,135 @@ async def export(request: Request) -> Response:
     from labelwise.review import loop
 
     def lines(db) -> str:
-        with db.engine.connect() as conn:
+        from labelwise.review.queue import reviews_in_use
+
+        with reviews_in_use(db, "export", detail="GET /v1/review/export") as use:
             return "".join(json.dumps({"id": i, "labels": labs, "decided": dec},
                                       ensure_ascii=False) + "\n"
-                           for i, labs, dec in loop.decisions(conn))
+                           for i, labs, dec in loop.decisions(use.conn))
 
     return Response(await _call(request, lines), media_type="application/x-ndjson")
+
+
+class UndoRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reviewer: str = Name
+    lease_seconds: float = Field(600.0, gt=0, le=86400)
+
+
+class LearnRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Name
+    include_auto: bool = False
+    retrain: bool = Field(False, description="refit on the training data the server was given "
+                                             "for this model (--review-train NAME=DATA) plus "
+                                             "the review rows, instead of learn")
+
+
+@router.post("/items/{item_id}/undo", responses=_P)
+async def undo(item_id: str, body: UndoRequest, request: Request) -> dict[str, Any]:
+    """Undo the reviewer's own last submission, the review of this item: the review is
+    removed and the item leased back to them (the item, with ``undone``: the removed review).
+    409 when the review is another reviewer's, not their last, or already used by an export
+    or a learn; nothing is changed then."""
+    from labelwise.review import queue
+
+    _authorize(request)
+    return await _call(request, queue.undo, item_id, body.reviewer,
+                       lease_seconds=body.lease_seconds)
+
+
+@router.post("/items/{item_id}/skip", responses={**_P, 204: {"description": "no other item"}})
+async def skip(item_id: str, body: NextRequest, request: Request) -> Any:
+    """Give the held item back to the queue and lease the reviewer the next other one (204
+    when no other item is left; the skipped one is given back all the same)."""
+    from labelwise.review import queue
+
+    _authorize(request)
+    item = await _call(request, queue.skip, item_id, body.reviewer, order=body.order,
+                       lease_seconds=body.lease_seconds)
+    return Response(status_code=204) if item is None else item
+
+
+@router.get("/labels", responses=_P)
+async def labels(request: Request, q: str | None = Query(None, max_length=200),
+                 offset: int = Query(0, ge=0), limit: int = Query(20, ge=1, le=1000)
+                 ) -> dict[str, Any]:
+    """The label names a review may add (every label of the ingested model versions), with
+    ``q``: those containing it (any case), names starting with it first; paged."""
+    from labelwise.review.labels import LabelIndex, label_names, labels_key
+
+    state = request.app.state
+
+    def search(db) -> dict[str, Any]:
+        key = labels_key(db)
+        cached = getattr(state, "review_labels", None)
+        if cached is None or cached[0] != key:
+            cached = (key, LabelIndex(label_names(db)))
+            state.review_labels = cached
+        return cached[1].search(q, offset=offset, limit=limit)
+
+    return await _call(request, search)
+
+
+@router.post("/learn", responses=_P)
+async def learn(body: LearnRequest, request: Request) -> dict[str, Any]:
+    """Feed the reviews back into a served model, as ``labelwise review learn``: learn
+    (zero-/few-shot and added labels) or, with ``retrain``, a refit on the server's training
+    data for the model plus the review rows; ``include_auto`` adds the auto-accepted items as
+    pseudo-labels. The new version is saved atomically and served from the next request on;
+    the reviews used can no longer be undone. Needs the token and a model named by
+    ``--allow-learn`` (403 otherwise)."""
+    from labelwise.review.learn import learn_model
+
+    _authorize(request)
+    state = request.app.state
+    registry, settings = state.registry, state.settings
+    name = body.model
+    if name not in registry.paths:
+        raise Problem(404, f"model: no model named {name!r} (GET /v1/models lists them)")
+    if name not in settings.allow_learn:
+        raise Problem(403, f"learning is off for {name!r} (start the server with "
+                           f"--allow-learn {name})")
+    train_path = settings.extra.get(f"review_train:{name}")
+    if body.retrain and not train_path:
+        raise Problem(422, f"retrain: the server has no training data for {name!r} (start it "
+                           f"with --review-train {name}=DATA)")
+
+    def run(db) -> dict[str, Any]:
+        from labelwise.errors import LabelwiseError
+        from labelwise.review import ReviewInputError
+
+        train = None
+        if body.retrain:
+            from labelwise.io import read
+
+            try:
+                train = read(train_path)
+            except (LabelwiseError, OSError) as e:
+                raise ReviewInputError(f"retrain: the training data failed to load: {e}") from None
+        with registry.lock(name):
+            old = registry.get(name)
+            out = learn_model(db, registry.paths[name], train=train,
+                              include_auto=body.include_auto)
+            _, new = registry.reload(name)
+        out.pop("pipeline")
+        return {"model": name, "version": new.version,
+                "previous_version": None if old is None else old.version, **out}
+
+    return await _call(request, run)
+
+
+_STATIC = Path(__file__).with_name("static")
+
+
+@page_router.get("/review")
+async def review_page() -> Response:
+    """The reviewer page (static/review.html)."""
+    return FileResponse(_STATIC / "review.html", media_type="text/html")
+
+
+@page_router.get("/review/overview")
+async def overview_page() -> Response:
+    """The overview page: the status figures and the audited precision per label."""
+    return FileResponse(_STATIC / "overview.html", media_type="text/html")
