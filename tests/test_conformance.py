@@ -13,8 +13,11 @@ from conformance import CHECKS, TEXT_CHECKS
 from labelwise.features import Tfidf
 from labelwise.models import FewShot, OneVsRest, ZeroShot
 from labelwise.models.chains import ClassifierChain
+from labelwise.models.codes import OutputCodes
+from labelwise.models.embedding import LabelEmbedding
 from labelwise.models.forest import LabelForest
 from labelwise.models.mlknn import MLkNN
+from labelwise.models.pairwise import CalibratedLabelRanking
 from labelwise.models.persist import MODEL_CLASSES
 from labelwise.models.powerset import LabelPowerset, RAkEL
 from labelwise.models.tree import LabelTree
@@ -116,6 +119,25 @@ FAMILIES = {
         "forest-extra": (lambda: LabelForest(kind="extra", n_estimators=5,
                                              min_samples_leaf=2, random_state=3,
                                              n_threads=1), "numeric"),
+    },
+    "CalibratedLabelRanking": {
+        "clr-proba": (lambda: CalibratedLabelRanking(random_state=3, n_threads=2), "numeric"),
+        # hard votes share everything but the vote with clr-proba, which runs 300 labels
+        "clr-vote": (lambda: CalibratedLabelRanking(aggregation="vote", random_state=3,
+                                                    n_threads=1), "numeric",
+                     [c for c in CHECKS if c.__name__ != "check_many_labels"]),
+    },
+    # n_components=0.99: check_many_labels' 300 labels have equal singular values
+    "LabelEmbedding": {
+        "plst": (lambda: LabelEmbedding(n_components=0.99), "numeric"),
+        "cplst": (lambda: LabelEmbedding(method="cplst", n_components=0.99, alpha=0.5),
+                  "numeric"),
+    },
+    "OutputCodes": {
+        "codes-ecc": (lambda: OutputCodes(C=10.0, random_state=3, n_threads=1), "numeric"),
+        "codes-random": (lambda: OutputCodes(code="random", C=10.0, random_state=3,
+                                              n_threads=2),
+                         "numeric"),
     },
 }
 
