@@ -129,7 +129,7 @@ FAMILIES = {
     },
     # n_components=0.99: check_many_labels' 300 labels have equal singular values
     "LabelEmbedding": {
-        "plst": (lambda: LabelEmbedding(n_components=0.99), "numeric"),
+        "plst": (lambda: LabelEmbedding(n_components=0.99, alpha=1.0), "numeric"),
         "cplst": (lambda: LabelEmbedding(method="cplst", n_components=0.99, alpha=0.5),
                   "numeric"),
     },

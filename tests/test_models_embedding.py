@@ -30,8 +30,10 @@ def _data(n, d, L, seed=0):
 
 
 @pytest.mark.parametrize("n,d", [(50, 8), (20, 40)])  # primal (d <= n) and dual (d > n)
-def test_ridge_fit_equals_least_squares(n, d):
+@pytest.mark.parametrize("density", [1.0, 0.1])  # dense products, sparse products
+def test_ridge_fit_equals_least_squares(n, d, density):
     X, _ = _data(n, d, 3)
+    X = X * (np.random.default_rng(2).random(X.shape) < density)
     T = np.random.default_rng(1).normal(size=(n, 4))
     W, b = ridge_fit(sp.csr_matrix(X), T, 0.7)
     Wr, br = _ridge_reference(X, T, 0.7)

@@ -61,18 +61,24 @@ def ridge_fit(X: sp.csr_matrix, T: np.ndarray, alpha: float) -> tuple[np.ndarray
     xbar = np.asarray(Xd.mean(axis=0)).ravel()
     tbar = T.mean(axis=0)
     Tc = T - tbar[None, :]
+    if Xd.nnz >= 0.25 * n * d:  # mostly stored: dense products are much faster
+        Xd = Xd.toarray()
     if d <= n:
-        G = (Xd.T @ Xd).toarray() - n * np.outer(xbar, xbar)
+        G = _dense(Xd.T @ Xd) - n * np.outer(xbar, xbar)
         G[np.diag_indices(d)] += alpha
         W = scipy.linalg.solve(G, np.asarray(Xd.T @ Tc), assume_a="pos")
     else:
-        K = (Xd @ Xd.T).toarray()
+        K = _dense(Xd @ Xd.T)
         r = K.mean(axis=0)
         Kc = K - r[None, :] - r[:, None] + r.mean()
         Kc[np.diag_indices(n)] += alpha
         A = scipy.linalg.solve(Kc, Tc, assume_a="pos")
         W = np.asarray(Xd.T @ A) - np.outer(xbar, A.sum(axis=0))
     return W, tbar - xbar @ W
+
+
+def _dense(M: Any) -> np.ndarray:
+    return M.toarray() if sp.issparse(M) else np.asarray(M)
 
 
 def _choose(eig: np.ndarray, n_components: int | float, L: int) -> int:
@@ -94,7 +100,8 @@ class LabelEmbedding(MultiLabelModel):
     method: "plst" or "cplst".
     n_components: int (directions kept, <= n_labels) or float in (0, 1] (fraction of the
         label variance kept).
-    alpha: ridge penalty (> 0).
+    alpha: ridge penalty (> 0); the default 10 beat 1, 0.1, 30 and 100 on MULAN emotions,
+        scene and yeast (unit-length rows, tuned thresholds).
     normalize: "auto", "standard", "l2" or None (see labelwise.models.chains).
     max_gram: refuse a ridge system larger than max_gram x max_gram (>= 1).
     """
@@ -112,7 +119,7 @@ class LabelEmbedding(MultiLabelModel):
     default_threshold = 0.5
 
     def __init__(self, *, method: str = "plst", n_components: int | float = 0.95,
-                 alpha: float = 1.0, normalize: str | None = "auto",
+                 alpha: float = 10.0, normalize: str | None = "auto",
                  max_gram: int = 20_000) -> None:
         self.method = method
         self.n_components = n_components
