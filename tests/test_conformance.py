@@ -72,6 +72,9 @@ _FINETUNED_CHECKS = [c for c in TEXT_CHECKS if c.__name__ not in (
 _FINETUNED_FEWSHOT_CHECKS = [c for c in TEXT_CHECKS if c.__name__ in (
     "check_text_unfitted_raises", "check_text_save_load", "check_text_bad_input")]
 
+#: the numeric checks but the 300-label one (for a variant sharing scoring with one that runs it)
+_BUT_MANY_LABELS = [c for c in CHECKS if c.__name__ != "check_many_labels"]
+
 #: class name -> {family id: (factory, "numeric" | "text"[, the checks when not all])}
 FAMILIES = {
     "OneVsRest": {
@@ -125,19 +128,19 @@ FAMILIES = {
         # hard votes share everything but the vote with clr-proba, which runs 300 labels
         "clr-vote": (lambda: CalibratedLabelRanking(aggregation="vote", random_state=3,
                                                     n_threads=1), "numeric",
-                     [c for c in CHECKS if c.__name__ != "check_many_labels"]),
+                     _BUT_MANY_LABELS),
     },
-    # n_components=0.99: check_many_labels' 300 labels have equal singular values
+    # n_components=0.99: check_many_labels' 300 labels have equal singular values; cplst
+    # and codes-random share scoring and saving with plst and codes-ecc, which run 300 labels
     "LabelEmbedding": {
         "plst": (lambda: LabelEmbedding(n_components=0.99, alpha=1.0), "numeric"),
         "cplst": (lambda: LabelEmbedding(method="cplst", n_components=0.99, alpha=0.5),
-                  "numeric"),
+                  "numeric", _BUT_MANY_LABELS),
     },
     "OutputCodes": {
         "codes-ecc": (lambda: OutputCodes(C=10.0, random_state=3, n_threads=1), "numeric"),
         "codes-random": (lambda: OutputCodes(code="random", C=10.0, random_state=3,
-                                              n_threads=2),
-                         "numeric"),
+                                              n_threads=2), "numeric", _BUT_MANY_LABELS),
     },
 }
 

@@ -15,7 +15,11 @@ comparisons, ``"proba"`` (the default): the probability that it wins; ``"vote"``
     s_j = 0.5 + (v_j - v_V) / (2 L)          in [0, 1]
 
 so the labels of a row rank as their votes do, ``predict`` thresholds at 0.5 (the calibrated
-split), and ``tune`` / calibration see one score per label on a common scale.
+split), and ``tune`` / calibration see one score per label on a common scale. With many
+rare labels the soft votes of the virtual label dominate (its ``L`` binary-relevance
+comparisons are confident, the regularised pairwise ones stay near 1/2), so the untuned split
+predicts few labels: on MULAN medical (45 labels) micro-F1 is 0.06 at 0.5 and 0.69 after
+``labelwise tune`` (per-label thresholds on the calibrated scores). Tune it.
 :meth:`~CalibratedLabelRanking.predict_votes` returns the votes themselves.
 
 Base learners (``base``): ``"linear"`` (the default): L2-regularised logistic regression by
