@@ -115,6 +115,8 @@ def test_codes_by_hand():
         code_matrix(5, "ecc", 4, 2, rng)
     with pytest.raises(ValueError, match="cover every label"):
         code_matrix(7, "random", 3, 2, rng)
+    with pytest.raises(ValueError, match="tell none apart"):
+        code_matrix(3, "random", 6, 3, rng)
 
 
 @pytest.mark.parametrize("code", ["ecc", "random"])

@@ -12,7 +12,10 @@ Codes (``code``):
   labels each, so a wrong label bit can be outvoted by the parities that contain it;
 - ``"random"``: ``n_bits`` bits, each the OR of ``subset_size`` random labels ("does the row
   carry any of these labels"), the first ``ceil(L / subset_size)`` of them a random partition
-  of the labels so that every label is covered.
+  of the labels so that every label is covered (``subset_size`` must be below the label
+  count, else no bit tells labels apart). Labels that end up in exactly the same bits are
+  not told apart by the bits (only by which candidate sets hold them); more bits make that
+  unlikely.
 
 ``n_bits`` defaults to ``2 L``, ``subset_size`` to 3.
 
@@ -73,6 +76,10 @@ def code_matrix(n_labels: int, code: str, n_bits: int, subset_size: int,
         G[np.arange(L), np.arange(L)] = True
         start = L
     else:
+        if 1 < L <= subset_size:
+            raise ValueError(f"code='random' with subset_size={subset_size} >= {L} labels: every "
+                             "bit would be the OR of all labels and tell none apart; lower "
+                             "subset_size")
         perm = rng.permutation(L)
         cover = [perm[a:a + s] for a in range(0, L, s)]
         if n_bits < len(cover):
