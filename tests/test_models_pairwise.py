@@ -152,3 +152,11 @@ def test_cli_train_tune_evaluate(name, cls, sets, tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "m"), str(test), "--quiet"]) == 0
     assert "micro_f1" in capsys.readouterr().out
+
+
+def test_unconverged_problems_are_counted():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, Y = small_data(n=30, n_labels=3)
+    with pytest.warns(ConvergenceWarning, match=r"of 6 pairwise problems reached max_iter"):
+        CalibratedLabelRanking(C=1e6, tol=1e-15, n_threads=1).fit(X, Y)

@@ -173,11 +173,13 @@ class OutputCodes(MultiLabelModel):
         B = encode(Yd, G, self.code)
         if self.base == "linear":
             from .ovr import fit_linear
+            from .pairwise import _warn_capped
 
-            coef, intercept, _ = fit_linear(X, sp.csr_matrix(B.astype(np.float32)),
-                                            loss="logistic", C=self.C, bias=1.0, tol=0.1,
-                                            max_iter=1000, prune_threshold=0.0,
-                                            n_threads=self.n_threads, seed=seed)
+            coef, intercept, n_iter = fit_linear(X, sp.csr_matrix(B.astype(np.float32)),
+                                                 loss="logistic", C=self.C, bias=1.0, tol=0.1,
+                                                 max_iter=1000, prune_threshold=0.0,
+                                                 n_threads=self.n_threads, seed=seed)
+            _warn_capped(np.asarray(n_iter), 1000, "code bits")
             self._set_linear(sp.csr_matrix(coef), np.asarray(intercept, np.float64))
         else:
             learners = [fit_binary(X, B[:, b], self.base, C=self.C,

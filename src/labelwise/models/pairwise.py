@@ -66,6 +66,21 @@ __all__ = ["CalibratedLabelRanking", "label_pairs"]
 AGGREGATIONS = ("proba", "vote")
 #: classifier probabilities computed at once when scoring (rows x classifiers)
 _SCORE_BLOCK = 1 << 21
+#: DCD epochs per problem (liblinear's default)
+_MAX_ITER = 1000
+
+
+def _warn_capped(n_iter: np.ndarray, max_iter: int, what: str) -> None:
+    """A ConvergenceWarning counting the problems that ran ``max_iter`` epochs."""
+    capped = int(np.count_nonzero(n_iter >= max_iter))
+    if capped:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning  # imported only when warning
+
+        warnings.warn(f"{capped} of {n_iter.size} {what} reached max_iter={max_iter} before the "
+                      "DCD tolerance; raise tol or lower C",
+                      ConvergenceWarning, stacklevel=4)
 
 
 def label_pairs(n_labels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,9 +185,11 @@ class CalibratedLabelRanking(MultiLabelModel):
 
         def run(ids: np.ndarray):
             return train_pairs(X.indptr, X.indices, X.data, sq, y_indptr, y_indices, pa, pb,
-                               ids, L, float(self.C), bias, float(self.tol), 1000, int(seed), d)
+                               ids, L, float(self.C), bias, float(self.tol), _MAX_ITER, int(seed),
+                               d)
 
         parts = map_threads(run, chunks, threads)
+        _warn_capped(np.concatenate([r[4] for r in parts]), _MAX_ITER, "pairwise problems")
         counts = np.concatenate([r[0] for r in parts])
         ptr = np.zeros(P + 1, np.int64)
         np.cumsum(counts, out=ptr[1:])
