@@ -1,6 +1,7 @@
 """LabelEmbedding (PLST, CPLST) and OutputCodes against slow numpy references: explicit SVD /
 hat matrix + ridge by augmented least squares + back-projection; codewords by hand and
-loss-based decoding by a loop over candidate label sets."""
+loss-based decoding by a loop over candidate label sets. Also: saved arrays of the three new
+families (with CalibratedLabelRanking) that do not fit are refused on load."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from conformance import small_data
 from labelwise.errors import ResourceLimitError
 from labelwise.models.codes import OutputCodes, code_matrix, encode
 from labelwise.models.embedding import LabelEmbedding, ridge_fit
+from labelwise.models.pairwise import CalibratedLabelRanking
 
 
 def _ridge_reference(X, T, alpha):
@@ -154,3 +156,27 @@ def test_codes_params():
                       ({"n_bits": 3}, "n_bits >= n_labels")):
         with pytest.raises(ValueError, match=match):
             OutputCodes(**kw).fit(X, Y)
+
+
+@pytest.mark.parametrize("make,name,bad", [
+    (lambda: CalibratedLabelRanking(n_threads=1), "coef_features", lambda a: a + 10_000),
+    (lambda: OutputCodes(n_threads=1), "code_labels", lambda a: a + 100),
+    (lambda: LabelEmbedding(), "components", lambda a: a[:-1]),
+])
+def test_arrays_that_do_not_fit_are_refused(make, name, bad, tmp_path):
+    """Out-of-range label/feature ids or wrong shapes in a saved model: a clear error on load,
+    never an out-of-bounds read (checksums skipped, as for a hand-edited file)."""
+    import json
+
+    from labelwise.errors import DataFormatError
+
+    X, Y = small_data(seed=2)
+    model = make().fit(X, Y)
+    model.save(tmp_path / "m")
+    arr = bad(np.load(tmp_path / "m" / f"{name}.npy"))
+    np.save(tmp_path / "m" / f"{name}.npy", arr)
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    manifest["arrays"][name]["shape"] = list(arr.shape)  # the manifest edited alike
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataFormatError, match="do not fit"):
+        type(model).load(tmp_path / "m", verify=False)
