@@ -5,8 +5,9 @@ Methods (each run in its own subprocess, one at a time):
 
 - labelwise ``chain``, ``ecc`` (10 random-order chains, bootstrap, beam search),
   ``powerset``, ``rakel`` (RAkELd k=3), ``rakelo`` (RAkELo k=3), ``mlknn``, ``forest``
-  (random forest, 100 trees) and ``extra`` (extra-trees): as a user runs them, a
-  :class:`labelwise.Pipeline` with the model's defaults, fitted and then ``tune``-d on the
+  (random forest, 100 trees), ``extra`` (extra-trees), ``clr`` (calibrated label ranking),
+  ``plst`` / ``cplst`` (label-space reduction) and ``codes`` (ECC output codes): as a user
+  runs them, a :class:`labelwise.Pipeline` with the model's defaults, fitted and then ``tune``-d on the
   training rows (5-fold out-of-fold calibration and a micro-F1 threshold policy); the
   training time includes the tuning; no preprocessing outside the pipeline;
 - scikit-multilearn(-ng) (its own virtualenv, ``.venv-peers-skml``): ``skml-br``,
@@ -56,6 +57,10 @@ LABELWISE = {
     "mlknn": ("MLkNN", {}),
     "forest": ("LabelForest", {}),
     "extra": ("LabelForest", {"kind": "extra"}),
+    "clr": ("CalibratedLabelRanking", {}),
+    "plst": ("LabelEmbedding", {}),
+    "cplst": ("LabelEmbedding", {"method": "cplst"}),
+    "codes": ("OutputCodes", {}),
 }
 PEERS = ("skml-br", "skml-cc", "skml-lp", "skml-rakeld", "skml-mlknn", "sk-chain",
          "sk-forest", "sk-extra")

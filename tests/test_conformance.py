@@ -13,8 +13,11 @@ from conformance import CHECKS, TEXT_CHECKS
 from labelwise.features import Tfidf
 from labelwise.models import FewShot, OneVsRest, ZeroShot
 from labelwise.models.chains import ClassifierChain
+from labelwise.models.codes import OutputCodes
+from labelwise.models.embedding import LabelEmbedding
 from labelwise.models.forest import LabelForest
 from labelwise.models.mlknn import MLkNN
+from labelwise.models.pairwise import CalibratedLabelRanking
 from labelwise.models.persist import MODEL_CLASSES
 from labelwise.models.powerset import LabelPowerset, RAkEL
 from labelwise.models.tree import LabelTree
@@ -69,6 +72,9 @@ _FINETUNED_CHECKS = [c for c in TEXT_CHECKS if c.__name__ not in (
 _FINETUNED_FEWSHOT_CHECKS = [c for c in TEXT_CHECKS if c.__name__ in (
     "check_text_unfitted_raises", "check_text_save_load", "check_text_bad_input")]
 
+#: the numeric checks but the 300-label one (for a variant sharing scoring with one that runs it)
+_BUT_MANY_LABELS = [c for c in CHECKS if c.__name__ != "check_many_labels"]
+
 #: class name -> {family id: (factory, "numeric" | "text"[, the checks when not all])}
 FAMILIES = {
     "OneVsRest": {
@@ -116,6 +122,25 @@ FAMILIES = {
         "forest-extra": (lambda: LabelForest(kind="extra", n_estimators=5,
                                              min_samples_leaf=2, random_state=3,
                                              n_threads=1), "numeric"),
+    },
+    "CalibratedLabelRanking": {
+        "clr-proba": (lambda: CalibratedLabelRanking(random_state=3, n_threads=2), "numeric"),
+        # hard votes share everything but the vote with clr-proba, which runs 300 labels
+        "clr-vote": (lambda: CalibratedLabelRanking(aggregation="vote", random_state=3,
+                                                    n_threads=1), "numeric",
+                     _BUT_MANY_LABELS),
+    },
+    # n_components=0.99: check_many_labels' 300 labels have equal singular values; cplst
+    # and codes-random share scoring and saving with plst and codes-ecc, which run 300 labels
+    "LabelEmbedding": {
+        "plst": (lambda: LabelEmbedding(n_components=0.99, alpha=1.0), "numeric"),
+        "cplst": (lambda: LabelEmbedding(method="cplst", n_components=0.99, alpha=0.5),
+                  "numeric", _BUT_MANY_LABELS),
+    },
+    "OutputCodes": {
+        "codes-ecc": (lambda: OutputCodes(C=10.0, random_state=3, n_threads=1), "numeric"),
+        "codes-random": (lambda: OutputCodes(code="random", C=10.0, random_state=3,
+                                              n_threads=2), "numeric", _BUT_MANY_LABELS),
     },
 }
 

@@ -390,8 +390,8 @@ def test_edge_shapes():
 
 def test_exports_pinned():
     assert models.__all__ == sorted(models.__all__)
-    assert models.__all__ == ["ClassifierChain", "FewShot", "FineTuned", "FineTunedFewShot", "LabelForest", "LabelPowerset", "LabelTree", "MLPHead", "MLkNN", "MODEL_CLASSES", "MultiLabelModel",
-                              "OneVsRest", "RAkEL", "ZeroShot", "as_feature_matrix", "fit_linear",
+    assert models.__all__ == ["CalibratedLabelRanking", "ClassifierChain", "FewShot", "FineTuned", "FineTunedFewShot", "LabelEmbedding", "LabelForest", "LabelPowerset", "LabelTree", "MLPHead", "MLkNN", "MODEL_CLASSES", "MultiLabelModel",
+                              "OneVsRest", "OutputCodes", "RAkEL", "ZeroShot", "as_feature_matrix", "fit_linear",
                               "linear_topk", "load_model", "save_model", "topk_csr", "topk_dense"]
 
 

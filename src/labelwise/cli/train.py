@@ -25,10 +25,14 @@ powerset          :class:`~labelwise.models.powerset.LabelPowerset`     embeddin
 rakel             :class:`~labelwise.models.powerset.RAkEL`
 mlknn             :class:`~labelwise.models.mlknn.MLkNN`
 forest            :class:`~labelwise.models.forest.LabelForest`
+clr               :class:`~labelwise.models.CalibratedLabelRanking`
+plst              :class:`~labelwise.models.embedding.LabelEmbedding`
+codes             :class:`~labelwise.models.codes.OutputCodes`
 ================  ====================================================  ========================
 
 Numeric data fits ovr, tree, mlp (MLPHead takes sparse or dense features; sparse rows are
-densified a mini-batch at a time) and the label-dependence families (chain, powerset, rakel, mlknn, forest); the others need
+densified a mini-batch at a time) and the label-dependence families (chain, powerset, rakel, mlknn, forest, clr,
+plst, codes); the others need
 texts. For a handful of examples per
 label, fewshot is instant and fewshot-finetune (minutes on a CPU) is the more accurate.
 
@@ -87,6 +91,9 @@ MODELS = {
     "rakel": ("labelwise.models.powerset", "RAkEL"),
     "mlknn": ("labelwise.models.mlknn", "MLkNN"),
     "forest": ("labelwise.models.forest", "LabelForest"),
+    "clr": ("labelwise.models.pairwise", "CalibratedLabelRanking"),
+    "plst": ("labelwise.models.embedding", "LabelEmbedding"),
+    "codes": ("labelwise.models.codes", "OutputCodes"),
 }
 
 #: --features choices
@@ -97,7 +104,7 @@ DEFAULT_FEATURES: dict[str, str | None] = {
     "ovr": "tfidf", "tree": "tfidf", "mlp": "embeddings", "finetune": None,
     "fewshot-finetune": None, "zeroshot": "embeddings", "fewshot": "embeddings",
     "chain": "tfidf", "powerset": "tfidf", "rakel": "tfidf",
-    "mlknn": "tfidf", "forest": "tfidf"}
+    "mlknn": "tfidf", "forest": "tfidf", "clr": "tfidf", "plst": "tfidf", "codes": "tfidf"}
 
 #: models that fine-tune the encoder on the raw texts (no featurizer)
 ENCODER_MODELS = ("finetune", "fewshot-finetune")
@@ -122,7 +129,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "sentence encoder on the texts); zeroshot, fewshot (label-name and "
                         "example embeddings); fewshot-finetune (fewshot's prototypes, then the "
                         "encoder fine-tuned on the few examples); chain, powerset, rakel, "
-                        "mlknn, forest (label dependence, small label sets)")
+                        "mlknn, forest, clr, plst, codes (label dependence, small label sets)")
     p.add_argument("--features", choices=FEATURES,
                    help="featurizer for text data (default: tfidf for ovr/tree, embeddings for "
                         "mlp/zeroshot/fewshot; none for finetune and fewshot-finetune); not for "

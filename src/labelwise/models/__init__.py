@@ -10,6 +10,10 @@
 - :class:`LabelPowerset`, :class:`RAkEL`: label powerset with pruning of rare label sets,
   random k-labelsets (disjoint or overlapping).
 - :class:`MLkNN`: multi-label k-nearest neighbours (exact cosine neighbours, Bayes posteriors).
+- :class:`CalibratedLabelRanking`: pairwise classifiers for every label pair plus a virtual
+  label (calibrated label ranking).
+- :class:`LabelEmbedding`: PLST / CPLST label-space reduction with ridge regression.
+- :class:`OutputCodes`: error-correcting or random binary codes over the labels, decoded by loss.
 - :class:`OneVsRest`: one-vs-rest L2-regularised linear classifiers (squared hinge or
   logistic) trained by dual coordinate descent in numba, with weight pruning.
 
@@ -22,11 +26,14 @@ from __future__ import annotations
 
 from .base import MultiLabelModel, as_feature_matrix
 from .chains import ClassifierChain
+from .codes import OutputCodes
+from .embedding import LabelEmbedding
 from .fewshot import FewShot
 from .forest import LabelForest
 from .mlknn import MLkNN
 from .neural import FineTuned, FineTunedFewShot, MLPHead
 from .ovr import OneVsRest, fit_linear
+from .pairwise import CalibratedLabelRanking
 from .persist import MODEL_CLASSES, load_model, save_model
 from .powerset import LabelPowerset, RAkEL
 from .topk import linear_topk, topk_csr, topk_dense
@@ -34,10 +41,12 @@ from .tree import LabelTree
 from .zeroshot import ZeroShot
 
 __all__ = [
+    "CalibratedLabelRanking",
     "ClassifierChain",
     "FewShot",
     "FineTuned",
     "FineTunedFewShot",
+    "LabelEmbedding",
     "LabelForest",
     "LabelPowerset",
     "LabelTree",
@@ -46,6 +55,7 @@ __all__ = [
     "MODEL_CLASSES",
     "MultiLabelModel",
     "OneVsRest",
+    "OutputCodes",
     "RAkEL",
     "ZeroShot",
     "as_feature_matrix",

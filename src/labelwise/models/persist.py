@@ -89,6 +89,9 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "RAkEL": ("labelwise.models.powerset", "RAkEL"),
     "MLkNN": ("labelwise.models.mlknn", "MLkNN"),
     "LabelForest": ("labelwise.models.forest", "LabelForest"),
+    "CalibratedLabelRanking": ("labelwise.models.pairwise", "CalibratedLabelRanking"),
+    "LabelEmbedding": ("labelwise.models.embedding", "LabelEmbedding"),
+    "OutputCodes": ("labelwise.models.codes", "OutputCodes"),
 }
 
 _ARRAY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
