@@ -308,3 +308,36 @@ def test_errors():
         untuned.predict(X)
     with pytest.raises(NotFittedError, match="tune"):
         untuned.save("never-written")
+
+
+def test_a_save_replaces_only_its_own_kind(tmp_path):
+    # Pipeline.save used to replace a folder holding only a saved featurizer (any labelwise
+    # marker passed); now each save replaces its own kind (a pipeline also a plain model)
+    from labelwise.errors import OutputExistsError
+
+    texts, Y = _texts(n=40)
+    X, Ys = _sparse()
+    feat = Tfidf().fit(texts)
+    feat.save(tmp_path / "f")
+    before = sorted(p.name for p in (tmp_path / "f").iterdir())
+    pipe = Pipeline(model=_ovr()).fit(X, Ys)
+    with pytest.raises(OutputExistsError, match=r"holds a saved labelwise featurizer "
+                       r"\(featurizer\.json\), not a model or pipeline; refusing"):
+        pipe.save(tmp_path / "f")
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == before
+    with pytest.raises(OutputExistsError, match="featurizer"):
+        pipe.model.save(tmp_path / "f")
+    pipe.model.save(tmp_path / "m")
+    with pytest.raises(OutputExistsError, match=r"holds a saved labelwise model .*not a "
+                       "featurizer"):
+        feat.save(tmp_path / "m")
+    pipe.save(tmp_path / "p")
+    with pytest.raises(OutputExistsError, match=r"labelwise pipeline \(pipeline\.json\), not "
+                       "a model;"):
+        pipe.model.save(tmp_path / "p")
+    pipe.save(tmp_path / "m")  # a plain model folder becomes a pipeline (labels add, learn)
+    pipe.save(tmp_path / "p")
+    feat.save(tmp_path / "f")
+    pipe.model.save(tmp_path / "m2")
+    pipe.model.save(tmp_path / "m2")
+    assert Pipeline.load(tmp_path / "m").labels_ == pipe.labels_

@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_directory
+from .atomic import PIPELINE_MARKERS, atomic_directory
 from .errors import DataFormatError
 from .store import (
     FolderWriter,
@@ -110,7 +110,7 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
     if part is not None and not hasattr(part, "labels_"):
         template = json.loads(json.dumps(part.get_params(deep=False), allow_nan=False))
     counts = getattr(pipe, "label_counts_", None)
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, markers=PIPELINE_MARKERS) as tmp:
         out = FolderWriter(tmp)
         components: dict[str, Any] = {"featurizer": None, "calibrator": None, "decision": None,
                                       "open_labels": None}
