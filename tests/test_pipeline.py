@@ -465,3 +465,33 @@ def test_open_labels_parameter_is_kept_and_old_files_load_it(tmp_path):
     back = Pipeline.load(tmp_path / "p")
     assert back.open_labels.get_params() == pipe.open_labels.get_params()
     assert back.n_open_labels == 0 and back.open_calibration_ is None
+
+
+def test_every_edge_reads_the_tuned_policy_not_the_parameter(tmp_path, capsys):
+    # the parameter says GlobalThreshold; tune(objective="precision=0.8") tunes a
+    # PrecisionTarget into decision_: evaluate, serve and the review queue use that one
+    from labelwise.cli.main import main
+    from labelwise.io import write
+
+    texts, Y = _texts(n=120, seed=6)
+    ds = Dataset(texts, Y, NAMES)
+    pipe = Pipeline(Tfidf(), _ovr(), decision=GlobalThreshold(objective="samples-f1"),
+                    calibrator=PlattCalibrator(per_label=True), cv=3, k=5).fit(ds)
+    pipe.tune(ds, objective="precision=0.8", select_c=False)
+    assert isinstance(pipe.decision, GlobalThreshold) and not hasattr(pipe.decision, "n_labels_")
+    pipe.save(tmp_path / "m")
+    write(ds, tmp_path / "d.jsonl")
+    assert main(["evaluate", str(tmp_path / "m"), str(tmp_path / "d.jsonl"), "--quiet",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["set_rule"] == "decision policy precision-target"
+    pytest.importorskip("fastapi")
+    from labelwise.serve.registry import load_entry
+
+    info = load_entry("m", tmp_path / "m", warm=False).info()
+    assert info["policy"]["policy"] == "precision-target" and info["calibrated"] is True
+    pytest.importorskip("sqlalchemy")
+    from labelwise.review.loop import _certified
+
+    back = Pipeline.load(tmp_path / "m")
+    assert _certified(back, 0.8) == back.decision_.threshold_

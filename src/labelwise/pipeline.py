@@ -63,10 +63,11 @@ Using it
 ``decision_function(X, *, k=None)``: top-k raw scores (CSR, as the model contract);
 ``predict_proba(X, *, k=None)``: the same entries as probabilities (calibrated when there is
 a tuned calibrator ``calibrator_``, else the model's link); ``predict(X)``: label sets (CSR
-0/1) chosen by the tuned policy ``decision_``, or by the model's default rule without one; ``predict_labels(X, *, k=5)``: per
-item ``{"labels": [chosen names], "probabilities": {name: p of each chosen label},
-"candidates": [{"label", "score", "probability"}, ...]}`` (top k, best first). ``k=None``
-means the tuning ``k`` after tuning (thresholds only accept labels within it), else 5.
+0/1) chosen by the tuned policy ``decision_``, or by the model's default rule without one;
+``predict_labels(X, *, k=5)``: per item ``{"labels": [chosen names], "probabilities":
+{name: p of each chosen label}, "candidates": [{"label", "score", "probability"}, ...]}``
+(top k, best first). ``k=None`` means the tuning ``k`` after tuning (thresholds only accept
+labels within it), else 5.
 
 Open labels (hybrid pipelines)
 ------------------------------
@@ -79,16 +80,18 @@ mechanics and the one probability scale are described in :mod:`labelwise.models.
 ``labels_`` is the model's labels followed by the open ones. Their probabilities are mapped
 by a temperature and bias fitted on labelled rows of the supervised labels
 (``calibrate_open_labels(X, Y)``; ``fit`` and ``tune`` do it on the training rows of a
-pipeline that has open labels or an ``open_labels`` parameter, at most :data:`labelwise.pipeline_open.OPEN_CALIBRATION_ROWS` of them, drawn with
-``random_state``); without such a fit they keep the zero-shot model's own mapping (or its
-defaults). Scores of both kinds are merged into one top-k ranking by probability; label sets
-come from the pipeline's policy with each open label treated as a label never seen in tuning:
+pipeline that has open labels or an ``open_labels`` parameter, at most
+:data:`labelwise.pipeline_open.OPEN_CALIBRATION_ROWS` of them, drawn with ``random_state``);
+without such a fit they keep the zero-shot model's own mapping (or its defaults). Scores of
+both kinds are merged into one top-k ranking by probability; label sets come from the
+pipeline's tuned policy with each open label treated as a label never seen in tuning:
 a global threshold or precision target applies as it is, per-label thresholds give open
 labels the tuned global threshold (the shrinkage target). Without a policy a label is chosen
 when its score passes its model's default rule (probability 0.5 for open labels).
-The constructor parameter ``open_labels`` is an unfitted FewShot or None: the encoder settings
-for labels added later (their mapping calibrated by ``fit``/``tune``); it is never changed. Refitting on data that now holds an
-open label makes it supervised (it leaves the open part).
+The constructor parameter ``open_labels`` is an unfitted FewShot or None: the encoder
+settings for labels added later (their mapping calibrated by ``fit``/``tune``); it is never
+changed. Refitting on data that now holds an open label makes it supervised (it leaves the
+open part).
 
 Saving
 ------
