@@ -147,6 +147,10 @@ def test_legacy_model_directory_tune_and_predict(tmp_path, capsys):
     assert (tmp_path / "m" / "decision-manifest.json").is_file()
     pipe = load_any(tmp_path / "m")
     assert pipe.decision_ is not None and pipe.tuning_["k"] == 5
+    # the parameters of such a folder: unfitted parts of the tuned ones' class and settings
+    assert type(pipe.decision) is type(pipe.decision_) and not hasattr(pipe.decision, "n_labels_")
+    assert pipe.decision._params() == pipe.decision_._params()
+    assert pipe.calibrator._params() == pipe.calibrator_._params()
     assert main(["predict", str(tmp_path / "m"), str(tmp_path / "train.xc"), "-k", "2"]) == 0
     rows = _lines(capsys.readouterr().out)
     assert rows == pipe.predict_labels(ds.X, k=2)

@@ -495,3 +495,26 @@ def test_every_edge_reads_the_tuned_policy_not_the_parameter(tmp_path, capsys):
 
     back = Pipeline.load(tmp_path / "m")
     assert _certified(back, 0.8) == back.decision_.threshold_
+
+
+def test_open_labels_and_the_store_do_not_import_the_pipeline():
+    # the pipeline owns an OpenLabels (composition); before, Pipeline inherited
+    # OpenLabelsMixin, whose module imported labelwise.pipeline (an import circle)
+    import ast
+    from pathlib import Path
+
+    import labelwise
+    from labelwise._estimator import Estimator
+    from labelwise.pipeline_open import OpenLabels
+
+    assert Pipeline.__mro__ == (Pipeline, Estimator, object)
+    root = Path(labelwise.__file__).parent
+    for name in ("pipeline_open.py", "pipeline_store.py"):
+        for node in ast.walk(ast.parse((root / name).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module not in ("pipeline", "labelwise.pipeline"), (name, node.lineno)
+    X, Y = _sparse()
+    pipe = Pipeline(model=_ovr()).fit(X, Y)
+    assert "open_labels_" not in vars(pipe) and pipe.n_open_labels == 0
+    assert pipe.open_calibration_ is None and pipe.label_info()[0]["kind"] == "supervised"
+    assert isinstance(pipe.open_labels_, OpenLabels) and pipe.open_labels_.part is None
