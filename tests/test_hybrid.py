@@ -198,6 +198,18 @@ def test_save_load_identical_and_learn_improves(hybrid, data, tmp_path):
                     strict=True):
         assert np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data)
     assert back.predict_labels(test.X[:5]) == pipe.predict_labels(test.X[:5])
+    # the parameter is kept apart from the open part; a file written before params held it
+    # (the part was the parameter then) loads the part and takes its encoder settings
+    assert back.open_labels.get_params() == pipe.open_labels.get_params()
+    assert back.open_labels_.part is not None and not hasattr(back.open_labels, "labels_")
+    import shutil
+
+    shutil.copytree(tmp_path / "h", tmp_path / "old")
+    old = {**doc, "params": {k: v for k, v in doc["params"].items() if k != "open_labels"}}
+    (tmp_path / "old" / "pipeline.json").write_text(json.dumps(old))
+    older = Pipeline.load(tmp_path / "old")
+    assert not hasattr(older.open_labels, "labels_") and older.open_labels.calibrate is False
+    assert older.predict_labels(test.X[:5]) == pipe.predict_labels(test.X[:5])
     auc0, _ = _auc(back, test)
     # 8 examples of the new label (from training rows, with their other labels)
     j = EMOTIONS.index(NEW)
