@@ -211,13 +211,13 @@ def run_labelwise(Xtr, Ytr, Xte, Yte, *, cv: int = 5, scale: str | None = "auto"
         tuning = dict(pipe.tuning_)
         sets_macro = pipe.predict(Xte)
         S_te, P_te, _ = pipe.score_and_sets(Xte)
-        miss = pipe.calibrator.missing_probability_
+        miss = pipe.calibrator_.missing_probability_
         # the same model, its policy retuned: labelwise tune ... --objective micro-f1 /
         # precision=0.9 --no-select-c (C and loss stay as the macro-F1 tuning chose them)
         pipe.tune(Xtr, Ytr, objective="micro-f1", cv=cv, select_c=False)
         sets_micro = pipe.predict(Xte)
         pipe.tune(Xtr, Ytr, objective="precision=0.9", cv=cv, select_c=False)
-        target = pipe.decision
+        target = pipe.decision_
         sets_target = pipe.predict(Xte)
     n_acc = sets_target.nnz
     k_acc = int(round(float(sets_target.multiply(Yte).sum())))

@@ -8,7 +8,6 @@ import contextlib
 import functools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -21,6 +20,7 @@ pytest.importorskip("sqlalchemy", reason="the review loop needs the [review] ext
 pytest.importorskip("alembic", reason="the review loop needs the [review] extra (Alembic)")
 
 from labelwise import Dataset  # noqa: E402
+from net_support import free_port  # noqa: E402
 
 NAMES = ["red", "green", "blue", "cyan", "plum"]
 
@@ -83,12 +83,6 @@ def pipeline_dir() -> Path:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _as_postgres(cmd: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return cmd
@@ -109,7 +103,7 @@ def postgres_cluster():
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
         base.chmod(0o700)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LC_ALL": "C"}
     subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U",
                                  "postgres", "-E", "UTF8", "--no-sync"]),

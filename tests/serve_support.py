@@ -25,6 +25,7 @@ pytest.importorskip("httpx", reason="the server tests talk HTTP through httpx")
 from labelwise import Dataset  # noqa: E402
 from labelwise.io import write  # noqa: E402
 from labelwise.pipeline import Pipeline  # noqa: E402
+from net_support import free_port  # noqa: E402, F401  (serve_support.free_port, as before)
 from test_pipeline import NAMES, _texts  # noqa: E402
 
 TOKEN = "t0ken-for-tests"
@@ -79,12 +80,6 @@ def numeric_model() -> Path:
     out = workdir() / "numbers"
     model.save(out)
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ def test_train_predict_evaluate(files, capsys):
     assert main(["train", str(train), "--model", "ovr", "--set", "C=4", "--set", "loss=\"logistic\"",
                  "--seed", "3", "--threads", "1", "--out", str(model_dir), "--quiet"]) == 0
     pipe = Pipeline.load(model_dir)
-    assert pipe.featurizer is None and pipe.decision is None  # numeric data: model only
+    assert pipe.featurizer is None and pipe.decision_ is None  # numeric data: model only
     model = pipe.model
     assert model.get_params()["C"] == 4 and model.loss == "logistic" and model.random_state == 3
     assert list(model.labels_.names) == [f"topic {j}" for j in range(6)]

@@ -41,18 +41,18 @@ def test_text_jsonl_end_to_end(text_files, capsys, monkeypatch):
                  "--out", str(model), "--quiet"]) == 0
     assert "on tfidf features on 150 rows, 5 labels" in capsys.readouterr().out
     pipe = Pipeline.load(model)
-    assert type(pipe.featurizer).__name__ == "Tfidf" and pipe.decision is None
+    assert type(pipe.featurizer).__name__ == "Tfidf" and pipe.decision_ is None
 
     assert main(["tune", str(model), str(tmp / "train.jsonl"), "--objective", "micro-f1",
                  "--cv", "3", "--k", "5", "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["objective"] == "micro-f1" and summary["k"] == 5
     pipe = Pipeline.load(model)
-    assert pipe.decision.objective == "micro-f1" and pipe.calibrator.per_label
+    assert pipe.decision_.objective == "micro-f1" and pipe.calibrator_.per_label
     # the CLI tune is Pipeline.tune on the training data, nothing else
     train = read(tmp / "train.jsonl")
     ref = Pipeline(pipe.featurizer, pipe.model).tune(train, objective="micro-f1", cv=3, k=5)
-    assert np.array_equal(ref.decision.thresholds_, pipe.decision.thresholds_)
+    assert np.array_equal(ref.decision_.thresholds_, pipe.decision_.thresholds_)
 
     # one text on the command line
     assert main(["predict", str(model), "blue plum w3 w7", "-k", "3"]) == 0
@@ -146,7 +146,11 @@ def test_legacy_model_directory_tune_and_predict(tmp_path, capsys):
     capsys.readouterr()
     assert (tmp_path / "m" / "decision-manifest.json").is_file()
     pipe = load_any(tmp_path / "m")
-    assert pipe.decision is not None and pipe.tuning_["k"] == 5
+    assert pipe.decision_ is not None and pipe.tuning_["k"] == 5
+    # the parameters of such a folder: unfitted parts of the tuned ones' class and settings
+    assert type(pipe.decision) is type(pipe.decision_) and not hasattr(pipe.decision, "n_labels_")
+    assert pipe.decision._params() == pipe.decision_._params()
+    assert pipe.calibrator._params() == pipe.calibrator_._params()
     assert main(["predict", str(tmp_path / "m"), str(tmp_path / "train.xc"), "-k", "2"]) == 0
     rows = _lines(capsys.readouterr().out)
     assert rows == pipe.predict_labels(ds.X, k=2)

@@ -163,7 +163,7 @@ def test_each_model_trains_saves_reloads_predicts_tunes_evaluates(name, env, tmp
     if name in ("zeroshot", "fewshot"):
         assert len(folds_saw) >= 2 and all(f == model.labels_.names for f in folds_saw), folds_saw
     tuned = Pipeline.load(out)
-    assert tuned.is_tuned and tuned.tuning_["cv"] == 2 and tuned.calibrator is not None
+    assert tuned.is_tuned and tuned.tuning_["cv"] == 2 and tuned.calibrator_ is not None
     chosen = getattr(tuned, "model_params_", None) or {}
     if any(getattr(model, key) != value for key, value in chosen.items()):
         # tune chose another C / loss by cross-fitting and refitted on all rows: the model is

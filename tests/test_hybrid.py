@@ -22,7 +22,7 @@ from labelwise.models.fewshot import FewShot
 from labelwise.models.hybrid import merge_topk, remap
 from labelwise.models.zeroshot import ZeroShot
 from labelwise.pipeline import Pipeline
-from labelwise.pipeline_open import _extend_policy
+from labelwise.pipeline_open import extend_policy
 
 EMOTIONS = ["joy", "anger", "sadness", "fear", "surprise", "love", "gratitude", "disgust"]
 NEW = "gratitude"
@@ -73,7 +73,7 @@ def test_extend_policy_gives_new_labels_the_global_rule():
     P = rng.random((80, 4))
     Y = sp.csr_matrix((rng.random((80, 4)) < P).astype(np.float32))
     plt = PerLabelThreshold(objective="micro-f1").fit(P, Y)
-    ext = _extend_policy(plt, 2)
+    ext = extend_policy(plt, 2)
     assert ext.n_labels_ == 6 and plt.n_labels_ == 4  # the fitted policy is not touched
     np.testing.assert_array_equal(ext.thresholds_[:4], plt.thresholds_)
     assert ext.thresholds_[4:].tolist() == [plt.global_threshold_] * 2
@@ -81,9 +81,9 @@ def test_extend_policy_gives_new_labels_the_global_rule():
     sets = ext.apply(P6).toarray()
     assert np.array_equal(sets[:, 4:], (P[:, :2] >= plt.global_threshold_).astype(np.float32))
     g = GlobalThreshold(objective="micro-f1").fit(P, Y)
-    assert np.array_equal(_extend_policy(g, 2).apply(P6).toarray(), (P6 >= g.threshold_) * 1.0)
+    assert np.array_equal(extend_policy(g, 2).apply(P6).toarray(), (P6 >= g.threshold_) * 1.0)
     comb = Combined(PerLabelThreshold(objective="macro-f1"), k=2).fit(P, Y)
-    ce = _extend_policy(comb, 2)
+    ce = extend_policy(comb, 2)
     assert ce.threshold_policy_.thresholds_.shape == (6,) and ce.apply(P6).shape == (80, 6)
 
 
@@ -151,7 +151,7 @@ def test_added_label_is_predicted_at_once_and_ranks_its_items(hybrid, data):
     # tuned global threshold (per-label thresholds give unseen labels the shrinkage target)
     S, P8, sets = pipe.score_and_sets(test.X, k=8)
     j = pipe.labels_.index(NEW)
-    t = pipe.decision.global_threshold_
+    t = pipe.decision_.global_threshold_
     assert np.array_equal(sets.toarray()[:, j], (P8.toarray()[:, j] >= t) * 1.0)
     assert sets.toarray()[:, j].sum() > 0
     items = pipe.predict_labels(["Thank you so much, I really appreciate your help!"], k=3)
@@ -178,12 +178,12 @@ def test_probabilities_share_one_scale(hybrid, data):
     P = pipe.predict_proba(test.X, k=8).toarray()
     assert abs(P[:, :7].mean() - Yk.mean()) < 0.06, (P[:, :7].mean(), Yk.mean())  # 0.155
     # each entry: supervised = the calibrator's value, open = sigmoid((cos - bias) / T)
-    part = pipe.open_labels
+    part = pipe.open_labels_.part
     cos = part.decision_function(test.X[:20], k=1).toarray()[:, 0]
     want = 1 / (1 + np.exp(-(cos - cal["bias"]) / cal["temperature"]))
     np.testing.assert_allclose(P[:20, 7], want, rtol=1e-5)
     Ssup = pipe.model.decision_function(pipe.featurizer.transform(test.X[:20]), k=7)
-    np.testing.assert_allclose(P[:20, :7], pipe.calibrator.transform(Ssup).toarray(), rtol=1e-6)
+    np.testing.assert_allclose(P[:20, :7], pipe.calibrator_.transform(Ssup).toarray(), rtol=1e-6)
 
 
 def test_save_load_identical_and_learn_improves(hybrid, data, tmp_path):
@@ -198,6 +198,18 @@ def test_save_load_identical_and_learn_improves(hybrid, data, tmp_path):
                     strict=True):
         assert np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data)
     assert back.predict_labels(test.X[:5]) == pipe.predict_labels(test.X[:5])
+    # the parameter is kept apart from the open part; a file written before params held it
+    # (the part was the parameter then) loads the part and takes its encoder settings
+    assert back.open_labels.get_params() == pipe.open_labels.get_params()
+    assert back.open_labels_.part is not None and not hasattr(back.open_labels, "labels_")
+    import shutil
+
+    shutil.copytree(tmp_path / "h", tmp_path / "old")
+    old = {**doc, "params": {k: v for k, v in doc["params"].items() if k != "open_labels"}}
+    (tmp_path / "old" / "pipeline.json").write_text(json.dumps(old))
+    older = Pipeline.load(tmp_path / "old")
+    assert not hasattr(older.open_labels, "labels_") and older.open_labels.calibrate is False
+    assert older.predict_labels(test.X[:5]) == pipe.predict_labels(test.X[:5])
     auc0, _ = _auc(back, test)
     # 8 examples of the new label (from training rows, with their other labels)
     j = EMOTIONS.index(NEW)

@@ -204,7 +204,7 @@ def test_cli_evaluate_truth_file_of_ids_and_labels_only(trained, capsys, tmp_pat
 
 def _thresholds(model):
     pipe = Pipeline.load(model)
-    return pipe, pipe.decision.explain()
+    return pipe, pipe.decision_.explain()
 
 
 def test_cli_tune_another_order_and_unknown_labels(trained, capsys, tmp_path):
@@ -263,12 +263,12 @@ def test_api_tune_matches_by_name():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         b.tune(_reorder(ds), cv=3)
-    assert a.decision.explain() == b.decision.explain()
+    assert a.decision_.explain() == b.decision_.explain()
     assert a.tuning_["objective"] == DEFAULT_OBJECTIVE
     c = Pipeline(model=OneVsRest(n_threads=1)).fit(ds)
     with pytest.warns(UserWarning, match="ignored for tuning"):
         c.tune(_reorder(ds, np.arange(10)), cv=3)
-    assert c.decision.explain() == a.decision.explain()
+    assert c.decision_.explain() == a.decision_.explain()
     assert np.array_equal(c.label_counts_, a.label_counts_)
 
 

@@ -201,3 +201,13 @@ def test_registry_lookup_and_exports():
     assert sorted(lm.__all__) == sorted(set(lm.__all__))
     for name in lm.__all__:
         assert hasattr(lm, name)
+
+
+def test_two_training_rows_leave_psp_out_with_a_note():
+    Y, S = case(3)
+    rep = evaluate(Y, S, Y_train=Y[:2])  # before: "propensities must lie in (0, 1]"
+    assert rep["propensity"] is None and "psp@1" not in rep["metrics"]
+    assert any("psp@k and psndcg@k left out" in n and "Y_train, which has 2" in n
+               for n in rep["notes"])
+    assert evaluate(Y[:2], S[:2])["propensity"] is None  # Y_true of 2 rows: the same
+    assert "psp@1" in evaluate(Y, S, Y_train=Y[:3])["metrics"]

@@ -226,3 +226,16 @@ def test_psp_without_any_positive_is_zero_division():
     assert psprecision_at_k(Y, np.ones((2, 3)), k=1, propensity=p) == 0.0
     assert math.isnan(psprecision_at_k(Y, np.ones((2, 3)), k=1, propensity=p,
                                        zero_division=np.nan))
+
+
+def test_propensities_need_three_rows():
+    # the model's C = (log N - 1)(B + 1)^A is negative for N < e: with 2 rows it gave p > 1
+    # (refused by PSP@k), with 1 row negative inverse propensities
+    for n in (1, 2):
+        Y = sp.csr_matrix(np.eye(n, 3))
+        with pytest.raises(DataFormatError, match=f"has {n} row.*at least 3.*N < e"):
+            propensities(Y)
+        with pytest.raises(DataFormatError, match="at least 3"):
+            inverse_propensities(Y)
+    p = propensities(sp.csr_matrix(np.eye(3)))  # N = 3: C > 0, every p in (0, 1)
+    assert np.all((p > 0) & (p < 1))

@@ -338,3 +338,20 @@ def test_finetuned_max_time_stops_training():
     assert len(model.history_["train_loss"]) == 1
     with pytest.raises(ValueError, match="max_time"):
         FineTuned(max_time=0).fit(texts, Y)
+
+
+def test_count_parameters_are_checked_by_labelwise_checks():
+    # one check (labelwise.checks.positive_int): a DataFormatError naming the field, as
+    # every other model's count parameters
+    from labelwise.models.neural import _training
+
+    assert not hasattr(_training, "check_positive_int")
+    X, Y, _ = _synthetic(n=50)
+    for bad, field in ((dict(hidden_sizes=(4, 0)), "hidden_sizes[1]"),
+                       (dict(batch_size=0), "batch_size"), (dict(epochs=True), "epochs"),
+                       (dict(patience=1.5), "patience")):
+        with pytest.raises(DataFormatError, match="must be a positive integer") as e:
+            MLPHead(**bad).fit(X, Y)
+        assert e.value.field == field
+    with pytest.raises(DataFormatError, match="max_steps must be None or a positive"):
+        FineTuned(max_steps=0)._validate_params()

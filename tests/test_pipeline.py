@@ -85,8 +85,8 @@ def test_tune_equals_manual_crossfit_calibrate_decide(text_pipe):
     cal = PlattCalibrator(per_label=True).fit(S, Y)
     # per-label thresholds: tuned within each fold's scores, then averaged
     pol = PerLabelThreshold(objective="micro-f1").fit(cal.transform(S), Y, folds=folds)
-    assert np.array_equal(pipe.decision.thresholds_, pol.thresholds_)
-    assert pipe.calibrator.kind == "platt" and pipe.calibrator.per_label
+    assert np.array_equal(pipe.decision_.thresholds_, pol.thresholds_)
+    assert pipe.calibrator_.kind == "platt" and pipe.calibrator_.per_label
     assert pipe.tuning_ == {"objective": "micro-f1", "calibration": "platt-per-label", "cv": 3,
                             "k": 4, "random_state": 0, "featurizer_in_folds": False,
                             "n_samples": 160}
@@ -110,12 +110,12 @@ def test_featurizer_in_folds_matches_a_hand_written_loop():
         m = _ovr().fit(tf.transform([texts[i] for i in train]), Yc[train])
         S[test] = m.decision_function(tf.transform([texts[i] for i in test]), k=5)
     expect = PerLabelThreshold(objective="macro-f1").fit(sp.csr_matrix(S), Yc, folds=folds)
-    assert pipe.calibrator is None and pipe.tuning_["featurizer_in_folds"] is True
-    np.testing.assert_array_equal(pipe.decision.thresholds_, expect.thresholds_)
+    assert pipe.calibrator_ is None and pipe.tuning_["featurizer_in_folds"] is True
+    np.testing.assert_array_equal(pipe.decision_.thresholds_, expect.thresholds_)
     # and the default (featurizer fitted once on all rows) gives other out-of-fold scores
     other = Pipeline(Tfidf(), _ovr()).fit(texts, Y, labels=NAMES)
     other.tune(texts, Y, objective="macro-f1", calibration="none", cv=3, k=5, select_c=False)
-    assert not np.array_equal(other.decision.tuned_, pipe.decision.tuned_)
+    assert not np.array_equal(other.decision_.tuned_, pipe.decision_.tuned_)
 
 
 def test_fit_with_components_tunes_them():
@@ -124,7 +124,7 @@ def test_fit_with_components_tunes_them():
                     cv=3, k=3).fit(X, Y)
     S = cross_fit_scores(_ovr(), X, Y, cv=3, k=3, random_state=0)
     expect = GlobalThreshold(objective="samples-f1").fit(S, Y)
-    assert pipe.decision.threshold_ == expect.threshold_ and pipe.calibrator is None
+    assert pipe.decision_.threshold_ == expect.threshold_ and pipe.calibrator_ is None
     _same(pipe.predict(X), expect.apply(pipe.model.decision_function(X, k=3)))
 
 
@@ -133,8 +133,8 @@ def test_predict_labels_against_a_plain_loop(text_pipe):
     items = pipe.predict_labels(texts[:25], k=2)
     Xf = pipe.featurizer.transform(texts[:25])
     S = pipe.model.decision_function(Xf, k=4)  # max(k=2, tuning k=4) labels scored
-    P = pipe.calibrator.transform(S).toarray()
-    sets = pipe.decision.apply(pipe.calibrator.transform(S)).toarray()
+    P = pipe.calibrator_.transform(S).toarray()
+    sets = pipe.decision_.apply(pipe.calibrator_.transform(S)).toarray()
     D = S.toarray()
     for i, item in enumerate(items):
         stored = [j for j in range(5) if S[i, j] != 0 or j in S.indices[S.indptr[i]:S.indptr[i + 1]]]
@@ -154,7 +154,7 @@ def test_precision_objective_and_explain():
     X, Y = _sparse(seed=2)
     pipe = Pipeline(model=_ovr()).fit(X, Y)
     pipe.tune(X, Y, objective="precision=0.8", calibration="isotonic", cv=3, k=4)
-    assert isinstance(pipe.decision, PrecisionTarget) and pipe.calibrator.kind == "isotonic"
+    assert isinstance(pipe.decision_, PrecisionTarget) and pipe.calibrator_.kind == "isotonic"
     info = pipe.explain()
     assert info["decision"]["policy"] == "precision-target" and info["model"] == "OneVsRest"
     assert pipe.tuning_["objective"] == "precision=0.8"
@@ -174,19 +174,19 @@ def test_poisoned_evaluation_rows_cannot_change_tuned_thresholds(tmp_path):
         return pipe.tune(X, Yt, objective="macro-f1", cv=3, k=5)
 
     clean = tuned()
-    before = clean.decision.thresholds_.copy(), clean.calibrator.arrays()
+    before = clean.decision_.thresholds_.copy(), clean.calibrator_.arrays()
     # using the pipeline on a (poisoned) evaluation set changes nothing it has tuned
     clean.predict(texts[evals]), clean.predict_labels(texts[evals]), clean.predict_proba(texts[evals])
     clean.save(tmp_path / "p")
     again = Pipeline.load(tmp_path / "p")
-    assert np.array_equal(again.decision.thresholds_, before[0])
+    assert np.array_equal(again.decision_.thresholds_, before[0])
     for key, a in before[1].items():
-        assert np.array_equal(again.calibrator.arrays()[key], a)
+        assert np.array_equal(again.calibrator_.arrays()[key], a)
     # the same training rows give the same thresholds whatever the evaluation labels are
-    assert np.array_equal(tuned().decision.thresholds_, before[0])
+    assert np.array_equal(tuned().decision_.thresholds_, before[0])
     # control: had the poisoned rows reached tuning, the thresholds would move
     leaked = tuned(texts[evals], Y_poison)
-    assert not np.array_equal(leaked.decision.thresholds_, before[0])
+    assert not np.array_equal(leaked.decision_.thresholds_, before[0])
 
 
 # ---------------------------------------------------------------------------- persistence
@@ -216,7 +216,7 @@ def test_sparse_pipeline_save_load_and_overwrite(tmp_path):
     pipe = Pipeline(model=_ovr()).fit(X, Y, labels=["a", "b", "c", "d"])
     pipe.save(tmp_path / "p")
     back = load_any(tmp_path / "p")
-    assert back.featurizer is None and back.decision is None and not back.is_tuned
+    assert back.featurizer is None and back.decision_ is None and not back.is_tuned
     _same(back.predict(X), pipe.predict(X))
     _same(back.predict_proba(X, k=2), pipe.predict_proba(X, k=2))
     pipe.tune(X, Y, objective="samples-f1", cv=3, k=3)
@@ -278,7 +278,7 @@ def test_plain_model_directory_loads_as_a_pipeline(tmp_path):
     model = _ovr().fit(X, Y)
     model.save(tmp_path / "m")
     pipe = load_any(tmp_path / "m")
-    assert isinstance(pipe, Pipeline) and pipe.featurizer is None and pipe.decision is None
+    assert isinstance(pipe, Pipeline) and pipe.featurizer is None and pipe.decision_ is None
     _same(pipe.decision_function(X, k=3), model.decision_function(X, k=3))
     _same(pipe.predict(X), model.predict(X))
 
@@ -308,3 +308,213 @@ def test_errors():
         untuned.predict(X)
     with pytest.raises(NotFittedError, match="tune"):
         untuned.save("never-written")
+
+
+def test_a_save_replaces_only_its_own_kind(tmp_path):
+    # Pipeline.save used to replace a folder holding only a saved featurizer (any labelwise
+    # marker passed); now each save replaces its own kind (a pipeline also a plain model)
+    from labelwise.errors import OutputExistsError
+
+    texts, Y = _texts(n=40)
+    X, Ys = _sparse()
+    feat = Tfidf().fit(texts)
+    feat.save(tmp_path / "f")
+    before = sorted(p.name for p in (tmp_path / "f").iterdir())
+    pipe = Pipeline(model=_ovr()).fit(X, Ys)
+    with pytest.raises(OutputExistsError, match=r"holds a saved labelwise featurizer "
+                       r"\(featurizer\.json\), not a model or pipeline; refusing"):
+        pipe.save(tmp_path / "f")
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == before
+    with pytest.raises(OutputExistsError, match="featurizer"):
+        pipe.model.save(tmp_path / "f")
+    pipe.model.save(tmp_path / "m")
+    with pytest.raises(OutputExistsError, match=r"holds a saved labelwise model .*not a "
+                       "featurizer"):
+        feat.save(tmp_path / "m")
+    pipe.save(tmp_path / "p")
+    with pytest.raises(OutputExistsError, match=r"labelwise pipeline \(pipeline\.json\), not "
+                       "a model;"):
+        pipe.model.save(tmp_path / "p")
+    pipe.save(tmp_path / "m")  # a plain model folder becomes a pipeline (labels add, learn)
+    pipe.save(tmp_path / "p")
+    feat.save(tmp_path / "f")
+    pipe.model.save(tmp_path / "m2")
+    pipe.model.save(tmp_path / "m2")
+    assert Pipeline.load(tmp_path / "m").labels_ == pipe.labels_
+
+
+# ------------------------------------------------------- parameters vs what tune learns
+def _vars(obj):
+    """An object's attributes, arrays as lists (to compare before/after)."""
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(obj).items()}
+
+
+def test_tune_leaves_the_parameters_and_clone_is_the_untuned_pipeline(tmp_path):
+    # before: tune replaced `decision`/`calibrator` by what it tuned, so get_params() changed
+    # and clone(pipe) carried the tuned thresholds
+    from sklearn.base import clone
+
+    texts, Y = _texts(n=90, seed=4)
+    pipe = Pipeline(Tfidf(), _ovr()).fit(texts, Y, labels=NAMES)
+    before, deep = pipe.get_params(deep=False), pipe.get_params()
+    pipe.tune(texts, Y, objective="macro-f1", cv=3, k=4, select_c=False)
+    assert pipe.get_params(deep=False) == before and pipe.get_params() == deep
+    assert pipe.decision is None and pipe.calibrator is None
+    assert isinstance(pipe.decision_, PerLabelThreshold) and pipe.decision_.objective == "macro-f1"
+    assert pipe.calibrator_.kind == "platt" and pipe.calibrator_.per_label
+    fresh = clone(pipe)
+    assert fresh.decision is None and fresh.calibrator is None
+    assert fresh.decision_ is None and fresh.calibrator_ is None and not fresh.is_tuned
+    # predictions use the tuned parts
+    S = pipe.model.decision_function(pipe.featurizer.transform(texts), k=4)
+    _same(pipe.predict(texts), pipe.decision_.apply(pipe.calibrator_.transform(S)))
+    _same(pipe.predict_proba(texts), pipe.calibrator_.transform(S))
+    # saving and loading keep both: the parameters (None) and the tuned parts
+    pipe.save(tmp_path / "p")
+    back = Pipeline.load(tmp_path / "p")
+    assert back.decision is None and back.calibrator is None
+    assert np.array_equal(back.decision_.thresholds_, pipe.decision_.thresholds_)
+    assert back.predict_labels(texts[:10]) == pipe.predict_labels(texts[:10])
+    assert clone(back).decision_ is None
+
+
+def test_given_parts_are_templates_never_fitted_in_place(tmp_path):
+    from sklearn.base import clone
+
+    from labelwise.pipeline_store import spec_of
+
+    X, Y = _sparse(seed=3)
+    policy, cal = PerLabelThreshold(objective="samples-f1", shrinkage=3.0), PlattCalibrator()
+    pipe = Pipeline(model=_ovr(), decision=policy, calibrator=cal, cv=3, k=3)
+    seen = _vars(policy), _vars(cal)
+    pipe.fit(X, Y)  # fit tunes copies of the given parts
+    assert pipe.decision is policy and pipe.calibrator is cal
+    assert (_vars(policy), _vars(cal)) == seen  # unfitted, untouched
+    assert pipe.decision_ is not policy and pipe.decision_.shrinkage == 3.0
+    assert pipe.tuning_["objective"] == "samples-f1"
+    pipe.tune(X, Y, objective="precision=0.8", cv=3, k=3, select_c=False)
+    assert pipe.decision is policy and _vars(policy) == seen[0]
+    assert isinstance(pipe.decision_, PrecisionTarget)
+    pipe.tune(X, Y, cv=3, k=3, select_c=False)  # no objective: the parameter's again
+    assert isinstance(pipe.decision_, PerLabelThreshold)
+    # clone: the same settings, untuned; its fit tunes them as the original's did
+    c = clone(pipe)
+    assert spec_of(c.decision) == spec_of(policy) and not hasattr(c.decision, "n_labels_")
+    assert np.array_equal(c.fit(X, Y).decision_.thresholds_, pipe.decision_.thresholds_)
+    # save/load keeps the parameters (class and settings) and the tuned parts
+    pipe.save(tmp_path / "p")
+    back = Pipeline.load(tmp_path / "p")
+    assert spec_of(back.decision) == spec_of(policy) and spec_of(back.calibrator) == spec_of(cal)
+    assert not hasattr(back.decision, "n_labels_") and not hasattr(back.calibrator, "n_labels_")
+    assert np.array_equal(back.decision_.thresholds_, pipe.decision_.thresholds_)
+    _same(back.predict(X), pipe.predict(X))
+    with pytest.raises(LabelwiseError, match="decision is a fitted PerLabelThreshold.*decision_"):
+        Pipeline(model=_ovr(), decision=pipe.decision_).fit(X, Y)
+
+
+def test_refitting_a_loaded_tuned_pipeline_keeps_it_tuned(tmp_path):
+    # `review learn --train` refits a loaded pipeline (fit, then tune()): it keeps its policy
+    X, Y = _sparse(seed=5)
+    pipe = Pipeline(model=_ovr(), cv=3, k=3).fit(X, Y)
+    pipe.tune(X, Y, objective="precision=0.7", calibration="isotonic", cv=3, k=3)
+    pipe.save(tmp_path / "p")
+    back = Pipeline.load(tmp_path / "p")
+    back.fit(X[:120], Y[:120])
+    assert isinstance(back.decision_, PrecisionTarget) and back.decision_.precision == 0.7
+    assert back.calibrator_.kind == "isotonic" and back.tuning_["n_samples"] == 120
+    back.tune(X, Y)
+    assert back.tuning_["objective"] == "precision=0.7" and back.decision is None
+
+
+def test_a_pipeline_saved_before_tuned_attributes_existed_loads_both():
+    # tests/data/store_v1 (labelwise b84a00d): `tune` had overwritten the parameters, so the
+    # file lists the tuned parts only; they load as decision_/calibrator_ and the parameters
+    # are unfitted parts of the same class and settings
+    from pathlib import Path
+
+    from labelwise.pipeline_store import spec_of
+
+    root = Path(__file__).parent / "data" / "store_v1" / "pipeline"
+    assert "decision" not in json.loads((root / "pipeline.json").read_text())["params"]
+    pipe = Pipeline.load(root)
+    assert isinstance(pipe.decision_, PerLabelThreshold) and pipe.decision_.n_labels_ == 3
+    assert pipe.calibrator_.per_label
+    assert spec_of(pipe.decision) == spec_of(pipe.decision_)
+    assert spec_of(pipe.calibrator) == spec_of(pipe.calibrator_)
+    assert not hasattr(pipe.decision, "n_labels_") and not hasattr(pipe.calibrator, "n_labels_")
+    texts = (root.parent / "texts.txt").read_text().splitlines()
+    S = pipe.model.decision_function(pipe.featurizer.transform(texts), k=3)
+    _same(pipe.predict(texts), pipe.decision_.apply(pipe.calibrator_.transform(S)))
+
+
+def test_open_labels_parameter_is_kept_and_old_files_load_it(tmp_path):
+    # the open_labels parameter (encoder settings of labels added later) is saved in params;
+    # older files held it as the open_labels component
+    from labelwise.models.fewshot import FewShot
+
+    X, Y = _sparse()
+    pipe = Pipeline(model=_ovr(), open_labels=FewShot(progress=False, temperature=0.07)).fit(X, Y)
+    pipe.save(tmp_path / "p")
+    doc = json.loads((tmp_path / "p" / "pipeline.json").read_text())
+    assert doc["format_version"] == 2 and doc["params"]["open_labels"]["temperature"] == 0.07
+    back = Pipeline.load(tmp_path / "p")
+    assert back.open_labels.get_params() == pipe.open_labels.get_params()
+    old = {**doc, "params": {k: v for k, v in doc["params"].items()
+                             if k not in ("open_labels", "decision", "calibrator")}}
+    (tmp_path / "p" / "pipeline.json").write_text(json.dumps(old))
+    back = Pipeline.load(tmp_path / "p")
+    assert back.open_labels.get_params() == pipe.open_labels.get_params()
+    assert back.n_open_labels == 0 and back.open_calibration_ is None
+
+
+def test_every_edge_reads_the_tuned_policy_not_the_parameter(tmp_path, capsys):
+    # the parameter says GlobalThreshold; tune(objective="precision=0.8") tunes a
+    # PrecisionTarget into decision_: evaluate, serve and the review queue use that one
+    from labelwise.cli.main import main
+    from labelwise.io import write
+
+    texts, Y = _texts(n=120, seed=6)
+    ds = Dataset(texts, Y, NAMES)
+    pipe = Pipeline(Tfidf(), _ovr(), decision=GlobalThreshold(objective="samples-f1"),
+                    calibrator=PlattCalibrator(per_label=True), cv=3, k=5).fit(ds)
+    pipe.tune(ds, objective="precision=0.8", select_c=False)
+    assert isinstance(pipe.decision, GlobalThreshold) and not hasattr(pipe.decision, "n_labels_")
+    pipe.save(tmp_path / "m")
+    write(ds, tmp_path / "d.jsonl")
+    assert main(["evaluate", str(tmp_path / "m"), str(tmp_path / "d.jsonl"), "--quiet",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["set_rule"] == "decision policy precision-target"
+    pytest.importorskip("fastapi")
+    from labelwise.serve.registry import load_entry
+
+    info = load_entry("m", tmp_path / "m", warm=False).info()
+    assert info["policy"]["policy"] == "precision-target" and info["calibrated"] is True
+    pytest.importorskip("sqlalchemy")
+    from labelwise.review.loop import _certified
+
+    back = Pipeline.load(tmp_path / "m")
+    assert _certified(back, 0.8) == back.decision_.threshold_
+
+
+def test_open_labels_and_the_store_do_not_import_the_pipeline():
+    # the pipeline owns an OpenLabels (composition); before, Pipeline inherited
+    # OpenLabelsMixin, whose module imported labelwise.pipeline (an import circle)
+    import ast
+    from pathlib import Path
+
+    import labelwise
+    from labelwise._estimator import Estimator
+    from labelwise.pipeline_open import OpenLabels
+
+    assert Pipeline.__mro__ == (Pipeline, Estimator, object)
+    root = Path(labelwise.__file__).parent
+    for name in ("pipeline_open.py", "pipeline_store.py"):
+        for node in ast.walk(ast.parse((root / name).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module not in ("pipeline", "labelwise.pipeline"), (name, node.lineno)
+    X, Y = _sparse()
+    pipe = Pipeline(model=_ovr()).fit(X, Y)
+    assert "open_labels_" not in vars(pipe) and pipe.n_open_labels == 0
+    assert pipe.open_calibration_ is None and pipe.label_info()[0]["kind"] == "supervised"
+    assert isinstance(pipe.open_labels_, OpenLabels) and pipe.open_labels_.part is None

@@ -79,4 +79,4 @@ def test_review_cli_round_trip(tmp_path, capsys):
     from labelwise.pipeline import load_any
 
     pipe = load_any(model)
-    assert pipe.decision.precision == TARGET and pipe.decision.confidence == 0.95
+    assert pipe.decision_.precision == TARGET and pipe.decision_.confidence == 0.95

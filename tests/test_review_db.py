@@ -117,7 +117,7 @@ def test_ingest_auto_accepts_certified_labels_and_queues_the_rest(url, pipe):
     db, counts = _ingest(url, pipe)
     assert counts["items"] == 60 == counts["auto"] + counts["queued"] + counts["audit"]
     assert counts["auto"] > 0 and counts["queued"] > 0 and counts["audit"] > 0
-    thr = pipe.decision.threshold_
+    thr = pipe.decision_.threshold_
     assert counts["threshold"] == thr
     P = pipe.predict_proba(dataset(60, 5, "a").X, k=5).toarray()
     import sqlalchemy as sa

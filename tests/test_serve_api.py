@@ -78,7 +78,7 @@ def test_labels_paged_and_filtered(server):
     pipe = load_any(ss.text_pipeline())
     page = server.get("/v1/models/colors/labels").json()
     assert page["total"] == 5 and [d["name"] for d in page["labels"]] == list(pipe.labels_.names)
-    thr = pipe.decision.thresholds_
+    thr = pipe.decision_.thresholds_
     for j, d in enumerate(page["labels"]):
         assert d["index"] == j and d["kind"] == "supervised" and d["description"] is None
         assert d["threshold"] == pytest.approx(float(thr[j]), abs=0)

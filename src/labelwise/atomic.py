@@ -13,7 +13,11 @@ never take them for data: the names are hidden and end in ``.lwtmp``/``.lwold``.
 
 A directory is replaced only when it is empty or holds one of the files that mark what
 labelwise writes (:data:`LABELWISE_MARKERS`): saving a model onto a folder of the user's
-files raises :class:`OutputExistsError` instead of deleting them.
+files raises :class:`OutputExistsError` instead of deleting them. Each save names the kinds
+it may replace: a model replaces a model (:data:`MODEL_MARKERS`), a featurizer a featurizer
+(:data:`FEATURIZER_MARKERS`), a pipeline a pipeline or a plain model folder
+(:data:`PIPELINE_MARKERS`: the commands that take a plain model folder, e.g. ``labels add``,
+write it back as a pipeline); a folder holding another labelwise kind is refused, naming it.
 """
 
 from __future__ import annotations
@@ -36,11 +40,17 @@ except ImportError:  # pragma: no cover - Windows: fall back on pid and age
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["atomic_write", "atomic_directory", "check_replaceable", "remove_stale",
-           "OutputExistsError", "LABELWISE_MARKERS"]
+           "OutputExistsError", "LABELWISE_MARKERS", "MODEL_MARKERS", "FEATURIZER_MARKERS",
+           "PIPELINE_MARKERS"]
 
 #: a folder holding one of these at its top is a model, pipeline or featurizer labelwise
 #: wrote, and may be replaced by a new save (``labelwise split`` passes its own split.json)
 LABELWISE_MARKERS: tuple[str, ...] = ("manifest.json", "pipeline.json", "featurizer.json")
+#: what each kind of save may replace (module docstring)
+MODEL_MARKERS: tuple[str, ...] = ("manifest.json",)
+FEATURIZER_MARKERS: tuple[str, ...] = ("featurizer.json",)
+PIPELINE_MARKERS: tuple[str, ...] = ("pipeline.json", "manifest.json")
+_KINDS = {"manifest.json": "model", "pipeline.json": "pipeline", "featurizer.json": "featurizer"}
 
 #: this module's import time: temporaries older than it were not made by this process
 _STARTED = time.time()
@@ -72,6 +82,13 @@ def check_replaceable(path: str | os.PathLike[str], *,
             return
         if any((target / m).is_file() for m in markers):
             return
+        other = [m for m in LABELWISE_MARKERS if (target / m).is_file()]
+        if other:
+            kinds = sorted({_KINDS.get(m, m) for m in markers})
+            raise OutputExistsError(
+                f"{what} {target}: holds a saved labelwise {_KINDS[other[0]]} ({other[0]}), "
+                f"not a {' or '.join(kinds)}; refusing to replace it (choose a new or empty "
+                "folder, or delete it first)")
         raise OutputExistsError(
             f"{what} {target}: exists and is not a folder labelwise wrote (none of "
             f"{', '.join(markers)}); refusing to replace it (choose a new or empty folder)")

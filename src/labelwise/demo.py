@@ -131,11 +131,11 @@ def _tree_demo(out: Path, seed: int) -> int:
         f"(as labelwise evaluate ranks a calibrated pipeline) P@1 is {by_probability['p@1']:.4f} "
         f"and P@5 {by_probability['p@5']:.4f}")
     after = merge_set_metrics(after, evaluate(test.Y, LabelSets(sets), label_names=names),
-                              pipe.decision.name)
+                              pipe.decision_.name)
     from labelwise.calibration import expected_calibration_error
 
     after["metrics"]["ece"] = expected_calibration_error(
-        test.Y, P, missing=pipe.calibrator.missing_probability_)
+        test.Y, P, missing=pipe.calibrator_.missing_probability_)
     after["comparison"] = {
         "title": "Tuning: the tree as trained and after labelwise tune",
         "columns": ["as trained", "tuned"],
@@ -148,7 +148,7 @@ def _tree_demo(out: Path, seed: int) -> int:
     print(f"ece (calibrated probabilities) {after['metrics']['ece']:.4f}")
     (out / "bibtex-tree-report.json").write_text(json.dumps(after, indent=1))
     write_report(out / "bibtex-tree-report.html", test.Y, S, after, title="LabelTree on Bibtex, tuned",
-                 probabilities=P, missing_probability=pipe.calibrator.missing_probability_)
+                 probabilities=P, missing_probability=pipe.calibrator_.missing_probability_)
     print("a few predictions (chosen labels; * = a true label):")
     for i in range(3):
         truth = set(test.label_names(i))

@@ -11,7 +11,8 @@ server edges) can catch them all with one clause::
     ├── MissingDependencyError an optional extra is not installed (carries the pip hint)
     ├── NotFittedError         a model or policy used before fit
     ├── ResourceLimitError     a job refused because its estimated memory exceeds the limit
-    └── OutputExistsError      an output path holding what must not be replaced
+    ├── OutputExistsError      an output path holding what must not be replaced
+    └── ClusterError           the Dask cluster failed the job (labelwise.distributed)
 
 The CLI prints ``error: <message>`` and exits with status 2 for any of these.
 """
@@ -28,6 +29,7 @@ __all__ = [
     "NotFittedError",
     "ResourceLimitError",
     "OutputExistsError",
+    "ClusterError",
 ]
 
 
@@ -103,3 +105,8 @@ class ResourceLimitError(LabelwiseError, MemoryError):
 class OutputExistsError(LabelwiseError, FileExistsError):
     """An output path that holds what labelwise must not replace: a user's folder or file,
     or an input of the same command."""
+
+
+class ClusterError(LabelwiseError):
+    """The Dask cluster failed the job: scheduler unreachable or lost, tasks that kept
+    killing workers. Nothing was saved. (Also importable from labelwise.distributed.)"""

@@ -9,6 +9,15 @@ already numeric (CSR or dense); ``model`` is any labelwise model (:mod:`labelwis
 and the label space comes from it (``labels_``). ``calibrator`` (:mod:`labelwise.calibration`)
 and ``decision`` (:mod:`labelwise.decision`) are optional.
 
+Parameters and what is learned (scikit-learn's rule): the constructor parameters are never
+changed by ``fit``, ``tune``, ``learn`` or ``add_labels``. ``calibrator`` and ``decision``
+say what to tune (unfitted; None: nothing, or ``tune``'s defaults); the tuned ones are the
+fitted attributes ``calibrator_`` and ``decision_`` (None until tuned), which every use of
+the pipeline reads (predictions, saving, the server, the review queue, the CLI). So
+``get_params()`` is the same before and after ``tune`` and ``clone(pipeline)`` is the
+untuned pipeline. The open labels live in ``open_labels_`` (an
+:class:`~labelwise.pipeline_open.OpenLabels` the pipeline owns).
+
 Fitting and tuning
 ------------------
 ``fit(X, Y, *, labels=None)`` (or ``fit(dataset)``) fits the featurizer on the training
@@ -16,8 +25,10 @@ texts and the model on their features. Numeric X (no featurizer) is scaled per c
 (``scale``, default ``"auto"``: dense X standardised, sparse X max-abs scaled only when its
 column maxima spread over more than two orders of magnitude, tf-idf and binary X unchanged;
 :class:`labelwise.features.Scale`), by a scaler fitted on the training rows (``scaler_``,
-saved with the pipeline, shown by ``explain()``). When a calibrator or a decision policy is set, ``fit``
-then tunes them as :meth:`Pipeline.tune` does.
+saved with the pipeline, shown by ``explain()``). When the pipeline has a calibrator or a
+decision policy (the parameters, else the tuned ``calibrator_``/``decision_``, e.g. of a
+loaded tuned pipeline), ``fit`` then tunes fresh copies of them as :meth:`Pipeline.tune`
+does: a tuned pipeline stays tuned when refitted (``clone`` gives the untuned one).
 
 ``tune(X, Y, *, objective=, calibration=, cv=, k=)`` takes the pipeline's *training* data
 and nothing else. It cross-fits (:func:`labelwise.crossfit.cross_fit_scores`: ``cv`` folds by
@@ -51,32 +62,36 @@ Using it
 --------
 ``decision_function(X, *, k=None)``: top-k raw scores (CSR, as the model contract);
 ``predict_proba(X, *, k=None)``: the same entries as probabilities (calibrated when there is
-a fitted calibrator, else the model's link); ``predict(X)``: label sets (CSR 0/1) chosen by
-the policy, or by the model's default rule without one; ``predict_labels(X, *, k=5)``: per
-item ``{"labels": [chosen names], "probabilities": {name: p of each chosen label},
-"candidates": [{"label", "score", "probability"}, ...]}`` (top k, best first). ``k=None``
-means the tuning ``k`` after tuning (thresholds only accept labels within it), else 5.
+a tuned calibrator ``calibrator_``, else the model's link); ``predict(X)``: label sets (CSR
+0/1) chosen by the tuned policy ``decision_``, or by the model's default rule without one;
+``predict_labels(X, *, k=5)``: per item ``{"labels": [chosen names], "probabilities":
+{name: p of each chosen label}, "candidates": [{"label", "score", "probability"}, ...]}``
+(top k, best first). ``k=None`` means the tuning ``k`` after tuning (thresholds only accept
+labels within it), else 5.
 
 Open labels (hybrid pipelines)
 ------------------------------
 A text pipeline can take labels after training: ``add_labels(names, descriptions=...)``
 scores them at once from their names and descriptions (zero-shot), ``learn(X, Y)`` adds
 examples that move their prototypes (few-shot), and neither retrains anything. They live in
-``open_labels``, a :class:`~labelwise.models.fewshot.FewShot` over the added labels (the
+``open_labels_.part``, a :class:`~labelwise.models.fewshot.FewShot` over the added labels
+(``open_labels_`` is the :class:`~labelwise.pipeline_open.OpenLabels` the pipeline owns; the
 mechanics and the one probability scale are described in :mod:`labelwise.models.hybrid`);
 ``labels_`` is the model's labels followed by the open ones. Their probabilities are mapped
 by a temperature and bias fitted on labelled rows of the supervised labels
 (``calibrate_open_labels(X, Y)``; ``fit`` and ``tune`` do it on the training rows of a
-pipeline that has ``open_labels``, at most :data:`labelwise.pipeline_open.OPEN_CALIBRATION_ROWS` of them, drawn with
-``random_state``); without such a fit they keep the zero-shot model's own mapping (or its
-defaults). Scores of both kinds are merged into one top-k ranking by probability; label sets
-come from the pipeline's policy with each open label treated as a label never seen in tuning:
+pipeline that has open labels or an ``open_labels`` parameter, at most
+:data:`labelwise.pipeline_open.OPEN_CALIBRATION_ROWS` of them, drawn with ``random_state``);
+without such a fit they keep the zero-shot model's own mapping (or its defaults). Scores of
+both kinds are merged into one top-k ranking by probability; label sets come from the
+pipeline's tuned policy with each open label treated as a label never seen in tuning:
 a global threshold or precision target applies as it is, per-label thresholds give open
 labels the tuned global threshold (the shrinkage target). Without a policy a label is chosen
 when its score passes its model's default rule (probability 0.5 for open labels).
-``open_labels`` may also be an unfitted FewShot given to the constructor: the encoder settings
-for labels added later, calibrated by ``fit``/``tune``. Refitting on data that now holds an
-open label makes it supervised (it leaves the open part).
+The constructor parameter ``open_labels`` is an unfitted FewShot or None: the encoder
+settings for labels added later (their mapping calibrated by ``fit``/``tune``); it is never
+changed. Refitting on data that now holds an open label makes it supervised (it leaves the
+open part).
 
 Saving
 ------
@@ -99,9 +114,9 @@ from .checks import positive_int
 from .dataset import Dataset, align_labels, as_label_matrix
 from .errors import DataFormatError, LabelwiseError, NotFittedError
 from .labels import LabelSpace
-from .pipeline_open import OpenLabelsMixin, _extend_policy
+from .pipeline_open import OPEN_CALIBRATION_ROWS, OpenLabels, check_policy
+from .pipeline_store import from_spec, load_pipeline, save_pipeline, spec_of
 from .pipeline_store import load_any as _load_any
-from .pipeline_store import load_pipeline, save_pipeline
 
 __all__ = ["Pipeline", "load_any", "make_calibrator", "make_policy", "CALIBRATIONS"]
 
@@ -189,26 +204,42 @@ def _is_texts(X: Any) -> bool:
     return isinstance(X, list | tuple) and len(X) > 0 and isinstance(X[0], str)
 
 
-def _fitted(component: Any) -> bool:
-    return component is not None and hasattr(component, "n_labels_")
+def fresh(part: Any) -> Any:
+    """An unfitted copy of a calibrator or decision policy: a deep copy of an unfitted one,
+    the same class and settings of a fitted one (labelwise.pipeline_store.spec_of)."""
+    import copy
+
+    if part is None:
+        return None
+    if not hasattr(part, "n_labels_"):
+        return copy.deepcopy(part)
+    return from_spec(spec_of(part))
 
 
-class Pipeline(OpenLabelsMixin, Estimator):
+class Pipeline(Estimator):
     """Featurizer, model, calibrator and decision policy as one unit (module docstring).
 
     Parameters
     ----------
     featurizer: a labelwise featurizer, or None for numeric X.
     model: a labelwise model (required).
-    calibrator: a calibrator (fitted by ``tune``), or None.
-    decision: a decision policy (fitted by ``tune``), or None.
+    calibrator: a calibrator to tune (a fresh copy is tuned into ``calibrator_``), or None.
+    decision: a decision policy to tune (a fresh copy is tuned into ``decision_``), or None.
     cv, k, random_state: the cross-fitting of ``tune``: folds, scores kept per row, seed.
     featurizer_in_folds: fit a fresh featurizer inside each fold (module docstring).
-    open_labels: the FewShot holding labels added after training (module docstring), or an
-        unfitted FewShot giving the encoder settings for them, or None.
+    open_labels: an unfitted FewShot giving the encoder settings of labels added after
+        training (module docstring), or None.
     scale: per-column scaling of numeric X (no featurizer): "auto", "standard", "maxabs",
         "none" or None (labelwise.features.Scale; None and "none" leave X as given).
+
+    Fitted attributes: ``calibrator_`` and ``decision_`` (the tuned parts, None until
+    tuned), ``tuning_``, ``model_params_``, ``scaler_``, ``label_counts_``,
+    ``open_labels_`` (the open labels, :class:`~labelwise.pipeline_open.OpenLabels`).
     """
+
+    #: the tuned calibrator and decision policy (instance attributes once tuned)
+    calibrator_: Any = None
+    decision_: Any = None
 
     def __init__(self, featurizer: Any = None, model: Any = None, calibrator: Any = None,
                  decision: Any = None, *, cv: int = 5, k: int = 100,
@@ -241,10 +272,24 @@ class Pipeline(OpenLabelsMixin, Estimator):
             cached = self._joined_labels = (key, join_labels(self.model.labels_, part.labels_))
         return cached[1]
 
+    @property
+    def _open(self) -> OpenLabels:
+        """The open labels the pipeline owns (``open_labels_``, made on first use)."""
+        state = self.__dict__.get("open_labels_")
+        if state is None:
+            state = self.__dict__["open_labels_"] = OpenLabels()
+        return state
+
     def _open_part(self) -> Any:
         """The fitted FewShot of the open labels, or None."""
-        part = self.open_labels
-        return part if part is not None and hasattr(part, "labels_") else None
+        state = self.__dict__.get("open_labels_")
+        return None if state is None else state.part
+
+    @property
+    def open_calibration_(self) -> dict[str, Any] | None:
+        """The open labels' fitted probability mapping (labelwise.models.hybrid), or None."""
+        state = self.__dict__.get("open_labels_")
+        return None if state is None else state.calibration
 
     @property
     def n_open_labels(self) -> int:
@@ -274,6 +319,12 @@ class Pipeline(OpenLabelsMixin, Estimator):
             if not isinstance(self.open_labels, FewShot):
                 raise LabelwiseError(f"open_labels must be a FewShot or None, got "
                                      f"{type(self.open_labels).__name__}")
+        for name in ("calibrator", "decision"):
+            part = getattr(self, name)
+            if part is not None and hasattr(part, "n_labels_"):
+                raise LabelwiseError(f"{name} is a fitted {type(part).__name__}: the parameter "
+                                     "says what to tune (give an unfitted one); the tuned "
+                                     f"one is {name}_")
 
     def _check_fitted(self) -> None:
         self._check_model()
@@ -283,8 +334,7 @@ class Pipeline(OpenLabelsMixin, Estimator):
 
     def _check_tuned(self) -> None:
         for name in ("calibrator", "decision"):
-            comp = getattr(self, name)
-            if comp is not None and not _fitted(comp):
+            if getattr(self, name) is not None and getattr(self, name + "_") is None:
                 raise NotFittedError(f"the pipeline's {name} is not tuned yet: call "
                                      "tune(X, Y) with the training data first")
 
@@ -336,20 +386,55 @@ class Pipeline(OpenLabelsMixin, Estimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, Y: Any = None, *, labels: LabelSpace | list[str] | None = None):
-        """Fit featurizer and model on the training data; tune calibrator/decision if set."""
+        """Fit featurizer and model on the training data; then tune fresh copies of the
+        calibrator/decision when the pipeline has them (the parameters, else the tuned
+        ones: module docstring)."""
         self._check_model()
         X, Y, labels = self._split(X, Y, labels)
         X = self._input(X)
-        for name in ("tuning_", "model_params_"):
+        retune = any(p is not None for p in (self.calibrator, self.decision, self.calibrator_,
+                                             self.decision_))
+        calibrator, decision = self._parts(None, None, defaults=False)
+        for name in ("tuning_", "model_params_", "calibrator_", "decision_"):
             self.__dict__.pop(name, None)
         Xf = self._fit_features(X)
         self.model.fit(Xf, Y, labels=labels)
         self._counts(Y)
-        if self.calibrator is not None or self.decision is not None:
-            self._tune(X, Y, Xf, objective=None, calibration=None, cv=self.cv, k=self.k,
-                       random_state=self.random_state)
+        if retune:
+            self._tune(X, Y, Xf, calibrator=calibrator, decision=decision, objective=None,
+                       cv=self.cv, k=self.k, random_state=self.random_state)
         self._refresh_open(X, Y, self.random_state)
         return self
+
+    def _parts(self, objective: str | None, calibration: str | None, *,
+               defaults: bool) -> tuple[Any, Any]:
+        """Fresh (unfitted) calibrator and policy to tune: named by ``calibration`` /
+        ``objective``, else copies of the parameters, else of the tuned parts, else (with
+        ``defaults``) per-label Platt scaling and :data:`DEFAULT_OBJECTIVE`'s policy."""
+        if objective is not None:
+            decision = make_policy(objective)
+        else:
+            decision = fresh(self.decision if self.decision is not None else self.decision_)
+            if decision is None and defaults:
+                decision = make_policy(DEFAULT_OBJECTIVE)
+        if calibration is not None:
+            calibrator = make_calibrator(calibration)
+        else:
+            calibrator = fresh(self.calibrator if self.calibrator is not None
+                               else self.calibrator_)
+            if calibrator is None and defaults:
+                calibrator = make_calibrator("platt-per-label")
+        return calibrator, decision
+
+    def _has_open(self) -> bool:
+        """Whether open labels take part: an ``open_labels`` parameter, or labels or a
+        mapping in ``open_labels_``."""
+        state = self.__dict__.get("open_labels_")
+        return self.open_labels is not None or (state is not None and state.in_use)
+
+    def _refresh_open(self, X: Any, Y: Any, random_state: int | None) -> None:
+        if self._has_open():
+            self._open.refresh(self, X, Y, random_state)
 
     def _counts(self, Y: Any) -> None:
         """Training positives per model label (``label_counts_``, shown by label_info)."""
@@ -364,10 +449,12 @@ class Pipeline(OpenLabelsMixin, Estimator):
         """Fit calibrator and decision policy on out-of-fold scores of the training data.
 
         ``objective``: ``"micro-f1"``, ``"macro-f1"``, ``"samples-f1"`` or ``"precision=P"``
-        (sets ``decision`` to a fresh policy); None keeps the pipeline's own ``decision``, or
-        ``"micro-f1"`` when it has none. ``calibration``: a name of :data:`CALIBRATIONS`
-        (sets ``calibrator``; ``"none"`` removes it); None keeps the pipeline's calibrator,
-        or per-label Platt scaling (``"platt-per-label"``) when it has none.
+        (tunes a fresh policy for it); None tunes a fresh copy of the pipeline's ``decision``
+        parameter, else of its tuned ``decision_``, else ``"micro-f1"``'s.
+        ``calibration``: a name of :data:`CALIBRATIONS` (``"none"``: no calibrator); None
+        tunes a copy of the ``calibrator`` parameter, else of ``calibrator_``, else per-label
+        Platt scaling (``"platt-per-label"``). The tuned parts go to ``decision_`` and
+        ``calibrator_``; the parameters are left as they are.
         ``cv``, ``k``, ``random_state``: override the pipeline's parameters. ``select_c``:
         choose the model's ``C`` and ``loss`` by cross-fitting and refit it (module
         docstring); None means yes for OneVsRest, True works for any model with both
@@ -378,26 +465,19 @@ class Pipeline(OpenLabelsMixin, Estimator):
         X, Y, labels = self._split(X, Y, labels)
         X = self._input(X)
         select_c = self._select_c(select_c)
-        if objective is not None:
-            self.decision = make_policy(objective)
-        elif self.decision is None:
-            self.decision = make_policy(DEFAULT_OBJECTIVE)
-        if calibration is not None:
-            self.calibrator = make_calibrator(calibration)
-        elif self.calibrator is None:
-            self.calibrator = make_calibrator("platt-per-label")
+        calibrator, decision = self._parts(objective, calibration, defaults=True)
         if not hasattr(self.model, "labels_"):
-            return self._fit_then_tune(X, Y, labels, objective, calibration, cv, k,
+            return self._fit_then_tune(X, Y, labels, calibrator, decision, objective, cv, k,
                                        random_state, select_c)
         Y, _ = align_labels(Y, labels, self.model.labels_, unknown="warn",  # matched by name
                             what="ignored for tuning (the model cannot predict them)")
         Xf = None if self.featurizer_in_folds else self.transform(X)
         seed = self.random_state if random_state is None else random_state
-        self._tune(X, Y, Xf, objective=objective, calibration=calibration,
+        self._tune(X, Y, Xf, calibrator=calibrator, decision=decision, objective=objective,
                    cv=self.cv if cv is None else cv, k=self.k if k is None else k,
                    random_state=seed, select_c=select_c)
         self._counts(Y)
-        if self.open_labels is not None and self.is_text:
+        if self._has_open() and self.is_text:
             self.calibrate_open_labels(X, Y, random_state=seed)
         return self
 
@@ -412,21 +492,25 @@ class Pipeline(OpenLabelsMixin, Estimator):
                                  "choose")
         return bool(select_c)
 
-    def _fit_then_tune(self, X, Y, labels, objective, calibration, cv, k, random_state,
-                       select_c=False):
+    def _fit_then_tune(self, X, Y, labels, calibrator, decision, objective, cv, k,
+                       random_state, select_c=False):
+        for name in ("tuning_", "model_params_", "calibrator_", "decision_"):
+            self.__dict__.pop(name, None)
         Xf = self._fit_features(X)
         self.model.fit(Xf, Y, labels=labels)
         self._counts(Y)
         seed = self.random_state if random_state is None else random_state
-        self._tune(X, Y, None if self.featurizer_in_folds else Xf, objective=objective,
-                   calibration=calibration, cv=self.cv if cv is None else cv,
+        self._tune(X, Y, None if self.featurizer_in_folds else Xf, calibrator=calibrator,
+                   decision=decision, objective=objective, cv=self.cv if cv is None else cv,
                    k=self.k if k is None else k, random_state=seed, select_c=select_c)
         self._refresh_open(X, Y, seed)
         return self
 
-    def _tune(self, X: Any, Y: Any, Xf: Any, *, objective: str | None,
-              calibration: str | None, cv: int, k: int, random_state: int | None,
+    def _tune(self, X: Any, Y: Any, Xf: Any, *, calibrator: Any, decision: Any,
+              objective: str | None, cv: int, k: int, random_state: int | None,
               select_c: bool = False) -> None:
+        """Tune the fresh ``calibrator`` and ``decision`` (either may be None) on out-of-fold
+        scores; they become ``calibrator_`` and ``decision_`` once all of it succeeded."""
         from sklearn.base import clone
 
         from .crossfit import cross_fit_scores
@@ -457,8 +541,8 @@ class Pipeline(OpenLabelsMixin, Estimator):
             grid = linear_grid(Xf if Xf is not None else self.transform(X), n_labels,
                                C=self.model.C, loss=self.model.loss)
             best, S, folds, table = select_linear_params(
-                make, Xs, Yc, grid, self._selection_score(Yc, cv, random_state), cv=cv, k=k,
-                random_state=random_state, labels=self.model.labels_)
+                make, Xs, Yc, grid, self._selection_score(decision, Yc, cv, random_state),
+                cv=cv, k=k, random_state=random_state, labels=self.model.labels_)
             with _params_set(self.model, best):  # refit on all rows; params then restored
                 self.model.fit(self.transform(X) if Xf is None else Xf, Yc,
                                labels=self.model.labels_)
@@ -469,24 +553,25 @@ class Pipeline(OpenLabelsMixin, Estimator):
                                         random_state=random_state, labels=self.model.labels_,
                                         return_folds=True)
         P = S
-        if self.calibrator is not None:
-            P = self.calibrator.fit_transform(S, Yc)
-        if self.decision is not None:
+        if calibrator is not None:
+            P = calibrator.fit_transform(S, Yc)
+        if decision is not None:
             from .decision import PerLabelThreshold
 
-            if isinstance(self.decision, PerLabelThreshold):
+            if isinstance(decision, PerLabelThreshold):
                 # each fold model's scores tune their own thresholds, which are averaged:
                 # pooled folds mix scales, which misleads rare labels
-                self.decision.fit(P, Yc, folds=folds)
+                decision.fit(P, Yc, folds=folds)
             else:
-                self.decision.fit(P, Yc)
-        cal_name = calibration
-        if cal_name is None and self.calibrator is not None:
-            cal = self.calibrator
-            cal_name = (cal.kind + ("-per-label" if getattr(cal, "per_label", False) else "")
-                        + ("+isotonic" if getattr(cal, "isotonic", False) else ""))
+                decision.fit(P, Yc)
+        self.calibrator_, self.decision_ = calibrator, decision
+        cal_name = None
+        if calibrator is not None:
+            cal_name = (calibrator.kind
+                        + ("-per-label" if getattr(calibrator, "per_label", False) else "")
+                        + ("+isotonic" if getattr(calibrator, "isotonic", False) else ""))
         self.tuning_ = {"objective": objective if objective is not None else (
-                            None if self.decision is None else _objective_of(self.decision)),
+                            None if decision is None else _objective_of(decision)),
                         "calibration": cal_name or "none", "cv": int(cv), "k": k,
                         "random_state": random_state,
                         "featurizer_in_folds": bool(self.featurizer_in_folds),
@@ -496,13 +581,14 @@ class Pipeline(OpenLabelsMixin, Estimator):
         if getattr(self, "model_params_", None) is not None:  # what the model was fitted with
             self.tuning_["model_params"] = self.model_params_
 
-    def _selection_score(self, Yc: Any, cv: int, random_state: int | None) -> Any:
+    def _selection_score(self, decision: Any, Yc: Any, cv: int,
+                         random_state: int | None) -> Any:
         """score(S, folds) of a C/loss candidate: the cross-validated objective of the
-        pipeline's policy kind tuned on the raw out-of-fold scores (module docstring)."""
+        policy kind being tuned, on the raw out-of-fold scores (module docstring)."""
         from .decision import PerLabelThreshold, cross_validated_score
 
-        objective = getattr(self.decision, "objective", None) or "micro-f1"
-        policy = self.decision if isinstance(self.decision, PerLabelThreshold) else \
+        objective = getattr(decision, "objective", None) or "micro-f1"
+        policy = fresh(decision) if isinstance(decision, PerLabelThreshold) else \
             PerLabelThreshold(objective=objective)
         return lambda S, folds: cross_validated_score(policy, S, Yc, cv=cv, metric=objective,
                                                       random_state=random_state, folds=folds)
@@ -519,15 +605,12 @@ class Pipeline(OpenLabelsMixin, Estimator):
         X = self._input(X)
         S = self.model.decision_function(self.transform(X), k=k)
         P = self._probability(S)
-        part = self._open_part()
-        if part is None:
+        if self._open_part() is None:
             return S, P
         from .features.base import as_texts
         from .models.hybrid import merge_topk
 
-        So = part.decision_function(as_texts(X), k=k)
-        Po = So.copy()
-        Po.data = np.asarray(part._to_probability(So.data), dtype=np.float32)
+        So, Po = self._open.scores(as_texts(X), k)
         return merge_topk(S, P, So, Po, k)
 
     def decision_function(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
@@ -540,14 +623,14 @@ class Pipeline(OpenLabelsMixin, Estimator):
         return self._scores(X, self._k(k))[0]
 
     def _probability(self, S: sp.csr_matrix) -> sp.csr_matrix:
-        if self.calibrator is not None:
-            return self.calibrator.transform(S)
+        if self.calibrator_ is not None:
+            return self.calibrator_.transform(S)
         P = S.copy()
         P.data = np.asarray(self.model._to_probability(P.data), dtype=np.float32)
         return P
 
     def predict_proba(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
-        """Top-k probabilities: calibrated when the pipeline has a calibrator."""
+        """Top-k probabilities: calibrated when the pipeline has a tuned calibrator."""
         self._check_fitted()
         self._check_tuned()
         return self._scores(X, self._k(k))[1]
@@ -556,19 +639,13 @@ class Pipeline(OpenLabelsMixin, Estimator):
         """The decision policy over all labels (open labels as labels never seen in tuning)."""
         n_open = self.n_open_labels
         if n_open == 0:
-            return self.decision
-        from .models.zeroshot import ZeroShot
-
-        if self.calibrator is None and not isinstance(self.model, ZeroShot):
-            raise LabelwiseError("this pipeline's decision policy works on raw scores (no "
-                                 "calibrator), which open labels do not share: tune it with a "
-                                 "calibration (e.g. platt-per-label)")
-        return _extend_policy(self.decision, n_open)
+            return self.decision_
+        return check_policy(self, n_open)
 
     def _sets(self, S: sp.csr_matrix, P: sp.csr_matrix) -> sp.csr_matrix:
         """Label sets among the stored entries of S (P: their probabilities)."""
-        if self.decision is not None:
-            return self._policy().apply(P if self.calibrator is not None else S)
+        if self.decision_ is not None:
+            return self._policy().apply(P if self.calibrator_ is not None else S)
         thr = np.float32(self.model.default_threshold)
         if self.n_open_labels:
             n_sup = len(self.model.labels_)
@@ -580,11 +657,12 @@ class Pipeline(OpenLabelsMixin, Estimator):
         return out
 
     def predict(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
-        """Label sets (CSR float32 0/1): the decision policy's choice, or the model's default
-        rule (score above its default threshold, over all labels) without a policy."""
+        """Label sets (CSR float32 0/1): the tuned policy's choice (``decision_``), or the
+        model's default rule (score above its default threshold, over all labels) without
+        one."""
         self._check_fitted()
         self._check_tuned()
-        if self.decision is None and k is None:
+        if self.decision_ is None and k is None:
             X = self._input(X)
             out = self.model.predict(self.transform(X))
             part = self._open_part()
@@ -641,19 +719,59 @@ class Pipeline(OpenLabelsMixin, Estimator):
             "model": type(self.model).__name__, "n_labels": len(self.labels_),
             "scaling": None if getattr(self, "scaler_", None) is None else
             self.scaler_.explain(), "model_params": getattr(self, "model_params_", None),
-            "calibrator": self.calibrator.explain() if _fitted(self.calibrator) else None,
+            "calibrator": None if self.calibrator_ is None else self.calibrator_.explain(),
             "decision": None, "tuning": getattr(self, "tuning_", None)}
-        if _fitted(self.decision):
-            out["decision"] = {key: v for key, v in self.decision.explain().items()
+        if self.decision_ is not None:
+            out["decision"] = {key: v for key, v in self.decision_.explain().items()
                                if key != "labels"}
         part = self._open_part()
-        if part is not None or getattr(self, "open_calibration_", None) is not None:
+        if part is not None or self.open_calibration_ is not None:
             out["open_labels"] = {
                 "n_labels": self.n_open_labels,
                 "temperature": None if part is None else part.temperature_,
                 "bias": None if part is None else part.bias_,
-                "calibration": getattr(self, "open_calibration_", None)}
+                "calibration": self.open_calibration_}
         return out
+
+    # ------------------------------------------------------------------ open labels
+    def add_labels(self, names: str | list[str], *,
+                   descriptions: list[str | None] | None = None) -> Pipeline:
+        """Add labels scored at once from their names (and descriptions), without retraining
+        (into ``open_labels_``; module docstring)."""
+        self._open.add(self, names, descriptions=descriptions)
+        return self
+
+    def calibrate_open_labels(self, X: Any, Y: Any = None, *,
+                              labels: LabelSpace | list[str] | None = None,
+                              max_rows: int = OPEN_CALIBRATION_ROWS,
+                              random_state: int | None = 0) -> Pipeline:
+        """Fit the open labels' probability mapping on labelled rows of the model's labels.
+
+        ``X``: texts; ``Y``: their labels (columns named by ``labels``, else the model's
+        labels in order; only model labels are used). At most ``max_rows`` rows, drawn with
+        ``random_state``. Sets ``open_calibration_`` (see labelwise.models.hybrid)."""
+        self._open.calibrate(self, X, Y, labels=labels, max_rows=max_rows,
+                             random_state=random_state)
+        return self
+
+    def learn(self, X: Any, Y: Any = None, *, labels: LabelSpace | list[str] | None = None,
+              add_labels: bool = False) -> Pipeline:
+        """Add labelled examples of zero-/few-shot labels, without retraining.
+
+        Y's columns are named by ``labels`` (a Dataset carries them; None: the pipeline's
+        labels in order). Open labels learn (FewShot.learn); so do the model's labels when
+        the model itself is a ZeroShot (it becomes the equal FewShot) or a FewShot. Examples
+        of other models' labels are not learned (warned with a count): they need retraining.
+        Labels the pipeline lacks raise UnknownLabelError, or with ``add_labels=True`` are
+        added first as open labels (from their names and the data's descriptions)."""
+        self._open.learn(self, X, Y, labels=labels, add_labels=add_labels)
+        return self
+
+    def label_info(self) -> list[dict[str, Any]]:
+        """Per label: name, description, kind ("supervised", "zero-shot" or "few-shot") and
+        examples (training positives of supervised labels when known, else None; learned
+        examples of zero-/few-shot labels)."""
+        return self._open.label_info(self)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -1,77 +1,111 @@
 """Open labels of a text :class:`~labelwise.pipeline.Pipeline`: labels added after training.
 
-The methods of :class:`OpenLabelsMixin` give a pipeline ``add_labels``,
-``calibrate_open_labels``, ``learn`` and ``label_info`` (see the "Open labels" section of
-:mod:`labelwise.pipeline`; the scoring mechanics are in :mod:`labelwise.models.hybrid`).
-They rely on the pipeline's ``model``, ``open_labels``, ``decision`` and its input helpers.
+A pipeline owns one :class:`OpenLabels` (its fitted attribute ``open_labels_``, made on first
+use): the open part (a fitted :class:`~labelwise.models.fewshot.FewShot` over the added
+labels, or None) and the open labels' probability mapping (``calibration``, or None). The
+pipeline's ``add_labels``, ``calibrate_open_labels``, ``learn`` and ``label_info`` hand their
+work to it (see the "Open labels" section of :mod:`labelwise.pipeline`; the scoring mechanics
+are in :mod:`labelwise.models.hybrid`). The pipeline's constructor parameter ``open_labels``
+(an unfitted FewShot or None) only gives the encoder settings of labels added later: nothing
+here changes it.
+
+The methods that need the pipeline's model, input checks and label space take the pipeline
+as their first argument (``pipe``); this module never imports :mod:`labelwise.pipeline`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import warnings
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from .dataset import as_label_matrix
-from .errors import DataFormatError, LabelError, LabelwiseError
+from .errors import DataFormatError, LabelError, LabelwiseError, UnknownLabelError
 from .labels import LabelSpace
 
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
+__all__ = ["OpenLabels", "OPEN_CALIBRATION_ROWS", "extend_policy"]
 
 #: most training rows embedded to calibrate open labels in fit/tune
 OPEN_CALIBRATION_ROWS = 2000
 
 
-class OpenLabelsMixin:
-    """Labels added to a fitted text pipeline, scored zero-shot, learning few-shot."""
+class OpenLabels:
+    """Labels added to a fitted text pipeline, scored zero-shot, learning few-shot.
 
-    def _refresh_open(self, X: Any, Y: Any, random_state: int | None) -> None:
-        """After (re)training: open labels that are now model labels leave the open part; the
-        open labels' mapping is refitted on the training rows (when the pipeline has any)."""
-        if self.open_labels is None:
-            return
-        part = self._open_part()
-        if part is not None:
-            from .models.hybrid import drop
+    ``part``: the fitted FewShot of the added labels (None before any is added);
+    ``calibration``: ``{"temperature", "bias", "n_rows", "n_labels", "n_positives"}`` fitted
+    on labelled rows of the supervised labels (None before)."""
 
-            now = set(self.model.labels_.names)
-            kept = drop(part, now)
-            self.open_labels = kept if kept is not None else _template(part)
-        if self.is_text:
-            self.calibrate_open_labels(X, Y, random_state=random_state)
+    def __init__(self, part: Any = None, calibration: dict[str, Any] | None = None) -> None:
+        self.part = part
+        self.calibration = calibration
 
-    def _open_template(self) -> Any:
+    @property
+    def n_labels(self) -> int:
+        return 0 if self.part is None else len(self.part.labels_)
+
+    @property
+    def in_use(self) -> bool:
+        """Whether it holds anything (labels or a fitted mapping)."""
+        return self.part is not None or self.calibration is not None
+
+    # ------------------------------------------------------------------ mechanics
+    def template(self, pipe: Any) -> Any:
+        """An unfitted FewShot with the encoder settings for new open labels: the pipeline's
+        ``open_labels`` parameter, else the open part's, else the zero-shot model's, else the
+        defaults."""
         from .models.hybrid import template_from
         from .models.zeroshot import ZeroShot
 
-        if self.open_labels is not None:
-            return template_from(self.open_labels)
-        return template_from(self.model if isinstance(self.model, ZeroShot) else None)
+        if pipe.open_labels is not None:
+            return template_from(pipe.open_labels)
+        if self.part is not None:
+            return template_from(self.part)
+        return template_from(pipe.model if isinstance(pipe.model, ZeroShot) else None)
 
-    def _open_mapping(self, template: Any) -> tuple[float, float]:
+    def _mapping(self, pipe: Any, template: Any) -> tuple[float, float]:
         """(temperature, bias) for new open labels: fitted, else the zero-shot model's own."""
         from .models.zeroshot import ZeroShot
 
-        cal = getattr(self, "open_calibration_", None)
-        if cal is not None:
-            return cal["temperature"], cal["bias"]
-        if isinstance(self.model, ZeroShot):
-            return self.model.temperature_, self.model.bias_
-        import warnings
-
+        if self.calibration is not None:
+            return self.calibration["temperature"], self.calibration["bias"]
+        if isinstance(pipe.model, ZeroShot):
+            return pipe.model.temperature_, pipe.model.bias_
         warnings.warn("open labels use the default zero-shot probability mapping (temperature "
                       f"{template.temperature}, bias {template.bias}), not one fitted to this "
                       "pipeline's scale: call calibrate_open_labels(X, Y) with labelled rows "
-                      "(e.g. the training data)", UserWarning, stacklevel=3)
+                      "(e.g. the training data)", UserWarning, stacklevel=4)
         return template.temperature, template.bias
 
-    def add_labels(self, names: str | list[str], *,
-                   descriptions: list[str | None] | None = None) -> Pipeline:
-        """Add labels scored at once from their names (and descriptions), without retraining."""
-        self._check_fitted()
-        self._check_tuned()
-        if not self.is_text:
+    def scores(self, texts: list[str], k: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """The open part's top-k cosines and their probabilities."""
+        So = self.part.decision_function(texts, k=k)
+        Po = So.copy()
+        Po.data = np.asarray(self.part._to_probability(So.data), dtype=np.float32)
+        return So, Po
+
+    def refresh(self, pipe: Any, X: Any, Y: Any, random_state: int | None) -> None:
+        """After (re)training: open labels that are now model labels leave the open part; the
+        mapping is refitted on the training rows (for a text pipeline that has open labels or
+        their settings)."""
+        if pipe.open_labels is None and not self.in_use:
+            return
+        if self.part is not None:
+            from .models.hybrid import drop
+
+            self.part = drop(self.part, set(pipe.model.labels_.names))
+        if pipe.is_text:
+            self.calibrate(pipe, X, Y, random_state=random_state)
+
+    # ------------------------------------------------------------------ the pipeline's API
+    def add(self, pipe: Any, names: str | list[str], *,
+            descriptions: list[str | None] | None = None) -> None:
+        """Pipeline.add_labels."""
+        pipe._check_fitted()
+        pipe._check_tuned()
+        if not pipe.is_text:
             raise LabelwiseError("labels can only be added to a pipeline on texts (this one has "
                                  "no text featurizer): a new label is scored from the item's "
                                  "text")
@@ -79,39 +113,33 @@ class OpenLabelsMixin:
                          descriptions=descriptions)
         if len(new) == 0:
             raise DataFormatError("no label names given", field="names")
-        clash = [n for n in new.names if n in self.labels_]
+        clash = [n for n in new.names if n in pipe.labels_]
         if clash:
             raise LabelError(f"label(s) already in the pipeline: {', '.join(map(repr, clash))}")
         from .models.hybrid import grow, new_part
 
-        part = self._open_part()
-        if part is None:
-            template = self._open_template()
-            T, b = self._open_mapping(template)
+        if self.part is None:
+            template = self.template(pipe)
+            T, b = self._mapping(pipe, template)
             part = new_part(new, template=template, temperature=T, bias=b)
         else:
-            part = grow(part, new)
-        self.open_labels = part
-        if self.decision is not None:
-            self._policy()  # refuses a raw-score policy now rather than at predict time
-        return self
+            part = grow(self.part, new)
+        if pipe.decision_ is not None:  # refuse a raw-score policy now, not at predict time
+            check_policy(pipe, len(part.labels_))
+        self.part = part
 
-    def calibrate_open_labels(self, X: Any, Y: Any = None, *,
-                              labels: LabelSpace | list[str] | None = None,
-                              max_rows: int = OPEN_CALIBRATION_ROWS,
-                              random_state: int | None = 0) -> Pipeline:
-        """Fit the open labels' probability mapping on labelled rows of the model's labels.
-
-        ``X``: texts; ``Y``: their labels (columns named by ``labels``, else the model's
-        labels in order; only model labels are used). At most ``max_rows`` rows, drawn with
-        ``random_state``. Sets ``open_calibration_`` (see labelwise.models.hybrid)."""
-        self._check_fitted()
+    def calibrate(self, pipe: Any, X: Any, Y: Any = None, *,
+                  labels: LabelSpace | list[str] | None = None,
+                  max_rows: int = OPEN_CALIBRATION_ROWS,
+                  random_state: int | None = 0) -> None:
+        """Pipeline.calibrate_open_labels."""
+        pipe._check_fitted()
         from .features.base import as_texts
         from .models.hybrid import fit_open_calibration, remap
 
-        X, Y, labels = self._split(X, Y, labels)
-        texts = as_texts(self._input(X))
-        sup = self.model.labels_
+        X, Y, labels = pipe._split(X, Y, labels)
+        texts = as_texts(pipe._input(X))
+        sup = pipe.model.labels_
         Yc = as_label_matrix(Y, None if labels is None else len(labels))
         if labels is not None:
             Yc = remap(Yc, labels, sup, unknown="ignore")
@@ -123,42 +151,30 @@ class OpenLabelsMixin:
             rng = np.random.default_rng(random_state)
             rows = np.sort(rng.choice(len(texts), size=int(max_rows), replace=False))
             texts, Yc = [texts[i] for i in rows], Yc[rows]
-        cal = fit_open_calibration(self._open_template(), sup, texts, Yc)
-        self.open_calibration_ = cal
-        part = self._open_part()
-        if part is not None:
-            part.temperature_, part.bias_ = cal["temperature"], cal["bias"]
-        return self
+        cal = fit_open_calibration(self.template(pipe), sup, texts, Yc)
+        self.calibration = cal
+        if self.part is not None:
+            self.part.temperature_, self.part.bias_ = cal["temperature"], cal["bias"]
 
-    def learn(self, X: Any, Y: Any = None, *, labels: LabelSpace | list[str] | None = None,
-              add_labels: bool = False) -> Pipeline:
-        """Add labelled examples of zero-/few-shot labels, without retraining.
-
-        Y's columns are named by ``labels`` (a Dataset carries them; None: the pipeline's
-        labels in order). Open labels learn (FewShot.learn); so do the model's labels when
-        the model itself is a ZeroShot (it becomes the equal FewShot) or a FewShot. Examples
-        of other models' labels are not learned (warned with a count): they need retraining.
-        Labels the pipeline lacks raise UnknownLabelError, or with ``add_labels=True`` are
-        added first as open labels (from their names and the data's descriptions)."""
-        import warnings
-
-        from .errors import UnknownLabelError
+    def learn(self, pipe: Any, X: Any, Y: Any = None, *,
+              labels: LabelSpace | list[str] | None = None, add_labels: bool = False) -> None:
+        """Pipeline.learn."""
         from .features.base import as_texts
         from .models.hybrid import as_fewshot, remap
         from .models.zeroshot import ZeroShot
 
-        self._check_fitted()
-        X, Y, labels = self._split(X, Y, labels)
-        texts = as_texts(self._input(X))
+        pipe._check_fitted()
+        X, Y, labels = pipe._split(X, Y, labels)
+        texts = as_texts(pipe._input(X))
         Yc = as_label_matrix(Y, None if labels is None else len(labels))
         if labels is None:
-            labels = self.labels_
+            labels = pipe.labels_
             if Yc.shape[1] != len(labels):
                 raise DataFormatError(f"Y has {Yc.shape[1]} labels, the pipeline {len(labels)}",
                                       field="Y")
         if Yc.shape[0] != len(texts):
             raise DataFormatError(f"X has {len(texts)} rows but Y has {Yc.shape[0]}")
-        unknown = [n for n in labels.names if n not in self.labels_]
+        unknown = [n for n in labels.names if n not in pipe.labels_]
         if unknown and not add_labels:
             shown = ", ".join(map(repr, unknown[:10])) + (", ..." if len(unknown) > 10 else "")
             raise UnknownLabelError(f"{len(unknown)} label(s) of the data are not in the "
@@ -166,49 +182,45 @@ class OpenLabelsMixin:
                                     "add) or let learn add them (--add-labels)")
         if unknown:
             d = labels.descriptions
-            self.add_labels(unknown, descriptions=None if d is None else
-                            [d[labels.index(n)] for n in unknown])
-        Yc = remap(Yc, labels, self.labels_, unknown="error")
-        n_sup = len(self.model.labels_)
-        parts = [(self._open_part(), Yc[:, n_sup:].tocsr())]
+            self.add(pipe, unknown, descriptions=None if d is None else
+                     [d[labels.index(n)] for n in unknown])
+        Yc = remap(Yc, labels, pipe.labels_, unknown="error")
+        n_sup = len(pipe.model.labels_)
+        parts = [(self.part, Yc[:, n_sup:].tocsr())]
         Ys = Yc[:, :n_sup].tocsr()
-        if Ys.nnz and isinstance(self.model, ZeroShot):
-            self.model = as_fewshot(self.model)
-            parts.append((self.model, Ys))
+        if Ys.nnz and isinstance(pipe.model, ZeroShot):
+            pipe.model = as_fewshot(pipe.model)
+            parts.append((pipe.model, Ys))
         elif Ys.nnz:
             warnings.warn(f"{Ys.nnz} example(s) of {np.unique(Ys.indices).size} supervised "
                           f"label(s) were not learned: the labels of a "
-                          f"{type(self.model).__name__} change only by retraining (labelwise "
-                          "train)", UserWarning, stacklevel=2)
+                          f"{type(pipe.model).__name__} change only by retraining (labelwise "
+                          "train)", UserWarning, stacklevel=3)
         empty = int(np.count_nonzero(np.diff(Yc.indptr) == 0))
         if empty:
             warnings.warn(f"{empty} row(s) without any label were skipped: prototypes learn "
-                          "from positive examples only", UserWarning, stacklevel=2)
+                          "from positive examples only", UserWarning, stacklevel=3)
         for model, Yp in parts:
             rows = np.flatnonzero(np.diff(Yp.indptr) > 0)
             if model is None or rows.size == 0:
                 continue
             sub = [texts[i] for i in rows]
-            model.learn(sub if model is not self.model else self.transform(sub), Yp[rows])
-        return self
+            model.learn(sub if model is not pipe.model else pipe.transform(sub), Yp[rows])
 
-    def label_info(self) -> list[dict[str, Any]]:
-        """Per label: name, description, kind ("supervised", "zero-shot" or "few-shot") and
-        examples (training positives of supervised labels when known, else None; learned
-        examples of zero-/few-shot labels)."""
+    def label_info(self, pipe: Any) -> list[dict[str, Any]]:
+        """Pipeline.label_info."""
         from .models.fewshot import FewShot
         from .models.zeroshot import ZeroShot
 
-        space = self.labels_
-        n_sup = len(self.model.labels_)
-        counts = getattr(self, "label_counts_", None)
-        shot = isinstance(self.model, ZeroShot)
-        sup_examples = (self.model.example_counts_ if isinstance(self.model, FewShot)
+        space = pipe.labels_
+        n_sup = len(pipe.model.labels_)
+        counts = getattr(pipe, "label_counts_", None)
+        shot = isinstance(pipe.model, ZeroShot)
+        sup_examples = (pipe.model.example_counts_ if isinstance(pipe.model, FewShot)
                         else np.zeros(n_sup, np.int64) if shot else counts)
-        part = self._open_part()
         examples = list(sup_examples if sup_examples is not None else [None] * n_sup)
-        if part is not None:
-            examples += list(part.example_counts_)
+        if self.part is not None:
+            examples += list(self.part.example_counts_)
         out = []
         for j, name in enumerate(space.names):
             n = None if examples[j] is None else int(examples[j])
@@ -219,13 +231,20 @@ class OpenLabelsMixin:
         return out
 
 
-def _template(part: Any) -> Any:
-    from .models.hybrid import template_from
+def check_policy(pipe: Any, n_open: int) -> Any:
+    """The pipeline's tuned policy over its labels and ``n_open`` open ones (open labels as
+    labels never seen in tuning); refuses a policy on raw scores, which open labels do not
+    share."""
+    from .models.zeroshot import ZeroShot
 
-    return template_from(part)
+    if pipe.calibrator_ is None and not isinstance(pipe.model, ZeroShot):
+        raise LabelwiseError("this pipeline's decision policy works on raw scores (no "
+                             "calibrator), which open labels do not share: tune it with a "
+                             "calibration (e.g. platt-per-label)")
+    return extend_policy(pipe.decision_, n_open)
 
 
-def _extend_policy(policy: Any, n_new: int) -> Any:
+def extend_policy(policy: Any, n_new: int) -> Any:
     """A copy of a fitted policy for ``n_new`` more labels, each treated as a label never seen
     in tuning: per-label thresholds give it the global threshold (the shrinkage target)."""
     import copy
@@ -243,5 +262,5 @@ def _extend_policy(policy: Any, n_new: int) -> Any:
         out.tuned_ = np.concatenate([policy.tuned_, g])
         out.n_positives_ = np.concatenate([policy.n_positives_, np.zeros(n_new, np.int64)])
     elif isinstance(policy, Combined):
-        out.threshold_policy_ = _extend_policy(policy.threshold_policy_, n_new)
+        out.threshold_policy_ = extend_policy(policy.threshold_policy_, n_new)
     return out

@@ -7,8 +7,8 @@ A saved :class:`~labelwise.pipeline.Pipeline` is a directory::
       model/                 the model directory format (labelwise.models.persist)
       featurizer/            featurizer.json + one .npy per array (labelwise.features.base)
       scaler/                the per-column Scale of numeric X, the same featurizer format
-      calibration.json/.npz  the calibrator (labelwise.calibration), when there is one
-      decision.json/.npz     the decision policy (labelwise.decision), when there is one
+      calibration.json/.npz  the tuned calibrator (``calibrator_``), when there is one
+      decision.json/.npz     the tuned decision policy (``decision_``), when there is one
       open_labels/           the FewShot of labels added after training (hybrid pipelines)
       label_counts.npy       int64 training positives per model label, when known
 
@@ -25,14 +25,23 @@ A saved :class:`~labelwise.pipeline.Pipeline` is a directory::
      "open_calibration": {"temperature", "bias", "n_rows", "n_labels", "n_positives"} | null,
      "label_counts": "label_counts.npy" | null,
      "params": {"cv": 5, "k": 100, "random_state": 0, "featurizer_in_folds": false,
-                "scale": "auto" | ... | null},  # no "scale" (older files): null
+                "scale": "auto" | ... | null,   # no "scale" (older files): null
+                "calibrator": {"kind", "params"} | null,            # the constructor's
+                "decision": {"policy", "params"[, "threshold"]} | null,  # (unfitted) parts
+                "open_labels": {FewShot parameters} | null},
      # components may hold "scaler": {"path": "scaler", "class": "Scale"}
      "tuning": {"objective", "calibration", "cv", "k", "random_state",
                 "featurizer_in_folds", "n_samples"} | null,
      "files": {"model/manifest.json": "<sha256 hex>", ...}}
 
-``open_labels`` holds the fitted open part (a model directory) or, before any label was added,
-the parameters of the FewShot that will hold them (see :mod:`labelwise.models.hybrid`). A
+``components`` hold what was learned: the tuned ``calibrator_`` and ``decision_``, and the open
+part (``open_labels``: a model directory) or, before any label was added, the parameters of the
+FewShot that will hold them (see :mod:`labelwise.models.hybrid`). ``params`` hold the
+constructor's parameters, so a loaded pipeline's ``get_params()`` is the saved one's: its
+``calibrator`` and ``decision`` as their class and settings (:func:`spec_of`), its
+``open_labels`` as FewShot parameters. Files written before these three keys existed (when
+``tune`` overwrote the parameters with what it tuned) load with the parameters taken from the
+tuned parts (unfitted copies of them) and, for an open part, its encoder settings. A
 pipeline with open labels is written as format version 2, so that a labelwise that does not
 know open labels refuses it instead of dropping them; others stay version 1.
 
@@ -57,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_directory
+from .atomic import PIPELINE_MARKERS, atomic_directory
 from .errors import DataFormatError
 from .store import (
     FolderWriter,
@@ -71,7 +80,7 @@ from .store import (
 )
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "PIPELINE_FILE", "save_pipeline", "load_pipeline",
-           "load_any", "is_pipeline_dir", "LEGACY_DECISION_MANIFEST"]
+           "load_any", "is_pipeline_dir", "LEGACY_DECISION_MANIFEST", "spec_of", "from_spec"]
 
 FORMAT = "labelwise.pipeline"
 FORMAT_VERSION = 1
@@ -86,6 +95,47 @@ _LEGACY_FILES = ("calibration.json", "calibration.npz", "decision.json", "decisi
 
 def is_pipeline_dir(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / PIPELINE_FILE).is_file()
+
+
+def spec_of(part: Any) -> dict[str, Any]:
+    """A calibrator's or decision policy's class and settings (fitted or not), as JSON:
+    ``{"kind", "params"}`` or ``{"policy", "params"}`` (a Combined adds ``"threshold"``, the
+    inner policy's spec or None)."""
+    from .calibration.calibrators import CALIBRATORS, Calibrator
+    from .decision.policies import POLICIES, Combined, DecisionPolicy
+
+    if isinstance(part, Calibrator) and CALIBRATORS.get(part.kind) is type(part):
+        return {"kind": part.kind, "params": part._params()}
+    if isinstance(part, DecisionPolicy) and POLICIES.get(part.name) is type(part):
+        out = {"policy": part.name, "params": part._params()}
+        if isinstance(part, Combined):
+            out["threshold"] = None if part.threshold is None else spec_of(part.threshold)
+        return out
+    raise DataFormatError(f"cannot save a {type(part).__name__}: a pipeline saves the "
+                          "calibrators of labelwise.calibration and the policies of "
+                          "labelwise.decision", field="calibrator/decision")
+
+
+def from_spec(spec: Any, *, where: str | None = None) -> Any:
+    """The unfitted calibrator or policy that :func:`spec_of` describes."""
+    from .calibration.calibrators import CALIBRATORS
+    from .decision.policies import POLICIES, Combined
+
+    try:
+        if isinstance(spec, dict) and spec.get("kind") in CALIBRATORS:
+            return CALIBRATORS[spec["kind"]](**spec["params"])
+        if isinstance(spec, dict) and spec.get("policy") in POLICIES:
+            cls = POLICIES[spec["policy"]]
+            if cls is Combined:
+                inner = spec.get("threshold")
+                return cls(None if inner is None else from_spec(inner, where=where),
+                           **spec["params"])
+            return cls(**spec["params"])
+    except (KeyError, TypeError) as e:
+        raise DataFormatError(f"malformed calibrator or policy {spec!r}: {e!r}", path=where,
+                              field="params") from None
+    raise DataFormatError(f"expected a calibrator {{'kind', 'params'}} or a policy "
+                          f"{{'policy', 'params'}}, got {spec!r}", path=where, field="params")
 
 
 
@@ -105,12 +155,15 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
     pipe._check_tuned()
     feat = pipe.featurizer
     feat_dict = None if feat is None else feat.to_dict()  # raises before any disk work
-    part = pipe.open_labels
+    part = pipe._open_part()  # what was learned: the open labels' FewShot, or None
     template = None
-    if part is not None and not hasattr(part, "labels_"):
-        template = json.loads(json.dumps(part.get_params(deep=False), allow_nan=False))
+    if pipe.open_labels is not None:  # the parameter: settings of labels added later
+        template = json.loads(json.dumps(pipe.open_labels.get_params(deep=False),
+                                         allow_nan=False))
+    specs = {name: None if getattr(pipe, name) is None else spec_of(getattr(pipe, name))
+             for name in ("calibrator", "decision")}  # raises before any disk work
     counts = getattr(pipe, "label_counts_", None)
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, markers=PIPELINE_MARKERS) as tmp:
         out = FolderWriter(tmp)
         components: dict[str, Any] = {"featurizer": None, "calibrator": None, "decision": None,
                                       "open_labels": None}
@@ -123,30 +176,33 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
         if scaler is not None:
             write_featurizer(scaler, out.sub("scaler"))
             components["scaler"] = {"path": "scaler", "class": "Scale"}
-        if pipe.calibrator is not None:
-            write_object(out, "calibration", CALIBRATION_FORMAT, pipe.calibrator.to_dict(),
-                         pipe.calibrator.arrays())
-            components["calibrator"] = {"name": "calibration", "kind": pipe.calibrator.kind}
-        if pipe.decision is not None:
-            write_object(out, "decision", DECISION_FORMAT, pipe.decision.to_dict(),
-                         pipe.decision.arrays())
-            components["decision"] = {"name": "decision", "policy": pipe.decision.name}
-        if template is not None:
-            components["open_labels"] = {"class": type(part)._persist_name, "params": template}
-        elif part is not None:
+        calibrator, decision = pipe.calibrator_, pipe.decision_
+        if calibrator is not None:
+            write_object(out, "calibration", CALIBRATION_FORMAT, calibrator.to_dict(),
+                         calibrator.arrays())
+            components["calibrator"] = {"name": "calibration", "kind": calibrator.kind}
+        if decision is not None:
+            write_object(out, "decision", DECISION_FORMAT, decision.to_dict(),
+                         decision.arrays())
+            components["decision"] = {"name": "decision", "policy": decision.name}
+        if part is not None:
             write_model(part, out.sub("open_labels"))
             components["open_labels"] = {"path": "open_labels", "class": type(part)._persist_name}
+        elif template is not None:
+            components["open_labels"] = {"class": type(pipe.open_labels)._persist_name,
+                                         "params": template}
         if counts is not None:
             out.array(LABEL_COUNTS, np.asarray(counts, dtype=np.int64))
-        version = FORMAT_VERSION if part is None else OPEN_LABELS_FORMAT_VERSION
+        has_open = part is not None or template is not None
+        version = OPEN_LABELS_FORMAT_VERSION if has_open else FORMAT_VERSION
         doc = {"format": FORMAT, "format_version": version,
                "labelwise_version": __version__, "components": components,
                "n_labels": len(pipe.labels_),
-               "open_calibration": getattr(pipe, "open_calibration_", None),
+               "open_calibration": pipe.open_calibration_,
                "label_counts": None if counts is None else LABEL_COUNTS,
                "params": {"cv": pipe.cv, "k": pipe.k, "random_state": pipe.random_state,
                           "featurizer_in_folds": bool(pipe.featurizer_in_folds),
-                          "scale": pipe.scale},
+                          "scale": pipe.scale, **specs, "open_labels": template},
                "tuning": getattr(pipe, "tuning_", None), "files": dict(sorted(out.files.items()))}
         out.json(PIPELINE_FILE, doc)
 
@@ -223,13 +279,20 @@ def load_pipeline(path: str | os.PathLike[str], *, cls: type, mmap: bool = False
     dec_name = _component(doc, "decision", "name", where)
     decision = None if dec_name is None else load_policy(root, name=dec_name, verify=False)
     params = doc["params"]
+    specs = {}  # the constructor's parts; older files: unfitted copies of the tuned ones
+    for name, tuned in (("calibrator", calibrator), ("decision", decision)):
+        if name in params:
+            specs[name] = None if params[name] is None else from_spec(params[name], where=where)
+        else:
+            specs[name] = None if tuned is None else from_spec(spec_of(tuned), where=where)
     try:
-        pipe = cls(featurizer, model, calibrator, decision, cv=params["cv"], k=params["k"],
-                   random_state=params["random_state"],
+        pipe = cls(featurizer, model, specs["calibrator"], specs["decision"], cv=params["cv"],
+                   k=params["k"], random_state=params["random_state"],
                    featurizer_in_folds=bool(params["featurizer_in_folds"]),
                    scale=params.get("scale"))
     except KeyError as e:
         raise DataFormatError(f"missing {e.args[0]!r}", path=where, field="params") from None
+    pipe.calibrator_, pipe.decision_ = calibrator, decision
     _check_label_counts(pipe, where)
     scaler_dir = _component(doc, "scaler", "path", where)
     if scaler_dir is not None:
@@ -250,22 +313,20 @@ def load_pipeline(path: str | os.PathLike[str], *, cls: type, mmap: bool = False
 def _load_open(root: Path, doc: dict[str, Any], pipe: Any, where: str, mmap: bool) -> None:
     """The open labels, their calibration and the label counts (all optional)."""
     from .models.fewshot import FewShot
+    from .models.hybrid import template_from
     from .models.persist import load_model
 
     entry = doc["components"].get("open_labels")
+    if "open_labels" in doc["params"]:  # the constructor's parameter
+        template = doc["params"]["open_labels"]
+        pipe.open_labels = None if template is None else _fewshot(template, where, "params")
     if entry is not None:
         if not isinstance(entry, dict) or entry.get("class") != FewShot._persist_name:
             raise DataFormatError(f"bad open_labels entry {entry!r}", path=where,
                                   field="components")
         if "params" in entry:
-            params = entry["params"]
-            names = set(FewShot._get_param_names())
-            if not isinstance(params, dict) or set(params) - names:
-                raise DataFormatError("bad open_labels parameters", path=where,
-                                      field="components")
-            if isinstance(params.get("templates"), list):
-                params = {**params, "templates": tuple(params["templates"])}
-            pipe.open_labels = FewShot(**params)
+            if "open_labels" not in doc["params"]:  # older files: the parameter was here
+                pipe.open_labels = _fewshot(entry["params"], where, "components")
         else:
             sub = _component(doc, "open_labels", "path", where)
             part = load_model(root / sub, mmap=mmap, verify=False)  # files checked above
@@ -276,7 +337,9 @@ def _load_open(root: Path, doc: dict[str, Any], pipe: Any, where: str, mmap: boo
             if clash:
                 raise DataFormatError(f"open labels also in the model: {sorted(clash)}",
                                       path=where, field="components")
-            pipe.open_labels = part
+            pipe._open.part = part
+            if "open_labels" not in doc["params"]:  # older files held the part as parameter
+                pipe.open_labels = template_from(part)
     cal = doc.get("open_calibration")
     if cal is not None:
         ok = isinstance(cal, dict) and all(
@@ -285,7 +348,7 @@ def _load_open(root: Path, doc: dict[str, Any], pipe: Any, where: str, mmap: boo
         if not ok or not cal["temperature"] > 0:
             raise DataFormatError("expected temperature > 0 and bias numbers", path=where,
                                   field="open_calibration")
-        pipe.open_calibration_ = cal
+        pipe._open.calibration = cal
     counts = doc.get("label_counts")
     if counts is not None:
         if counts != LABEL_COUNTS or LABEL_COUNTS not in doc["files"]:
@@ -302,13 +365,25 @@ def _load_open(root: Path, doc: dict[str, Any], pipe: Any, where: str, mmap: boo
                               path=where, field="n_labels")
 
 
+def _fewshot(params: Any, where: str, field: str) -> Any:
+    """The FewShot of saved parameters (the ``open_labels`` parameter)."""
+    from .models.fewshot import FewShot
+
+    names = set(FewShot._get_param_names())
+    if not isinstance(params, dict) or set(params) - names:
+        raise DataFormatError("bad open_labels parameters", path=where, field=field)
+    if isinstance(params.get("templates"), list):
+        params = {**params, "templates": tuple(params["templates"])}
+    return FewShot(**params)
+
+
 def _check_label_counts(pipe: Any, where: str) -> None:
     n = len(pipe.model.labels_)
-    for name in ("calibrator", "decision"):
+    for name in ("calibrator_", "decision_"):
         comp = getattr(pipe, name)
         if comp is not None and comp.n_labels_ != n:
-            raise DataFormatError(f"the {name} was fitted on {comp.n_labels_} labels, the model "
-                                  f"has {n}", path=where)
+            raise DataFormatError(f"the {name[:-1]} was fitted on {comp.n_labels_} labels, "
+                                  f"the model has {n}", path=where)
 
 
 def _check_tuning_k(pipe: Any, where: str) -> None:
@@ -338,8 +413,12 @@ def _load_legacy(root: Path, pipe: Any, verify: bool) -> None:
                                   "mismatch): tune again", path=where,
                                   field="model_manifest_sha256")
         _check_files(root, files, where, True)
-    pipe.calibrator = load_calibrator(root, name="calibration")
-    pipe.decision = load_policy(root, name="decision")
+    pipe.calibrator_ = load_calibrator(root, name="calibration")
+    pipe.decision_ = load_policy(root, name="decision")
+    # the parameters, as those of a pipeline tuned by the older `labelwise tune`: the tuned
+    # parts' class and settings
+    pipe.calibrator = from_spec(spec_of(pipe.calibrator_), where=where)
+    pipe.decision = from_spec(spec_of(pipe.decision_), where=where)
     _check_label_counts(pipe, where)
     pipe.tuning_ = {"objective": man.get("objective"), "calibration": man.get("calibration"),
                     "cv": man.get("cv"), "k": man.get("k"), "random_state": None,

@@ -68,9 +68,9 @@ def pipeline_scores(model_dir: str, X, k: int, *, use_policy: bool, mmap: bool =
     pipe = load_any(model_dir, mmap=mmap)
     k = min(k, len(pipe.labels_))
     S, P, sets = pipe.score_and_sets(X, k=k)
-    scores = P if pipe.calibrator is not None else S
-    what = "calibrated probabilities" if pipe.calibrator is not None else "raw model scores"
-    if pipe.decision is None or not use_policy:
+    scores = P if pipe.calibrator_ is not None else S
+    what = "calibrated probabilities" if pipe.calibrator_ is not None else "raw model scores"
+    if pipe.decision_ is None or not use_policy:
         sets = None
     return pipe, scores, sets, what
 
@@ -148,10 +148,10 @@ def run(args: argparse.Namespace) -> int:
         Y_eval, S_eval, _, _ = align_by_name(truth.Y, S, **kwargs)
     if what is not None:
         report["notes"].append(f"scores evaluated: the pipeline's {what}")
-        if pipe.calibrator is not None:
+        if pipe.calibrator_ is not None:
             from labelwise.calibration import expected_calibration_error
 
-            missing = pipe.calibrator.missing_probability_
+            missing = pipe.calibrator_.missing_probability_
             calibrated = {"probabilities": S_eval, "missing_probability": missing}
             Y_model, _ = truth.align_labels(pipe.labels_, unknown="ignore")
             report["metrics"]["ece"] = expected_calibration_error(Y_model, S, missing=missing)
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         from labelwise.metrics import LabelSets
 
         set_report = evaluate(truth.Y, LabelSets(sets), **kwargs)
-        report = merge_set_metrics(report, set_report, pipe.decision.name)
+        report = merge_set_metrics(report, set_report, pipe.decision_.name)
     if args.report:
         from labelwise.report import write_report
 

@@ -81,13 +81,13 @@ def _write_legacy(root, pipe, args) -> None:
     from labelwise.files import sha256_file
     from labelwise.pipeline_store import LEGACY_DECISION_MANIFEST
 
-    if pipe.calibrator is None:
+    if pipe.calibrator_ is None:
         from labelwise.errors import LabelwiseError
 
         raise LabelwiseError(f"--calibration none: {root} is a plain model directory, whose tuning "
                              "files need a calibrator; train a pipeline with 'labelwise train' first")
-    pipe.calibrator.save(root, name="calibration")
-    pipe.decision.save(root, name="decision")
+    pipe.calibrator_.save(root, name="calibration")
+    pipe.decision_.save(root, name="decision")
     files = {n: sha256_file(root / n) for n in ("calibration.json", "calibration.npz",
                                                 "decision.json", "decision.npz")}
     manifest = {"format": "labelwise.decision-manifest", "format_version": 1,
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         pipe.save(root)
     else:
         _write_legacy(root, pipe, args)
-    cal = pipe.calibrator
+    cal = pipe.calibrator_
     if cal is None:
         cal_summary = None
     elif args.calibration == "platt-per-label":
@@ -140,6 +140,6 @@ def run(args: argparse.Namespace) -> int:
     summary = {"model": str(root), "objective": pipe.tuning_["objective"], "cv": args.cv,
                "k": pipe.tuning_["k"], "calibration": cal_summary,
                "model_params": getattr(pipe, "model_params_", None),
-               "decision": {key: v for key, v in pipe.decision.explain().items() if key != "labels"}}
+               "decision": {key: v for key, v in pipe.decision_.explain().items() if key != "labels"}}
     print_json(summary)
     return 0

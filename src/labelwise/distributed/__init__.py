@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LabelwiseError, MissingDependencyError
+from ..errors import ClusterError, LabelwiseError, MissingDependencyError
 from . import _tasks
 
 __all__ = ["ClusterError", "DaskRunner", "connect", "fit", "training_on",
@@ -45,11 +45,6 @@ __all__ = ["ClusterError", "DaskRunner", "connect", "fit", "training_on",
 
 #: the file that marks a folder of Parquet predictions written by labelwise
 PREDICTIONS_MARKER = "_labelwise_predictions.json"
-
-
-class ClusterError(LabelwiseError):
-    """The Dask cluster failed the job: scheduler unreachable or lost, tasks that kept
-    killing workers. Nothing was saved."""
 
 
 def import_distributed():

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._estimator import Estimator
-from ..atomic import atomic_directory
+from ..atomic import FEATURIZER_MARKERS, atomic_directory
 from ..dataset import Dataset
 from ..errors import DataFormatError, NotFittedError
 from ..store import (
@@ -196,7 +196,7 @@ class Featurizer(Estimator):
         """Write ``featurizer.json`` plus one ``.npy`` per array to the directory ``path``
         (atomically; the JSON lists every file's sha256, checked by :func:`load_featurizer`)."""
         self.to_dict()  # raises before any disk work
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, markers=FEATURIZER_MARKERS) as tmp:
             write_featurizer(self, FolderWriter(tmp))
 
     # ------------------------------------------------------------------ subclass hooks

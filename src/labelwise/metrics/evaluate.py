@@ -28,7 +28,8 @@ in [0, 1] (probabilities), ``score >= 0.5``; otherwise the top ``min(k)`` labels
 written in the report. Undefined values (NaN: e.g. mAP without any positive label) are
 written as ``null``. Propensities: an array of p_l is used as given; a preset name or an
 ``(A, B)`` pair is applied to ``Y_train`` when given, else to ``Y_true`` (noted: test-set
-counts make PSP optimistic for labels rare in test only); ``propensity=None`` skips PSP.
+counts make PSP optimistic for labels rare in test only); ``propensity=None`` skips PSP, and
+so do counts of fewer than 3 rows (with a note: the propensity model needs ``log N > 1``).
 
 Labels matched by name: with ``score_labels`` (the names of S's columns, e.g. a model's
 labels) and ``label_names`` (the names of Y_true's columns), the two are matched by name and
@@ -67,7 +68,7 @@ from ._inputs import (
     as_truth,
     sets_from_ranked,
 )
-from .propensity import PROPENSITY_PRESETS, propensities
+from .propensity import MIN_ROWS, PROPENSITY_PRESETS, propensities
 from .ranking import _check_ks, _check_zero_division, _ranking
 
 __all__ = ["evaluate", "align_by_name"]
@@ -103,6 +104,10 @@ def _propensity(propensity: Any, Y_train: Any, Y, notes: list[str]):
             Yt = Y
             src = "Y_true"
             notes.append("propensities computed from Y_true label counts (no Y_train given)")
+        if Yt.shape[0] < MIN_ROWS:
+            notes.append(f"psp@k and psndcg@k left out: propensities need at least {MIN_ROWS} "
+                         f"rows of {src}, which has {Yt.shape[0]} (labelwise.metrics.propensity)")
+            return None, None
         return propensities(Yt, A=a, B=b), {"source": src, "A": a, "B": b}
     return np.asarray(propensity, dtype=np.float64), {"source": "given", "A": None, "B": None}
 

@@ -17,6 +17,11 @@ preset          A      B
 =============  =====  =====
 
 These are the formulas of pyxclib (``compute_inv_propesity``) and napkinXC.
+
+The model needs ``C > 0``, i.e. ``log N > 1``: with ``N < e`` (one or two training rows) C
+is negative, the "propensities" come out above 1 (with one row even negative), and they mean
+nothing. Those libraries return them anyway; here fewer than :data:`MIN_ROWS` rows are refused
+with an error (``metrics.evaluate`` then leaves PSP@k out and says so in a note).
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ import numpy as np
 from ..errors import DataFormatError
 from ._inputs import as_truth
 
-__all__ = ["PROPENSITY_PRESETS", "propensities", "inverse_propensities"]
+__all__ = ["PROPENSITY_PRESETS", "MIN_ROWS", "propensities", "inverse_propensities"]
+
+#: fewest training rows the propensity model takes (it needs log N > 1)
+MIN_ROWS = 3
 
 PROPENSITY_PRESETS: dict[str, tuple[float, float]] = {
     "default": (0.55, 1.5),
@@ -59,13 +67,15 @@ def inverse_propensities(Y_train: Any, preset: str | None = None, *, A: float | 
 
     ``preset`` is one of :data:`PROPENSITY_PRESETS` (default "default"); ``A``/``B``
     override it. Labels never seen in training (``N_l = 0``) get the largest weight
-    ``1 + C B ** -A``. For ``N < e`` the constant C is negative, exactly as in the formula.
+    ``1 + C B ** -A``. Fewer than :data:`MIN_ROWS` rows raise DataFormatError (module
+    docstring: C would be negative).
     """
     Y = as_truth(Y_train)
     N = Y.shape[0]
-    if N < 1:
-        raise DataFormatError("Y_train has no rows; propensities need label counts",
-                              field="Y_train")
+    if N < MIN_ROWS:
+        raise DataFormatError(f"Y_train has {N} row(s); propensities need at least {MIN_ROWS}: "
+                              "the model's C = (log N - 1)(B + 1)^A is negative for N < e, "
+                              "which would give propensities above 1", field="Y_train")
     a, b = _params(preset, A, B)
     counts = np.bincount(Y.indices, minlength=Y.shape[1]).astype(np.float64)
     C = (np.log(N) - 1.0) * (b + 1.0) ** a

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_directory
+from ..atomic import MODEL_MARKERS, atomic_directory
 from ..errors import DataFormatError
 from ..labels import LabelSpace
 from ..store import (
@@ -140,7 +140,7 @@ def save_model(model: Any, path: str | os.PathLike[str], *, compress: bool = Fal
     ``compress=True`` writes one ``arrays.npz`` instead of one ``.npy`` per array; models
     stored as safetensors (``_array_storage``) always write ``arrays.safetensors``."""
     manifest, arrays = _prepare(model, compress=compress)
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, markers=MODEL_MARKERS) as tmp:
         _write(manifest, arrays, FolderWriter(tmp), type(model)._encoder_param)
 
 

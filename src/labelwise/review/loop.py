@@ -46,7 +46,7 @@ def clopper_pearson(k: int, n: int, level: float = AUDIT_LEVEL) -> tuple[float, 
 def _certified(pipe: Any, target: float) -> float:
     from labelwise.decision import PrecisionTarget
 
-    pol = pipe.decision
+    pol = pipe.decision_
     hint = (f"tune it with a certified precision target: labelwise tune MODEL DATA "
             f"--objective precision={target:g}")
     if not isinstance(pol, PrecisionTarget) or pol.mode != "set" or pol.confidence is None:
@@ -55,7 +55,7 @@ def _certified(pipe: Any, target: float) -> float:
     if float(pol.precision) + 1e-12 < target:
         raise ReviewInputError(f"model: certified for precision {pol.precision:g}, below the "
                                f"target --precision {target:g}; {hint}")
-    if pipe.calibrator is None:
+    if pipe.calibrator_ is None:
         raise ReviewInputError(f"model: not calibrated; {hint}")
     return float(pol.threshold_)
 

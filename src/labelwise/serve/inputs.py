@@ -113,7 +113,7 @@ def policy_json(key: Any) -> Any:
 
 
 def check_policy(pipe: Any, key: Any) -> None:
-    if isinstance(key, tuple) and key[0] == "precision" and pipe.calibrator is None:
+    if isinstance(key, tuple) and key[0] == "precision" and pipe.calibrator_ is None:
         raise Problem(422, "policy.precision: this model's probabilities are not calibrated "
                            "(tune it with labelwise tune); use {\"threshold\": t} instead")
 
@@ -147,9 +147,9 @@ def _view(pipe: Any, key: Any) -> Any:
         policy.threshold_ = value
     policy.n_labels_ = n
     view = copy.copy(pipe)
-    view.decision = policy
-    if view.calibrator is None:
-        view.calibrator = _ModelLink(pipe.model)
+    view.decision_ = policy
+    if view.calibrator_ is None:
+        view.calibrator_ = _ModelLink(pipe.model)
     return view
 
 

@@ -70,27 +70,27 @@ class ModelEntry:
     def info(self) -> dict[str, Any]:
         pipe = self.pipe
         decision = None
-        if pipe.decision is not None:
-            decision = {k: v for k, v in pipe.decision.explain().items() if k != "labels"}
+        if pipe.decision_ is not None:
+            decision = {k: v for k, v in pipe.decision_.explain().items() if k != "labels"}
             decision = _jsonable(decision)
         return {"name": self.name, "version": self.version,
                 "family": type(pipe.model).__name__,
                 "featurizer": None if pipe.featurizer is None else type(pipe.featurizer).__name__,
                 "input": self.input_kind, "n_features": self.n_features,
                 "n_labels": len(pipe.labels_), "n_open_labels": pipe.n_open_labels,
-                "calibrated": pipe.calibrator is not None,
+                "calibrated": pipe.calibrator_ is not None,
                 "policy": decision, "tuning": _jsonable(getattr(pipe, "tuning_", None)),
                 "loaded_at": self.loaded_at, "load_seconds": round(self.load_seconds, 4)}
 
     def thresholds(self) -> Any:
         """Per label threshold of the tuned policy (array), one number, or None."""
         pipe = self.pipe
-        if pipe.decision is None:
+        if pipe.decision_ is None:
             return None
         try:
             policy = pipe._policy()
         except LabelwiseError:
-            policy = pipe.decision
+            policy = pipe.decision_
         inner = getattr(policy, "threshold_policy_", policy)
         t = getattr(inner, "thresholds_", None)
         if t is not None:

@@ -28,17 +28,9 @@ import scipy.sparse as sp
 
 from ...progress import progress
 
-__all__ = ["validation_split", "run_epochs", "mlp_logits", "check_positive_int",
-           "check_number"]
+__all__ = ["validation_split", "run_epochs", "mlp_logits", "check_number"]
 
 _BLOCK_ENTRIES = 1 << 22
-
-
-def check_positive_int(name: str, v: Any, *, allow_none: bool = False) -> None:
-    if v is None and allow_none:
-        return
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
 
 
 def check_number(name: str, v: Any, lo: float, hi: float, *, lo_open: bool = False,

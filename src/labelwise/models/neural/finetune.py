@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ...checks import positive_int
 from ...dataset import Dataset, as_label_matrix
 from ...errors import DataFormatError, MissingDependencyError
 from ...labels import LabelSpace
@@ -63,7 +64,6 @@ from ..topk import topk_dense
 from ._torch import check_seed, import_torch, resolve_threads, torch_session
 from ._training import (
     check_number,
-    check_positive_int,
     mlp_logits,
     run_epochs,
     validation_split,
@@ -184,24 +184,24 @@ class FineTuned(MultiLabelModel):
     def _validate_params(self) -> None:
         if self.encoder is not None and not isinstance(self.encoder, str):
             raise ValueError(f"encoder must be a folder path (str) or None, got {self.encoder!r}")
-        check_positive_int("max_seq_length", self.max_seq_length)
+        positive_int(self.max_seq_length, "max_seq_length")
         check_loss_params(self.loss, self.gamma, self.alpha, self.gamma_pos, self.gamma_neg,
                           self.clip)
         check_number("learning_rate", self.learning_rate, 0.0, math.inf, lo_open=True)
         check_number("head_learning_rate", self.head_learning_rate, 0.0, math.inf, lo_open=True)
         check_number("weight_decay", self.weight_decay, 0.0, math.inf)
         check_number("warmup_ratio", self.warmup_ratio, 0.0, 1.0)
-        check_positive_int("batch_size", self.batch_size)
-        check_positive_int("eval_batch_size", self.eval_batch_size)
-        check_positive_int("epochs", self.epochs)
-        check_positive_int("max_steps", self.max_steps, allow_none=True)
+        positive_int(self.batch_size, "batch_size")
+        positive_int(self.eval_batch_size, "eval_batch_size")
+        positive_int(self.epochs, "epochs")
+        positive_int(self.max_steps, "max_steps", allow_none=True)
         if self.max_time is not None:
             check_number("max_time", self.max_time, 0.0, math.inf, lo_open=True)
         check_number("dropout", self.dropout, 0.0, 1.0)
         if not isinstance(self.early_stopping, bool):
             raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
         check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, lo_open=True)
-        check_positive_int("patience", self.patience)
+        positive_int(self.patience, "patience")
         resolve_threads(self.n_threads)
         check_seed(self.random_state)
 

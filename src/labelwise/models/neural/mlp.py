@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ...checks import positive_int
 from ...errors import DataFormatError
 from ...progress import progress
 from ..base import MultiLabelModel
@@ -35,7 +36,6 @@ from ..topk import topk_dense
 from ._torch import check_seed, import_torch, resolve_threads, torch_session
 from ._training import (
     check_number,
-    check_positive_int,
     mlp_logits,
     run_epochs,
     validation_split,
@@ -104,16 +104,16 @@ class MLPHead(MultiLabelModel):
         if not isinstance(self.hidden_sizes, tuple):
             raise ValueError(f"hidden_sizes must be a tuple of positive ints, got "
                              f"{self.hidden_sizes!r}")
-        for h in self.hidden_sizes:
-            check_positive_int("each of hidden_sizes", h)
+        for i, h in enumerate(self.hidden_sizes):
+            positive_int(h, f"hidden_sizes[{i}]")
         check_number("dropout", self.dropout, 0.0, 1.0)
         check_loss_params(self.loss, self.gamma, self.alpha, self.gamma_pos, self.gamma_neg,
                           self.clip)
         check_number("learning_rate", self.learning_rate, 0.0, float("inf"), lo_open=True)
         check_number("weight_decay", self.weight_decay, 0.0, float("inf"))
-        check_positive_int("batch_size", self.batch_size)
-        check_positive_int("epochs", self.epochs)
-        check_positive_int("patience", self.patience)
+        positive_int(self.batch_size, "batch_size")
+        positive_int(self.epochs, "epochs")
+        positive_int(self.patience, "patience")
         if not isinstance(self.early_stopping, bool):
             raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
         check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, lo_open=True)
