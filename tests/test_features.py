@@ -86,6 +86,36 @@ def test_tfidf_save_load_identical(tmp_path, params):
     assert (h.transform(probe) != A).nnz == 0
 
 
+@pytest.mark.parametrize("params", [
+    {}, {"ngram_range": (1, 1), "char_ngram_range": (1, 4), "sublinear_tf": False, "norm": None},
+    {"ngram_range": (1, 3), "char_ngram_range": (2, 3), "lowercase": False},
+])
+def test_tfidf_few_texts_path_is_bit_identical_to_the_vectorizers(monkeypatch, params):
+    """One to ``_FEW`` texts skip scikit-learn's transform (a served request): the matrix must
+    be the one the vectorizers give, bit for bit, for any text (repeats, unknown words, empty,
+    punctuation, upper case), and the path must follow a refit."""
+    import labelwise.features.tfidf as tfidf_module
+
+    rng = np.random.default_rng(0)
+    words = " ".join(CORPUS).split() + ["zebra", "Cat", "DOG!", "mat,", "sat-on"]
+    probes = [" ".join(rng.choice(words, size=int(rng.integers(0, 25)))) for _ in range(60)]
+    probes += ["", "unknown words only", "the the the the cat"]
+    f = Tfidf(**params).fit(CORPUS + probes[:20])
+    few = [f.transform(probes[i:i + 3]) for i in range(0, len(probes), 3)]
+    monkeypatch.setattr(tfidf_module, "_FEW", 0)
+    for i, A in zip(range(0, len(probes), 3), few, strict=True):
+        B = f.transform(probes[i:i + 3])
+        assert A.shape == B.shape and A.dtype == B.dtype == np.float32 and A.has_sorted_indices
+        assert np.array_equal(A.indptr, B.indptr) and np.array_equal(A.indices, B.indices)
+        assert np.array_equal(A.data.view(np.int32), B.data.view(np.int32)), probes[i:i + 3]
+    f.fit(["other words entirely"])  # the cached vocabulary must not survive a refit
+    slow = f.transform(["other words", "the cat"])
+    monkeypatch.setattr(tfidf_module, "_FEW", 16)
+    fast = f.transform(["other words", "the cat"])
+    assert fast.shape == slow.shape == (2, f.n_features_) and (fast != slow).nnz == 0
+    assert fast[0].nnz > 0
+
+
 def test_tfidf_refit_and_clone():
     f = Tfidf(min_df=1)
     X1 = f.fit_transform(CORPUS)

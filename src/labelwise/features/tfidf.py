@@ -14,6 +14,7 @@ weights. Loading rebuilds a ``TfidfVectorizer`` with that fixed vocabulary and s
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,23 @@ from ..errors import DataFormatError
 from .base import Featurizer
 
 __all__ = ["Tfidf"]
+
+#: at most this many texts take the direct path of ``Tfidf._transform_few`` (int32 indices:
+#: a vocabulary is far below 2**31 terms)
+_FEW = 16
+
+
+def _l2_rows(X: sp.csr_matrix) -> None:
+    """Scale each row of X to unit L2 norm in place, as scikit-learn's ``normalize`` does
+    (float32 squares summed in float64 from left to right, each value divided in float64)."""
+    for i in range(X.shape[0]):
+        a, b = X.indptr[i], X.indptr[i + 1]
+        row = X.data[a:b]
+        total = 0.0
+        for sq in (row * row).tolist():
+            total += sq
+        if total != 0.0:
+            row[:] = row.astype(np.float64) / math.sqrt(total)
 
 
 class Tfidf(Featurizer):
@@ -90,6 +108,7 @@ class Tfidf(Featurizer):
                 raise DataFormatError(f"{name} n-grams: {e}", field="X") from None
             vecs[name] = v
         self.vectorizers_ = vecs
+        self._fast = None
 
     @property
     def n_features_(self) -> int:
@@ -106,12 +125,48 @@ class Tfidf(Featurizer):
         return out
 
     def _transform(self, texts: list[str]) -> sp.csr_matrix:
+        if len(texts) <= _FEW:
+            return self._transform_few(texts)
         parts = [v.transform(texts) for v in self.vectorizers_.values()]
         X = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csr")
         X = sp.csr_matrix(X, dtype=np.float32)
         if self.norm == "l2":
             X = normalize(X, norm="l2", copy=False)
         X.sort_indices()
+        return X
+
+    def _transform_few(self, texts: list[str]) -> sp.csr_matrix:
+        """The same matrix as the vectorizers' path (bit for bit: the same float32 operations
+        in the same order), without scikit-learn's per-call validation, which costs more than
+        the work itself for one or a few texts (a served request). Kept equal by a test."""
+        if getattr(self, "_fast", None) is None:
+            self._fast = [(v.build_analyzer(), v.vocabulary_, np.asarray(v.idf_))
+                          for v in self.vectorizers_.values()]
+        indptr = [0]
+        indices: list[np.ndarray] = []
+        data: list[np.ndarray] = []
+        for text in texts:
+            offset = 0
+            for analyze, vocab, idf in self._fast:
+                counts: dict[int, int] = {}
+                for term in analyze(text):
+                    j = vocab.get(term)
+                    if j is not None:
+                        counts[j] = counts.get(j, 0) + 1
+                cols = np.array(sorted(counts), dtype=np.int64)
+                vals = np.array([counts[j] for j in cols.tolist()], dtype=np.float32)
+                if self.sublinear_tf:
+                    np.log(vals, vals)
+                    vals += 1.0
+                vals *= idf[cols]
+                indices.append(cols + offset)
+                data.append(vals)
+                offset += len(vocab)
+            indptr.append(indptr[-1] + sum(len(c) for c in indices[-len(self._fast):]))
+        X = sp.csr_matrix((np.concatenate(data), np.concatenate(indices).astype(np.int32),
+                           np.asarray(indptr, dtype=np.int32)), shape=(len(texts), self.n_features_))
+        if self.norm == "l2":
+            _l2_rows(X)
         return X
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -136,3 +191,4 @@ class Tfidf(Featurizer):
             v.idf_ = idf  # builds the inner TfidfTransformer; vocabulary_ is set from vocabulary
             vecs[name] = v
         self.vectorizers_ = vecs
+        self._fast = None
