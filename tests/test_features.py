@@ -154,7 +154,12 @@ def test_saved_form_refuses_bad_input(tmp_path):
         Featurizer.from_dict(d, {"word_idf": arrays["word_idf"][:-1]})
     with pytest.raises(DataFormatError, match="repeats a term"):
         vocab = d["state"]["word_vocabulary"]
-        Featurizer.from_dict({**d, "state": {"word_vocabulary": [vocab[0]] * len(vocab)}}, arrays)
+        Featurizer.from_dict({**d, "state": {**d["state"], "word_vocabulary": [vocab[0]] * len(vocab)}},
+                             arrays)
+    with pytest.raises(DataFormatError, match="lacks the character n-gram range"):
+        Featurizer.from_dict({**d, "state": {"word_vocabulary": d["state"]["word_vocabulary"]}}, arrays)
+    with pytest.raises(DataFormatError, match=r"char_ngram_range must be null or \[min_n, max_n\]"):
+        Featurizer.from_dict({**d, "state": {**d["state"], "char_ngram_range": [3, "x"]}}, arrays)
     with pytest.raises(DataFormatError, match="no featurizer.json"):
         load_featurizer(tmp_path)
     f.save(tmp_path / "f")
@@ -270,3 +275,48 @@ def test_cache_home_from_environment(tmp_path, monkeypatch):
     c = EmbeddingCache("ab12")
     c.put(text_keys(["x"]), np.ones((1, 3), np.float32))
     assert (tmp_path / "home" / "embeddings" / "ab12").is_dir()
+
+
+def test_unseen_word_rate_hand_values(monkeypatch):
+    import labelwise.features.tfidf as tfidf_module
+
+    monkeypatch.setattr(tfidf_module, "MIN_HELD_OUT_TOKENS", 1)
+    # even texts see {cat, sat, dog}; odd texts: "cat ran" (ran unseen), "Dog dog bird" (bird)
+    texts = ["cat sat", "cat ran", "the dog", "Dog dog bird"]
+    assert tfidf_module.unseen_word_rate(texts) == pytest.approx(2 / 5)
+    assert tfidf_module.unseen_word_rate(texts, lowercase=False) == pytest.approx(3 / 5)
+    monkeypatch.setattr(tfidf_module, "MIN_HELD_OUT_TOKENS", 6)
+    assert tfidf_module.unseen_word_rate(texts) is None  # 5 held-out tokens: too few
+
+
+def test_tfidf_auto_adds_character_ngrams_only_for_open_vocabularies(tmp_path):
+    """'auto' keeps words only on a corpus whose held-out words recur, adds character 3- to
+    5-grams where most held-out word forms are new (as in an inflecting language), saves the
+    choice, and folders saved before 'auto' (the range as the parameter) still load."""
+    rng = np.random.default_rng(0)
+    stems = ["talo", "kirja", "kivi", "metsa", "kaupunki", "joki", "vuori", "saari"]
+    endings = [f"{a}{b}" for a in "aeiouy" for b in ["", "ssa", "sta", "lla", "lle", "n", "t",
+                                                      "ksi", "na", "ihin"]]
+    closed = [" ".join(rng.choice(stems, size=8)) for _ in range(600)]
+    open_ = [" ".join(s + rng.choice(endings) + str(int(rng.integers(0, 40)))
+                      for s in rng.choice(stems, size=8)) for _ in range(600)]
+    f = Tfidf().fit(closed)
+    assert f.unseen_word_rate_ == 0.0 and f.char_ngram_range_ is None
+    assert all(not n.startswith("char:") for n in f.feature_names())
+    g = Tfidf().fit(open_)
+    assert g.unseen_word_rate_ >= 0.15 and g.char_ngram_range_ == (3, 5)
+    names = g.feature_names()
+    assert "char:kivi" in names and "char: ki" in names
+    assert Tfidf(char_ngram_range=None).fit(open_).char_ngram_range_ is None  # the user's choice
+    g.save(tmp_path / "g")
+    h = load_featurizer(tmp_path / "g")
+    assert h.char_ngram_range_ == (3, 5) and h.get_params()["char_ngram_range"] == "auto"
+    assert (h.transform(open_[:40]) != g.transform(open_[:40])).nnz == 0
+    with pytest.raises(ValueError, match="char_ngram_range must be"):
+        Tfidf(char_ngram_range="sometimes").fit(open_)
+    # a folder from before 'auto': params hold the range, the state has no choice recorded
+    old = Tfidf(char_ngram_range=(2, 3)).fit(CORPUS)
+    d = old.to_dict()
+    del d["state"]["char_ngram_range"], d["state"]["unseen_word_rate"]
+    back = Featurizer.from_dict(d, old.arrays())
+    assert back.char_ngram_range_ == (2, 3) and (back.transform(CORPUS) != old.transform(CORPUS)).nnz == 0
