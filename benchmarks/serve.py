@@ -70,7 +70,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = "/work/shared/datasets"
@@ -473,6 +473,11 @@ class AnnifAPI:
         return client.post(f"{self.base}/v1/projects/{CORPORA[corpus]['project']}/suggest",
                            data={"text": doc["text"]})
 
+    def single_raw(self, corpus: str, doc: dict) -> tuple[str, str, bytes]:
+        """(path, content type, body) of ``single`` for the raw client."""
+        return (f"/v1/projects/{CORPORA[corpus]['project']}/suggest",
+                "application/x-www-form-urlencoded", urlencode({"text": doc["text"]}).encode())
+
     def batch(self, client: Any, corpus: str, docs: Sequence[dict]) -> Any:
         body = {"documents": [{"document_id": d["id"], "text": d["text"]} for d in docs]}
         return client.post(f"{self.base}/v1/projects/{CORPORA[corpus]['project']}/suggest-batch",
@@ -510,6 +515,11 @@ class LabelwiseAPI:
     def single(self, client: Any, corpus: str, doc: dict) -> Any:
         return self.batch(client, corpus, [doc])
 
+    def single_raw(self, corpus: str, doc: dict) -> tuple[str, str, bytes]:
+        """(path, content type, body) of ``single`` for the raw client."""
+        body = {"items": [{"id": doc["id"], "text": doc["text"]}], "top_k": TOP_K, "policy": "tuned"}
+        return f"/v1/models/{corpus}/predict", "application/json", json.dumps(body).encode()
+
     def batch(self, client: Any, corpus: str, docs: Sequence[dict]) -> Any:
         body = {"items": [{"id": d["id"], "text": d["text"]} for d in docs], "top_k": TOP_K,
                 "policy": "tuned"}
@@ -525,40 +535,114 @@ class LabelwiseAPI:
 
 
 # ----------------------------------------------------------------------------- load phases
-async def load_phase(request: Callable[[Any, int], Any], n: int, concurrency: int,
-                     timeout: float = 120.0) -> dict[str, Any]:
-    """n requests at ``concurrency`` (each worker sends its next request when its last one is
-    answered); latencies of the 200s, counts of other statuses and transport errors."""
-    import httpx
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: the load phases' client.
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    A Python HTTP library costs more CPU per request than these servers do, and the client
+    shares the machine's cores with the server: with httpx the phases at concurrency 8 and 32
+    measured the client. This one writes the request bytes and reads the status line, the
+    headers and a ``content-length`` or chunked body; nothing else."""
+
+    def __init__(self, base: str) -> None:
+        u = urlsplit(base)
+        self.host, self.port = u.hostname or "127.0.0.1", u.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, path: str, content_type: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
+                          f"content-type: {content_type}\r\ncontent-length: {len(body)}\r\n\r\n"
+                          .encode("latin-1") + body)
+        await self.writer.drain()
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        headers = {k.strip().lower(): v.strip() for k, v in
+                   (line.split(":", 1) for line in head[1:] if ":" in line)}
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                parts.append(await self.reader.readexactly(size + 2))
+                if size == 0:
+                    break
+            data = b"".join(p[:-2] for p in parts)
+        else:
+            data = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return status, data
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
+
+
+def tree_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) used so far by the process ``pid`` and its children."""
+    if pid is None:
+        return None
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def load_phase(base: str, request: Callable[[int], tuple[str, str, bytes]], n: int,
+                     concurrency: int, server_pid: int | None = None) -> dict[str, Any]:
+    """n requests at ``concurrency`` (``concurrency`` keep-alive connections, each sending its
+    next request when its last one is answered), on :class:`RawConnection`; latencies of the
+    200s, counts of other statuses and transport errors, the client's CPU and the server's CPU
+    per request (its whole process tree, from /proc: a figure the client's cost does not
+    touch)."""
     lat: list[float] = []
     statuses: Counter[int] = Counter()
     errors: Counter[str] = Counter()
     nxt = 0
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        async def worker() -> None:
-            nonlocal nxt
+
+    async def worker() -> None:
+        nonlocal nxt
+        conn = RawConnection(base)
+        try:
             while nxt < n:
                 i = nxt
                 nxt += 1
+                req = request(i)
                 t0 = time.perf_counter()
                 try:
-                    r = await request(client, i)
-                except httpx.TransportError as e:
+                    status, _ = await conn.request(*req)
+                except (OSError, asyncio.IncompleteReadError, ValueError) as e:
                     errors[type(e).__name__] += 1
+                    await conn.close()
                     continue
-                statuses[r.status_code] += 1
-                if r.status_code == 200:
+                statuses[status] += 1
+                if status == 200:
                     lat.append(time.perf_counter() - t0)
+        finally:
+            await conn.close()
 
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
-        cpu = time.process_time() - cpu0
+    srv0 = tree_cpu_s(server_pid)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    srv1 = tree_cpu_s(server_pid)
     rec: dict[str, Any] = {"n": n, "concurrency": concurrency, "wall_s": wall,
                            "client_cpu": cpu / wall, "statuses": dict(statuses),
                            "transport_errors": dict(errors), "n_ok": len(lat)}
+    if srv0 is not None and srv1 is not None and n:
+        rec["server_cpu_ms_per_req"] = 1000 * (srv1 - srv0) / n
     if lat:
         rec.update(latency_summary(lat, wall))
     return rec
@@ -632,17 +716,18 @@ def measure_server(server: Server, api: Any, tests: dict[str, list[dict]], args:
     for corpus, docs in tests.items():
         r: dict[str, Any] = {}
         seq = _docs_cycle(docs, max(args.n_single, args.n_concurrent, args.n_warmup), seed=1)
-        def one(client: Any, i: int, corpus: str = corpus, seq: list[dict] = seq) -> Any:
-            return api.single(client, corpus, seq[i])
+        def one(i: int, corpus: str = corpus, seq: list[dict] = seq) -> tuple[str, str, bytes]:
+            return api.single_raw(corpus, seq[i])
+        pid = server.proc.pid if server.proc is not None else None
         # warm-up: every worker must have loaded its models and run its kernels once
-        r["warmup"] = asyncio.run(load_phase(one, args.n_warmup, max(4, 4 * server.workers)))
+        r["warmup"] = asyncio.run(load_phase(api.base, one, args.n_warmup, max(4, 4 * server.workers)))
         if server.workers > 1:
             r["settle_s"] = server.settle()
         if full:
             r["batch32"] = asyncio.run(quality_phase(api, corpus, docs))
-            r["c1"] = asyncio.run(load_phase(one, args.n_single, 1))
-            r["c8"] = asyncio.run(load_phase(one, args.n_concurrent, 8))
-        r["c32"] = asyncio.run(load_phase(one, args.n_concurrent, 32))
+            r["c1"] = asyncio.run(load_phase(api.base, one, args.n_single, 1, pid))
+            r["c8"] = asyncio.run(load_phase(api.base, one, args.n_concurrent, 8, pid))
+        r["c32"] = asyncio.run(load_phase(api.base, one, args.n_concurrent, 32, pid))
         if full:
             r["large_text"] = asyncio.run(large_text_probe(api, corpus, docs))
         r["memory_after"] = server.memory()
@@ -802,9 +887,11 @@ def tables(rec: dict[str, Any]) -> str:
         row(corpus, "c=1 p50 ms", ("c1", "p50_ms"), ".2f", "<= 0.25x")
         row(corpus, "c=1 p99 ms", ("c1", "p99_ms"), ".2f", "<= 0.25x")
         row(corpus, "c=1 requests/s", ("c1", "rps"), ".0f", ">= 4x")
+        row(corpus, "c=1 server CPU ms / request", ("c1", "server_cpu_ms_per_req"), ".2f", "")
         for c in ("c8", "c32"):
             row(corpus, f"c={c[1:]} requests/s", (c, "rps"), ".0f", ">= 4x")
             row(corpus, f"c={c[1:]} p99 ms", (c, "p99_ms"), ".1f", "<= 0.25x")
+            row(corpus, f"c={c[1:]} server CPU ms / request", (c, "server_cpu_ms_per_req"), ".2f", "")
         if rw and rw != w and (a4 or l4):
             row(corpus, f"c=32 requests/s, {rw} workers", ("c32", "rps"), ".0f", ">= 4x", pair=(a4, l4))
             row(corpus, f"c=32 p99 ms, {rw} workers", ("c32", "p99_ms"), ".1f", "<= 0.25x", pair=(a4, l4))
@@ -924,7 +1011,7 @@ def main(argv: list[str] | None = None) -> int:
             ready_s = server.start()
             api.check(corpora)
             first = corpora[0]
-            asyncio.run(load_phase(lambda c, i: api.single(c, first, tests[first][i % len(tests[first])]),
+            asyncio.run(load_phase(api.base, lambda i: api.single_raw(first, tests[first][i % len(tests[first])]),
                                    args.n_warmup, 8))
             rec["soak"] = asyncio.run(soak_phase(api.base, first, server, tests[first], args.soak))
             rec["soak"]["ready_s"] = ready_s

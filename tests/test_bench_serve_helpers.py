@@ -96,3 +96,71 @@ def test_latency_summary():
 def test_tree_memory_of_this_process():
     m = serve.tree_memory_mb(__import__("os").getpid())
     assert m["processes"] >= 1 and m["rss_mb"] > 10
+
+
+def test_raw_connection_reads_length_chunked_and_close_answers():
+    """The load phases' client against a loopback server that answers with a content-length
+    body, then a chunked body, then closes the connection (the client must reconnect)."""
+    import asyncio
+
+    seen: list[bytes] = []
+
+    async def handle(reader, writer):
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    break
+                n = int([h for h in head.split(b"\r\n")
+                         if h.lower().startswith(b"content-length")][0].split(b":")[1])
+                seen.append(await reader.readexactly(n))
+                k = len(seen)
+                if k in (1, 4):
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                elif k == 2:
+                    writer.write(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 b"3\r\nabc\r\n4;x=1\r\ndefg\r\n0\r\n\r\n")
+                else:
+                    writer.write(b"HTTP/1.1 422 Unprocessable\r\ncontent-length: 2\r\n"
+                                 b"connection: close\r\n\r\nno")
+                    await writer.drain()
+                    break
+                await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        conn = serve.RawConnection(f"http://127.0.0.1:{port}")
+        try:
+            out = [await conn.request("/a", "application/json", b'{"x": 1}'),
+                   await conn.request("/b", "text/plain", b"body"),
+                   await conn.request("/c", "text/plain", b"")]
+            assert conn.writer is None  # closed after "connection: close"
+            out.append(await conn.request("/d", "text/plain", b"again"))  # reconnects
+        finally:
+            await conn.close()
+            server.close()
+            await server.wait_closed()
+        return out
+
+    out = asyncio.run(main())
+    assert out == [(200, b"hello"), (201, b"abcdefg"), (422, b"no"), (200, b"hello")]
+    assert seen == [b'{"x": 1}', b"body", b"", b"again"]
+
+
+def test_annif_and_labelwise_raw_requests():
+    a = serve.AnnifAPI("http://127.0.0.1:1", Path("."))
+    path, ctype, body = a.single_raw("cooking", {"id": "d", "text": "rice & beans?"})
+    assert path == "/v1/projects/cooking-omikuji-en/suggest"
+    assert ctype == "application/x-www-form-urlencoded"
+    assert body == b"text=rice+%26+beans%3F"
+    lw = serve.LabelwiseAPI("http://127.0.0.1:1")
+    path, ctype, body = lw.single_raw("cooking", {"id": "d", "text": "rice"})
+    assert path == "/v1/models/cooking/predict" and ctype == "application/json"
+    import json
+    assert json.loads(body) == {"items": [{"id": "d", "text": "rice"}], "top_k": serve.TOP_K,
+                                "policy": "tuned"}

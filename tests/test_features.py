@@ -86,6 +86,36 @@ def test_tfidf_save_load_identical(tmp_path, params):
     assert (h.transform(probe) != A).nnz == 0
 
 
+@pytest.mark.parametrize("params", [
+    {}, {"ngram_range": (1, 1), "char_ngram_range": (1, 4), "sublinear_tf": False, "norm": None},
+    {"ngram_range": (1, 3), "char_ngram_range": (2, 3), "lowercase": False},
+])
+def test_tfidf_few_texts_path_is_bit_identical_to_the_vectorizers(monkeypatch, params):
+    """One to ``_FEW`` texts skip scikit-learn's transform (a served request): the matrix must
+    be the one the vectorizers give, bit for bit, for any text (repeats, unknown words, empty,
+    punctuation, upper case), and the path must follow a refit."""
+    import labelwise.features.tfidf as tfidf_module
+
+    rng = np.random.default_rng(0)
+    words = " ".join(CORPUS).split() + ["zebra", "Cat", "DOG!", "mat,", "sat-on"]
+    probes = [" ".join(rng.choice(words, size=int(rng.integers(0, 25)))) for _ in range(60)]
+    probes += ["", "unknown words only", "the the the the cat"]
+    f = Tfidf(**params).fit(CORPUS + probes[:20])
+    few = [f.transform(probes[i:i + 3]) for i in range(0, len(probes), 3)]
+    monkeypatch.setattr(tfidf_module, "_FEW", 0)
+    for i, A in zip(range(0, len(probes), 3), few, strict=True):
+        B = f.transform(probes[i:i + 3])
+        assert A.shape == B.shape and A.dtype == B.dtype == np.float32 and A.has_sorted_indices
+        assert np.array_equal(A.indptr, B.indptr) and np.array_equal(A.indices, B.indices)
+        assert np.array_equal(A.data.view(np.int32), B.data.view(np.int32)), probes[i:i + 3]
+    f.fit(["other words entirely"])  # the cached vocabulary must not survive a refit
+    slow = f.transform(["other words", "the cat"])
+    monkeypatch.setattr(tfidf_module, "_FEW", 16)
+    fast = f.transform(["other words", "the cat"])
+    assert fast.shape == slow.shape == (2, f.n_features_) and (fast != slow).nnz == 0
+    assert fast[0].nnz > 0
+
+
 def test_tfidf_refit_and_clone():
     f = Tfidf(min_df=1)
     X1 = f.fit_transform(CORPUS)
@@ -124,7 +154,12 @@ def test_saved_form_refuses_bad_input(tmp_path):
         Featurizer.from_dict(d, {"word_idf": arrays["word_idf"][:-1]})
     with pytest.raises(DataFormatError, match="repeats a term"):
         vocab = d["state"]["word_vocabulary"]
-        Featurizer.from_dict({**d, "state": {"word_vocabulary": [vocab[0]] * len(vocab)}}, arrays)
+        Featurizer.from_dict({**d, "state": {**d["state"], "word_vocabulary": [vocab[0]] * len(vocab)}},
+                             arrays)
+    with pytest.raises(DataFormatError, match="lacks the character n-gram range"):
+        Featurizer.from_dict({**d, "state": {"word_vocabulary": d["state"]["word_vocabulary"]}}, arrays)
+    with pytest.raises(DataFormatError, match=r"char_ngram_range must be null or \[min_n, max_n\]"):
+        Featurizer.from_dict({**d, "state": {**d["state"], "char_ngram_range": [3, "x"]}}, arrays)
     with pytest.raises(DataFormatError, match="no featurizer.json"):
         load_featurizer(tmp_path)
     f.save(tmp_path / "f")
@@ -240,3 +275,48 @@ def test_cache_home_from_environment(tmp_path, monkeypatch):
     c = EmbeddingCache("ab12")
     c.put(text_keys(["x"]), np.ones((1, 3), np.float32))
     assert (tmp_path / "home" / "embeddings" / "ab12").is_dir()
+
+
+def test_unseen_word_rate_hand_values(monkeypatch):
+    import labelwise.features.tfidf as tfidf_module
+
+    monkeypatch.setattr(tfidf_module, "MIN_HELD_OUT_TOKENS", 1)
+    # even texts see {cat, sat, dog}; odd texts: "cat ran" (ran unseen), "Dog dog bird" (bird)
+    texts = ["cat sat", "cat ran", "the dog", "Dog dog bird"]
+    assert tfidf_module.unseen_word_rate(texts) == pytest.approx(2 / 5)
+    assert tfidf_module.unseen_word_rate(texts, lowercase=False) == pytest.approx(3 / 5)
+    monkeypatch.setattr(tfidf_module, "MIN_HELD_OUT_TOKENS", 6)
+    assert tfidf_module.unseen_word_rate(texts) is None  # 5 held-out tokens: too few
+
+
+def test_tfidf_auto_adds_character_ngrams_only_for_open_vocabularies(tmp_path):
+    """'auto' keeps words only on a corpus whose held-out words recur, adds character 3- to
+    5-grams where most held-out word forms are new (as in an inflecting language), saves the
+    choice, and folders saved before 'auto' (the range as the parameter) still load."""
+    rng = np.random.default_rng(0)
+    stems = ["talo", "kirja", "kivi", "metsa", "kaupunki", "joki", "vuori", "saari"]
+    endings = [f"{a}{b}" for a in "aeiouy" for b in ["", "ssa", "sta", "lla", "lle", "n", "t",
+                                                      "ksi", "na", "ihin"]]
+    closed = [" ".join(rng.choice(stems, size=8)) for _ in range(600)]
+    open_ = [" ".join(s + rng.choice(endings) + str(int(rng.integers(0, 40)))
+                      for s in rng.choice(stems, size=8)) for _ in range(600)]
+    f = Tfidf().fit(closed)
+    assert f.unseen_word_rate_ == 0.0 and f.char_ngram_range_ is None
+    assert all(not n.startswith("char:") for n in f.feature_names())
+    g = Tfidf().fit(open_)
+    assert g.unseen_word_rate_ >= 0.15 and g.char_ngram_range_ == (3, 5)
+    names = g.feature_names()
+    assert "char:kivi" in names and "char: ki" in names
+    assert Tfidf(char_ngram_range=None).fit(open_).char_ngram_range_ is None  # the user's choice
+    g.save(tmp_path / "g")
+    h = load_featurizer(tmp_path / "g")
+    assert h.char_ngram_range_ == (3, 5) and h.get_params()["char_ngram_range"] == "auto"
+    assert (h.transform(open_[:40]) != g.transform(open_[:40])).nnz == 0
+    with pytest.raises(ValueError, match="char_ngram_range must be"):
+        Tfidf(char_ngram_range="sometimes").fit(open_)
+    # a folder from before 'auto': params hold the range, the state has no choice recorded
+    old = Tfidf(char_ngram_range=(2, 3)).fit(CORPUS)
+    d = old.to_dict()
+    del d["state"]["char_ngram_range"], d["state"]["unseen_word_rate"]
+    back = Featurizer.from_dict(d, old.arrays())
+    assert back.char_ngram_range_ == (2, 3) and (back.transform(CORPUS) != old.transform(CORPUS)).nnz == 0
