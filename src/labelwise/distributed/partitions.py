@@ -40,11 +40,8 @@ result does not depend on the number of workers: sums go in partition order.
 
 from __future__ import annotations
 
-import glob
-import os
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,143 +49,46 @@ import scipy.sparse as sp
 
 from ..errors import DataFormatError, LabelwiseError, ResourceLimitError
 from . import _newton, _rows, cluster_errors, import_distributed
+from .sources import (
+    _parquet_bytes,
+    _xc_header,
+    has_text_column,
+    is_partitioned,
+    list_partitions,
+    tfidf_from_counts,
+)
 
 __all__ = ["list_partitions", "open_partitions", "Partitions", "estimate_peak", "fit",
-           "tfidf_from_counts", "fit_pipeline", "is_partitioned", "MAX_BLOCK_LABELS",
-           "NEWTON_EPS"]
+           "tfidf_from_counts", "fit_pipeline", "is_partitioned", "has_text_column",
+           "MAX_BLOCK_LABELS", "NEWTON_EPS"]
 
 #: labels per OneVsRest block (classifiers solved together in one Newton batch)
 MAX_BLOCK_LABELS = 64
 #: a column stops when |gradient| <= NEWTON_EPS * |gradient at w = 0|
 NEWTON_EPS = 1e-4
-_DATA_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".xc": "xc", ".txt": None,
-                  ".svm": "libsvm", ".libsvm": "libsvm"}
-
-
-# ------------------------------------------------------------------ what the partitions are
-def list_partitions(target: str | os.PathLike[str] | list, *, byte_ranges: int = 1,
-                    format: str | None = None) -> tuple[str, list[tuple]]:
-    """``(format, specs)`` of a folder, a glob pattern or a list of files. Parquet: one spec
-    ``(path,)`` per file; XC / LIBSVM: ``(path, start, end, has_header)`` per byte range."""
-    if isinstance(target, list | tuple):
-        files = [str(p) for p in target]
-    elif any(c in str(target) for c in "*?["):
-        files = sorted(glob.glob(str(target)))
-    elif Path(target).is_dir():
-        files = sorted(str(p) for p in Path(target).iterdir() if p.is_file()
-                       and not p.name.startswith((".", "_"))
-                       and p.suffix.lower() in _DATA_SUFFIXES)
-    else:
-        files = [str(target)]
-    if not files:
-        raise DataFormatError("no partition files (expected .parquet, .xc, .txt, .svm or "
-                              ".libsvm files)", path=str(target))
-    if isinstance(byte_ranges, bool) or not isinstance(byte_ranges, int) or byte_ranges < 1:
-        raise DataFormatError(f"byte_ranges must be an int >= 1, got {byte_ranges!r}")
-    from ..io import detect_format
-
-    fmts = {format or detect_format(f)[0] for f in files}
-    if len(fmts) != 1 or next(iter(fmts)) not in ("parquet", "xc", "libsvm"):
-        raise DataFormatError(f"partitions must all be parquet, xc or libsvm, found "
-                              f"{', '.join(sorted(fmts))}", path=str(target))
-    fmt = fmts.pop()
-    if fmt == "parquet":
-        if byte_ranges != 1:
-            raise DataFormatError("byte_ranges: Parquet is split by files (or write more files)",
-                                  path=str(target))
-        return fmt, [(f,) for f in files]
-    specs = []
-    for f in files:
-        size = os.path.getsize(f)
-        cuts = np.linspace(0, size, byte_ranges + 1).round().astype(np.int64)
-        specs += [(f, int(a), int(b), fmt == "xc") for a, b in zip(cuts[:-1], cuts[1:])
-                  if b > a or size == 0]
-    return fmt, specs
-
-
-def _xc_header(path: str) -> tuple[int, int, int]:
-    from ..io.xc import _parse_header
-
-    with open(path, "rb") as f:
-        return _parse_header(f.readline(4096).rstrip(b"\r\n"), path)
-
-
-# ------------------------------------------------------------------ tf-idf from counts
-def tfidf_from_counts(featurizer: Any, n_docs: int, counts: list[dict]) -> Any:
-    """Fit ``featurizer`` (a :class:`~labelwise.features.Tfidf`) from per-partition counts
-    (``blocks`` of :func:`labelwise.distributed._rows.text_counts`), with scikit-learn's
-    rules: vocabulary sorted, ``min_df`` / ``max_df`` / ``max_features`` as in
-    ``CountVectorizer._limit_features``, ``idf = ln((1 + n) / (1 + df)) + 1`` in float32."""
-    from numbers import Integral
-
-    arrays, state = {}, {}
-    for name, analyzer, rng in featurizer._blocks():
-        featurizer._vectorizer(analyzer, rng)._validate_params()
-        df: dict[str, int] = {}
-        tf: dict[str, int] = {}
-        for c in counts:
-            bdf, btf = c[name]
-            for term, v in bdf.items():
-                df[term] = df.get(term, 0) + v
-            for term, v in (btf or {}).items():
-                tf[term] = tf.get(term, 0) + v
-        if not df:
-            raise DataFormatError(f"{name} n-grams: empty vocabulary; perhaps the documents "
-                                  "only contain stop words", field="X")
-        terms = sorted(df)
-        dfs = np.array([df[t] for t in terms], np.int64)
-        max_df, min_df = featurizer.max_df, featurizer.min_df
-        high = max_df if isinstance(max_df, Integral) else max_df * n_docs
-        low = min_df if isinstance(min_df, Integral) else min_df * n_docs
-        if high < low:
-            raise DataFormatError(f"{name} n-grams: max_df corresponds to < documents than "
-                                  "min_df", field="X")
-        mask = (dfs <= high) & (dfs >= low)
-        limit = featurizer.max_features
-        if limit is not None and mask.sum() > limit:
-            tfs = np.array([tf[t] for t in terms], np.int64).astype(np.float32)
-            keep = (-tfs[mask]).argsort()[:limit]
-            new = np.zeros(len(dfs), bool)
-            new[np.where(mask)[0][keep]] = True
-            mask = new
-        if not mask.any():
-            raise DataFormatError(f"{name} n-grams: After pruning, no terms remain. Try a "
-                                  "lower min_df or a higher max_df.", field="X")
-        kept = np.flatnonzero(mask)
-        d = dfs[kept].astype(np.float32)
-        d += 1.0
-        idf = np.full_like(d, n_docs + 1, dtype=np.float32)
-        idf /= d
-        np.log(idf, out=idf)
-        idf += 1.0
-        state[f"{name}_vocabulary"] = [terms[i] for i in kept]
-        arrays[f"{name}_idf"] = idf
-    featurizer._clear_fitted()
-    featurizer._set_state(arrays, state)
-    featurizer.fitted_ = True
-    return featurizer
 
 
 # ------------------------------------------------------------------ memory
 def estimate_peak(stats: list[dict[str, int]], *, n_features: int, width: int,
-                  threads: int = 1) -> int:
+                  threads: int = 1, copies: int = 1) -> int:
     """Estimated peak bytes of one worker holding the partitions ``stats`` (each: ``rows``,
     ``nnz`` feature entries, ``label_nnz`` label entries, ``load`` bytes of its reading).
 
     Per partition *held* (kept through training): X as CSR (``12 nnz + 8 rows``), its
     normalised values (``4 nnz``), Y by rows and by columns (``16 label_nnz + 16 rows``),
-    the curvature kept between solver rounds for the current and the trial weights
-    (``16 rows width``). Per task (``threads`` at once): the larger of the reading (``load``:
-    the byte range, or 3x the uncompressed Parquet bytes, plus the arrays parsed from it)
-    and a solver round (a row/feature-restricted copy of the rows, ``12 nnz + 8 rows``; the
-    targets, margins and loss weights, ``32 rows width``; the weights, direction and sums,
-    ``24 (n_features + 1) width``). ``width``: labels per OneVsRest block, or the most
-    classifiers of a LabelTree node batch."""
+    the targets and curvature kept between solver rounds (``16 rows width``). Per task (``threads`` at
+    once): the larger of the reading (``load``: the byte range, or 3x the uncompressed
+    Parquet bytes, plus the arrays parsed from it, ``12 nnz + 16 rows + 8 label_nnz``) and a
+    solver round: ``copies`` row/feature-restricted copies of the rows (``12 nnz + 8 rows``
+    each: 1 for OneVsRest; for LabelTree, whose batch of nodes can hold a row once per node
+    it reaches, the mean labels per row, rounded up), the targets, margins and loss weights
+    (``32 rows width``), the weights, direction and sums (``24 (n_features + 1) width``).
+    ``width``: labels per OneVsRest block, or the classifiers of a LabelTree node batch."""
     held = work = 0
     for s in stats:
         n, z, y = s["rows"], s["nnz"], s["label_nnz"]
         held += 16 * z + 8 * n + 16 * y + 16 * n + 16 * n * width
-        rnd = 12 * z + 8 * n + 32 * n * width + 24 * (n_features + 1) * width
+        rnd = copies * (12 * z + 8 * n) + 32 * n * width + 24 * (n_features + 1) * width
         work = max(work, s["load"] + 12 * z + 16 * n + 8 * y, rnd)
     return int(held + threads * work)
 
@@ -209,6 +109,8 @@ class Partitions:
     options: dict[str, Any] = field(default_factory=dict)
     index_base: int | None = None
     futures: list = field(default_factory=list)  # RowPart futures, once loaded
+    estimate: dict[str, int] = field(default_factory=dict)  # peak bytes per worker
+    label_counts: Any = None  # positives per label, once trained
     #: a test seam: every task submitted on the rows, as (function name, worker)
     tasks: list | None = None
 
@@ -238,7 +140,8 @@ class Partitions:
                                                workers=[w], allow_other_workers=False))
         return out
 
-    def check_memory(self, *, width: int, memory_limit: float | None = None) -> dict[str, int]:
+    def check_memory(self, *, width: int, memory_limit: float | None = None,
+                     copies: int = 1) -> dict[str, int]:
         """Estimated peak bytes per worker (:func:`estimate_peak`); ResourceLimitError when a
         worker's exceeds ``memory_limit`` (bytes) or, when None, its Dask memory limit
         (no check for a worker started without one)."""
@@ -248,7 +151,7 @@ class Partitions:
             mine = [s for s, ww in zip(self.stats, self.workers, strict=True) if ww == w]
             threads = int(info.get(w, {}).get("nthreads", 1) or 1)
             need = estimate_peak(mine, n_features=self.n_features, width=width,
-                                 threads=threads)
+                                 threads=threads, copies=copies)
             out[w] = need
             limit = memory_limit if memory_limit is not None else info.get(w, {}).get(
                 "memory_limit")
@@ -386,13 +289,6 @@ def open_partitions(client: Any, target: Any, *, byte_ranges: int = 1, format: s
     return parts
 
 
-def _parquet_bytes(path: str) -> int:
-    import pyarrow.parquet as pq
-
-    md = pq.ParquetFile(path).metadata
-    return sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
-
-
 # ------------------------------------------------------------------ training
 def fit(model: Any, parts: Partitions, *, memory_limit: float | None = None,
         eps: float = NEWTON_EPS, max_newton: int = 100) -> Any:
@@ -409,16 +305,22 @@ def fit(model: Any, parts: Partitions, *, memory_limit: float | None = None,
     model._validate_params()
     if isinstance(model, LabelTree) and model.label_features == "given":
         raise LabelwiseError("label_features='given' is not available on partitions")
-    L = len(parts.labels)
-    width = (min(L, MAX_BLOCK_LABELS) if isinstance(model, OneVsRest)
-             else max(model.branching, min(model.max_leaf_size, L)))
+    L = len(parts.labels) or MAX_BLOCK_LABELS  # LIBSVM without names: known after parsing
+    tree = isinstance(model, LabelTree)
+    width = (max(model.branching, min(model.max_leaf_size, L)) if tree
+             else min(L, MAX_BLOCK_LABELS))
+    rows = max(1, parts.n_samples)
+    copies = -(-sum(s["label_nnz"] for s in parts.stats) // rows) if tree else 1
     n_features = parts.n_features
-    if parts.fmt == "libsvm":  # not known before parsing: bound it by the entries seen
-        parts.n_features = max(s["nnz"] for s in parts.stats) + 1
-    estimate = parts.check_memory(width=max(1, width), memory_limit=memory_limit)
-    parts.n_features = n_features
-    parts.estimate = estimate
+    if parts.fmt == "libsvm":  # not known before parsing: bounded by the entries
+        parts.n_features = sum(s["nnz"] for s in parts.stats) + 1
+    try:
+        parts.estimate = parts.check_memory(width=max(1, width), memory_limit=memory_limit,
+                                            copies=max(1, copies))
+    finally:
+        parts.n_features = n_features
     parts.load(model.normalize)
+    L = len(parts.labels)
     if L == 0:
         raise DataFormatError("Y has no label columns", field="Y")
     positives = np.sum([s["positives"] for s in parts.stats], axis=0)
@@ -567,26 +469,6 @@ def _fit_tree(model: Any, rnd: Any, parts: Partitions, positives: np.ndarray,
 
 
 # ------------------------------------------------------------------ command line
-def is_partitioned(target: str, byte_ranges: int | None = None) -> bool:
-    """Whether ``labelwise train TARGET --dask ...`` reads TARGET as partitions: a glob
-    pattern, a folder of .parquet / XC / LIBSVM files, or any file with ``--byte-ranges``."""
-    if byte_ranges is not None or any(c in target for c in "*?["):
-        return True
-    p = Path(target)
-    return p.is_dir() and any(q.suffix.lower() in _DATA_SUFFIXES for q in p.iterdir())
-
-
-def has_text_column(path: str, options: dict[str, Any]) -> bool:
-    """Whether a Parquet partition holds texts (its text column, ``text`` by default)."""
-    import pyarrow.parquet as pq
-
-    names = pq.ParquetFile(path).schema_arrow.names
-    col = options.get("text_column")
-    if col is None:
-        return "text" in names
-    return (names[col] if isinstance(col, int) and 0 <= col < len(names) else col) in names
-
-
 def fit_pipeline(model: Any, target: str, *, client: Any, featurizer: Any = None,
                  byte_ranges: int = 1, format: str | None = None,
                  options: dict[str, Any] | None = None, memory_limit: float | None = None,
