@@ -4,9 +4,9 @@ A dataset of ``benchmarks/data.py`` (default ``bibtex``) as one XC file cut into
 trained on a LocalCluster of single-threaded worker processes with a per-worker memory
 limit, against the local fit of the same model on the whole file: fit seconds, P@1 / P@5 on
 the test file, the largest weight difference, the estimated peak per worker (the number the
-run is checked against before loading) and each worker's measured peak RSS (ru_maxrss of
-the worker process, which includes the ~150-250 MiB of an idle worker with labelwise, numpy,
-scipy and dask imported).
+run is checked against before loading: the worker's memory in use after pass 1 plus the
+estimate for its partitions) and each worker's measured peak RSS (ru_maxrss) and its growth
+over the RSS after pass 1.
 
     python benchmarks/dask_partitioned.py [--dataset bibtex] [--model ovr|tree] \\
         [--workers 2] [--ranges 4] [--worker-memory 2GiB]
@@ -33,6 +33,12 @@ def _peak_rss() -> int:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _rss_now() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t = time.perf_counter()
         parts = P.open_partitions(client, train, byte_ranges=args.ranges)
+        before = client.run(_rss_now)
         model = P.fit(make(), parts)
         t_dist = time.perf_counter() - t
         rss = client.run(_peak_rss)
@@ -90,9 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {label} | {secs:.1f} | {p1:.2f} | {p5:.2f} |")
     if args.model == "ovr":
         print(f"largest |w_partitioned - w_local|: {abs(model.coef_ - local.coef_).max():.4f}")
+    print("| worker | RSS after pass 1 | estimated peak (in use + partitions) | measured peak "
+          "RSS | measured growth |")
+    print("|---|---|---|---|---|")
     for w in sorted(parts.estimate):
-        print(f"worker {w}: estimated peak {parts.estimate[w] / 2**20:.1f} MiB, measured "
-              f"ru_maxrss {rss[w] / 2**20:.1f} MiB")
+        print(f"| {w} | {before[w] / 2**20:.1f} MiB | {parts.estimate[w] / 2**20:.1f} MiB | "
+              f"{rss[w] / 2**20:.1f} MiB | {(rss[w] - before[w]) / 2**20:.1f} MiB |")
     return 0
 
 

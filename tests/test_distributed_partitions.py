@@ -198,12 +198,35 @@ def test_memory_estimate_refuses_before_loading(cluster, tmp_path):
         P.fit(model, parts, memory_limit=1024)
     msg = str(e.value)
     assert "MiB on worker" in msg and "memory limit is 0.0 MiB" in msg
+    assert "MiB in use now +" in msg and "estimate_peak" in msg
     assert parts.futures == [] and not hasattr(model, "coef_")
     # the rule by hand: one partition, 10 rows, 50 entries, 20 label entries, width 2
     s = {"rows": 10, "nnz": 50, "label_nnz": 20, "load": 100}
     held = 16 * 50 + 8 * 10 + 16 * 20 + 16 * 10 + 16 * 10 * 2
     work = max(100 + 12 * 50 + 16 * 10 + 8 * 20, 12 * 50 + 8 * 10 + 32 * 10 * 2 + 24 * 8 * 2)
     assert P.estimate_peak([s], n_features=7, width=2) == held + work
+
+
+def test_memory_check_reads_each_workers_dask_limit():
+    """Without memory_limit=, each worker's own Dask limit and its memory in use count."""
+
+    class Info:
+        def scheduler_info(self, n_workers=-1):
+            return {"workers": {"a": {"memory_limit": 10_000, "nthreads": 1,
+                                      "metrics": {"memory": 6_000}},
+                                "b": {"memory_limit": 0, "nthreads": 2,
+                                      "metrics": {"memory": 9_000}}}}
+
+    s = {"rows": 10, "nnz": 50, "label_nnz": 20, "load": 100}
+    one = P.estimate_peak([s], n_features=7, width=2)
+    parts = P.Partitions(Info(), "xc", [("f", 0, 1, True)] * 2, ["a", "b"], n_features=7,
+                         stats=[s, s])
+    got = parts.check_memory(width=2)  # a: 6000 + one <= 10000; b has no limit
+    assert got == {"a": 6_000 + one, "b": 9_000 + P.estimate_peak([s], n_features=7,
+                                                                   width=2, threads=2)}
+    with pytest.raises(ResourceLimitError, match=r"on worker a .* for partitions \[0, 1\]"):
+        P.Partitions(Info(), "xc", [("f", 0, 1, True)] * 2, ["a", "a"], n_features=7,
+                     stats=[s, s]).check_memory(width=2 + 10_000 // (16 * 10))
 
 
 def test_no_task_carries_rows(cluster, tmp_path):
@@ -286,3 +309,84 @@ def test_cli_trains_on_a_parquet_folder(cluster, tmp_path, capsys):
                                                   k=3).toarray())
     assert list(pipe.labels_.names) == parts.labels
     assert sp.issparse(pipe.transform(texts))
+
+
+# ------------------------------------------------------------------ the solver, no cluster
+def _reference_sums(X, y, W, loss, bias):
+    """Row-by-row loss, gradient and curvature (slow, obviously correct)."""
+    n, m = y.shape
+    value = np.zeros(m)
+    grad = np.zeros((X.shape[1] + 1, m))
+    D = np.zeros((n, m))
+    Xd = X.toarray()
+    for i in range(n):
+        xt = np.append(Xd[i], bias)
+        for j in range(m):
+            z = xt @ W[:, j]
+            yz = y[i, j] * z
+            if loss == 0:
+                value[j] += max(0.0, 1 - yz) ** 2
+                grad[:, j] += -2 * y[i, j] * max(0.0, 1 - yz) * xt
+                D[i, j] = 2.0 if yz < 1 else 0.0
+            else:
+                value[j] += np.log1p(np.exp(-yz))
+                s = 1 / (1 + np.exp(yz))
+                grad[:, j] += -y[i, j] * s * xt
+                D[i, j] = s * (1 - s)
+    return value, grad, D
+
+
+@pytest.mark.parametrize("loss", [0, 1])
+def test_worker_sums_against_row_loops(loss):
+    from labelwise.distributed import _rows
+
+    rng = np.random.default_rng(loss)
+    X = sp.random(30, 7, density=0.4, format="csr", random_state=rng)
+    y = np.where(rng.random((30, 3)) < 0.3, 1.0, -1.0)
+    W = rng.standard_normal((8, 3))
+    V = rng.standard_normal((8, 3))
+    prob = _rows.Problem(X, y)
+    [(value, grad)] = _rows.eval_sums([prob], [W], loss, 0.7)
+    rv, rg, rD = _reference_sums(X, y, W, loss, 0.7)
+    assert np.allclose(value, rv) and np.allclose(grad, rg) and np.allclose(prob.D, rD)
+    [hv] = _rows.hv_sums([prob], [V], 0.7)
+    Xt = np.hstack([X.toarray(), np.full((30, 1), 0.7)])
+    ref = np.stack([Xt.T @ (rD[:, j] * (Xt @ V[:, j])) for j in range(3)], axis=1)
+    assert np.allclose(hv, ref)
+
+
+class _InProcess(P._newton._Round):
+    """The solver's rounds run in this process: the same sums, no cluster."""
+
+    def __init__(self, parts):
+        super().__init__(None, [(p, "here") for p in parts], "test")
+
+    def submit(self, fn, args_per_part, *, key=None):
+        return [fn(*args) for args in args_per_part]
+
+    def gather(self, futures):
+        return futures
+
+    def share(self, value):
+        return value
+
+
+@pytest.mark.parametrize("loss", ["logistic", "squared_hinge"])
+def test_newton_reaches_the_local_optimum(loss):
+    from labelwise.distributed import _rows
+    from labelwise.models.ovr import LOSSES
+
+    X, Y = tiny_data(11, n=90, d=25, L=4)
+    halves = [(0, 41), (41, 90)]
+    parts = [_rows.prepare(_rows.RowPart(X[a:b], Y[a:b]), "l2") for a, b in halves]
+    targets = [np.array([j]) for j in range(3)]
+    feats, [W], _, [rows] = P._newton.solve(_InProcess(parts), [(None, targets)], [0.5],
+                                            loss=LOSSES[loss], bias=1.0, eps=1e-8,
+                                            max_iter=100)
+    local = OneVsRest(loss=loss, C=0.5, tol=1e-8, max_iter=10**5,
+                      prune_threshold=0.0).fit(X, Y[:, :3])
+    dense = np.zeros((25, 3))
+    dense[feats[0]] = W[:-1]
+    assert rows == 90
+    assert np.abs(dense - local.coef_.toarray()).max() < 1e-5
+    assert np.abs(W[-1] - local.intercept_).max() < 1e-5

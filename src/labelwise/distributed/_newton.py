@@ -62,10 +62,10 @@ class _Round:
         with cluster_errors(self.what):
             return self.client.gather(futures)
 
-    def share(self, value: Any) -> Any:
+    def share(self, value: Any, *, always: bool = False) -> Any:
         """One copy of ``value`` for all partitions' tasks (scattered once to every worker
-        when it is big; small values travel inside the tasks)."""
-        if _nbytes(value) < SHARE_BYTES:
+        when it is big or ``always``; small values travel inside the tasks)."""
+        if not always and _nbytes(value) < SHARE_BYTES:
             return value
         with cluster_errors(self.what):
             [fut] = self.client.scatter([value], hash=False, broadcast=True,

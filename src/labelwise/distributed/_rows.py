@@ -143,18 +143,18 @@ def finish(part: RowPart, base: int, n_features: int, n_labels: int) -> RowPart:
 
 
 # ------------------------------------------------------------------ Parquet tables
-def read_table_part(path: str, options: dict[str, Any], labels: list[str] | None) -> Any:
-    """``read_table(path, format='parquet', ...)`` of one partition file."""
+def read_table_part(path: str, options: dict[str, Any], labels: list[str] | None
+                    ) -> tuple[Any, list[str]]:
+    """``read_table(path, format='parquet', ...)`` of one partition file, and the reader's
+    warnings (blank rows skipped, ...) as messages, for the client to show."""
     import warnings
 
     from ..io.table import read_table
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a reader warning (blank rows, ...) names the file
-        try:
-            return read_table(path, format="parquet", labels=labels, **options)
-        except UserWarning as w:
-            raise DataFormatError(f"{w}", path=path) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = read_table(path, format="parquet", labels=labels, **options)
+    return data, [f"{path}: {w.message}" for w in caught]
 
 
 def text_counts(path: str, options: dict[str, Any], featurizer: Any) -> dict[str, Any]:
@@ -163,7 +163,7 @@ def text_counts(path: str, options: dict[str, Any], featurizer: Any) -> dict[str
     names in first-seen order; the row count. Counts only: the texts are dropped here."""
     from ..features.base import as_texts
 
-    data = read_table_part(path, options, None)
+    data, said = read_table_part(path, options, None)
     if data.x_kind != "text":
         raise DataFormatError(f"expected a text column, found {data.x_kind} features",
                               path=path)
@@ -180,7 +180,7 @@ def text_counts(path: str, options: dict[str, Any], featurizer: Any) -> dict[str
                 tf.update(terms)
         blocks[name] = (dict(df), None if tf is None else dict(tf))
     return {"rows": len(texts), "labels": list(data.labels.names), "blocks": blocks,
-            "bytes": os.path.getsize(path), "label_nnz": int(data.Y.nnz)}
+            "bytes": os.path.getsize(path), "label_nnz": int(data.Y.nnz), "warnings": said}
 
 
 def load_table(path: str, options: dict[str, Any], labels: list[str], featurizer: Any,
@@ -188,7 +188,7 @@ def load_table(path: str, options: dict[str, Any], labels: list[str], featurizer
     """Pass 2: read one Parquet partition with the agreed label order and turn it into CSR
     features here (texts through the fitted ``featurizer``; sparse features padded to the
     agreed ``n_features``)."""
-    data = read_table_part(path, options, labels)
+    data, _ = read_table_part(path, options, labels)  # pass 1 reported its warnings
     if featurizer is not None:
         X = featurizer.transform(data.X)
     else:
@@ -203,13 +203,13 @@ def load_table(path: str, options: dict[str, Any], labels: list[str], featurizer
 
 def table_shape(path: str, options: dict[str, Any]) -> dict[str, Any]:
     """Pass 1 over one sparse-feature partition: rows, columns, entries and label names."""
-    data = read_table_part(path, options, None)
+    data, said = read_table_part(path, options, None)
     if data.x_kind == "text":
         raise DataFormatError("expected feature columns, found texts (give a featurizer)",
                               path=path)
     return {"rows": int(data.n_samples), "n_features": int(data.X.shape[1]),
             "nnz": int(sp.csr_matrix(data.X).nnz), "labels": list(data.labels.names),
-            "bytes": os.path.getsize(path), "label_nnz": int(data.Y.nnz)}
+            "bytes": os.path.getsize(path), "label_nnz": int(data.Y.nnz), "warnings": said}
 
 
 # ------------------------------------------------------------------ training state

@@ -142,24 +142,28 @@ class Partitions:
 
     def check_memory(self, *, width: int, memory_limit: float | None = None,
                      copies: int = 1) -> dict[str, int]:
-        """Estimated peak bytes per worker (:func:`estimate_peak`); ResourceLimitError when a
-        worker's exceeds ``memory_limit`` (bytes) or, when None, its Dask memory limit
-        (no check for a worker started without one)."""
+        """Estimated peak bytes per worker: the memory the worker process uses now (its
+        Dask-reported process memory: the interpreter, libraries, anything it holds) plus
+        :func:`estimate_peak` of its partitions. ResourceLimitError when that exceeds
+        ``memory_limit`` (bytes) or, when None, the worker's Dask memory limit (no check for
+        a worker started without one)."""
         info = self.client.scheduler_info(n_workers=-1)["workers"]
         out = {}
         for w in sorted(set(self.workers)):
             mine = [s for s, ww in zip(self.stats, self.workers, strict=True) if ww == w]
-            threads = int(info.get(w, {}).get("nthreads", 1) or 1)
-            need = estimate_peak(mine, n_features=self.n_features, width=width,
+            me = info.get(w, {})
+            threads = int(me.get("nthreads", 1) or 1)
+            base = int((me.get("metrics") or {}).get("memory", 0) or 0)
+            data = estimate_peak(mine, n_features=self.n_features, width=width,
                                  threads=threads, copies=copies)
-            out[w] = need
-            limit = memory_limit if memory_limit is not None else info.get(w, {}).get(
-                "memory_limit")
+            need = out[w] = base + data
+            limit = memory_limit if memory_limit is not None else me.get("memory_limit")
             if limit and need > limit:
                 ks = [k for k, ww in enumerate(self.workers) if ww == w]
                 raise ResourceLimitError(
                     f"partitioned training needs about {need / 2**20:.1f} MiB on worker {w} "
-                    f"(partitions {ks}; estimate_peak) but its memory limit is "
+                    f"({base / 2**20:.1f} MiB in use now + {data / 2**20:.1f} MiB for "
+                    f"partitions {ks}, estimate_peak) but its memory limit is "
                     f"{limit / 2**20:.1f} MiB; add workers or memory, or cut the data into "
                     "more partitions")
         return out
@@ -168,8 +172,12 @@ class Partitions:
         """Pass 2: every worker builds its partitions' rows and keeps them."""
         what = "loading partitions on Dask"
         if self.fmt == "parquet":
+            # the fitted featurizer (its vocabulary) goes to each worker once
+            feat = None if self.featurizer is None else _newton._Round(
+                self.client, [(None, w) for w in self.workers], what).share(
+                    self.featurizer, always=True)
             futs = self._delayed(_rows.load_table, [
-                (s[0], self.options, self.labels, self.featurizer, self.n_features)
+                (s[0], self.options, self.labels, feat, self.n_features)
                 for s in self.specs], what)
         else:
             raw = self._delayed(_rows.load_xc, [(s,) for s in self.specs], what)
@@ -244,6 +252,8 @@ def open_partitions(client: Any, target: Any, *, byte_ranges: int = 1, format: s
         names: dict[str, None] = {}
         for c in counts:
             names.update(dict.fromkeys(c["labels"]))
+            for msg in c["warnings"]:
+                warnings.warn(msg, UserWarning, stacklevel=2)
         parts.labels = list(names)
         if featurizer is not None:
             tfidf_from_counts(featurizer, sum(c["rows"] for c in counts),
