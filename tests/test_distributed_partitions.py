@@ -198,7 +198,7 @@ def test_memory_estimate_refuses_before_loading(cluster, tmp_path):
         P.fit(model, parts, memory_limit=1024)
     msg = str(e.value)
     assert "MiB on worker" in msg and "memory limit is 0.0 MiB" in msg
-    assert "MiB in use now +" in msg and "estimate_peak" in msg
+    assert "MiB in use now + 32 MiB first-run allowance +" in msg and "estimate_peak" in msg
     assert parts.futures == [] and not hasattr(model, "coef_")
     # the rule by hand: one partition, 10 rows, 50 entries, 20 label entries, width 2
     s = {"rows": 10, "nnz": 50, "label_nnz": 20, "load": 100}
@@ -212,7 +212,7 @@ def test_memory_check_reads_each_workers_dask_limit():
 
     class Info:
         def scheduler_info(self, n_workers=-1):
-            return {"workers": {"a": {"memory_limit": 10_000, "nthreads": 1,
+            return {"workers": {"a": {"memory_limit": 10_000 + P.WORKER_OVERHEAD, "nthreads": 1,
                                       "metrics": {"memory": 6_000}},
                                 "b": {"memory_limit": 0, "nthreads": 2,
                                       "metrics": {"memory": 9_000}}}}
@@ -222,8 +222,9 @@ def test_memory_check_reads_each_workers_dask_limit():
     parts = P.Partitions(Info(), "xc", [("f", 0, 1, True)] * 2, ["a", "b"], n_features=7,
                          stats=[s, s])
     got = parts.check_memory(width=2)  # a: 6000 + one <= 10000; b has no limit
-    assert got == {"a": 6_000 + one, "b": 9_000 + P.estimate_peak([s], n_features=7,
-                                                                   width=2, threads=2)}
+    extra = P.WORKER_OVERHEAD
+    assert got == {"a": 6_000 + extra + one,
+                   "b": 9_000 + extra + P.estimate_peak([s], n_features=7, width=2, threads=2)}
     with pytest.raises(ResourceLimitError, match=r"on worker a .* for partitions \[0, 1\]"):
         P.Partitions(Info(), "xc", [("f", 0, 1, True)] * 2, ["a", "a"], n_features=7,
                      stats=[s, s]).check_memory(width=2 + 10_000 // (16 * 10))

@@ -70,6 +70,33 @@ def range_bytes(path: str, start: int, end: int, header: bool) -> np.ndarray:
     return np.frombuffer(bytearray(chunk), np.uint8)
 
 
+_warm = [False]
+
+
+def warm() -> None:
+    """Run the later passes' functions once on a tiny input (in pass 1), so the compiled
+    kernels and modules they load are part of the worker's memory in use that the memory
+    check adds to the estimate for the partitions."""
+    if _warm[0]:
+        return
+    from ..io import _xc_kernels as K
+
+    buf = np.frombuffer(bytearray(b"0 0:1\n"), np.uint8)
+    K.scan(buf, 0, buf.size)
+    a = [np.zeros(2, np.int32), np.zeros(2, np.float32), np.zeros(3, np.int32),
+         np.zeros(3, np.int64), np.zeros(3, np.int64)]
+    K.parse_lines(buf, 0, buf.size, 1, *a[:3], a[3], a[4], np.zeros(4, np.int64),
+                  np.zeros(3, np.int64))
+    one = sp.csr_matrix(np.ones((2, 2), np.float32))
+    part = prepare(RowPart(one, sp.csr_matrix(np.ones((2, 1), np.float32))), "l2")
+    pifa_sums(part)
+    for loss in (0, 1):
+        probs = restrict(part, [(None, [np.array([0])])], [np.arange(2)])
+        eval_sums(probs, [np.zeros((3, 1))], loss, 1.0)
+        hv_sums(probs, [np.ones((3, 1))], 1.0)
+    _warm[0] = True
+
+
 def scan_xc(spec: tuple) -> dict[str, int]:
     """Counts of one byte range (no parsing): rows, feature entries, an upper bound on label
     entries, bytes; what the memory estimate needs before any row is built."""
@@ -79,6 +106,7 @@ def scan_xc(spec: tuple) -> dict[str, int]:
     buf = range_bytes(path, start, end, header)
     _, n_nl, n_colon, n_comma = K.scan(buf, 0, buf.size)
     rows = int(n_nl) + (1 if buf.size and buf[-1] != 10 else 0)
+    warm()
     return {"rows": rows, "nnz": int(n_colon), "label_bound": int(n_comma) + rows,
             "bytes": int(buf.size)}
 
@@ -179,6 +207,7 @@ def text_counts(path: str, options: dict[str, Any], featurizer: Any) -> dict[str
             if tf is not None:
                 tf.update(terms)
         blocks[name] = (dict(df), None if tf is None else dict(tf))
+    warm()
     return {"rows": len(texts), "labels": list(data.labels.names), "blocks": blocks,
             "bytes": os.path.getsize(path), "label_nnz": int(data.Y.nnz), "warnings": said}
 
@@ -207,6 +236,7 @@ def table_shape(path: str, options: dict[str, Any]) -> dict[str, Any]:
     if data.x_kind == "text":
         raise DataFormatError("expected feature columns, found texts (give a featurizer)",
                               path=path)
+    warm()
     return {"rows": int(data.n_samples), "n_features": int(data.X.shape[1]),
             "nnz": int(sp.csr_matrix(data.X).nnz), "labels": list(data.labels.names),
             "bytes": os.path.getsize(path), "label_nnz": int(data.Y.nnz), "warnings": said}

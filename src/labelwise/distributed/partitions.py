@@ -60,12 +60,16 @@ from .sources import (
 
 __all__ = ["list_partitions", "open_partitions", "Partitions", "estimate_peak", "fit",
            "tfidf_from_counts", "fit_pipeline", "is_partitioned", "has_text_column",
-           "MAX_BLOCK_LABELS", "NEWTON_EPS"]
+           "MAX_BLOCK_LABELS", "NEWTON_EPS", "WORKER_OVERHEAD"]
 
 #: labels per OneVsRest block (classifiers solved together in one Newton batch)
 MAX_BLOCK_LABELS = 64
 #: a column stops when |gradient| <= NEWTON_EPS * |gradient at w = 0|
 NEWTON_EPS = 1e-4
+#: added to every worker's estimate: the one-time growth of a worker's first training
+#: beyond its data (code paths and buffers first used then; 13-14 MiB measured on Bibtex
+#: with 2 workers, see benchmarks/dask_partitioned.py), rounded up
+WORKER_OVERHEAD = 32 * 2**20
 
 
 # ------------------------------------------------------------------ memory
@@ -143,8 +147,8 @@ class Partitions:
     def check_memory(self, *, width: int, memory_limit: float | None = None,
                      copies: int = 1) -> dict[str, int]:
         """Estimated peak bytes per worker: the memory the worker process uses now (its
-        Dask-reported process memory: the interpreter, libraries, anything it holds) plus
-        :func:`estimate_peak` of its partitions. ResourceLimitError when that exceeds
+        Dask-reported process memory: the interpreter, libraries, anything it holds), plus
+        :data:`WORKER_OVERHEAD`, plus :func:`estimate_peak` of its partitions. ResourceLimitError when that exceeds
         ``memory_limit`` (bytes) or, when None, the worker's Dask memory limit (no check for
         a worker started without one)."""
         info = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -156,14 +160,15 @@ class Partitions:
             base = int((me.get("metrics") or {}).get("memory", 0) or 0)
             data = estimate_peak(mine, n_features=self.n_features, width=width,
                                  threads=threads, copies=copies)
-            need = out[w] = base + data
+            need = out[w] = base + WORKER_OVERHEAD + data
             limit = memory_limit if memory_limit is not None else me.get("memory_limit")
             if limit and need > limit:
                 ks = [k for k, ww in enumerate(self.workers) if ww == w]
                 raise ResourceLimitError(
                     f"partitioned training needs about {need / 2**20:.1f} MiB on worker {w} "
-                    f"({base / 2**20:.1f} MiB in use now + {data / 2**20:.1f} MiB for "
-                    f"partitions {ks}, estimate_peak) but its memory limit is "
+                    f"({base / 2**20:.1f} MiB in use now + {WORKER_OVERHEAD / 2**20:.0f} MiB "
+                    f"first-run allowance + {data / 2**20:.1f} MiB for partitions {ks}, "
+                    "estimate_peak) but its memory limit is "
                     f"{limit / 2**20:.1f} MiB; add workers or memory, or cut the data into "
                     "more partitions")
         return out
