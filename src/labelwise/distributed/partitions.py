@@ -15,9 +15,11 @@ Passes (:func:`open_partitions`, then :func:`fit`):
    the row count. The client adds the counts and fits the tf-idf vocabulary and idf exactly
    as scikit-learn's ``TfidfVectorizer.fit`` does on the concatenated texts (same sorted
    vocabulary, same ``min_df`` / ``max_df`` / ``max_features`` cuts, the same float32 idf).
-2. *Memory check* (:func:`estimate_peak`), before any row is built: the estimated peak of
-   every worker against its Dask memory limit; over it, :class:`ResourceLimitError` naming
-   both, and nothing is loaded or written.
+2. *Memory check*, before any row is built: every worker's memory in use (Dask's process
+   metric, after pass 1 warmed the later passes' code) + :data:`WORKER_OVERHEAD` +
+   :func:`estimate_peak` of its partitions, against its Dask memory limit (or the given
+   one); over it, :class:`ResourceLimitError` naming the estimate and the limit, and
+   nothing is loaded or written.
 3. *Load*: each worker parses (or reads and transforms with the fitted tf-idf) its
    partitions, l2-normalises the rows when the model does, and keeps them.
 4. *Train*: OneVsRest's labels in blocks, LabelTree's nodes in batches, each solved by the
@@ -354,10 +356,14 @@ def fit(model: Any, parts: Partitions, *, memory_limit: float | None = None,
     model._clear_fitted()
     model.labels_ = LabelSpace(parts.labels)
     model.n_features_in_ = int(parts.n_features)
-    if isinstance(model, OneVsRest):
-        _fit_ovr(model, rnd, L, kw)
-    else:
-        _fit_tree(model, rnd, parts, positives, kw)
+    try:
+        if isinstance(model, OneVsRest):
+            _fit_ovr(model, rnd, L, kw)
+        else:
+            _fit_tree(model, rnd, parts, positives, kw)
+    except BaseException:
+        model._clear_fitted()  # never a half-fitted model
+        raise
     model.labels_without_positives_ = empty
     parts.label_counts = positives.astype(np.int64)
     return model
