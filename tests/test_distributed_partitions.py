@@ -198,7 +198,7 @@ def test_memory_estimate_refuses_before_loading(cluster, tmp_path):
         P.fit(model, parts, memory_limit=1024)
     msg = str(e.value)
     assert "MiB on worker" in msg and "memory limit is 0.0 MiB" in msg
-    assert "MiB in use now + 32 MiB first-run allowance +" in msg and "estimate_peak" in msg
+    assert "MiB in use now + 64 MiB allowance (WORKER_OVERHEAD) +" in msg and "estimate_peak" in msg
     assert parts.futures == [] and not hasattr(model, "coef_")
     # the rule by hand: one partition, 10 rows, 50 entries, 20 label entries, width 2
     s = {"rows": 10, "nnz": 50, "label_nnz": 20, "load": 100}

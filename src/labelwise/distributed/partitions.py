@@ -68,10 +68,11 @@ __all__ = ["list_partitions", "open_partitions", "Partitions", "estimate_peak", 
 MAX_BLOCK_LABELS = 64
 #: a column stops when |gradient| <= NEWTON_EPS * |gradient at w = 0|
 NEWTON_EPS = 1e-4
-#: added to every worker's estimate: the one-time growth of a worker's first training
-#: beyond its data (code paths and buffers first used then; 13-14 MiB measured on Bibtex
-#: with 2 workers, see benchmarks/dask_partitioned.py), rounded up
-WORKER_OVERHEAD = 32 * 2**20
+#: added to every worker's estimate: a worker's growth during training beyond the data
+#: terms (code paths and buffers first used then, Dask's records of the tasks it ran);
+#: measured with benchmarks/dask_partitioned.py on 2 workers: 13-14 MiB on Bibtex
+#: (about 300 tasks a worker), about 27 MiB on Delicious (about 1,300 tasks a worker)
+WORKER_OVERHEAD = 64 * 2**20
 
 
 # ------------------------------------------------------------------ memory
@@ -169,7 +170,7 @@ class Partitions:
                 raise ResourceLimitError(
                     f"partitioned training needs about {need / 2**20:.1f} MiB on worker {w} "
                     f"({base / 2**20:.1f} MiB in use now + {WORKER_OVERHEAD / 2**20:.0f} MiB "
-                    f"first-run allowance + {data / 2**20:.1f} MiB for partitions {ks}, "
+                    f"allowance (WORKER_OVERHEAD) + {data / 2**20:.1f} MiB for partitions {ks}, "
                     "estimate_peak) but its memory limit is "
                     f"{limit / 2**20:.1f} MiB; add workers or memory, or cut the data into "
                     "more partitions")
