@@ -391,3 +391,29 @@ def test_newton_reaches_the_local_optimum(loss):
     assert rows == 90
     assert np.abs(dense - local.coef_.toarray()).max() < 1e-5
     assert np.abs(W[-1] - local.intercept_).max() < 1e-5
+
+
+def test_feature_parquet_partitions_hold_the_table_rows(cluster, tmp_path):
+    """Parquet files with a numeric ``features`` column (list cells, read_table's Parquet
+    form; mostly zeros): the CSR rows and labels of one read of the concatenation."""
+    _, client = cluster
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "numeric"
+    folder.mkdir()
+    cells, labels = [], []
+    for k, n in enumerate((9, 14)):
+        c = [[float(v) for v in np.where(rng.random(8) < 0.3, rng.integers(1, 9, 8) / 4, 0)]
+             for _ in range(n)]
+        lab = [[f"c{int(rng.integers(0, 4))}"] for _ in range(n)]
+        pq.write_table(pa.table({"features": c, "labels": lab}), folder / f"p{k}.parquet")
+        cells += c
+        labels += lab
+    pq.write_table(pa.table({"features": cells, "labels": labels}), tmp_path / "all.parquet")
+    parts = P.open_partitions(client, folder)
+    parts.load(None)
+    got = client.gather(parts.futures)  # the test gathers the rows to compare them
+    local = read(tmp_path / "all.parquet")
+    assert parts.labels == list(local.labels.names) and parts.n_features == local.X.shape[1]
+    Xg, Yg = sp.vstack([g.Xn for g in got]).tocsr(), sp.vstack([g.Y for g in got]).tocsr()
+    assert sp.issparse(got[0].Xn) and Xg.nnz == np.count_nonzero(local.X)
+    assert (Xg != sp.csr_matrix(local.X)).nnz == 0 and (Yg != local.Y).nnz == 0

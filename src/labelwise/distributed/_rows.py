@@ -215,8 +215,8 @@ def text_counts(path: str, options: dict[str, Any], featurizer: Any) -> dict[str
 def load_table(path: str, options: dict[str, Any], labels: list[str], featurizer: Any,
                n_features: int | None) -> RowPart:
     """Pass 2: read one Parquet partition with the agreed label order and turn it into CSR
-    features here (texts through the fitted ``featurizer``; sparse features padded to the
-    agreed ``n_features``)."""
+    features here (texts through the fitted ``featurizer``; numeric features as CSR, padded
+    to the agreed ``n_features``)."""
     data, _ = read_table_part(path, options, labels)  # pass 1 reported its warnings
     if featurizer is not None:
         X = featurizer.transform(data.X)
@@ -231,7 +231,8 @@ def load_table(path: str, options: dict[str, Any], labels: list[str], featurizer
 
 
 def table_shape(path: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Pass 1 over one sparse-feature partition: rows, columns, entries and label names."""
+    """Pass 1 over one numeric-feature partition: rows, columns, non-zero entries and label
+    names."""
     data, said = read_table_part(path, options, None)
     if data.x_kind == "text":
         raise DataFormatError("expected feature columns, found texts (give a featurizer)",

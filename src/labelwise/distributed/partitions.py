@@ -1,8 +1,9 @@
 """Training on data bigger than one machine: partitions of rows read, featurised and kept on
 Dask workers; X is never gathered on one process (``pip install 'labelwise[dask]'``).
 
-Inputs (:func:`list_partitions`): a folder or glob of Parquet files (a text column, or a
-sparse ``features`` column, and a labels column: :func:`labelwise.io.read_table`'s rules),
+Inputs (:func:`list_partitions`): a folder or glob of Parquet files (a text column, or
+numeric features turned into CSR on the worker, and a labels column:
+:func:`labelwise.io.read_table`'s rules),
 or XC / LIBSVM files, each one partition or cut into ``byte_ranges`` ranges of whole lines
 (a line belongs to the range it begins in). Partition ``k`` is read by worker ``k mod W``
 (workers in address order), as a ``dask.delayed`` task pinned there, and stays there.
