@@ -160,7 +160,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--dask", metavar="CLUSTER",
                    help="train on Dask: local:N (N worker processes here) or a scheduler address "
-                        "tcp://HOST:8786; the model is the same as a local run's (--model ovr, tree)")
+                        "tcp://HOST:8786; the model is the same as a local run's (--model ovr, tree). "
+                        "A folder or glob TRAIN of .parquet / XC / LIBSVM files (or --byte-ranges) "
+                        "is read as partitions on the workers and X is never gathered")
+    p.add_argument("--byte-ranges", type=int, metavar="N",
+                   help="with --dask: cut each XC/LIBSVM file into N byte ranges of whole lines, "
+                        "one partition each")
+    p.add_argument("--worker-memory", metavar="SIZE",
+                   help="with --dask on partitions: the per-worker memory the estimated peak is "
+                        "checked against (e.g. 4GiB; default: each worker's Dask memory limit)")
     add_column_arguments(p)
     add_format_argument(p)
 
@@ -380,6 +388,8 @@ def fit_pipeline(args: argparse.Namespace):
 
     features = _check_options(args)
     model = make_model(args.model, args.set, args.threads, args.seed, args.embedding_model)
+    if _partitioned(args):
+        return _fit_partitions(args, model, features)
     space = None if args.labels_file is None else read_labels_file(args.labels_file)
     data = None
     if args.train is not None:
@@ -420,6 +430,67 @@ def fit_pipeline(args: argparse.Namespace):
                 raise
             raise LabelwiseError(f"--set: {e}") from None
     return pipe, data, time.perf_counter() - start
+
+
+def _partitioned(args: argparse.Namespace) -> bool:
+    from labelwise.errors import LabelwiseError
+
+    dask = getattr(args, "dask", None)
+    ranges = getattr(args, "byte_ranges", None)
+    if not dask:
+        if ranges is not None or getattr(args, "worker_memory", None) is not None:
+            raise LabelwiseError("--byte-ranges/--worker-memory: only with --dask")
+        return False
+    from labelwise.distributed.partitions import is_partitioned
+
+    return args.train is not None and is_partitioned(args.train, ranges)
+
+
+def _fit_partitions(args: argparse.Namespace, model: Any, features: str | None):
+    """train DIR_OR_GLOB --dask ...: partitions read, featurised and trained on the workers."""
+    import time
+
+    from labelwise.distributed import connect
+    from labelwise.distributed.partitions import fit_pipeline
+    from labelwise.errors import LabelwiseError
+    from labelwise.progress import show_progress
+
+    if args.model not in ("ovr", "tree"):
+        raise LabelwiseError(f"--dask on partitions trains --model ovr or tree, not {args.model}")
+    if features not in (None, "tfidf") or args.scale not in ("auto", "none"):
+        raise LabelwiseError("--dask on partitions: texts get tfidf features and numeric "
+                             "features are used as given (no --features other than tfidf, no "
+                             "--scale)")
+    limit = None
+    if args.worker_memory is not None:
+        from dask.utils import parse_bytes
+
+        try:
+            limit = parse_bytes(args.worker_memory)
+        except ValueError:
+            raise LabelwiseError(f"--worker-memory {args.worker_memory}: expected a size such "
+                                 "as 4GiB") from None
+    featurizer = make_featurizer("tfidf", args.feature_set, None)
+    opts = {**parse_options(args.option), **column_options(args)}
+    start = time.perf_counter()
+    with show_progress(not args.quiet), connect(args.dask) as client:
+        try:
+            pipe, parts = fit_pipeline(model, args.train, client=client, featurizer=featurizer,
+                                byte_ranges=args.byte_ranges or 1, format=args.format,
+                                options=opts, memory_limit=limit, random_state=args.seed)
+        except ValueError as e:
+            if isinstance(e, LabelwiseError):
+                raise
+            raise LabelwiseError(f"--set: {e}") from None
+    return pipe, _Counted(parts), time.perf_counter() - start
+
+
+class _Counted:
+    """What ``run`` reports of partitioned training data (never loaded here)."""
+
+    def __init__(self, parts: Any) -> None:
+        self.n_samples = f"{parts.n_samples} partitioned"
+        self.n_labels = len(parts.labels)
 
 
 def run(args: argparse.Namespace) -> int:
