@@ -84,7 +84,8 @@ def _quiet():
 
 
 @pytest.mark.parametrize("params", [{}, {"ngram_range": (1, 2), "min_df": 2, "max_df": 0.5,
-                                         "max_features": 30, "sublinear_tf": False}])
+                                         "max_features": 30, "sublinear_tf": False},
+                                    {"char_ngram_range": (2, 3), "min_df": 2}])
 def test_two_pass_vocabulary_equals_one_process(cluster, tmp_path, params):
     _, client = cluster
     folder, whole = _parquet_parts(tmp_path)
@@ -92,6 +93,7 @@ def test_two_pass_vocabulary_equals_one_process(cluster, tmp_path, params):
     local_data = read(whole)
     local = Tfidf(**params).fit(local_data.X)
     mine = parts.featurizer
+    assert mine.char_ngram_range_ == local.char_ngram_range_
     assert mine.feature_names() == local.feature_names()
     for name, v in local.vectorizers_.items():
         idf = mine.vectorizers_[name].idf_

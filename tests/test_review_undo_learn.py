@@ -219,7 +219,7 @@ def test_learn_route(served):
         assert out["version"] != v0 == out["previous_version"]
         assert c.get("/v1/models/colors").json()["version"] == out["version"]
         pipe = load_any(models["colors"])
-        assert pipe.decision.precision == TARGET and pipe.decision.confidence == 0.95
+        assert pipe.decision_.precision == TARGET and pipe.decision_.confidence == 0.95
         # the reviews used can no longer be undone
         with open_db(url) as db, db.engine.connect() as conn:
             last = conn.execute(sa.select(Item.id).join(Review, Review.item_pk == Item.pk)

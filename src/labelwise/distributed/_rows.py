@@ -33,7 +33,8 @@ import scipy.sparse as sp
 
 from ..errors import DataFormatError
 
-__all__ = ["RowPart", "range_bytes", "scan_xc", "load_xc", "read_table_part", "text_counts",
+__all__ = ["RowPart", "range_bytes", "scan_xc", "load_xc", "read_table_part", "char_choice",
+           "text_counts",
            "load_table", "finish", "prepare", "restrict", "eval_sums", "hv_sums", "table_shape",
            "label_sums", "pifa_sums", "positives"]
 
@@ -185,10 +186,26 @@ def read_table_part(path: str, options: dict[str, Any], labels: list[str] | None
     return data, [f"{path}: {w.message}" for w in caught]
 
 
-def text_counts(path: str, options: dict[str, Any], featurizer: Any) -> dict[str, Any]:
-    """Pass 1 over one text partition: per tf-idf block, the number of documents holding
-    each term (and each term's total count, used when ``max_features`` is set); the label
-    names in first-seen order; the row count. Counts only: the texts are dropped here."""
+def char_choice(path: str, options: dict[str, Any], featurizer: Any) -> tuple:
+    """The Tfidf's character n-gram range (a list or None) and the unseen-word rate it was
+    chosen by, measured on this partition's texts (the first partition's, for
+    ``char_ngram_range='auto'``: :mod:`labelwise.features.tfidf`). Only the choice returns."""
+    from ..features.base import as_texts
+
+    data, _ = read_table_part(path, options, None)
+    if data.x_kind != "text":
+        raise DataFormatError(f"expected a text column, found {data.x_kind} features",
+                              path=path)
+    rng, rate = featurizer._char_range(as_texts(data.X))
+    return (None if rng is None else list(rng)), rate
+
+
+def text_counts(path: str, options: dict[str, Any], featurizer: Any,
+                char_range: Any = None) -> dict[str, Any]:
+    """Pass 1 over one text partition: per tf-idf block (words, and characters when
+    ``char_range`` is a range), the number of documents holding each term (and each term's
+    total count, used when ``max_features`` is set); the label names in first-seen order; the
+    row count. Counts only: the texts are dropped here."""
     from ..features.base import as_texts
 
     data, said = read_table_part(path, options, None)
@@ -197,7 +214,7 @@ def text_counts(path: str, options: dict[str, Any], featurizer: Any) -> dict[str
                               path=path)
     texts = as_texts(data.X)
     blocks = {}
-    for name, analyzer, rng in featurizer._blocks():
+    for name, analyzer, rng in featurizer._blocks(char_range):
         analyze = featurizer._vectorizer(analyzer, rng).build_analyzer()
         df: Counter = Counter()
         tf: Counter | None = Counter() if featurizer.max_features is not None else None

@@ -252,8 +252,17 @@ def open_partitions(client: Any, target: Any, *, byte_ranges: int = 1, format: s
     what = "counting partitions on Dask"
     if fmt == "parquet":
         if featurizer is not None:
+            import dask
+
+            with cluster_errors(what):  # the character n-gram choice, on the first partition
+                first = client.compute(dask.delayed(_rows.char_choice, pure=False)(
+                    specs[0][0], parts.options, featurizer), workers=[parts.workers[0]],
+                    allow_other_workers=False)
+                if parts.tasks is not None:
+                    parts.tasks.append(("char_choice", parts.workers[0]))
+            char_range, rate = parts._gather([first], what)[0]
             counts = parts._gather(parts._delayed(_rows.text_counts, [
-                (s[0], parts.options, featurizer) for s in specs], what), what)
+                (s[0], parts.options, featurizer, char_range) for s in specs], what), what)
         else:
             counts = parts._gather(parts._delayed(_rows.table_shape, [
                 (s[0], parts.options) for s in specs], what), what)
@@ -266,7 +275,7 @@ def open_partitions(client: Any, target: Any, *, byte_ranges: int = 1, format: s
         parts.labels = list(names)
         if featurizer is not None:
             tfidf_from_counts(featurizer, sum(c["rows"] for c in counts),
-                              [c["blocks"] for c in counts])
+                              [c["blocks"] for c in counts], char_range, rate)
             parts.featurizer = featurizer
             parts.n_features = featurizer.n_features_
             nnz = [sum(sum(b[0].values()) for b in c["blocks"].values()) for c in counts]

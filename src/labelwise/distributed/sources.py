@@ -66,15 +66,18 @@ def _xc_header(path: str) -> tuple[int, int, int]:
 
 
 # ------------------------------------------------------------------ tf-idf from counts
-def tfidf_from_counts(featurizer: Any, n_docs: int, counts: list[dict]) -> Any:
+def tfidf_from_counts(featurizer: Any, n_docs: int, counts: list[dict],
+                      char_range: Any = None, rate: float | None = None) -> Any:
     """Fit ``featurizer`` (a :class:`~labelwise.features.Tfidf`) from per-partition counts
     (``blocks`` of :func:`labelwise.distributed._rows.text_counts`), with scikit-learn's
     rules: vocabulary sorted, ``min_df`` / ``max_df`` / ``max_features`` as in
-    ``CountVectorizer._limit_features``, ``idf = ln((1 + n) / (1 + df)) + 1`` in float32."""
+    ``CountVectorizer._limit_features``, ``idf = ln((1 + n) / (1 + df)) + 1`` in float32.
+    ``char_range`` / ``rate``: the character n-gram choice (:func:`_rows.char_choice`)."""
     from numbers import Integral
 
-    arrays, state = {}, {}
-    for name, analyzer, rng in featurizer._blocks():
+    arrays, state = {}, {"char_ngram_range": None if char_range is None else list(char_range),
+                         "unseen_word_rate": rate}
+    for name, analyzer, rng in featurizer._blocks(char_range):
         featurizer._vectorizer(analyzer, rng)._validate_params()
         df: dict[str, int] = {}
         tf: dict[str, int] = {}
