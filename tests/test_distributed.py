@@ -122,6 +122,24 @@ def test_tree_on_dask_is_bit_identical(cluster, n_workers):
     _same_scores(local, model, X)
 
 
+def test_tree_on_dask_keeps_row_length_C_scaling(cluster):
+    """Long rows (about 150 features each): C_row_scaling multiplies every node's C; the
+    Dask runner must train with the same C as the local fit (it once used the unscaled C)."""
+    from labelwise.models import _tree_build
+
+    _, client = cluster
+    X, Y = tiny_data(2, n=120, d=600, L=12)
+    Y = Y[:, :-1]
+    assert _tree_build.row_length_C_scale(X) > 1.5
+    kw = dict(branching=2, max_leaf_size=4, n_threads=1, random_state=1, memory_limit=None)
+    local = LabelTree(**kw).fit(X, Y)
+    model = LabelTree(**kw)
+    with training_on(model, client, workers=_workers(client, 1)):
+        model.fit(X, Y)
+    _same_tree(local, model)
+    _same_scores(local, model, X)
+
+
 def test_subtree_groups_by_hand():
     from labelwise.distributed import subtree_groups
 

@@ -367,7 +367,7 @@ class LabelTree(MultiLabelModel):
 
         runner = getattr(self, "_task_runner", None)
         if runner is not None:  # another engine (labelwise.distributed) runs the same tasks
-            Cs = [_tree_build.node_C(self.C, n, t.rows.shape[0], self.C_node_power)
+            Cs = [_tree_build.node_C(C_root, n, t.rows.shape[0], self.C_node_power)
                   for t in tasks]
             results = runner.map_tree_tasks(
                 Xn, sq, tasks, Cs, kw, np.concatenate(starts).astype(np.int64),
