@@ -89,6 +89,25 @@ WEIGHTS = {
 }
 
 _HEAD_CLASS: list[Any] = []
+#: texts per scoring / validation pass (in order of length, so batches pad little)
+_EVAL_ROWS = 128
+#: training batches are formed within windows of this many batches of shuffled rows
+_BUCKET_BATCHES = 16
+
+
+def _length_batches(order: np.ndarray, lengths: np.ndarray, bs: int, gen: Any,
+                    torch: Any) -> list[np.ndarray]:
+    """Mini-batches of the shuffled rows ``order`` that pad little: each window of
+    ``_BUCKET_BATCHES * bs`` rows is sorted by token count and cut into batches of ``bs``,
+    and the batches are shuffled (by ``gen``)."""
+    batches = []
+    win = bs * _BUCKET_BATCHES
+    for a in range(0, order.size, win):
+        part = order[a:a + win]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[b:b + bs] for b in range(0, part.size, bs)]
+    perm = torch.randperm(len(batches), generator=gen).numpy()
+    return [batches[i] for i in perm]
 
 
 def _head_class(torch: Any) -> Any:
@@ -203,8 +222,8 @@ class LabelAttention(MultiLabelModel):
     takes_texts = True
 
     def __init__(self, *, encoder: str | None = None, max_seq_length: int = 128,
-                 n_groups: int | None = None, d_model: int = 256, n_heads: int = 4,
-                 dim_feedforward: int = 512, dropout: float = 0.1, loss: str = "bce",
+                 n_groups: int | None = None, d_model: int = 128, n_heads: int = 4,
+                 dim_feedforward: int = 256, dropout: float = 0.1, loss: str = "bce",
                  gamma: float = 2.0, alpha: float | None = None, gamma_pos: float = 0.0,
                  gamma_neg: float = 4.0, clip: float = 0.05, label_weights: Any = None,
                  resample: str | None = None, resample_fraction: float = 0.25,
@@ -373,6 +392,7 @@ class LabelAttention(MultiLabelModel):
         loss_fn = make_loss(self.loss, gamma=self.gamma, alpha=self.alpha,
                             gamma_pos=self.gamma_pos, gamma_neg=self.gamma_neg, clip=self.clip)
         Yd = Y.toarray().astype(np.float32)
+        lengths = states.lengths
         bs = int(self.batch_size)
         with torch_session(self.n_threads, seed) as torch:
             head = build_head(torch, d_in=states.dim, d_model=int(self.d_model),
@@ -391,10 +411,11 @@ class LabelAttention(MultiLabelModel):
             def train_epoch(epoch: int) -> float:
                 head.train()
                 order = train[torch.randperm(train.size, generator=gen).numpy()]
+                batches = _length_batches(order, lengths, bs, gen, torch)
                 total = 0.0
-                with progress(-(-order.size // bs), f"epoch {epoch + 1}", unit="batch") as bar:
-                    for a in range(0, order.size, bs):
-                        H, mask, yb = batch(order[a:a + bs])
+                with progress(len(batches), f"epoch {epoch + 1}", unit="batch") as bar:
+                    for rows in batches:
+                        H, mask, yb = batch(rows)
                         opt.zero_grad()
                         loss = loss_fn(head(H, mask), yb, weight=w)
                         loss.backward()
@@ -407,8 +428,9 @@ class LabelAttention(MultiLabelModel):
                 head.eval()
                 total = 0.0
                 with torch.no_grad():
-                    for a in range(0, val.size, 256):
-                        H, mask, yb = batch(val[a:a + 256])
+                    by_length = val[np.argsort(lengths[val], kind="stable")]
+                    for a in range(0, val.size, _EVAL_ROWS):
+                        H, mask, yb = batch(by_length[a:a + _EVAL_ROWS])
                         total += float(loss_fn(head(H, mask), yb, weight=w)) * yb.shape[0]
                 return total / val.size
 
@@ -454,11 +476,12 @@ class LabelAttention(MultiLabelModel):
                               n_groups=self.n_groups, weights=self.weights_,
                               dtype=torch.float64)
             head.eval()
-            step = 256
-            for a in range(0, n, step):
-                H, mask = states.padded(np.arange(a, min(n, a + step)))
+            by_length = np.argsort(states.lengths, kind="stable")
+            for a in range(0, n, _EVAL_ROWS):
+                rows = by_length[a:a + _EVAL_ROWS]
+                H, mask = states.padded(rows)
                 Z = head(torch.from_numpy(H).to(torch.float64), torch.from_numpy(mask))
-                out[a:a + step] = Z.numpy()
+                out[rows] = Z.numpy()
         return out
 
     def decision_function(self, X: Any, *, k: int = 5) -> sp.csr_matrix:
