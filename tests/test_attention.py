@@ -349,6 +349,13 @@ def test_shipped_minilm_token_states_and_round_trip(tmp_path):
     again._memo.clear()
     rev = again.encode(texts[::-1])
     assert np.array_equal(rev.take(np.arange(47, -1, -1)).H, states.H)
+    # encoded texts are remembered: a second pass never runs the encoder
+    real_model = again.model
+    again.model = None
+    try:
+        assert np.array_equal(again.encode(texts).H, states.H)
+    finally:
+        again.model = real_model
     model.fit(texts, Y, labels=_NAMES)
     model.save(tmp_path / "m")
     loaded = LabelAttention.load(tmp_path / "m")
