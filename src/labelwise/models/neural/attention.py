@@ -62,131 +62,14 @@ from ..resample import imbalance_ratios, ml_ros
 from ..topk import topk_dense
 from ._torch import check_seed, import_torch, resolve_threads, torch_session
 from ._training import check_number, check_positive_int, run_epochs, validation_split
+from .decoder import WEIGHTS, build_head, head_shapes, head_weights, length_batches
 from .losses import check_loss_params, make_loss
 from .tokens import TokenStates, token_encoder
 
 __all__ = ["LabelAttention", "WEIGHTS", "build_head"]
 
-#: saved weight name -> shape, from (d_in, d, ff, g, K, L)
-WEIGHTS = {
-    "embed_weight": lambda d_in, d, ff, g, K, L: (d, d_in),
-    "embed_bias": lambda d_in, d, ff, g, K, L: (d,),
-    "query": lambda d_in, d, ff, g, K, L: (g, d),
-    "norm1_weight": lambda d_in, d, ff, g, K, L: (d,),
-    "norm1_bias": lambda d_in, d, ff, g, K, L: (d,),
-    **{f"{w}_{p}": (lambda d_in, d, ff, g, K, L, p=p: (d, d) if p == "weight" else (d,))
-       for w in ("wq", "wk", "wv", "wo") for p in ("weight", "bias")},
-    "norm2_weight": lambda d_in, d, ff, g, K, L: (d,),
-    "norm2_bias": lambda d_in, d, ff, g, K, L: (d,),
-    "ff1_weight": lambda d_in, d, ff, g, K, L: (ff, d),
-    "ff1_bias": lambda d_in, d, ff, g, K, L: (ff,),
-    "ff2_weight": lambda d_in, d, ff, g, K, L: (d, ff),
-    "ff2_bias": lambda d_in, d, ff, g, K, L: (d,),
-    "norm3_weight": lambda d_in, d, ff, g, K, L: (d,),
-    "norm3_bias": lambda d_in, d, ff, g, K, L: (d,),
-    "group_weight": lambda d_in, d, ff, g, K, L: (g, d, K),
-    "group_bias": lambda d_in, d, ff, g, K, L: (L,),
-}
-
-_HEAD_CLASS: list[Any] = []
 #: texts per scoring / validation pass (in order of length, so batches pad little)
 _EVAL_ROWS = 128
-#: training batches are formed within windows of this many batches of shuffled rows
-_BUCKET_BATCHES = 16
-
-
-def _length_batches(order: np.ndarray, lengths: np.ndarray, bs: int, gen: Any,
-                    torch: Any) -> list[np.ndarray]:
-    """Mini-batches of the shuffled rows ``order`` that pad little: each window of
-    ``_BUCKET_BATCHES * bs`` rows is sorted by token count and cut into batches of ``bs``,
-    and the batches are shuffled (by ``gen``)."""
-    batches = []
-    win = bs * _BUCKET_BATCHES
-    for a in range(0, order.size, win):
-        part = order[a:a + win]
-        part = part[np.argsort(lengths[part], kind="stable")]
-        batches += [part[b:b + bs] for b in range(0, part.size, bs)]
-    perm = torch.randperm(len(batches), generator=gen).numpy()
-    return [batches[i] for i in perm]
-
-
-def _head_class(torch: Any) -> Any:
-    if _HEAD_CLASS:
-        return _HEAD_CLASS[0]
-    nn = torch.nn
-
-    class Head(nn.Module):
-        def __init__(self, d_in: int, d: int, n_heads: int, ff: int, g: int, K: int, L: int,
-                     dropout: float) -> None:
-            super().__init__()
-            self.n_heads, self.L = n_heads, L
-            self.embed = nn.Linear(d_in, d)
-            self.query = nn.Parameter(torch.randn(g, d))
-            self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
-            self.wq, self.wk, self.wv, self.wo = (nn.Linear(d, d) for _ in range(4))
-            self.ff1, self.ff2 = nn.Linear(d, ff), nn.Linear(ff, d)
-            self.drop = nn.Dropout(dropout)
-            self.group_weight = nn.Parameter(torch.empty(g, d, K))
-            for i in range(g):
-                nn.init.xavier_normal_(self.group_weight.data[i])
-            self.group_bias = nn.Parameter(torch.zeros(L))
-
-        def forward(self, H: Any, mask: Any) -> Any:
-            b, t, _ = H.shape
-            g, d = self.query.shape
-            h = self.n_heads
-            dh = d // h
-            M = torch.relu(self.embed(H))
-            q = self.norm1(self.query)
-            Q = self.wq(q).reshape(g, h, dh).transpose(0, 1)                 # (h, g, dh)
-            Kt = self.wk(M).reshape(b, t, h, dh).permute(0, 2, 3, 1)          # (b, h, dh, t)
-            V = self.wv(M).reshape(b, t, h, dh).transpose(1, 2)               # (b, h, t, dh)
-            S = torch.matmul(Q.unsqueeze(0), Kt) / math.sqrt(dh)              # (b, h, g, t)
-            S = S.masked_fill(~mask[:, None, None, :], float("-inf"))
-            A = torch.softmax(S, dim=-1)
-            out = torch.matmul(A, V).transpose(1, 2).reshape(b, g, d)        # (b, g, d)
-            x = self.norm2(q.unsqueeze(0) + self.drop(self.wo(out)))
-            x = self.norm3(x + self.drop(self.ff2(self.drop(torch.relu(self.ff1(x))))))
-            out = torch.einsum("bgd,gdk->bgk", x, self.group_weight).reshape(b, -1)
-            return out[:, :self.L] + self.group_bias
-
-    _HEAD_CLASS.append(Head)
-    return Head
-
-
-def _shapes(d_in: int, d: int, n_heads: int, ff: int, L: int,
-            n_groups: int | None) -> tuple[int, int]:
-    """(number of queries g, labels per query K)."""
-    groups = L if n_groups is None else min(int(n_groups), L)
-    K = -(-L // groups)
-    return -(-L // K), K
-
-
-def build_head(torch: Any, *, d_in: int, d_model: int, n_heads: int, dim_feedforward: int,
-               n_labels: int, n_groups: int | None, dropout: float = 0.0,
-               weights: dict[str, np.ndarray] | None = None, dtype: Any = None) -> Any:
-    """The head module (see the module docstring), from ``weights`` (name -> array, as saved)
-    when given, else freshly initialised from torch's current random state."""
-    g, K = _shapes(d_in, d_model, n_heads, dim_feedforward, n_labels, n_groups)
-    head = _head_class(torch)(d_in, d_model, n_heads, dim_feedforward, g, K, n_labels, dropout)
-    if weights is not None:
-        sd = {name.replace("_weight", ".weight").replace("_bias", ".bias")
-              if name not in ("group_weight", "group_bias") else name:
-              torch.from_numpy(np.array(weights[name], dtype=np.float32)) for name in WEIGHTS}
-        head.load_state_dict(sd, strict=True)
-    if dtype is not None:
-        head = head.to(dtype)
-    return head
-
-
-def _head_weights(head: Any) -> dict[str, np.ndarray]:
-    out = {}
-    for key, t in head.state_dict().items():
-        name = key.replace(".", "_")
-        out[name] = t.detach().numpy().astype(np.float32, copy=True)
-    if set(out) != set(WEIGHTS):  # pragma: no cover - the module and the table disagree
-        raise RuntimeError(f"head weights {sorted(out)} != {sorted(WEIGHTS)}")
-    return out
 
 
 def _is_texts(X: Any) -> bool:
@@ -411,7 +294,7 @@ class LabelAttention(MultiLabelModel):
             def train_epoch(epoch: int) -> float:
                 head.train()
                 order = train[torch.randperm(train.size, generator=gen).numpy()]
-                batches = _length_batches(order, lengths, bs, gen, torch)
+                batches = length_batches(order, lengths, bs, gen, torch)
                 total = 0.0
                 with progress(len(batches), f"epoch {epoch + 1}", unit="batch") as bar:
                     for rows in batches:
@@ -440,7 +323,7 @@ class LabelAttention(MultiLabelModel):
                 snapshot=lambda: {k: v.detach().clone() for k, v in head.state_dict().items()},
                 restore=head.load_state_dict, desc="LabelAttention")
             self.history_["train_rows"] = int(train.size)
-            self.weights_ = _head_weights(head)
+            self.weights_ = head_weights(head)
         self.encoder_identity_ = states.encoder
 
     # ------------------------------------------------------------------ scoring
@@ -518,7 +401,7 @@ class LabelAttention(MultiLabelModel):
         L, d_in = len(self.labels_), self.n_features_in_
         if isinstance(d_in, bool) or not isinstance(d_in, int) or d_in < 1:
             raise DataFormatError(f"n_features_in must be a positive integer, got {d_in!r}")
-        g, K = _shapes(d_in, int(self.d_model), int(self.n_heads), int(self.dim_feedforward), L,
+        g, K = head_shapes(d_in, int(self.d_model), int(self.n_heads), int(self.dim_feedforward), L,
                        self.n_groups)
         weights = {}
         for name, shape in WEIGHTS.items():
