@@ -361,3 +361,22 @@ def test_shipped_minilm_token_states_and_round_trip(tmp_path):
     loaded = LabelAttention.load(tmp_path / "m")
     assert loaded.encoder_identity_ == ident
     assert np.array_equal(loaded.logits(texts[:5]), model.logits(states.take(np.arange(5))))
+
+
+def test_token_states_refuse_bad_input():
+    H = np.zeros((5, 3), np.float32)
+    assert len(TokenStates(H, np.array([0, 2, 5]))) == 2
+    with pytest.raises(DataFormatError, match="offsets"):
+        TokenStates(H, np.array([0, 2, 4]))
+    with pytest.raises(DataFormatError, match="text 1 has no tokens"):
+        TokenStates(H, np.array([0, 2, 2, 5]))
+    with pytest.raises(DataFormatError, match="2-D float"):
+        TokenStates(np.zeros(5, np.float32), np.array([0, 5]))
+    bad = H.copy()
+    bad[1, 1] = np.nan
+    with pytest.raises(DataFormatError, match="finite"):
+        TokenStates(bad, np.array([0, 5]))
+    Hp, mask = TokenStates(np.arange(15, dtype=np.float32).reshape(5, 3),
+                           np.array([0, 2, 5])).padded(np.array([1, 0]))
+    assert Hp.shape == (2, 3, 3) and mask.tolist() == [[True] * 3, [True, True, False]]
+    assert Hp[1, 2].tolist() == [0, 0, 0] and Hp[0, 0].tolist() == [6, 7, 8]
