@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         Htu, Hte = states("tune", tune), states("test", test)
         extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
         for name in todo:
-            m = LabelAttention(max_seq_length=128, epochs=args.epochs, n_threads=args.threads,
-                               random_state=0, **{**variants[name], **extra})
+            m = LabelAttention(**{"max_seq_length": 128, "epochs": args.epochs,
+                                  "n_threads": args.threads, "random_state": 0,
+                                  **variants[name], **extra})
             c0 = time.process_time()
             t0 = time.perf_counter()
             m.fit(Htr, train.Y, labels=train.labels)
