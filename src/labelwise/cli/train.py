@@ -17,6 +17,8 @@ mlp               :class:`~labelwise.models.neural.MLPHead`             embeddin
                                                                         tfidf, both
 finetune          :class:`~labelwise.models.neural.FineTuned`           none: they fine-tune
 fewshot-finetune  :class:`~labelwise.models.neural.FineTunedFewShot`    the encoder on the texts
+attention         :class:`~labelwise.models.neural.LabelAttention`      none: token states of
+                                                                        the frozen encoder
 zeroshot          :class:`~labelwise.models.zeroshot.ZeroShot`          embeddings only (label
 fewshot           :class:`~labelwise.models.fewshot.FewShot`            names live in the
                                                                         encoder's space)
@@ -74,8 +76,8 @@ from ._common import (
     parse_options,
 )
 
-HELP = ("train a pipeline (ovr, tree, mlp, finetune, fewshot-finetune, zeroshot, fewshot: see "
-        "'labelwise train --help') and save it")
+HELP = ("train a pipeline (ovr, tree, mlp, finetune, fewshot-finetune, zeroshot, fewshot, "
+        "attention, ...: see 'labelwise train --help') and save it")
 
 #: CLI model name -> (module, class)
 MODELS = {
@@ -84,6 +86,7 @@ MODELS = {
     "mlp": ("labelwise.models.neural.mlp", "MLPHead"),
     "finetune": ("labelwise.models.neural.finetune", "FineTuned"),
     "fewshot-finetune": ("labelwise.models.neural.fewshot_tuned", "FineTunedFewShot"),
+    "attention": ("labelwise.models.neural.attention", "LabelAttention"),
     "zeroshot": ("labelwise.models.zeroshot", "ZeroShot"),
     "fewshot": ("labelwise.models.fewshot", "FewShot"),
     "chain": ("labelwise.models.chains", "ClassifierChain"),
@@ -104,13 +107,17 @@ DEFAULT_FEATURES: dict[str, str | None] = {
     "ovr": "tfidf", "tree": "tfidf", "mlp": "embeddings", "finetune": None,
     "fewshot-finetune": None, "zeroshot": "embeddings", "fewshot": "embeddings",
     "chain": "tfidf", "powerset": "tfidf", "rakel": "tfidf",
-    "mlknn": "tfidf", "forest": "tfidf", "clr": "tfidf", "plst": "tfidf", "codes": "tfidf"}
+    "mlknn": "tfidf", "forest": "tfidf", "clr": "tfidf", "plst": "tfidf", "codes": "tfidf",
+    "attention": None}
 
 #: models that fine-tune the encoder on the raw texts (no featurizer)
 ENCODER_MODELS = ("finetune", "fewshot-finetune")
 
+#: models that read the token states of the frozen encoder (no featurizer)
+TOKEN_MODELS = ("attention",)
+
 #: models that need texts (refused on numeric data)
-TEXT_MODELS = (*ENCODER_MODELS, "zeroshot", "fewshot")
+TEXT_MODELS = (*ENCODER_MODELS, *TOKEN_MODELS, "zeroshot", "fewshot")
 
 #: models whose label vectors come from the encoder (embeddings features only)
 SHOT_MODELS = ("zeroshot", "fewshot")
@@ -129,7 +136,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "sentence encoder on the texts); zeroshot, fewshot (label-name and "
                         "example embeddings); fewshot-finetune (fewshot's prototypes, then the "
                         "encoder fine-tuned on the few examples); chain, powerset, rakel, "
-                        "mlknn, forest, clr, plst, codes (label dependence, small label sets)")
+                        "mlknn, forest, clr, plst, codes (label dependence, small label sets); "
+                        "attention (label queries attending over the encoder's token states)")
     p.add_argument("--features", choices=FEATURES,
                    help="featurizer for text data (default: tfidf for ovr/tree, embeddings for "
                         "mlp/zeroshot/fewshot; none for finetune and fewshot-finetune); not for "
@@ -364,6 +372,13 @@ def _check_options(args: argparse.Namespace) -> str | None:
             raise LabelwiseError(f"--features/--feature-set: --model {name} trains the sentence "
                                  "encoder on the raw texts and takes no featurizer (choose the "
                                  "encoder with --embedding-model DIR, its settings with --set)")
+        return None
+    if name in TOKEN_MODELS:
+        if args.features or args.feature_set:
+            raise LabelwiseError(f"--features/--feature-set: --model {name} reads the token "
+                                 "states of the frozen sentence encoder from the raw texts and "
+                                 "takes no featurizer (choose the encoder with --embedding-model "
+                                 "DIR, its settings with --set)")
         return None
     if name in SHOT_MODELS:
         if args.features not in (None, "embeddings"):

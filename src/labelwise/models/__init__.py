@@ -4,6 +4,8 @@
 - :class:`MLPHead`, :class:`FineTuned`, :class:`FineTunedFewShot` (extra ``[neural]``): PyTorch
   heads on embeddings, a fine-tuned sentence encoder, and few-shot fine-tuning that starts from
   the prototypes, with BCE, focal and asymmetric losses.
+- :class:`LabelAttention` (extra ``[neural]``): label queries cross-attending over the token
+  states of a frozen encoder (ML-Decoder / Query2Label), for texts.
 - :class:`ZeroShot`, :class:`FewShot`: label-name embeddings and per-label prototypes.
 - :class:`ClassifierChain`: classifier chains, ensembles of chains, beam search over the chain.
 - :class:`LabelForest`: multi-output random forests / extra-trees saved as flat tree arrays.
@@ -31,11 +33,12 @@ from .embedding import LabelEmbedding
 from .fewshot import FewShot
 from .forest import LabelForest
 from .mlknn import MLkNN
-from .neural import FineTuned, FineTunedFewShot, MLPHead
+from .neural import FineTuned, FineTunedFewShot, LabelAttention, MLPHead
 from .ovr import OneVsRest, fit_linear
 from .pairwise import CalibratedLabelRanking
 from .persist import MODEL_CLASSES, load_model, save_model
 from .powerset import LabelPowerset, RAkEL
+from .resample import imbalance_ratios, ml_ros
 from .topk import linear_topk, topk_csr, topk_dense
 from .tree import LabelTree
 from .zeroshot import ZeroShot
@@ -46,6 +49,7 @@ __all__ = [
     "FewShot",
     "FineTuned",
     "FineTunedFewShot",
+    "LabelAttention",
     "LabelEmbedding",
     "LabelForest",
     "LabelPowerset",
@@ -60,8 +64,10 @@ __all__ = [
     "ZeroShot",
     "as_feature_matrix",
     "fit_linear",
+    "imbalance_ratios",
     "linear_topk",
     "load_model",
+    "ml_ros",
     "save_model",
     "topk_csr",
     "topk_dense",

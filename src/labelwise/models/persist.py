@@ -84,6 +84,7 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "MLPHead": ("labelwise.models.neural.mlp", "MLPHead"),
     "FineTuned": ("labelwise.models.neural.finetune", "FineTuned"),
     "FineTunedFewShot": ("labelwise.models.neural.fewshot_tuned", "FineTunedFewShot"),
+    "LabelAttention": ("labelwise.models.neural.attention", "LabelAttention"),
     "ClassifierChain": ("labelwise.models.chains", "ClassifierChain"),
     "LabelPowerset": ("labelwise.models.powerset", "LabelPowerset"),
     "RAkEL": ("labelwise.models.powerset", "RAkEL"),

@@ -4,6 +4,8 @@
 - :class:`FineTuned`: the sentence encoder fine-tuned end to end with a multi-label head.
 - :class:`FineTunedFewShot`: few-shot learning that fine-tunes the encoder, its head starting
   as the label-name/example prototypes of :class:`~labelwise.models.fewshot.FewShot`.
+- :class:`LabelAttention`: label queries cross-attending over a frozen encoder's token
+  states (ML-Decoder / Query2Label), with label weights and ML-ROS resampling.
 - :mod:`.losses`: BCE, focal and asymmetric (ASL) losses.
 
 Importing this package does not import torch; fitting does (and raises
@@ -12,10 +14,12 @@ Importing this package does not import torch; fitting does (and raises
 
 from __future__ import annotations
 
+from .attention import LabelAttention
 from .fewshot_tuned import FineTunedFewShot
 from .finetune import FineTuned
 from .losses import LOSSES, asymmetric_loss, bce_loss, focal_loss, make_loss
 from .mlp import MLPHead
+from .tokens import TokenStates
 
-__all__ = ["LOSSES", "FineTuned", "FineTunedFewShot", "MLPHead", "asymmetric_loss", "bce_loss", "focal_loss",
-           "make_loss"]
+__all__ = ["LOSSES", "FineTuned", "FineTunedFewShot", "LabelAttention", "MLPHead", "TokenStates",
+           "asymmetric_loss", "bce_loss", "focal_loss", "make_loss"]

@@ -16,7 +16,10 @@ For a logit ``z`` and target ``y`` in {0, 1}, with ``p = sigmoid(z)``:
   ``gamma_pos = gamma_neg = 0`` and ``clip = 0`` is BCE. Gradients flow through the
   focusing weights, as in the paper's formula.
 
-Every loss returns the mean over all (item, label) entries. ``make_loss(name, **params)``
+Every loss returns the mean over all (item, label) entries; with ``weight`` (a tensor that
+broadcasts against the logits, e.g. per-label weights of shape ``(n_labels,)``) each entry's
+loss is multiplied by its weight before the mean (the mean is still over all entries, so
+weights averaging 1 keep the loss on the same scale). ``make_loss(name, **params)``
 builds one from its name (``'bce'``, ``'focal'``, ``'asl'``); the logs are computed from
 ``logsigmoid`` so large logits do not overflow, and ``log(1 - p_m)`` is clamped at ``eps``
 (1e-8, as in the reference implementation) where the clipping makes it ``log(0)``-prone.
@@ -34,13 +37,21 @@ LOSSES = ("bce", "focal", "asl")
 _EPS = 1e-8
 
 
-def bce_loss(z: Any, y: Any) -> Any:
+def _mean(entries: Any, weight: Any) -> Any:
+    return (entries if weight is None else entries * weight).mean()
+
+
+def bce_loss(z: Any, y: Any, *, weight: Any = None) -> Any:
     """Mean binary cross-entropy of logits z against 0/1 targets y (same shape)."""
     torch = import_torch()
-    return torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="mean")
+    if weight is None:
+        return torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="mean")
+    return _mean(torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none"),
+                 weight)
 
 
-def focal_loss(z: Any, y: Any, *, gamma: float = 2.0, alpha: float | None = None) -> Any:
+def focal_loss(z: Any, y: Any, *, gamma: float = 2.0, alpha: float | None = None,
+               weight: Any = None) -> Any:
     """Mean focal loss of logits z against 0/1 targets y; see the module docstring."""
     torch = import_torch()
     logp = torch.nn.functional.logsigmoid(z)
@@ -51,11 +62,11 @@ def focal_loss(z: Any, y: Any, *, gamma: float = 2.0, alpha: float | None = None
     if alpha is not None:
         pos = alpha * pos
         neg = (1.0 - alpha) * neg
-    return -(pos + neg).mean()
+    return -_mean(pos + neg, weight)
 
 
 def asymmetric_loss(z: Any, y: Any, *, gamma_pos: float = 0.0, gamma_neg: float = 4.0,
-                    clip: float = 0.05) -> Any:
+                    clip: float = 0.05, weight: Any = None) -> Any:
     """Mean asymmetric loss (ASL) of logits z against 0/1 targets y; see the module docstring."""
     torch = import_torch()
     logp = torch.nn.functional.logsigmoid(z)
@@ -72,7 +83,7 @@ def asymmetric_loss(z: Any, y: Any, *, gamma_pos: float = 0.0, gamma_neg: float 
         pos = pos * (1.0 - p) ** gamma_pos
     if gamma_neg:
         neg = neg * pm ** gamma_neg
-    return -(pos + neg).mean()
+    return -_mean(pos + neg, weight)
 
 
 def check_loss_params(loss: Any, gamma: Any, alpha: Any, gamma_pos: Any, gamma_neg: Any,
@@ -92,11 +103,14 @@ def check_loss_params(loss: Any, gamma: Any, alpha: Any, gamma_pos: Any, gamma_n
 
 def make_loss(name: str, *, gamma: float = 2.0, alpha: float | None = None,
               gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05):
-    """The loss function ``f(z, y) -> scalar`` called ``name`` with its parameters bound."""
+    """The loss function ``f(z, y, weight=None) -> scalar`` called ``name`` with its
+    parameters bound."""
     check_loss_params(name, gamma, alpha, gamma_pos, gamma_neg, clip)
     if name == "bce":
-        return bce_loss
+        return lambda z, y, weight=None: bce_loss(z, y, weight=weight)
     if name == "focal":
-        return lambda z, y: focal_loss(z, y, gamma=float(gamma), alpha=alpha)
-    return lambda z, y: asymmetric_loss(z, y, gamma_pos=float(gamma_pos),
-                                        gamma_neg=float(gamma_neg), clip=float(clip))
+        return lambda z, y, weight=None: focal_loss(z, y, gamma=float(gamma), alpha=alpha,
+                                                    weight=weight)
+    return lambda z, y, weight=None: asymmetric_loss(
+        z, y, gamma_pos=float(gamma_pos), gamma_neg=float(gamma_neg), clip=float(clip),
+        weight=weight)
