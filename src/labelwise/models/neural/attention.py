@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ...checks import positive_int
 from ...dataset import Dataset, as_label_matrix
 from ...errors import DataFormatError
 from ...labels import LabelSpace
@@ -61,7 +62,7 @@ from ..base import MultiLabelModel, _check_k
 from ..resample import imbalance_ratios, ml_ros
 from ..topk import topk_dense
 from ._torch import check_seed, import_torch, resolve_threads, torch_session
-from ._training import check_number, check_positive_int, run_epochs, validation_split
+from ._training import check_number, run_epochs, validation_split
 from .decoder import WEIGHTS, build_head, head_shapes, head_weights, length_batches
 from .losses import check_loss_params, make_loss
 from .tokens import TokenStates, token_encoder
@@ -145,14 +146,14 @@ class LabelAttention(MultiLabelModel):
     def _validate_params(self) -> None:
         if self.encoder is not None and not isinstance(self.encoder, str):
             raise ValueError(f"encoder must be a folder path (str) or None, got {self.encoder!r}")
-        check_positive_int("max_seq_length", self.max_seq_length)
-        check_positive_int("n_groups", self.n_groups, allow_none=True)
-        check_positive_int("d_model", self.d_model)
-        check_positive_int("n_heads", self.n_heads)
+        positive_int(self.max_seq_length, "max_seq_length")
+        positive_int(self.n_groups, "n_groups", allow_none=True)
+        positive_int(self.d_model, "d_model")
+        positive_int(self.n_heads, "n_heads")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be a multiple of n_heads="
                              f"{self.n_heads}")
-        check_positive_int("dim_feedforward", self.dim_feedforward)
+        positive_int(self.dim_feedforward, "dim_feedforward")
         check_number("dropout", self.dropout, 0.0, 1.0)
         check_loss_params(self.loss, self.gamma, self.alpha, self.gamma_pos, self.gamma_neg,
                           self.clip)
@@ -170,13 +171,13 @@ class LabelAttention(MultiLabelModel):
         check_number("resample_fraction", self.resample_fraction, 0.0, 1.0, hi_open=False)
         check_number("learning_rate", self.learning_rate, 0.0, math.inf, lo_open=True)
         check_number("weight_decay", self.weight_decay, 0.0, math.inf)
-        check_positive_int("batch_size", self.batch_size)
-        check_positive_int("epochs", self.epochs)
+        positive_int(self.batch_size, "batch_size")
+        positive_int(self.epochs, "epochs")
         if not isinstance(self.early_stopping, bool):
             raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
         check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, lo_open=True)
-        check_positive_int("patience", self.patience)
-        check_positive_int("encode_batch_size", self.encode_batch_size)
+        positive_int(self.patience, "patience")
+        positive_int(self.encode_batch_size, "encode_batch_size")
         resolve_threads(self.n_threads)
         check_seed(self.random_state)
 
