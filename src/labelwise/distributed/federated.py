@@ -300,44 +300,21 @@ def _fit_ovr(model: Any, partitions: list, client: Any, rounds: int, rho: float,
     n_iter = np.max(np.stack([r["n_iter"] for r in res]), axis=0)
     z = _weighted_sum(W, a)
     zb = np.sum(a * Wb, axis=0)
-    history = [(z, zb)]
-    objectives = []
     if rounds > 1:
-        rho_k = rho * 0.5 * (a + share[:, None])  # (K, L), > 0 where the partition has rows
-        s = rho_k / (share[:, None] + rho_k)
-        Ck = C / (share[:, None] + rho_k)
-        U = [sp.csr_matrix((d, L), dtype=np.float64) for _ in range(K)]
-        Ub = np.zeros((K, L))
-        for _ in range(rounds - 1):
-            jobs = []
-            for k in range(K):
-                centre = _weighted_sum([z - U[k]], s[k:k + 1])
-                jobs.append({"params": params, "seed": seed, "prune": prune, "C": Ck[k],
-                             "centre": centre, "centre_bias": s[k] * (zb - Ub[k]),
-                             "z": z, "z_bias": zb})
+        def run(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for job in jobs:
+                job.update(params=params, seed=seed, prune=prune)
             res = _run(client, partitions, _ovr_round, jobs, "partitioned training on Dask")
-            objectives.append(_objective(z, zb, res, C))
-            W = [r["coef"] for r in res]
-            Wb = np.stack([r["intercept"].astype(np.float64) / bias_div for r in res])
-            n_iter = np.maximum(n_iter, np.max(np.stack([r["n_iter"] for r in res]), axis=0))
-            z = _weighted_sum([W[k] + U[k] for k in range(K)], rho_k / rho_k.sum(axis=0))
-            zb = np.sum(rho_k * (Wb + Ub), axis=0) / rho_k.sum(axis=0)
-            for k in range(K):
-                U[k] = sp.csr_matrix(U[k] + W[k] - z)
-                U[k].eliminate_zeros()
-            Ub = Ub + Wb - zb[None, :]
-            history.append((z, zb))
-        res = _run(client, partitions, _ovr_round, [{"params": params, "z": z, "z_bias": zb}
-                                                    for _ in range(K)],
-                   "partitioned training on Dask")
-        objectives.append(_objective(z, zb, res, C))
-        F = np.stack(objectives)  # (rounds, L)
-        best = np.argmin(F, axis=0)  # the first of equal objectives
-        masks = np.stack([(best == r).astype(np.float64) for r in range(len(history))])
-        z = _weighted_sum([h[0] for h in history], masks)
-        zb = np.sum(masks * np.stack([h[1] for h in history]), axis=0)
+            for r in res:
+                if "intercept" in r:
+                    r["bias_w"] = r["intercept"].astype(np.float64) / bias_div
+            return res
+
+        shares = np.broadcast_to(share[:, None], a.shape)
+        z, zb, it, F, best = _admm(run, z, zb, W, Wb, a, shares, np.full(L, C), rounds, rho)
+        n_iter = np.maximum(n_iter, it)
         model.round_objective_ = F
-        model.round_chosen_ = best.astype(np.int64)
+        model.round_chosen_ = best
     coef = sp.csr_matrix(_prune(z, model.prune_threshold), dtype=np.float32)
     coef.indices = coef.indices.astype(index_dtype)
     coef.indptr = coef.indptr.astype(index_dtype)
@@ -346,9 +323,55 @@ def _fit_ovr(model: Any, partitions: list, client: Any, rounds: int, rho: float,
     model.n_iter_ = n_iter.astype(np.int32)
 
 
+def _admm(run: Any, z: sp.csr_matrix, zb: np.ndarray, W: list, Wb: np.ndarray, a: np.ndarray,
+          share: np.ndarray, C: np.ndarray, rounds: int, rho: float) -> tuple:
+    """Rounds 2..``rounds`` of consensus ADMM (module docstring) over P binary problems (the
+    columns), from round 1's combination ``z`` (n_features, P) / ``zb`` (P,) and local
+    solutions ``W`` (K of them) / ``Wb`` (K, P); ``a`` (K, P) the combination weights,
+    ``share`` (K, P) the regulariser shares, ``C`` (P,) the centralised problems' C.
+    ``run(jobs)`` runs one job per partition on its worker and returns, per partition,
+    ``loss_at_z`` (when the job has ``z``) and, when the job has ``C``, the warm-started local
+    solution ``coef`` (n_features, P), ``bias_w`` and ``n_iter``. Returns ``(z, zb, n_iter,
+    F, best)``: each problem's lowest-objective combination, the most epochs, the objective of
+    every round's combination (rounds, P) and the round chosen per problem."""
+    K, P = a.shape
+    d = z.shape[0]
+    rho_k = rho * 0.5 * (a + share)  # 0 only where the partition has no rows and no weight
+    on = rho_k > 0
+    s = np.divide(rho_k, share + rho_k, out=np.zeros_like(rho_k), where=on)
+    Ck = np.divide(C[None, :], share + rho_k, out=np.broadcast_to(C, (K, P)).copy(), where=on)
+    mix = rho_k / rho_k.sum(axis=0)
+    U = [sp.csr_matrix((d, P), dtype=np.float64) for _ in range(K)]
+    Ub = np.zeros((K, P))
+    history, objectives = [(z, zb)], []
+    n_iter = np.zeros(P, np.int64)
+    for _ in range(rounds - 1):
+        res = run([{"C": Ck[k], "centre": _weighted_sum([z - U[k]], s[k:k + 1]),
+                    "centre_bias": s[k] * (zb - Ub[k]), "z": z, "z_bias": zb}
+                   for k in range(K)])
+        objectives.append(_objective(z, zb, res, C))
+        W = [r["coef"] for r in res]
+        Wb = np.stack([r["bias_w"] for r in res])
+        n_iter = np.maximum(n_iter, np.max(np.stack([r["n_iter"] for r in res]), axis=0))
+        z = _weighted_sum([W[k] + U[k] for k in range(K)], mix)
+        zb = np.sum(mix * (Wb + Ub), axis=0)
+        U = [_weighted_sum([U[k] + W[k] - z], on[k:k + 1].astype(np.float64))
+             for k in range(K)]
+        Ub = (Ub + Wb - zb[None, :]) * on
+        history.append((z, zb))
+    objectives.append(_objective(z, zb, run([{"z": z, "z_bias": zb} for _ in range(K)]), C))
+    F = np.stack(objectives)  # (rounds, P)
+    best = np.argmin(F, axis=0)  # the first of equal objectives
+    masks = np.stack([(best == r).astype(np.float64) for r in range(len(history))])
+    z = _weighted_sum([h[0] for h in history], masks)
+    zb = np.sum(masks * np.stack([h[1] for h in history]), axis=0)
+    return z, zb, n_iter, F, best.astype(np.int64)
+
+
 def _objective(z: sp.csr_matrix, zb: np.ndarray, res: list[dict[str, Any]],
-               C: float) -> np.ndarray:
-    """``F_j(z_j) = 0.5 |z_j|^2 + C sum_k L_kj(z_j)`` per label from the partitions' loss sums."""
+               C: np.ndarray) -> np.ndarray:
+    """``F_j(z_j) = 0.5 |z_j|^2 + C_j sum_k L_kj(z_j)`` per problem from the partitions' loss
+    sums."""
     sq = np.asarray(z.multiply(z).sum(axis=0)).ravel() + zb * zb
     return 0.5 * sq + C * np.sum([r["loss_at_z"] for r in res], axis=0)
 
