@@ -65,7 +65,7 @@ def _same_state(a, b, X) -> None:
     assert list(a.labels_.names) == list(b.labels_.names)
 
 
-@pytest.mark.parametrize("kind,rounds", [("ovr", 1), ("ovr", 3), ("tree", 1)])
+@pytest.mark.parametrize("kind,rounds", [("ovr", 1), ("ovr", 3), ("tree", 1), ("tree", 3)])
 def test_one_partition_gives_exactly_the_centralised_model(cluster, kind, rounds):
     from labelwise.federated import fit_partitioned, scatter_partitions
 
@@ -288,14 +288,16 @@ def test_partitioned_training_moves_no_rows(cluster, tmp_path, monkeypatch):
         ovr = fit_partitioned(OneVsRest(random_state=0, memory_limit=None, n_threads=1),
                               parts, client=client, rounds=3)
         tree = fit_partitioned(LabelTree(branching=2, max_leaf_size=3, random_state=0,
-                                         memory_limit=None, n_threads=1), parts, client=client)
+                                         memory_limit=None, n_threads=1), parts, client=client,
+                               rounds=2)
         placed = {w for fut, w in parts for w in client.who_has([fut])[fut.key]}
     finally:
         lc.scheduler.remove_plugin(name="labelwise-recorder")
     assert placed == set(workers)
-    # reads (2), OVR: statistics, 3 rounds, the last evaluation (2 each); tree: 3 passes
-    assert len(rec.specs) == 2 + 2 * 5 + 2 * 3
-    assert len(came_back) == 5 + 3
+    # reads (2), OVR: statistics, 3 rounds, the last evaluation (2 each); tree: statistics,
+    # node counts, 2 rounds, the last evaluation
+    assert len(rec.specs) == 2 + 2 * 5 + 2 * 5
+    assert len(came_back) == 5 + 5
     found = []
     for spec in rec.specs.values():
         _arrays_in(spec, found)
@@ -305,6 +307,7 @@ def test_partitioned_training_moves_no_rows(cluster, tmp_path, monkeypatch):
     assert ovr.coef_.shape == (41, 12) and ovr.coef_.nnz > 0
     assert ovr.round_objective_.shape == (3, 12)
     assert tree.decision_function(X, k=3).nnz == 3 * X.shape[0]
+    assert tree.round_objective_.shape == (2, tree.intercept_.shape[0])
     # the recorder itself can fail: a task that does carry rows is seen
     carried = []
     rec2 = Recorder()
@@ -324,8 +327,8 @@ def test_bad_arguments(cluster):
     _, client = cluster
     with pytest.raises(ValueError, match="rounds must be an int >= 1"):
         fit_partitioned(OneVsRest(), [object()], client=client, rounds=0)
-    with pytest.raises(ValueError, match="LabelTree is trained in one round"):
-        fit_partitioned(LabelTree(), [object()], client=client, rounds=2)
+    with pytest.raises(ValueError, match="label_features must be 'pifa'"):
+        fit_partitioned(LabelTree(label_features="given"), [object()], client=client)
     with pytest.raises(ValueError, match="rho must be"):
         fit_partitioned(OneVsRest(), [object()], client=client, rho=0.0)
     with pytest.raises(Exception, match="no partitions"):

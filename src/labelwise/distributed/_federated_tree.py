@@ -13,8 +13,10 @@ from ..models import _dcd, _tree_build
 from ..models.ovr import LOSSES
 from ..models.topk import map_threads, resolve_n_threads
 from .federated import (
+    _admm,
     _check_same,
     _normalised,
+    _prune,
     _run,
     _seed,
     _weighted_sum,
@@ -76,7 +78,7 @@ def _tree_train(part: tuple, job: dict[str, Any]) -> dict[str, Any]:
     tasks = _tree_build.split_tasks(Xn, _tasks(Y, job), loss=loss, n_threads=threads)
     sq = _dcd.row_sq_norms(Xn.indptr, Xn.data, float(p["bias"]))
     kw = dict(loss=loss, bias=p["bias"], tol=p["tol"], max_iter=p["max_iter"],
-              prune_threshold=p["prune_threshold"])
+              prune_threshold=job["prune"])
     C = job["C"]
     order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)
     results = map_threads(lambda i: _tree_build.run_task(Xn, sq, tasks[i],
@@ -87,7 +89,64 @@ def _tree_train(part: tuple, job: dict[str, Any]) -> dict[str, Any]:
     return {"coef": W, "intercept": intercept, "n_iter": n_iter}
 
 
-def fit_tree(model: Any, partitions: list, client: Any) -> None:
+def _node_loss_sums(Xn: sp.csr_matrix, tasks: list, Z: sp.csc_matrix, zb: np.ndarray,
+                    n_clf: int, bias: float, loss: str) -> np.ndarray:
+    """Per classifier, its loss summed over its node's rows (of this partition) at the
+    weights ``Z`` (n_features, n_classifiers) / ``zb``."""
+    out = np.zeros(n_clf, np.float64)
+    for t in tasks:
+        m = t.seeds.shape[0]
+        if t.rows.shape[0] == 0:
+            continue
+        c0 = t.clf_start
+        M = np.asarray((Xn[t.rows] @ Z[:, c0:c0 + m]).todense(), np.float64) \
+            + bias * zb[None, c0:c0 + m]
+        sign = -np.ones_like(M)
+        for j in range(m):
+            sign[t.tgt_indices[t.tgt_indptr[j]:t.tgt_indptr[j + 1]], j] = 1.0
+        margin = sign * M
+        out[c0:c0 + m] = (np.logaddexp(0.0, -margin) if loss == "logistic"
+                          else np.maximum(0.0, 1.0 - margin) ** 2).sum(axis=0)
+    return out
+
+
+def _tree_round(part: tuple, job: dict[str, Any]) -> dict[str, Any]:
+    """Runs on the worker: the loss sums at the last combination and the warm-started solve
+    of every classifier on the partition's rows (rounds 2..R); weights (n_features,
+    n_classifiers) and per-classifier numbers only."""
+    X, Y, _ = part
+    p = job["params"]
+    Xn = _normalised(X, p["normalize"])
+    tasks = _tasks(Y, job)
+    n_clf = job["n_clf"]
+    out: dict[str, Any] = {"loss_at_z": _node_loss_sums(
+        Xn, tasks, sp.csc_matrix(job["z"]), job["z_bias"], n_clf, float(p["bias"]), p["loss"])}
+    if job.get("C") is None:
+        return out
+    sq = _dcd.row_sq_norms(Xn.indptr, Xn.data, float(p["bias"]))
+    centre = sp.csc_matrix(job["centre"], dtype=np.float64)
+    centre.sort_indices()
+    C = np.asarray(job["C"], np.float64)
+
+    def run(t):
+        c0, m = t.clf_start, t.seeds.shape[0]
+        cc = centre[:, c0:c0 + m]
+        counts, feat, vals, bias_w, n_iter = _dcd.train_rows_from(
+            Xn.indptr, Xn.indices, Xn.data, sq, t.rows, t.tgt_indptr, t.tgt_indices, t.seeds,
+            LOSSES[p["loss"]], C[c0:c0 + m], float(p["bias"]), float(p["tol"]),
+            int(p["max_iter"]), float(job["prune"]), int(X.shape[1]),
+            cc.indptr.astype(np.int64), cc.indices.astype(np.int64), cc.data,
+            np.asarray(job["centre_bias"][c0:c0 + m], np.float64))
+        return _tree_build.TaskResult(c0, counts, feat, vals, bias_w, n_iter)
+
+    results = map_threads(run, tasks, resolve_n_threads(p["n_threads"]))
+    W, intercept, n_iter = _tree_build.assemble_weights(results, n_clf, X.shape[1], 1.0)
+    out.update(coef=sp.csr_matrix(W.T), bias_w=intercept.astype(np.float64), n_iter=n_iter)
+    return out
+
+
+def fit_tree(model: Any, partitions: list, client: Any, rounds: int = 1, rho: float = 3.0,
+             transfer_prune: float | None = 0.01) -> None:
     """Fit the unfitted LabelTree ``model`` on the partitions (module docstring)."""
     from ..labels import LabelSpace
 
@@ -137,10 +196,34 @@ def fit_tree(model: Any, partitions: list, client: Any) -> None:
         # partition k's share of the node problem: C_v * m_v / m_kv (exactly C_v when K = 1)
         share = np.divide(m, rows_k[k], out=np.ones(n_clf), where=rows_k[k] > 0)
         jobs.append(dict(job, params=params, C=C_node * share))
+    prune = model.prune_threshold if K == 1 or rounds == 1 or transfer_prune is None \
+        else transfer_prune
+    for j in jobs:
+        j["prune"] = prune
     res = _run(client, partitions, _tree_train, jobs, WHAT)
     a = combination_weights(pos_k, rows_k)
-    W = sp.csr_matrix(_weighted_sum([r["coef"] for r in res], a, rows=True), dtype=np.float32)
+    W = _weighted_sum([r["coef"] for r in res], a, rows=True)
     intercept = np.sum(a * np.stack([r["intercept"] for r in res]).astype(np.float64), axis=0)
+    n_iter = np.max(np.stack([r["n_iter"] for r in res]), axis=0)
+    bias = float(model.bias)
+    if K > 1 and rounds > 1:  # ADMM over the classifiers, as for OneVsRest's labels
+        def run(round_jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for rj in round_jobs:
+                rj.update(job, params=params, prune=prune)
+            return _run(client, partitions, _tree_round, round_jobs, WHAT)
+
+        bias_div = bias if bias > 0 else 1.0
+        share = np.divide(rows_k, m[None, :], out=np.zeros(rows_k.shape), where=m[None, :] > 0)
+        Wb = np.stack([r["intercept"].astype(np.float64) / bias_div for r in res])
+        z, zb, it, F, best = _admm(run, sp.csr_matrix(W.T), intercept / bias_div,
+                                   [sp.csr_matrix(r["coef"].T) for r in res], Wb, a, share,
+                                   C_node, rounds, rho)
+        W = sp.csr_matrix(_prune(z, model.prune_threshold).T)
+        intercept = zb * bias
+        n_iter = np.maximum(n_iter, it)
+        model.round_objective_ = F
+        model.round_chosen_ = best
+    W = sp.csr_matrix(W, dtype=np.float32)
     positives = np.sum([s["positives"] for s in stats], axis=0)
     model.labels_ = LabelSpace(stats[0]["labels"])
     model.n_features_in_ = d
@@ -149,5 +232,5 @@ def fit_tree(model: Any, partitions: list, client: Any) -> None:
     model.tree_roots_ = np.asarray(roots, np.int64)
     model._set_weights(W, threads)
     model.intercept_ = intercept.astype(np.float32)
-    model.n_iter_ = np.max(np.stack([r["n_iter"] for r in res]), axis=0).astype(np.int32)
+    model.n_iter_ = n_iter.astype(np.int32)
     model.labels_without_positives_ = np.flatnonzero(positives == 0).astype(np.int64)

@@ -395,9 +395,6 @@ def fit_partitioned(model: Any, partitions: list, *, client: Any, rounds: int = 
                              f"{type(model).__name__}")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
-    if isinstance(model, LabelTree) and rounds != 1:
-        raise ValueError("rounds: a LabelTree is trained in one round (only OneVsRest has "
-                         "warm-started rounds)")
     if isinstance(rho, bool) or not isinstance(rho, int | float) or not rho > 0 \
             or not np.isfinite(rho):
         raise ValueError(f"rho must be a finite number > 0, got {rho!r}")
@@ -416,7 +413,7 @@ def fit_partitioned(model: Any, partitions: list, *, client: Any, rounds: int = 
         else:
             from ._federated_tree import fit_tree
 
-            fit_tree(model, partitions, client)
+            fit_tree(model, partitions, client, rounds, float(rho), transfer_prune)
     except BaseException:
         model._clear_fitted()
         raise

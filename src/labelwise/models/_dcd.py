@@ -41,7 +41,7 @@ import numpy as np
 from .._numba import njit
 
 __all__ = ["LOSS_SQUARED_HINGE", "LOSS_LOGISTIC", "row_sq_norms", "dcd_solve", "train_chunk",
-           "train_chunk_from", "sq_hinge_block"]
+           "train_chunk_from", "train_rows_from", "sq_hinge_block"]
 
 LOSS_SQUARED_HINGE = 0
 LOSS_LOGISTIC = 1
@@ -373,6 +373,53 @@ def train_chunk_from(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices,
                                 tol, max_iter, w, alpha, index, state)
         else:
             it = _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[lab], bias,
+                                tol, max_iter, w, alpha2, index, state)
+        n_iter[j] = it
+        bias_w[j] = w[n_features]
+        feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,
+                                                   vals, used)
+    return counts, feat[:used].copy(), vals[:used].copy(), bias_w, n_iter
+
+
+@njit(nogil=True, cache=True)
+def train_rows_from(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indices, seeds,
+                    loss, C, bias, tol, max_iter, prune_threshold, n_features, c_indptr,
+                    c_indices, c_data, c_bias):
+    """Warm-started problems over a subset of rows (a label tree node's classifiers): problem
+    ``j`` has the rows ``rows`` (global ids), positive at the local positions
+    ``tgt_indices[tgt_indptr[j]:tgt_indptr[j+1]]``, and solves the proximal problem of
+    :func:`train_chunk_from` from centre column ``j`` of the CSC ``c_*`` (bias weight
+    ``c_bias[j]``) at ``C[j]``, rows shuffled by a generator seeded with ``seeds[j]``.
+    Returns ``(counts, feat, vals, bias_w, n_iter)`` as :func:`train_chunk` does."""
+    m = seeds.shape[0]
+    n = rows.shape[0]
+    counts = np.zeros(m, np.int64)
+    bias_w = np.zeros(m, np.float64)
+    n_iter = np.zeros(m, np.int64)
+    feat = np.empty(1024, np.int32)
+    vals = np.empty(1024, np.float32)
+    used = np.int64(0)
+    all_features = np.arange(n_features, dtype=np.int64)
+    y = np.empty(n, np.float64)
+    index = np.empty(n, np.int64)
+    alpha = np.empty(n, np.float64)
+    alpha2 = np.empty(2 * n, np.float64)
+    state = np.empty(1, np.uint64)
+    w = np.zeros(n_features + 1, np.float64)
+    for j in range(m):
+        y[:] = -1.0
+        for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
+            y[tgt_indices[p]] = 1.0
+        w[:] = 0.0
+        for p in range(c_indptr[j], c_indptr[j + 1]):
+            w[c_indices[p]] = c_data[p]
+        w[n_features] = c_bias[j]
+        _seed_state(seeds[j], state)
+        if loss == LOSS_SQUARED_HINGE:
+            it = _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[j], bias,
+                                tol, max_iter, w, alpha, index, state)
+        else:
+            it = _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[j], bias,
                                 tol, max_iter, w, alpha2, index, state)
         n_iter[j] = it
         bias_w[j] = w[n_features]
