@@ -59,8 +59,11 @@ then counts its rows at every node (the node row counts add up across partitions
 rows are disjoint), and trains every node's classifiers on its own rows at ``C_v m_v /
 m_kv`` (``C_v`` the centralised node C, ``m_v`` the node's rows, ``m_kv`` the partition's:
 the same split of the node problem as above). The coordinator combines the classifiers one by
-one with the weights above (positives and negatives of the classifier at its node). One
-partition gives the centralised tree bit for bit. The tree is trained in one round.
+one with the weights above (positives and negatives of the classifier at its node). Rounds
+2..R run the same ADMM over the classifiers (each a binary problem over its node's rows, at
+``C_v``; :func:`labelwise.models._dcd.train_rows_from` solves the proximal step), with the
+same per-classifier objective bookkeeping (``round_objective_`` (rounds, n_classifiers)). One
+partition gives the centralised tree bit for bit, for any number of rounds.
 """
 
 from __future__ import annotations
@@ -383,7 +386,7 @@ def fit_partitioned(model: Any, partitions: list, *, client: Any, rounds: int = 
     uses) from ``partitions`` (``[(future, worker)]`` from :func:`load_partitions` or
     :func:`scatter_partitions`) without moving rows; returns the fitted model.
 
-    ``rounds``: OneVsRest training rounds (>= 1; the rounds after the first are ADMM steps
+    ``rounds``: training rounds (>= 1; the rounds after the first are ADMM steps
     warm-started from the last combination; see the module docstring); ``rho`` (> 0): the
     ADMM penalty; ``transfer_prune``: the weight threshold of the weights sent between
     rounds (None: the model's ``prune_threshold``)."""
