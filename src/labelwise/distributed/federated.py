@@ -225,9 +225,10 @@ def _ovr_round(part: tuple, job: dict[str, Any]) -> dict[str, Any]:
                                      loss=p["loss"])
     if job.get("C") is None:  # evaluation only
         return out
-    limit = OneVsRest(**p)._memory_limit_bytes()
+    local = OneVsRest(**p)
+    limit = local._memory_limit_bytes()
     if limit is not None:
-        need = OneVsRest(**p).estimate_memory(X, Y)
+        need = local.estimate_memory(X, Y)
         if need > limit:
             raise ResourceLimitError(f"partition training needs about {need / 2**20:.1f} MiB "
                                      f"but memory_limit is {limit / 2**20:.1f} MiB")
