@@ -381,14 +381,17 @@ def _objective(z: sp.csr_matrix, zb: np.ndarray, res: list[dict[str, Any]],
 
 
 # ---------------------------------------------------------------------- entry point
-def fit_partitioned(model: Any, partitions: list, *, client: Any, rounds: int = 1,
+def fit_partitioned(model: Any, partitions: list, *, client: Any, rounds: int = 8,
                     rho: float = 3.0, transfer_prune: float | None = 0.01) -> Any:
     """Fit ``model`` (an unfitted OneVsRest or LabelTree, whose parameters every partition
     uses) from ``partitions`` (``[(future, worker)]`` from :func:`load_partitions` or
     :func:`scatter_partitions`) without moving rows; returns the fitted model.
 
     ``rounds``: training rounds (>= 1; the rounds after the first are ADMM steps
-    warm-started from the last combination; see the module docstring); ``rho`` (> 0): the
+    warm-started from the last combination; see the module docstring). 8 by default: with 5
+    partitions, IID or label-skewed, 8 rounds brought P@1, P@5 and macro-F1 within 0.8 points
+    of the centralised model on Bibtex, Delicious and cooking (one round: up to 3.7 P@1 and
+    7.9 macro-F1 away; ``benchmarks/dask_scale.py federated``). ``rho`` (> 0): the
     ADMM penalty; ``transfer_prune``: the weight threshold of the weights sent between
     rounds (None: the model's ``prune_threshold``)."""
     from ..models.ovr import OneVsRest
