@@ -5,12 +5,14 @@
 single-threaded worker processes; wall time, speed-up against the local fit, and whether the
 Dask models equal the local one bit for bit.
 
-``federated``: OneVsRest on a dataset (default ``bibtex``) centralised, and partitioned into 5
+``federated``: OneVsRest and LabelTree (defaults) on each dataset (default ``bibtex``,
+``delicious``, ``cooking``) centralised, and partitioned (``labelwise.federated``) into 5
 partitions IID and label-skewed (each label's rows spread over the partitions by a Dirichlet
-(alpha 0.3) draw; a row goes to the partition its rarest label picks); P@1, P@5 and macro-F1
-(thresholds at 0) against the centralised model.
+(alpha 0.3) draw; a row goes to the partition its rarest label picks); each after every
+one of ``--rounds`` (1 and 8) rounds; P@1, P@5 and macro-F1 (OneVsRest: margins
+above 0; LabelTree: probabilities above 0.5 in the top 10) against the centralised model.
 
-    python benchmarks/dask_scale.py federated [--dataset bibtex]
+    python benchmarks/dask_scale.py federated [--datasets bibtex delicious cooking]
     python benchmarks/dask_scale.py scale [--dataset synthetic-quick]
 
 Times on a shared, loaded 2-core machine are only indicative.
@@ -53,12 +55,15 @@ def _cluster(n: int):
 
 def _quality(model, Xte, Yte) -> dict:
     from labelwise.metrics import f1_score, ranking_metrics
+    from labelwise.models import OneVsRest
 
-    S = model.decision_function(Xte, k=5)
+    S = model.decision_function(Xte, k=10)
     m = ranking_metrics(Yte, S, k=(1, 5))
-    D = model.decision_function_dense(Xte)  # margins; labels chosen above 0
-    return {"P@1": 100 * m["p@1"], "P@5": 100 * m["p@5"],
-            "macro-F1": 100 * f1_score(Yte, D, threshold=0.0, average="macro")}
+    if isinstance(model, OneVsRest):  # margins; labels chosen above 0
+        f1 = f1_score(Yte, model.decision_function_dense(Xte), threshold=0.0, average="macro")
+    else:  # probabilities; labels chosen above 0.5 among the top 10
+        f1 = f1_score(Yte, S, threshold=0.5, average="macro")
+    return {"P@1": 100 * m["p@1"], "P@5": 100 * m["p@5"], "macro-F1": 100 * f1}
 
 
 def skewed_partitions(Y: sp.csr_matrix, K: int, alpha: float, seed: int) -> np.ndarray:
@@ -78,41 +83,59 @@ def skewed_partitions(Y: sp.csr_matrix, K: int, alpha: float, seed: int) -> np.n
 
 def federated(args) -> None:
     from labelwise.federated import fit_partitioned, scatter_partitions
-    from labelwise.models import OneVsRest
+    from labelwise.models import LabelTree, OneVsRest
 
-    Xtr, Ytr, Xte, Yte = _load(args.dataset, args.cache)
-    names = [str(j) for j in range(Ytr.shape[1])]
+    makers = {"ovr": OneVsRest, "tree": LabelTree}
     kw = dict(random_state=0, memory_limit=None, n_threads=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        central = OneVsRest(**kw).fit(Xtr, Ytr, labels=names)
-    base = _quality(central, Xte, Yte)
-    rows = [("centralised", base)]
-    lc, client = _cluster(2)
-    try:
-        K = args.partitions
+    K = args.partitions
+    for dataset in args.datasets:
+        Xtr, Ytr, Xte, Yte = _load(dataset, args.cache)
+        names = [str(j) for j in range(Ytr.shape[1])]
         rng = np.random.default_rng(0)
-        for how, part in (("IID", rng.integers(0, K, Xtr.shape[0])),
-                          (f"skewed (Dirichlet {args.alpha})",
-                           skewed_partitions(Ytr, K, args.alpha, 0))):
-            parts = [(Xtr[part == k], Ytr[part == k], names) for k in range(K)]
-            t0 = time.perf_counter()
-            placed = scatter_partitions(client, parts)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = fit_partitioned(OneVsRest(**kw), placed, client=client)
-            q = _quality(model, Xte, Yte)
-            q["s"] = time.perf_counter() - t0
-            rows.append((f"{K} partitions {how}", q))
-    finally:
-        client.close()
-        lc.close()
-    print(f"\n{args.dataset}, OneVsRest (defaults, seed 0), 2 worker processes\n")
-    print("| training | P@1 | P@5 | macro-F1 | P@1 - central | P@5 - central |")
-    print("|---|---|---|---|---|---|")
-    for name, q in rows:
-        print(f"| {name} | {q['P@1']:.2f} | {q['P@5']:.2f} | {q['macro-F1']:.2f} | "
-              f"{q['P@1'] - base['P@1']:+.2f} | {q['P@5'] - base['P@5']:+.2f} |")
+        splits = (("IID", rng.integers(0, K, Xtr.shape[0])),
+                  (f"skewed (Dirichlet {args.alpha})",
+                   skewed_partitions(Ytr, K, args.alpha, 0)))
+        lc, client = _cluster(2)
+        table = []
+        try:
+            for model_name in args.models:
+                make = makers[model_name]
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    central = make(**kw).fit(Xtr, Ytr, labels=names)
+                base = _quality(central, Xte, Yte)
+                table.append((model_name, "centralised", "", base, base,
+                              time.perf_counter() - t0))
+                rounds = sorted(set(args.rounds))
+                for how, part in splits:
+                    parts = [(Xtr[part == k], Ytr[part == k], names) for k in range(K)]
+                    placed = scatter_partitions(client, parts)
+                    for R in rounds:
+                        t0 = time.perf_counter()
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            model = fit_partitioned(make(**kw), placed, client=client,
+                                                    rounds=R)
+                        q = _quality(model, Xte, Yte)
+                        table.append((model_name, f"{K} partitions {how}", R, q, base,
+                                      time.perf_counter() - t0))
+                        print(table[-1], file=sys.stderr, flush=True)
+                    del placed
+        finally:
+            client.close()
+            lc.close()
+        print(f"\n{dataset} (train {Xtr.shape[0]} rows, {Ytr.shape[1]} labels), defaults, "
+              f"seed 0, 2 worker processes\n")
+        print("| model | training | rounds | P@1 | P@5 | macro-F1 | P@1 - central | "
+              "P@5 - central | macro-F1 - central | fit s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for model_name, name, R, q, base, t in table:
+            print(f"| {model_name} | {name} | {R} | {q['P@1']:.2f} | {q['P@5']:.2f} | "
+                  f"{q['macro-F1']:.2f} | {q['P@1'] - base['P@1']:+.2f} | "
+                  f"{q['P@5'] - base['P@5']:+.2f} | {q['macro-F1'] - base['macro-F1']:+.2f} | "
+                  f"{t:.1f} |")
+        sys.stdout.flush()
 
 
 def scale(args) -> None:
@@ -148,14 +171,18 @@ def scale(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("federated", "scale"))
-    ap.add_argument("--dataset")
+    ap.add_argument("--dataset", help="scale: the dataset")
+    ap.add_argument("--datasets", nargs="+", default=["bibtex", "delicious", "cooking"],
+                    help="federated: the datasets")
+    ap.add_argument("--models", nargs="+", default=["ovr", "tree"], choices=("ovr", "tree"))
+    ap.add_argument("--rounds", type=int, nargs="+", default=[1, 8],
+                    help="federated: rounds (one partitioned fit per value)")
     ap.add_argument("--cache", default=str(data.DEFAULT_CACHE))
     ap.add_argument("--partitions", type=int, default=5)
     ap.add_argument("--alpha", type=float, default=0.3)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args(argv)
     if args.what == "federated":
-        args.dataset = args.dataset or "bibtex"
         federated(args)
     else:
         args.dataset = args.dataset or "synthetic-quick"

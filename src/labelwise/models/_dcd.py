@@ -17,7 +17,17 @@ dual ``min_a 0.5 a'Qa + sum a_i log a_i + (C - a_i) log(C - a_i), 0 < a_i < C`` 
 & Lin (Machine Learning 2011), with the inner Newton steps of liblinear's
 ``solve_l2r_lr_dual`` (``-s 7``). Stops when the largest sub-problem gradient is ``< tol``.
 
-In both, ``w = sum_i a_i y_i x_i``. The solvers read their rows through an index array
+In both, ``w = sum_i a_i y_i x_i``.
+
+Warm start (``train_chunk_from``): started with ``w = c`` instead of 0 and every ``a_i`` at its
+initial value, the same coordinate updates keep ``w = c + sum_i a_i y_i x_i``, which is the
+dual of the *proximal* problem ``min_w 0.5 |w - c|^2 + C sum_i loss(y_i w.x_i)`` (substitute
+``v = w - c``: the ordinary problem with every margin offset by ``y_i c.x_i``). So a primal
+warm start is exact for that problem and needs no dual variables; ``c = 0`` is the ordinary
+problem, computed by the very same operations. Partitioned training
+(:mod:`labelwise.distributed.federated`) uses it for its rounds.
+
+The solvers read their rows through an index array
 ``rows`` into the shared CSR X, so one-vs-rest (all rows) and the label tree's nodes (the rows
 positive for a node) share them. Row order is shuffled every epoch by a xorshift64 generator
 seeded per problem (``seed``), so a model does not depend on the thread or on the other
@@ -31,7 +41,7 @@ import numpy as np
 from .._numba import njit
 
 __all__ = ["LOSS_SQUARED_HINGE", "LOSS_LOGISTIC", "row_sq_norms", "dcd_solve", "train_chunk",
-           "sq_hinge_block"]
+           "train_chunk_from", "train_rows_from", "sq_hinge_block"]
 
 LOSS_SQUARED_HINGE = 0
 LOSS_LOGISTIC = 1
@@ -100,7 +110,8 @@ def _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
                    w, alpha, index, state):
     """Squared hinge DCD over the rows ``rows`` (targets ``y[t]`` for row ``rows[t]``).
 
-    ``w`` (n_features + 1, zero on entry) receives the weights; returns the epochs run.
+    ``w`` (n_features + 1) receives the weights; zero on entry, or the centre ``c`` of the
+    proximal problem (module docstring, warm start); returns the epochs run.
     """
     n = y.shape[0]
     d = w.shape[0] - 1
@@ -169,7 +180,8 @@ def _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
 @njit(nogil=True, cache=True)
 def _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol, max_iter,
                    w, alpha2, index, state):
-    """Logistic dual CD over the rows ``rows``; ``w`` zero on entry; returns the epochs run."""
+    """Logistic dual CD over the rows ``rows``; ``w`` zero on entry (or a proximal centre, as
+    in :func:`_sq_hinge_rows`); returns the epochs run."""
     n = y.shape[0]
     d = w.shape[0] - 1
     max_inner = 100
@@ -312,6 +324,103 @@ def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labe
         seed = (seed_base + lab * 2654435761) % 4294967296
         w, _alpha, it = dcd_solve(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias,
                                   tol, max_iter, seed, n_features)
+        n_iter[j] = it
+        bias_w[j] = w[n_features]
+        feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,
+                                                   vals, used)
+    return counts, feat[:used].copy(), vals[:used].copy(), bias_w, n_iter
+
+
+@njit(nogil=True, cache=True)
+def train_chunk_from(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labels, loss,
+                     C, bias, tol, max_iter, prune_threshold, seed_base, n_features, c_indptr,
+                     c_indices, c_data, c_bias):
+    """:func:`train_chunk` warm-started: label ``lab = labels[j]`` solves the proximal problem
+    ``min_w 0.5 |w - c|^2 + C[lab] sum_i loss(y_i w.[x_i, bias])`` (module docstring) from
+    ``w = c``, its centre ``c`` given as column ``lab`` of a CSC matrix (``c_indptr``,
+    ``c_indices``, ``c_data``; features ascending) plus the bias weight ``c_bias[lab]``.
+    ``C`` is float64 (n_labels,). Returns what :func:`train_chunk` returns; with every
+    centre 0 and ``C[lab]`` equal to train_chunk's C, the same numbers."""
+    m = labels.shape[0]
+    n = x_indptr.shape[0] - 1
+    counts = np.zeros(m, np.int64)
+    bias_w = np.zeros(m, np.float64)
+    n_iter = np.zeros(m, np.int64)
+    feat = np.empty(1024, np.int32)
+    vals = np.empty(1024, np.float32)
+    used = np.int64(0)
+    all_features = np.arange(n_features, dtype=np.int64)
+    y = np.empty(n, np.float64)
+    rows = np.arange(n, dtype=np.int64)
+    index = np.empty(n, np.int64)
+    alpha = np.empty(n, np.float64)
+    alpha2 = np.empty(2 * n, np.float64)
+    state = np.empty(1, np.uint64)
+    w = np.zeros(n_features + 1, np.float64)
+    for j in range(m):
+        lab = labels[j]
+        y[:] = -1.0
+        for p in range(y_indptr[lab], y_indptr[lab + 1]):
+            y[y_indices[p]] = 1.0
+        w[:] = 0.0
+        for p in range(c_indptr[lab], c_indptr[lab + 1]):
+            w[c_indices[p]] = c_data[p]
+        w[n_features] = c_bias[lab]
+        seed = (seed_base + lab * 2654435761) % 4294967296
+        _seed_state(seed, state)
+        if loss == LOSS_SQUARED_HINGE:
+            it = _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[lab], bias,
+                                tol, max_iter, w, alpha, index, state)
+        else:
+            it = _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[lab], bias,
+                                tol, max_iter, w, alpha2, index, state)
+        n_iter[j] = it
+        bias_w[j] = w[n_features]
+        feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,
+                                                   vals, used)
+    return counts, feat[:used].copy(), vals[:used].copy(), bias_w, n_iter
+
+
+@njit(nogil=True, cache=True)
+def train_rows_from(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indices, seeds,
+                    loss, C, bias, tol, max_iter, prune_threshold, n_features, c_indptr,
+                    c_indices, c_data, c_bias):
+    """Warm-started problems over a subset of rows (a label tree node's classifiers): problem
+    ``j`` has the rows ``rows`` (global ids), positive at the local positions
+    ``tgt_indices[tgt_indptr[j]:tgt_indptr[j+1]]``, and solves the proximal problem of
+    :func:`train_chunk_from` from centre column ``j`` of the CSC ``c_*`` (bias weight
+    ``c_bias[j]``) at ``C[j]``, rows shuffled by a generator seeded with ``seeds[j]``.
+    Returns ``(counts, feat, vals, bias_w, n_iter)`` as :func:`train_chunk` does."""
+    m = seeds.shape[0]
+    n = rows.shape[0]
+    counts = np.zeros(m, np.int64)
+    bias_w = np.zeros(m, np.float64)
+    n_iter = np.zeros(m, np.int64)
+    feat = np.empty(1024, np.int32)
+    vals = np.empty(1024, np.float32)
+    used = np.int64(0)
+    all_features = np.arange(n_features, dtype=np.int64)
+    y = np.empty(n, np.float64)
+    index = np.empty(n, np.int64)
+    alpha = np.empty(n, np.float64)
+    alpha2 = np.empty(2 * n, np.float64)
+    state = np.empty(1, np.uint64)
+    w = np.zeros(n_features + 1, np.float64)
+    for j in range(m):
+        y[:] = -1.0
+        for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
+            y[tgt_indices[p]] = 1.0
+        w[:] = 0.0
+        for p in range(c_indptr[j], c_indptr[j + 1]):
+            w[c_indices[p]] = c_data[p]
+        w[n_features] = c_bias[j]
+        _seed_state(seeds[j], state)
+        if loss == LOSS_SQUARED_HINGE:
+            it = _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[j], bias,
+                                tol, max_iter, w, alpha, index, state)
+        else:
+            it = _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[j], bias,
+                                tol, max_iter, w, alpha2, index, state)
         n_iter[j] = it
         bias_w[j] = w[n_features]
         feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,

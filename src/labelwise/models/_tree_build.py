@@ -42,7 +42,7 @@ from .topk import map_ranges, map_threads
 
 __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayout",
            "build_tree", "NodeTask", "TaskResult", "training_tasks", "split_tasks",
-           "uses_block", "row_length_C_scale", "node_C", "run_task",
+           "uses_block", "row_length_C_scale", "row_length_scale", "node_C", "run_task",
            "assemble_weights", "node_major_weights", "balanced_ranges"]
 
 
@@ -309,10 +309,15 @@ def row_length_C_scale(X: sp.csr_matrix) -> float:
     margin of 1 needs a larger weight vector: with one C the long-document sets are
     regularised more than the short ones the default C was chosen on (Bibtex has 68
     features a row, Delicious 19, cooking's tf-idf 16; Reuters 160, the Enron emails 1,213)."""
-    n = X.shape[0]
+    return row_length_scale(X.nnz, X.shape[0])
+
+
+def row_length_scale(nnz: int, n: int) -> float:
+    """:func:`row_length_C_scale` from the counts alone: ``nnz`` stored values in ``n`` rows
+    (partitioned training adds the counts of its partitions)."""
     if n == 0:
         return 1.0
-    r = X.nnz / n
+    r = nnz / n
     return float(min(ROW_SCALE_MAX, max(1.0, (r / ROW_REF) ** ROW_POWER)))
 
 

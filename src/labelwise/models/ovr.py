@@ -52,7 +52,7 @@ from ._tree_build import l2_normalize_rows
 from .base import MultiLabelModel, as_feature_matrix
 from .topk import linear_topk, map_threads, resolve_n_threads
 
-__all__ = ["OneVsRest", "fit_linear", "available_memory"]
+__all__ = ["OneVsRest", "fit_linear", "fit_linear_from", "available_memory"]
 
 LOSSES = {"squared_hinge": _dcd.LOSS_SQUARED_HINGE, "logistic": _dcd.LOSS_LOGISTIC}
 
@@ -123,6 +123,44 @@ def train_label_block(data: tuple, labels: np.ndarray, params: tuple) -> tuple:
     X, sq, y_indptr, y_indices = data
     return _dcd.train_chunk(X.indptr, X.indices, X.data, sq, y_indptr, y_indices,
                             np.asarray(labels, np.int64), *params)
+
+
+def fit_linear_from(X: sp.csr_matrix, Y: sp.csr_matrix, centre: sp.spmatrix,
+                    centre_bias: np.ndarray, C: np.ndarray, *, loss: str = "squared_hinge",
+                    bias: float = 1.0, tol: float = 0.1, max_iter: int = 1000,
+                    prune_threshold: float = 0.1, n_threads: int | None = None,
+                    seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """:func:`fit_linear` warm-started: label ``j`` solves ``min_w 0.5 |w - c_j|^2 + C[j] sum_i
+    loss(y_ij w.[x_i, bias])`` from ``w = c_j`` (the proximal problem of
+    :func:`labelwise.models._dcd.train_chunk_from`), ``c_j`` being column ``j`` of ``centre``
+    (n_features, n_labels) with bias weight ``centre_bias[j]``, and ``C`` one value per label.
+    Returns ``(coef, intercept, n_iter)`` as fit_linear does. With a zero centre and every
+    ``C[j]`` equal to fit_linear's C it gives fit_linear's result."""
+    n, d = X.shape
+    L = Y.shape[1]
+    Yc = sp.csc_matrix(Y)
+    Yc.sort_indices()
+    y_indptr = Yc.indptr.astype(np.int64)
+    y_indices = Yc.indices.astype(np.int64)
+    Cc = sp.csc_matrix(centre, dtype=np.float64)
+    Cc.sort_indices()
+    if Cc.shape != (d, L) or np.shape(centre_bias) != (L,) or np.shape(C) != (L,):
+        raise ValueError(f"centre must be ({d}, {L}), centre_bias and C ({L},)")
+    c_args = (Cc.indptr.astype(np.int64), Cc.indices.astype(np.int64), Cc.data,
+              np.asarray(centre_bias, np.float64))
+    Cs = np.asarray(C, np.float64)
+    sq = _dcd.row_sq_norms(X.indptr, X.data, float(bias))
+    threads = resolve_n_threads(n_threads)
+    chunk = int(max(1, min(64, -(-L // (4 * threads)))))
+    label_chunks = [np.arange(a, min(a + chunk, L), dtype=np.int64) for a in range(0, L, chunk)]
+
+    def run(labels: np.ndarray):
+        return _dcd.train_chunk_from(X.indptr, X.indices, X.data, sq, y_indptr, y_indices,
+                                     labels, LOSSES[loss], Cs, float(bias), float(tol),
+                                     int(max_iter), float(prune_threshold), int(seed), int(d),
+                                     *c_args)
+
+    return assemble_label_blocks(map_threads(run, label_chunks, threads), L, d, bias)
 
 
 def assemble_label_blocks(results: list, L: int, d: int,
