@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import ReviewInputError
 from .models import Item, Lease, ModelVersion, Prediction, Review, utcnow
+from .queue import expected_value
 
 __all__ = ["audit_stats", "clopper_pearson", "export", "ingest", "label_status", "status",
            "reviewed_rows"]
@@ -76,6 +77,17 @@ def audit_stats(conn) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
+def reviewed_positives(conn) -> dict[str, int]:
+    """label -> reviewed items that kept it (accepted or added)."""
+    from sqlalchemy import select
+
+    out: dict[str, int] = {}
+    for accepted, added in conn.execute(select(Review.accepted, Review.added)):
+        for label in set(accepted) | set(added):
+            out[label] = out.get(label, 0) + 1
+    return out
+
+
 def paused_labels(conn, target: float) -> set[str]:
     return {label for label, (k, n) in audit_stats(conn).items()
             if clopper_pearson(k, n)[1] < target}
@@ -109,8 +121,13 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
     names = pipe.labels_.names
     rng = np.random.default_rng(random_state)
     now = utcnow()
+    # positives known per label: the model's training positives plus the reviewed ones (the
+    # label-frequency part of the queue's expected value, queue.expected_value)
+    positives = {r["label"]: int(r["examples"] or 0) for r in pipe.label_info()}
     with db.engine.begin() as conn:
         paused = paused_labels(conn, precision)
+        for label, c in reviewed_positives(conn).items():
+            positives[label] = positives.get(label, 0) + c
         for start in range(0, n, 5000):
             clash = conn.execute(select(Item.id).where(Item.id.in_(ids[start:start + 5000]))
                                  .limit(1)).first()
@@ -122,6 +139,10 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
             "path": str(model_path.resolve()), "labels": list(names),
             "threshold": threshold if math.isfinite(threshold) else None,
             "target": float(precision), "created_at": now}]).scalar_one()
+        # the random order's keys: uniform, from their own stream (the audit draw above is
+        # unchanged by them), seeded per ingest so two ingests never share a key sequence
+        rand_keys = np.random.default_rng(None if random_state is None else
+                                          [random_state, int(mv)]).random(n)
         item_rows, pred_rows, counts = [], [], {"auto": 0, "queued": 0, "audit": 0}
         for i in range(n):
             a, b = P.indptr[i], P.indptr[i + 1]
@@ -138,14 +159,13 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
                 c = int(cols[j])
                 d = ("auto" if state == "auto" else "audit") if c in auto else "queued"
                 preds.append((names[c], float(probs[j]), d))
-            # expected value of a look: the most uncertain candidate (p closest to 1/2);
-            # audits first (they check the promise)
-            pri = 1.0 if state == "audit" else max(
-                (min(p, 1.0 - p) for _, p, d in preds if d == "queued"), default=0.0)
+            pri = 0.0 if state == "auto" else expected_value(
+                [(lab, p) for lab, p, _ in preds], positives, audit=state == "audit")
             item_rows.append({"id": ids[i], "source": source,
                               "text": None if texts is None else str(texts[i]),
                               "features_ref": None if texts is not None else f"{source}#{i}",
-                              "ingested_at": now, "state": state, "priority": float(pri)})
+                              "ingested_at": now, "state": state, "priority": float(pri),
+                              "rand_key": float(rand_keys[i])})
             pred_rows.append(preds)
         pks = conn.execute(insert(Item).returning(Item.pk, sort_by_parameter_order=True),
                            item_rows).scalars().all()
