@@ -157,20 +157,21 @@ def _plan(db, order):
     """The query plan of the next-item query in ``order``, as text."""
     import datetime as dt
 
-    q = queue.next_item_query(order, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-                              postgres=db.is_postgres)
+    q = queue.next_item_query(order, postgres=db.is_postgres)
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     with db.engine.begin() as conn:
-        c = q.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        st = q.compile(dialect=conn.dialect).construct_expanded_state({"now": now})
+        sql, params = st.statement, st.parameters
         if db.is_postgres:
             # with sorting priced out, a plan without the index exists only if the index
             # cannot serve the query (its WHERE not implied, its columns not the order)
             conn.exec_driver_sql("SET LOCAL enable_sort = off")
             conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-            rows = conn.exec_driver_sql("EXPLAIN " + str(c), c.params).all()
+            rows = conn.exec_driver_sql("EXPLAIN " + sql, params).all()
         else:
-            params = tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, dt.datetime)
-                           else v for v in (c.params[k] for k in c.positiontup))
-            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(c), params).all()
+            args = tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, dt.datetime)
+                         else v for v in (params[k] for k in st.positiontup))
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, args).all()
     return "\n".join(str(r[-1]) for r in rows)
 
 

@@ -167,19 +167,53 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
                               "ingested_at": now, "state": state, "priority": float(pri),
                               "rand_key": float(rand_keys[i])})
             pred_rows.append(preds)
-        pks = conn.execute(insert(Item).returning(Item.pk, sort_by_parameter_order=True),
-                           item_rows).scalars().all()
-        rows = [{"item_pk": pk, "label": lab, "probability": p, "model_version_id": mv,
-                 "decision": d} for pk, preds in zip(pks, pred_rows, strict=True)
-                for lab, p, d in preds]
-        if rows:
-            conn.execute(insert(Prediction), rows)
-        leases = [{"item_pk": pk, "reviewer": None, "expires_at": None}
-                  for pk, r in zip(pks, item_rows, strict=True) if r["state"] != "auto"]
-        if leases:
-            conn.execute(insert(Lease), leases)
+        if db.is_postgres:
+            _copy_ingest(conn, item_rows, pred_rows, mv)
+        else:
+            pks = conn.execute(insert(Item).returning(Item.pk, sort_by_parameter_order=True),
+                               item_rows).scalars().all()
+            rows = [{"item_pk": pk, "label": lab, "probability": p, "model_version_id": mv,
+                     "decision": d} for pk, preds in zip(pks, pred_rows, strict=True)
+                    for lab, p, d in preds]
+            if rows:
+                conn.execute(insert(Prediction), rows)
+            leases = [{"item_pk": pk, "reviewer": None, "expires_at": None}
+                      for pk, r in zip(pks, item_rows, strict=True) if r["state"] != "auto"]
+            if leases:
+                conn.execute(insert(Lease), leases)
     return {"items": n, **counts, "threshold": threshold, "paused": sorted(paused),
             "model_version": mv}
+
+
+_ITEM_COLUMNS = ("id", "source", "text", "features_ref", "ingested_at", "state", "priority",
+                 "rand_key")
+
+
+def _copy_ingest(conn, item_rows, pred_rows, mv: int) -> None:
+    """PostgreSQL: the items, their predictions and leases by ``COPY ... FROM STDIN`` in the
+    ingest's transaction (one statement a table instead of one a row: ~2x the rows/s of a
+    pipelined executemany), the item pks drawn from their sequence first."""
+    from sqlalchemy import text
+
+    pks = conn.execute(text("SELECT nextval(pg_get_serial_sequence('items', 'pk')) "
+                            "FROM generate_series(1, :n) ORDER BY 1"),
+                       {"n": len(item_rows)}).scalars().all()
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        with cur.copy(f"COPY items (pk, {', '.join(_ITEM_COLUMNS)}) FROM STDIN") as cp:
+            for pk, r in zip(pks, item_rows, strict=True):
+                cp.write_row((pk, *(r[c] for c in _ITEM_COLUMNS)))
+        with cur.copy("COPY predictions (item_pk, label, probability, model_version_id, "
+                      "decision) FROM STDIN") as cp:
+            for pk, preds in zip(pks, pred_rows, strict=True):
+                for lab, p, d in preds:
+                    cp.write_row((pk, lab, p, mv, d))
+        with cur.copy("COPY leases (item_pk) FROM STDIN") as cp:
+            for pk, r in zip(pks, item_rows, strict=True):
+                if r["state"] != "auto":
+                    cp.write_row((pk,))
+    finally:
+        cur.close()
 
 
 def label_status(conn) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ fixed at ingest: reviews made later do not reorder items already queued.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from typing import Any
 
@@ -94,15 +95,35 @@ def _open_items():
                                     literal_execute=True))
 
 
-def next_item_query(order: str, now: dt.datetime, *, postgres: bool):
-    """SELECT the pk of the first free open item in ``order`` (locked, skipping locked rows,
-    on PostgreSQL)."""
-    from sqlalchemy import or_, select
+@functools.cache
+def _statements(order: str, postgres: bool):
+    """The statements of :func:`lease_next`, built once (their construction cost more than
+    their run on a long queue); parameters ``now``, ``who`` (the reviewer), ``item`` (a pk), ``until``."""
+    from sqlalchemy import and_, bindparam, or_, select, update
 
-    q = (select(Item.pk).join(Lease, Lease.item_pk == Item.pk)
-         .where(_open_items(), or_(Lease.reviewer.is_(None), Lease.expires_at < now))
-         .order_by(*_order(order)).limit(1))
-    return q.with_for_update(skip_locked=True, of=Lease) if postgres else q
+    open_items = _open_items()
+    free = or_(Lease.reviewer.is_(None), Lease.expires_at < bindparam("now"))
+    own = (select(Lease.item_pk, Lease.expires_at).join(Item, Item.pk == Lease.item_pk)
+           .where(Lease.reviewer == bindparam("who"), Lease.expires_at >= bindparam("now"),
+                  open_items)
+           .order_by(Lease.expires_at).limit(1))
+    nxt = (select(Item.pk).join(Lease, Lease.item_pk == Item.pk).where(open_items, free)
+           .order_by(*_order(order)).limit(1))
+    if postgres:
+        nxt = nxt.with_for_update(skip_locked=True, of=Lease)
+    # the item is checked again in this statement's own snapshot: on PostgreSQL a row
+    # locked after a wait is re-read, but the joined item row is not
+    still_open = select(Item.pk).where(Item.pk == bindparam("item"), open_items)
+    take = (update(Lease).where(and_(Lease.item_pk == bindparam("item"), free,
+                                     Lease.item_pk.in_(still_open)))
+            .values(reviewer=bindparam("who"), expires_at=bindparam("until")))
+    return own, nxt, take
+
+
+def next_item_query(order: str, *, postgres: bool):
+    """SELECT the pk of the first free open item in ``order`` (locked, skipping locked rows,
+    on PostgreSQL); its parameter ``now`` is the time leases expire against."""
+    return _statements(order, postgres)[1]
 
 
 def item_view(conn, pk: int, lease: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -125,8 +146,6 @@ def lease_next(db, reviewer: str, *, order: str = "uncertainty",
                lease_seconds: float = LEASE_SECONDS, now: dt.datetime | None = None
                ) -> dict[str, Any] | None:
     """Lease the next item to ``reviewer`` (module docstring); None when the queue is empty."""
-    from sqlalchemy import and_, or_, select, update
-
     _check_reviewer(reviewer)
     if not (isinstance(lease_seconds, int | float) and 0 < lease_seconds <= 86400):
         raise ReviewInputError(f"lease_seconds: expected 0 < seconds <= 86400, got "
@@ -134,25 +153,18 @@ def lease_next(db, reviewer: str, *, order: str = "uncertainty",
     _order(order)  # checked before any work
     now = now or utcnow()
     expires = now + dt.timedelta(seconds=float(lease_seconds))
-    free = or_(Lease.reviewer.is_(None), Lease.expires_at < now)
-    open_items = _open_items()
+    own_q, next_q, take_q = _statements(order, db.is_postgres)
     with db.engine.begin() as conn:
-        own = conn.execute(select(Lease.item_pk, Lease.expires_at).join(Item, Item.pk == Lease.item_pk)
-                           .where(Lease.reviewer == reviewer, Lease.expires_at >= now, open_items)
-                           .order_by(Lease.expires_at).limit(1)).first()
+        own = conn.execute(own_q, {"who": reviewer, "now": now}).first()
         if own is not None:
             return item_view(conn, own[0], {"reviewer": reviewer,
                                             "expires_at": own[1].isoformat()})
         for _ in range(20):
-            pk = conn.execute(next_item_query(order, now, postgres=db.is_postgres)).scalar()
+            pk = conn.execute(next_q, {"now": now}).scalar()
             if pk is None:
                 return None
-            # the item is checked again in this statement's own snapshot: on PostgreSQL a
-            # row locked after a wait is re-read, but the joined item row is not
-            still_open = select(Item.pk).where(Item.pk == pk, open_items)
-            got = conn.execute(update(Lease).where(and_(Lease.item_pk == pk, free,
-                                                        Lease.item_pk.in_(still_open)))
-                               .values(reviewer=reviewer, expires_at=expires)).rowcount
+            got = conn.execute(take_q, {"item": pk, "now": now, "who": reviewer,
+                                        "until": expires}).rowcount
             if got == 1:
                 return item_view(conn, pk, {"reviewer": reviewer,
                                             "expires_at": expires.isoformat()})
