@@ -34,7 +34,9 @@ Figures, per dataset and target (0.9, 0.95):
 - ``final recall``: the true labels the decided sets hold (auto items keep only their
   certified labels: what auto-accept costs in recall);
 - ``ingest items/s`` into SQLite (the run's database) and into PostgreSQL (the same pool
-  into a throwaway cluster, :mod:`labelwise.review.pgcluster`), prediction included.
+  into a throwaway cluster, :mod:`labelwise.review.pgcluster`), prediction included; and
+  one larger ingest (``--ingest-items`` rows of the pool split, 3,000) into new databases
+  of both, beside the prediction's own items/s.
 
 Learning curve (target ``--curve-target``, 0.9): the pool is cut in ``--rounds`` parts; each
 round ingests one part with the current model, the reviewer decides the queue, then
@@ -227,8 +229,38 @@ def run_dataset(name, args, work, pg_prefix, log) -> dict:
             pdb.close()
         out["targets"][str(target)] = rec
         log(f"{name} P={target}: {json.dumps(rec)}")
+        if args.ingest_items and target == args.targets[0]:
+            out["ingest"] = ingest_rates(name, args, d, mdir, pool_all, pg_prefix, log)
     if args.rounds:
         out["curve"] = learning_curve(name, args, d, train_path, pool, ev, truth, log)
+    return out
+
+
+def ingest_rates(name, args, d, mdir, pool_all, pg_prefix, log) -> dict:
+    """Items/s of one ingest of ``--ingest-items`` rows of the pool split (prediction
+    included; the prediction alone timed apart) into a new SQLite file and a new
+    PostgreSQL database."""
+    from labelwise import load_any
+    from labelwise.review import loop, open_db
+    from labelwise.review.pgcluster import create_database
+
+    n = min(args.ingest_items, pool_all.n_samples)
+    batch = with_ids(pool_all, np.arange(n), f"{name}-ingest")
+    pipe = load_any(mdir)
+    t = time.perf_counter()
+    pipe.score_and_sets(batch.X, k=5)
+    out = {"items": n, "predict_items_s": n / (time.perf_counter() - t)}
+    urls = {"sqlite": str(d / "ingest.db")}
+    if pg_prefix is not None:
+        urls["postgresql"] = create_database(pg_prefix)
+    for backend, url in urls.items():
+        db = open_db(url, create=True)
+        t = time.perf_counter()
+        loop.ingest(db, pipe, mdir, batch, precision=args.targets[0], audit_rate=args.audit_rate,
+                    source=name, random_state=args.seed)
+        out[f"{backend}_items_s"] = n / (time.perf_counter() - t)
+        db.close()
+    log(f"{name} ingest: {json.dumps(out)}")
     return out
 
 
@@ -370,6 +402,15 @@ def tables(res) -> str:
                 cells = [f"P@1 {p['p_at_1']:.3f}, auto recall {pct(p['auto_recall'])} at "
                          f"{pct(p['set_precision'])}" for p in pts]
                 lines.append(f"| {r['dataset']} | {variant} | " + " | ".join(cells) + " |")
+    ing = [r for r in res["datasets"] if r.get("ingest")]
+    if ing:
+        lines += ["", "| dataset | items in one ingest | predict only items/s | SQLite items/s | "
+                  "PostgreSQL items/s |", "|---|---|---|---|---|"]
+        for r in ing:
+            x = r["ingest"]
+            pg = x.get("postgresql_items_s")
+            lines.append(f"| {r['dataset']} | {x['items']:,} | {x['predict_items_s']:,.0f} | "
+                         f"{x['sqlite_items_s']:,.0f} | {'-' if pg is None else f'{pg:,.0f}'} |")
     if res.get("queue"):
         lines += ["", "| backend | items queued | fill s | order | next item p50 ms | "
                   "p99 ms |", "|---|---|---|---|---|---|"]
@@ -390,6 +431,8 @@ def main(argv=None) -> int:
     p.add_argument("--audit-rate", type=float, default=0.1)
     p.add_argument("--rounds", type=int, default=3, help="learning-curve rounds (0: none)")
     p.add_argument("--curve-target", type=float, default=0.9)
+    p.add_argument("--ingest-items", type=int, default=3000,
+                   help="rows of the pool split in one ingest, for the items/s (0: none)")
     p.add_argument("--queue-items", type=int, default=1_000_000)
     p.add_argument("--queue-calls", type=int, default=200)
     p.add_argument("--queue-baseline", type=int, default=1000,
@@ -402,7 +445,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.n_train, args.n_pool, args.n_eval, args.rounds = 800, 300, 200, 1
-        args.queue_items, args.queue_calls = 20_000, 50
+        args.queue_items, args.queue_calls, args.ingest_items = 20_000, 50, 500
     args.targets = [float(t) for t in args.targets.split(",")]
     os.environ.setdefault("LABELWISE_DATASETS_MIRROR", "/work/shared/datasets")
     from labelwise.review import open_db

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ReviewInputError
-from .models import Item, Lease, ModelVersion, Prediction, Review, utcnow
+from .models import Item, ModelVersion, Prediction, Review, utcnow
 from .queue import expected_value
 
 __all__ = ["audit_stats", "clopper_pearson", "export", "ingest", "label_status", "status",
@@ -167,20 +167,7 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
                               "ingested_at": now, "state": state, "priority": float(pri),
                               "rand_key": float(rand_keys[i])})
             pred_rows.append(preds)
-        if db.is_postgres:
-            _copy_ingest(conn, item_rows, pred_rows, mv)
-        else:
-            pks = conn.execute(insert(Item).returning(Item.pk, sort_by_parameter_order=True),
-                               item_rows).scalars().all()
-            rows = [{"item_pk": pk, "label": lab, "probability": p, "model_version_id": mv,
-                     "decision": d} for pk, preds in zip(pks, pred_rows, strict=True)
-                    for lab, p, d in preds]
-            if rows:
-                conn.execute(insert(Prediction), rows)
-            leases = [{"item_pk": pk, "reviewer": None, "expires_at": None}
-                      for pk, r in zip(pks, item_rows, strict=True) if r["state"] != "auto"]
-            if leases:
-                conn.execute(insert(Lease), leases)
+        (_copy_ingest if db.is_postgres else _sqlite_ingest)(conn, item_rows, pred_rows, mv)
     return {"items": n, **counts, "threshold": threshold, "paused": sorted(paused),
             "model_version": mv}
 
@@ -214,6 +201,41 @@ def _copy_ingest(conn, item_rows, pred_rows, mv: int) -> None:
                     cp.write_row((pk,))
     finally:
         cur.close()
+
+
+def _sqlite_ingest(conn, item_rows, pred_rows, mv: int) -> None:
+    """SQLite: the items, their predictions and leases by the driver's ``executemany`` on
+    plain tuples in the ingest's transaction (``BEGIN IMMEDIATE``: the only writer, so the
+    item pks after the largest one are free). Times as SQLAlchemy's SQLite DateTime writes
+    them (naive UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    from sqlalchemy import func, select
+
+    start = (conn.execute(select(func.max(Item.pk))).scalar() or 0) + 1
+    pks = range(start, start + len(item_rows))
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.executemany(
+            f"INSERT INTO items (pk, {', '.join(_ITEM_COLUMNS)}) VALUES "
+            f"(?, {', '.join('?' * len(_ITEM_COLUMNS))})",
+            ((pk, *(_sqlite_value(r[c]) for c in _ITEM_COLUMNS))
+             for pk, r in zip(pks, item_rows, strict=True)))
+        cur.executemany("INSERT INTO predictions (item_pk, label, probability, "
+                        "model_version_id, decision) VALUES (?, ?, ?, ?, ?)",
+                        ((pk, lab, p, mv, d) for pk, preds in zip(pks, pred_rows, strict=True)
+                         for lab, p, d in preds))
+        cur.executemany("INSERT INTO leases (item_pk) VALUES (?)",
+                        ((pk,) for pk, r in zip(pks, item_rows, strict=True)
+                         if r["state"] != "auto"))
+    finally:
+        cur.close()
+
+
+def _sqlite_value(v):
+    import datetime as dt
+
+    if isinstance(v, dt.datetime):
+        return v.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return v
 
 
 def label_status(conn) -> list[dict[str, Any]]:
