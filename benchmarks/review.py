@@ -57,6 +57,10 @@ interval covers it; ingest >= 2,000 items/s (SQLite) and >= 1,000 (PostgreSQL); 
 < 10 ms p99 with 1M queued on both.
 
 Run: ``PYTHONPATH=src .venv/bin/python benchmarks/review.py`` (``--quick`` for a smoke run).
+On the loaded 2-core machine everything but the learning curves takes about 5 minutes
+(``--rounds 0``); each ``review learn --train`` round takes 1 to 4 minutes (it refits and
+tunes twice, with the C grid), so the curves of all three datasets take about 45 minutes:
+``--datasets reuters --rounds 3 --queue-items 0 --ingest-items 0`` runs one.
 Records go to ``bench-results/review.json``, markdown tables to stdout; work files to
 ``bench-data/review/`` (removed and rewritten by each run).
 """
@@ -278,6 +282,7 @@ def learning_curve(name, args, d, train_path, pool, ev, truth, log) -> dict:
         db_path = d / f"curve-{'auto' if extra else 'rev'}.db"
         db = open_db(str(db_path), create=True)
         points = [{"round": 0, **measure_model(mdir, ev, ev_truth)}]
+        log(f"{name} curve {variant}: {json.dumps(points[-1])}")
         for r, rows in enumerate(parts, 1):
             pipe = load_any(mdir)
             part = pool.subset(rows)
@@ -425,9 +430,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", default="goemotions,reuters,cooking")
     p.add_argument("--targets", default="0.9,0.95")
-    p.add_argument("--n-train", type=int, default=4000)
-    p.add_argument("--n-pool", type=int, default=1200)
-    p.add_argument("--n-eval", type=int, default=600)
+    p.add_argument("--n-train", type=int, default=3000)
+    p.add_argument("--n-pool", type=int, default=900)
+    p.add_argument("--n-eval", type=int, default=500)
     p.add_argument("--audit-rate", type=float, default=0.1)
     p.add_argument("--rounds", type=int, default=3, help="learning-curve rounds (0: none)")
     p.add_argument("--curve-target", type=float, default=0.9)
