@@ -135,10 +135,11 @@ class Review(Base):
 
 class Lease(Base):
     __tablename__ = "leases"
+    # a reviewer's own lease (review/queue.py lease_next), over held leases only
+    __table_args__ = (Index("ix_leases_reviewer", "reviewer", "expires_at",
+                            sqlite_where=text("reviewer IS NOT NULL"),
+                            postgresql_where=text("reviewer IS NOT NULL")),)
     item_pk: Mapped[int] = mapped_column(ForeignKey("items.pk", ondelete="CASCADE"),
                                          primary_key=True)
     reviewer: Mapped[str | None] = mapped_column(String(200), nullable=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    __table_args__ = (Index("ix_leases_reviewer", "reviewer", "expires_at",
-                            sqlite_where=text("reviewer IS NOT NULL"),
-                            postgresql_where=text("reviewer IS NOT NULL")),)
