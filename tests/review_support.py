@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import shutil
-import subprocess
 import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +17,10 @@ pytest.importorskip("sqlalchemy", reason="the review loop needs the [review] ext
 pytest.importorskip("alembic", reason="the review loop needs the [review] extra (Alembic)")
 
 from labelwise import Dataset  # noqa: E402
-from net_support import free_port  # noqa: E402
 
 NAMES = ["red", "green", "blue", "cyan", "plum"]
 
 
-def _pg_bin() -> Path:
-    """$LABELWISE_PG_BIN, else the newest /usr/lib/postgresql/N/bin (Debian's layout)."""
-    if os.environ.get("LABELWISE_PG_BIN"):
-        return Path(os.environ["LABELWISE_PG_BIN"])
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
-    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
-
-
-PG_BIN = _pg_bin()
 TARGET = 0.9
 
 
@@ -83,50 +69,27 @@ def pipeline_dir() -> Path:
     return out
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    if os.geteuid() != 0:
-        return cmd
-    runuser = shutil.which("runuser")
-    return [runuser, "-u", "postgres", "--", *cmd] if runuser else ["su", "postgres", "-c",
-                                                                     " ".join(cmd)]
-
-
 @contextlib.contextmanager
 def postgres_cluster():
-    """Yield a ``postgresql+psycopg://`` URL prefix (add a database name) of a fresh cluster."""
-    if not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_ctl").exists():
-        pytest.skip(f"PostgreSQL binaries absent ({PG_BIN}/initdb, pg_ctl): apt-get install "
-                    "postgresql (make test does when root)")
-    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg 3 ([review] extra)")
-    base = Path(tempfile.mkdtemp(prefix="labelwise-pg-"))
-    data = base / "data"
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-        base.chmod(0o700)
-    port = free_port()
-    env = {**os.environ, "LC_ALL": "C"}
-    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U",
-                                 "postgres", "-E", "UTF8", "--no-sync"]),
-                   check=True, capture_output=True, env=env, timeout=120)
-    opts = (f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=60")
-    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
-                                 str(base / "log"), "-w", "-t", "60", "start"]),
-                   check=True, capture_output=True, env=env, timeout=120)
+    """Yield a ``postgresql+psycopg://`` URL prefix (add a database name) of a fresh cluster
+    (:func:`labelwise.review.pgcluster.throwaway_cluster`, shared with benchmarks/review.py);
+    skipped with the install hint when PostgreSQL or psycopg is missing."""
+    from labelwise.review.pgcluster import (
+        PostgresUnavailableError,
+        check_available,
+        throwaway_cluster,
+    )
+
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                     "-w", "stop"]), capture_output=True, env=env, timeout=120)
-        shutil.rmtree(base, ignore_errors=True)
+        check_available()
+    except PostgresUnavailableError as exc:
+        pytest.skip(str(exc))
+    with throwaway_cluster() as prefix:
+        yield prefix
 
 
 def create_database(prefix: str) -> str:
     """A new empty database in the cluster at ``prefix``; its URL."""
-    import psycopg
+    from labelwise.review.pgcluster import create_database
 
-    name = "t" + uuid.uuid4().hex[:12]
-    with psycopg.connect(prefix.replace("postgresql+psycopg", "postgresql") + "/postgres",
-                         autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{prefix}/{name}"
+    return create_database(prefix)

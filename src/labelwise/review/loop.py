@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ReviewInputError
-from .models import Item, Lease, ModelVersion, Prediction, Review, utcnow
+from .models import Item, ModelVersion, Prediction, Review, utcnow
+from .queue import expected_value
 
 __all__ = ["audit_stats", "clopper_pearson", "export", "ingest", "label_status", "learning_rows",
            "status",
@@ -77,6 +78,17 @@ def audit_stats(conn) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
+def reviewed_positives(conn) -> dict[str, int]:
+    """label -> reviewed items that kept it (accepted or added)."""
+    from sqlalchemy import select
+
+    out: dict[str, int] = {}
+    for accepted, added in conn.execute(select(Review.accepted, Review.added)):
+        for label in set(accepted) | set(added):
+            out[label] = out.get(label, 0) + 1
+    return out
+
+
 def paused_labels(conn, target: float) -> set[str]:
     return {label for label, (k, n) in audit_stats(conn).items()
             if clopper_pearson(k, n)[1] < target}
@@ -110,8 +122,13 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
     names = pipe.labels_.names
     rng = np.random.default_rng(random_state)
     now = utcnow()
+    # positives known per label: the model's training positives plus the reviewed ones (the
+    # label-frequency part of the queue's expected value, queue.expected_value)
+    positives = {r["label"]: int(r["examples"] or 0) for r in pipe.label_info()}
     with db.engine.begin() as conn:
         paused = paused_labels(conn, precision)
+        for label, c in reviewed_positives(conn).items():
+            positives[label] = positives.get(label, 0) + c
         for start in range(0, n, 5000):
             clash = conn.execute(select(Item.id).where(Item.id.in_(ids[start:start + 5000]))
                                  .limit(1)).first()
@@ -123,6 +140,10 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
             "path": str(model_path.resolve()), "labels": list(names),
             "threshold": threshold if math.isfinite(threshold) else None,
             "target": float(precision), "created_at": now}]).scalar_one()
+        # the random order's keys: uniform, from their own stream (the audit draw above is
+        # unchanged by them), seeded per ingest so two ingests never share a key sequence
+        rand_keys = np.random.default_rng(None if random_state is None else
+                                          [random_state, int(mv)]).random(n)
         item_rows, pred_rows, counts = [], [], {"auto": 0, "queued": 0, "audit": 0}
         for i in range(n):
             a, b = P.indptr[i], P.indptr[i + 1]
@@ -139,28 +160,83 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
                 c = int(cols[j])
                 d = ("auto" if state == "auto" else "audit") if c in auto else "queued"
                 preds.append((names[c], float(probs[j]), d))
-            # expected value of a look: the most uncertain candidate (p closest to 1/2);
-            # audits first (they check the promise)
-            pri = 1.0 if state == "audit" else max(
-                (min(p, 1.0 - p) for _, p, d in preds if d == "queued"), default=0.0)
+            pri = 0.0 if state == "auto" else expected_value(
+                [(lab, p) for lab, p, _ in preds], positives, audit=state == "audit")
             item_rows.append({"id": ids[i], "source": source,
                               "text": None if texts is None else str(texts[i]),
                               "features_ref": None if texts is not None else f"{source}#{i}",
-                              "ingested_at": now, "state": state, "priority": float(pri)})
+                              "ingested_at": now, "state": state, "priority": float(pri),
+                              "rand_key": float(rand_keys[i])})
             pred_rows.append(preds)
-        pks = conn.execute(insert(Item).returning(Item.pk, sort_by_parameter_order=True),
-                           item_rows).scalars().all()
-        rows = [{"item_pk": pk, "label": lab, "probability": p, "model_version_id": mv,
-                 "decision": d} for pk, preds in zip(pks, pred_rows, strict=True)
-                for lab, p, d in preds]
-        if rows:
-            conn.execute(insert(Prediction), rows)
-        leases = [{"item_pk": pk, "reviewer": None, "expires_at": None}
-                  for pk, r in zip(pks, item_rows, strict=True) if r["state"] != "auto"]
-        if leases:
-            conn.execute(insert(Lease), leases)
+        (_copy_ingest if db.is_postgres else _sqlite_ingest)(conn, item_rows, pred_rows, mv)
     return {"items": n, **counts, "threshold": threshold, "paused": sorted(paused),
             "model_version": mv}
+
+
+_ITEM_COLUMNS = ("id", "source", "text", "features_ref", "ingested_at", "state", "priority",
+                 "rand_key")
+
+
+def _copy_ingest(conn, item_rows, pred_rows, mv: int) -> None:
+    """PostgreSQL: the items, their predictions and leases by ``COPY ... FROM STDIN`` in the
+    ingest's transaction (one statement a table instead of one a row: ~2x the rows/s of a
+    pipelined executemany), the item pks drawn from their sequence first."""
+    from sqlalchemy import text
+
+    pks = conn.execute(text("SELECT nextval(pg_get_serial_sequence('items', 'pk')) "
+                            "FROM generate_series(1, :n) ORDER BY 1"),
+                       {"n": len(item_rows)}).scalars().all()
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        with cur.copy(f"COPY items (pk, {', '.join(_ITEM_COLUMNS)}) FROM STDIN") as cp:
+            for pk, r in zip(pks, item_rows, strict=True):
+                cp.write_row((pk, *(r[c] for c in _ITEM_COLUMNS)))
+        with cur.copy("COPY predictions (item_pk, label, probability, model_version_id, "
+                      "decision) FROM STDIN") as cp:
+            for pk, preds in zip(pks, pred_rows, strict=True):
+                for lab, p, d in preds:
+                    cp.write_row((pk, lab, p, mv, d))
+        with cur.copy("COPY leases (item_pk) FROM STDIN") as cp:
+            for pk, r in zip(pks, item_rows, strict=True):
+                if r["state"] != "auto":
+                    cp.write_row((pk,))
+    finally:
+        cur.close()
+
+
+def _sqlite_ingest(conn, item_rows, pred_rows, mv: int) -> None:
+    """SQLite: the items, their predictions and leases by the driver's ``executemany`` on
+    plain tuples in the ingest's transaction (``BEGIN IMMEDIATE``: the only writer, so the
+    item pks after the largest one are free). Times as SQLAlchemy's SQLite DateTime writes
+    them (naive UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    from sqlalchemy import func, select
+
+    start = (conn.execute(select(func.max(Item.pk))).scalar() or 0) + 1
+    pks = range(start, start + len(item_rows))
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.executemany(
+            f"INSERT INTO items (pk, {', '.join(_ITEM_COLUMNS)}) VALUES "
+            f"(?, {', '.join('?' * len(_ITEM_COLUMNS))})",
+            ((pk, *(_sqlite_value(r[c]) for c in _ITEM_COLUMNS))
+             for pk, r in zip(pks, item_rows, strict=True)))
+        cur.executemany("INSERT INTO predictions (item_pk, label, probability, "
+                        "model_version_id, decision) VALUES (?, ?, ?, ?, ?)",
+                        ((pk, lab, p, mv, d) for pk, preds in zip(pks, pred_rows, strict=True)
+                         for lab, p, d in preds))
+        cur.executemany("INSERT INTO leases (item_pk) VALUES (?)",
+                        ((pk,) for pk, r in zip(pks, item_rows, strict=True)
+                         if r["state"] != "auto"))
+    finally:
+        cur.close()
+
+
+def _sqlite_value(v):
+    import datetime as dt
+
+    if isinstance(v, dt.datetime):
+        return v.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return v
 
 
 def label_status(conn) -> list[dict[str, Any]]:

@@ -4,7 +4,9 @@ PostgreSQL. Every time is a timezone-aware UTC datetime (stored naive in UTC on 
 
 items          one row per ingested item: its id (the user's), source, text or a features
                reference, ingested_at; ``state`` (auto | queued | audit | reviewed) and
-               ``priority`` (uncertainty: the queue's expected-value order)
+               ``priority`` (the queue's expected-value key) and ``rand_key`` (uniform: the
+               random order's key); the open items (queued, audit) have a partial index per
+               order
 model_versions the model that predicted: name, version (sha256 of its manifest), path,
                label names, certified threshold and target
 predictions    (item, label, probability, model version, decision: auto | queued | audit)
@@ -32,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -39,6 +42,8 @@ __all__ = ["Base", "Item", "Lease", "ModelVersion", "Prediction", "Review", "Rev
 
 ITEM_STATES = ("auto", "queued", "audit", "reviewed")
 DECISIONS = ("auto", "queued", "audit")
+#: the open items (waiting for people): the condition of the queue's partial indexes
+OPEN_SQL = text("state IN ('queued', 'audit')")
 
 
 def utcnow() -> dt.datetime:
@@ -91,7 +96,18 @@ class Item(Base):
     ingested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     state: Mapped[str] = mapped_column(String(16))
     priority: Mapped[float] = mapped_column(Float, default=0.0)
-    __table_args__ = (Index("ix_items_state_priority", "state", "priority"),)
+    rand_key: Mapped[float | None] = mapped_column(Float, nullable=True)
+    __table_args__ = (
+        Index("ix_items_open_oldest", "ingested_at", "pk",
+              sqlite_where=OPEN_SQL, postgresql_where=OPEN_SQL),
+        Index("ix_items_open_random", "rand_key", "pk",
+              sqlite_where=OPEN_SQL, postgresql_where=OPEN_SQL),
+    )
+
+
+# the queue's orders (review/queue.py _order): one partial index each over the open items
+Index("ix_items_open_priority", Item.priority.desc(), Item.pk,
+      sqlite_where=OPEN_SQL, postgresql_where=OPEN_SQL)
 
 
 class Prediction(Base):
@@ -122,6 +138,10 @@ class Review(Base):
 
 class Lease(Base):
     __tablename__ = "leases"
+    # a reviewer's own lease (review/queue.py lease_next), over held leases only
+    __table_args__ = (Index("ix_leases_reviewer", "reviewer", "expires_at",
+                            sqlite_where=text("reviewer IS NOT NULL"),
+                            postgresql_where=text("reviewer IS NOT NULL")),)
     item_pk: Mapped[int] = mapped_column(ForeignKey("items.pk", ondelete="CASCADE"),
                                          primary_key=True)
     reviewer: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -1,10 +1,13 @@
 """The review queue: leases and submissions.
 
 ``lease_next``: the reviewer's current lease if one is alive, else the next free item
-(state queued or audit, no live lease) in the queue's order: ``"uncertainty"`` (expected
-value: audits first, then the most uncertain candidate, p closest to 1/2), ``"oldest"``
-(ingest order) or ``"random"`` (for unbiased estimates). Two reviewers never hold one item:
-on PostgreSQL the candidate row is locked with ``SELECT ... FOR UPDATE SKIP LOCKED``; on
+(state queued or audit, no live lease) in the queue's order: ``"uncertainty"`` (the
+expected value of a review, from uncertainty and label frequency, below), ``"oldest"``
+(ingest order) or ``"random"`` (for unbiased estimates: each item draws a uniform
+``rand_key`` at ingest and the queue follows it, so any prefix is a uniform sample of the
+items queued). Every order is a key precomputed on ``items`` and served by a partial index
+over the open items (migration 0004): the next item is read from the head of an index, not
+found by sorting the queue. Two reviewers never hold one item: on PostgreSQL the candidate row is locked with ``SELECT ... FOR UPDATE SKIP LOCKED``; on
 SQLite the transaction is ``BEGIN IMMEDIATE`` and the lease is taken by a conditional
 ``UPDATE ... WHERE reviewer IS NULL OR expires_at < now`` (rowcount 1 or the item is left).
 A lease lasts ``lease_seconds`` (default 600); once expired the item returns to the queue.
@@ -14,20 +17,41 @@ the field), the item (404), and the lease: the review is stored only when this r
 the item's lease (expired but not taken by anyone else is accepted); a lease taken by another
 reviewer, an item never leased to this reviewer, or one already reviewed is a 409 and nothing
 is written. The unique review per item backs this in the schema.
+
+Expected value of a review (``items.priority``, computed at ingest by
+:func:`expected_value`): a review settles every candidate label of the item; settling
+candidate ``j`` with calibrated probability ``p_j`` is worth its uncertainty, the Bernoulli
+variance scaled to 1 at p = 1/2, times the rarity of the label::
+
+    value(item) = sum over candidates j of  4 p_j (1 - p_j) / sqrt(1 + n_j)
+
+``n_j``: the positives of label ``j`` known when the item is ingested, the model's training
+positives (``Pipeline.label_info``) plus the reviewed items that kept ``j`` (accepted or
+added). A review of a rare label teaches the model more than one of a label it has seen a
+thousand times (``1/sqrt(1 + n)``: 1 for an unseen label, 0.1 at 99 positives), and a
+candidate the model is sure of (p near 0 or 1) teaches little. Audits come first (they check
+the promise auto-accept makes): their key is ``AUDIT_FIRST`` plus their value. The key is
+fixed at ingest: reviews made later do not reorder items already queued.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from typing import Any
 
 from .errors import LeaseConflictError, ReviewInputError, ReviewNotFoundError
 from .models import Item, Lease, ModelVersion, Prediction, Review, utcnow
 
-__all__ = ["ORDERS", "LEASE_SECONDS", "item_view", "lease_next", "release", "submit"]
+__all__ = ["AUDIT_FIRST", "ORDERS", "LEASE_SECONDS", "expected_value", "item_view",
+           "lease_next", "release", "submit"]
 
 ORDERS = ("uncertainty", "oldest", "random")
+OPEN_STATES = ("queued", "audit")
+#: added to an audit's value: audits come before every other item (a value is at most the
+#: number of candidates, far below this)
+AUDIT_FIRST = 1e6
 LEASE_SECONDS = 600.0
 MAX_NAME = 200
 MAX_LABELS = 1000
@@ -40,16 +64,66 @@ def _check_reviewer(reviewer: Any) -> str:
     return reviewer
 
 
-def _order(order: str):
-    from sqlalchemy import func
+def expected_value(candidates: list[tuple[str, float]], positives: dict[str, int], *,
+                   audit: bool = False) -> float:
+    """The queue key of an item (module docstring): ``candidates`` its (label, calibrated
+    probability) pairs, ``positives`` label -> positives known (absent: 0)."""
+    value = 0.0
+    for label, p in candidates:
+        value += 4.0 * p * (1.0 - p) / math.sqrt(1.0 + max(int(positives.get(label, 0)), 0))
+    return AUDIT_FIRST + value if audit else value
 
+
+def _order(order: str):
+    """The ORDER BY of ``order``: each one matches a partial index of migration 0004."""
     if order == "uncertainty":
         return (Item.priority.desc(), Item.pk)
     if order == "oldest":
         return (Item.ingested_at, Item.pk)
     if order == "random":
-        return (func.random(),)
+        return (Item.rand_key, Item.pk)
     raise ReviewInputError(f"order: expected one of {', '.join(ORDERS)}, got {order!r}")
+
+
+def _open_items():
+    """``items.state IN ('queued', 'audit')`` with the states as literals in the SQL: a
+    partial index over the open items is usable only when the query's condition is written
+    as the index's own (SQLite does not match bound parameters against it)."""
+    from sqlalchemy import bindparam
+
+    return Item.state.in_(bindparam("open_states", list(OPEN_STATES), expanding=True,
+                                    literal_execute=True))
+
+
+@functools.cache
+def _statements(order: str, postgres: bool):
+    """The statements of :func:`lease_next`, built once (their construction cost more than
+    their run on a long queue); parameters ``now``, ``who`` (the reviewer), ``item`` (a pk), ``until``."""
+    from sqlalchemy import and_, bindparam, or_, select, update
+
+    open_items = _open_items()
+    free = or_(Lease.reviewer.is_(None), Lease.expires_at < bindparam("now"))
+    own = (select(Lease.item_pk, Lease.expires_at).join(Item, Item.pk == Lease.item_pk)
+           .where(Lease.reviewer == bindparam("who"), Lease.expires_at >= bindparam("now"),
+                  open_items)
+           .order_by(Lease.expires_at).limit(1))
+    nxt = (select(Item.pk).join(Lease, Lease.item_pk == Item.pk).where(open_items, free)
+           .order_by(*_order(order)).limit(1))
+    if postgres:
+        nxt = nxt.with_for_update(skip_locked=True, of=Lease)
+    # the item is checked again in this statement's own snapshot: on PostgreSQL a row
+    # locked after a wait is re-read, but the joined item row is not
+    still_open = select(Item.pk).where(Item.pk == bindparam("item"), open_items)
+    take = (update(Lease).where(and_(Lease.item_pk == bindparam("item"), free,
+                                     Lease.item_pk.in_(still_open)))
+            .values(reviewer=bindparam("who"), expires_at=bindparam("until")))
+    return own, nxt, take
+
+
+def next_item_query(order: str, *, postgres: bool):
+    """SELECT the pk of the first free open item in ``order`` (locked, skipping locked rows,
+    on PostgreSQL); its parameter ``now`` is the time leases expire against."""
+    return _statements(order, postgres)[1]
 
 
 def item_view(conn, pk: int, lease: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -72,38 +146,25 @@ def lease_next(db, reviewer: str, *, order: str = "uncertainty",
                lease_seconds: float = LEASE_SECONDS, now: dt.datetime | None = None
                ) -> dict[str, Any] | None:
     """Lease the next item to ``reviewer`` (module docstring); None when the queue is empty."""
-    from sqlalchemy import and_, or_, select, update
-
     _check_reviewer(reviewer)
     if not (isinstance(lease_seconds, int | float) and 0 < lease_seconds <= 86400):
         raise ReviewInputError(f"lease_seconds: expected 0 < seconds <= 86400, got "
                                f"{lease_seconds!r}")
-    order_by = _order(order)
+    _order(order)  # checked before any work
     now = now or utcnow()
     expires = now + dt.timedelta(seconds=float(lease_seconds))
-    free = or_(Lease.reviewer.is_(None), Lease.expires_at < now)
-    open_items = Item.state.in_(("queued", "audit"))
+    own_q, next_q, take_q = _statements(order, db.is_postgres)
     with db.engine.begin() as conn:
-        own = conn.execute(select(Lease.item_pk, Lease.expires_at).join(Item, Item.pk == Lease.item_pk)
-                           .where(Lease.reviewer == reviewer, Lease.expires_at >= now, open_items)
-                           .order_by(Lease.expires_at).limit(1)).first()
+        own = conn.execute(own_q, {"who": reviewer, "now": now}).first()
         if own is not None:
             return item_view(conn, own[0], {"reviewer": reviewer,
                                             "expires_at": own[1].isoformat()})
         for _ in range(20):
-            q = (select(Lease.item_pk).join(Item, Item.pk == Lease.item_pk)
-                 .where(open_items, free).order_by(*order_by).limit(1))
-            if db.is_postgres:
-                q = q.with_for_update(skip_locked=True, of=Lease)
-            pk = conn.execute(q).scalar()
+            pk = conn.execute(next_q, {"now": now}).scalar()
             if pk is None:
                 return None
-            # the item is checked again in this statement's own snapshot: on PostgreSQL a
-            # row locked after a wait is re-read, but the joined item row is not
-            still_open = select(Item.pk).where(Item.pk == pk, open_items)
-            got = conn.execute(update(Lease).where(and_(Lease.item_pk == pk, free,
-                                                        Lease.item_pk.in_(still_open)))
-                               .values(reviewer=reviewer, expires_at=expires)).rowcount
+            got = conn.execute(take_q, {"item": pk, "now": now, "who": reviewer,
+                                        "until": expires}).rowcount
             if got == 1:
                 return item_view(conn, pk, {"reviewer": reviewer,
                                             "expires_at": expires.isoformat()})
