@@ -16,13 +16,14 @@ distributed = pytest.importorskip("distributed")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
+from dask_support import arrays_in as _arrays_in  # noqa: E402
 from labelwise import Dataset  # noqa: E402
 from labelwise.distributed import partitions as P  # noqa: E402
 from labelwise.errors import ResourceLimitError  # noqa: E402
 from labelwise.features import Tfidf  # noqa: E402
 from labelwise.io import read, write  # noqa: E402
 from labelwise.models import LabelTree, OneVsRest  # noqa: E402
-from test_distributed import _arrays_in, _workers, tiny_data  # noqa: E402
+from test_distributed import _workers, tiny_data  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 distributed = pytest.importorskip("distributed")
 
+from dask_support import arrays_in as _arrays_in  # noqa: E402
 from labelwise.models import LabelTree, OneVsRest  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
@@ -217,31 +218,6 @@ def test_rounds_lower_the_objective_towards_the_centralised_optimum(cluster):
     assert final == pytest.approx(F.min(axis=0), rel=1e-5)
     assert np.all(final <= F[0] * (1 + 1e-5))
     assert model.round_chosen_.tolist() == np.argmin(F, axis=0).tolist()
-
-
-def _arrays_in(obj, found, depth=0):
-    """Every ndarray / sparse matrix inside a task spec or a result (arguments, nested
-    containers, dataclasses)."""
-    if depth > 20:
-        return
-    if sp.issparse(obj) or isinstance(obj, np.ndarray):
-        found.append(obj)
-        return
-    if isinstance(obj, dict):
-        for v in obj.values():
-            _arrays_in(v, found, depth + 1)
-        return
-    if isinstance(obj, list | tuple | set):
-        for v in obj:
-            _arrays_in(v, found, depth + 1)
-        return
-    if hasattr(obj, "__dataclass_fields__"):
-        for name in obj.__dataclass_fields__:
-            _arrays_in(getattr(obj, name), found, depth + 1)
-        return
-    for attr in ("args", "kwargs", "value", "func"):
-        if hasattr(obj, attr) and not isinstance(obj, str | bytes | type):
-            _arrays_in(getattr(obj, attr), found, depth + 1)
 
 
 def test_partitioned_training_moves_no_rows(cluster, tmp_path, monkeypatch):
