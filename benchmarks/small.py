@@ -35,7 +35,8 @@ Run: ``python benchmarks/small.py [--datasets emotions,scene] [--methods chain,s
 [--threads 2] [--timeout 1800] [--budget 120]``; every record goes to
 ``bench-results/small-DATASET.json`` (merged with the records already there, so a set can be
 run in parts), and ``python benchmarks/small.py --report`` prints the tables of all saved
-records. Datasets: ``$LABELWISE_DATASETS`` (default ``/work/shared/datasets``), folders
+records (``--summary``: auto against the best peer and the published figures, each family
+against the peers of its family). Datasets: ``$LABELWISE_DATASETS`` (default ``/work/shared/datasets``), folders
 ``mulan-NAME``; tmc2007 is MULAN's tmc2007-500 and corel5k the sparse ARFF files. Peers::
 
     python3 -m venv .venv-peers-skml
@@ -212,15 +213,54 @@ def _lml_train_thresholding(linear, y, x, options):
                             thresholds=thresholds, multiclass=False)
 
 
+def _one_class_safe_lr():
+    """``LogisticRegression(max_iter=1000)`` that, for a label with one class in its training
+    rows (medical has labels without positives in the training split), predicts that class
+    with probability 1 instead of raising; otherwise it is scikit-learn's own."""
+    from sklearn.linear_model import LogisticRegression
+
+    class OneClassSafeLR(LogisticRegression):
+        def fit(self, X, y, sample_weight=None):
+            classes = np.unique(np.asarray(y).ravel())
+            self.__dict__.pop("constant_", None)
+            if classes.size < 2:
+                self.constant_ = int(classes[0]) if classes.size else 0
+                self.classes_ = np.array([0, 1])
+                return self
+            return super().fit(X, y, sample_weight)
+
+        def predict_proba(self, X):
+            if hasattr(self, "constant_"):
+                out = np.zeros((X.shape[0], 2))
+                out[:, self.constant_] = 1.0
+                return out
+            return super().predict_proba(X)
+
+        def predict(self, X):
+            if hasattr(self, "constant_"):
+                return np.full(X.shape[0], self.constant_)
+            return super().predict(X)
+
+        def decision_function(self, X):
+            if hasattr(self, "constant_"):
+                return np.full(X.shape[0], 1.0 if self.constant_ else -1.0)
+            return super().decision_function(X)
+
+    return OneClassSafeLR(max_iter=1000)
+
+
 def run_peer(method: str, folder: Path, threads: int) -> dict:
     if method == "lml-thresh":
         return run_lml(folder, threads)
-    from sklearn.linear_model import LogisticRegression
-
     Xtr, Ytr, Xte = _load(folder)
     note = ""
-    lr = LogisticRegression(max_iter=1000)
     Yd = Ytr.toarray().astype(np.int64)
+    lr = _one_class_safe_lr()
+    one_class = int(np.sum((Yd.sum(axis=0) == 0) | (Yd.sum(axis=0) == Yd.shape[0])))
+    if one_class and method != "skml-mlknn" and method not in ("sk-forest", "sk-extra"):
+        note = (f"patched: {one_class} label(s) with one class in the training rows get a "
+                "constant (LogisticRegression refuses them: 'needs samples of at least 2 "
+                "classes')")
     if method.startswith("skml-"):
         from skmultilearn.problem_transform import (
             BinaryRelevance,
@@ -386,6 +426,54 @@ def report(names: list[str]) -> None:
             print(row(rec))
 
 
+#: best micro-F1 / macro-F1 published by Bogatinovski et al. 2022 (as quoted in issue 22)
+PUBLISHED = {"emotions": (0.719, 0.698), "scene": (0.792, 0.800), "yeast": (0.682, 0.483),
+             "enron": (0.610, 0.229), "medical": (0.813, 0.400), "tmc2007": (0.792, 0.710)}
+#: labelwise family -> the peers of the same family
+SAME_FAMILY = {"ovr": ("skml-br", "lml-thresh"), "chain": ("skml-cc", "sk-chain"),
+               "powerset": ("skml-lp",), "rakel": ("skml-rakeld",), "mlknn": ("skml-mlknn",),
+               "forest": ("sk-forest",), "extra": ("sk-extra",)}
+
+
+def summary(names: list[str]) -> None:
+    """auto against the best peer and the published figures; each family against the
+    peers of the same family (fit-time ratio, F1 at equal protocol and tuned)."""
+    print("\n| dataset | auto micro / macro | best peer micro (who) | best peer macro (who) | "
+          "published micro / macro | auto train s / budget s | chosen |")
+    print("|---|---|---|---|---|---|---|")
+    pairs = []
+    for name in names:
+        path = RESULTS / f"small-{name}.json"
+        if not path.exists():
+            continue
+        recs = {m: r for m, r in json.loads(path.read_text())["records"].items()
+                if "error" not in r}
+        peers = [r for m, r in recs.items() if m in PEERS]
+        a = recs.get("auto")
+        bm = max(peers, key=lambda r: r["micro_f1"], default=None)
+        bM = max(peers, key=lambda r: r["macro_f1"], default=None)
+        pub = PUBLISHED.get(name)
+        print(f"| {name} | " + (f"{a['micro_f1']:.3f} / {a['macro_f1']:.3f}" if a else "-")
+              + " | " + (f"{bm['micro_f1']:.3f} ({bm['method']})" if bm else "-")
+              + " | " + (f"{bM['macro_f1']:.3f} ({bM['method']})" if bM else "-")
+              + " | " + (f"{pub[0]:.3f} / {pub[1]:.3f}" if pub else "-")
+              + " | " + (f"{a['train_s']:.0f} / {a['budget_s']:.0f}" if a else "-")
+              + " | " + (a["chosen"]["candidate"] if a else "-") + " |")
+        for fam, others in SAME_FAMILY.items():
+            for other in others:
+                if fam in recs and other in recs:
+                    pairs.append((name, fam, recs[fam], other, recs[other]))
+    print("\n| dataset | family | peer | fit s ours / peer (x faster) | micro-F1 ours @0.5 / "
+          "tuned / peer | macro-F1 ours @0.5 / tuned / peer |")
+    print("|---|---|---|---|---|---|")
+    for name, fam, r, other, q in pairs:
+        print(f"| {name} | {fam} | {other} | {r['train_s']:.2f} / {q['train_s']:.2f} "
+              f"({q['train_s'] / max(r['train_s'], 1e-9):.1f}x) | "
+              f"{r.get('micro_f1_at_default', float('nan')):.3f} / {r['micro_f1']:.3f} / "
+              f"{q['micro_f1']:.3f} | {r.get('macro_f1_at_default', float('nan')):.3f} / "
+              f"{r['macro_f1']:.3f} / {q['macro_f1']:.3f} |")
+
+
 def save_records(name: str, facts: dict, records: list[dict]) -> None:
     """Merge ``records`` into bench-results/small-NAME.json (atomically)."""
     from labelwise.atomic import atomic_write
@@ -408,6 +496,8 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--budget", type=float, default=120, help="auto's budget in seconds")
     ap.add_argument("--report", action="store_true", help="print the saved tables and exit")
+    ap.add_argument("--summary", action="store_true",
+                    help="print auto against the peers and each family against its peers")
     ap.add_argument("--child")
     ap.add_argument("--folder")
     args = ap.parse_args()
@@ -419,8 +509,11 @@ def main() -> None:
     for name in names:
         if name not in DATASETS:
             raise SystemExit(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    if args.report:
-        report(names)
+    if args.report or args.summary:
+        if args.report:
+            report(names)
+        if args.summary:
+            summary(names)
         return
     methods = [m for m in args.methods.split(",") if m]
     unknown = sorted(set(methods) - set(LABELWISE) - set(PEERS) - set(AUTO))
