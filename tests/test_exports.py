@@ -4,6 +4,7 @@ import labelwise
 def test_exported_members():
     assert labelwise.__all__ == sorted(
         [
+            "AutoModel",
             "DataFormatError",
             "Dataset",
             "DatasetError",

@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "load_model": "labelwise.models",
     "cross_fit_scores": "labelwise.crossfit",
     "Pipeline": "labelwise.pipeline",
+    "AutoModel": "labelwise.auto",
     "load_any": "labelwise.pipeline",
     "IterativeStratifiedKFold": "labelwise.split",
     "GroupIterativeStratifiedKFold": "labelwise.split",

@@ -54,6 +54,14 @@ the file (its columns are mapped onto the file's labels by name). fewshot takes
 TRAIN; so does fewshot-finetune (such labels start from their names and learn from the other
 labels' examples as negatives).
 
+``--model auto`` chooses the family and its settings (:mod:`labelwise.auto`): candidates
+from a table of rules on the data's size (rows, labels, features, density, distinct label
+sets), compared by iterative-stratified cross-validation on the training rows for
+``--objective`` (micro-f1, macro-f1, samples-f1, map, p@1; thresholds tuned inside the folds),
+within ``--budget`` (``90s``, ``10m``, ``1h``: the whole command, reading and saving included);
+the leaderboard is printed and saved in the pipeline's ``pipeline.json`` (``tuning.auto``),
+and the winner is fitted on all training rows, calibrated and thresholded as ``tune`` would.
+
 ``--set KEY=VALUE`` sets any parameter of the model class (the value read as JSON, or as
 Python's ``None``, ``True``, ``False``, else as text); ``--threads`` sets the model's
 ``n_threads`` where it has one and torch's thread count while training (sentence encoding,
@@ -130,14 +138,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("train", metavar="TRAIN", nargs="?",
                    help="training data (file, folder or registry name[:split]); optional only "
                         "for --model zeroshot with --labels-file")
-    p.add_argument("--model", choices=list(MODELS), default="tree",
+    p.add_argument("--model", choices=[*MODELS, "auto"], default="tree",
                    help="model family (default: tree): ovr, tree (linear, on features); mlp "
                         "(neural head, on embeddings by default); finetune (fine-tunes the "
                         "sentence encoder on the texts); zeroshot, fewshot (label-name and "
                         "example embeddings); fewshot-finetune (fewshot's prototypes, then the "
                         "encoder fine-tuned on the few examples); chain, powerset, rakel, "
                         "mlknn, forest, clr, plst, codes (label dependence, small label sets); "
-                        "attention (label queries attending over the encoder's token states)")
+                        "attention (label queries attending over the encoder's token states); "
+                        "auto (chosen by cross-validation within --budget)")
+    p.add_argument("--budget", default="10m", metavar="DURATION",
+                   help="--model auto: time for the whole command, e.g. 90s, 10m, 1h (default 10m)")
+    p.add_argument("--objective", choices=("micro-f1", "macro-f1", "samples-f1", "map", "p@1"),
+                   default="micro-f1", help="--model auto: what the candidates are compared on "
+                                            "(default micro-f1)")
+    p.add_argument("--cv", type=int, default=3,
+                   help="--model auto: cross-validation folds (default 3)")
     p.add_argument("--features", choices=FEATURES,
                    help="featurizer for text data (default: tfidf for ovr/tree, embeddings for "
                         "mlp/zeroshot/fewshot; none for finetune and fewshot-finetune); not for "
@@ -508,10 +524,81 @@ class _Counted:
         self.n_labels = len(parts.labels)
 
 
+def run_auto(args: argparse.Namespace, started: float) -> int:
+    """``--model auto``: AutoModel within what is left of the budget; prints the leaderboard."""
+    import time
+
+    from labelwise.auto import AutoModel, format_leaderboard, parse_budget
+    from labelwise.errors import LabelwiseError
+    from labelwise.progress import show_progress
+
+    if args.set:
+        raise LabelwiseError("--set: --model auto chooses the settings itself")
+    if getattr(args, "dask", None):
+        raise LabelwiseError("--dask: not for --model auto")
+    if args.train is None:
+        raise LabelwiseError("TRAIN is required for --model auto")
+    budget = parse_budget(args.budget)
+    data = load_dataset(args.train, args.format, args.option, column_options(args))
+    featurizer = None
+    if data.x_kind == "text":
+        featurizer = make_featurizer(args.features or "tfidf", args.feature_set,
+                                     args.embedding_model)
+    elif args.features or args.feature_set or args.embedding_model:
+        raise LabelwiseError(f"--features/--feature-set/--embedding-model: {args.train} holds "
+                             f"numeric features ({data.x_kind}), not texts")
+    save_reserve = 1.0 + 1e-8 * float(data.Y.shape[1]) * (
+        data.X.shape[1] if hasattr(data.X, "shape") else 1)  # writing the model folder
+    left = budget - (time.perf_counter() - started) - save_reserve
+    if left <= 0:
+        raise LabelwiseError(f"--budget {args.budget}: reading the data already took "
+                             f"{time.perf_counter() - started:.1f} s")
+    auto = AutoModel(budget=left, objective=args.objective, cv=args.cv, featurizer=featurizer,
+                     scale=getattr(args, "scale", "auto"), n_threads=args.threads,
+                     random_state=args.seed)
+    with show_progress(not args.quiet):
+        auto.fit(data)
+    auto.save(args.out)
+    print(format_leaderboard(auto.leaderboard_, args.objective))
+    c = auto.chosen_
+    print(f"chose {c['candidate']} ({args.objective} {c['mean_score']:.4f}, {args.cv}-fold "
+          f"cross-validation) on {data.n_samples} rows, {data.n_labels} labels; "
+          f"{time.perf_counter() - started:.1f} s of the --budget {budget:.0f} s; saved to "
+          f"{args.out} (leaderboard in pipeline.json, tuning.auto)")
+    return 0
+
+
+def process_age() -> float:
+    """Seconds since this process started, when the process is the labelwise command
+    (``labelwise ...`` or ``python -m labelwise ...``; Linux /proc), so that the interpreter's
+    start-up counts against ``--budget`` too; 0.0 otherwise (``main()`` called from a
+    program, which started long before) or where unknown."""
+    import os
+    import sys
+    from pathlib import Path
+
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if program.name != "labelwise" and "labelwise" not in program.parts:
+        return 0.0
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = float(f.read().rpartition(")")[2].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from ._common import check_output_dir
 
+    started = time.perf_counter() - (process_age() if args.model == "auto" else 0.0)
     check_output_dir(args.out, args.train, args.labels_file, args.embedding_model)
+    if args.model == "auto":
+        return run_auto(args, started)
     pipe, data, seconds = fit_pipeline(args)
     pipe.save(args.out)
     feats = ""

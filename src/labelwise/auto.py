@@ -1,0 +1,550 @@
+"""``AutoModel`` (``labelwise train --model auto``): the family and its settings chosen by
+cross-validation on the training rows, within a time budget.
+
+How a choice is made
+--------------------
+1. *Facts* of the training data (:class:`DataFacts`): rows, labels, features, stored feature
+   entries, density, label cardinality and the number of distinct label sets.
+2. *Candidates* from the table :data:`FAMILIES`: each :class:`Family` entry says when it
+   applies (a rule on the facts, never a dataset name), which settings to try (best guess
+   first) and what one fit on all rows is expected to cost, in seconds, from the facts.
+   Adding a family is adding one entry. Candidates run in rounds: every family's first
+   setting (cheapest first), then every family's second setting, and so on.
+3. *Cross-validation*: the training rows are split once into ``cv`` folds by iterative
+   stratification (:class:`labelwise.split.IterativeStratifiedKFold`); for each candidate and
+   fold a fresh :class:`~labelwise.Pipeline` (its per-column scaling, or a clone of the
+   featurizer for texts, and the model) is fitted on the other folds and scores the held-out
+   fold. Nothing is fitted on a row it is then scored on, and the data given to ``fit`` are
+   all it ever sees (there is no argument for evaluation rows).
+4. *Scoring* by the objective: ``micro-f1``, ``macro-f1``, ``samples-f1`` need a decision
+   rule, so per-label thresholds (:class:`labelwise.decision.PerLabelThreshold`) are tuned
+   inside the folds: the held-out fold's sets come from thresholds fitted on the other folds'
+   out-of-fold scores and labels (each fold model's own scores, averaged, as ``tune`` does),
+   never on the held-out fold's labels. ``map`` (mean over labels of average precision) and
+   ``p@1`` (precision of the top label) are read from the held-out scores directly. A
+   candidate's score is the mean over folds (its per-fold scores are kept).
+5. *Budget*: a candidate is started only when the time spent so far, its estimated
+   cross-validation time and the estimated final refit (of the best so far or of this
+   candidate, whichever costs more) fit in 90 % of the budget (:data:`PLAN_SHARE`). Estimates are the table's cost
+   formulas corrected by the measured/estimated ratio: the family's own once one of its
+   candidates has run, else the mean ratio of all candidates run so far. A candidate whose
+   folds run over (its measured fold times say the rest would not fit) is stopped and left
+   out of the choice. The first candidate always runs, so a model comes out of any budget
+   (a warning says when even it is expected to exceed the budget).
+6. *Final model*: the best mean score wins (ties: the one run first). Its settings are fitted
+   on all training rows as an ordinary :class:`~labelwise.Pipeline` (``pipeline_``, the same
+   as ``Pipeline(model=Cls(**settings)).fit(X, Y)``), then calibrated (per-label Platt) and
+   given per-label thresholds for the objective (micro-F1 for ``map`` and ``p@1``, which
+   need no sets) fitted on the winner's out-of-fold scores, so no further model is trained.
+
+The leaderboard (``leaderboard_``, in ``pipeline_.tuning_["auto"]`` and so in the saved
+``pipeline.json``) lists every candidate: name, family, model class, settings, status
+(``done``, ``stopped`` or ``skipped``), per-fold and mean score, seconds and estimated
+seconds. The whole ``fit`` (facts, cross-validation, final refit and tuning) is timed
+against the budget; ``seconds_`` is what it took.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._estimator import Estimator
+from .checks import positive_int
+from .dataset import Dataset, as_label_matrix
+from .errors import DataFormatError, LabelwiseError, NotFittedError
+
+__all__ = ["AutoModel", "DataFacts", "Family", "FAMILIES", "OBJECTIVES", "parse_budget",
+           "candidates_for"]
+
+#: objectives auto can choose for
+OBJECTIVES = ("micro-f1", "macro-f1", "samples-f1", "map", "p@1")
+
+#: seconds kept free for calibration, thresholds and saving after the final refit
+FINISH_RESERVE_S = 1.0
+
+#: share of the budget that candidates and the estimated final refit are planned into; the
+#: remaining tenth absorbs a refit or a fold that takes longer than measured so far
+PLAN_SHARE = 0.9
+
+
+# ---------------------------------------------------------------------- facts
+@dataclass(frozen=True)
+class DataFacts:
+    """What the candidate rules and cost formulas look at (never a dataset's name)."""
+
+    n_samples: int
+    n_labels: int
+    n_features: int
+    nnz: int  #: stored feature entries
+    n_labelsets: int  #: distinct label sets among the rows
+    cardinality: float  #: mean labels per row
+
+    @property
+    def density(self) -> float:
+        return self.nnz / max(1, self.n_samples * self.n_features)
+
+    @property
+    def dense(self) -> bool:
+        return self.density >= 0.5
+
+    @classmethod
+    def of(cls, X: Any, Y: sp.csr_matrix) -> DataFacts:
+        n, L = Y.shape
+        nnz = int(X.nnz) if sp.issparse(X) else int(np.count_nonzero(X))
+        rows = [tuple(Y.indices[Y.indptr[i]:Y.indptr[i + 1]]) for i in range(n)]
+        return cls(n_samples=int(n), n_labels=int(L), n_features=int(X.shape[1]), nnz=nnz,
+                   n_labelsets=len(set(rows)), cardinality=float(Y.nnz) / max(1, n))
+
+
+# ---------------------------------------------------------------------- the candidate table
+@dataclass(frozen=True)
+class Family:
+    """One entry of the candidate table.
+
+    ``model``: the model class or ``"module:Class"``; ``applies(facts)``: whether to try it;
+    ``settings(facts)``: the parameter dicts to try, best guess first; ``cost(facts,
+    settings)``: estimated seconds of one fit on all rows (2 busy cores; the budget loop
+    corrects it by measurement); ``rule``: the rule in words, for the docs.
+    """
+
+    name: str
+    model: Any
+    applies: Callable[[DataFacts], bool]
+    settings: Callable[[DataFacts], list[dict[str, Any]]]
+    cost: Callable[[DataFacts, dict[str, Any]], float]
+    rule: str = ""
+
+    def model_class(self) -> type:
+        if isinstance(self.model, str):
+            module, _, name = self.model.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return self.model
+
+
+def _linear_work(f: DataFacts) -> float:
+    return float(f.nnz) * f.n_labels
+
+
+def _log2n(f: DataFacts) -> float:
+    return math.log2(max(2, f.n_samples))
+
+
+def _forest_cost(f: DataFacts, s: dict[str, Any]) -> float:
+    trees = s.get("n_estimators", 100)
+    work = f.n_samples * _log2n(f) * math.sqrt(f.n_features) * trees * (1 + f.n_labels / 40)
+    return 8e-7 * work * (0.8 if s.get("kind") == "extra" else 1.0) * (1.0 if f.dense else 0.5)
+
+
+#: the candidate table (module docstring); rules on the facts only
+FAMILIES: tuple[Family, ...] = (
+    Family("ovr", "labelwise.models.ovr:OneVsRest",
+           applies=lambda f: True,
+           settings=lambda f: [{"loss": "logistic", "C": 1.0}, {"loss": "squared_hinge", "C": 0.5},
+                               {"loss": "logistic", "C": 4.0}, {"loss": "squared_hinge", "C": 2.0},
+                               {"loss": "logistic", "C": 16.0}],
+           cost=lambda f, s: 0.05 + 3e-7 * _linear_work(f) * (1 + s["C"] / 8),
+           rule="always (binary relevance, C and loss tuned)"),
+    Family("tree", "labelwise.models.tree:LabelTree",
+           applies=lambda f: f.n_labels >= 100,
+           settings=lambda f: [{}],
+           cost=lambda f, s: 0.1 + 1e-7 * _linear_work(f),
+           rule="labels >= 100"),
+    Family("chain", "labelwise.models.chains:ClassifierChain",
+           applies=lambda f: f.n_labels <= 200,
+           settings=lambda f: [{"order": "frequency"}, {"order": "frequency", "C": 4.0}],
+           cost=lambda f, s: 0.05 + 5e-7 * (f.nnz + f.n_samples * f.n_labels / 2) * f.n_labels,
+           rule="labels <= 200"),
+    Family("ecc", "labelwise.models.chains:ClassifierChain",
+           applies=lambda f: f.n_labels <= 100,
+           settings=lambda f: [{"order": "random", "n_chains": 10, "bootstrap": True,
+                                "inference": "beam"}],
+           cost=lambda f, s: 0.5 + 5.5e-6 * (f.nnz + f.n_samples * f.n_labels / 2) * f.n_labels,
+           rule="labels <= 100 (10 bagged random-order chains, beam search)"),
+    Family("powerset", "labelwise.models.powerset:LabelPowerset",
+           applies=lambda f: f.n_labelsets <= max(64, f.n_samples // 4),
+           settings=lambda f: [{}, {"C": 4.0}],
+           cost=lambda f, s: 0.1 + 3e-7 * f.nnz * f.n_labelsets,
+           rule="distinct label sets <= max(64, rows / 4)"),
+    Family("rakel", "labelwise.models.powerset:RAkEL",
+           applies=lambda f: f.n_labels >= 4,
+           settings=lambda f: [{}, {"mode": "overlapping"}],
+           cost=lambda f, s: 0.1 + (2.5e-6 if s.get("mode") == "overlapping" else 6e-7)
+           * _linear_work(f),
+           rule="labels >= 4 (disjoint k=3, then overlapping)"),
+    Family("mlknn", "labelwise.models.mlknn:MLkNN",
+           applies=lambda f: f.n_samples <= 50_000,
+           settings=lambda f: [{"k": 10}, {"k": 20}],
+           cost=lambda f, s: 0.05 + (2e-8 if f.dense else 1e-8) * 1.5 * f.n_samples * f.nnz,
+           rule="rows <= 50,000 (exact neighbours)"),
+    Family("forest", "labelwise.models.forest:LabelForest",
+           applies=lambda f: f.n_labels <= 1000,
+           settings=lambda f: [{"kind": "extra"}, {"kind": "random"},
+                               {"kind": "extra", "n_estimators": 300}],
+           cost=_forest_cost,
+           rule="labels <= 1000 (extra-trees, random forest: 100 trees; then 300 extra-trees)"),
+    Family("clr", "labelwise.models.pairwise:CalibratedLabelRanking",
+           applies=lambda f: f.n_labels <= 100,
+           settings=lambda f: [{}, {"C": 4.0}],
+           cost=lambda f, s: 0.1 + 3e-7 * f.nnz * f.n_labels * max(1.0, f.cardinality),
+           rule="labels <= 100 (a classifier per label pair and per label against the "
+                "virtual label)"),
+    Family("plst", "labelwise.models.embedding:LabelEmbedding",
+           applies=lambda f: f.n_labels >= 10,
+           settings=lambda f: [{}, {"alpha": 1.0}],
+           cost=lambda f, s: 0.1 + 2e-8 * f.n_samples * min(f.n_features, 5000) ** 1.5,
+           rule="labels >= 10 (label-space reduction: ridge onto the top components)"),
+    Family("codes", "labelwise.models.codes:OutputCodes",
+           applies=lambda f: 4 <= f.n_labels <= 1000,
+           settings=lambda f: [{}],
+           cost=lambda f, s: 0.1 + 6e-7 * _linear_work(f),
+           rule="4 <= labels <= 1000 (systematic code with parity bits, loss-based decoding)"),
+)
+
+
+def _short(settings: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in settings.items())
+
+
+@dataclass
+class _Candidate:
+    family: Family
+    settings: dict[str, Any]
+    rank: int  #: index of the settings in the family's list
+    raw_fit_s: float  #: the table's estimate of one fit on all rows
+
+    @property
+    def name(self) -> str:
+        return self.family.name + (f"({_short(self.settings)})" if self.settings else "")
+
+
+def candidates_for(facts: DataFacts, families: tuple[Family, ...] = FAMILIES) -> list[_Candidate]:
+    """The candidates for the facts, in the order they are tried: rounds by rank (every
+    family's first setting, then the second ...), cheapest first within a round."""
+    out = []
+    for fam in families:
+        if not fam.applies(facts):
+            continue
+        for rank, settings in enumerate(fam.settings(facts)):
+            out.append(_Candidate(fam, dict(settings), rank, float(fam.cost(facts, settings))))
+    return sorted(out, key=lambda c: (c.rank, c.raw_fit_s))
+
+
+# ---------------------------------------------------------------------- budget and objective
+def parse_budget(value: Any) -> float:
+    """Seconds from ``600``, ``"600"``, ``"90s"``, ``"10m"``, ``"1.5h"`` (positive)."""
+    if isinstance(value, bool):
+        raise DataFormatError(f"budget must be seconds or a duration like 10m, got {value!r}",
+                              field="budget")
+    if isinstance(value, int | float | np.integer | np.floating):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        unit = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(text[-1:], None)
+        number = text[:-1] if unit is not None else text
+        try:
+            seconds = float(number) * (unit or 1.0)
+        except ValueError:
+            raise DataFormatError(f"budget must be seconds or a duration like 90s, 10m, 1h; got "
+                                  f"{value!r}", field="budget") from None
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise DataFormatError(f"budget must be a positive duration, got {value!r}",
+                              field="budget")
+    return seconds
+
+
+def _check_objective(objective: Any) -> str:
+    if objective not in OBJECTIVES:
+        raise DataFormatError(f"objective must be one of {', '.join(OBJECTIVES)}, got "
+                              f"{objective!r}", field="objective")
+    return objective
+
+
+def _rows(X: Any, idx: np.ndarray) -> Any:
+    if isinstance(X, list | tuple):
+        return [X[i] for i in idx]
+    return X[idx]
+
+
+def fold_score(objective: str, S: sp.csr_matrix, Y: sp.csr_matrix, folds: np.ndarray,
+               f: int) -> float:
+    """The objective on fold ``f`` of out-of-fold scores ``S``: thresholds for the F1
+    objectives tuned on the other folds only (module docstring)."""
+    from .metrics import LabelSets, f1_score, mean_average_precision, precision_at_k
+
+    test = np.flatnonzero(folds == f)
+    if objective in ("map", "p@1"):
+        if objective == "map":
+            return float(mean_average_precision(Y[test], S[test]))
+        return float(precision_at_k(Y[test], S[test], k=1))
+    from .decision import PerLabelThreshold
+
+    rest = np.flatnonzero(folds != f)
+    policy = PerLabelThreshold(objective=objective).fit(S[rest], Y[rest], folds=folds[rest])
+    average = objective.split("-")[0]
+    return float(f1_score(Y[test], LabelSets(sp.csr_matrix(policy.apply(S[test]))),
+                          average=average))
+
+
+# ---------------------------------------------------------------------- the estimator
+class AutoModel(Estimator):
+    """Choose a model family and its settings by cross-validation within a time budget
+    (module docstring), then fit the winner on all training rows.
+
+    Parameters
+    ----------
+    budget: seconds, or a duration such as ``"10m"`` (the whole ``fit``).
+    objective: one of :data:`OBJECTIVES`.
+    cv: folds (>= 2) of the iterative-stratified cross-validation.
+    k: scores kept per row (``min(k, n_labels)``), as the pipeline's ``k``.
+    featurizer: for texts, a labelwise featurizer (cloned in every fold; None: tf-idf).
+    scale: the pipelines' per-column scaling of numeric X (see :class:`~labelwise.Pipeline`).
+    families: the candidate table (default :data:`FAMILIES`).
+    n_threads: given to every model that has ``n_threads``.
+    random_state: folds, and every model's ``random_state``.
+
+    After ``fit``: ``pipeline_`` (the fitted, tuned pipeline), ``leaderboard_``, ``chosen_``
+    (its leaderboard entry), ``facts_``, ``seconds_``.
+    """
+
+    def __init__(self, *, budget: Any = "10m", objective: str = "micro-f1", cv: int = 3,
+                 k: int = 100, featurizer: Any = None, scale: str | None = "auto",
+                 families: tuple[Family, ...] | None = None, n_threads: int | None = None,
+                 random_state: int | None = 0) -> None:
+        self.budget = budget
+        self.objective = objective
+        self.cv = cv
+        self.k = k
+        self.featurizer = featurizer
+        self.scale = scale
+        self.families = families
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ helpers
+    def _model(self, cand: _Candidate) -> Any:
+        cls = cand.family.model_class()
+        params = dict(cand.settings)
+        valid = cls().get_params()
+        if "n_threads" in valid and self.n_threads is not None:
+            params["n_threads"] = self.n_threads
+        if "random_state" in valid:
+            params.setdefault("random_state", self.random_state)
+        return cls(**params)
+
+    def _pipeline(self, model: Any, texts: bool) -> Any:
+        from sklearn.base import clone
+
+        from .pipeline import Pipeline
+
+        feat = None
+        if texts:
+            from .features import Tfidf
+
+            feat = clone(self.featurizer) if self.featurizer is not None else Tfidf()
+        return Pipeline(feat, model, k=self.k, random_state=self.random_state, scale=self.scale)
+
+    def _facts(self, X: Any, Y: sp.csr_matrix, texts: bool) -> DataFacts:
+        if texts:  # the featurizer's output size drives the costs (fitted here for that only)
+            X = self._pipeline(None, True).featurizer.fit_transform(X)
+        return DataFacts.of(X, Y)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, Y: Any = None, *, labels: Any = None) -> AutoModel:
+        start = time.perf_counter()  # before the imports below: they count against the budget
+
+        from .calibration import PlattCalibrator
+        from .decision import PerLabelThreshold
+        from .labels import LabelSpace
+        from .pipeline import _is_texts
+        from .split import IterativeStratifiedKFold
+
+        budget = parse_budget(self.budget)
+        objective = _check_objective(self.objective)
+        cv = positive_int(self.cv, "cv")
+        if cv < 2:
+            raise DataFormatError(f"cv must be >= 2, got {cv}", field="cv")
+        positive_int(self.k, "k")
+        if isinstance(X, Dataset):
+            if Y is not None or labels is not None:
+                raise TypeError("a Dataset carries X, Y and labels: pass no Y or labels")
+            X, Y, labels = X.X, X.Y, X.labels
+        if Y is None:
+            raise TypeError("AutoModel.fit(X, Y) needs Y (or a labelwise.Dataset as X)")
+        if labels is not None and not isinstance(labels, LabelSpace):
+            labels = LabelSpace(labels)
+        Yc = as_label_matrix(Y)
+        n, L = Yc.shape
+        n_x = X.shape[0] if hasattr(X, "shape") else len(X)
+        if n_x != n:
+            raise DataFormatError(f"X has {n_x} rows but Y has {n}", field="X")
+        if n < cv:
+            raise DataFormatError(f"cv={cv} folds need at least {cv} rows, got {n}", field="cv")
+        texts = _is_texts(X)
+        facts = self._facts(X, Yc, texts)
+        cands = candidates_for(facts, FAMILIES if self.families is None else tuple(self.families))
+        if not cands:
+            raise LabelwiseError("no candidate family applies to this data (every rule of the "
+                                 "candidate table said no)")
+        k = min(int(self.k), L)
+        folds = np.full(n, -1, np.int64)
+        splits = list(IterativeStratifiedKFold(n_splits=cv, random_state=self.random_state)
+                      .split(np.zeros((n, 1)), Yc))
+        for f, (_, test) in enumerate(splits):
+            folds[test] = f
+
+        deadline = start + PLAN_SHARE * budget  # the rest absorbs estimates that run over
+        t_setup = time.perf_counter()
+        ratios: dict[str, float] = {}  # family -> measured / estimated
+        board: list[dict[str, Any]] = []
+        best: tuple[float, int, _Candidate, sp.csr_matrix, float] | None = None
+
+        def ratio(c: _Candidate) -> float:
+            if c.family.name in ratios:
+                return ratios[c.family.name]
+            return float(np.mean(list(ratios.values()))) if ratios else 1.0
+
+        def cv_share() -> float:  # fits on (cv-1)/cv of the rows, cv times, plus scoring
+            return (cv - 1) * 1.1
+
+        for c in cands:
+            est_cv = c.raw_fit_s * cv_share() * ratio(c)
+            est_refit = c.raw_fit_s * ratio(c)
+            reserve = max(est_refit, best[4] if best is not None else 0.0) + FINISH_RESERVE_S
+            entry = {"candidate": c.name, "family": c.family.name,
+                     "model": c.family.model_class().__name__, "settings": dict(c.settings),
+                     "status": "skipped", "fold_scores": [], "mean_score": None,
+                     "seconds": 0.0, "estimated_seconds": round(est_cv, 3)}
+            now = time.perf_counter()
+            if best is not None and now + est_cv + reserve > deadline:
+                entry["reason"] = (f"estimated {est_cv:.1f} s + refit {reserve:.1f} s; "
+                                   f"{max(0.0, deadline - now):.1f} s left")
+                board.append(entry)
+                continue
+            if best is None and now + est_cv + reserve > deadline:
+                warnings.warn(f"auto: budget {budget:.0f} s is below the estimate for the "
+                              f"cheapest candidate {c.name} ({est_cv + reserve:.1f} s); it runs "
+                              "anyway so that a model comes out", stacklevel=2)
+            t0 = time.perf_counter()
+            parts = []
+            stopped = None
+            fit_s: list[float] = []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # rare labels without positives in a fold
+                for f, (train, test) in enumerate(splits):
+                    tf = time.perf_counter()
+                    pipe = self._pipeline(self._model(c), texts)
+                    pipe.fit(_rows(X, train), Yc[train], labels=labels)
+                    parts.append((test, sp.csr_matrix(pipe.decision_function(_rows(X, test),
+                                                                             k=k))))
+                    fit_s.append(time.perf_counter() - tf)
+                    left = cv - f - 1
+                    now = time.perf_counter()
+                    refit_guess = max(fit_s) * cv / (cv - 1)
+                    if left and best is not None and now + left * float(np.mean(fit_s)) + max(
+                            refit_guess, best[4]) + FINISH_RESERVE_S > deadline:
+                        stopped = f"stopped after {f + 1} of {cv} folds: the rest would not fit"
+                        break
+            seconds = time.perf_counter() - t0
+            entry["seconds"] = round(seconds, 3)
+            done_share = len(fit_s) / cv
+            ratios[c.family.name] = seconds / max(1e-9, c.raw_fit_s * cv_share() * done_share)
+            if stopped is not None:
+                entry.update(status="stopped", reason=stopped)
+                board.append(entry)
+                continue
+            S = _stack(parts, n, L)
+            scores = [fold_score(objective, S, Yc, folds, f) for f in range(cv)]
+            mean = float(np.mean(scores))
+            entry.update(status="done", fold_scores=[round(s, 6) for s in scores],
+                         mean_score=round(mean, 6), seconds=round(time.perf_counter() - t0, 3))
+            board.append(entry)
+            refit_est = float(np.mean(fit_s)) * cv / (cv - 1)
+            if best is None or mean > best[0]:
+                best = (mean, len(board) - 1, c, S, refit_est)
+
+        if best is None:  # pragma: no cover - the first candidate always runs to the end
+            raise LabelwiseError("auto: no candidate finished")
+        mean, index, c, S, _ = best
+        t_refit = time.perf_counter()
+        pipe = self._pipeline(self._model(c), texts)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe.fit(X, Yc, labels=labels)
+        policy_objective = objective if objective.endswith("-f1") else "micro-f1"
+        pipe.calibrator_ = PlattCalibrator(per_label=True)
+        P = pipe.calibrator_.fit_transform(S, Yc)
+        pipe.decision_ = PerLabelThreshold(objective=policy_objective).fit(P, Yc, folds=folds)
+        self.seconds_ = time.perf_counter() - start
+        phases = {"setup": round(t_setup - start, 3), "cross_validation": round(
+            t_refit - t_setup, 3), "final_fit": round(time.perf_counter() - t_refit, 3)}
+        ranked = sorted(range(len(board)), key=lambda i: (
+            board[i]["status"] != "done", -(board[i]["mean_score"] or 0.0), i))
+        self.leaderboard_ = [board[i] for i in ranked]
+        self.chosen_ = dict(board[index])
+        self.facts_ = facts
+        pipe.tuning_ = {"objective": policy_objective, "calibration": "platt-per-label",
+                        "cv": int(cv), "k": k, "random_state": self.random_state,
+                        "featurizer_in_folds": bool(texts), "n_samples": int(n),
+                        "auto": {"objective": objective, "budget_s": budget,
+                                 "seconds": round(self.seconds_, 3), "phases": phases,
+                                 "chosen": self.chosen_["candidate"],
+                                 "facts": {**facts.__dict__, "density": facts.density},
+                                 "leaderboard": self.leaderboard_}}
+        pipe.featurizer_in_folds = bool(texts)
+        pipe.cv = int(cv)
+        self.pipeline_ = pipe
+        return self
+
+    # ------------------------------------------------------------------ use
+    def _check_fitted(self) -> Any:
+        if not hasattr(self, "pipeline_"):
+            raise NotFittedError("this AutoModel is not fitted yet: call fit(X, Y) first")
+        return self.pipeline_
+
+    def predict(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
+        return self._check_fitted().predict(X, k=k)
+
+    def predict_proba(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
+        return self._check_fitted().predict_proba(X, k=k)
+
+    def decision_function(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
+        return self._check_fitted().decision_function(X, k=k)
+
+    def save(self, path: Any) -> None:
+        """Save the chosen pipeline (an ordinary pipeline directory; the leaderboard is in
+        its ``pipeline.json`` under ``tuning.auto``)."""
+        self._check_fitted().save(path)
+
+
+def _stack(parts: list[tuple[np.ndarray, sp.csr_matrix]], n: int, L: int) -> sp.csr_matrix:
+    """The held-out folds' top-k scores back in row order."""
+    order = np.concatenate([t for t, _ in parts])
+    stacked = sp.vstack([S for _, S in parts], format="csr")
+    inv = np.empty(n, np.int64)
+    inv[order] = np.arange(n)
+    out = sp.csr_matrix(stacked[inv])
+    out.sort_indices()
+    if out.shape != (n, L):
+        raise DataFormatError(f"out-of-fold scores have shape {out.shape}, expected {(n, L)}")
+    return out
+
+
+def format_leaderboard(board: list[dict[str, Any]], objective: str) -> str:
+    """The leaderboard as a text table (the CLI prints it)."""
+    lines = [f"{'rank':>4}  {'candidate':<58} {'status':<8} {objective:>9}  {'folds':<26} "
+             f"{'seconds':>8}"]
+    for i, e in enumerate(board, 1):
+        score = "" if e["mean_score"] is None else f"{e['mean_score']:.4f}"
+        folds = " ".join(f"{s:.3f}" for s in e["fold_scores"])
+        lines.append(f"{i:>4}  {e['candidate'][:58]:<58} {e['status']:<8} {score:>9}  "
+                     f"{folds:<26} {e['seconds']:>8.1f}")
+    return "\n".join(lines)
