@@ -100,9 +100,12 @@ def test_candidate_rules_follow_the_data_not_names():
     many = DataFacts(n_samples=5000, n_labels=400, n_features=500, nnz=40_000,
                      n_labelsets=3000, cardinality=3.5)
     fams = lambda f: {c.family.name for c in candidates_for(f)}  # noqa: E731
-    assert fams(small) == {"ovr", "chain", "ecc", "powerset", "rakel", "mlknn", "forest"}
-    # many labels: the label tree comes in; chains, ECC and the powerset (3000 sets) go
-    assert fams(many) == {"ovr", "tree", "rakel", "mlknn", "forest"}
+    # 6 labels: PLST (>= 10 labels) stays out
+    assert fams(small) == {"ovr", "chain", "ecc", "powerset", "rakel", "mlknn", "forest", "clr",
+                           "codes"}
+    # many labels: the label tree and PLST come in; chains, ECC, the powerset (3000 sets) and
+    # calibrated label ranking (<= 100 labels) go
+    assert fams(many) == {"ovr", "tree", "rakel", "mlknn", "forest", "plst", "codes"}
     order = candidates_for(small)
     assert [c.rank for c in order] == sorted(c.rank for c in order)  # rounds by rank
     first = [c for c in order if c.rank == 0]
