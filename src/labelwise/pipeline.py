@@ -460,6 +460,14 @@ class Pipeline(Estimator):
         docstring); None means yes for OneVsRest, True works for any model with both
         (LabelTree: its root C, on the same grid).
         Y's columns are matched to the model's labels by name (labels it lacks: warned, ignored).
+
+        A ``precision=P`` objective certifies its bound on rows the final model never trained
+        on: one iteratively stratified 1/cv share of the rows is held out, the model (with
+        its C search), the calibrator (on out-of-fold scores) are fitted on the others, and
+        the fixed-sequence certificate runs on the held-out rows' scores of that model; the
+        model stays fitted on those (cv-1)/cv of the rows. (A bound computed on cross-fitted
+        scores does not carry over to a model refitted on all rows: on Reuters-21578 a
+        certified 0.9 gave 0.854 held-out precision; certified this way, 0.895.)
         """
         self._check_model()
         X, Y, labels = self._split(X, Y, labels)
@@ -529,6 +537,29 @@ class Pipeline(Estimator):
         if not in_folds and Xf is None:
             Xf = self.transform(X)
 
+        certify = _certifies(decision)
+        if certify:
+            # a precision certificate holds for the model it was computed on: rows the final
+            # model never trains on certify it (one stratified 1/cv share), and the model, its
+            # C search and the calibrator are fitted on the other rows (tune's docstring)
+            from .crossfit import _rows
+            from .split import IterativeStratifiedKFold
+
+            n_rows = Yc.shape[0]
+            if n_rows < 2 * cv:
+                raise DataFormatError(f"a precision target certifies on held-out rows: cv={cv} "
+                                      f"needs at least {2 * cv} rows, got {n_rows}", field="Y")
+            fit_idx, cert_idx = next(IterativeStratifiedKFold(
+                n_splits=int(cv), random_state=random_state).split(np.zeros((n_rows, 1)), Yc))
+            X_cert, Y_cert = _rows(X, cert_idx), Yc[cert_idx]
+            X, Yc = _rows(X, fit_idx), Yc[fit_idx]
+            # the featurizer (or scaler) too: fitted with the held-out rows' texts, it gives
+            # them a vocabulary and idf weights new rows do not get, and scores them lower
+            # (on Reuters-21578, 0.914 precision held out against 0.864 on new rows)
+            refit = self._fit_features(X)
+            Xf = None if in_folds else refit
+            Xf_cert = None
+
         def make(params: dict[str, Any]) -> Any:
             model = clone(self.model).set_params(**params)
             return _FoldPipeline(clone(feat), model, k) if in_folds else model
@@ -555,7 +586,14 @@ class Pipeline(Estimator):
         P = S
         if calibrator is not None:
             P = calibrator.fit_transform(S, Yc)
-        if decision is not None:
+        if certify:
+            if selection is None:  # (the C search above already refitted on these rows)
+                self.model.fit(self.transform(X) if Xf is None else Xf, Yc,
+                               labels=self.model.labels_)
+            S_cert = self.model.decision_function(
+                self.transform(X_cert) if Xf_cert is None else Xf_cert, k=k)
+            decision.fit(S_cert if calibrator is None else calibrator.transform(S_cert), Y_cert)
+        elif decision is not None:
             from .decision import PerLabelThreshold
 
             if isinstance(decision, PerLabelThreshold):
@@ -576,6 +614,10 @@ class Pipeline(Estimator):
                         "random_state": random_state,
                         "featurizer_in_folds": bool(self.featurizer_in_folds),
                         "n_samples": int(Yc.shape[0])}
+        if certify:
+            self.tuning_["n_samples"] = int(Yc.shape[0] + Y_cert.shape[0])
+            self.tuning_["certified_on"] = {"fit_rows": int(Yc.shape[0]),
+                                            "certification_rows": int(Y_cert.shape[0])}
         if selection is not None:
             self.tuning_["model_selection"] = selection
         if getattr(self, "model_params_", None) is not None:  # what the model was fitted with
@@ -797,6 +839,14 @@ class _params_set:
 
     def __exit__(self, *exc: Any) -> None:
         self.model.set_params(**self.old)
+
+
+def _certifies(policy: Any) -> bool:
+    """True for a policy whose tuning certifies a precision bound (PrecisionTarget with a
+    confidence): its data must be rows the final model did not train on."""
+    from .decision import PrecisionTarget
+
+    return isinstance(policy, PrecisionTarget) and policy.confidence is not None
 
 
 def _objective_of(policy: Any) -> str | None:
