@@ -32,7 +32,7 @@ def texts(n: int, seed: int) -> tuple[list[str], list[list[int]]]:
     out, Y = [], []
     for _ in range(n):
         labs = sorted(rng.choice(len(NAMES), size=int(rng.integers(1, 3)), replace=False).tolist())
-        toks = [NAMES[j] for j in labs if rng.random() < 0.9]
+        toks = [NAMES[j] for j in labs if rng.random() < 0.75]
         toks += rng.choice(filler, 5).tolist()
         rng.shuffle(toks)
         out.append(" ".join(toks))
