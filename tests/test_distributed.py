@@ -6,7 +6,6 @@ runs restrict the scattered data and every task to the first 1 or 2 workers (the
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import time
@@ -14,47 +13,23 @@ import warnings
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 distributed = pytest.importorskip("distributed")
 
+from dask_support import local_cluster, tiny_data  # noqa: E402
+from dask_support import workers as _workers  # noqa: E402
 from labelwise.distributed import ClusterError, connect, fit, training_on  # noqa: E402
 from labelwise.models import LabelTree, OneVsRest  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def tiny_data(seed: int = 0, n: int = 240, d: int = 60, L: int = 37):
-    rng = np.random.default_rng(seed)
-    X = sp.random(n, d, density=0.15, format="csr", dtype=np.float32, random_state=rng)
-    W = rng.standard_normal((d, L))
-    S = X @ W
-    Y = (S > np.quantile(S, 0.9, axis=0)).astype(np.float32)
-    Y[:, -1] = 0  # one label without positives
-    return X, sp.csr_matrix(Y)
-
 
 @pytest.fixture(scope="module")
 def cluster():
-    for name in ("distributed", "tornado", "asyncio"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lc = distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=logging.CRITICAL)
-        client = distributed.Client(lc)
-    client.wait_for_workers(4)
-    try:
-        yield lc, client
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            client.close()
-            lc.close()
+    with local_cluster(4) as pair:
+        yield pair
 
-
-def _workers(client, k: int) -> list[str]:
-    return sorted(client.scheduler_info()["workers"])[:k]
 
 
 def _same_ovr(a: OneVsRest, b: OneVsRest) -> None:

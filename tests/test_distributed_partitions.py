@@ -5,7 +5,6 @@ test_distributed) serves the module."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import warnings
 
 import numpy as np
@@ -17,34 +16,21 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from dask_support import arrays_in as _arrays_in  # noqa: E402
+from dask_support import local_cluster, tiny_data  # noqa: E402
+from dask_support import workers as _workers  # noqa: E402
 from labelwise import Dataset  # noqa: E402
 from labelwise.distributed import partitions as P  # noqa: E402
 from labelwise.errors import ResourceLimitError  # noqa: E402
 from labelwise.features import Tfidf  # noqa: E402
 from labelwise.io import read, write  # noqa: E402
 from labelwise.models import LabelTree, OneVsRest  # noqa: E402
-from test_distributed import _workers, tiny_data  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def cluster():
-    """test_distributed's cluster with 2 workers (each cold worker costs seconds of imports)."""
-    for name in ("distributed", "tornado", "asyncio"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=logging.CRITICAL)
-        client = distributed.Client(lc)
-    client.wait_for_workers(2)
-    try:
-        yield lc, client
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            client.close()
-            lc.close()
+    with local_cluster(2) as pair:
+        yield pair
 
 
 WORDS = [f"w{i}" for i in range(40)] + ["alpha", "beta", "gamma", "delta"]

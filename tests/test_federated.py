@@ -6,9 +6,6 @@ module."""
 
 from __future__ import annotations
 
-import logging
-import warnings
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -16,38 +13,17 @@ import scipy.sparse as sp
 distributed = pytest.importorskip("distributed")
 
 from dask_support import arrays_in as _arrays_in  # noqa: E402
+from dask_support import local_cluster, tiny_data  # noqa: E402
 from labelwise.models import LabelTree, OneVsRest  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def tiny_data(seed: int = 0, n: int = 240, d: int = 60, L: int = 37):
-    rng = np.random.default_rng(seed)
-    X = sp.random(n, d, density=0.15, format="csr", dtype=np.float32, random_state=rng)
-    W = rng.standard_normal((d, L))
-    S = X @ W
-    Y = (S > np.quantile(S, 0.9, axis=0)).astype(np.float32)
-    Y[:, -1] = 0  # one label without positives
-    return X, sp.csr_matrix(Y)
-
 
 @pytest.fixture(scope="module")
 def cluster():
-    for name in ("distributed", "tornado", "asyncio"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=logging.CRITICAL)
-        client = distributed.Client(lc)
-    client.wait_for_workers(2)
-    try:
-        yield lc, client
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            client.close()
-            lc.close()
+    with local_cluster(2) as pair:
+        yield pair
 
 
 def _names(L: int) -> list[str]:
