@@ -518,3 +518,39 @@ def test_open_labels_and_the_store_do_not_import_the_pipeline():
     assert "open_labels_" not in vars(pipe) and pipe.n_open_labels == 0
     assert pipe.open_calibration_ is None and pipe.label_info()[0]["kind"] == "supervised"
     assert isinstance(pipe.open_labels_, OpenLabels) and pipe.open_labels_.part is None
+
+
+def test_precision_target_is_certified_on_rows_the_final_pipeline_never_saw():
+    """precision=P: one stratified 1/cv share of the rows is held out; featurizer, model and
+    calibrator are fitted on the rest, and the certificate is the one the held-out rows' scores
+    of that final pipeline give (the old rule certified on cross-fitted scores instead)."""
+    rng = np.random.default_rng(3)
+    names = ["red", "green", "blue", "plum"]
+    texts, Y = [], []
+    for i in range(360):
+        labs = sorted(rng.choice(4, size=int(rng.integers(1, 3)), replace=False).tolist())
+        words = [names[j] for j in labs if rng.random() < 0.8] + [f"w{int(rng.integers(30))}"
+                                                                  for _ in range(4)]
+        texts.append(" ".join(words) + f" only{i}")  # a word of this row alone
+        Y.append(labs)
+    data = Dataset(texts, Y, names)
+    pipe = Pipeline(Tfidf(), OneVsRest(n_threads=1, random_state=0), random_state=0)
+    pipe.fit(data).tune(data, objective="precision=0.9", cv=3, k=4)
+    fit_idx, cert_idx = next(IterativeStratifiedKFold(n_splits=3, random_state=0).split(
+        np.zeros((360, 1)), data.Y))
+    assert pipe.tuning_["certified_on"] == {"fit_rows": fit_idx.size,
+                                            "certification_rows": cert_idx.size}
+    vocab = set(pipe.featurizer.feature_names())
+    assert all(f"only{i}" not in vocab for i in cert_idx.tolist())  # fitted without them
+    assert all(f"only{i}" in vocab for i in fit_idx.tolist()[:20])
+    P = pipe.predict_proba([texts[i] for i in cert_idx], k=4)
+    want = PrecisionTarget(0.9, confidence=0.95).fit(P, data.Y[cert_idx])
+    got = pipe.decision_
+    assert got.threshold_ == want.threshold_ and got.precision_ == want.precision_
+    assert got.precision_lower_bound_ == want.precision_lower_bound_ >= 0.9
+    small = data.subset(np.arange(5))
+    tiny = Pipeline(Tfidf(), OneVsRest(n_threads=1))
+    with pytest.warns(UserWarning, match="no positive"):
+        tiny.fit(small)
+    with pytest.raises(DataFormatError, match="certifies on held-out rows"):
+        tiny.tune(small, objective="precision=0.9", cv=3)
