@@ -136,12 +136,16 @@ class Partitions:
             return self.client.gather(futs)
 
     def _delayed(self, fn: Any, args_per_part: list[tuple], what: str) -> list:
-        """One ``dask.delayed`` read per partition, computed on its own worker, kept there."""
+        """One ``dask.delayed`` read per partition (the first ``len(args_per_part)``
+        partitions), computed on its own worker, kept there."""
         import dask
 
+        if len(args_per_part) > len(self.workers):
+            raise ValueError(f"{len(args_per_part)} argument tuples for "
+                             f"{len(self.workers)} partitions")
         out = []
         with cluster_errors(what):
-            for w, args in zip(self.workers, args_per_part, strict=True):
+            for w, args in zip(self.workers, args_per_part):
                 if self.tasks is not None:
                     self.tasks.append((fn.__name__, w))
                 out.append(self.client.compute(dask.delayed(fn, pure=False)(*args),
@@ -252,15 +256,10 @@ def open_partitions(client: Any, target: Any, *, byte_ranges: int = 1, format: s
     what = "counting partitions on Dask"
     if fmt == "parquet":
         if featurizer is not None:
-            import dask
-
-            with cluster_errors(what):  # the character n-gram choice, on the first partition
-                first = client.compute(dask.delayed(_rows.char_choice, pure=False)(
-                    specs[0][0], parts.options, featurizer), workers=[parts.workers[0]],
-                    allow_other_workers=False)
-                if parts.tasks is not None:
-                    parts.tasks.append(("char_choice", parts.workers[0]))
-            char_range, rate = parts._gather([first], what)[0]
+            # the character n-gram choice, on the first partition's worker
+            first = parts._delayed(_rows.char_choice, [(specs[0][0], parts.options, featurizer)],
+                                   what)
+            char_range, rate = parts._gather(first, what)[0]
             counts = parts._gather(parts._delayed(_rows.text_counts, [
                 (s[0], parts.options, featurizer, char_range) for s in specs], what), what)
         else:
