@@ -199,3 +199,157 @@ def test_after_warmup_a_real_fit_and_predict_compile_nothing():
     out = subprocess.run([sys.executable, "-c", WARM_PROBE], env=env, capture_output=True,
                          text=True, check=True)
     assert json.loads(out.stdout.splitlines()[-1]) == {}
+
+
+# --- kernels shipped in a wheel (labelwise._numba.KernelCache, labelwise.warmup.pack) ---
+
+SHIP_PROBE = textwrap.dedent("""
+    import json, warnings, numpy as np
+    warnings.simplefilter("always")
+    from labelwise.split import _kernels as K
+    with warnings.catch_warnings(record=True) as caught:
+        value = K.splitmix64_next(np.zeros(1, np.uint64))
+    print(json.dumps({"value": int(value),
+                      "hits": sum(K.splitmix64_next.stats.cache_hits.values()),
+                      "misses": sum(K.splitmix64_next.stats.cache_misses.values()),
+                      "warnings": [f"{w.category.__name__}: {w.message}" for w in caught]}))
+""")
+
+
+def _splitmix64_first() -> int:
+    """The first output of splitmix64 from state 0, computed in plain Python."""
+    mask = (1 << 64) - 1
+    z = 0x9E3779B97F4A7C15
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def _ship_probe(src: Path, cache: Path, **extra: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", SHIP_PROBE],
+                         env=_env(src, LABELWISE_NUMBA_CACHE=str(cache), **extra), cwd=src,
+                         capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.splitlines()[-1])
+    assert got["value"] == _splitmix64_first()  # whatever was loaded or compiled computes right
+    return got
+
+
+@pytest.fixture(scope="module")
+def portable_build(tmp_path_factory):
+    """splitmix64_next compiled for numba's generic CPU, as ``ship`` compiles every kernel."""
+    root = tmp_path_factory.mktemp("portable")
+    src = _copy_package(root)
+    cache = root / "cache"
+    got = _ship_probe(src, cache, NUMBA_CPU_NAME="generic")
+    assert got["misses"] == 1
+    return _numba.cache_folder(cache)
+
+
+def _shipped_copy(dest: Path, build: Path) -> tuple[Path, Path]:
+    """A package copy carrying ``build`` as its shipped kernels; (src, shipped folder)."""
+    from labelwise.warmup import pack
+
+    src = _copy_package(dest)
+    folder = pack(build, src / "labelwise" / "_kernel_cache")
+    return src, folder
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def _rehash(folder: Path, rel: str) -> None:
+    """Record ``rel``'s current sha256 in the manifest (a consistent, not a corrupt, edit)."""
+    import hashlib
+
+    manifest = _manifest(folder)
+    manifest["files"][rel] = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _index_name(folder: Path) -> str:
+    (name,) = [n for n in _manifest(folder)["files"] if n.endswith(".nbi")]
+    return name
+
+
+def test_shipped_portable_kernels_load_on_a_read_only_install_on_this_cpu(
+        tmp_path, portable_build, writable_again):
+    src, folder = _shipped_copy(tmp_path / "pkg", portable_build)
+    assert _manifest(folder)["cpu"] == "generic"
+    _read_only(src)
+    cache = tmp_path / "user-cache"
+    got = _ship_probe(src, cache)  # this machine's own CPU, an empty user cache
+    assert got["hits"] == 1 and got["misses"] == 0 and got["warnings"] == []
+    assert _cache_files(cache) == []  # a shipped hit writes nothing to the user cache
+
+
+def test_a_shipped_entry_of_another_cpu_is_never_loaded(tmp_path, portable_build):
+    import pickle
+
+    src, folder = _shipped_copy(tmp_path / "pkg", portable_build)
+    index = folder / _index_name(folder)
+    with open(index, "rb") as f:
+        version = pickle.load(f)
+        stamp, overloads = pickle.loads(f.read())
+    # the same entry, filed (with a valid sha256) under a CPU that is neither this one nor
+    # generic: what a wheel built on another machine without the generic setting holds
+    moved = {(sig, (magic[0], "some-other-cpu", "+avx512f"), code): name
+             for (sig, magic, code), name in overloads.items()}
+    with open(index, "wb") as f:
+        pickle.dump(version, f, protocol=-1)
+        f.write(pickle.dumps((stamp, moved), protocol=-1))
+    _rehash(folder, _index_name(folder))
+    cache = tmp_path / "user-cache"
+    got = _ship_probe(src, cache)
+    assert got["hits"] == 0 and got["misses"] == 1 and got["warnings"] == []
+    assert {p.suffix for p in _cache_files(cache)} == {".nbi", ".nbc"}  # compiled, then cached
+
+
+@pytest.mark.parametrize("damage", ["data-flipped", "index-missing", "index-truncated"])
+def test_a_damaged_shipped_cache_is_compiled_instead_with_a_warning(
+        tmp_path, portable_build, damage):
+    src, folder = _shipped_copy(tmp_path / "pkg", portable_build)
+    index = folder / _index_name(folder)
+    if damage == "data-flipped":  # one byte of the object code changed, the manifest kept
+        (data,) = folder.rglob("*.nbc")
+        raw = bytearray(data.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        data.write_bytes(bytes(raw))
+    elif damage == "index-missing":
+        index.unlink()
+    else:
+        index.write_bytes(index.read_bytes()[:20])
+    got = _ship_probe(src, tmp_path / "user-cache")
+    assert got["hits"] == 0 and got["misses"] == 1
+    assert len(got["warnings"]) == 1 and got["warnings"][0].startswith("KernelCacheWarning")
+
+
+def test_shipped_kernels_of_other_sources_or_numba_are_ignored(tmp_path, portable_build):
+    src, folder = _shipped_copy(tmp_path / "pkg", portable_build)
+    manifest = _manifest(folder)
+    manifest["numba"] = "0.0.1"  # a wheel built against another numba
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    got = _ship_probe(src, tmp_path / "cache-a")
+    assert got["misses"] == 1 and got["warnings"] == []
+
+    src, folder = _shipped_copy(tmp_path / "pkg2", portable_build)
+    with open(src / "labelwise" / "split" / "_kernels.py", "a") as f:
+        f.write("\n# changed\n")  # the sources moved on: another folder, nothing shipped for it
+    got = _ship_probe(src, tmp_path / "cache-b")
+    assert got["misses"] == 1 and got["warnings"] == []
+
+
+def test_an_unreadable_user_cache_entry_is_compiled_again_instead_of_raising(tmp_path):
+    src = _copy_package(tmp_path / "pkg")
+    cache = tmp_path / "user-cache"
+    assert _ship_probe(src, cache)["misses"] == 1
+    (index,) = [p for p in _cache_files(cache) if p.suffix == ".nbi"]
+    index.write_bytes(index.read_bytes()[:20])  # numba itself raises on this
+    got = _ship_probe(src, cache)
+    assert got["misses"] == 1 and got["warnings"][0].startswith("KernelCacheWarning")
+    assert _ship_probe(src, cache)["hits"] == 1  # rewritten whole by the compile
+
+
+def test_njit_refuses_eager_signatures():
+    with pytest.raises(TypeError, match="lazily"):
+        _numba.njit("int64(int64)")

@@ -20,14 +20,37 @@ kernel that calls into another module (the tree's kernels call the solver in ``_
 is therefore recompiled when either file changes; numba's own per-file stamp would keep the
 stale caller. A new install of the same sources finds the cache of an earlier one.
 
+Kernels shipped in a wheel: the wheel's build (``setup.py``) runs
+``python -m labelwise.warmup --ship`` with ``NUMBA_CPU_NAME=generic`` into the package folder
+:data:`SHIPPED_ROOT`, beside a ``manifest.json`` that holds the numba version, the sources'
+digest and the sha256 of every file. :class:`KernelCache` (the cache of every kernel made
+by :func:`njit`) looks for a signature in this order:
+
+1. the user-writable cache above, compiled for this machine's CPU (what a warm-up or an
+   earlier run wrote);
+2. the shipped folder, under the key of this CPU and then under the key of numba's
+   ``generic`` CPU of this machine's target triple (baseline instructions, valid on every
+   CPU of that triple); numba's own key check refuses any other CPU's entry;
+3. else numba compiles it and writes it to 1. The shipped folder is never written.
+
+A shipped file is read only when the manifest matches this numba and these sources, the
+folder lies inside the package (no symlink out of it) and the file's sha256 is the
+manifest's; anything else is a miss, with one :class:`KernelCacheWarning` for a file that
+is listed but does not match. An unreadable entry in the user cache is a miss as well
+(numba itself would raise).
+
 Nothing here compiles anything: :mod:`labelwise.warmup` fills the cache ahead of use.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
+import pickle
 import sys
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -35,9 +58,16 @@ import numba
 from numba.core import caching
 
 __all__ = ["njit", "cache_root", "cache_folder", "KERNEL_FILES", "KernelCacheLocator",
-           "install_locator"]
+           "install_locator", "KernelCache", "KernelCacheWarning", "SHIPPED_ROOT",
+           "PORTABLE_CPU", "shipped_manifest"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+# Where a wheel carries its precompiled kernels (absent from a source checkout).
+SHIPPED_ROOT = PACKAGE_DIR / "_kernel_cache"
+MANIFEST_NAME = "manifest.json"
+# numba's CPU name for code that runs on every CPU of a target triple (NUMBA_CPU_NAME).
+PORTABLE_CPU = "generic"
 
 # Every module (relative to the package) whose functions are decorated with this module's
 # njit; tests/test_numba_cache.py checks the list against the sources.
@@ -119,6 +149,159 @@ class KernelCacheLocator(caching._CacheLocator):
         return self
 
 
+class KernelCacheWarning(RuntimeWarning):
+    """A cache entry that was listed or present but could not be used (it is compiled instead)."""
+
+
+@cache
+def shipped_manifest() -> dict | None:
+    """The shipped kernels' manifest for this numba and these sources, else None.
+
+    None when the package carries no kernels for them (a source checkout, another numba or
+    Python, changed sources), or when the folder is a link out of the package.
+    """
+    folder = cache_folder(SHIPPED_ROOT)
+    try:
+        if not folder.resolve(strict=True).is_relative_to(PACKAGE_DIR):
+            warnings.warn(f"labelwise: {folder} leads out of the package; its kernels are not "
+                          "used", KernelCacheWarning, stacklevel=2)
+            return None
+        manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"labelwise: {folder / MANIFEST_NAME} is unreadable ({exc}); the shipped "
+                      "kernels are not used", KernelCacheWarning, stacklevel=2)
+        return None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if (manifest.get("numba") != numba.__version__ or manifest.get("sources") != _sources_digest()
+            or not isinstance(files, dict)):
+        return None
+    return manifest
+
+
+class _ShippedCacheFile(caching.IndexDataCacheFile):
+    """numba's index + data files, read from the shipped folder only after a sha256 check."""
+
+    def __init__(self, cache_path: Path, filename_base: str, source_stamp, files: dict):
+        super().__init__(str(cache_path), filename_base, source_stamp)
+        self._folder = cache_path
+        self._files = files  # {path relative to the cache folder: sha256}
+        self._rel = cache_path.relative_to(cache_folder(SHIPPED_ROOT))
+        self._index = None
+
+    def _verified(self, name: str) -> bytes | None:
+        expected = self._files.get((self._rel / name).as_posix())
+        if expected is None:
+            return None  # not shipped
+        path = self._folder / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            problem = f"unreadable ({exc})"
+        else:
+            if hashlib.sha256(data).hexdigest() == expected:
+                return data
+            problem = "does not match its sha256 in the manifest"
+        warnings.warn(f"labelwise: shipped kernel file {path} {problem}; compiling instead",
+                      KernelCacheWarning, stacklevel=2)
+        return None
+
+    def _load_index(self):
+        if self._index is None:  # read and checked once: the folder is read-only
+            self._index = {}
+            data = self._verified(self._index_name)
+            if data is not None:
+                stream = io.BytesIO(data)
+                if pickle.load(stream) == self._version:
+                    stamp, overloads = pickle.loads(stream.read())
+                    if stamp == self._source_stamp:
+                        self._index = overloads
+        return self._index
+
+    def _load_data(self, name):
+        data = self._verified(name)
+        if data is None:
+            raise OSError(f"{name} is not a verified shipped file")  # load() reads it as a miss
+        return pickle.loads(data)
+
+    def _save_index(self, overloads):
+        raise RuntimeError("the shipped kernel cache is read-only")
+
+    def _save_data(self, name, data):
+        raise RuntimeError("the shipped kernel cache is read-only")
+
+
+class _Magic:
+    """Stands in for a codegen in numba's ``_index_key``: only its ``magic_tuple`` is read."""
+
+    def __init__(self, magic: tuple):
+        self._magic = magic
+
+    def magic_tuple(self) -> tuple:
+        return self._magic
+
+
+class KernelCache(caching.FunctionCache):
+    """numba's per-function cache, plus the read-only kernels shipped in a wheel.
+
+    Loads from the user-writable cache its locator chose (numba's check: this numba, this
+    source stamp, this CPU), else from the shipped folder under this CPU's key or the
+    portable ``generic`` key of this target triple; saves only to the user-writable cache.
+    Any error while reading an entry is a miss with a :class:`KernelCacheWarning`.
+    """
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._shipped = None
+        self._shipped_failed = False
+        manifest = shipped_manifest()
+        py_file = getattr(self._impl.locator, "_py_file", None)
+        if manifest is None or py_file is None:
+            return
+        try:
+            rel = Path(py_file).resolve().relative_to(PACKAGE_DIR)
+        except (OSError, ValueError):
+            return  # not one of ours
+        stamp = (_sources_digest(), _file_digest(py_file))
+        self._shipped = _ShippedCacheFile(cache_folder(SHIPPED_ROOT) / rel.parent,
+                                          self._impl.filename_base, stamp, manifest["files"])
+
+    def _load_overload(self, sig, target_context):
+        try:
+            data = super()._load_overload(sig, target_context)
+        except Exception as exc:  # a truncated or foreign file in the user cache: a miss
+            warnings.warn(f"labelwise: unreadable kernel cache entry for {self._name} in "
+                          f"{self._cache_path} ({type(exc).__name__}: {exc}); compiling instead",
+                          KernelCacheWarning, stacklevel=2)
+            data = None
+        if data is not None or self._shipped is None or not self._enabled:
+            return data
+        if self._shipped_failed:
+            return None
+        host = target_context.codegen().magic_tuple()
+        for magic in (host, (host[0], PORTABLE_CPU, "")):
+            key = self._index_key(sig, _Magic(magic))
+            try:
+                payload = self._shipped.load(key)
+                if payload is not None:
+                    return self._impl.rebuild(target_context, payload)
+            except Exception as exc:
+                self._shipped_failed = True
+                warnings.warn(f"labelwise: unusable shipped kernel for {self._name} "
+                              f"({type(exc).__name__}: {exc}); compiling instead",
+                              KernelCacheWarning, stacklevel=2)
+                return None
+        return None
+
+    def _save_overload(self, sig, data):
+        try:
+            self._cache_file._load_index()
+        except Exception:  # unreadable (warned at load): start the index again
+            self._cache_file.flush()
+        super()._save_overload(sig, data)
+
+
 def _impl_class():
     return getattr(caching, "CacheImpl", None) or caching._CacheImpl
 
@@ -134,8 +317,23 @@ def install_locator() -> None:
     classes.insert(at, KernelCacheLocator)
 
 
-def njit(*args, **kwargs):
-    """``numba.njit`` with ``cache=True``, cached where :class:`KernelCacheLocator` says."""
+def njit(func=None, /, **options):
+    """``numba.njit`` with ``cache=True`` through :class:`KernelCache`, compiled lazily.
+
+    ``@njit`` or ``@njit(**options)``; no eager signatures (no work at import).
+    """
     install_locator()
-    kwargs.setdefault("cache", True)
-    return numba.njit(*args, **kwargs)
+    cached = options.pop("cache", True)
+
+    def decorate(py_func):
+        dispatcher = numba.njit(cache=False, **options)(py_func)
+        if cached and hasattr(dispatcher, "enable_caching"):  # not under NUMBA_DISABLE_JIT
+            dispatcher._cache = KernelCache(dispatcher.py_func)
+        return dispatcher
+
+    if func is None:
+        return decorate
+    if not callable(func):
+        raise TypeError("labelwise's njit compiles lazily: pass options as keywords, "
+                        "never a signature")
+    return decorate(func)

@@ -16,19 +16,28 @@ Groups (about equal compile work each, so two processes finish together):
 - ``linear``: :class:`~labelwise.models.OneVsRest` fit with both losses and
   decision_function, top-k of dense and sparse scores, ``evaluate`` on both kinds of
   scores, a group-aware iterative split, and an XC file written and read back.
+
+``--ship`` (what a wheel's build runs, see ``setup.py``) compiles the same groups for
+numba's ``generic`` CPU into a temporary cache and moves the result into this package's
+``_kernel_cache`` folder with a manifest (numba version, sources' digest, sha256 of every
+file), where :class:`labelwise._numba.KernelCache` finds it on any CPU of the same target
+triple.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["GROUPS", "warm_group", "spawn", "main"]
+__all__ = ["GROUPS", "warm_group", "spawn", "pack", "ship", "main"]
 
 GROUPS = ("tree", "linear")
 
@@ -57,6 +66,9 @@ def _warm_tree() -> None:
     ds = _problem(n_samples=600, n_labels=120)
     model = LabelTree(branching=4, max_leaf_size=8, beam_size=4, random_state=0).fit(ds)
     model.decision_function(ds.X[:50], k=5)
+    # the defaults (a wide root) also take split_tasks's lockstep-block test
+    # (count_row_features), which the deep small-leaf tree above never reaches
+    LabelTree(random_state=0).fit(ds).decision_function(ds.X[:50], k=10)
 
 
 def _warm_linear() -> None:
@@ -107,13 +119,14 @@ def spawn(*, jobs: int = 1, env: dict[str, str] | None = None,
                              str(jobs)], env=env, cwd=cwd)
 
 
-def _run_parallel(groups: list[str], jobs: int, quiet: bool) -> int:
+def _run_parallel(groups: list[str], jobs: int, quiet: bool,
+                  env: dict[str, str] | None = None) -> int:
     cmd = [sys.executable, "-m", "labelwise.warmup", "--jobs", "1", "--group"]
     pending, running, failed = list(groups), [], 0
     while pending or running:
         while pending and len(running) < jobs:
             name = pending.pop(0)
-            running.append((name, time.perf_counter(), subprocess.Popen([*cmd, name])))
+            running.append((name, time.perf_counter(), subprocess.Popen([*cmd, name], env=env)))
         name, start, proc = running.pop(0)
         if proc.wait() != 0:
             failed += 1
@@ -123,6 +136,60 @@ def _run_parallel(groups: list[str], jobs: int, quiet: bool) -> int:
     return failed
 
 
+def pack(built: Path, root: Path) -> Path:
+    """Copy the cache folder ``built`` (a ``cache_folder`` filled for the ``generic`` CPU) to
+    ``root/<its name>`` with a manifest; return the new folder.
+
+    The manifest holds the numba version, the sources' digest and the sha256 of every
+    ``.nbi``/``.nbc`` file; :class:`labelwise._numba.KernelCache` reads nothing else.
+    """
+    import numba
+
+    from . import _numba
+
+    dest = root / built.name
+    files = {}
+    for path in sorted(built.rglob("*")):
+        if path.suffix in (".nbi", ".nbc") and path.is_file():
+            rel = path.relative_to(built)
+            (dest / rel.parent).mkdir(parents=True, exist_ok=True)
+            data = path.read_bytes()
+            (dest / rel).write_bytes(data)
+            files[rel.as_posix()] = hashlib.sha256(data).hexdigest()
+    if not any(name.endswith(".nbi") for name in files):
+        raise RuntimeError(f"nothing cached under {built}; no kernels shipped")
+    manifest = {"numba": numba.__version__, "python": list(sys.version_info[:2]),
+                "sources": _numba._sources_digest(), "cpu": _numba.PORTABLE_CPU, "files": files}
+    (dest / _numba.MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return dest
+
+
+def ship(*, jobs: int = 2, quiet: bool = False) -> Path:
+    """Compile every group for numba's ``generic`` CPU into this package's ``_kernel_cache``.
+
+    Replaces what that folder held and returns the folder of these sources. Raises
+    ``RuntimeError`` when a group fails or nothing was compiled.
+    """
+    from . import _numba
+
+    if _numba.SHIPPED_ROOT.is_symlink():
+        raise RuntimeError(f"{_numba.SHIPPED_ROOT} is a link; refusing to write through it")
+    shutil.rmtree(_numba.SHIPPED_ROOT, ignore_errors=True)  # else the warm-up would load it
+    with tempfile.TemporaryDirectory(prefix="labelwise-ship-") as tmp:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("NUMBA_CACHE_DIR", "NUMBA_CPU_FEATURES", "NUMBA_CACHE_LOCATOR_CLASSES")}
+        env.update(NUMBA_CPU_NAME=_numba.PORTABLE_CPU, LABELWISE_NUMBA_CACHE=tmp,
+                   PYTHONPATH=os.pathsep.join(
+                       [str(_numba.PACKAGE_DIR.parent), *filter(None, [env.get("PYTHONPATH")])]))
+        if _run_parallel(list(GROUPS), min(jobs, len(GROUPS)), quiet, env=env):
+            raise RuntimeError("the warm-up failed; no kernels shipped")
+        dest = pack(_numba.cache_folder(Path(tmp)), _numba.SHIPPED_ROOT)
+    if not quiet:
+        print(f"shipped {len(list(dest.rglob('*.nb?')))} kernel cache files in {dest}",
+              file=sys.stderr)
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labelwise.warmup",
                                      description=__doc__.splitlines()[0])
@@ -130,9 +197,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", choices=GROUPS, action="append",
                         help="warm only this group (repeatable; default: all)")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
+    parser.add_argument("--ship", action="store_true",
+                        help="compile for numba's generic CPU into this package's _kernel_cache "
+                             "(a wheel build step)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be >= 1")
+    if args.ship:
+        if args.group:
+            parser.error("--ship compiles every group")
+        try:
+            ship(jobs=args.jobs, quiet=args.quiet)
+        except (RuntimeError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     groups = args.group or list(GROUPS)
     start = time.perf_counter()
     if args.jobs == 1 and len(groups) == 1:
