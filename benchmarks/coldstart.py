@@ -28,9 +28,10 @@ Every run is a fresh subprocess that loads Bibtex (MULAN split) with
 ``labelwise.datasets.load`` (``LABELWISE_DATASETS_MIRROR``), then fits and predicts
 (``decision_function``, k=10) a default ``LabelTree`` and a default ``OneVsRest``. Run 2 in
 the same cache is the warm time; ``gap`` = run 1 - run 2 of the summed fit + predict
-seconds. Each run also reports how many kernels it compiled (numba cache misses), its
-import time and its CPU seconds (user + system, all threads): on a shared machine the CPU
-seconds are the steadier figure.
+seconds. Each run also reports how many kernels it compiled (numba cache misses) and
+which, its import time, and the CPU seconds (user + system, all threads) of its train +
+predict and of the whole process: on a shared machine the CPU seconds are the steadier
+figure.
 
     .venv/bin/python benchmarks/coldstart.py --datasets ../shared/datasets
     .venv/bin/python benchmarks/coldstart.py --kinds wheel --sequences bare
@@ -65,7 +66,7 @@ RUN = textwrap.dedent("""
     t = time.perf_counter()
     train, test = load("mulan-bibtex", split="train"), load("mulan-bibtex", split="test")
     out["load_s"] = time.perf_counter() - t
-    total = 0.0
+    total, cpu0 = 0.0, time.process_time()
     for model in (LabelTree(random_state=0), OneVsRest(random_state=0)):
         name = type(model).__name__
         t = time.perf_counter()
@@ -77,6 +78,7 @@ RUN = textwrap.dedent("""
         out[name] = {"fit_s": fit, "predict_s": predict}
         total += fit + predict
     out["train_predict_s"] = total
+    out["train_predict_cpu_s"] = time.process_time() - cpu0
     misses, compiled = 0, []
     for mod_name, module in list(sys.modules.items()):
         if mod_name.startswith("labelwise."):
@@ -141,8 +143,7 @@ def _install(kind: str, tmp: Path, *, isolation: bool) -> Install:
     venv = tmp / "venv"
     venv_s, _ = _timed([sys.executable, "-m", "venv", str(venv)])
     python = str(venv / "bin" / "python")
-    install_s, install_cpu = _timed([python, *pip, "install", "--no-compile", str(wheel)],
-                                    cwd=tmp)
+    install_s, install_cpu = _timed([python, *pip, "install", str(wheel)], cwd=tmp)
     site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path("
                                 "'purelib'))"], check=True, capture_output=True,
                                text=True).stdout.strip())
@@ -220,8 +221,9 @@ def measure(kind: str, sequence: str, datasets: Path, *, isolation: bool = True)
 
 def _table(records: list[dict]) -> str:
     lines = ["| install | install step | first train+predict | warm | gap | kernels compiled "
-             "(first / warm) | first run CPU | warm run CPU |",
-             "|---|---|---|---|---|---|---|---|"]
+             "(first / warm) | train+predict CPU (first / warm) | process CPU (first / warm) "
+             "| load avg |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         step = {"bare": "none", "concurrent": "none (warm-up beside run 1)",
                 "warmup": f"warm-up {r.get('warmup_s', 0):.1f} s ({r.get('warmup_cpu_s', 0):.0f} s CPU)"
@@ -235,7 +237,9 @@ def _table(records: list[dict]) -> str:
             f"| {kind} | {step} | {first['train_predict_s']:.2f} s | "
             f"{warm['train_predict_s']:.2f} s | {r['gap_s']:+.2f} s | "
             f"{first['kernels_compiled']} / {warm['kernels_compiled']} | "
-            f"{first['cpu_s']:.1f} s | {warm['cpu_s']:.1f} s |")
+            f"{first['train_predict_cpu_s']:.1f} / {warm['train_predict_cpu_s']:.1f} s | "
+            f"{first['cpu_s']:.1f} / {warm['cpu_s']:.1f} s | "
+            f"{r['load_before'][0]:.1f}-{r['load_after'][0]:.1f} |")
     return "\n".join(lines)
 
 
