@@ -281,6 +281,10 @@ def test_shipped_portable_kernels_load_on_a_read_only_install_on_this_cpu(
     got = _ship_probe(src, cache)  # this machine's own CPU, an empty user cache
     assert got["hits"] == 1 and got["misses"] == 0 and got["warnings"] == []
     assert _cache_files(cache) == []  # a shipped hit writes nothing to the user cache
+    # what the warm-up sets: compile this CPU's own kernels into the user cache
+    got = _ship_probe(src, cache, LABELWISE_SHIPPED_KERNELS="0")
+    assert got["hits"] == 0 and got["misses"] == 1
+    assert {p.suffix for p in _cache_files(cache)} == {".nbi", ".nbc"}
 
 
 def test_a_shipped_entry_of_another_cpu_is_never_loaded(tmp_path, portable_build):

@@ -158,8 +158,12 @@ def shipped_manifest() -> dict | None:
     """The shipped kernels' manifest for this numba and these sources, else None.
 
     None when the package carries no kernels for them (a source checkout, another numba or
-    Python, changed sources), or when the folder is a link out of the package.
+    Python, changed sources), when the folder is a link out of the package, or when
+    ``$LABELWISE_SHIPPED_KERNELS`` is ``0`` (as :mod:`labelwise.warmup` sets it, so that it
+    compiles this CPU's own kernels into the user cache).
     """
+    if os.environ.get("LABELWISE_SHIPPED_KERNELS") == "0":
+        return None
     folder = cache_folder(SHIPPED_ROOT)
     try:
         if not folder.resolve(strict=True).is_relative_to(PACKAGE_DIR):

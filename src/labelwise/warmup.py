@@ -17,6 +17,10 @@ Groups (about equal compile work each, so two processes finish together):
   decision_function, top-k of dense and sparse scores, ``evaluate`` on both kinds of
   scores, a group-aware iterative split, and an XC file written and read back.
 
+The warm-up ignores kernels shipped in a wheel (``LABELWISE_SHIPPED_KERNELS=0``), so
+after a wheel install it compiles this CPU's own (host-tuned) kernels, which are then
+found first.
+
 ``--ship`` (what a wheel's build runs, see ``setup.py``) compiles the same groups for
 numba's ``generic`` CPU into a temporary cache and moves the result into this package's
 ``_kernel_cache`` folder with a manifest (numba version, sources' digest, sha256 of every
@@ -213,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     groups = args.group or list(GROUPS)
+    # compile this CPU's kernels into the user cache even where a wheel ships portable ones
+    os.environ["LABELWISE_SHIPPED_KERNELS"] = "0"
     start = time.perf_counter()
     if args.jobs == 1 and len(groups) == 1:
         warm_group(groups[0])
