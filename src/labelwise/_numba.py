@@ -177,9 +177,9 @@ def shipped_manifest() -> dict | None:
         warnings.warn(f"labelwise: {folder / MANIFEST_NAME} is unreadable ({exc}); the shipped "
                       "kernels are not used", KernelCacheWarning, stacklevel=2)
         return None
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if (manifest.get("numba") != numba.__version__ or manifest.get("sources") != _sources_digest()
-            or not isinstance(files, dict)):
+    if (not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict)
+            or manifest.get("numba") != numba.__version__
+            or manifest.get("sources") != _sources_digest()):
         return None
     return manifest
 
