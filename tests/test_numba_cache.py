@@ -357,3 +357,25 @@ def test_an_unreadable_user_cache_entry_is_compiled_again_instead_of_raising(tmp
 def test_njit_refuses_eager_signatures():
     with pytest.raises(TypeError, match="lazily"):
         _numba.njit("int64(int64)")
+
+
+def test_a_shipped_folder_that_leads_out_of_the_package_is_refused(tmp_path, portable_build):
+    src, folder = _shipped_copy(tmp_path / "pkg", portable_build)
+    outside = tmp_path / "outside"
+    folder.rename(outside)  # a valid shipped cache, but outside the package, reached by a link
+    folder.symlink_to(outside, target_is_directory=True)
+    out = subprocess.run([sys.executable, "-c", SHIP_PROBE],
+                         env=_env(src, LABELWISE_NUMBA_CACHE=str(tmp_path / "user-cache")),
+                         cwd=src, capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.splitlines()[-1])
+    assert got["value"] == _splitmix64_first()
+    assert got["hits"] == 0 and got["misses"] == 1
+    assert "KernelCacheWarning" in out.stderr and "leads out of the package" in out.stderr
+
+
+def test_pack_refuses_an_empty_build(tmp_path):
+    from labelwise.warmup import pack
+
+    (tmp_path / "built" / "split").mkdir(parents=True)
+    with pytest.raises(RuntimeError, match="nothing cached"):
+        pack(tmp_path / "built", tmp_path / "shipped")
