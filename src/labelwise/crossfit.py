@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ._estimator import Estimator
 from .checks import positive_int
 from .dataset import Dataset, as_label_matrix
 from .errors import DataFormatError
@@ -53,11 +54,33 @@ GRID_RULES = ((3e7, (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), ("squared_hinge", "lo
               (float("inf"), (0.5, 2.0), ("squared_hinge",)))
 
 
+class FoldPipeline(Estimator):
+    """A featurizer and a model fitted together inside one cross-fitting fold, so that the
+    held-out rows never shape the features they are scored with. Scores are the model's
+    top-k (``decision_function(X, k=k)``), as a :class:`~labelwise.models.MultiLabelModel`'s."""
+
+    def __init__(self, featurizer: Any = None, model: Any = None) -> None:
+        self.featurizer = featurizer
+        self.model = model
+
+    def fit(self, X: Any, Y: Any, *, labels: Any = None) -> FoldPipeline:
+        self.model.fit(self.featurizer.fit_transform(X), Y, labels=labels)
+        return self
+
+    def decision_function(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
+        return self.model.decision_function(self.featurizer.transform(X), k=k)
+
+    def predict_proba(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
+        return self.model.predict_proba(self.featurizer.transform(X), k=k)
+
+
 def _score(model: Any, X: Any, k: int, method: str) -> sp.csr_matrix:
     from .models.base import MultiLabelModel
     from .models.topk import topk_csr, topk_dense
 
-    if isinstance(model, MultiLabelModel):
+    # top-k CSR already; a scikit-learn estimator's output is re-cut below, where a sparse
+    # output's absent entries are zeros (a labelwise top-k's are below every kept score)
+    if isinstance(model, MultiLabelModel | FoldPipeline):
         fn = getattr(model, method)
         return fn(X, k=k)
     out = getattr(model, method)(X)

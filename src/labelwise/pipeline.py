@@ -180,22 +180,6 @@ def make_policy(objective: str):
     return PrecisionTarget(value, confidence=PRECISION_CONFIDENCE)
 
 
-class _FoldPipeline(Estimator):
-    """Featurizer + model fitted together inside one cross-fitting fold (top-k CSR out)."""
-
-    def __init__(self, featurizer: Any = None, model: Any = None, k: int = 10) -> None:
-        self.featurizer = featurizer
-        self.model = model
-        self.k = k
-
-    def fit(self, X: Any, Y: Any, *, labels: Any = None) -> _FoldPipeline:
-        self.model.fit(self.featurizer.fit_transform(X), Y, labels=labels)
-        return self
-
-    def decision_function(self, X: Any) -> sp.csr_matrix:
-        return self.model.decision_function(self.featurizer.transform(X), k=self.k)
-
-
 def _is_texts(X: Any) -> bool:
     if isinstance(X, Dataset):
         return X.x_kind == "text"
@@ -522,7 +506,7 @@ class Pipeline(Estimator):
         scores; they become ``calibrator_`` and ``decision_`` once all of it succeeded."""
         from sklearn.base import clone
 
-        from .crossfit import cross_fit_scores
+        from .crossfit import FoldPipeline, cross_fit_scores
 
         n_labels = len(self.model.labels_)
         Yc = as_label_matrix(Y)
@@ -562,7 +546,7 @@ class Pipeline(Estimator):
 
         def make(params: dict[str, Any]) -> Any:
             model = clone(self.model).set_params(**params)
-            return _FoldPipeline(clone(feat), model, k) if in_folds else model
+            return FoldPipeline(clone(feat), model) if in_folds else model
 
         selection = None
         if select_c:

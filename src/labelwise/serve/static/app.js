@@ -8,48 +8,9 @@
   const LABEL_PAGE = 20;      // labels per search page
   const EXPLAINED_FAMILIES = ["OneVsRest", "LabelTree"];
 
-  const $ = (id) => document.getElementById(id);
+  const {$, el, setStatus, showError, api} = window.labelwise;
   const state = {models: [], model: null, results: null, file: null, labelQuery: "",
                  labelOffset: 0, labelSeq: 0, running: false};
-
-  // ------------------------------------------------------------------ helpers
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v === true ? "" : v);
-    }
-    for (const c of children) if (c !== null && c !== undefined) node.append(c);
-    return node;
-  }
-
-  function setStatus(text) { $("status").textContent = text; }
-
-  function showError(text) {
-    const box = $("error");
-    box.textContent = text || "";
-    box.hidden = !text;
-  }
-
-  async function api(path, body) {
-    const init = body === undefined ? {} : {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)};
-    let resp;
-    try {
-      resp = await fetch(path, init);
-    } catch (e) {
-      throw new Error(`${path}: the server did not answer (${e.message})`);
-    }
-    const type = resp.headers.get("content-type") || "";
-    const data = type.includes("json") ? await resp.json() : await resp.text();
-    if (!resp.ok) {
-      const detail = data && data.detail ? data.detail : String(data).slice(0, 300);
-      throw new Error(`${resp.status} ${data && data.title ? data.title : resp.statusText}: ${detail}`);
-    }
-    return data;
-  }
 
   // consecutive groups of at most CHUNK items and about CHUNK_BYTES (an item larger than that
   // goes alone: the server then says it is too large)

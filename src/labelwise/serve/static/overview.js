@@ -5,27 +5,10 @@
   const SHOWN = 500;            // label rows drawn (the filter finds the others)
   const REFRESH_MS = 30000;
 
-  const $ = (id) => document.getElementById(id);
+  const {$, el, showError, api} = window.labelwise;
   const state = {status: null};
   const pct = (x) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(1)} %`);
   const num = (x) => Number(x).toLocaleString("en");
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v === true ? "" : v);
-    }
-    for (const c of children) if (c !== null && c !== undefined) node.append(c);
-    return node;
-  }
-
-  function showError(text) {
-    $("error").textContent = text || "";
-    $("error").hidden = !text;
-  }
 
   function drawFigures(st) {
     const dl = $("figures");
@@ -93,9 +76,7 @@
 
   async function load() {
     try {
-      const resp = await fetch("/v1/review/status");
-      const data = await resp.json();
-      if (!resp.ok) throw new Error(`${resp.status}: ${data.detail || resp.statusText}`);
+      const data = await api("/v1/review/status");
       state.status = data;
       showError("");
       drawFigures(data);

@@ -10,60 +10,12 @@
   const OPTIONS = 8;            // labels shown under the add box
   const STATUS_EVERY_MS = 3000; // the queue figures are refreshed at most this often
 
-  const $ = (id) => document.getElementById(id);
+  const {$, el, setStatus, showError} = window.labelwise;
   const state = {reviewer: "", token: "", order: "uncertainty", item: null, on: [], added: [],
                  shownAt: 0, undo: [], busy: false, mine: 0, since: 0, statusAt: 0,
                  options: [], active: -1, optionsFor: null, seq: 0};
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v === true ? "" : v);
-    }
-    for (const c of children) if (c !== null && c !== undefined) node.append(c);
-    return node;
-  }
-
-  function setStatus(text) { $("status").textContent = text; }
-
-  function showError(text) {
-    $("error").textContent = text || "";
-    $("error").hidden = !text;
-  }
-
-  class ApiError extends Error {
-    constructor(status, message) { super(message); this.status = status; }
-  }
-
-  async function api(path, body) {
-    const headers = {};
-    if (state.token) headers.Authorization = `Bearer ${state.token}`;
-    const init = {headers};
-    if (body !== undefined) {
-      init.method = "POST";
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let resp;
-    try {
-      resp = await fetch(path, init);
-    } catch (e) {
-      throw new ApiError(0, `${path}: the server did not answer (${e.message})`);
-    }
-    if (resp.status === 204) return null;
-    const type = resp.headers.get("content-type") || "";
-    const data = type.includes("json") ? await resp.json() : await resp.text();
-    if (!resp.ok) {
-      const detail = data && data.detail ? (typeof data.detail === "string" ? data.detail
-        : JSON.stringify(data.detail)) : String(data).slice(0, 300);
-      throw new ApiError(resp.status, `${resp.status} ${data && data.title ? data.title
-        : resp.statusText}: ${detail}`);
-    }
-    return data;
-  }
+  const api = (path, body) => window.labelwise.api(path, body, state.token);
 
   const enc = encodeURIComponent;
   const fmt = (p) => Number(p).toFixed(3);
