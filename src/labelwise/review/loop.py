@@ -145,21 +145,19 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
         rand_keys = np.random.default_rng(None if random_state is None else
                                           [random_state, int(mv)]).random(n)
         item_rows, pred_rows, counts = [], [], {"auto": 0, "queued": 0, "audit": 0}
+        rows, cols, probs, chosen = _stored_candidates(P, sets, k)
+        starts = np.searchsorted(rows, np.arange(n + 1))
+        cols_l, probs_l, chosen_l = cols.tolist(), probs.tolist(), chosen.tolist()
         for i in range(n):
-            a, b = P.indptr[i], P.indptr[i + 1]
-            cols, probs = P.indices[a:b], P.data[a:b]
-            chosen = set(sets.indices[sets.indptr[i]:sets.indptr[i + 1]].tolist())
-            auto = {j for j in chosen if names[j] not in paused}
+            a, b = int(starts[i]), int(starts[i + 1])
+            auto = {cols_l[j] for j in range(a, b) if chosen_l[j] and names[cols_l[j]] not in paused}
             state = "queued"
             if auto:
                 state = "audit" if rng.random() < audit_rate else "auto"
             counts[state] += 1
-            order = np.argsort(-probs, kind="stable")
-            preds = []
-            for j in order:
-                c = int(cols[j])
-                d = ("auto" if state == "auto" else "audit") if c in auto else "queued"
-                preds.append((names[c], float(probs[j]), d))
+            d_auto = "auto" if state == "auto" else "audit"
+            preds = [(names[cols_l[j]], probs_l[j], d_auto if cols_l[j] in auto else "queued")
+                     for j in range(a, b)]
             pri = 0.0 if state == "auto" else expected_value(
                 [(lab, p) for lab, p, _ in preds], positives, audit=state == "audit")
             item_rows.append({"id": ids[i], "source": source,
@@ -171,6 +169,26 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
         (_copy_ingest if db.is_postgres else _sqlite_ingest)(conn, item_rows, pred_rows, mv)
     return {"items": n, **counts, "threshold": threshold, "paused": sorted(paused),
             "model_version": mv}
+
+
+def _stored_candidates(P, sets, k: int) -> tuple[np.ndarray, ...]:
+    """The candidates stored per item: its ``k`` most probable labels plus every label of
+    its chosen set (the policy chooses among the tuning's top labels, more than ``k`` when
+    the model was tuned with a larger k; the rest is not stored: a reviewer sees ``k``
+    suggestions and the auto-accepted ones). Returns (row, column, probability, chosen)
+    arrays ordered by row, then probability descending (ties in storage order)."""
+    rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
+    cols = P.indices.astype(np.int64)
+    probs = P.data.astype(np.float64)
+    order = np.lexsort((np.arange(rows.size), -probs, rows))
+    rows, cols, probs = rows[order], cols[order], probs[order]
+    rank = np.arange(rows.size) - np.searchsorted(rows, rows)
+    n_labels = np.int64(P.shape[1])
+    set_rows = np.repeat(np.arange(sets.shape[0]), np.diff(sets.indptr))
+    chosen = np.isin(rows * n_labels + cols,
+                     set_rows * n_labels + sets.indices.astype(np.int64))
+    keep = (rank < k) | chosen
+    return rows[keep], cols[keep], probs[keep], chosen[keep]
 
 
 _ITEM_COLUMNS = ("id", "source", "text", "features_ref", "ingested_at", "state", "priority",
