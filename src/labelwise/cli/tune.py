@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"model": str(root), "objective": pipe.tuning_["objective"], "cv": args.cv,
                "k": pipe.tuning_["k"], "calibration": cal_summary,
                "model_params": getattr(pipe, "model_params_", None),
+               "certified_on": pipe.tuning_.get("certified_on"),
                "decision": {key: v for key, v in pipe.decision_.explain().items() if key != "labels"}}
     print_json(summary)
     return 0
