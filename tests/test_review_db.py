@@ -293,6 +293,22 @@ def test_review_status_export_and_pause(url, pipe, tmp_path):
     assert not reviewed  # zed kept nothing
     autos = [x for x in lines if x["decided"] and set(x["decided"].values()) == {"auto"}]
     assert len(autos) == counts["auto"] + more["auto"]
+    # the paused labels' chosen predictions went to people as "paused"; their reviews count
+    # as audits (every one is reviewed), so a label can recover
+    with db.engine.connect() as conn:
+        held = conn.execute(
+            sa.select(Prediction.label, Prediction.probability).join(Item, Item.pk ==
+                                                                     Prediction.item_pk)
+            .where(Item.id.like("b%"), Prediction.decision == "paused")).all()
+        before = loop.audit_stats(conn)
+    assert held and {lab for lab, _ in held} <= set(more["paused"])
+    assert all(p >= pipe.decision_.threshold_ for _, p in held)
+    assert _review_all(db, "amy") > 0  # amy keeps every suggestion
+    with db.engine.connect() as conn:
+        after = loop.audit_stats(conn)
+    for label in more["paused"]:
+        n_held = sum(lab == label for lab, _ in held)
+        assert after[label] == (before[label][0] + n_held, before[label][1] + n_held)
     db.close()
 
 

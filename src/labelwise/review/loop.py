@@ -8,7 +8,9 @@ requested target. Per item, the labels in the policy's set are auto-accepted; an
 none goes to people (``queued``); an item with some goes to people anyway with probability
 ``audit_rate`` (``audit``: its auto labels are checked). A label whose audited precision's
 95 % interval lies wholly below the target is *paused*: its labels are queued, not
-auto-accepted, until audits bring the interval's upper end back to the target.
+auto-accepted (decision ``paused``), until audits bring the interval's upper end back to the
+target; the reviews of those paused predictions count as its audits (every one is
+reviewed), so a label that was paused by bad luck recovers.
 
 Status per label: auto-accepted, queued, reviewed counts; audited precision (correct audits /
 audits) with its two-sided 95 % Clopper-Pearson interval; ``paused``.
@@ -32,6 +34,8 @@ __all__ = ["audit_stats", "clopper_pearson", "export", "ingest", "label_status",
            "reviewed_rows"]
 
 AUDIT_LEVEL = 0.95
+#: prediction decisions whose reviews measure auto-accept's precision (audit_stats)
+AUDITED = ("audit", "paused")
 
 
 def clopper_pearson(k: int, n: int, level: float = AUDIT_LEVEL) -> tuple[float, float]:
@@ -63,13 +67,16 @@ def _certified(pipe: Any, target: float) -> float:
 
 def audit_stats(conn) -> dict[str, tuple[int, int]]:
     """label -> (correct, audited): audit predictions of reviewed items, correct when the
-    review kept the label (accepted or added)."""
+    review kept the label (accepted or added). A paused label's predictions that the
+    certified policy chose (decision ``paused``: sent to people instead) count as audits
+    too: every one of them is reviewed, so they are an unbiased sample of what auto-accept
+    would have accepted, and they are how a paused label recovers."""
     from sqlalchemy import select
 
     rows = conn.execute(
         select(Prediction.label, Review.accepted, Review.added)
         .join(Review, Review.item_pk == Prediction.item_pk)
-        .where(Prediction.decision == "audit")).all()
+        .where(Prediction.decision.in_(AUDITED))).all()
     out: dict[str, list[int]] = {}
     for label, accepted, added in rows:
         kn = out.setdefault(label, [0, 0])
@@ -150,14 +157,15 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
         cols_l, probs_l, chosen_l = cols.tolist(), probs.tolist(), chosen.tolist()
         for i in range(n):
             a, b = int(starts[i]), int(starts[i + 1])
-            auto = {cols_l[j] for j in range(a, b) if chosen_l[j] and names[cols_l[j]] not in paused}
+            held = {cols_l[j] for j in range(a, b) if chosen_l[j] and names[cols_l[j]] in paused}
+            auto = {cols_l[j] for j in range(a, b) if chosen_l[j]} - held
             state = "queued"
             if auto:
                 state = "audit" if rng.random() < audit_rate else "auto"
             counts[state] += 1
             d_auto = "auto" if state == "auto" else "audit"
-            preds = [(names[cols_l[j]], probs_l[j], d_auto if cols_l[j] in auto else "queued")
-                     for j in range(a, b)]
+            preds = [(names[cols_l[j]], probs_l[j], d_auto if cols_l[j] in auto else
+                      "paused" if cols_l[j] in held else "queued") for j in range(a, b)]
             pri = 0.0 if state == "auto" else expected_value(
                 [(lab, p) for lab, p, _ in preds], positives, audit=state == "audit")
             item_rows.append({"id": ids[i], "source": source,
