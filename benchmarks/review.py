@@ -44,7 +44,8 @@ Figures, per dataset and target (0.9, 0.95):
   certified labels: what auto-accept costs in recall);
 - ingest: one ingest of ``--ingest-items`` rows of the pool split (3,000) into a new SQLite
   file and a new PostgreSQL database (a throwaway cluster, :mod:`labelwise.review.pgcluster`),
-  prediction included, beside the prediction's own items/s.
+  prediction included, beside the prediction's own items/s; the best of
+  ``--ingest-repeats`` (3) runs, each into new databases.
 
 Learning curve (target ``--curve-target``, 0.9): the pool is cut in ``--rounds`` parts; each
 round ingests one part with the current model, the reviewer decides the queue, then
@@ -270,7 +271,7 @@ def run_dataset(name, args, work, pg_prefix, log) -> dict:
 def ingest_rates(name, args, d, mdir, pool_all, pg_prefix, log) -> dict:
     """Items/s of one ingest of ``--ingest-items`` rows of the pool split (prediction
     included; the prediction alone timed apart) into a new SQLite file and a new
-    PostgreSQL database."""
+    PostgreSQL database; the best of ``--ingest-repeats`` runs."""
     from labelwise import load_any
     from labelwise.review import loop, open_db
     from labelwise.review.pgcluster import create_database
@@ -278,19 +279,25 @@ def ingest_rates(name, args, d, mdir, pool_all, pg_prefix, log) -> dict:
     n = min(args.ingest_items, pool_all.n_samples)
     batch = with_ids(pool_all, np.arange(n), f"{name}-ingest")
     pipe = load_any(mdir)
-    t = time.perf_counter()
-    pipe.score_and_sets(batch.X, k=5)
-    out = {"items": n, "predict_items_s": n / (time.perf_counter() - t)}
-    urls = {"sqlite": str(d / "ingest.db")}
-    if pg_prefix is not None:
-        urls["postgresql"] = create_database(pg_prefix)
-    for backend, url in urls.items():
-        db = open_db(url, create=True)
+    # the best of --ingest-repeats runs each (a new database each time): on a shared, loaded
+    # machine the fastest run is the one least slowed by the others' processes
+    best = {}
+    for rep in range(args.ingest_repeats):
         t = time.perf_counter()
-        loop.ingest(db, pipe, mdir, batch, precision=args.targets[0], audit_rate=args.audit_rate,
-                    source=name, random_state=args.seed)
-        out[f"{backend}_items_s"] = n / (time.perf_counter() - t)
-        db.close()
+        pipe.score_and_sets(batch.X, k=5)
+        best["predict"] = min(best.get("predict", np.inf), time.perf_counter() - t)
+        urls = {"sqlite": str(d / f"ingest{rep}.db")}
+        if pg_prefix is not None:
+            urls["postgresql"] = create_database(pg_prefix)
+        for backend, url in urls.items():
+            db = open_db(url, create=True)
+            t = time.perf_counter()
+            loop.ingest(db, pipe, mdir, batch, precision=args.targets[0],
+                        audit_rate=args.audit_rate, source=name, random_state=args.seed)
+            best[backend] = min(best.get(backend, np.inf), time.perf_counter() - t)
+            db.close()
+    out = {"items": n, "repeats": args.ingest_repeats, "predict_items_s": n / best["predict"],
+           **{f"{b}_items_s": n / v for b, v in best.items() if b != "predict"}}
     log(f"{name} ingest: {json.dumps(out)}")
     return out
 
@@ -485,6 +492,8 @@ def main(argv=None) -> int:
     p.add_argument("--curve-target", type=float, default=0.9)
     p.add_argument("--ingest-items", type=int, default=3000,
                    help="rows of the pool split in one ingest, for the items/s (0: none)")
+    p.add_argument("--ingest-repeats", type=int, default=3,
+                   help="the ingest is timed this many times (new databases), the best kept")
     p.add_argument("--queue-items", type=int, default=1_000_000)
     p.add_argument("--queue-calls", type=int, default=200)
     p.add_argument("--queue-baseline", type=int, default=1000,

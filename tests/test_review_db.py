@@ -301,6 +301,7 @@ def test_review_status_export_and_pause(url, pipe, tmp_path):
                                                                      Prediction.item_pk)
             .where(Item.id.like("b%"), Prediction.decision == "paused")).all()
         before = loop.audit_stats(conn)
+    overall = loop.status(db)["audited_precision"]
     assert held and {lab for lab, _ in held} <= set(more["paused"])
     assert all(p >= pipe.decision_.threshold_ for _, p in held)
     assert _review_all(db, "amy") > 0  # amy keeps every suggestion
@@ -309,6 +310,10 @@ def test_review_status_export_and_pause(url, pipe, tmp_path):
     for label in more["paused"]:
         n_held = sum(lab == label for lab, _ in held)
         assert after[label] == (before[label][0] + n_held, before[label][1] + n_held)
+        row = next(r for r in loop.status(db)["labels"] if r["label"] == label)
+        assert (row["audited_correct"], row["audited"]) == after[label]
+    # the overall figure estimates what was auto-accepted: the random audits alone
+    assert loop.status(db)["audited_precision"] == overall
     db.close()
 
 

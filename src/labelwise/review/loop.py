@@ -13,7 +13,9 @@ target; the reviews of those paused predictions count as its audits (every one i
 reviewed), so a label that was paused by bad luck recovers.
 
 Status per label: auto-accepted, queued, reviewed counts; audited precision (correct audits /
-audits) with its two-sided 95 % Clopper-Pearson interval; ``paused``.
+audits, a paused label's reviewed ``paused`` predictions included) with its two-sided 95 %
+Clopper-Pearson interval; ``paused``. Overall: the random audits alone, an estimate of the
+precision of the labels actually auto-accepted.
 """
 
 from __future__ import annotations
@@ -65,18 +67,20 @@ def _certified(pipe: Any, target: float) -> float:
     return float(pol.threshold_)
 
 
-def audit_stats(conn) -> dict[str, tuple[int, int]]:
+def audit_stats(conn, decisions: tuple[str, ...] = AUDITED) -> dict[str, tuple[int, int]]:
     """label -> (correct, audited): audit predictions of reviewed items, correct when the
     review kept the label (accepted or added). A paused label's predictions that the
     certified policy chose (decision ``paused``: sent to people instead) count as audits
     too: every one of them is reviewed, so they are an unbiased sample of what auto-accept
-    would have accepted, and they are how a paused label recovers."""
+    would have accepted, and they are how a paused label recovers. ``decisions=("audit",)``:
+    the random audits alone (what ``status``'s overall audited precision estimates: the
+    precision of the labels actually auto-accepted)."""
     from sqlalchemy import select
 
     rows = conn.execute(
         select(Prediction.label, Review.accepted, Review.added)
         .join(Review, Review.item_pk == Prediction.item_pk)
-        .where(Prediction.decision.in_(AUDITED))).all()
+        .where(Prediction.decision.in_(decisions))).all()
     out: dict[str, list[int]] = {}
     for label, accepted, added in rows:
         kn = out.setdefault(label, [0, 0])
@@ -311,7 +315,7 @@ def status(db) -> dict[str, Any]:
                               .limit(1)).scalar()
         n_reviews = conn.execute(select(func.count()).select_from(Review)).scalar_one()
         k_all = n_all = 0
-        for k, n in audit_stats(conn).values():
+        for k, n in audit_stats(conn, ("audit",)).values():  # of what was auto-accepted
             k_all += k
             n_all += n
         labels = label_status(conn)
