@@ -514,6 +514,35 @@ def test_fixed_sequence_cut_hand_values():
     assert fixed_sequence_cut(k, n, 1.0, 0.75) == -1
 
 
+def test_sequence_trace_hand_values(tmp_path):
+    """PrecisionTarget.sequence_: why the certificate stops where it does (hand values of
+    the cuts above: c = 0.75, target 0.5, min pairs 2)."""
+    from labelwise.decision.policies import _sequence_trace
+
+    k = np.array([1, 2, 3, 3, 7])
+    n = np.array([1, 2, 3, 6, 7])
+    t = _sequence_trace(k, n, 0.5, 0.75, 2)
+    assert t["pairs"] == 7 and t["min_pairs"] == 2 and t["passed"] == 2
+    assert t["first_test"] == {"correct": 2, "pairs": 2, "lower_bound": pytest.approx(0.5)}
+    assert t["first_failure"]["correct"] == 3 and t["first_failure"]["pairs"] == 6
+    assert t["first_failure"]["lower_bound"] < 0.5
+    none = _sequence_trace(np.array([0, 0]), np.array([2, 3]), 0.5, 0.75, -1)
+    assert none["passed"] == 0 and none["first_failure"] == none["first_test"]
+    assert none["first_test"] == {"correct": 0, "pairs": 2, "lower_bound": 0.0}
+    few = _sequence_trace(np.array([1]), np.array([1]), 0.5, 0.75, -1)  # nothing to test
+    assert few["first_test"] is None and few["first_failure"] is None
+    # a fitted policy carries it (and saves it): 4 pairs, all correct, at target 0.5
+    P = np.array([[0.9, 0.8], [0.7, 0.6]])
+    pol = PrecisionTarget(0.5, confidence=0.75).fit(P, np.ones((2, 2)))
+    assert pol.sequence_["passed"] == 3 and pol.sequence_["first_failure"] is None
+    assert pol.explain()["sequence"] == pol.sequence_
+    from labelwise.decision.policies import load_policy
+
+    pol.save(tmp_path)
+    assert load_policy(tmp_path).sequence_ == pol.sequence_
+    assert PrecisionTarget(0.5).fit(P, np.ones((2, 2))).sequence_ is None
+
+
 def test_precision_target_with_confidence_matches_reference_and_is_stricter():
     # 800 rows (200 before the fixed-sequence rule): the sequence starts at its first cut
     # with >= log(1 - c) / log(target) pairs, and one miss there stops it; on 200 rows that

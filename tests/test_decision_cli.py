@@ -57,7 +57,14 @@ def test_tune_precision_target(model_and_data, capsys):
     assert _run([str(model), str(data), "--format", "xc", "--objective", "precision=0.8", "--cv", "3",
                  "--calibration", "isotonic"]) == 0
     assert isinstance(load_policy(model), PrecisionTarget)
-    assert "coverage" in json.loads(capsys.readouterr().out)["decision"]
+    out = json.loads(capsys.readouterr().out)
+    assert "coverage" in out["decision"] and out["decision"]["sequence"]["pairs"] > 0
+    assert out["certified_on"] == {"fit_rows": 100, "certification_rows": 50,
+                                   "holdout": "stratified"}
+    # --holdout last: the last 1/cv of the rows in the file's order certify
+    assert _run([str(model), str(data), "--format", "xc", "--objective", "precision=0.8", "--cv",
+                 "3", "--holdout", "last"]) == 0
+    assert json.loads(capsys.readouterr().out)["certified_on"]["holdout"] == "last"
 
 
 @pytest.mark.parametrize("objective", ["f2", "precision=1.5", "precision=x"])

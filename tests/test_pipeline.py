@@ -541,7 +541,8 @@ def test_precision_target_is_certified_on_rows_the_final_pipeline_never_saw():
     fit_idx, cert_idx = next(IterativeStratifiedKFold(n_splits=3, random_state=0).split(
         np.zeros((360, 1)), data.Y))
     assert pipe.tuning_["certified_on"] == {"fit_rows": fit_idx.size,
-                                            "certification_rows": cert_idx.size}
+                                            "certification_rows": cert_idx.size,
+                                            "holdout": "stratified"}
     vocab = set(pipe.featurizer.feature_names())
     assert all(f"only{i}" not in vocab for i in cert_idx.tolist())  # fitted without them
     assert all(f"only{i}" in vocab for i in fit_idx.tolist()[:20])
@@ -556,3 +557,37 @@ def test_precision_target_is_certified_on_rows_the_final_pipeline_never_saw():
         tiny.fit(small)
     with pytest.raises(DataFormatError, match="certifies on held-out rows"):
         tiny.tune(small, objective="precision=0.9", cv=3)
+
+
+def test_precision_target_certified_on_the_last_rows():
+    """holdout="last": the last 1/cv of the rows in the data's order certify (data in time
+    order); the pipeline is fitted on the first rows only, the certificate is the last rows'
+    one, a refit or a later tune keeps the choice, and an unknown choice names the field."""
+    rng = np.random.default_rng(4)
+    names = ["red", "green", "blue", "plum"]
+    texts, Y = [], []
+    for i in range(300):
+        labs = sorted(rng.choice(4, size=int(rng.integers(1, 3)), replace=False).tolist())
+        words = [names[j] for j in labs if rng.random() < 0.8] + [f"w{int(rng.integers(30))}"
+                                                                  for _ in range(4)]
+        texts.append(" ".join(words) + f" only{i}")
+        Y.append(labs)
+    data = Dataset(texts, Y, names)
+    pipe = Pipeline(Tfidf(), OneVsRest(n_threads=1, random_state=0), random_state=0)
+    pipe.fit(data).tune(data, objective="precision=0.9", cv=3, k=4, holdout="last")
+    assert pipe.tuning_["certified_on"] == {"fit_rows": 200, "certification_rows": 100,
+                                            "holdout": "last"}
+    vocab = set(pipe.featurizer.feature_names())
+    assert {f"only{i}" for i in range(200)} <= vocab
+    assert not {f"only{i}" for i in range(200, 300)} & vocab
+    P = pipe.predict_proba(texts[200:], k=4)
+    want = PrecisionTarget(0.9, confidence=0.95).fit(P, data.Y[200:])
+    got = pipe.decision_
+    assert got.threshold_ == want.threshold_ and got.precision_ == want.precision_
+    assert got.n_accepted_ == want.n_accepted_
+    pipe.fit(data)  # a refit re-tunes with the same held-out share
+    assert pipe.tuning_["certified_on"]["holdout"] == "last"
+    pipe.tune(data, objective="precision=0.9", cv=3, k=4)
+    assert pipe.tuning_["certified_on"]["holdout"] == "last"
+    with pytest.raises(DataFormatError, match="holdout: expected one of stratified, last"):
+        pipe.tune(data, objective="precision=0.9", holdout="newest")

@@ -19,7 +19,7 @@ def _run(capsys, *argv):
     return code, out, err
 
 
-def test_review_cli_round_trip(tmp_path, capsys):
+def test_review_cli_round_trip(tmp_path, capsys, monkeypatch):
     import shutil
 
     model = tmp_path / "colors"
@@ -72,11 +72,26 @@ def test_review_cli_round_trip(tmp_path, capsys):
     train = tmp_path / "train.jsonl"
     write(dataset(300, 1, "train"), train)
     before = model_version(model)
+    from labelwise.pipeline import Pipeline, load_any
+
+    last = load_any(model).tuning_
+    tunes = []
+    real_tune = Pipeline._tune
+
+    def counted(self, *a, **kw):
+        tunes.append({"cv": kw["cv"], "k": kw["k"], "select_c": kw["select_c"]})
+        return real_tune(self, *a, **kw)
+
+    monkeypatch.setattr(Pipeline, "_tune", counted)
     code, out, err = _run(capsys, "review", "learn", str(model), "--db", db, "--train",
                           str(train))
     assert code == 0 and "reviewed rows" in out, err
     assert model_version(model) != before
-    from labelwise.pipeline import load_any
-
+    # tuned once, as it was tuned before (the C search only because its last tuning ran one)
+    assert "model_selection" in last
+    assert tunes == [{"cv": last["cv"], "k": last["k"], "select_c": True}]
     pipe = load_any(model)
     assert pipe.decision_.precision == TARGET and pipe.decision_.confidence == 0.95
+    assert pipe.tuning_["n_samples"] == 300 + len(reviewed)
+    assert {k: pipe.tuning_[k] for k in ("cv", "k", "objective")} == {
+        k: last[k] for k in ("cv", "k", "objective")}

@@ -149,6 +149,38 @@ def test_ingest_auto_accepts_certified_labels_and_queues_the_rest(url, pipe):
     db.close()
 
 
+def test_ingest_stores_top_k_candidates_and_the_chosen_labels(url, pipe):
+    """k candidates an item (its k most probable labels) plus every chosen label, never the
+    tuning's whole top list (a reference loop over score_and_sets)."""
+    import sqlalchemy as sa
+
+    from labelwise.review.models import Item, Prediction
+
+    ds = dataset(40, 7, "k")
+    db = open_db(url, create=True)
+    loop.ingest(db, pipe, pipeline_dir(), ds, precision=TARGET, audit_rate=0.0, k=1,
+                random_state=0)
+    assert pipe.tuning_["k"] == 5
+    _, P, sets = pipe.score_and_sets(ds.X, k=1)
+    want = {}
+    for i in range(40):
+        a, b = P.indptr[i], P.indptr[i + 1]
+        ranked = sorted(zip(P.indices[a:b].tolist(), P.data[a:b].tolist(), strict=True),
+                        key=lambda cp: -cp[1])
+        chosen = set(sets.indices[sets.indptr[i]:sets.indptr[i + 1]].tolist())
+        want[f"k{i}"] = [(NAMES[c], p) for r, (c, p) in enumerate(ranked) if r < 1 or c in chosen]
+    with db.engine.connect() as conn:
+        got = {}
+        for item_id, label, p in conn.execute(
+                sa.select(Item.id, Prediction.label, Prediction.probability)
+                .join(Prediction, Prediction.item_pk == Item.pk)
+                .order_by(Item.id, Prediction.id)):
+            got.setdefault(item_id, []).append((label, pytest.approx(p, abs=1e-6)))
+    assert got == want
+    assert any(len(v) > 1 for v in want.values())  # some chosen sets reach past the top 1
+    db.close()
+
+
 def _review_all(db, reviewer="ann", truth=None):
     n = 0
     while (it := queue.lease_next(db, reviewer)) is not None:
@@ -261,6 +293,27 @@ def test_review_status_export_and_pause(url, pipe, tmp_path):
     assert not reviewed  # zed kept nothing
     autos = [x for x in lines if x["decided"] and set(x["decided"].values()) == {"auto"}]
     assert len(autos) == counts["auto"] + more["auto"]
+    # the paused labels' chosen predictions went to people as "paused"; their reviews count
+    # as audits (every one is reviewed), so a label can recover
+    with db.engine.connect() as conn:
+        held = conn.execute(
+            sa.select(Prediction.label, Prediction.probability).join(Item, Item.pk ==
+                                                                     Prediction.item_pk)
+            .where(Item.id.like("b%"), Prediction.decision == "paused")).all()
+        before = loop.audit_stats(conn)
+    overall = loop.status(db)["audited_precision"]
+    assert held and {lab for lab, _ in held} <= set(more["paused"])
+    assert all(p >= pipe.decision_.threshold_ for _, p in held)
+    assert _review_all(db, "amy") > 0  # amy keeps every suggestion
+    with db.engine.connect() as conn:
+        after = loop.audit_stats(conn)
+    for label in more["paused"]:
+        n_held = sum(lab == label for lab, _ in held)
+        assert after[label] == (before[label][0] + n_held, before[label][1] + n_held)
+        row = next(r for r in loop.status(db)["labels"] if r["label"] == label)
+        assert (row["audited_correct"], row["audited"]) == after[label]
+    # the overall figure estimates what was auto-accepted: the random audits alone
+    assert loop.status(db)["audited_precision"] == overall
     db.close()
 
 

@@ -57,6 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-select-c", dest="select_c", action="store_false",
                    help="keep the model's C and loss (by default a OneVsRest model's C and "
                         "loss are chosen by the same cross-fitting and the model refitted)")
+    p.add_argument("--holdout", choices=("stratified", "last"), default=None,
+                   help="precision=P: the held-out 1/cv share that certifies it: 'stratified' "
+                        "(default) or 'last', the last rows in the data's order, for data in "
+                        "time order whose new rows come later (Pipeline.tune)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -124,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     # (Pipeline.tune); labels added later (`labels add`) have no tuned part
     with show_progress(not args.quiet):
         pipe.tune(ds, objective=args.objective, calibration=args.calibration, cv=args.cv,
-                  k=args.k, random_state=args.seed, select_c=None if args.select_c else False)
+                  k=args.k, random_state=args.seed, select_c=None if args.select_c else False,
+                  holdout=args.holdout)
     if is_pipeline_dir(root):
         pipe.save(root)
     else:
@@ -140,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"model": str(root), "objective": pipe.tuning_["objective"], "cv": args.cv,
                "k": pipe.tuning_["k"], "calibration": cal_summary,
                "model_params": getattr(pipe, "model_params_", None),
+               "certified_on": pipe.tuning_.get("certified_on"),
                "decision": {key: v for key, v in pipe.decision_.explain().items() if key != "labels"}}
     print_json(summary)
     return 0

@@ -52,7 +52,10 @@ tests; it does not cover a shift between the tuning and the new rows' distributi
 other label frequencies). Before this rule the lowest passing cut of all was kept, which
 spent the 1 - c error once per cut scanned.
 Reports ``coverage_`` (share of tuning rows with at least one accepted label),
-``precision_``, ``precision_lower_bound_`` (None without ``confidence``) and ``threshold_``;
+``precision_``, ``precision_lower_bound_`` (None without ``confidence``), ``threshold_`` and,
+with ``confidence``, ``sequence_``: why the certificate stops where it does (the tuning pairs,
+the fewest pairs a cut needs before its bound can reach the target, the first cut tested, the
+cuts passed and the first failure, each as correct / pairs / lower bound);
 rows left empty are those to send to a person.
 ``Combined(threshold=policy, k=None, at_least_one=True)``: pairs accepted by the inner
 threshold policy and within the row's top k; a row left empty gets its top-1 pair.
@@ -401,12 +404,14 @@ class PrecisionTarget(DecisionPolicy):
                 # failure: the level holds for the cut chosen by the search
                 j = fixed_sequence_cut(k[ends], n[ends], p, float(c))
                 cut = ends[: j + 1][-1:]
+                sequence = _sequence_trace(k[ends], n[ends], p, float(c), j)
             if cut.size == 0:
                 t = float("inf")
             else:
                 i = int(cut[-1])
                 t = float(v[i])  # the lowest accepted score: coverage_at_precision's rule
         self.threshold_ = t
+        self.sequence_ = sequence if self.mode == "set" and c is not None else None
         keep = E.values >= t
         n_acc = int(keep.sum())
         k_acc = int(h[keep].sum())
@@ -434,17 +439,40 @@ class PrecisionTarget(DecisionPolicy):
         t = self.threshold_
         return {"threshold": t if np.isfinite(t) else None, "coverage": self.coverage_,
                 "precision": self.precision_, "n_accepted": self.n_accepted_,
-                "precision_lower_bound": self.precision_lower_bound_}
+                "precision_lower_bound": self.precision_lower_bound_,
+                "sequence": self.sequence_}
 
     def _set(self, state, arrays) -> None:
         self.threshold_ = float("inf") if state["threshold"] is None else float(state["threshold"])
         self.precision_lower_bound_ = state.get("precision_lower_bound")
+        self.sequence_ = state.get("sequence")  # absent in files of older versions
         self.coverage_ = float(state["coverage"])
         self.precision_ = state["precision"]
         self.n_accepted_ = int(state["n_accepted"])
 
     def _explain(self) -> dict[str, Any]:
         return self._state()
+
+
+def _sequence_trace(k: np.ndarray, n: np.ndarray, target: float, confidence: float,
+                    j: int) -> dict[str, Any]:
+    """Why a fixed-sequence certificate stops where it does (``PrecisionTarget.sequence_``):
+    the tuning pairs, the fewest accepted pairs a cut needs before its bound can reach the
+    target (``min_pairs``), the first cut tested and the first that failed (correct, pairs,
+    lower bound; None when none was tested / none failed) and how many cuts passed."""
+    def cut(i: int) -> dict[str, Any] | None:
+        if not 0 <= i < n.size:
+            return None
+        b = precision_lower_bound(k[i:i + 1], n[i:i + 1], confidence)[0]
+        return {"correct": int(k[i]), "pairs": int(n[i]), "lower_bound": float(b)}
+
+    n_min = np.log1p(-confidence) / np.log(target) if 0.0 < target < 1.0 else np.inf
+    start = int(np.searchsorted(n, n_min - 1e-9, side="left"))
+    passed = max(j - start + 1, 0)
+    return {"pairs": int(n[-1]) if n.size else 0,
+            "min_pairs": int(np.ceil(n_min - 1e-9)) if np.isfinite(n_min) else None,
+            "first_test": cut(start), "passed": passed,
+            "first_failure": cut(start + passed)}
 
 
 class Combined(DecisionPolicy):

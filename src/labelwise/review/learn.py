@@ -10,7 +10,10 @@ self-training). Two ways:
   labels (scored from their names, then taught by their examples). A supervised label
   learns nothing this way (``learn`` warns with a count): it needs a retrain.
 - **retrain** (``train``: a Dataset of texts): the pipeline is refitted on the training data
-  plus the rows and re-tuned with its own objective (a certified precision target stays one).
+  plus the rows and tuned once, as it was tuned before (its objective, calibration, ``cv``,
+  ``k``, seed, and the C search only when its last tuning ran one): a certified precision
+  target stays one. (It used to refit, re-tune in ``fit``, then tune again with the C search:
+  three fits of the model's grid where one does.)
 
 The reviews are read in one transaction that also notes the learn as a use of them
 (:func:`labelwise.review.queue.reviews_in_use`): from then on they can no longer be undone,
@@ -45,6 +48,18 @@ def review_dataset(rows: list[tuple[str, str, list[str]]], *, train: Any = None)
     names = list(dict.fromkeys(n for s in label_sets for n in s))
     col = {n: j for j, n in enumerate(names)}
     return Dataset(texts, [[col[n] for n in s] for s in label_sets], names)
+
+
+def _retrain(pipe: Any, data: Any) -> None:
+    """Refit ``pipe`` on ``data`` and tune it once with the settings of its last tuning
+    (``tuning_``): a fresh (unfitted) copy of the model makes :meth:`Pipeline.tune` fit the
+    featurizer and model, then tune fresh copies of its calibrator and policy."""
+    from sklearn.base import clone
+
+    last = getattr(pipe, "tuning_", None) or {}
+    pipe.model = clone(pipe.model)
+    pipe.tune(data, cv=last.get("cv"), k=last.get("k"), random_state=last.get("random_state"),
+              select_c=("model_selection" in last) if last else None)
 
 
 def learn_model(db, path: str | Path, *, train: Any = None, include_auto: bool = False
@@ -83,8 +98,7 @@ def learn_model(db, path: str | Path, *, train: Any = None, include_auto: bool =
             warnings.simplefilter("always")
             try:
                 if train is not None:
-                    pipe.fit(data)
-                    pipe.tune(data)  # keeps its own calibration and (certified) policy
+                    _retrain(pipe, data)
                 else:
                     pipe.learn(data, add_labels=True)
             except ReviewInputError:

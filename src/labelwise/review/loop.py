@@ -8,10 +8,14 @@ requested target. Per item, the labels in the policy's set are auto-accepted; an
 none goes to people (``queued``); an item with some goes to people anyway with probability
 ``audit_rate`` (``audit``: its auto labels are checked). A label whose audited precision's
 95 % interval lies wholly below the target is *paused*: its labels are queued, not
-auto-accepted, until audits bring the interval's upper end back to the target.
+auto-accepted (decision ``paused``), until audits bring the interval's upper end back to the
+target; the reviews of those paused predictions count as its audits (every one is
+reviewed), so a label that was paused by bad luck recovers.
 
 Status per label: auto-accepted, queued, reviewed counts; audited precision (correct audits /
-audits) with its two-sided 95 % Clopper-Pearson interval; ``paused``.
+audits, a paused label's reviewed ``paused`` predictions included) with its two-sided 95 %
+Clopper-Pearson interval; ``paused``. Overall: the random audits alone, an estimate of the
+precision of the labels actually auto-accepted.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ __all__ = ["audit_stats", "clopper_pearson", "export", "ingest", "label_status",
            "reviewed_rows"]
 
 AUDIT_LEVEL = 0.95
+#: prediction decisions whose reviews measure auto-accept's precision (audit_stats)
+AUDITED = ("audit", "paused")
 
 
 def clopper_pearson(k: int, n: int, level: float = AUDIT_LEVEL) -> tuple[float, float]:
@@ -61,15 +67,20 @@ def _certified(pipe: Any, target: float) -> float:
     return float(pol.threshold_)
 
 
-def audit_stats(conn) -> dict[str, tuple[int, int]]:
+def audit_stats(conn, decisions: tuple[str, ...] = AUDITED) -> dict[str, tuple[int, int]]:
     """label -> (correct, audited): audit predictions of reviewed items, correct when the
-    review kept the label (accepted or added)."""
+    review kept the label (accepted or added). A paused label's predictions that the
+    certified policy chose (decision ``paused``: sent to people instead) count as audits
+    too: every one of them is reviewed, so they are an unbiased sample of what auto-accept
+    would have accepted, and they are how a paused label recovers. ``decisions=("audit",)``:
+    the random audits alone (what ``status``'s overall audited precision estimates: the
+    precision of the labels actually auto-accepted)."""
     from sqlalchemy import select
 
     rows = conn.execute(
         select(Prediction.label, Review.accepted, Review.added)
         .join(Review, Review.item_pk == Prediction.item_pk)
-        .where(Prediction.decision == "audit")).all()
+        .where(Prediction.decision.in_(decisions))).all()
     out: dict[str, list[int]] = {}
     for label, accepted, added in rows:
         kn = out.setdefault(label, [0, 0])
@@ -145,21 +156,20 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
         rand_keys = np.random.default_rng(None if random_state is None else
                                           [random_state, int(mv)]).random(n)
         item_rows, pred_rows, counts = [], [], {"auto": 0, "queued": 0, "audit": 0}
+        rows, cols, probs, chosen = _stored_candidates(P, sets, k)
+        starts = np.searchsorted(rows, np.arange(n + 1))
+        cols_l, probs_l, chosen_l = cols.tolist(), probs.tolist(), chosen.tolist()
         for i in range(n):
-            a, b = P.indptr[i], P.indptr[i + 1]
-            cols, probs = P.indices[a:b], P.data[a:b]
-            chosen = set(sets.indices[sets.indptr[i]:sets.indptr[i + 1]].tolist())
-            auto = {j for j in chosen if names[j] not in paused}
+            a, b = int(starts[i]), int(starts[i + 1])
+            held = {cols_l[j] for j in range(a, b) if chosen_l[j] and names[cols_l[j]] in paused}
+            auto = {cols_l[j] for j in range(a, b) if chosen_l[j]} - held
             state = "queued"
             if auto:
                 state = "audit" if rng.random() < audit_rate else "auto"
             counts[state] += 1
-            order = np.argsort(-probs, kind="stable")
-            preds = []
-            for j in order:
-                c = int(cols[j])
-                d = ("auto" if state == "auto" else "audit") if c in auto else "queued"
-                preds.append((names[c], float(probs[j]), d))
+            d_auto = "auto" if state == "auto" else "audit"
+            preds = [(names[cols_l[j]], probs_l[j], d_auto if cols_l[j] in auto else
+                      "paused" if cols_l[j] in held else "queued") for j in range(a, b)]
             pri = 0.0 if state == "auto" else expected_value(
                 [(lab, p) for lab, p, _ in preds], positives, audit=state == "audit")
             item_rows.append({"id": ids[i], "source": source,
@@ -171,6 +181,26 @@ def ingest(db, pipe: Any, model_path: str | Path, data: Any, *, precision: float
         (_copy_ingest if db.is_postgres else _sqlite_ingest)(conn, item_rows, pred_rows, mv)
     return {"items": n, **counts, "threshold": threshold, "paused": sorted(paused),
             "model_version": mv}
+
+
+def _stored_candidates(P, sets, k: int) -> tuple[np.ndarray, ...]:
+    """The candidates stored per item: its ``k`` most probable labels plus every label of
+    its chosen set (the policy chooses among the tuning's top labels, more than ``k`` when
+    the model was tuned with a larger k; the rest is not stored: a reviewer sees ``k``
+    suggestions and the auto-accepted ones). Returns (row, column, probability, chosen)
+    arrays ordered by row, then probability descending (ties in storage order)."""
+    rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
+    cols = P.indices.astype(np.int64)
+    probs = P.data.astype(np.float64)
+    order = np.lexsort((np.arange(rows.size), -probs, rows))
+    rows, cols, probs = rows[order], cols[order], probs[order]
+    rank = np.arange(rows.size) - np.searchsorted(rows, rows)
+    n_labels = np.int64(P.shape[1])
+    set_rows = np.repeat(np.arange(sets.shape[0]), np.diff(sets.indptr))
+    chosen = np.isin(rows * n_labels + cols,
+                     set_rows * n_labels + sets.indices.astype(np.int64))
+    keep = (rank < k) | chosen
+    return rows[keep], cols[keep], probs[keep], chosen[keep]
 
 
 _ITEM_COLUMNS = ("id", "source", "text", "features_ref", "ingested_at", "state", "priority",
@@ -285,7 +315,7 @@ def status(db) -> dict[str, Any]:
                               .limit(1)).scalar()
         n_reviews = conn.execute(select(func.count()).select_from(Review)).scalar_one()
         k_all = n_all = 0
-        for k, n in audit_stats(conn).values():
+        for k, n in audit_stats(conn, ("audit",)).values():  # of what was auto-accepted
             k_all += k
             n_all += n
         labels = label_status(conn)

@@ -9,7 +9,8 @@ items          one row per ingested item: its id (the user's), source, text or a
                order
 model_versions the model that predicted: name, version (sha256 of its manifest), path,
                label names, certified threshold and target
-predictions    (item, label, probability, model version, decision: auto | queued | audit)
+predictions    (item, label, probability, model version, decision: auto | queued | audit |
+               paused: chosen by the policy, its label paused, sent to people)
 reviews        (item, reviewer, accepted / rejected / added label names, seconds, created_at);
                one review per item (unique item_pk): each item is decided once
 leases         (item, reviewer, expires_at): a row per item waiting for people (deleted when
@@ -41,7 +42,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = ["Base", "Item", "Lease", "ModelVersion", "Prediction", "Review", "ReviewUse", "utcnow"]
 
 ITEM_STATES = ("auto", "queued", "audit", "reviewed")
-DECISIONS = ("auto", "queued", "audit")
+DECISIONS = ("auto", "queued", "audit", "paused")
 #: the open items (waiting for people): the condition of the queue's partial indexes
 OPEN_SQL = text("state IN ('queued', 'audit')")
 
