@@ -169,8 +169,10 @@ class DaskRunner:
 
     def train_trees(self, Xn: Any, sq: np.ndarray, Ycsc: Any, Z: Any, spec: Any) -> tuple:
         """Build and train ``spec.n_trees`` label trees on the cluster (module docstring):
-        ``(node_clf_start, clf_child, tree_roots, task results)`` of all trees, as
-        ``LabelTree``'s local path returns them."""
+        ``(node_clf_start, clf_child, tree_roots, task results, weight layout)`` of all
+        trees: the results (intercepts, epochs) as ``LabelTree``'s local path returns them
+        but without their weights, which come laid out node by node (the tasks lay out their
+        own nodes; :func:`~labelwise.models._tree_build.merge_layouts` joins them)."""
         from ..models import _tree_build
 
         what = "training LabelTree on Dask"
@@ -208,10 +210,12 @@ class DaskRunner:
             cpu = self.client.gather(split_cpu)
         self._count(len(train) + len(splits), sum(r[-1] for r in done) + sum(cpu))
         leaves: list[dict] = [{} for _ in range(spec.n_trees)]
-        results = []
-        for t, (lv, res, _) in zip(tree_of, done, strict=True):
+        results, pieces = [], []
+        for t, (lv, res, piece, _) in zip(tree_of, done, strict=True):
             leaves[t].update(lv)
             results += res
+            pieces.append(piece)
+        layout = _tree_build.merge_layouts(pieces, spec.n_trees * n_nodes)
         starts, children = [np.zeros(1, np.int64)], []
         for t in range(spec.n_trees):
             kids = _tree_build.node_children(shape, leaves[t])
@@ -219,7 +223,7 @@ class DaskRunner:
             starts.append(shape.node_clf_start[1:] + t * n_clf)
             children.append(kids)
         return (np.concatenate(starts), np.concatenate(children),
-                np.arange(spec.n_trees, dtype=np.int64) * n_nodes, results)
+                np.arange(spec.n_trees, dtype=np.int64) * n_nodes, results, layout)
 
     def _cascade(self, splits: list, data_f: Any, key: str, v: int, src: Any, side: int,
                  parts: int, path: int, iters: int, seed: int) -> list[tuple]:

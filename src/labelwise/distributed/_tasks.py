@@ -47,15 +47,25 @@ def cpu_seconds(result: tuple) -> float:
 def tree_nodes(data: tuple, spec: Any, tree: int, nodes: list[int], label_nodes: list[int],
                parents: list, sides: list[int], cluster: bool) -> tuple:
     """``_tree_build.train_nodes`` against the scattered ``(Xn, sq_norms, Ycsc, Z)``; node
-    ``label_nodes[i]`` holds the labels ``parents[i][sides[i]]`` (all labels when None):
-    ``(leaf labels, task results, CPU seconds)``."""
+    ``label_nodes[i]`` holds the labels ``parents[i][sides[i]]`` (all labels when None).
+    Returns the leaves' labels, the task results without their weights (intercepts and
+    epochs), the weights already laid out node by node for those nodes (``(global node ids,
+    _tree_build.layout_piece)``, so the client only concatenates them) and the CPU seconds."""
     Xn, sq, Ycsc, Z = data
     t0 = time.thread_time()
     labels = {int(v): (np.arange(Z.shape[0], dtype=np.int64) if p is None else p[s])
               for v, p, s in zip(label_nodes, parents, sides, strict=True)}
-    leaves, results = _tree_build.train_nodes(Xn, sq, Ycsc, Z, spec, tree=tree, nodes=nodes,
-                                              labels=labels, cluster=cluster)
-    return leaves, results, time.thread_time() - t0
+    leaves, results, done = _tree_build.train_nodes(Xn, sq, Ycsc, Z, spec, tree=tree,
+                                                    nodes=nodes, labels=labels,
+                                                    cluster=cluster)
+    shape = spec.shape(Z.shape[0])
+    piece = _tree_build.layout_piece(results, shape.node_clf_start, done,
+                                     tree * int(shape.node_clf_start[-1]), Xn.shape[1])
+    slim = [_tree_build.TaskResult(r.clf_start, np.zeros_like(r.counts),
+                                   np.zeros(0, r.feat.dtype), np.zeros(0, r.vals.dtype),
+                                   r.bias_w, r.n_iter) for r in results]
+    ids = np.asarray(done, np.int64) + tree * shape.n_nodes
+    return leaves, slim, (ids, piece), time.thread_time() - t0
 
 
 # ------------------------------------------------------------------ prediction

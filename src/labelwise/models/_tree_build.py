@@ -45,7 +45,8 @@ __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayou
            "build_tree", "TreeShape", "tree_shape", "cluster_nodes", "node_children",
            "node_rows", "node_task", "TreeSpec", "train_nodes", "NodeTask", "TaskResult", "training_tasks", "split_tasks",
            "uses_block", "row_length_C_scale", "row_length_scale", "node_C", "run_task",
-           "assemble_weights", "node_major_weights", "balanced_ranges"]
+           "assemble_weights", "node_major_weights", "layout_piece", "merge_layouts",
+           "balanced_ranges"]
 
 
 def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
@@ -372,13 +373,14 @@ class TreeSpec:
 
 def train_nodes(X: sp.csr_matrix, sq_norms: np.ndarray, Ycsc: sp.csc_matrix, Z: sp.csr_matrix,
                 spec: TreeSpec, *, tree: int, nodes: list[int], labels: dict[int, np.ndarray],
-                cluster: bool) -> tuple[dict[int, np.ndarray], list[TaskResult]]:
+                cluster: bool) -> tuple[dict[int, np.ndarray], list[TaskResult], list[int]]:
     """Train the classifiers of ``nodes`` of tree ``tree`` whose labels are ``labels`` (node
     id -> labels; the root's may be left out). ``cluster=True``: ``nodes`` is a single head
     node, which is first clustered down to its leaves (:func:`cluster_nodes`), and every node
     of its subtree is trained; ``labels`` then also gives each child's labels. Returns the
-    labels of the leaves trained and the task results, exactly those the whole-tree path
-    (``build_tree``, ``training_tasks``, ``run_task``) computes for these nodes."""
+    labels of the leaves trained, the task results (exactly those the whole-tree path,
+    ``build_tree``, ``training_tasks``, ``run_task``, computes for these nodes) and the nodes
+    trained, ascending."""
     L, n = Z.shape[0], X.shape[0]
     shape = spec.shape(L)
     labels = dict(labels)
@@ -408,7 +410,7 @@ def train_nodes(X: sp.csr_matrix, sq_norms: np.ndarray, Ycsc: sp.csc_matrix, Z: 
         out.append(run_task(X, sq_norms, task, C=C, **spec.kw))
         if shape.first_child[v] < 0:
             leaves[v] = labels[v]
-    return leaves, out
+    return leaves, out, sorted(nodes)
 
 
 def uses_block(X: sp.csr_matrix, task: NodeTask, loss: int) -> bool:
@@ -576,3 +578,71 @@ def node_major_weights(W: sp.csr_matrix, node_clf_start: np.ndarray,
     return {"node_feat_start": node_feat_start, "feat_id": feat_id, "feat_ptr": feat_ptr,
             "weights": weights, "node_dense": node_dense, "child_shift": child_shift,
             "val_child": val_child}
+
+
+def layout_piece(results: list[TaskResult], node_clf_start: np.ndarray, nodes: list[int],
+                 clf_offset: int, n_features: int) -> dict[str, np.ndarray]:
+    """:func:`node_major_weights` of the classifiers of ``nodes`` alone (ascending node ids
+    of one tree, ``results`` their task results, classifier ids from ``clf_offset``): the
+    piece of the whole layout those nodes own, for :func:`merge_layouts`."""
+    nodes = sorted(nodes)
+    m = np.array([node_clf_start[v + 1] - node_clf_start[v] for v in nodes], np.int64)
+    local_start = np.zeros(len(nodes) + 1, np.int64)
+    np.cumsum(m, out=local_start[1:])
+    at = {clf_offset + int(node_clf_start[v]): int(local_start[i]) for i, v in enumerate(nodes)}
+    moved = [TaskResult(at[r.clf_start], r.counts, r.feat, r.vals, r.bias_w, r.n_iter)
+             for r in results]
+    W, _, _ = assemble_weights(moved, int(local_start[-1]), n_features, 1.0)
+    return node_major_weights(W, local_start)
+
+
+def merge_layouts(pieces: list[tuple[np.ndarray, dict[str, np.ndarray]]],
+                  n_nodes: int) -> dict[str, np.ndarray]:
+    """The layout of :func:`node_major_weights` over all ``n_nodes`` nodes, put together from
+    pieces ``(global node ids ascending, layout_piece of those nodes)`` that cover every node
+    once. Each node's entries, weights and child ids are its own; only the offsets are
+    cumulative, so they are recomputed in global node order (the same arrays, bit for bit)."""
+    owner = np.full(n_nodes, -1, np.int64)
+    local = np.zeros(n_nodes, np.int64)
+    for p, (nodes, _) in enumerate(pieces):
+        owner[nodes] = p
+        local[nodes] = np.arange(len(nodes))
+    if n_nodes and owner.min() < 0:
+        raise ValueError("the layout pieces do not cover every node")
+    fids, slots, weights, vchild = [], [], [], []
+    entries = np.zeros(n_nodes, np.int64)
+    n_sparse = np.zeros(n_nodes, np.int64)
+    dense = np.zeros(n_nodes, bool)
+    for v in range(n_nodes):
+        lay, i = pieces[owner[v]][1], local[v]
+        e0, e1 = lay["node_feat_start"][i], lay["node_feat_start"][i + 1]
+        fp = lay["feat_ptr"][e0:e1 + 1]
+        entries[v] = e1 - e0
+        dense[v] = lay["node_dense"][i]
+        fids.append(lay["feat_id"][e0:e1])
+        slots.append(np.diff(fp))
+        weights.append(lay["weights"][fp[0]:fp[-1]])
+        if not dense[v]:
+            q0 = fp[0] - lay["child_shift"][i]
+            vchild.append(lay["val_child"][q0:q0 + fp[-1] - fp[0]])
+            n_sparse[v] = fp[-1] - fp[0]
+    node_feat_start = np.zeros(n_nodes + 1, np.int64)
+    np.cumsum(entries, out=node_feat_start[1:])
+    per_entry = np.concatenate(slots) if slots else np.zeros(0, np.int64)
+    feat_ptr = np.zeros(per_entry.shape[0] + 1, np.int64)
+    np.cumsum(per_entry, out=feat_ptr[1:])
+    node_w = np.array([w.shape[0] for w in weights], np.int64)
+    feat_ptr_node = np.zeros(n_nodes + 1, np.int64)
+    np.cumsum(node_w, out=feat_ptr_node[1:])
+    child_off = np.zeros(n_nodes, np.int64)
+    np.cumsum(n_sparse[:-1], out=child_off[1:])
+    return {"node_feat_start": node_feat_start,
+            "feat_id": (np.concatenate(fids) if fids else np.zeros(0, np.int32)).astype(
+                np.int32, copy=False),
+            "feat_ptr": feat_ptr,
+            "weights": (np.concatenate(weights) if weights else np.zeros(0, np.float32)
+                        ).astype(np.float32, copy=False),
+            "node_dense": dense,
+            "child_shift": feat_ptr_node[:-1] - child_off,
+            "val_child": (np.concatenate(vchild) if vchild else np.zeros(0, np.int32)).astype(
+                np.int32, copy=False)}

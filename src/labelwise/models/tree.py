@@ -330,18 +330,24 @@ class LabelTree(MultiLabelModel):
                 n_trees=self.n_trees, branching=self.branching,
                 max_leaf_size=self.max_leaf_size, cluster_iters=self.cluster_iters,
                 seed=int(seed), C_root=C_root, C_node_power=float(self.C_node_power), kw=kw)
-            starts, children, roots, results = runner.train_trees(Xn, sq, Ycsc, Z, spec)
+            starts, children, roots, results, layout = runner.train_trees(Xn, sq, Ycsc, Z,
+                                                                          spec)
         else:
             starts, children, roots, results = self._train_local(
                 Xn, sq, Ycsc, Z, seed=int(seed), C_root=C_root, kw=kw, threads=threads,
                 weight_budget=weight_budget)
+            layout = None
         del Z
         W, intercept, n_iter = _tree_build.assemble_weights(results, int(starts[-1]), X.shape[1],
                                                             float(self.bias))
         self.node_clf_start_ = np.asarray(starts, np.int64)
         self.clf_child_ = np.asarray(children, np.int64)
         self.tree_roots_ = np.asarray(roots, np.int64)
-        self._set_weights(W, threads)
+        if layout is None:
+            self._set_weights(W, threads)
+        else:  # laid out already, node by node (the same arrays)
+            for key in _WEIGHT_ARRAYS:
+                setattr(self, key + "_", layout[key])
         self.intercept_ = intercept
         self.n_iter_ = n_iter
         self.labels_without_positives_ = empty
