@@ -456,3 +456,27 @@ def test_lost_worker_partitions_are_read_again_elsewhere(cluster, tmp_path):
     assert np.array_equal(ref.intercept_, model.intercept_)
     assert np.array_equal(ref.n_iter_, model.n_iter_)
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
+
+
+def test_ovr_batch_halves_until_the_estimate_fits(cluster, tmp_path, monkeypatch):
+    """OneVsRest solves the widest batch of blocks whose memory estimate fits, halving it
+    down to one block (refused only then: test_memory_estimate_refuses_before_loading)."""
+    _, client = cluster
+    path = _xc_file(tmp_path, n=80, d=20, L=13)
+    monkeypatch.setattr(P, "MAX_BLOCK_LABELS", 4)  # 13 labels: 4 blocks
+    monkeypatch.setattr(P, "MAX_BATCH_LABELS", 16)
+    tried = []
+    real = P.Partitions.check_memory
+
+    def check(self, *, width, **kw):
+        tried.append(width)
+        if width > 8:
+            raise ResourceLimitError("too wide")
+        return real(self, width=width, **kw)
+
+    monkeypatch.setattr(P.Partitions, "check_memory", check)
+    parts = P.open_partitions(client, path, _tasks=[])
+    with _quiet():
+        P.fit(OneVsRest(), parts)
+    assert tried == [13, 8]  # 16 labels cut to the 13 there are, then halved
+    assert sum(n == "label_sums" for n, _ in parts.tasks) == 2  # 2 batches of 2 blocks

@@ -70,7 +70,8 @@ __all__ = ["list_partitions", "open_partitions", "Partitions", "estimate_peak", 
 MAX_BLOCK_LABELS = 64
 #: OneVsRest labels solved at once: blocks side by side, so that one Dask round trip per
 #: solver step serves them all (the round trips, not the arithmetic, dominated small sets);
-#: the memory estimate counts this width
+#: the memory estimate counts this width, and it is halved (down to one block) until the
+#: estimate fits the workers
 MAX_BATCH_LABELS = 512
 #: a column stops when |gradient| <= NEWTON_EPS * |gradient at w = 0|
 NEWTON_EPS = 1e-4
@@ -344,9 +345,21 @@ def fit(model: Any, parts: Partitions, *, memory_limit: float | None = None,
     n_features = parts.n_features
     if parts.fmt == "libsvm":  # not known before parsing: bounded by the entries
         parts.n_features = sum(s["nnz"] for s in parts.stats) + 1
+    # OneVsRest: the widest batch of blocks (MAX_BATCH_LABELS, halved down to one block)
+    # whose estimate fits every worker; refused only when one block at a time does not fit
+    widths = [width] if tree else sorted({min(L, w) for w in _halvings(MAX_BATCH_LABELS)},
+                                         reverse=True)
     try:
-        parts.estimate = parts.check_memory(width=max(1, width), memory_limit=memory_limit,
-                                            copies=max(1, copies))
+        for i, w in enumerate(widths):
+            try:
+                parts.estimate = parts.check_memory(width=max(1, w), memory_limit=memory_limit,
+                                                    copies=max(1, copies))
+            except ResourceLimitError:
+                if i + 1 == len(widths):
+                    raise
+                continue
+            batch_labels = w
+            break
     finally:
         parts.n_features = n_features
     parts.load(model.normalize)
@@ -370,7 +383,7 @@ def fit(model: Any, parts: Partitions, *, memory_limit: float | None = None,
     model.n_features_in_ = int(parts.n_features)
     try:
         if isinstance(model, OneVsRest):
-            _fit_ovr(model, rnd, L, kw)
+            _fit_ovr(model, rnd, L, kw, batch_labels)
         else:
             _fit_tree(model, rnd, parts, positives, kw)
     except BaseException:
@@ -392,13 +405,21 @@ def _pruned(feats: np.ndarray, W: np.ndarray, prune: float) -> list[tuple[np.nda
     return out
 
 
-def _fit_ovr(model: Any, rnd: Any, L: int, kw: dict) -> None:
+def _halvings(n: int) -> list[int]:
+    """``n``, ``n / 2``, ... down to one OneVsRest block (``MAX_BLOCK_LABELS``)."""
+    out = [max(n, MAX_BLOCK_LABELS)]
+    while out[-1] > MAX_BLOCK_LABELS:
+        out.append(max(MAX_BLOCK_LABELS, out[-1] // 2))
+    return out
+
+
+def _fit_ovr(model: Any, rnd: Any, L: int, kw: dict, batch_labels: int) -> None:
     d = int(model.n_features_in_)
     feat_cols, val_cols = [], []
     bias_w = np.zeros(L)
     n_iter = np.zeros(L, np.int32)
     blocks = [list(range(a, min(a + MAX_BLOCK_LABELS, L))) for a in range(0, L, MAX_BLOCK_LABELS)]
-    per = max(1, MAX_BATCH_LABELS // MAX_BLOCK_LABELS)
+    per = max(1, batch_labels // MAX_BLOCK_LABELS)
     for i in range(0, len(blocks), per):
         # several blocks solved side by side: one Dask round serves them all (each block's
         # arithmetic is its own, so the weights are those of one block at a time)
