@@ -9,16 +9,20 @@ run gives the *same bits* as a local run:
   threads call. A label's solve depends only on its column of Y, the settings and a seed
   derived from ``random_state`` and its id, never on the block it lands in; results are
   assembled in label order.
-- ``LabelTree``: label representations, the k-means tree structure and the node tasks are
-  built on the client (the top of the tree); the node tasks are grouped by subtree (each
-  child of a root with everything below it; each root node alone), one Dask task per group,
-  against the scattered X; the results are assembled into the ordinary model.
+- ``LabelTree``: the client computes the label representations and scatters ``(X, row
+  norms, Y, representations)`` once; the rest runs in tasks. A tree's shape (every node's
+  label count and id) follows from the label count alone (``_tree_build.tree_shape``), so a
+  subtree clustered on any worker is exactly that subtree of the whole tree. The top nodes
+  (:func:`top_and_heads`) are split by a cascade of 2-means tasks, one per split, and trained
+  in a task each; every subtree below them is clustered, trained and laid out node by node in
+  one task; the client joins the pieces (``_tree_build.merge_layouts``).
 - Prediction (:func:`predict_to_parquet`): each worker loads the model directory once,
   memory-mapped, by path (the directory must be readable at the same path on every worker),
   kept in a per-process cache keyed by the manifest's sha256; tasks carry only row blocks.
 
 Faults: a worker lost mid-fit has its tasks rerun elsewhere by Dask (X lives on every
-worker); the result is the same. A lost or unreachable scheduler raises
+worker); the result is the same. (Partitioned training, whose rows live on one worker each,
+reads a lost worker's partitions again elsewhere: :mod:`._pinned`.) A lost or unreachable scheduler raises
 :class:`ClusterError`; nothing is saved, since saving happens after the fit returns.
 
 Entry points: ``fit(model, X, Y, client=client)``, the ``training_on(model, client)``
