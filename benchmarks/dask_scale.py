@@ -2,8 +2,12 @@
 
 ``scale``: a LabelTree (default parameters) on ``benchmarks/data.py``'s dataset (default
 ``synthetic-quick``), fitted locally with 1 thread and on a LocalCluster of 1 and 2
-single-threaded worker processes; wall time, speed-up against the local fit, and whether the
-Dask models equal the local one bit for bit.
+single-threaded worker processes; wall time, speed-up against the local fit, whether the
+Dask models equal the local one bit for bit, and the serial share: CPU seconds of the client
+process (preparing and scattering the data, assembling the model, and the LocalCluster's
+scheduler, which runs in it) against CPU seconds of the worker processes, with Amdahl's
+expected speed-up of 2 workers over 1 from it (CPU seconds do not depend on how loaded the
+machine is; wall times do).
 
 ``federated``: OneVsRest and LabelTree (defaults) on each dataset (default ``bibtex``,
 ``delicious``, ``cooking``) centralised, and partitioned (``labelwise.federated``) into 5
@@ -138,34 +142,64 @@ def federated(args) -> None:
         sys.stdout.flush()
 
 
+def _load_average() -> str:
+    try:
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def scale(args) -> None:
-    from labelwise.distributed import fit
+    from labelwise.distributed import expected_speedup, fit
     from labelwise.models import LabelTree
 
     Xtr, Ytr, Xte, Yte = _load(args.dataset, args.cache)
     kw = dict(random_state=0, memory_limit=None, n_threads=1)
-    t0 = time.perf_counter()
+    load = [_load_average()]
+    t0, c0 = time.perf_counter(), time.process_time()
     local = LabelTree(**kw).fit(Xtr, Ytr)
-    t_local = time.perf_counter() - t0
-    out = [("local, 1 thread", t_local, True)]
+    t_local, cpu_local = time.perf_counter() - t0, time.process_time() - c0
+    out = [("local, 1 thread", t_local, True, None)]
     ref = local._get_state()[0]
     for n in args.workers:
         lc, client = _cluster(n)
         try:
+            load.append(_load_average())
+            stats: dict = {}
             t0 = time.perf_counter()
-            m = fit(LabelTree(**kw), Xtr, Ytr, client=client)
+            m = fit(LabelTree(**kw), Xtr, Ytr, client=client, stats=stats)
             t = time.perf_counter() - t0
         finally:
             client.close()
             lc.close()
         st = m._get_state()[0]
         same = all(np.array_equal(ref[k], st[k]) for k in ref)
-        out.append((f"Dask, {n} worker(s)", t, same))
-    print(f"\n{args.dataset}, LabelTree (defaults, seed 0)\n")
-    print("| run | fit s | speed-up vs local | model == local |")
-    print("|---|---|---|---|")
-    for name, t, same in out:
-        print(f"| {name} | {t:.1f} | {t_local / t:.2f}x | {'yes' if same else 'NO'} |")
+        out.append((f"Dask, {n} worker(s)", t, same, stats))
+        print(out[-1], file=sys.stderr, flush=True)
+    load.append(_load_average())
+    print(f"\n{args.dataset}, LabelTree (defaults, seed 0); load average (1/5/15 min) before "
+          f"each run and at the end: {'; '.join(load)}\n")
+    print("| run | fit s | speed-up vs local | client CPU s | workers' CPU s (in tasks) | "
+          "serial share | Amdahl: expected speed-up of 2 workers over 1 | the same, only "
+          "the tasks' CPU divided | model == local |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (name, t, same, st), n in zip(out, [None, *args.workers], strict=True):
+        if st is None:
+            cells = f"{cpu_local:.1f} | | | | |"
+        else:
+            # the workers' CPU outside the tasks (receiving the data, imports) is paid by
+            # every worker: it does not shrink with more workers
+            c, task = st["client_cpu_s"], st["task_cpu_s"]
+            fixed = c + (st["worker_cpu_s"] - task) / n
+            cells = (f"{c:.1f} | {st['worker_cpu_s']:.1f} ({task:.1f}) | "
+                     f"{100 * st['serial_share']:.1f} % | "
+                     f"{expected_speedup(st['serial_share'], 2):.2f}x | "
+                     f"{(fixed + task) / (fixed + task / 2):.2f}x |")
+        print(f"| {name} | {t:.1f} | {t_local / t:.2f}x | {cells} {'yes' if same else 'NO'} |")
+    dask = [(name, t) for name, t, _, st in out if st is not None]
+    if len(dask) >= 2:
+        print(f"\nmeasured: {dask[-1][0]} is {dask[0][1] / dask[-1][1]:.2f}x {dask[0][0]}'s "
+              "speed (wall time; on a loaded machine, indicative only)")
 
 
 def main(argv: list[str] | None = None) -> None:

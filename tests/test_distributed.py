@@ -18,8 +18,12 @@ distributed = pytest.importorskip("distributed")
 
 from dask_support import local_cluster, tiny_data  # noqa: E402
 from dask_support import workers as _workers  # noqa: E402
-from labelwise.distributed import ClusterError, connect, fit, training_on  # noqa: E402
-from labelwise.models import LabelTree, OneVsRest  # noqa: E402
+from labelwise.distributed import ClusterError, connect, fit, top_and_heads, training_on  # noqa: E402
+from labelwise.models import (  # noqa: E402
+    LabelTree,
+    OneVsRest,
+    _tree_build,  # noqa: E402
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -84,15 +88,18 @@ def test_tree_on_dask_is_bit_identical(cluster, n_workers):
               memory_limit=None)
     local = LabelTree(**kw).fit(X, Y)
     used = _workers(client, n_workers)
-    seen = []
+    seen, stats = [], {}
     model = LabelTree(**kw)
-    with training_on(model, client, workers=used, _after_submit=seen.extend):
+    with training_on(model, client, workers=used, stats=stats, _after_submit=seen.extend):
         model.fit(X, Y)
-    roots = local.tree_roots_
-    n_subtrees = sum(int(np.count_nonzero(local.clf_child_[
-        local.node_clf_start_[r]:local.node_clf_start_[r + 1]] >= 0)) for r in roots)
-    assert n_subtrees >= 2 * len(roots)
-    assert len(seen) == n_subtrees + len(roots)  # one task per subtree, one per root
+    # the top nodes' and every subtree's clustering and training ran in tasks: one task per
+    # top node and per subtree head, and a 2-means task per split of a top node
+    shape = _tree_build.tree_shape(Y.shape[1], branching=3, max_leaf_size=4)
+    top, heads = top_and_heads(shape, 4 * n_workers)
+    assert len(heads) >= 3 and len(seen) == 2 * (len(top) + len(heads))
+    splits = sum(shape.parts(v) - 1 for v in top)
+    assert stats["tasks"] == len(seen) + 2 * splits  # the trainings and the splits
+    assert stats["task_cpu_s"] > 0 and 0 < stats["serial_share"] < 1
     _same_tree(local, model)
     _same_scores(local, model, X)
 
@@ -113,16 +120,6 @@ def test_tree_on_dask_keeps_row_length_C_scaling(cluster):
         model.fit(X, Y)
     _same_tree(local, model)
     _same_scores(local, model, X)
-
-
-def test_subtree_groups_by_hand():
-    from labelwise.distributed import subtree_groups
-
-    # node 0 -> nodes 1, 2; node 1 -> node 3 and label 0; node 2, 3: leaves; node 4: root 2
-    starts = np.array([0, 2, 4, 5, 6, 7])
-    child = np.array([1, 2, 3, -1, -2, -3, -4])
-    head = subtree_groups(starts, child, np.array([0, 4]))
-    assert head.tolist() == [0, 1, 2, 1, 4]
 
 
 def test_killed_worker_tasks_rerun_and_model_identical(cluster):

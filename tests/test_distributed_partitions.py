@@ -134,17 +134,23 @@ def test_byte_ranges_hold_exactly_the_file_rows(cluster, tmp_path, fmt):
     assert parts.index_base == local.meta["index_base"]
 
 
-def test_ovr_on_byte_ranges_matches_local_and_worker_count(cluster, tmp_path):
+def test_ovr_on_byte_ranges_matches_local_and_worker_count(cluster, tmp_path, monkeypatch):
     _, client = cluster
     path = _xc_file(tmp_path)
     models = []
+    monkeypatch.setattr(P, "MAX_BLOCK_LABELS", 8)  # 37 labels: 5 blocks
     with _quiet():
-        for k in (1, 2):
-            parts = P.open_partitions(client, path, byte_ranges=3, workers=_workers(client, k))
+        for k, batch in ((1, 8), (2, 24)):  # one block at a time; 3 blocks side by side
+            monkeypatch.setattr(P, "MAX_BATCH_LABELS", batch)
+            parts = P.open_partitions(client, path, byte_ranges=3, workers=_workers(client, k),
+                                      _tasks=[])
             models.append(P.fit(OneVsRest(prune_threshold=0.0), parts, eps=1e-7))
+            models[-1].trips = sum(n == "label_sums" for n, _ in parts.tasks)
         local = OneVsRest(prune_threshold=0.0, tol=1e-7, max_iter=10**5).fit(read(path))
     one, two = models
-    # the same partitions on 1 or 2 workers: the same bits (sums in partition order)
+    assert (one.trips, two.trips) == (5 * 3, 2 * 3)  # a solve per batch, a task per range
+    # the same partitions on 1 or 2 workers, with the blocks solved one by one or side by
+    # side: the same bits (sums in partition order, each block's arithmetic its own)
     for name in ("data", "indices", "indptr"):
         assert np.array_equal(getattr(one.coef_, name), getattr(two.coef_, name))
     assert np.array_equal(one.intercept_, two.intercept_)
@@ -345,13 +351,13 @@ def test_worker_sums_against_row_loops(loss):
     assert np.allclose(hv, ref)
 
 
-class _InProcess(P._newton._Round):
+class _InProcess(P.Pinned):
     """The solver's rounds run in this process: the same sums, no cluster."""
 
     def __init__(self, parts):
         super().__init__(None, [(p, "here") for p in parts], "test")
 
-    def submit(self, fn, args_per_part, *, key=None):
+    def submit(self, fn, args_per_part, *, mutates=False):
         return [fn(*args) for args in args_per_part]
 
     def gather(self, futures):
@@ -406,3 +412,71 @@ def test_feature_parquet_partitions_hold_the_table_rows(cluster, tmp_path):
     Xg, Yg = sp.vstack([g.Xn for g in got]).tocsr(), sp.vstack([g.Y for g in got]).tocsr()
     assert sp.issparse(got[0].Xn) and Xg.nnz == np.count_nonzero(local.X)
     assert (Xg != sp.csr_matrix(local.X)).nnz == 0 and (Yg != local.Y).nnz == 0
+
+
+def test_lost_worker_partitions_are_read_again_elsewhere(cluster, tmp_path):
+    """SIGKILL a worker in the middle of the Newton rounds: the partitions it held are read
+    again from their byte ranges on the surviving worker (their solver state rebuilt there),
+    and the model is the same bits as a fit without the fault."""
+    import os
+    import signal
+
+    _, client = cluster
+    path = _xc_file(tmp_path)
+    with _quiet():
+        ref = P.fit(OneVsRest(), P.open_partitions(client, path, byte_ranges=4,
+                                                    workers=_workers(client, 2)))
+    killed = []
+
+    class KillMidway(list):
+        """The task recorder; kills the worker of the 5th CG round's 2nd partition as that
+        task is submitted."""
+
+        def append(self, item):
+            super().append(item)
+            name, w = item
+            if not killed and name == "hv_sums" and sum(n == name for n, _ in self) == 18:
+                os.kill(client.run(os.getpid, workers=[w])[w], signal.SIGKILL)
+                killed.append(w)
+
+    parts = P.open_partitions(client, path, byte_ranges=4, workers=_workers(client, 2),
+                              _tasks=KillMidway())
+    first = list(parts.workers)
+    with _quiet():
+        model = P.fit(OneVsRest(), parts)
+    assert killed, "the solver ran fewer rounds than the test expects"
+    [victim] = killed
+    moved = [k for k, w in enumerate(first) if w == victim]
+    assert moved and victim not in parts.workers
+    assert {parts.workers[k] for k in moved} == set(first) - {victim}
+    reads = [w for name, w in parts.tasks if name == "load_xc"]
+    assert reads[:4] == first and reads[4:] == [parts.workers[k] for k in moved]
+    for name in ("data", "indices", "indptr"):
+        assert np.array_equal(getattr(ref.coef_, name), getattr(model.coef_, name))
+    assert np.array_equal(ref.intercept_, model.intercept_)
+    assert np.array_equal(ref.n_iter_, model.n_iter_)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
+
+
+def test_ovr_batch_halves_until_the_estimate_fits(cluster, tmp_path, monkeypatch):
+    """OneVsRest solves the widest batch of blocks whose memory estimate fits, halving it
+    down to one block (refused only then: test_memory_estimate_refuses_before_loading)."""
+    _, client = cluster
+    path = _xc_file(tmp_path, n=80, d=20, L=13)
+    monkeypatch.setattr(P, "MAX_BLOCK_LABELS", 4)  # 13 labels: 4 blocks
+    monkeypatch.setattr(P, "MAX_BATCH_LABELS", 16)
+    tried = []
+    real = P.Partitions.check_memory
+
+    def check(self, *, width, **kw):
+        tried.append(width)
+        if width > 8:
+            raise ResourceLimitError("too wide")
+        return real(self, width=width, **kw)
+
+    monkeypatch.setattr(P.Partitions, "check_memory", check)
+    parts = P.open_partitions(client, path, _tasks=[])
+    with _quiet():
+        P.fit(OneVsRest(), parts)
+    assert tried == [13, 8]  # 16 labels cut to the 13 there are, then halved
+    assert sum(n == "label_sums" for n, _ in parts.tasks) == 2  # 2 batches of 2 blocks

@@ -907,3 +907,37 @@ def test_bibtex_precision_goal():
     model = LabelTree(n_threads=2).fit(tr.X, tr.Y)
     S = model.decision_function(te.X, k=5)
     assert precision_at_k(te.Y, S, k=1) >= 0.64
+
+
+def test_layout_pieces_merge_into_the_whole_layout():
+    """The Dask path lays out each task's nodes on its worker (layout_piece) and joins the
+    pieces (merge_layouts): the same arrays as node_major_weights over all classifiers, for
+    nodes split into groups at random (sparse, dense and direct nodes, nodes without
+    weights)."""
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        n_nodes = int(rng.integers(1, 12))
+        m = rng.integers(1, 6, n_nodes)
+        starts = np.concatenate([[0], np.cumsum(m)]).astype(np.int64)
+        d = int(rng.integers(1, 40))
+        W = sp.random(int(starts[-1]), d, density=float(rng.choice([0.02, 0.3, 0.9])),
+                      format="csr", dtype=np.float32, random_state=rng)
+        whole = _tree_build.node_major_weights(W, starts)
+        groups: dict[int, list[int]] = {}
+        for v in range(n_nodes):
+            groups.setdefault(int(rng.integers(0, 3)), []).append(v)
+        pieces = []
+        for nodes in groups.values():
+            res = []
+            for v in nodes:
+                a, b = W.indptr[starts[v]], W.indptr[starts[v + 1]]
+                res.append(_tree_build.TaskResult(
+                    int(starts[v]) + 5, np.diff(W.indptr[starts[v]:starts[v + 1] + 1]),
+                    W.indices[a:b].astype(np.int32), W.data[a:b], np.zeros(m[v]),
+                    np.zeros(m[v], np.int32)))
+            pieces.append((np.array(nodes), _tree_build.layout_piece(res, starts, nodes, 5, d)))
+        merged = _tree_build.merge_layouts(pieces, n_nodes)
+        assert sorted(merged) == sorted(whole)
+        for k in whole:
+            assert whole[k].dtype == merged[k].dtype, (trial, k)
+            assert np.array_equal(whole[k], merged[k]), (trial, k)

@@ -9,16 +9,20 @@ run gives the *same bits* as a local run:
   threads call. A label's solve depends only on its column of Y, the settings and a seed
   derived from ``random_state`` and its id, never on the block it lands in; results are
   assembled in label order.
-- ``LabelTree``: label representations, the k-means tree structure and the node tasks are
-  built on the client (the top of the tree); the node tasks are grouped by subtree (each
-  child of a root with everything below it; each root node alone), one Dask task per group,
-  against the scattered X; the results are assembled into the ordinary model.
+- ``LabelTree``: the client computes the label representations and scatters ``(X, row
+  norms, Y, representations)`` once; the rest runs in tasks. A tree's shape (every node's
+  label count and id) follows from the label count alone (``_tree_build.tree_shape``), so a
+  subtree clustered on any worker is exactly that subtree of the whole tree. The top nodes
+  (:func:`top_and_heads`) are split by a cascade of 2-means tasks, one per split, and trained
+  in a task each; every subtree below them is clustered, trained and laid out node by node in
+  one task; the client joins the pieces (``_tree_build.merge_layouts``).
 - Prediction (:func:`predict_to_parquet`): each worker loads the model directory once,
   memory-mapped, by path (the directory must be readable at the same path on every worker),
   kept in a per-process cache keyed by the manifest's sha256; tasks carry only row blocks.
 
 Faults: a worker lost mid-fit has its tasks rerun elsewhere by Dask (X lives on every
-worker); the result is the same. A lost or unreachable scheduler raises
+worker); the result is the same. (Partitioned training, whose rows live on one worker each,
+reads a lost worker's partitions again elsewhere: :mod:`._pinned`.) A lost or unreachable scheduler raises
 :class:`ClusterError`; nothing is saved, since saving happens after the fit returns.
 
 Entry points: ``fit(model, X, Y, client=client)``, the ``training_on(model, client)``
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +45,8 @@ import numpy as np
 from ..errors import ClusterError, LabelwiseError, MissingDependencyError
 from . import _tasks
 
-__all__ = ["ClusterError", "DaskRunner", "connect", "fit", "training_on",
+__all__ = ["ClusterError", "DaskRunner", "connect", "fit", "training_on", "expected_speedup",
+           "top_and_heads",
            "predict_to_parquet", "PREDICTIONS_MARKER", "import_distributed"]
 
 #: the file that marks a folder of Parquet predictions written by labelwise
@@ -118,23 +124,6 @@ def _n_workers(client: Any) -> int:
     return max(1, n)
 
 
-def subtree_groups(node_clf_start: np.ndarray, clf_child: np.ndarray,
-                   roots: np.ndarray) -> np.ndarray:
-    """Per node, the id of the node that heads its task group: a root heads itself alone, a
-    child of a root heads the whole subtree below it. Children have higher ids than their
-    parent (the layout's rule), so one pass in id order suffices."""
-    n_nodes = node_clf_start.shape[0] - 1
-    head = np.full(n_nodes, -1, np.int64)
-    is_root = np.zeros(n_nodes, bool)
-    is_root[roots] = True
-    head[roots] = roots
-    for v in range(n_nodes):
-        kids = clf_child[node_clf_start[v]:node_clf_start[v + 1]]
-        for c in kids[kids >= 0]:
-            head[c] = c if is_root[v] else head[v]
-    return head
-
-
 class DaskRunner:
     """Runs a model's training tasks on a Dask client (see the module docstring). Models find
     it as ``model._task_runner`` (set by :func:`training_on`)."""
@@ -145,6 +134,8 @@ class DaskRunner:
         self.workers = None if workers is None else list(workers)
         self.blocks_per_worker = blocks_per_worker
         self._after_submit = _after_submit  # a test seam: called with the futures
+        #: what the cluster did: ``tasks``, ``task_cpu_s`` (CPU seconds inside the tasks)
+        self.stats: dict[str, float] = {}
 
     def _gather(self, futures: list, what: str) -> list:
         if self._after_submit is not None:
@@ -176,45 +167,159 @@ class DaskRunner:
                                 np.arange(a, min(a + size, n_labels), dtype=np.int64),
                                 params, key=f"labelwise-ovr-{tag}-{a}")
                    for a in range(0, n_labels, size)]
-        return self._gather(futures, what)
+        done = self._gather(futures, what)
+        self._count(len(done), sum(cpu for _, cpu in done))
+        return [out for out, _ in done]
 
-    def map_tree_tasks(self, Xn: Any, sq: np.ndarray, tasks: list, Cs: list[float],
-                       kw: dict, node_clf_start: np.ndarray, clf_child: np.ndarray,
-                       roots: np.ndarray) -> list:
-        """``_tree_build.run_task`` for every node task, one Dask task per subtree."""
+    def train_trees(self, Xn: Any, sq: np.ndarray, Ycsc: Any, Z: Any, spec: Any) -> tuple:
+        """Build and train ``spec.n_trees`` label trees on the cluster (module docstring):
+        ``(node_clf_start, clf_child, tree_roots, task results, weight layout)`` of all
+        trees: the results (intercepts, epochs) as ``LabelTree``'s local path returns them
+        but without their weights, which come laid out node by node (the tasks lay out their
+        own nodes; :func:`~labelwise.models._tree_build.merge_layouts` joins them)."""
+        from ..models import _tree_build
+
         what = "training LabelTree on Dask"
-        head = subtree_groups(node_clf_start, clf_child, roots)
-        groups: dict[int, list[int]] = {}
-        for i, t in enumerate(tasks):
-            groups.setdefault(int(head[int(roots[t.tree]) + t.node]), []).append(i)
-        data_f = self._scatter((Xn, sq), what)
+        L = Z.shape[0]
+        shape = spec.shape(L)
+        n_nodes, n_clf = shape.n_nodes, int(shape.node_clf_start[-1])
+        top, heads = top_and_heads(shape, self.blocks_per_worker * self._n_workers())
+        data_f = self._scatter((Xn, sq, Ycsc, Z), what)
         tag = uuid.uuid4().hex[:12]
-        futures = [self._submit(_tasks.tree_group, data_f, [tasks[i] for i in members],
-                                [Cs[i] for i in members], kw, key=f"labelwise-tree-{tag}-{g}")
-                   for g, members in groups.items()]
-        return [r for group in self._gather(futures, what) for r in group]
+        train, splits, tree_of = [], [], []
+        for t in range(spec.n_trees):
+            seed_t = spec.seed + 7919 * t
+            ref: dict[int, tuple] = {0: (None, 0)}  # node -> (split future, side): its labels
+
+            for v in top:  # parents first: a node's labels come from its parent's splits
+                kids = shape.children(v).tolist()
+                groups = self._cascade(splits, data_f, f"{tag}-{t}-{v}", v, *ref[v],
+                                       shape.parts(v), 1, spec.cluster_iters, seed_t)
+                for c, r in zip(kids, groups, strict=True):
+                    ref[c] = r
+                members = [v, *kids]
+                train.append(self._submit(
+                    _tasks.tree_nodes, data_f, spec, t, [v], members,
+                    [ref[u][0] for u in members], [ref[u][1] for u in members], False,
+                    key=f"labelwise-tree-{tag}-{t}-{v}"))
+                tree_of.append(t)
+            for h in heads:
+                train.append(self._submit(
+                    _tasks.tree_nodes, data_f, spec, t, [h], [h], [ref[h][0]], [ref[h][1]],
+                    True, key=f"labelwise-tree-{tag}-{t}-{h}"))
+                tree_of.append(t)
+        split_cpu = [self._submit(_tasks.cpu_seconds, f, key=f"{f.key}-cpu") for f in splits]
+        done = self._gather(train, what)
+        with cluster_errors(what):
+            cpu = self.client.gather(split_cpu)
+        self._count(len(train) + len(splits), sum(r[-1] for r in done) + sum(cpu))
+        leaves: list[dict] = [{} for _ in range(spec.n_trees)]
+        results, pieces = [], []
+        for t, (lv, res, piece, _) in zip(tree_of, done, strict=True):
+            leaves[t].update(lv)
+            results += res
+            pieces.append(piece)
+        layout = _tree_build.merge_layouts(pieces, spec.n_trees * n_nodes)
+        starts, children = [np.zeros(1, np.int64)], []
+        for t in range(spec.n_trees):
+            kids = _tree_build.node_children(shape, leaves[t])
+            kids[kids >= 0] += t * n_nodes
+            starts.append(shape.node_clf_start[1:] + t * n_clf)
+            children.append(kids)
+        return (np.concatenate(starts), np.concatenate(children),
+                np.arange(spec.n_trees, dtype=np.int64) * n_nodes, results, layout)
+
+    def _cascade(self, splits: list, data_f: Any, key: str, v: int, src: Any, side: int,
+                 parts: int, path: int, iters: int, seed: int) -> list[tuple]:
+        """Submit the 2-means splits that cut node ``v``'s labels (``src[side]``) into
+        ``parts`` groups, each split a task that depends on the one before (``splits``
+        collects them): the groups as ``(split future, side)``, in depth-first order."""
+        if parts == 1:
+            return [(src, side)]
+        f = self._submit(_tasks.split_labels, data_f, src, side, parts, v, path, iters, seed,
+                         key=f"labelwise-split-{key}-{path}")
+        splits.append(f)
+        p0 = (parts + 1) // 2
+        return (self._cascade(splits, data_f, key, v, f, 0, p0, 2 * path, iters, seed)
+                + self._cascade(splits, data_f, key, v, f, 1, parts - p0, 2 * path + 1, iters,
+                                seed))
+
+    def _count(self, tasks: int, cpu: float) -> None:
+        self.stats["tasks"] = self.stats.get("tasks", 0) + tasks
+        self.stats["task_cpu_s"] = self.stats.get("task_cpu_s", 0.0) + cpu
+
+
+def top_and_heads(shape: Any, target: int) -> tuple[list[int], list[int]]:
+    """How a tree is cut into Dask tasks: ``(top, heads)``. The *heads* are the nodes at the
+    first depth ``d >= 1`` where there are at least ``target`` of them (or the deepest), plus
+    the leaves above it; each head's subtree is clustered and trained in one task. The *top*
+    nodes are the inner nodes above ``d``: each is split by a cascade of 2-means tasks and
+    trained in a task of its own."""
+    depth, inner = shape.depth, shape.first_child >= 0
+    d = 1
+    while d < int(depth.max()) and int(np.count_nonzero(depth == d)
+                                       + np.count_nonzero(~inner & (depth < d))) < target:
+        d += 1
+    top = np.flatnonzero(inner & (depth < d)).tolist()
+    heads = np.flatnonzero((depth == d) | (~inner & (depth < d))).tolist()
+    return top, heads
 
 
 @contextlib.contextmanager
-def training_on(model: Any, client: Any, **runner_kw: Any) -> Iterator[Any]:
-    """Inside this context, ``model.fit`` (a OneVsRest or LabelTree) trains on ``client``."""
+def training_on(model: Any, client: Any, *, stats: dict | None = None,
+                **runner_kw: Any) -> Iterator[Any]:
+    """Inside this context, ``model.fit`` (a OneVsRest or LabelTree) trains on ``client``.
+
+    ``stats``: a dict that is filled on exit with how the work was shared, in CPU seconds
+    (which, unlike wall times, do not depend on how loaded the machine is): ``client_cpu_s``
+    (this process, all its threads: preparing and scattering the data, the top of the work,
+    assembling the model, and the scheduler itself when it runs in this process, as a
+    LocalCluster's does), ``worker_cpu_s`` (the worker processes, all their threads),
+    ``task_cpu_s`` (inside the Dask tasks, part of the workers'), ``tasks``, ``wall_s``, and
+    ``serial_share`` = client / (client + workers). By Amdahl's law ``W`` workers are then
+    at most ``1 / (s + (1 - s) / W)`` times as fast as one (:func:`expected_speedup`)."""
     from ..models.ovr import OneVsRest
     from ..models.tree import LabelTree
 
     if not isinstance(model, OneVsRest | LabelTree):
         raise ClusterError(f"{type(model).__name__} does not train on Dask (OneVsRest and "
                            "LabelTree do)")
-    model._task_runner = DaskRunner(client, **runner_kw)
+    runner = DaskRunner(client, **runner_kw)
+    model._task_runner = runner
+    if stats is not None:
+        before = _worker_cpu(client)
+    wall, cpu = time.perf_counter(), time.process_time()
     try:
         yield model
     finally:
         del model._task_runner
+    if stats is not None:
+        client_cpu = time.process_time() - cpu
+        after = _worker_cpu(client)
+        worker_cpu = sum(after[w] - before[w] for w in after if w in before)
+        stats.update({"tasks": 0, "task_cpu_s": 0.0}, **runner.stats, client_cpu_s=client_cpu,
+                     worker_cpu_s=worker_cpu, wall_s=time.perf_counter() - wall,
+                     serial_share=client_cpu / max(client_cpu + worker_cpu, 1e-12))
 
 
-def fit(model: Any, X: Any, Y: Any = None, *, client: Any, **fit_kw: Any) -> Any:
+def _worker_cpu(client: Any) -> dict[str, float]:
+    """CPU seconds each worker process has used so far (all its threads)."""
+    with cluster_errors("reading the workers' CPU time"):
+        return client.run(time.process_time)
+
+
+def expected_speedup(serial_share: float, workers: int) -> float:
+    """Amdahl's bound on the speed-up of ``workers`` workers over one, for a run whose serial
+    (client) share of the CPU seconds is ``serial_share``."""
+    return 1.0 / (serial_share + (1.0 - serial_share) / workers)
+
+
+def fit(model: Any, X: Any, Y: Any = None, *, client: Any, stats: dict | None = None,
+        **fit_kw: Any) -> Any:
     """``model.fit(X, Y, **fit_kw)`` with its training tasks on the Dask ``client``; the
-    fitted model is bit-identical to a local fit with the same parameters."""
-    with training_on(model, client):
+    fitted model is bit-identical to a local fit with the same parameters. ``stats``: see
+    :func:`training_on`."""
+    with training_on(model, client, stats=stats):
         return model.fit(X, Y, **fit_kw)
 
 

@@ -29,56 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from . import _rows, cluster_errors
+from . import _rows
+from ._pinned import Pinned
 
 __all__ = ["solve", "MAX_CG", "MAX_LINE_SEARCH"]
 
 MAX_CG = 50
 MAX_LINE_SEARCH = 30
 ARMIJO = 0.01
-#: values at least this big are scattered to the workers once instead of riding in each task
-SHARE_BYTES = 1 << 20
-
-
-class _Round:
-    """Submits one function per partition, pinned to the partition's worker."""
-
-    def __init__(self, client: Any, parts: list[tuple[Any, str]], what: str,
-                 tasks: list | None = None) -> None:
-        self.client, self.parts, self.what = client, parts, what
-        self.tasks = tasks  # a test seam: every submitted (function name, worker)
-
-    def submit(self, fn: Any, args_per_part: list[tuple], *, key: str | None = None) -> list:
-        with cluster_errors(self.what):
-            out = []
-            for (_, w), args in zip(self.parts, args_per_part, strict=True):
-                if self.tasks is not None:
-                    self.tasks.append((fn.__name__, w))
-                out.append(self.client.submit(fn, *args, workers=[w],
-                                              allow_other_workers=False, pure=False))
-            return out
-
-    def gather(self, futures: list) -> list:
-        with cluster_errors(self.what):
-            return self.client.gather(futures)
-
-    def share(self, value: Any, *, always: bool = False) -> Any:
-        """One copy of ``value`` for all partitions' tasks (scattered once to every worker
-        when it is big or ``always``; small values travel inside the tasks)."""
-        if not always and _nbytes(value) < SHARE_BYTES:
-            return value
-        with cluster_errors(self.what):
-            [fut] = self.client.scatter([value], hash=False, broadcast=True,
-                                        workers=sorted({w for _, w in self.parts}))
-        return fut
-
-
-def _nbytes(value: Any) -> int:
-    if isinstance(value, np.ndarray):
-        return value.nbytes
-    if isinstance(value, list | tuple):
-        return sum(_nbytes(v) for v in value)
-    return 64
 
 
 def _sum(per_part: list[list], p: int) -> Any:
@@ -94,7 +52,7 @@ def _sum(per_part: list[list], p: int) -> Any:
     return acc
 
 
-def solve(rnd: _Round, problems: list[tuple], Cs: Any, *, loss: int, bias: float,
+def solve(rnd: Pinned, problems: list[tuple], Cs: Any, *, loss: int, bias: float,
           eps: float, max_iter: int) -> tuple[list[np.ndarray], list[np.ndarray],
                                                list[np.ndarray], list[int]]:
     """Solve a batch of problems ``(row_labels | None, [labels of classifier j])`` over the
@@ -121,7 +79,8 @@ def solve(rnd: _Round, problems: list[tuple], Cs: Any, *, loss: int, bias: float
 
     def evaluate(Ws: list) -> tuple[list, list]:
         arg = rnd.share(Ws)
-        res = rnd.gather(rnd.submit(_rows.eval_sums, [(h, arg, loss, bias) for h in held]))
+        res = rnd.gather(rnd.submit(_rows.eval_sums, [(h, arg, loss, bias) for h in held],
+                                    mutates=True))
         f, g = [None] * P, [None] * P
         for p in range(P):
             s = _sum(res, p)

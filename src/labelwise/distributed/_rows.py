@@ -320,14 +320,22 @@ class Problem:
 
 def restrict(part: RowPart, problems: list[tuple], feats: list[np.ndarray]) -> list[Problem]:
     """The rows, local feature columns and targets of each problem, kept on this worker for
-    the solver's rounds. ``problems[p] = (row_labels | None, [labels of classifier j])``."""
-    out = []
+    the solver's rounds. ``problems[p] = (row_labels | None, [labels of classifier j])``.
+    Problems over all rows with the same features (OneVsRest's blocks) share one X."""
+    out: list[Problem] = []
+    every: list[tuple[np.ndarray, sp.csr_matrix]] = []  # problems over all rows: one X
     for (row_labels, targets), f in zip(problems, feats, strict=True):
         rows = _rows_of(part, row_labels)
-        sub = part.Xn[rows]
-        loc = np.searchsorted(f, sub.indices)
-        Xs = sp.csr_matrix((sub.data, loc.astype(np.int32), sub.indptr),
-                           shape=(rows.shape[0], f.shape[0]))
+        same = [Xs for g, Xs in every if row_labels is None and np.array_equal(g, f)]
+        if same:
+            Xs = same[0]
+        else:
+            sub = part.Xn[rows]
+            loc = np.searchsorted(f, sub.indices)
+            Xs = sp.csr_matrix((sub.data, loc.astype(np.int32), sub.indptr),
+                               shape=(rows.shape[0], f.shape[0]))
+            if row_labels is None:
+                every.append((f, Xs))
         y = -np.ones((rows.shape[0], len(targets)), np.float64)
         for j, labs in enumerate(targets):
             pos = _rows_of(part, np.asarray(labs, np.int64))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,57 @@ import numpy as np
 from ..models import _tree_build
 from ..models.ovr import train_label_block
 
-__all__ = ["label_block", "tree_group", "predict_block", "model_digest", "worker_model"]
+__all__ = ["label_block", "split_labels", "cpu_seconds", "tree_nodes", "predict_block", "model_digest", "worker_model"]
 
 
 def label_block(data: tuple, labels: np.ndarray, params: tuple) -> tuple:
-    """One block of OneVsRest labels (``train_label_block``), against the scattered data."""
-    return train_label_block(data, labels, params)
+    """One block of OneVsRest labels (``train_label_block``), against the scattered data:
+    its result and the CPU seconds it took."""
+    t0 = time.thread_time()
+    out = train_label_block(data, labels, params)
+    return out, time.thread_time() - t0
 
 
-def tree_group(data: tuple, tasks: list, Cs: list[float], kw: dict) -> list:
-    """The node tasks of one subtree (``_tree_build.run_task`` each), against the scattered
-    ``(Xn, sq_norms)``."""
-    Xn, sq = data
-    return [_tree_build.run_task(Xn, sq, t, C=C, **kw) for t, C in zip(tasks, Cs, strict=True)]
+def split_labels(data: tuple, parent: Any, side: int, parts: int, node: int, path: int,
+                 iters: int, seed: int) -> tuple:
+    """One balanced 2-means split (``_tree_build._two_means``) of the labels ``parent[side]``
+    (all labels when ``parent`` is None), meant for ``parts`` groups: ``(left, right, CPU
+    seconds)``."""
+    Z = data[3]
+    t0 = time.thread_time()
+    labels = np.arange(Z.shape[0], dtype=np.int64) if parent is None else parent[side]
+    (left, _, _), (right, _, _) = _tree_build._two_means(Z, labels, parts, iters, seed, node,
+                                                         path)
+    return left, right, time.thread_time() - t0
+
+
+def cpu_seconds(result: tuple) -> float:
+    """The CPU seconds a task reported as the last item of its result."""
+    return result[-1]
+
+
+def tree_nodes(data: tuple, spec: Any, tree: int, nodes: list[int], label_nodes: list[int],
+               parents: list, sides: list[int], cluster: bool) -> tuple:
+    """``_tree_build.train_nodes`` against the scattered ``(Xn, sq_norms, Ycsc, Z)``; node
+    ``label_nodes[i]`` holds the labels ``parents[i][sides[i]]`` (all labels when None).
+    Returns the leaves' labels, the task results without their weights (intercepts and
+    epochs), the weights already laid out node by node for those nodes (``(global node ids,
+    _tree_build.layout_piece)``, so the client only concatenates them) and the CPU seconds."""
+    Xn, sq, Ycsc, Z = data
+    t0 = time.thread_time()
+    labels = {int(v): (np.arange(Z.shape[0], dtype=np.int64) if p is None else p[s])
+              for v, p, s in zip(label_nodes, parents, sides, strict=True)}
+    leaves, results, done = _tree_build.train_nodes(Xn, sq, Ycsc, Z, spec, tree=tree,
+                                                    nodes=nodes, labels=labels,
+                                                    cluster=cluster)
+    shape = spec.shape(Z.shape[0])
+    piece = _tree_build.layout_piece(results, shape.node_clf_start, done,
+                                     tree * int(shape.node_clf_start[-1]), Xn.shape[1])
+    slim = [_tree_build.TaskResult(r.clf_start, np.zeros_like(r.counts),
+                                   np.zeros(0, r.feat.dtype), np.zeros(0, r.vals.dtype),
+                                   r.bias_w, r.n_iter) for r in results]
+    ids = np.asarray(done, np.int64) + tree * shape.n_nodes
+    return leaves, slim, (ids, piece), time.thread_time() - t0
 
 
 # ------------------------------------------------------------------ prediction

@@ -52,6 +52,7 @@ import scipy.sparse as sp
 
 from ..errors import DataFormatError, LabelwiseError, ResourceLimitError
 from . import _newton, _rows, cluster_errors, import_distributed
+from ._pinned import Pinned
 from .sources import (
     _parquet_bytes,
     _xc_header,
@@ -63,10 +64,15 @@ from .sources import (
 
 __all__ = ["list_partitions", "open_partitions", "Partitions", "estimate_peak", "fit",
            "tfidf_from_counts", "fit_pipeline", "is_partitioned", "has_text_column",
-           "MAX_BLOCK_LABELS", "NEWTON_EPS", "WORKER_OVERHEAD"]
+           "MAX_BLOCK_LABELS", "MAX_BATCH_LABELS", "NEWTON_EPS", "WORKER_OVERHEAD"]
 
-#: labels per OneVsRest block (classifiers solved together in one Newton batch)
+#: labels per OneVsRest block (one problem of the Newton solver)
 MAX_BLOCK_LABELS = 64
+#: OneVsRest labels solved at once: blocks side by side, so that one Dask round trip per
+#: solver step serves them all (the round trips, not the arithmetic, dominated small sets);
+#: the memory estimate counts this width, and it is halved (down to one block) until the
+#: estimate fits the workers
+MAX_BATCH_LABELS = 512
 #: a column stops when |gradient| <= NEWTON_EPS * |gradient at w = 0|
 NEWTON_EPS = 1e-4
 #: added to every worker's estimate: a worker's growth during training beyond the data
@@ -126,31 +132,30 @@ class Partitions:
     def n_samples(self) -> int:
         return sum(s["rows"] for s in self.stats)
 
+    def __post_init__(self) -> None:
+        #: every task on the rows goes through this one object, which can rebuild a lost
+        #: worker's partitions on another worker (:mod:`._pinned`); it shares ``workers``
+        self.pinned = Pinned(self.client, [], "partitioned training on Dask", self.tasks,
+                             workers=self.workers)
+
+    def rounds(self, what: str) -> Pinned:
+        """``pinned`` with ``futures`` = the loaded partitions, naming ``what`` in errors."""
+        self.pinned.what = what
+        self.pinned.futures = self.futures
+        return self.pinned
+
     def _submit(self, fn: Any, args_per_part: list[tuple], what: str) -> list:
-        return _newton._Round(self.client, list(zip([None] * len(self.workers), self.workers,
-                                                    strict=True)), what,
-                              self.tasks).submit(fn, args_per_part)
+        self.pinned.what = what
+        return self.pinned.submit(fn, args_per_part)
 
     def _gather(self, futs: list, what: str) -> list:
-        with cluster_errors(what):
-            return self.client.gather(futs)
+        self.pinned.what = what
+        return self.pinned.gather(futs)
 
     def _delayed(self, fn: Any, args_per_part: list[tuple], what: str) -> list:
-        """One ``dask.delayed`` read per partition (the first ``len(args_per_part)``
-        partitions), computed on its own worker, kept there."""
-        import dask
-
-        if len(args_per_part) > len(self.workers):
-            raise ValueError(f"{len(args_per_part)} argument tuples for "
-                             f"{len(self.workers)} partitions")
-        out = []
-        with cluster_errors(what):
-            for w, args in zip(self.workers, args_per_part):
-                if self.tasks is not None:
-                    self.tasks.append((fn.__name__, w))
-                out.append(self.client.compute(dask.delayed(fn, pure=False)(*args),
-                                               workers=[w], allow_other_workers=False))
-        return out
+        """One read per partition (the first ``len(args_per_part)`` partitions), computed on
+        its own worker, kept there."""
+        return self._submit(fn, args_per_part, what)
 
     def check_memory(self, *, width: int, memory_limit: float | None = None,
                      copies: int = 1) -> dict[str, int]:
@@ -186,9 +191,8 @@ class Partitions:
         what = "loading partitions on Dask"
         if self.fmt == "parquet":
             # the fitted featurizer (its vocabulary) goes to each worker once
-            feat = None if self.featurizer is None else _newton._Round(
-                self.client, [(None, w) for w in self.workers], what).share(
-                    self.featurizer, always=True)
+            feat = None if self.featurizer is None else self.pinned.share(
+                self.featurizer, always=True)
             futs = self._delayed(_rows.load_table, [
                 (s[0], self.options, self.labels, feat, self.n_features)
                 for s in self.specs], what)
@@ -335,15 +339,27 @@ def fit(model: Any, parts: Partitions, *, memory_limit: float | None = None,
     L = len(parts.labels) or MAX_BLOCK_LABELS  # LIBSVM without names: known after parsing
     tree = isinstance(model, LabelTree)
     width = (max(model.branching, min(model.max_leaf_size, L)) if tree
-             else min(L, MAX_BLOCK_LABELS))
+             else min(L, MAX_BATCH_LABELS))
     rows = max(1, parts.n_samples)
     copies = -(-sum(s["label_nnz"] for s in parts.stats) // rows) if tree else 1
     n_features = parts.n_features
     if parts.fmt == "libsvm":  # not known before parsing: bounded by the entries
         parts.n_features = sum(s["nnz"] for s in parts.stats) + 1
+    # OneVsRest: the widest batch of blocks (MAX_BATCH_LABELS, halved down to one block)
+    # whose estimate fits every worker; refused only when one block at a time does not fit
+    widths = [width] if tree else sorted({min(L, w) for w in _halvings(MAX_BATCH_LABELS)},
+                                         reverse=True)
     try:
-        parts.estimate = parts.check_memory(width=max(1, width), memory_limit=memory_limit,
-                                            copies=max(1, copies))
+        for i, w in enumerate(widths):
+            try:
+                parts.estimate = parts.check_memory(width=max(1, w), memory_limit=memory_limit,
+                                                    copies=max(1, copies))
+            except ResourceLimitError:
+                if i + 1 == len(widths):
+                    raise
+                continue
+            batch_labels = w
+            break
     finally:
         parts.n_features = n_features
     parts.load(model.normalize)
@@ -359,8 +375,7 @@ def fit(model: Any, parts: Partitions, *, memory_limit: float | None = None,
         warnings.warn(f"{empty.size} of {L} labels have no positive training example; they "
                       "are trained as all-negative (see labels_without_positives_)",
                       UserWarning, stacklevel=2)
-    rnd = _newton._Round(parts.client, list(zip(parts.futures, parts.workers, strict=True)),
-                         f"training {type(model).__name__} on partitions", parts.tasks)
+    rnd = parts.rounds(f"training {type(model).__name__} on partitions")
     kw = dict(loss=LOSSES[model.loss], bias=float(model.bias), eps=float(eps),
               max_iter=int(max_newton))
     model._clear_fitted()
@@ -368,7 +383,7 @@ def fit(model: Any, parts: Partitions, *, memory_limit: float | None = None,
     model.n_features_in_ = int(parts.n_features)
     try:
         if isinstance(model, OneVsRest):
-            _fit_ovr(model, rnd, L, kw)
+            _fit_ovr(model, rnd, L, kw, batch_labels)
         else:
             _fit_tree(model, rnd, parts, positives, kw)
     except BaseException:
@@ -390,20 +405,33 @@ def _pruned(feats: np.ndarray, W: np.ndarray, prune: float) -> list[tuple[np.nda
     return out
 
 
-def _fit_ovr(model: Any, rnd: Any, L: int, kw: dict) -> None:
+def _halvings(n: int) -> list[int]:
+    """``n``, ``n / 2``, ... down to one OneVsRest block (``MAX_BLOCK_LABELS``)."""
+    out = [max(n, MAX_BLOCK_LABELS)]
+    while out[-1] > MAX_BLOCK_LABELS:
+        out.append(max(MAX_BLOCK_LABELS, out[-1] // 2))
+    return out
+
+
+def _fit_ovr(model: Any, rnd: Any, L: int, kw: dict, batch_labels: int) -> None:
     d = int(model.n_features_in_)
     feat_cols, val_cols = [], []
     bias_w = np.zeros(L)
     n_iter = np.zeros(L, np.int32)
-    for a in range(0, L, MAX_BLOCK_LABELS):
-        block = list(range(a, min(a + MAX_BLOCK_LABELS, L)))
-        targets = [np.array([j], np.int64) for j in block]
-        [feats], [W], [it], _ = _newton.solve(rnd, [(None, targets)], [float(model.C)], **kw)
-        for f, v in _pruned(feats, W, model.prune_threshold):
-            feat_cols.append(f)
-            val_cols.append(v)
-        bias_w[a:a + len(block)] = W[-1]
-        n_iter[a:a + len(block)] = it
+    blocks = [list(range(a, min(a + MAX_BLOCK_LABELS, L))) for a in range(0, L, MAX_BLOCK_LABELS)]
+    per = max(1, batch_labels // MAX_BLOCK_LABELS)
+    for i in range(0, len(blocks), per):
+        # several blocks solved side by side: one Dask round serves them all (each block's
+        # arithmetic is its own, so the weights are those of one block at a time)
+        batch = blocks[i:i + per]
+        problems = [(None, [np.array([j], np.int64) for j in block]) for block in batch]
+        feats, Ws, its, _ = _newton.solve(rnd, problems, [float(model.C)] * len(batch), **kw)
+        for block, f_b, W, it in zip(batch, feats, Ws, its, strict=True):
+            for f, v in _pruned(f_b, W, model.prune_threshold):
+                feat_cols.append(f)
+                val_cols.append(v)
+            bias_w[block[0]:block[-1] + 1] = W[-1]
+            n_iter[block[0]:block[-1] + 1] = it
     counts = np.array([f.shape[0] for f in feat_cols], np.int64)
     indptr = np.zeros(L + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])

@@ -33,6 +33,7 @@ Training tasks (``NodeTask``)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,9 +42,11 @@ from . import _tree_kernels, _tree_layout
 from .topk import map_ranges, map_threads
 
 __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayout",
-           "build_tree", "NodeTask", "TaskResult", "training_tasks", "split_tasks",
+           "build_tree", "TreeShape", "tree_shape", "cluster_nodes", "node_children",
+           "node_rows", "node_task", "TreeSpec", "train_nodes", "NodeTask", "TaskResult", "training_tasks", "split_tasks",
            "uses_block", "row_length_C_scale", "row_length_scale", "node_C", "run_task",
-           "assemble_weights", "node_major_weights", "balanced_ranges"]
+           "assemble_weights", "node_major_weights", "layout_piece", "merge_layouts",
+           "balanced_ranges"]
 
 
 def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
@@ -142,54 +145,131 @@ def _two_means(Z: sp.csr_matrix, labels: np.ndarray, parts: int, iters: int, see
     return [(labels[assign == 0], p0, 2 * path), (labels[assign == 1], parts - p0, 2 * path + 1)]
 
 
-def build_tree(Z: sp.csr_matrix, *, branching: int, max_leaf_size: int, cluster_iters: int,
-               seed: int, n_threads: int = 1) -> TreeLayout:
-    """Cluster the label rows of Z into one tree (module docstring); deterministic in seed.
+@dataclass
+class TreeShape:
+    """The shape of a tree over ``n_labels`` labels, known before any clustering: every split
+    puts a fixed number of labels on each side, so how many labels each node holds, its
+    children and all node and classifier ids follow from ``n_labels``, ``branching`` and
+    ``max_leaf_size`` alone. Nodes are numbered breadth first (the layout's rule)."""
 
-    Built one depth at a time: every node of a depth is split into its groups by rounds of
-    2-means splits, and all splits of a round (of every node) run at once on ``n_threads``
-    threads (the kernel releases the GIL). A split's two halves take its place in the list
-    of groups, left before right, so each node's groups stay in depth-first order; each split
-    draws its seed labels from a generator of ``(seed, node, path)``, so the tree does not
-    depend on ``n_threads``.
-    """
-    node_labels = [np.arange(Z.shape[0], dtype=np.int64)]
+    sizes: np.ndarray  # int64 (n_nodes,): labels below each node
+    node_clf_start: np.ndarray  # int64 (n_nodes + 1,)
+    first_child: np.ndarray  # int64 (n_nodes,): id of the first child node, -1 for a leaf
+    depth: np.ndarray  # int64 (n_nodes,)
+    branching: int
+    max_leaf_size: int
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.sizes.shape[0])
+
+    def parts(self, v: int) -> int:
+        """How many children inner node ``v`` has (its labels are split into that many)."""
+        return min(self.branching, -(-int(self.sizes[v]) // self.max_leaf_size))
+
+    def children(self, v: int) -> np.ndarray:
+        """The child node ids of inner node ``v`` (empty for a leaf)."""
+        if self.first_child[v] < 0:
+            return np.zeros(0, np.int64)
+        return np.arange(self.first_child[v], self.first_child[v] + self.parts(v),
+                         dtype=np.int64)
+
+    def descendants(self, v: int) -> list[int]:
+        """``v`` and every node below it, in id order."""
+        out, level = [], [int(v)]
+        while level:
+            out += level
+            level = [int(c) for u in level for c in self.children(u)]
+        return sorted(out)
+
+
+def _group_sizes(n: int, parts: int) -> list[int]:
+    """Sizes of the groups that recursive balanced 2-means cuts ``n`` labels into, in the
+    depth-first order of :func:`_two_means`'s halves."""
+    if parts == 1:
+        return [n]
+    p0 = (parts + 1) // 2
+    n0 = (n * p0) // parts
+    return _group_sizes(n0, p0) + _group_sizes(n - n0, parts - p0)
+
+
+def tree_shape(n_labels: int, *, branching: int, max_leaf_size: int) -> TreeShape:
+    """The :class:`TreeShape` of every tree ``build_tree`` makes over ``n_labels`` labels."""
+    sizes, depth, first = [int(n_labels)], [0], []
     starts = [0]
-    children: list[np.ndarray] = []
-    used = 0
+    v = 0
+    while v < len(sizes):
+        m = sizes[v]
+        if m > max_leaf_size:
+            groups = _group_sizes(m, min(branching, -(-m // max_leaf_size)))
+            first.append(len(sizes))
+            sizes += groups
+            depth += [depth[v] + 1] * len(groups)
+            starts.append(starts[-1] + len(groups))
+        else:
+            first.append(-1)
+            starts.append(starts[-1] + m)
+        v += 1
+    return TreeShape(np.asarray(sizes, np.int64), np.asarray(starts, np.int64),
+                     np.asarray(first, np.int64), np.asarray(depth, np.int64),
+                     int(branching), int(max_leaf_size))
+
+
+def cluster_nodes(Z: sp.csr_matrix, shape: TreeShape, heads: dict[int, np.ndarray], *,
+                  cluster_iters: int, seed: int, n_threads: int = 1) -> dict[int, np.ndarray]:
+    """The labels of every node at or below the nodes ``heads`` (node id -> its labels), by
+    the rules of :func:`build_tree`: one depth at a time, every inner node split into its
+    groups by rounds of 2-means splits run on ``n_threads`` threads. Each split's seed labels
+    come from ``(seed, node, path)`` and node ids come from ``shape``, so a subtree clustered
+    alone (on any worker) is exactly that subtree of the whole tree."""
+    out = {int(v): lab for v, lab in heads.items()}
 
     def split(g: tuple[int, np.ndarray, int, int]) -> list[tuple[int, np.ndarray, int, int]]:
         v, S, parts, path = g
         return [(v, *half) for half in _two_means(Z, S, parts, cluster_iters, seed, v, path)]
 
-    depth = [0]
-    while depth:
+    level = sorted(out)
+    while level:
         # (node, labels, parts, path), in node order, each node's groups left to right
-        sizes = [node_labels[v].shape[0] for v in depth]
-        groups = [(v, node_labels[v], min(branching, -(-m // max_leaf_size)), 1)
-                  for v, m in zip(depth, sizes) if m > max_leaf_size]
+        groups = [(v, out[v], shape.parts(v), 1) for v in level if shape.first_child[v] >= 0]
         while any(g[2] > 1 for g in groups):
             work = [g for g in groups if g[2] > 1]
             halves = iter(map_threads(split, work, n_threads))
             groups = [h for g in groups for h in (next(halves) if g[2] > 1 else [g])]
-        node_groups: dict[int, list[np.ndarray]] = {}
-        for v, S, _, _ in groups:
-            node_groups.setdefault(v, []).append(S)
-        nxt = []
-        for v in depth:
-            if v not in node_groups:
-                kids = -node_labels[v] - 1
-            else:
-                first = len(node_labels)
-                node_labels.extend(node_groups[v])
-                kids = np.arange(first, len(node_labels), dtype=np.int64)
-                nxt.extend(kids.tolist())
-            children.append(kids)
-            used += kids.shape[0]
-            starts.append(used)
-        depth = nxt
-    return TreeLayout(np.asarray(starts, np.int64),
-                      np.concatenate(children).astype(np.int64), node_labels)
+        placed = {v: 0 for v, _, _, _ in groups}
+        for v, S, _, _ in groups:  # a node's groups are its children, in order
+            out[int(shape.first_child[v]) + placed[v]] = S
+            placed[v] += 1
+        level = [int(c) for v in placed for c in shape.children(v)]
+    return out
+
+
+def build_tree(Z: sp.csr_matrix, *, branching: int, max_leaf_size: int, cluster_iters: int,
+               seed: int, n_threads: int = 1) -> TreeLayout:
+    """Cluster the label rows of Z into one tree (module docstring); deterministic in seed.
+
+    Built one depth at a time (:func:`cluster_nodes`): every node of a depth is split into
+    its groups by rounds of 2-means splits, and all splits of a round (of every node) run at
+    once on ``n_threads`` threads (the kernel releases the GIL). A split's two halves take
+    its place in the list of groups, left before right, so each node's groups stay in
+    depth-first order; each split draws its seed labels from a generator of ``(seed, node,
+    path)``, so the tree does not depend on ``n_threads``.
+    """
+    shape = tree_shape(Z.shape[0], branching=branching, max_leaf_size=max_leaf_size)
+    labels = cluster_nodes(Z, shape, {0: np.arange(Z.shape[0], dtype=np.int64)},
+                           cluster_iters=cluster_iters, seed=seed, n_threads=n_threads)
+    node_labels = [labels[v] for v in range(shape.n_nodes)]
+    return TreeLayout(shape.node_clf_start, node_children(shape, labels),
+                      node_labels)
+
+
+def node_children(shape: TreeShape, labels: dict[int, np.ndarray],
+                  nodes: Any = None) -> np.ndarray:
+    """``clf_child`` of ``nodes`` (default: all, in id order), concatenated: an inner node's
+    child node ids, a leaf's labels as ``-label - 1``."""
+    nodes = range(shape.n_nodes) if nodes is None else nodes
+    kids = [shape.children(v) if shape.first_child[v] >= 0 else -labels[v] - 1 for v in nodes]
+    return (np.concatenate(kids).astype(np.int64) if kids else np.zeros(0, np.int64))
 
 
 @dataclass
@@ -227,35 +307,110 @@ def _classifier_seeds(seed: int, tree: int, clf_ids: np.ndarray) -> np.ndarray:
     return (mixed % np.uint64(2**32)).astype(np.int64)
 
 
+def node_rows(Ycsc: sp.csc_matrix, labels: np.ndarray) -> np.ndarray:
+    """The training rows of a node other than the root: the rows positive for at least one
+    of its ``labels`` (ascending int64)."""
+    return np.unique(Ycsc[:, labels].indices).astype(np.int64)
+
+
+def node_task(Ycsc: sp.csc_matrix, rows: np.ndarray, kids: np.ndarray,
+              child_rows: dict[int, np.ndarray], *, tree: int, node: int, clf_start: int,
+              seed: int) -> NodeTask:
+    """The task of one node: ``rows`` its training rows, ``kids`` its ``clf_child`` entries
+    (child node ids, or ``-label - 1``), ``child_rows`` the rows of each child node;
+    classifier ids start at ``clf_start`` (their seeds depend on ``seed``, ``tree`` and id)."""
+    indptr = Ycsc.indptr
+    pos_lists = []
+    for child in kids:
+        if child >= 0:
+            pos = child_rows[int(child)]
+        else:
+            lab = -child - 1
+            pos = Ycsc.indices[indptr[lab]:indptr[lab + 1]]
+        pos_lists.append(np.searchsorted(rows, pos).astype(np.int64))
+    m = kids.shape[0]
+    tgt_indptr = np.zeros(m + 1, np.int64)
+    np.cumsum([p.shape[0] for p in pos_lists], out=tgt_indptr[1:])
+    tgt_indices = (np.concatenate(pos_lists) if pos_lists else np.zeros(0, np.int64))
+    clf_ids = np.arange(clf_start, clf_start + m, dtype=np.int64)
+    return NodeTask(tree, node, clf_start, rows, tgt_indptr, tgt_indices,
+                    _classifier_seeds(seed, tree, clf_ids))
+
+
 def training_tasks(Ycsc: sp.csc_matrix, layout: TreeLayout, *, tree: int, clf_offset: int,
                    seed: int) -> list[NodeTask]:
     """The training tasks of one tree, in node order. Ycsc: (n_samples, n_labels) CSC with
     sorted indices. Classifier ids are numbered from ``clf_offset``."""
     n = Ycsc.shape[0]
-    node_rows: list[np.ndarray] = [np.arange(n, dtype=np.int64)]
+    rows = {0: np.arange(n, dtype=np.int64)}
     for v in range(1, layout.n_nodes):
-        labels = layout.node_labels[v]
-        node_rows.append(np.unique(Ycsc[:, labels].indices).astype(np.int64))
-    tasks = []
-    indptr = Ycsc.indptr
-    for v in range(layout.n_nodes):
-        a, b = int(layout.node_clf_start[v]), int(layout.node_clf_start[v + 1])
-        rows = node_rows[v]
-        pos_lists = []
-        for child in layout.clf_child[a:b]:
-            if child >= 0:
-                pos = node_rows[child]
-            else:
-                lab = -child - 1
-                pos = Ycsc.indices[indptr[lab]:indptr[lab + 1]]
-            pos_lists.append(np.searchsorted(rows, pos).astype(np.int64))
-        tgt_indptr = np.zeros(b - a + 1, np.int64)
-        np.cumsum([p.shape[0] for p in pos_lists], out=tgt_indptr[1:])
-        tgt_indices = (np.concatenate(pos_lists) if pos_lists else np.zeros(0, np.int64))
-        clf_ids = np.arange(clf_offset + a, clf_offset + b, dtype=np.int64)
-        tasks.append(NodeTask(tree, v, clf_offset + a, rows, tgt_indptr, tgt_indices,
-                              _classifier_seeds(seed, tree, clf_ids)))
-    return tasks
+        rows[v] = node_rows(Ycsc, layout.node_labels[v])
+    starts = layout.node_clf_start
+    return [node_task(Ycsc, rows[v], layout.clf_child[starts[v]:starts[v + 1]], rows,
+                      tree=tree, node=v, clf_start=clf_offset + int(starts[v]), seed=seed)
+            for v in range(layout.n_nodes)]
+
+
+@dataclass(frozen=True)
+class TreeSpec:
+    """What building and training ``n_trees`` trees needs besides the data (X, Y, Z): tree
+    ``t`` is clustered with the seed ``seed + 7919 t`` and numbered after trees ``0..t-1``;
+    node ``v`` is trained at ``node_C(C_root, n_samples, rows, C_node_power)`` with the
+    solver settings ``kw`` (``run_task``'s keywords other than C)."""
+
+    n_trees: int
+    branching: int
+    max_leaf_size: int
+    cluster_iters: int
+    seed: int
+    C_root: float
+    C_node_power: float
+    kw: dict
+
+    def shape(self, n_labels: int) -> TreeShape:
+        return tree_shape(n_labels, branching=self.branching, max_leaf_size=self.max_leaf_size)
+
+
+def train_nodes(X: sp.csr_matrix, sq_norms: np.ndarray, Ycsc: sp.csc_matrix, Z: sp.csr_matrix,
+                spec: TreeSpec, *, tree: int, nodes: list[int], labels: dict[int, np.ndarray],
+                cluster: bool) -> tuple[dict[int, np.ndarray], list[TaskResult], list[int]]:
+    """Train the classifiers of ``nodes`` of tree ``tree`` whose labels are ``labels`` (node
+    id -> labels; the root's may be left out). ``cluster=True``: ``nodes`` is a single head
+    node, which is first clustered down to its leaves (:func:`cluster_nodes`), and every node
+    of its subtree is trained; ``labels`` then also gives each child's labels. Returns the
+    labels of the leaves trained, the task results (exactly those the whole-tree path,
+    ``build_tree``, ``training_tasks``, ``run_task``, computes for these nodes) and the nodes
+    trained, ascending."""
+    L, n = Z.shape[0], X.shape[0]
+    shape = spec.shape(L)
+    labels = dict(labels)
+    labels.setdefault(0, np.arange(L, dtype=np.int64))
+    if cluster:
+        [head] = nodes
+        labels.update(cluster_nodes(Z, shape, {head: labels[head]},
+                                    cluster_iters=spec.cluster_iters,
+                                    seed=spec.seed + 7919 * tree))
+        nodes = shape.descendants(head)
+    rows: dict[int, np.ndarray] = {}
+
+    def rows_of(v: int) -> np.ndarray:
+        if v not in rows:
+            rows[v] = np.arange(n, dtype=np.int64) if v == 0 else node_rows(Ycsc, labels[v])
+        return rows[v]
+
+    starts = shape.node_clf_start
+    clf_offset = tree * int(starts[-1])
+    out, leaves = [], {}
+    for v in nodes:
+        kids = node_children(shape, labels, [v])
+        child_rows = {int(c): rows_of(int(c)) for c in kids[kids >= 0]}
+        task = node_task(Ycsc, rows_of(v), kids, child_rows, tree=tree, node=v,
+                         clf_start=clf_offset + int(starts[v]), seed=spec.seed)
+        C = node_C(spec.C_root, n, task.rows.shape[0], spec.C_node_power)
+        out.append(run_task(X, sq_norms, task, C=C, **spec.kw))
+        if shape.first_child[v] < 0:
+            leaves[v] = labels[v]
+    return leaves, out, sorted(nodes)
 
 
 def uses_block(X: sp.csr_matrix, task: NodeTask, loss: int) -> bool:
@@ -423,3 +578,71 @@ def node_major_weights(W: sp.csr_matrix, node_clf_start: np.ndarray,
     return {"node_feat_start": node_feat_start, "feat_id": feat_id, "feat_ptr": feat_ptr,
             "weights": weights, "node_dense": node_dense, "child_shift": child_shift,
             "val_child": val_child}
+
+
+def layout_piece(results: list[TaskResult], node_clf_start: np.ndarray, nodes: list[int],
+                 clf_offset: int, n_features: int) -> dict[str, np.ndarray]:
+    """:func:`node_major_weights` of the classifiers of ``nodes`` alone (ascending node ids
+    of one tree, ``results`` their task results, classifier ids from ``clf_offset``): the
+    piece of the whole layout those nodes own, for :func:`merge_layouts`."""
+    nodes = sorted(nodes)
+    m = np.array([node_clf_start[v + 1] - node_clf_start[v] for v in nodes], np.int64)
+    local_start = np.zeros(len(nodes) + 1, np.int64)
+    np.cumsum(m, out=local_start[1:])
+    at = {clf_offset + int(node_clf_start[v]): int(local_start[i]) for i, v in enumerate(nodes)}
+    moved = [TaskResult(at[r.clf_start], r.counts, r.feat, r.vals, r.bias_w, r.n_iter)
+             for r in results]
+    W, _, _ = assemble_weights(moved, int(local_start[-1]), n_features, 1.0)
+    return node_major_weights(W, local_start)
+
+
+def merge_layouts(pieces: list[tuple[np.ndarray, dict[str, np.ndarray]]],
+                  n_nodes: int) -> dict[str, np.ndarray]:
+    """The layout of :func:`node_major_weights` over all ``n_nodes`` nodes, put together from
+    pieces ``(global node ids ascending, layout_piece of those nodes)`` that cover every node
+    once. Each node's entries, weights and child ids are its own; only the offsets are
+    cumulative, so they are recomputed in global node order (the same arrays, bit for bit)."""
+    owner = np.full(n_nodes, -1, np.int64)
+    local = np.zeros(n_nodes, np.int64)
+    for p, (nodes, _) in enumerate(pieces):
+        owner[nodes] = p
+        local[nodes] = np.arange(len(nodes))
+    if n_nodes and owner.min() < 0:
+        raise ValueError("the layout pieces do not cover every node")
+    fids, slots, weights, vchild = [], [], [], []
+    entries = np.zeros(n_nodes, np.int64)
+    n_sparse = np.zeros(n_nodes, np.int64)
+    dense = np.zeros(n_nodes, bool)
+    for v in range(n_nodes):
+        lay, i = pieces[owner[v]][1], local[v]
+        e0, e1 = lay["node_feat_start"][i], lay["node_feat_start"][i + 1]
+        fp = lay["feat_ptr"][e0:e1 + 1]
+        entries[v] = e1 - e0
+        dense[v] = lay["node_dense"][i]
+        fids.append(lay["feat_id"][e0:e1])
+        slots.append(np.diff(fp))
+        weights.append(lay["weights"][fp[0]:fp[-1]])
+        if not dense[v]:
+            q0 = fp[0] - lay["child_shift"][i]
+            vchild.append(lay["val_child"][q0:q0 + fp[-1] - fp[0]])
+            n_sparse[v] = fp[-1] - fp[0]
+    node_feat_start = np.zeros(n_nodes + 1, np.int64)
+    np.cumsum(entries, out=node_feat_start[1:])
+    per_entry = np.concatenate(slots) if slots else np.zeros(0, np.int64)
+    feat_ptr = np.zeros(per_entry.shape[0] + 1, np.int64)
+    np.cumsum(per_entry, out=feat_ptr[1:])
+    node_w = np.array([w.shape[0] for w in weights], np.int64)
+    feat_ptr_node = np.zeros(n_nodes + 1, np.int64)
+    np.cumsum(node_w, out=feat_ptr_node[1:])
+    child_off = np.zeros(n_nodes, np.int64)
+    np.cumsum(n_sparse[:-1], out=child_off[1:])
+    return {"node_feat_start": node_feat_start,
+            "feat_id": (np.concatenate(fids) if fids else np.zeros(0, np.int32)).astype(
+                np.int32, copy=False),
+            "feat_ptr": feat_ptr,
+            "weights": (np.concatenate(weights) if weights else np.zeros(0, np.float32)
+                        ).astype(np.float32, copy=False),
+            "node_dense": dense,
+            "child_shift": feat_ptr_node[:-1] - child_off,
+            "val_child": (np.concatenate(vchild) if vchild else np.zeros(0, np.int32)).astype(
+                np.int32, copy=False)}

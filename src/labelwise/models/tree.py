@@ -319,15 +319,52 @@ class LabelTree(MultiLabelModel):
         threads = resolve_n_threads(self.n_threads)
         Z = _tree_build.label_representations(
             Xn, Ycsc, pifa=self.label_features == "pifa", extra=extra, n_threads=threads)
+        sq = _dcd.row_sq_norms(Xn.indptr, Xn.data, float(self.bias))
+        kw = dict(loss=LOSSES[self.loss], bias=self.bias, tol=self.tol,
+                  max_iter=self.max_iter, prune_threshold=self.prune_threshold)
+        C_root = float(self.C) * (_tree_build.row_length_C_scale(Xn) if self.C_row_scaling
+                                  else 1.0)
+        runner = getattr(self, "_task_runner", None)
+        if runner is not None:  # another engine (labelwise.distributed) builds and trains
+            spec = _tree_build.TreeSpec(
+                n_trees=self.n_trees, branching=self.branching,
+                max_leaf_size=self.max_leaf_size, cluster_iters=self.cluster_iters,
+                seed=int(seed), C_root=C_root, C_node_power=float(self.C_node_power), kw=kw)
+            starts, children, roots, results, layout = runner.train_trees(Xn, sq, Ycsc, Z,
+                                                                          spec)
+        else:
+            starts, children, roots, results = self._train_local(
+                Xn, sq, Ycsc, Z, seed=int(seed), C_root=C_root, kw=kw, threads=threads,
+                weight_budget=weight_budget)
+            layout = None
+        del Z
+        W, intercept, n_iter = _tree_build.assemble_weights(results, int(starts[-1]), X.shape[1],
+                                                            float(self.bias))
+        self.node_clf_start_ = np.asarray(starts, np.int64)
+        self.clf_child_ = np.asarray(children, np.int64)
+        self.tree_roots_ = np.asarray(roots, np.int64)
+        if layout is None:
+            self._set_weights(W, threads)
+        else:  # laid out already, node by node (the same arrays)
+            for key in _WEIGHT_ARRAYS:
+                setattr(self, key + "_", layout[key])
+        self.intercept_ = intercept
+        self.n_iter_ = n_iter
+        self.labels_without_positives_ = empty
+
+    def _train_local(self, Xn: sp.csr_matrix, sq: np.ndarray, Ycsc: sp.csc_matrix,
+                     Z: sp.csr_matrix, *, seed: int, C_root: float, kw: dict, threads: int,
+                     weight_budget: float | None) -> tuple:
+        """Build the trees and train every node on this machine's threads: ``(node_clf_start,
+        clf_child, tree_roots, task results)`` of all trees, concatenated."""
         starts, children, roots, tasks = [np.zeros(1, np.int64)], [], [], []
         n_nodes = n_clf = 0
         for t in range(self.n_trees):
             layout = _tree_build.build_tree(
                 Z, branching=self.branching, max_leaf_size=self.max_leaf_size,
-                cluster_iters=self.cluster_iters, seed=int(seed) + 7919 * t,
-                n_threads=threads)
+                cluster_iters=self.cluster_iters, seed=seed + 7919 * t, n_threads=threads)
             tasks += _tree_build.training_tasks(Ycsc, layout, tree=t, clf_offset=n_clf,
-                                                seed=int(seed))
+                                                seed=seed)
             kids = layout.clf_child.copy()
             kids[kids >= 0] += n_nodes
             roots.append(n_nodes)
@@ -335,14 +372,8 @@ class LabelTree(MultiLabelModel):
             children.append(kids)
             n_nodes += layout.n_nodes
             n_clf += kids.shape[0]
-        del Z
-        sq = _dcd.row_sq_norms(Xn.indptr, Xn.data, float(self.bias))
-        kw = dict(loss=LOSSES[self.loss], bias=self.bias, tol=self.tol,
-                  max_iter=self.max_iter, prune_threshold=self.prune_threshold)
-        n = X.shape[0]
-        C_root = float(self.C) * (_tree_build.row_length_C_scale(Xn) if self.C_row_scaling
-                                  else 1.0)
-        tasks = _tree_build.split_tasks(Xn, tasks, loss=LOSSES[self.loss], n_threads=threads)
+        n = Xn.shape[0]
+        tasks = _tree_build.split_tasks(Xn, tasks, loss=kw["loss"], n_threads=threads)
         order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)
         bar = progress(n_clf, "training tree nodes", unit="classifier")
 
@@ -365,26 +396,10 @@ class LabelTree(MultiLabelModel):
                     "prune_threshold, or lower n_trees")
             return res
 
-        runner = getattr(self, "_task_runner", None)
-        if runner is not None:  # another engine (labelwise.distributed) runs the same tasks
-            Cs = [_tree_build.node_C(C_root, n, t.rows.shape[0], self.C_node_power)
-                  for t in tasks]
-            results = runner.map_tree_tasks(
-                Xn, sq, tasks, Cs, kw, np.concatenate(starts).astype(np.int64),
-                np.concatenate(children).astype(np.int64), np.asarray(roots, np.int64))
-        else:
-            with bar:
-                results = map_threads(run, order, threads)
-        tasks.clear()
-        W, intercept, n_iter = _tree_build.assemble_weights(results, n_clf, X.shape[1],
-                                                            float(self.bias))
-        self.node_clf_start_ = np.concatenate(starts).astype(np.int64)
-        self.clf_child_ = np.concatenate(children).astype(np.int64)
-        self.tree_roots_ = np.asarray(roots, np.int64)
-        self._set_weights(W, threads)
-        self.intercept_ = intercept
-        self.n_iter_ = n_iter
-        self.labels_without_positives_ = empty
+        with bar:
+            results = map_threads(run, order, threads)
+        return (np.concatenate(starts), np.concatenate(children), np.asarray(roots, np.int64),
+                results)
 
     def _set_weights(self, W: sp.csr_matrix, n_threads: int) -> None:
         lay = _tree_build.node_major_weights(W, self.node_clf_start_, n_threads)
