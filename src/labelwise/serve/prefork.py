@@ -17,6 +17,7 @@ main thread).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -80,6 +81,11 @@ def serve_prefork(settings: Any, *, host: str, port: int, workers: int, log_leve
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # everything loaded so far outlives the workers: move it out of the collector's reach, so
+    # a worker's full collection does not write every object's header (copy-on-write would
+    # then give each worker its own copy of the pages holding them)
+    gc.collect()
+    gc.freeze()
     for _ in range(workers):
         fork_worker()
     while children:
