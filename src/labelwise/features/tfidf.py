@@ -41,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from .._csr import trusted_csr
 from ..errors import DataFormatError
 from .base import Featurizer
 from .terms import TermTable, code_points
@@ -199,11 +200,8 @@ class Tfidf(Featurizer):
         data *= self.idf_[indices]
         if self.norm == "l2":
             l2_rows(indptr, data)
-        index = np.int32 if len(data) < 2**31 else np.int64
-        X = sp.csr_matrix((data, indices.astype(index, copy=False), indptr.astype(index)),
-                          shape=(len(texts), self.n_features_))
-        X.has_sorted_indices = True
-        return X
+        return trusted_csr(data, indices, indptr, (len(texts), self.n_features_),
+                           sorted_indices=True)
 
     def _counts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr, indices, counts) of the known n-grams of ``texts`` (one kernel call)."""
@@ -293,10 +291,11 @@ def _chunks(texts: list[str]) -> list[list[str]]:
 
 def _joined(parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The code points of the parts one after the other, and where each starts (n + 1)."""
-    ptr = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts)),
-              out=ptr[1:])
-    return code_points("".join(parts)), ptr
+    ends, end = [0], 0
+    for p in parts:
+        end += len(p)
+        ends.append(end)
+    return code_points("".join(parts)), np.array(ends, dtype=np.int64)
 
 
 def unseen_word_rate(texts: list[str], *, lowercase: bool = True) -> float | None:
