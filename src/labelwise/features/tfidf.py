@@ -17,9 +17,9 @@ archaeology titles (P@1 37.5 -> 49.9 with a LabelTree) and cooking.stackexchange
 change: 0.055); the English corpora above confirm that they keep words only. The rate and
 the choice are kept (``unseen_word_rate_``, ``char_ngram_range_``).
 
-Transform (every batch size): each block's vocabulary is a :class:`~labelwise.features.terms.
-TermTable` (arrays, no Python dict), and one numba kernel counts the n-grams of the texts
-found in it (:mod:`labelwise.features._term_kernels`); Python only lowercases, tokenises
+Transform (every batch size): each block's vocabulary is a
+:class:`~labelwise.features.terms.TermTable` (arrays, no Python dict), and one numba kernel
+counts the n-grams of the texts found in it (:mod:`labelwise.features._term_kernels`); Python only lowercases, tokenises
 (scikit-learn's token pattern; ``str.split`` for the character block) and joins each text
 once. The matrix is scikit-learn's, bit for bit (the same float32 operations in the same
 order: ``log`` in numpy, idf product and L2 norm as scikit-learn computes them), and a test
