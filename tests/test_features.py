@@ -77,7 +77,8 @@ def test_tfidf_save_load_identical(tmp_path, params):
     files = sorted(p.name for p in (tmp_path / "f").iterdir())
     assert all(name.endswith((".npy", ".json")) for name in files), files
     saved = json.loads((tmp_path / "f" / "featurizer.json").read_text())
-    assert saved["class"] == "Tfidf" and isinstance(saved["state"]["word_vocabulary"], list)
+    assert saved["class"] == "Tfidf" and "word_vocabulary" not in saved["state"]
+    assert set(saved["arrays"]) >= {"word_terms", "word_term_ptr", "word_table", "word_idf"}
     g = load_featurizer(tmp_path / "f")
     assert isinstance(g, Tfidf) and g.get_params() == f.get_params()
     A, B = f.transform(probe), g.transform(probe)
@@ -86,34 +87,74 @@ def test_tfidf_save_load_identical(tmp_path, params):
     assert (h.transform(probe) != A).nnz == 0
 
 
+def _sklearn_matrix(f: Tfidf, texts: list[str]) -> sp.csr_matrix:
+    """The reference: scikit-learn's vectorizers of ``f`` (with their vocabulary dicts),
+    their blocks side by side, float32, L2-normalised by scikit-learn, indices sorted."""
+    from sklearn.preprocessing import normalize
+
+    parts = [v.transform(texts) for v in f.vectorizers_.values()]
+    X = sp.csr_matrix(parts[0] if len(parts) == 1 else sp.hstack(parts, format="csr"),
+                      dtype=np.float32)
+    if f.norm == "l2":
+        X = normalize(X, norm="l2", copy=False)
+    X.sort_indices()
+    return X
+
+
+def _assert_bit_identical(A: sp.csr_matrix, B: sp.csr_matrix, what: object = None) -> None:
+    assert A.shape == B.shape and A.dtype == B.dtype == np.float32 and A.has_sorted_indices
+    assert np.array_equal(A.indptr, B.indptr) and np.array_equal(A.indices, B.indices), what
+    assert np.array_equal(A.data.view(np.int32), B.data.view(np.int32)), what
+
+
+#: texts that stress the tokenisers: repeats, unknown words, empty, whitespace of every
+#: kind, punctuation, case, accents, letters whose lowercase is longer (U+0130), symbols
+#: outside the BMP, a lone surrogate, one-letter words
+TRICKY = ["", "   ", "\t\n", "the the the the cat", "Cat markets, DOG logs!", "unknown words only",
+          "a b c d e", "x", "ÄÖ å \u0130stanbul İİ", "tab\tand\u00a0nbsp\u2003em  \u3000ideo",
+          "emoji \U0001F600\U0001F600 cat\U0001F600dog", "lone \ud800 surrogate", "CAT-DOG_cat's",
+          "mat,mat.mat;mat", "\u1680ogham\x1cfs\x1dgs\x85nel", "käsi kädet käsien kätensä"]
+
+
 @pytest.mark.parametrize("params", [
     {}, {"ngram_range": (1, 1), "char_ngram_range": (1, 4), "sublinear_tf": False, "norm": None},
     {"ngram_range": (1, 3), "char_ngram_range": (2, 3), "lowercase": False},
+    {"ngram_range": (2, 3), "char_ngram_range": (3, 5)},
 ])
-def test_tfidf_few_texts_path_is_bit_identical_to_the_vectorizers(monkeypatch, params):
-    """One to ``_FEW`` texts skip scikit-learn's transform (a served request): the matrix must
-    be the one the vectorizers give, bit for bit, for any text (repeats, unknown words, empty,
-    punctuation, upper case), and the path must follow a refit."""
+def test_tfidf_transform_is_bit_identical_to_the_vectorizers(params):
+    """The term-table kernel must give scikit-learn's matrix, bit for bit, for any text and
+    batch size; and must follow a refit."""
+    rng = np.random.default_rng(0)
+    words = " ".join(CORPUS + TRICKY).split() + ["zebra", "Cat", "DOG!", "mat,", "sat-on"]
+    probes = [" ".join(rng.choice(words, size=int(rng.integers(0, 25)))) for _ in range(60)]
+    probes += TRICKY
+    f = Tfidf(**params).fit(CORPUS + probes[:20] + TRICKY[:8])
+    for i in range(0, len(probes), 3):
+        _assert_bit_identical(f.transform(probes[i:i + 3]), _sklearn_matrix(f, probes[i:i + 3]),
+                              probes[i:i + 3])
+    _assert_bit_identical(f.transform(probes), _sklearn_matrix(f, probes))
+    f.fit(["other words entirely"])  # the term tables must follow a refit
+    fast = f.transform(["other words", "the cat"])
+    assert fast.shape == (2, f.n_features_) and fast[0].nnz > 0
+    _assert_bit_identical(fast, _sklearn_matrix(f, ["other words", "the cat"]))
+
+
+def test_tfidf_chunks_give_one_matrix(monkeypatch):
     import labelwise.features.tfidf as tfidf_module
 
-    rng = np.random.default_rng(0)
-    words = " ".join(CORPUS).split() + ["zebra", "Cat", "DOG!", "mat,", "sat-on"]
-    probes = [" ".join(rng.choice(words, size=int(rng.integers(0, 25)))) for _ in range(60)]
-    probes += ["", "unknown words only", "the the the the cat"]
-    f = Tfidf(**params).fit(CORPUS + probes[:20])
-    few = [f.transform(probes[i:i + 3]) for i in range(0, len(probes), 3)]
-    monkeypatch.setattr(tfidf_module, "_FEW", 0)
-    for i, A in zip(range(0, len(probes), 3), few, strict=True):
-        B = f.transform(probes[i:i + 3])
-        assert A.shape == B.shape and A.dtype == B.dtype == np.float32 and A.has_sorted_indices
-        assert np.array_equal(A.indptr, B.indptr) and np.array_equal(A.indices, B.indices)
-        assert np.array_equal(A.data.view(np.int32), B.data.view(np.int32)), probes[i:i + 3]
-    f.fit(["other words entirely"])  # the cached vocabulary must not survive a refit
-    slow = f.transform(["other words", "the cat"])
-    monkeypatch.setattr(tfidf_module, "_FEW", 16)
-    fast = f.transform(["other words", "the cat"])
-    assert fast.shape == slow.shape == (2, f.n_features_) and (fast != slow).nnz == 0
-    assert fast[0].nnz > 0
+    f = Tfidf(char_ngram_range=(2, 4)).fit(CORPUS)
+    whole = f.transform(CORPUS + TRICKY)
+    monkeypatch.setattr(tfidf_module, "_CHUNK_CODE_POINTS", 20)
+    assert len(tfidf_module._chunks(CORPUS + TRICKY)) > 5
+    _assert_bit_identical(f.transform(CORPUS + TRICKY), whole)
+
+
+def test_tfidf_token_pattern_is_scikit_learns():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from labelwise.features.tfidf import TOKEN_PATTERN
+
+    assert TfidfVectorizer().token_pattern == TOKEN_PATTERN
 
 
 def test_tfidf_refit_and_clone():
@@ -151,13 +192,16 @@ def test_saved_form_refuses_bad_input(tmp_path):
     with pytest.raises(DataFormatError, match="unknown parameters for Tfidf: evil"):
         Featurizer.from_dict({**d, "params": {**d["params"], "evil": 1}}, arrays)
     with pytest.raises(DataFormatError, match="word_idf has shape"):
-        Featurizer.from_dict(d, {"word_idf": arrays["word_idf"][:-1]})
+        Featurizer.from_dict(d, {**arrays, "word_idf": arrays["word_idf"][:-1]})
+    with pytest.raises(DataFormatError, match="'word_table'"):  # a missing array is named
+        Featurizer.from_dict(d, {k: a for k, a in arrays.items() if k != "word_table"})
+    old = {**d, "state": {**d["state"], "word_vocabulary": f.feature_names()}}  # older form
     with pytest.raises(DataFormatError, match="repeats a term"):
-        vocab = d["state"]["word_vocabulary"]
-        Featurizer.from_dict({**d, "state": {**d["state"], "word_vocabulary": [vocab[0]] * len(vocab)}},
-                             arrays)
+        vocab = old["state"]["word_vocabulary"]
+        Featurizer.from_dict({**old, "state": {**old["state"], "word_vocabulary": [vocab[0]] * len(vocab)}},
+                             {"word_idf": arrays["word_idf"]})
     with pytest.raises(DataFormatError, match="lacks the character n-gram range"):
-        Featurizer.from_dict({**d, "state": {"word_vocabulary": d["state"]["word_vocabulary"]}}, arrays)
+        Featurizer.from_dict({**d, "state": {"word_vocabulary": f.feature_names()}}, arrays)
     with pytest.raises(DataFormatError, match=r"char_ngram_range must be null or \[min_n, max_n\]"):
         Featurizer.from_dict({**d, "state": {**d["state"], "char_ngram_range": [3, "x"]}}, arrays)
     with pytest.raises(DataFormatError, match="no featurizer.json"):

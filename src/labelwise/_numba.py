@@ -72,6 +72,7 @@ PORTABLE_CPU = "generic"
 # Every module (relative to the package) whose functions are decorated with this module's
 # njit; tests/test_numba_cache.py checks the list against the sources.
 KERNEL_FILES = (
+    "features/_term_kernels.py",
     "io/_xc_kernels.py",
     "metrics/_kernels.py",
     "models/_chain_kernels.py",

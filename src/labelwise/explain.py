@@ -199,8 +199,8 @@ def explain_labels(pipeline: Any, texts: Sequence[str],
 def _term_names(featurizer: Any):
     """A function: column id -> term name (``char:`` prefixed for character n-grams). The
     names are built once per fitted vocabulary and kept on the featurizer (a refit replaces
-    ``vectorizers_``, which the cache is keyed on)."""
-    key = id(featurizer.vectorizers_)
+    ``tables_``, which the cache is keyed on)."""
+    key = id(featurizer.tables_)
     cached = featurizer.__dict__.get("_explain_term_names")
     if cached is None or cached[0] != key:
         names = np.asarray(featurizer.feature_names(), dtype=object)

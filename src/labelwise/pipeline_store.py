@@ -272,7 +272,8 @@ def load_pipeline(path: str | os.PathLike[str], *, cls: type, mmap: bool = False
         raise DataFormatError("the pipeline has no model", path=where, field="components")
     model = load_model(root / model_dir, mmap=mmap, verify=False)  # files checked above
     feat_dir = _component(doc, "featurizer", "path", where)
-    featurizer = None if feat_dir is None else load_featurizer(root / feat_dir, verify=False)
+    featurizer = (None if feat_dir is None
+                  else load_featurizer(root / feat_dir, verify=False, mmap=mmap))
     cal_name = _component(doc, "calibrator", "name", where)
     calibrator = None if cal_name is None else load_calibrator(root, name=cal_name,
                                                                verify=False)

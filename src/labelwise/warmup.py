@@ -15,7 +15,8 @@ Groups (about equal compile work each, so two processes finish together):
   layout) and decision_function (beam search);
 - ``linear``: :class:`~labelwise.models.OneVsRest` fit with both losses and
   decision_function, top-k of dense and sparse scores, ``evaluate`` on both kinds of
-  scores, a group-aware iterative split, and an XC file written and read back.
+  scores, a group-aware iterative split, an XC file written and read back, and a
+  :class:`~labelwise.features.Tfidf` with character n-grams fitted and applied.
 
 The warm-up ignores kernels shipped in a wheel (``LABELWISE_SHIPPED_KERNELS=0``), so
 after a wheel install it compiles this CPU's own (host-tuned) kernels, which are then
@@ -98,6 +99,15 @@ def _warm_linear() -> None:
         path = Path(tmp) / "warm.xc"
         write(ds, path)
         read(path)
+    _warm_tfidf()
+
+
+def _warm_tfidf() -> None:
+    from .features import Tfidf
+
+    words = ["kivi", "kausi", "asuin", "paikka", "röykkiö", "cat", "dog", "pot"]
+    texts = [" ".join(words[(i * j) % len(words)] for j in range(1, 6)) for i in range(40)]
+    Tfidf(char_ngram_range=(3, 5)).fit(texts).transform(texts)
 
 
 _WARMERS = {"tree": _warm_tree, "linear": _warm_linear}

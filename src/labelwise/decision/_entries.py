@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._csr import trusted_csr
 from ..dataset import as_label_matrix
 from ..errors import DataFormatError
 
@@ -49,7 +50,7 @@ class Entries:
 def entries(S: Any, *, field: str = "S") -> Entries:
     """Flatten dense or sparse scores (module docstring)."""
     if sp.issparse(S):
-        M = sp.csr_matrix(S)
+        M = S if type(S) is sp.csr_matrix else sp.csr_matrix(S)
         if not M.has_sorted_indices:
             M = M.copy()
             M.sort_indices()
@@ -127,10 +128,8 @@ def rebuild(E: Entries, values: np.ndarray, keep: np.ndarray | None = None, *,
         rows, cols, vals = rows[keep], cols[keep], vals[keep]
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    M = sp.csr_matrix((vals.astype(np.float32), cols.astype(index_dtype(L)), indptr),
-                      shape=(n, L))
-    M.has_sorted_indices = True
-    return M
+    return trusted_csr(vals.astype(np.float32), cols.astype(index_dtype(L)), indptr, (n, L),
+                       sorted_indices=True)
 
 
 def fold_ids(folds: Any, n_rows: int) -> np.ndarray:

@@ -225,10 +225,12 @@ def write_featurizer(feat: Featurizer, out: FolderWriter) -> None:
     out.json(_FILE, {**d, "arrays": entries, "files": files}, indent=None)
 
 
-def load_featurizer(path: str | os.PathLike[str], *, verify: bool = True) -> Featurizer:
+def load_featurizer(path: str | os.PathLike[str], *, verify: bool = True,
+                    mmap: bool = False) -> Featurizer:
     """Read a directory written by :meth:`Featurizer.save` (or by an older labelwise, whose
     ``featurizer.json`` lists array names without checksums). The folder must hold exactly
-    the files it lists, none of them a symbolic link."""
+    the files it lists, none of them a symbolic link. ``mmap``: map the arrays read-only
+    (processes serving the same folder share one copy)."""
     root = Path(path)
     fpath = root / _FILE
     if not root.is_dir() or not (fpath.is_file() or fpath.is_symlink()):
@@ -259,7 +261,7 @@ def load_featurizer(path: str | os.PathLike[str], *, verify: bool = True) -> Fea
         fname = entry.get("file") if isinstance(entry, dict) else None
         if not _ARRAY_NAME.match(str(key)) or fname not in listed:
             raise DataFormatError(f"bad array entry {key!r}", path=str(fpath), field="arrays")
-        a = read_npy(root / fname)
+        a = read_npy(root / fname, mmap=mmap)
         if "dtype" in entry and (a.dtype.str != entry["dtype"]
                                  or list(a.shape) != entry.get("shape")):
             raise DataFormatError(f"array {key!r} is {a.dtype.str} {list(a.shape)}, "

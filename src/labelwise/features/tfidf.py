@@ -17,24 +17,34 @@ archaeology titles (P@1 37.5 -> 49.9 with a LabelTree) and cooking.stackexchange
 change: 0.055); the English corpora above confirm that they keep words only. The rate and
 the choice are kept (``unseen_word_rate_``, ``char_ngram_range_``).
 
-Saved form (no pickle): the state holds each block's vocabulary as a JSON list of terms in
-column order; the arrays ``word_idf`` / ``char_idf`` (float64, one per column) hold the idf
-weights. Loading rebuilds a ``TfidfVectorizer`` with that fixed vocabulary and sets its
-``idf_``, so the reloaded transform is identical to the saved one.
+Transform (every batch size): each block's vocabulary is a
+:class:`~labelwise.features.terms.TermTable` (arrays, no Python dict), and one numba kernel
+counts the n-grams of the texts found in it (:mod:`labelwise.features._term_kernels`); Python only lowercases, tokenises
+(scikit-learn's token pattern; ``str.split`` for the character block) and joins each text
+once. The matrix is scikit-learn's, bit for bit (the same float32 operations in the same
+order: ``log`` in numpy, idf product and L2 norm as scikit-learn computes them), and a test
+keeps it equal; scikit-learn's vectorizers are used to fit only.
+
+Saved form (no pickle): per block, the term table's arrays ``{block}_terms``,
+``{block}_term_ptr``, ``{block}_table`` and the idf weights ``{block}_idf`` (float64, one per
+column), memory-mapped at load by a server so that its workers share them; the state holds
+the character n-gram choice. A folder saved before term tables (the vocabulary a JSON list
+``{block}_vocabulary`` in the state) loads too: its tables are built at load, in memory.
 """
 
 from __future__ import annotations
 
-import math
+import re
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
+from .._csr import trusted_csr
 from ..errors import DataFormatError
 from .base import Featurizer
+from .terms import TermTable, code_points
 
 __all__ = ["Tfidf", "unseen_word_rate"]
 
@@ -47,22 +57,11 @@ MIN_HELD_OUT_TOKENS = 2000
 #: the rate is measured on the first this many training texts (enough for a stable rate)
 RATE_TEXTS = 20000
 
-#: at most this many texts take the direct path of ``Tfidf._transform_few`` (int32 indices:
-#: a vocabulary is far below 2**31 terms)
-_FEW = 16
-
-
-def _l2_rows(X: sp.csr_matrix) -> None:
-    """Scale each row of X to unit L2 norm in place, as scikit-learn's ``normalize`` does
-    (float32 squares summed in float64 from left to right, each value divided in float64)."""
-    for i in range(X.shape[0]):
-        a, b = X.indptr[i], X.indptr[i + 1]
-        row = X.data[a:b]
-        total = 0.0
-        for sq in (row * row).tolist():
-            total += sq
-        if total != 0.0:
-            row[:] = row.astype(np.float64) / math.sqrt(total)
+#: scikit-learn's default ``token_pattern`` (the word block's tokens; a test pins it)
+TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+_TOKENS = re.compile(TOKEN_PATTERN)
+#: texts are counted in chunks of about this many code points (bounds the kernel's buffers)
+_CHUNK_CODE_POINTS = 1 << 22
 
 
 class Tfidf(Featurizer):
@@ -145,75 +144,101 @@ class Tfidf(Featurizer):
         self.vectorizers_ = vecs
         self.char_ngram_range_ = char_range
         self.unseen_word_rate_ = rate
-        self._fast = None
+        self.tables_ = {name: TermTable.from_terms(v.get_feature_names_out().tolist())
+                        for name, v in vecs.items()}
+        self.idf_ = np.concatenate([np.asarray(v.idf_, dtype=np.float64)
+                                    for v in vecs.values()])
+
+    def __getattr__(self, name: str) -> Any:
+        """``vectorizers_`` of a loaded Tfidf (its term tables, no vocabulary dict, are what
+        it transforms with): scikit-learn's vectorizers rebuilt on first use, for code that
+        wants them."""
+        if name == "vectorizers_" and "tables_" in self.__dict__:
+            vecs, offset = {}, 0
+            for block, analyzer, rng in self._blocks(self.char_ngram_range_):
+                table = self.tables_[block]
+                v = self._vectorizer(analyzer, rng, vocabulary=table.names())
+                v.idf_ = self.idf_[offset:offset + len(table)]
+                offset += len(table)
+                vecs[block] = v
+            self.__dict__["vectorizers_"] = vecs
+            return vecs
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def n_features_(self) -> int:
         self._check_fitted()
-        return sum(len(v.vocabulary_) for v in self.vectorizers_.values())
+        return len(self.idf_)
 
     def feature_names(self) -> list[str]:
         """Column names: word terms, then character n-grams prefixed by ``char:``."""
         self._check_fitted()
         out: list[str] = []
-        for name, v in self.vectorizers_.items():
-            terms = v.get_feature_names_out().tolist()
+        for name, table in self.tables_.items():
+            terms = table.names()
             out.extend(terms if name == "word" else [f"char:{t}" for t in terms])
         return out
 
     def _transform(self, texts: list[str]) -> sp.csr_matrix:
-        if len(texts) <= _FEW:
-            return self._transform_few(texts)
-        parts = [v.transform(texts) for v in self.vectorizers_.values()]
-        X = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csr")
-        X = sp.csr_matrix(X, dtype=np.float32)
-        if self.norm == "l2":
-            X = normalize(X, norm="l2", copy=False)
-        X.sort_indices()
-        return X
+        """Counts by the kernel, then tf-idf and the L2 norm as scikit-learn computes them
+        (module docstring)."""
+        from ._term_kernels import l2_rows
 
-    def _transform_few(self, texts: list[str]) -> sp.csr_matrix:
-        """The same matrix as the vectorizers' path (bit for bit: the same float32 operations
-        in the same order), without scikit-learn's per-call validation, which costs more than
-        the work itself for one or a few texts (a served request). Kept equal by a test."""
-        if getattr(self, "_fast", None) is None:
-            self._fast = [(v.build_analyzer(), v.vocabulary_, np.asarray(v.idf_))
-                          for v in self.vectorizers_.values()]
-        indptr = [0]
-        indices: list[np.ndarray] = []
-        data: list[np.ndarray] = []
-        for text in texts:
-            offset = 0
-            for analyze, vocab, idf in self._fast:
-                counts: dict[int, int] = {}
-                for term in analyze(text):
-                    j = vocab.get(term)
-                    if j is not None:
-                        counts[j] = counts.get(j, 0) + 1
-                cols = np.array(sorted(counts), dtype=np.int64)
-                vals = np.array([counts[j] for j in cols.tolist()], dtype=np.float32)
-                if self.sublinear_tf:
-                    np.log(vals, vals)
-                    vals += 1.0
-                vals *= idf[cols]
-                indices.append(cols + offset)
-                data.append(vals)
-                offset += len(vocab)
-            indptr.append(indptr[-1] + sum(len(c) for c in indices[-len(self._fast):]))
-        X = sp.csr_matrix((np.concatenate(data), np.concatenate(indices).astype(np.int32),
-                           np.asarray(indptr, dtype=np.int32)), shape=(len(texts), self.n_features_))
+        parts = [self._counts(chunk) for chunk in _chunks(texts)]
+        if len(parts) == 1:
+            indptr, indices, counts = parts[0]
+        else:
+            ends = np.cumsum([p[0][-1] for p in parts])
+            indptr = np.concatenate([parts[0][0]] + [p[0][1:] + e
+                                                     for p, e in zip(parts[1:], ends[:-1])])
+            indices = np.concatenate([p[1] for p in parts])
+            counts = np.concatenate([p[2] for p in parts])
+        data = counts.astype(np.float32)
+        if self.sublinear_tf:
+            np.log(data, out=data)
+            data += 1.0
+        data *= self.idf_[indices]
         if self.norm == "l2":
-            _l2_rows(X)
-        return X
+            l2_rows(indptr, data)
+        return trusted_csr(data, indices, indptr, (len(texts), self.n_features_),
+                           sorted_indices=True)
+
+    def _counts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr, indices, counts) of the known n-grams of ``texts`` (one kernel call)."""
+        from ._term_kernels import count_rows
+
+        lower, tokens = self.lowercase, _TOKENS.findall
+        words: list[str] = []
+        padded: list[str] = []
+        char = "char" in self.tables_
+        for text in texts:
+            if lower:
+                text = text.lower()
+            words.append(" ".join(tokens(text)))
+            if char:
+                padded.append(" " + " ".join(text.split()) + " ")
+        w = self.tables_["word"]
+        wbuf, wptr = _joined(words)
+        (wmin, wmax), (cmin, cmax) = self.ngram_range, self.char_ngram_range_ or (1, 1)
+        if char:
+            c = self.tables_["char"]
+            cbuf, cptr = _joined(padded)
+        else:
+            c, cbuf, cptr = w, wbuf[:0], np.zeros(0, np.int64)
+        return count_rows(wbuf, wptr, int(wmin), int(wmax), w.table, w.terms, w.term_ptr,
+                          cbuf, cptr, int(cmin), int(cmax), c.table, c.terms, c.term_ptr,
+                          len(w))
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays, state = {}, {}
-        for name, v in self.vectorizers_.items():
-            state[f"{name}_vocabulary"] = v.get_feature_names_out().tolist()
-            arrays[f"{name}_idf"] = np.asarray(v.idf_, dtype=np.float64)
-        state["char_ngram_range"] = (None if self.char_ngram_range_ is None
-                                     else list(self.char_ngram_range_))
-        state["unseen_word_rate"] = self.unseen_word_rate_
+        arrays: dict[str, np.ndarray] = {}
+        offset = 0
+        for name, table in self.tables_.items():
+            arrays.update(table.arrays(name))
+            arrays[f"{name}_idf"] = self.idf_[offset:offset + len(table)]
+            offset += len(table)
+        state = {"char_ngram_range": (None if self.char_ngram_range_ is None
+                                      else list(self.char_ngram_range_)),
+                 "unseen_word_rate": self.unseen_word_rate_}
         return arrays, state
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
@@ -227,24 +252,50 @@ class Tfidf(Featurizer):
             raise ValueError("the state lacks the character n-gram range that 'auto' chose")
         else:  # saved before 'auto' existed: the parameter is the range
             char_range = None if self.char_ngram_range is None else tuple(self.char_ngram_range)
-        vecs = {}
-        for name, analyzer, rng in self._blocks(char_range):
-            vocab = state[f"{name}_vocabulary"]
+        tables, idfs = {}, []
+        for name, _, _ in self._blocks(char_range):
+            if f"{name}_vocabulary" in state:  # saved before term tables: built here
+                vocab = state[f"{name}_vocabulary"]
+                if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+                    raise ValueError(f"{name}_vocabulary must be a list of strings")
+                table = TermTable.from_terms(vocab)
+            else:
+                table = TermTable.from_arrays(arrays[f"{name}_terms"],
+                                              arrays[f"{name}_term_ptr"],
+                                              arrays[f"{name}_table"], name=name)
             idf = np.asarray(arrays[f"{name}_idf"], dtype=np.float64)
-            if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
-                raise ValueError(f"{name}_vocabulary must be a list of strings")
-            if len(set(vocab)) != len(vocab):
-                raise ValueError(f"{name}_vocabulary repeats a term")
-            if idf.shape != (len(vocab),):
-                raise ValueError(f"{name}_idf has shape {idf.shape}, expected ({len(vocab)},)")
-            v = self._vectorizer(analyzer, rng, vocabulary=vocab)
-            v.idf_ = idf  # builds the inner TfidfTransformer; vocabulary_ is set from vocabulary
-            vecs[name] = v
-        self.vectorizers_ = vecs
+            if idf.shape != (len(table),):
+                raise ValueError(f"{name}_idf has shape {idf.shape}, expected ({len(table)},)")
+            tables[name] = table
+            idfs.append(idf)
+        self.tables_ = tables
+        self.idf_ = idfs[0] if len(idfs) == 1 else np.concatenate(idfs)
         self.char_ngram_range_ = char_range
         rate = state.get("unseen_word_rate")
         self.unseen_word_rate_ = None if rate is None else float(rate)
-        self._fast = None
+
+
+def _chunks(texts: list[str]) -> list[list[str]]:
+    """``texts`` cut into runs of about ``_CHUNK_CODE_POINTS`` code points (at least one
+    text each)."""
+    out, start, size = [], 0, 0
+    for i, text in enumerate(texts):
+        size += len(text)
+        if size >= _CHUNK_CODE_POINTS:
+            out.append(texts[start:i + 1])
+            start, size = i + 1, 0
+    if start < len(texts) or not out:
+        out.append(texts[start:])
+    return out
+
+
+def _joined(parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The code points of the parts one after the other, and where each starts (n + 1)."""
+    ends, end = [0], 0
+    for p in parts:
+        end += len(p)
+        ends.append(end)
+    return code_points("".join(parts)), np.array(ends, dtype=np.int64)
 
 
 def unseen_word_rate(texts: list[str], *, lowercase: bool = True) -> float | None:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._csr import trusted_csr
 from . import _tree_kernels, _tree_layout
 from .topk import map_ranges, map_threads
 
@@ -51,15 +52,14 @@ __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayou
 
 def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
     """A CSR float32 copy of M's values (indices shared) with every non-zero row at norm 1."""
-    M = sp.csr_matrix(M)
+    M = M if type(M) is sp.csr_matrix else sp.csr_matrix(M)
     sq = _tree_kernels.row_sq_sums(M.indptr, M.data)
     scale = np.zeros_like(sq)
     nz = sq > 0
     scale[nz] = 1.0 / np.sqrt(sq[nz])
     data = _tree_kernels.scale_rows(M.indptr, M.data, scale)
-    out = sp.csr_matrix((data, M.indices, M.indptr), shape=M.shape)
-    out.has_sorted_indices = M.has_sorted_indices
-    return out
+    return trusted_csr(data, M.indices, M.indptr, M.shape,
+                       sorted_indices=M.has_sorted_indices)
 
 
 def balanced_ranges(cum_cost: np.ndarray, parts: int) -> np.ndarray:

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
+from .._csr import trusted_csr
 from .._numba import njit
 from ..checks import positive_int
 
@@ -194,11 +195,8 @@ def _run_rows(kernel, n_rows: int, k: int, n_labels: int, args: tuple, n_threads
     map_ranges(lambda a, b: kernel(*args, a, b, out_i, out_s), bounds, threads)
     index_dtype = np.int32 if n_labels < 2**31 else np.int64
     indptr = np.arange(0, n_rows * k + 1, k, dtype=np.int64)
-    S = sp.csr_matrix(
-        (out_s.astype(np.float32), out_i.astype(index_dtype), indptr), shape=(n_rows, n_labels)
-    )
-    S.has_sorted_indices = True
-    return S
+    return trusted_csr(out_s.astype(np.float32), out_i.astype(index_dtype), indptr,
+                       (n_rows, n_labels), sorted_indices=True)
 
 
 def topk_dense(S: np.ndarray, k: int, *, n_threads: int | None = 1) -> sp.csr_matrix:

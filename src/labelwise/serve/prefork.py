@@ -17,6 +17,8 @@ main thread).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import signal
 import socket
@@ -55,8 +57,6 @@ def serve_prefork(settings: Any, *, host: str, port: int, workers: int, log_leve
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                config = uvicorn.Config(app, log_level=log_level, lifespan="on",
-                                        access_log=access_log, timeout_graceful_shutdown=10)
                 uvicorn.Server(config).run(sockets=[sock])
             except BaseException:  # noqa: BLE001 - reported, then the worker ends
                 import traceback
@@ -80,6 +80,17 @@ def serve_prefork(settings: Any, *, host: str, port: int, workers: int, log_leve
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # uvicorn's protocol, loop and lifespan modules imported once here, not in every worker
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=access_log,
+                            timeout_graceful_shutdown=10)
+    config.load()
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401 - what the workers' loop="auto" picks when installed
+    # everything loaded so far outlives the workers: move it out of the collector's reach, so
+    # a worker's full collection does not write every object's header (copy-on-write would
+    # then give each worker its own copy of the pages holding them)
+    gc.collect()
+    gc.freeze()
     for _ in range(workers):
         fork_worker()
     while children:
