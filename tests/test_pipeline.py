@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from labelwise.calibration import PlattCalibrator
-from labelwise.crossfit import cross_fit_scores
+from labelwise.crossfit import FoldPipeline, cross_fit_scores
 from labelwise.dataset import Dataset
 from labelwise.decision import GlobalThreshold, PerLabelThreshold, PrecisionTarget
 from labelwise.errors import DataFormatError, LabelwiseError, NotFittedError, UnknownLabelError
@@ -80,17 +80,19 @@ def test_fit_equals_featurizer_then_model():
 
 def test_tune_equals_manual_crossfit_calibrate_decide(text_pipe):
     pipe, texts, Y = text_pipe
-    Xf = pipe.featurizer.transform(texts)  # featurizer fitted on all training rows
-    S, folds = cross_fit_scores(_ovr(), Xf, Y, cv=3, k=4, random_state=0, return_folds=True)
+    # by default a tf-idf is fitted in each fold (on the fold's training rows)
+    S, folds = cross_fit_scores(FoldPipeline(Tfidf(), _ovr()), texts, Y, cv=3, k=4,
+                                random_state=0, return_folds=True)
     cal = PlattCalibrator(per_label=True).fit(S, Y)
     # per-label thresholds: tuned within each fold's scores, then averaged
     pol = PerLabelThreshold(objective="micro-f1").fit(cal.transform(S), Y, folds=folds)
     assert np.array_equal(pipe.decision_.thresholds_, pol.thresholds_)
     assert pipe.calibrator_.kind == "platt" and pipe.calibrator_.per_label
     assert pipe.tuning_ == {"objective": "micro-f1", "calibration": "platt-per-label", "cv": 3,
-                            "k": 4, "random_state": 0, "featurizer_in_folds": False,
+                            "k": 4, "random_state": 0, "featurizer_in_folds": True,
                             "n_samples": 160}
     # predictions: policy on calibrated top-k (tuning k) probabilities
+    Xf = pipe.featurizer.transform(texts)  # the final featurizer: fitted on all rows
     S_new = pipe.model.decision_function(Xf[:30], k=4)
     _same(pipe.predict(texts[:30]), pol.apply(cal.transform(S_new)))
     _same(pipe.predict_proba(texts[:30]), cal.transform(S_new))
@@ -114,8 +116,12 @@ def test_featurizer_in_folds_matches_a_hand_written_loop():
     expect = PerLabelThreshold(objective="macro-f1").fit(sp.csr_matrix(S), Yc, folds=folds)
     assert pipe.calibrator_ is None and pipe.tuning_["featurizer_in_folds"] is True
     np.testing.assert_array_equal(pipe.decision_.thresholds_, expect.thresholds_)
-    # and the default (featurizer fitted once on all rows) gives other out-of-fold scores
-    other = Pipeline(Tfidf(), _ovr()).fit(texts, Y, labels=NAMES)
+    # the default (None) does the same for tf-idf; a featurizer fitted once on all rows
+    # (False) gives other out-of-fold scores
+    default = Pipeline(Tfidf(), _ovr()).fit(texts, Y, labels=NAMES)
+    default.tune(texts, Y, objective="macro-f1", calibration="none", cv=3, k=3, select_c=False)
+    np.testing.assert_array_equal(default.decision_.thresholds_, expect.thresholds_)
+    other = Pipeline(Tfidf(), _ovr(), featurizer_in_folds=False).fit(texts, Y, labels=NAMES)
     other.tune(texts, Y, objective="macro-f1", calibration="none", cv=3, k=3, select_c=False)
     assert not np.array_equal(other.decision_.tuned_, pipe.decision_.tuned_)
 

@@ -34,6 +34,7 @@ plus the model's own ``(loss, C)``, listed first so that it wins ties.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections import Counter
 from typing import Any
@@ -54,24 +55,82 @@ GRID_RULES = ((3e7, (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), ("squared_hinge", "lo
               (float("inf"), (0.5, 2.0), ("squared_hinge",)))
 
 
+def _digest(X: Any) -> bytes:
+    """A digest of rows' contents (texts, a dense or a CSR matrix): FoldFeatures' key."""
+    h = hashlib.blake2b(digest_size=16)
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        parts = [str(X.shape).encode(), X.indptr, X.indices, X.data]
+    elif isinstance(X, np.ndarray):
+        parts = [f"{X.shape}{X.dtype}".encode(), np.ascontiguousarray(X)]
+    else:
+        parts = [b"texts"]
+        for text in X:
+            data = str(text).encode("utf-8", "surrogatepass")
+            parts += [len(data).to_bytes(8, "little"), data]
+    for part in parts:
+        h.update(memoryview(part).cast("B") if isinstance(part, np.ndarray) else part)
+    return h.digest()
+
+
+class FoldFeatures:
+    """The featurizers of one cross-fitting's folds, fitted once and shared by every candidate
+    model of a parameter search (the folds are the same for all of them). Copies of it (a
+    clone of the FoldPipeline holding it) share it on purpose; it is kept for one search."""
+
+    def __init__(self) -> None:
+        self._fitted: dict[bytes, tuple[Any, Any]] = {}
+        self._transformed: dict[tuple[bytes, bytes], Any] = {}
+
+    def __deepcopy__(self, memo: dict) -> FoldFeatures:
+        return self
+
+    def fit_transform(self, featurizer: Any, X: Any) -> tuple[bytes, Any]:
+        """(key, features of X) from ``featurizer`` fitted on X, or the one fitted before."""
+        key = _digest(X)
+        if key not in self._fitted:
+            self._fitted[key] = (featurizer, featurizer.fit_transform(X))
+        return key, self._fitted[key][1]
+
+    def transform(self, key: bytes, X: Any) -> Any:
+        """Features of X from the featurizer fitted under ``key``."""
+        test = (key, _digest(X))
+        if test not in self._transformed:
+            self._transformed[test] = self._fitted[key][0].transform(X)
+        return self._transformed[test]
+
+
 class FoldPipeline(Estimator):
     """A featurizer and a model fitted together inside one cross-fitting fold, so that the
     held-out rows never shape the features they are scored with. Scores are the model's
-    top-k (``decision_function(X, k=k)``), as a :class:`~labelwise.models.MultiLabelModel`'s."""
+    top-k (``decision_function(X, k=k)``), as a :class:`~labelwise.models.MultiLabelModel`'s.
+    ``features``: a :class:`FoldFeatures` shared by the candidates of one search (None: the
+    featurizer is fitted here)."""
 
-    def __init__(self, featurizer: Any = None, model: Any = None) -> None:
+    def __init__(self, featurizer: Any = None, model: Any = None,
+                 features: FoldFeatures | None = None) -> None:
         self.featurizer = featurizer
         self.model = model
+        self.features = features
 
     def fit(self, X: Any, Y: Any, *, labels: Any = None) -> FoldPipeline:
-        self.model.fit(self.featurizer.fit_transform(X), Y, labels=labels)
+        if self.features is None:
+            self.key_, Xt = None, self.featurizer.fit_transform(X)
+        else:
+            self.key_, Xt = self.features.fit_transform(self.featurizer, X)
+        self.model.fit(Xt, Y, labels=labels)
         return self
 
+    def _transform(self, X: Any) -> Any:
+        if self.key_ is None:
+            return self.featurizer.transform(X)
+        return self.features.transform(self.key_, X)
+
     def decision_function(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
-        return self.model.decision_function(self.featurizer.transform(X), k=k)
+        return self.model.decision_function(self._transform(X), k=k)
 
     def predict_proba(self, X: Any, *, k: int | None = None) -> sp.csr_matrix:
-        return self.model.predict_proba(self.featurizer.transform(X), k=k)
+        return self.model.predict_proba(self._transform(X), k=k)
 
 
 def _score(model: Any, X: Any, k: int, method: str) -> sp.csr_matrix:

@@ -24,7 +24,7 @@ A saved :class:`~labelwise.pipeline.Pipeline` is a directory::
      "n_labels": 28,                   # all labels: the model's, then the open ones
      "open_calibration": {"temperature", "bias", "n_rows", "n_labels", "n_positives"} | null,
      "label_counts": "label_counts.npy" | null,
-     "params": {"cv": 5, "k": 100, "random_state": 0, "featurizer_in_folds": false,
+     "params": {"cv": 5, "k": 100, "random_state": 0, "featurizer_in_folds": null | bool,
                 "scale": "auto" | ... | null,   # no "scale" (older files): null
                 "calibrator": {"kind", "params"} | null,            # the constructor's
                 "decision": {"policy", "params"[, "threshold"]} | null,  # (unfitted) parts
@@ -201,7 +201,8 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
                "open_calibration": pipe.open_calibration_,
                "label_counts": None if counts is None else LABEL_COUNTS,
                "params": {"cv": pipe.cv, "k": pipe.k, "random_state": pipe.random_state,
-                          "featurizer_in_folds": bool(pipe.featurizer_in_folds),
+                          "featurizer_in_folds": (None if pipe.featurizer_in_folds is None
+                                                  else bool(pipe.featurizer_in_folds)),
                           "scale": pipe.scale, **specs, "open_labels": template},
                "tuning": getattr(pipe, "tuning_", None), "files": dict(sorted(out.files.items()))}
         out.json(PIPELINE_FILE, doc)
@@ -289,7 +290,7 @@ def load_pipeline(path: str | os.PathLike[str], *, cls: type, mmap: bool = False
     try:
         pipe = cls(featurizer, model, specs["calibrator"], specs["decision"], cv=params["cv"],
                    k=params["k"], random_state=params["random_state"],
-                   featurizer_in_folds=bool(params["featurizer_in_folds"]),
+                   featurizer_in_folds=_optional_bool(params["featurizer_in_folds"], where),
                    scale=params.get("scale"))
     except KeyError as e:
         raise DataFormatError(f"missing {e.args[0]!r}", path=where, field="params") from None
@@ -364,6 +365,13 @@ def _load_open(root: Path, doc: dict[str, Any], pipe: Any, where: str, mmap: boo
     if n is not None and n != len(pipe.labels_):
         raise DataFormatError(f"n_labels is {n!r}, the components hold {len(pipe.labels_)}",
                               path=where, field="n_labels")
+
+
+def _optional_bool(value: Any, where: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise DataFormatError(f"featurizer_in_folds must be true, false or null, got {value!r}",
+                          path=where, field="params.featurizer_in_folds")
 
 
 def _fewshot(params: Any, where: str, field: str) -> Any:

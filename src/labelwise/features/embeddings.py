@@ -122,6 +122,9 @@ class SentenceEmbeddings(Featurizer):
     device: torch device ('cpu' by default).
     """
 
+    #: it learns nothing from the rows: cross-fitting transforms them once
+    fits_on_rows = False
+
     _persist_name = "SentenceEmbeddings"
 
     def __init__(self, *, model: str | None = None, batch_size: int = 64,
