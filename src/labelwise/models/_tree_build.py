@@ -336,7 +336,7 @@ def run_task(X: sp.csr_matrix, sq_norms: np.ndarray, task: NodeTask, *, loss: in
         X.indptr, X.indices, X.data, sq_norms, task.rows, task.tgt_indptr, task.tgt_indices,
         task.seeds, loss, float(C), float(bias), float(tol), int(max_iter),
         float(prune_threshold), int(X.shape[1]),
-        _tree_kernels.BLOCK_BYTES if task.block else 0)
+        _tree_kernels.BLOCK_BYTES if task.block else 0, _tree_kernels.GRAM_BYTES)
     return TaskResult(task.clf_start, counts, feat, vals, bias_w, n_iter)
 
 
