@@ -160,3 +160,52 @@ def test_label_tree_on_long_rows_same_model_either_solver(monkeypatch):
     assert np.array_equal(Sa.indices, Sb.indices)
     np.testing.assert_allclose(Sa.data, Sb.data, atol=1e-4)
     np.testing.assert_allclose(a.intercept_, b.intercept_, atol=1e-4)
+
+
+def test_blocks_too_big_are_cut_into_blocks_that_fit(monkeypatch):
+    """A node whose lockstep block passes BLOCK_BYTES is cut into the fewest pieces that fit,
+    each solved as a block (not one by one); the cut does not depend on n_threads, and the
+    pieces reach the optimum the one-by-one solver reaches."""
+    from test_models_tree import clustered_data, dense_weights
+
+    X, Y = clustered_data(n=200, L=24)
+    Xn = _tree_build.l2_normalize_rows(X)
+    root = _tree_build.training_tasks(
+        sp.csc_matrix(Y), _tree_build.build_tree(
+            _tree_build.label_representations(Xn, sp.csc_matrix(Y)), branching=2,
+            max_leaf_size=30, cluster_iters=3, seed=0), tree=0, clf_offset=0, seed=0)
+    assert len(root) == 1 and root[0].seeds.shape[0] == 24
+    nf = _tree_kernels.count_row_features(Xn.indptr, Xn.indices, root[0].rows, Xn.shape[1])
+    per = (nf + 200) * 8
+    hinge = _dcd.LOSS_SQUARED_HINGE
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", per * 10)  # 10 classifiers a block
+    assert _tree_build.block_pieces(Xn, root[0], hinge) == 3
+    assert _tree_build.block_pieces(Xn, root[0], _dcd.LOSS_LOGISTIC) == 0
+    for threads in (1, 2):
+        pieces = _tree_build.split_tasks(Xn, root, loss=hinge, n_threads=threads)
+        assert [p.seeds.shape[0] for p in pieces] == [8, 8, 8]  # ceil(24 / 10) = 3 pieces
+        assert all(p.block and _tree_build.uses_block(Xn, p, hinge) for p in pieces)
+        assert np.array_equal(np.concatenate([p.seeds for p in pieces]), root[0].seeds)
+        assert [p.clf_start for p in pieces] == [0, 8, 16]
+    # a block that would not fit even for two classifiers is left to the one-by-one solver
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", 2 * per - 1)
+    assert _tree_build.block_pieces(Xn, root[0], hinge) == 0
+    # few long rows go to the kernel form instead
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", per * 10)
+    monkeypatch.setattr(_tree_kernels, "uses_gram", lambda n, nnz, b: True)
+    assert _tree_build.block_pieces(Xn, root[0], hinge) == 0
+    monkeypatch.undo()
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", per * 10)
+    kw = dict(max_leaf_size=30, random_state=3)
+    a = LabelTree(n_threads=1, **kw).fit(X, Y)
+    b = LabelTree(n_threads=2, **kw).fit(X, Y)
+    sa, _ = a._get_state()
+    sb, _ = b._get_state()
+    for key in sa:
+        assert np.array_equal(sa[key], sb[key]), key
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", 0)
+    c = LabelTree(n_threads=1, tol=1e-4, max_iter=500, prune_threshold=0.0, **kw).fit(X, Y)
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", per * 10)
+    d = LabelTree(n_threads=1, tol=1e-4, max_iter=500, prune_threshold=0.0, **kw).fit(X, Y)
+    np.testing.assert_allclose(d.intercept_, c.intercept_, atol=2e-3)
+    np.testing.assert_allclose(dense_weights(d), dense_weights(c), atol=2e-3)
