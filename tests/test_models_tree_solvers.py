@@ -209,3 +209,31 @@ def test_blocks_too_big_are_cut_into_blocks_that_fit(monkeypatch):
     d = LabelTree(n_threads=1, tol=1e-4, max_iter=500, prune_threshold=0.0, **kw).fit(X, Y)
     np.testing.assert_allclose(d.intercept_, c.intercept_, atol=2e-3)
     np.testing.assert_allclose(dense_weights(d), dense_weights(c), atol=2e-3)
+
+
+def test_pieces_of_a_gram_node_share_one_matrix(monkeypatch):
+    """A root on few long rows (too big for a block) is cut over two threads; its Gram
+    matrix is built once and shared, and the model is bit for bit the one-thread model
+    (which builds it in train_node) and the model of pieces that each build their own."""
+    X, Y = long_rows(n=90, L=6, seed=4)
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", 0)  # no lockstep block
+    built = []
+    real = _tree_build.gram_matrix
+
+    def spy(X, task, bias):
+        built.append(task.node)
+        return real(X, task, bias)
+
+    monkeypatch.setattr(_tree_build, "gram_matrix", spy)
+    two = LabelTree(n_threads=2, random_state=0).fit(X, Y)
+    assert built == [0]
+    one = LabelTree(n_threads=1, random_state=0).fit(X, Y)
+    assert built == [0]  # one piece: nothing shared, train_node builds its own
+    monkeypatch.setattr(_tree_build, "uses_gram", lambda X, task, loss: False)
+    own = LabelTree(n_threads=2, random_state=0).fit(X, Y)
+    assert built == [0]
+    s2, _ = two._get_state()
+    for other in (one, own):
+        s, _ = other._get_state()
+        for key in s2:
+            assert np.array_equal(s2[key], s[key]), key

@@ -37,13 +37,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from . import _tree_kernels, _tree_layout
+from . import _dcd_gram, _tree_kernels, _tree_layout
 from .topk import map_ranges, map_threads
 
 __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayout",
-           "build_tree", "NodeTask", "TaskResult", "training_tasks", "split_tasks", "block_pieces",
-           "uses_block", "row_length_C_scale", "row_length_scale", "node_C", "run_task",
-           "assemble_weights", "node_major_weights", "balanced_ranges"]
+           "build_tree", "NodeTask", "TaskResult", "training_tasks", "split_tasks",
+           "block_pieces", "uses_block", "uses_gram", "gram_matrix", "row_length_C_scale",
+           "row_length_scale", "node_C", "run_task", "assemble_weights", "node_major_weights",
+           "balanced_ranges"]
 
 
 def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
@@ -361,6 +362,10 @@ def row_length_scale(nnz: int, n: int) -> float:
     return float(min(ROW_SCALE_MAX, max(1.0, (r / ROW_REF) ** ROW_POWER)))
 
 
+#: run_task's "no Gram matrix given" (one compiled train_node serves both cases)
+_NO_GRAM = np.zeros((0, 0), np.float64)
+
+
 def node_C(C: float, n_samples: int, n_rows: int, power: float) -> float:
     """The C of a node trained on ``n_rows`` of ``n_samples`` rows:
     ``C * (n_samples / n_rows) ** power`` (``C`` for the root, or for an empty node)."""
@@ -369,14 +374,33 @@ def node_C(C: float, n_samples: int, n_rows: int, power: float) -> float:
     return float(C) * (float(n_samples) / float(n_rows)) ** float(power)
 
 
+def uses_gram(X: sp.csr_matrix, task: NodeTask, loss: int) -> bool:
+    """Whether ``train_node`` solves ``task`` one classifier at a time on its node's Gram
+    matrix (:func:`~labelwise.models._tree_kernels.uses_gram`, and not as a block)."""
+    if loss != _tree_kernels.LOSS_SQUARED_HINGE or uses_block(X, task, loss):
+        return False
+    nnz = int(np.diff(X.indptr)[task.rows].sum())
+    return bool(_tree_kernels.uses_gram(task.rows.shape[0], nnz, _tree_kernels.GRAM_BYTES))
+
+
+def gram_matrix(X: sp.csr_matrix, task: NodeTask, bias: float) -> np.ndarray:
+    """The Gram matrix of ``task``'s rows (with ``bias``), for :func:`run_task`'s ``gram``."""
+    return _dcd_gram.gram_matrix(X.indptr, X.indices, X.data, task.rows, float(bias),
+                                 int(X.shape[1]))
+
+
 def run_task(X: sp.csr_matrix, sq_norms: np.ndarray, task: NodeTask, *, loss: int, C: float,
-             bias: float, tol: float, max_iter: int, prune_threshold: float) -> TaskResult:
-    """Train one node's classifiers (nogil numba) against the shared CSR X."""
+             bias: float, tol: float, max_iter: int, prune_threshold: float,
+             gram: np.ndarray | None = None) -> TaskResult:
+    """Train one node's classifiers (nogil numba) against the shared CSR X; ``gram``: the
+    node's Gram matrix (:func:`gram_matrix`) when the caller shares one between the pieces
+    of a node solved in that form (None: built when needed)."""
     counts, feat, vals, bias_w, n_iter = _tree_kernels.train_node(
         X.indptr, X.indices, X.data, sq_norms, task.rows, task.tgt_indptr, task.tgt_indices,
         task.seeds, loss, float(C), float(bias), float(tol), int(max_iter),
         float(prune_threshold), int(X.shape[1]),
-        _tree_kernels.BLOCK_BYTES if task.block else 0, _tree_kernels.GRAM_BYTES)
+        _tree_kernels.BLOCK_BYTES if task.block else 0, _tree_kernels.GRAM_BYTES,
+        _NO_GRAM if gram is None else gram)
     return TaskResult(task.clf_start, counts, feat, vals, bias_w, n_iter)
 
 

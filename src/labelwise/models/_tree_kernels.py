@@ -283,7 +283,7 @@ def _frequency_order(x_indptr, x_indices, rows, feats, n_features):
 @njit(nogil=True, cache=True)
 def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indices, seeds,
                loss, C, bias, tol, max_iter, prune_threshold, n_features,
-               block_bytes=BLOCK_BYTES, gram_bytes=GRAM_BYTES):
+               block_bytes=BLOCK_BYTES, gram_bytes=GRAM_BYTES, gram=None):
     """Train the ``m = len(tgt_indptr) - 1`` child classifiers of one node.
 
     Returns ``(counts, feat, vals, bias_w, n_iter)`` in :func:`labelwise.models._dcd.train_chunk`'s
@@ -295,7 +295,10 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     shuffled row order, seeded by ``seeds[0]``); otherwise one by one, in the kernel form of
     :mod:`labelwise.models._dcd_gram` when :func:`uses_gram` says so (few long rows: one
     Gram matrix shared by the node's classifiers), else by
-    :func:`labelwise.models._dcd._sq_hinge_rows` (and the logistic solver).
+    :func:`labelwise.models._dcd._sq_hinge_rows` (and the logistic solver). ``gram``: that
+    Gram matrix (:func:`labelwise.models._dcd_gram.gram_matrix` of ``rows`` and ``bias``)
+    when the caller has it already (the pieces of one node share it), else None or an
+    array of another size (then it is built here).
     """
     n = rows.shape[0]
     m = tgt_indptr.shape[0] - 1
@@ -352,10 +355,16 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     index = np.empty(n, np.int64)
     alpha = np.empty(2 * n if loss == LOSS_LOGISTIC else n, np.float64)
     state = np.ones(1, np.uint64)
-    gram = loss == LOSS_SQUARED_HINGE and uses_gram(n, nnz, gram_bytes)
-    K = gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features) if gram \
-        else np.zeros((0, 0), np.float64)
-    mg = np.empty(n if gram else 0, np.float64)
+    use_gram = loss == LOSS_SQUARED_HINGE and uses_gram(n, nnz, gram_bytes)
+    if not use_gram:
+        K = np.zeros((0, 0), np.float64)
+    elif gram is None:
+        K = gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features)
+    elif gram.shape[0] == n:
+        K = gram
+    else:
+        K = gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features)
+    mg = np.empty(n if use_gram else 0, np.float64)
     for j in range(m):
         y[:] = -1.0
         for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
@@ -364,7 +373,7 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
             w[f] = 0.0
         w[n_features] = 0.0
         _seed_state(seeds[j], state)
-        if gram:
+        if use_gram:
             it = sq_hinge_gram(K, sq_norms, rows, y, C, tol, max_iter, alpha, mg, index,
                                state)
             weights_from_duals(x_indptr, x_indices, x_data, rows, y, alpha, bias, w)

@@ -362,12 +362,41 @@ class LabelTree(MultiLabelModel):
 
         held = [0]
         lock = threading.Lock()
+        # a node solved on its Gram matrix and cut over the threads builds the matrix once:
+        # its first piece to run builds it (the others wait), the last one drops it
+        pieces: dict[tuple[int, int], int] = {}
+        for t in tasks:
+            pieces[(t.tree, t.node)] = pieces.get((t.tree, t.node), 0) + 1
+        shared = {key: {"lock": threading.Lock(), "K": None, "left": count}
+                  for key, count in pieces.items() if count > 1}
+        for key in list(shared):
+            first = next(t for t in tasks if (t.tree, t.node) == key)
+            if not _tree_build.uses_gram(Xn, first, kw["loss"]):
+                del shared[key]
+
+        def gram_for(task: _tree_build.NodeTask) -> np.ndarray | None:
+            entry = shared.get((task.tree, task.node))
+            if entry is None:
+                return None
+            with entry["lock"]:
+                if entry["K"] is None:
+                    entry["K"] = _tree_build.gram_matrix(Xn, task, float(self.bias))
+                return entry["K"]
+
+        def done_with(task: _tree_build.NodeTask) -> None:
+            entry = shared.get((task.tree, task.node))
+            if entry is not None:
+                with entry["lock"]:
+                    entry["left"] -= 1
+                    if entry["left"] == 0:
+                        entry["K"] = None
 
         def run(i: int) -> _tree_build.TaskResult | None:
             if weight_budget is not None and held[0] > weight_budget:
                 return None  # another task already ran over the limit
             C = _tree_build.node_C(C_root, n, tasks[i].rows.shape[0], self.C_node_power)
-            res = _tree_build.run_task(Xn, sq, tasks[i], C=C, **kw)
+            res = _tree_build.run_task(Xn, sq, tasks[i], C=C, gram=gram_for(tasks[i]), **kw)
+            done_with(tasks[i])
             bar.update(tasks[i].seeds.shape[0])
             with lock:
                 held[0] += res.feat.nbytes + res.vals.nbytes
