@@ -77,6 +77,7 @@ KERNEL_FILES = (
     "metrics/_kernels.py",
     "models/_chain_kernels.py",
     "models/_dcd.py",
+    "models/_dcd_gram.py",
     "models/_pairwise_kernels.py",
     "models/_tree_kernels.py",
     "models/_tree_layout.py",

@@ -429,6 +429,15 @@ def train_rows_from(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt
 
 
 @njit(nogil=True, cache=True)
+def _swap_columns(A, a, b):
+    """Swap columns ``a`` and ``b`` of the 2-D array ``A`` (row-major)."""
+    for r in range(A.shape[0]):
+        t = A[r, a]
+        A[r, a] = A[r, b]
+        A[r, b] = t
+
+
+@njit(nogil=True, cache=True)
 def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr, tgt_indices,
                    C, bias, tol, max_iter, seed, W, wb, n_iter):
     """Squared-hinge DCD for ``m`` binary problems on the same rows, run in lockstep.
@@ -446,6 +455,13 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
     projected-gradient spread ``max PG - min PG`` is ``<= tol``; the epochs end when all
     have stopped or after ``max_iter``. Each problem converges to the same optimum as with
     the one-problem solver.
+
+    The live problems are kept in the first columns (``col[c]`` is column ``c``'s problem):
+    at the end of an epoch a stopped problem's column is swapped with the last live one
+    (weights, dual variables, targets), so later epochs compute no margin for it; every
+    live problem's arithmetic is unchanged (a stopped one took no step), so the result is
+    the one of computing every column every epoch. The columns are put back in problem
+    order at the end.
     """
     n = rows.shape[0]
     m = wb.shape[0]
@@ -456,7 +472,7 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
         for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
             ypos[tgt_indices[p], j] = 1
     alpha = np.zeros((n, m), np.float64)
-    live = np.ones(m, np.bool_)
+    col = np.arange(m)
     n_live = m
     acc = np.empty(m, np.float64)
     dense_step = np.zeros(m, np.float64)
@@ -469,26 +485,26 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
     _seed_state(seed, state)
     it = 0
     while it < max_iter and n_live > 0:
-        pg_max[:] = -inf
-        pg_min[:] = inf
+        pg_max[:n_live] = -inf
+        pg_min[:n_live] = inf
         _shuffle(index, n, state)
         for s in range(n):
             t = index[s]
             i = rows[t]
             a = x_indptr[i]
             b = x_indptr[i + 1]
-            for j in range(m):
+            for j in range(n_live):
                 acc[j] = wb[j] * bias
             for p in range(a, b):
                 w = W[loc[x_indices[p]]]
                 xv = np.float64(x_data[p])
-                for j in range(m):
+                for j in range(n_live):
                     acc[j] += w[j] * xv
             q = sq_norms[i] + diag
             y_row = ypos[t]
             a_row = alpha[t]
             n_step = 0
-            for j in range(m):  # branch-free, so that it vectorises
+            for j in range(n_live):  # branch-free, so that it vectorises
                 yj = 2.0 * y_row[j] - 1.0
                 a_old = a_row[j]
                 g = yj * acc[j] - 1.0 + a_old * diag
@@ -496,24 +512,23 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
                 pg_max[j] = max(pg_max[j], pg)
                 pg_min[j] = min(pg_min[j], pg)
                 a_new = max(a_old - g / q, 0.0)
-                a_new = a_new if live[j] else a_old
                 a_row[j] = a_new
                 d = (a_new - a_old) * yj
                 dense_step[j] = d
                 n_step += d != 0.0
             if n_step == 0:
                 continue
-            if 4 * n_step >= m:
+            if 4 * n_step >= n_live:
                 for p in range(a, b):
                     w = W[loc[x_indices[p]]]
                     xv = np.float64(x_data[p])
-                    for j in range(m):
+                    for j in range(n_live):
                         w[j] += dense_step[j] * xv
-                for j in range(m):
+                for j in range(n_live):
                     wb[j] += dense_step[j] * bias
             else:
                 u = 0
-                for j in range(m):
+                for j in range(n_live):
                     if dense_step[j] != 0.0:
                         who[u] = j
                         step[u] = dense_step[j]
@@ -526,9 +541,30 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
                 for u in range(n_step):
                     wb[who[u]] += step[u] * bias
         it += 1
-        for j in range(m):
-            if live[j]:
-                n_iter[j] = it
-                if pg_max[j] - pg_min[j] <= tol:
-                    live[j] = False
-                    n_live -= 1
+        c = 0
+        while c < n_live:
+            n_iter[col[c]] = it
+            if pg_max[c] - pg_min[c] > tol:
+                c += 1
+                continue
+            n_live -= 1  # stopped: swap it out of the live prefix
+            if c != n_live:
+                _swap_columns(W, c, n_live)
+                _swap_columns(alpha, c, n_live)
+                _swap_columns(ypos, c, n_live)
+                for arr in (wb, pg_max, pg_min):
+                    tmp = arr[c]
+                    arr[c] = arr[n_live]
+                    arr[n_live] = tmp
+                tj = col[c]
+                col[c] = col[n_live]
+                col[n_live] = tj
+    for c in range(m):  # back to problem order: column c holds problem col[c]
+        while col[c] != c:
+            j = col[c]
+            _swap_columns(W, c, j)
+            tmp = wb[c]
+            wb[c] = wb[j]
+            wb[j] = tmp
+            col[c] = col[j]
+            col[j] = j

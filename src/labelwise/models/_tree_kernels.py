@@ -52,10 +52,11 @@ from ._dcd import (
     keep_weights,
     sq_hinge_block,
 )
+from ._dcd_gram import gram_matrix, sq_hinge_gram, weights_from_duals
 from .topk import _select
 
 __all__ = ["balanced_2means", "train_node", "score_node", "beam_search", "log_prob",
-           "pifa_sizes", "pifa_fill", "count_row_features", "BLOCK_BYTES"]
+           "pifa_sizes", "pifa_fill", "count_row_features", "uses_gram", "BLOCK_BYTES", "GRAM_BYTES"]
 
 # _centroid's group arguments (module globals of numpy type are frozen as int64, not literals)
 GROUP_0 = np.int64(0)
@@ -63,6 +64,8 @@ GROUP_1 = np.int64(1)
 
 #: train_node solves a node's squared-hinge problems in lockstep up to this block size
 BLOCK_BYTES = 64 * 2**20
+#: most bytes of a node's Gram matrix (``train_node``'s kernel form, float64 n x n)
+GRAM_BYTES = 64 * 2**20
 
 
 # ---------------------------------------------------------------------------- row norms
@@ -242,9 +245,45 @@ def count_row_features(x_indptr, x_indices, rows, n_features):
 
 
 @njit(nogil=True, cache=True)
+def uses_gram(n, nnz, gram_bytes):
+    """Whether ``train_node`` solves a node of ``n`` rows holding ``nnz`` stored values one
+    classifier at a time in the kernel form (:mod:`labelwise.models._dcd_gram`): its Gram
+    matrix fits in ``gram_bytes`` and the rows are long, at least ``n / 2`` values a row
+    (``2 nnz >= n^2``). Then a row's margin is one read instead of a sparse dot product of
+    its length, and a move of its dual variable one contiguous pass of ``n`` entries
+    instead of a scattered one of about ``n / 2``; building the matrix costs about as much
+    as one epoch of one classifier for every distinct feature per row it shares."""
+    return n > 0 and n * n * 8 <= gram_bytes and 2 * nnz >= n * n
+
+
+@njit(nogil=True, cache=True)
+def _frequency_order(x_indptr, x_indices, rows, feats, n_features):
+    """``loc`` (n_features,) int32: the local id of each feature in ``feats`` (the features of
+    the rows ``rows``, ascending), numbered by descending count of stored values in those
+    rows, ties by feature id. The lockstep block keeps a row of weights per local id, so
+    the frequent features' rows sit together and stay in cache (tf-idf columns are in
+    vocabulary order, so the frequent ones are spread over the whole range); where a weight
+    is stored changes nothing in the arithmetic."""
+    count = np.zeros(n_features, np.int64)
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        for p in range(x_indptr[i], x_indptr[i + 1]):
+            count[x_indices[p]] += 1
+    nf = feats.shape[0]
+    key = np.empty(nf, np.int64)
+    for q in range(nf):
+        key[q] = -count[feats[q]]
+    order = np.argsort(key, kind="mergesort")  # stable: ties keep ascending feature ids
+    loc = np.empty(n_features, np.int32)
+    for q in range(nf):
+        loc[feats[order[q]]] = q
+    return loc
+
+
+@njit(nogil=True, cache=True)
 def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indices, seeds,
                loss, C, bias, tol, max_iter, prune_threshold, n_features,
-               block_bytes=BLOCK_BYTES):
+               block_bytes=BLOCK_BYTES, gram_bytes=GRAM_BYTES, gram=None):
     """Train the ``m = len(tgt_indptr) - 1`` child classifiers of one node.
 
     Returns ``(counts, feat, vals, bias_w, n_iter)`` in :func:`labelwise.models._dcd.train_chunk`'s
@@ -253,14 +292,22 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     With the squared hinge, when the node's dense block (``m`` weights per feature of its
     rows plus ``m`` dual variables per row, float64) fits in ``block_bytes``, the ``m``
     problems are solved in lockstep by :func:`labelwise.models._dcd.sq_hinge_block` (one
-    shuffled row order, seeded by ``seeds[0]``); otherwise one by one.
+    shuffled row order, seeded by ``seeds[0]``); otherwise one by one, in the kernel form of
+    :mod:`labelwise.models._dcd_gram` when :func:`uses_gram` says so (few long rows: one
+    Gram matrix shared by the node's classifiers), else by
+    :func:`labelwise.models._dcd._sq_hinge_rows` (and the logistic solver). ``gram``: that
+    Gram matrix (:func:`labelwise.models._dcd_gram.gram_matrix` of ``rows`` and ``bias``)
+    when the caller has it already (the pieces of one node share it), else None or an
+    array of another size (then it is built here).
     """
     n = rows.shape[0]
     m = tgt_indptr.shape[0] - 1
     mark = np.zeros(n_features, np.bool_)
     nf = 0
+    nnz = 0
     for t in range(n):
         i = rows[t]
+        nnz += x_indptr[i + 1] - x_indptr[i]
         for p in range(x_indptr[i], x_indptr[i + 1]):
             if not mark[x_indices[p]]:
                 mark[x_indices[p]] = True
@@ -278,15 +325,14 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     vals = np.empty(1024, np.float32)
     used = np.int64(0)  # not a literal 0: keep_weights gets one specialisation, not two
     if loss == LOSS_SQUARED_HINGE and m > 1 and (nf + n) * m * 8 <= block_bytes:
-        loc = np.empty(n_features, np.int32)
-        for q in range(nf):
-            loc[feats[q]] = q
+        loc = _frequency_order(x_indptr, x_indices, rows, feats, n_features)
         W = np.zeros((nf, m), np.float32)
         sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
                        tgt_indices, C, bias, tol, max_iter, seeds[0], W, bias_w, n_iter)
         for q in range(nf):  # row-major passes: count, then place (features ascending)
+            Wq = W[loc[feats[q]]]
             for j in range(m):
-                v = W[q, j]
+                v = Wq[j]
                 if v != 0.0 and abs(v) >= prune_threshold:
                     counts[j] += 1
         put = np.zeros(m + 1, np.int64)
@@ -296,8 +342,9 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
         feat = np.empty(used, np.int32)
         vals = np.empty(used, np.float32)
         for q in range(nf):
+            Wq = W[loc[feats[q]]]
             for j in range(m):
-                v = W[q, j]
+                v = Wq[j]
                 if v != 0.0 and abs(v) >= prune_threshold:
                     feat[put[j]] = feats[q]
                     vals[put[j]] = v
@@ -308,6 +355,16 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     index = np.empty(n, np.int64)
     alpha = np.empty(2 * n if loss == LOSS_LOGISTIC else n, np.float64)
     state = np.ones(1, np.uint64)
+    use_gram = loss == LOSS_SQUARED_HINGE and uses_gram(n, nnz, gram_bytes)
+    if not use_gram:
+        K = np.zeros((0, 0), np.float64)
+    elif gram is None:
+        K = gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features)
+    elif gram.shape[0] == n:
+        K = gram
+    else:
+        K = gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features)
+    mg = np.empty(n if use_gram else 0, np.float64)
     for j in range(m):
         y[:] = -1.0
         for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
@@ -316,7 +373,11 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
             w[f] = 0.0
         w[n_features] = 0.0
         _seed_state(seeds[j], state)
-        if loss == LOSS_SQUARED_HINGE:
+        if use_gram:
+            it = sq_hinge_gram(K, sq_norms, rows, y, C, tol, max_iter, alpha, mg, index,
+                               state)
+            weights_from_duals(x_indptr, x_indices, x_data, rows, y, alpha, bias, w)
+        elif loss == LOSS_SQUARED_HINGE:
             it = _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
                                 max_iter, w, alpha, index, state)
         else:

@@ -20,7 +20,13 @@ Training (see :mod:`labelwise.models._tree_build` for the layout and task format
    nodes, which see few rows, are regularised far more than the root. Every node is an
    independent task run by a pool of ``n_threads`` threads over one shared CSR X; a node
    solved one classifier at a time that holds a large share of the work is cut over the
-   threads (:func:`~labelwise.models._tree_build.split_tasks`; the same model).
+   threads (:func:`~labelwise.models._tree_build.split_tasks`; the same model). How a
+   node's classifiers are solved depends on its shape, never the optimum reached: with
+   the squared hinge, in lockstep blocks of at most ``BLOCK_BYTES`` (one pass over a row's
+   features gives every classifier's margin; a node too big for one block is cut into the
+   fewest that fit); a node of few long rows (``2 nnz >= n^2``, as the Enron emails' root)
+   one classifier at a time on its Gram matrix (:mod:`~labelwise.models._dcd_gram`:
+   margins kept instead of weights, a row's margin one read); otherwise one at a time.
 
 Scores: ``decision_function`` returns each label's estimated probability, the product of the
 classifier probabilities along its path (``exp(-max(0, 1 - m)^p)`` for the squared hinge,
@@ -225,7 +231,9 @@ class LabelTree(MultiLabelModel):
         of one round hold a working copy of their labels' rows), every tree's task index
         lists (each level holds at most ``nnz(Y) + n_samples`` row ids) and per-thread solver
         buffers (the lockstep block of :func:`~labelwise.models._dcd.sq_hinge_block`
-        included, at most ``_tree_kernels.BLOCK_BYTES`` a thread).
+        included, at most ``_tree_kernels.BLOCK_BYTES`` a thread, or a node's Gram matrix
+        of :mod:`~labelwise.models._dcd_gram`, at most ``_tree_kernels.GRAM_BYTES``, with
+        its rows' values regrouped by feature).
         *Weights* (an estimate, not a bound: pruning decides): ``min(n_classifiers *
         n_features, R)`` pruned weights per tree, counted twice (task results and the
         assembled layout). Because the weights cannot be bounded usefully in advance, ``fit``
@@ -258,7 +266,13 @@ class LabelTree(MultiLabelModel):
         threads = resolve_n_threads(self.n_threads)
         m_max = max(self.branching, min(self.max_leaf_size, L))
         block = min(float(_tree_kernels.BLOCK_BYTES), (d + n) * m_max * 8.0 + n * m_max)
-        per_thread = (d + 1) * 13 + n * 40 + block
+        # a node solved in the Gram form (_dcd_gram) holds its n_node^2 matrix (n_node^2 * 8
+        # <= GRAM_BYTES) and its rows' values regrouped by feature (16 bytes a value, at
+        # most the values of the n_node longest rows)
+        n_gram = min(n, int((_tree_kernels.GRAM_BYTES / 8) ** 0.5))
+        gram = (n_gram * n_gram * 8.0
+                + 16.0 * float(np.sum(np.sort(row_nnz)[::-1][:n_gram])) + d * 16.0)
+        per_thread = (d + 1) * 13 + n * 40 + max(block, gram)
         fixed = (x_copy + y_bytes + z_bytes + tasks + threads * per_thread
                  + n_clf * self.n_trees * 24)
         weights = 2 * self.n_trees * min(float(n_clf) * d, reach) * 8
@@ -379,12 +393,41 @@ class LabelTree(MultiLabelModel):
 
         held = [0]
         lock = threading.Lock()
+        # a node solved on its Gram matrix and cut over the threads builds the matrix once:
+        # its first piece to run builds it (the others wait), the last one drops it
+        pieces: dict[tuple[int, int], int] = {}
+        for t in tasks:
+            pieces[(t.tree, t.node)] = pieces.get((t.tree, t.node), 0) + 1
+        shared = {key: {"lock": threading.Lock(), "K": None, "left": count}
+                  for key, count in pieces.items() if count > 1}
+        for key in list(shared):
+            first = next(t for t in tasks if (t.tree, t.node) == key)
+            if not _tree_build.uses_gram(Xn, first, kw["loss"]):
+                del shared[key]
+
+        def gram_for(task: _tree_build.NodeTask) -> np.ndarray | None:
+            entry = shared.get((task.tree, task.node))
+            if entry is None:
+                return None
+            with entry["lock"]:
+                if entry["K"] is None:
+                    entry["K"] = _tree_build.gram_matrix(Xn, task, float(self.bias))
+                return entry["K"]
+
+        def done_with(task: _tree_build.NodeTask) -> None:
+            entry = shared.get((task.tree, task.node))
+            if entry is not None:
+                with entry["lock"]:
+                    entry["left"] -= 1
+                    if entry["left"] == 0:
+                        entry["K"] = None
 
         def run(i: int) -> _tree_build.TaskResult | None:
             if weight_budget is not None and held[0] > weight_budget:
                 return None  # another task already ran over the limit
             C = _tree_build.node_C(C_root, n, tasks[i].rows.shape[0], self.C_node_power)
-            res = _tree_build.run_task(Xn, sq, tasks[i], C=C, **kw)
+            res = _tree_build.run_task(Xn, sq, tasks[i], C=C, gram=gram_for(tasks[i]), **kw)
+            done_with(tasks[i])
             bar.update(tasks[i].seeds.shape[0])
             with lock:
                 held[0] += res.feat.nbytes + res.vals.nbytes

@@ -1,0 +1,239 @@
+"""The label tree's node solvers on long rows: the kernel (Gram) form, the lockstep block's
+live-column compaction and its frequency-ordered feature rows, each checked against the
+plain solver or a slow reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from labelwise.models import _dcd, _dcd_gram, _tree_build, _tree_kernels
+from labelwise.models.tree import LabelTree
+
+
+def long_rows(seed=0, n=60, d=400, L=5, density=0.5):
+    """Few rows, each long (about ``density * d`` features), l2-normalised, with labels
+    that depend on a few features each."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, d)) * (rng.random((n, d)) < density)
+    Y = np.zeros((n, L), np.float32)
+    for j in range(L):
+        score = X[:, 7 * j:7 * j + 7].sum(1) + 0.2 * rng.random(n)
+        Y[np.argsort(-score)[:max(2, n // (j + 3))], j] = 1
+    Xn = _tree_build.l2_normalize_rows(sp.csr_matrix(X.astype(np.float32)))
+    return Xn, sp.csr_matrix(Y)
+
+
+def primal_objective(X, y, w, C, bias):
+    m = X @ w[:-1] + w[-1] * bias
+    return 0.5 * float(w @ w) + C * float(np.sum(np.maximum(0.0, 1.0 - y * m) ** 2))
+
+
+def test_gram_matrix_matches_dense_reference():
+    X, _ = long_rows(n=23, d=50, density=0.3)
+    rows = np.array([20, 3, 4, 9, 0, 17, 22, 11], np.int64)  # any order, a subset
+    K = _dcd_gram.gram_matrix(X.indptr, X.indices, X.data, rows, 0.5, X.shape[1])
+    Xd = X.toarray().astype(np.float64)[rows]
+    np.testing.assert_allclose(K, Xd @ Xd.T + 0.25, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(K, K.T)
+    empty = _dcd_gram.gram_matrix(X.indptr, X.indices, X.data, np.zeros(0, np.int64), 1.0,
+                                  X.shape[1])
+    assert empty.shape == (0, 0)
+
+
+@pytest.mark.parametrize("C", [0.3, 2.0, 8.0])
+def test_sq_hinge_gram_reaches_the_plain_solvers_optimum(C):
+    """Same rows, same seed: the kernel form and _sq_hinge_rows reach the same optimum (at
+    a tight tolerance the same weights; at the default one objectives within 1e-3)."""
+    X, Y = long_rows()
+    n = X.shape[0]
+    rows = np.arange(n, dtype=np.int64)
+    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
+    K = _dcd_gram.gram_matrix(X.indptr, X.indices, X.data, rows, 1.0, X.shape[1])
+    for j in range(Y.shape[1]):
+        y = np.where(Y[:, j].toarray().ravel() > 0, 1.0, -1.0)
+        for tol, max_iter in ((1e-10, 100000), (0.1, 20)):
+            state = np.ones(1, np.uint64)
+            _dcd._seed_state(5 + j, state)
+            w_ref = np.zeros(X.shape[1] + 1)
+            _dcd._sq_hinge_rows(X.indptr, X.indices, X.data, sq, rows, y, C, 1.0, tol,
+                                max_iter, w_ref, np.zeros(n), np.zeros(n, np.int64), state)
+            _dcd._seed_state(5 + j, state)
+            alpha, mg = np.zeros(n), np.zeros(n)
+            it = _dcd_gram.sq_hinge_gram(K, sq, rows, y, C, tol, max_iter, alpha, mg,
+                                         np.zeros(n, np.int64), state)
+            assert 1 <= it <= max_iter and np.all(alpha >= 0)
+            w = np.zeros(X.shape[1] + 1)
+            _dcd_gram.weights_from_duals(X.indptr, X.indices, X.data, rows, y, alpha, 1.0, w)
+            # the kept margins are K (alpha * y), i.e. X w plus the bias
+            np.testing.assert_allclose(mg, X @ w[:-1] + w[-1], atol=1e-9)
+            if tol < 1e-6:
+                np.testing.assert_allclose(w, w_ref, atol=1e-6)
+            else:
+                a = primal_objective(X, y, w_ref, C, 1.0)
+                b = primal_objective(X, y, w, C, 1.0)
+                assert abs(a - b) <= 1e-3 * a
+
+
+def test_uses_gram_rule():
+    assert _tree_kernels.uses_gram(100, 5000, 64 * 2**20)  # 50 values a row: long
+    assert not _tree_kernels.uses_gram(100, 4999, 64 * 2**20)
+    assert not _tree_kernels.uses_gram(100, 10**6, 100 * 100 * 8 - 1)  # does not fit
+    assert not _tree_kernels.uses_gram(0, 0, 64 * 2**20)
+
+
+def test_train_node_gram_and_plain_one_by_one_agree():
+    """train_node on few long rows solved one by one: the kernel form (default) and the
+    plain solver (gram_bytes=0) give the same classifiers up to the tolerance."""
+    X, Y = long_rows(n=80, L=4)
+    n = X.shape[0]
+    assert _tree_kernels.uses_gram(n, X.nnz, _tree_kernels.GRAM_BYTES)
+    rows = np.arange(n, dtype=np.int64)
+    Yc = sp.csc_matrix(Y)
+    Yc.sort_indices()
+    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
+    args = (X.indptr, X.indices, X.data, sq, rows, Yc.indptr.astype(np.int64),
+            Yc.indices.astype(np.int64), np.arange(4, dtype=np.int64) + 9, 0, 1.5, 1.0, 1e-9,
+            100000, 0.0, X.shape[1], 0)
+    gram = _tree_kernels.train_node(*args)
+    plain = _tree_kernels.train_node(*args, 0)
+    for a, b in zip(gram[:4], plain[:4]):
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, atol=1e-5)
+        else:
+            assert np.array_equal(a, b)
+
+
+def test_block_compaction_gives_each_problem_its_lone_result():
+    """Problems of one lockstep block stop at different epochs (their columns are swapped
+    out of the live prefix); each problem's weights equal, bit for bit, those of a block
+    holding it alone (the same shared row order), for any feature numbering ``loc``."""
+    X, Y = long_rows(n=70, d=120, L=6, density=0.2)
+    X = sp.csr_matrix(X)
+    n = X.shape[0]
+    rows = np.arange(n, dtype=np.int64)
+    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
+    Yc = sp.csc_matrix(Y)
+    Yc.sort_indices()
+    feats = np.unique(X.indices)
+    rng = np.random.default_rng(0)
+    for loc_order in (np.arange(feats.size), rng.permutation(feats.size)):
+        loc = np.zeros(X.shape[1], np.int32)
+        loc[feats] = loc_order
+        m = Y.shape[1]
+        W = np.zeros((feats.size, m), np.float32)
+        wb, n_iter = np.zeros(m), np.zeros(m, np.int64)
+        _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc,
+                            Yc.indptr.astype(np.int64), Yc.indices.astype(np.int64), 0.9, 1.0,
+                            0.05, 60, 4, W, wb, n_iter)
+        assert len(set(n_iter.tolist())) > 1  # they did stop at different epochs
+        for j in range(m):
+            pos = Yc.indices[Yc.indptr[j]:Yc.indptr[j + 1]].astype(np.int64)
+            W1 = np.zeros((feats.size, 1), np.float32)
+            wb1, it1 = np.zeros(1), np.zeros(1, np.int64)
+            _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc,
+                                np.array([0, pos.size], np.int64), pos, 0.9, 1.0, 0.05, 60, 4,
+                                W1, wb1, it1)
+            assert np.array_equal(W[:, j], W1[:, 0]) and wb[j] == wb1[0]
+            assert n_iter[j] == it1[0]
+
+
+def test_frequency_order_numbers_features_by_descending_count():
+    X = sp.csr_matrix(np.array([[1, 0, 2, 0, 3], [0, 0, 1, 0, 1], [4, 0, 0, 0, 1]],
+                               np.float32))
+    rows = np.array([0, 1, 2], np.int64)
+    feats = np.array([0, 2, 4], np.int64)
+    loc = _tree_kernels._frequency_order(X.indptr, X.indices, rows, feats, 5)
+    # counts: feature 4 three times, 0 and 2 twice each (ties by id)
+    assert loc[4] == 0 and loc[0] == 1 and loc[2] == 2
+
+
+def test_label_tree_on_long_rows_same_model_either_solver(monkeypatch):
+    """A whole LabelTree fit on long rows: the kernel form (default) and the plain solver
+    (GRAM_BYTES = 0) give the same top-3 predictions and near weights."""
+    X, Y = long_rows(n=90, L=5, seed=3)
+    a = LabelTree(n_threads=2, tol=1e-6, max_iter=2000, random_state=0).fit(X, Y)
+    monkeypatch.setattr(_tree_kernels, "GRAM_BYTES", 0)
+    b = LabelTree(n_threads=2, tol=1e-6, max_iter=2000, random_state=0).fit(X, Y)
+    Sa, Sb = a.decision_function(X, k=3), b.decision_function(X, k=3)
+    assert np.array_equal(Sa.indices, Sb.indices)
+    np.testing.assert_allclose(Sa.data, Sb.data, atol=1e-4)
+    np.testing.assert_allclose(a.intercept_, b.intercept_, atol=1e-4)
+
+
+def test_blocks_too_big_are_cut_into_blocks_that_fit(monkeypatch):
+    """A node whose lockstep block passes BLOCK_BYTES is cut into the fewest pieces that fit,
+    each solved as a block (not one by one); the cut does not depend on n_threads, and the
+    pieces reach the optimum the one-by-one solver reaches."""
+    from test_models_tree import clustered_data, dense_weights
+
+    X, Y = clustered_data(n=200, L=24)
+    Xn = _tree_build.l2_normalize_rows(X)
+    root = _tree_build.training_tasks(
+        sp.csc_matrix(Y), _tree_build.build_tree(
+            _tree_build.label_representations(Xn, sp.csc_matrix(Y)), branching=2,
+            max_leaf_size=30, cluster_iters=3, seed=0), tree=0, clf_offset=0, seed=0)
+    assert len(root) == 1 and root[0].seeds.shape[0] == 24
+    nf = _tree_kernels.count_row_features(Xn.indptr, Xn.indices, root[0].rows, Xn.shape[1])
+    per = (nf + 200) * 8
+    hinge = _dcd.LOSS_SQUARED_HINGE
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", per * 10)  # 10 classifiers a block
+    assert _tree_build.block_pieces(Xn, root[0], hinge) == 3
+    assert _tree_build.block_pieces(Xn, root[0], _dcd.LOSS_LOGISTIC) == 0
+    for threads in (1, 2):
+        pieces = _tree_build.split_tasks(Xn, root, loss=hinge, n_threads=threads)
+        assert [p.seeds.shape[0] for p in pieces] == [8, 8, 8]  # ceil(24 / 10) = 3 pieces
+        assert all(p.block and _tree_build.uses_block(Xn, p, hinge) for p in pieces)
+        assert np.array_equal(np.concatenate([p.seeds for p in pieces]), root[0].seeds)
+        assert [p.clf_start for p in pieces] == [0, 8, 16]
+    # a block that would not fit even for two classifiers is left to the one-by-one solver
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", 2 * per - 1)
+    assert _tree_build.block_pieces(Xn, root[0], hinge) == 0
+    # few long rows go to the kernel form instead
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", per * 10)
+    monkeypatch.setattr(_tree_kernels, "uses_gram", lambda n, nnz, b: True)
+    assert _tree_build.block_pieces(Xn, root[0], hinge) == 0
+    monkeypatch.undo()
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", per * 10)
+    kw = dict(max_leaf_size=30, random_state=3)
+    a = LabelTree(n_threads=1, **kw).fit(X, Y)
+    b = LabelTree(n_threads=2, **kw).fit(X, Y)
+    sa, _ = a._get_state()
+    sb, _ = b._get_state()
+    for key in sa:
+        assert np.array_equal(sa[key], sb[key]), key
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", 0)
+    c = LabelTree(n_threads=1, tol=1e-4, max_iter=500, prune_threshold=0.0, **kw).fit(X, Y)
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", per * 10)
+    d = LabelTree(n_threads=1, tol=1e-4, max_iter=500, prune_threshold=0.0, **kw).fit(X, Y)
+    np.testing.assert_allclose(d.intercept_, c.intercept_, atol=2e-3)
+    np.testing.assert_allclose(dense_weights(d), dense_weights(c), atol=2e-3)
+
+
+def test_pieces_of_a_gram_node_share_one_matrix(monkeypatch):
+    """A root on few long rows (too big for a block) is cut over two threads; its Gram
+    matrix is built once and shared, and the model is bit for bit the one-thread model
+    (which builds it in train_node) and the model of pieces that each build their own."""
+    X, Y = long_rows(n=90, L=6, seed=4)
+    monkeypatch.setattr(_tree_kernels, "BLOCK_BYTES", 0)  # no lockstep block
+    built = []
+    real = _tree_build.gram_matrix
+
+    def spy(X, task, bias):
+        built.append(task.node)
+        return real(X, task, bias)
+
+    monkeypatch.setattr(_tree_build, "gram_matrix", spy)
+    two = LabelTree(n_threads=2, random_state=0).fit(X, Y)
+    assert built == [0]
+    one = LabelTree(n_threads=1, random_state=0).fit(X, Y)
+    assert built == [0]  # one piece: nothing shared, train_node builds its own
+    monkeypatch.setattr(_tree_build, "uses_gram", lambda X, task, loss: False)
+    own = LabelTree(n_threads=2, random_state=0).fit(X, Y)
+    assert built == [0]
+    s2, _ = two._get_state()
+    for other in (one, own):
+        s, _ = other._get_state()
+        for key in s2:
+            assert np.array_equal(s2[key], s[key]), key
