@@ -67,7 +67,7 @@ print(json.dumps(sorted(m.split(".")[0] for m in sys.modules)))
 def test_numeric_fit_imports_no_scikit_learn():
     # a pipeline on numeric features only scales them: it must not pay scikit-learn's import
     # (about 1 s, most of a small set's fit) through labelwise.features
-    names = ["OneVsRest", "ClassifierChain", "LabelPowerset", "RAkEL", "MLkNN"]
+    names = ["OneVsRest", "ClassifierChain", "LabelPowerset", "RAkEL", "MLkNN", "LabelForest"]
     out = subprocess.run([sys.executable, "-c", FIT_PROBE, *names], capture_output=True,
                          text=True, check=True)
     heavy = sorted(set(json.loads(out.stdout)) & {"sklearn", "pandas", "torch"})

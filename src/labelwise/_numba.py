@@ -46,6 +46,7 @@ KERNEL_FILES = (
     "metrics/_kernels.py",
     "models/_chain_kernels.py",
     "models/_dcd.py",
+    "models/_forest_grow.py",
     "models/_pairwise_kernels.py",
     "models/_tree_kernels.py",
     "models/_tree_layout.py",

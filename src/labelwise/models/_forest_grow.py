@@ -1,0 +1,316 @@
+"""Growing multi-output decision trees on binned features: the kernels of ``LabelForest``'s
+own grower (``grower="labelwise"``).
+
+Features are first binned (:func:`bin_features`): each column's distinct values, or, past
+``max_bins`` of them, bins of about equal row counts, with each bin's smallest and largest
+value. A split between the node's adjacent codes ``c < c'`` (no row of the node in between)
+gets the threshold halfway between bin c's largest and bin c''s smallest value, which for
+distinct values is scikit-learn's midpoint; the rows of the node go the same way by code
+and by value, and a grown tree predicts on raw values with the usual ``v <= threshold``
+traversal (``forest._forest_kernel``).
+
+A split of a node's rows into left/right is scored by the Gini impurity summed over the
+labels. With ``c_j`` the rows of a child holding label j and ``m`` its rows,
+``sum_j 2 c_j (1 - c_j / m)``; summed over both children it is minimal where the *proxy*
+``sum_j cL_j^2 / mL + sum_j cR_j^2 / mR`` is maximal (``sum_j c_j`` is the same for every
+split of the node). Scanning the rows in code order, adding a row to the left child changes
+``sum_j cL_j^2`` by ``2 cL_j + 1`` and ``sum_j cR_j^2`` by ``1 - 2 cR_j`` for each of its
+labels, so one candidate costs O(labels of a row) per row, not O(n_labels).
+
+Per node: candidate features are drawn at random without replacement (a partial
+Fisher-Yates shuffle): ``max_features`` of them, and more, one at a time, while every one
+drawn so far is constant in the node (as scikit-learn does). Random forests try every bin
+boundary of a candidate; extra-trees (``extra``) one random boundary between the node's
+smallest and largest code. The first best split (strictly larger proxy) wins. A node is a
+leaf when all its labels are pure, it has fewer than ``2 min_leaf`` rows, it is at
+``max_depth`` or no candidate leaves ``min_leaf`` rows on both sides; a leaf holds each
+label's positive rate. Bootstrap rows are drawn with replacement (a row drawn twice counts
+twice). Each tree seeds numba's generator of its own thread, so a tree depends on its seed
+only, never on the thread that grows it.
+
+:func:`best_split` takes the candidate order and the extra-trees draws as arguments
+(``shuffle=False``) so that the tests can check it against a plain reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._numba import njit
+
+__all__ = ["bin_features", "best_split", "grow_tree"]
+
+_SMALL_NODE = 32  # rows: insertion sort below, counting sort above
+
+
+def bin_features(X, max_bins: int = 255, *, block: int = 256
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``codes`` (n_features, n_samples) uint8 and ``lo``/``hi`` (n_features, max_bins)
+    float64, each bin's smallest/largest value (unused bins nan), of X (CSR or dense;
+    absent entries are 0).
+
+    A column with at most ``max_bins`` distinct values has a bin per value; else the bins
+    end where the column's cumulative row count crosses k / max_bins."""
+    if not 2 <= max_bins <= 256:
+        raise ValueError(f"max_bins must be in [2, 256], got {max_bins}")
+    n, d = X.shape
+    codes = np.zeros((d, n), dtype=np.uint8)
+    lo = np.full((d, max_bins), np.nan)
+    hi = np.full((d, max_bins), np.nan)
+    for a in range(0, d, block):
+        part = X[:, a:a + block]
+        part = np.asarray(part.toarray() if sp.issparse(part) else part, dtype=np.float32)
+        for k in range(part.shape[1]):
+            col = part[:, k].astype(np.float64)
+            values, counts = np.unique(col, return_counts=True)
+            mids = values[:-1] / 2.0 + values[1:] / 2.0
+            if values.size > max_bins:
+                cdf = np.cumsum(counts[:-1]) / n
+                pick = np.unique(np.searchsorted(cdf, np.arange(1, max_bins) / max_bins))
+                mids = mids[pick[pick < mids.size]]
+            codes[a + k] = np.searchsorted(mids, col, side="left")
+            of_value = np.searchsorted(mids, values, side="left")  # non-decreasing
+            first = np.flatnonzero(np.r_[True, of_value[1:] != of_value[:-1]])
+            last = np.r_[first[1:] - 1, values.size - 1]
+            lo[a + k, of_value[first]] = values[first]
+            hi[a + k, of_value[first]] = values[last]
+    return codes, lo, hi
+
+
+@njit(nogil=True, cache=True)
+def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, shuffle, max_features,
+               min_leaf, extra, draws, cl, count, order):
+    """The best split of the node ``rows[start:end]`` as (feature, c, c', proxy): codes
+    <= c go left, the node's smallest code above c is c'; feature -1 when no candidate is
+    valid.
+
+    ``feats``: the candidate features, tried in this order (``shuffle``: drawn at random
+    instead, by a partial Fisher-Yates shuffle of ``feats`` in place); ``draws[i]`` in [0, 1)
+    places the extra-trees threshold of the i-th candidate (``shuffle``: drawn at random).
+    ``ctot``/``stot``: the node's label counts and their sum of squares. Work buffers: ``cl``
+    (n_labels,) int64 zeros (left zeroed on return), ``count`` (257,) int64, ``order``
+    (>= end - start,) int64."""
+    n = end - start
+    best_f = -1
+    best_t = -1
+    best_next = -1
+    best_proxy = -np.inf
+    visited = 0
+    d = feats.size
+    for fi in range(d):
+        if fi >= max_features and visited > 0:
+            break
+        if shuffle:
+            other = np.random.randint(fi, d)  # noqa: NPY002 (numba: per-thread state)
+            tmp = feats[fi]
+            feats[fi] = feats[other]
+            feats[other] = tmp
+        f = feats[fi]
+        col = codes[f]
+        cmin = 255
+        cmax = 0
+        for p in range(start, end):
+            c = col[rows[p]]
+            if c < cmin:
+                cmin = c
+            if c > cmax:
+                cmax = c
+        if cmin == cmax:
+            continue
+        visited += 1
+        if extra:
+            u = np.random.random() if shuffle else draws[fi]  # noqa: NPY002
+            t = cmin + int(u * (cmax - cmin))
+            if t >= cmax:
+                t = cmax - 1
+            nl = 0
+            sl = 0.0
+            sr = stot
+            below = cmin
+            above = cmax
+            for p in range(start, end):
+                r = rows[p]
+                c = col[r]
+                if c > t:
+                    if c < above:
+                        above = c
+                else:
+                    if c > below:
+                        below = c
+                    nl += 1
+                    for q in range(yptr[r], yptr[r + 1]):
+                        j = yind[q]
+                        sl += 2.0 * cl[j] + 1.0
+                        sr += 1.0 - 2.0 * (ctot[j] - cl[j])
+                        cl[j] += 1
+            for p in range(start, end):
+                r = rows[p]
+                if col[r] <= t:
+                    for q in range(yptr[r], yptr[r + 1]):
+                        cl[yind[q]] = 0
+            nr = n - nl
+            if nl >= min_leaf and nr >= min_leaf:
+                proxy = sl / nl + sr / nr
+                if proxy > best_proxy:
+                    best_proxy = proxy
+                    best_f = f
+                    best_t = below
+                    best_next = above
+            continue
+        # random forest: the node's rows in code order, every boundary between two codes
+        if n <= _SMALL_NODE:
+            for p in range(n):
+                r = rows[start + p]
+                c = col[r]
+                k = p
+                while k > 0 and col[order[k - 1]] > c:
+                    order[k] = order[k - 1]
+                    k -= 1
+                order[k] = r
+        else:
+            width = cmax - cmin + 1
+            for c in range(width + 1):
+                count[c] = 0
+            for p in range(start, end):
+                count[col[rows[p]] - cmin + 1] += 1
+            for c in range(1, width + 1):
+                count[c] += count[c - 1]
+            for p in range(start, end):
+                r = rows[p]
+                c = col[r] - cmin
+                order[count[c]] = r
+                count[c] += 1
+        sl = 0.0
+        sr = stot
+        for p in range(n - 1):
+            r = order[p]
+            for q in range(yptr[r], yptr[r + 1]):
+                j = yind[q]
+                sl += 2.0 * cl[j] + 1.0
+                sr += 1.0 - 2.0 * (ctot[j] - cl[j])
+                cl[j] += 1
+            c = col[r]
+            c_next = col[order[p + 1]]
+            if c != c_next:
+                nl = p + 1
+                nr = n - nl
+                if nl >= min_leaf and nr >= min_leaf:
+                    proxy = sl / nl + sr / nr
+                    if proxy > best_proxy:
+                        best_proxy = proxy
+                        best_f = f
+                        best_t = c
+                        best_next = c_next
+        for p in range(n):
+            r = order[p]
+            for q in range(yptr[r], yptr[r + 1]):
+                cl[yind[q]] = 0
+    return best_f, best_t, best_next, best_proxy
+
+
+@njit(nogil=True, cache=True)
+def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
+              min_leaf, extra):
+    """One tree on binned ``codes`` (n_features, n_samples) and labels in CSR
+    (``yptr``/``yind``): (left, right, feature, c, c', leaf_of, leaf_p) with node 0
+    the root, children numbered after their parent, -1 links at leaves, leaf_of the leaf
+    row of a leaf node (-1 for split nodes) and leaf_p (n_leaves, n_labels) the positive
+    rates. ``max_depth`` < 0: unlimited."""
+    # numba's legacy generator has one state per thread: seeding it here makes the tree a
+    # function of its seed, whichever thread grows it
+    np.random.seed(seed)  # noqa: NPY002
+    d, n = codes.shape
+    if bootstrap:
+        rows = np.random.randint(0, n, n).astype(np.int64)  # noqa: NPY002
+    else:
+        rows = np.arange(n).astype(np.int64)
+    m = rows.size
+    cap = 2 * m
+    left = np.full(cap, -1, dtype=np.int64)
+    right = np.full(cap, -1, dtype=np.int64)
+    feature = np.zeros(cap, dtype=np.int64)
+    bin_thr = np.zeros(cap, dtype=np.int64)
+    bin_next = np.zeros(cap, dtype=np.int64)
+    leaf_of = np.full(cap, -1, dtype=np.int64)
+    leaf_p = np.zeros((m, n_labels))
+    st_node = np.empty(cap, dtype=np.int64)
+    st_start = np.empty(cap, dtype=np.int64)
+    st_end = np.empty(cap, dtype=np.int64)
+    st_depth = np.empty(cap, dtype=np.int64)
+    feats = np.arange(d).astype(np.int64)
+    draws = np.empty(0)
+    ctot = np.zeros(n_labels, dtype=np.int64)
+    cl = np.zeros(n_labels, dtype=np.int64)
+    count = np.zeros(257, dtype=np.int64)
+    order = np.empty(m, dtype=np.int64)
+    top = 0
+    st_node[0] = 0
+    st_start[0] = 0
+    st_end[0] = m
+    st_depth[0] = 0
+    top = 1
+    n_nodes = 1
+    n_leaves = 0
+    while top > 0:
+        top -= 1
+        node = st_node[top]
+        s = st_start[top]
+        e = st_end[top]
+        depth = st_depth[top]
+        nn = e - s
+        for j in range(n_labels):
+            ctot[j] = 0
+        for p in range(s, e):
+            r = rows[p]
+            for q in range(yptr[r], yptr[r + 1]):
+                ctot[yind[q]] += 1
+        stot = 0.0
+        pure = True
+        for j in range(n_labels):
+            stot += float(ctot[j]) * float(ctot[j])
+            if ctot[j] != 0 and ctot[j] != nn:
+                pure = False
+        leaf = pure or nn < 2 * min_leaf or (max_depth >= 0 and depth >= max_depth)
+        f = -1
+        t = -1
+        t_next = -1
+        if not leaf:
+            f, t, t_next, _ = best_split(codes, rows, s, e, yptr, yind, ctot, stot, feats, True,
+                                 max_features, min_leaf, extra, draws, cl, count, order)
+            leaf = f < 0
+        if leaf:
+            leaf_of[node] = n_leaves
+            for j in range(n_labels):
+                leaf_p[n_leaves, j] = ctot[j] / nn
+            n_leaves += 1
+            continue
+        col = codes[f]
+        i = s
+        k = e - 1
+        while i <= k:
+            if col[rows[i]] <= t:
+                i += 1
+            else:
+                tmp = rows[i]
+                rows[i] = rows[k]
+                rows[k] = tmp
+                k -= 1
+        left[node] = n_nodes
+        right[node] = n_nodes + 1
+        feature[node] = f
+        bin_thr[node] = t
+        bin_next[node] = t_next
+        # right below left on the stack: the left subtree is grown first
+        st_node[top] = n_nodes + 1
+        st_start[top] = i
+        st_end[top] = e
+        st_depth[top] = depth + 1
+        st_node[top + 1] = n_nodes
+        st_start[top + 1] = s
+        st_end[top + 1] = i
+        st_depth[top + 1] = depth + 1
+        top += 2
+        n_nodes += 2
+    return (left[:n_nodes].copy(), right[:n_nodes].copy(), feature[:n_nodes].copy(),
+            bin_thr[:n_nodes].copy(), bin_next[:n_nodes].copy(), leaf_of[:n_nodes].copy(), leaf_p[:n_leaves].copy())
