@@ -125,13 +125,10 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, shuffle, 
             if t >= cmax:
                 t = cmax - 1
             nl = 0
-            sl = 0.0
-            sr = stot
             below = cmin
             above = cmax
             for p in range(start, end):
-                r = rows[p]
-                c = col[r]
+                c = col[rows[p]]
                 if c > t:
                     if c < above:
                         above = c
@@ -139,18 +136,32 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, shuffle, 
                     if c > below:
                         below = c
                     nl += 1
-                    for q in range(yptr[r], yptr[r + 1]):
-                        j = yind[q]
-                        sl += 2.0 * cl[j] + 1.0
-                        sr += 1.0 - 2.0 * (ctot[j] - cl[j])
-                        cl[j] += 1
-            for p in range(start, end):
-                r = rows[p]
-                if col[r] <= t:
-                    for q in range(yptr[r], yptr[r + 1]):
-                        cl[yind[q]] = 0
             nr = n - nl
             if nl >= min_leaf and nr >= min_leaf:
+                # label counts of the smaller side only; the other side's are ctot minus them
+                right_side = 2 * nl > n
+                s_small = 0.0
+                s_big = stot
+                touched = 0
+                for p in range(start, end):
+                    r = rows[p]
+                    if (col[r] > t) == right_side:
+                        touched += yptr[r + 1] - yptr[r]
+                        for q in range(yptr[r], yptr[r + 1]):
+                            j = yind[q]
+                            s_small += 2.0 * cl[j] + 1.0
+                            s_big += 1.0 - 2.0 * (ctot[j] - cl[j])
+                            cl[j] += 1
+                if touched > cl.size:
+                    cl[:] = 0
+                else:
+                    for p in range(start, end):
+                        r = rows[p]
+                        if (col[r] > t) == right_side:
+                            for q in range(yptr[r], yptr[r + 1]):
+                                cl[yind[q]] = 0
+                sl = s_big if right_side else s_small
+                sr = s_small if right_side else s_big
                 proxy = sl / nl + sr / nr
                 if proxy > best_proxy:
                     best_proxy = proxy
@@ -183,8 +194,10 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, shuffle, 
                 count[c] += 1
         sl = 0.0
         sr = stot
+        touched = 0
         for p in range(n - 1):
             r = order[p]
+            touched += yptr[r + 1] - yptr[r]
             for q in range(yptr[r], yptr[r + 1]):
                 j = yind[q]
                 sl += 2.0 * cl[j] + 1.0
@@ -202,10 +215,13 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, shuffle, 
                         best_f = f
                         best_t = c
                         best_next = c_next
-        for p in range(n):
-            r = order[p]
-            for q in range(yptr[r], yptr[r + 1]):
-                cl[yind[q]] = 0
+        if touched > cl.size:
+            cl[:] = 0
+        else:
+            for p in range(n - 1):
+                r = order[p]
+                for q in range(yptr[r], yptr[r + 1]):
+                    cl[yind[q]] = 0
     return best_f, best_t, best_next, best_proxy
 
 
