@@ -165,7 +165,7 @@ def test_best_split_equals_plain_reference(extra, seed):
         ctot = Yd[rows].sum(axis=0).astype(np.int64)
         cl = np.zeros(L, np.int64)
         got = best_split(codes, buf, start, start + size, yptr, yind, ctot,
-                         float((ctot.astype(float) ** 2).sum()), feats.copy(), False, mf, ml,
+                         float((ctot.astype(float) ** 2).sum()), feats.copy(), mf, ml,
                          extra, draws, cl, np.zeros(257, np.int64), np.zeros(n, np.int64))
         want = _reference_split(codes, rows, Yd, feats, mf, ml, extra, draws)
         assert got[:3] == want[:3], (trial, got, want)
@@ -243,6 +243,36 @@ def test_grown_tree_against_reference(extra):
             got = _proxy(Yd, rows[col <= t], rows[col > t])
             want = _reference_split(codes, rows, Yd, range(9), 9, ml, False, None)[3]
             assert got == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_drawn_candidates_never_leave_a_splittable_leaf(extra):
+    """Growing draws few candidates (max_features 2 of 30) and skips features known to be
+    constant from an ancestor: on sparse binary features (mostly constant in deep nodes) a
+    leaf must still be pure or have every feature constant over its rows, and every split
+    must be on a feature that varies in its node."""
+    rng = np.random.default_rng(5)
+    n, d, L = 160, 30, 4
+    X = (rng.random((n, d)) < 0.08).astype(np.float32)
+    Yd = (rng.random((n, L)) < 0.3).astype(np.int64)
+    codes, _, _ = bin_features(X)
+    yptr, yind = _labels_csr(Yd)
+    for seed in range(3):
+        tree = grow_tree(codes, yptr, yind, L, seed, False, 2, -1, 1, extra)
+        left, right, feature, below, above, leaf_of, leaf_p = tree
+        rows_at = {}
+        for r, (path, leaf) in enumerate(_route(tree, codes)):
+            for node in [*path, leaf]:
+                rows_at.setdefault(node, []).append(r)
+        for node, rows in rows_at.items():
+            block = codes[:, rows]
+            if left[node] < 0:
+                pure = np.all(Yd[rows].min(axis=0) == Yd[rows].max(axis=0))
+                assert pure or np.all(block.min(axis=1) == block.max(axis=1)), node
+                assert np.allclose(leaf_p[leaf_of[node]], Yd[rows].mean(axis=0))
+            else:
+                col = block[feature[node]]
+                assert col.min() <= below[node] < col.max()
 
 
 def test_labelwise_forest_seed_threads_depth_and_traversal():
