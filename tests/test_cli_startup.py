@@ -48,3 +48,27 @@ def test_help_runs_and_lists_commands():
     )
     for command in ("info", "convert", "datasets", "split", "train", "predict", "evaluate"):
         assert command in out.stdout
+
+
+FIT_PROBE = """
+import json, sys
+import numpy as np
+import labelwise.models as models
+from labelwise import Pipeline
+rng = np.random.default_rng(0)
+X = rng.normal(size=(60, 5)).astype(np.float32)
+Y = (rng.random((60, 3)) < 0.4).astype(np.float32)
+for name in sys.argv[1:]:
+    Pipeline(model=getattr(models, name)()).fit(X, Y)
+print(json.dumps(sorted(m.split(".")[0] for m in sys.modules)))
+"""
+
+
+def test_numeric_fit_imports_no_scikit_learn():
+    # a pipeline on numeric features only scales them: it must not pay scikit-learn's import
+    # (about 1 s, most of a small set's fit) through labelwise.features
+    names = ["OneVsRest", "ClassifierChain", "LabelPowerset", "RAkEL", "MLkNN", "LabelForest"]
+    out = subprocess.run([sys.executable, "-c", FIT_PROBE, *names], capture_output=True,
+                         text=True, check=True)
+    heavy = sorted(set(json.loads(out.stdout)) & {"sklearn", "pandas", "torch"})
+    assert heavy == [], f"fitting {names} on numbers imports {heavy}"

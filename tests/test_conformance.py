@@ -133,6 +133,8 @@ FAMILIES = {
         "forest-extra": (lambda: LabelForest(kind="extra", n_estimators=5,
                                              min_samples_leaf=2, random_state=3,
                                              n_threads=1), "numeric"),
+        "forest-sklearn": (lambda: LabelForest(n_estimators=10, random_state=3, n_threads=2,
+                                               grower="sklearn"), "numeric"),
     },
     "CalibratedLabelRanking": {
         "clr-proba": (lambda: CalibratedLabelRanking(random_state=3, n_threads=2), "numeric"),

@@ -1,4 +1,6 @@
-"""LabelForest: the flat-array traversal equals scikit-learn's predict_proba."""
+"""LabelForest: labelwise's numba grower against a plain reference (binning, the split
+search given the candidates, every grown split optimal, leaves holding the rates), and the
+flat-array traversal of scikit-learn-grown trees against scikit-learn's predict_proba."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import scipy.sparse as sp
 
 from conformance import small_data
 from labelwise.errors import DataFormatError
+from labelwise.models._forest_grow import best_split, bin_features, grow_tree
 from labelwise.models.forest import LabelForest
 
 
@@ -17,7 +20,7 @@ def test_probabilities_equal_sklearn_predict_proba(kind):
     Yd = Y.toarray().astype(np.int64)
     Yd[:, 4] = 0  # a label without positives: probability 0 everywhere
     model = LabelForest(kind=kind, n_estimators=7, min_samples_leaf=2, random_state=4,
-                        n_threads=2).fit(X, Yd)
+                        n_threads=2, grower="sklearn").fit(X, Yd)
     est = model.sklearn_estimator().fit(X, Yd)
     Q, _ = small_data(seed=9, n=60, d=10, n_labels=5)
     ref = np.column_stack([
@@ -34,7 +37,8 @@ def test_probabilities_equal_sklearn_predict_proba(kind):
 
 def test_single_label_and_dense_features():
     X, Y = small_data(seed=1, n=60, n_labels=1)
-    model = LabelForest(n_estimators=5, random_state=0, n_threads=1).fit(X.toarray(), Y)
+    model = LabelForest(n_estimators=5, random_state=0, n_threads=1,
+                        grower="sklearn").fit(X.toarray(), Y)
     est = model.sklearn_estimator().fit(X.toarray(), Y.toarray().ravel())
     assert np.allclose(model.probabilities(X)[:, 0], est.predict_proba(X.toarray())[:, 1])
 
@@ -60,6 +64,10 @@ def test_bad_params():
         LabelForest(kind="gradient").fit(X, Y)
     with pytest.raises(ValueError, match="max_features"):
         LabelForest(max_features=0).fit(X, Y)
+    with pytest.raises(ValueError, match="grower"):
+        LabelForest(grower="xgboost").fit(X, Y)
+    with pytest.raises(ValueError, match="max_bins"):
+        LabelForest(max_bins=300).fit(X, Y)
     assert sp.issparse(LabelForest(n_estimators=2, n_threads=1).fit(X, Y).predict(X))
 
 
@@ -96,3 +104,194 @@ def test_cli_train_tune_evaluate_every_family(name, cls, sets, tmp_path, capsys)
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "m"), str(test), "--quiet"]) == 0
     assert "micro_f1" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- labelwise's own grower
+def _proxy(Yd, left_rows, right_rows):
+    """sum_j cL_j^2 / nL + sum_j cR_j^2 / nR, by plain sums (the Gini proxy)."""
+    cl = Yd[left_rows].sum(axis=0).astype(float)
+    cr = Yd[right_rows].sum(axis=0).astype(float)
+    return float((cl ** 2).sum()) / len(left_rows) + float((cr ** 2).sum()) / len(right_rows)
+
+
+def _reference_split(codes, node_rows, Yd, feats, max_features, min_leaf, extra, draws):
+    """The split search written plainly: the first ``max_features`` features in the given
+    order (more while all are constant), constant ones skipped, every boundary (random
+    forest) or the drawn one (extra-trees), the first strictly best proxy."""
+    best = (-1, -1, -1, -np.inf)
+    visited = 0
+    for i, f in enumerate(feats):
+        if i >= max_features and visited > 0:
+            break
+        col = codes[f, node_rows].astype(int)
+        if col.min() == col.max():
+            continue
+        visited += 1
+        if extra:
+            ts = [min(col.min() + int(draws[i] * (col.max() - col.min())), col.max() - 1)]
+        else:
+            ts = sorted(set(col.tolist()) - {col.max()})
+        for t in ts:
+            lr, rr = node_rows[col <= t], node_rows[col > t]
+            if len(lr) >= min_leaf and len(rr) >= min_leaf:
+                p = _proxy(Yd, lr, rr)
+                if p > best[3]:  # (feature, largest code left, smallest code right, proxy)
+                    best = (int(f), int(col[col <= t].max()), int(col[col > t].min()), p)
+    return best
+
+
+def _labels_csr(Yd):
+    Y = sp.csr_matrix(Yd)
+    return np.asarray(Y.indptr, np.int64), np.asarray(Y.indices, np.int64)
+
+
+@pytest.mark.parametrize("extra", [False, True])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_best_split_equals_plain_reference(extra, seed):
+    rng = np.random.default_rng(seed)
+    n, d, L = 90, 8, 5
+    codes = rng.integers(0, 6, size=(d, n)).astype(np.uint8)
+    codes[3] = 2  # a constant feature: skipped, not counted
+    Yd = (rng.random((n, L)) < 0.35).astype(np.int64)
+    yptr, yind = _labels_csr(Yd)
+    for trial in range(12):
+        size = int(rng.integers(2, n))  # small nodes (insertion sort) and large (counting)
+        rows = rng.integers(0, n, size=size).astype(np.int64)  # duplicates: bootstrap rows
+        start = int(rng.integers(0, 3))
+        buf = np.concatenate([np.zeros(start, np.int64), rows, np.zeros(2, np.int64)])
+        feats = rng.permutation(d).astype(np.int64)
+        draws = rng.random(d)
+        mf, ml = int(rng.integers(1, d + 1)), int(rng.integers(1, 4))
+        ctot = Yd[rows].sum(axis=0).astype(np.int64)
+        cl = np.zeros(L, np.int64)
+        got = best_split(codes, buf, start, start + size, yptr, yind, ctot,
+                         float((ctot.astype(float) ** 2).sum()), feats.copy(), mf, ml,
+                         extra, draws, cl, np.zeros(257, np.int64), np.zeros(n, np.int64))
+        want = _reference_split(codes, rows, Yd, feats, mf, ml, extra, draws)
+        assert got[:3] == want[:3], (trial, got, want)
+        if want[0] >= 0:
+            assert got[3] == pytest.approx(want[3], rel=1e-12)
+        assert not cl.any()  # the work buffer comes back zeroed
+
+
+def test_binning_codes_and_bin_ranges():
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.integers(0, 4, 200), rng.normal(size=200), np.zeros(200),
+                         rng.normal(size=200) * (rng.random(200) < 0.3)]).astype(np.float32)
+    for Xm in (X, sp.csr_matrix(X)):
+        codes, lo, hi = bin_features(Xm, max_bins=16)
+        assert codes.shape == (4, 200) and lo.shape == hi.shape == (4, 16)
+        assert np.array_equal(lo[0, :4], [0, 1, 2, 3]) and np.array_equal(hi[0, :4], lo[0, :4])
+        assert np.all(np.isnan(lo[0, 4:])) and not codes[2].any() and lo[2, 0] == 0
+        for f in range(4):
+            v = X[:, f].astype(np.float64)
+            used = np.unique(codes[f])
+            assert np.array_equal(used, np.flatnonzero(~np.isnan(lo[f])))
+            for c in used:  # each bin's rows lie in [lo, hi], the bins in value order
+                assert v[codes[f] == c].min() == lo[f, c] and v[codes[f] == c].max() == hi[f, c]
+            assert np.all(hi[f, used[:-1]] < lo[f, used[1:]])
+        assert codes[1].max() == 15 and np.bincount(codes[1]).max() <= 2 * 200 / 16
+
+
+def _route(tree, codes):
+    left, right, feature, below = tree[:4]
+    nodes = []
+    for r in range(codes.shape[1]):
+        path, node = [], 0
+        while left[node] >= 0:
+            path.append(node)
+            node = left[node] if codes[feature[node], r] <= below[node] else right[node]
+        nodes.append((path, node))
+    return nodes
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_grown_tree_against_reference(extra):
+    """All features tried, no bootstrap: every split of a random-forest tree is the best one
+    over every feature and boundary for its node's rows (plain search); extra-trees splits
+    lie between the node's codes; every leaf holds its rows' label rates and is pure, too
+    small or unsplittable; children are numbered after their parent."""
+    X, Y = small_data(seed=11, n=150, d=9, n_labels=4)
+    codes, _, _ = bin_features(X, max_bins=8)
+    Yd = Y.toarray().astype(np.int64)
+    yptr, yind = _labels_csr(Yd)
+    ml = 2
+    tree = grow_tree(codes, yptr, yind, 4, 7, False, 9, -1, ml, extra)
+    left, right, feature, below, above, leaf_of, leaf_p = tree
+    split = left >= 0
+    assert np.all(left[split] > np.flatnonzero(split)) and np.all(right[split] > left[split])
+    routes = _route(tree, codes)
+    rows_at = {}
+    for r, (path, leaf) in enumerate(routes):
+        for node in [*path, leaf]:
+            rows_at.setdefault(node, []).append(r)
+    assert set(rows_at) == set(range(left.size))  # every node is reached by training rows
+    for node, rows in rows_at.items():
+        rows = np.asarray(rows)
+        if left[node] < 0:
+            assert np.allclose(leaf_p[leaf_of[node]], Yd[rows].mean(axis=0))
+            pure = np.all((Yd[rows].sum(axis=0) == 0) | (Yd[rows].sum(axis=0) == len(rows)))
+            if not pure and len(rows) >= 2 * ml and not extra:
+                assert _reference_split(codes, rows, Yd, range(9), 9, ml, False, None)[0] < 0
+            continue
+        f, t = feature[node], below[node]
+        col = codes[f, rows].astype(int)
+        assert col.min() <= t < col.max()  # c and c' are the node's codes either side
+        assert t == col[col <= t].max() and above[node] == col[col > t].min()
+        assert min((col <= t).sum(), (col > t).sum()) >= ml
+        if not extra:
+            got = _proxy(Yd, rows[col <= t], rows[col > t])
+            want = _reference_split(codes, rows, Yd, range(9), 9, ml, False, None)[3]
+            assert got == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_drawn_candidates_never_leave_a_splittable_leaf(extra):
+    """Growing draws few candidates (max_features 2 of 30) and skips features known to be
+    constant from an ancestor: on sparse binary features (mostly constant in deep nodes) a
+    leaf must still be pure or have every feature constant over its rows, and every split
+    must be on a feature that varies in its node."""
+    rng = np.random.default_rng(5)
+    n, d, L = 160, 30, 4
+    X = (rng.random((n, d)) < 0.08).astype(np.float32)
+    Yd = (rng.random((n, L)) < 0.3).astype(np.int64)
+    codes, _, _ = bin_features(X)
+    yptr, yind = _labels_csr(Yd)
+    for seed in range(3):
+        tree = grow_tree(codes, yptr, yind, L, seed, False, 2, -1, 1, extra)
+        left, right, feature, below, above, leaf_of, leaf_p = tree
+        rows_at = {}
+        for r, (path, leaf) in enumerate(_route(tree, codes)):
+            for node in [*path, leaf]:
+                rows_at.setdefault(node, []).append(r)
+        for node, rows in rows_at.items():
+            block = codes[:, rows]
+            if left[node] < 0:
+                pure = np.all(Yd[rows].min(axis=0) == Yd[rows].max(axis=0))
+                assert pure or np.all(block.min(axis=1) == block.max(axis=1)), node
+                assert np.allclose(leaf_p[leaf_of[node]], Yd[rows].mean(axis=0))
+            else:
+                col = block[feature[node]]
+                assert col.min() <= below[node] < col.max()
+
+
+def test_labelwise_forest_seed_threads_depth_and_traversal():
+    X, Y = small_data(seed=4, n=140, d=12, n_labels=5)
+    a = LabelForest(n_estimators=6, random_state=3, n_threads=1).fit(X, Y)
+    b = LabelForest(n_estimators=6, random_state=3, n_threads=2).fit(X, Y)
+    for k in a._ARRAYS:  # the thread count never changes the forest
+        assert np.array_equal(getattr(a, k + "_"), getattr(b, k + "_"))
+    c = LabelForest(n_estimators=6, random_state=4, n_threads=2).fit(X, Y)
+    assert not np.array_equal(a.probabilities(X), c.probabilities(X))
+    # walked on raw values (thresholds between the bins' values), the flat arrays send every
+    # training row to the leaf the grower put it in (by codes): one full tree gives each
+    # row its own labels back (no two rows of small_data share their features)
+    flat = LabelForest(n_estimators=1, max_features=None, bootstrap=False, n_threads=1)
+    assert np.array_equal(flat.fit(X, Y).probabilities(X), Y.toarray())
+    assert np.array_equal(flat.probabilities(X.toarray()), Y.toarray())
+    shallow = LabelForest(n_estimators=3, max_depth=2, min_samples_leaf=5, n_threads=1,
+                          kind="extra").fit(X, Y)
+    for r in range(shallow.roots_.size):
+        start = shallow.roots_[r]
+        end = shallow.roots_[r + 1] if r + 1 < shallow.roots_.size else shallow.left_.size
+        assert end - start <= 7  # depth 2: at most 3 splits and 4 leaves

@@ -53,8 +53,13 @@ def _reference(X, Y, Q, k, s, exclude_self):
     return post
 
 
+@pytest.mark.parametrize("products", ["dense", "sparse"])
 @pytest.mark.parametrize("k,s,block", [(3, 1.0, 7), (6, 0.5, 100)])
-def test_posteriors_equal_plain_reference(k, s, block):
+def test_posteriors_equal_plain_reference(k, s, block, products, monkeypatch):
+    import labelwise.models.mlknn as mlknn_module
+
+    # both similarity paths: BLAS products of dense copies, and sparse products
+    monkeypatch.setattr(mlknn_module, "_is_dense", lambda M: products == "dense")
     X, Y = small_data(seed=k, n=50, d=6, n_labels=4)
     X = X.toarray()
     X[5] = X[9]  # exact ties between training rows

@@ -78,6 +78,7 @@ KERNEL_FILES = (
     "models/_chain_kernels.py",
     "models/_dcd.py",
     "models/_dcd_gram.py",
+    "models/_forest_grow.py",
     "models/_pairwise_kernels.py",
     "models/_tree_kernels.py",
     "models/_tree_layout.py",

@@ -14,11 +14,16 @@ Every featurizer saves as JSON plus numeric arrays (``to_dict``/``arrays``/``fro
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .base import FEATURIZER_CLASSES, Featurizer, load_featurizer
-from .embeddings import SentenceEmbeddings
-from .fusion import Fusion
-from .scale import Scale
-from .tfidf import Tfidf
+
+if TYPE_CHECKING:
+    from .embeddings import SentenceEmbeddings
+    from .fusion import Fusion
+    from .scale import Scale
+    from .tfidf import Tfidf
 
 __all__ = [
     "FEATURIZER_CLASSES",
@@ -29,3 +34,16 @@ __all__ = [
     "Tfidf",
     "load_featurizer",
 ]
+
+#: featurizers imported on first use: Tfidf and Fusion import scikit-learn (about 1 s of
+#: start-up, most of a small fit), which a pipeline that only scales numbers never needs
+_LAZY = {"SentenceEmbeddings": ".embeddings", "Fusion": ".fusion", "Scale": ".scale",
+         "Tfidf": ".tfidf"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,19 +3,25 @@
 Each tree is grown once for all labels (multi-output trees, as in random forests of
 predictive clustering trees, the strongest family of Bogatinovski et al. 2022): a split is
 chosen by the Gini impurity summed over the labels, and a leaf holds every label's positive
-rate. Trees are grown by scikit-learn's ``RandomForestClassifier`` (``kind="random"``) or
-``ExtraTreesClassifier`` (``kind="extra"``), which support multi-output targets natively.
+rate. Trees are grown by labelwise's own numba grower (``grower="labelwise"``, the
+default: :mod:`labelwise.models._forest_grow`; each feature binned into at most
+``max_bins`` codes, trees grown in parallel threads) or by scikit-learn's
+``RandomForestClassifier`` (``kind="random"``) / ``ExtraTreesClassifier`` (``kind="extra"``)
+(``grower="sklearn"``). The two growers draw different random trees from the same seed;
+labelwise's extra-trees draw a node's threshold among the bin boundaries between its
+smallest and largest code (scikit-learn: uniformly in value between its smallest and
+largest value).
 
 After fitting, the trees are turned into flat arrays (child links, split feature and
 threshold, and one row of per-label probabilities per leaf), which is what the model keeps,
 saves and predicts with: a numba kernel walks every tree for each row of the CSR features
 (threads over rows) and averages the leaves' probabilities, which equals scikit-learn's
-``predict_proba`` (checked in the tests). No scikit-learn object and no pickle is stored.
+``predict_proba`` for scikit-learn-grown trees (checked in the tests). No scikit-learn object and no pickle is stored.
 
 Scores are probabilities (``predict`` thresholds at 0.5). Options mirror scikit-learn's:
 ``n_estimators``, ``max_features``, ``max_depth``, ``min_samples_leaf``, ``bootstrap``
 (None: True for random forests, False for extra-trees), ``n_threads`` (tree growing and
-prediction), ``random_state``.
+prediction), ``random_state``; ``grower`` and ``max_bins`` (labelwise's grower only).
 """
 
 from __future__ import annotations
@@ -27,14 +33,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._numba import njit
-from ..errors import DataFormatError
+from ..errors import DataFormatError, ResourceLimitError
 from .base import MultiLabelModel
 from .chains import check_positive_int, check_seed, check_threads, fresh_seed
-from .topk import map_ranges, resolve_n_threads, topk_dense
+from .topk import map_ranges, map_threads, resolve_n_threads, topk_dense
 
 __all__ = ["LabelForest", "flatten_forest"]
 
 KINDS = ("random", "extra")
+GROWERS = ("labelwise", "sklearn")
+#: largest binned feature matrix (rows x features bytes) labelwise's grower builds
+MAX_BINNED_BYTES = 2**31
 _ROW_BLOCK = 4096
 
 
@@ -125,6 +134,9 @@ class LabelForest(MultiLabelModel):
         "extra".
     n_threads: threads for growing (scikit-learn's n_jobs) and prediction (None = all CPUs).
     random_state: seed of the trees.
+    grower: "labelwise" (numba, binned features) or "sklearn" (scikit-learn's trees).
+    max_bins: codes per feature for labelwise's grower (2..256): a feature with more
+        distinct values is cut at quantiles.
     """
 
     #: the arrays it saves: name -> (dtypes, ndim), checked at load (labelwise.models.persist)
@@ -144,7 +156,8 @@ class LabelForest(MultiLabelModel):
     def __init__(self, *, kind: str = "random", n_estimators: int = 100,
                  max_features: str | int | float | None = "sqrt", max_depth: int | None = None,
                  min_samples_leaf: int = 1, bootstrap: bool | None = None,
-                 n_threads: int | None = None, random_state: int | None = 0) -> None:
+                 n_threads: int | None = None, random_state: int | None = 0,
+                 grower: str = "labelwise", max_bins: int = 255) -> None:
         self.kind = kind
         self.n_estimators = n_estimators
         self.max_features = max_features
@@ -153,6 +166,8 @@ class LabelForest(MultiLabelModel):
         self.bootstrap = bootstrap
         self.n_threads = n_threads
         self.random_state = random_state
+        self.grower = grower
+        self.max_bins = max_bins
 
     def _validate_params(self) -> None:
         if self.kind not in KINDS:
@@ -172,6 +187,11 @@ class LabelForest(MultiLabelModel):
             raise ValueError(f"bootstrap must be None, True or False, got {self.bootstrap!r}")
         check_threads(self.n_threads)
         check_seed(self.random_state)
+        if self.grower not in GROWERS:
+            raise ValueError(f"grower must be one of {GROWERS}, got {self.grower!r}")
+        mb = self.max_bins
+        if isinstance(mb, bool) or not isinstance(mb, int | np.integer) or not 2 <= mb <= 256:
+            raise ValueError(f"max_bins must be an int in [2, 256], got {mb!r}")
 
     def sklearn_estimator(self):
         """The unfitted scikit-learn forest these parameters describe."""
@@ -184,7 +204,71 @@ class LabelForest(MultiLabelModel):
                    bootstrap=bootstrap, n_jobs=resolve_n_threads(self.n_threads),
                    random_state=fresh_seed(self.random_state) % 2**31)
 
+    def _n_features_per_split(self, d: int) -> int:
+        mf = self.max_features
+        if mf is None:
+            return d
+        if mf == "sqrt":
+            return max(1, int(np.sqrt(d)))
+        if mf == "log2":
+            return max(1, int(np.log2(d)))
+        if isinstance(mf, float):
+            return max(1, int(mf * d))
+        return min(int(mf), d)
+
     def _fit(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
+        if self.grower == "labelwise":
+            self._fit_labelwise(X, Y)
+        else:
+            self._fit_sklearn(X, Y)
+
+    def _fit_labelwise(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
+        from ._forest_grow import bin_features, grow_tree
+
+        n, d = X.shape
+        if n * d > MAX_BINNED_BYTES:
+            raise ResourceLimitError(
+                f"LabelForest(grower='labelwise') bins {n} rows x {d} features into "
+                f"{n * d / 2**30:.1f} GiB (limit {MAX_BINNED_BYTES / 2**30:.0f} GiB); use "
+                "grower='sklearn' or fewer features")
+        codes, lo, hi = bin_features(X, int(self.max_bins))
+        Yb = sp.csr_matrix(Y > 0)
+        yptr = np.asarray(Yb.indptr, np.int64)
+        yind = np.asarray(Yb.indices, np.int64)
+        L = Y.shape[1]
+        bootstrap = (self.kind == "random") if self.bootstrap is None else self.bootstrap
+        seeds = np.random.default_rng(fresh_seed(self.random_state)).integers(
+            0, 2**31 - 1, size=self.n_estimators)
+        mf = self._n_features_per_split(d)
+        depth = -1 if self.max_depth is None else int(self.max_depth)
+
+        def grow(seed: int):
+            return grow_tree(codes, yptr, yind, L, int(seed), bootstrap, mf, depth,
+                             int(self.min_samples_leaf), self.kind == "extra")
+
+        trees = map_threads(grow, seeds, resolve_n_threads(self.n_threads))
+        roots, lefts, rights, feats, thrs, leaf_ofs, leaf_ps = [], [], [], [], [], [], []
+        offset = n_leaves = 0
+        for left, right, feature, below, above, leaf_of, leaf_p in trees:
+            split = left >= 0
+            roots.append(offset)
+            lefts.append(np.where(split, left + offset, -1))
+            rights.append(np.where(split, right + offset, -1))
+            feats.append(feature)
+            # halfway between the largest value going left and the smallest going right
+            c, c_next = np.where(split, below, 0), np.where(split, above, 0)
+            gap = hi[feature, c] / 2 + lo[feature, c_next] / 2
+            thrs.append(np.where(split, gap, -2.0))
+            leaf_ofs.append(np.where(split, -1, leaf_of + n_leaves))
+            leaf_ps.append(leaf_p)
+            offset += left.size
+            n_leaves += leaf_p.shape[0]
+        self._set_arrays({"roots": np.asarray(roots, np.int64), "left": np.concatenate(lefts),
+                          "right": np.concatenate(rights), "feature": np.concatenate(feats),
+                          "threshold": np.concatenate(thrs),
+                          "leaf_of": np.concatenate(leaf_ofs), "leaf_p": np.vstack(leaf_ps)})
+
+    def _fit_sklearn(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
         L = Y.shape[1]
         Yd = (Y.toarray() > 0).astype(np.int64)
         est = self.sklearn_estimator()

@@ -1,0 +1,443 @@
+"""Growing multi-output decision trees on binned features: the kernels of ``LabelForest``'s
+own grower (``grower="labelwise"``).
+
+Features are first binned (:func:`bin_features`): each column's distinct values, or, past
+``max_bins`` of them, bins of about equal row counts, with each bin's smallest and largest
+value. A split between the node's adjacent codes ``c < c'`` (no row of the node in between)
+gets the threshold halfway between bin c's largest and bin c''s smallest value, which for
+distinct values is scikit-learn's midpoint; the rows of the node go the same way by code
+and by value, and a grown tree predicts on raw values with the usual ``v <= threshold``
+traversal (``forest._forest_kernel``).
+
+A split of a node's rows into left/right is scored by the Gini impurity summed over the
+labels. With ``c_j`` the rows of a child holding label j and ``m`` its rows,
+``sum_j 2 c_j (1 - c_j / m)``; summed over both children it is minimal where the *proxy*
+``sum_j cL_j^2 / mL + sum_j cR_j^2 / mR`` is maximal (``sum_j c_j`` is the same for every
+split of the node). Scanning the rows in code order, adding a row to the left child changes
+``sum_j cL_j^2`` by ``2 cL_j + 1`` and ``sum_j cR_j^2`` by ``1 - 2 cR_j`` for each of its
+labels, so one candidate costs O(labels of a row) per row, not O(n_labels).
+
+Per node: candidate features are drawn at random without replacement as scikit-learn draws
+them: ``max_features`` of them, and more, one at a time, while every one drawn so far is
+constant in the node; a feature found constant in a node is known constant in its subtree
+and costs no pass over the rows there (on sparse binary features most are). Random forests try every bin
+boundary of a candidate; extra-trees (``extra``) one random boundary between the node's
+smallest and largest code. The first best split (strictly larger proxy) wins. A node is a
+leaf when all its labels are pure, it has fewer than ``2 min_leaf`` rows, it is at
+``max_depth`` or no candidate leaves ``min_leaf`` rows on both sides; a leaf holds each
+label's positive rate. Bootstrap rows are drawn with replacement (a row drawn twice counts
+twice). Each tree seeds numba's generator of its own thread, so a tree depends on its seed
+only, never on the thread that grows it.
+
+:func:`best_split` takes the candidate order and the extra-trees draws as arguments so
+that the tests can check it against a plain reference; growing draws them
+(:func:`_drawn_split`) and runs the same per-feature searches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._numba import njit
+
+__all__ = ["bin_features", "best_split", "grow_tree"]
+
+_SMALL_NODE = 32  # rows: insertion sort below, counting sort above
+
+
+def bin_features(X, max_bins: int = 255, *, block: int = 256
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``codes`` (n_features, n_samples) uint8 and ``lo``/``hi`` (n_features, max_bins)
+    float64, each bin's smallest/largest value (unused bins nan), of X (CSR or dense;
+    absent entries are 0).
+
+    A column with at most ``max_bins`` distinct values has a bin per value; else the bins
+    end where the column's cumulative row count crosses k / max_bins."""
+    if not 2 <= max_bins <= 256:
+        raise ValueError(f"max_bins must be in [2, 256], got {max_bins}")
+    n, d = X.shape
+    codes = np.zeros((d, n), dtype=np.uint8)
+    lo = np.full((d, max_bins), np.nan)
+    hi = np.full((d, max_bins), np.nan)
+    for a in range(0, d, block):
+        part = X[:, a:a + block]
+        part = np.asarray(part.toarray() if sp.issparse(part) else part, dtype=np.float32)
+        part = part.astype(np.float64)
+        b = part.shape[1]
+        # columns with at most max_bins distinct values, all at once: code = rank of the value
+        order = np.argsort(part, axis=0, kind="stable")
+        ordered = np.take_along_axis(part, order, axis=0)
+        is_new = np.ones_like(ordered, dtype=bool)
+        is_new[1:] = ordered[1:] != ordered[:-1]
+        rank = np.cumsum(is_new, axis=0) - 1
+        exact = rank[-1] < max_bins
+        if exact.any():
+            ranks = np.zeros((n, b), dtype=np.int64)
+            np.put_along_axis(ranks, order, rank, axis=0)
+            codes[a:a + b][exact] = ranks[:, exact].T
+            is_last = np.ones_like(is_new)
+            is_last[:-1] = is_new[1:]
+            cols = np.broadcast_to(np.arange(b), (n, b))
+            for mask, out in ((is_new, lo), (is_last, hi)):
+                pick = mask & exact[None, :]
+                out[a + cols[pick], rank[pick]] = ordered[pick]
+        for k in np.flatnonzero(~exact):  # more distinct values: bins of about n/max_bins rows
+            col = part[:, k]
+            values, counts = np.unique(col, return_counts=True)
+            mids = values[:-1] / 2.0 + values[1:] / 2.0
+            cdf = np.cumsum(counts[:-1]) / n
+            pick = np.unique(np.searchsorted(cdf, np.arange(1, max_bins) / max_bins))
+            mids = mids[pick[pick < mids.size]]
+            codes[a + k] = np.searchsorted(mids, col, side="left")
+            of_value = np.searchsorted(mids, values, side="left")  # non-decreasing
+            first = np.flatnonzero(np.r_[True, of_value[1:] != of_value[:-1]])
+            last = np.r_[first[1:] - 1, values.size - 1]
+            lo[a + k, of_value[first]] = values[first]
+            hi[a + k, of_value[first]] = values[last]
+    return codes, lo, hi
+
+
+@njit(nogil=True, cache=True)
+def _code_range(col, rows, start, end):
+    """The smallest and largest code of the node's rows in one feature."""
+    cmin = 255
+    cmax = 0
+    for p in range(start, end):
+        c = col[rows[p]]
+        if c < cmin:
+            cmin = c
+        if c > cmax:
+            cmax = c
+    return cmin, cmax
+
+
+@njit(nogil=True, cache=True)
+def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, u, min_leaf, cl):
+    """(c, c', proxy) of the boundary drawn by ``u`` in [0, 1) between ``cmin`` and
+    ``cmax``; proxy -inf when a side has fewer than ``min_leaf`` rows."""
+    n = end - start
+    t = cmin + int(u * (cmax - cmin))
+    if t >= cmax:
+        t = cmax - 1
+    nl = 0
+    below = cmin
+    above = cmax
+    for p in range(start, end):
+        c = col[rows[p]]
+        if c > t:
+            if c < above:
+                above = c
+        else:
+            if c > below:
+                below = c
+            nl += 1
+    nr = n - nl
+    if nl < min_leaf or nr < min_leaf:
+        return below, above, -np.inf
+    # label counts of the smaller side only; the other side's are ctot minus them
+    right_side = 2 * nl > n
+    s_small = 0.0
+    s_big = stot
+    touched = 0
+    for p in range(start, end):
+        r = rows[p]
+        if (col[r] > t) == right_side:
+            touched += yptr[r + 1] - yptr[r]
+            for q in range(yptr[r], yptr[r + 1]):
+                j = yind[q]
+                s_small += 2.0 * cl[j] + 1.0
+                s_big += 1.0 - 2.0 * (ctot[j] - cl[j])
+                cl[j] += 1
+    if touched > cl.size:
+        cl[:] = 0
+    else:
+        for p in range(start, end):
+            r = rows[p]
+            if (col[r] > t) == right_side:
+                for q in range(yptr[r], yptr[r + 1]):
+                    cl[yind[q]] = 0
+    sl = s_big if right_side else s_small
+    sr = s_small if right_side else s_big
+    return below, above, sl / nl + sr / nr
+
+
+@njit(nogil=True, cache=True)
+def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_leaf, cl,
+                count, order):
+    """(c, c', proxy) of the best boundary of one feature (the first of equal ones); proxy
+    -inf when none leaves ``min_leaf`` rows on both sides."""
+    n = end - start
+    best_t = -1
+    best_next = -1
+    best_proxy = -np.inf
+    # the node's rows in code order
+    if n <= _SMALL_NODE:
+        for p in range(n):
+            r = rows[start + p]
+            c = col[r]
+            k = p
+            while k > 0 and col[order[k - 1]] > c:
+                order[k] = order[k - 1]
+                k -= 1
+            order[k] = r
+    else:
+        width = cmax - cmin + 1
+        for c in range(width + 1):
+            count[c] = 0
+        for p in range(start, end):
+            count[col[rows[p]] - cmin + 1] += 1
+        for c in range(1, width + 1):
+            count[c] += count[c - 1]
+        for p in range(start, end):
+            r = rows[p]
+            c = col[r] - cmin
+            order[count[c]] = r
+            count[c] += 1
+    sl = 0.0
+    sr = stot
+    touched = 0
+    for p in range(n - 1):
+        r = order[p]
+        touched += yptr[r + 1] - yptr[r]
+        for q in range(yptr[r], yptr[r + 1]):
+            j = yind[q]
+            sl += 2.0 * cl[j] + 1.0
+            sr += 1.0 - 2.0 * (ctot[j] - cl[j])
+            cl[j] += 1
+        c = col[r]
+        c_next = col[order[p + 1]]
+        if c != c_next:
+            nl = p + 1
+            nr = n - nl
+            if nl >= min_leaf and nr >= min_leaf:
+                proxy = sl / nl + sr / nr
+                if proxy > best_proxy:
+                    best_proxy = proxy
+                    best_t = c
+                    best_next = c_next
+    if touched > cl.size:
+        cl[:] = 0
+    else:
+        for p in range(n - 1):
+            r = order[p]
+            for q in range(yptr[r], yptr[r + 1]):
+                cl[yind[q]] = 0
+    return best_t, best_next, best_proxy
+
+
+@njit(nogil=True, cache=True)
+def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_features,
+               min_leaf, extra, draws, cl, count, order):
+    """The best split of the node ``rows[start:end]`` over candidates tried in the given
+    order, as (feature, c, c', proxy): codes <= c go left, the node's smallest code above c
+    is c'; feature -1 when no candidate is valid.
+
+    ``feats``: the candidate features in order: the first ``max_features``, and more while
+    all so far are constant in the node. ``draws[i]`` in [0, 1) places the extra-trees
+    boundary of the i-th candidate. ``ctot``/``stot``: the node's label counts and their sum
+    of squares. Work buffers: ``cl`` (n_labels,) int64 zeros (left zeroed on return),
+    ``count`` (257,) int64, ``order`` (>= end - start,) int64. (Growing draws the candidates
+    as scikit-learn does, in :func:`_drawn_split`, with the same per-feature searches.)"""
+    best_f = -1
+    best_t = -1
+    best_next = -1
+    best_proxy = -np.inf
+    visited = 0
+    for fi in range(feats.size):
+        if fi >= max_features and visited > 0:
+            break
+        f = feats[fi]
+        col = codes[f]
+        cmin, cmax = _code_range(col, rows, start, end)
+        if cmin == cmax:
+            continue
+        visited += 1
+        if extra:
+            t, t_next, proxy = _extra_split(col, rows, start, end, yptr, yind, ctot, stot,
+                                            cmin, cmax, draws[fi], min_leaf, cl)
+        else:
+            t, t_next, proxy = _scan_split(col, rows, start, end, yptr, yind, ctot, stot,
+                                           cmin, cmax, min_leaf, cl, count, order)
+        if proxy > best_proxy:
+            best_proxy = proxy
+            best_f = f
+            best_t = t
+            best_next = t_next
+    return best_f, best_t, best_next, best_proxy
+
+
+@njit(nogil=True, cache=True)
+def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_feats,
+                 n_known, max_features, min_leaf, extra, cl, count, order):
+    """:func:`best_split` with the candidates drawn at random as scikit-learn's best and
+    random splitters draw them: ``feats[:n_known]`` are features known to be constant in
+    the node (constant in an ancestor): drawing one counts as a visit but costs no pass;
+    ``max_features`` visits, and more while every feature visited was constant. Returns
+    (feature, c, c', proxy, constants known to the children); ``feats`` keeps the new
+    constants after the known ones (``const_feats``: work buffer)."""
+    d = feats.size
+    best_f = -1
+    best_t = -1
+    best_next = -1
+    best_proxy = -np.inf
+    f_i = d
+    n_found = 0
+    n_drawn = 0
+    n_total = n_known
+    n_visited = 0
+    while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
+        n_visited += 1
+        f_j = np.random.randint(n_drawn, f_i - n_found)  # noqa: NPY002
+        if f_j < n_known:  # a known constant
+            tmp = feats[n_drawn]
+            feats[n_drawn] = feats[f_j]
+            feats[f_j] = tmp
+            n_drawn += 1
+            continue
+        f_j += n_found
+        f = feats[f_j]
+        col = codes[f]
+        cmin, cmax = _code_range(col, rows, start, end)
+        if cmin == cmax:
+            feats[f_j] = feats[n_total]
+            feats[n_total] = f
+            n_found += 1
+            n_total += 1
+            continue
+        f_i -= 1
+        feats[f_j] = feats[f_i]
+        feats[f_i] = f
+        if extra:
+            u = np.random.random()  # noqa: NPY002
+            t, t_next, proxy = _extra_split(col, rows, start, end, yptr, yind, ctot, stot,
+                                            cmin, cmax, u, min_leaf, cl)
+        else:
+            t, t_next, proxy = _scan_split(col, rows, start, end, yptr, yind, ctot, stot,
+                                           cmin, cmax, min_leaf, cl, count, order)
+        if proxy > best_proxy:
+            best_proxy = proxy
+            best_f = f
+            best_t = t
+            best_next = t_next
+    # as scikit-learn: the known constants get back the order the siblings and children
+    # expect (``const_feats`` holds it across nodes: the tree is grown depth first), the
+    # new ones follow them there
+    for i in range(n_known):
+        feats[i] = const_feats[i]
+    for i in range(n_known, n_total):
+        const_feats[i] = feats[i]
+    return best_f, best_t, best_next, best_proxy, n_total
+
+
+@njit(nogil=True, cache=True)
+def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
+              min_leaf, extra):
+    """One tree on binned ``codes`` (n_features, n_samples) and labels in CSR
+    (``yptr``/``yind``): (left, right, feature, c, c', leaf_of, leaf_p) with node 0
+    the root, children numbered after their parent, -1 links at leaves, leaf_of the leaf
+    row of a leaf node (-1 for split nodes) and leaf_p (n_leaves, n_labels) the positive
+    rates. ``max_depth`` < 0: unlimited."""
+    # numba's legacy generator has one state per thread: seeding it here makes the tree a
+    # function of its seed, whichever thread grows it
+    np.random.seed(seed)  # noqa: NPY002
+    d, n = codes.shape
+    if bootstrap:
+        rows = np.random.randint(0, n, n).astype(np.int64)  # noqa: NPY002
+    else:
+        rows = np.arange(n).astype(np.int64)
+    m = rows.size
+    cap = 2 * m
+    left = np.full(cap, -1, dtype=np.int64)
+    right = np.full(cap, -1, dtype=np.int64)
+    feature = np.zeros(cap, dtype=np.int64)
+    bin_thr = np.zeros(cap, dtype=np.int64)
+    bin_next = np.zeros(cap, dtype=np.int64)
+    leaf_of = np.full(cap, -1, dtype=np.int64)
+    leaf_p = np.zeros((m, n_labels))
+    st_node = np.empty(cap, dtype=np.int64)
+    st_start = np.empty(cap, dtype=np.int64)
+    st_end = np.empty(cap, dtype=np.int64)
+    st_depth = np.empty(cap, dtype=np.int64)
+    feats = np.arange(d).astype(np.int64)
+    const_feats = np.zeros(d, dtype=np.int64)
+    st_known = np.empty(cap, dtype=np.int64)
+    ctot = np.zeros(n_labels, dtype=np.int64)
+    cl = np.zeros(n_labels, dtype=np.int64)
+    count = np.zeros(257, dtype=np.int64)
+    order = np.empty(m, dtype=np.int64)
+    top = 0
+    st_node[0] = 0
+    st_start[0] = 0
+    st_end[0] = m
+    st_depth[0] = 0
+    st_known[0] = 0
+    top = 1
+    n_nodes = 1
+    n_leaves = 0
+    while top > 0:
+        top -= 1
+        node = st_node[top]
+        s = st_start[top]
+        e = st_end[top]
+        depth = st_depth[top]
+        n_known = st_known[top]
+        nn = e - s
+        for j in range(n_labels):
+            ctot[j] = 0
+        for p in range(s, e):
+            r = rows[p]
+            for q in range(yptr[r], yptr[r + 1]):
+                ctot[yind[q]] += 1
+        stot = 0.0
+        pure = True
+        for j in range(n_labels):
+            stot += float(ctot[j]) * float(ctot[j])
+            if ctot[j] != 0 and ctot[j] != nn:
+                pure = False
+        leaf = pure or nn < 2 * min_leaf or (max_depth >= 0 and depth >= max_depth)
+        f = -1
+        t = -1
+        t_next = -1
+        if not leaf:
+            f, t, t_next, _, n_known = _drawn_split(
+                codes, rows, s, e, yptr, yind, ctot, stot, feats, const_feats, n_known,
+                max_features, min_leaf, extra, cl, count, order)
+            leaf = f < 0
+        if leaf:
+            leaf_of[node] = n_leaves
+            for j in range(n_labels):
+                leaf_p[n_leaves, j] = ctot[j] / nn
+            n_leaves += 1
+            continue
+        col = codes[f]
+        i = s
+        k = e - 1
+        while i <= k:
+            if col[rows[i]] <= t:
+                i += 1
+            else:
+                tmp = rows[i]
+                rows[i] = rows[k]
+                rows[k] = tmp
+                k -= 1
+        left[node] = n_nodes
+        right[node] = n_nodes + 1
+        feature[node] = f
+        bin_thr[node] = t
+        bin_next[node] = t_next
+        # right below left on the stack: the left subtree is grown first
+        st_node[top] = n_nodes + 1
+        st_start[top] = i
+        st_end[top] = e
+        st_depth[top] = depth + 1
+        st_known[top] = n_known
+        st_node[top + 1] = n_nodes
+        st_start[top + 1] = s
+        st_end[top + 1] = i
+        st_depth[top + 1] = depth + 1
+        st_known[top + 1] = n_known
+        top += 2
+        n_nodes += 2
+    return (left[:n_nodes].copy(), right[:n_nodes].copy(), feature[:n_nodes].copy(),
+            bin_thr[:n_nodes].copy(), bin_next[:n_nodes].copy(), leaf_of[:n_nodes].copy(), leaf_p[:n_leaves].copy())
