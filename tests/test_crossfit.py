@@ -94,3 +94,32 @@ def test_fold_ids_feed_fold_averaged_thresholds():
     d0 = own.fit(S2[rows0], Y[rows0]).thresholds_ - own.fit(S[rows0], Y[rows0]).thresholds_
     assert np.allclose(pol2.thresholds_ - pol.thresholds_, d0 / 3)
     assert np.abs(d0).max() > 0
+
+
+def test_fold_features_fit_each_fold_once_for_all_candidates():
+    from sklearn.base import clone
+
+    from labelwise.crossfit import FoldFeatures, FoldPipeline
+    from labelwise.features import Tfidf
+
+    class CountingTfidf(Tfidf):
+        fits = 0
+
+        def fit_transform(self, X, y=None):
+            CountingTfidf.fits += 1
+            return super().fit_transform(X, y)
+
+    rng = np.random.default_rng(0)
+    words = ["red", "green", "blue", "w1", "w2", "w3", "w4"]
+    texts = [" ".join(rng.choice(words, size=5)) for _ in range(60)]
+    Y = sp.csr_matrix(np.array([[w in t for w in words[:3]] for t in texts], dtype=np.int8))
+    shared = FoldFeatures()
+    S = {}
+    for C in (0.5, 2.0):  # two candidates of a search: the same three folds
+        pipe = FoldPipeline(CountingTfidf(), OneVsRest(C=C, n_threads=1), shared)
+        S[C] = cross_fit_scores(clone(pipe), texts, Y, cv=3, k=2, random_state=0)
+    assert CountingTfidf.fits == 3
+    # and the same scores as a pipeline that fits its own featurizer in every fold
+    alone = cross_fit_scores(FoldPipeline(Tfidf(), OneVsRest(C=2.0, n_threads=1)), texts, Y,
+                             cv=3, k=2, random_state=0)
+    np.testing.assert_array_equal(alone.toarray(), S[2.0].toarray())
