@@ -438,6 +438,11 @@ def _cut(t: NodeTask, pieces: int, block: bool) -> list[NodeTask]:
     return out
 
 
+def _rows_nnz(X: sp.csr_matrix, rows: np.ndarray) -> int:
+    """Stored values in ``rows`` of X (the rows' lengths only: a tree has many small nodes)."""
+    return int((X.indptr[rows + 1] - X.indptr[rows]).sum())
+
+
 def block_pieces(X: sp.csr_matrix, task: NodeTask, loss: int) -> int:
     """Into how many lockstep blocks ``split_tasks`` cuts ``task``: 0 (not cut this way)
     unless the loss is the squared hinge, the task has more than two classifiers, its block
@@ -449,9 +454,11 @@ def block_pieces(X: sp.csr_matrix, task: NodeTask, loss: int) -> int:
     if loss != _tree_kernels.LOSS_SQUARED_HINGE or m <= 2 or not task.block:
         return 0
     n = task.rows.shape[0]
-    nnz = int(np.diff(X.indptr)[task.rows].sum())
+    nnz = _rows_nnz(X, task.rows)
     if _tree_kernels.uses_gram(n, nnz, _tree_kernels.GRAM_BYTES):
         return 0
+    if (min(nnz, X.shape[1]) + n) * 8 * m <= _tree_kernels.BLOCK_BYTES:
+        return 0  # fits even if every stored value were a feature of its own: no count
     nf = _tree_kernels.count_row_features(X.indptr, X.indices, task.rows, X.shape[1])
     per = (nf + n) * 8
     if per * m <= _tree_kernels.BLOCK_BYTES or 2 * per > _tree_kernels.BLOCK_BYTES:
@@ -534,7 +541,7 @@ def uses_gram(X: sp.csr_matrix, task: NodeTask, loss: int) -> bool:
     matrix (:func:`~labelwise.models._tree_kernels.uses_gram`, and not as a block)."""
     if loss != _tree_kernels.LOSS_SQUARED_HINGE or uses_block(X, task, loss):
         return False
-    nnz = int(np.diff(X.indptr)[task.rows].sum())
+    nnz = _rows_nnz(X, task.rows)
     return bool(_tree_kernels.uses_gram(task.rows.shape[0], nnz, _tree_kernels.GRAM_BYTES))
 
 
