@@ -29,9 +29,10 @@ URL --train TRAIN [--include-auto]`` feeds the reviews back.
 Figures, per dataset and target (0.9, 0.95):
 
 - ``certificate``: the held-out rows' precision of the certified sets and its 95 % lower
-  bound, or, when nothing is certified, why: the fixed sequence's first cut (the fewest
-  top pairs whose bound can reach the target at all) and its correct pairs and bound
-  (``PrecisionTarget.sequence_``);
+  bound (and which of the two fixed sequences certified it), or, when nothing is certified,
+  why: each sequence's first cut (the zero-error start: the fewest top pairs whose bound can
+  reach the target at all; the half-way start: the fewest at which a precision of
+  (1 + target) / 2 passes) and its correct pairs and bound (``PrecisionTarget.sequence_``);
 - ``auto items``: items decided without people (auto-accepted, not audited);
 - ``true labels auto``: share of the pool's true labels that were auto-accepted;
 - ``true precision``: of every auto-accepted label (audited ones included), against the
@@ -413,18 +414,26 @@ def queue_latency(db, calls: int) -> dict:
 
 
 def certificate(c, target) -> str:
-    """The certificate in words: its held-out precision and bound, or why none was found."""
+    """The certificate in words: its held-out precision and bound, or why none was found
+    (each sequence of the Bonferroni pair: its first cut tested and its bound, or that the
+    held-out share has fewer pairs than its start)."""
     rows = f"{c['held_out_rows']:,} {c['holdout']}"
     seq = c["sequence"] or {}
     if c["held_out_accepted"]:
+        which = seq.get("chosen")
+        via = "" if which is None else f", {'zero-error' if which == 0 else 'half-way'} start"
         return (f"{100 * c['held_out_precision']:.1f}% of {c['held_out_accepted']:,} pairs, "
-                f"bound {100 * c['held_out_lower_bound']:.1f}% ({rows})")
-    first = seq.get("first_test")
-    if first is None:
-        return (f"none: fewer than {seq.get('min_pairs')} pairs to test ({rows})")
-    return (f"none: the first cut's {first['correct']} of {first['pairs']} top pairs "
-            f"correct, bound {100 * first['lower_bound']:.1f}% < {100 * target:g}% (needs "
-            f">= {seq['min_pairs']} pairs; {seq['pairs']:,} pairs of {rows})")
+                f"bound {100 * c['held_out_lower_bound']:.1f}% ({rows}{via})")
+    why = []
+    for s in seq.get("sequences", []):
+        first = s["first_test"]
+        if first is None:
+            why.append(f"fewer than {s['min_pairs']} pairs")
+        else:
+            why.append(f"{first['correct']} of {first['pairs']} correct, bound "
+                       f"{100 * first['lower_bound']:.1f}%")
+    return (f"none: first cuts {'; '.join(why)} < {100 * target:g}% "
+            f"({seq.get('pairs', 0):,} pairs of {rows})")
 
 
 def tables(res) -> str:

@@ -476,70 +476,131 @@ def test_precision_lower_bound_hand_values():
     assert binom.sf(44, 50, lb) == pytest.approx(0.05, abs=1e-9)
 
 
-def _target_ref(P, Y, target, confidence):
-    """Slow reference of the fixed-sequence rule: distinct values as thresholds from the
-    highest down; those accepting fewer pairs than log(1 - c) / log(target) are skipped;
-    then each is tested by the Clopper-Pearson lower bound and the scan stops at the first
-    failure; the last passing threshold is kept."""
+def _start_ref(target, level, share):
+    """Slow reference of a sequence's start: the fewest pairs n at which floor(share * n)
+    correct of n pass, by the binomial tail (the Clopper-Pearson lower bound of k of n
+    reaches the target iff P(Binomial(n, target) >= k) <= 1 - level)."""
     import math
 
-    from scipy.stats import beta
+    from scipy.stats import binom
 
+    for n in range(1, 5000):
+        k = math.floor(share * n + 1e-12)
+        if k > 0 and binom.sf(k - 1, n, target) <= 1 - level + 1e-12:
+            return n
+    return None
+
+
+def _target_ref(P, Y, target, confidence):
+    """Slow reference of the Bonferroni pair of fixed sequences: distinct values as
+    thresholds from the highest down, each sequence at level 1 - (1 - c) / 2; the first
+    skips thresholds accepting fewer pairs than its zero-error start, the second fewer than
+    its half-way start; each tests by the binomial tail and stops at its first failure; the
+    lowest threshold either passed is kept."""
+    from scipy.stats import binom
+
+    level = 1 - (1 - confidence) / 2
     best = float("inf")
-    n_min = math.log(1 - confidence) / math.log(target)
-    for t in sorted(set(P.ravel().tolist()), reverse=True):
-        acc = P >= t
-        n = int(acc.sum())
-        if n < n_min - 1e-9:
-            continue
-        k = int(Y[acc].sum())
-        lb = 0.0 if k == 0 else beta.ppf(1 - confidence, k, n - k + 1)
-        if lb < target:
-            break
-        best = t
+    for share in (1.0, (1 + target) / 2):
+        start = _start_ref(target, level, share)
+        for t in sorted(set(P.ravel().tolist()), reverse=True):
+            acc = P >= t
+            n = int(acc.sum())
+            if n < start:
+                continue
+            k = int(Y[acc].sum())
+            if k == 0 or binom.sf(k - 1, n, target) > 1 - level:
+                break
+            best = min(best, t)
     return best
+
+
+# hand example (target 0.5, each test at level 0.75, i.e. c = 0.5): a bound of k of n
+# reaches 0.5 iff P(Binomial(n, 1/2) >= k) <= 1/4. The zero-error start is 2 pairs
+# (2 of 2: 1/4); the half-way start (share 0.75) is 7 pairs: floor(0.75 n) of n gives
+# n=4: 3 of 4, 5/16; n=5: 3 of 5, 1/2; n=6: 4 of 6, 22/64; n=7: 5 of 7, 29/128 <= 1/4.
+# Cuts: 1 of 1 (below the starts), 2 of 2 (1/4: passes), 2 of 4 (11/16: fails),
+# 6 of 7 (8/128: passes), 7 of 9 (46/512: passes), 7 of 12 (1586/4096: fails).
+_HAND_K = np.array([1, 2, 2, 6, 7, 7])
+_HAND_N = np.array([1, 2, 4, 7, 9, 12])
+
+
+def test_sequence_start_hand_values():
+    from labelwise.decision._bounds import sequence_start
+
+    assert sequence_start(0.5, 0.75) == 2 and sequence_start(0.5, 0.75, 0.75) == 7
+    # share 1: ceil(log(1 - c) / log(target)): log(0.05) / log(0.9) = 28.43 -> 29
+    assert sequence_start(0.9, 0.95) == 29 and sequence_start(0.9, 0.975) == 36
+    assert sequence_start(0.5, 0.75, 0.5) is None and sequence_start(1.0, 0.75) is None
+    for target, level in ((0.9, 0.975), (0.95, 0.975), (0.85, 0.9)):
+        half = (1 + target) / 2
+        assert sequence_start(target, level, half) == _start_ref(target, level, half)
+        assert sequence_start(target, level) == _start_ref(target, level, 1.0)
 
 
 def test_fixed_sequence_cut_hand_values():
     from labelwise.decision._bounds import fixed_sequence_cut
 
-    # target 0.5 at c = 0.75: n_min = log(0.25) / log(0.5) = 2, so cut 0 (n = 1) is skipped
-    k = np.array([1, 2, 3, 3, 7])
-    n = np.array([1, 2, 3, 6, 7])
-    # lower bounds: n=2,k=2: 0.25 ** 0.5 = 0.5 passes; n=3,k=3: 0.63 passes; 3 of 6 fails
-    assert fixed_sequence_cut(k, n, 0.5, 0.75) == 2
-    # the later cut (7 of 7) would pass, but the scan stopped at the failure before it
-    assert fixed_sequence_cut(k[4:], n[4:], 0.5, 0.75) == 0
+    k, n = _HAND_K, _HAND_N
+    # from the zero-error start (2 pairs): 2 of 2 passes, 2 of 4 fails
+    assert fixed_sequence_cut(k, n, 0.5, 0.75) == 1
+    # from the half-way start (7 pairs): 6 of 7 and 7 of 9 pass, 7 of 12 fails
+    assert fixed_sequence_cut(k, n, 0.5, 0.75, start_pairs=7) == 4
+    # a later cut that would pass is never reached after a failure
+    assert fixed_sequence_cut(np.array([2, 2, 6]), np.array([2, 4, 7]), 0.5, 0.75) == 0
     assert fixed_sequence_cut(np.array([0, 0]), np.array([2, 3]), 0.5, 0.75) == -1
     assert fixed_sequence_cut(k, n, 1.0, 0.75) == -1
+    assert fixed_sequence_cut(k, n, 0.5, 0.75, start_pairs=13) == -1
+
+
+def test_certified_cut_hand_values():
+    from labelwise.decision._bounds import certified_cut
+
+    j, ends, starts, level = certified_cut(_HAND_K, _HAND_N, 0.5, 0.5)
+    assert (j, ends, starts) == (4, [1, 4], [2, 7]) and level == pytest.approx(0.75)
+    # the zero-error sequence alone certifies when the other cannot start
+    j, ends, starts, _ = certified_cut(_HAND_K[:3], _HAND_N[:3], 0.5, 0.5)
+    assert (j, ends, starts) == (1, [1, -1], [2, 7])
 
 
 def test_sequence_trace_hand_values(tmp_path):
-    """PrecisionTarget.sequence_: why the certificate stops where it does (hand values of
-    the cuts above: c = 0.75, target 0.5, min pairs 2)."""
+    """PrecisionTarget.sequence_: why the certificate stops where it does (the hand example
+    above: level 0.75 each, target 0.5, starts 2 and 7 pairs)."""
     from labelwise.decision.policies import _sequence_trace
 
-    k = np.array([1, 2, 3, 3, 7])
-    n = np.array([1, 2, 3, 6, 7])
-    t = _sequence_trace(k, n, 0.5, 0.75, 2)
-    assert t["pairs"] == 7 and t["min_pairs"] == 2 and t["passed"] == 2
-    assert t["first_test"] == {"correct": 2, "pairs": 2, "lower_bound": pytest.approx(0.5)}
-    assert t["first_failure"]["correct"] == 3 and t["first_failure"]["pairs"] == 6
-    assert t["first_failure"]["lower_bound"] < 0.5
-    none = _sequence_trace(np.array([0, 0]), np.array([2, 3]), 0.5, 0.75, -1)
-    assert none["passed"] == 0 and none["first_failure"] == none["first_test"]
-    assert none["first_test"] == {"correct": 0, "pairs": 2, "lower_bound": 0.0}
-    few = _sequence_trace(np.array([1]), np.array([1]), 0.5, 0.75, -1)  # nothing to test
-    assert few["first_test"] is None and few["first_failure"] is None
-    # a fitted policy carries it (and saves it): 4 pairs, all correct, at target 0.5
+    t = _sequence_trace(_HAND_K, _HAND_N, 0.5, 0.75, [1, 4], [2, 7])
+    assert t["pairs"] == 12 and t["level"] == 0.75 and t["chosen"] == 1
+    zero, half = t["sequences"]
+    assert zero["start_share"] == 1.0 and zero["min_pairs"] == 2 and zero["passed"] == 1
+    assert zero["first_test"] == {"correct": 2, "pairs": 2, "lower_bound": pytest.approx(0.5)}
+    assert zero["last_pass"] == zero["first_test"]
+    assert zero["first_failure"]["correct"] == 2 and zero["first_failure"]["pairs"] == 4
+    assert half["start_share"] == 0.75 and half["min_pairs"] == 7 and half["passed"] == 2
+    assert (half["first_test"]["correct"], half["first_test"]["pairs"]) == (6, 7)
+    assert (half["last_pass"]["correct"], half["last_pass"]["pairs"]) == (7, 9)
+    assert (half["first_failure"]["correct"], half["first_failure"]["pairs"]) == (7, 12)
+    # the bounds are the Clopper-Pearson ones: P(Binomial(9, b) >= 7) = 1/4 at 7 of 9
+    from scipy.stats import binom
+
+    assert binom.sf(6, 9, half["last_pass"]["lower_bound"]) == pytest.approx(0.25)
+    assert half["first_failure"]["lower_bound"] < 0.5 <= half["last_pass"]["lower_bound"]
+    none = _sequence_trace(np.array([0, 0]), np.array([2, 3]), 0.5, 0.75, [-1, -1], [2, 7])
+    assert none["chosen"] is None
+    assert none["sequences"][0]["passed"] == 0 and none["sequences"][0]["last_pass"] is None
+    assert none["sequences"][0]["first_test"] == {"correct": 0, "pairs": 2, "lower_bound": 0.0}
+    assert none["sequences"][0]["first_failure"] == none["sequences"][0]["first_test"]
+    assert none["sequences"][1]["first_test"] is None  # 3 pairs: the half-way start is 7
+    # a fitted policy carries it (and saves it): 4 pairs, all correct, target 0.5, c = 0.5
     P = np.array([[0.9, 0.8], [0.7, 0.6]])
-    pol = PrecisionTarget(0.5, confidence=0.75).fit(P, np.ones((2, 2)))
-    assert pol.sequence_["passed"] == 3 and pol.sequence_["first_failure"] is None
-    assert pol.explain()["sequence"] == pol.sequence_
+    pol = PrecisionTarget(0.5, confidence=0.5).fit(P, np.ones((2, 2)))
+    seq = pol.sequence_
+    assert seq["chosen"] == 0 and seq["sequences"][0]["passed"] == 3
+    assert seq["sequences"][0]["first_failure"] is None and pol.threshold_ == 0.6
+    assert pol.explain()["sequence"] == seq
     from labelwise.decision.policies import load_policy
 
     pol.save(tmp_path)
-    assert load_policy(tmp_path).sequence_ == pol.sequence_
+    assert load_policy(tmp_path).sequence_ == seq
     assert PrecisionTarget(0.5).fit(P, np.ones((2, 2))).sequence_ is None
 
 
@@ -613,6 +674,44 @@ def test_precision_target_certificate_holds_under_the_search():
         fail_any += bool(ok.size and _step_precision(S.ravel()[order][ok[-1]]) < target)
     assert fail_seq <= 0.05 * runs
     assert fail_any > fail_seq
+
+
+def _top_error_precision(t):
+    """True precision of the pairs with score >= t when scores are uniform on (0, 1) and a
+    pair is right with probability 0.95 above 0.5 and 0.7 below (0.85 at t = 1/6)."""
+    if t >= 0.5:
+        return 0.95
+    return (0.475 + 0.7 * (0.5 - t)) / (1 - t)
+
+
+def test_precision_target_pair_of_sequences_keeps_the_promise_and_certifies_more():
+    """Top pairs 95 % right, target 0.85: a single sequence from the zero-error start (23 of
+    23 top pairs right at level 0.975, 29 of 29 at 0.95) stops at once in most runs; the
+    half-way sequence of the Bonferroni pair certifies in most of them. The promise (the
+    chosen threshold's true precision >= target) still fails in at most 5 % of 400
+    simulated tunings, though below t = 1/6 the true precision is just under the target (the
+    lowest passing cut of all fails there more often)."""
+    from labelwise.decision._bounds import fixed_sequence_cut, precision_lower_bound
+
+    rng = np.random.default_rng(21)
+    target, runs = 0.85, 400
+    fail_pair = fail_any = cert_pair = cert_single = 0
+    assert _top_error_precision(0.2) > target > _top_error_precision(0.1)
+    for _ in range(runs):
+        S = rng.random((300, 3))
+        Y = (rng.random(S.shape) < np.where(S >= 0.5, 0.95, 0.7)).astype(float)
+        t = PrecisionTarget(target, confidence=0.95).fit(S, Y).threshold_
+        cert_pair += bool(np.isfinite(t))
+        fail_pair += bool(np.isfinite(t) and _top_error_precision(t) < target)
+        order = np.argsort(-S.ravel(), kind="stable")
+        k = np.cumsum(Y.ravel()[order])
+        n = np.arange(1, k.size + 1)
+        cert_single += fixed_sequence_cut(k, n, target, 0.95) >= 0
+        ok = np.flatnonzero(precision_lower_bound(k, n, 0.95) >= target)
+        fail_any += bool(ok.size and _top_error_precision(S.ravel()[order][ok[-1]]) < target)
+    assert fail_pair <= 0.05 * runs
+    assert fail_any > fail_pair
+    assert cert_single < 0.5 * runs < 0.8 * runs < cert_pair
 
 
 def test_precision_target_confidence_errors():

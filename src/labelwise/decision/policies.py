@@ -42,20 +42,24 @@ lowest threshold at which the accepted pairs of the tuning data have precision >
 (the largest coverage reaching the target, as
 :func:`labelwise.metrics.coverage_at_precision` ``mode="labels"``); ``"pointwise"``: accept
 a pair when its own probability >= target. ``confidence=c`` (mode "set" only): the cuts
-are tested in a fixed sequence from the highest threshold down, each by the one-sided
-Clopper-Pearson lower confidence bound (level c) of the accepted tuning pairs' precision
->= target, stopping at the first failure (Learn-then-Test's fixed-sequence rule,
-:func:`labelwise.decision._bounds.fixed_sequence_cut`); the last cut passing is kept. So the
-certificate holds for the searched threshold: on new rows from the same distribution the
-precision falls short of the target with probability at most 1 - c (simulated in the
-tests; it does not cover a shift between the tuning and the new rows' distributions, e.g.
-other label frequencies). Before this rule the lowest passing cut of all was kept, which
-spent the 1 - c error once per cut scanned.
+are tested from the highest threshold down, each by the one-sided Clopper-Pearson lower
+confidence bound of the accepted tuning pairs' precision >= target, in two fixed sequences
+at level 1 - (1 - c) / 2 each (Bonferroni), each stopping at its first failure
+(Learn-then-Test's fixed-sequence rule; :func:`labelwise.decision._bounds.certified_cut`):
+one starts at the fewest pairs that can pass at all (no error allowed there), one at the
+fewest at which a precision half-way between the target and 1 passes; the lowest cut either
+passed is kept. So the certificate holds for the searched threshold: on new rows from the
+same distribution the precision falls short of the target with probability at most 1 - c
+(simulated in the tests; it does not cover a shift between the tuning and the new rows'
+distributions, e.g. other label frequencies). Before the fixed sequence the lowest passing
+cut of all was kept, which spent the 1 - c error once per cut scanned; a single sequence
+from the zero-error start was ended by one wrong pair among the very top ones.
 Reports ``coverage_`` (share of tuning rows with at least one accepted label),
-``precision_``, ``precision_lower_bound_`` (None without ``confidence``), ``threshold_`` and,
-with ``confidence``, ``sequence_``: why the certificate stops where it does (the tuning pairs,
-the fewest pairs a cut needs before its bound can reach the target, the first cut tested, the
-cuts passed and the first failure, each as correct / pairs / lower bound);
+``precision_``, ``precision_lower_bound_`` (at level c; None without ``confidence``),
+``threshold_`` and, with ``confidence``, ``sequence_``: why the certificate stops where it
+does (the tuning pairs, each test's level, the sequence chosen, and per sequence its start,
+first cut tested, cuts passed, last pass and first failure, each as correct / pairs / lower
+bound);
 rows left empty are those to send to a person.
 ``Combined(threshold=policy, k=None, at_least_one=True)``: pairs accepted by the inner
 threshold policy and within the row's top k; a row left empty gets its top-1 pair.
@@ -72,7 +76,7 @@ import scipy.sparse as sp
 from .. import store
 from ..checks import positive_int
 from ..errors import DataFormatError, NotFittedError
-from ._bounds import fixed_sequence_cut, precision_lower_bound
+from ._bounds import START_SHARES, certified_cut, precision_lower_bound
 from ._entries import Entries, entries, fold_ids, hits, rebuild, truth
 from ._search import f1, global_path, per_group_best
 from ._tuning import micro_f1_thresholds, samples_f1_thresholds
@@ -400,11 +404,11 @@ class PrecisionTarget(DecisionPolicy):
             if c is None:
                 cut = ends[k[ends] >= p * n[ends]]
             else:
-                # fixed-sequence test from the highest cut down, stopping at the first
-                # failure: the level holds for the cut chosen by the search
-                j = fixed_sequence_cut(k[ends], n[ends], p, float(c))
+                # two fixed sequences from the highest cut down (Bonferroni), each stopping
+                # at its first failure: the level holds for the cut chosen by the search
+                j, js, starts, each = certified_cut(k[ends], n[ends], p, float(c))
                 cut = ends[: j + 1][-1:]
-                sequence = _sequence_trace(k[ends], n[ends], p, float(c), j)
+                sequence = _sequence_trace(k[ends], n[ends], p, each, js, starts)
             if cut.size == 0:
                 t = float("inf")
             else:
@@ -454,25 +458,32 @@ class PrecisionTarget(DecisionPolicy):
         return self._state()
 
 
-def _sequence_trace(k: np.ndarray, n: np.ndarray, target: float, confidence: float,
-                    j: int) -> dict[str, Any]:
-    """Why a fixed-sequence certificate stops where it does (``PrecisionTarget.sequence_``):
-    the tuning pairs, the fewest accepted pairs a cut needs before its bound can reach the
-    target (``min_pairs``), the first cut tested and the first that failed (correct, pairs,
-    lower bound; None when none was tested / none failed) and how many cuts passed."""
+def _sequence_trace(k: np.ndarray, n: np.ndarray, target: float, level: float,
+                    ends: list[int], starts: list[int | None]) -> dict[str, Any]:
+    """Why a certificate stops where it does (``PrecisionTarget.sequence_``): the tuning
+    pairs, the level of each test, the sequence chosen (the one whose last passing cut holds
+    the most pairs; None when neither passed any) and, per sequence of
+    :func:`labelwise.decision._bounds.certified_cut`, the share of correct pairs its start
+    assumes, its start in pairs (``min_pairs``), its first cut tested, the cuts it passed,
+    its last pass and its first failure (correct, pairs, lower bound; None when there is
+    none)."""
     def cut(i: int) -> dict[str, Any] | None:
         if not 0 <= i < n.size:
             return None
-        b = precision_lower_bound(k[i:i + 1], n[i:i + 1], confidence)[0]
+        b = precision_lower_bound(k[i:i + 1], n[i:i + 1], level)[0]
         return {"correct": int(k[i]), "pairs": int(n[i]), "lower_bound": float(b)}
 
-    n_min = np.log1p(-confidence) / np.log(target) if 0.0 < target < 1.0 else np.inf
-    start = int(np.searchsorted(n, n_min - 1e-9, side="left"))
-    passed = max(j - start + 1, 0)
-    return {"pairs": int(n[-1]) if n.size else 0,
-            "min_pairs": int(np.ceil(n_min - 1e-9)) if np.isfinite(n_min) else None,
-            "first_test": cut(start), "passed": passed,
-            "first_failure": cut(start + passed)}
+    seqs = []
+    for share, j, m in zip(START_SHARES, ends, starts, strict=True):
+        start = n.size if m is None else int(np.searchsorted(n, m, side="left"))
+        passed = max(j - start + 1, 0)
+        seqs.append({"start_share": (1.0 + target) / 2.0 if share is None else share,
+                     "min_pairs": m, "first_test": cut(start), "passed": passed,
+                     "last_pass": cut(j) if passed else None,
+                     "first_failure": cut(start + passed)})
+    best = max(ends)
+    return {"pairs": int(n[-1]) if n.size else 0, "level": level,
+            "chosen": ends.index(best) if best >= 0 else None, "sequences": seqs}
 
 
 class Combined(DecisionPolicy):
