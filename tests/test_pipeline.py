@@ -597,3 +597,44 @@ def test_precision_target_certified_on_the_last_rows():
     assert pipe.tuning_["certified_on"]["holdout"] == "last"
     with pytest.raises(DataFormatError, match="holdout: expected one of stratified, last"):
         pipe.tune(data, objective="precision=0.9", holdout="newest")
+
+
+def test_precision_target_certified_on_the_allowed_rows_only():
+    """certify_rows: rows that must not certify (a model's own pseudo-labels) are fitted on
+    and never held out; the certificate is the allowed held-out rows' one (last 1/cv of the
+    allowed rows, or a stratified share of them); a bad mask names the field."""
+    rng = np.random.default_rng(5)
+    names = ["red", "green", "blue", "plum"]
+    texts, Y = [], []
+    for i in range(360):
+        labs = sorted(rng.choice(4, size=int(rng.integers(1, 3)), replace=False).tolist())
+        words = [names[j] for j in labs if rng.random() < 0.8] + [f"w{int(rng.integers(30))}"
+                                                                  for _ in range(4)]
+        texts.append(" ".join(words) + f" only{i}")
+        Y.append(labs)
+    data = Dataset(texts, Y, names)
+    allowed = np.ones(360, bool)
+    allowed[1::3] = False  # 120 rows of pseudo-labels among the 360, to the end
+    pipe = Pipeline(Tfidf(), OneVsRest(n_threads=1, random_state=0), random_state=0)
+    pipe.fit(data).tune(data, objective="precision=0.9", cv=3, k=4, holdout="last",
+                        certify_rows=allowed)
+    cert = np.flatnonzero(allowed)[160:]  # the last 80 of the 240 allowed rows
+    assert pipe.tuning_["certified_on"] == {"fit_rows": 280, "certification_rows": 80,
+                                            "holdout": "last", "certifiable_rows": 240}
+    vocab = set(pipe.featurizer.feature_names())
+    assert not {f"only{i}" for i in cert} & vocab
+    assert {f"only{i}" for i in np.setdiff1d(np.arange(360), cert)} <= vocab
+    want = PrecisionTarget(0.9, confidence=0.95).fit(
+        pipe.predict_proba([texts[i] for i in cert], k=4), data.Y[cert])
+    got = pipe.decision_
+    assert got.threshold_ == want.threshold_ and got.n_accepted_ == want.n_accepted_
+    pipe.tune(data, objective="precision=0.9", cv=3, k=4, holdout="stratified",
+              certify_rows=allowed)
+    vocab = set(pipe.featurizer.feature_names())
+    held = {i for i in range(360) if f"only{i}" not in vocab}
+    assert len(held) == pipe.tuning_["certified_on"]["certification_rows"] >= 70
+    assert held <= set(np.flatnonzero(allowed).tolist())
+    with pytest.raises(DataFormatError, match="certify_rows: expected a boolean array of 360"):
+        pipe.tune(data, objective="precision=0.9", cv=3, certify_rows=allowed[:10])
+    with pytest.raises(DataFormatError, match="needs at least 6 rows that may certify"):
+        pipe.tune(data, objective="precision=0.9", cv=3, certify_rows=np.arange(360) < 5)

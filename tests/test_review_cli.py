@@ -95,3 +95,14 @@ def test_review_cli_round_trip(tmp_path, capsys, monkeypatch):
     assert pipe.tuning_["n_samples"] == 300 + len(reviewed)
     assert {k: pipe.tuning_[k] for k in ("cv", "k", "objective")} == {
         k: last[k] for k in ("cv", "k", "objective")}
+    # --include-auto: the auto-accepted items are fitted on as pseudo-labels but never
+    # certify: the held-out share comes from the training rows and the reviewed items only
+    code, out, err = _run(capsys, "review", "learn", str(model), "--db", db, "--train",
+                          str(train), "--include-auto")
+    assert code == 0, err
+    pipe = load_any(model)
+    on = pipe.tuning_["certified_on"]
+    assert pipe.tuning_["n_samples"] == 300 + len(with_auto)
+    assert on["certifiable_rows"] == 300 + len(reviewed)
+    assert on["fit_rows"] + on["certification_rows"] == 300 + len(with_auto)
+    assert on["certification_rows"] <= -(-(300 + len(reviewed)) // last["cv"]) + 2

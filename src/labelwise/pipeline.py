@@ -436,7 +436,8 @@ class Pipeline(Estimator):
     def tune(self, X: Any, Y: Any = None, *, objective: str | None = None,
              calibration: str | None = None, cv: int | None = None, k: int | None = None,
              random_state: int | None = None, labels: LabelSpace | list[str] | None = None,
-             select_c: bool | None = None, holdout: str | None = None):
+             select_c: bool | None = None, holdout: str | None = None,
+             certify_rows: Any = None):
         """Fit calibrator and decision policy on out-of-fold scores of the training data.
 
         ``objective``: ``"micro-f1"``, ``"macro-f1"``, ``"samples-f1"`` or ``"precision=P"``
@@ -468,6 +469,11 @@ class Pipeline(Estimator):
         documents), certified 0.9 / 0.95 gave 0.893 / 0.935 precision on the later documents
         with a stratified share and 0.909 / 0.965 with the last one. None: the pipeline's
         last tuning's choice, else "stratified".
+        ``certify_rows``: a boolean array, one per row: the rows whose labels may certify a
+        precision target (e.g. people's decisions, not a model's own pseudo-labels, which
+        would certify the model against itself); the held-out share is drawn from them
+        alone (stratified among them, or the last 1/cv of them) and every other row is
+        fitted on. None: every row may.
         """
         self._check_model()
         X, Y, labels = self._split(X, Y, labels)
@@ -477,14 +483,15 @@ class Pipeline(Estimator):
         calibrator, decision = self._parts(objective, calibration, defaults=True)
         if not hasattr(self.model, "labels_"):
             return self._fit_then_tune(X, Y, labels, calibrator, decision, objective, cv, k,
-                                       random_state, select_c, holdout)
+                                       random_state, select_c, holdout, certify_rows)
         Y, _ = align_labels(Y, labels, self.model.labels_, unknown="warn",  # matched by name
                             what="ignored for tuning (the model cannot predict them)")
         Xf = None if self._in_folds() else self.transform(X)
         seed = self.random_state if random_state is None else random_state
         self._tune(X, Y, Xf, calibrator=calibrator, decision=decision, objective=objective,
                    cv=self.cv if cv is None else cv, k=self.k if k is None else k,
-                   random_state=seed, select_c=select_c, holdout=holdout)
+                   random_state=seed, select_c=select_c, holdout=holdout,
+                   certify_rows=certify_rows)
         self._counts(Y)
         if self._has_open() and self.is_text:
             self.calibrate_open_labels(X, Y, random_state=seed)
@@ -519,7 +526,7 @@ class Pipeline(Estimator):
         return bool(select_c)
 
     def _fit_then_tune(self, X, Y, labels, calibrator, decision, objective, cv, k,
-                       random_state, select_c=False, holdout="stratified"):
+                       random_state, select_c=False, holdout="stratified", certify_rows=None):
         for name in ("tuning_", "model_params_", "calibrator_", "decision_"):
             self.__dict__.pop(name, None)
         Xf = self._fit_features(X)
@@ -529,13 +536,14 @@ class Pipeline(Estimator):
         self._tune(X, Y, None if self._in_folds() else Xf, calibrator=calibrator,
                    decision=decision, objective=objective, cv=self.cv if cv is None else cv,
                    k=self.k if k is None else k, random_state=seed, select_c=select_c,
-                   holdout=holdout)
+                   holdout=holdout, certify_rows=certify_rows)
         self._refresh_open(X, Y, seed)
         return self
 
     def _tune(self, X: Any, Y: Any, Xf: Any, *, calibrator: Any, decision: Any,
               objective: str | None, cv: int, k: int, random_state: int | None,
-              select_c: bool = False, holdout: str = "stratified") -> None:
+              select_c: bool = False, holdout: str = "stratified",
+              certify_rows: Any = None) -> None:
         """Tune the fresh ``calibrator`` and ``decision`` (either may be None) on out-of-fold
         scores; they become ``calibrator_`` and ``decision_`` once all of it succeeded."""
         from sklearn.base import clone
@@ -565,10 +573,23 @@ class Pipeline(Estimator):
             from .split import IterativeStratifiedKFold
 
             n_rows = Yc.shape[0]
-            if n_rows < 2 * cv:
+            allowed = _certify_rows(certify_rows, n_rows)
+            n_allowed = n_rows if allowed is None else int(allowed.size)
+            if n_allowed < 2 * cv:
+                what = "rows" if allowed is None else "rows that may certify (certify_rows)"
                 raise DataFormatError(f"a precision target certifies on held-out rows: cv={cv} "
-                                      f"needs at least {2 * cv} rows, got {n_rows}", field="Y")
-            if holdout == "last":  # the latest rows of data in time order (tune's docstring)
+                                      f"needs at least {2 * cv} {what}, got {n_allowed}",
+                                      field="certify_rows" if allowed is not None else "Y")
+            if allowed is not None:  # the held-out share from the allowed rows alone
+                if holdout == "last":
+                    cert_idx = allowed[n_allowed - n_allowed // int(cv):]
+                else:
+                    _, sub = next(IterativeStratifiedKFold(
+                        n_splits=int(cv), random_state=random_state).split(
+                            np.zeros((n_allowed, 1)), Yc[allowed]))
+                    cert_idx = allowed[np.sort(sub)]
+                fit_idx = np.setdiff1d(np.arange(n_rows), cert_idx)
+            elif holdout == "last":  # the latest rows of data in time order (tune's docstring)
                 n_fit = n_rows - n_rows // int(cv)
                 fit_idx, cert_idx = np.arange(n_fit), np.arange(n_fit, n_rows)
             else:
@@ -643,6 +664,8 @@ class Pipeline(Estimator):
             self.tuning_["certified_on"] = {"fit_rows": int(Yc.shape[0]),
                                             "certification_rows": int(Y_cert.shape[0]),
                                             "holdout": holdout}
+            if allowed is not None:
+                self.tuning_["certified_on"]["certifiable_rows"] = n_allowed
         if selection is not None:
             self.tuning_["model_selection"] = selection
         if getattr(self, "model_params_", None) is not None:  # what the model was fitted with
@@ -864,6 +887,18 @@ class _params_set:
 
     def __exit__(self, *exc: Any) -> None:
         self.model.set_params(**self.old)
+
+
+def _certify_rows(mask: Any, n_rows: int) -> np.ndarray | None:
+    """tune's ``certify_rows`` as the indices of the rows that may certify (None: all)."""
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.dtype != bool or m.shape != (n_rows,):
+        raise DataFormatError(f"certify_rows: expected a boolean array of {n_rows} values (one "
+                              f"per row), got dtype {m.dtype} shape {m.shape}",
+                              field="certify_rows")
+    return np.flatnonzero(m)
 
 
 def _certifies(policy: Any) -> bool:

@@ -31,7 +31,7 @@ from .errors import ReviewInputError
 from .models import Item, ModelVersion, Prediction, Review, utcnow
 from .queue import expected_value
 
-__all__ = ["audit_stats", "clopper_pearson", "export", "ingest", "label_status", "learning_rows",
+__all__ = ["audit_stats", "auto_item_ids", "clopper_pearson", "export", "ingest", "label_status", "learning_rows",
            "status",
            "reviewed_rows"]
 
@@ -380,6 +380,13 @@ def reviewed_rows(db, *, include_auto: bool = False) -> list[tuple[str, str, lis
     ``include_auto``) that carry a text: the rows ``review learn`` feeds back."""
     with db.engine.connect() as conn:
         return learning_rows(conn, include_auto=include_auto)
+
+
+def auto_item_ids(conn) -> set[str]:
+    """Ids of the items decided by auto-accept (no person saw them)."""
+    from sqlalchemy import select
+
+    return set(conn.execute(select(Item.id).where(Item.state == "auto")).scalars())
 
 
 def learning_rows(conn, *, include_auto: bool = False) -> list[tuple[str, str, list[str]]]:
