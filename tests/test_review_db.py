@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import threading
 
+import numpy as np
 import pytest
 
 pytest.importorskip("sqlalchemy", reason="the review loop needs the [review] extra (SQLAlchemy)")
@@ -271,10 +272,33 @@ def test_review_status_export_and_pause(url, pipe, tmp_path):
     audited = [r for r in st["labels"] if r["audited"]]
     assert audited and all(r["paused"] and r["interval"][1] < TARGET for r in audited)
     assert st["audited_precision"]["precision"] == 0.0
+    # the overall interval: the confidence sequence on every item with auto labels
+    from labelwise.review.audit import audited_precision_interval
+
+    with db.engine.connect() as conn:
+        items = loop.auto_items(conn)
+    a = st["audited_precision"]
+    assert items["n_auto"].size == counts["auto"] + counts["audit"]
+    assert items["audited"].sum() == counts["audit"] and (items["rate"] == 0.5).all()
+    assert (items["reviewed"] == items["audited"]).all()
+    assert (items["wrong"] == np.where(items["audited"], items["n_auto"], 0)).all()  # zed
+    assert a["method"] == "confidence sequence"
+    assert a["auto_accepted_labels"] == items["n_auto"].sum() >= a["audited"]
+    assert a["interval"] == list(audited_precision_interval(
+        items["n_auto"], items["audited"], items["reviewed"], items["wrong"], items["rate"]))
+    assert 0.0 <= a["interval"][0] <= a["interval"][1] < 1.0
+    import sqlalchemy as sa
+
+    with db.engine.begin() as conn:  # an ingest from before the rate was recorded
+        conn.execute(sa.text("UPDATE model_versions SET audit_rate = NULL"))
+    old = loop.status(db)["audited_precision"]
+    assert old["method"] == "binomial"
+    assert old["interval"] == list(loop.clopper_pearson(a["correct"], a["audited"]))
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE model_versions SET audit_rate = 0.5"))
     more = loop.ingest(db, pipe, pipeline_dir(), dataset(40, 8, "b"), precision=TARGET,
                        audit_rate=0.0)
     assert set(more["paused"]) == {r["label"] for r in audited}
-    import sqlalchemy as sa
 
     from labelwise.review.models import Item, Prediction
 

@@ -188,8 +188,9 @@ def test_every_order_is_served_by_its_index(url, pipe, order, index):
 
 
 def test_0003_database_gains_the_order_keys(url):
-    """An 0003 database with items migrates to 0004: rand_key filled in [0, 1) for the
-    stored items, the partial indexes in place."""
+    """An 0003 database with items migrates to the head: rand_key (0004) filled in [0, 1)
+    for the stored items, the partial indexes in place; model_versions gains audit_rate
+    (0005)."""
     import sqlalchemy as sa
 
     from labelwise.review.db import _make_engine, head_revision, migrate, schema_revision
@@ -204,7 +205,7 @@ def test_0003_database_gains_the_order_keys(url):
                 {"id": f"x{i}", "at": "2026-01-01 00:00:00", "st": ["queued", "auto"][i % 2]})
     engine.dispose()
     db = open_db(url)
-    assert db.migrated == ("0003", head_revision()) and schema_revision(db.engine) == "0004"
+    assert db.migrated == ("0003", head_revision()) and schema_revision(db.engine) == "0005"
     with db.engine.connect() as conn:
         keys = conn.execute(sa.text("SELECT rand_key FROM items")).scalars().all()
     assert len(keys) == 20 and all(0 <= k < 1 for k in keys) and len(set(keys)) == 20
@@ -212,4 +213,5 @@ def test_0003_database_gains_the_order_keys(url):
     assert {"ix_items_open_priority", "ix_items_open_oldest", "ix_items_open_random"} <= {
         i["name"] for i in insp.get_indexes("items")}
     assert "ix_leases_reviewer" in {i["name"] for i in insp.get_indexes("leases")}
+    assert "audit_rate" in {c["name"] for c in insp.get_columns("model_versions")}
     db.close()

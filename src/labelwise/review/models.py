@@ -7,8 +7,9 @@ items          one row per ingested item: its id (the user's), source, text or a
                ``priority`` (the queue's expected-value key) and ``rand_key`` (uniform: the
                random order's key); the open items (queued, audit) have a partial index per
                order
-model_versions the model that predicted: name, version (sha256 of its manifest), path,
-               label names, certified threshold and target
+model_versions the model that predicted (one row per ingest): name, version (sha256 of
+               its manifest), path, label names, certified threshold and target, and the
+               ingest's audit rate (NULL in ingests before it was recorded)
 predictions    (item, label, probability, model version, decision: auto | queued | audit |
                paused: chosen by the policy, its label paused, sent to people)
 reviews        (item, reviewer, accepted / rejected / added label names, seconds, created_at);
@@ -85,6 +86,7 @@ class ModelVersion(Base):
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     target: Mapped[float] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    audit_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Item(Base):
