@@ -339,7 +339,7 @@ def test_unseen_word_rate_hand_values(monkeypatch):
     assert tfidf_module.word_statistics(["aa bb cc", "aa bb cc dd"]) == (0.25, 3.5)
 
 
-def test_tfidf_auto_adds_character_ngrams_to_short_texts():
+def test_tfidf_auto_adds_character_ngrams_to_short_texts(tmp_path, monkeypatch):
     """Rule 2 of 'auto': texts with a median of at most SHORT_TEXT_WORDS word tokens get
     character n-grams even where their words recur; one word more and they do not; too few
     held-out tokens to measure: words only."""
@@ -360,6 +360,18 @@ def test_tfidf_auto_adds_character_ngrams_to_short_texts():
     tiny = Tfidf().fit(corpus(20, 8))  # 80 held-out tokens: no estimate
     assert tiny.unseen_word_rate_ is None and tiny.char_ngram_range_ is None
     assert Tfidf(char_ngram_range=None).fit(corpus(300, 8)).char_ngram_range_ is None
+    # a folder saved before rule 2 (words only on short texts) keeps its choice and answers
+    texts = corpus(600, 8)  # 2,400 held-out tokens: enough to measure
+    with monkeypatch.context() as m:
+        m.setattr(tfidf_module, "SHORT_TEXT_WORDS", 0)
+        old = Tfidf().fit(texts)
+    assert old.char_ngram_range_ is None
+    old.save(tmp_path / "old")
+    back = load_featurizer(tmp_path / "old")
+    assert back.char_ngram_range_ is None and back.get_params()["char_ngram_range"] == "auto"
+    assert back.median_words_ is None and back.unseen_word_rate_ == old.unseen_word_rate_
+    assert (back.transform(texts[:50]) != old.transform(texts[:50])).nnz == 0
+    assert Tfidf().fit(texts).char_ngram_range_ == (3, 5)  # a new fit follows the rule
 
 
 def test_tfidf_auto_adds_character_ngrams_only_for_open_vocabularies(tmp_path):
