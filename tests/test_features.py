@@ -331,6 +331,47 @@ def test_unseen_word_rate_hand_values(monkeypatch):
     assert tfidf_module.unseen_word_rate(texts, lowercase=False) == pytest.approx(3 / 5)
     monkeypatch.setattr(tfidf_module, "MIN_HELD_OUT_TOKENS", 6)
     assert tfidf_module.unseen_word_rate(texts) is None  # 5 held-out tokens: too few
+    assert tfidf_module.word_statistics(texts) == (None, None)
+    monkeypatch.setattr(tfidf_module, "MIN_HELD_OUT_TOKENS", 1)
+    # lengths 2, 2, 2, 3 (scikit-learn drops one-letter tokens: "a" is not a word)
+    assert tfidf_module.word_statistics(texts + ["a b"]) == (pytest.approx(2 / 5), 2.0)
+    assert tfidf_module.word_statistics(texts[:3] + ["x1 x2 x3 x4 x5 x6"])[1] == 2.0
+    assert tfidf_module.word_statistics(["aa bb cc", "aa bb cc dd"]) == (0.25, 3.5)
+
+
+def test_tfidf_auto_adds_character_ngrams_to_short_texts(tmp_path, monkeypatch):
+    """Rule 2 of 'auto': texts with a median of at most SHORT_TEXT_WORDS word tokens get
+    character n-grams even where their words recur; one word more and they do not; too few
+    held-out tokens to measure: words only."""
+    import labelwise.features.tfidf as tfidf_module
+
+    rng = np.random.default_rng(1)
+    words = [f"w{a}{b}" for a in "abcdefgh" for b in "ijklmnop"]  # 64 words, all recurring
+
+    def corpus(n_texts, length):
+        return [" ".join(rng.choice(words, size=length)) for _ in range(n_texts)]
+
+    limit = tfidf_module.SHORT_TEXT_WORDS
+    short = Tfidf().fit(corpus(300, limit))
+    assert short.unseen_word_rate_ == 0.0 and short.median_words_ == limit
+    assert short.char_ngram_range_ == (3, 5)
+    longer = Tfidf().fit(corpus(300, limit + 1))
+    assert longer.median_words_ == limit + 1 and longer.char_ngram_range_ is None
+    tiny = Tfidf().fit(corpus(20, 8))  # 80 held-out tokens: no estimate
+    assert tiny.unseen_word_rate_ is None and tiny.char_ngram_range_ is None
+    assert Tfidf(char_ngram_range=None).fit(corpus(300, 8)).char_ngram_range_ is None
+    # a folder saved before rule 2 (words only on short texts) keeps its choice and answers
+    texts = corpus(600, 8)  # 2,400 held-out tokens: enough to measure
+    with monkeypatch.context() as m:
+        m.setattr(tfidf_module, "SHORT_TEXT_WORDS", 0)
+        old = Tfidf().fit(texts)
+    assert old.char_ngram_range_ is None
+    old.save(tmp_path / "old")
+    back = load_featurizer(tmp_path / "old")
+    assert back.char_ngram_range_ is None and back.get_params()["char_ngram_range"] == "auto"
+    assert back.median_words_ is None and back.unseen_word_rate_ == old.unseen_word_rate_
+    assert (back.transform(texts[:50]) != old.transform(texts[:50])).nnz == 0
+    assert Tfidf().fit(texts).char_ngram_range_ == (3, 5)  # a new fit follows the rule
 
 
 def test_tfidf_auto_adds_character_ngrams_only_for_open_vocabularies(tmp_path):
@@ -341,11 +382,11 @@ def test_tfidf_auto_adds_character_ngrams_only_for_open_vocabularies(tmp_path):
     stems = ["talo", "kirja", "kivi", "metsa", "kaupunki", "joki", "vuori", "saari"]
     endings = [f"{a}{b}" for a in "aeiouy" for b in ["", "ssa", "sta", "lla", "lle", "n", "t",
                                                       "ksi", "na", "ihin"]]
-    closed = [" ".join(rng.choice(stems, size=8)) for _ in range(600)]
+    closed = [" ".join(rng.choice(stems, size=30)) for _ in range(600)]  # long: rule 2 off
     open_ = [" ".join(s + rng.choice(endings) + str(int(rng.integers(0, 40)))
                       for s in rng.choice(stems, size=8)) for _ in range(600)]
     f = Tfidf().fit(closed)
-    assert f.unseen_word_rate_ == 0.0 and f.char_ngram_range_ is None
+    assert f.unseen_word_rate_ == 0.0 and f.char_ngram_range_ is None and f.median_words_ == 30
     assert all(not n.startswith("char:") for n in f.feature_names())
     g = Tfidf().fit(open_)
     assert g.unseen_word_rate_ >= 0.15 and g.char_ngram_range_ == (3, 5)

@@ -384,3 +384,88 @@ def test_batcher_respects_max_batch():
 
     assert asyncio.run(main()) == [[i, i] for i in range(5)]
     assert calls == [4, 4, 2]
+
+
+def test_server_process_freezes_the_loaded_objects_before_ready():
+    """A server process (freeze_gc=True, as `labelwise serve` builds it) moves the objects
+    loaded at start-up out of the collector's reach (a full collection over them stopped the
+    event loop for 150-300 ms under load); the default (a test's app) leaves gc alone."""
+    import subprocess
+    import sys
+
+    code = f"""
+import asyncio, gc
+from labelwise.serve import ServeSettings, create_app
+settings = ServeSettings(models={{"colors": {str(ss.text_pipeline())!r}}})
+async def main(freeze):
+    app = create_app(settings, load_in_background=False, freeze_gc=freeze)
+    before = gc.get_freeze_count()
+    async with app.router.lifespan_context(app):
+        print(freeze, before, gc.get_freeze_count(), app.state.registry.ready)
+asyncio.run(main(False))
+asyncio.run(main(True))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split("\n")
+    no, yes = out[0].split(), out[1].split()
+    assert no[0] == "False" and no[1] == no[2] == "0" and no[3] == "True"
+    assert yes[0] == "True" and yes[1] == "0" and int(yes[2]) > 10000 and yes[3] == "True"
+
+
+def test_predict_fast_path_answers_as_the_fastapi_route(server, monkeypatch):
+    """The predict fast path (a valid body sent as application/json) gives the same bytes,
+    status and headers as FastAPI's route (the same request sent with a charset parameter,
+    which the fast path leaves to FastAPI); errors raised after validation get the same
+    problem+json; bodies that do not validate are left to FastAPI (its error answers)."""
+    import labelwise.serve.app as app_module
+
+    calls = {"ok": 0, "refused": 0}
+    real = app_module._request_adapter()
+
+    class Counting:
+        def validate_python(self, value):
+            try:
+                out = real.validate_python(value)
+            except Exception:
+                calls["refused"] += 1
+                raise
+            calls["ok"] += 1
+            return out
+
+    monkeypatch.setattr(app_module, "_PREDICT_REQUEST", Counting())
+    fast_type, slow_type = "application/json", "application/json; charset=utf-8"
+    bodies = [
+        {"items": [{"id": "a", "text": "blue plum w3 w7"}, {"id": 3, "text": "red \u00e9\U0001F600"}],
+         "top_k": 3},
+        {"items": [{"text": "green cyan"}], "policy": "top_k", "top_k": 2},
+        {"items": [{"text": "w5 w1"}], "policy": {"threshold": 0.25}},
+        {"items": [{"text": "red"}] * 51},  # over --max-items: a Problem after validation
+        {"items": [{"features": {"indices": [1], "values": [1.0]}}]},  # text model: 422
+        {"items": [{"text": "   "}]},  # empty text
+    ]
+    for body in bodies:
+        raw = json.dumps(body).encode()
+        before = dict(calls)
+        fast = server.post("/v1/models/colors/predict", content=raw,
+                           headers={"content-type": fast_type})
+        assert calls["ok"] == before["ok"] + 1  # taken by the fast path
+        slow = server.post("/v1/models/colors/predict", content=raw,
+                           headers={"content-type": slow_type})
+        assert calls["ok"] == before["ok"] + 1  # FastAPI's route
+        assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
+        drop = {"date", "content-length"}
+        assert ({k: v for k, v in fast.headers.items() if k not in drop}
+                == {k: v for k, v in slow.headers.items() if k not in drop})
+        assert fast.headers["content-length"] == str(len(fast.content))
+    assert server.post("/v1/models/nope/predict", json=bodies[0]).status_code == 404
+    # not valid: FastAPI answers (its validation problem), the fast path only looked
+    before = dict(calls)
+    for raw in (b'{"items": [{"text": 1}]}', b'{"items": "x"', b"", b'{"items": [], "top_k": 0}'):
+        fast = server.post("/v1/models/colors/predict", content=raw,
+                           headers={"content-type": fast_type})
+        slow = server.post("/v1/models/colors/predict", content=raw,
+                           headers={"content-type": slow_type})
+        _problem(fast, 422)
+        assert fast.content == slow.content
+    # two bodies parse and fail validation; two do not parse (json.loads refuses them first)
+    assert calls["ok"] == before["ok"] and calls["refused"] == before["refused"] + 2

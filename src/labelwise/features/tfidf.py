@@ -6,16 +6,32 @@ Built on scikit-learn's :class:`~sklearn.feature_extraction.text.TfidfVectorizer
 Each row is L2-normalised once over all its columns (``norm='l2'``), so word and character
 blocks share one scale.
 
-``char_ngram_range='auto'`` (the default) decides from the training texts: character n-grams
-(3 to 5) are added when the language's word forms are too many for whole words to recur,
-measured as the **unseen-word rate**: the share of the word tokens of the odd-numbered texts
-that never occur in the even-numbered ones. An inflecting language (Finnish titles: 0.40) is
-far above an English corpus of any length (cooking titles 0.055, GoEmotions 0.056, Reuters
-0.024, Enron 0.017); the rule adds character n-grams at 0.15 or more, when the odd texts hold
-at least 2,000 word tokens (fewer cannot estimate a rate). Chosen on Annif's Finnish
-archaeology titles (P@1 37.5 -> 49.9 with a LabelTree) and cooking.stackexchange (no
-change: 0.055); the English corpora above confirm that they keep words only. The rate and
-the choice are kept (``unseen_word_rate_``, ``char_ngram_range_``).
+``char_ngram_range='auto'`` (the default) decides from the training texts. Character
+n-grams (3 to 5, within word boundaries) are added in two cases, both measured on the first
+``RATE_TEXTS`` texts, whose odd-numbered texts must hold at least 2,000 word tokens (fewer
+cannot estimate either figure: words only):
+
+1. **An open vocabulary**: the language's word forms are too many for whole words to recur,
+   measured as the **unseen-word rate**, the share of the word tokens of the odd-numbered
+   texts that never occur in the even-numbered ones, at 0.15 or more. An inflecting language
+   (Finnish titles: 0.43) is far above an English corpus of any length (cooking titles 0.052,
+   GoEmotions 0.058, Reuters 0.023, Enron 0.015). Chosen on Annif's Finnish archaeology
+   titles (P@1 37.5 -> 49.9 with a LabelTree); the English corpora keep words only by it.
+2. **Short texts**: the median text has at most ``SHORT_TEXT_WORDS`` (20) word tokens (a
+   title, a question, a comment). Such a text has few words to match, so one word form the
+   training texts spelled differently ("baking" / "baked") is a large part of its evidence;
+   character n-grams match the shared stem, as the snowball stemmer does for Annif. Chosen
+   on cooking.stackexchange (questions' titles, median 8 words: LabelTree P@1 70.50 -> 71.67,
+   P@5 30.92 -> 31.63, now above Annif's 71.47 / 30.98; ``benchmarks/serve.py``), with the
+   archaeology titles (median 5; already by rule 1) as the second development corpus;
+   confirmed on corpora not used to choose it, through ``labelwise train`` + ``tune``:
+   GoEmotions (Reddit comments, median 12: chosen; test P@1 55.41 -> 56.85, P@3 +0.86,
+   P@5 +0.44, micro-F1 +0.22) and Reuters-21578 / Enron (median 87 / 314: not chosen). Long texts repeat their evidence, and character n-grams cost in proportion to
+   the text's length.
+
+The figures and the choice are kept (``unseen_word_rate_``, ``median_words_`` (not saved:
+None after loading), ``char_ngram_range_``); a folder saved by an earlier version loads with
+the choice it recorded, so its answers do not change.
 
 Transform (every batch size): each block's vocabulary is a
 :class:`~labelwise.features.terms.TermTable` (arrays, no Python dict), and one numba kernel
@@ -46,7 +62,7 @@ from ..errors import DataFormatError
 from .base import Featurizer
 from .terms import TermTable, code_points
 
-__all__ = ["Tfidf", "unseen_word_rate"]
+__all__ = ["Tfidf", "unseen_word_rate", "word_statistics"]
 
 #: character n-gram sizes that ``char_ngram_range='auto'`` adds (module docstring)
 AUTO_CHAR_RANGE = (3, 5)
@@ -56,6 +72,8 @@ OPEN_VOCABULARY_RATE = 0.15
 MIN_HELD_OUT_TOKENS = 2000
 #: the rate is measured on the first this many training texts (enough for a stable rate)
 RATE_TEXTS = 20000
+#: texts whose median has at most this many word tokens get character n-grams too (rule 2)
+SHORT_TEXT_WORDS = 20
 
 #: scikit-learn's default ``token_pattern`` (the word block's tokens; a test pins it)
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
@@ -126,12 +144,15 @@ class Tfidf(Featurizer):
             if r != "auto":
                 raise ValueError(f"char_ngram_range must be (min_n, max_n), None or 'auto', "
                                  f"got {r!r}")
-            rate = unseen_word_rate(texts, lowercase=self.lowercase)
-            return (AUTO_CHAR_RANGE if rate is not None and rate >= OPEN_VOCABULARY_RATE
-                    else None), rate
+            rate, median = word_statistics(texts, lowercase=self.lowercase)
+            self.median_words_ = median
+            chars = rate is not None and (rate >= OPEN_VOCABULARY_RATE
+                                          or median <= SHORT_TEXT_WORDS)
+            return (AUTO_CHAR_RANGE if chars else None), rate
         return (None if r is None else tuple(r)), None
 
     def _fit(self, texts: list[str]) -> None:
+        self.median_words_ = None
         char_range, rate = self._char_range(texts)
         vecs = {}
         for name, analyzer, rng in self._blocks(char_range):
@@ -273,6 +294,7 @@ class Tfidf(Featurizer):
         self.char_ngram_range_ = char_range
         rate = state.get("unseen_word_rate")
         self.unseen_word_rate_ = None if rate is None else float(rate)
+        self.median_words_ = None
 
 
 def _chunks(texts: list[str]) -> list[list[str]]:
@@ -303,14 +325,28 @@ def unseen_word_rate(texts: list[str], *, lowercase: bool = True) -> float | Non
     even-numbered ones (scikit-learn's word tokens) among the first ``RATE_TEXTS`` texts, or
     None when those odd texts hold fewer than ``MIN_HELD_OUT_TOKENS`` tokens (module
     docstring)."""
+    return word_statistics(texts, lowercase=lowercase)[0]
+
+
+def word_statistics(texts: list[str], *, lowercase: bool = True
+                    ) -> tuple[float | None, float | None]:
+    """(the unseen-word rate, the median number of word tokens a text) of the first
+    ``RATE_TEXTS`` texts; both None when the odd-numbered texts hold fewer than
+    ``MIN_HELD_OUT_TOKENS`` tokens (module docstring)."""
     texts = texts[:RATE_TEXTS]
     analyze = TfidfVectorizer(lowercase=lowercase).build_analyzer()
+    lengths = np.zeros(len(texts), dtype=np.int64)
     seen: set[str] = set()
-    for text in texts[0::2]:
-        seen.update(analyze(text))
+    for i in range(0, len(texts), 2):
+        words = analyze(texts[i])
+        lengths[i] = len(words)
+        seen.update(words)
     n = unseen = 0
-    for text in texts[1::2]:
-        words = analyze(text)
+    for i in range(1, len(texts), 2):
+        words = analyze(texts[i])
+        lengths[i] = len(words)
         n += len(words)
         unseen += sum(w not in seen for w in words)
-    return unseen / n if n >= MIN_HELD_OUT_TOKENS else None
+    if n < MIN_HELD_OUT_TOKENS:
+        return None, None
+    return unseen / n, float(np.median(lengths))

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 __all__ = ["Problem", "problem_response", "install_handlers", "BodyLimit", "field_path",
-           "PROBLEM_JSON"]
+           "PROBLEM_JSON", "answer_of"]
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("labelwise.serve")
@@ -104,7 +104,7 @@ def install_handlers(app: Any) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, title=exc.title, headers=exc.headers)
+        return answer_of(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -119,12 +119,25 @@ def install_handlers(app: Any) -> None:
 
     @app.exception_handler(LabelwiseError)
     async def _labelwise(request: Request, exc: LabelwiseError) -> JSONResponse:
-        return problem_response(422, scrub(str(exc)))
+        return answer_of(exc)
 
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> JSONResponse:
         log.exception("error answering %s %s", request.method, request.url.path)
         return problem_response(500, "the server failed to answer this request; it is logged")
+
+
+def answer_of(exc: Exception) -> JSONResponse | None:
+    """The answer to a :class:`Problem` or a labelwise error raised while answering (the
+    handlers above, and the predict route's fast path in :mod:`labelwise.serve.app`); None
+    for anything else (answered 500 by the outermost handler)."""
+    from labelwise.errors import LabelwiseError
+
+    if isinstance(exc, Problem):
+        return problem_response(exc.status, exc.detail, title=exc.title, headers=exc.headers)
+    if isinstance(exc, LabelwiseError):
+        return problem_response(422, scrub(str(exc)))
+    return None
 
 
 def scrub(message: str) -> str:
