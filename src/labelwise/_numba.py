@@ -58,8 +58,8 @@ import numba
 from numba.core import caching
 
 __all__ = ["njit", "cache_root", "cache_folder", "KERNEL_FILES", "KernelCacheLocator",
-           "install_locator", "KernelCache", "KernelCacheWarning", "prepare_cached_load", "SHIPPED_ROOT",
-           "PORTABLE_CPU", "shipped_manifest"]
+           "install_locator", "KernelCache", "KernelCacheWarning", "prepare_cached_load",
+           "SHIPPED_ROOT", "PORTABLE_CPU", "shipped_manifest"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
