@@ -140,6 +140,9 @@ def _reference_split(codes, node_rows, Yd, feats, max_features, min_leaf, extra,
     return best
 
 
+NO_CSC = np.zeros(0, np.int64)  # grow_tree without the rows storing each feature
+
+
 def _labels_csr(Yd):
     Y = sp.csr_matrix(Yd)
     return np.asarray(Y.indptr, np.int64), np.asarray(Y.indices, np.int64)
@@ -216,7 +219,7 @@ def test_grown_tree_against_reference(extra):
     Yd = Y.toarray().astype(np.int64)
     yptr, yind = _labels_csr(Yd)
     ml = 2
-    tree = grow_tree(codes, yptr, yind, 4, 7, False, 9, -1, ml, extra)
+    tree = grow_tree(codes, yptr, yind, 4, 7, False, 9, -1, ml, extra, NO_CSC, NO_CSC)
     left, right, feature, below, above, leaf_of, leaf_p = tree
     split = left >= 0
     assert np.all(left[split] > np.flatnonzero(split)) and np.all(right[split] > left[split])
@@ -250,15 +253,28 @@ def test_drawn_candidates_never_leave_a_splittable_leaf(extra):
     """Growing draws few candidates (max_features 2 of 30) and skips features known to be
     constant from an ancestor: on sparse binary features (mostly constant in deep nodes) a
     leaf must still be pure or have every feature constant over its rows, and every split
-    must be on a feature that varies in its node."""
+    must be on a feature that varies in its node. With the rows storing each feature (CSC,
+    one stored zero among them), which skips a feature no row of a node stores, the trees
+    are the same, with and without bootstrap (copies of a row share a node)."""
     rng = np.random.default_rng(5)
     n, d, L = 160, 30, 4
     X = (rng.random((n, d)) < 0.08).astype(np.float32)
     Yd = (rng.random((n, L)) < 0.3).astype(np.int64)
-    codes, _, _ = bin_features(X)
     yptr, yind = _labels_csr(Yd)
+    Xc = sp.csc_matrix(X)
+    Xc.data[Xc.indptr[3]] = 0.0  # stored, but 0: read through its codes like any other
+    assert X[Xc.indices[Xc.indptr[3]], 3] == 1.0
+    X[Xc.indices[Xc.indptr[3]], 3] = 0.0
+    codes, _, _ = bin_features(X)
+    fptr, frow = Xc.indptr.astype(np.int64), Xc.indices.astype(np.int64)
     for seed in range(3):
-        tree = grow_tree(codes, yptr, yind, L, seed, False, 2, -1, 1, extra)
+        tree = grow_tree(codes, yptr, yind, L, seed, False, 2, -1, 1, extra, NO_CSC, NO_CSC)
+        for bootstrap in (False, True):
+            plain = grow_tree(codes, yptr, yind, L, seed, bootstrap, 2, -1, 1, extra, NO_CSC,
+                              NO_CSC)
+            skipping = grow_tree(codes, yptr, yind, L, seed, bootstrap, 2, -1, 1, extra, fptr,
+                                 frow)
+            assert all(np.array_equal(u, v) for u, v in zip(plain, skipping, strict=True))
         left, right, feature, below, above, leaf_of, leaf_p = tree
         rows_at = {}
         for r, (path, leaf) in enumerate(_route(tree, codes)):

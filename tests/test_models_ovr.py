@@ -101,6 +101,22 @@ def numba_solve(X, y, loss, C, bias, tol=1e-9, seed=1, max_iter=100000):
 # ---------------------------------------------------------------------------- DCD solver
 
 
+@pytest.mark.parametrize("loss", ["squared_hinge", "logistic"])
+def test_dcd_full_rows_read_in_order_solve_exactly_as_through_their_indices(loss):
+    """A row storing every feature (dense X) is read without its index array; the same
+    problem with one more, empty, feature column (so no row is full) takes the index path:
+    the solutions are equal bit for bit (same operations in the same order)."""
+    X, y = binary_problem(7, n=50, d=6, density=0.6)
+    X[::3] = np.where(X[::3] == 0, 0.25, X[::3])  # every third row full
+    wide = np.hstack([X, np.zeros((X.shape[0], 1), np.float32)])
+    assert (sp.csr_matrix(X).getnnz(axis=1) == X.shape[1]).sum() >= 17
+    w, alpha, it = numba_solve(X, y, loss, 1.0, 1.0, tol=1e-3)
+    w_wide, alpha_wide, it_wide = numba_solve(wide, y, loss, 1.0, 1.0, tol=1e-3)
+    assert it == it_wide
+    assert np.array_equal(alpha, alpha_wide)
+    assert np.array_equal(w[:-1], w_wide[:-2]) and w_wide[-2] == 0.0 and w[-1] == w_wide[-1]
+
+
 @pytest.mark.parametrize("seed,C,bias", [(0, 1.0, 1.0), (1, 0.1, 1.0), (2, 10.0, 0.5),
                                          (3, 1.0, 0.0)])
 def test_dcd_squared_hinge_matches_plain_python(seed, C, bias):

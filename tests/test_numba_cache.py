@@ -379,3 +379,53 @@ def test_pack_refuses_an_empty_build(tmp_path):
     (tmp_path / "built" / "split").mkdir(parents=True)
     with pytest.raises(RuntimeError, match="nothing cached"):
         pack(tmp_path / "built", tmp_path / "shipped")
+
+
+# --- cache hits skip numba's full context refresh (labelwise._numba.prepare_cached_load) ---
+
+LIGHT_PROBE = textwrap.dedent("""
+    import hashlib, json, sys
+    import numpy as np, scipy.sparse as sp
+    from numba.core.registry import CPUDispatcher
+    from labelwise import _numba
+    if sys.argv[1] == "full":  # numba's own way: every registry installed before a load
+        _numba.prepare_cached_load = lambda ctx: ctx.refresh()
+    from labelwise.metrics import evaluate
+    from labelwise.models import (ClassifierChain, LabelForest, LabelPowerset, LabelTree,
+                                  MLkNN, OneVsRest, RAkEL)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 12)).astype(np.float32)
+    Y = sp.csr_matrix((X[:, :5] + 0.5 * rng.standard_normal((120, 5)) > 0.3).astype(np.float32))
+    Xs = sp.csr_matrix(np.where(X > 0.5, X, 0).astype(np.float32))
+    digest = hashlib.sha256()
+    for model, Xm in ((LabelForest(n_estimators=4, n_threads=2), X),
+                      (LabelForest(kind="extra", n_estimators=4, n_threads=2), Xs),
+                      (OneVsRest(), Xs), (ClassifierChain(), X), (LabelPowerset(), X),
+                      (RAkEL(), X), (MLkNN(k=5), X), (LabelTree(random_state=0), Xs)):
+        S = model.fit(Xm, Y).decision_function(Xm, k=3)
+        digest.update(np.asarray(S.toarray(), np.float64).tobytes())
+    digest.update(json.dumps(evaluate(Y, S, k=(1, 3))).encode())
+    misses = sum(sum(obj.stats.cache_misses.values()) for name, m in list(sys.modules.items())
+                 if name.startswith("labelwise.") for obj in vars(m).values()
+                 if isinstance(obj, CPUDispatcher))
+    print(json.dumps({"digest": digest.hexdigest(), "misses": misses,
+                      "registries": "numba.np.polynomial.polynomial_core" in sys.modules}))
+""")
+
+
+def test_cached_kernels_load_without_the_full_refresh_and_compute_the_same():
+    """A fresh process whose kernels all come from the cache links them after only the
+    runtime set-up (prepare_cached_load), never installing numba's registries, and every
+    family computes bit for bit what it computes after numba's own full refresh."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+
+    def probe(mode: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", LIGHT_PROBE, mode], env=env,
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.splitlines()[-1])
+
+    probe("light")  # fills the cache where it is cold (a miss refreshes fully)
+    light, full = probe("light"), probe("full")
+    assert light["misses"] == full["misses"] == 0
+    assert not light["registries"] and full["registries"]
+    assert light["digest"] == full["digest"]

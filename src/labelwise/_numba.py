@@ -58,8 +58,8 @@ import numba
 from numba.core import caching
 
 __all__ = ["njit", "cache_root", "cache_folder", "KERNEL_FILES", "KernelCacheLocator",
-           "install_locator", "KernelCache", "KernelCacheWarning", "SHIPPED_ROOT",
-           "PORTABLE_CPU", "shipped_manifest"]
+           "install_locator", "KernelCache", "KernelCacheWarning", "prepare_cached_load",
+           "SHIPPED_ROOT", "PORTABLE_CPU", "shipped_manifest"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -274,6 +274,18 @@ class KernelCache(caching.FunctionCache):
         self._shipped = _ShippedCacheFile(cache_folder(SHIPPED_ROOT) / rel.parent,
                                           self._impl.filename_base, stamp, manifest["files"])
 
+    def load_overload(self, sig, target_context):
+        """numba's ``load_overload`` without its full ``target_context.refresh()`` before a
+        cache hit (see :func:`prepare_cached_load`); a miss refreshes as numba does, before
+        the compiler runs."""
+        prepare_cached_load(target_context)
+        with self._guard_against_spurious_io_errors():
+            data = self._load_overload(sig, target_context)
+            if data is not None:
+                return data
+        target_context.refresh()
+        return None
+
     def _load_overload(self, sig, target_context):
         try:
             data = super()._load_overload(sig, target_context)
@@ -307,6 +319,25 @@ class KernelCache(caching.FunctionCache):
         except Exception:  # unreadable (warned at load): start the index again
             self._cache_file.flush()
         super()._save_overload(sig, data)
+
+
+def prepare_cached_load(target_context) -> None:
+    """What a compiled kernel read from the cache needs of numba before it is linked.
+
+    numba's ``load_overload`` first refreshes the whole target context: it imports and
+    installs every typing and lowering registry numba has (hundreds of ``@overload``
+    templates), which only compiling uses and which is most of a fresh process's first
+    kernel call (0.3 s on a quiet 2-core machine, 1-2 s under load). Linking cached object
+    code needs only the symbols it calls: numba's C helpers and exception classes and the
+    math library (put in LLVM's symbol table when the context is made), the runtime (NRT:
+    :meth:`rtsys.initialize`, which registers its functions and compiles its atomics), the
+    hash secrets ``numba.cpython.hashing`` injects on import, and the threading layer of
+    parallel kernels (their ``reload_init`` runs it at rebuild). Skipping the refresh
+    without the runtime crashes (an unresolved NRT symbol): hence this function."""
+    import numba.cpython.hashing  # noqa: F401  (injects _numba_hashsecret_* symbols)
+    from numba.core.runtime import rtsys
+
+    rtsys.initialize(target_context)
 
 
 def _impl_class():

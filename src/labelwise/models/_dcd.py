@@ -65,15 +65,27 @@ def row_sq_norms(x_indptr, x_data, bias):
 @njit(nogil=True, cache=True, inline="always")
 def _dot(w, x_indptr, x_indices, x_data, i, bias, d):
     s = w[d] * bias
-    for p in range(x_indptr[i], x_indptr[i + 1]):
-        s += w[x_indices[p]] * x_data[p]
+    a = x_indptr[i]
+    b = x_indptr[i + 1]
+    if b - a == d:  # a full row (dense X): indices are 0..d-1, read w in order
+        for k in range(d):
+            s += w[k] * x_data[a + k]
+    else:
+        for p in range(a, b):
+            s += w[x_indices[p]] * x_data[p]
     return s
 
 
 @njit(nogil=True, cache=True, inline="always")
 def _axpy(a, w, x_indptr, x_indices, x_data, i, bias, d):
-    for p in range(x_indptr[i], x_indptr[i + 1]):
-        w[x_indices[p]] += a * x_data[p]
+    lo = x_indptr[i]
+    hi = x_indptr[i + 1]
+    if hi - lo == d:  # a full row: the same updates, without the index gather
+        for k in range(d):
+            w[k] += a * x_data[lo + k]
+    else:
+        for p in range(lo, hi):
+            w[x_indices[p]] += a * x_data[p]
     w[d] += a * bias
 
 

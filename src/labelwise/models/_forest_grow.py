@@ -21,7 +21,9 @@ Per node: candidate features are drawn at random without replacement as scikit-l
 them: ``max_features`` of them, and more, one at a time, while every one drawn so far is
 constant in the node; a feature found constant in a node is known constant in its subtree
 and costs no pass over the rows there (on sparse binary features most are). Random forests try every bin
-boundary of a candidate; extra-trees (``extra``) one random boundary between the node's
+boundary of a candidate (rows of the largest code are never added: no boundary lies above
+them; with two codes, the one boundary is scored from the smaller side's labels, as
+extra-trees score theirs); extra-trees (``extra``) one random boundary between the node's
 smallest and largest code. The first best split (strictly larger proxy) wins. A node is a
 leaf when all its labels are pure, it has fewer than ``2 min_leaf`` rows, it is at
 ``max_depth`` or no candidate leaves ``min_leaf`` rows on both sides; a leaf holds each
@@ -197,6 +199,7 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
     sl = 0.0
     sr = stot
     touched = 0
+    added = 0
     for p in range(n - 1):
         r = order[p]
         touched += yptr[r + 1] - yptr[r]
@@ -205,6 +208,7 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
             sl += 2.0 * cl[j] + 1.0
             sr += 1.0 - 2.0 * (ctot[j] - cl[j])
             cl[j] += 1
+        added = p + 1
         c = col[r]
         c_next = col[order[p + 1]]
         if c != c_next:
@@ -216,10 +220,12 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
                     best_proxy = proxy
                     best_t = c
                     best_next = c_next
+            if c_next == cmax:  # the rows of the largest code never go left: no boundary
+                break
     if touched > cl.size:
         cl[:] = 0
     else:
-        for p in range(n - 1):
+        for p in range(added):
             r = order[p]
             for q in range(yptr[r], yptr[r + 1]):
                 cl[yind[q]] = 0
@@ -253,9 +259,10 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_featu
         if cmin == cmax:
             continue
         visited += 1
-        if extra:
+        if extra or cmax == cmin + 1:
             t, t_next, proxy = _extra_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                            cmin, cmax, draws[fi], min_leaf, cl)
+                                            cmin, cmax, draws[fi] if extra else 0.0,
+                                            min_leaf, cl)
         else:
             t, t_next, proxy = _scan_split(col, rows, start, end, yptr, yind, ctot, stot,
                                            cmin, cmax, min_leaf, cl, count, order)
@@ -269,13 +276,19 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_featu
 
 @njit(nogil=True, cache=True)
 def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_feats,
-                 n_known, max_features, min_leaf, extra, cl, count, order):
+                 n_known, max_features, min_leaf, extra, cl, count, order, node, node_of_row,
+                 fptr, frow):
     """:func:`best_split` with the candidates drawn at random as scikit-learn's best and
     random splitters draw them: ``feats[:n_known]`` are features known to be constant in
     the node (constant in an ancestor): drawing one counts as a visit but costs no pass;
     ``max_features`` visits, and more while every feature visited was constant. Returns
     (feature, c, c', proxy, constants known to the children); ``feats`` keeps the new
-    constants after the known ones (``const_feats``: work buffer)."""
+    constants after the known ones (``const_feats``: work buffer).
+
+    ``fptr``/``frow`` (CSC of the features' stored entries, or empty) with ``node_of_row``
+    (each row's node, ``node`` this one's): a feature with fewer stored rows than the node
+    has rows is constant (all 0) there when none of them is in the node, found without a
+    pass over the node's rows; else its codes are read as usual."""
     d = feats.size
     best_f = -1
     best_t = -1
@@ -298,7 +311,17 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         f_j += n_found
         f = feats[f_j]
         col = codes[f]
-        cmin, cmax = _code_range(col, rows, start, end)
+        stored = True
+        if fptr.size > 0 and fptr[f + 1] - fptr[f] < end - start:
+            stored = False
+            for q in range(fptr[f], fptr[f + 1]):
+                if node_of_row[frow[q]] == node:
+                    stored = True
+                    break
+        if stored:
+            cmin, cmax = _code_range(col, rows, start, end)
+        else:
+            cmin = cmax = 0
         if cmin == cmax:
             feats[f_j] = feats[n_total]
             feats[n_total] = f
@@ -308,8 +331,11 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         f_i -= 1
         feats[f_j] = feats[f_i]
         feats[f_i] = f
-        if extra:
-            u = np.random.random()  # noqa: NPY002
+        if extra or cmax == cmin + 1:
+            # two codes (binary features): one boundary, whose label counts _extra_split
+            # takes from the smaller side only; the same proxy as the scan's, bit for bit
+            # (sums of squared integer counts are exact in float64)
+            u = np.random.random() if extra else 0.0  # noqa: NPY002
             t, t_next, proxy = _extra_split(col, rows, start, end, yptr, yind, ctot, stot,
                                             cmin, cmax, u, min_leaf, cl)
         else:
@@ -332,12 +358,15 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
 
 @njit(nogil=True, cache=True)
 def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
-              min_leaf, extra):
+              min_leaf, extra, fptr, frow):
     """One tree on binned ``codes`` (n_features, n_samples) and labels in CSR
     (``yptr``/``yind``): (left, right, feature, c, c', leaf_of, leaf_p) with node 0
     the root, children numbered after their parent, -1 links at leaves, leaf_of the leaf
     row of a leaf node (-1 for split nodes) and leaf_p (n_leaves, n_labels) the positive
-    rates. ``max_depth`` < 0: unlimited."""
+    rates. ``max_depth`` < 0: unlimited. ``fptr``/``frow``: the rows storing each feature
+    (CSC of a sparse X, int64) or two empty arrays (dense X); with them a feature that no row
+    of a node stores is known constant there without reading its codes (copies of a
+    bootstrap row have equal codes and so always share a node). Same tree either way."""
     # numba's legacy generator has one state per thread: seeding it here makes the tree a
     # function of its seed, whichever thread grows it
     np.random.seed(seed)  # noqa: NPY002
@@ -366,6 +395,11 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
     cl = np.zeros(n_labels, dtype=np.int64)
     count = np.zeros(257, dtype=np.int64)
     order = np.empty(m, dtype=np.int64)
+    track = fptr.size > 0
+    node_of_row = np.full(n if track else 0, -1, dtype=np.int64)
+    if track:
+        for p in range(m):
+            node_of_row[rows[p]] = 0
     top = 0
     st_node[0] = 0
     st_start[0] = 0
@@ -402,7 +436,8 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
         if not leaf:
             f, t, t_next, _, n_known = _drawn_split(
                 codes, rows, s, e, yptr, yind, ctot, stot, feats, const_feats, n_known,
-                max_features, min_leaf, extra, cl, count, order)
+                max_features, min_leaf, extra, cl, count, order, node, node_of_row, fptr,
+                frow)
             leaf = f < 0
         if leaf:
             leaf_of[node] = n_leaves
@@ -421,6 +456,11 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
                 rows[i] = rows[k]
                 rows[k] = tmp
                 k -= 1
+        if track:
+            for p in range(s, i):
+                node_of_row[rows[p]] = n_nodes
+            for p in range(i, e):
+                node_of_row[rows[p]] = n_nodes + 1
         left[node] = n_nodes
         right[node] = n_nodes + 1
         feature[node] = f

@@ -45,6 +45,8 @@ GROWERS = ("labelwise", "sklearn")
 #: largest binned feature matrix (rows x features bytes) labelwise's grower builds
 MAX_BINNED_BYTES = 2**31
 _ROW_BLOCK = 4096
+#: the grower tracks which rows store each feature when X stores less than this share
+SPARSE_FRACTION = 0.25
 
 
 @njit(nogil=True, cache=True)
@@ -241,10 +243,16 @@ class LabelForest(MultiLabelModel):
             0, 2**31 - 1, size=self.n_estimators)
         mf = self._n_features_per_split(d)
         depth = -1 if self.max_depth is None else int(self.max_depth)
+        # sparse X: the rows storing each feature let the grower skip the features that no
+        # row of a node stores (constant there) without reading their codes
+        fptr = frow = np.zeros(0, np.int64)
+        if sp.issparse(X) and X.nnz < SPARSE_FRACTION * n * d:
+            Xc = sp.csc_matrix(X)
+            fptr, frow = np.asarray(Xc.indptr, np.int64), np.asarray(Xc.indices, np.int64)
 
         def grow(seed: int):
             return grow_tree(codes, yptr, yind, L, int(seed), bootstrap, mf, depth,
-                             int(self.min_samples_leaf), self.kind == "extra")
+                             int(self.min_samples_leaf), self.kind == "extra", fptr, frow)
 
         trees = map_threads(grow, seeds, resolve_n_threads(self.n_threads))
         roots, lefts, rights, feats, thrs, leaf_ofs, leaf_ps = [], [], [], [], [], [], []
