@@ -140,8 +140,19 @@ def _log2n(f: DataFacts) -> float:
 
 def _forest_cost(f: DataFacts, s: dict[str, Any]) -> float:
     trees = s.get("n_estimators", 100)
-    work = f.n_samples * _log2n(f) * math.sqrt(f.n_features) * trees * (1 + f.n_labels / 40)
+    share = s.get("max_features", "sqrt")
+    tried = math.sqrt(f.n_features) if share == "sqrt" else max(1.0, share * f.n_features)
+    work = f.n_samples * _log2n(f) * tried * trees * (1 + f.n_labels / 40)
     return 8e-7 * work * (0.8 if s.get("kind") == "extra" else 1.0) * (1.0 if f.dense else 0.5)
+
+
+def _forest_settings(f: DataFacts) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"kind": "extra"}, {"kind": "random"},
+                                 {"kind": "extra", "n_estimators": 300},
+                                 {"kind": "extra", "n_estimators": 1000}]
+    if f.dense:  # few informative dense columns: sqrt(features) per split is too few
+        out.append({"kind": "extra", "n_estimators": 500, "max_features": 0.3})
+    return out
 
 
 #: the candidate table (module docstring); rules on the facts only
@@ -187,10 +198,11 @@ FAMILIES: tuple[Family, ...] = (
            rule="rows <= 50,000 (exact neighbours)"),
     Family("forest", "labelwise.models.forest:LabelForest",
            applies=lambda f: f.n_labels <= 1000,
-           settings=lambda f: [{"kind": "extra"}, {"kind": "random"},
-                               {"kind": "extra", "n_estimators": 300}],
+           settings=_forest_settings,
            cost=_forest_cost,
-           rule="labels <= 1000 (extra-trees, random forest: 100 trees; then 300 extra-trees)"),
+           rule="labels <= 1000 (extra-trees, random forest: 100 trees; then 300 and 1000 "
+                "extra-trees; dense features: 500 extra-trees trying 30 % of the features "
+                "at each split)"),
     Family("clr", "labelwise.models.pairwise:CalibratedLabelRanking",
            applies=lambda f: f.n_labels <= 100,
            settings=lambda f: [{}, {"C": 4.0}],
