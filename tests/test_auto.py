@@ -139,7 +139,8 @@ def test_leaderboard_budget_refit_and_save(tmp_path):
             Family("chain", "labelwise.models.chains:ClassifierChain", applies=lambda f: True,
                    settings=lambda f: [{"order": "frequency"}], cost=lambda f, s: 0.02))
     t0 = time.perf_counter()
-    auto = AutoModel(budget=60, objective="macro-f1", cv=3, families=fams, n_threads=1).fit(X, Y)
+    auto = AutoModel(budget=60, objective="macro-f1", cv=3, families=fams, blend=False,
+                     n_threads=1).fit(X, Y)  # blends: tests/test_auto_blend.py
     took = time.perf_counter() - t0
     assert took < 60 and auto.seconds_ <= took
     board = auto.leaderboard_
