@@ -391,8 +391,11 @@ class AutoModel(Estimator):
         becomes the new best. Returns the (maybe new) best."""
         from .models.blend import Blend
 
-        cal = _fold_calibrated(kept, Y, folds, cv)
-        for group in blend_sets(kept):
+        groups = blend_sets(kept)
+        used = sorted({i for g in groups for i in g})  # calibrate only the blends' members
+        cal = dict(zip(used, _fold_calibrated([kept[i] for i in used], Y, folds, cv),
+                       strict=True))
+        for group in groups:
             t0 = time.perf_counter()
             members = [kept[i] for i in group]
             name = "blend(" + " + ".join(m.cand.name for m in members) + ")"
