@@ -4,6 +4,7 @@ scores, calibration that never sees the scored fold's labels, the choice and the
 from __future__ import annotations
 
 import json
+import time
 import warnings
 
 import numpy as np
@@ -193,3 +194,28 @@ def test_many_labels_beyond_k_are_not_blended():
         warnings.simplefilter("ignore")
         auto = AutoModel(budget=60, cv=3, k=4, families=_forests(), n_threads=1).fit(X, Y)
     assert {e["family"] for e in auto.leaderboard_} == {"forest"}
+
+
+def test_blends_are_not_scored_when_scoring_would_overrun_the_budget(monkeypatch):
+    import labelwise.auto as auto_mod
+
+    real = auto_mod.fold_score
+
+    def slow_score(*args, **kwargs):  # scoring dominates: 1 s a fold, whatever the load
+        time.sleep(1.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(auto_mod, "fold_score", slow_score)
+    X, Y = _data()
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = AutoModel(budget=16, cv=3, families=_forests(), n_threads=1).fit(X, Y)
+    took = time.perf_counter() - t0
+    singles = [e for e in auto.leaderboard_ if e["family"] == "forest"]
+    assert [e["status"] for e in singles] == ["done", "done"]
+    # 2 members x (estimated) 2 x 3 s of calibration + 3 s of scoring: not started
+    blend = [e for e in auto.leaderboard_ if e["family"] == "blend"]
+    assert len(blend) == 1 and blend[0]["status"] == "skipped"
+    assert blend[0]["mean_score"] is None and blend[0]["reason"].startswith("not scored")
+    assert took < 16

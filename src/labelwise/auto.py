@@ -40,7 +40,9 @@ How a choice is made
    single candidate when its mean score is higher and its fit (estimated as its members'
    measured cross-validation seconds plus their refits, since ``Blend.fit`` calibrates its
    members by its own cross-validation) still ends within the plan; otherwise it is listed as
-   ``skipped``.
+   ``skipped``. Scoring is timed as well: a blend is not even scored (``skipped``, "not
+   scored") when its calibration and scoring, estimated from those measured so far, and the
+   refit of the best so far would not end within the plan.
 7. *Final model*: the best mean score wins (ties: the one run first). Its settings are fitted
    on all training rows as an ordinary :class:`~labelwise.Pipeline` (``pipeline_``, the same
    as ``Pipeline(model=Cls(**settings)).fit(X, Y)``), then calibrated (per-label Platt) and
@@ -385,17 +387,21 @@ class AutoModel(Estimator):
 
     def _try_blends(self, kept: list[_Kept], best: tuple, board: list[dict[str, Any]],
                     Y: sp.csr_matrix, folds: np.ndarray, cv: int, objective: str,
-                    deadline: float) -> tuple:
+                    deadline: float, score_s: float) -> tuple:
         """Score the blends of :func:`blend_sets` on the kept out-of-fold scores (no fit);
         a blend that beats ``best`` and whose fit is expected to end before ``deadline``
-        becomes the new best. Returns the (maybe new) best."""
+        becomes the new best. Returns the (maybe new) best.
+
+        Scoring takes time too (a Platt fit per fold and member, then the folds' scores): a
+        blend is scored only when its members' calibration and its scoring (their largest
+        measured times so far; at first twice ``score_s``, a candidate's scoring time) and the
+        refit of the best so far still end before ``deadline``."""
         from .models.blend import Blend
 
-        groups = blend_sets(kept)
-        used = sorted({i for g in groups for i in g})  # calibrate only the blends' members
-        cal = dict(zip(used, _fold_calibrated([kept[i] for i in used], Y, folds, cv),
-                       strict=True))
-        for group in groups:
+        cal: dict[int, list[np.ndarray]] = {}
+        cal_s: list[float] = []
+        blend_s: list[float] = []
+        for group in blend_sets(kept):
             t0 = time.perf_counter()
             members = [kept[i] for i in group]
             name = "blend(" + " + ".join(m.cand.name for m in members) + ")"
@@ -407,10 +413,25 @@ class AutoModel(Estimator):
                      "settings": {"members": model.members}, "status": "skipped",
                      "fold_scores": [], "mean_score": None, "seconds": 0.0,
                      "estimated_seconds": round(est, 3)}
+            need = [i for i in group if i not in cal]
+            guess = len(need) * max(cal_s, default=2.0 * score_s) + max(blend_s,
+                                                                        default=score_s)
+            if t0 + guess + best[4] + FINISH_RESERVE_S > deadline:
+                entry["reason"] = (f"not scored: scoring it (estimated {guess:.1f} s) and the "
+                                   f"refit would not end in time; "
+                                   f"{max(0.0, deadline - t0):.1f} s left")
+                board.append(entry)
+                continue
+            for i in need:
+                tc = time.perf_counter()
+                cal[i] = _fold_calibrated([kept[i]], Y, folds, cv)[0]
+                cal_s.append(time.perf_counter() - tc)
+            tb = time.perf_counter()
             scores = []
             for f in range(cv):
                 P = np.mean([cal[i][f] for i in group], axis=0)
                 scores.append(fold_score(objective, sp.csr_matrix(P), Y, folds, f))
+            blend_s.append(time.perf_counter() - tb)
             mean = float(np.mean(scores))
             entry.update(status="done", fold_scores=[round(x, 6) for x in scores],
                          mean_score=round(mean, 6),
@@ -487,6 +508,7 @@ class AutoModel(Estimator):
         # blends average calibrated probabilities of every label: only when all are scored
         blendable = self.blend and L <= k
         kept: list[_Kept] = []
+        score_s = 0.0  # the longest scoring of a candidate's folds
         for c in cands:
             est_cv = c.raw_fit_s * cv_share() * ratio(c)
             est_refit = c.raw_fit_s * ratio(c)
@@ -534,7 +556,9 @@ class AutoModel(Estimator):
                 board.append(entry)
                 continue
             S = _stack(parts, n, L)
+            ts = time.perf_counter()
             scores = [fold_score(objective, S, Yc, folds, f) for f in range(cv)]
+            score_s = max(score_s, time.perf_counter() - ts)
             mean = float(np.mean(scores))
             entry.update(status="done", fold_scores=[round(s, 6) for s in scores],
                          mean_score=round(mean, 6), seconds=round(time.perf_counter() - t0, 3))
@@ -547,7 +571,8 @@ class AutoModel(Estimator):
                 kept = _prune_kept(kept)
 
         if best is not None and blendable and len(kept) >= 2:
-            best = self._try_blends(kept, best, board, Yc, folds, cv, objective, deadline)
+            best = self._try_blends(kept, best, board, Yc, folds, cv, objective, deadline,
+                                    score_s)
 
         if best is None:  # pragma: no cover - the first candidate always runs to the end
             raise LabelwiseError("auto: no candidate finished")
