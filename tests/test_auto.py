@@ -113,13 +113,34 @@ def test_candidate_rules_follow_the_data_not_names():
     assert len({f.name for f in FAMILIES}) == len(FAMILIES)
 
 
+def test_forest_settings_follow_density_and_cost_counts_the_features_tried():
+    dense = DataFacts(n_samples=400, n_labels=6, n_features=100, nnz=400 * 100, n_labelsets=27,
+                      cardinality=1.9)
+    sparse = DataFacts(n_samples=400, n_labels=6, n_features=100, nnz=400 * 5, n_labelsets=27,
+                       cardinality=1.9)
+    forest = [f for f in FAMILIES if f.name == "forest"][0]
+    wide = {"kind": "extra", "n_estimators": 500, "max_features": 0.3}
+    assert wide in forest.settings(dense) and wide not in forest.settings(sparse)
+    assert {"kind": "extra", "n_estimators": 1000} in forest.settings(sparse)
+    # 30 of 100 features per split costs 3x the sqrt rule's 10, at equal trees
+    narrow = {"kind": "extra", "n_estimators": 500}
+    assert forest.cost(dense, wide) == pytest.approx(3.0 * forest.cost(dense, narrow))
+    # rounds: the new settings come after every family's first three settings
+    order = candidates_for(dense)
+    assert [c.settings for c in order if c.family.name == "forest"][3:] == [
+        {"kind": "extra", "n_estimators": 1000}, wide]
+    first_new = min(i for i, c in enumerate(order) if c.settings.get("n_estimators") == 1000)
+    assert all(c.rank >= 3 for c in order[first_new:])
+
+
 def test_leaderboard_budget_refit_and_save(tmp_path):
     X, Y = _learnable()
     fams = (_ovr([{"loss": "logistic", "C": 1.0}, {"loss": "squared_hinge", "C": 0.5}]),
             Family("chain", "labelwise.models.chains:ClassifierChain", applies=lambda f: True,
                    settings=lambda f: [{"order": "frequency"}], cost=lambda f, s: 0.02))
     t0 = time.perf_counter()
-    auto = AutoModel(budget=60, objective="macro-f1", cv=3, families=fams, n_threads=1).fit(X, Y)
+    auto = AutoModel(budget=60, objective="macro-f1", cv=3, families=fams, blend=False,
+                     n_threads=1).fit(X, Y)  # blends: tests/test_auto_blend.py
     took = time.perf_counter() - t0
     assert took < 60 and auto.seconds_ <= took
     board = auto.leaderboard_

@@ -12,6 +12,7 @@ import pytest
 from conformance import CHECKS, TEXT_CHECKS
 from labelwise.features import Tfidf
 from labelwise.models import FewShot, OneVsRest, ZeroShot
+from labelwise.models.blend import Blend
 from labelwise.models.chains import ClassifierChain
 from labelwise.models.codes import OutputCodes
 from labelwise.models.embedding import LabelEmbedding
@@ -154,6 +155,11 @@ FAMILIES = {
         "codes-ecc": (lambda: OutputCodes(C=10.0, random_state=3, n_threads=1), "numeric"),
         "codes-random": (lambda: OutputCodes(code="random", C=10.0, random_state=3,
                                               n_threads=2), "numeric", _BUT_MANY_LABELS),
+    },
+    "Blend": {
+        "blend": (lambda: Blend([["OneVsRest", {"loss": "logistic", "C": 4.0}],
+                                 ["LabelForest", {"kind": "extra", "n_estimators": 8}]],
+                                random_state=3, n_threads=2), "numeric", _BUT_MANY_LABELS),
     },
 }
 

@@ -31,7 +31,19 @@ How a choice is made
    folds run over (its measured fold times say the rest would not fit) is stopped and left
    out of the choice. The first candidate always runs, so a model comes out of any budget
    (a warning says when even it is expected to exceed the budget).
-6. *Final model*: the best mean score wins (ties: the one run first). Its settings are fitted
+6. *Blends*: when every label is scored (labels <= ``k``), the out-of-fold scores of the best
+   two candidates of each family are kept, and blends are scored on them without any fit
+   (:func:`blend_sets`: the best two and three candidates, the best with the best one and
+   two of other families). A blend (:class:`labelwise.models.blend.Blend`) averages its
+   members' probabilities, each mapped by per-label Platt scaling; for fold f that scaling is
+   fitted on the other folds' rows only, then scored as in step 4. A blend replaces the best
+   single candidate when its mean score is higher and its fit (estimated as its members'
+   measured cross-validation seconds plus their refits, since ``Blend.fit`` calibrates its
+   members by its own cross-validation) still ends within the plan; otherwise it is listed as
+   ``skipped``. Scoring is timed as well: a blend is not even scored (``skipped``, "not
+   scored") when its calibration and scoring, estimated from those measured so far, and the
+   refit of the best so far would not end within the plan.
+7. *Final model*: the best mean score wins (ties: the one run first). Its settings are fitted
    on all training rows as an ordinary :class:`~labelwise.Pipeline` (``pipeline_``, the same
    as ``Pipeline(model=Cls(**settings)).fit(X, Y)``), then calibrated (per-label Platt) and
    given per-label thresholds for the objective (micro-F1 for ``map`` and ``p@1``, which
@@ -140,8 +152,21 @@ def _log2n(f: DataFacts) -> float:
 
 def _forest_cost(f: DataFacts, s: dict[str, Any]) -> float:
     trees = s.get("n_estimators", 100)
-    work = f.n_samples * _log2n(f) * math.sqrt(f.n_features) * trees * (1 + f.n_labels / 40)
-    return 8e-7 * work * (0.8 if s.get("kind") == "extra" else 1.0) * (1.0 if f.dense else 0.5)
+    share = s.get("max_features", "sqrt")
+    tried = math.sqrt(f.n_features) if share == "sqrt" else max(1.0, share * f.n_features)
+    work = f.n_samples * _log2n(f) * tried * trees * (1 + f.n_labels / 40)
+    # labelwise's own grower: measured/estimated was 0.08-0.29 with 8e-7 (emotions, yeast,
+    # medical; 2-core machine under load 9-12), so 3e-7 still errs on the high side
+    return 3e-7 * work * (0.8 if s.get("kind") == "extra" else 1.0) * (1.0 if f.dense else 0.5)
+
+
+def _forest_settings(f: DataFacts) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"kind": "extra"}, {"kind": "random"},
+                                 {"kind": "extra", "n_estimators": 300},
+                                 {"kind": "extra", "n_estimators": 1000}]
+    if f.dense:  # few informative dense columns: sqrt(features) per split is too few
+        out.append({"kind": "extra", "n_estimators": 500, "max_features": 0.3})
+    return out
 
 
 #: the candidate table (module docstring); rules on the facts only
@@ -187,10 +212,11 @@ FAMILIES: tuple[Family, ...] = (
            rule="rows <= 50,000 (exact neighbours)"),
     Family("forest", "labelwise.models.forest:LabelForest",
            applies=lambda f: f.n_labels <= 1000,
-           settings=lambda f: [{"kind": "extra"}, {"kind": "random"},
-                               {"kind": "extra", "n_estimators": 300}],
+           settings=_forest_settings,
            cost=_forest_cost,
-           rule="labels <= 1000 (extra-trees, random forest: 100 trees; then 300 extra-trees)"),
+           rule="labels <= 1000 (extra-trees, random forest: 100 trees; then 300 and 1000 "
+                "extra-trees; dense features: 500 extra-trees trying 30 % of the features "
+                "at each split)"),
     Family("clr", "labelwise.models.pairwise:CalibratedLabelRanking",
            applies=lambda f: f.n_labels <= 100,
            settings=lambda f: [{}, {"C": 4.0}],
@@ -308,6 +334,7 @@ class AutoModel(Estimator):
     featurizer: for texts, a labelwise featurizer (cloned in every fold; None: tf-idf).
     scale: the pipelines' per-column scaling of numeric X (see :class:`~labelwise.Pipeline`).
     families: the candidate table (default :data:`FAMILIES`).
+    blend: also try blends of the best candidates (module docstring, step 6).
     n_threads: given to every model that has ``n_threads``.
     random_state: folds, and every model's ``random_state``.
 
@@ -317,8 +344,8 @@ class AutoModel(Estimator):
 
     def __init__(self, *, budget: Any = "10m", objective: str = "micro-f1", cv: int = 3,
                  k: int = 100, featurizer: Any = None, scale: str | None = "auto",
-                 families: tuple[Family, ...] | None = None, n_threads: int | None = None,
-                 random_state: int | None = 0) -> None:
+                 families: tuple[Family, ...] | None = None, blend: bool = True,
+                 n_threads: int | None = None, random_state: int | None = 0) -> None:
         self.budget = budget
         self.objective = objective
         self.cv = cv
@@ -326,6 +353,7 @@ class AutoModel(Estimator):
         self.featurizer = featurizer
         self.scale = scale
         self.families = families
+        self.blend = blend
         self.n_threads = n_threads
         self.random_state = random_state
 
@@ -357,6 +385,67 @@ class AutoModel(Estimator):
             X = self._pipeline(None, True).featurizer.fit_transform(X)
         return DataFacts.of(X, Y)
 
+    def _try_blends(self, kept: list[_Kept], best: tuple, board: list[dict[str, Any]],
+                    Y: sp.csr_matrix, folds: np.ndarray, cv: int, objective: str,
+                    deadline: float, score_s: float) -> tuple:
+        """Score the blends of :func:`blend_sets` on the kept out-of-fold scores (no fit);
+        a blend that beats ``best`` and whose fit is expected to end before ``deadline``
+        becomes the new best. Returns the (maybe new) best.
+
+        Scoring takes time too (a Platt fit per fold and member, then the folds' scores): a
+        blend is scored only when its members' calibration and its scoring (their largest
+        measured times so far; at first twice ``score_s``, a candidate's scoring time) and the
+        refit of the best so far still end before ``deadline``."""
+        from .models.blend import Blend
+
+        cal: dict[int, list[np.ndarray]] = {}
+        cal_s: list[float] = []
+        blend_s: list[float] = []
+        for group in blend_sets(kept):
+            t0 = time.perf_counter()
+            members = [kept[i] for i in group]
+            name = "blend(" + " + ".join(m.cand.name for m in members) + ")"
+            model = Blend([[m.cand.family.model_class()._persist_name, dict(m.cand.settings)]
+                           for m in members], cv=cv, n_threads=self.n_threads,
+                          random_state=self.random_state)
+            est = float(sum(m.fit_cost_s for m in members))
+            entry = {"candidate": name, "family": "blend", "model": "Blend",
+                     "settings": {"members": model.members}, "status": "skipped",
+                     "fold_scores": [], "mean_score": None, "seconds": 0.0,
+                     "estimated_seconds": round(est, 3)}
+            need = [i for i in group if i not in cal]
+            guess = len(need) * max(cal_s, default=2.0 * score_s) + max(blend_s,
+                                                                        default=score_s)
+            if t0 + guess + best[4] + FINISH_RESERVE_S > deadline:
+                entry["reason"] = (f"not scored: scoring it (estimated {guess:.1f} s) and the "
+                                   f"refit would not end in time; "
+                                   f"{max(0.0, deadline - t0):.1f} s left")
+                board.append(entry)
+                continue
+            for i in need:
+                tc = time.perf_counter()
+                cal[i] = _fold_calibrated([kept[i]], Y, folds, cv)[0]
+                cal_s.append(time.perf_counter() - tc)
+            tb = time.perf_counter()
+            scores = []
+            for f in range(cv):
+                P = np.mean([cal[i][f] for i in group], axis=0)
+                scores.append(fold_score(objective, sp.csr_matrix(P), Y, folds, f))
+            blend_s.append(time.perf_counter() - tb)
+            mean = float(np.mean(scores))
+            entry.update(status="done", fold_scores=[round(x, 6) for x in scores],
+                         mean_score=round(mean, 6),
+                         seconds=round(time.perf_counter() - t0, 3))
+            now = time.perf_counter()
+            if mean > best[0] and now + est + FINISH_RESERVE_S > deadline:
+                entry.update(status="skipped", reason=f"its fit (estimated {est:.1f} s) would "
+                             f"not end in time; {max(0.0, deadline - now):.1f} s left")
+            board.append(entry)
+            if entry["status"] == "done" and mean > best[0]:
+                P = np.mean([cal[i][cv] for i in group], axis=0)
+                best = (mean, len(board) - 1, model, sp.csr_matrix(P), est)
+        return best
+
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, Y: Any = None, *, labels: Any = None) -> AutoModel:
         start = time.perf_counter()  # before the imports below: they count against the budget
@@ -364,6 +453,7 @@ class AutoModel(Estimator):
         from .calibration import PlattCalibrator
         from .decision import PerLabelThreshold
         from .labels import LabelSpace
+        from .models.blend import Blend
         from .pipeline import _is_texts
         from .split import IterativeStratifiedKFold
 
@@ -415,6 +505,10 @@ class AutoModel(Estimator):
         def cv_share() -> float:  # fits on (cv-1)/cv of the rows, cv times, plus scoring
             return (cv - 1) * 1.1
 
+        # blends average calibrated probabilities of every label: only when all are scored
+        blendable = self.blend and L <= k
+        kept: list[_Kept] = []
+        score_s = 0.0  # the longest scoring of a candidate's folds
         for c in cands:
             est_cv = c.raw_fit_s * cv_share() * ratio(c)
             est_refit = c.raw_fit_s * ratio(c)
@@ -462,7 +556,9 @@ class AutoModel(Estimator):
                 board.append(entry)
                 continue
             S = _stack(parts, n, L)
+            ts = time.perf_counter()
             scores = [fold_score(objective, S, Yc, folds, f) for f in range(cv)]
+            score_s = max(score_s, time.perf_counter() - ts)
             mean = float(np.mean(scores))
             entry.update(status="done", fold_scores=[round(s, 6) for s in scores],
                          mean_score=round(mean, 6), seconds=round(time.perf_counter() - t0, 3))
@@ -470,12 +566,19 @@ class AutoModel(Estimator):
             refit_est = float(np.mean(fit_s)) * cv / (cv - 1)
             if best is None or mean > best[0]:
                 best = (mean, len(board) - 1, c, S, refit_est)
+            if blendable and _registered(c.family.model_class()):
+                kept.append(_Kept(mean, len(board) - 1, c, S.toarray(), seconds + refit_est))
+                kept = _prune_kept(kept)
+
+        if best is not None and blendable and len(kept) >= 2:
+            best = self._try_blends(kept, best, board, Yc, folds, cv, objective, deadline,
+                                    score_s)
 
         if best is None:  # pragma: no cover - the first candidate always runs to the end
             raise LabelwiseError("auto: no candidate finished")
         mean, index, c, S, _ = best
         t_refit = time.perf_counter()
-        pipe = self._pipeline(self._model(c), texts)
+        pipe = self._pipeline(c if isinstance(c, Blend) else self._model(c), texts)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pipe.fit(X, Yc, labels=labels)
@@ -523,6 +626,76 @@ class AutoModel(Estimator):
         """Save the chosen pipeline (an ordinary pipeline directory; the leaderboard is in
         its ``pipeline.json`` under ``tuning.auto``)."""
         self._check_fitted().save(path)
+
+
+@dataclass
+class _Kept:
+    """A finished candidate's out-of-fold scores, kept for blending."""
+
+    mean: float
+    index: int  #: its leaderboard row
+    cand: _Candidate
+    S: np.ndarray  #: dense out-of-fold scores (n_samples, n_labels)
+    fit_cost_s: float  #: its measured cross-validation seconds + estimated refit
+
+
+def _registered(cls: type) -> bool:
+    """Whether a blend can rebuild (and a saved blend load) this class by its saved name."""
+    from .models.persist import MODEL_CLASSES
+
+    name = getattr(cls, "_persist_name", "")
+    return name != "Blend" and MODEL_CLASSES.get(name) == (cls.__module__, cls.__name__)
+
+
+#: candidates kept per family for blending
+KEEP_PER_FAMILY = 2
+
+
+def _prune_kept(kept: list[_Kept]) -> list[_Kept]:
+    """The best :data:`KEEP_PER_FAMILY` of each family (ties: the one run first)."""
+    out: list[_Kept] = []
+    count: dict[str, int] = {}
+    for kc in sorted(kept, key=lambda kc: (-kc.mean, kc.index)):
+        name = kc.cand.family.name
+        if count.get(name, 0) < KEEP_PER_FAMILY:
+            out.append(kc)
+            count[name] = count.get(name, 0) + 1
+    return out
+
+
+def blend_sets(kept: list[_Kept]) -> list[tuple[int, ...]]:
+    """Which blends to score, as indices into ``kept``: the best two and three candidates,
+    and the best candidate with the best of one and of two other families (distinct sets
+    only, in that order)."""
+    order = sorted(range(len(kept)), key=lambda i: (-kept[i].mean, kept[i].index))
+    families: list[int] = []
+    for i in order:
+        if kept[i].cand.family.name not in {kept[j].cand.family.name for j in families}:
+            families.append(i)
+    out: list[tuple[int, ...]] = []
+    for group in (order[:2], order[:3], families[:2], families[:3]):
+        key = tuple(sorted(group))
+        if len(group) >= 2 and len(set(group)) == len(group) and key not in out:
+            out.append(key)
+    return out
+
+
+def _fold_calibrated(kept: list[_Kept], Y: sp.csr_matrix, folds: np.ndarray,
+                     cv: int) -> list[list[np.ndarray]]:
+    """Per kept candidate, cv + 1 probability matrices: entry f maps the out-of-fold scores
+    by per-label Platt scaling fitted on the rows outside fold f (so fold f's blend score
+    uses no calibration fitted on its own labels); entry cv, fitted on all rows."""
+    from .calibration import PlattCalibrator
+
+    out = []
+    for kc in kept:
+        per = []
+        for f in range(cv + 1):
+            rows = np.flatnonzero(folds != f)  # f == cv: every row
+            cal = PlattCalibrator(per_label=True).fit(kc.S[rows], Y[rows])
+            per.append(np.asarray(cal.transform(kc.S), np.float64))
+        out.append(per)
+    return out
 
 
 def _stack(parts: list[tuple[np.ndarray, sp.csr_matrix]], n: int, L: int) -> sp.csr_matrix:

@@ -93,6 +93,7 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "CalibratedLabelRanking": ("labelwise.models.pairwise", "CalibratedLabelRanking"),
     "LabelEmbedding": ("labelwise.models.embedding", "LabelEmbedding"),
     "OutputCodes": ("labelwise.models.codes", "OutputCodes"),
+    "Blend": ("labelwise.models.blend", "Blend"),
 }
 
 _ARRAY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
