@@ -277,7 +277,10 @@ class KernelCache(caching.FunctionCache):
     def load_overload(self, sig, target_context):
         """numba's ``load_overload`` without its full ``target_context.refresh()`` before a
         cache hit (see :func:`prepare_cached_load`); a miss refreshes as numba does, before
-        the compiler runs."""
+        the compiler runs. With a numba whose internals differ (no guard or runtime set-up
+        to call), numba's own ``load_overload`` runs instead."""
+        if not _LIGHT_LOAD:
+            return super().load_overload(sig, target_context)
         prepare_cached_load(target_context)
         with self._guard_against_spurious_io_errors():
             data = self._load_overload(sig, target_context)
@@ -319,6 +322,19 @@ class KernelCache(caching.FunctionCache):
         except Exception:  # unreadable (warned at load): start the index again
             self._cache_file.flush()
         super()._save_overload(sig, data)
+
+
+def _light_load_supported() -> bool:
+    from numba.core.runtime import rtsys
+
+    return (hasattr(caching.Cache, "_guard_against_spurious_io_errors")
+            and hasattr(caching.Cache, "_load_overload")
+            and callable(getattr(rtsys, "initialize", None)))
+
+
+#: whether :meth:`KernelCache.load_overload` can skip numba's full refresh (numba's internals
+#: it relies on are present; checked once at import)
+_LIGHT_LOAD = _light_load_supported()
 
 
 def prepare_cached_load(target_context) -> None:
