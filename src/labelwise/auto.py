@@ -359,14 +359,10 @@ class AutoModel(Estimator):
 
     # ------------------------------------------------------------------ helpers
     def _model(self, cand: _Candidate) -> Any:
-        cls = cand.family.model_class()
-        params = dict(cand.settings)
-        valid = cls().get_params()
-        if "n_threads" in valid and self.n_threads is not None:
-            params["n_threads"] = self.n_threads
-        if "random_state" in valid:
-            params.setdefault("random_state", self.random_state)
-        return cls(**params)
+        from .models.blend import configured
+
+        return configured(cand.family.model_class(), cand.settings, self.n_threads,
+                          self.random_state)
 
     def _pipeline(self, model: Any, texts: bool) -> Any:
         from sklearn.base import clone

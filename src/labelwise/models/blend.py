@@ -52,6 +52,19 @@ def _member_class(name: Any) -> type:
     return getattr(importlib.import_module(module), attr)
 
 
+
+def configured(cls: type, params: dict[str, Any], n_threads: int | None,
+               random_state: Any) -> Any:
+    """``cls(**params)`` with ``n_threads`` set (when not None) and ``random_state`` defaulted,
+    where ``cls`` takes them (a blend's members, auto's candidates)."""
+    params = dict(params)
+    valid = cls().get_params()
+    if "n_threads" in valid and n_threads is not None:
+        params["n_threads"] = n_threads
+    if "random_state" in valid:
+        params.setdefault("random_state", random_state)
+    return cls(**params)
+
 class Blend(MultiLabelModel):
     """The mean of ``members``' per-label-calibrated probabilities (module docstring).
 
@@ -94,14 +107,7 @@ class Blend(MultiLabelModel):
 
     def _member(self, i: int) -> MultiLabelModel:
         name, params = self.members[i]
-        cls = _member_class(name)
-        params = dict(params)
-        valid = cls().get_params()
-        if "n_threads" in valid and self.n_threads is not None:
-            params["n_threads"] = self.n_threads
-        if "random_state" in valid:
-            params.setdefault("random_state", self.random_state)
-        return cls(**params)
+        return configured(_member_class(name), params, self.n_threads, self.random_state)
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:

@@ -33,7 +33,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from . import schemas as S
 from .batching import Batcher
-from .errors import BodyLimit, Problem, answer_of, install_handlers, log, scrub
+from .errors import BodyLimit, Problem, answer_of, install_handlers, log, replaying, scrub
 from .inputs import check_policy, items_to_input, policy_json, policy_key, predict_items
 from .metrics import Metrics, MetricsMiddleware
 from .registry import ModelEntry, Registry
@@ -369,16 +369,7 @@ class FastPredict:
         try:
             request = _request_adapter().validate_python(json.loads(body))
         except Exception:  # noqa: BLE001 - FastAPI parses it again and says what is wrong
-            sent = False
-
-            async def replay() -> dict[str, Any]:
-                nonlocal sent
-                if not sent:
-                    sent = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            await self.app(scope, replay, send)
+            await self.app(scope, replaying(body, receive), send)
             return
         scope["route"] = self.route  # the metrics' route label, as the router sets it
         try:
