@@ -565,20 +565,26 @@ def test_precision_target_is_certified_on_rows_the_final_pipeline_never_saw():
         tiny.tune(small, objective="precision=0.9", cv=3)
 
 
-def test_precision_target_certified_on_the_last_rows():
-    """holdout="last": the last 1/cv of the rows in the data's order certify (data in time
-    order); the pipeline is fitted on the first rows only, the certificate is the last rows'
-    one, a refit or a later tune keeps the choice, and an unknown choice names the field."""
-    rng = np.random.default_rng(4)
+def _colour_rows(n: int, *, seed: int):
+    """n texts of 1-2 colour labels (each named in the text with probability 0.8), four noise
+    words and a word unique to the row (``only{i}``, to see which rows a vocabulary saw)."""
+    rng = np.random.default_rng(seed)
     names = ["red", "green", "blue", "plum"]
     texts, Y = [], []
-    for i in range(300):
+    for i in range(n):
         labs = sorted(rng.choice(4, size=int(rng.integers(1, 3)), replace=False).tolist())
         words = [names[j] for j in labs if rng.random() < 0.8] + [f"w{int(rng.integers(30))}"
                                                                   for _ in range(4)]
         texts.append(" ".join(words) + f" only{i}")
         Y.append(labs)
-    data = Dataset(texts, Y, names)
+    return texts, Dataset(texts, Y, names)
+
+
+def test_precision_target_certified_on_the_last_rows():
+    """holdout="last": the last 1/cv of the rows in the data's order certify (data in time
+    order); the pipeline is fitted on the first rows only, the certificate is the last rows'
+    one, a refit or a later tune keeps the choice, and an unknown choice names the field."""
+    texts, data = _colour_rows(300, seed=4)
     pipe = Pipeline(Tfidf(), OneVsRest(n_threads=1, random_state=0), random_state=0)
     pipe.fit(data).tune(data, objective="precision=0.9", cv=3, k=4, holdout="last")
     assert pipe.tuning_["certified_on"] == {"fit_rows": 200, "certification_rows": 100,
@@ -603,16 +609,7 @@ def test_precision_target_certified_on_the_allowed_rows_only():
     """certify_rows: rows that must not certify (a model's own pseudo-labels) are fitted on
     and never held out; the certificate is the allowed held-out rows' one (last 1/cv of the
     allowed rows, or a stratified share of them); a bad mask names the field."""
-    rng = np.random.default_rng(5)
-    names = ["red", "green", "blue", "plum"]
-    texts, Y = [], []
-    for i in range(360):
-        labs = sorted(rng.choice(4, size=int(rng.integers(1, 3)), replace=False).tolist())
-        words = [names[j] for j in labs if rng.random() < 0.8] + [f"w{int(rng.integers(30))}"
-                                                                  for _ in range(4)]
-        texts.append(" ".join(words) + f" only{i}")
-        Y.append(labs)
-    data = Dataset(texts, Y, names)
+    texts, data = _colour_rows(360, seed=5)
     allowed = np.ones(360, bool)
     allowed[1::3] = False  # 120 rows of pseudo-labels among the 360, to the end
     pipe = Pipeline(Tfidf(), OneVsRest(n_threads=1, random_state=0), random_state=0)
