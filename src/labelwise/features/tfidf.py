@@ -26,8 +26,9 @@ cannot estimate either figure: words only):
    archaeology titles (median 5; already by rule 1) as the second development corpus;
    confirmed on corpora not used to choose it, through ``labelwise train`` + ``tune``:
    GoEmotions (Reddit comments, median 12: chosen; test P@1 55.41 -> 56.85, P@3 +0.86,
-   P@5 +0.44, micro-F1 +0.22) and Reuters-21578 / Enron (median 87 / 314: not chosen). Long texts repeat their evidence, and character n-grams cost in proportion to
-   the text's length.
+   P@5 +0.44, micro-F1 +0.22) and Reuters-21578 / Enron (median 87 / 314: not chosen).
+   Long texts repeat their evidence, and character n-grams cost in proportion to the
+   text's length.
 
 The figures and the choice are kept (``unseen_word_rate_``, ``median_words_`` (not saved:
 None after loading), ``char_ngram_range_``); a folder saved by an earlier version loads with
