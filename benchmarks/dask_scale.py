@@ -33,7 +33,8 @@ would, one method per invocation, each record appended to ``--records`` (default
 
 Every run has a wall-clock limit (``--timeout``, default 2 hours) and a memory watchdog:
 every second the resident memory of all processes under this one (the runner and its
-children; the CLI and the workers) is summed, and past ``--rss-cap`` (default 19 GiB; the
+children; the CLI, the workers and, for labelwise-dask, this process, which hosts the
+LocalCluster's scheduler) is summed, and past ``--rss-cap`` (default 19 GiB; the
 machine has 24 GiB, shared) they are killed and the run is recorded as ``killed at N GiB``.
 The load average is sampled every 10 s during a run (the machine is shared).
 
@@ -288,6 +289,7 @@ def _xl_dask(args, folder: Path, workdir: Path, watch) -> dict:
     rec["worker_cpu_s"] = [p["cpu_s"] for _, p in sorted(workers.items())]
     client_proc = watch.procs.get(proc.pid)
     rec["client_peak_rss_mb"] = client_proc["hwm_mb"] if client_proc else None
+    rec["scheduler_peak_rss_mb"] = watch.procs[os.getpid()]["hwm_mb"]  # this process
     tail = log.read_text(errors="replace")[-2000:]
     if "status" in rec:
         rec["log_tail"] = tail
@@ -349,7 +351,8 @@ def xl_table(recs: list[dict]) -> str:
         rss = f"{r['peak_total_mb'] / GIB:.1f} (all processes)"
         if "worker_peak_rss_mb" in r:
             rss += ("; workers " + " / ".join(f"{v / GIB:.1f}" for v in r["worker_peak_rss_mb"])
-                    + f"; client {r['client_peak_rss_mb'] / GIB:.1f}")
+                    + f"; client {r['client_peak_rss_mb'] / GIB:.1f}; scheduler "
+                    f"{r['scheduler_peak_rss_mb'] / GIB:.1f}")
         lines.append(
             f"| {m} | yes | {r['train_s']:.0f} | {r['train_cpu_s']:.0f} | {r['predict_s']:.1f} | "
             f"{rss} | {r['p@1']:.2f} | {r['p@3']:.2f} | {r['p@5']:.2f} | {r['psp@5']:.2f} | "
@@ -377,7 +380,8 @@ def xl(args) -> None:
         print(f"[xl] {args.method} on {args.dataset}, started {base['started']}", file=sys.stderr,
               flush=True)
         with tempfile.TemporaryDirectory(prefix="dask-xl-", dir=args.workdir) as tmp, \
-                procwatch.Watch(args.rss_cap * GIB) as watch:
+                procwatch.Watch(args.rss_cap * GIB,
+                                include_self=args.method == "labelwise-dask") as watch:
             run = _xl_dask if args.method == "labelwise-dask" else _xl_peer
             rec = dict(base, **run(args, folder, Path(tmp), watch))
         rec.update(watch.load_summary(), peak_total_mb=watch.peak_total_mb, ended=_utc())

@@ -79,17 +79,20 @@ def load_average() -> tuple[float, float, float] | None:
 
 class Watch(threading.Thread):
     """``with Watch(cap_mb) as w: ...``: samples (and caps) the processes under this one, or
-    with ``root=PID`` that process and the processes under it.
+    with ``root=PID`` that process and the processes under it. ``include_self``: this
+    process's memory counts in the sum too (a LocalCluster's scheduler lives in it); it is
+    never killed.
 
     After the block: ``w.peak_total_mb`` (largest summed RSS), ``w.procs`` (pid -> last
     ``read_process`` record; ``hwm_mb`` is that process's own peak), ``w.loads`` (1-minute
     load averages sampled), ``w.killed_at_mb`` (None unless the cap was passed).
     """
 
-    def __init__(self, cap_mb: float, *, root: int | None = None, every: float = 1.0,
-                 load_every: float = 10.0) -> None:
+    def __init__(self, cap_mb: float, *, root: int | None = None, include_self: bool = False,
+                 every: float = 1.0, load_every: float = 10.0) -> None:
         super().__init__(daemon=True)
         self.cap_mb, self.root, self.every, self.load_every = cap_mb, root, every, load_every
+        self.include_self = include_self
         self.peak_total_mb = 0.0
         self.procs: dict[int, dict] = {}
         self.loads: list[float] = []
@@ -102,7 +105,7 @@ class Watch(threading.Thread):
         total = 0.0
         pids = descendants(self.root) + ([] if self.root is None else [self.root])
         with self._lock:
-            for pid in pids:
+            for pid in pids + ([os.getpid()] if self.include_self else []):
                 rec = read_process(pid)
                 if rec is None:
                     continue

@@ -5,6 +5,7 @@ not run."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -62,6 +63,9 @@ def test_watch_sums_a_process_tree_and_kills_it_past_the_cap():
         mine = w.procs[proc.pid]
         assert 150 <= mine["hwm_mb"] < 200 and "parent" in mine["cmdline"]
         assert len(w.procs) == 2 and w.loads  # the grandchild; the load sampled
+        with procwatch.Watch(10_000, root=proc.pid, include_self=True, every=0.1) as w:
+            time.sleep(0.3)
+        assert w.peak_total_mb > 290 + w.procs[os.getpid()]["rss_mb"] * 0.9
         with procwatch.Watch(250, root=proc.pid, every=0.1) as w:
             assert proc.wait(timeout=10) == -9  # SIGKILL
         assert 290 < w.killed_at_mb < 400
@@ -100,7 +104,8 @@ def test_xl_table_rows_from_records():
     dask_scale = _module("dask_scale")
     ok = {"method": "labelwise-dask", "status": "ok", "train_s": 1234.4, "train_cpu_s": 2000.6,
           "predict_s": 12.34, "peak_total_mb": 10240.0, "worker_peak_rss_mb": [4096.0, 3072.0],
-          "client_peak_rss_mb": 2048.0, "p@1": 40.0, "p@3": 20.0, "p@5": 12.5, "psp@5": 9.0,
+          "client_peak_rss_mb": 2048.0,
+          "scheduler_peak_rss_mb": 1024.0, "p@1": 40.0, "p@3": 20.0, "p@5": 12.5, "psp@5": 9.0,
           "load_min": 3.0, "load_mean": 4.3, "load_max": 6.0, "started": "t0"}
     killed = {"method": "omikuji-parabel", "status": "killed", "wall_s": 812.2,
               "error": "killed at 19.1 GiB (cap 19 GiB)", "peak_total_mb": 19558.4,
@@ -109,7 +114,7 @@ def test_xl_table_rows_from_records():
     lines = dask_scale.xl_table([dict(old, **{"p@1": 1.0}), killed, old, ok]).splitlines()
     assert len(lines) == 5  # head, rule, one row per method (the latest), in XL_METHODS order
     assert lines[2] == ("| labelwise-dask | yes | 1234 | 2001 | 12.3 | 10.0 (all processes); "
-                        "workers 4.0 / 3.0; client 2.0 | 40.00 | 20.00 | 12.50 | 9.00 | "
+                        "workers 4.0 / 3.0; client 2.0; scheduler 1.0 | 40.00 | 20.00 | 12.50 | 9.00 | "
                         "3.0-4.3-6.0 | t0 |")
     assert lines[3].startswith("| pecos-xrlinear | yes |") and "| 40.00 |" in lines[3]
     assert lines[4].startswith("| omikuji-parabel | no: killed at 19.1 GiB (cap 19 GiB) | 812 ")
