@@ -52,7 +52,8 @@ def descendants(root: int | None = None) -> list[int]:
 
 
 def read_process(pid: int) -> dict | None:
-    """``rss_mb``, ``hwm_mb``, ``cpu_s`` and ``cmdline`` of a live process, else None."""
+    """``rss_mb``, ``hwm_mb``, ``cpu_s`` and ``cmdline`` of a live process, else None (also
+    for a zombie, so that a watcher keeps the last values read while it lived)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
         stat = Path(f"/proc/{pid}/stat").read_bytes()
@@ -63,6 +64,8 @@ def read_process(pid: int) -> dict | None:
     for line in status.splitlines():
         if line.startswith(("VmRSS:", "VmHWM:")):
             mem[line[:5]] = int(line.split()[1]) / 1024.0
+    if "VmHWM" not in mem:  # a zombie (exited, not yet waited for): nothing left to read
+        return None
     fields = stat[stat.rindex(b")") + 2:].split()
     cpu = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14, 15)
     return {"rss_mb": mem.get("VmRSS", 0.0), "hwm_mb": mem.get("VmHWM", 0.0), "cpu_s": cpu,

@@ -67,6 +67,12 @@ def test_watch_sums_a_process_tree_and_kills_it_past_the_cap():
             time.sleep(0.3)
         assert w.peak_total_mb > 290 + w.procs[os.getpid()]["rss_mb"] * 0.9
         with procwatch.Watch(250, root=proc.pid, every=0.1) as w:
+            deadline = time.monotonic() + 10
+            while w.killed_at_mb is None:
+                assert time.monotonic() < deadline, "not killed past the cap"
+                time.sleep(0.05)
+            time.sleep(0.3)  # killed but not waited for: a zombie, sampled again
+            assert w.procs[proc.pid]["hwm_mb"] >= 150  # the last values read while it lived
             assert proc.wait(timeout=10) == -9  # SIGKILL
         assert 290 < w.killed_at_mb < 400
         # the grandchild is gone as well
