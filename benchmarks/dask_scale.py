@@ -351,8 +351,9 @@ def xl_table(recs: list[dict]) -> str:
         rss = f"{r['peak_total_mb'] / GIB:.1f} (all processes)"
         if "worker_peak_rss_mb" in r:
             rss += ("; workers " + " / ".join(f"{v / GIB:.1f}" for v in r["worker_peak_rss_mb"])
-                    + f"; client {r['client_peak_rss_mb'] / GIB:.1f}; scheduler "
-                    f"{r['scheduler_peak_rss_mb'] / GIB:.1f}")
+                    + "; client " + (f"{r['client_peak_rss_mb'] / GIB:.1f}"
+                                     if r.get("client_peak_rss_mb") else "not read")
+                    + f"; scheduler {r['scheduler_peak_rss_mb'] / GIB:.1f}")
         lines.append(
             f"| {m} | yes | {r['train_s']:.0f} | {r['train_cpu_s']:.0f} | {r['predict_s']:.1f} | "
             f"{rss} | {r['p@1']:.2f} | {r['p@3']:.2f} | {r['p@5']:.2f} | {r['psp@5']:.2f} | "
