@@ -16,8 +16,32 @@ partitions IID and label-skewed (each label's rows spread over the partitions by
 one of ``--rounds`` (1 and 8) rounds; P@1, P@5 and macro-F1 (OneVsRest: margins
 above 0; LabelTree: probabilities above 0.5 in the top 10) against the centralised model.
 
+``xl``: the 1M-label set (``synthetic-1m``, see ``benchmarks/data.py``) trained as a user
+would, one method per invocation, each record appended to ``--records`` (default
+``bench-results/dask_xl.json``) and the table of all records printed:
+
+- ``labelwise-dask``: a ``distributed.LocalCluster`` of 2 single-threaded worker processes
+  with ``--worker-memory`` (default 9 GiB) each (``--dask local:N`` leaves the limit to Dask,
+  the machine's memory / N), and ``labelwise train TRAIN --model tree --dask tcp://<its
+  scheduler>`` in a subprocess (the client), then the saved pipeline loaded
+  (``Pipeline.load``) to predict the top 5 of every test row. Measured: the fit seconds the
+  CLI prints, the CPU seconds of the client, of each worker and of this process (which hosts
+  the scheduler), the peak RSS (``VmHWM``) of each worker and of the client;
+- ``labelwise-local``: the local fit with 2 threads (``benchmarks/xmc.py``'s runner);
+- the peers ``pecos-xrlinear``, ``omikuji-parabel``, ``napkinxc-plt`` (``xmc.run_method``,
+  each in its own virtualenv, 2 threads, documented defaults).
+
+Every run has a wall-clock limit (``--timeout``, default 2 hours) and a memory watchdog:
+every second the resident memory of all processes under this one (the runner and its
+children; the CLI, the workers and, for labelwise-dask, this process, which hosts the
+LocalCluster's scheduler) is summed, and past ``--rss-cap`` (default 19 GiB; the
+machine has 24 GiB, shared) they are killed and the run is recorded as ``killed at N GiB``.
+The load average is sampled every 10 s during a run (the machine is shared).
+
     python benchmarks/dask_scale.py federated [--datasets bibtex delicious cooking]
     python benchmarks/dask_scale.py scale [--dataset synthetic-quick]
+    python benchmarks/dask_scale.py xl --method labelwise-dask   # then each peer, then table
+    python benchmarks/dask_scale.py xl --method table
 
 Times on a shared, loaded 2-core machine are only indicative.
 """
@@ -25,7 +49,12 @@ Times on a shared, loaded 2-core machine are only indicative.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import re
+import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -47,13 +76,15 @@ def _load(name: str, cache: str):
     return tr.X, sp.csr_matrix(tr.Y), te.X, sp.csr_matrix(te.Y)
 
 
-def _cluster(n: int):
+def _cluster(n: int, memory_limit: str | None = None):
     import distributed
 
     for name in ("distributed", "tornado", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     lc = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.CRITICAL)
+                                  dashboard_address=None, silence_logs=logging.CRITICAL,
+                                  **({} if memory_limit is None else
+                                     {"memory_limit": memory_limit}))
     return lc, distributed.Client(lc)
 
 
@@ -202,10 +233,188 @@ def scale(args) -> None:
               "speed (wall time; on a loaded machine, indicative only)")
 
 
+# ---------------------------------------------------------------------- xl: 1M labels
+XL_PEERS = ("pecos-xrlinear", "omikuji-parabel", "napkinxc-plt")
+XL_METHODS = ("labelwise-dask", "labelwise-local", *XL_PEERS)
+ROOT = Path(__file__).resolve().parent.parent
+GIB = 1024.0
+
+
+def _utc() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+
+def _xl_dask(args, folder: Path, workdir: Path, watch) -> dict:
+    """labelwise train --model tree --dask <a LocalCluster of 2 workers>, then predict."""
+    rec: dict = {"worker_memory": args.worker_memory, "workers": 2}
+    lc, client = _cluster(2, args.worker_memory)
+    model_dir = workdir / "model"
+    try:
+        rec["worker_pids"] = sorted(client.run(os.getpid).values())
+        cmd = [sys.executable, "-m", "labelwise.cli.main", "train", str(folder / "train.txt"),
+               "--model", "tree", "--dask", lc.scheduler_address, "--out", str(model_dir),
+               "--quiet"]
+        rec["command"] = ("labelwise train " + " ".join(cmd[4:])).replace(
+            lc.scheduler_address, "tcp://<LocalCluster(n_workers=2, threads_per_worker=1, "
+            f"memory_limit={args.worker_memory!r})>")
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONUNBUFFERED="1")
+        log = workdir / "labelwise-dask.log"
+        c0, t0 = time.process_time(), time.perf_counter()
+        with open(log, "wb") as logf:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() - t0 > args.timeout:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    rec.update(status="timeout", error=f"killed after {args.timeout:.0f} s")
+                    break
+                time.sleep(0.5)
+        rec["wall_s"] = time.perf_counter() - t0
+        watch.sample()  # the workers' last CPU seconds, before the cluster closes
+        rec["scheduler_cpu_s"] = time.process_time() - c0  # this process: the scheduler
+    finally:
+        client.close()
+        lc.close()
+    rec["client_cpu_s"] = usage.ru_utime + usage.ru_stime
+    rec["processes"] = {str(pid): {k: p[k] for k in ("hwm_mb", "cpu_s", "cmdline")}
+                        for pid, p in watch.procs.items()}
+    workers = {pid: p for pid, p in watch.procs.items()
+               if pid in rec["worker_pids"] or "spawn_main" in p["cmdline"]}
+    rec["worker_processes_seen"] = len(workers)  # more than 2: a worker was restarted
+    rec["worker_peak_rss_mb"] = [p["hwm_mb"] for _, p in sorted(workers.items())]
+    rec["worker_cpu_s"] = [p["cpu_s"] for _, p in sorted(workers.items())]
+    client_proc = watch.procs.get(proc.pid)
+    rec["client_peak_rss_mb"] = client_proc["hwm_mb"] if client_proc else None
+    rec["scheduler_peak_rss_mb"] = watch.procs[os.getpid()]["hwm_mb"]  # this process
+    tail = log.read_text(errors="replace")[-2000:]
+    if "status" in rec:
+        rec["log_tail"] = tail
+        return rec
+    code = os.waitstatus_to_exitcode(status)
+    found = re.search(r"in ([0-9.]+) s; saved", tail)
+    if code != 0 or found is None:
+        rec.update(status="failed", error=f"exit {code}", log_tail=tail)
+        return rec
+    rec.update(status="ok", train_s=float(found.group(1)),
+               train_cpu_s=rec["client_cpu_s"] + sum(rec["worker_cpu_s"])
+               + rec["scheduler_cpu_s"], cli_line=tail.strip().splitlines()[-1])
+    # predict the test rows with the saved pipeline, as a user would in Python
+    from labelwise.io.xc import read_xc
+    from labelwise.pipeline import Pipeline
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
+    from _common import topk_csr
+
+    te = read_xc(folder / "test.txt", index_base=0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    pipe = Pipeline.load(model_dir, mmap=True)
+    S = pipe.decision_function(te.X, k=5)
+    rec["predict_s"], rec["predict_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+    labels, scores = topk_csr(S, 5)
+    ids = np.array([int(name) for name in pipe.labels_.names], np.int64)
+    rec["_labels"], rec["_scores"] = np.where(labels >= 0, ids[labels], -1), scores
+    return rec
+
+
+def _xl_peer(args, folder: Path, workdir: Path, watch) -> dict:
+    import xmc
+
+    spec = xmc.LABELWISE["tree"] if args.method == "labelwise-local" else xmc.PEERS[args.method]
+    return xmc.run_method(args.method, spec, folder, workdir, threads=args.threads,
+                          timeout=args.timeout)
+
+
+def _xl_records(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["runs"] if path.exists() else []
+
+
+def xl_table(recs: list[dict]) -> str:
+    """Markdown table of the latest record of each method (XL_METHODS order)."""
+    latest = {r["method"]: r for r in recs}
+    head = ("| method | finished? | train s (wall) | train CPU s | predict s | peak RSS GiB | "
+            "P@1 | P@3 | P@5 | PSP@5 | load average (1 min: min-mean-max) | started |")
+    lines = [head, "|" + "---|" * 12]
+    for m in [m for m in XL_METHODS if m in latest]:
+        r = latest[m]
+        load = (f"{r['load_min']:.1f}-{r['load_mean']:.1f}-{r['load_max']:.1f}"
+                if "load_min" in r else "-")
+        if r["status"] != "ok":
+            why = r.get("error", r["status"])
+            lines.append(f"| {m} | no: {why} | {r.get('wall_s', 0):.0f} (at the stop) | | | "
+                         f"{r['peak_total_mb'] / GIB:.1f} (all processes) | | | | | {load} | "
+                         f"{r['started']} |")
+            continue
+        rss = f"{r['peak_total_mb'] / GIB:.1f} (all processes)"
+        if "worker_peak_rss_mb" in r:
+            rss += ("; workers " + " / ".join(f"{v / GIB:.1f}" for v in r["worker_peak_rss_mb"])
+                    + "; client " + (f"{r['client_peak_rss_mb'] / GIB:.1f}"
+                                     if r.get("client_peak_rss_mb") else "not read")
+                    + f"; scheduler {r['scheduler_peak_rss_mb'] / GIB:.1f}")
+        lines.append(
+            f"| {m} | yes | {r['train_s']:.0f} | {r['train_cpu_s']:.0f} | {r['predict_s']:.1f} | "
+            f"{rss} | {r['p@1']:.2f} | {r['p@3']:.2f} | {r['p@5']:.2f} | {r['psp@5']:.2f} | "
+            f"{load} | {r['started']} |")
+    return "\n".join(lines)
+
+
+def xl(args) -> None:
+    """One method on the 1M-label set (or only the table): the record appended to --records."""
+    import tempfile
+
+    import procwatch
+    from labelwise.atomic import atomic_write
+
+    records = Path(args.records)
+    if args.method != "table":
+        import xmc
+        from labelwise.io.xc import read_xc
+        from labelwise.metrics import inverse_propensities
+
+        folder = data.prepare(args.dataset, args.cache)
+        base = {"method": args.method, "dataset": args.dataset, "started": _utc(),
+                "timeout_s": args.timeout, "rss_cap_mb": args.rss_cap * GIB,
+                "threads": args.threads, "load_before": procwatch.load_average()}
+        print(f"[xl] {args.method} on {args.dataset}, started {base['started']}", file=sys.stderr,
+              flush=True)
+        with tempfile.TemporaryDirectory(prefix="dask-xl-", dir=args.workdir) as tmp, \
+                procwatch.Watch(args.rss_cap * GIB,
+                                include_self=args.method == "labelwise-dask") as watch:
+            run = _xl_dask if args.method == "labelwise-dask" else _xl_peer
+            rec = dict(base, **run(args, folder, Path(tmp), watch))
+        rec.update(watch.load_summary(), peak_total_mb=watch.peak_total_mb, ended=_utc())
+        if watch.killed_at_mb is not None:
+            rec.update(status="killed", error=f"killed at {watch.killed_at_mb / GIB:.1f} GiB "
+                                              f"(cap {args.rss_cap:g} GiB)")
+        if rec["status"] == "ok":
+            meta = json.loads((folder / "meta.json").read_text())
+            Y_train = read_xc(folder / "train.txt", index_base=0).Y
+            inv = inverse_propensities(Y_train, meta["propensity"])
+            del Y_train
+            Y_test = read_xc(folder / "test.txt", index_base=0).Y
+            rec.update(xmc.quality(rec, Y_test, inv))
+        for key in ("_labels", "_scores"):
+            rec.pop(key, None)
+        print(json.dumps({k: v for k, v in rec.items() if k != "log_tail"}), file=sys.stderr,
+              flush=True)
+        recs = [*_xl_records(records), rec]
+        records.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(records, "w", encoding="utf-8") as f:
+            json.dump({"runs": recs}, f, indent=1)
+    recs = [r for r in _xl_records(records) if r["dataset"] == args.dataset]
+    print(f"\n{args.dataset}: LabelTree defaults (labelwise), the peers' defaults; 2 threads or "
+          f"2 single-threaded Dask workers; records in {records}\n")
+    print(xl_table(recs))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("federated", "scale"))
-    ap.add_argument("--dataset", help="scale: the dataset")
+    ap.add_argument("what", choices=("federated", "scale", "xl"))
+    ap.add_argument("--dataset", help="scale: the dataset (default synthetic-quick); xl: the "
+                                      "dataset (default synthetic-1m)")
     ap.add_argument("--datasets", nargs="+", default=["bibtex", "delicious", "cooking"],
                     help="federated: the datasets")
     ap.add_argument("--models", nargs="+", default=["ovr", "tree"], choices=("ovr", "tree"))
@@ -215,9 +424,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--partitions", type=int, default=5)
     ap.add_argument("--alpha", type=float, default=0.3)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--method", choices=(*XL_METHODS, "table"), default="table",
+                    help="xl: the one method to run (its record is appended), or only the table")
+    ap.add_argument("--timeout", type=float, default=7200.0, help="xl: seconds per run")
+    ap.add_argument("--rss-cap", type=float, default=19.0,
+                    help="xl: GiB of resident memory (all processes of a run) at which it is killed")
+    ap.add_argument("--worker-memory", default="9GiB", help="xl: each Dask worker's memory limit")
+    ap.add_argument("--threads", type=int, default=2, help="xl: threads of the local runs")
+    ap.add_argument("--records", default=str(ROOT / "bench-results" / "dask_xl.json"))
+    ap.add_argument("--workdir", default=None, help="xl: scratch folder (default: the system's)")
     args = ap.parse_args(argv)
     if args.what == "federated":
         federated(args)
+    elif args.what == "xl":
+        args.dataset = args.dataset or "synthetic-1m"
+        xl(args)
     else:
         args.dataset = args.dataset or "synthetic-quick"
         scale(args)

@@ -17,10 +17,14 @@ Datasets
     cooking.stackexchange (fastText tutorial split: 12,404 train / 3,000 test questions).
     Texts become tf-idf with scikit-learn's ``TfidfVectorizer`` fitted on train only:
     unigrams + bigrams, ``min_df=2``, ``sublinear_tf=True``, l2-normalised rows.
-``synthetic`` / ``synthetic-quick``
+``synthetic`` / ``synthetic-quick`` / ``synthetic-1m``
     A power-law XMC set from a latent label-cluster model, deterministic for its seed
     (:func:`synthetic`): 300,000 labels, 200,000 train / 20,000 test rows (quick: 30,000
     labels, 20,000 / 2,000 rows). Every label has at least one train row.
+    ``synthetic-1m`` (the Dask benchmark's 1M-label set, ``benchmarks/dask_scale.py xl``):
+    1,000,000 labels in 20,000 clusters, 500,000 features, 600,000 train / 20,000 test rows;
+    the same label power law (an anchor label drawn 70% from ``p(rank r) ~ r^-0.8`` over a
+    random ranking of the labels, 30% uniformly) and the same feature draws as ``synthetic``.
 ``reuters``
     Reuters-21578, ModApte train/test, R90 topics (7,770 / 3,019 documents, 90 labels),
     tf-idf as cooking (fitted on train): about 160 features a row.
@@ -50,7 +54,7 @@ import scipy.sparse as sp
 VERSION = 1
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "bench-data"
 DATASETS = ("bibtex", "delicious", "cooking", "synthetic", "synthetic-quick", "reuters", "enron",
-            "synthetic-long")
+            "synthetic-long", "synthetic-1m")
 MIRROR = "/work/shared/datasets"
 
 #: sizes of the synthetic sets: (n_labels, n_clusters, n_features, n_train, n_test)
@@ -58,6 +62,7 @@ SYNTHETIC_SIZES = {
     "synthetic": (300_000, 6_000, 200_000, 200_000, 20_000),
     "synthetic-quick": (30_000, 600, 50_000, 20_000, 2_000),
     "synthetic-long": (3_000, 150, 100_000, 20_000, 2_000),
+    "synthetic-1m": (1_000_000, 20_000, 500_000, 600_000, 20_000),
 }
 #: feature draws per row of the synthetic sets (own, cluster's, noise): see synthetic()
 SYNTHETIC_DRAWS = {"synthetic-long": (20, 30, 600)}
