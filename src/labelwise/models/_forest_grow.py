@@ -232,6 +232,21 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
     return best_t, best_next, best_proxy
 
 
+@njit(inline="always")
+def _feature_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, extra, u,
+                   min_leaf, cl, count, order):
+    """One feature's best split of a node: a random threshold (extra-trees, ``u`` its draw)
+    or the one boundary of two codes (binary features), whose label counts
+    :func:`_extra_split` takes from the smaller side only, with the same proxy as the scan's,
+    bit for bit (sums of squared integer counts are exact in float64); else the scan over
+    every boundary."""
+    if extra or cmax == cmin + 1:
+        return _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, u,
+                            min_leaf, cl)
+    return _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_leaf,
+                       cl, count, order)
+
+
 @njit(nogil=True, cache=True)
 def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_features,
                min_leaf, extra, draws, cl, count, order):
@@ -259,13 +274,9 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_featu
         if cmin == cmax:
             continue
         visited += 1
-        if extra or cmax == cmin + 1:
-            t, t_next, proxy = _extra_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                            cmin, cmax, draws[fi] if extra else 0.0,
-                                            min_leaf, cl)
-        else:
-            t, t_next, proxy = _scan_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                           cmin, cmax, min_leaf, cl, count, order)
+        t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
+                                          cmin, cmax, extra, draws[fi] if extra else 0.0,
+                                          min_leaf, cl, count, order)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
@@ -331,16 +342,10 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         f_i -= 1
         feats[f_j] = feats[f_i]
         feats[f_i] = f
-        if extra or cmax == cmin + 1:
-            # two codes (binary features): one boundary, whose label counts _extra_split
-            # takes from the smaller side only; the same proxy as the scan's, bit for bit
-            # (sums of squared integer counts are exact in float64)
-            u = np.random.random() if extra else 0.0  # noqa: NPY002
-            t, t_next, proxy = _extra_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                            cmin, cmax, u, min_leaf, cl)
-        else:
-            t, t_next, proxy = _scan_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                           cmin, cmax, min_leaf, cl, count, order)
+        # (extra-trees: the uniform draw of this feature's threshold, in the draw order)
+        u = np.random.random() if extra else 0.0  # noqa: NPY002
+        t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
+                                          cmin, cmax, extra, u, min_leaf, cl, count, order)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
