@@ -406,7 +406,7 @@ def test_edge_shapes():
 
 def test_exports_pinned():
     assert models.__all__ == sorted(models.__all__)
-    assert models.__all__ == ["CalibratedLabelRanking", "ClassifierChain", "FewShot", "FineTuned", "FineTunedFewShot", "LabelAttention", "LabelEmbedding", "LabelForest", "LabelPowerset", "LabelTree", "MLPHead", "MLkNN", "MODEL_CLASSES", "MultiLabelModel",
+    assert models.__all__ == ["Blend", "CalibratedLabelRanking", "ClassifierChain", "FewShot", "FineTuned", "FineTunedFewShot", "LabelAttention", "LabelEmbedding", "LabelForest", "LabelPowerset", "LabelTree", "MLPHead", "MLkNN", "MODEL_CLASSES", "MultiLabelModel",
                               "OneVsRest", "OutputCodes", "RAkEL", "ZeroShot", "as_feature_matrix", "fit_linear",
                               "imbalance_ratios", "linear_topk", "load_model", "ml_ros", "save_model", "topk_csr", "topk_dense"]
 

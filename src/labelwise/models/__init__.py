@@ -16,6 +16,8 @@
   label (calibrated label ranking).
 - :class:`LabelEmbedding`: PLST / CPLST label-space reduction with ridge regression.
 - :class:`OutputCodes`: error-correcting or random binary codes over the labels, decoded by loss.
+- :class:`Blend`: the mean of several fitted members' Platt-mapped probabilities (what
+  ``--model auto`` builds when blending beats every single candidate).
 - :class:`OneVsRest`: one-vs-rest L2-regularised linear classifiers (squared hinge or
   logistic) trained by dual coordinate descent in numba, with weight pruning.
 
@@ -27,6 +29,7 @@ Every model saves to and loads from a directory (:mod:`labelwise.models.persist`
 from __future__ import annotations
 
 from .base import MultiLabelModel, as_feature_matrix
+from .blend import Blend
 from .chains import ClassifierChain
 from .codes import OutputCodes
 from .embedding import LabelEmbedding
@@ -44,6 +47,7 @@ from .tree import LabelTree
 from .zeroshot import ZeroShot
 
 __all__ = [
+    "Blend",
     "CalibratedLabelRanking",
     "ClassifierChain",
     "FewShot",
