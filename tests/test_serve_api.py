@@ -386,6 +386,56 @@ def test_batcher_respects_max_batch():
     assert calls == [4, 4, 2]
 
 
+def test_batcher_runs_a_lone_short_job_on_the_event_loop():
+    """A lone job (nothing else queued) whose call is expected to be short runs on the event
+    loop's thread (no thread hop); before any measure, a long call, or several jobs at once:
+    a worker thread. Answers are the same either way."""
+    import threading
+    import time
+
+    from labelwise.serve.batching import Batcher
+
+    where = []
+    delay = {"s": 0.0}
+
+    def run(key, X):
+        where.append((len(X), threading.get_ident()))
+        t0 = time.process_time()
+        while time.process_time() - t0 < delay["s"]:  # CPU work, which the estimate counts
+            pass
+        return [f"{key}:{x}" for x in X]
+
+    async def main():
+        loop_thread = threading.get_ident()
+        b = Batcher(run, max_batch=100, max_wait=0.0, inline_seconds=1.0)
+        assert b.item_seconds is None
+        first = await b.submit("k", list("abcde"))  # no measure yet: a thread
+        measured = b.item_seconds
+        second = await b.submit("k", list("abcde"))  # lone, short: on the loop
+        together = await asyncio.gather(b.submit("k", ["x", "y"]), b.submit("k", ["z", "w"]))
+        before_one = b.item_seconds
+        one = await b.submit("k", ["q"])  # one item: on the loop, not measured
+        unchanged = b.item_seconds == before_one
+        slow = Batcher(run, max_batch=100, max_wait=0.0, inline_seconds=0.01)
+        delay["s"] = 0.03  # 15 ms of CPU an item: 2 items expected at 30 ms > 10 ms
+        long1 = await slow.submit("k", ["s", "t"])
+        long2 = await slow.submit("k", ["s", "t"])
+        b.close()
+        slow.close()
+        return loop_thread, measured, unchanged, (first, second, together, one, long1, long2)
+
+    loop_thread, measured, unchanged, answers = asyncio.run(main())
+    first, second, together, one, long1, long2 = answers
+    assert first == second == [f"k:{c}" for c in "abcde"]
+    assert together == [["k:x", "k:y"], ["k:z", "k:w"]] and one == ["k:q"]
+    assert long1 == long2 == ["k:s", "k:t"]
+    assert measured is not None and measured > 0 and unchanged
+    on_loop = [n for n, t in where if t == loop_thread]
+    in_thread = [n for n, t in where if t != loop_thread]
+    assert on_loop == [5, 1]  # the second lone 5-item job and the one-item job
+    assert in_thread == [5, 4, 2, 2]  # no measure; two jobs grouped; the long calls
+
+
 def test_server_process_freezes_the_loaded_objects_before_ready():
     """A server process (freeze_gc=True, as `labelwise serve` builds it) moves the objects
     loaded at start-up out of the collector's reach (a full collection over them stopped the
