@@ -408,20 +408,26 @@ def test_batcher_runs_a_lone_short_job_on_the_event_loop():
     async def main():
         loop_thread = threading.get_ident()
         b = Batcher(run, max_batch=100, max_wait=0.0, inline_seconds=1.0)
-        assert b.item_seconds is None
+        assert b.unit_seconds is None
         first = await b.submit("k", list("abcde"))  # no measure yet: a thread
-        measured = b.item_seconds
+        measured = b.unit_seconds
         second = await b.submit("k", list("abcde"))  # lone, short: on the loop
         together = await asyncio.gather(b.submit("k", ["x", "y"]), b.submit("k", ["z", "w"]))
-        before_one = b.item_seconds
+        before_one = b.unit_seconds
         one = await b.submit("k", ["q"])  # one item: on the loop, not measured
-        unchanged = b.item_seconds == before_one
+        unchanged = b.unit_seconds == before_one
         slow = Batcher(run, max_batch=100, max_wait=0.0, inline_seconds=0.01)
-        delay["s"] = 0.03  # 15 ms of CPU an item: 2 items expected at 30 ms > 10 ms
+        delay["s"] = 0.03  # 30 ms of CPU for 4 units (2 items of 1 character): > 10 ms
         long1 = await slow.submit("k", ["s", "t"])
         long2 = await slow.submit("k", ["s", "t"])
+        sized = Batcher(run, max_batch=100, max_wait=0.0, inline_seconds=0.05)
+        delay["s"] = 0.002  # at least 0.5 ms of CPU a unit
+        await sized.submit("k", ["ab", "cd"])  # 6 units: measured, in a thread
+        await sized.submit("k", ["ab", "cd"])  # expected ~3 ms: on the loop
+        await sized.submit("k", ["a" * 200, "b" * 200])  # expected >= 200 ms: a thread
         b.close()
         slow.close()
+        sized.close()
         return loop_thread, measured, unchanged, (first, second, together, one, long1, long2)
 
     loop_thread, measured, unchanged, answers = asyncio.run(main())
@@ -432,8 +438,10 @@ def test_batcher_runs_a_lone_short_job_on_the_event_loop():
     assert measured is not None and measured > 0 and unchanged
     on_loop = [n for n, t in where if t == loop_thread]
     in_thread = [n for n, t in where if t != loop_thread]
-    assert on_loop == [5, 1]  # the second lone 5-item job and the one-item job
-    assert in_thread == [5, 4, 2, 2]  # no measure; two jobs grouped; the long calls
+    # the second lone 5-item job, the one-item job, the second short sized job
+    assert on_loop == [5, 1, 2]
+    # no measure; two jobs grouped; the long calls; the first sized job and the long texts
+    assert in_thread == [5, 4, 2, 2, 2, 2]
 
 
 def test_server_process_freezes_the_loaded_objects_before_ready():

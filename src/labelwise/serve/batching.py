@@ -22,10 +22,11 @@ the event loop itself instead of a thread: the hop to a thread and back (waking 
 handing the GIL over twice) cost about as much as the model call of one short text, and a
 batch that small blocks the loop for no longer than parsing a request does. So does a lone
 job (one request, nothing else queued for the model) whose call is expected to take at most
-``inline_seconds`` (default 10 ms). Expected: its items times this model's recent seconds per
-item, measured on its calls of two items or more as the CPU time the whole process spent
-meanwhile (a loaded machine does not inflate it; a model's own threads count); no measure
-yet: a thread. Nothing is waiting for this model then, so the thread would only add its two
+``inline_seconds`` (default 10 ms). Expected: its size (characters of the texts, or stored
+values of the rows, plus one an item) times this model's recent seconds per unit of size,
+measured on its calls of two items or more as the CPU time the whole process spent meanwhile
+(a loaded machine does not inflate it; a model's own threads count); no measure yet: a
+thread. A request of a few very long texts is thus not taken for a short one. Nothing is waiting for this model then, so the thread would only add its two
 wake-ups: on the shared 2-core machine they were 15-20 % of a 32-document request's wall
 time, with a tail of 3-9 ms each (the worker woken late, or the event loop woken late when
 it ended). Measured with batches of 32 on Annif's archaeology corpus, one request at a time,
@@ -51,8 +52,8 @@ __all__ = ["Batcher", "INLINE_SECONDS"]
 
 #: a lone job expected to take at most this long runs on the event loop (module docstring)
 INLINE_SECONDS = 0.010
-#: weight of the newest call in the model's seconds-per-item average
-_ITEM_S_WEIGHT = 0.25
+#: weight of the newest call in the model's seconds-per-unit average
+_UNIT_S_WEIGHT = 0.25
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Batcher:
         self.run = run
         self.inline_items = int(inline_items)
         self.inline_seconds = float(inline_seconds)
-        self.item_seconds: float | None = None  # recent CPU seconds per item (2+ items)
+        self.unit_seconds: float | None = None  # recent CPU seconds per unit (_units)
         self.max_batch = int(max_batch)
         self.max_wait = float(max_wait)
         self.observe = observe
@@ -109,21 +110,22 @@ class Batcher:
         n = n_items(X)
         if self.observe is not None:
             self.observe(n)
-        if n <= self.inline_items or (alone and self._short(n)):  # module docstring
+        if n <= self.inline_items or (alone and self._short(X)):  # module docstring
             return self._timed(key, X, n)
         return await asyncio.to_thread(self._timed, key, X, n)
 
-    def _short(self, n: int) -> bool:
-        """True when a call of n items is expected to take at most ``inline_seconds``."""
-        return self.item_seconds is not None and n * self.item_seconds <= self.inline_seconds
+    def _short(self, X: Any) -> bool:
+        """True when the call on X is expected to take at most ``inline_seconds``."""
+        per = self.unit_seconds
+        return per is not None and _units(X) * per <= self.inline_seconds
 
     def _timed(self, key: Any, X: Any, n: int) -> list[Any]:
         t0 = time.process_time()
         out = self.run(key, X)
-        if n >= 2:  # a lone item's call is mostly fixed cost: it would overstate an item
-            per = (time.process_time() - t0) / n
-            old = self.item_seconds
-            self.item_seconds = per if old is None else old + _ITEM_S_WEIGHT * (per - old)
+        if n >= 2:  # a lone item's call is mostly fixed cost: it would overstate a unit
+            per = (time.process_time() - t0) / _units(X)
+            old = self.unit_seconds
+            self.unit_seconds = per if old is None else old + _UNIT_S_WEIGHT * (per - old)
         return out
 
     async def _work(self, queue: asyncio.Queue) -> None:
@@ -183,6 +185,14 @@ class Batcher:
         for job in live:
             _set(job, out[a:a + job.n])
             a += job.n
+
+
+def _units(X: Any) -> int:
+    """The size of a model call's input: characters of the texts, or stored values of the
+    rows, plus one an item."""
+    if isinstance(X, list):
+        return sum(len(t) for t in X if isinstance(t, str)) + len(X)
+    return int(X.nnz) + X.shape[0]
 
 
 def _set(job: _Job, value: Any) -> None:
