@@ -26,16 +26,18 @@ job (one request, nothing else queued for the model) whose call is expected to t
 values of the rows, plus one an item) times this model's recent seconds per unit of size,
 measured on its calls of two items or more as the CPU time the whole process spent meanwhile
 (a loaded machine does not inflate it; a model's own threads count); no measure yet: a
-thread. A request of a few very long texts is thus not taken for a short one. Nothing is waiting for this model then, so the thread would only add its two
-wake-ups: on the shared 2-core machine they were 15-20 % of a 32-document request's wall
-time, with a tail of 3-9 ms each (the worker woken late, or the event loop woken late when
-it ended). Measured with batches of 32 on Annif's archaeology corpus, one request at a time,
-the old and the new server side by side and each request sent to both in turn (2-core
-machine at load 10-12): median pass 1,356 -> 2,207 and 1,773 -> 2,142 documents/s; with the
-two servers' scheduling group given priority over the other users' (a quiet machine's
-conditions) 4,052 -> 6,229, request p50 7.4 -> 4.9 ms; the same answers byte for byte.
-Other batches (several jobs, or a long call) still run in a thread, so a big request never
-stalls the other connections for longer than about ``inline_seconds``.
+thread. A request of a few very long texts is thus not taken for a short one. Nothing waits
+for this model then, so the thread would only add its two wake-ups: on the shared 2-core
+machine they were 15-20 % of a 32-document request's wall time, with a tail of 3-9 ms each
+(the worker woken late, or the event loop woken late when it ended). Measured with batches
+of 32 on Annif's archaeology corpus, one request at a time, the old and the new server side
+by side and each request sent to both in turn (2-core machine at load 10-12, three runs):
+median pass 1,356 -> 2,207, 1,773 -> 2,142 and 1,787 -> 2,083 documents/s; with the two
+servers' scheduling group given priority over the other users' (a quiet machine's
+conditions, two runs) 4,052 -> 6,229 and 3,811 -> 5,183, request p50 7.4-7.5 -> 4.9-6.1 ms;
+the same answers byte for byte. Other batches (several jobs, or a long call) still run in a
+thread, so a big request never stalls the other connections for longer than about
+``inline_seconds``.
 """
 
 from __future__ import annotations
