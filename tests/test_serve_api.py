@@ -444,6 +444,43 @@ def test_batcher_runs_a_lone_short_job_on_the_event_loop():
     assert in_thread == [5, 4, 2, 2, 2, 2]
 
 
+def test_lone_batch_request_moves_to_the_event_loop_with_the_same_answer():
+    """Through a real server: a lone request of several items runs in a thread the first
+    time (no measure yet), then on the event loop's thread (expected far below 10 ms); every
+    answer is the same bytes, and equals Pipeline.predict_labels."""
+    import json
+    import threading
+
+    from labelwise.serve import ServeSettings, create_app
+
+    pipe = load_any(ss.text_pipeline())
+    texts = [f"red w{i} blue plum" for i in range(8)]
+    body = json.dumps({"items": [{"id": i, "text": t} for i, t in enumerate(texts)],
+                       "top_k": 3}).encode()
+    app = create_app(ServeSettings(models={"colors": str(ss.text_pipeline())}))
+    where = []
+    with ss.live_server(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        batcher = app.state.registry.get("colors").batcher
+        run = batcher.run
+
+        def spy(key, X):
+            where.append(threading.get_ident())
+            return run(key, X)
+
+        batcher.run = spy
+        answers = [client.post("/v1/models/colors/predict", content=body,
+                               headers={"content-type": "application/json"})
+                   for _ in range(3)]
+        names = {t.ident: t.name for t in threading.enumerate()}  # the loop's: uvicorn-test
+    assert [r.status_code for r in answers] == [200] * 3
+    assert answers[0].content == answers[1].content == answers[2].content
+    items = json.loads(answers[0].content)["items"]
+    assert [it.pop("id") for it in items] == list(range(8))
+    assert items == pipe.predict_labels(texts, k=3)
+    assert names[where[0]] != "uvicorn-test"  # a worker thread
+    assert where[1] == where[2] and names[where[1]] == "uvicorn-test"
+
+
 def test_server_process_freezes_the_loaded_objects_before_ready():
     """A server process (freeze_gc=True, as `labelwise serve` builds it) moves the objects
     loaded at start-up out of the collector's reach (a full collection over them stopped the
