@@ -164,3 +164,47 @@ def test_annif_and_labelwise_raw_requests():
     import json
     assert json.loads(body) == {"items": [{"id": "d", "text": "rice"}], "top_k": serve.TOP_K,
                                 "policy": "tuned"}
+
+
+def test_annif_and_labelwise_batch_raw_requests():
+    import json
+
+    docs = [{"id": "d1", "text": "pähkinä & rice"}, {"id": "d2", "text": "beans"}]
+    path, ctype, body = serve.AnnifAPI("http://127.0.0.1:1", Path(".")).batch_raw("archaeology", docs)
+    assert path == "/v1/projects/archaeology-omikuji-fi/suggest-batch" and ctype == "application/json"
+    assert json.loads(body) == {"documents": [{"document_id": "d1", "text": "pähkinä & rice"},
+                                              {"document_id": "d2", "text": "beans"}]}
+    path, ctype, body = serve.LabelwiseAPI("http://127.0.0.1:1").batch_raw("cooking", docs)
+    assert path == "/v1/models/cooking/predict" and ctype == "application/json"
+    assert json.loads(body) == {"items": [{"id": "d1", "text": "pähkinä & rice"},
+                                          {"id": "d2", "text": "beans"}],
+                                "top_k": serve.TOP_K, "policy": "tuned"}
+    assert "pähkinä".encode() in body  # UTF-8, as sent
+
+
+def test_pass_summary_hand_values():
+    # 100 documents in 0.5, 0.25, 1.0 and 0.2 s: 200, 400, 100, 500 documents/s
+    out = serve.pass_summary([0.5, 0.25, 1.0, 0.2], 100)
+    assert out["passes"] == 4
+    assert out["docs_per_s"] == pytest.approx(300.0)  # median of 100, 200, 400, 500
+    assert out["docs_per_s_all"] == pytest.approx(400 / 1.95)  # 400 documents in 1.95 s
+    assert out["docs_per_s_min"] == pytest.approx(100.0)
+    assert out["docs_per_s_max"] == pytest.approx(500.0)
+    assert out["spread_pct"] == pytest.approx(100 * 400 / 300)
+    one = serve.pass_summary([2.0], 10)
+    assert one["docs_per_s"] == one["docs_per_s_all"] == one["docs_per_s_min"] == 5.0
+    with pytest.raises(ValueError, match="passes"):
+        serve.pass_summary([], 10)
+
+
+def test_more_passes_needs_both_the_count_and_the_seconds():
+    def run(walls_each, **kw):
+        walls = []
+        while serve.more_passes(walls, **kw):
+            walls.append(walls_each)
+        return len(walls)
+
+    assert run(0.25, min_passes=5, min_s=3.0) == 12  # 5 passes are only 1.25 s
+    assert run(2.0, min_passes=5, min_s=3.0) == 5  # 2 passes give 3 s, 5 are asked
+    assert run(0.01, min_passes=1, min_s=3.0, max_passes=20) == 20  # capped
+    assert run(0.5, min_passes=1, min_s=0.0) == 1  # --quick

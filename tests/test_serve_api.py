@@ -386,6 +386,101 @@ def test_batcher_respects_max_batch():
     assert calls == [4, 4, 2]
 
 
+def test_batcher_runs_a_lone_short_job_on_the_event_loop():
+    """A lone job (nothing else queued) whose call is expected to be short runs on the event
+    loop's thread (no thread hop); before any measure, a long call, or several jobs at once:
+    a worker thread. Answers are the same either way."""
+    import threading
+    import time
+
+    from labelwise.serve.batching import Batcher
+
+    where = []
+    delay = {"s": 0.0}
+
+    def run(key, X):
+        where.append((len(X), threading.get_ident()))
+        t0 = time.process_time()
+        while time.process_time() - t0 < delay["s"]:  # CPU work, which the estimate counts
+            pass
+        return [f"{key}:{x}" for x in X]
+
+    async def main():
+        loop_thread = threading.get_ident()
+        b = Batcher(run, max_batch=100, max_wait=0.0, inline_seconds=1.0)
+        assert b.unit_seconds is None
+        first = await b.submit("k", list("abcde"))  # no measure yet: a thread
+        measured = b.unit_seconds
+        second = await b.submit("k", list("abcde"))  # lone, short: on the loop
+        together = await asyncio.gather(b.submit("k", ["x", "y"]), b.submit("k", ["z", "w"]))
+        before_one = b.unit_seconds
+        one = await b.submit("k", ["q"])  # one item: on the loop, not measured
+        unchanged = b.unit_seconds == before_one
+        slow = Batcher(run, max_batch=100, max_wait=0.0, inline_seconds=0.01)
+        delay["s"] = 0.03  # 30 ms of CPU for 4 units (2 items of 1 character): > 10 ms
+        long1 = await slow.submit("k", ["s", "t"])
+        long2 = await slow.submit("k", ["s", "t"])
+        sized = Batcher(run, max_batch=100, max_wait=0.0, inline_seconds=0.05)
+        delay["s"] = 0.002  # at least 0.5 ms of CPU a unit
+        await sized.submit("k", ["ab", "cd"])  # 6 units: measured, in a thread
+        await sized.submit("k", ["ab", "cd"])  # expected ~3 ms: on the loop
+        await sized.submit("k", ["a" * 200, "b" * 200])  # expected >= 200 ms: a thread
+        b.close()
+        slow.close()
+        sized.close()
+        return loop_thread, measured, unchanged, (first, second, together, one, long1, long2)
+
+    loop_thread, measured, unchanged, answers = asyncio.run(main())
+    first, second, together, one, long1, long2 = answers
+    assert first == second == [f"k:{c}" for c in "abcde"]
+    assert together == [["k:x", "k:y"], ["k:z", "k:w"]] and one == ["k:q"]
+    assert long1 == long2 == ["k:s", "k:t"]
+    assert measured is not None and measured > 0 and unchanged
+    on_loop = [n for n, t in where if t == loop_thread]
+    in_thread = [n for n, t in where if t != loop_thread]
+    # the second lone 5-item job, the one-item job, the second short sized job
+    assert on_loop == [5, 1, 2]
+    # no measure; two jobs grouped; the long calls; the first sized job and the long texts
+    assert in_thread == [5, 4, 2, 2, 2, 2]
+
+
+def test_lone_batch_request_moves_to_the_event_loop_with_the_same_answer():
+    """Through a real server: a lone request of several items runs in a thread the first
+    time (no measure yet), then on the event loop's thread (expected far below 10 ms); every
+    answer is the same bytes, and equals Pipeline.predict_labels."""
+    import json
+    import threading
+
+    from labelwise.serve import ServeSettings, create_app
+
+    pipe = load_any(ss.text_pipeline())
+    texts = [f"red w{i} blue plum" for i in range(8)]
+    body = json.dumps({"items": [{"id": i, "text": t} for i, t in enumerate(texts)],
+                       "top_k": 3}).encode()
+    app = create_app(ServeSettings(models={"colors": str(ss.text_pipeline())}))
+    where = []
+    with ss.live_server(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        batcher = app.state.registry.get("colors").batcher
+        run = batcher.run
+
+        def spy(key, X):
+            where.append(threading.get_ident())
+            return run(key, X)
+
+        batcher.run = spy
+        answers = [client.post("/v1/models/colors/predict", content=body,
+                               headers={"content-type": "application/json"})
+                   for _ in range(3)]
+        names = {t.ident: t.name for t in threading.enumerate()}  # the loop's: uvicorn-test
+    assert [r.status_code for r in answers] == [200] * 3
+    assert answers[0].content == answers[1].content == answers[2].content
+    items = json.loads(answers[0].content)["items"]
+    assert [it.pop("id") for it in items] == list(range(8))
+    assert items == pipe.predict_labels(texts, k=3)
+    assert names[where[0]] != "uvicorn-test"  # a worker thread
+    assert where[1] == where[2] and names[where[1]] == "uvicorn-test"
+
+
 def test_server_process_freezes_the_loaded_objects_before_ready():
     """A server process (freeze_gc=True, as `labelwise serve` builds it) moves the objects
     loaded at start-up out of the collector's reach (a full collection over them stopped the

@@ -10,8 +10,9 @@ otherwise each full collection walks the ~230K objects of the loaded models and 
 p99 at concurrency 32 with one worker. Objects freed by reference counting are still freed;
 only cycles among the frozen objects (an old version's, after a reload) are never collected.
 Model calls run in threads (through the micro-batcher unless ``batching`` is off), except a
-micro-batch of one item, which runs on the event loop (cheaper than the thread hop:
-:mod:`labelwise.serve.batching`); the event loop otherwise only parses, validates and answers.
+micro-batch of one item and a lone request expected to take at most 10 ms, which run on the
+event loop (cheaper than the thread hop: :mod:`labelwise.serve.batching`); the event loop
+otherwise only parses, validates and answers.
 """
 
 from __future__ import annotations
