@@ -1,6 +1,6 @@
 """The label tree's node solvers on long rows: the kernel (Gram) form, the lockstep block's
-live-column compaction, its frequency-ordered feature rows and its four-features-a-sweep
-margins, each checked against the plain solver or a slow reference."""
+live-column compaction, its frequency-ordered feature rows, its four-features-a-sweep
+margins and its prefetch hint, each checked against the plain solver or a slow reference."""
 
 from __future__ import annotations
 
@@ -208,6 +208,29 @@ def test_block_equals_a_plain_loop_bit_for_bit(density):
                                             1.0, 0.05, 12, 9, feats.size)
     assert np.array_equal(W, W_ref) and np.array_equal(wb, wb_ref)
     assert np.array_equal(n_iter, it_ref) and np.abs(W).sum() > 0
+
+
+def test_prefetch_hint_compiles_for_any_entry_and_changes_nothing():
+    """``_dcd._prefetch`` (the block's hint for the next row's weight rows) compiles for
+    float32 and float64 arrays and int32 / int64 indices, accepts every entry, the last
+    one included, and leaves the array as it was."""
+    from numba import njit
+
+    @njit
+    def touch_all(A, rid):
+        s = 0.0
+        for r in rid:
+            for c in range(A.shape[1]):
+                _dcd._prefetch(A, r, c)
+                s += A[r, c]
+        return s
+
+    for dtype, idx in ((np.float32, np.int32), (np.float64, np.int64)):
+        A = np.arange(5 * 37, dtype=dtype).reshape(5, 37)
+        before = A.copy()
+        rid = np.array([4, 0, 2], idx)
+        assert touch_all(A, rid) == before[rid].sum()
+        assert np.array_equal(A, before)
 
 
 def test_frequency_order_numbers_features_by_descending_count():
