@@ -182,11 +182,13 @@ def block_reference(X, sq, rows, loc, tgt_indptr, tgt_indices, C, bias, tol, max
     return W, wb, n_iter
 
 
-@pytest.mark.parametrize("density", [0.05, 0.3])
-def test_block_equals_a_plain_loop_bit_for_bit(density):
+@pytest.mark.parametrize(("density", "pad"), [(0.05, 0), (0.3, 0), (0.3, 70_000)])
+def test_block_equals_a_plain_loop_bit_for_bit(density, pad):
     """The lockstep block (rows renumbered through a scratch buffer, margins summed four
     features a sweep) gives exactly the numbers of a plain one-feature-at-a-time loop: the
-    same sums in the same order, over a subset of rows in any order and any numbering."""
+    same sums in the same order, over a subset of rows in any order and any numbering.
+    ``pad`` unused rows make W larger than ``PREFETCH_BYTES``, so the block prefetches the
+    next row's weight rows: still the same numbers."""
     X, Y = long_rows(seed=3, n=40, d=90, L=4, density=density)
     X = sp.csr_matrix(X)
     sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
@@ -200,12 +202,13 @@ def test_block_equals_a_plain_loop_bit_for_bit(density):
     tgt_indptr, tgt_indices = Yc.indptr.astype(np.int64), Yc.indices.astype(np.int64)
     assert len(set((np.diff(X.indptr)[rows] % 4).tolist())) > 1  # rows of every remainder
     m = Y.shape[1]
-    W = np.zeros((feats.size, m), np.float32)
+    W = np.zeros((feats.size + pad, m), np.float32)
+    assert (W.nbytes > _dcd.PREFETCH_BYTES) == (pad > 0)
     wb, n_iter = np.zeros(m), np.zeros(m, np.int64)
     _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc, tgt_indptr, tgt_indices,
                         0.8, 1.0, 0.05, 12, 9, W, wb, n_iter)
     W_ref, wb_ref, it_ref = block_reference(X, sq, rows, loc, tgt_indptr, tgt_indices, 0.8,
-                                            1.0, 0.05, 12, 9, feats.size)
+                                            1.0, 0.05, 12, 9, feats.size + pad)
     assert np.array_equal(W, W_ref) and np.array_equal(wb, wb_ref)
     assert np.array_equal(n_iter, it_ref) and np.abs(W).sum() > 0
 

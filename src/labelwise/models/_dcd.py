@@ -48,6 +48,10 @@ __all__ = ["LOSS_SQUARED_HINGE", "LOSS_LOGISTIC", "row_sq_norms", "dcd_solve", "
 
 LOSS_SQUARED_HINGE = 0
 LOSS_LOGISTIC = 1
+#: a lockstep block prefetches the next row's weight rows when its W is larger than this (a
+#: core's L2 on the machine measured): smaller, W stays in cache and the hint only costs
+#: (Bibtex's and Delicious' blocks, 0.2-0.6 MB: 8-20 % slower with it)
+PREFETCH_BYTES = 2**20
 
 
 @njit(nogil=True, cache=True)
@@ -508,7 +512,8 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
     solver's CPU time by about a third, bit for bit the same model.
 
     While a row is computed, the cache lines of the next row's weight rows (its live
-    columns) are prefetched (:func:`_prefetch`, a hint that changes no value). A block's
+    columns) are prefetched (:func:`_prefetch`, a hint that changes no value) when W is
+    larger than ``PREFETCH_BYTES``. A block's
     time goes mostly to fetching weight rows of rare features from memory (Reuters: 20 MB
     of W per piece, about 36 ns per stored value and epoch); with the next row's fetches
     in flight, a 45-wide Reuters piece took 0.60-0.75 s instead of 0.82-1.11 s, and
@@ -546,6 +551,7 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
     rid = np.empty(longest, np.int64)  # the visited row: local feature ids, values
     rx = np.empty(longest, np.float64)
     line = max(1, 64 // W.itemsize)  # entries of W a 64-byte cache line
+    prefetch = W.size * W.itemsize > PREFETCH_BYTES
     state = np.ones(1, np.uint64)
     _seed_state(seed, state)
     it = 0
@@ -561,7 +567,7 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
             for p in range(b):
                 rid[p] = loc[x_indices[a + p]]
                 rx[p] = np.float64(x_data[a + p])
-            if s + 1 < n:  # the next row's weight rows, while this row is computed
+            if prefetch and s + 1 < n:  # the next row's weight rows, while this one runs
                 i2 = rows[index[s + 1]]
                 for p in range(x_indptr[i2], x_indptr[i2 + 1]):
                     r = loc[x_indices[p]]
