@@ -1,6 +1,6 @@
 """The label tree's node solvers on long rows: the kernel (Gram) form, the lockstep block's
-live-column compaction, its frequency-ordered feature rows and its four-features-a-sweep
-margins, each checked against the plain solver or a slow reference."""
+live-column compaction, its frequency-ordered feature rows, its four-features-a-sweep
+margins and its prefetch hint, each checked against the plain solver or a slow reference."""
 
 from __future__ import annotations
 
@@ -182,11 +182,13 @@ def block_reference(X, sq, rows, loc, tgt_indptr, tgt_indices, C, bias, tol, max
     return W, wb, n_iter
 
 
-@pytest.mark.parametrize("density", [0.05, 0.3])
-def test_block_equals_a_plain_loop_bit_for_bit(density):
+@pytest.mark.parametrize(("density", "pad"), [(0.05, 0), (0.3, 0), (0.3, 70_000)])
+def test_block_equals_a_plain_loop_bit_for_bit(density, pad):
     """The lockstep block (rows renumbered through a scratch buffer, margins summed four
     features a sweep) gives exactly the numbers of a plain one-feature-at-a-time loop: the
-    same sums in the same order, over a subset of rows in any order and any numbering."""
+    same sums in the same order, over a subset of rows in any order and any numbering.
+    ``pad`` unused rows make W larger than ``PREFETCH_BYTES``, so the block prefetches the
+    next row's weight rows: still the same numbers."""
     X, Y = long_rows(seed=3, n=40, d=90, L=4, density=density)
     X = sp.csr_matrix(X)
     sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
@@ -200,14 +202,38 @@ def test_block_equals_a_plain_loop_bit_for_bit(density):
     tgt_indptr, tgt_indices = Yc.indptr.astype(np.int64), Yc.indices.astype(np.int64)
     assert len(set((np.diff(X.indptr)[rows] % 4).tolist())) > 1  # rows of every remainder
     m = Y.shape[1]
-    W = np.zeros((feats.size, m), np.float32)
+    W = np.zeros((feats.size + pad, m), np.float32)
+    assert (W.nbytes > _dcd.PREFETCH_BYTES) == (pad > 0)
     wb, n_iter = np.zeros(m), np.zeros(m, np.int64)
     _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc, tgt_indptr, tgt_indices,
                         0.8, 1.0, 0.05, 12, 9, W, wb, n_iter)
     W_ref, wb_ref, it_ref = block_reference(X, sq, rows, loc, tgt_indptr, tgt_indices, 0.8,
-                                            1.0, 0.05, 12, 9, feats.size)
+                                            1.0, 0.05, 12, 9, feats.size + pad)
     assert np.array_equal(W, W_ref) and np.array_equal(wb, wb_ref)
     assert np.array_equal(n_iter, it_ref) and np.abs(W).sum() > 0
+
+
+def test_prefetch_hint_compiles_for_any_entry_and_changes_nothing():
+    """``_dcd._prefetch`` (the block's hint for the next row's weight rows) compiles for
+    float32 and float64 arrays and int32 / int64 indices, accepts every entry, the last
+    one included, and leaves the array as it was."""
+    from numba import njit
+
+    @njit
+    def touch_all(A, rid):
+        s = 0.0
+        for r in rid:
+            for c in range(A.shape[1]):
+                _dcd._prefetch(A, r, c)
+                s += A[r, c]
+        return s
+
+    for dtype, idx in ((np.float32, np.int32), (np.float64, np.int64)):
+        A = np.arange(5 * 37, dtype=dtype).reshape(5, 37)
+        before = A.copy()
+        rid = np.array([4, 0, 2], idx)
+        assert touch_all(A, rid) == before[rid].sum()
+        assert np.array_equal(A, before)
 
 
 def test_frequency_order_numbers_features_by_descending_count():

@@ -51,7 +51,13 @@ Defaults (measured on MULAN Bibtex and Delicious, 2-core machine, before the blo
 changed the DCD row order, which moved P@1 by 0.15 or less; see the benchmark notes):
 ``branching=16`` (Bonsai/PECOS-like shallow trees: on Delicious P@1 67.3 against 66.2 for
 Parabel's binary trees, at the same cost), ``max_leaf_size=100`` (Parabel's; 50 or 200 lose
-0.4-0.6 P@1 on Delicious), ``max_iter=20`` (Parabel's and omikuji's cap), ``n_trees=1``
+0.4-0.6 P@1 on Delicious), ``max_iter=20`` (Parabel's and omikuji's cap; re-checked
+with ``tol``, choosing on Bibtex, Delicious, cooking, synthetic-quick, MULAN Enron and
+three generated long-row sets and confirming on Reuters and the Enron emails: a cap of
+10 held on every choosing set and cut Reuters' fit by a quarter, but lost on the Enron
+emails, whose root runs 18-19 epochs: P@1 / P@3 / P@5 / PSP@5 -0.72 / -0.59 / -0.27 /
+-0.36, means over seeds 0-3; a cap of 6 or 8, or ``tol=0.2``, lost up to 2.0 P@1 on the
+hardest generated set), ``n_trees=1``
 (three trees cost three times as much and gained nothing measurable on these sets: Bibtex
 64.3 either way, Delicious 67.1 vs 67.3; raise it for large label sets, where ensembles help
 Parabel), ``normalize="l2"`` (without it Bibtex drops from 64.3 to 54.0 P@1),
