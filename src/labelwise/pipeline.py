@@ -124,8 +124,8 @@ from .pipeline_store import load_any as _load_any
 __all__ = ["Pipeline", "load_any", "make_calibrator", "make_policy", "CALIBRATIONS"]
 
 #: calibration names accepted by :meth:`Pipeline.tune` and ``labelwise tune --calibration``
-CALIBRATIONS = ("platt-per-label", "platt-per-label+isotonic", "platt", "isotonic",
-                "temperature", "none")
+CALIBRATIONS = ("platt-per-label", "platt-per-label+isotonic", "platt-per-label+context",
+                "platt", "isotonic", "temperature", "none")
 
 #: confidence of the lower bound that ``precision=P`` objectives certify on the tuning data
 PRECISION_CONFIDENCE = 0.95
@@ -146,6 +146,7 @@ def make_calibrator(name: str):
 
     makers = {"platt-per-label": lambda: PlattCalibrator(per_label=True),
               "platt-per-label+isotonic": lambda: PlattCalibrator(per_label=True, isotonic=True),
+              "platt-per-label+context": lambda: PlattCalibrator(per_label=True, context=True),
               "platt": PlattCalibrator, "isotonic": IsotonicCalibrator,
               "temperature": TemperatureCalibrator, "none": lambda: None}
     if name not in makers:
