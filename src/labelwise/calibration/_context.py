@@ -20,7 +20,8 @@ row's *top three* are its three highest raw scores, ties by the lower column):
 
 Every feature reads the row's three highest raw scores only, so a top-k matrix gives the
 same probabilities for any k >= 3 (tuning retrieves more labels than ingest shows).
-The map is fitted (scikit-learn's LogisticRegression, standardised features, C = 1) on the
+The map is fitted (ridge logistic regression on standardised features, penalty |w|^2 / 2,
+scikit-learn's LogisticRegression with C = 1; Newton's method) on the
 fitting entries with p >= :data:`FLOOR` (the low tail would dominate the fit and no cut
 reaches it) and applied to every entry; with fewer than :data:`MIN_CLASS` true or false
 such entries it is not fitted and the Platt probabilities pass through.
@@ -95,18 +96,48 @@ def label_ceilings(p: np.ndarray, h: np.ndarray, cols: np.ndarray, n_labels: int
     return (k + CEILING_PRIOR * g) / (n + CEILING_PRIOR)
 
 
+def _ridge_logistic(Z: np.ndarray, y: np.ndarray, max_iter: int = 100) -> np.ndarray:
+    """argmin over (w, b) of sum softplus(Z w + b) - y (Z w + b) + |w|^2 / 2 (scikit-learn's
+    LogisticRegression with C = 1), by Newton's method with step halving."""
+    from ._logistic import softplus
+
+    n, d = Z.shape
+    A = np.column_stack([Z, np.ones(n)])
+    reg = np.r_[np.ones(d), 0.0]  # the intercept is not penalised
+    theta = np.zeros(d + 1)
+
+    def loss(t: np.ndarray) -> float:
+        z = A @ t
+        return float(np.sum(softplus(z) - y * z) + 0.5 * np.sum(reg * t * t))
+
+    f = loss(theta)
+    for _ in range(max_iter):
+        q = np.exp(-softplus(-(A @ theta)))
+        grad = A.T @ (q - y) + reg * theta
+        H = (A * (q * (1.0 - q))[:, None]).T @ A + np.diag(reg) + 1e-10 * np.eye(d + 1)
+        step = np.linalg.solve(H, grad)
+        lr = 1.0
+        while lr > 1e-8 and loss(theta - lr * step) > f:
+            lr /= 2.0
+        new = theta - lr * step
+        f_new = loss(new)
+        done = abs(f - f_new) <= 1e-12 * max(1.0, abs(f))
+        theta, f = new, f_new
+        if done:
+            break
+    return theta
+
+
 def fit_context(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     """Weights (len(FEATURES) + 1: the last is the intercept) of the logistic map on raw
     features, or None when there are too few true or false rows (docstring)."""
-    from sklearn.linear_model import LogisticRegression
-
+    y = y.astype(np.float64)
     n_true = int(y.sum())
     if n_true < MIN_CLASS or y.size - n_true < MIN_CLASS:
         return None
     mu = X.mean(axis=0)
     sd = X.std(axis=0)
     sd[sd == 0] = 1.0
-    lr = LogisticRegression(C=1.0, max_iter=2000)
-    lr.fit((X - mu) / sd, y.astype(np.int64))
-    w = lr.coef_[0] / sd
-    return np.r_[w, float(lr.intercept_[0]) - float(np.dot(w, mu))]
+    theta = _ridge_logistic((X - mu) / sd, y)
+    w = theta[:-1] / sd
+    return np.r_[w, float(theta[-1]) - float(np.dot(w, mu))]
