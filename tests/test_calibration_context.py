@@ -177,3 +177,24 @@ def test_ridge_logistic_matches_scikit_learn():
     got = _ridge_logistic(Z, y.astype(float))
     np.testing.assert_allclose(got[:-1], ref.coef_[0], atol=1e-6)
     assert abs(got[-1] - ref.intercept_[0]) < 1e-6
+
+
+def test_pipeline_tunes_with_context_and_reloads_it(tmp_path):
+    """tune(calibration="platt-per-label+context"): the certified policy is fitted on its
+    probabilities, and a saved pipeline gives the same probabilities and sets back."""
+    from labelwise import Pipeline
+    from labelwise.models import OneVsRest
+
+    rng = np.random.default_rng(9)
+    X = sp.random(300, 30, density=0.3, format="csr", random_state=9, dtype=np.float32)
+    Y = sp.csr_matrix((X @ rng.normal(size=(30, 5)) > 0.3).astype(np.float32))
+    pipe = Pipeline(model=OneVsRest(n_threads=1, random_state=0)).fit(X, Y)
+    pipe.tune(X, Y, objective="precision=0.8", calibration="platt-per-label+context", cv=3,
+              k=4, select_c=False)
+    assert pipe.calibrator_.context and pipe.tuning_["calibration"] == "platt-per-label+context"
+    assert pipe.calibrator_.context_ is not None
+    pipe.save(tmp_path / "p")
+    again = Pipeline.load(tmp_path / "p")
+    assert again.calibrator_.context
+    np.testing.assert_array_equal(again.predict_proba(X).toarray(), pipe.predict_proba(X).toarray())
+    assert (again.predict(X) != pipe.predict(X)).nnz == 0

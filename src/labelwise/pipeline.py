@@ -653,7 +653,8 @@ class Pipeline(Estimator):
         if calibrator is not None:
             cal_name = (calibrator.kind
                         + ("-per-label" if getattr(calibrator, "per_label", False) else "")
-                        + ("+isotonic" if getattr(calibrator, "isotonic", False) else ""))
+                        + ("+isotonic" if getattr(calibrator, "isotonic", False) else "")
+                        + ("+context" if getattr(calibrator, "context", False) else ""))
         self.tuning_ = {"objective": objective if objective is not None else (
                             None if decision is None else _objective_of(decision)),
                         "calibration": cal_name or "none", "cv": int(cv), "k": k,
