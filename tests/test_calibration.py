@@ -234,3 +234,13 @@ def test_centered_isotonic_matches_reference_and_is_strictly_increasing():
     assert np.all(np.diff(cal.transform(grid).ravel()) > 0)  # no ties inside the range
     plain = IsotonicCalibrator().fit(s[:, None], y[:, None])
     assert np.any(np.diff(plain.transform(grid).ravel()) == 0)  # the steps it removes
+
+
+def test_cli_and_pipeline_list_the_same_calibrations():
+    """labelwise tune --calibration keeps a copy (the CLI starts without the pipeline)."""
+    from labelwise.cli.tune import CALIBRATIONS as cli_names
+    from labelwise.pipeline import CALIBRATIONS, make_calibrator
+
+    assert cli_names == CALIBRATIONS
+    cal = make_calibrator("platt-per-label+context")
+    assert cal.per_label and cal.context

@@ -124,8 +124,8 @@ from .pipeline_store import load_any as _load_any
 __all__ = ["Pipeline", "load_any", "make_calibrator", "make_policy", "CALIBRATIONS"]
 
 #: calibration names accepted by :meth:`Pipeline.tune` and ``labelwise tune --calibration``
-CALIBRATIONS = ("platt-per-label", "platt-per-label+isotonic", "platt", "isotonic",
-                "temperature", "none")
+CALIBRATIONS = ("platt-per-label", "platt-per-label+isotonic", "platt-per-label+context",
+                "platt", "isotonic", "temperature", "none")
 
 #: confidence of the lower bound that ``precision=P`` objectives certify on the tuning data
 PRECISION_CONFIDENCE = 0.95
@@ -146,6 +146,7 @@ def make_calibrator(name: str):
 
     makers = {"platt-per-label": lambda: PlattCalibrator(per_label=True),
               "platt-per-label+isotonic": lambda: PlattCalibrator(per_label=True, isotonic=True),
+              "platt-per-label+context": lambda: PlattCalibrator(per_label=True, context=True),
               "platt": PlattCalibrator, "isotonic": IsotonicCalibrator,
               "temperature": TemperatureCalibrator, "none": lambda: None}
     if name not in makers:
@@ -652,7 +653,8 @@ class Pipeline(Estimator):
         if calibrator is not None:
             cal_name = (calibrator.kind
                         + ("-per-label" if getattr(calibrator, "per_label", False) else "")
-                        + ("+isotonic" if getattr(calibrator, "isotonic", False) else ""))
+                        + ("+isotonic" if getattr(calibrator, "isotonic", False) else "")
+                        + ("+context" if getattr(calibrator, "context", False) else ""))
         self.tuning_ = {"objective": objective if objective is not None else (
                             None if decision is None else _objective_of(decision)),
                         "calibration": cal_name or "none", "cv": int(cv), "k": k,

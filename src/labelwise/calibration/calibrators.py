@@ -27,6 +27,14 @@ Kinds
     leaves (on small data the sigmoid of a linear model's margin is often too flat or too
     steep at the ends, which a per-label Platt fit cannot fix and the debiased calibration
     error shows).
+``PlattCalibrator(per_label=True, context=True)``
+    the per-label Platt map followed by one logistic map of each stored pair's probability
+    *with its row and label* (its raw rank in the row, its strongest rival among the row's
+    three top pairs, the mass those share, the label's precision among its confident
+    fitting pairs and its positives: :mod:`labelwise.calibration._context`), so that pairs
+    of different labels and rows are comparable; it reads a row's three top raw scores
+    only, so any top-k with k >= 3 gives the same probabilities. What a precision target's
+    single cut over all pairs ranks by (``tune --calibration platt-per-label+context``).
 ``IsotonicCalibrator(centered=False)``
     one non-decreasing step map shared by all labels (scikit-learn's IsotonicRegression,
     stored as its breakpoints and applied by linear interpolation, clipped at the ends).
@@ -59,6 +67,9 @@ import numpy as np
 from .. import store
 from ..decision._entries import Entries, entries, hits, rebuild, truth
 from ..errors import DataFormatError, NotFittedError
+from ._context import FEATURES as CONTEXT_FEATURES
+from ._context import FLOOR as CONTEXT_FLOOR
+from ._context import context_features, fit_context, label_ceilings
 from ._logistic import _sigmoid, fit_groups
 
 __all__ = ["Calibrator", "PlattCalibrator", "IsotonicCalibrator", "TemperatureCalibrator",
@@ -85,7 +96,7 @@ class Calibrator:
             n_missing = E.shape[0] * E.shape[1] - E.nnz
             pos_missing = Yc.nnz - int(h.sum())
             rate = pos_missing / n_missing if n_missing else 0.0
-            floor = float(self._map(E.values, E.cols).min()) if E.nnz else rate
+            floor = float(self._map_entries(E).min()) if E.nnz else rate
             self.missing_probability_ = float(min(rate, floor))
         return self
 
@@ -94,7 +105,7 @@ class Calibrator:
         self._check_fitted()
         E = entries(S)
         self._check_labels(E)
-        return rebuild(E, self._map(E.values, E.cols))
+        return rebuild(E, self._map_entries(E))
 
     predict_proba = transform
 
@@ -145,6 +156,10 @@ class Calibrator:
     def _map(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def _map_entries(self, E: Entries) -> np.ndarray:
+        """Probabilities of the entries of E (a map that reads the rows overrides this)."""
+        return self._map(E.values, E.cols)
+
     def _state(self) -> dict[str, Any]:
         return {}
 
@@ -165,23 +180,42 @@ class PlattCalibrator(Calibrator):
 
     def __init__(self, *, per_label: bool = False, prior_strength: float | None = None,
                  min_positives: int = 10, isotonic: bool = False,
-                 centered: bool = False) -> None:
+                 centered: bool = False, context: bool = False) -> None:
         self.per_label = per_label
         self.prior_strength = prior_strength
         self.min_positives = min_positives
         self.isotonic = isotonic
         self.centered = centered
+        self.context = context
 
     def _params(self) -> dict[str, Any]:
         return {"per_label": bool(self.per_label), "prior_strength": self.prior_strength,
                 "min_positives": int(self.min_positives), "isotonic": bool(self.isotonic),
-                "centered": bool(self.centered)}
+                "centered": bool(self.centered), "context": bool(self.context)}
 
     def _fit(self, E: Entries, h: np.ndarray) -> None:
         self._fit_platt(E, h)
         self.iso_ = None
         if self.isotonic:
             self.iso_ = _fit_isotonic(self._platt(E.values, E.cols), h, bool(self.centered))
+        self.context_ = self.ceiling_ = None
+        if self.context:
+            p = self._map(E.values, E.cols)
+            self.ceiling_ = label_ceilings(p, h, E.cols, E.shape[1])
+            X = self._features(E, p)
+            keep = p >= CONTEXT_FLOOR
+            self.context_ = fit_context(X[keep], h[keep])
+
+    def _features(self, E: Entries, p: np.ndarray) -> np.ndarray:
+        return context_features(p, E.values, E.rows, E.cols, E.indptr, self.ceiling_,
+                                self.n_positives_)
+
+    def _map_entries(self, E: Entries) -> np.ndarray:
+        p = self._map(E.values, E.cols)
+        if getattr(self, "context_", None) is None:
+            return p
+        w = self.context_
+        return _sigmoid(self._features(E, p) @ w[:-1] + w[-1])
 
     def _fit_platt(self, E: Entries, h: np.ndarray) -> None:
         if self.prior_strength is not None and not (float(self.prior_strength) >= 0):
@@ -233,7 +267,8 @@ class PlattCalibrator(Calibrator):
 
     def _state(self) -> dict[str, Any]:
         return {"shared": list(self.shared_),
-                "prior": None if self.prior_ is None else list(self.prior_)}
+                "prior": None if self.prior_ is None else list(self.prior_),
+                "context": None if self.context_ is None else [float(v) for v in self.context_]}
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {"n_positives": self.n_positives_, "n_entries": self.n_entries_}
@@ -241,6 +276,8 @@ class PlattCalibrator(Calibrator):
             out.update(a=self.a_, b=self.b_)
         if self.iso_ is not None:
             out.update(iso_x=self.iso_[0], iso_y=self.iso_[1])
+        if self.ceiling_ is not None:
+            out.update(ceiling=self.ceiling_)
         return out
 
     def _set(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -254,6 +291,18 @@ class PlattCalibrator(Calibrator):
                 raise DataFormatError("per-label Platt arrays do not match n_labels",
                                       field="arrays")
         self.iso_ = _check_steps(arrays["iso_x"], arrays["iso_y"]) if self.isotonic else None
+        self.context_ = self.ceiling_ = None
+        w = state.get("context")  # absent in files of older versions
+        if self.context:
+            self.ceiling_ = arrays["ceiling"]
+            if self.ceiling_.shape != (self.n_labels_,):
+                raise DataFormatError("context ceiling array does not match n_labels",
+                                      field="arrays")
+        if w is not None:
+            if not self.context or len(w) != len(CONTEXT_FEATURES) + 1:
+                raise DataFormatError(f"context weights: expected {len(CONTEXT_FEATURES) + 1} "
+                                      f"numbers with context=True, got {w!r}", field="state")
+            self.context_ = np.asarray(w, np.float64)
 
     def _explain(self) -> dict[str, Any]:
         out: dict[str, Any] = {"shared": {"a": self.shared_[0], "b": self.shared_[1]},
@@ -266,6 +315,10 @@ class PlattCalibrator(Calibrator):
                 for j in range(self.n_labels_)]
         if self.iso_ is not None:
             out["isotonic_breakpoints"] = int(self.iso_[0].size)
+        if self.context:
+            out["context"] = (None if self.context_ is None else
+                              dict(zip((*CONTEXT_FEATURES, "intercept"),
+                                       map(float, self.context_), strict=True)))
         return out
 
 

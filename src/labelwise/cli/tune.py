@@ -37,8 +37,9 @@ from ._common import (
 
 HELP = "tune calibration and decision thresholds of a saved pipeline on its training data"
 
-CALIBRATIONS = ("platt-per-label", "platt-per-label+isotonic", "platt", "isotonic",
-                "temperature", "none")
+#: labelwise.pipeline.CALIBRATIONS (a copy: the CLI starts without importing the pipeline)
+CALIBRATIONS = ("platt-per-label", "platt-per-label+isotonic", "platt-per-label+context",
+                "platt", "isotonic", "temperature", "none")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
