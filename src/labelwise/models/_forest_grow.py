@@ -48,76 +48,149 @@ __all__ = ["bin_features", "best_split", "grow_tree"]
 _SMALL_NODE = 32  # rows: insertion sort below, counting sort above
 
 
-def bin_features(X, max_bins: int = 255, *, block: int = 256
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bin_features(X, max_bins: int = 255) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``codes`` (n_features, n_samples) uint8 and ``lo``/``hi`` (n_features, max_bins)
     float64, each bin's smallest/largest value (unused bins nan), of X (CSR or dense;
-    absent entries are 0).
+    absent entries are 0; values are read as float32).
 
     A column with at most ``max_bins`` distinct values has a bin per value; else the bins
-    end where the column's cumulative row count crosses k / max_bins."""
+    end where the column's cumulative row count crosses k / max_bins. Each column is binned
+    from its stored values (:func:`_bin_columns`, over the CSC of X): its absent entries
+    are one value, 0, counted but never sorted."""
     if not 2 <= max_bins <= 256:
         raise ValueError(f"max_bins must be in [2, 256], got {max_bins}")
     n, d = X.shape
-    codes = np.zeros((d, n), dtype=np.uint8)
+    if sp.issparse(X):
+        Xc = sp.csc_matrix(X, dtype=np.float32)
+        if not Xc.has_canonical_format:
+            Xc = Xc.copy() if Xc is X else Xc
+            Xc.sum_duplicates()
+    else:
+        Xc = sp.csc_matrix(np.asarray(X, dtype=np.float32))
+    codes = np.empty((d, n), dtype=np.uint8)
     lo = np.full((d, max_bins), np.nan)
     hi = np.full((d, max_bins), np.nan)
-    for a in range(0, d, block):
-        part = X[:, a:a + block]
-        part = np.asarray(part.toarray() if sp.issparse(part) else part, dtype=np.float32)
-        part = part.astype(np.float64)
-        b = part.shape[1]
-        # columns with at most max_bins distinct values, all at once: code = rank of the value
-        order = np.argsort(part, axis=0, kind="stable")
-        ordered = np.take_along_axis(part, order, axis=0)
-        is_new = np.ones_like(ordered, dtype=bool)
-        is_new[1:] = ordered[1:] != ordered[:-1]
-        rank = np.cumsum(is_new, axis=0) - 1
-        exact = rank[-1] < max_bins
-        if exact.any():
-            ranks = np.zeros((n, b), dtype=np.int64)
-            np.put_along_axis(ranks, order, rank, axis=0)
-            codes[a:a + b][exact] = ranks[:, exact].T
-            is_last = np.ones_like(is_new)
-            is_last[:-1] = is_new[1:]
-            cols = np.broadcast_to(np.arange(b), (n, b))
-            for mask, out in ((is_new, lo), (is_last, hi)):
-                pick = mask & exact[None, :]
-                out[a + cols[pick], rank[pick]] = ordered[pick]
-        for k in np.flatnonzero(~exact):  # more distinct values: bins of about n/max_bins rows
-            col = part[:, k]
-            values, counts = np.unique(col, return_counts=True)
-            mids = values[:-1] / 2.0 + values[1:] / 2.0
-            cdf = np.cumsum(counts[:-1]) / n
-            pick = np.unique(np.searchsorted(cdf, np.arange(1, max_bins) / max_bins))
-            mids = mids[pick[pick < mids.size]]
-            codes[a + k] = np.searchsorted(mids, col, side="left")
-            of_value = np.searchsorted(mids, values, side="left")  # non-decreasing
-            first = np.flatnonzero(np.r_[True, of_value[1:] != of_value[:-1]])
-            last = np.r_[first[1:] - 1, values.size - 1]
-            lo[a + k, of_value[first]] = values[first]
-            hi[a + k, of_value[first]] = values[last]
+    _bin_columns(np.asarray(Xc.indptr, np.int64), np.asarray(Xc.indices, np.int64),
+                 np.asarray(Xc.data, np.float32), n, max_bins, codes, lo, hi)
     return codes, lo, hi
 
 
+@njit(inline="always")
+def _push_value(dist, cnt, nd, v, k):
+    """Append value ``v`` seen ``k`` times to the first ``nd`` distinct values (sorted);
+    returns the new count of distinct values."""
+    if nd > 0 and dist[nd - 1] == v:
+        cnt[nd - 1] += k
+        return nd
+    dist[nd] = v
+    cnt[nd] = k
+    return nd + 1
+
+
 @njit(nogil=True, cache=True)
+def _bin_columns(indptr, indices, data, n, max_bins, codes, lo, hi):
+    """Fill ``codes``/``lo``/``hi`` (see :func:`bin_features`) from the CSC of X.
+
+    Per column: its stored values sorted, with its ``n - stored`` absent zeros merged in
+    as one counted value, give the distinct values and their row counts. Past ``max_bins``
+    of them the cuts are numpy's rule on those counts (as ``np.unique`` and
+    ``np.searchsorted`` would give them): the midpoints ``v[i] / 2 + v[i + 1] / 2`` at
+    ``i = searchsorted(cumsum(counts[:-1]) / n, k / max_bins)`` for k = 1 .. max_bins - 1,
+    each i once; a value's code is the number of cuts below it."""
+    d = indptr.size - 1
+    vals = np.empty(n, dtype=np.float64)
+    dist = np.empty(n + 1, dtype=np.float64)
+    cnt = np.empty(n + 1, dtype=np.int64)
+    code_of = np.empty(n + 1, dtype=np.int64)
+    cuts = np.empty(max_bins, dtype=np.float64)
+    for f in range(d):
+        a = indptr[f]
+        m = indptr[f + 1] - a
+        for p in range(m):
+            vals[p] = data[a + p]
+        s = np.sort(vals[:m])
+        n_zero = n - m
+        # the absent zeros join the values where the non-negative ones start (-0.0 == 0.0)
+        nd = 0
+        zero_in = n_zero == 0
+        for p in range(m):
+            if not zero_in and not s[p] < 0.0:
+                zero_in = True
+                nd = _push_value(dist, cnt, nd, 0.0, n_zero)
+            nd = _push_value(dist, cnt, nd, s[p], 1)
+        if not zero_in:
+            nd = _push_value(dist, cnt, nd, 0.0, n_zero)
+        if nd <= max_bins:
+            for i in range(nd):
+                code_of[i] = i
+        else:
+            n_cuts = 0
+            i = 0
+            last = -1
+            cum = cnt[0]  # rows with the values 0..i
+            for k in range(1, max_bins):
+                q = k / max_bins
+                while i < nd - 1 and cum / n < q:
+                    i += 1
+                    cum += cnt[i]
+                if i < nd - 1 and i != last:  # one cut per place
+                    cuts[n_cuts] = dist[i] / 2.0 + dist[i + 1] / 2.0
+                    n_cuts += 1
+                    last = i
+            j = 0
+            for i in range(nd):
+                while j < n_cuts and cuts[j] < dist[i]:
+                    j += 1
+                code_of[i] = j
+        zero_code = 0
+        for i in range(nd):
+            c = code_of[i]
+            if i == 0 or code_of[i - 1] != c:
+                lo[f, c] = dist[i]
+            hi[f, c] = dist[i]
+            if dist[i] == 0.0:
+                zero_code = c
+        for r in range(n):
+            codes[f, r] = zero_code
+        for p in range(m):
+            v = np.float64(data[a + p])
+            b_lo = 0
+            b_hi = nd - 1
+            while b_lo < b_hi:  # the value's place among the distinct values
+                mid = (b_lo + b_hi) // 2
+                if dist[mid] < v:
+                    b_lo = mid + 1
+                else:
+                    b_hi = mid
+            codes[f, indices[a + p]] = code_of[b_lo]
+
+
+@njit(inline="always")
 def _code_range(col, rows, start, end):
-    """The smallest and largest code of the node's rows in one feature."""
+    """The smallest and largest code of the node's rows in one feature, and how many rows
+    hold the smallest. (The searches below are inlined into their callers: no call, no
+    reference counting of the arrays passed per candidate.)"""
     cmin = 255
     cmax = 0
+    n_min = 0
     for p in range(start, end):
         c = col[rows[p]]
         if c < cmin:
             cmin = c
+            n_min = 1
+        elif c == cmin:
+            n_min += 1
         if c > cmax:
             cmax = c
-    return cmin, cmax
+    return cmin, cmax, n_min
 
 
-@njit(nogil=True, cache=True)
-def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, u, min_leaf, cl):
+@njit(inline="always")
+def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min, u,
+                 min_leaf, cl, order):
     """(c, c', proxy) of the boundary drawn by ``u`` in [0, 1) between ``cmin`` and
-    ``cmax``; proxy -inf when a side has fewer than ``min_leaf`` rows."""
+    ``cmax`` (``n_min`` rows at ``cmin``: with two codes the boundary is between them and
+    needs no counting pass); proxy -inf when a side has fewer than ``min_leaf`` rows."""
     n = end - start
     t = cmin + int(u * (cmax - cmin))
     if t >= cmax:
@@ -125,46 +198,54 @@ def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, u, m
     nl = 0
     below = cmin
     above = cmax
-    for p in range(start, end):
-        c = col[rows[p]]
-        if c > t:
-            if c < above:
-                above = c
-        else:
-            if c > below:
-                below = c
-            nl += 1
+    if cmax == cmin + 1:
+        nl = n_min
+    else:
+        for p in range(start, end):
+            c = col[rows[p]]
+            if c > t:
+                if c < above:
+                    above = c
+            else:
+                if c > below:
+                    below = c
+                nl += 1
     nr = n - nl
     if nl < min_leaf or nr < min_leaf:
         return below, above, -np.inf
-    # label counts of the smaller side only; the other side's are ctot minus them
+    # label counts of the smaller side only; the other side's are ctot minus them (sums
+    # of squares in integers: see _scan_split)
     right_side = 2 * nl > n
-    s_small = 0.0
-    s_big = stot
+    sq = 0
+    tot = 0
     touched = 0
+    k = 0
     for p in range(start, end):
         r = rows[p]
         if (col[r] > t) == right_side:
+            order[k] = r  # (kept to zero cl again)
+            k += 1
             touched += yptr[r + 1] - yptr[r]
             for q in range(yptr[r], yptr[r + 1]):
                 j = yind[q]
-                s_small += 2.0 * cl[j] + 1.0
-                s_big += 1.0 - 2.0 * (ctot[j] - cl[j])
+                sq += 2 * cl[j] + 1
+                tot += ctot[j]
                 cl[j] += 1
+    s_small = float(sq)
+    s_big = float(np.int64(stot) + sq - 2 * tot)
     if touched > cl.size:
         cl[:] = 0
     else:
-        for p in range(start, end):
-            r = rows[p]
-            if (col[r] > t) == right_side:
-                for q in range(yptr[r], yptr[r + 1]):
-                    cl[yind[q]] = 0
+        for i in range(k):
+            r = order[i]
+            for q in range(yptr[r], yptr[r + 1]):
+                cl[yind[q]] = 0
     sl = s_big if right_side else s_small
     sr = s_small if right_side else s_big
     return below, above, sl / nl + sr / nr
 
 
-@njit(nogil=True, cache=True)
+@njit(inline="always")
 def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_leaf, cl,
                 count, order):
     """(c, c', proxy) of the best boundary of one feature (the first of equal ones); proxy
@@ -196,8 +277,13 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
             c = col[r] - cmin
             order[count[c]] = r
             count[c] += 1
-    sl = 0.0
-    sr = stot
+    # sum_j cL_j^2 grows by 2 cL_j + 1 when a row with label j goes left, and
+    # sum_j cR_j^2 by 1 - 2 (ctot_j - cL_j) = that - 2 ctot_j: both follow from the integers
+    # sq (the left sum) and tot (ctot summed over the labels moved), exactly as the float
+    # sums they are (integers below 2**53), one dependent integer add each per label
+    st = np.int64(stot)
+    sq = 0
+    tot = 0
     touched = 0
     added = 0
     for p in range(n - 1):
@@ -205,8 +291,8 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
         touched += yptr[r + 1] - yptr[r]
         for q in range(yptr[r], yptr[r + 1]):
             j = yind[q]
-            sl += 2.0 * cl[j] + 1.0
-            sr += 1.0 - 2.0 * (ctot[j] - cl[j])
+            sq += 2 * cl[j] + 1
+            tot += ctot[j]
             cl[j] += 1
         added = p + 1
         c = col[r]
@@ -215,7 +301,7 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
             nl = p + 1
             nr = n - nl
             if nl >= min_leaf and nr >= min_leaf:
-                proxy = sl / nl + sr / nr
+                proxy = float(sq) / nl + float(st + sq - 2 * tot) / nr
                 if proxy > best_proxy:
                     best_proxy = proxy
                     best_t = c
@@ -233,16 +319,16 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
 
 
 @njit(inline="always")
-def _feature_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, extra, u,
-                   min_leaf, cl, count, order):
+def _feature_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min, extra,
+                   u, min_leaf, cl, count, order):
     """One feature's best split of a node: a random threshold (extra-trees, ``u`` its draw)
     or the one boundary of two codes (binary features), whose label counts
     :func:`_extra_split` takes from the smaller side only, with the same proxy as the scan's,
     bit for bit (sums of squared integer counts are exact in float64); else the scan over
     every boundary."""
     if extra or cmax == cmin + 1:
-        return _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, u,
-                            min_leaf, cl)
+        return _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min,
+                            u, min_leaf, cl, order)
     return _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_leaf,
                        cl, count, order)
 
@@ -270,12 +356,12 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_featu
             break
         f = feats[fi]
         col = codes[f]
-        cmin, cmax = _code_range(col, rows, start, end)
+        cmin, cmax, n_min = _code_range(col, rows, start, end)
         if cmin == cmax:
             continue
         visited += 1
         t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                          cmin, cmax, extra, draws[fi] if extra else 0.0,
+                                          cmin, cmax, n_min, extra, draws[fi] if extra else 0.0,
                                           min_leaf, cl, count, order)
         if proxy > best_proxy:
             best_proxy = proxy
@@ -285,7 +371,7 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_featu
     return best_f, best_t, best_next, best_proxy
 
 
-@njit(nogil=True, cache=True)
+@njit(inline="always")
 def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_feats,
                  n_known, max_features, min_leaf, extra, cl, count, order, node, node_of_row,
                  fptr, frow):
@@ -329,8 +415,9 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
                 if node_of_row[frow[q]] == node:
                     stored = True
                     break
+        n_min = 0
         if stored:
-            cmin, cmax = _code_range(col, rows, start, end)
+            cmin, cmax, n_min = _code_range(col, rows, start, end)
         else:
             cmin = cmax = 0
         if cmin == cmax:
@@ -345,7 +432,8 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         # (extra-trees: the uniform draw of this feature's threshold, in the draw order)
         u = np.random.random() if extra else 0.0  # noqa: NPY002
         t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                          cmin, cmax, extra, u, min_leaf, cl, count, order)
+                                          cmin, cmax, n_min, extra, u, min_leaf, cl, count,
+                                          order)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
