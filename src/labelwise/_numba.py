@@ -408,7 +408,8 @@ def initialize_runtime(target_context) -> None:
     The C functions are registered as numba does; the module is loaded the way numba loads
     a cached kernel (``unserialize_library``). A missing, damaged (sha256) or unloadable file
     means numba's own compilation, whose object code is then written for the next process.
-    Runtime statistics (``NUMBA_NRT_STATS``) keep numba's own path."""
+    Runtime statistics (``NUMBA_NRT_STATS``) and a user's ``NUMBA_CACHE_DIR`` (where labelwise
+    writes nothing) keep numba's own path."""
     from llvmlite import binding as ll
     from numba.core import config
     from numba.core.compiler_lock import global_compiler_lock
@@ -416,7 +417,7 @@ def initialize_runtime(target_context) -> None:
 
     if rtsys._init:
         return
-    if config.NRT_STATS:
+    if config.NRT_STATS or config.CACHE_DIR:  # statistics; the user's cache folder wins
         rtsys.initialize(target_context)
         return
     with global_compiler_lock:

@@ -67,11 +67,17 @@ def bin_features(X, max_bins: int = 255) -> tuple[np.ndarray, np.ndarray, np.nda
             Xc.sum_duplicates()
     else:
         Xc = sp.csc_matrix(np.asarray(X, dtype=np.float32))
+    indptr = np.asarray(Xc.indptr, np.int64)
+    values = Xc.data.astype(np.float64)  # each column's stored values, sorted in place
+    for f in range(d):
+        values[indptr[f]:indptr[f + 1]].sort()
     codes = np.empty((d, n), dtype=np.uint8)
     lo = np.full((d, max_bins), np.nan)
     hi = np.full((d, max_bins), np.nan)
-    _bin_columns(np.asarray(Xc.indptr, np.int64), np.asarray(Xc.indices, np.int64),
-                 np.asarray(Xc.data, np.float32), n, max_bins, codes, lo, hi)
+    work = np.empty((3, n + 1))
+    _bin_columns(indptr, np.asarray(Xc.indices, np.int64), np.asarray(Xc.data, np.float32),
+                 values, n, max_bins, codes, lo, hi, work[0], work[1].view(np.int64),
+                 work[2].view(np.int64), np.empty(max_bins))
     return codes, lo, hi
 
 
@@ -88,36 +94,31 @@ def _push_value(dist, cnt, nd, v, k):
 
 
 @njit(nogil=True, cache=True)
-def _bin_columns(indptr, indices, data, n, max_bins, codes, lo, hi):
-    """Fill ``codes``/``lo``/``hi`` (see :func:`bin_features`) from the CSC of X.
+def _bin_columns(indptr, indices, data, values, n, max_bins, codes, lo, hi, dist, cnt,
+                 code_of, cuts):
+    """Fill ``codes``/``lo``/``hi`` (see :func:`bin_features`) from the CSC of X
+    (``values``: its stored values as float64, sorted within each column; ``dist``, ``cnt``,
+    ``code_of`` (n + 1,) and ``cuts`` (max_bins,): work arrays).
 
-    Per column: its stored values sorted, with its ``n - stored`` absent zeros merged in
+    Per column: its stored values in order, with its ``n - stored`` absent zeros merged in
     as one counted value, give the distinct values and their row counts. Past ``max_bins``
     of them the cuts are numpy's rule on those counts (as ``np.unique`` and
     ``np.searchsorted`` would give them): the midpoints ``v[i] / 2 + v[i + 1] / 2`` at
     ``i = searchsorted(cumsum(counts[:-1]) / n, k / max_bins)`` for k = 1 .. max_bins - 1,
     each i once; a value's code is the number of cuts below it."""
     d = indptr.size - 1
-    vals = np.empty(n, dtype=np.float64)
-    dist = np.empty(n + 1, dtype=np.float64)
-    cnt = np.empty(n + 1, dtype=np.int64)
-    code_of = np.empty(n + 1, dtype=np.int64)
-    cuts = np.empty(max_bins, dtype=np.float64)
     for f in range(d):
         a = indptr[f]
         m = indptr[f + 1] - a
-        for p in range(m):
-            vals[p] = data[a + p]
-        s = np.sort(vals[:m])
         n_zero = n - m
         # the absent zeros join the values where the non-negative ones start (-0.0 == 0.0)
         nd = 0
         zero_in = n_zero == 0
-        for p in range(m):
-            if not zero_in and not s[p] < 0.0:
+        for p in range(a, a + m):
+            if not zero_in and not values[p] < 0.0:
                 zero_in = True
                 nd = _push_value(dist, cnt, nd, 0.0, n_zero)
-            nd = _push_value(dist, cnt, nd, s[p], 1)
+            nd = _push_value(dist, cnt, nd, values[p], 1)
         if not zero_in:
             nd = _push_value(dist, cnt, nd, 0.0, n_zero)
         if nd <= max_bins:
@@ -449,7 +450,6 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
     return best_f, best_t, best_next, best_proxy, n_total
 
 
-@njit(nogil=True, cache=True)
 def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
               min_leaf, extra, fptr, frow):
     """One tree on binned ``codes`` (n_features, n_samples) and labels in CSR
@@ -459,37 +459,54 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
     rates. ``max_depth`` < 0: unlimited. ``fptr``/``frow``: the rows storing each feature
     (CSC of a sparse X, int64) or two empty arrays (dense X); with them a feature that no row
     of a node stores is known constant there without reading its codes (copies of a
-    bootstrap row have equal codes and so always share a node). Same tree either way."""
+    bootstrap row have equal codes and so always share a node). Same tree either way.
+
+    The arrays are made here and grown by :func:`_grow`: a kernel that allocates nothing
+    links without numba's array library (``numba.np.arrayobj``, a fixed import cost in a
+    fresh process)."""
+    d, m = codes.shape
+    cap = 2 * m
+    i8 = np.int64
+    nodes = np.zeros((6, cap), dtype=i8)  # left, right, feature, c, c', leaf_of
+    nodes[:2] = -1
+    nodes[5] = -1
+    leaf_p = np.zeros((m, n_labels))
+    stack = np.empty((5, cap), dtype=i8)
+    track = fptr.size > 0
+    work = (np.empty(m, dtype=i8), np.arange(d, dtype=i8), np.zeros(d, dtype=i8),
+            np.zeros(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
+            np.zeros(257, dtype=i8), np.empty(m, dtype=i8),
+            np.full(m if track else 0, -1, dtype=i8))
+    n_nodes, n_leaves = _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features,
+                              max_depth, min_leaf, extra, fptr, frow, nodes, leaf_p, stack,
+                              *work)
+    return (*(nodes[k, :n_nodes].copy() for k in range(6)), leaf_p[:n_leaves].copy())
+
+
+@njit(nogil=True, cache=True)
+def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth, min_leaf,
+          extra, fptr, frow, nodes, leaf_p, stack, rows, feats, const_feats, ctot, cl, count,
+          order, node_of_row):
+    """:func:`grow_tree`'s loop on its arrays (``rows``: work, ``feats``: 0..d-1, the rest
+    zeros or work as made there); returns the counts of nodes and leaves."""
     # numba's legacy generator has one state per thread: seeding it here makes the tree a
     # function of its seed, whichever thread grows it
     np.random.seed(seed)  # noqa: NPY002
-    d, n = codes.shape
-    if bootstrap:
-        rows = np.random.randint(0, n, n).astype(np.int64)  # noqa: NPY002
-    else:
-        rows = np.arange(n).astype(np.int64)
     m = rows.size
-    cap = 2 * m
-    left = np.full(cap, -1, dtype=np.int64)
-    right = np.full(cap, -1, dtype=np.int64)
-    feature = np.zeros(cap, dtype=np.int64)
-    bin_thr = np.zeros(cap, dtype=np.int64)
-    bin_next = np.zeros(cap, dtype=np.int64)
-    leaf_of = np.full(cap, -1, dtype=np.int64)
-    leaf_p = np.zeros((m, n_labels))
-    st_node = np.empty(cap, dtype=np.int64)
-    st_start = np.empty(cap, dtype=np.int64)
-    st_end = np.empty(cap, dtype=np.int64)
-    st_depth = np.empty(cap, dtype=np.int64)
-    feats = np.arange(d).astype(np.int64)
-    const_feats = np.zeros(d, dtype=np.int64)
-    st_known = np.empty(cap, dtype=np.int64)
-    ctot = np.zeros(n_labels, dtype=np.int64)
-    cl = np.zeros(n_labels, dtype=np.int64)
-    count = np.zeros(257, dtype=np.int64)
-    order = np.empty(m, dtype=np.int64)
+    for p in range(m):
+        rows[p] = np.random.randint(0, m) if bootstrap else p  # noqa: NPY002
+    left = nodes[0]
+    right = nodes[1]
+    feature = nodes[2]
+    bin_thr = nodes[3]
+    bin_next = nodes[4]
+    leaf_of = nodes[5]
+    st_node = stack[0]
+    st_start = stack[1]
+    st_end = stack[2]
+    st_depth = stack[3]
+    st_known = stack[4]
     track = fptr.size > 0
-    node_of_row = np.full(n if track else 0, -1, dtype=np.int64)
     if track:
         for p in range(m):
             node_of_row[rows[p]] = 0
@@ -572,5 +589,4 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
         st_known[top + 1] = n_known
         top += 2
         n_nodes += 2
-    return (left[:n_nodes].copy(), right[:n_nodes].copy(), feature[:n_nodes].copy(),
-            bin_thr[:n_nodes].copy(), bin_next[:n_nodes].copy(), leaf_of[:n_nodes].copy(), leaf_p[:n_leaves].copy())
+    return n_nodes, n_leaves
