@@ -307,8 +307,9 @@ def test_drawn_candidates_never_leave_a_splittable_leaf(extra):
     constant from an ancestor: on sparse binary features (mostly constant in deep nodes) a
     leaf must still be pure or have every feature constant over its rows, and every split
     must be on a feature that varies in its node. With the rows storing each feature (CSC,
-    one stored zero among them), which skips a feature no row of a node stores, the trees
-    are the same, with and without bootstrap (copies of a row share a node)."""
+    one stored zero among them), which skips a feature no row of a node stores and splits a
+    two-code feature from its stored rows alone, the trees are the same, with and without
+    bootstrap (copies of a row share a node and count as copies)."""
     rng = np.random.default_rng(5)
     n, d, L = 160, 30, 4
     X = (rng.random((n, d)) < 0.08).astype(np.float32)
@@ -318,16 +319,18 @@ def test_drawn_candidates_never_leave_a_splittable_leaf(extra):
     Xc.data[Xc.indptr[3]] = 0.0  # stored, but 0: read through its codes like any other
     assert X[Xc.indices[Xc.indptr[3]], 3] == 1.0
     X[Xc.indices[Xc.indptr[3]], 3] = 0.0
-    codes, _, _ = bin_features(X)
+    codes, lo, hi = bin_features(X)
     fptr, frow = Xc.indptr.astype(np.int64), Xc.indices.astype(np.int64)
+    fzero = np.argmax((lo <= 0) & (hi >= 0), axis=1)  # as LabelForest finds the codes of 0
     for seed in range(3):
         tree = grow_tree(codes, yptr, yind, L, seed, False, 2, -1, 1, extra, NO_CSC, NO_CSC)
         for bootstrap in (False, True):
             plain = grow_tree(codes, yptr, yind, L, seed, bootstrap, 2, -1, 1, extra, NO_CSC,
                               NO_CSC)
-            skipping = grow_tree(codes, yptr, yind, L, seed, bootstrap, 2, -1, 1, extra, fptr,
-                                 frow)
-            assert all(np.array_equal(u, v) for u, v in zip(plain, skipping, strict=True))
+            for zeros in (None, fzero):
+                skipping = grow_tree(codes, yptr, yind, L, seed, bootstrap, 2, -1, 1, extra,
+                                     fptr, frow, zeros)
+                assert all(np.array_equal(u, v) for u, v in zip(plain, skipping, strict=True))
         left, right, feature, below, above, leaf_of, leaf_p = tree
         rows_at = {}
         for r, (path, leaf) in enumerate(_route(tree, codes)):

@@ -320,6 +320,45 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
 
 
 @njit(inline="always")
+def _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind, ctot, stot, cmin, cmax,
+                         nl, n, zero_side, min_leaf, cl):
+    """:func:`_extra_split` of a two-code feature from the node's rows that store it
+    (``stored_rows[:n_in]``, each standing for ``mult`` copies): the labels are summed over
+    the side without the absent rows (whose code is ``zero_side``, -1 when there are none),
+    so the node's other rows are never read; the same proxy, bit for bit."""
+    nr = n - nl
+    if nl < min_leaf or nr < min_leaf:
+        return cmin, cmax, -np.inf
+    side = cmax if zero_side != cmax else cmin
+    sq = 0
+    tot = 0
+    touched = 0
+    for i in range(n_in):
+        r = stored_rows[i]
+        if col[r] == side:
+            w = mult[r]
+            touched += yptr[r + 1] - yptr[r]
+            for q in range(yptr[r], yptr[r + 1]):
+                j = yind[q]
+                sq += (2 * cl[j] + w) * w
+                tot += w * ctot[j]
+                cl[j] += w
+    if touched > cl.size:
+        cl[:] = 0
+    else:
+        for i in range(n_in):
+            r = stored_rows[i]
+            if col[r] == side:
+                for q in range(yptr[r], yptr[r + 1]):
+                    cl[yind[q]] = 0
+    s_side = sq
+    s_other = np.int64(stot) + sq - 2 * tot
+    sl = s_other if side == cmax else s_side
+    sr = s_side if side == cmax else s_other
+    return cmin, cmax, float(sl) / nl + float(sr) / nr
+
+
+@njit(inline="always")
 def _feature_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min, extra,
                    u, min_leaf, cl, count, order):
     """One feature's best split of a node: a random threshold (extra-trees, ``u`` its draw)
@@ -375,7 +414,7 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_featu
 @njit(inline="always")
 def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_feats,
                  n_known, max_features, min_leaf, extra, cl, count, order, node, node_of_row,
-                 fptr, frow):
+                 fptr, frow, fzero, mult, stored_rows):
     """:func:`best_split` with the candidates drawn at random as scikit-learn's best and
     random splitters draw them: ``feats[:n_known]`` are features known to be constant in
     the node (constant in an ancestor): drawing one counts as a visit but costs no pass;
@@ -410,17 +449,47 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         f = feats[f_j]
         col = codes[f]
         stored = True
-        if fptr.size > 0 and fptr[f + 1] - fptr[f] < end - start:
-            stored = False
-            for q in range(fptr[f], fptr[f + 1]):
-                if node_of_row[frow[q]] == node:
-                    stored = True
-                    break
+        known = False  # the code range is known from the stored rows
+        n_in = 0
+        zero_side = -1
+        cmin = 255
+        cmax = 0
         n_min = 0
-        if stored:
-            cmin, cmax, n_min = _code_range(col, rows, start, end)
-        else:
+        if fptr.size > 0 and fptr[f + 1] - fptr[f] < end - start:
+            # the node's rows that store f (a row's copies count mult times); the others
+            # hold 0, whose code is fzero[f]
+            n_stored = 0
+            for q in range(fptr[f], fptr[f + 1]):
+                r = frow[q]
+                if node_of_row[r] == node:
+                    stored_rows[n_in] = r
+                    n_in += 1
+                    w = mult[r]
+                    n_stored += w
+                    c = col[r]
+                    if c < cmin:
+                        cmin = c
+                        n_min = w
+                    elif c == cmin:
+                        n_min += w
+                    if c > cmax:
+                        cmax = c
+            stored = n_in > 0
+            known = stored
+            n_absent = end - start - n_stored
+            if stored and n_absent > 0:
+                zero_side = fzero[f]
+                if zero_side < cmin:
+                    cmin = zero_side
+                    n_min = n_absent
+                elif zero_side == cmin:
+                    n_min += n_absent
+                if zero_side > cmax:
+                    cmax = zero_side
+        if not stored:
             cmin = cmax = 0
+        elif not known:
+            cmin, cmax, n_min = _code_range(col, rows, start, end)
         if cmin == cmax:
             feats[f_j] = feats[n_total]
             feats[n_total] = f
@@ -432,9 +501,14 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         feats[f_i] = f
         # (extra-trees: the uniform draw of this feature's threshold, in the draw order)
         u = np.random.random() if extra else 0.0  # noqa: NPY002
-        t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                          cmin, cmax, n_min, extra, u, min_leaf, cl, count,
-                                          order)
+        if known and cmax == cmin + 1:
+            t, t_next, proxy = _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind,
+                                                    ctot, stot, cmin, cmax, n_min, end - start,
+                                                    zero_side, min_leaf, cl)
+        else:
+            t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
+                                              cmin, cmax, n_min, extra, u, min_leaf, cl, count,
+                                              order)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
@@ -451,7 +525,7 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
 
 
 def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
-              min_leaf, extra, fptr, frow):
+              min_leaf, extra, fptr, frow, fzero=None):
     """One tree on binned ``codes`` (n_features, n_samples) and labels in CSR
     (``yptr``/``yind``): (left, right, feature, c, c', leaf_of, leaf_p) with node 0
     the root, children numbered after their parent, -1 links at leaves, leaf_of the leaf
@@ -459,7 +533,9 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
     rates. ``max_depth`` < 0: unlimited. ``fptr``/``frow``: the rows storing each feature
     (CSC of a sparse X, int64) or two empty arrays (dense X); with them a feature that no row
     of a node stores is known constant there without reading its codes (copies of a
-    bootstrap row have equal codes and so always share a node). Same tree either way.
+    bootstrap row have equal codes and so always share a node); a feature with two codes in
+    the node is then split from the rows storing it alone. ``fzero``: each feature's code of
+    the value 0 (found here when None). Same tree either way.
 
     The arrays are made here and grown by :func:`_grow`: a kernel that allocates nothing
     links without numba's array library (``numba.np.arrayobj``, a fixed import cost in a
@@ -477,16 +553,24 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
             np.zeros(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
             np.zeros(257, dtype=i8), np.empty(m, dtype=i8),
             np.full(m if track else 0, -1, dtype=i8))
+    if track and fzero is None:
+        fzero = np.zeros(d, dtype=i8)
+        for f in range(d):
+            absent = np.setdiff1d(np.arange(m), frow[fptr[f]:fptr[f + 1]])
+            fzero[f] = codes[f, absent[0]] if absent.size else 0
+    elif not track:
+        fzero = np.zeros(0, dtype=i8)
     n_nodes, n_leaves = _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features,
-                              max_depth, min_leaf, extra, fptr, frow, nodes, leaf_p, stack,
-                              *work)
+                              max_depth, min_leaf, extra, fptr, frow,
+                              np.asarray(fzero, dtype=i8), np.zeros(m if track else 0, i8),
+                              np.empty(m if track else 0, i8), nodes, leaf_p, stack, *work)
     return (*(nodes[k, :n_nodes].copy() for k in range(6)), leaf_p[:n_leaves].copy())
 
 
 @njit(nogil=True, cache=True)
 def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth, min_leaf,
-          extra, fptr, frow, nodes, leaf_p, stack, rows, feats, const_feats, ctot, cl, count,
-          order, node_of_row):
+          extra, fptr, frow, fzero, mult, stored_rows, nodes, leaf_p, stack, rows, feats,
+          const_feats, ctot, cl, count, order, node_of_row):
     """:func:`grow_tree`'s loop on its arrays (``rows``: work, ``feats``: 0..d-1, the rest
     zeros or work as made there); returns the counts of nodes and leaves."""
     # numba's legacy generator has one state per thread: seeding it here makes the tree a
@@ -510,6 +594,7 @@ def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
     if track:
         for p in range(m):
             node_of_row[rows[p]] = 0
+            mult[rows[p]] += 1
     top = 0
     st_node[0] = 0
     st_start[0] = 0
@@ -547,7 +632,7 @@ def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
             f, t, t_next, _, n_known = _drawn_split(
                 codes, rows, s, e, yptr, yind, ctot, stot, feats, const_feats, n_known,
                 max_features, min_leaf, extra, cl, count, order, node, node_of_row, fptr,
-                frow)
+                frow, fzero, mult, stored_rows)
             leaf = f < 0
         if leaf:
             leaf_of[node] = n_leaves
