@@ -196,6 +196,59 @@ def test_binning_codes_and_bin_ranges():
         assert codes[1].max() == 15 and np.bincount(codes[1]).max() <= 2 * 200 / 16
 
 
+
+def _plain_bins(X, max_bins):
+    """Column by column with numpy on the dense column (the binning's first version):
+    np.unique's distinct values; past max_bins, cuts at the midpoints where the cumulative
+    row share crosses k / max_bins."""
+    X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32).astype(np.float64)
+    n, d = X.shape
+    codes = np.zeros((d, n), dtype=np.uint8)
+    lo = np.full((d, max_bins), np.nan)
+    hi = np.full((d, max_bins), np.nan)
+    for f in range(d):
+        values, inverse, counts = np.unique(X[:, f], return_inverse=True, return_counts=True)
+        if values.size <= max_bins:
+            codes[f] = inverse
+            lo[f, :values.size] = hi[f, :values.size] = values
+            continue
+        mids = values[:-1] / 2.0 + values[1:] / 2.0
+        cdf = np.cumsum(counts[:-1]) / n
+        pick = np.unique(np.searchsorted(cdf, np.arange(1, max_bins) / max_bins))
+        mids = mids[pick[pick < mids.size]]
+        codes[f] = np.searchsorted(mids, X[:, f], side="left")
+        of_value = np.searchsorted(mids, values, side="left")
+        for c in np.unique(of_value):
+            lo[f, c], hi[f, c] = values[of_value == c].min(), values[of_value == c].max()
+    return codes, lo, hi
+
+
+@pytest.mark.parametrize("max_bins", [2, 3, 16, 255])
+def test_binning_from_stored_values_equals_the_plain_binning(max_bins):
+    """The kernel bins each column from its stored values with the absent zeros counted in:
+    the same codes and bin ranges as numpy on the dense column, for dense and CSR input,
+    negative values (zeros inside the range), stored zeros, duplicate CSR entries (summed),
+    a column of zeros only and columns of more distinct values than bins."""
+    rng = np.random.default_rng(max_bins)
+    for n in (1, 7, 300):
+        X = rng.normal(size=(n, 6)).astype(np.float32)
+        X[rng.random((n, 6)) < 0.5] = 0
+        X[:, 0] = rng.integers(-3, 4, n)
+        X[:, 1] = np.round(X[:, 1], 1)
+        X[:, 2] = 0
+        X[:, 3] = np.abs(X[:, 3])
+        X[n - 1, 4:] = 0  # the last row gets a stored 0 and two entries summing to 0 below
+        M = sp.csr_matrix(X)
+        stored_zero = sp.csr_matrix((np.r_[M.data, 0.0, 0.5, -0.5],
+                                     np.r_[M.indices, 4, 5, 5], np.r_[M.indptr[:-1],
+                                     M.indptr[-1] + 3]), shape=M.shape)
+        want = _plain_bins(X, max_bins)
+        for given in (X, M, stored_zero):
+            got = bin_features(given, max_bins)
+            for g, w in zip(got, want, strict=True):
+                assert g.dtype == w.dtype and np.array_equal(g, w, equal_nan=True)
+
+
 def _route(tree, codes):
     left, right, feature, below = tree[:4]
     nodes = []
@@ -254,8 +307,9 @@ def test_drawn_candidates_never_leave_a_splittable_leaf(extra):
     constant from an ancestor: on sparse binary features (mostly constant in deep nodes) a
     leaf must still be pure or have every feature constant over its rows, and every split
     must be on a feature that varies in its node. With the rows storing each feature (CSC,
-    one stored zero among them), which skips a feature no row of a node stores, the trees
-    are the same, with and without bootstrap (copies of a row share a node)."""
+    one stored zero among them), which skips a feature no row of a node stores and splits a
+    two-code feature from its stored rows alone, the trees are the same, with and without
+    bootstrap (copies of a row share a node and count as copies)."""
     rng = np.random.default_rng(5)
     n, d, L = 160, 30, 4
     X = (rng.random((n, d)) < 0.08).astype(np.float32)
@@ -265,16 +319,18 @@ def test_drawn_candidates_never_leave_a_splittable_leaf(extra):
     Xc.data[Xc.indptr[3]] = 0.0  # stored, but 0: read through its codes like any other
     assert X[Xc.indices[Xc.indptr[3]], 3] == 1.0
     X[Xc.indices[Xc.indptr[3]], 3] = 0.0
-    codes, _, _ = bin_features(X)
+    codes, lo, hi = bin_features(X)
     fptr, frow = Xc.indptr.astype(np.int64), Xc.indices.astype(np.int64)
+    fzero = np.argmax((lo <= 0) & (hi >= 0), axis=1)  # as LabelForest finds the codes of 0
     for seed in range(3):
         tree = grow_tree(codes, yptr, yind, L, seed, False, 2, -1, 1, extra, NO_CSC, NO_CSC)
         for bootstrap in (False, True):
             plain = grow_tree(codes, yptr, yind, L, seed, bootstrap, 2, -1, 1, extra, NO_CSC,
                               NO_CSC)
-            skipping = grow_tree(codes, yptr, yind, L, seed, bootstrap, 2, -1, 1, extra, fptr,
-                                 frow)
-            assert all(np.array_equal(u, v) for u, v in zip(plain, skipping, strict=True))
+            for zeros in (None, fzero):
+                skipping = grow_tree(codes, yptr, yind, L, seed, bootstrap, 2, -1, 1, extra,
+                                     fptr, frow, zeros)
+                assert all(np.array_equal(u, v) for u, v in zip(plain, skipping, strict=True))
         left, right, feature, below, above, leaf_of, leaf_p = tree
         rows_at = {}
         for r, (path, leaf) in enumerate(_route(tree, codes)):

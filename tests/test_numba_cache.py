@@ -416,7 +416,9 @@ LIGHT_PROBE = textwrap.dedent("""
 def test_cached_kernels_load_without_the_full_refresh_and_compute_the_same():
     """A fresh process whose kernels all come from the cache links them after only the
     runtime set-up (prepare_cached_load), never installing numba's registries, and every
-    family computes bit for bit what it computes after numba's own full refresh."""
+    family computes bit for bit what it computes after numba's own full refresh; the
+    runtime's compiled part is written once and read by the next processes (a damaged copy
+    is compiled again)."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
 
     def probe(mode: str) -> dict:
@@ -424,8 +426,19 @@ def test_cached_kernels_load_without_the_full_refresh_and_compute_the_same():
                              capture_output=True, text=True, check=True)
         return json.loads(out.stdout.splitlines()[-1])
 
+    from numba.core.registry import cpu_target
+
+    runtime = _numba.runtime_file(cpu_target.target_context.codegen())
+    runtime.unlink(missing_ok=True)
     probe("light")  # fills the cache where it is cold (a miss refreshes fully)
+    written = runtime.read_bytes()  # the runtime's object code, compiled by that process
     light, full = probe("light"), probe("full")
     assert light["misses"] == full["misses"] == 0
     assert not light["registries"] and full["registries"]
     assert light["digest"] == full["digest"]
+    # the runtime read from the file (above) computes the same; a damaged file is a miss:
+    # compiled again and written anew
+    assert runtime.read_bytes() == written
+    runtime.write_bytes(written[:-10] + b"0123456789")
+    assert probe("light")["digest"] == full["digest"]
+    assert _numba._read_runtime(runtime) is not None

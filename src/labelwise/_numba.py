@@ -325,11 +325,14 @@ class KernelCache(caching.FunctionCache):
 
 
 def _light_load_supported() -> bool:
-    from numba.core.runtime import rtsys
+    from numba.core.runtime import _nrt_python, nrtdynmod, rtsys
 
     return (hasattr(caching.Cache, "_guard_against_spurious_io_errors")
             and hasattr(caching.Cache, "_load_overload")
-            and callable(getattr(rtsys, "initialize", None)))
+            and callable(getattr(rtsys, "initialize", None))
+            and isinstance(getattr(rtsys, "_init", None), bool)
+            and isinstance(getattr(_nrt_python, "c_helpers", None), dict)
+            and callable(getattr(nrtdynmod, "create_nrt_module", None)))
 
 
 #: whether :meth:`KernelCache.load_overload` can skip numba's full refresh (numba's internals
@@ -351,9 +354,92 @@ def prepare_cached_load(target_context) -> None:
     parallel kernels (their ``reload_init`` runs it at rebuild). Skipping the refresh
     without the runtime crashes (an unresolved NRT symbol): hence this function."""
     import numba.cpython.hashing  # noqa: F401  (injects _numba_hashsecret_* symbols)
-    from numba.core.runtime import rtsys
 
-    rtsys.initialize(target_context)
+    initialize_runtime(target_context)
+
+
+#: first bytes of a cached runtime file (then sha256 of the rest, the object code's length
+#: as 8 little-endian bytes, the object code, the bitcode numba links into new kernels)
+_RUNTIME_MAGIC = b"labelwise numba runtime 1\n"
+
+
+def runtime_file(codegen) -> Path:
+    """Where the runtime's compiled functions are cached for this numba, llvmlite and CPU
+    (the folder already names the numba version and the kernels' sources)."""
+    import llvmlite
+
+    key = repr((numba.__version__, llvmlite.__version__, codegen.magic_tuple()))
+    return cache_folder() / f"runtime-{hashlib.sha256(key.encode()).hexdigest()[:16]}.bin"
+
+
+def _read_runtime(path: Path) -> tuple[bytes, bytes] | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_RUNTIME_MAGIC)
+    body = data[head + 32:]
+    if (not data.startswith(_RUNTIME_MAGIC) or len(body) < 8
+            or hashlib.sha256(body).digest() != data[head:head + 32]):
+        return None
+    n = int.from_bytes(body[:8], "little")
+    if n > len(body) - 8:
+        return None
+    return body[8:8 + n], body[8 + n:]
+
+
+def _write_runtime(path: Path, obj: bytes, bitcode: bytes) -> None:
+    from .atomic import atomic_write
+
+    body = len(obj).to_bytes(8, "little") + obj + bitcode
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "wb") as f:
+            f.write(_RUNTIME_MAGIC + hashlib.sha256(body).digest() + body)
+    except OSError:
+        pass  # an unwritable cache: compiled again by the next process, as numba does
+
+
+def initialize_runtime(target_context) -> None:
+    """numba's ``rtsys.initialize``, with its one compiled part (the atomic reference
+    counting functions every kernel calls, an LLVM module numba compiles in every process)
+    read as object code from :func:`runtime_file` when an earlier process wrote it.
+
+    The C functions are registered as numba does; the module is loaded the way numba loads
+    a cached kernel (``unserialize_library``). A missing, damaged (sha256) or unloadable file
+    means numba's own compilation, whose object code is then written for the next process.
+    Runtime statistics (``NUMBA_NRT_STATS``) and a user's ``NUMBA_CACHE_DIR`` (where labelwise
+    writes nothing) keep numba's own path."""
+    from llvmlite import binding as ll
+    from numba.core import config
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.runtime import _nrt_python, nrtdynmod, rtsys
+
+    if rtsys._init:
+        return
+    if config.NRT_STATS or config.CACHE_DIR:  # statistics; the user's cache folder wins
+        rtsys.initialize(target_context)
+        return
+    with global_compiler_lock:
+        if rtsys._init:
+            return
+        for py_name, address in _nrt_python.c_helpers.items():
+            ll.add_symbol(py_name if py_name.startswith("_") else "NRT_" + py_name, address)
+        codegen = target_context.codegen()
+        path = runtime_file(codegen)
+        cached = _read_runtime(path)
+        if cached is not None:
+            library = codegen.unserialize_library(("nrt", "object", cached))
+        else:
+            ir_mod, library = nrtdynmod.create_nrt_module(target_context)
+            library.enable_object_caching()
+            library.add_ir_module(ir_mod)
+            library.finalize()
+            library.get_pointer_to_function("NRT_incref")  # emits the object code
+            _, _, (obj, bitcode) = library.serialize_using_object_code()
+            _write_runtime(path, obj, bitcode)
+        rtsys._library = library
+        rtsys._init = True
 
 
 def _impl_class():

@@ -48,76 +48,150 @@ __all__ = ["bin_features", "best_split", "grow_tree"]
 _SMALL_NODE = 32  # rows: insertion sort below, counting sort above
 
 
-def bin_features(X, max_bins: int = 255, *, block: int = 256
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bin_features(X, max_bins: int = 255) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``codes`` (n_features, n_samples) uint8 and ``lo``/``hi`` (n_features, max_bins)
     float64, each bin's smallest/largest value (unused bins nan), of X (CSR or dense;
-    absent entries are 0).
+    absent entries are 0; values are read as float32).
 
     A column with at most ``max_bins`` distinct values has a bin per value; else the bins
-    end where the column's cumulative row count crosses k / max_bins."""
+    end where the column's cumulative row count crosses k / max_bins. Each column is binned
+    from its stored values (:func:`_bin_columns`, over the CSC of X): its absent entries
+    are one value, 0, counted but never sorted."""
     if not 2 <= max_bins <= 256:
         raise ValueError(f"max_bins must be in [2, 256], got {max_bins}")
     n, d = X.shape
-    codes = np.zeros((d, n), dtype=np.uint8)
+    if sp.issparse(X):
+        Xc = sp.csc_matrix(X, dtype=np.float32)
+        if not Xc.has_canonical_format:
+            Xc = Xc.copy() if Xc is X else Xc
+            Xc.sum_duplicates()
+    else:
+        Xc = sp.csc_matrix(np.asarray(X, dtype=np.float32))
+    indptr = np.asarray(Xc.indptr, np.int64)
+    values = Xc.data.astype(np.float64)  # each column's stored values, sorted in place
+    for f in range(d):
+        values[indptr[f]:indptr[f + 1]].sort()
+    codes = np.empty((d, n), dtype=np.uint8)
     lo = np.full((d, max_bins), np.nan)
     hi = np.full((d, max_bins), np.nan)
-    for a in range(0, d, block):
-        part = X[:, a:a + block]
-        part = np.asarray(part.toarray() if sp.issparse(part) else part, dtype=np.float32)
-        part = part.astype(np.float64)
-        b = part.shape[1]
-        # columns with at most max_bins distinct values, all at once: code = rank of the value
-        order = np.argsort(part, axis=0, kind="stable")
-        ordered = np.take_along_axis(part, order, axis=0)
-        is_new = np.ones_like(ordered, dtype=bool)
-        is_new[1:] = ordered[1:] != ordered[:-1]
-        rank = np.cumsum(is_new, axis=0) - 1
-        exact = rank[-1] < max_bins
-        if exact.any():
-            ranks = np.zeros((n, b), dtype=np.int64)
-            np.put_along_axis(ranks, order, rank, axis=0)
-            codes[a:a + b][exact] = ranks[:, exact].T
-            is_last = np.ones_like(is_new)
-            is_last[:-1] = is_new[1:]
-            cols = np.broadcast_to(np.arange(b), (n, b))
-            for mask, out in ((is_new, lo), (is_last, hi)):
-                pick = mask & exact[None, :]
-                out[a + cols[pick], rank[pick]] = ordered[pick]
-        for k in np.flatnonzero(~exact):  # more distinct values: bins of about n/max_bins rows
-            col = part[:, k]
-            values, counts = np.unique(col, return_counts=True)
-            mids = values[:-1] / 2.0 + values[1:] / 2.0
-            cdf = np.cumsum(counts[:-1]) / n
-            pick = np.unique(np.searchsorted(cdf, np.arange(1, max_bins) / max_bins))
-            mids = mids[pick[pick < mids.size]]
-            codes[a + k] = np.searchsorted(mids, col, side="left")
-            of_value = np.searchsorted(mids, values, side="left")  # non-decreasing
-            first = np.flatnonzero(np.r_[True, of_value[1:] != of_value[:-1]])
-            last = np.r_[first[1:] - 1, values.size - 1]
-            lo[a + k, of_value[first]] = values[first]
-            hi[a + k, of_value[first]] = values[last]
+    work = np.empty((3, n + 1))
+    _bin_columns(indptr, np.asarray(Xc.indices, np.int64), np.asarray(Xc.data, np.float32),
+                 values, n, max_bins, codes, lo, hi, work[0], work[1].view(np.int64),
+                 work[2].view(np.int64), np.empty(max_bins))
     return codes, lo, hi
 
 
+@njit(inline="always")
+def _push_value(dist, cnt, nd, v, k):
+    """Append value ``v`` seen ``k`` times to the first ``nd`` distinct values (sorted);
+    returns the new count of distinct values."""
+    if nd > 0 and dist[nd - 1] == v:
+        cnt[nd - 1] += k
+        return nd
+    dist[nd] = v
+    cnt[nd] = k
+    return nd + 1
+
+
 @njit(nogil=True, cache=True)
+def _bin_columns(indptr, indices, data, values, n, max_bins, codes, lo, hi, dist, cnt,
+                 code_of, cuts):
+    """Fill ``codes``/``lo``/``hi`` (see :func:`bin_features`) from the CSC of X
+    (``values``: its stored values as float64, sorted within each column; ``dist``, ``cnt``,
+    ``code_of`` (n + 1,) and ``cuts`` (max_bins,): work arrays).
+
+    Per column: its stored values in order, with its ``n - stored`` absent zeros merged in
+    as one counted value, give the distinct values and their row counts. Past ``max_bins``
+    of them the cuts are numpy's rule on those counts (as ``np.unique`` and
+    ``np.searchsorted`` would give them): the midpoints ``v[i] / 2 + v[i + 1] / 2`` at
+    ``i = searchsorted(cumsum(counts[:-1]) / n, k / max_bins)`` for k = 1 .. max_bins - 1,
+    each i once; a value's code is the number of cuts below it."""
+    d = indptr.size - 1
+    for f in range(d):
+        a = indptr[f]
+        m = indptr[f + 1] - a
+        n_zero = n - m
+        # the absent zeros join the values where the non-negative ones start (-0.0 == 0.0)
+        nd = 0
+        zero_in = n_zero == 0
+        for p in range(a, a + m):
+            if not zero_in and not values[p] < 0.0:
+                zero_in = True
+                nd = _push_value(dist, cnt, nd, 0.0, n_zero)
+            nd = _push_value(dist, cnt, nd, values[p], 1)
+        if not zero_in:
+            nd = _push_value(dist, cnt, nd, 0.0, n_zero)
+        if nd <= max_bins:
+            for i in range(nd):
+                code_of[i] = i
+        else:
+            n_cuts = 0
+            i = 0
+            last = -1
+            cum = cnt[0]  # rows with the values 0..i
+            for k in range(1, max_bins):
+                q = k / max_bins
+                while i < nd - 1 and cum / n < q:
+                    i += 1
+                    cum += cnt[i]
+                if i < nd - 1 and i != last:  # one cut per place
+                    cuts[n_cuts] = dist[i] / 2.0 + dist[i + 1] / 2.0
+                    n_cuts += 1
+                    last = i
+            j = 0
+            for i in range(nd):
+                while j < n_cuts and cuts[j] < dist[i]:
+                    j += 1
+                code_of[i] = j
+        zero_code = 0
+        for i in range(nd):
+            c = code_of[i]
+            if i == 0 or code_of[i - 1] != c:
+                lo[f, c] = dist[i]
+            hi[f, c] = dist[i]
+            if dist[i] == 0.0:
+                zero_code = c
+        for r in range(n):
+            codes[f, r] = zero_code
+        for p in range(m):
+            v = np.float64(data[a + p])
+            b_lo = 0
+            b_hi = nd - 1
+            while b_lo < b_hi:  # the value's place among the distinct values
+                mid = (b_lo + b_hi) // 2
+                if dist[mid] < v:
+                    b_lo = mid + 1
+                else:
+                    b_hi = mid
+            codes[f, indices[a + p]] = code_of[b_lo]
+
+
+@njit(inline="always")
 def _code_range(col, rows, start, end):
-    """The smallest and largest code of the node's rows in one feature."""
+    """The smallest and largest code of the node's rows in one feature, and how many rows
+    hold the smallest. (The searches below are inlined into their callers: no call, no
+    reference counting of the arrays passed per candidate.)"""
     cmin = 255
     cmax = 0
+    n_min = 0
     for p in range(start, end):
         c = col[rows[p]]
         if c < cmin:
             cmin = c
+            n_min = 1
+        elif c == cmin:
+            n_min += 1
         if c > cmax:
             cmax = c
-    return cmin, cmax
+    return cmin, cmax, n_min
 
 
-@njit(nogil=True, cache=True)
-def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, u, min_leaf, cl):
+@njit(inline="always")
+def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min, u,
+                 min_leaf, cl, order):
     """(c, c', proxy) of the boundary drawn by ``u`` in [0, 1) between ``cmin`` and
-    ``cmax``; proxy -inf when a side has fewer than ``min_leaf`` rows."""
+    ``cmax`` (``n_min`` rows at ``cmin``: with two codes the boundary is between them and
+    needs no counting pass); proxy -inf when a side has fewer than ``min_leaf`` rows."""
     n = end - start
     t = cmin + int(u * (cmax - cmin))
     if t >= cmax:
@@ -125,46 +199,54 @@ def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, u, m
     nl = 0
     below = cmin
     above = cmax
-    for p in range(start, end):
-        c = col[rows[p]]
-        if c > t:
-            if c < above:
-                above = c
-        else:
-            if c > below:
-                below = c
-            nl += 1
+    if cmax == cmin + 1:
+        nl = n_min
+    else:
+        for p in range(start, end):
+            c = col[rows[p]]
+            if c > t:
+                if c < above:
+                    above = c
+            else:
+                if c > below:
+                    below = c
+                nl += 1
     nr = n - nl
     if nl < min_leaf or nr < min_leaf:
         return below, above, -np.inf
-    # label counts of the smaller side only; the other side's are ctot minus them
+    # label counts of the smaller side only; the other side's are ctot minus them (sums
+    # of squares in integers: see _scan_split)
     right_side = 2 * nl > n
-    s_small = 0.0
-    s_big = stot
+    sq = 0
+    tot = 0
     touched = 0
+    k = 0
     for p in range(start, end):
         r = rows[p]
         if (col[r] > t) == right_side:
+            order[k] = r  # (kept to zero cl again)
+            k += 1
             touched += yptr[r + 1] - yptr[r]
             for q in range(yptr[r], yptr[r + 1]):
                 j = yind[q]
-                s_small += 2.0 * cl[j] + 1.0
-                s_big += 1.0 - 2.0 * (ctot[j] - cl[j])
+                sq += 2 * cl[j] + 1
+                tot += ctot[j]
                 cl[j] += 1
+    s_small = float(sq)
+    s_big = float(np.int64(stot) + sq - 2 * tot)
     if touched > cl.size:
         cl[:] = 0
     else:
-        for p in range(start, end):
-            r = rows[p]
-            if (col[r] > t) == right_side:
-                for q in range(yptr[r], yptr[r + 1]):
-                    cl[yind[q]] = 0
+        for i in range(k):
+            r = order[i]
+            for q in range(yptr[r], yptr[r + 1]):
+                cl[yind[q]] = 0
     sl = s_big if right_side else s_small
     sr = s_small if right_side else s_big
     return below, above, sl / nl + sr / nr
 
 
-@njit(nogil=True, cache=True)
+@njit(inline="always")
 def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_leaf, cl,
                 count, order):
     """(c, c', proxy) of the best boundary of one feature (the first of equal ones); proxy
@@ -196,8 +278,13 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
             c = col[r] - cmin
             order[count[c]] = r
             count[c] += 1
-    sl = 0.0
-    sr = stot
+    # sum_j cL_j^2 grows by 2 cL_j + 1 when a row with label j goes left, and
+    # sum_j cR_j^2 by 1 - 2 (ctot_j - cL_j) = that - 2 ctot_j: both follow from the integers
+    # sq (the left sum) and tot (ctot summed over the labels moved), exactly as the float
+    # sums they are (integers below 2**53), one dependent integer add each per label
+    st = np.int64(stot)
+    sq = 0
+    tot = 0
     touched = 0
     added = 0
     for p in range(n - 1):
@@ -205,8 +292,8 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
         touched += yptr[r + 1] - yptr[r]
         for q in range(yptr[r], yptr[r + 1]):
             j = yind[q]
-            sl += 2.0 * cl[j] + 1.0
-            sr += 1.0 - 2.0 * (ctot[j] - cl[j])
+            sq += 2 * cl[j] + 1
+            tot += ctot[j]
             cl[j] += 1
         added = p + 1
         c = col[r]
@@ -215,7 +302,7 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
             nl = p + 1
             nr = n - nl
             if nl >= min_leaf and nr >= min_leaf:
-                proxy = sl / nl + sr / nr
+                proxy = float(sq) / nl + float(st + sq - 2 * tot) / nr
                 if proxy > best_proxy:
                     best_proxy = proxy
                     best_t = c
@@ -233,16 +320,55 @@ def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_l
 
 
 @njit(inline="always")
-def _feature_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, extra, u,
-                   min_leaf, cl, count, order):
+def _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind, ctot, stot, cmin, cmax,
+                         nl, n, zero_side, min_leaf, cl):
+    """:func:`_extra_split` of a two-code feature from the node's rows that store it
+    (``stored_rows[:n_in]``, each standing for ``mult`` copies): the labels are summed over
+    the side without the absent rows (whose code is ``zero_side``, -1 when there are none),
+    so the node's other rows are never read; the same proxy, bit for bit."""
+    nr = n - nl
+    if nl < min_leaf or nr < min_leaf:
+        return cmin, cmax, -np.inf
+    side = cmax if zero_side != cmax else cmin
+    sq = 0
+    tot = 0
+    touched = 0
+    for i in range(n_in):
+        r = stored_rows[i]
+        if col[r] == side:
+            w = mult[r]
+            touched += yptr[r + 1] - yptr[r]
+            for q in range(yptr[r], yptr[r + 1]):
+                j = yind[q]
+                sq += (2 * cl[j] + w) * w
+                tot += w * ctot[j]
+                cl[j] += w
+    if touched > cl.size:
+        cl[:] = 0
+    else:
+        for i in range(n_in):
+            r = stored_rows[i]
+            if col[r] == side:
+                for q in range(yptr[r], yptr[r + 1]):
+                    cl[yind[q]] = 0
+    s_side = sq
+    s_other = np.int64(stot) + sq - 2 * tot
+    sl = s_other if side == cmax else s_side
+    sr = s_side if side == cmax else s_other
+    return cmin, cmax, float(sl) / nl + float(sr) / nr
+
+
+@njit(inline="always")
+def _feature_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min, extra,
+                   u, min_leaf, cl, count, order):
     """One feature's best split of a node: a random threshold (extra-trees, ``u`` its draw)
     or the one boundary of two codes (binary features), whose label counts
     :func:`_extra_split` takes from the smaller side only, with the same proxy as the scan's,
     bit for bit (sums of squared integer counts are exact in float64); else the scan over
     every boundary."""
     if extra or cmax == cmin + 1:
-        return _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, u,
-                            min_leaf, cl)
+        return _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min,
+                            u, min_leaf, cl, order)
     return _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_leaf,
                        cl, count, order)
 
@@ -270,12 +396,12 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_featu
             break
         f = feats[fi]
         col = codes[f]
-        cmin, cmax = _code_range(col, rows, start, end)
+        cmin, cmax, n_min = _code_range(col, rows, start, end)
         if cmin == cmax:
             continue
         visited += 1
         t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                          cmin, cmax, extra, draws[fi] if extra else 0.0,
+                                          cmin, cmax, n_min, extra, draws[fi] if extra else 0.0,
                                           min_leaf, cl, count, order)
         if proxy > best_proxy:
             best_proxy = proxy
@@ -285,10 +411,10 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_featu
     return best_f, best_t, best_next, best_proxy
 
 
-@njit(nogil=True, cache=True)
+@njit(inline="always")
 def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_feats,
                  n_known, max_features, min_leaf, extra, cl, count, order, node, node_of_row,
-                 fptr, frow):
+                 fptr, frow, fzero, mult, stored_rows):
     """:func:`best_split` with the candidates drawn at random as scikit-learn's best and
     random splitters draw them: ``feats[:n_known]`` are features known to be constant in
     the node (constant in an ancestor): drawing one counts as a visit but costs no pass;
@@ -323,16 +449,47 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         f = feats[f_j]
         col = codes[f]
         stored = True
+        known = False  # the code range is known from the stored rows
+        n_in = 0
+        zero_side = -1
+        cmin = 255
+        cmax = 0
+        n_min = 0
         if fptr.size > 0 and fptr[f + 1] - fptr[f] < end - start:
-            stored = False
+            # the node's rows that store f (a row's copies count mult times); the others
+            # hold 0, whose code is fzero[f]
+            n_stored = 0
             for q in range(fptr[f], fptr[f + 1]):
-                if node_of_row[frow[q]] == node:
-                    stored = True
-                    break
-        if stored:
-            cmin, cmax = _code_range(col, rows, start, end)
-        else:
+                r = frow[q]
+                if node_of_row[r] == node:
+                    stored_rows[n_in] = r
+                    n_in += 1
+                    w = mult[r]
+                    n_stored += w
+                    c = col[r]
+                    if c < cmin:
+                        cmin = c
+                        n_min = w
+                    elif c == cmin:
+                        n_min += w
+                    if c > cmax:
+                        cmax = c
+            stored = n_in > 0
+            known = stored
+            n_absent = end - start - n_stored
+            if stored and n_absent > 0:
+                zero_side = fzero[f]
+                if zero_side < cmin:
+                    cmin = zero_side
+                    n_min = n_absent
+                elif zero_side == cmin:
+                    n_min += n_absent
+                if zero_side > cmax:
+                    cmax = zero_side
+        if not stored:
             cmin = cmax = 0
+        elif not known:
+            cmin, cmax, n_min = _code_range(col, rows, start, end)
         if cmin == cmax:
             feats[f_j] = feats[n_total]
             feats[n_total] = f
@@ -344,8 +501,14 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         feats[f_i] = f
         # (extra-trees: the uniform draw of this feature's threshold, in the draw order)
         u = np.random.random() if extra else 0.0  # noqa: NPY002
-        t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                          cmin, cmax, extra, u, min_leaf, cl, count, order)
+        if known and cmax == cmin + 1:
+            t, t_next, proxy = _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind,
+                                                    ctot, stot, cmin, cmax, n_min, end - start,
+                                                    zero_side, min_leaf, cl)
+        else:
+            t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
+                                              cmin, cmax, n_min, extra, u, min_leaf, cl, count,
+                                              order)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
@@ -361,9 +524,8 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
     return best_f, best_t, best_next, best_proxy, n_total
 
 
-@njit(nogil=True, cache=True)
 def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
-              min_leaf, extra, fptr, frow):
+              min_leaf, extra, fptr, frow, fzero=None):
     """One tree on binned ``codes`` (n_features, n_samples) and labels in CSR
     (``yptr``/``yind``): (left, right, feature, c, c', leaf_of, leaf_p) with node 0
     the root, children numbered after their parent, -1 links at leaves, leaf_of the leaf
@@ -371,40 +533,68 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
     rates. ``max_depth`` < 0: unlimited. ``fptr``/``frow``: the rows storing each feature
     (CSC of a sparse X, int64) or two empty arrays (dense X); with them a feature that no row
     of a node stores is known constant there without reading its codes (copies of a
-    bootstrap row have equal codes and so always share a node). Same tree either way."""
+    bootstrap row have equal codes and so always share a node); a feature with two codes in
+    the node is then split from the rows storing it alone. ``fzero``: each feature's code of
+    the value 0 (found here when None). Same tree either way.
+
+    The arrays are made here and grown by :func:`_grow`: a kernel that allocates nothing
+    links without numba's array library (``numba.np.arrayobj``, a fixed import cost in a
+    fresh process)."""
+    d, m = codes.shape
+    cap = 2 * m
+    i8 = np.int64
+    nodes = np.zeros((6, cap), dtype=i8)  # left, right, feature, c, c', leaf_of
+    nodes[:2] = -1
+    nodes[5] = -1
+    leaf_p = np.zeros((m, n_labels))
+    stack = np.empty((5, cap), dtype=i8)
+    track = fptr.size > 0
+    work = (np.empty(m, dtype=i8), np.arange(d, dtype=i8), np.zeros(d, dtype=i8),
+            np.zeros(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
+            np.zeros(257, dtype=i8), np.empty(m, dtype=i8),
+            np.full(m if track else 0, -1, dtype=i8))
+    if track and fzero is None:
+        fzero = np.zeros(d, dtype=i8)
+        for f in range(d):
+            absent = np.setdiff1d(np.arange(m), frow[fptr[f]:fptr[f + 1]])
+            fzero[f] = codes[f, absent[0]] if absent.size else 0
+    elif not track:
+        fzero = np.zeros(0, dtype=i8)
+    n_nodes, n_leaves = _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features,
+                              max_depth, min_leaf, extra, fptr, frow,
+                              np.asarray(fzero, dtype=i8), np.zeros(m if track else 0, i8),
+                              np.empty(m if track else 0, i8), nodes, leaf_p, stack, *work)
+    return (*(nodes[k, :n_nodes].copy() for k in range(6)), leaf_p[:n_leaves].copy())
+
+
+@njit(nogil=True, cache=True)
+def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth, min_leaf,
+          extra, fptr, frow, fzero, mult, stored_rows, nodes, leaf_p, stack, rows, feats,
+          const_feats, ctot, cl, count, order, node_of_row):
+    """:func:`grow_tree`'s loop on its arrays (``rows``: work, ``feats``: 0..d-1, the rest
+    zeros or work as made there); returns the counts of nodes and leaves."""
     # numba's legacy generator has one state per thread: seeding it here makes the tree a
     # function of its seed, whichever thread grows it
     np.random.seed(seed)  # noqa: NPY002
-    d, n = codes.shape
-    if bootstrap:
-        rows = np.random.randint(0, n, n).astype(np.int64)  # noqa: NPY002
-    else:
-        rows = np.arange(n).astype(np.int64)
     m = rows.size
-    cap = 2 * m
-    left = np.full(cap, -1, dtype=np.int64)
-    right = np.full(cap, -1, dtype=np.int64)
-    feature = np.zeros(cap, dtype=np.int64)
-    bin_thr = np.zeros(cap, dtype=np.int64)
-    bin_next = np.zeros(cap, dtype=np.int64)
-    leaf_of = np.full(cap, -1, dtype=np.int64)
-    leaf_p = np.zeros((m, n_labels))
-    st_node = np.empty(cap, dtype=np.int64)
-    st_start = np.empty(cap, dtype=np.int64)
-    st_end = np.empty(cap, dtype=np.int64)
-    st_depth = np.empty(cap, dtype=np.int64)
-    feats = np.arange(d).astype(np.int64)
-    const_feats = np.zeros(d, dtype=np.int64)
-    st_known = np.empty(cap, dtype=np.int64)
-    ctot = np.zeros(n_labels, dtype=np.int64)
-    cl = np.zeros(n_labels, dtype=np.int64)
-    count = np.zeros(257, dtype=np.int64)
-    order = np.empty(m, dtype=np.int64)
+    for p in range(m):
+        rows[p] = np.random.randint(0, m) if bootstrap else p  # noqa: NPY002
+    left = nodes[0]
+    right = nodes[1]
+    feature = nodes[2]
+    bin_thr = nodes[3]
+    bin_next = nodes[4]
+    leaf_of = nodes[5]
+    st_node = stack[0]
+    st_start = stack[1]
+    st_end = stack[2]
+    st_depth = stack[3]
+    st_known = stack[4]
     track = fptr.size > 0
-    node_of_row = np.full(n if track else 0, -1, dtype=np.int64)
     if track:
         for p in range(m):
             node_of_row[rows[p]] = 0
+            mult[rows[p]] += 1
     top = 0
     st_node[0] = 0
     st_start[0] = 0
@@ -442,7 +632,7 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
             f, t, t_next, _, n_known = _drawn_split(
                 codes, rows, s, e, yptr, yind, ctot, stot, feats, const_feats, n_known,
                 max_features, min_leaf, extra, cl, count, order, node, node_of_row, fptr,
-                frow)
+                frow, fzero, mult, stored_rows)
             leaf = f < 0
         if leaf:
             leaf_of[node] = n_leaves
@@ -484,5 +674,4 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
         st_known[top + 1] = n_known
         top += 2
         n_nodes += 2
-    return (left[:n_nodes].copy(), right[:n_nodes].copy(), feature[:n_nodes].copy(),
-            bin_thr[:n_nodes].copy(), bin_next[:n_nodes].copy(), leaf_of[:n_nodes].copy(), leaf_p[:n_leaves].copy())
+    return n_nodes, n_leaves

@@ -245,14 +245,19 @@ class LabelForest(MultiLabelModel):
         depth = -1 if self.max_depth is None else int(self.max_depth)
         # sparse X: the rows storing each feature let the grower skip the features that no
         # row of a node stores (constant there) without reading their codes
-        fptr = frow = np.zeros(0, np.int64)
+        fptr = frow = fzero = np.zeros(0, np.int64)
         if sp.issparse(X) and X.nnz < SPARSE_FRACTION * n * d:
             Xc = sp.csc_matrix(X)
             fptr, frow = np.asarray(Xc.indptr, np.int64), np.asarray(Xc.indices, np.int64)
+            # each feature's code of 0: the bin holding it (0 is a value of every feature
+            # that some row does not store)
+            with np.errstate(invalid="ignore"):
+                fzero = np.argmax((lo <= 0) & (hi >= 0), axis=1).astype(np.int64)
 
         def grow(seed: int):
             return grow_tree(codes, yptr, yind, L, int(seed), bootstrap, mf, depth,
-                             int(self.min_samples_leaf), self.kind == "extra", fptr, frow)
+                             int(self.min_samples_leaf), self.kind == "extra", fptr, frow,
+                             fzero)
 
         trees = map_threads(grow, seeds, resolve_n_threads(self.n_threads))
         roots, lefts, rights, feats, thrs, leaf_ofs, leaf_ps = [], [], [], [], [], [], []
