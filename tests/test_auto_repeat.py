@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from labelwise.auto import AutoModel, Family, fold_score
+from labelwise.auto import AutoModel, Family, fold_score, format_leaderboard
 from labelwise.errors import DataFormatError
 from labelwise.models.ovr import OneVsRest
 from labelwise.pipeline import Pipeline
@@ -119,3 +119,16 @@ def test_a_round_that_runs_over_is_dropped_whole():
     assert auto.partitions_ == 1 and "stopped after 1 of 3 folds" in auto.partition_notes_[0]
     e = auto.leaderboard_[0]
     assert e["partitions"] == 1 and len(e["fold_scores"]) == 3 and e["status"] == "done"
+
+
+def test_leaderboard_text_shows_every_partitions_folds_in_one_column():
+    rows = [{"candidate": "a", "status": "done", "mean_score": 0.5, "seconds": 1.0,
+             "fold_scores": [0.5, 0.4, 0.6, 0.5, 0.45, 0.55]},
+            {"candidate": "b", "status": "done", "mean_score": 0.4, "seconds": 12.5,
+             "fold_scores": [0.4, 0.4, 0.4]},
+            {"candidate": "c", "status": "skipped", "mean_score": None, "seconds": 0.0,
+             "fold_scores": []}]
+    lines = format_leaderboard(rows, "micro-f1").splitlines()
+    assert "0.500 0.400 0.600 0.500 0.450 0.550" in lines[1]
+    assert len({len(line) for line in lines}) == 1  # the columns line up
+    assert [line.split()[-1] for line in lines] == ["seconds", "1.0", "12.5", "0.0"]

@@ -838,12 +838,13 @@ def _stack(parts: list[tuple[np.ndarray, sp.csr_matrix]], n: int, L: int) -> sp.
 
 
 def format_leaderboard(board: list[dict[str, Any]], objective: str) -> str:
-    """The leaderboard as a text table (the CLI prints it)."""
-    lines = [f"{'rank':>4}  {'candidate':<58} {'status':<8} {objective:>9}  {'folds':<26} "
+    """The leaderboard as a text table (the CLI prints it); the folds of every partition."""
+    folds = [" ".join(f"{s:.3f}" for s in e["fold_scores"]) for e in board]
+    width = max([26, *map(len, folds)])
+    lines = [f"{'rank':>4}  {'candidate':<58} {'status':<8} {objective:>9}  {'folds':<{width}} "
              f"{'seconds':>8}"]
-    for i, e in enumerate(board, 1):
+    for i, (e, text) in enumerate(zip(board, folds, strict=True), 1):
         score = "" if e["mean_score"] is None else f"{e['mean_score']:.4f}"
-        folds = " ".join(f"{s:.3f}" for s in e["fold_scores"])
         lines.append(f"{i:>4}  {e['candidate'][:58]:<58} {e['status']:<8} {score:>9}  "
-                     f"{folds:<26} {e['seconds']:>8.1f}")
+                     f"{text:<{width}} {e['seconds']:>8.1f}")
     return "\n".join(lines)
