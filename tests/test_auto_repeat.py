@@ -12,6 +12,8 @@ import pytest
 import scipy.sparse as sp
 
 from labelwise.auto import AutoModel, Family, fold_score, format_leaderboard
+from labelwise.calibration import PlattCalibrator
+from labelwise.decision import PerLabelThreshold
 from labelwise.errors import DataFormatError
 from labelwise.models.ovr import OneVsRest
 from labelwise.pipeline import Pipeline
@@ -35,8 +37,9 @@ def _ovr(cls=OneVsRest, settings=SETTINGS):
                    cost=lambda f, s: 0.01),)
 
 
-def _by_hand(X, Y, settings, seed, objective):
-    """The fold scores of one candidate on the partition of ``random_state=seed``."""
+def _by_hand(X, Y, settings, seed, objective, oof=False):
+    """The fold scores of one candidate on the partition of ``random_state=seed`` (with
+    ``oof``: also its out-of-fold scores and the folds)."""
     n, L = Y.shape
     splits = list(IterativeStratifiedKFold(n_splits=3, random_state=seed).split(
         np.zeros((n, 1)), Y))
@@ -46,7 +49,8 @@ def _by_hand(X, Y, settings, seed, objective):
         folds[te] = f
         pipe = Pipeline(model=OneVsRest(**settings, n_threads=1, random_state=0))
         S[te] = pipe.fit(X[tr], Y[tr]).decision_function(X[te], k=L).toarray()
-    return [fold_score(objective, sp.csr_matrix(S), Y, folds, f) for f in range(3)]
+    scores = [fold_score(objective, sp.csr_matrix(S), Y, folds, f) for f in range(3)]
+    return (scores, S, folds) if oof else scores
 
 
 def test_the_best_two_of_a_family_are_scored_again_on_new_folds_by_hand():
@@ -71,6 +75,18 @@ def test_the_best_two_of_a_family_are_scored_again_on_new_folds_by_hand():
     two = [e for e in auto.leaderboard_ if e["partitions"] == 2]
     assert auto.chosen_ == auto.leaderboard_[0] == max(two, key=lambda e: e["mean_score"])
     assert auto.pipeline_.tuning_["auto"]["partitions"] == 2
+    # calibration and thresholds: fitted on both partitions' out-of-fold scores, stacked
+    key = tuple(sorted(auto.chosen_["settings"].items()))
+    _, S0, f0 = _by_hand(X, Y, dict(key), 0, "macro-f1", oof=True)
+    _, S1, f1 = _by_hand(X, Y, dict(key), 1, "macro-f1", oof=True)
+    Y2 = sp.vstack([Y, Y], format="csr")
+    cal = PlattCalibrator(per_label=True)
+    P = cal.fit_transform(sp.csr_matrix(np.vstack([S0, S1])), Y2)
+    policy = PerLabelThreshold(objective="macro-f1").fit(P, Y2, folds=np.concatenate([f0, f1 + 3]))
+    np.testing.assert_allclose(auto.pipeline_.calibrator_.a_, cal.a_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(auto.pipeline_.decision_.thresholds_, policy.thresholds_,
+                               rtol=1e-6, atol=1e-9)
+    assert auto.pipeline_.decision_.n_folds_ == 6
     # repeats=1: the first partition only, as before
     one = AutoModel(budget=120, objective="macro-f1", families=_ovr(), blend=False,
                     repeats=1, n_threads=1).fit(X, Y)

@@ -57,8 +57,9 @@ How a choice is made
    on all training rows as an ordinary :class:`~labelwise.Pipeline` (``pipeline_``, the same
    as ``Pipeline(model=Cls(**settings)).fit(X, Y)``), then calibrated (per-label Platt) and
    given per-label thresholds for the objective (micro-F1 for ``map`` and ``p@1``, which
-   need no sets) fitted on the winner's out-of-fold scores (first partition), so no further
-   model is trained.
+   need no sets) fitted on the winner's out-of-fold scores of every partition (stacked: each
+   row once per partition, each partition's folds kept apart), so no further model is
+   trained.
 
 The leaderboard (``leaderboard_``, in ``pipeline_.tuning_["auto"]`` and so in the saved
 ``pipeline.json``) lists every candidate: name, family, model class, settings, status
@@ -405,8 +406,8 @@ class AutoModel(Estimator):
         a blend that beats ``best`` and whose fit is expected to end before ``deadline``
         becomes the new best. Returns the (maybe new) best and, for every blend scored
         ``done``, ``(leaderboard row, group, model, estimated fit seconds, probabilities)``
-        (the probabilities: each member calibrated on all rows, averaged) and its fold scores,
-        for :meth:`_repeat`.
+        (a list of the probabilities per partition: each member calibrated on all rows,
+        averaged) and its fold scores, for :meth:`_repeat`.
 
         Scoring takes time too (a Platt fit per fold and member, then the folds' scores): a
         blend is scored only when its members' calibration and its scoring (their largest
@@ -460,17 +461,18 @@ class AutoModel(Estimator):
             board.append(entry)
             if entry["status"] == "done":
                 P = np.mean([cal[i][cv] for i in group], axis=0)
-                scored.append((len(board) - 1, tuple(group), model, est, P, scores))
+                scored.append((len(board) - 1, tuple(group), model, est, [P], scores))
                 if mean > best[0]:
-                    best = (mean, len(board) - 1, model, sp.csr_matrix(P), est)
+                    best = (mean, len(board) - 1, model, [sp.csr_matrix(P)], est)
         return best, scored
 
     def _repeat(self, r: int, best: tuple, lead: list[_Kept], kept: list[_Kept], scored: list,
                 raw: dict[int, list[float]], board: list[dict[str, Any]], run_folds: Any,
-                Y: sp.csr_matrix, cv: int, objective: str, deadline: float) -> tuple | None:
+                Y: sp.csr_matrix, cv: int, objective: str, deadline: float,
+                partition_folds: list[np.ndarray]) -> tuple | None:
         """Partition ``r`` (module docstring, step 7): the best :data:`KEEP_PER_FAMILY`
-        candidates of each family (``lead``, their ``S`` the first partition's scores and
-        ``fit_cost_s`` their estimated refit) and every member of a scored blend are
+        candidates of each family (``lead``, their ``S`` a list of their out-of-fold scores
+        per partition, ``fit_cost_s`` their estimated refit) and every member of a scored blend are
         cross-validated again on new folds, the blends are scored again on those, and the
         choice is made among them by the mean over all their folds. Returns the new best, or
         None when the round would not end before ``deadline`` (estimated from the first
@@ -496,6 +498,7 @@ class AutoModel(Estimator):
             note = (f"partition {r + 1} not run: estimated {est:.1f} s + refit {best[4]:.1f} s; "
                     f"{max(0.0, deadline - t0):.1f} s left")
         new: dict[int, list[float]] = {}
+        oof: dict[int, Any] = {}  # row -> this partition's out-of-fold scores (probabilities)
         dense: dict[int, np.ndarray] = {}
         took: dict[int, float] = {}
         for i in todo if note is None else []:
@@ -506,6 +509,7 @@ class AutoModel(Estimator):
                 break
             S = _stack(parts, n, L)
             new[i] = [fold_score(objective, S, Y, folds, f) for f in range(cv)]
+            oof[i] = S
             if i in members:
                 dense[i] = S.toarray()
             took[i] = time.perf_counter() - tc
@@ -517,26 +521,32 @@ class AutoModel(Estimator):
             new[row] = [fold_score(objective, sp.csr_matrix(np.mean([m[f] for m in cal],
                                                                     axis=0)), Y, folds, f)
                         for f in range(cv)]
+            oof[row] = np.mean([m[cv] for m in cal], axis=0)
             took[row] = time.perf_counter() - tc
         if note is not None:
             self.partition_notes_.append(note)
             return None
+        partition_folds.append(folds)
+        blends = {row: (model, est_fit, Ps) for row, _, model, est_fit, Ps, _ in scored}
+        for i, kc in singles.items():
+            kc.S.append(oof[i])
+        for row, (_, _, Ps) in blends.items():
+            Ps.append(oof[row])
         for row, scores in new.items():
             raw[row] = raw[row] + scores
             board[row].update(fold_scores=[round(x, 6) for x in raw[row]],
                               mean_score=round(float(np.mean(raw[row])), 6),
                               partitions=board[row]["partitions"] + 1,
                               seconds=round(board[row]["seconds"] + took[row], 3))
-        blends = {row: (model, est_fit, P) for row, _, model, est_fit, P, _ in scored}
         for i in sorted(set(singles) | set(blends), key=lambda i: (-float(np.mean(raw[i])), i)):
             mean = float(np.mean(raw[i]))
             if i in singles:
                 kc = singles[i]
-                return (mean, i, kc.cand, sp.csr_matrix(kc.S), kc.fit_cost_s)
-            model, est_fit, P = blends[i]
+                return (mean, i, kc.cand, list(kc.S), kc.fit_cost_s)
+            model, est_fit, Ps = blends[i]
             now = time.perf_counter()
             if now + est_fit + FINISH_RESERVE_S <= deadline:
-                return (mean, i, model, sp.csr_matrix(P), est_fit)
+                return (mean, i, model, [sp.csr_matrix(P) for P in Ps], est_fit)
             board[i].update(status="skipped", reason=f"its fit (estimated {est_fit:.1f} s) "
                             f"would not end in time; {max(0.0, deadline - now):.1f} s left")
         return best  # pragma: no cover - ``lead`` holds the best single candidate
@@ -670,8 +680,8 @@ class AutoModel(Estimator):
             raw[len(board) - 1] = list(scores)
             refit_est = float(np.mean(fit_s)) * cv / (cv - 1)
             if best is None or mean > best[0]:
-                best = (mean, len(board) - 1, c, S, refit_est)
-            lead = _prune_kept(lead + [_Kept(mean, len(board) - 1, c, S, refit_est)])
+                best = (mean, len(board) - 1, c, [S], refit_est)
+            lead = _prune_kept(lead + [_Kept(mean, len(board) - 1, c, [S], refit_est)])
             if blendable and _registered(c.family.model_class()):
                 kept.append(_Kept(mean, len(board) - 1, c, S.toarray(), seconds + refit_est))
                 kept = _prune_kept(kept)
@@ -685,12 +695,13 @@ class AutoModel(Estimator):
         for entry in board:
             entry["partitions"] = 1 if entry["fold_scores"] else 0
         partitions = 1
+        partition_folds = [folds]
         self.partition_notes_: list[str] = []
         for r in range(1, int(self.repeats)):
             if best is None:  # pragma: no cover - the first candidate always runs to the end
                 break
             outcome = self._repeat(r, best, lead, kept, scored, raw, board, run_folds, Yc,
-                                   cv, objective, deadline)
+                                   cv, objective, deadline, partition_folds)
             if outcome is None:
                 break
             best = outcome
@@ -698,7 +709,7 @@ class AutoModel(Estimator):
 
         if best is None:  # pragma: no cover - the first candidate always runs to the end
             raise LabelwiseError("auto: no candidate finished")
-        mean, index, c, S, _ = best
+        mean, index, c, S_parts, _ = best  # the winner's out-of-fold scores per partition
         t_refit = time.perf_counter()
         pipe = self._pipeline(c if isinstance(c, Blend) else self._model(c), texts)
         with warnings.catch_warnings():
@@ -706,8 +717,12 @@ class AutoModel(Estimator):
             pipe.fit(X, Yc, labels=labels)
         policy_objective = objective if objective.endswith("-f1") else "micro-f1"
         pipe.calibrator_ = PlattCalibrator(per_label=True)
-        P = pipe.calibrator_.fit_transform(S, Yc)
-        pipe.decision_ = PerLabelThreshold(objective=policy_objective).fit(P, Yc, folds=folds)
+        used = len(S_parts)
+        P = pipe.calibrator_.fit_transform(sp.vstack(S_parts, format="csr"),
+                                           sp.vstack([Yc] * used, format="csr"))
+        pipe.decision_ = PerLabelThreshold(objective=policy_objective).fit(
+            P, sp.vstack([Yc] * used, format="csr"),
+            folds=np.concatenate([partition_folds[p] + cv * p for p in range(used)]))
         self.seconds_ = time.perf_counter() - start
         phases = {"setup": round(t_setup - start, 3), "cross_validation": round(
             t_refit - t_setup, 3), "final_fit": round(time.perf_counter() - t_refit, 3)}
