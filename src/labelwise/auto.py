@@ -681,7 +681,8 @@ class AutoModel(Estimator):
             refit_est = float(np.mean(fit_s)) * cv / (cv - 1)
             if best is None or mean > best[0]:
                 best = (mean, len(board) - 1, c, [S], refit_est)
-            lead = _prune_kept(lead + [_Kept(mean, len(board) - 1, c, [S], refit_est)])
+            if int(self.repeats) > 1:  # their out-of-fold scores, held for a repeat only
+                lead = _prune_kept(lead + [_Kept(mean, len(board) - 1, c, [S], refit_est)])
             if blendable and _registered(c.family.model_class()):
                 kept.append(_Kept(mean, len(board) - 1, c, S.toarray(), seconds + refit_est))
                 kept = _prune_kept(kept)
