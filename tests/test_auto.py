@@ -147,8 +147,9 @@ def test_leaderboard_budget_refit_and_save(tmp_path):
     assert [e["status"] for e in board] == ["done"] * 3
     means = [e["mean_score"] for e in board]
     assert means == sorted(means, reverse=True)
-    for e in board:
-        assert len(e["fold_scores"]) == 3
+    assert auto.partitions_ == 2 and auto.partition_notes_ == []
+    for e in board:  # every one is among its family's best two: scored on two partitions
+        assert e["partitions"] == 2 and len(e["fold_scores"]) == 6
         assert e["mean_score"] == pytest.approx(np.mean(e["fold_scores"]), abs=1e-5)
         assert e["seconds"] > 0
     assert auto.chosen_ == board[0]
@@ -216,15 +217,18 @@ def test_cross_validation_never_sees_held_out_rows():
         warnings.simplefilter("ignore")
         AutoModel(budget=60, cv=3, scale=None, families=fams, n_threads=1).fit(X[train],
                                                                               Y[train])
-    splits = list(IterativeStratifiedKFold(n_splits=3, random_state=0).split(
-        np.zeros((90, 1)), Y[train]))
-    assert len(Recording.fitted) == 2 * 3 + 1  # 2 candidates x 3 folds, then the final fit
-    for c in range(2):
-        for f, (tr, te) in enumerate(splits):
-            seen = Recording.fitted[3 * c + f]
-            np.testing.assert_array_equal(np.sort(seen), np.sort(tr))
-            assert not set(seen) & set(te)  # no fold model is fitted on its held-out rows
-            np.testing.assert_array_equal(np.sort(Recording.scored[3 * c + f]), np.sort(te))
+    # two partitions (random_state 0, then 1): 2 candidates x 3 folds each, then the final fit
+    assert len(Recording.fitted) == 2 * 2 * 3 + 1
+    for p in range(2):
+        splits = list(IterativeStratifiedKFold(n_splits=3, random_state=p).split(
+            np.zeros((90, 1)), Y[train]))
+        for c in range(2):
+            for f, (tr, te) in enumerate(splits):
+                at = 6 * p + 3 * c + f
+                seen = Recording.fitted[at]
+                np.testing.assert_array_equal(np.sort(seen), np.sort(tr))
+                assert not set(seen) & set(te)  # no fold model is fitted on its held-out rows
+                np.testing.assert_array_equal(np.sort(Recording.scored[at]), np.sort(te))
     np.testing.assert_array_equal(np.sort(Recording.fitted[-1]), train)
     assert max(int(a.max()) for a in Recording.fitted + Recording.scored) < 90
 

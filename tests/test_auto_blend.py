@@ -144,6 +144,9 @@ def test_auto_chooses_a_blend_that_beats_every_candidate_and_saves_it(tmp_path):
     assert len(singles) == 2 and len(blends) == 1  # the best two = both; nothing else
     assert blends[0]["status"] == "done"
     assert blends[0]["mean_score"] > max(e["mean_score"] for e in singles)
+    # scored again on a second partition, as its members (step 7)
+    assert auto.partitions_ == 2
+    assert [len(e["fold_scores"]) for e in board] == [6, 6, 6]
     assert auto.chosen_ == board[0] == blends[0]
     model = auto.pipeline_.model
     assert isinstance(model, Blend)

@@ -43,16 +43,28 @@ How a choice is made
    ``skipped``. Scoring is timed as well: a blend is not even scored (``skipped``, "not
    scored") when its calibration and scoring, estimated from those measured so far, and the
    refit of the best so far would not end within the plan.
-7. *Final model*: the best mean score wins (ties: the one run first). Its settings are fitted
+7. *Repeats*: one partition into folds leaves the choice noisy where rows are few and labels
+   rare (macro-F1 on 333 rows and 45 labels: candidates 0.006 apart in the mean of three
+   folds were 0.05 apart on a test split). While the budget allows (``repeats``, 2 by
+   default), the rows are partitioned again (``random_state + 1``, ...) and the best
+   :data:`KEEP_PER_FAMILY` candidates of each family, every member of a scored blend and the
+   blends are scored again on the new folds (the blends on their members' new out-of-fold
+   scores, as in step 6). A round runs only when the first partition's measured seconds of
+   all of it and the refit of the best still end within the plan, and a round that runs over
+   while running is dropped whole (``partition_notes_`` says why). The choice is then made
+   among the candidates scored on every partition, by the mean over all their folds.
+8. *Final model*: the best mean score wins (ties: the one run first). Its settings are fitted
    on all training rows as an ordinary :class:`~labelwise.Pipeline` (``pipeline_``, the same
    as ``Pipeline(model=Cls(**settings)).fit(X, Y)``), then calibrated (per-label Platt) and
    given per-label thresholds for the objective (micro-F1 for ``map`` and ``p@1``, which
-   need no sets) fitted on the winner's out-of-fold scores, so no further model is trained.
+   need no sets) fitted on the winner's out-of-fold scores of every partition (stacked: each
+   row once per partition, each partition's folds kept apart), so no further model is
+   trained.
 
 The leaderboard (``leaderboard_``, in ``pipeline_.tuning_["auto"]`` and so in the saved
 ``pipeline.json``) lists every candidate: name, family, model class, settings, status
-(``done``, ``stopped`` or ``skipped``), per-fold and mean score, seconds and estimated
-seconds. The whole ``fit`` (facts, cross-validation, final refit and tuning) is timed
+(``done``, ``stopped`` or ``skipped``), per-fold and mean score, the partitions they span,
+seconds and estimated seconds (those scored on more partitions first). The whole ``fit`` (facts, cross-validation, final refit and tuning) is timed
 against the budget; ``seconds_`` is what it took.
 """
 
@@ -335,17 +347,22 @@ class AutoModel(Estimator):
     scale: the pipelines' per-column scaling of numeric X (see :class:`~labelwise.Pipeline`).
     families: the candidate table (default :data:`FAMILIES`).
     blend: also try blends of the best candidates (module docstring, step 6).
+    repeats: the most partitions of the rows into ``cv`` folds (module docstring, step 7):
+        each one after the first scores the leading candidates again on new folds, when it is
+        expected to end within the budget.
     n_threads: given to every model that has ``n_threads``.
     random_state: folds, and every model's ``random_state``.
 
     After ``fit``: ``pipeline_`` (the fitted, tuned pipeline), ``leaderboard_``, ``chosen_``
-    (its leaderboard entry), ``facts_``, ``seconds_``.
+    (its leaderboard entry), ``facts_``, ``seconds_``, ``partitions_`` (the partitions the
+    choice was made on) and ``partition_notes_`` (why a further one was not run).
     """
 
     def __init__(self, *, budget: Any = "10m", objective: str = "micro-f1", cv: int = 3,
                  k: int = 100, featurizer: Any = None, scale: str | None = "auto",
                  families: tuple[Family, ...] | None = None, blend: bool = True,
-                 n_threads: int | None = None, random_state: int | None = 0) -> None:
+                 repeats: int = 2, n_threads: int | None = None,
+                 random_state: int | None = 0) -> None:
         self.budget = budget
         self.objective = objective
         self.cv = cv
@@ -354,6 +371,7 @@ class AutoModel(Estimator):
         self.scale = scale
         self.families = families
         self.blend = blend
+        self.repeats = repeats
         self.n_threads = n_threads
         self.random_state = random_state
 
@@ -386,7 +404,10 @@ class AutoModel(Estimator):
                     deadline: float, score_s: float) -> tuple:
         """Score the blends of :func:`blend_sets` on the kept out-of-fold scores (no fit);
         a blend that beats ``best`` and whose fit is expected to end before ``deadline``
-        becomes the new best. Returns the (maybe new) best.
+        becomes the new best. Returns the (maybe new) best and, for every blend scored
+        ``done``, ``(leaderboard row, group, model, estimated fit seconds, probabilities)``
+        (a list of the probabilities per partition: each member calibrated on all rows,
+        averaged) and its fold scores, for :meth:`_repeat`.
 
         Scoring takes time too (a Platt fit per fold and member, then the folds' scores): a
         blend is scored only when its members' calibration and its scoring (their largest
@@ -397,6 +418,7 @@ class AutoModel(Estimator):
         cal: dict[int, list[np.ndarray]] = {}
         cal_s: list[float] = []
         blend_s: list[float] = []
+        scored: list[tuple[int, tuple[int, ...], Any, float, np.ndarray]] = []
         for group in blend_sets(kept):
             t0 = time.perf_counter()
             members = [kept[i] for i in group]
@@ -437,10 +459,97 @@ class AutoModel(Estimator):
                 entry.update(status="skipped", reason=f"its fit (estimated {est:.1f} s) would "
                              f"not end in time; {max(0.0, deadline - now):.1f} s left")
             board.append(entry)
-            if entry["status"] == "done" and mean > best[0]:
+            if entry["status"] == "done":
                 P = np.mean([cal[i][cv] for i in group], axis=0)
-                best = (mean, len(board) - 1, model, sp.csr_matrix(P), est)
-        return best
+                scored.append((len(board) - 1, tuple(group), model, est, [P], scores))
+                if mean > best[0]:
+                    best = (mean, len(board) - 1, model, [sp.csr_matrix(P)], est)
+        return best, scored
+
+    def _repeat(self, r: int, best: tuple, lead: list[_Kept], kept: list[_Kept], scored: list,
+                raw: dict[int, list[float]], board: list[dict[str, Any]], run_folds: Any,
+                Y: sp.csr_matrix, cv: int, objective: str, deadline: float,
+                partition_folds: list[np.ndarray]) -> tuple | None:
+        """Partition ``r`` (module docstring, step 7): the best :data:`KEEP_PER_FAMILY`
+        candidates of each family (``lead``, their ``S`` a list of their out-of-fold scores
+        per partition, ``fit_cost_s`` their estimated refit) and every member of a scored blend are
+        cross-validated again on new folds, the blends are scored again on those, and the
+        choice is made among them by the mean over all their folds. Returns the new best, or
+        None when the round would not end before ``deadline`` (estimated from the first
+        partition's measured seconds, or found while running: nothing of it is kept then)."""
+        from .split import IterativeStratifiedKFold
+
+        n, L = Y.shape
+        seed = self.random_state + r if isinstance(self.random_state, int) else self.random_state
+        splits = list(IterativeStratifiedKFold(n_splits=cv, random_state=seed)
+                      .split(np.zeros((n, 1)), Y))
+        folds = np.full(n, -1, np.int64)
+        for f, (_, test) in enumerate(splits):
+            folds[test] = f
+        singles = {kc.index: kc for kc in lead}  # the ones that can be chosen
+        members = {kept[j].index for _, group, *_ in scored for j in group}
+        runs = {**{kc.index: kc for kc in kept if kc.index in members}, **singles}
+        todo = sorted(runs, key=lambda i: (-float(np.mean(raw[i])), i))
+        t0 = time.perf_counter()
+        est = (sum(board[i]["seconds"] for i in todo)
+               + sum(board[row]["seconds"] for row, *_ in scored))
+        note = None
+        if t0 + est + best[4] + FINISH_RESERVE_S > deadline:
+            note = (f"partition {r + 1} not run: estimated {est:.1f} s + refit {best[4]:.1f} s; "
+                    f"{max(0.0, deadline - t0):.1f} s left")
+        new: dict[int, list[float]] = {}
+        oof: dict[int, Any] = {}  # row -> this partition's out-of-fold scores (probabilities)
+        dense: dict[int, np.ndarray] = {}
+        took: dict[int, float] = {}
+        for i in todo if note is None else []:
+            tc = time.perf_counter()
+            parts, _, stopped = run_folds(runs[i].cand, splits, best[4])
+            if stopped is not None:
+                note = f"partition {r + 1} stopped: {board[i]['candidate']} {stopped}"
+                break
+            S = _stack(parts, n, L)
+            new[i] = [fold_score(objective, S, Y, folds, f) for f in range(cv)]
+            oof[i] = S
+            if i in members:
+                dense[i] = S.toarray()
+            took[i] = time.perf_counter() - tc
+        for row, group, *_ in scored if note is None else []:
+            tc = time.perf_counter()
+            cal = _fold_calibrated([_Kept(kept[j].mean, kept[j].index, kept[j].cand,
+                                          dense[kept[j].index], 0.0) for j in group], Y,
+                                   folds, cv)
+            new[row] = [fold_score(objective, sp.csr_matrix(np.mean([m[f] for m in cal],
+                                                                    axis=0)), Y, folds, f)
+                        for f in range(cv)]
+            oof[row] = np.mean([m[cv] for m in cal], axis=0)
+            took[row] = time.perf_counter() - tc
+        if note is not None:
+            self.partition_notes_.append(note)
+            return None
+        partition_folds.append(folds)
+        blends = {row: (model, est_fit, Ps) for row, _, model, est_fit, Ps, _ in scored}
+        for i, kc in singles.items():
+            kc.S.append(oof[i])
+        for row, (_, _, Ps) in blends.items():
+            Ps.append(oof[row])
+        for row, scores in new.items():
+            raw[row] = raw[row] + scores
+            board[row].update(fold_scores=[round(x, 6) for x in raw[row]],
+                              mean_score=round(float(np.mean(raw[row])), 6),
+                              partitions=board[row]["partitions"] + 1,
+                              seconds=round(board[row]["seconds"] + took[row], 3))
+        for i in sorted(set(singles) | set(blends), key=lambda i: (-float(np.mean(raw[i])), i)):
+            mean = float(np.mean(raw[i]))
+            if i in singles:
+                kc = singles[i]
+                return (mean, i, kc.cand, list(kc.S), kc.fit_cost_s)
+            model, est_fit, Ps = blends[i]
+            now = time.perf_counter()
+            if now + est_fit + FINISH_RESERVE_S <= deadline:
+                return (mean, i, model, [sp.csr_matrix(P) for P in Ps], est_fit)
+            board[i].update(status="skipped", reason=f"its fit (estimated {est_fit:.1f} s) "
+                            f"would not end in time; {max(0.0, deadline - now):.1f} s left")
+        return best  # pragma: no cover - ``lead`` holds the best single candidate
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, Y: Any = None, *, labels: Any = None) -> AutoModel:
@@ -459,6 +568,7 @@ class AutoModel(Estimator):
         if cv < 2:
             raise DataFormatError(f"cv must be >= 2, got {cv}", field="cv")
         positive_int(self.k, "k")
+        positive_int(self.repeats, "repeats")
         if isinstance(X, Dataset):
             if Y is not None or labels is not None:
                 raise TypeError("a Dataset carries X, Y and labels: pass no Y or labels")
@@ -501,9 +611,35 @@ class AutoModel(Estimator):
         def cv_share() -> float:  # fits on (cv-1)/cv of the rows, cv times, plus scoring
             return (cv - 1) * 1.1
 
+        def run_folds(c: _Candidate, splits_: list, refit_s: float | None) -> tuple:
+            """Fit and score ``c`` fold by fold: (held-out parts, fit seconds, stop reason or
+            None). With ``refit_s`` (the refit to keep time for), it stops when the measured
+            folds say the rest would not end before the deadline."""
+            parts: list[tuple[np.ndarray, sp.csr_matrix]] = []
+            fit_s: list[float] = []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # rare labels without positives in a fold
+                for f, (train, test) in enumerate(splits_):
+                    tf = time.perf_counter()
+                    pipe = self._pipeline(self._model(c), texts)
+                    pipe.fit(_rows(X, train), Yc[train], labels=labels)
+                    parts.append((test, sp.csr_matrix(pipe.decision_function(_rows(X, test),
+                                                                             k=k))))
+                    fit_s.append(time.perf_counter() - tf)
+                    left = cv - f - 1
+                    now = time.perf_counter()
+                    refit_guess = max(fit_s) * cv / (cv - 1)
+                    if left and refit_s is not None and now + left * float(np.mean(
+                            fit_s)) + max(refit_guess, refit_s) + FINISH_RESERVE_S > deadline:
+                        return parts, fit_s, (f"stopped after {f + 1} of {cv} folds: the rest "
+                                              "would not fit")
+            return parts, fit_s, None
+
         # blends average calibrated probabilities of every label: only when all are scored
         blendable = self.blend and L <= k
         kept: list[_Kept] = []
+        lead: list[_Kept] = []  # the best of each family (CSR scores), for a repeat
+        raw: dict[int, list[float]] = {}  # leaderboard row -> its unrounded fold scores
         score_s = 0.0  # the longest scoring of a candidate's folds
         for c in cands:
             est_cv = c.raw_fit_s * cv_share() * ratio(c)
@@ -524,25 +660,7 @@ class AutoModel(Estimator):
                               f"cheapest candidate {c.name} ({est_cv + reserve:.1f} s); it runs "
                               "anyway so that a model comes out", stacklevel=2)
             t0 = time.perf_counter()
-            parts = []
-            stopped = None
-            fit_s: list[float] = []
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # rare labels without positives in a fold
-                for f, (train, test) in enumerate(splits):
-                    tf = time.perf_counter()
-                    pipe = self._pipeline(self._model(c), texts)
-                    pipe.fit(_rows(X, train), Yc[train], labels=labels)
-                    parts.append((test, sp.csr_matrix(pipe.decision_function(_rows(X, test),
-                                                                             k=k))))
-                    fit_s.append(time.perf_counter() - tf)
-                    left = cv - f - 1
-                    now = time.perf_counter()
-                    refit_guess = max(fit_s) * cv / (cv - 1)
-                    if left and best is not None and now + left * float(np.mean(fit_s)) + max(
-                            refit_guess, best[4]) + FINISH_RESERVE_S > deadline:
-                        stopped = f"stopped after {f + 1} of {cv} folds: the rest would not fit"
-                        break
+            parts, fit_s, stopped = run_folds(c, splits, None if best is None else best[4])
             seconds = time.perf_counter() - t0
             entry["seconds"] = round(seconds, 3)
             done_share = len(fit_s) / cv
@@ -559,20 +677,40 @@ class AutoModel(Estimator):
             entry.update(status="done", fold_scores=[round(s, 6) for s in scores],
                          mean_score=round(mean, 6), seconds=round(time.perf_counter() - t0, 3))
             board.append(entry)
+            raw[len(board) - 1] = list(scores)
             refit_est = float(np.mean(fit_s)) * cv / (cv - 1)
             if best is None or mean > best[0]:
-                best = (mean, len(board) - 1, c, S, refit_est)
+                best = (mean, len(board) - 1, c, [S], refit_est)
+            if int(self.repeats) > 1:  # their out-of-fold scores, held for a repeat only
+                lead = _prune_kept(lead + [_Kept(mean, len(board) - 1, c, [S], refit_est)])
             if blendable and _registered(c.family.model_class()):
                 kept.append(_Kept(mean, len(board) - 1, c, S.toarray(), seconds + refit_est))
                 kept = _prune_kept(kept)
 
+        scored: list = []
         if best is not None and blendable and len(kept) >= 2:
-            best = self._try_blends(kept, best, board, Yc, folds, cv, objective, deadline,
-                                    score_s)
+            best, scored = self._try_blends(kept, best, board, Yc, folds, cv, objective,
+                                            deadline, score_s)
+            for row, *_, scores in scored:
+                raw[row] = [float(x) for x in scores]
+        for entry in board:
+            entry["partitions"] = 1 if entry["fold_scores"] else 0
+        partitions = 1
+        partition_folds = [folds]
+        self.partition_notes_: list[str] = []
+        for r in range(1, int(self.repeats)):
+            if best is None:  # pragma: no cover - the first candidate always runs to the end
+                break
+            outcome = self._repeat(r, best, lead, kept, scored, raw, board, run_folds, Yc,
+                                   cv, objective, deadline, partition_folds)
+            if outcome is None:
+                break
+            best = outcome
+            partitions += 1
 
         if best is None:  # pragma: no cover - the first candidate always runs to the end
             raise LabelwiseError("auto: no candidate finished")
-        mean, index, c, S, _ = best
+        mean, index, c, S_parts, _ = best  # the winner's out-of-fold scores per partition
         t_refit = time.perf_counter()
         pipe = self._pipeline(c if isinstance(c, Blend) else self._model(c), texts)
         with warnings.catch_warnings():
@@ -580,22 +718,30 @@ class AutoModel(Estimator):
             pipe.fit(X, Yc, labels=labels)
         policy_objective = objective if objective.endswith("-f1") else "micro-f1"
         pipe.calibrator_ = PlattCalibrator(per_label=True)
-        P = pipe.calibrator_.fit_transform(S, Yc)
-        pipe.decision_ = PerLabelThreshold(objective=policy_objective).fit(P, Yc, folds=folds)
+        used = len(S_parts)
+        P = pipe.calibrator_.fit_transform(sp.vstack(S_parts, format="csr"),
+                                           sp.vstack([Yc] * used, format="csr"))
+        pipe.decision_ = PerLabelThreshold(objective=policy_objective).fit(
+            P, sp.vstack([Yc] * used, format="csr"),
+            folds=np.concatenate([partition_folds[p] + cv * p for p in range(used)]))
         self.seconds_ = time.perf_counter() - start
         phases = {"setup": round(t_setup - start, 3), "cross_validation": round(
             t_refit - t_setup, 3), "final_fit": round(time.perf_counter() - t_refit, 3)}
-        ranked = sorted(range(len(board)), key=lambda i: (
-            board[i]["status"] != "done", -(board[i]["mean_score"] or 0.0), i))
+        ranked = sorted(range(len(board)), key=lambda i: (  # the choice comes first
+            board[i]["status"] != "done", -board[i]["partitions"],
+            -(board[i]["mean_score"] or 0.0), i))
         self.leaderboard_ = [board[i] for i in ranked]
         self.chosen_ = dict(board[index])
         self.facts_ = facts
+        self.partitions_ = partitions
         pipe.tuning_ = {"objective": policy_objective, "calibration": "platt-per-label",
                         "cv": int(cv), "k": k, "random_state": self.random_state,
                         "featurizer_in_folds": bool(texts), "n_samples": int(n),
                         "auto": {"objective": objective, "budget_s": budget,
                                  "seconds": round(self.seconds_, 3), "phases": phases,
                                  "chosen": self.chosen_["candidate"],
+                                 "partitions": partitions,
+                                 "partition_notes": list(self.partition_notes_),
                                  "facts": {**facts.__dict__, "density": facts.density},
                                  "leaderboard": self.leaderboard_}}
         pipe.featurizer_in_folds = bool(texts)
@@ -708,12 +854,13 @@ def _stack(parts: list[tuple[np.ndarray, sp.csr_matrix]], n: int, L: int) -> sp.
 
 
 def format_leaderboard(board: list[dict[str, Any]], objective: str) -> str:
-    """The leaderboard as a text table (the CLI prints it)."""
-    lines = [f"{'rank':>4}  {'candidate':<58} {'status':<8} {objective:>9}  {'folds':<26} "
+    """The leaderboard as a text table (the CLI prints it); the folds of every partition."""
+    folds = [" ".join(f"{s:.3f}" for s in e["fold_scores"]) for e in board]
+    width = max([26, *map(len, folds)])
+    lines = [f"{'rank':>4}  {'candidate':<58} {'status':<8} {objective:>9}  {'folds':<{width}} "
              f"{'seconds':>8}"]
-    for i, e in enumerate(board, 1):
+    for i, (e, text) in enumerate(zip(board, folds, strict=True), 1):
         score = "" if e["mean_score"] is None else f"{e['mean_score']:.4f}"
-        folds = " ".join(f"{s:.3f}" for s in e["fold_scores"])
         lines.append(f"{i:>4}  {e['candidate'][:58]:<58} {e['status']:<8} {score:>9}  "
-                     f"{folds:<26} {e['seconds']:>8.1f}")
+                     f"{text:<{width}} {e['seconds']:>8.1f}")
     return "\n".join(lines)
