@@ -167,6 +167,20 @@ def _bin_columns(indptr, indices, data, values, n, max_bins, codes, lo, hi, dist
 
 
 @njit(inline="always")
+def _take_code(c, w, cmin, cmax, n_min):
+    """The code range (smallest, largest, weight at the smallest) widened by ``w`` rows
+    holding code ``c``."""
+    if c < cmin:
+        cmin = c
+        n_min = w
+    elif c == cmin:
+        n_min += w
+    if c > cmax:
+        cmax = c
+    return cmin, cmax, n_min
+
+
+@njit(inline="always")
 def _code_range(col, rows, start, end):
     """The smallest and largest code of the node's rows in one feature, and how many rows
     hold the smallest. (The searches below are inlined into their callers: no call, no
@@ -175,14 +189,7 @@ def _code_range(col, rows, start, end):
     cmax = 0
     n_min = 0
     for p in range(start, end):
-        c = col[rows[p]]
-        if c < cmin:
-            cmin = c
-            n_min = 1
-        elif c == cmin:
-            n_min += 1
-        if c > cmax:
-            cmax = c
+        cmin, cmax, n_min = _take_code(col[rows[p]], 1, cmin, cmax, n_min)
     return cmin, cmax, n_min
 
 
@@ -466,26 +473,13 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
                     n_in += 1
                     w = mult[r]
                     n_stored += w
-                    c = col[r]
-                    if c < cmin:
-                        cmin = c
-                        n_min = w
-                    elif c == cmin:
-                        n_min += w
-                    if c > cmax:
-                        cmax = c
+                    cmin, cmax, n_min = _take_code(col[r], w, cmin, cmax, n_min)
             stored = n_in > 0
             known = stored
             n_absent = end - start - n_stored
             if stored and n_absent > 0:
                 zero_side = fzero[f]
-                if zero_side < cmin:
-                    cmin = zero_side
-                    n_min = n_absent
-                elif zero_side == cmin:
-                    n_min += n_absent
-                if zero_side > cmax:
-                    cmax = zero_side
+                cmin, cmax, n_min = _take_code(zero_side, n_absent, cmin, cmax, n_min)
         if not stored:
             cmin = cmax = 0
         elif not known:
