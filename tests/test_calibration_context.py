@@ -198,3 +198,33 @@ def test_pipeline_tunes_with_context_and_reloads_it(tmp_path):
     assert again.calibrator_.context
     np.testing.assert_array_equal(again.predict_proba(X).toarray(), pipe.predict_proba(X).toarray())
     assert (again.predict(X) != pipe.predict(X)).nnz == 0
+
+
+def test_pipeline_context_probabilities_do_not_depend_on_the_k_asked():
+    """predict_proba(k=1 or 2) on a context-tuned pipeline: the row's top pairs are still
+    read (scored at k >= 3, then cut), so each kept pair has the probability it has at k=4,
+    and the kept pairs are the top raw scores."""
+    from labelwise import Pipeline
+    from labelwise.models import OneVsRest
+
+    rng = np.random.default_rng(11)
+    X = sp.random(300, 30, density=0.3, format="csr", random_state=11, dtype=np.float32)
+    Y = sp.csr_matrix((X @ rng.normal(size=(30, 6)) > 0.3).astype(np.float32))
+    pipe = Pipeline(model=OneVsRest(n_threads=1, random_state=0)).fit(X, Y)
+    pipe.tune(X, Y, objective="precision=0.8", calibration="platt-per-label+context", cv=3,
+              k=4, select_c=False)
+    assert pipe.calibrator_.context_ is not None and pipe.calibrator_.min_k == 3
+    P4 = pipe.predict_proba(X, k=4).toarray()
+    S4 = pipe.decision_function(X, k=4).toarray()
+    for k in (1, 2):
+        Pk = pipe.predict_proba(X, k=k).tocoo()
+        assert np.all(np.diff(pipe.predict_proba(X, k=k).indptr) == k)
+        np.testing.assert_array_equal(Pk.data, P4[Pk.row, Pk.col])
+        for i in range(X.shape[0]):  # the kept labels are the row's k best raw scores
+            stored = np.flatnonzero(S4[i] != 0)
+            best = stored[np.lexsort((stored, -S4[i, stored]))][:k]
+            assert sorted(Pk.col[Pk.row == i]) == sorted(best)
+    # plain per-label Platt reads each pair alone: nothing more is scored
+    plain = Pipeline(model=OneVsRest(n_threads=1, random_state=0)).fit(X, Y)
+    plain.tune(X, Y, objective="micro-f1", cv=3, k=4, select_c=False)
+    assert plain.calibrator_.min_k == 1

@@ -695,8 +695,15 @@ class Pipeline(Estimator):
         """(top-k raw scores, their probabilities) over all labels; with open labels the two
         parts' top k are merged by probability (labelwise.models.hybrid.merge_topk)."""
         X = self._input(X)
-        S = self.model.decision_function(self.transform(X), k=k)
+        # a calibrator that reads a row's top pairs (the context map) sees at least those,
+        # so a pair's probability does not depend on k; the extra pairs are cut after it
+        need = max(k, getattr(self.calibrator_, "min_k", 1))
+        S = self.model.decision_function(self.transform(X), k=need)
+        if not S.has_sorted_indices:  # P is laid out as S sorted (calibrator entries)
+            S = S.sorted_indices()
         P = self._probability(S)
+        if need > k:
+            S, P = _first_k(S, P, k)
         if self._open_part() is None:
             return S, P
         from .features.base import as_texts
@@ -923,3 +930,17 @@ def load_any(path: str | os.PathLike[str], *, mmap: bool = False,
              verify: bool = True) -> Pipeline:
     """A pipeline directory, or a plain model directory (as a pipeline around that model)."""
     return _load_any(path, cls=Pipeline, mmap=mmap, verify=verify)
+
+
+def _first_k(S: sp.csr_matrix, P: sp.csr_matrix, k: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """The k highest raw scores of each row of S (ties: the lower label id, as the models'
+    top-k) and their probabilities in P (stored in S's layout)."""
+    from .calibration._context import raw_ranks
+
+    n = S.shape[0]
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(S.indptr))
+    keep = raw_ranks(S.data, rows, S.indptr.astype(np.int64), S.indices) < k
+    indptr = np.zeros(n + 1, S.indptr.dtype)
+    np.cumsum(np.bincount(rows[keep], minlength=n), out=indptr[1:])
+    return tuple(sp.csr_matrix((M.data[keep], M.indices[keep], indptr), shape=M.shape)
+                 for M in (S, P))

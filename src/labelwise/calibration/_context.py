@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["context_features", "fit_context", "label_ceilings", "FEATURES"]
+__all__ = ["context_features", "fit_context", "label_ceilings", "FEATURES", "TOP"]
 
 FEATURES = ("logit_p", "rank0", "rank1", "rank2", "logit_other", "p_minus_other",
             "log_top3_sum", "logit_ceiling", "log_positives")
+#: the row's top pairs every feature reads (a top-k matrix with k >= TOP gives the same map)
+TOP = 3
 #: entries below this Platt probability are not fitted on
 FLOOR = 0.05
 #: pseudo-pairs (at all labels' precision) added to each label's ceiling estimate
@@ -66,14 +68,14 @@ def context_features(p: np.ndarray, values: np.ndarray, rows: np.ndarray, cols: 
     """The (nnz, len(FEATURES)) feature matrix of the module docstring."""
     n_rows = indptr.size - 1
     rank = raw_ranks(values, rows, indptr, cols)
-    top = rank < 3
+    top = rank < TOP
     # the row's top three probabilities by rank slot (0 where the row has fewer entries)
-    slots = np.zeros((n_rows, 3))
+    slots = np.zeros((n_rows, TOP))
     slots[rows[top], rank[top]] = p[top]
     best = slots.max(axis=1)
     # highest p among the other top-three entries: drop e's own slot when it is one
     other = np.empty(p.size)
-    for s in range(3):
+    for s in range(TOP):
         mine = rank == s
         rest = np.delete(slots, s, axis=1).max(axis=1)
         other[mine] = rest[rows[mine]]

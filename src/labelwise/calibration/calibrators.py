@@ -69,6 +69,7 @@ from ..decision._entries import Entries, entries, hits, rebuild, truth
 from ..errors import DataFormatError, NotFittedError
 from ._context import FEATURES as CONTEXT_FEATURES
 from ._context import FLOOR as CONTEXT_FLOOR
+from ._context import TOP as CONTEXT_TOP
 from ._context import context_features, fit_context, label_ceilings
 from ._logistic import _sigmoid, fit_groups
 
@@ -160,6 +161,12 @@ class Calibrator:
         """Probabilities of the entries of E (a map that reads the rows overrides this)."""
         return self._map(E.values, E.cols)
 
+    @property
+    def min_k(self) -> int:
+        """The fewest top scores a row needs for its pairs' probabilities not to depend on
+        how many were retrieved (1: each pair alone)."""
+        return 1
+
     def _state(self) -> dict[str, Any]:
         return {}
 
@@ -209,6 +216,10 @@ class PlattCalibrator(Calibrator):
     def _features(self, E: Entries, p: np.ndarray) -> np.ndarray:
         return context_features(p, E.values, E.rows, E.cols, E.indptr, self.ceiling_,
                                 self.n_positives_)
+
+    @property
+    def min_k(self) -> int:
+        return CONTEXT_TOP if getattr(self, "context_", None) is not None else 1
 
     def _map_entries(self, E: Entries) -> np.ndarray:
         p = self._map(E.values, E.cols)
