@@ -179,18 +179,26 @@ def test_ridge_logistic_matches_scikit_learn():
     assert abs(got[-1] - ref.intercept_[0]) < 1e-6
 
 
+def _pipeline(seed, n_labels, **tune):
+    """A OneVsRest pipeline on random sparse rows, tuned with the context map (or ``tune``)."""
+    from labelwise import Pipeline
+    from labelwise.models import OneVsRest
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(300, 30, density=0.3, format="csr", random_state=seed, dtype=np.float32)
+    Y = sp.csr_matrix((X @ rng.normal(size=(30, n_labels)) > 0.3).astype(np.float32))
+    pipe = Pipeline(model=OneVsRest(n_threads=1, random_state=0)).fit(X, Y)
+    tune = {"objective": "precision=0.8", "calibration": "platt-per-label+context", **tune}
+    pipe.tune(X, Y, cv=3, k=4, select_c=False, **tune)
+    return pipe, X
+
+
 def test_pipeline_tunes_with_context_and_reloads_it(tmp_path):
     """tune(calibration="platt-per-label+context"): the certified policy is fitted on its
     probabilities, and a saved pipeline gives the same probabilities and sets back."""
     from labelwise import Pipeline
-    from labelwise.models import OneVsRest
 
-    rng = np.random.default_rng(9)
-    X = sp.random(300, 30, density=0.3, format="csr", random_state=9, dtype=np.float32)
-    Y = sp.csr_matrix((X @ rng.normal(size=(30, 5)) > 0.3).astype(np.float32))
-    pipe = Pipeline(model=OneVsRest(n_threads=1, random_state=0)).fit(X, Y)
-    pipe.tune(X, Y, objective="precision=0.8", calibration="platt-per-label+context", cv=3,
-              k=4, select_c=False)
+    pipe, X = _pipeline(9, 5)
     assert pipe.calibrator_.context and pipe.tuning_["calibration"] == "platt-per-label+context"
     assert pipe.calibrator_.context_ is not None
     pipe.save(tmp_path / "p")
@@ -204,15 +212,7 @@ def test_pipeline_context_probabilities_do_not_depend_on_the_k_asked():
     """predict_proba(k=1 or 2) on a context-tuned pipeline: the row's top pairs are still
     read (scored at k >= 3, then cut), so each kept pair has the probability it has at k=4,
     and the kept pairs are the top raw scores."""
-    from labelwise import Pipeline
-    from labelwise.models import OneVsRest
-
-    rng = np.random.default_rng(11)
-    X = sp.random(300, 30, density=0.3, format="csr", random_state=11, dtype=np.float32)
-    Y = sp.csr_matrix((X @ rng.normal(size=(30, 6)) > 0.3).astype(np.float32))
-    pipe = Pipeline(model=OneVsRest(n_threads=1, random_state=0)).fit(X, Y)
-    pipe.tune(X, Y, objective="precision=0.8", calibration="platt-per-label+context", cv=3,
-              k=4, select_c=False)
+    pipe, X = _pipeline(11, 6)
     assert pipe.calibrator_.context_ is not None and pipe.calibrator_.min_k == 3
     P4 = pipe.predict_proba(X, k=4).toarray()
     S4 = pipe.decision_function(X, k=4).toarray()
@@ -225,6 +225,5 @@ def test_pipeline_context_probabilities_do_not_depend_on_the_k_asked():
             best = stored[np.lexsort((stored, -S4[i, stored]))][:k]
             assert sorted(Pk.col[Pk.row == i]) == sorted(best)
     # plain per-label Platt reads each pair alone: nothing more is scored
-    plain = Pipeline(model=OneVsRest(n_threads=1, random_state=0)).fit(X, Y)
-    plain.tune(X, Y, objective="micro-f1", cv=3, k=4, select_c=False)
+    plain, _ = _pipeline(11, 6, objective="micro-f1", calibration="platt-per-label")
     assert plain.calibrator_.min_k == 1
