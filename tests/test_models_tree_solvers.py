@@ -42,6 +42,33 @@ def test_gram_matrix_matches_dense_reference():
     assert empty.shape == (0, 0)
 
 
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_gram_matrix_over_threads_is_the_one_thread_matrix(n_threads):
+    """The Gram matrix built over row ranges on several threads (the rows' upper parts,
+    then the mirrored lower parts) is bit for bit the one-call matrix, which matches the
+    dense reference; the per-row costs are the products each row takes."""
+    X, _ = long_rows(n=41, d=70, density=0.4, seed=3)
+    rows = np.array([40, 2, 7, 3, 30, 11, 0, 25, 19, 33, 8, 5, 21], np.int64)
+    one = _dcd_gram.gram_matrix(X.indptr, X.indices, X.data, rows, 0.7, X.shape[1])
+    task = _tree_build.NodeTask(0, 0, 0, rows, np.zeros(1, np.int64), np.zeros(0, np.int64),
+                                np.zeros(0, np.int64))
+    many = _tree_build.gram_matrix(X, task, 0.7, n_threads)
+    assert many.dtype == one.dtype == np.float64 and np.array_equal(many, one)
+    Xd = X.toarray().astype(np.float64)[rows]
+    np.testing.assert_allclose(one, Xd @ Xd.T + 0.49, rtol=1e-12, atol=1e-12)
+    _, _, _, cost = _dcd_gram.gram_columns(X.indptr, X.indices, X.data, rows, X.shape[1])
+    held = Xd != 0
+    expected = [int((held[s][None, :] & held[s:]).sum()) for s in range(rows.shape[0])]
+    assert cost.tolist() == expected
+    # any split into ranges gives the same matrix
+    K = np.full((rows.shape[0],) * 2, np.nan)
+    col = _dcd_gram.gram_columns(X.indptr, X.indices, X.data, rows, X.shape[1])[:3]
+    for a, b in ((5, 13), (0, 1), (1, 5)):
+        _dcd_gram.gram_rows(X.indptr, X.indices, X.data, rows, 0.7, *col, a, b, K)
+    _dcd_gram.gram_mirror(K, 0, rows.shape[0])
+    assert np.array_equal(K, one)
+
+
 @pytest.mark.parametrize("C", [0.3, 2.0, 8.0])
 def test_sq_hinge_gram_reaches_the_plain_solvers_optimum(C):
     """Same rows, same seed: the kernel form and _sq_hinge_rows reach the same optimum (at
@@ -317,9 +344,9 @@ def test_pieces_of_a_gram_node_share_one_matrix(monkeypatch):
     built = []
     real = _tree_build.gram_matrix
 
-    def spy(X, task, bias):
+    def spy(X, task, bias, n_threads=1):
         built.append(task.node)
-        return real(X, task, bias)
+        return real(X, task, bias, n_threads)
 
     monkeypatch.setattr(_tree_build, "gram_matrix", spy)
     two = LabelTree(n_threads=2, random_state=0).fit(X, Y)
