@@ -42,6 +42,56 @@ def test_gram_matrix_matches_dense_reference():
     assert empty.shape == (0, 0)
 
 
+def test_keep_weights_matches_a_plain_filter():
+    """keep_weights (count, grow once, write without a branch) appends exactly the
+    candidates a plain filter keeps, growing a full array, at any threshold (0 too:
+    zeros are never kept), after what was already held."""
+    rng = np.random.default_rng(7)
+    w = rng.normal(0.0, 0.2, 501) * (rng.random(501) < 0.5)
+    w[[3, 10]] = [0.1, -0.1]  # exactly at the threshold: kept
+    cands = np.sort(rng.choice(500, 300, replace=False)).astype(np.int64)
+    feat = np.array([9, 4], np.int32)  # full: it must grow
+    vals = np.array([1.5, -2.5], np.float32)
+    used = np.int64(2)
+    for thr in (0.1, 0.0, 10.0, 0.1):
+        ref = [(int(f), np.float32(w[f])) for f in cands if w[f] != 0.0 and abs(w[f]) >= thr]
+        before_f, before_v = feat[:used].copy(), vals[:used].copy()
+        feat, vals, new_used, kept = _dcd.keep_weights(w, cands, thr, feat, vals, used)
+        assert kept == len(ref) and new_used == used + kept and feat.shape[0] > new_used
+        assert np.array_equal(feat[:used], before_f) and np.array_equal(vals[:used], before_v)
+        assert feat[used:new_used].tolist() == [f for f, _ in ref]
+        assert np.array_equal(vals[used:new_used], np.array([v for _, v in ref], np.float32))
+        used = new_used
+    assert _dcd.keep_weights(np.zeros(4), np.arange(3), 0.0, feat, vals, used)[2:] == (used, 0)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_gram_matrix_over_threads_is_the_one_thread_matrix(n_threads):
+    """The Gram matrix built over row ranges on several threads (the rows' upper parts,
+    then the mirrored lower parts) is bit for bit the one-call matrix, which matches the
+    dense reference; the per-row costs are the products each row takes."""
+    X, _ = long_rows(n=41, d=70, density=0.4, seed=3)
+    rows = np.array([40, 2, 7, 3, 30, 11, 0, 25, 19, 33, 8, 5, 21], np.int64)
+    one = _dcd_gram.gram_matrix(X.indptr, X.indices, X.data, rows, 0.7, X.shape[1])
+    task = _tree_build.NodeTask(0, 0, 0, rows, np.zeros(1, np.int64), np.zeros(0, np.int64),
+                                np.zeros(0, np.int64))
+    many = _tree_build.gram_matrix(X, task, 0.7, n_threads)
+    assert many.dtype == one.dtype == np.float64 and np.array_equal(many, one)
+    Xd = X.toarray().astype(np.float64)[rows]
+    np.testing.assert_allclose(one, Xd @ Xd.T + 0.49, rtol=1e-12, atol=1e-12)
+    _, _, _, cost = _dcd_gram.gram_columns(X.indptr, X.indices, X.data, rows, X.shape[1])
+    held = Xd != 0
+    expected = [int((held[s][None, :] & held[s:]).sum()) for s in range(rows.shape[0])]
+    assert cost.tolist() == expected
+    # any split into ranges gives the same matrix
+    K = np.full((rows.shape[0],) * 2, np.nan)
+    col = _dcd_gram.gram_columns(X.indptr, X.indices, X.data, rows, X.shape[1])[:3]
+    for a, b in ((5, 13), (0, 1), (1, 5)):
+        _dcd_gram.gram_rows(X.indptr, X.indices, X.data, rows, 0.7, *col, a, b, K)
+    _dcd_gram.gram_mirror(K, 0, rows.shape[0])
+    assert np.array_equal(K, one)
+
+
 @pytest.mark.parametrize("C", [0.3, 2.0, 8.0])
 def test_sq_hinge_gram_reaches_the_plain_solvers_optimum(C):
     """Same rows, same seed: the kernel form and _sq_hinge_rows reach the same optimum (at
@@ -213,6 +263,41 @@ def test_block_equals_a_plain_loop_bit_for_bit(density, pad):
     assert np.array_equal(n_iter, it_ref) and np.abs(W).sum() > 0
 
 
+@pytest.mark.parametrize("threshold", [0.0, 0.05, 0.3])
+def test_train_node_block_keeps_the_weights_a_plain_prune_keeps(threshold):
+    """train_node's block path (branch-free placement into a buffer with a spare slot per
+    classifier, then compacted) returns, per classifier, exactly the non-zero weights of
+    the block's W with ``|w| >= threshold``, features ascending (a plain filter of W)."""
+    X, Y = long_rows(seed=5, n=50, d=120, L=6, density=0.2)
+    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
+    rows = np.arange(3, 47, dtype=np.int64)
+    Yc = sp.csc_matrix(Y[rows])
+    Yc.sort_indices()
+    tgt_indptr, tgt_indices = Yc.indptr.astype(np.int64), Yc.indices.astype(np.int64)
+    m = Y.shape[1]
+    seeds = np.arange(11, 11 + m, dtype=np.int64)
+    counts, feat, vals, bias_w, n_iter = _tree_kernels.train_node(
+        X.indptr, X.indices, X.data, sq, rows, tgt_indptr, tgt_indices, seeds,
+        _dcd.LOSS_SQUARED_HINGE, 0.7, 1.0, 0.05, 15, threshold, X.shape[1])
+    feats = np.unique(X[rows].indices).astype(np.int64)
+    loc = _tree_kernels._frequency_order(X.indptr, X.indices, rows, feats, X.shape[1])
+    W = np.zeros((feats.size, m), np.float32)
+    wb, it = np.zeros(m), np.zeros(m, np.int64)
+    _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc, tgt_indptr, tgt_indices,
+                        0.7, 1.0, 0.05, 15, seeds[0], W, wb, it)
+    assert np.array_equal(bias_w, wb) and np.array_equal(n_iter, it)
+    ref_f, ref_v, ref_c = [], [], []
+    for j in range(m):
+        col = W[loc[feats], j]
+        keep = (col != 0) & (np.abs(col) >= threshold)
+        ref_f += feats[keep].tolist()
+        ref_v += col[keep].tolist()
+        ref_c.append(int(keep.sum()))
+    assert counts.tolist() == ref_c and feat.tolist() == ref_f
+    assert vals.dtype == np.float32 and np.array_equal(vals, np.array(ref_v, np.float32))
+    assert 0 < len(ref_f) and (threshold == 0.0 or len(ref_f) < W.size)
+
+
 def test_prefetch_hint_compiles_for_any_entry_and_changes_nothing():
     """``_dcd._prefetch`` (the block's hint for the next row's weight rows) compiles for
     float32 and float64 arrays and int32 / int64 indices, accepts every entry, the last
@@ -317,9 +402,9 @@ def test_pieces_of_a_gram_node_share_one_matrix(monkeypatch):
     built = []
     real = _tree_build.gram_matrix
 
-    def spy(X, task, bias):
+    def spy(X, task, bias, n_threads=1):
         built.append(task.node)
-        return real(X, task, bias)
+        return real(X, task, bias, n_threads)
 
     monkeypatch.setattr(_tree_build, "gram_matrix", spy)
     two = LabelTree(n_threads=2, random_state=0).fit(X, Y)

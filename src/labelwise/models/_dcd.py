@@ -296,22 +296,34 @@ def dcd_solve(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias, tol, max_
 def keep_weights(w, candidates, prune_threshold, feat, vals, used):
     """Append ``(f, w[f])`` for the features ``f`` in ``candidates`` (ascending) whose weight is
     non-zero with ``|w[f]| >= prune_threshold`` to ``feat``/``vals`` from position ``used``,
-    doubling the arrays when full. Returns ``(feat, vals, used, n_kept)``."""
+    growing the arrays (at least doubling them) when they would overflow. Returns ``(feat,
+    vals, used, n_kept)``.
+
+    Two passes: the kept weights are counted first (the arrays grown once), then written
+    without a branch (every candidate is written at ``used``, which advances only past a
+    kept one; one spare slot holds the last write). A loop that may replace ``feat`` and
+    ``vals`` while it runs, or branches on the kept ones (a few per cent, at random), ran
+    about nine times slower: on a Gram node of synthetic-long (95K candidates, 94
+    classifiers) 0.12 s against 0.013 s, with the same arrays."""
     kept = 0
     for f in candidates:
         v = w[f]
-        if v != 0.0 and abs(v) >= prune_threshold:
-            if used == feat.shape[0]:
-                nf = np.empty(2 * used, np.int32)
-                nv = np.empty(2 * used, np.float32)
-                nf[:used] = feat[:used]
-                nv[:used] = vals[:used]
-                feat = nf
-                vals = nv
-            feat[used] = f
-            vals[used] = v
-            used += 1
-            kept += 1
+        kept += (v != 0.0) & (abs(v) >= prune_threshold)
+    if used + kept + 1 > feat.shape[0]:
+        size = max(2 * feat.shape[0], used + kept + 1)
+        nf = np.empty(size, np.int32)
+        nv = np.empty(size, np.float32)
+        nf[:used] = feat[:used]
+        nv[:used] = vals[:used]
+        feat = nf
+        vals = nv
+    if kept == 0:
+        return feat, vals, used, kept
+    for f in candidates:
+        v = w[f]
+        feat[used] = f
+        vals[used] = v
+        used += (v != 0.0) & (abs(v) >= prune_threshold)
     return feat, vals, used, kept
 
 

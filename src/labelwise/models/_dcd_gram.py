@@ -23,18 +23,17 @@ import numpy as np
 from .._numba import njit
 from ._dcd import _axpy, _shuffle
 
-__all__ = ["gram_matrix", "sq_hinge_gram", "weights_from_duals"]
+__all__ = ["gram_columns", "gram_rows", "gram_mirror", "gram_matrix", "sq_hinge_gram",
+           "weights_from_duals"]
 
 
 @njit(nogil=True, cache=True)
-def gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features):
-    """``K`` (n, n) float64 with ``K[s, t] = x_{rows[s]} . x_{rows[t]} + bias^2``.
-
-    Built feature by feature (cost ``sum_f df_f^2 / 2`` over the rows' document
-    frequencies): the rows' values are regrouped by feature (rows ascending), and row
-    ``s``'s products with the rows ``t >= s`` sharing a feature are added to ``K[s, t]``;
-    the lower triangle is then copied from the upper one.
-    """
+def gram_columns(x_indptr, x_indices, x_data, rows, n_features):
+    """The rows' values regrouped by feature, for :func:`gram_rows`: ``(col_ptr, col_row,
+    col_val, row_cost)``. Feature ``f``'s entries are ``col_ptr[f]:col_ptr[f+1]``, each a
+    local row position (``col_row``, int32, ascending) and its value (``col_val``, the
+    float32 stored value); ``row_cost[s]`` is the number of products :func:`gram_rows`
+    takes for row ``s`` (over its features, the entries of rows ``>= s``)."""
     n = rows.shape[0]
     col_ptr = np.zeros(n_features + 1, np.int64)
     for s in range(n):
@@ -44,8 +43,8 @@ def gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features):
     for f in range(n_features):
         col_ptr[f + 1] += col_ptr[f]
     cursor = col_ptr[:-1].copy()
-    col_row = np.empty(col_ptr[n_features], np.int64)
-    col_val = np.empty(col_ptr[n_features], np.float64)
+    col_row = np.empty(col_ptr[n_features], np.int32)
+    col_val = np.empty(col_ptr[n_features], np.float32)
     for s in range(n):
         i = rows[s]
         for p in range(x_indptr[i], x_indptr[i + 1]):
@@ -53,10 +52,35 @@ def gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features):
             col_row[cursor[f]] = s
             col_val[cursor[f]] = x_data[p]
             cursor[f] += 1
-    cursor[:] = col_ptr[:-1]  # now: the first entry of each feature not yet passed
-    b2 = bias * bias
-    K = np.empty((n, n), np.float64)
+    row_cost = np.zeros(n, np.int64)
+    cursor[:] = col_ptr[:-1]
     for s in range(n):
+        i = rows[s]
+        c = 0
+        for p in range(x_indptr[i], x_indptr[i + 1]):
+            f = x_indices[p]
+            c += col_ptr[f + 1] - cursor[f]
+            cursor[f] += 1
+        row_cost[s] = c
+    return col_ptr, col_row, col_val, row_cost
+
+
+@njit(nogil=True, cache=True)
+def gram_rows(x_indptr, x_indices, x_data, rows, bias, col_ptr, col_row, col_val, s_start,
+              s_end, K):
+    """The upper triangle (``t >= s``) of rows ``s_start:s_end`` of the Gram matrix ``K``
+    (:func:`gram_matrix`), from :func:`gram_columns`' arrays. Row ``s``'s products with
+    the rows ``t >= s`` sharing a feature are added to ``K[s, t]`` in the order of row
+    ``s``'s stored features, then ``bias^2``: the same sums whichever rows a call covers,
+    so calls over disjoint ranges (on any threads) build the matrix of one call."""
+    n = rows.shape[0]
+    cursor = col_ptr[:-1].copy()  # the first entry of each feature at a row >= s
+    for s in range(s_start):
+        i = rows[s]
+        for p in range(x_indptr[i], x_indptr[i + 1]):
+            cursor[x_indices[p]] += 1
+    b2 = bias * bias
+    for s in range(s_start, s_end):
         Ks = K[s]
         for t in range(s, n):
             Ks[t] = 0.0
@@ -65,13 +89,37 @@ def gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features):
             f = x_indices[p]
             v = np.float64(x_data[p])
             for q in range(cursor[f], col_ptr[f + 1]):  # rows >= s holding feature f
-                Ks[col_row[q]] += v * col_val[q]
+                Ks[col_row[q]] += v * np.float64(col_val[q])
             cursor[f] += 1
         for t in range(s, n):
             Ks[t] += b2
-    for s in range(n):
+
+
+@njit(nogil=True, cache=True)
+def gram_mirror(K, s_start, s_end):
+    """``K[s, :s] = K[:s, s]`` for the rows ``s_start:s_end`` (the lower triangle from the
+    upper one, once every row's upper part is built)."""
+    for s in range(s_start, s_end):
         for t in range(s):
             K[s, t] = K[t, s]
+
+
+@njit(nogil=True, cache=True)
+def gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features):
+    """``K`` (n, n) float64 with ``K[s, t] = x_{rows[s]} . x_{rows[t]} + bias^2``.
+
+    Built feature by feature (cost ``sum_f df_f^2 / 2`` over the rows' document
+    frequencies): the rows' values are regrouped by feature (rows ascending,
+    :func:`gram_columns`), and row ``s``'s products with the rows ``t >= s`` sharing a
+    feature are added to ``K[s, t]`` (:func:`gram_rows`); the lower triangle is then
+    copied from the upper one (:func:`gram_mirror`). ``_tree_build.gram_matrix`` runs the
+    same two steps over row ranges on several threads (the same matrix, bit for bit).
+    """
+    n = rows.shape[0]
+    col_ptr, col_row, col_val, _ = gram_columns(x_indptr, x_indices, x_data, rows, n_features)
+    K = np.empty((n, n), np.float64)
+    gram_rows(x_indptr, x_indices, x_data, rows, bias, col_ptr, col_row, col_val, 0, n, K)
+    gram_mirror(K, 0, n)
     return K
 
 
@@ -153,3 +201,4 @@ def weights_from_duals(x_indptr, x_indices, x_data, rows, y, alpha, bias, w):
     for t in range(rows.shape[0]):
         if alpha[t] != 0.0:
             _axpy(alpha[t] * y[t], w, x_indptr, x_indices, x_data, rows[t], bias, d)
+

@@ -545,10 +545,30 @@ def uses_gram(X: sp.csr_matrix, task: NodeTask, loss: int) -> bool:
     return bool(_tree_kernels.uses_gram(task.rows.shape[0], nnz, _tree_kernels.GRAM_BYTES))
 
 
-def gram_matrix(X: sp.csr_matrix, task: NodeTask, bias: float) -> np.ndarray:
-    """The Gram matrix of ``task``'s rows (with ``bias``), for :func:`run_task`'s ``gram``."""
-    return _dcd_gram.gram_matrix(X.indptr, X.indices, X.data, task.rows, float(bias),
-                                 int(X.shape[1]))
+def gram_matrix(X: sp.csr_matrix, task: NodeTask, bias: float,
+                n_threads: int = 1) -> np.ndarray:
+    """The Gram matrix of ``task``'s rows (with ``bias``), for :func:`run_task`'s ``gram``:
+    :func:`~labelwise.models._dcd_gram.gram_matrix`'s steps, its rows' upper parts and then
+    the mirrored lower parts over cost-balanced row ranges on ``n_threads`` threads (every
+    entry is one sum taken in one order, so the matrix is the same for any ``n_threads``)."""
+    rows = task.rows
+    n = rows.shape[0]
+    if n_threads <= 1 or n < 2:
+        return _dcd_gram.gram_matrix(X.indptr, X.indices, X.data, rows, float(bias),
+                                     int(X.shape[1]))
+    col_ptr, col_row, col_val, row_cost = _dcd_gram.gram_columns(
+        X.indptr, X.indices, X.data, rows, int(X.shape[1]))
+    K = np.empty((n, n), np.float64)
+    # a row costs its products plus its n - s entries cleared and biased
+    cost = row_cost + (n - np.arange(n, dtype=np.int64))
+    bounds = balanced_ranges(np.concatenate([[0], np.cumsum(cost)]), 2 * n_threads)
+    map_ranges(lambda a, b: _dcd_gram.gram_rows(
+        X.indptr, X.indices, X.data, rows, float(bias), col_ptr, col_row, col_val, a, b, K),
+        bounds, n_threads)
+    mirror = np.concatenate([[0], np.cumsum(np.arange(n, dtype=np.int64))])
+    map_ranges(lambda a, b: _dcd_gram.gram_mirror(K, a, b),
+               balanced_ranges(mirror, n_threads), n_threads)
+    return K
 
 
 def run_task(X: sp.csr_matrix, sq_norms: np.ndarray, task: NodeTask, *, loss: int, C: float,

@@ -346,14 +346,19 @@ class LabelTree(MultiLabelModel):
                 "classifiers trained on negatives only (see labels_without_positives_)",
                 UserWarning, stacklevel=3)
         threads = resolve_n_threads(self.n_threads)
-        Z = _tree_build.label_representations(
-            Xn, Ycsc, pifa=self.label_features == "pifa", extra=extra, n_threads=threads)
+        runner = getattr(self, "_task_runner", None)
+        if runner is None and L <= self.max_leaf_size:
+            # every tree is one leaf (the root's classifiers are the labels): nothing is
+            # clustered, so the label representations would go unread
+            Z = sp.csr_matrix((L, 0), dtype=np.float32)
+        else:
+            Z = _tree_build.label_representations(
+                Xn, Ycsc, pifa=self.label_features == "pifa", extra=extra, n_threads=threads)
         sq = _dcd.row_sq_norms(Xn.indptr, Xn.data, float(self.bias))
         kw = dict(loss=LOSSES[self.loss], bias=self.bias, tol=self.tol,
                   max_iter=self.max_iter, prune_threshold=self.prune_threshold)
         C_root = float(self.C) * (_tree_build.row_length_C_scale(Xn) if self.C_row_scaling
                                   else 1.0)
-        runner = getattr(self, "_task_runner", None)
         if runner is not None:  # another engine (labelwise.distributed) builds and trains
             spec = _tree_build.TreeSpec(
                 n_trees=self.n_trees, branching=self.branching,
@@ -425,8 +430,8 @@ class LabelTree(MultiLabelModel):
             if entry is None:
                 return None
             with entry["lock"]:
-                if entry["K"] is None:
-                    entry["K"] = _tree_build.gram_matrix(Xn, task, float(self.bias))
+                if entry["K"] is None:  # on every thread: the other pieces wait for it
+                    entry["K"] = _tree_build.gram_matrix(Xn, task, float(self.bias), threads)
                 return entry["K"]
 
         def done_with(task: _tree_build.NodeTask) -> None:
