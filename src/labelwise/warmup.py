@@ -9,14 +9,20 @@ cache of :mod:`labelwise._numba` (``$LABELWISE_NUMBA_CACHE``, ``~/.cache/labelwi
 or a user's ``NUMBA_CACHE_DIR``). A second run finds everything cached (about 5 s of
 CPU, mostly imports). ``make venv`` runs it once after installing.
 
-Groups (about equal compile work each, so two processes finish together):
+Groups (the first two about equal compile work, so two processes finish together; the
+third, smaller, follows):
 
 - ``tree``: :class:`~labelwise.models.LabelTree` fit (PIFA, balanced 2-means, node solver,
-  layout) and decision_function (beam search);
+  layout) and decision_function (beam search), including a node of few long rows solved on
+  its Gram matrix built over two threads (long documents such as e-mails take that path);
 - ``linear``: :class:`~labelwise.models.OneVsRest` fit with both losses and
   decision_function, top-k of dense and sparse scores, ``evaluate`` on both kinds of
   scores, a group-aware iterative split, an XC file written and read back, and a
-  :class:`~labelwise.features.Tfidf` with character n-grams fitted and applied.
+  :class:`~labelwise.features.Tfidf` with character n-grams fitted and applied;
+- ``families``: the label-dependence families with kernels of their own, fitted and
+  applied on sparse and dense features: :class:`~labelwise.models.LabelForest` (random
+  forest and extra-trees), :class:`~labelwise.models.CalibratedLabelRanking`, and the chain
+  (greedy and beam), powerset, RAkEL, ML-kNN, PLST and output-code models around them.
 
 The warm-up ignores kernels shipped in a wheel (``LABELWISE_SHIPPED_KERNELS=0``), so
 after a wheel install it compiles this CPU's own (host-tuned) kernels, which are then
@@ -44,10 +50,11 @@ from pathlib import Path
 
 __all__ = ["GROUPS", "warm_group", "spawn", "pack", "ship", "main"]
 
-GROUPS = ("tree", "linear")
+GROUPS = ("tree", "linear", "families")
 
 
-def _problem(n_samples: int = 300, n_features: int = 200, n_labels: int = 40, seed: int = 0):
+def _problem(n_samples: int = 300, n_features: int = 200, n_labels: int = 40, seed: int = 0,
+             density: float = 0.05):
     """A small sparse multi-label problem with learnable labels (float32 CSR, like real data)."""
     import numpy as np
     import scipy.sparse as sp
@@ -55,7 +62,7 @@ def _problem(n_samples: int = 300, n_features: int = 200, n_labels: int = 40, se
     from .dataset import Dataset
 
     rng = np.random.default_rng(seed)
-    X = sp.random(n_samples, n_features, density=0.05, format="csr", dtype=np.float32,
+    X = sp.random(n_samples, n_features, density=density, format="csr", dtype=np.float32,
                   random_state=seed)
     W = rng.standard_normal((n_features, n_labels)).astype(np.float32)
     S = np.asarray(X @ W)
@@ -74,6 +81,30 @@ def _warm_tree() -> None:
     # the defaults (a wide root) also take split_tasks's lockstep-block test
     # (count_row_features), which the deep small-leaf tree above never reaches
     LabelTree(random_state=0).fit(ds).decision_function(ds.X[:50], k=10)
+    # few long rows (at least n/2 values a row, spread over more features than one lockstep
+    # block holds) and one leaf of labels, like e-mails: the root is solved on its Gram
+    # matrix, cut over two threads, which build the matrix together
+    long_rows = _long_rows()
+    LabelTree(random_state=0, n_threads=2).fit(long_rows).decision_function(long_rows.X, k=5)
+
+
+def _long_rows(n_samples: int = 400, row_length: int = 250, n_features: int = 1_000_000,
+               n_labels: int = 100, seed: int = 0):
+    """Few long sparse rows over a wide vocabulary, random labels (every row and label used)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from .dataset import Dataset
+
+    rng = np.random.default_rng(seed)
+    cols = np.sort(rng.choice(n_features, size=(n_samples, row_length)), axis=1)
+    X = sp.csr_matrix((rng.random(cols.size, dtype=np.float32), cols.ravel(),
+                       np.arange(0, cols.size + 1, row_length)), shape=(n_samples, n_features))
+    X.sum_duplicates()
+    Y = rng.random((n_samples, n_labels)) < 0.2
+    Y[np.arange(n_samples), rng.integers(0, n_labels, n_samples)] = True
+    Y[rng.integers(0, n_samples, n_labels), np.arange(n_labels)] = True
+    return Dataset(X, sp.csr_matrix(Y.astype(np.int8)))
 
 
 def _warm_linear() -> None:
@@ -110,7 +141,33 @@ def _warm_tfidf() -> None:
     Tfidf(char_ngram_range=(3, 5)).fit(texts).transform(texts)
 
 
-_WARMERS = {"tree": _warm_tree, "linear": _warm_linear}
+def _warm_families() -> None:
+    import numpy as np
+
+    from .dataset import Dataset
+    from .models import (
+        CalibratedLabelRanking,
+        ClassifierChain,
+        LabelEmbedding,
+        LabelForest,
+        LabelPowerset,
+        MLkNN,
+        OutputCodes,
+        RAkEL,
+    )
+
+    sparse = _problem(n_samples=200, n_features=40, n_labels=6, density=0.3)
+    dense = Dataset(np.asarray(sparse.X.todense()), sparse.Y)
+    for ds in (sparse, dense):
+        for kind in ("random", "extra"):
+            LabelForest(kind=kind, n_estimators=4, random_state=0).fit(ds).predict_proba(ds.X)
+    for model in (CalibratedLabelRanking(), ClassifierChain(inference="greedy"),
+                  ClassifierChain(inference="beam"), LabelPowerset(), RAkEL(random_state=0),
+                  MLkNN(), LabelEmbedding(), OutputCodes(random_state=0)):
+        model.fit(sparse).decision_function(sparse.X, k=3)
+
+
+_WARMERS = {"tree": _warm_tree, "linear": _warm_linear, "families": _warm_families}
 
 
 def warm_group(name: str) -> None:
