@@ -160,16 +160,22 @@ def test_best_split_equals_plain_reference(extra, seed):
     for trial in range(12):
         size = int(rng.integers(2, n))  # small nodes (insertion sort) and large (counting)
         rows = rng.integers(0, n, size=size).astype(np.int64)  # duplicates: bootstrap rows
+        # the grower's form of a bootstrap sample: each distinct row once, weighing its copies
+        distinct, copies = np.unique(rows, return_counts=True)
+        mult = np.zeros(n, np.int64)
+        mult[distinct] = copies
         start = int(rng.integers(0, 3))
-        buf = np.concatenate([np.zeros(start, np.int64), rows, np.zeros(2, np.int64)])
+        buf = np.concatenate([np.zeros(start, np.int64), rng.permutation(distinct),
+                              np.zeros(2, np.int64)])
         feats = rng.permutation(d).astype(np.int64)
         draws = rng.random(d)
         mf, ml = int(rng.integers(1, d + 1)), int(rng.integers(1, 4))
         ctot = Yd[rows].sum(axis=0).astype(np.int64)
         cl = np.zeros(L, np.int64)
-        got = best_split(codes, buf, start, start + size, yptr, yind, ctot,
+        got = best_split(codes, buf, start, start + distinct.size, mult, yptr, yind, ctot,
                          float((ctot.astype(float) ** 2).sum()), feats.copy(), mf, ml,
-                         extra, draws, cl, np.zeros(257, np.int64), np.zeros(n, np.int64))
+                         extra, draws, cl, np.zeros(257, np.int64), np.zeros(n, np.int64),
+                         np.zeros(n, np.uint8), np.zeros(n, np.uint8))
         want = _reference_split(codes, rows, Yd, feats, mf, ml, extra, draws)
         assert got[:3] == want[:3], (trial, got, want)
         if want[0] >= 0:

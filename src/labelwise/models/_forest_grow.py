@@ -181,25 +181,64 @@ def _take_code(c, w, cmin, cmax, n_min):
 
 
 @njit(inline="always")
-def _code_range(col, rows, start, end):
-    """The smallest and largest code of the node's rows in one feature, and how many rows
-    hold the smallest. (The searches below are inlined into their callers: no call, no
-    reference counting of the arrays passed per candidate.)"""
+def _code_range(col, rows, start, end, cbuf):
+    """The smallest and largest code of the node's rows in one feature, each row's code
+    copied to ``cbuf[:end - start]`` (the passes after this one read the node's codes
+    there, in the node's row order, without going through ``rows``). (The searches below
+    are inlined into their callers: no call, no reference counting of the arrays passed per
+    candidate.)"""
     cmin = 255
     cmax = 0
-    n_min = 0
     for p in range(start, end):
-        cmin, cmax, n_min = _take_code(col[rows[p]], 1, cmin, cmax, n_min)
-    return cmin, cmax, n_min
+        c = col[rows[p]]
+        cbuf[p - start] = c
+        cmin = min(cmin, c)
+        cmax = max(cmax, c)
+    return cmin, cmax
 
 
 @njit(inline="always")
-def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min, u,
-                 min_leaf, cl, order):
+def _weight_at(cbuf, rows, start, n_rows, mult, c0):
+    """The weight (bootstrap copies) of the node's rows holding code ``c0``."""
+    k = 0
+    for i in range(n_rows):
+        if cbuf[i] == c0:
+            k += mult[rows[start + i]]
+    return k
+
+
+@njit(inline="always")
+def _add_labels(r, w, yptr, yind, ctot, cl, sq, tot):
+    """Row ``r`` (weight ``w``) joins the side counted in ``cl``: its sum of squares
+    ``sq`` = sum_j cl_j^2 grows by (2 cl_j + w) w, ``tot`` by w ctot_j per label j."""
+    for q in range(yptr[r], yptr[r + 1]):
+        j = yind[q]
+        c = cl[j]
+        sq += (2 * c + w) * w
+        tot += w * ctot[j]
+        cl[j] = c + w
+    return sq, tot
+
+
+@njit(inline="always")
+def _side_proxy(sq, tot, stot, nl, nn, side_is_left):
+    """The proxy sum_j cL_j^2 / nL + sum_j cR_j^2 / nR of a split whose one side (left
+    when ``side_is_left``) has sum of squares ``sq`` and ``tot`` = sum_j c_j ctot_j: the
+    other side's sum of squares is sum_j (ctot_j - c_j)^2 = stot + sq - 2 tot. Integers below
+    2**53: exact as floats, the same proxy whichever side was counted."""
+    s_other = np.int64(stot) + sq - 2 * tot
+    sl = sq if side_is_left else s_other
+    sr = s_other if side_is_left else sq
+    return float(sl) / nl + float(sr) / (nn - nl)
+
+
+@njit(inline="always")
+def _extra_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmin, cmax,
+                 u, min_leaf, cl, order):
     """(c, c', proxy) of the boundary drawn by ``u`` in [0, 1) between ``cmin`` and
-    ``cmax`` (``n_min`` rows at ``cmin``: with two codes the boundary is between them and
-    needs no counting pass); proxy -inf when a side has fewer than ``min_leaf`` rows."""
-    n = end - start
+    ``cmax`` (with two codes: the one between them); proxy -inf when a side weighs less than
+    ``min_leaf``. ``cbuf``: the node's codes (:func:`_code_range`); ``nn``: the node's
+    weight (``mult`` summed over its rows)."""
     t = cmin + int(u * (cmax - cmin))
     if t >= cmax:
         t = cmax - 1
@@ -207,40 +246,39 @@ def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_mi
     below = cmin
     above = cmax
     if cmax == cmin + 1:
-        nl = n_min
+        nl = _weight_at(cbuf, rows, start, n_rows, mult, cmin)
     else:
-        for p in range(start, end):
-            c = col[rows[p]]
+        for i in range(n_rows):
+            c = cbuf[i]
             if c > t:
-                if c < above:
-                    above = c
+                above = min(above, c)
             else:
-                if c > below:
-                    below = c
-                nl += 1
-    nr = n - nl
+                below = max(below, c)
+                nl += mult[rows[start + i]]
+    nr = nn - nl
     if nl < min_leaf or nr < min_leaf:
         return below, above, -np.inf
-    # label counts of the smaller side only; the other side's are ctot minus them (sums
-    # of squares in integers: see _scan_split)
-    right_side = 2 * nl > n
+    # label counts of the lighter side only; the other side's are ctot minus them
+    right_side = 2 * nl > nn
     sq = 0
     tot = 0
     touched = 0
     k = 0
-    for p in range(start, end):
-        r = rows[p]
-        if (col[r] > t) == right_side:
+    for i in range(n_rows):
+        if (cbuf[i] > t) == right_side:
+            r = rows[start + i]
             order[k] = r  # (kept to zero cl again)
             k += 1
             touched += yptr[r + 1] - yptr[r]
-            for q in range(yptr[r], yptr[r + 1]):
-                j = yind[q]
-                sq += 2 * cl[j] + 1
-                tot += ctot[j]
-                cl[j] += 1
-    s_small = float(sq)
-    s_big = float(np.int64(stot) + sq - 2 * tot)
+            sq, tot = _add_labels(r, mult[r], yptr, yind, ctot, cl, sq, tot)
+    _zero_counts(cl, order, k, touched, yptr, yind)
+    return below, above, _side_proxy(sq, tot, stot, nl, nn, not right_side)
+
+
+@njit(inline="always")
+def _zero_counts(cl, order, k, touched, yptr, yind):
+    """Zero the label counts ``cl`` again after the rows ``order[:k]`` (``touched`` labels
+    in all) were added: all of it when that is shorter."""
     if touched > cl.size:
         cl[:] = 0
     else:
@@ -248,92 +286,78 @@ def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_mi
             r = order[i]
             for q in range(yptr[r], yptr[r + 1]):
                 cl[yind[q]] = 0
-    sl = s_big if right_side else s_small
-    sr = s_small if right_side else s_big
-    return below, above, sl / nl + sr / nr
 
 
 @njit(inline="always")
-def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_leaf, cl,
-                count, order):
+def _scan_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmin, cmax,
+                min_leaf, cl, count, order, scode):
     """(c, c', proxy) of the best boundary of one feature (the first of equal ones); proxy
-    -inf when none leaves ``min_leaf`` rows on both sides."""
-    n = end - start
+    -inf when none leaves ``min_leaf`` weight on both sides. The node's rows are sorted by
+    code into ``order`` (their codes into ``scode``) and added to the left side one by one."""
     best_t = -1
     best_next = -1
     best_proxy = -np.inf
-    # the node's rows in code order
-    if n <= _SMALL_NODE:
-        for p in range(n):
-            r = rows[start + p]
-            c = col[r]
-            k = p
-            while k > 0 and col[order[k - 1]] > c:
+    if n_rows <= _SMALL_NODE:
+        for i in range(n_rows):
+            r = rows[start + i]
+            c = cbuf[i]
+            k = i
+            while k > 0 and scode[k - 1] > c:
                 order[k] = order[k - 1]
+                scode[k] = scode[k - 1]
                 k -= 1
             order[k] = r
+            scode[k] = c
     else:
         width = cmax - cmin + 1
         for c in range(width + 1):
             count[c] = 0
-        for p in range(start, end):
-            count[col[rows[p]] - cmin + 1] += 1
+        for i in range(n_rows):
+            count[cbuf[i] - cmin + 1] += 1
         for c in range(1, width + 1):
             count[c] += count[c - 1]
-        for p in range(start, end):
-            r = rows[p]
-            c = col[r] - cmin
-            order[count[c]] = r
-            count[c] += 1
-    # sum_j cL_j^2 grows by 2 cL_j + 1 when a row with label j goes left, and
-    # sum_j cR_j^2 by 1 - 2 (ctot_j - cL_j) = that - 2 ctot_j: both follow from the integers
-    # sq (the left sum) and tot (ctot summed over the labels moved), exactly as the float
-    # sums they are (integers below 2**53), one dependent integer add each per label
-    st = np.int64(stot)
+        for i in range(n_rows):
+            c = cbuf[i]
+            k = count[c - cmin]
+            order[k] = rows[start + i]
+            scode[k] = c
+            count[c - cmin] = k + 1
+    # sum_j cL_j^2 and sum_j cL_j ctot_j grow with each row moved left (_add_labels); the
+    # right side's sum of squares follows from them (_side_proxy)
     sq = 0
     tot = 0
     touched = 0
     added = 0
-    for p in range(n - 1):
+    nl = 0
+    for p in range(n_rows - 1):
         r = order[p]
+        w = mult[r]
         touched += yptr[r + 1] - yptr[r]
-        for q in range(yptr[r], yptr[r + 1]):
-            j = yind[q]
-            sq += 2 * cl[j] + 1
-            tot += ctot[j]
-            cl[j] += 1
+        sq, tot = _add_labels(r, w, yptr, yind, ctot, cl, sq, tot)
+        nl += w
         added = p + 1
-        c = col[r]
-        c_next = col[order[p + 1]]
-        if c != c_next:
-            nl = p + 1
-            nr = n - nl
-            if nl >= min_leaf and nr >= min_leaf:
-                proxy = float(sq) / nl + float(st + sq - 2 * tot) / nr
+        c_next = scode[p + 1]
+        if scode[p] != c_next:
+            if nl >= min_leaf and nn - nl >= min_leaf:
+                proxy = _side_proxy(sq, tot, stot, nl, nn, True)
                 if proxy > best_proxy:
                     best_proxy = proxy
-                    best_t = c
+                    best_t = scode[p]
                     best_next = c_next
             if c_next == cmax:  # the rows of the largest code never go left: no boundary
                 break
-    if touched > cl.size:
-        cl[:] = 0
-    else:
-        for p in range(added):
-            r = order[p]
-            for q in range(yptr[r], yptr[r + 1]):
-                cl[yind[q]] = 0
+    _zero_counts(cl, order, added, touched, yptr, yind)
     return best_t, best_next, best_proxy
 
 
 @njit(inline="always")
 def _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind, ctot, stot, cmin, cmax,
-                         nl, n, zero_side, min_leaf, cl):
+                         nl, nn, zero_side, min_leaf, cl):
     """:func:`_extra_split` of a two-code feature from the node's rows that store it
     (``stored_rows[:n_in]``, each standing for ``mult`` copies): the labels are summed over
     the side without the absent rows (whose code is ``zero_side``, -1 when there are none),
     so the node's other rows are never read; the same proxy, bit for bit."""
-    nr = n - nl
+    nr = nn - nl
     if nl < min_leaf or nr < min_leaf:
         return cmin, cmax, -np.inf
     side = cmax if zero_side != cmax else cmin
@@ -343,13 +367,8 @@ def _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind, ctot, stot, c
     for i in range(n_in):
         r = stored_rows[i]
         if col[r] == side:
-            w = mult[r]
             touched += yptr[r + 1] - yptr[r]
-            for q in range(yptr[r], yptr[r + 1]):
-                j = yind[q]
-                sq += (2 * cl[j] + w) * w
-                tot += w * ctot[j]
-                cl[j] += w
+            sq, tot = _add_labels(r, mult[r], yptr, yind, ctot, cl, sq, tot)
     if touched > cl.size:
         cl[:] = 0
     else:
@@ -358,58 +377,60 @@ def _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind, ctot, stot, c
             if col[r] == side:
                 for q in range(yptr[r], yptr[r + 1]):
                     cl[yind[q]] = 0
-    s_side = sq
-    s_other = np.int64(stot) + sq - 2 * tot
-    sl = s_other if side == cmax else s_side
-    sr = s_side if side == cmax else s_other
-    return cmin, cmax, float(sl) / nl + float(sr) / nr
+    return cmin, cmax, _side_proxy(sq, tot, stot, nl, nn, side == cmin)
 
 
 @njit(inline="always")
-def _feature_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min, extra,
-                   u, min_leaf, cl, count, order):
+def _feature_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmin, cmax,
+                   extra, u, min_leaf, cl, count, order, scode):
     """One feature's best split of a node: a random threshold (extra-trees, ``u`` its draw)
     or the one boundary of two codes (binary features), whose label counts
-    :func:`_extra_split` takes from the smaller side only, with the same proxy as the scan's,
+    :func:`_extra_split` takes from the lighter side only, with the same proxy as the scan's,
     bit for bit (sums of squared integer counts are exact in float64); else the scan over
     every boundary."""
     if extra or cmax == cmin + 1:
-        return _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min,
-                            u, min_leaf, cl, order)
-    return _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_leaf,
-                       cl, count, order)
+        return _extra_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot,
+                            cmin, cmax, u, min_leaf, cl, order)
+    return _scan_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmin,
+                       cmax, min_leaf, cl, count, order, scode)
 
 
 @njit(nogil=True, cache=True)
-def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_features,
-               min_leaf, extra, draws, cl, count, order):
-    """The best split of the node ``rows[start:end]`` over candidates tried in the given
-    order, as (feature, c, c', proxy): codes <= c go left, the node's smallest code above c
-    is c'; feature -1 when no candidate is valid.
+def best_split(codes, rows, start, end, mult, yptr, yind, ctot, stot, feats, max_features,
+               min_leaf, extra, draws, cl, count, order, cbuf, scode):
+    """The best split of the node ``rows[start:end]`` (distinct rows, row r standing for
+    ``mult[r]`` copies: a bootstrap sample) over candidates tried in the given order, as
+    (feature, c, c', proxy): codes <= c go left, the node's smallest code above c is c';
+    feature -1 when no candidate is valid.
 
     ``feats``: the candidate features in order: the first ``max_features``, and more while
     all so far are constant in the node. ``draws[i]`` in [0, 1) places the extra-trees
     boundary of the i-th candidate. ``ctot``/``stot``: the node's label counts and their sum
-    of squares. Work buffers: ``cl`` (n_labels,) int64 zeros (left zeroed on return),
-    ``count`` (257,) int64, ``order`` (>= end - start,) int64. (Growing draws the candidates
-    as scikit-learn does, in :func:`_drawn_split`, with the same per-feature searches.)"""
+    of squares (copies counted). Work buffers: ``cl`` (n_labels,) int64 zeros (left zeroed
+    on return), ``count`` (257,) int64, ``order`` (>= end - start,) int64, ``cbuf`` and
+    ``scode`` (>= end - start,) uint8. (Growing draws the candidates as scikit-learn does,
+    in :func:`_drawn_split`, with the same per-feature searches.)"""
     best_f = -1
     best_t = -1
     best_next = -1
     best_proxy = -np.inf
     visited = 0
+    n_rows = end - start
+    nn = 0
+    for p in range(start, end):
+        nn += mult[rows[p]]
     for fi in range(feats.size):
         if fi >= max_features and visited > 0:
             break
         f = feats[fi]
-        col = codes[f]
-        cmin, cmax, n_min = _code_range(col, rows, start, end)
+        cmin, cmax = _code_range(codes[f], rows, start, end, cbuf)
         if cmin == cmax:
             continue
         visited += 1
-        t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                          cmin, cmax, n_min, extra, draws[fi] if extra else 0.0,
-                                          min_leaf, cl, count, order)
+        t, t_next, proxy = _feature_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind,
+                                          ctot, stot, cmin, cmax, extra,
+                                          draws[fi] if extra else 0.0, min_leaf, cl, count,
+                                          order, scode)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
@@ -419,9 +440,9 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_featu
 
 
 @njit(inline="always")
-def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_feats,
-                 n_known, max_features, min_leaf, extra, cl, count, order, node, node_of_row,
-                 fptr, frow, fzero, mult, stored_rows):
+def _drawn_split(codes, rows, start, end, nn, mult, yptr, yind, ctot, stot, feats,
+                 const_feats, n_known, max_features, min_leaf, extra, cl, count, order, cbuf,
+                 scode, node, node_of_row, fptr, frow, fzero, stored_rows):
     """:func:`best_split` with the candidates drawn at random as scikit-learn's best and
     random splitters draw them: ``feats[:n_known]`` are features known to be constant in
     the node (constant in an ancestor): drawing one counts as a visit but costs no pass;
@@ -430,10 +451,11 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
     constants after the known ones (``const_feats``: work buffer).
 
     ``fptr``/``frow`` (CSC of the features' stored entries, or empty) with ``node_of_row``
-    (each row's node, ``node`` this one's): a feature with fewer stored rows than the node
-    has rows is constant (all 0) there when none of them is in the node, found without a
+    (each row's node, ``node`` this one's): a feature stored by fewer rows than the node
+    has is constant (all 0) there when none of them is in the node, found without a
     pass over the node's rows; else its codes are read as usual."""
     d = feats.size
+    n_rows = end - start
     best_f = -1
     best_t = -1
     best_next = -1
@@ -462,7 +484,7 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         cmin = 255
         cmax = 0
         n_min = 0
-        if fptr.size > 0 and fptr[f + 1] - fptr[f] < end - start:
+        if fptr.size > 0 and fptr[f + 1] - fptr[f] < n_rows:
             # the node's rows that store f (a row's copies count mult times); the others
             # hold 0, whose code is fzero[f]
             n_stored = 0
@@ -476,14 +498,14 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
                     cmin, cmax, n_min = _take_code(col[r], w, cmin, cmax, n_min)
             stored = n_in > 0
             known = stored
-            n_absent = end - start - n_stored
+            n_absent = nn - n_stored
             if stored and n_absent > 0:
                 zero_side = fzero[f]
                 cmin, cmax, n_min = _take_code(zero_side, n_absent, cmin, cmax, n_min)
         if not stored:
             cmin = cmax = 0
         elif not known:
-            cmin, cmax, n_min = _code_range(col, rows, start, end)
+            cmin, cmax = _code_range(col, rows, start, end, cbuf)
         if cmin == cmax:
             feats[f_j] = feats[n_total]
             feats[n_total] = f
@@ -497,12 +519,15 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         u = np.random.random() if extra else 0.0  # noqa: NPY002
         if known and cmax == cmin + 1:
             t, t_next, proxy = _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind,
-                                                    ctot, stot, cmin, cmax, n_min, end - start,
+                                                    ctot, stot, cmin, cmax, n_min, nn,
                                                     zero_side, min_leaf, cl)
         else:
-            t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                              cmin, cmax, n_min, extra, u, min_leaf, cl, count,
-                                              order)
+            if known:  # (the stored rows gave the range: the node's codes are read now)
+                for p in range(start, end):
+                    cbuf[p - start] = col[rows[p]]
+            t, t_next, proxy = _feature_split(cbuf, rows, start, n_rows, nn, mult, yptr,
+                                              yind, ctot, stot, cmin, cmax, extra, u,
+                                              min_leaf, cl, count, order, scode)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
@@ -526,10 +551,13 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
     row of a leaf node (-1 for split nodes) and leaf_p (n_leaves, n_labels) the positive
     rates. ``max_depth`` < 0: unlimited. ``fptr``/``frow``: the rows storing each feature
     (CSC of a sparse X, int64) or two empty arrays (dense X); with them a feature that no row
-    of a node stores is known constant there without reading its codes (copies of a
-    bootstrap row have equal codes and so always share a node); a feature with two codes in
-    the node is then split from the rows storing it alone. ``fzero``: each feature's code of
-    the value 0 (found here when None). Same tree either way.
+    of a node stores is known constant there without reading its codes; a feature with two
+    codes in the node is then split from the rows storing it alone. ``fzero``: each
+    feature's code of the value 0 (found here when None). Same tree either way.
+
+    A bootstrap sample is grown as its distinct rows, each weighing its number of copies
+    (copies of a row have equal codes and so always share a node): the same tree as with
+    every copy a row of its own, from a third fewer rows.
 
     The arrays are made here and grown by :func:`_grow`: a kernel that allocates nothing
     links without numba's array library (``numba.np.arrayobj``, a fixed import cost in a
@@ -545,8 +573,8 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
     track = fptr.size > 0
     work = (np.empty(m, dtype=i8), np.arange(d, dtype=i8), np.zeros(d, dtype=i8),
             np.zeros(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
-            np.zeros(257, dtype=i8), np.empty(m, dtype=i8),
-            np.full(m if track else 0, -1, dtype=i8))
+            np.zeros(257, dtype=i8), np.empty(m, dtype=i8), np.empty(m, dtype=np.uint8),
+            np.empty(m, dtype=np.uint8), np.full(m if track else 0, -1, dtype=i8))
     if track and fzero is None:
         fzero = np.zeros(d, dtype=i8)
         for f in range(d):
@@ -556,7 +584,7 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
         fzero = np.zeros(0, dtype=i8)
     n_nodes, n_leaves = _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features,
                               max_depth, min_leaf, extra, fptr, frow,
-                              np.asarray(fzero, dtype=i8), np.zeros(m if track else 0, i8),
+                              np.asarray(fzero, dtype=i8), np.zeros(m, i8),
                               np.empty(m if track else 0, i8), nodes, leaf_p, stack, *work)
     return (*(nodes[k, :n_nodes].copy() for k in range(6)), leaf_p[:n_leaves].copy())
 
@@ -564,15 +592,24 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
 @njit(nogil=True, cache=True)
 def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth, min_leaf,
           extra, fptr, frow, fzero, mult, stored_rows, nodes, leaf_p, stack, rows, feats,
-          const_feats, ctot, cl, count, order, node_of_row):
-    """:func:`grow_tree`'s loop on its arrays (``rows``: work, ``feats``: 0..d-1, the rest
-    zeros or work as made there); returns the counts of nodes and leaves."""
+          const_feats, ctot, cl, count, order, cbuf, scode, node_of_row):
+    """:func:`grow_tree`'s loop on its arrays (``rows``: work, ``feats``: 0..d-1, ``mult``
+    zeros, the rest zeros or work as made there); returns the counts of nodes and
+    leaves."""
     # numba's legacy generator has one state per thread: seeding it here makes the tree a
     # function of its seed, whichever thread grows it
     np.random.seed(seed)  # noqa: NPY002
     m = rows.size
     for p in range(m):
-        rows[p] = np.random.randint(0, m) if bootstrap else p  # noqa: NPY002
+        if bootstrap:
+            mult[np.random.randint(0, m)] += 1  # noqa: NPY002
+        else:
+            mult[p] = 1
+    n_distinct = 0
+    for r in range(m):
+        if mult[r] > 0:
+            rows[n_distinct] = r
+            n_distinct += 1
     left = nodes[0]
     right = nodes[1]
     feature = nodes[2]
@@ -586,13 +623,11 @@ def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
     st_known = stack[4]
     track = fptr.size > 0
     if track:
-        for p in range(m):
+        for p in range(n_distinct):
             node_of_row[rows[p]] = 0
-            mult[rows[p]] += 1
-    top = 0
     st_node[0] = 0
     st_start[0] = 0
-    st_end[0] = m
+    st_end[0] = n_distinct
     st_depth[0] = 0
     st_known[0] = 0
     top = 1
@@ -605,13 +640,15 @@ def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
         e = st_end[top]
         depth = st_depth[top]
         n_known = st_known[top]
-        nn = e - s
         for j in range(n_labels):
             ctot[j] = 0
+        nn = 0
         for p in range(s, e):
             r = rows[p]
+            w = mult[r]
+            nn += w
             for q in range(yptr[r], yptr[r + 1]):
-                ctot[yind[q]] += 1
+                ctot[yind[q]] += w
         stot = 0.0
         pure = True
         for j in range(n_labels):
@@ -624,9 +661,9 @@ def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
         t_next = -1
         if not leaf:
             f, t, t_next, _, n_known = _drawn_split(
-                codes, rows, s, e, yptr, yind, ctot, stot, feats, const_feats, n_known,
-                max_features, min_leaf, extra, cl, count, order, node, node_of_row, fptr,
-                frow, fzero, mult, stored_rows)
+                codes, rows, s, e, nn, mult, yptr, yind, ctot, stot, feats, const_feats,
+                n_known, max_features, min_leaf, extra, cl, count, order, cbuf, scode, node,
+                node_of_row, fptr, frow, fzero, stored_rows)
             leaf = f < 0
         if leaf:
             leaf_of[node] = n_leaves
