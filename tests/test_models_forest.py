@@ -175,7 +175,7 @@ def test_best_split_equals_plain_reference(extra, seed):
         got = best_split(codes, buf, start, start + distinct.size, mult, yptr, yind, ctot,
                          float((ctot.astype(float) ** 2).sum()), feats.copy(), mf, ml,
                          extra, draws, cl, np.zeros(257, np.int64), np.zeros(n, np.int64),
-                         np.zeros(n, np.uint8), np.zeros(n, np.uint8))
+                         np.zeros(n, np.int64), np.zeros(n, np.uint8), np.zeros(n, np.uint8))
         want = _reference_split(codes, rows, Yd, feats, mf, ml, extra, draws)
         assert got[:3] == want[:3], (trial, got, want)
         if want[0] >= 0:

@@ -198,16 +198,6 @@ def _code_range(col, rows, start, end, cbuf):
 
 
 @njit(inline="always")
-def _weight_at(cbuf, rows, start, n_rows, mult, c0):
-    """The weight (bootstrap copies) of the node's rows holding code ``c0``."""
-    k = 0
-    for i in range(n_rows):
-        if cbuf[i] == c0:
-            k += mult[rows[start + i]]
-    return k
-
-
-@njit(inline="always")
 def _add_labels(r, w, yptr, yind, ctot, cl, sq, tot):
     """Row ``r`` (weight ``w``) joins the side counted in ``cl``: its sum of squares
     ``sq`` = sum_j cl_j^2 grows by (2 cl_j + w) w, ``tot`` by w ctot_j per label j."""
@@ -233,45 +223,52 @@ def _side_proxy(sq, tot, stot, nl, nn, side_is_left):
 
 
 @njit(inline="always")
-def _extra_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmin, cmax,
-                 u, min_leaf, cl, order):
+def _extra_split(cbuf, rows, start, n_rows, nn, mult, weighted, yptr, yind, ctot, stot, cmin,
+                 cmax, u, min_leaf, cl, order, other):
     """(c, c', proxy) of the boundary drawn by ``u`` in [0, 1) between ``cmin`` and
     ``cmax`` (with two codes: the one between them); proxy -inf when a side weighs less than
     ``min_leaf``. ``cbuf``: the node's codes (:func:`_code_range`); ``nn``: the node's
-    weight (``mult`` summed over its rows)."""
+    weight (``mult`` summed over its rows; every row weighs 1 unless ``weighted``).
+
+    One pass, without branches on the codes (a row's side is a coin flip to the branch
+    predictor), lists the rows of each side (``order``, ``other``); the labels of the lighter
+    side are then counted; the other side's are ctot minus them."""
     t = cmin + int(u * (cmax - cmin))
     if t >= cmax:
         t = cmax - 1
     nl = 0
     below = cmin
     above = cmax
-    if cmax == cmin + 1:
-        nl = _weight_at(cbuf, rows, start, n_rows, mult, cmin)
-    else:
-        for i in range(n_rows):
-            c = cbuf[i]
-            if c > t:
-                above = min(above, c)
-            else:
-                below = max(below, c)
-                nl += mult[rows[start + i]]
+    kl = 0
+    kr = 0
+    for i in range(n_rows):
+        c = cbuf[i]
+        r = rows[start + i]
+        le = c <= t
+        order[kl] = r
+        other[kr] = r
+        kl += le
+        kr += 1 - le
+        below = max(below, c * le)
+        above = min(above, c + 256 * le)
+        if weighted:
+            nl += mult[r] * le
+    if not weighted:
+        nl = kl
     nr = nn - nl
     if nl < min_leaf or nr < min_leaf:
         return below, above, -np.inf
-    # label counts of the lighter side only; the other side's are ctot minus them
     right_side = 2 * nl > nn
+    side = other if right_side else order
+    k = kr if right_side else kl
     sq = 0
     tot = 0
     touched = 0
-    k = 0
-    for i in range(n_rows):
-        if (cbuf[i] > t) == right_side:
-            r = rows[start + i]
-            order[k] = r  # (kept to zero cl again)
-            k += 1
-            touched += yptr[r + 1] - yptr[r]
-            sq, tot = _add_labels(r, mult[r], yptr, yind, ctot, cl, sq, tot)
-    _zero_counts(cl, order, k, touched, yptr, yind)
+    for i in range(k):
+        r = side[i]
+        touched += yptr[r + 1] - yptr[r]
+        sq, tot = _add_labels(r, mult[r], yptr, yind, ctot, cl, sq, tot)
+    _zero_counts(cl, side, k, touched, yptr, yind)
     return below, above, _side_proxy(sq, tot, stot, nl, nn, not right_side)
 
 
@@ -381,23 +378,23 @@ def _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind, ctot, stot, c
 
 
 @njit(inline="always")
-def _feature_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmin, cmax,
-                   extra, u, min_leaf, cl, count, order, scode):
+def _feature_split(cbuf, rows, start, n_rows, nn, mult, weighted, yptr, yind, ctot, stot,
+                   cmin, cmax, extra, u, min_leaf, cl, count, order, other, scode):
     """One feature's best split of a node: a random threshold (extra-trees, ``u`` its draw)
     or the one boundary of two codes (binary features), whose label counts
     :func:`_extra_split` takes from the lighter side only, with the same proxy as the scan's,
     bit for bit (sums of squared integer counts are exact in float64); else the scan over
     every boundary."""
     if extra or cmax == cmin + 1:
-        return _extra_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot,
-                            cmin, cmax, u, min_leaf, cl, order)
+        return _extra_split(cbuf, rows, start, n_rows, nn, mult, weighted, yptr, yind, ctot,
+                            stot, cmin, cmax, u, min_leaf, cl, order, other)
     return _scan_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmin,
                        cmax, min_leaf, cl, count, order, scode)
 
 
 @njit(nogil=True, cache=True)
 def best_split(codes, rows, start, end, mult, yptr, yind, ctot, stot, feats, max_features,
-               min_leaf, extra, draws, cl, count, order, cbuf, scode):
+               min_leaf, extra, draws, cl, count, order, other, cbuf, scode):
     """The best split of the node ``rows[start:end]`` (distinct rows, row r standing for
     ``mult[r]`` copies: a bootstrap sample) over candidates tried in the given order, as
     (feature, c, c', proxy): codes <= c go left, the node's smallest code above c is c';
@@ -407,7 +404,7 @@ def best_split(codes, rows, start, end, mult, yptr, yind, ctot, stot, feats, max
     all so far are constant in the node. ``draws[i]`` in [0, 1) places the extra-trees
     boundary of the i-th candidate. ``ctot``/``stot``: the node's label counts and their sum
     of squares (copies counted). Work buffers: ``cl`` (n_labels,) int64 zeros (left zeroed
-    on return), ``count`` (257,) int64, ``order`` (>= end - start,) int64, ``cbuf`` and
+    on return), ``count`` (257,) int64, ``order`` and ``other`` (>= end - start,) int64, ``cbuf`` and
     ``scode`` (>= end - start,) uint8. (Growing draws the candidates as scikit-learn does,
     in :func:`_drawn_split`, with the same per-feature searches.)"""
     best_f = -1
@@ -427,10 +424,10 @@ def best_split(codes, rows, start, end, mult, yptr, yind, ctot, stot, feats, max
         if cmin == cmax:
             continue
         visited += 1
-        t, t_next, proxy = _feature_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind,
-                                          ctot, stot, cmin, cmax, extra,
+        t, t_next, proxy = _feature_split(cbuf, rows, start, n_rows, nn, mult, True, yptr,
+                                          yind, ctot, stot, cmin, cmax, extra,
                                           draws[fi] if extra else 0.0, min_leaf, cl, count,
-                                          order, scode)
+                                          order, other, scode)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
@@ -440,9 +437,9 @@ def best_split(codes, rows, start, end, mult, yptr, yind, ctot, stot, feats, max
 
 
 @njit(inline="always")
-def _drawn_split(codes, rows, start, end, nn, mult, yptr, yind, ctot, stot, feats,
-                 const_feats, n_known, max_features, min_leaf, extra, cl, count, order, cbuf,
-                 scode, node, node_of_row, fptr, frow, fzero, stored_rows):
+def _drawn_split(codes, rows, start, end, nn, mult, weighted, yptr, yind, ctot, stot, feats,
+                 const_feats, n_known, max_features, min_leaf, extra, cl, count, order, other,
+                 cbuf, scode, node, node_of_row, fptr, frow, fzero, stored_rows):
     """:func:`best_split` with the candidates drawn at random as scikit-learn's best and
     random splitters draw them: ``feats[:n_known]`` are features known to be constant in
     the node (constant in an ancestor): drawing one counts as a visit but costs no pass;
@@ -525,9 +522,9 @@ def _drawn_split(codes, rows, start, end, nn, mult, yptr, yind, ctot, stot, feat
             if known:  # (the stored rows gave the range: the node's codes are read now)
                 for p in range(start, end):
                     cbuf[p - start] = col[rows[p]]
-            t, t_next, proxy = _feature_split(cbuf, rows, start, n_rows, nn, mult, yptr,
-                                              yind, ctot, stot, cmin, cmax, extra, u,
-                                              min_leaf, cl, count, order, scode)
+            t, t_next, proxy = _feature_split(cbuf, rows, start, n_rows, nn, mult, weighted,
+                                              yptr, yind, ctot, stot, cmin, cmax, extra, u,
+                                              min_leaf, cl, count, order, other, scode)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
@@ -573,7 +570,8 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
     track = fptr.size > 0
     work = (np.empty(m, dtype=i8), np.arange(d, dtype=i8), np.zeros(d, dtype=i8),
             np.zeros(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
-            np.zeros(257, dtype=i8), np.empty(m, dtype=i8), np.empty(m, dtype=np.uint8),
+            np.zeros(257, dtype=i8), np.empty(m, dtype=i8), np.empty(m, dtype=i8),
+            np.empty(m, dtype=np.uint8),
             np.empty(m, dtype=np.uint8), np.full(m if track else 0, -1, dtype=i8))
     if track and fzero is None:
         fzero = np.zeros(d, dtype=i8)
@@ -592,7 +590,7 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
 @njit(nogil=True, cache=True)
 def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth, min_leaf,
           extra, fptr, frow, fzero, mult, stored_rows, nodes, leaf_p, stack, rows, feats,
-          const_feats, ctot, cl, count, order, cbuf, scode, node_of_row):
+          const_feats, ctot, cl, count, order, other, cbuf, scode, node_of_row):
     """:func:`grow_tree`'s loop on its arrays (``rows``: work, ``feats``: 0..d-1, ``mult``
     zeros, the rest zeros or work as made there); returns the counts of nodes and
     leaves."""
@@ -661,9 +659,9 @@ def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
         t_next = -1
         if not leaf:
             f, t, t_next, _, n_known = _drawn_split(
-                codes, rows, s, e, nn, mult, yptr, yind, ctot, stot, feats, const_feats,
-                n_known, max_features, min_leaf, extra, cl, count, order, cbuf, scode, node,
-                node_of_row, fptr, frow, fzero, stored_rows)
+                codes, rows, s, e, nn, mult, bootstrap, yptr, yind, ctot, stot, feats,
+                const_feats, n_known, max_features, min_leaf, extra, cl, count, order, other,
+                cbuf, scode, node, node_of_row, fptr, frow, fzero, stored_rows)
             leaf = f < 0
         if leaf:
             leaf_of[node] = n_leaves
