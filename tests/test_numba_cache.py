@@ -446,7 +446,9 @@ FOREST_FIT_PROBE = textwrap.dedent("""
     before = set(sys.modules)
     a = LabelForest(n_estimators=3, n_threads=2).fit(X, Y)
     b = LabelForest(kind="extra", n_estimators=3, n_threads=2).fit(Xs, Y)
-    print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith("numba."))))
+    from numba.core import entrypoints
+    print(json.dumps([entrypoints._already_initialized,
+                      sorted(m for m in set(sys.modules) - before if m.startswith("numba."))]))
 """)
 
 
@@ -454,12 +456,14 @@ def test_a_forest_fit_links_without_numbas_array_random_or_hash_modules():
     """A forest fit in a fresh process (kernels from the cache) imports none of the numba
     modules its kernels do not link against: the array library (its kernels allocate
     nothing), the random-number modules (each tree draws from its own generator) and the
-    hash secrets (imported only for code that names them)."""
+    hash secrets (imported only for code that names them); nor does it run the installed
+    packages' numba extension entry points (only a compile needs them)."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     run = [sys.executable, "-c", FOREST_FIT_PROBE]
     subprocess.run(run, env=env, capture_output=True, check=True)  # (fills a cold cache)
     out = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
-    imported = json.loads(out.stdout.splitlines()[-1])
+    extensions, imported = json.loads(out.stdout.splitlines()[-1])
+    assert not extensions  # numba's extension entry points: only before compiling
     for name in ("numba.np.arrayobj", "numba.cpython.randomimpl", "numba.np.random",
                  "numba.cpython.hashing"):
         assert name not in imported, imported

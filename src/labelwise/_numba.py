@@ -294,6 +294,11 @@ class KernelCache(caching.FunctionCache):
             data = self._load_overload(sig, target_context)
             if data is not None:
                 return data
+        # a miss: numba compiles next, with every registry and the extensions' entry points
+        # (deferred by njit's dispatchers to this point: _init_extensions_when_compiling)
+        from numba.core import entrypoints
+
+        entrypoints.init_all()
         target_context.refresh()
         return None
 
@@ -478,6 +483,14 @@ def install_locator() -> None:
     classes.insert(at, KernelCacheLocator)
 
 
+def _init_extensions_when_compiling() -> None:
+    """Replaces numba's hook that runs every installed package's ``numba_extensions`` entry
+    point before a dispatcher's first call (reading every distribution's metadata: ~6 ms of
+    a fresh process): a labelwise kernel read from the cache links without them (its
+    arguments are numpy arrays and numbers), and a cache miss runs them before numba
+    compiles (:meth:`KernelCache.load_overload`)."""
+
+
 def njit(func=None, /, **options):
     """``numba.njit`` with ``cache=True`` through :class:`KernelCache`, compiled lazily.
 
@@ -490,6 +503,8 @@ def njit(func=None, /, **options):
         dispatcher = numba.njit(cache=False, **options)(py_func)
         if cached and hasattr(dispatcher, "enable_caching"):  # not under NUMBA_DISABLE_JIT
             dispatcher._cache = KernelCache(dispatcher.py_func)
+            if _LIGHT_LOAD:
+                dispatcher._compilation_chain_init_hook = _init_extensions_when_compiling
         return dispatcher
 
     if func is None:
