@@ -160,16 +160,22 @@ def test_best_split_equals_plain_reference(extra, seed):
     for trial in range(12):
         size = int(rng.integers(2, n))  # small nodes (insertion sort) and large (counting)
         rows = rng.integers(0, n, size=size).astype(np.int64)  # duplicates: bootstrap rows
+        # the grower's form of a bootstrap sample: each distinct row once, weighing its copies
+        distinct, copies = np.unique(rows, return_counts=True)
+        mult = np.zeros(n, np.int64)
+        mult[distinct] = copies
         start = int(rng.integers(0, 3))
-        buf = np.concatenate([np.zeros(start, np.int64), rows, np.zeros(2, np.int64)])
+        buf = np.concatenate([np.zeros(start, np.int64), rng.permutation(distinct),
+                              np.zeros(2, np.int64)])
         feats = rng.permutation(d).astype(np.int64)
         draws = rng.random(d)
         mf, ml = int(rng.integers(1, d + 1)), int(rng.integers(1, 4))
         ctot = Yd[rows].sum(axis=0).astype(np.int64)
         cl = np.zeros(L, np.int64)
-        got = best_split(codes, buf, start, start + size, yptr, yind, ctot,
+        got = best_split(codes, buf, start, start + distinct.size, mult, yptr, yind, ctot,
                          float((ctot.astype(float) ** 2).sum()), feats.copy(), mf, ml,
-                         extra, draws, cl, np.zeros(257, np.int64), np.zeros(n, np.int64))
+                         extra, draws, cl, np.zeros(257, np.int64), np.zeros(n, np.int64),
+                         np.zeros(n, np.int64), np.zeros(n, np.uint8), np.zeros(n, np.uint8))
         want = _reference_split(codes, rows, Yd, feats, mf, ml, extra, draws)
         assert got[:3] == want[:3], (trial, got, want)
         if want[0] >= 0:
@@ -247,6 +253,14 @@ def test_binning_from_stored_values_equals_the_plain_binning(max_bins):
             got = bin_features(given, max_bins)
             for g, w in zip(got, want, strict=True):
                 assert g.dtype == w.dtype and np.array_equal(g, w, equal_nan=True)
+    # enough stored values for the columns to be binned in threads (ranges of columns)
+    X = rng.normal(size=(1200, 90)).astype(np.float32)
+    X[:, ::7] = np.round(X[:, ::7])
+    assert X.size > 2 * 50_000
+    want = _plain_bins(X, max_bins)
+    for threads in (2, 3):
+        got = bin_features(X, max_bins, n_threads=threads)
+        assert all(np.array_equal(g, w, equal_nan=True) for g, w in zip(got, want, strict=True))
 
 
 def _route(tree, codes):
@@ -367,3 +381,61 @@ def test_labelwise_forest_seed_threads_depth_and_traversal():
         start = shallow.roots_[r]
         end = shallow.roots_[r + 1] if r + 1 < shallow.roots_.size else shallow.left_.size
         assert end - start <= 7  # depth 2: at most 3 splits and 4 leaves
+
+
+def test_tree_generator_equals_plain_xorshift64star():
+    """The grower's generator: splitmix64 of the seed, then xorshift64* (Vigna 2016),
+    written here with Python integers; its uniforms are the top 53 bits."""
+    from labelwise.models._forest_grow import _below, _next_u64, _seed_state, _uniform
+
+    mask = 2**64 - 1
+    for seed in (0, 1, 12345, 2**31 - 2):
+        z = (seed + 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        x = z ^ (z >> 31)
+        state = _seed_state(seed)
+        assert int(state[0]) == x
+        for _ in range(5):
+            x ^= x >> 12
+            x ^= (x << 25) & mask
+            x ^= x >> 27
+            want = (x * 0x2545F4914F6CDD1D) & mask
+            assert int(_next_u64(state)) == want and int(state[0]) == x
+        x_before = int(state[0])
+        u = _uniform(state)
+        x = x_before
+        x ^= x >> 12
+        x ^= (x << 25) & mask
+        x ^= x >> 27
+        assert u == (((x * 0x2545F4914F6CDD1D) & mask) >> 11) / 2.0**53
+    state = _seed_state(7)
+    draws = np.array([_below(state, 6) for _ in range(6000)])
+    assert draws.min() == 0 and draws.max() == 5
+    assert np.all(np.abs(np.bincount(draws) - 1000) < 150)  # about uniform
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_grown_forest_equals_trees_grown_one_by_one(extra):
+    """grow_forest reuses one workspace per thread: every tree equals the tree grown alone
+    from its seed, with one thread or two, with and without the rows storing each feature."""
+    from labelwise.models._forest_grow import grow_forest
+
+    rng = np.random.default_rng(3)
+    n, d, L = 200, 40, 4
+    X = (rng.random((n, d)) < 0.1).astype(np.float32) * rng.integers(1, 4, (n, d))
+    Yd = (rng.random((n, L)) < 0.3).astype(np.int64)
+    yptr, yind = _labels_csr(Yd)
+    codes, lo, hi = bin_features(X)
+    Xc = sp.csc_matrix(X)
+    csc = (Xc.indptr.astype(np.int64), Xc.indices.astype(np.int64))
+    seeds = [5, 0, 9, 3, 11, 2, 7, 1]
+    for fptr, frow in ((NO_CSC, NO_CSC), csc):
+        alone = [grow_tree(codes, yptr, yind, L, s, not extra, 4, -1, 1, extra, fptr, frow)
+                 for s in seeds]
+        for threads in (1, 2):
+            grown = grow_forest(codes, yptr, yind, L, seeds, not extra, 4, -1, 1, extra, fptr,
+                                frow, n_threads=threads)
+            for (nodes, leaf_p), want in zip(grown, alone, strict=True):
+                assert all(np.array_equal(u, v)
+                           for u, v in zip((*nodes, leaf_p), want, strict=True))

@@ -421,6 +421,62 @@ LIGHT_PROBE = textwrap.dedent("""
 """)
 
 
+def test_hash_secrets_are_linked_only_for_code_that_names_them():
+    """links_hash_secrets on numba's own reduced compile results: a kernel hashing a string
+    names the secrets (numba.cpython.hashing must be imported before it links), one adding
+    integers does not; a payload in another form is assumed to need them."""
+    import numba
+
+    @numba.njit(cache=False)
+    def hashes(x):
+        return hash(x)
+
+    @numba.njit(cache=False)
+    def adds(x):
+        return x + 1
+
+    hashes("ab")
+    adds(3)
+    assert _numba.links_hash_secrets(hashes.overloads[hashes.signatures[0]]._reduce())
+    assert not _numba.links_hash_secrets(adds.overloads[adds.signatures[0]]._reduce())
+    assert _numba.links_hash_secrets(None)
+    assert _numba.links_hash_secrets((("lib", "bitcode", b"..."),))
+
+
+FOREST_FIT_PROBE = textwrap.dedent("""
+    import json, sys
+    import numpy as np, scipy.sparse as sp
+    from labelwise.models import LabelForest
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 30)).astype(np.float32)
+    Y = sp.csr_matrix((X[:, :4] > 0.3).astype(np.float32))
+    Xs = sp.csr_matrix(np.where(X > 0.8, X, 0).astype(np.float32))
+    before = set(sys.modules)
+    a = LabelForest(n_estimators=3, n_threads=2).fit(X, Y)
+    b = LabelForest(kind="extra", n_estimators=3, n_threads=2).fit(Xs, Y)
+    from numba.core import entrypoints
+    print(json.dumps([entrypoints._already_initialized,
+                      sorted(m for m in set(sys.modules) - before if m.startswith("numba."))]))
+""")
+
+
+def test_a_forest_fit_links_without_numbas_array_random_or_hash_modules():
+    """A forest fit in a fresh process (kernels from the cache) imports none of the numba
+    modules its kernels do not link against: the array library (its kernels allocate
+    nothing), the random-number modules (each tree draws from its own generator) and the
+    hash secrets (imported only for code that names them); nor does it run the installed
+    packages' numba extension entry points (only a compile needs them)."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    run = [sys.executable, "-c", FOREST_FIT_PROBE]
+    subprocess.run(run, env=env, capture_output=True, check=True)  # (fills a cold cache)
+    out = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    extensions, imported = json.loads(out.stdout.splitlines()[-1])
+    assert not extensions  # numba's extension entry points: only before compiling
+    for name in ("numba.np.arrayobj", "numba.cpython.randomimpl", "numba.np.random",
+                 "numba.cpython.hashing"):
+        assert name not in imported, imported
+
+
 def test_cached_kernels_load_without_the_full_refresh_and_compute_the_same():
     """A fresh process whose kernels all come from the cache links them after only the
     runtime set-up (prepare_cached_load), never installing numba's registries, and every

@@ -58,8 +58,8 @@ import numba
 from numba.core import caching
 
 __all__ = ["njit", "cache_root", "cache_folder", "KERNEL_FILES", "KernelCacheLocator",
-           "install_locator", "KernelCache", "KernelCacheWarning", "prepare_cached_load",
-           "SHIPPED_ROOT", "PORTABLE_CPU", "shipped_manifest"]
+           "links_hash_secrets", "install_locator", "KernelCache", "KernelCacheWarning",
+           "prepare_cached_load", "SHIPPED_ROOT", "PORTABLE_CPU", "shipped_manifest"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -260,6 +260,14 @@ class KernelCache(caching.FunctionCache):
 
     def __init__(self, py_func):
         super().__init__(py_func)
+        rebuild = self._impl.rebuild
+
+        def rebuild_linked(target_context, payload):
+            if links_hash_secrets(payload):
+                import numba.cpython.hashing  # noqa: F401  (injects _numba_hashsecret_*)
+            return rebuild(target_context, payload)
+
+        self._impl.rebuild = rebuild_linked
         self._shipped = None
         self._shipped_failed = False
         manifest = shipped_manifest()
@@ -286,6 +294,11 @@ class KernelCache(caching.FunctionCache):
             data = self._load_overload(sig, target_context)
             if data is not None:
                 return data
+        # a miss: numba compiles next, with every registry and the extensions' entry points
+        # (deferred by njit's dispatchers to this point: _init_extensions_when_compiling)
+        from numba.core import entrypoints
+
+        entrypoints.init_all()
         target_context.refresh()
         return None
 
@@ -350,12 +363,25 @@ def prepare_cached_load(target_context) -> None:
     code needs only the symbols it calls: numba's C helpers and exception classes and the
     math library (put in LLVM's symbol table when the context is made), the runtime (NRT:
     :meth:`rtsys.initialize`, which registers its functions and compiles its atomics), the
-    hash secrets ``numba.cpython.hashing`` injects on import, and the threading layer of
-    parallel kernels (their ``reload_init`` runs it at rebuild). Skipping the refresh
-    without the runtime crashes (an unresolved NRT symbol): hence this function."""
-    import numba.cpython.hashing  # noqa: F401  (injects _numba_hashsecret_* symbols)
-
+    hash secrets ``numba.cpython.hashing`` injects on import (imported by
+    :class:`KernelCache` before it links code that names them: :func:`links_hash_secrets`;
+    the import costs a fresh process ~10 ms) and the threading layer of parallel kernels
+    (their ``reload_init`` runs it at rebuild). Skipping the refresh without the runtime
+    crashes (an unresolved NRT symbol): hence this function."""
     initialize_runtime(target_context)
+
+
+def links_hash_secrets(payload) -> bool:
+    """Whether a cached compile result (numba's reduced ``CompileResult``: its first item
+    the library as (name, "object", (object code, bitcode))) names the hash secrets
+    ``numba.cpython.hashing`` puts in LLVM's symbol table; True when it is not in that form."""
+    try:
+        kind, blobs = payload[0][1], payload[0][2]
+    except (TypeError, IndexError, KeyError):
+        return True
+    if kind != "object" or not isinstance(blobs, tuple):
+        return True
+    return any(not isinstance(b, bytes) or b"_numba_hashsecret" in b for b in blobs)
 
 
 #: first bytes of a cached runtime file (then sha256 of the rest, the object code's length
@@ -457,6 +483,14 @@ def install_locator() -> None:
     classes.insert(at, KernelCacheLocator)
 
 
+def _init_extensions_when_compiling() -> None:
+    """Replaces numba's hook that runs every installed package's ``numba_extensions`` entry
+    point before a dispatcher's first call (reading every distribution's metadata: ~6 ms of
+    a fresh process): a labelwise kernel read from the cache links without them (its
+    arguments are numpy arrays and numbers), and a cache miss runs them before numba
+    compiles (:meth:`KernelCache.load_overload`)."""
+
+
 def njit(func=None, /, **options):
     """``numba.njit`` with ``cache=True`` through :class:`KernelCache`, compiled lazily.
 
@@ -469,6 +503,8 @@ def njit(func=None, /, **options):
         dispatcher = numba.njit(cache=False, **options)(py_func)
         if cached and hasattr(dispatcher, "enable_caching"):  # not under NUMBA_DISABLE_JIT
             dispatcher._cache = KernelCache(dispatcher.py_func)
+            if _LIGHT_LOAD:
+                dispatcher._compilation_chain_init_hook = _init_extensions_when_compiling
         return dispatcher
 
     if func is None:

@@ -28,8 +28,9 @@ smallest and largest code. The first best split (strictly larger proxy) wins. A 
 leaf when all its labels are pure, it has fewer than ``2 min_leaf`` rows, it is at
 ``max_depth`` or no candidate leaves ``min_leaf`` rows on both sides; a leaf holds each
 label's positive rate. Bootstrap rows are drawn with replacement (a row drawn twice counts
-twice). Each tree seeds numba's generator of its own thread, so a tree depends on its seed
-only, never on the thread that grows it.
+twice; the grower keeps each drawn row once, weighing its copies). Every draw of a tree
+comes from its own generator (xorshift64*, seeded by splitmix64 of the tree's seed, state
+passed in), so a tree depends on its seed only, never on the thread that grows it.
 
 :func:`best_split` takes the candidate order and the extra-trees draws as arguments so
 that the tests can check it against a plain reference; growing draws them
@@ -43,12 +44,14 @@ import scipy.sparse as sp
 
 from .._numba import njit
 
-__all__ = ["bin_features", "best_split", "grow_tree"]
+__all__ = ["bin_features", "best_split", "grow_forest", "grow_tree"]
 
 _SMALL_NODE = 32  # rows: insertion sort below, counting sort above
+_BIN_ENTRIES_PER_THREAD = 50_000  # stored entries of X that make a binning thread worth it
 
 
-def bin_features(X, max_bins: int = 255) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bin_features(X, max_bins: int = 255, n_threads: int = 1
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``codes`` (n_features, n_samples) uint8 and ``lo``/``hi`` (n_features, max_bins)
     float64, each bin's smallest/largest value (unused bins nan), of X (CSR or dense;
     absent entries are 0; values are read as float32).
@@ -56,7 +59,8 @@ def bin_features(X, max_bins: int = 255) -> tuple[np.ndarray, np.ndarray, np.nda
     A column with at most ``max_bins`` distinct values has a bin per value; else the bins
     end where the column's cumulative row count crosses k / max_bins. Each column is binned
     from its stored values (:func:`_bin_columns`, over the CSC of X): its absent entries
-    are one value, 0, counted but never sorted."""
+    are one value, 0, counted but never sorted. ``n_threads``: the columns are binned in
+    that many threads (ranges of about equal stored entries) when X stores many values."""
     if not 2 <= max_bins <= 256:
         raise ValueError(f"max_bins must be in [2, 256], got {max_bins}")
     n, d = X.shape
@@ -74,14 +78,30 @@ def bin_features(X, max_bins: int = 255) -> tuple[np.ndarray, np.ndarray, np.nda
     codes = np.empty((d, n), dtype=np.uint8)
     lo = np.full((d, max_bins), np.nan)
     hi = np.full((d, max_bins), np.nan)
-    work = np.empty((3, n + 1))
-    _bin_columns(indptr, np.asarray(Xc.indices, np.int64), np.asarray(Xc.data, np.float32),
-                 values, n, max_bins, codes, lo, hi, work[0], work[1].view(np.int64),
-                 work[2].view(np.int64), np.empty(max_bins))
+    indices = np.asarray(Xc.indices, np.int64)
+    data = np.asarray(Xc.data, np.float32)
+
+    def bin_range(f_range):
+        work = np.empty((3, n + 1))
+        _bin_columns(indptr, indices, data, values, n, max_bins, codes, lo, hi, work[0],
+                     work[1].view(np.int64), work[2].view(np.int64), np.empty(max_bins),
+                     *f_range)
+
+    parts = max(1, min(int(n_threads), d, int(indptr[-1]) // _BIN_ENTRIES_PER_THREAD))
+    if parts == 1:
+        bin_range((0, d))
+        return codes, lo, hi
+    from concurrent.futures import ThreadPoolExecutor
+
+    # column ranges of about equal stored entries (each column costs its entries)
+    cut = np.searchsorted(indptr, np.linspace(0, indptr[-1], parts + 1)[1:-1])
+    bounds = np.unique(np.concatenate([[0], cut, [d]]))
+    with ThreadPoolExecutor(max_workers=parts) as pool:
+        list(pool.map(bin_range, zip(bounds[:-1].tolist(), bounds[1:].tolist())))
     return codes, lo, hi
 
 
-@njit(inline="always")
+@njit(inline="always", cache=False)
 def _push_value(dist, cnt, nd, v, k):
     """Append value ``v`` seen ``k`` times to the first ``nd`` distinct values (sorted);
     returns the new count of distinct values."""
@@ -95,8 +115,9 @@ def _push_value(dist, cnt, nd, v, k):
 
 @njit(nogil=True, cache=True)
 def _bin_columns(indptr, indices, data, values, n, max_bins, codes, lo, hi, dist, cnt,
-                 code_of, cuts):
-    """Fill ``codes``/``lo``/``hi`` (see :func:`bin_features`) from the CSC of X
+                 code_of, cuts, f_start, f_end):
+    """Fill ``codes``/``lo``/``hi`` of the features ``f_start..f_end - 1`` (see
+    :func:`bin_features`) from the CSC of X
     (``values``: its stored values as float64, sorted within each column; ``dist``, ``cnt``,
     ``code_of`` (n + 1,) and ``cuts`` (max_bins,): work arrays).
 
@@ -106,8 +127,7 @@ def _bin_columns(indptr, indices, data, values, n, max_bins, codes, lo, hi, dist
     ``np.searchsorted`` would give them): the midpoints ``v[i] / 2 + v[i + 1] / 2`` at
     ``i = searchsorted(cumsum(counts[:-1]) / n, k / max_bins)`` for k = 1 .. max_bins - 1,
     each i once; a value's code is the number of cuts below it."""
-    d = indptr.size - 1
-    for f in range(d):
+    for f in range(f_start, f_end):
         a = indptr[f]
         m = indptr[f + 1] - a
         n_zero = n - m
@@ -154,19 +174,56 @@ def _bin_columns(indptr, indices, data, values, n, max_bins, codes, lo, hi, dist
         for r in range(n):
             codes[f, r] = zero_code
         for p in range(m):
+            # the value's place among the distinct values (the first >= v, v being one of
+            # them), searched without branches on the comparisons (their outcomes are coin
+            # flips to the branch predictor)
             v = np.float64(data[a + p])
-            b_lo = 0
-            b_hi = nd - 1
-            while b_lo < b_hi:  # the value's place among the distinct values
-                mid = (b_lo + b_hi) // 2
-                if dist[mid] < v:
-                    b_lo = mid + 1
-                else:
-                    b_hi = mid
-            codes[f, indices[a + p]] = code_of[b_lo]
+            base = 0
+            length = nd
+            while length > 1:
+                half = length >> 1
+                base += half * (dist[base + half - 1] < v)
+                length -= half
+            base += dist[base] < v
+            codes[f, indices[a + p]] = code_of[base]
 
 
-@njit(inline="always")
+@njit(inline="always", cache=False)
+def _next_u64(state):
+    """The next 64 random bits of ``state`` (a uint64 array of one nonzero word; xorshift64*,
+    Vigna 2016): a few integer operations, inlined, where numba's ``np.random`` calls its
+    thread's Mersenne Twister through a C helper (and its import costs a fresh process)."""
+    x = state[0]
+    x ^= x >> np.uint64(12)
+    x ^= x << np.uint64(25)
+    x ^= x >> np.uint64(27)
+    state[0] = x
+    return x * np.uint64(0x2545F4914F6CDD1D)
+
+
+@njit(inline="always", cache=False)
+def _uniform(state):
+    """A float64 uniform in [0, 1) (53 random bits)."""
+    return np.float64(_next_u64(state) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(inline="always", cache=False)
+def _below(state, k):
+    """An int uniform in [0, k), k >= 1 (k < 2**53: the bias of the scaling is below 2**-20
+    for every k the grower draws)."""
+    return min(np.int64(_uniform(state) * k), k - 1)
+
+
+def _seed_state(seed: int) -> np.ndarray:
+    """The generator's state for ``seed``: splitmix64 of it (never 0)."""
+    z = (int(seed) + 0x9E3779B97F4A7C15) % 2**64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    z ^= z >> 31
+    return np.array([z or 1], dtype=np.uint64)
+
+
+@njit(inline="always", cache=False)
 def _take_code(c, w, cmin, cmax, n_min):
     """The code range (smallest, largest, weight at the smallest) widened by ``w`` rows
     holding code ``c``."""
@@ -180,67 +237,102 @@ def _take_code(c, w, cmin, cmax, n_min):
     return cmin, cmax, n_min
 
 
-@njit(inline="always")
-def _code_range(col, rows, start, end):
-    """The smallest and largest code of the node's rows in one feature, and how many rows
-    hold the smallest. (The searches below are inlined into their callers: no call, no
-    reference counting of the arrays passed per candidate.)"""
+@njit(inline="always", cache=False)
+def _code_range(col, rows, start, end, cbuf):
+    """The smallest and largest code of the node's rows in one feature, each row's code
+    copied to ``cbuf[:end - start]`` (the passes after this one read the node's codes
+    there, in the node's row order, without going through ``rows``). (The searches below
+    are inlined into their callers: no call, no reference counting of the arrays passed per
+    candidate.)"""
     cmin = 255
     cmax = 0
-    n_min = 0
     for p in range(start, end):
-        cmin, cmax, n_min = _take_code(col[rows[p]], 1, cmin, cmax, n_min)
-    return cmin, cmax, n_min
+        c = col[rows[p]]
+        cbuf[p - start] = c
+        cmin = min(cmin, c)
+        cmax = max(cmax, c)
+    return cmin, cmax
 
 
-@njit(inline="always")
-def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min, u,
-                 min_leaf, cl, order):
+@njit(inline="always", cache=False)
+def _add_labels(r, w, yptr, yind, ctot, cl, sq, tot):
+    """Row ``r`` (weight ``w``) joins the side counted in ``cl``: its sum of squares
+    ``sq`` = sum_j cl_j^2 grows by (2 cl_j + w) w, ``tot`` by w ctot_j per label j."""
+    for q in range(yptr[r], yptr[r + 1]):
+        j = yind[q]
+        c = cl[j]
+        sq += (2 * c + w) * w
+        tot += w * ctot[j]
+        cl[j] = c + w
+    return sq, tot
+
+
+@njit(inline="always", cache=False)
+def _side_proxy(sq, tot, stot, nl, nn, side_is_left):
+    """The proxy sum_j cL_j^2 / nL + sum_j cR_j^2 / nR of a split whose one side (left
+    when ``side_is_left``) has sum of squares ``sq`` and ``tot`` = sum_j c_j ctot_j: the
+    other side's sum of squares is sum_j (ctot_j - c_j)^2 = stot + sq - 2 tot. Integers below
+    2**53: exact as floats, the same proxy whichever side was counted."""
+    s_other = np.int64(stot) + sq - 2 * tot
+    sl = sq if side_is_left else s_other
+    sr = s_other if side_is_left else sq
+    return float(sl) / nl + float(sr) / (nn - nl)
+
+
+@njit(inline="always", cache=False)
+def _extra_split(cbuf, rows, start, n_rows, nn, mult, weighted, yptr, yind, ctot, stot, cmin,
+                 cmax, u, min_leaf, cl, order, other):
     """(c, c', proxy) of the boundary drawn by ``u`` in [0, 1) between ``cmin`` and
-    ``cmax`` (``n_min`` rows at ``cmin``: with two codes the boundary is between them and
-    needs no counting pass); proxy -inf when a side has fewer than ``min_leaf`` rows."""
-    n = end - start
+    ``cmax`` (with two codes: the one between them); proxy -inf when a side weighs less than
+    ``min_leaf``. ``cbuf``: the node's codes (:func:`_code_range`); ``nn``: the node's
+    weight (``mult`` summed over its rows; every row weighs 1 unless ``weighted``).
+
+    One pass, without branches on the codes (a row's side is a coin flip to the branch
+    predictor), lists the rows of each side (``order``, ``other``); the labels of the lighter
+    side are then counted; the other side's are ctot minus them."""
     t = cmin + int(u * (cmax - cmin))
     if t >= cmax:
         t = cmax - 1
     nl = 0
     below = cmin
     above = cmax
-    if cmax == cmin + 1:
-        nl = n_min
-    else:
-        for p in range(start, end):
-            c = col[rows[p]]
-            if c > t:
-                if c < above:
-                    above = c
-            else:
-                if c > below:
-                    below = c
-                nl += 1
-    nr = n - nl
+    kl = 0
+    kr = 0
+    for i in range(n_rows):
+        c = cbuf[i]
+        r = rows[start + i]
+        le = c <= t
+        order[kl] = r
+        other[kr] = r
+        kl += le
+        kr += 1 - le
+        below = max(below, c * le)
+        above = min(above, c + 256 * le)
+        if weighted:
+            nl += mult[r] * le
+    if not weighted:
+        nl = kl
+    nr = nn - nl
     if nl < min_leaf or nr < min_leaf:
         return below, above, -np.inf
-    # label counts of the smaller side only; the other side's are ctot minus them (sums
-    # of squares in integers: see _scan_split)
-    right_side = 2 * nl > n
+    right_side = 2 * nl > nn
+    side = other if right_side else order
+    k = kr if right_side else kl
     sq = 0
     tot = 0
     touched = 0
-    k = 0
-    for p in range(start, end):
-        r = rows[p]
-        if (col[r] > t) == right_side:
-            order[k] = r  # (kept to zero cl again)
-            k += 1
-            touched += yptr[r + 1] - yptr[r]
-            for q in range(yptr[r], yptr[r + 1]):
-                j = yind[q]
-                sq += 2 * cl[j] + 1
-                tot += ctot[j]
-                cl[j] += 1
-    s_small = float(sq)
-    s_big = float(np.int64(stot) + sq - 2 * tot)
+    for i in range(k):
+        r = side[i]
+        touched += yptr[r + 1] - yptr[r]
+        sq, tot = _add_labels(r, mult[r], yptr, yind, ctot, cl, sq, tot)
+    _zero_counts(cl, side, k, touched, yptr, yind)
+    return below, above, _side_proxy(sq, tot, stot, nl, nn, not right_side)
+
+
+@njit(inline="always", cache=False)
+def _zero_counts(cl, order, k, touched, yptr, yind):
+    """Zero the label counts ``cl`` again after the rows ``order[:k]`` (``touched`` labels
+    in all) were added: all of it when that is shorter."""
     if touched > cl.size:
         cl[:] = 0
     else:
@@ -248,92 +340,78 @@ def _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_mi
             r = order[i]
             for q in range(yptr[r], yptr[r + 1]):
                 cl[yind[q]] = 0
-    sl = s_big if right_side else s_small
-    sr = s_small if right_side else s_big
-    return below, above, sl / nl + sr / nr
 
 
-@njit(inline="always")
-def _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_leaf, cl,
-                count, order):
+@njit(inline="always", cache=False)
+def _scan_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmin, cmax,
+                min_leaf, cl, count, order, scode):
     """(c, c', proxy) of the best boundary of one feature (the first of equal ones); proxy
-    -inf when none leaves ``min_leaf`` rows on both sides."""
-    n = end - start
+    -inf when none leaves ``min_leaf`` weight on both sides. The node's rows are sorted by
+    code into ``order`` (their codes into ``scode``) and added to the left side one by one."""
     best_t = -1
     best_next = -1
     best_proxy = -np.inf
-    # the node's rows in code order
-    if n <= _SMALL_NODE:
-        for p in range(n):
-            r = rows[start + p]
-            c = col[r]
-            k = p
-            while k > 0 and col[order[k - 1]] > c:
+    if n_rows <= _SMALL_NODE:
+        for i in range(n_rows):
+            r = rows[start + i]
+            c = cbuf[i]
+            k = i
+            while k > 0 and scode[k - 1] > c:
                 order[k] = order[k - 1]
+                scode[k] = scode[k - 1]
                 k -= 1
             order[k] = r
+            scode[k] = c
     else:
         width = cmax - cmin + 1
         for c in range(width + 1):
             count[c] = 0
-        for p in range(start, end):
-            count[col[rows[p]] - cmin + 1] += 1
+        for i in range(n_rows):
+            count[cbuf[i] - cmin + 1] += 1
         for c in range(1, width + 1):
             count[c] += count[c - 1]
-        for p in range(start, end):
-            r = rows[p]
-            c = col[r] - cmin
-            order[count[c]] = r
-            count[c] += 1
-    # sum_j cL_j^2 grows by 2 cL_j + 1 when a row with label j goes left, and
-    # sum_j cR_j^2 by 1 - 2 (ctot_j - cL_j) = that - 2 ctot_j: both follow from the integers
-    # sq (the left sum) and tot (ctot summed over the labels moved), exactly as the float
-    # sums they are (integers below 2**53), one dependent integer add each per label
-    st = np.int64(stot)
+        for i in range(n_rows):
+            c = cbuf[i]
+            k = count[c - cmin]
+            order[k] = rows[start + i]
+            scode[k] = c
+            count[c - cmin] = k + 1
+    # sum_j cL_j^2 and sum_j cL_j ctot_j grow with each row moved left (_add_labels); the
+    # right side's sum of squares follows from them (_side_proxy)
     sq = 0
     tot = 0
     touched = 0
     added = 0
-    for p in range(n - 1):
+    nl = 0
+    for p in range(n_rows - 1):
         r = order[p]
+        w = mult[r]
         touched += yptr[r + 1] - yptr[r]
-        for q in range(yptr[r], yptr[r + 1]):
-            j = yind[q]
-            sq += 2 * cl[j] + 1
-            tot += ctot[j]
-            cl[j] += 1
+        sq, tot = _add_labels(r, w, yptr, yind, ctot, cl, sq, tot)
+        nl += w
         added = p + 1
-        c = col[r]
-        c_next = col[order[p + 1]]
-        if c != c_next:
-            nl = p + 1
-            nr = n - nl
-            if nl >= min_leaf and nr >= min_leaf:
-                proxy = float(sq) / nl + float(st + sq - 2 * tot) / nr
+        c_next = scode[p + 1]
+        if scode[p] != c_next:
+            if nl >= min_leaf and nn - nl >= min_leaf:
+                proxy = _side_proxy(sq, tot, stot, nl, nn, True)
                 if proxy > best_proxy:
                     best_proxy = proxy
-                    best_t = c
+                    best_t = scode[p]
                     best_next = c_next
             if c_next == cmax:  # the rows of the largest code never go left: no boundary
                 break
-    if touched > cl.size:
-        cl[:] = 0
-    else:
-        for p in range(added):
-            r = order[p]
-            for q in range(yptr[r], yptr[r + 1]):
-                cl[yind[q]] = 0
+    _zero_counts(cl, order, added, touched, yptr, yind)
     return best_t, best_next, best_proxy
 
 
-@njit(inline="always")
+@njit(inline="always", cache=False)
 def _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind, ctot, stot, cmin, cmax,
-                         nl, n, zero_side, min_leaf, cl):
+                         nl, nn, zero_side, min_leaf, cl):
     """:func:`_extra_split` of a two-code feature from the node's rows that store it
     (``stored_rows[:n_in]``, each standing for ``mult`` copies): the labels are summed over
     the side without the absent rows (whose code is ``zero_side``, -1 when there are none),
     so the node's other rows are never read; the same proxy, bit for bit."""
-    nr = n - nl
+    nr = nn - nl
     if nl < min_leaf or nr < min_leaf:
         return cmin, cmax, -np.inf
     side = cmax if zero_side != cmax else cmin
@@ -343,13 +421,8 @@ def _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind, ctot, stot, c
     for i in range(n_in):
         r = stored_rows[i]
         if col[r] == side:
-            w = mult[r]
             touched += yptr[r + 1] - yptr[r]
-            for q in range(yptr[r], yptr[r + 1]):
-                j = yind[q]
-                sq += (2 * cl[j] + w) * w
-                tot += w * ctot[j]
-                cl[j] += w
+            sq, tot = _add_labels(r, mult[r], yptr, yind, ctot, cl, sq, tot)
     if touched > cl.size:
         cl[:] = 0
     else:
@@ -358,58 +431,60 @@ def _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind, ctot, stot, c
             if col[r] == side:
                 for q in range(yptr[r], yptr[r + 1]):
                     cl[yind[q]] = 0
-    s_side = sq
-    s_other = np.int64(stot) + sq - 2 * tot
-    sl = s_other if side == cmax else s_side
-    sr = s_side if side == cmax else s_other
-    return cmin, cmax, float(sl) / nl + float(sr) / nr
+    return cmin, cmax, _side_proxy(sq, tot, stot, nl, nn, side == cmin)
 
 
-@njit(inline="always")
-def _feature_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min, extra,
-                   u, min_leaf, cl, count, order):
+@njit(inline="always", cache=False)
+def _feature_split(cbuf, rows, start, n_rows, nn, mult, weighted, yptr, yind, ctot, stot,
+                   cmin, cmax, extra, u, min_leaf, cl, count, order, other, scode):
     """One feature's best split of a node: a random threshold (extra-trees, ``u`` its draw)
     or the one boundary of two codes (binary features), whose label counts
-    :func:`_extra_split` takes from the smaller side only, with the same proxy as the scan's,
+    :func:`_extra_split` takes from the lighter side only, with the same proxy as the scan's,
     bit for bit (sums of squared integer counts are exact in float64); else the scan over
     every boundary."""
     if extra or cmax == cmin + 1:
-        return _extra_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, n_min,
-                            u, min_leaf, cl, order)
-    return _scan_split(col, rows, start, end, yptr, yind, ctot, stot, cmin, cmax, min_leaf,
-                       cl, count, order)
+        return _extra_split(cbuf, rows, start, n_rows, nn, mult, weighted, yptr, yind, ctot,
+                            stot, cmin, cmax, u, min_leaf, cl, order, other)
+    return _scan_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmin,
+                       cmax, min_leaf, cl, count, order, scode)
 
 
 @njit(nogil=True, cache=True)
-def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_features,
-               min_leaf, extra, draws, cl, count, order):
-    """The best split of the node ``rows[start:end]`` over candidates tried in the given
-    order, as (feature, c, c', proxy): codes <= c go left, the node's smallest code above c
-    is c'; feature -1 when no candidate is valid.
+def best_split(codes, rows, start, end, mult, yptr, yind, ctot, stot, feats, max_features,
+               min_leaf, extra, draws, cl, count, order, other, cbuf, scode):
+    """The best split of the node ``rows[start:end]`` (distinct rows, row r standing for
+    ``mult[r]`` copies: a bootstrap sample) over candidates tried in the given order, as
+    (feature, c, c', proxy): codes <= c go left, the node's smallest code above c is c';
+    feature -1 when no candidate is valid.
 
     ``feats``: the candidate features in order: the first ``max_features``, and more while
     all so far are constant in the node. ``draws[i]`` in [0, 1) places the extra-trees
     boundary of the i-th candidate. ``ctot``/``stot``: the node's label counts and their sum
-    of squares. Work buffers: ``cl`` (n_labels,) int64 zeros (left zeroed on return),
-    ``count`` (257,) int64, ``order`` (>= end - start,) int64. (Growing draws the candidates
-    as scikit-learn does, in :func:`_drawn_split`, with the same per-feature searches.)"""
+    of squares (copies counted). Work buffers: ``cl`` (n_labels,) int64 zeros (left zeroed
+    on return), ``count`` (257,) int64, ``order`` and ``other`` (>= end - start,) int64, ``cbuf`` and
+    ``scode`` (>= end - start,) uint8. (Growing draws the candidates as scikit-learn does,
+    in :func:`_drawn_split`, with the same per-feature searches.)"""
     best_f = -1
     best_t = -1
     best_next = -1
     best_proxy = -np.inf
     visited = 0
+    n_rows = end - start
+    nn = 0
+    for p in range(start, end):
+        nn += mult[rows[p]]
     for fi in range(feats.size):
         if fi >= max_features and visited > 0:
             break
         f = feats[fi]
-        col = codes[f]
-        cmin, cmax, n_min = _code_range(col, rows, start, end)
+        cmin, cmax = _code_range(codes[f], rows, start, end, cbuf)
         if cmin == cmax:
             continue
         visited += 1
-        t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                          cmin, cmax, n_min, extra, draws[fi] if extra else 0.0,
-                                          min_leaf, cl, count, order)
+        t, t_next, proxy = _feature_split(cbuf, rows, start, n_rows, nn, mult, True, yptr,
+                                          yind, ctot, stot, cmin, cmax, extra,
+                                          draws[fi] if extra else 0.0, min_leaf, cl, count,
+                                          order, other, scode)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
@@ -418,10 +493,10 @@ def best_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, max_featu
     return best_f, best_t, best_next, best_proxy
 
 
-@njit(inline="always")
-def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_feats,
-                 n_known, max_features, min_leaf, extra, cl, count, order, node, node_of_row,
-                 fptr, frow, fzero, mult, stored_rows):
+@njit(inline="always", cache=False)
+def _drawn_split(codes, rows, start, end, nn, mult, weighted, yptr, yind, ctot, stot, feats,
+                 const_feats, n_known, max_features, min_leaf, extra, cl, count, order, other,
+                 cbuf, scode, node, node_of_row, fptr, frow, fzero, stored_rows, state):
     """:func:`best_split` with the candidates drawn at random as scikit-learn's best and
     random splitters draw them: ``feats[:n_known]`` are features known to be constant in
     the node (constant in an ancestor): drawing one counts as a visit but costs no pass;
@@ -430,10 +505,11 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
     constants after the known ones (``const_feats``: work buffer).
 
     ``fptr``/``frow`` (CSC of the features' stored entries, or empty) with ``node_of_row``
-    (each row's node, ``node`` this one's): a feature with fewer stored rows than the node
-    has rows is constant (all 0) there when none of them is in the node, found without a
+    (each row's node, ``node`` this one's): a feature stored by fewer rows than the node
+    has is constant (all 0) there when none of them is in the node, found without a
     pass over the node's rows; else its codes are read as usual."""
     d = feats.size
+    n_rows = end - start
     best_f = -1
     best_t = -1
     best_next = -1
@@ -445,7 +521,7 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
     n_visited = 0
     while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
         n_visited += 1
-        f_j = np.random.randint(n_drawn, f_i - n_found)  # noqa: NPY002
+        f_j = n_drawn + _below(state, f_i - n_found - n_drawn)
         if f_j < n_known:  # a known constant
             tmp = feats[n_drawn]
             feats[n_drawn] = feats[f_j]
@@ -462,7 +538,7 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         cmin = 255
         cmax = 0
         n_min = 0
-        if fptr.size > 0 and fptr[f + 1] - fptr[f] < end - start:
+        if fptr.size > 0 and fptr[f + 1] - fptr[f] < n_rows:
             # the node's rows that store f (a row's copies count mult times); the others
             # hold 0, whose code is fzero[f]
             n_stored = 0
@@ -476,14 +552,14 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
                     cmin, cmax, n_min = _take_code(col[r], w, cmin, cmax, n_min)
             stored = n_in > 0
             known = stored
-            n_absent = end - start - n_stored
+            n_absent = nn - n_stored
             if stored and n_absent > 0:
                 zero_side = fzero[f]
                 cmin, cmax, n_min = _take_code(zero_side, n_absent, cmin, cmax, n_min)
         if not stored:
             cmin = cmax = 0
         elif not known:
-            cmin, cmax, n_min = _code_range(col, rows, start, end)
+            cmin, cmax = _code_range(col, rows, start, end, cbuf)
         if cmin == cmax:
             feats[f_j] = feats[n_total]
             feats[n_total] = f
@@ -494,15 +570,18 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
         feats[f_j] = feats[f_i]
         feats[f_i] = f
         # (extra-trees: the uniform draw of this feature's threshold, in the draw order)
-        u = np.random.random() if extra else 0.0  # noqa: NPY002
+        u = _uniform(state) if extra else 0.0
         if known and cmax == cmin + 1:
             t, t_next, proxy = _stored_binary_split(col, stored_rows, n_in, mult, yptr, yind,
-                                                    ctot, stot, cmin, cmax, n_min, end - start,
+                                                    ctot, stot, cmin, cmax, n_min, nn,
                                                     zero_side, min_leaf, cl)
         else:
-            t, t_next, proxy = _feature_split(col, rows, start, end, yptr, yind, ctot, stot,
-                                              cmin, cmax, n_min, extra, u, min_leaf, cl, count,
-                                              order)
+            if known:  # (the stored rows gave the range: the node's codes are read now)
+                for p in range(start, end):
+                    cbuf[p - start] = col[rows[p]]
+            t, t_next, proxy = _feature_split(cbuf, rows, start, n_rows, nn, mult, weighted,
+                                              yptr, yind, ctot, stot, cmin, cmax, extra, u,
+                                              min_leaf, cl, count, order, other, scode)
         if proxy > best_proxy:
             best_proxy = proxy
             best_f = f
@@ -518,61 +597,120 @@ def _drawn_split(codes, rows, start, end, yptr, yind, ctot, stot, feats, const_f
     return best_f, best_t, best_next, best_proxy, n_total
 
 
+class _Workspace:
+    """One thread's arrays for :func:`_grow`, made once and reused by every tree it grows
+    (the kernel sets up what it reads)."""
+
+    def __init__(self, codes, n_labels, track):
+        d, m = codes.shape
+        i8 = np.int64
+        self.nodes = np.empty((6, 2 * m), dtype=i8)  # left, right, feature, c, c', leaf_of
+        self.leaf_p = np.empty((m, n_labels))
+        self.arrays = (np.zeros(m, i8), np.empty(m if track else 0, i8), self.nodes,
+                       self.leaf_p, np.empty((5, 2 * m), dtype=i8), np.empty(m, dtype=i8),
+                       np.empty(d, dtype=i8), np.empty(d, dtype=i8),
+                       np.empty(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
+                       np.zeros(257, dtype=i8), np.empty(m, dtype=i8), np.empty(m, dtype=i8),
+                       np.empty(m, dtype=np.uint8), np.empty(m, dtype=np.uint8),
+                       np.empty(m if track else 0, dtype=i8))
+
+
+def _zero_codes(codes, fptr, frow):
+    """Each feature's code of the value 0 (the code of a row that does not store it)."""
+    d, m = codes.shape
+    fzero = np.zeros(d, dtype=np.int64)
+    for f in range(d):
+        absent = np.setdiff1d(np.arange(m), frow[fptr[f]:fptr[f + 1]])
+        fzero[f] = codes[f, absent[0]] if absent.size else 0
+    return fzero
+
+
+def grow_forest(codes, yptr, yind, n_labels, seeds, bootstrap, max_features, max_depth,
+                min_leaf, extra, fptr, frow, fzero=None, n_threads=1):
+    """:func:`grow_tree` for every seed, on ``n_threads`` threads (each takes the next tree
+    when it is done with one, in one workspace of arrays for all its trees): the list of
+    trees in the order of ``seeds``, each as (nodes (6, n_nodes) int64: left, right,
+    feature, c, c', leaf_of; leaf_p)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    track = fptr.size > 0
+    if not track:
+        fzero = np.zeros(0, dtype=np.int64)
+    elif fzero is None:
+        fzero = _zero_codes(codes, fptr, frow)
+    fzero = np.asarray(fzero, dtype=np.int64)
+    seeds = [int(s) for s in seeds]
+    trees = [None] * len(seeds)
+    todo = iter(range(len(seeds)))  # shared: next() on a range iterator holds the GIL
+
+    def work():
+        ws = _Workspace(codes, n_labels, track)
+        for i in todo:
+            n_nodes, n_leaves = _grow(codes, yptr, yind, n_labels, _seed_state(seeds[i]),
+                                      bootstrap, max_features, max_depth, min_leaf, extra,
+                                      fptr, frow, fzero, *ws.arrays)
+            trees[i] = (ws.nodes[:, :n_nodes].copy(), ws.leaf_p[:n_leaves].copy())
+
+    n_threads = max(1, min(int(n_threads), len(seeds)))
+    if n_threads == 1:
+        work()
+    else:
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:
+            for f in [pool.submit(work) for _ in range(n_threads)]:
+                f.result()
+    return trees
+
+
 def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
               min_leaf, extra, fptr, frow, fzero=None):
     """One tree on binned ``codes`` (n_features, n_samples) and labels in CSR
     (``yptr``/``yind``): (left, right, feature, c, c', leaf_of, leaf_p) with node 0
     the root, children numbered after their parent, -1 links at leaves, leaf_of the leaf
-    row of a leaf node (-1 for split nodes) and leaf_p (n_leaves, n_labels) the positive
-    rates. ``max_depth`` < 0: unlimited. ``fptr``/``frow``: the rows storing each feature
-    (CSC of a sparse X, int64) or two empty arrays (dense X); with them a feature that no row
-    of a node stores is known constant there without reading its codes (copies of a
-    bootstrap row have equal codes and so always share a node); a feature with two codes in
-    the node is then split from the rows storing it alone. ``fzero``: each feature's code of
-    the value 0 (found here when None). Same tree either way.
+    row of a leaf node (-1 for split nodes; feature, c and c' are 0 at leaves) and leaf_p
+    (n_leaves, n_labels) the positive rates. ``max_depth`` < 0: unlimited.
+    ``fptr``/``frow``: the rows storing each feature (CSC of a sparse X, int64) or two empty
+    arrays (dense X); with them a feature that no row of a node stores is known constant
+    there without reading its codes; a feature with two codes in the node is then split
+    from the rows storing it alone. ``fzero``: each feature's code of the value 0 (found
+    here when None). Same tree either way.
 
-    The arrays are made here and grown by :func:`_grow`: a kernel that allocates nothing
-    links without numba's array library (``numba.np.arrayobj``, a fixed import cost in a
-    fresh process)."""
-    d, m = codes.shape
-    cap = 2 * m
-    i8 = np.int64
-    nodes = np.zeros((6, cap), dtype=i8)  # left, right, feature, c, c', leaf_of
-    nodes[:2] = -1
-    nodes[5] = -1
-    leaf_p = np.zeros((m, n_labels))
-    stack = np.empty((5, cap), dtype=i8)
-    track = fptr.size > 0
-    work = (np.empty(m, dtype=i8), np.arange(d, dtype=i8), np.zeros(d, dtype=i8),
-            np.zeros(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
-            np.zeros(257, dtype=i8), np.empty(m, dtype=i8),
-            np.full(m if track else 0, -1, dtype=i8))
-    if track and fzero is None:
-        fzero = np.zeros(d, dtype=i8)
-        for f in range(d):
-            absent = np.setdiff1d(np.arange(m), frow[fptr[f]:fptr[f + 1]])
-            fzero[f] = codes[f, absent[0]] if absent.size else 0
-    elif not track:
-        fzero = np.zeros(0, dtype=i8)
-    n_nodes, n_leaves = _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features,
-                              max_depth, min_leaf, extra, fptr, frow,
-                              np.asarray(fzero, dtype=i8), np.zeros(m if track else 0, i8),
-                              np.empty(m if track else 0, i8), nodes, leaf_p, stack, *work)
-    return (*(nodes[k, :n_nodes].copy() for k in range(6)), leaf_p[:n_leaves].copy())
+    A bootstrap sample is grown as its distinct rows, each weighing its number of copies
+    (copies of a row have equal codes and so always share a node): the same tree as with
+    every copy a row of its own, from a third fewer rows.
+
+    The arrays are made in Python (:class:`_Workspace`) and grown by :func:`_grow`: a
+    kernel that allocates nothing links without numba's array library
+    (``numba.np.arrayobj``, a fixed import cost in a fresh process)."""
+    nodes, leaf_p = grow_forest(codes, yptr, yind, n_labels, [seed], bootstrap,
+                                max_features, max_depth, min_leaf, extra, fptr, frow,
+                                fzero)[0]
+    return (*nodes, leaf_p)
 
 
 @njit(nogil=True, cache=True)
-def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth, min_leaf,
+def _grow(codes, yptr, yind, n_labels, state, bootstrap, max_features, max_depth, min_leaf,
           extra, fptr, frow, fzero, mult, stored_rows, nodes, leaf_p, stack, rows, feats,
-          const_feats, ctot, cl, count, order, node_of_row):
-    """:func:`grow_tree`'s loop on its arrays (``rows``: work, ``feats``: 0..d-1, the rest
-    zeros or work as made there); returns the counts of nodes and leaves."""
-    # numba's legacy generator has one state per thread: seeding it here makes the tree a
-    # function of its seed, whichever thread grows it
-    np.random.seed(seed)  # noqa: NPY002
+          const_feats, ctot, cl, count, order, other, cbuf, scode, node_of_row):
+    """:func:`grow_tree`'s loop on the arrays of a :class:`_Workspace` (``cl`` and ``count``
+    zeros, as every tree leaves them; the rest is set up here); returns the counts of nodes
+    and leaves."""
     m = rows.size
+    for f in range(feats.size):
+        feats[f] = f
+    for r in range(node_of_row.size):
+        node_of_row[r] = -1
     for p in range(m):
-        rows[p] = np.random.randint(0, m) if bootstrap else p  # noqa: NPY002
+        mult[p] = 0
+    for p in range(m):
+        if bootstrap:
+            mult[_below(state, m)] += 1
+        else:
+            mult[p] = 1
+    n_distinct = 0
+    for r in range(m):
+        if mult[r] > 0:
+            rows[n_distinct] = r
+            n_distinct += 1
     left = nodes[0]
     right = nodes[1]
     feature = nodes[2]
@@ -586,13 +724,11 @@ def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
     st_known = stack[4]
     track = fptr.size > 0
     if track:
-        for p in range(m):
+        for p in range(n_distinct):
             node_of_row[rows[p]] = 0
-            mult[rows[p]] += 1
-    top = 0
     st_node[0] = 0
     st_start[0] = 0
-    st_end[0] = m
+    st_end[0] = n_distinct
     st_depth[0] = 0
     st_known[0] = 0
     top = 1
@@ -605,13 +741,15 @@ def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
         e = st_end[top]
         depth = st_depth[top]
         n_known = st_known[top]
-        nn = e - s
         for j in range(n_labels):
             ctot[j] = 0
+        nn = 0
         for p in range(s, e):
             r = rows[p]
+            w = mult[r]
+            nn += w
             for q in range(yptr[r], yptr[r + 1]):
-                ctot[yind[q]] += 1
+                ctot[yind[q]] += w
         stot = 0.0
         pure = True
         for j in range(n_labels):
@@ -624,11 +762,16 @@ def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
         t_next = -1
         if not leaf:
             f, t, t_next, _, n_known = _drawn_split(
-                codes, rows, s, e, yptr, yind, ctot, stot, feats, const_feats, n_known,
-                max_features, min_leaf, extra, cl, count, order, node, node_of_row, fptr,
-                frow, fzero, mult, stored_rows)
+                codes, rows, s, e, nn, mult, bootstrap, yptr, yind, ctot, stot, feats,
+                const_feats, n_known, max_features, min_leaf, extra, cl, count, order, other,
+                cbuf, scode, node, node_of_row, fptr, frow, fzero, stored_rows, state)
             leaf = f < 0
         if leaf:
+            left[node] = -1
+            right[node] = -1
+            feature[node] = 0
+            bin_thr[node] = 0
+            bin_next[node] = 0
             leaf_of[node] = n_leaves
             for j in range(n_labels):
                 leaf_p[n_leaves, j] = ctot[j] / nn
@@ -652,6 +795,7 @@ def _grow(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
                 node_of_row[rows[p]] = n_nodes + 1
         left[node] = n_nodes
         right[node] = n_nodes + 1
+        leaf_of[node] = -1
         feature[node] = f
         bin_thr[node] = t
         bin_next[node] = t_next

@@ -36,7 +36,7 @@ from .._numba import njit
 from ..errors import DataFormatError, ResourceLimitError
 from .base import MultiLabelModel
 from .chains import check_positive_int, check_seed, check_threads, fresh_seed
-from .topk import map_ranges, map_threads, resolve_n_threads, topk_dense
+from .topk import map_ranges, resolve_n_threads, topk_dense
 
 __all__ = ["LabelForest", "flatten_forest"]
 
@@ -225,7 +225,7 @@ class LabelForest(MultiLabelModel):
             self._fit_sklearn(X, Y)
 
     def _fit_labelwise(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
-        from ._forest_grow import bin_features, grow_tree
+        from ._forest_grow import bin_features, grow_forest
 
         n, d = X.shape
         if n * d > MAX_BINNED_BYTES:
@@ -233,7 +233,7 @@ class LabelForest(MultiLabelModel):
                 f"LabelForest(grower='labelwise') bins {n} rows x {d} features into "
                 f"{n * d / 2**30:.1f} GiB (limit {MAX_BINNED_BYTES / 2**30:.0f} GiB); use "
                 "grower='sklearn' or fewer features")
-        codes, lo, hi = bin_features(X, int(self.max_bins))
+        codes, lo, hi = bin_features(X, int(self.max_bins), resolve_n_threads(self.n_threads))
         Yb = sp.csr_matrix(Y > 0)
         yptr = np.asarray(Yb.indptr, np.int64)
         yind = np.asarray(Yb.indices, np.int64)
@@ -254,32 +254,25 @@ class LabelForest(MultiLabelModel):
             with np.errstate(invalid="ignore"):
                 fzero = np.argmax((lo <= 0) & (hi >= 0), axis=1).astype(np.int64)
 
-        def grow(seed: int):
-            return grow_tree(codes, yptr, yind, L, int(seed), bootstrap, mf, depth,
-                             int(self.min_samples_leaf), self.kind == "extra", fptr, frow,
-                             fzero)
-
-        trees = map_threads(grow, seeds, resolve_n_threads(self.n_threads))
-        roots, lefts, rights, feats, thrs, leaf_ofs, leaf_ps = [], [], [], [], [], [], []
-        offset = n_leaves = 0
-        for left, right, feature, below, above, leaf_of, leaf_p in trees:
-            split = left >= 0
-            roots.append(offset)
-            lefts.append(np.where(split, left + offset, -1))
-            rights.append(np.where(split, right + offset, -1))
-            feats.append(feature)
-            # halfway between the largest value going left and the smallest going right
-            c, c_next = np.where(split, below, 0), np.where(split, above, 0)
-            gap = hi[feature, c] / 2 + lo[feature, c_next] / 2
-            thrs.append(np.where(split, gap, -2.0))
-            leaf_ofs.append(np.where(split, -1, leaf_of + n_leaves))
-            leaf_ps.append(leaf_p)
-            offset += left.size
-            n_leaves += leaf_p.shape[0]
-        self._set_arrays({"roots": np.asarray(roots, np.int64), "left": np.concatenate(lefts),
-                          "right": np.concatenate(rights), "feature": np.concatenate(feats),
-                          "threshold": np.concatenate(thrs),
-                          "leaf_of": np.concatenate(leaf_ofs), "leaf_p": np.vstack(leaf_ps)})
+        trees = grow_forest(codes, yptr, yind, L, seeds, bootstrap, mf, depth,
+                            int(self.min_samples_leaf), self.kind == "extra", fptr, frow, fzero,
+                            n_threads=resolve_n_threads(self.n_threads))
+        nodes = np.concatenate([t[0] for t in trees], axis=1)
+        leaf_p = np.vstack([t[1] for t in trees])
+        sizes = np.array([t[0].shape[1] for t in trees], dtype=np.int64)
+        n_leaves = np.array([t[1].shape[0] for t in trees], dtype=np.int64)
+        roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        node_off = np.repeat(roots, sizes)
+        leaf_off = np.repeat(np.concatenate([[0], np.cumsum(n_leaves)[:-1]]), sizes)
+        left, right, feature, below, above, leaf_of = nodes
+        split = left >= 0
+        # halfway between the largest value going left and the smallest going right
+        gap = hi[feature, below] / 2 + lo[feature, above] / 2
+        self._set_arrays({"roots": roots, "left": np.where(split, left + node_off, -1),
+                          "right": np.where(split, right + node_off, -1), "feature": feature,
+                          "threshold": np.where(split, gap, -2.0),
+                          "leaf_of": np.where(split, -1, leaf_of + leaf_off).astype(np.int64),
+                          "leaf_p": leaf_p})
 
     def _fit_sklearn(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
         L = Y.shape[1]
