@@ -275,6 +275,7 @@ def _xl_dask(args, folder: Path, workdir: Path, watch) -> dict:
                 time.sleep(0.5)
         rec["wall_s"] = time.perf_counter() - t0
         watch.sample()  # the workers' last CPU seconds, before the cluster closes
+        rec["train_peak_total_mb"] = watch.peak_total_mb  # training alone, not the prediction
         rec["scheduler_cpu_s"] = time.process_time() - c0  # this process: the scheduler
     finally:
         client.close()
@@ -348,7 +349,7 @@ def xl_table(recs: list[dict]) -> str:
                          f"{r['peak_total_mb'] / GIB:.1f} (all processes) | | | | | {load} | "
                          f"{r['started']} |")
             continue
-        rss = f"{r['peak_total_mb'] / GIB:.1f} (all processes)"
+        rss = f"{r.get('train_peak_total_mb', r['peak_total_mb']) / GIB:.1f} (all processes)"
         if "worker_peak_rss_mb" in r:
             rss += ("; workers " + " / ".join(f"{v / GIB:.1f}" for v in r["worker_peak_rss_mb"])
                     + "; client " + (f"{r['client_peak_rss_mb'] / GIB:.1f}"
@@ -385,7 +386,8 @@ def xl(args) -> None:
                                 include_self=args.method == "labelwise-dask") as watch:
             run = _xl_dask if args.method == "labelwise-dask" else _xl_peer
             rec = dict(base, **run(args, folder, Path(tmp), watch))
-        rec.update(watch.load_summary(), peak_total_mb=watch.peak_total_mb, ended=_utc())
+        rec.update(watch.load_summary(), peak_total_mb=watch.peak_total_mb, ended=_utc(),
+                   rss_trace=watch.trace)
         if watch.killed_at_mb is not None:
             rec.update(status="killed", error=f"killed at {watch.killed_at_mb / GIB:.1f} GiB "
                                               f"(cap {args.rss_cap:g} GiB)")

@@ -350,14 +350,17 @@ class LabelTree(MultiLabelModel):
                 n_trees=self.n_trees, branching=self.branching,
                 max_leaf_size=self.max_leaf_size, cluster_iters=self.cluster_iters,
                 seed=int(seed), C_root=C_root, C_node_power=float(self.C_node_power), kw=kw)
-            starts, children, roots, results, layout = runner.train_trees(Xn, sq, Ycsc, Z,
-                                                                          spec)
+            # the runner empties the list once the data is on the workers: this process
+            # then holds none of it while the trees train
+            shared = [Xn, sq, Ycsc, Z]
+            del Xn, sq, Ycsc, Z
+            starts, children, roots, results, layout = runner.train_trees(shared, spec)
         else:
             starts, children, roots, results = self._train_local(
                 Xn, sq, Ycsc, Z, seed=int(seed), C_root=C_root, kw=kw, threads=threads,
                 weight_budget=weight_budget)
             layout = None
-        del Z
+            del Z
         W, intercept, n_iter = _tree_build.assemble_weights(results, int(starts[-1]), X.shape[1],
                                                             float(self.bias))
         self.node_clf_start_ = np.asarray(starts, np.int64)
