@@ -88,7 +88,8 @@ class Watch(threading.Thread):
 
     After the block: ``w.peak_total_mb`` (largest summed RSS), ``w.procs`` (pid -> last
     ``read_process`` record; ``hwm_mb`` is that process's own peak), ``w.loads`` (1-minute
-    load averages sampled), ``w.killed_at_mb`` (None unless the cap was passed), ``w.trace``
+    load averages sampled), ``w.killed_at_mb`` (None unless the cap was passed),
+    ``w.reset_peak()`` (a new ``peak_total_mb`` from now on), ``w.trace``
     (every ``trace_every`` seconds: ``[seconds since the start, summed RSS MB, {pid: RSS MB}]``,
     the memory's trajectory; the sample that passed the cap is the last entry).
     """
@@ -136,6 +137,12 @@ class Watch(threading.Thread):
                     except OSError:
                         pass
         return total
+
+    def reset_peak(self) -> float:
+        """The largest summed RSS so far; the next ones are measured from now on."""
+        with self._lock:
+            peak, self.peak_total_mb = self.peak_total_mb, 0.0
+        return peak
 
     def _sample_load(self) -> None:
         load = load_average()

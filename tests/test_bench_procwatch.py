@@ -66,6 +66,8 @@ def test_watch_sums_a_process_tree_and_kills_it_past_the_cap():
         with procwatch.Watch(10_000, root=proc.pid, include_self=True, every=0.1) as w:
             time.sleep(0.3)
         assert w.peak_total_mb > 290 + w.procs[os.getpid()]["rss_mb"] * 0.9
+        peak = w.peak_total_mb
+        assert w.reset_peak() == peak and w.peak_total_mb == 0.0
         with procwatch.Watch(250, root=proc.pid, every=0.1) as w:
             deadline = time.monotonic() + 10
             while w.killed_at_mb is None:
