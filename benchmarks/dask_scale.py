@@ -275,6 +275,11 @@ def _xl_dask(args, folder: Path, workdir: Path, watch) -> dict:
                 time.sleep(0.5)
         rec["wall_s"] = time.perf_counter() - t0
         watch.sample()  # the workers' last CPU seconds, before the cluster closes
+        rec["train_peak_total_mb"] = watch.reset_peak()  # training alone, not the prediction
+        # what follows runs in this process, which the watchdog never kills: past the cap it
+        # would only kill the idle children left (multiprocessing's resource tracker) and
+        # mark the fit killed; the prediction's own peak is recorded instead
+        watch.cap_mb = float("inf")
         rec["scheduler_cpu_s"] = time.process_time() - c0  # this process: the scheduler
     finally:
         client.close()
@@ -314,6 +319,8 @@ def _xl_dask(args, folder: Path, workdir: Path, watch) -> dict:
     pipe = Pipeline.load(model_dir, mmap=True)
     S = pipe.decision_function(te.X, k=5)
     rec["predict_s"], rec["predict_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+    watch.sample()
+    rec["predict_peak_total_mb"] = watch.peak_total_mb  # this process: load and predict
     labels, scores = topk_csr(S, 5)
     ids = np.array([int(name) for name in pipe.labels_.names], np.int64)
     rec["_labels"], rec["_scores"] = np.where(labels >= 0, ids[labels], -1), scores
@@ -348,12 +355,14 @@ def xl_table(recs: list[dict]) -> str:
                          f"{r['peak_total_mb'] / GIB:.1f} (all processes) | | | | | {load} | "
                          f"{r['started']} |")
             continue
-        rss = f"{r['peak_total_mb'] / GIB:.1f} (all processes)"
+        rss = f"{r.get('train_peak_total_mb', r['peak_total_mb']) / GIB:.1f} (all processes)"
         if "worker_peak_rss_mb" in r:
             rss += ("; workers " + " / ".join(f"{v / GIB:.1f}" for v in r["worker_peak_rss_mb"])
                     + "; client " + (f"{r['client_peak_rss_mb'] / GIB:.1f}"
                                      if r.get("client_peak_rss_mb") else "not read")
                     + f"; scheduler {r['scheduler_peak_rss_mb'] / GIB:.1f}")
+        if "predict_peak_total_mb" in r:
+            rss += f"; loading + predicting {r['predict_peak_total_mb'] / GIB:.1f}"
         lines.append(
             f"| {m} | yes | {r['train_s']:.0f} | {r['train_cpu_s']:.0f} | {r['predict_s']:.1f} | "
             f"{rss} | {r['p@1']:.2f} | {r['p@3']:.2f} | {r['p@5']:.2f} | {r['psp@5']:.2f} | "
@@ -385,7 +394,8 @@ def xl(args) -> None:
                                 include_self=args.method == "labelwise-dask") as watch:
             run = _xl_dask if args.method == "labelwise-dask" else _xl_peer
             rec = dict(base, **run(args, folder, Path(tmp), watch))
-        rec.update(watch.load_summary(), peak_total_mb=watch.peak_total_mb, ended=_utc())
+        rec.update(watch.load_summary(), ended=_utc(), rss_trace=watch.trace,
+                   peak_total_mb=max(watch.peak_total_mb, rec.get("train_peak_total_mb", 0.0)))
         if watch.killed_at_mb is not None:
             rec.update(status="killed", error=f"killed at {watch.killed_at_mb / GIB:.1f} GiB "
                                               f"(cap {args.rss_cap:g} GiB)")

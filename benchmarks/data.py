@@ -25,6 +25,20 @@ Datasets
     1,000,000 labels in 20,000 clusters, 500,000 features, 600,000 train / 20,000 test rows;
     the same label power law (an anchor label drawn 70% from ``p(rank r) ~ r^-0.8`` over a
     random ranking of the labels, 30% uniformly) and the same feature draws as ``synthetic``.
+``synthetic-1m-2x``
+    ``synthetic-1m`` with twice the train rows: 1,000,000 labels in 20,000 clusters,
+    500,000 features, 1,200,000 train / 20,000 test rows (2.66 labels and 37.7 features a
+    row: fewer labels have to be added to rows than at 600,000 rows); the same generator,
+    seed and law. Sized from the peers' peak memory at 300,000 and 600,000 rows so that
+    omikuji's projected peak is well above a 24 GiB machine (the README's 1M-label section).
+``synthetic-1m-300k`` / ``synthetic-1m-150k``
+    The same 1M labels with 300,000 / 150,000 train rows (20,000 test rows): the probes of
+    the peers' memory and time that sized ``synthetic-1m-2x``. Every label still gets a
+    train row, so these rows carry more labels (4.4 a row at 300,000).
+``synthetic-250k-q``
+    A quarter of ``synthetic-1m`` in every dimension (250,000 labels in 5,000 clusters,
+    125,000 features, 150,000 train / 5,000 test rows): where the memory of the Dask path's
+    processes is measured in minutes.
 ``reuters``
     Reuters-21578, ModApte train/test, R90 topics (7,770 / 3,019 documents, 90 labels),
     tf-idf as cooking (fitted on train): about 160 features a row.
@@ -54,7 +68,8 @@ import scipy.sparse as sp
 VERSION = 1
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "bench-data"
 DATASETS = ("bibtex", "delicious", "cooking", "synthetic", "synthetic-quick", "reuters", "enron",
-            "synthetic-long", "synthetic-1m")
+            "synthetic-long", "synthetic-1m", "synthetic-1m-2x", "synthetic-1m-300k",
+            "synthetic-1m-150k", "synthetic-250k-q")
 MIRROR = "/work/shared/datasets"
 
 #: sizes of the synthetic sets: (n_labels, n_clusters, n_features, n_train, n_test)
@@ -63,6 +78,10 @@ SYNTHETIC_SIZES = {
     "synthetic-quick": (30_000, 600, 50_000, 20_000, 2_000),
     "synthetic-long": (3_000, 150, 100_000, 20_000, 2_000),
     "synthetic-1m": (1_000_000, 20_000, 500_000, 600_000, 20_000),
+    "synthetic-1m-2x": (1_000_000, 20_000, 500_000, 1_200_000, 20_000),
+    "synthetic-1m-300k": (1_000_000, 20_000, 500_000, 300_000, 20_000),
+    "synthetic-1m-150k": (1_000_000, 20_000, 500_000, 150_000, 20_000),
+    "synthetic-250k-q": (250_000, 5_000, 125_000, 150_000, 5_000),
 }
 #: feature draws per row of the synthetic sets (own, cluster's, noise): see synthetic()
 SYNTHETIC_DRAWS = {"synthetic-long": (20, 30, 600)}

@@ -88,13 +88,20 @@ class Watch(threading.Thread):
 
     After the block: ``w.peak_total_mb`` (largest summed RSS), ``w.procs`` (pid -> last
     ``read_process`` record; ``hwm_mb`` is that process's own peak), ``w.loads`` (1-minute
-    load averages sampled), ``w.killed_at_mb`` (None unless the cap was passed).
+    load averages sampled), ``w.killed_at_mb`` (None unless the cap was passed),
+    ``w.reset_peak()`` (a new ``peak_total_mb`` from now on), ``w.trace``
+    (every ``trace_every`` seconds: ``[seconds since the start, summed RSS MB, {pid: RSS MB}]``,
+    the memory's trajectory; the sample that passed the cap is the last entry).
     """
 
     def __init__(self, cap_mb: float, *, root: int | None = None, include_self: bool = False,
-                 every: float = 1.0, load_every: float = 10.0) -> None:
+                 every: float = 1.0, load_every: float = 10.0, trace_every: float = 10.0) -> None:
         super().__init__(daemon=True)
         self.cap_mb, self.root, self.every, self.load_every = cap_mb, root, every, load_every
+        self.trace_every = trace_every
+        self.trace: list[list] = []
+        self._t0 = time.monotonic()
+        self._next_trace = 0.0
         self.include_self = include_self
         self.peak_total_mb = 0.0
         self.procs: dict[int, dict] = {}
@@ -107,15 +114,22 @@ class Watch(threading.Thread):
         """One pass now (also called by the thread): returns the summed RSS in MB."""
         total = 0.0
         pids = descendants(self.root) + ([] if self.root is None else [self.root])
+        rss: dict[int, float] = {}
         with self._lock:
             for pid in pids + ([os.getpid()] if self.include_self else []):
                 rec = read_process(pid)
                 if rec is None:
                     continue
                 total += rec["rss_mb"]
+                rss[pid] = round(rec["rss_mb"], 1)
                 self.procs[pid] = rec
             self.peak_total_mb = max(self.peak_total_mb, total)
-            if total > self.cap_mb and self.killed_at_mb is None:
+            now = time.monotonic() - self._t0
+            over = total > self.cap_mb and self.killed_at_mb is None
+            if now >= self._next_trace or over:
+                self.trace.append([round(now, 1), round(total, 1), rss])
+                self._next_trace = now + self.trace_every
+            if over:
                 self.killed_at_mb = total
                 for pid in pids:
                     try:
@@ -123,6 +137,12 @@ class Watch(threading.Thread):
                     except OSError:
                         pass
         return total
+
+    def reset_peak(self) -> float:
+        """The largest summed RSS so far; the next ones are measured from now on."""
+        with self._lock:
+            peak, self.peak_total_mb = self.peak_total_mb, 0.0
+        return peak
 
     def _sample_load(self) -> None:
         load = load_average()
@@ -139,6 +159,7 @@ class Watch(threading.Thread):
             self._stop_event.wait(self.every)
 
     def __enter__(self) -> Watch:
+        self._t0 = time.monotonic()
         self.start()
         return self
 

@@ -66,6 +66,8 @@ def test_watch_sums_a_process_tree_and_kills_it_past_the_cap():
         with procwatch.Watch(10_000, root=proc.pid, include_self=True, every=0.1) as w:
             time.sleep(0.3)
         assert w.peak_total_mb > 290 + w.procs[os.getpid()]["rss_mb"] * 0.9
+        peak = w.peak_total_mb
+        assert w.reset_peak() == peak and w.peak_total_mb == 0.0
         with procwatch.Watch(250, root=proc.pid, every=0.1) as w:
             deadline = time.monotonic() + 10
             while w.killed_at_mb is None:
@@ -75,6 +77,9 @@ def test_watch_sums_a_process_tree_and_kills_it_past_the_cap():
             assert w.procs[proc.pid]["hwm_mb"] >= 150  # the last values read while it lived
             assert proc.wait(timeout=10) == -9  # SIGKILL
         assert 290 < w.killed_at_mb < 400
+        # the trajectory: the first sample and the one that passed the cap, per process
+        assert w.trace[0][0] < 0.2 and abs(w.trace[-1][1] - w.killed_at_mb) < 0.1
+        assert set(w.trace[-1][2]) == set(w.procs) and w.trace[-1][2][proc.pid] >= 150
         # the grandchild is gone as well
         grandchild = next(pid for pid in w.procs if pid != proc.pid)
         deadline = time.monotonic() + 5

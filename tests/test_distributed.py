@@ -122,6 +122,36 @@ def test_tree_on_dask_keeps_row_length_C_scaling(cluster):
     _same_scores(local, model, X)
 
 
+def _data_actions(dask_scheduler) -> list[str]:
+    return [ev["action"] for _, ev in dask_scheduler.get_events("all")
+            if isinstance(ev, dict) and ev.get("action") in ("scatter", "gather")]
+
+
+def _through_scheduler(client) -> list[str]:
+    """The scatters and gathers the scheduler served itself (its event log): data that passed
+    through the scheduler's process."""
+    return client.run_on_scheduler(_data_actions)
+
+
+def test_data_never_passes_through_the_scheduler(cluster):
+    """X, Y and the label representations go from the client to a worker and from worker to
+    worker; results come back from the workers directly: the scheduler never holds them."""
+    _, client = cluster
+    X, Y = tiny_data(1, L=60)
+    Y = Y[:, :-1]
+    before = len(_through_scheduler(client))
+    tree = LabelTree(n_trees=2, branching=3, max_leaf_size=4, n_threads=1, random_state=5,
+                     memory_limit=None)
+    ovr = OneVsRest(n_threads=1, random_state=3, memory_limit=None, max_iter=50)
+    for model in (tree, ovr):
+        fit(model, X, Y, client=client)
+    assert _through_scheduler(client)[before:] == []
+    _same_tree(LabelTree(**tree.get_params()).fit(X, Y), tree)
+    # the check sees data that does pass through the scheduler
+    client.gather(client.scatter([np.ones(3)], direct=False), direct=False)
+    assert _through_scheduler(client)[before:] == ["scatter", "gather"]
+
+
 def test_killed_worker_tasks_rerun_and_model_identical(cluster):
     lc, client = cluster
     X, Y = tiny_data(2, n=400, L=48)

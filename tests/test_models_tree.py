@@ -831,6 +831,37 @@ def test_load_refuses_inconsistent_arrays(tmp_path):
         LabelTree.load(tmp_path / "two", verify=False)
 
 
+def test_weight_slot_checks_in_blocks_equal_the_whole(monkeypatch):
+    """_valid_state checks the weight slots in blocks of nodes (its temporaries grow with a
+    block, not with the model): every block size accepts a fitted model's arrays and refuses
+    the same corrupted ones (a child id past a sparse node's children, a child-offset that
+    points outside val_child)."""
+    from labelwise.models import tree as tree_mod
+
+    X, Y = clustered_data()
+    model = LabelTree(n_trees=2, max_leaf_size=5, random_state=0).fit(X, Y)
+    state, _ = model._get_state()
+    L, d = Y.shape[1], X.shape[1]
+    # sparse random weights in the model's layout, so that its nodes have sparse slots
+    W = sp.random(state["clf_child"].shape[0], d, density=0.05, format="csr",
+                  dtype=np.float32, random_state=np.random.default_rng(0))
+    state.update(_tree_build.node_major_weights(W, state["node_clf_start"]))
+    state["node_dense"] = state["node_dense"].astype(np.uint8)
+    sparse = np.flatnonzero(state["node_dense"] == 0)
+    fs, fp = state["node_feat_start"], state["feat_ptr"]
+    v = int(next(u for u in sparse if fp[fs[u + 1]] > fp[fs[u]]))
+    kid_at = int(fp[fs[v]] - state["child_shift"][v])
+    bad_kid = dict(state, val_child=state["val_child"].copy())
+    bad_kid["val_child"][kid_at] = 10**6
+    bad_shift = dict(state, child_shift=state["child_shift"].copy())
+    bad_shift["child_shift"][v] = -state["val_child"].shape[0]
+    for block in (1, 2, 7, 64, 1 << 22):
+        monkeypatch.setattr(tree_mod, "_CHECK_SLOTS", block)
+        assert tree_mod._valid_state(state, L, d), block
+        assert not tree_mod._valid_state(bad_kid, L, d), block
+        assert not tree_mod._valid_state(bad_shift, L, d), block
+
+
 def test_label_features_argument():
     X, Y = clustered_data(L=24)
     E = sp.csr_matrix(np.eye(24, dtype=np.float32))

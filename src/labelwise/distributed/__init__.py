@@ -10,12 +10,18 @@ run gives the *same bits* as a local run:
   derived from ``random_state`` and its id, never on the block it lands in; results are
   assembled in label order.
 - ``LabelTree``: the client computes the label representations and scatters ``(X, row
-  norms, Y, representations)`` once; the rest runs in tasks. A tree's shape (every node's
+  norms, Y, representations)`` once (then drops its own copies); the rest runs in tasks. A tree's shape (every node's
   label count and id) follows from the label count alone (``_tree_build.tree_shape``), so a
   subtree clustered on any worker is exactly that subtree of the whole tree. The top nodes
   (:func:`top_and_heads`) are split by a cascade of 2-means tasks, one per split, and trained
   in a task each; every subtree below them is clustered, trained and laid out node by node in
-  one task; the client joins the pieces (``_tree_build.merge_layouts``).
+  one task. The client fetches each task's result as soon as it is done (its worker then
+  drops it) and, once all are in, copies the pieces one by one into the final arrays
+  (``_tree_build.LayoutMerge``): it holds the model and one piece, never two copies.
+- Data never passes through the scheduler: ``scatter(..., direct=True)`` sends it to one
+  worker, which copies it to the others, and results come from the workers directly
+  (``gather(..., direct=True)``), unless Dask's ``distributed.client.direct-to-workers``
+  is set to False (a client that can reach only the scheduler).
 - Prediction (:func:`predict_to_parquet`): each worker loads the model directory once,
   memory-mapped, by path (the directory must be readable at the same path on every worker),
   kept in a per-process cache keyed by the manifest's sha256; tasks carry only row blocks.
@@ -136,17 +142,39 @@ class DaskRunner:
         self._after_submit = _after_submit  # a test seam: called with the futures
         #: what the cluster did: ``tasks``, ``task_cpu_s`` (CPU seconds inside the tasks)
         self.stats: dict[str, float] = {}
+        #: data goes between this client and the workers directly, never through the
+        #: scheduler, unless Dask's ``distributed.client.direct-to-workers`` says False (a
+        #: client that reaches only the scheduler)
+        direct = getattr(client, "direct_to_workers", None)
+        self.direct = True if direct is None else bool(direct)
 
     def _gather(self, futures: list, what: str) -> list:
         if self._after_submit is not None:
             self._after_submit(futures)
         with cluster_errors(what):
-            return self.client.gather(futures)
+            return self.client.gather(futures, direct=self.direct)
+
+    def _each_done(self, futures: list, what: str, take: Any) -> None:
+        """``take(i, result of futures[i])`` for every future as it finishes, each result
+        fetched from its worker directly; ``futures[i]`` is set to None once fetched, so
+        that (holding no other reference) the worker drops the result."""
+        if self._after_submit is not None:
+            self._after_submit(futures)
+        d = import_distributed()
+        where = {f.key: i for i, f in enumerate(futures)}
+        with cluster_errors(what):
+            for fut in d.as_completed(futures):
+                i = where[fut.key]
+                futures[i] = None
+                result = self.client.gather(fut, direct=self.direct)
+                del fut
+                take(i, result)
 
     def _scatter(self, data: Any, what: str) -> Any:
+        """``data`` on every worker: sent to one worker, copied from worker to worker."""
         with cluster_errors(what):
             [fut] = self.client.scatter([data], broadcast=True, hash=False,
-                                        workers=self.workers)
+                                        workers=self.workers, direct=self.direct)
         return fut
 
     def _submit(self, fn: Any, *args: Any, key: str) -> Any:
@@ -171,8 +199,10 @@ class DaskRunner:
         self._count(len(done), sum(cpu for _, cpu in done))
         return [out for out, _ in done]
 
-    def train_trees(self, Xn: Any, sq: np.ndarray, Ycsc: Any, Z: Any, spec: Any) -> tuple:
-        """Build and train ``spec.n_trees`` label trees on the cluster (module docstring):
+    def train_trees(self, data: list, spec: Any) -> tuple:
+        """Build and train ``spec.n_trees`` label trees on the cluster (module docstring)
+        from ``data = [Xn, row sq norms, Ycsc, Z]``, a list this method empties once the data
+        is on the workers (so that the caller, holding no other reference, frees it):
         ``(node_clf_start, clf_child, tree_roots, task results, weight layout)`` of all
         trees: the results (intercepts, epochs) as ``LabelTree``'s local path returns them
         but without their weights, which come laid out node by node (the tasks lay out their
@@ -180,11 +210,12 @@ class DaskRunner:
         from ..models import _tree_build
 
         what = "training LabelTree on Dask"
-        L = Z.shape[0]
+        L = data[3].shape[0]
         shape = spec.shape(L)
         n_nodes, n_clf = shape.n_nodes, int(shape.node_clf_start[-1])
         top, heads = top_and_heads(shape, self.blocks_per_worker * self._n_workers())
-        data_f = self._scatter((Xn, sq, Ycsc, Z), what)
+        data_f = self._scatter(tuple(data), what)
+        data.clear()
         tag = uuid.uuid4().hex[:12]
         train, splits, tree_of = [], [], []
         for t in range(spec.n_trees):
@@ -209,17 +240,35 @@ class DaskRunner:
                     True, key=f"labelwise-tree-{tag}-{t}-{h}"))
                 tree_of.append(t)
         split_cpu = [self._submit(_tasks.cpu_seconds, f, key=f"{f.key}-cpu") for f in splits]
-        done = self._gather(train, what)
+        n_splits = len(splits)
+        del splits, ref
+        # each task's result is fetched as soon as it is done and released on its worker
+        # (which then holds only the data and the task it runs); once all are here, the
+        # data is released too, and the weights are copied into the final arrays piece by
+        # piece, each piece dropped once copied: the client holds the model and one piece
+        done: list = [None] * len(train)
+
+        def take(i: int, result: tuple) -> None:
+            done[i] = result
+
+        self._each_done(train, what, take)
         with cluster_errors(what):
-            cpu = self.client.gather(split_cpu)
-        self._count(len(train) + len(splits), sum(r[-1] for r in done) + sum(cpu))
+            cpu = self.client.gather(split_cpu, direct=self.direct)
+        del split_cpu, data_f
+        self._count(len(train) + n_splits, sum(r[-1] for r in done) + sum(cpu))
         leaves: list[dict] = [{} for _ in range(spec.n_trees)]
-        results, pieces = [], []
-        for t, (lv, res, piece, _) in zip(tree_of, done, strict=True):
+        results = []
+        for t, (lv, res, _, _) in zip(tree_of, done, strict=True):
             leaves[t].update(lv)
             results += res
-            pieces.append(piece)
-        layout = _tree_build.merge_layouts(pieces, spec.n_trees * n_nodes)
+        merge = _tree_build.LayoutMerge(spec.n_trees * n_nodes, [
+            (ids, _tree_build.layout_sizes(piece)) for _, _, (ids, piece), _ in done])
+        for i in range(len(done)):
+            ids, piece = done[i][2]
+            done[i] = None
+            merge.put(ids, piece)
+            del piece
+        layout = merge.result()
         starts, children = [np.zeros(1, np.int64)], []
         for t in range(spec.n_trees):
             kids = _tree_build.node_children(shape, leaves[t])

@@ -15,7 +15,8 @@ import numpy as np
 from ..models import _tree_build
 from ..models.ovr import train_label_block
 
-__all__ = ["label_block", "split_labels", "cpu_seconds", "tree_nodes", "predict_block", "model_digest", "worker_model"]
+__all__ = ["label_block", "split_labels", "cpu_seconds", "tree_nodes", "predict_block",
+           "model_digest", "worker_model"]
 
 
 def label_block(data: tuple, labels: np.ndarray, params: tuple) -> tuple:

@@ -47,7 +47,8 @@ __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayou
            "node_rows", "node_task", "TreeSpec", "train_nodes", "NodeTask", "TaskResult",
            "training_tasks", "split_tasks", "block_pieces", "uses_block", "uses_gram",
            "gram_matrix", "row_length_C_scale", "row_length_scale", "node_C", "run_task",
-           "assemble_weights", "node_major_weights", "layout_piece", "merge_layouts",
+           "assemble_weights", "node_major_weights", "layout_piece", "layout_sizes",
+           "LayoutMerge", "merge_layouts",
            "balanced_ranges"]
 
 
@@ -687,53 +688,82 @@ def layout_piece(results: list[TaskResult], node_clf_start: np.ndarray, nodes: l
     return node_major_weights(W, local_start)
 
 
+def layout_sizes(lay: dict[str, np.ndarray]) -> np.ndarray:
+    """Per node of a :func:`layout_piece`: ``(entries, weights, dense)`` as an ``(n, 3)`` int64
+    array, all :class:`LayoutMerge` needs to place the piece before it arrives."""
+    nfs = np.asarray(lay["node_feat_start"], np.int64)
+    fp = np.asarray(lay["feat_ptr"], np.int64)
+    out = np.empty((nfs.shape[0] - 1, 3), np.int64)
+    out[:, 0] = np.diff(nfs)
+    out[:, 1] = fp[nfs[1:]] - fp[nfs[:-1]]
+    out[:, 2] = np.asarray(lay["node_dense"], bool)
+    return out
+
+
+class LayoutMerge:
+    """The layout of :func:`node_major_weights` over all ``n_nodes`` nodes, filled piece by
+    piece: built from every piece's node ids and :func:`layout_sizes` (small), it allocates
+    the final arrays once; :meth:`put` copies one piece's nodes in, so that only the result
+    and the piece being copied are held at once (:func:`merge_layouts` holds every piece).
+    Each node's entries, weights and child ids are its own; only the offsets are cumulative,
+    so they are computed in global node order (the same arrays, bit for bit)."""
+
+    def __init__(self, n_nodes: int, sizes: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        per = np.full((n_nodes, 3), -1, np.int64)
+        for nodes, sz in sizes:
+            per[np.asarray(nodes, np.int64)] = sz
+        if n_nodes and per[:, 0].min() < 0:
+            raise ValueError("the layout pieces do not cover every node")
+        entries, n_w, dense = per[:, 0], per[:, 1], per[:, 2].astype(bool)
+        n_sparse = np.where(dense, 0, n_w)
+        self._entry_at = np.zeros(n_nodes + 1, np.int64)
+        np.cumsum(entries, out=self._entry_at[1:])
+        self._w_at = np.zeros(n_nodes + 1, np.int64)
+        np.cumsum(n_w, out=self._w_at[1:])
+        self._child_at = np.zeros(n_nodes + 1, np.int64)
+        np.cumsum(n_sparse, out=self._child_at[1:])
+        self._filled = np.zeros(n_nodes, bool)
+        n_entries = int(self._entry_at[-1])
+        feat_ptr = np.zeros(n_entries + 1, np.int64)
+        feat_ptr[-1] = self._w_at[-1]
+        self.arrays = {"node_feat_start": self._entry_at.copy(),
+                       "feat_id": np.zeros(n_entries, np.int32),
+                       "feat_ptr": feat_ptr,
+                       "weights": np.zeros(int(self._w_at[-1]), np.float32),
+                       "node_dense": dense,
+                       "child_shift": self._w_at[:-1] - self._child_at[:-1],
+                       "val_child": np.zeros(int(self._child_at[-1]), np.int32)}
+
+    def put(self, nodes: np.ndarray, lay: dict[str, np.ndarray]) -> None:
+        """Copy the piece ``lay`` (a :func:`layout_piece` of the ascending global ``nodes``)."""
+        out, nfs, fp = self.arrays, lay["node_feat_start"], lay["feat_ptr"]
+        for i, v in enumerate(np.asarray(nodes, np.int64).tolist()):
+            e0, e1 = int(nfs[i]), int(nfs[i + 1])
+            E, W = int(self._entry_at[v]), int(self._w_at[v])
+            if e1 - e0 != self._entry_at[v + 1] - E:
+                raise ValueError(f"node {v}: the piece is not the one its sizes described")
+            w0, w1 = int(fp[e0]), int(fp[e1])
+            out["feat_id"][E:E + e1 - e0] = lay["feat_id"][e0:e1]
+            out["feat_ptr"][E:E + e1 - e0] = fp[e0:e1] - w0 + W
+            out["weights"][W:W + w1 - w0] = lay["weights"][w0:w1]
+            if not out["node_dense"][v]:
+                q0, C = w0 - int(lay["child_shift"][i]), int(self._child_at[v])
+                out["val_child"][C:C + w1 - w0] = lay["val_child"][q0:q0 + w1 - w0]
+            self._filled[v] = True
+
+    def result(self) -> dict[str, np.ndarray]:
+        """The merged layout, once every node was put."""
+        if not self._filled.all():
+            raise ValueError("the layout pieces do not cover every node")
+        return self.arrays
+
+
 def merge_layouts(pieces: list[tuple[np.ndarray, dict[str, np.ndarray]]],
                   n_nodes: int) -> dict[str, np.ndarray]:
     """The layout of :func:`node_major_weights` over all ``n_nodes`` nodes, put together from
     pieces ``(global node ids ascending, layout_piece of those nodes)`` that cover every node
-    once. Each node's entries, weights and child ids are its own; only the offsets are
-    cumulative, so they are recomputed in global node order (the same arrays, bit for bit)."""
-    owner = np.full(n_nodes, -1, np.int64)
-    local = np.zeros(n_nodes, np.int64)
-    for p, (nodes, _) in enumerate(pieces):
-        owner[nodes] = p
-        local[nodes] = np.arange(len(nodes))
-    if n_nodes and owner.min() < 0:
-        raise ValueError("the layout pieces do not cover every node")
-    fids, slots, weights, vchild = [], [], [], []
-    entries = np.zeros(n_nodes, np.int64)
-    n_sparse = np.zeros(n_nodes, np.int64)
-    dense = np.zeros(n_nodes, bool)
-    for v in range(n_nodes):
-        lay, i = pieces[owner[v]][1], local[v]
-        e0, e1 = lay["node_feat_start"][i], lay["node_feat_start"][i + 1]
-        fp = lay["feat_ptr"][e0:e1 + 1]
-        entries[v] = e1 - e0
-        dense[v] = lay["node_dense"][i]
-        fids.append(lay["feat_id"][e0:e1])
-        slots.append(np.diff(fp))
-        weights.append(lay["weights"][fp[0]:fp[-1]])
-        if not dense[v]:
-            q0 = fp[0] - lay["child_shift"][i]
-            vchild.append(lay["val_child"][q0:q0 + fp[-1] - fp[0]])
-            n_sparse[v] = fp[-1] - fp[0]
-    node_feat_start = np.zeros(n_nodes + 1, np.int64)
-    np.cumsum(entries, out=node_feat_start[1:])
-    per_entry = np.concatenate(slots) if slots else np.zeros(0, np.int64)
-    feat_ptr = np.zeros(per_entry.shape[0] + 1, np.int64)
-    np.cumsum(per_entry, out=feat_ptr[1:])
-    node_w = np.array([w.shape[0] for w in weights], np.int64)
-    feat_ptr_node = np.zeros(n_nodes + 1, np.int64)
-    np.cumsum(node_w, out=feat_ptr_node[1:])
-    child_off = np.zeros(n_nodes, np.int64)
-    np.cumsum(n_sparse[:-1], out=child_off[1:])
-    return {"node_feat_start": node_feat_start,
-            "feat_id": (np.concatenate(fids) if fids else np.zeros(0, np.int32)).astype(
-                np.int32, copy=False),
-            "feat_ptr": feat_ptr,
-            "weights": (np.concatenate(weights) if weights else np.zeros(0, np.float32)
-                        ).astype(np.float32, copy=False),
-            "node_dense": dense,
-            "child_shift": feat_ptr_node[:-1] - child_off,
-            "val_child": (np.concatenate(vchild) if vchild else np.zeros(0, np.int32)).astype(
-                np.int32, copy=False)}
+    once (:class:`LayoutMerge` over all of them)."""
+    merge = LayoutMerge(n_nodes, [(nodes, layout_sizes(lay)) for nodes, lay in pieces])
+    for nodes, lay in pieces:
+        merge.put(nodes, lay)
+    return merge.result()

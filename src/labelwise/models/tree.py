@@ -364,14 +364,17 @@ class LabelTree(MultiLabelModel):
                 n_trees=self.n_trees, branching=self.branching,
                 max_leaf_size=self.max_leaf_size, cluster_iters=self.cluster_iters,
                 seed=int(seed), C_root=C_root, C_node_power=float(self.C_node_power), kw=kw)
-            starts, children, roots, results, layout = runner.train_trees(Xn, sq, Ycsc, Z,
-                                                                          spec)
+            # the runner empties the list once the data is on the workers: this process
+            # then holds none of it while the trees train
+            shared = [Xn, sq, Ycsc, Z]
+            del Xn, sq, Ycsc, Z
+            starts, children, roots, results, layout = runner.train_trees(shared, spec)
         else:
             starts, children, roots, results = self._train_local(
                 Xn, sq, Ycsc, Z, seed=int(seed), C_root=C_root, kw=kw, threads=threads,
                 weight_budget=weight_budget)
             layout = None
-        del Z
+            del Z
         W, intercept, n_iter = _tree_build.assemble_weights(results, int(starts[-1]), X.shape[1],
                                                             float(self.bias))
         self.node_clf_start_ = np.asarray(starts, np.int64)
@@ -516,9 +519,16 @@ _DTYPES = {"node_clf_start": "i8", "clf_child": "i8", "tree_roots": "i8",
            "n_iter": "i4", "labels_without_positives": "i8"}
 
 
+#: weight slots checked at once by _valid_state (its temporaries stay near 40 bytes a slot of
+#: one block, not of the whole model: a 1M-label model has about a billion slots)
+_CHECK_SLOTS = 1 << 22
+
+
 def _monotone(p: np.ndarray, end: int) -> bool:
-    return p.ndim == 1 and p.size >= 1 and int(p[0]) == 0 and int(p[-1]) == end \
-        and bool(np.all(np.diff(p) >= 0))
+    if not (p.ndim == 1 and p.size >= 1 and int(p[0]) == 0 and int(p[-1]) == end):
+        return False
+    return all(bool(np.all(np.diff(p[a:a + _CHECK_SLOTS + 1]) >= 0))
+               for a in range(0, p.size - 1, _CHECK_SLOTS))
 
 
 def _valid_state(a: dict[str, np.ndarray], L: int, d: int) -> bool:
@@ -552,14 +562,28 @@ def _valid_state(a: dict[str, np.ndarray], L: int, d: int) -> bool:
             and (fid.size == 0 or (int(fid.min()) >= 0 and int(fid.max()) < d))):
         return False
     m = np.diff(starts)
-    entry_node = np.repeat(np.arange(n_nodes), np.diff(fs))
-    slots = np.diff(fp)
+    # nodes in blocks of about _CHECK_SLOTS weight slots (a node is never cut)
+    node_end = np.asarray(fp[fs[1:]], np.int64)
+    cuts = np.unique(np.searchsorted(node_end, np.arange(_CHECK_SLOTS, int(fp[-1]),
+                                                         _CHECK_SLOTS), side="right"))
+    for v0, v1 in zip([0, *cuts.tolist()], [*cuts.tolist(), n_nodes], strict=True):
+        if v1 > v0 and not _valid_slots(fs, fp, dense, shift, vc, m, v0, v1):
+            return False
+    return True
+
+
+def _valid_slots(fs, fp, dense, shift, vc, m, v0: int, v1: int) -> bool:
+    """_valid_state's check of the weight slots of nodes ``v0 .. v1 - 1``: a dense node's
+    entries hold one slot per child, a sparse node's slots name a child of that node."""
+    e0, e1 = int(fs[v0]), int(fs[v1])
+    entry_node = np.repeat(np.arange(v0, v1), np.diff(fs[v0:v1 + 1]))
+    slots = np.diff(fp[e0:e1 + 1])
     is_dense = dense[entry_node] == 1
     if not np.all(slots[is_dense] == m[entry_node[is_dense]]):
         return False
     slot_node = np.repeat(entry_node, slots)
     sparse = dense[slot_node] == 0
-    q = np.flatnonzero(sparse) - shift[slot_node[sparse]]
+    q = int(fp[e0]) + np.flatnonzero(sparse) - shift[slot_node[sparse]]
     if q.size and (int(q.min()) < 0 or int(q.max()) >= vc.shape[0]):
         return False
     kid = vc[q]
