@@ -516,14 +516,17 @@ class Pipeline(Estimator):
                                                             True))
 
     def _select_c(self, select_c: bool | None) -> bool:
-        """None: yes for OneVsRest; True: for any model with C and loss (LabelTree too)."""
+        """None: yes for OneVsRest and the models that ask for it (``select_c_default``:
+        chains, label powerset, RAkEL: their C alone); True: for any model with C (and its
+        loss when it has one: LabelTree too)."""
         from .models.ovr import OneVsRest
 
         if select_c is None:
-            return isinstance(self.model, OneVsRest)
-        if select_c and not all(p in self.model.get_params(deep=False) for p in ("C", "loss")):
-            raise LabelwiseError(f"select_c: {type(self.model).__name__} has no C and loss to "
-                                 "choose")
+            return isinstance(self.model, OneVsRest) or bool(
+                getattr(self.model, "select_c_default", False))
+        if select_c and "C" not in self.model.get_params(deep=False):
+            raise LabelwiseError(f"select_c: {type(self.model).__name__} has no C and loss, "
+                                 "nor C alone, to choose")
         return bool(select_c)
 
     def _fit_then_tune(self, X, Y, labels, calibrator, decision, objective, cv, k,
@@ -616,11 +619,19 @@ class Pipeline(Estimator):
             from .crossfit import linear_grid, select_linear_params
 
             Xs = X if in_folds else Xf
+            loss = self.model.get_params(deep=False).get("loss")
             grid = linear_grid(Xf if Xf is not None else self.transform(X), n_labels,
-                               C=self.model.C, loss=self.model.loss)
+                               C=self.model.C, loss=loss)
+            score = self._selection_score(decision, Yc, cv, random_state)
+            margin: Any = 0.0
+            if loss is None:  # C alone (chains, powerset): a noise-sized gain keeps the C given
+                from .crossfit import f1_noise_margin
+
+                def margin(first: float) -> float:
+                    return f1_noise_margin(first, Yc)
             best, S, folds, table = select_linear_params(
-                make, Xs, Yc, grid, self._selection_score(decision, Yc, cv, random_state),
-                cv=cv, k=k, random_state=random_state, labels=self.model.labels_)
+                make, Xs, Yc, grid, score, cv=cv, k=k, random_state=random_state,
+                labels=self.model.labels_, margin=margin)
             with _params_set(self.model, best):  # refit on all rows; params then restored
                 self.model.fit(self.transform(X) if Xf is None else Xf, Yc,
                                labels=self.model.labels_)

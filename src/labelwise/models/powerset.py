@@ -174,6 +174,14 @@ class _PowersetFamily(MultiLabelModel):
 
     default_threshold = 0.5
 
+    @property
+    def select_c_default(self) -> bool:
+        """``Pipeline.tune`` chooses C (of the linear base) by cross-fitting unless told not
+        to; a noise-sized gain keeps the C given. With few rows per label set the default
+        C=1 on unit-length rows is far too strong a penalty (MULAN medical: tuned micro-F1
+        0.737 at C=1, 0.785 at the chosen C=16)."""
+        return isinstance(self.base, str) and self.base == "linear"
+
     def _check_common(self) -> None:
         check_positive_int(self, "min_count")
         check_positive_int(self, "max_subsets")
