@@ -516,9 +516,9 @@ class Pipeline(Estimator):
                                                             True))
 
     def _select_c(self, select_c: bool | None) -> bool:
-        """None: yes for OneVsRest and the models that ask for it (``select_c_default``:
-        chains, label powerset, RAkEL: their C alone); True: for any model with C (and its
-        loss when it has one: LabelTree too)."""
+        """None: yes for OneVsRest and the models that ask for it (``select_c_default``: a
+        single classifier chain and RAkEL, their C alone); True: for any model with C (and
+        its loss when it has one: LabelTree, LabelPowerset too)."""
         from .models.ovr import OneVsRest
 
         if select_c is None:
