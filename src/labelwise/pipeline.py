@@ -38,8 +38,11 @@ calibrated out-of-fold probabilities (on the raw scores when there is no calibra
 per-label thresholds are tuned on each fold model's own probabilities and averaged over the
 folds (as LibMultiLabel's thresholding does), since pooled folds mix models on different
 scales, which misleads rare labels. Without model selection the fitted model itself is not refitted (it is
-fitted first when it is not yet). With ``select_c`` (the default for models that have ``C``
-and ``loss``, i.e. OneVsRest) ``tune`` first chooses ``C`` and ``loss`` by the same
+fitted first when it is not yet). With ``select_c`` (the default for OneVsRest, and for the
+models whose ``select_c_default`` says so: a single classifier chain and RAkEL, which have
+``C`` and no ``loss``, choose ``C`` alone, keeping their own unless another beats it by more
+than one standard error, :func:`labelwise.crossfit.f1_noise_margin`) ``tune`` first chooses
+``C`` and ``loss`` by the same
 cross-fitting (:func:`labelwise.crossfit.select_linear_params` over
 :func:`labelwise.crossfit.linear_grid`; each candidate scored by the cross-validated
 objective of per-label thresholds tuned on its raw out-of-fold scores, micro-F1 for a
