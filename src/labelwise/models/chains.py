@@ -12,7 +12,7 @@ first), ``"random"`` (a random order per chain), or a list of label ids (a permu
 rows; their label probabilities are averaged.
 
 Inference (``inference``; ``"beam"`` by default: on the MULAN sets' official splits it gave a
-tuned single chain 0.6-1.8 points more micro-F1 than greedy passes on all eight, e.g. scene
+tuned single chain 0.5-1.8 points more micro-F1 than greedy passes on all eight, e.g. scene
 0.710 -> 0.728, yeast 0.650 -> 0.663, medical 0.729 -> 0.747, bibtex 0.444 -> 0.456):
 
 - ``"greedy"``: one pass along the chain, each label decided at probability 0.5 and fed to
