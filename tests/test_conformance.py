@@ -112,8 +112,8 @@ FAMILIES = {
     "Pipeline": {"pipeline-tfidf-ovr": (lambda: Pipeline(Tfidf(), OneVsRest(random_state=0)),
                                         "text")},
     "ClassifierChain": {
-        "chain-greedy": (lambda: ClassifierChain(order="frequency", random_state=3,
-                                                 n_threads=1), "numeric"),
+        "chain-greedy": (lambda: ClassifierChain(order="frequency", inference="greedy",
+                                                 random_state=3, n_threads=1), "numeric"),
         "chain-ensemble-beam": (lambda: ClassifierChain(order="random", n_chains=2,
                                                         bootstrap=True, inference="beam",
                                                         beam_width=4, random_state=3,

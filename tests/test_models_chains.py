@@ -61,9 +61,53 @@ def test_beam_search_equals_exhaustive_enumeration(L):
     assert np.mean(np.isclose(got, P.max(axis=1))) >= 0.8
 
 
+def _plain_beam_marginals(model, X, width):
+    """A narrow beam's label scores by plain loops: keep the ``width`` most probable partial
+    vectors, then average each position's conditional P(y_p = 1 | x, the vector's labels
+    before p) over the kept vectors, weighted by their renormalised joint probabilities."""
+    Xn = model._prepare_X(sp.csr_matrix(X, dtype=np.float32)).toarray().astype(np.float64)
+    L = len(model.labels_)
+    Wx = model.coef_.toarray()[:, :L]
+    out = np.zeros((Xn.shape[0], L))
+    for i in range(Xn.shape[0]):
+        beam = [(0.0, [], [])]  # (log-prob, labels so far, their conditionals)
+        for p in range(L):
+            cand = []
+            for logp, vec, conds in beam:
+                z = Xn[i] @ Wx[:, p] + model.intercept_[0, p]
+                z += sum(model.label_coef_[0, q, p] for q in range(p) if vec[q])
+                p1 = _sigmoid(z)
+                cand.append((logp + np.log1p(-p1), vec + [0], conds + [p1]))
+                cand.append((logp + np.log(p1), vec + [1], conds + [p1]))
+            beam = sorted(cand, key=lambda c: -c[0])[:width]
+        w = np.exp(np.array([b[0] for b in beam]) - max(b[0] for b in beam))
+        w /= w.sum()
+        score = sum(wb * np.array(b[2]) for wb, b in zip(w, beam))
+        out[i, model.orders_[0]] = score
+    return out
+
+
+@pytest.mark.parametrize("numpy_beam", [False, True])
+def test_narrow_beam_scores_are_the_beams_mean_conditionals(numpy_beam):
+    X, Y = small_data(seed=9, n=50, d=8, n_labels=6)
+    model = ClassifierChain(order="random", inference="beam", beam_width=3, random_state=4,
+                            n_threads=1).fit(X, Y)
+    model._numpy_beam = numpy_beam
+    got = model.predict_marginals(X)
+    assert np.allclose(got, _plain_beam_marginals(model, X, 3), atol=1e-9)
+    # a label no kept vector carries still gets its conditional's scale, not 0: the kept
+    # vectors' hard votes would give it exactly 0
+    beams, logp, _ = model._beam(0, model._prepare_X(X), 3)
+    absent = ~beams.any(axis=1)  # (rows, positions)
+    assert absent.any()
+    scores = got[:, model.orders_[0]]
+    assert np.all(scores[absent] > 0)
+
+
 def test_greedy_path_is_beam_of_width_one():
     X, Y = small_data(seed=2, n_labels=5)
-    model = ClassifierChain(order="frequency", random_state=0, n_threads=1).fit(X, Y)
+    model = ClassifierChain(order="frequency", inference="greedy", random_state=0,
+                            n_threads=1).fit(X, Y)
     greedy = model.predict_marginals(X) > 0.5
     assert np.array_equal(model.predict_joint(X, beam_width=1).toarray() == 1, greedy)
 

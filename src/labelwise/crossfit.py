@@ -225,12 +225,17 @@ def _rows(X: Any, idx: np.ndarray) -> Any:
     return X[idx]
 
 
-def linear_grid(X: Any, n_labels: int, *, C: float, loss: str) -> list[dict[str, Any]]:
+def linear_grid(X: Any, n_labels: int, *, C: float, loss: str | None) -> list[dict[str, Any]]:
     """The ``[{"loss", "C"}, ...]`` candidates for a training problem (module docstring),
-    the model's own ``(loss, C)`` first."""
+    the model's own ``(loss, C)`` first. ``loss=None`` (a model with ``C`` and no ``loss``:
+    chains, label powerset, RAkEL): ``[{"C"}, ...]``, the grid's C values alone."""
     nnz = X.nnz if sp.issparse(X) else int(np.count_nonzero(X))
     work = float(nnz) * float(n_labels)
     Cs, losses = next((c, lo) for limit, c, lo in GRID_RULES if work <= limit)
+    if loss is None:
+        out = [{"C": float(C)}]
+        out += [{"C": float(c)} for c in Cs if float(c) != float(C)]
+        return out
     out = [{"loss": loss, "C": float(C)}]
     for lo in losses:
         for c in Cs:
@@ -242,17 +247,22 @@ def linear_grid(X: Any, n_labels: int, *, C: float, loss: str) -> list[dict[str,
 
 def select_linear_params(make: Any, X: Any, Y: Any, grid: list[dict[str, Any]], score: Any, *,
                          cv: int = 5, k: int = 10, random_state: int | None = 0,
-                         labels: Any = None) -> tuple[dict[str, Any], sp.csr_matrix,
-                                                      np.ndarray, list[dict[str, Any]]]:
+                         labels: Any = None, margin: Any = 0.0
+                         ) -> tuple[dict[str, Any], sp.csr_matrix, np.ndarray,
+                                    list[dict[str, Any]]]:
     """Cross-fit ``make(params)`` for every ``params`` of ``grid`` on the same folds; return
     ``(best params, its out-of-fold scores, the fold ids, the table)``.
 
-    ``score(S, folds)`` -> float, higher is better; the first best candidate wins ties. The
-    table holds every candidate with its ``"score"``. Only the training rows X, Y are seen.
+    ``score(S, folds)`` -> float, higher is better; the first best candidate wins ties.
+    ``margin`` (a float, or a function of the first candidate's score giving one): the first
+    candidate (the model's own parameters) is kept unless the best beats it by more than
+    that (a difference within the estimate's noise does not move a default:
+    :func:`f1_noise_margin`). The table holds every candidate with its ``"score"``. Only the
+    training rows X, Y are seen.
     """
     if not grid:
         raise DataFormatError("no candidate parameters to select from", field="grid")
-    best = None
+    best = first = None
     table = []
     for params in grid:
         S, folds = cross_fit_scores(make(params), X, Y, cv=cv, k=k, random_state=random_state,
@@ -261,4 +271,20 @@ def select_linear_params(make: Any, X: Any, Y: Any, grid: list[dict[str, Any]], 
         table.append({**params, "score": value})
         if best is None or value > best[0]:
             best = (value, params, S, folds)
+        if first is None:
+            first = best
+    if best[0] - first[0] <= (margin(first[0]) if callable(margin) else float(margin)):
+        best = first
     return dict(best[1]), best[2], best[3], table
+
+
+def f1_noise_margin(score: float, Y: Any) -> float:
+    """One standard error of an F1 estimate ``score`` from Y's positive (row, label) pairs,
+    as a binomial proportion: ``sqrt(score (1 - score) / n_positive)`` (0 without positives).
+    On 391 rows of 6 labels (MULAN emotions, 727 pairs) at F1 0.69: 0.017; on 1500 rows of
+    14 labels (yeast, 6,355 pairs) at 0.65: 0.006."""
+    n_pos = int(np.count_nonzero(as_label_matrix(Y).data))
+    if n_pos == 0:
+        return 0.0
+    s = min(max(float(score), 0.0), 1.0)
+    return float(np.sqrt(s * (1.0 - s) / n_pos))

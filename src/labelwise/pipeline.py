@@ -38,8 +38,11 @@ calibrated out-of-fold probabilities (on the raw scores when there is no calibra
 per-label thresholds are tuned on each fold model's own probabilities and averaged over the
 folds (as LibMultiLabel's thresholding does), since pooled folds mix models on different
 scales, which misleads rare labels. Without model selection the fitted model itself is not refitted (it is
-fitted first when it is not yet). With ``select_c`` (the default for models that have ``C``
-and ``loss``, i.e. OneVsRest) ``tune`` first chooses ``C`` and ``loss`` by the same
+fitted first when it is not yet). With ``select_c`` (the default for OneVsRest, and for the
+models whose ``select_c_default`` says so: a single classifier chain and RAkEL, which have
+``C`` and no ``loss``, choose ``C`` alone, keeping their own unless another beats it by more
+than one standard error, :func:`labelwise.crossfit.f1_noise_margin`) ``tune`` first chooses
+``C`` and ``loss`` by the same
 cross-fitting (:func:`labelwise.crossfit.select_linear_params` over
 :func:`labelwise.crossfit.linear_grid`; each candidate scored by the cross-validated
 objective of per-label thresholds tuned on its raw out-of-fold scores, micro-F1 for a
@@ -516,14 +519,17 @@ class Pipeline(Estimator):
                                                             True))
 
     def _select_c(self, select_c: bool | None) -> bool:
-        """None: yes for OneVsRest; True: for any model with C and loss (LabelTree too)."""
+        """None: yes for OneVsRest and the models that ask for it (``select_c_default``: a
+        single classifier chain and RAkEL, their C alone); True: for any model with C (and
+        its loss when it has one: LabelTree, LabelPowerset too)."""
         from .models.ovr import OneVsRest
 
         if select_c is None:
-            return isinstance(self.model, OneVsRest)
-        if select_c and not all(p in self.model.get_params(deep=False) for p in ("C", "loss")):
-            raise LabelwiseError(f"select_c: {type(self.model).__name__} has no C and loss to "
-                                 "choose")
+            return isinstance(self.model, OneVsRest) or bool(
+                getattr(self.model, "select_c_default", False))
+        if select_c and "C" not in self.model.get_params(deep=False):
+            raise LabelwiseError(f"select_c: {type(self.model).__name__} has no C and loss, "
+                                 "nor C alone, to choose")
         return bool(select_c)
 
     def _fit_then_tune(self, X, Y, labels, calibrator, decision, objective, cv, k,
@@ -616,11 +622,19 @@ class Pipeline(Estimator):
             from .crossfit import linear_grid, select_linear_params
 
             Xs = X if in_folds else Xf
+            loss = self.model.get_params(deep=False).get("loss")
             grid = linear_grid(Xf if Xf is not None else self.transform(X), n_labels,
-                               C=self.model.C, loss=self.model.loss)
+                               C=self.model.C, loss=loss)
+            score = self._selection_score(decision, Yc, cv, random_state)
+            margin: Any = 0.0
+            if loss is None:  # C alone (chains, powerset): a noise-sized gain keeps the C given
+                from .crossfit import f1_noise_margin
+
+                def margin(first: float) -> float:
+                    return f1_noise_margin(first, Yc)
             best, S, folds, table = select_linear_params(
-                make, Xs, Yc, grid, self._selection_score(decision, Yc, cv, random_state),
-                cv=cv, k=k, random_state=random_state, labels=self.model.labels_)
+                make, Xs, Yc, grid, score, cv=cv, k=k, random_state=random_state,
+                labels=self.model.labels_, margin=margin)
             with _params_set(self.model, best):  # refit on all rows; params then restored
                 self.model.fit(self.transform(X) if Xf is None else Xf, Yc,
                                labels=self.model.labels_)

@@ -13,12 +13,13 @@ from .._numba import njit
 
 
 @njit(nogil=True, cache=True)
-def beam_rows(base, intercept, label_coef, width, row_start, row_end, beams, logp):
+def beam_rows(base, intercept, label_coef, width, row_start, row_end, beams, logp, cond):
     """Beam search along one linear chain for rows ``row_start..row_end``.
 
     base (m, L): x.w of each position's classifier; intercept (L,); label_coef (L, L):
     weight of the label at position q in the classifier at position p (q < p). Writes
-    beams (m, B, L) (uint8 0/1, position order) and logp (m, B) (-inf for empty slots).
+    beams (m, B, L) (uint8 0/1, position order), logp (m, B) (-inf for empty slots) and
+    cond (m, B, L): P(label at position p = 1 | x, the slot's labels before p).
     Candidates are ranked by log-probability, ties by the order (slot 0..B-1 with label 0,
     then slot 0..B-1 with label 1), as the numpy beam's stable sort does.
     """
@@ -26,11 +27,15 @@ def beam_rows(base, intercept, label_coef, width, row_start, row_end, beams, log
     B = width
     cur = np.zeros((B, L), np.uint8)
     nxt = np.zeros((B, L), np.uint8)
+    curc = np.zeros((B, L))
+    nxtc = np.zeros((B, L))
+    p1s = np.zeros(B)
     lp = np.empty(B)
     cand = np.empty(2 * B)
     order = np.empty(2 * B, np.int64)
     for i in range(row_start, row_end):
         cur[:, :] = 0
+        curc[:, :] = 0.0
         lp[:] = -np.inf
         lp[0] = 0.0
         for p in range(L):
@@ -38,6 +43,7 @@ def beam_rows(base, intercept, label_coef, width, row_start, row_end, beams, log
                 if lp[b] == -np.inf:
                     cand[b] = -np.inf
                     cand[B + b] = -np.inf
+                    p1s[b] = 0.0
                     continue
                 z = base[i, p] + intercept[p]
                 for q in range(p):
@@ -48,6 +54,7 @@ def beam_rows(base, intercept, label_coef, width, row_start, row_end, beams, log
                 else:
                     e = np.exp(z)
                     p1 = e / (1.0 + e)
+                p1s[b] = p1
                 cand[b] = lp[b] + (np.log1p(-p1) if p1 < 1.0 else -np.inf)
                 cand[B + b] = lp[b] + (np.log(p1) if p1 > 0.0 else -np.inf)
             # stable selection of the B best of 2B candidates (insertion sort: B is small)
@@ -65,12 +72,16 @@ def beam_rows(base, intercept, label_coef, width, row_start, row_end, beams, log
                 parent = c % B
                 for q in range(p):
                     nxt[b, q] = cur[parent, q]
+                    nxtc[b, q] = curc[parent, q]
                 nxt[b, p] = 1 if c >= B else 0
+                nxtc[b, p] = p1s[parent]
                 lp[b] = cand[c]
             for b in range(B):
                 for q in range(p + 1):
                     cur[b, q] = nxt[b, q]
+                    curc[b, q] = nxtc[b, q]
         for b in range(B):
             logp[i, b] = lp[b]
             for q in range(L):
                 beams[i, b, q] = cur[b, q]
+                cond[i, b, q] = curc[b, q]
