@@ -1,6 +1,6 @@
-"""``tune`` chooses C for the label-dependence families (a single chain and RAkEL by default,
-label powerset when asked): the grid's C values alone, and a gain within one standard error
-keeps the C given."""
+"""``tune`` chooses C for the label-dependence families (a single chain, label powerset and
+RAkEL, with the linear base, by default): the grid's C values alone, and a gain within one
+standard error keeps the C given."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def _reference(X, Y, own_c, cv=3, k=4):
 def test_powerset_tune_chooses_c_like_a_slow_loop(own_c):
     X, Y = small_data(seed=0, n=80, d=10, n_labels=4)
     pipe = Pipeline(model=LabelPowerset(n_threads=1, C=own_c), k=4).fit(X, Y)
-    pipe.tune(X, Y, cv=3, calibration="none", select_c=True)
+    pipe.tune(X, Y, cv=3, calibration="none")
     chosen, grid, scores = _reference(X, Y, own_c)
     table = pipe.tuning_["model_selection"]["grid"]
     assert [r["C"] for r in table] == grid and all("loss" not in r for r in table)
@@ -92,10 +92,11 @@ def test_powerset_tune_chooses_c_like_a_slow_loop(own_c):
 
 def test_which_families_choose_c_by_default():
     X, Y = small_data(seed=2, n=60, d=8, n_labels=4)
-    for model, default in [(LabelPowerset(), False), (RAkEL(), True), (ClassifierChain(), True),
+    for model, default in [(LabelPowerset(), True), (RAkEL(), True), (ClassifierChain(), True),
                            (ClassifierChain(n_chains=3), False),
                            (ClassifierChain(base=LogisticRegression()), False),
-                           (RAkEL(base=LogisticRegression()), False)]:
+                           (RAkEL(base=LogisticRegression()), False),
+                           (LabelPowerset(base=LogisticRegression()), False)]:
         assert Pipeline(model=model)._select_c(None) is default, model
     pipe = Pipeline(model=ClassifierChain(n_threads=1), k=4).fit(X, Y)
     pipe.tune(X, Y, cv=3, calibration="none", select_c=False)

@@ -39,8 +39,8 @@ per-label thresholds are tuned on each fold model's own probabilities and averag
 folds (as LibMultiLabel's thresholding does), since pooled folds mix models on different
 scales, which misleads rare labels. Without model selection the fitted model itself is not refitted (it is
 fitted first when it is not yet). With ``select_c`` (the default for OneVsRest, and for the
-models whose ``select_c_default`` says so: a single classifier chain and RAkEL, which have
-``C`` and no ``loss``, choose ``C`` alone, keeping their own unless another beats it by more
+models whose ``select_c_default`` says so: a single classifier chain, label powerset and
+RAkEL, which have ``C`` and no ``loss``, choose ``C`` alone, keeping their own unless another beats it by more
 than one standard error, :func:`labelwise.crossfit.f1_noise_margin`) ``tune`` first chooses
 ``C`` and ``loss`` by the same
 cross-fitting (:func:`labelwise.crossfit.select_linear_params` over
@@ -520,8 +520,8 @@ class Pipeline(Estimator):
 
     def _select_c(self, select_c: bool | None) -> bool:
         """None: yes for OneVsRest and the models that ask for it (``select_c_default``: a
-        single classifier chain and RAkEL, their C alone); True: for any model with C (and
-        its loss when it has one: LabelTree, LabelPowerset too)."""
+        single classifier chain, label powerset and RAkEL, their C alone); True: for any
+        model with C (and its loss when it has one: LabelTree too)."""
         from .models.ovr import OneVsRest
 
         if select_c is None:

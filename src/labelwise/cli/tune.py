@@ -57,8 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random state of the folds")
     p.add_argument("--no-select-c", dest="select_c", action="store_false",
                    help="keep the model's C and loss (by default a OneVsRest model's C and "
-                        "loss, and the C of a single classifier chain or RAkEL, are chosen by "
-                        "the same cross-fitting and the model refitted)")
+                        "loss, and the C of a single classifier chain, label powerset or "
+                        "RAkEL, are chosen by the same cross-fitting and the model refitted)")
     p.add_argument("--holdout", choices=("stratified", "last"), default=None,
                    help="precision=P: the held-out 1/cv share that certifies it: 'stratified' "
                         "(default) or 'last', the last rows in the data's order, for data in "
