@@ -49,7 +49,7 @@ _ROW_BLOCK = 4096
 SPARSE_FRACTION = 0.25
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, _nrt=False)
 def _forest_kernel(indptr, indices, data, roots, left, right, feature, threshold, leaf_of,
                    leaf_p, row_start, row_end, out):
     """out[i] = mean over trees of the leaf probabilities reached by row i (rows
@@ -225,7 +225,7 @@ class LabelForest(MultiLabelModel):
             self._fit_sklearn(X, Y)
 
     def _fit_labelwise(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
-        from ._forest_grow import bin_features, grow_forest
+        from ._forest_grow import bin_columns, grow_forest
 
         n, d = X.shape
         if n * d > MAX_BINNED_BYTES:
@@ -233,7 +233,8 @@ class LabelForest(MultiLabelModel):
                 f"LabelForest(grower='labelwise') bins {n} rows x {d} features into "
                 f"{n * d / 2**30:.1f} GiB (limit {MAX_BINNED_BYTES / 2**30:.0f} GiB); use "
                 "grower='sklearn' or fewer features")
-        codes, lo, hi = bin_features(X, int(self.max_bins), resolve_n_threads(self.n_threads))
+        codes, lo, hi, offsets, zero_code = bin_columns(X, int(self.max_bins),
+                                                        resolve_n_threads(self.n_threads))
         Yb = sp.csr_matrix(Y > 0)
         yptr = np.asarray(Yb.indptr, np.int64)
         yind = np.asarray(Yb.indices, np.int64)
@@ -249,10 +250,9 @@ class LabelForest(MultiLabelModel):
         if sp.issparse(X) and X.nnz < SPARSE_FRACTION * n * d:
             Xc = sp.csc_matrix(X)
             fptr, frow = np.asarray(Xc.indptr, np.int64), np.asarray(Xc.indices, np.int64)
-            # each feature's code of 0: the bin holding it (0 is a value of every feature
-            # that some row does not store)
-            with np.errstate(invalid="ignore"):
-                fzero = np.argmax((lo <= 0) & (hi >= 0), axis=1).astype(np.int64)
+            # each feature's code of 0 (0 is a value of every feature that some row does
+            # not store)
+            fzero = zero_code
 
         trees = grow_forest(codes, yptr, yind, L, seeds, bootstrap, mf, depth,
                             int(self.min_samples_leaf), self.kind == "extra", fptr, frow, fzero,
@@ -267,7 +267,7 @@ class LabelForest(MultiLabelModel):
         left, right, feature, below, above, leaf_of = nodes
         split = left >= 0
         # halfway between the largest value going left and the smallest going right
-        gap = hi[feature, below] / 2 + lo[feature, above] / 2
+        gap = hi[offsets[feature] + below] / 2 + lo[offsets[feature] + above] / 2
         self._set_arrays({"roots": roots, "left": np.where(split, left + node_off, -1),
                           "right": np.where(split, right + node_off, -1), "feature": feature,
                           "threshold": np.where(split, gap, -2.0),
