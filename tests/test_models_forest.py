@@ -474,3 +474,34 @@ def test_grown_forest_equals_trees_grown_one_by_one(extra):
             for (nodes, leaf_p), want in zip(grown, alone, strict=True):
                 assert all(np.array_equal(u, v)
                            for u, v in zip((*nodes, leaf_p), want, strict=True))
+
+
+def test_importing_the_models_and_fitting_a_forest_leave_scipy_linalg_unloaded():
+    """``import labelwise.models`` and a forest fit (in a fresh process) do not import
+    scipy.linalg: loading it loads scipy's OpenBLAS, whose threads spin about 0.1 s after
+    loading, on the cores the forest's threads then grow trees on."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    import labelwise
+
+    probe = textwrap.dedent("""
+        import json, sys
+        import numpy as np
+        import labelwise.models as models
+        from labelwise import Pipeline
+        after_import = "scipy.linalg" in sys.modules
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((80, 6)).astype(np.float32)
+        Y = (X[:, :3] > 0).astype(np.float32)
+        Pipeline(model=models.LabelForest(n_estimators=3, n_threads=2)).fit(X, Y)
+        print(json.dumps([after_import, "scipy.linalg" in sys.modules]))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(Path(labelwise.__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == [False, False]

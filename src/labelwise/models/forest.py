@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from .._numba import njit
 from ..errors import DataFormatError, ResourceLimitError
+from ._forest_grow import bin_columns, grow_forest
 from .base import MultiLabelModel
 from .chains import check_positive_int, check_seed, check_threads, fresh_seed
 from .topk import map_ranges, resolve_n_threads, topk_dense
@@ -225,8 +226,6 @@ class LabelForest(MultiLabelModel):
             self._fit_sklearn(X, Y)
 
     def _fit_labelwise(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
-        from ._forest_grow import bin_columns, grow_forest
-
         n, d = X.shape
         if n * d > MAX_BINNED_BYTES:
             raise ResourceLimitError(
