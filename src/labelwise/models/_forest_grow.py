@@ -48,6 +48,7 @@ __all__ = ["bin_features", "bin_columns", "best_split", "grow_forest", "grow_tre
 
 _SMALL_NODE = 32  # rows: insertion sort below, counting sort above
 _BIN_ENTRIES_PER_THREAD = 50_000  # stored entries of X that make a binning thread worth it
+_SLOT_BYTES = 1 << 27  # memory of the tree slots a growing thread reserves at once
 
 
 def bin_features(X, max_bins: int = 255, n_threads: int = 1
@@ -694,20 +695,39 @@ def _drawn_split(codes, rows, start, end, nn, mult, weighted, yptr, yind, ctot, 
 
 class _Workspace:
     """One thread's arrays for :func:`_grow`, made once and reused by every tree it grows
-    (the kernel sets up what it reads)."""
+    (the kernel sets up what it reads), and the slots its trees are grown into
+    (:meth:`slot`): each tree keeps its own, so no tree is copied out of the workspace."""
 
-    def __init__(self, codes, n_labels, track):
+    def __init__(self, codes, n_labels, track, n_trees):
         d, m = codes.shape
         i8 = np.int64
-        self.nodes = np.empty((6, 2 * m), dtype=i8)  # left, right, feature, c, c', leaf_of
-        self.leaf_p = np.empty((m, n_labels))
-        self.arrays = (np.zeros(m, i8), np.empty(m if track else 0, i8), self.nodes,
-                       self.leaf_p, np.empty((5, 2 * m), dtype=i8), np.empty(m, dtype=i8),
-                       np.empty(d, dtype=i8), np.empty(d, dtype=i8),
-                       np.empty(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
-                       np.zeros(257, dtype=i8), np.empty(m, dtype=i8), np.empty(m, dtype=i8),
-                       np.empty(m, dtype=np.uint8), np.empty(m, dtype=np.uint8),
-                       np.empty(m if track else 0, dtype=i8))
+        self._m, self._n_labels = m, n_labels
+        # slots reserved at once: the thread's share of the trees, within _SLOT_BYTES (a
+        # slot holds the largest possible tree; the pages a tree leaves unused are never
+        # touched)
+        per_slot = 8 * (12 * m + m * n_labels)
+        self._block = max(1, min(int(n_trees), _SLOT_BYTES // max(per_slot, 1)))
+        self._nodes = self._leaf_p = None
+        self._next = self._block
+        self.head = (np.zeros(m, i8), np.empty(m if track else 0, i8))
+        self.tail = (np.empty((5, 2 * m), dtype=i8), np.empty(m, dtype=i8),
+                     np.empty(d, dtype=i8), np.empty(d, dtype=i8),
+                     np.empty(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
+                     np.zeros(257, dtype=i8), np.empty(m, dtype=i8), np.empty(m, dtype=i8),
+                     np.empty(m, dtype=np.uint8), np.empty(m, dtype=np.uint8),
+                     np.empty(m if track else 0, dtype=i8))
+
+    def slot(self):
+        """A fresh tree's (nodes (6, 2 n_samples): left, right, feature, c, c', leaf_of;
+        leaf_p (n_samples, n_labels))."""
+        if self._next == self._block:
+            m, k = self._m, self._block
+            self._nodes = np.empty((k, 6, 2 * m), dtype=np.int64)
+            self._leaf_p = np.empty((k, m, self._n_labels))
+            self._next = 0
+        i = self._next
+        self._next += 1
+        return self._nodes[i], self._leaf_p[i]
 
 
 def _zero_codes(codes, fptr, frow):
@@ -725,7 +745,7 @@ def grow_forest(codes, yptr, yind, n_labels, seeds, bootstrap, max_features, max
     """:func:`grow_tree` for every seed, on ``n_threads`` threads (each takes the next tree
     when it is done with one, in one workspace of arrays for all its trees): the list of
     trees in the order of ``seeds``, each as (nodes (6, n_nodes) int64: left, right,
-    feature, c, c', leaf_of; leaf_p)."""
+    feature, c, c', leaf_of; leaf_p), views of the slots they were grown in."""
     from concurrent.futures import ThreadPoolExecutor
 
     track = fptr.size > 0
@@ -738,15 +758,18 @@ def grow_forest(codes, yptr, yind, n_labels, seeds, bootstrap, max_features, max
     trees = [None] * len(seeds)
     todo = iter(range(len(seeds)))  # shared: next() on a range iterator holds the GIL
 
+    n_threads = max(1, min(int(n_threads), len(seeds)))
+    share = -(-len(seeds) // n_threads)
+
     def work():
-        ws = _Workspace(codes, n_labels, track)
+        ws = _Workspace(codes, n_labels, track, share)
         for i in todo:
+            nodes, leaf_p = ws.slot()
             n_nodes, n_leaves = _grow(codes, yptr, yind, n_labels, _seed_state(seeds[i]),
                                       bootstrap, max_features, max_depth, min_leaf, extra,
-                                      fptr, frow, fzero, *ws.arrays)
-            trees[i] = (ws.nodes[:, :n_nodes].copy(), ws.leaf_p[:n_leaves].copy())
+                                      fptr, frow, fzero, *ws.head, nodes, leaf_p, *ws.tail)
+            trees[i] = (nodes[:, :n_nodes], leaf_p[:n_leaves])
 
-    n_threads = max(1, min(int(n_threads), len(seeds)))
     if n_threads == 1:
         work()
     else:
