@@ -46,7 +46,7 @@ from .._numba import njit
 
 __all__ = ["bin_features", "bin_columns", "best_split", "grow_forest", "grow_tree"]
 
-_SMALL_NODE = 32  # rows: insertion sort below, counting sort above
+_SMALL_NODE = 32  # rows: insertion sort below, counting sort above (<= 257: the keys' buffer)
 _BIN_ENTRIES_PER_THREAD = 50_000  # stored entries of X that make a binning thread worth it
 _SLOT_BYTES = 1 << 27  # memory of the tree slots a growing thread reserves at once
 
@@ -438,16 +438,20 @@ def _scan_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmi
     best_next = -1
     best_proxy = -np.inf
     if n_rows <= _SMALL_NODE:
+        # insertion sort of one key per row, code << 32 | row (in ``count``, free here):
+        # one array moved, not two (rows of one code end up by row id, which changes no
+        # sum at a boundary)
         for i in range(n_rows):
-            r = rows[start + i]
-            c = cbuf[i]
+            key = (np.int64(cbuf[i]) << 32) | rows[start + i]
             k = i
-            while k > 0 and scode[k - 1] > c:
-                order[k] = order[k - 1]
-                scode[k] = scode[k - 1]
+            while k > 0 and count[k - 1] > key:
+                count[k] = count[k - 1]
                 k -= 1
-            order[k] = r
-            scode[k] = c
+            count[k] = key
+        for k in range(n_rows):
+            key = count[k]
+            order[k] = key & 0xFFFFFFFF
+            scode[k] = key >> 32
     else:
         width = cmax - cmin + 1
         for c in range(width + 1):
