@@ -333,8 +333,8 @@ def _code_range(col, rows, start, end, cbuf):
     cmin = 255
     cmax = 0
     for p in range(start, end):
-        c = col[rows[p]]
-        cbuf[p - start] = c
+        c = col[np.uint64(rows[np.uint64(p)])]
+        cbuf[np.uint64(p - start)] = c
         cmin = min(cmin, c)
         cmax = max(cmax, c)
     return cmin, cmax
@@ -344,8 +344,10 @@ def _code_range(col, rows, start, end, cbuf):
 def _add_labels(r, w, yptr, yind, ctot, cl, sq, tot):
     """Row ``r`` (weight ``w``) joins the side counted in ``cl``: its sum of squares
     ``sq`` = sum_j cl_j^2 grows by (2 cl_j + w) w, ``tot`` by w ctot_j per label j."""
-    for q in range(yptr[r], yptr[r + 1]):
-        j = yind[q]
+    for q in range(yptr[np.uint64(r)], yptr[np.uint64(r + 1)]):
+        # (unsigned indices: numba wraps no negative index around, a few instructions
+        # less per access; every index here is >= 0)
+        j = np.uint64(yind[np.uint64(q)])
         c = cl[j]
         sq += (2 * c + w) * w
         tot += w * ctot[j]
@@ -408,9 +410,9 @@ def _extra_split(cbuf, rows, start, n_rows, nn, mult, weighted, yptr, yind, ctot
     tot = 0
     touched = 0
     for i in range(k):
-        r = side[i]
-        touched += yptr[r + 1] - yptr[r]
-        sq, tot = _add_labels(r, mult[r], yptr, yind, ctot, cl, sq, tot)
+        r = side[np.uint64(i)]
+        touched += yptr[np.uint64(r + 1)] - yptr[np.uint64(r)]
+        sq, tot = _add_labels(r, mult[np.uint64(r)], yptr, yind, ctot, cl, sq, tot)
     _zero_counts(cl, side, k, touched, yptr, yind)
     return below, above, _side_proxy(sq, tot, stot, nl, nn, not right_side)
 
@@ -457,15 +459,15 @@ def _scan_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmi
         for c in range(width + 1):
             count[c] = 0
         for i in range(n_rows):
-            count[cbuf[i] - cmin + 1] += 1
+            count[np.uint64(cbuf[np.uint64(i)] - cmin + 1)] += 1
         for c in range(1, width + 1):
             count[c] += count[c - 1]
         for i in range(n_rows):
-            c = cbuf[i]
-            k = count[c - cmin]
-            order[k] = rows[start + i]
-            scode[k] = c
-            count[c - cmin] = k + 1
+            c = cbuf[np.uint64(i)]
+            k = count[np.uint64(c - cmin)]
+            order[np.uint64(k)] = rows[np.uint64(start + i)]
+            scode[np.uint64(k)] = c
+            count[np.uint64(c - cmin)] = k + 1
     # sum_j cL_j^2 and sum_j cL_j ctot_j grow with each row moved left (_add_labels); the
     # right side's sum of squares follows from them (_side_proxy)
     # A boundary's proxy sL / nL + sR / nR (two divisions) is computed only where it may
@@ -480,14 +482,14 @@ def _scan_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmi
     added = 0
     nl = 0
     for p in range(n_rows - 1):
-        r = order[p]
-        w = mult[r]
-        touched += yptr[r + 1] - yptr[r]
+        r = order[np.uint64(p)]
+        w = mult[np.uint64(r)]
+        touched += yptr[np.uint64(r + 1)] - yptr[np.uint64(r)]
         sq, tot = _add_labels(r, w, yptr, yind, ctot, cl, sq, tot)
         nl += w
         added = p + 1
-        c_next = scode[p + 1]
-        if scode[p] != c_next:
+        c_next = scode[np.uint64(p + 1)]
+        if scode[np.uint64(p)] != c_next:
             if nl >= min_leaf and nn - nl >= min_leaf:
                 fl = float(nl)
                 fr = float(nn - nl)
@@ -867,11 +869,11 @@ def _grow(codes, yptr, yind, n_labels, state, bootstrap, max_features, max_depth
             ctot[j] = 0
         nn = 0
         for p in range(s, e):
-            r = rows[p]
-            w = mult[r]
+            r = rows[np.uint64(p)]
+            w = mult[np.uint64(r)]
             nn += w
-            for q in range(yptr[r], yptr[r + 1]):
-                ctot[yind[q]] += w
+            for q in range(yptr[np.uint64(r)], yptr[np.uint64(r + 1)]):
+                ctot[np.uint64(yind[np.uint64(q)])] += w
         stot = 0.0
         pure = True
         for j in range(n_labels):
@@ -907,10 +909,10 @@ def _grow(codes, yptr, yind, n_labels, state, bootstrap, max_features, max_depth
         kl = 0
         kr = 0
         for p in range(s, e):
-            r = rows[p]
-            le = col[r] <= t
-            rows[s + kl] = r
-            order[kr] = r
+            r = rows[np.uint64(p)]
+            le = col[np.uint64(r)] <= t
+            rows[np.uint64(s + kl)] = r
+            order[np.uint64(kr)] = r
             kl += le
             kr += 1 - le
         i = s + kl
