@@ -46,7 +46,7 @@ from .._numba import njit
 
 __all__ = ["bin_features", "bin_columns", "best_split", "grow_forest", "grow_tree"]
 
-_SMALL_NODE = 32  # rows: insertion sort below, counting sort above (<= 257: the keys' buffer)
+_SMALL_NODE = 20  # rows: insertion sort below, counting sort above (<= 257: the keys' buffer)
 _BIN_ENTRIES_PER_THREAD = 50_000  # stored entries of X that make a binning thread worth it
 _SLOT_BYTES = 1 << 27  # memory of the tree slots a growing thread reserves at once
 
