@@ -256,22 +256,32 @@ class LabelForest(MultiLabelModel):
         trees = grow_forest(codes, yptr, yind, L, seeds, bootstrap, mf, depth,
                             int(self.min_samples_leaf), self.kind == "extra", fptr, frow, fzero,
                             n_threads=resolve_n_threads(self.n_threads))
-        nodes = np.concatenate([t[0] for t in trees], axis=1)
+        # the trees' arrays joined (each field at once), their tree-local node and leaf
+        # numbers made global in place: the grower leaves -1 in left/right at leaves and in
+        # leaf_of at split nodes, 0 in feature, c and c' at leaves
+        left, right, feature, below, above, leaf_of = (
+            np.concatenate([t[0][k] for t in trees]) for k in range(6))
         leaf_p = np.vstack([t[1] for t in trees])
         sizes = np.array([t[0].shape[1] for t in trees], dtype=np.int64)
         n_leaves = np.array([t[1].shape[0] for t in trees], dtype=np.int64)
+        del trees
         roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        node_off = np.repeat(roots, sizes)
-        leaf_off = np.repeat(np.concatenate([[0], np.cumsum(n_leaves)[:-1]]), sizes)
-        left, right, feature, below, above, leaf_of = nodes
         split = left >= 0
+        node_off = np.repeat(roots, sizes)
+        np.add(left, node_off, out=left, where=split)
+        np.add(right, node_off, out=right, where=split)
+        leaf_off = np.repeat(np.concatenate([[0], np.cumsum(n_leaves)[:-1]]), sizes)
+        np.add(leaf_of, leaf_off, out=leaf_of, where=~split)
         # halfway between the largest value going left and the smallest going right
-        gap = hi[offsets[feature] + below] / 2 + lo[offsets[feature] + above] / 2
-        self._set_arrays({"roots": roots, "left": np.where(split, left + node_off, -1),
-                          "right": np.where(split, right + node_off, -1), "feature": feature,
-                          "threshold": np.where(split, gap, -2.0),
-                          "leaf_of": np.where(split, -1, leaf_of + leaf_off).astype(np.int64),
-                          "leaf_p": leaf_p})
+        at = offsets[feature]
+        threshold = hi[at + below]
+        threshold /= 2
+        half = lo[at + above]
+        half /= 2
+        threshold += half
+        threshold[~split] = -2.0
+        self._set_arrays({"roots": roots, "left": left, "right": right, "feature": feature,
+                          "threshold": threshold, "leaf_of": leaf_of, "leaf_p": leaf_p})
 
     def _fit_sklearn(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
         L = Y.shape[1]
