@@ -29,8 +29,9 @@ Methods (each run in its own subprocess, one at a time):
 
 Measured: micro-F1, macro-F1, Hamming loss, subset accuracy (from the predicted sets), mAP
 (mean over labels of average precision, from the scores), train (fit only) and predict
-seconds (wall clock inside the runner, data reading excluded) and peak RSS (the runner's
-VmHWM). Metrics are computed here with :mod:`labelwise.metrics`.
+seconds (wall clock inside the runner, data reading excluded), the fit's CPU seconds (all
+threads of the runner, ``time.process_time``), the 1-minute load average when the method
+started and peak RSS (the runner's VmHWM). Metrics are computed here with :mod:`labelwise.metrics`.
 
 Run: ``python benchmarks/small.py [--datasets emotions,scene] [--methods chain,skml-cc]
 [--threads 2] [--timeout 1800] [--budget 120]``; every record goes to
@@ -125,10 +126,10 @@ def run_labelwise(method: str, folder: Path, threads: int) -> dict:
     if "n_threads" in cls().get_params():
         params = {**params, "n_threads": threads}
     L = Ytr.shape[1]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pipe = Pipeline(model=cls(**params))
     pipe.fit(Xtr, Ytr)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     P0 = pipe.predict(Xte).toarray() > 0  # the model's default rule (not timed)
     t2 = time.perf_counter()
     pipe.tune(Xtr, Ytr)
@@ -136,8 +137,8 @@ def run_labelwise(method: str, folder: Path, threads: int) -> dict:
     S = pipe.predict_proba(Xte, k=L).toarray()
     P = pipe.predict(Xte).toarray() > 0
     t4 = time.perf_counter()
-    return {"train_s": t1 - t0, "tune_s": t3 - t2, "predict_s": t4 - t3, "S": S, "P": P,
-            "P0": P0, "params": getattr(pipe, "model_params_", None) or {}}
+    return {"train_s": t1 - t0, "train_cpu_s": c1 - c0, "tune_s": t3 - t2,
+            "predict_s": t4 - t3, "S": S, "P": P, "P0": P0, "params": getattr(pipe, "model_params_", None) or {}}
 
 
 def run_auto(method: str, folder: Path, threads: int, budget: float) -> dict:
@@ -146,13 +147,14 @@ def run_auto(method: str, folder: Path, threads: int, budget: float) -> dict:
     Xtr, Ytr, Xte = _load(folder)
     Xtr, Xte = _dense_or_csr(Xtr), _dense_or_csr(Xte)
     L = Ytr.shape[1]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     auto = AutoModel(budget=budget, objective=AUTO[method], n_threads=threads).fit(Xtr, Ytr)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     S = auto.predict_proba(Xte, k=L).toarray()
     P = auto.predict(Xte).toarray() > 0
     t2 = time.perf_counter()
-    return {"train_s": t1 - t0, "predict_s": t2 - t1, "S": S, "P": P, "budget_s": budget,
+    return {"train_s": t1 - t0, "train_cpu_s": c1 - c0, "predict_s": t2 - t1, "S": S, "P": P,
+            "budget_s": budget,
             "chosen": auto.chosen_, "leaderboard": auto.leaderboard_}
 
 
@@ -187,14 +189,14 @@ def run_lml(folder: Path, threads: int) -> dict:
     Xtr, Ytr, Xte = _load(folder)
     Xtr, Xte = Xtr.astype(np.float64).tocsr(), Xte.astype(np.float64).tocsr()
     options = f"-m {threads}"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(sys.stderr):
         model = _lml_train_thresholding(linear, Ytr.astype(np.float64).tocsr(), Xtr, options)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     S = np.asarray(linear.predict_values(model, Xte))
     P = S > 0
     t2 = time.perf_counter()
-    return {"train_s": t1 - t0, "predict_s": t2 - t1, "S": S, "P": P,
+    return {"train_s": t1 - t0, "train_cpu_s": c1 - c0, "predict_s": t2 - t1, "S": S, "P": P,
             "note": f"train_thresholding options {options!r}; patched: per-label positive "
                     "counts (0.10.0 calls np.sum(y, 2) on a sparse matrix: 'axis out of range')"}
 
@@ -289,11 +291,11 @@ def run_peer(method: str, folder: Path, threads: int) -> dict:
 
             note = _patch_skml_mlknn()
             model = MLkNN(k=10)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         # integer labels: skml-ng's MLkNN indexes its count tables with sums of the label
         # matrix, which fail ("Inexact indices") when the labels are floats
         model.fit(Xtr, sp.csr_matrix(Yd))
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         S = model.predict_proba(Xte)
         S = S.toarray() if sp.issparse(S) else np.asarray(S)
         P = model.predict(Xte)
@@ -309,9 +311,9 @@ def run_peer(method: str, folder: Path, threads: int) -> dict:
 
             cls = RandomForestClassifier if method == "sk-forest" else ExtraTreesClassifier
             model = cls(n_estimators=100, n_jobs=threads, random_state=0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.fit(Xtr, Yd)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         if method == "sk-chain":
             S = model.predict_proba(Xte)
         else:
@@ -319,8 +321,8 @@ def run_peer(method: str, folder: Path, threads: int) -> dict:
                                  for p, c in zip(model.predict_proba(Xte), model.classes_)])
         P = S > 0.5
         t2 = time.perf_counter()
-    return {"train_s": t1 - t0, "predict_s": t2 - t1, "S": np.asarray(S, np.float64), "P": P,
-            "note": note}
+    return {"train_s": t1 - t0, "train_cpu_s": c1 - c0, "predict_s": t2 - t1,
+            "S": np.asarray(S, np.float64), "P": P, "note": note}
 
 
 def child(method: str, folder: Path, threads: int, budget: float) -> None:
@@ -396,14 +398,14 @@ def run_one(method: str, folder: Path, threads: int, timeout: float, budget: flo
     return {**json.loads((folder / f"{method}.json").read_text()), "process_s": wall}
 
 
-HEADER = ("| method | micro-F1 | macro-F1 | Hamming | subset acc | mAP | train s | tune s | "
-          "predict s | peak RSS MB | micro/macro-F1 @0.5 | note |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| method | micro-F1 | macro-F1 | Hamming | subset acc | mAP | train s | train CPU s | "
+          "tune s | predict s | peak RSS MB | micro/macro-F1 @0.5 | load | note |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def row(rec: dict) -> str:
     if "error" in rec:
-        return f"| {rec['method']} | failed: {rec['error']} |||||||||||"
+        return f"| {rec['method']} | failed: {rec['error']} |||||||||||||"
     note = rec.get("note", "")
     if "chosen" in rec:
         note = (f"chose {rec['chosen']['candidate']} (budget {rec['budget_s']:.0f} s, "
@@ -411,10 +413,13 @@ def row(rec: dict) -> str:
     untuned = (f"{rec['micro_f1_at_default']:.3f} / {rec['macro_f1_at_default']:.3f}"
                if "micro_f1_at_default" in rec else "")
     tune = f"{rec['tune_s']:.2f}" if "tune_s" in rec else ""
+    # (records before the CPU seconds and the load average were kept show blanks there)
+    cpu = f"{rec['train_cpu_s']:.3f}" if "train_cpu_s" in rec else ""
+    load = f"{rec['loadavg'][0]:.2f}" if "loadavg" in rec else ""
     return (f"| {rec['method']} | {rec['micro_f1']:.3f} | {rec['macro_f1']:.3f} | "
             f"{rec['hamming_loss']:.4f} | {rec['subset_accuracy']:.3f} | {rec['map']:.3f} | "
-            f"{rec['train_s']:.2f} | {tune} | {rec['predict_s']:.2f} | "
-            f"{rec['peak_rss_mb']:.0f} | {untuned} | {note} |")
+            f"{rec['train_s']:.3f} | {cpu} | {tune} | {rec['predict_s']:.2f} | "
+            f"{rec['peak_rss_mb']:.0f} | {untuned} | {load} | {note} |")
 
 
 def report(names: list[str]) -> None:
@@ -471,16 +476,18 @@ def summary(names: list[str]) -> None:
             for other in others:
                 if fam in recs and other in recs:
                     pairs.append((name, fam, recs[fam], other, recs[other]))
-    print("\n| dataset | family | peer | fit s ours / peer (x faster) | micro-F1 ours @0.5 / "
-          "tuned / peer | macro-F1 ours @0.5 / tuned / peer |")
-    print("|---|---|---|---|---|---|")
+    print("\n| dataset | family | peer | fit s ours / peer (x faster) | fit CPU s ours / peer | "
+          "micro-F1 ours @0.5 / tuned / peer | macro-F1 ours @0.5 / tuned / peer |")
+    print("|---|---|---|---|---|---|---|")
     for name, fam, r, other, q in pairs:
         ours, theirs, what = r["train_s"], q["train_s"], ""
         if fam in LAZY:  # fit + predict (the peer's fit defers the neighbour search)
             ours, theirs = ours + r["predict_s"], theirs + q["predict_s"]
             what = " fit+predict"
-        print(f"| {name} | {fam} | {other} | {ours:.2f} / {theirs:.2f} "
-              f"({theirs / max(ours, 1e-9):.1f}x){what} | "
+        cpu = (f"{r['train_cpu_s']:.3f} / {q['train_cpu_s']:.3f}"
+               if "train_cpu_s" in r and "train_cpu_s" in q and not what else "")
+        print(f"| {name} | {fam} | {other} | {ours:.3f} / {theirs:.3f} "
+              f"({theirs / max(ours, 1e-9):.1f}x){what} | {cpu} | "
               f"{r.get('micro_f1_at_default', float('nan')):.3f} / {r['micro_f1']:.3f} / "
               f"{q['micro_f1']:.3f} | {r.get('macro_f1_at_default', float('nan')):.3f} / "
               f"{r['macro_f1']:.3f} / {q['macro_f1']:.3f} |")
@@ -546,6 +553,7 @@ def main() -> None:
             for method in methods:
                 rec = {"dataset": name, "method": method, "threads": args.threads,
                        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "loadavg": list(os.getloadavg()),
                        **run_one(method, folder, args.threads, args.timeout, args.budget)}
                 if "error" not in rec:
                     S = np.load(folder / f"{method}-S.npy")

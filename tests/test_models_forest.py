@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from conformance import small_data
 from labelwise.errors import DataFormatError
-from labelwise.models._forest_grow import best_split, bin_features, grow_tree
+from labelwise.models._forest_grow import best_split, bin_columns, bin_features, grow_tree
 from labelwise.models.forest import LabelForest
 
 
@@ -263,6 +263,41 @@ def test_binning_from_stored_values_equals_the_plain_binning(max_bins):
         assert all(np.array_equal(g, w, equal_nan=True) for g, w in zip(got, want, strict=True))
 
 
+@pytest.mark.parametrize("max_bins", [2, 16, 255])
+def test_packed_bins_and_zero_codes_equal_the_plain_binning(max_bins):
+    """bin_columns (what the forest bins with): the plain binning's codes, its bin ranges
+    packed at offsets of min(max_bins, stored + 1) places per feature, and each feature's
+    code of 0 where 0 is a value of it; values of every sign and magnitude, -0.0 stored,
+    many equal values, columns long enough for the radix sort and short ones for the
+    insertion sort."""
+    rng = np.random.default_rng(7 + max_bins)
+    n = 400
+    X = (rng.standard_normal((n, 8)) * 10.0 ** rng.integers(-30, 30, (n, 8))).astype(np.float32)
+    X[:, 1] = rng.integers(-2, 3, n)
+    X[:, 2] = np.where(rng.random(n) < 0.9, 0, X[:, 2])  # few stored: insertion sort
+    X[:, 3] = np.where(rng.random(n) < 0.5, -0.0, np.abs(X[:, 3]))
+    X[:, 4] = 1.5
+    X[:, 5] = np.where(rng.random(n) < 0.2, 0, -np.abs(X[:, 5]))
+    X[:, 6] = 0
+    M = sp.csr_matrix(X)
+    M.data[M.indices == 3] = np.where(M.data[M.indices == 3] == 0, -0.0, M.data[M.indices == 3])
+    want_codes, want_lo, want_hi = _plain_bins(X, max_bins)
+    for given in (X, M):
+        codes, lo, hi, offsets, zero_code = bin_columns(given, max_bins)
+        assert np.array_equal(codes, want_codes)
+        stored = np.diff(sp.csc_matrix(given).indptr)
+        assert np.array_equal(np.diff(offsets), np.minimum(stored + 1, max_bins))
+        for f in range(X.shape[1]):
+            k = offsets[f + 1] - offsets[f]
+            assert np.array_equal(lo[offsets[f]:offsets[f + 1]], want_lo[f, :k], equal_nan=True)
+            assert np.array_equal(hi[offsets[f]:offsets[f + 1]], want_hi[f, :k], equal_nan=True)
+            assert np.all(np.isnan(want_lo[f, k:]))
+            if np.any(X[:, f] == 0):
+                assert zero_code[f] == want_codes[f, np.flatnonzero(X[:, f] == 0)[0]]
+            else:
+                assert zero_code[f] == 0
+
+
 def _route(tree, codes):
     left, right, feature, below = tree[:4]
     nodes = []
@@ -439,3 +474,34 @@ def test_grown_forest_equals_trees_grown_one_by_one(extra):
             for (nodes, leaf_p), want in zip(grown, alone, strict=True):
                 assert all(np.array_equal(u, v)
                            for u, v in zip((*nodes, leaf_p), want, strict=True))
+
+
+def test_importing_the_models_and_fitting_a_forest_leave_scipy_linalg_unloaded():
+    """``import labelwise.models`` and a forest fit (in a fresh process) do not import
+    scipy.linalg: loading it loads scipy's OpenBLAS, whose threads spin about 0.1 s after
+    loading, on the cores the forest's threads then grow trees on."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    import labelwise
+
+    probe = textwrap.dedent("""
+        import json, sys
+        import numpy as np
+        import labelwise.models as models
+        from labelwise import Pipeline
+        after_import = "scipy.linalg" in sys.modules
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((80, 6)).astype(np.float32)
+        Y = (X[:, :3] > 0).astype(np.float32)
+        Pipeline(model=models.LabelForest(n_estimators=3, n_threads=2)).fit(X, Y)
+        print(json.dumps([after_import, "scipy.linalg" in sys.modules]))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(Path(labelwise.__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == [False, False]

@@ -443,6 +443,107 @@ def test_hash_secrets_are_linked_only_for_code_that_names_them():
     assert _numba.links_hash_secrets((("lib", "bitcode", b"..."),))
 
 
+def test_runtime_is_linked_only_for_code_that_names_it():
+    """links_runtime on numba's own reduced compile results: a kernel taking an array names
+    numba's runtime (reference counts, the wrapper's array adapter) unless compiled with
+    ``_nrt=False`` (as the forest kernels are), so the runtime is set up only before the
+    first kernel that needs it; a payload in another form is assumed to need it."""
+    import numba
+    import numpy as np
+
+    @numba.njit(cache=False)
+    def counted(a):
+        return a[0] + 1
+
+    @numba.njit(cache=False, _nrt=False)
+    def plain(a):
+        return a[0] + 1
+
+    x = np.arange(3.0)
+    assert counted(x) == plain(x) == 1.0
+    assert _numba.links_runtime(counted.overloads[counted.signatures[0]]._reduce())
+    assert not _numba.links_runtime(plain.overloads[plain.signatures[0]]._reduce())
+    assert _numba.links_runtime(None)
+    assert _numba.links_runtime((("lib", "bitcode", b"..."),))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="numba's object code is ELF on Linux")
+def test_elf_symbols_are_numbas_defined_symbols_but_the_private_constants():
+    """elf_defined_symbols reads from a kernel's object code every symbol numba takes from
+    its bitcode (functions and globals it defines) but the private constants (``.const.*``,
+    which nothing looks up), and nothing more; anything not ELF64 is None."""
+    import numba
+    import numpy as np
+    from llvmlite import binding as ll
+
+    @numba.njit(cache=False)
+    def kernel(a, k):
+        if k < 0:
+            raise ValueError("negative k")
+        return np.sort(a)[k]
+
+    assert kernel(np.array([3.0, 1.0, 2.0]), 1) == 2.0
+    name, kind, (obj, bitcode) = kernel.overloads[kernel.signatures[0]]._reduce()[0]
+    assert kind == "object"
+    module = ll.parse_bitcode(bitcode)
+    numbas = {g.name for group in (module.functions, module.global_variables) for g in group
+              if not g.is_declaration}
+    got = _numba.elf_defined_symbols(obj)
+    assert got == {n for n in numbas if not n.startswith(".const.")}
+    assert any(n.startswith(".const.") for n in numbas)  # (the exception's message)
+    assert _numba.elf_defined_symbols(bitcode) is None
+    assert _numba.elf_defined_symbols(obj[:100]) is None
+    assert _numba.elf_defined_symbols(b"") is None
+
+
+LAZY_PROBE = textwrap.dedent("""
+    import json, sys
+    import numba, numpy as np
+    from labelwise.split import _kernels as K
+    first = int(K.splitmix64_next(np.zeros(1, np.uint64)))
+    lib = K.splitmix64_next.overloads[K.splitmix64_next.signatures[0]].library
+    state = {"hits": sum(K.splitmix64_next.stats.cache_hits.values()),
+             "library": type(lib).__name__, "bitcode_unread": "_lw_bitcode" in vars(lib)}
+
+    @numba.njit(cache=False)
+    def twice(s):  # compiled here: links the cached kernel's library into its own
+        return K.splitmix64_next(s) ^ K.splitmix64_next(s)
+
+    s = np.zeros(1, np.uint64)
+    state.update(first=first, twice=int(twice(s)), state_after=int(s[0]),
+                 bitcode_read=lib._shared_module is not None and "_lw_bitcode" not in vars(lib))
+    print(json.dumps(state))
+""")
+
+
+def test_a_cached_kernel_loads_without_its_bitcode_and_still_links_into_new_code(tmp_path):
+    """A kernel read from the cache is linked from its object code alone (its bitcode, the
+    module other kernels would link it from, is parsed only when one does): a function
+    compiled afterwards that calls it links it all the same and computes what plain Python
+    computes."""
+    env = _env(SRC, LABELWISE_NUMBA_CACHE=str(tmp_path / "cache"))
+    run = [sys.executable, "-c", LAZY_PROBE]
+    cold = json.loads(subprocess.run(run, env=env, capture_output=True, text=True,
+                                     check=True).stdout.splitlines()[-1])
+    warm = json.loads(subprocess.run(run, env=env, capture_output=True, text=True,
+                                     check=True).stdout.splitlines()[-1])
+    assert cold["hits"] == 0 and warm["hits"] == 1
+    assert warm["library"].startswith("Lazy") and warm["bitcode_unread"]
+    assert not cold["library"].startswith("Lazy")
+    mask = (1 << 64) - 1
+    z1 = _splitmix64_first()
+    # splitmix64 from state 0 twice: the state moves by the golden-ratio step per call
+    gamma = 0x9E3779B97F4A7C15
+    z = (2 * gamma) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    z2 = z ^ (z >> 31)
+    for got in (cold, warm):
+        assert got["first"] == z1 and got["twice"] == z1 ^ z2
+        assert got["state_after"] == 2 * gamma & mask
+    assert warm["bitcode_read"]
+
+
 FOREST_FIT_PROBE = textwrap.dedent("""
     import json, sys
     import numpy as np, scipy.sparse as sp

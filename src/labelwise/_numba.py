@@ -58,8 +58,8 @@ import numba
 from numba.core import caching
 
 __all__ = ["njit", "cache_root", "cache_folder", "KERNEL_FILES", "KernelCacheLocator",
-           "links_hash_secrets", "install_locator", "KernelCache", "KernelCacheWarning",
-           "prepare_cached_load", "SHIPPED_ROOT", "PORTABLE_CPU", "shipped_manifest"]
+           "links_hash_secrets", "links_runtime", "install_locator", "KernelCache",
+           "KernelCacheWarning", "prepare_cached_load", "SHIPPED_ROOT", "PORTABLE_CPU", "shipped_manifest"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -263,9 +263,22 @@ class KernelCache(caching.FunctionCache):
         rebuild = self._impl.rebuild
 
         def rebuild_linked(target_context, payload):
+            if links_runtime(payload):
+                initialize_runtime(target_context)
             if links_hash_secrets(payload):
                 import numba.cpython.hashing  # noqa: F401  (injects _numba_hashsecret_*)
-            return rebuild(target_context, payload)
+            if not _LIGHT_LOAD:
+                return rebuild(target_context, payload)
+            # numba's rebuild, its library read without parsing the bitcode kept for
+            # linking into other kernels (unserialize_lazily); the codegen's method is
+            # replaced for this call only (under numba's compiler lock, held by the
+            # dispatcher through the whole load)
+            codegen = target_context.codegen()
+            codegen.unserialize_library = lambda state: unserialize_lazily(codegen, state)
+            try:
+                return rebuild(target_context, payload)
+            finally:
+                del codegen.unserialize_library
 
         self._impl.rebuild = rebuild_linked
         self._shipped = None
@@ -295,10 +308,12 @@ class KernelCache(caching.FunctionCache):
             if data is not None:
                 return data
         # a miss: numba compiles next, with every registry and the extensions' entry points
-        # (deferred by njit's dispatchers to this point: _init_extensions_when_compiling)
+        # (deferred by njit's dispatchers to this point: _init_extensions_when_compiling),
+        # and the runtime (read from its file, not compiled again by numba's refresh)
         from numba.core import entrypoints
 
         entrypoints.init_all()
+        initialize_runtime(target_context)
         target_context.refresh()
         return None
 
@@ -366,9 +381,27 @@ def prepare_cached_load(target_context) -> None:
     hash secrets ``numba.cpython.hashing`` injects on import (imported by
     :class:`KernelCache` before it links code that names them: :func:`links_hash_secrets`;
     the import costs a fresh process ~10 ms) and the threading layer of parallel kernels
-    (their ``reload_init`` runs it at rebuild). Skipping the refresh without the runtime
-    crashes (an unresolved NRT symbol): hence this function."""
-    initialize_runtime(target_context)
+    (their ``reload_init`` runs it at rebuild). Linking code that calls the runtime without
+    it crashes (an unresolved NRT symbol): :class:`KernelCache` sets it up
+    (:func:`initialize_runtime`) before it links code that names it
+    (:func:`links_runtime`); a kernel compiled without it (``_nrt=False``: no reference
+    counting, no allocation) links without it, ~3 ms less in a fresh process. Nothing is
+    left to do before the read itself: this hook is where a caller may still refresh
+    numba's registries (the tests compare with numba's own way)."""
+
+
+def links_runtime(payload) -> bool:
+    """Whether a cached compile result (as :func:`links_hash_secrets` reads it) names a
+    function of numba's runtime (``NRT_*``: reference counting, allocation, the array
+    adapters of a kernel's Python wrapper); True when it is not in that form. A kernel
+    compiled with ``_nrt=False`` names none."""
+    try:
+        kind, blobs = payload[0][1], payload[0][2]
+    except (TypeError, IndexError, KeyError):
+        return True
+    if kind != "object" or not isinstance(blobs, tuple):
+        return True
+    return any(not isinstance(b, bytes) or b"NRT_" in b for b in blobs)
 
 
 def links_hash_secrets(payload) -> bool:
@@ -466,6 +499,87 @@ def initialize_runtime(target_context) -> None:
             _write_runtime(path, obj, bitcode)
         rtsys._library = library
         rtsys._init = True
+
+
+def elf_defined_symbols(obj: bytes) -> set[str] | None:
+    """The names of the global and weak symbols an ELF64 little-endian relocatable object
+    defines (numba's object code on x86-64 and aarch64 Linux); None for any other format or
+    a malformed file."""
+    import struct
+
+    try:
+        if obj[:6] != b"\x7fELF\x02\x01":
+            return None
+        shoff = struct.unpack_from("<Q", obj, 0x28)[0]
+        shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
+        sections = [struct.unpack_from("<IIQQQQII", obj, shoff + i * shentsize)
+                    for i in range(shnum)]
+        names = set()
+        for _, kind, _, _, offset, size, link, _ in sections:
+            if kind != 2:  # SHT_SYMTAB
+                continue
+            strings = sections[link][4]
+            for k in range(size // 24):
+                name, info, _, shndx = struct.unpack_from("<IBBH", obj, offset + 24 * k)
+                if shndx != 0 and info >> 4 in (1, 2):  # defined; STB_GLOBAL, STB_WEAK
+                    start = strings + name
+                    names.add(obj[start:obj.index(b"\0", start)].decode())
+        return names
+    except (struct.error, ValueError, IndexError, UnicodeDecodeError):
+        return None
+
+
+@cache
+def _lazy_library_class(base: type) -> type:
+    """``base`` (numba's JIT code library) whose module for linking into other kernels is
+    parsed from its bitcode on first use, not when the library is read from the cache."""
+
+    class LazyLinkLibrary(base):
+        @property
+        def _shared_module(self):
+            module = self.__dict__.get("_lw_shared_module")
+            if module is None and self.__dict__.get("_lw_bitcode") is not None:
+                from llvmlite import binding as ll
+
+                module = self.__dict__["_lw_shared_module"] = ll.parse_bitcode(
+                    self.__dict__.pop("_lw_bitcode"))
+            return module
+
+        @_shared_module.setter
+        def _shared_module(self, module):
+            self.__dict__["_lw_shared_module"] = module
+
+    LazyLinkLibrary.__name__ = LazyLinkLibrary.__qualname__ = f"Lazy{base.__name__}"
+    return LazyLinkLibrary
+
+
+def unserialize_lazily(codegen, state):
+    """numba's ``unserialize_library`` for object code, without parsing the library's
+    bitcode (the module other kernels would link it from: ~2-3 ms for a large kernel in a
+    fresh process): the symbols it defines, which numba takes from that module, are read
+    from the object code's ELF symbol table (a superset: numba's list adds the private
+    constants, which nothing looks up), and the module is parsed only if another kernel
+    links this one. Anything else (bitcode state, a non-ELF object) goes numba's way."""
+    base = codegen._library_class
+    try:
+        name, kind, (object_code, bitcode) = state
+    except (TypeError, ValueError):
+        return base._unserialize(codegen, state)
+    defined = elf_defined_symbols(object_code) if kind == "object" else None
+    if (defined is None or not isinstance(bitcode, bytes)
+            or not isinstance(getattr(codegen._engine, "_defined_symbols", None), set)
+            or not all(hasattr(base, a) for a in ("enable_object_caching",
+                                                  "_set_compiled_object",
+                                                  "_finalize_final_module"))):
+        return base._unserialize(codegen, state)
+    library = codegen.create_library(name)
+    library.__class__ = _lazy_library_class(type(library))
+    library._lw_bitcode = bitcode
+    library.enable_object_caching()
+    library._set_compiled_object(object_code)
+    library._finalize_final_module()
+    codegen._engine._defined_symbols |= defined
+    return library
 
 
 def _impl_class():

@@ -44,10 +44,11 @@ import scipy.sparse as sp
 
 from .._numba import njit
 
-__all__ = ["bin_features", "best_split", "grow_forest", "grow_tree"]
+__all__ = ["bin_features", "bin_columns", "best_split", "grow_forest", "grow_tree"]
 
-_SMALL_NODE = 32  # rows: insertion sort below, counting sort above
+_SMALL_NODE = 20  # rows: insertion sort below, counting sort above (<= 257: the keys' buffer)
 _BIN_ENTRIES_PER_THREAD = 50_000  # stored entries of X that make a binning thread worth it
+_SLOT_BYTES = 1 << 27  # memory of the tree slots a growing thread reserves at once
 
 
 def bin_features(X, max_bins: int = 255, n_threads: int = 1
@@ -60,7 +61,28 @@ def bin_features(X, max_bins: int = 255, n_threads: int = 1
     end where the column's cumulative row count crosses k / max_bins. Each column is binned
     from its stored values (:func:`_bin_columns`, over the CSC of X): its absent entries
     are one value, 0, counted but never sorted. ``n_threads``: the columns are binned in
-    that many threads (ranges of about equal stored entries) when X stores many values."""
+    that many threads (ranges of about equal stored entries) when X stores many values.
+    (:func:`bin_columns` gives the same with the bin ranges packed, as the forest uses them.)"""
+    codes, lo_flat, hi_flat, offsets, _ = bin_columns(X, max_bins, n_threads)
+    d = codes.shape[0]
+    lo = np.full((d, max_bins), np.nan)
+    hi = np.full((d, max_bins), np.nan)
+    for f in range(d):
+        a, b = offsets[f], offsets[f + 1]
+        lo[f, :b - a] = lo_flat[a:b]
+        hi[f, :b - a] = hi_flat[a:b]
+    return codes, lo, hi
+
+
+def bin_columns(X, max_bins: int = 255, n_threads: int = 1
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`bin_features` with the bin ranges packed: ``codes``, ``lo``/``hi`` float64
+    (feature f's bin c at ``offsets[f] + c``; nan past its last bin), ``offsets``
+    (n_features + 1,) int64 (feature f gets min(max_bins, its stored entries + 1) places:
+    it has no more distinct values) and ``zero_code`` (n_features,) int64, the code of the
+    value 0 where 0 is a value of the feature (some row does not store it, or stores a
+    zero), else 0. The bin ranges of a sparse X take memory in proportion to its stored
+    entries, not to n_features x max_bins."""
     if not 2 <= max_bins <= 256:
         raise ValueError(f"max_bins must be in [2, 256], got {max_bins}")
     n, d = X.shape
@@ -72,25 +94,28 @@ def bin_features(X, max_bins: int = 255, n_threads: int = 1
     else:
         Xc = sp.csc_matrix(np.asarray(X, dtype=np.float32))
     indptr = np.asarray(Xc.indptr, np.int64)
-    values = Xc.data.astype(np.float64)  # each column's stored values, sorted in place
-    for f in range(d):
-        values[indptr[f]:indptr[f + 1]].sort()
-    codes = np.empty((d, n), dtype=np.uint8)
-    lo = np.full((d, max_bins), np.nan)
-    hi = np.full((d, max_bins), np.nan)
     indices = np.asarray(Xc.indices, np.int64)
-    data = np.asarray(Xc.data, np.float32)
+    data = np.ascontiguousarray(Xc.data, dtype=np.float32)
+    codes = np.empty((d, n), dtype=np.uint8)
+    offsets = np.zeros(d + 1, dtype=np.int64)
+    np.cumsum(np.minimum(np.diff(indptr) + 1, max_bins), out=offsets[1:])
+    lo = np.empty(int(offsets[-1]))
+    hi = np.empty(int(offsets[-1]))
+    zero_code = np.zeros(d, dtype=np.int64)
 
     def bin_range(f_range):
+        longest = int(np.max(np.diff(indptr[f_range[0]:f_range[1] + 1]), initial=0))
         work = np.empty((3, n + 1))
-        _bin_columns(indptr, indices, data, values, n, max_bins, codes, lo, hi, work[0],
-                     work[1].view(np.int64), work[2].view(np.int64), np.empty(max_bins),
-                     *f_range)
+        keys = np.empty((2, longest), dtype=np.uint64)
+        _bin_columns(indptr, indices, data, data.view(np.uint32), n, max_bins, codes, lo, hi,
+                     offsets, zero_code, work[0], work[1].view(np.int64),
+                     work[2].view(np.int64), np.empty(max_bins), keys[0], keys[1],
+                     np.empty((4, 256), dtype=np.int64), *f_range)
 
     parts = max(1, min(int(n_threads), d, int(indptr[-1]) // _BIN_ENTRIES_PER_THREAD))
     if parts == 1:
         bin_range((0, d))
-        return codes, lo, hi
+        return codes, lo, hi, offsets, zero_code
     from concurrent.futures import ThreadPoolExecutor
 
     # column ranges of about equal stored entries (each column costs its entries)
@@ -98,7 +123,7 @@ def bin_features(X, max_bins: int = 255, n_threads: int = 1
     bounds = np.unique(np.concatenate([[0], cut, [d]]))
     with ThreadPoolExecutor(max_workers=parts) as pool:
         list(pool.map(bin_range, zip(bounds[:-1].tolist(), bounds[1:].tolist())))
-    return codes, lo, hi
+    return codes, lo, hi, offsets, zero_code
 
 
 @njit(inline="always", cache=False)
@@ -113,32 +138,98 @@ def _push_value(dist, cnt, nd, v, k):
     return nd + 1
 
 
-@njit(nogil=True, cache=True)
-def _bin_columns(indptr, indices, data, values, n, max_bins, codes, lo, hi, dist, cnt,
-                 code_of, cuts, f_start, f_end):
-    """Fill ``codes``/``lo``/``hi`` of the features ``f_start..f_end - 1`` (see
-    :func:`bin_features`) from the CSC of X
-    (``values``: its stored values as float64, sorted within each column; ``dist``, ``cnt``,
-    ``code_of`` (n + 1,) and ``cuts`` (max_bins,): work arrays).
+@njit(inline="always", cache=False)
+def _sort_keys(keys, tmp, m, hist):
+    """Sort ``keys[:m]`` (uint64) by their upper 32 bits, stably (the lower 32 bits keep
+    their order among equal upper ones): insertion sort for few keys, else a radix sort
+    on the four bytes (a byte that all keys share costs no pass; ``tmp``: work of >= m,
+    ``hist`` (4, 256) int64). The result is in ``keys``."""
+    if m <= 48:
+        for i in range(1, m):
+            k = keys[i]
+            hk = k >> np.uint64(32)
+            j = i
+            while j > 0 and (keys[j - 1] >> np.uint64(32)) > hk:
+                keys[j] = keys[j - 1]
+                j -= 1
+            keys[j] = k
+        return
+    for b in range(4):
+        for c in range(256):
+            hist[b, c] = 0
+    for i in range(m):
+        k = keys[i]
+        hist[0, (k >> np.uint64(32)) & np.uint64(255)] += 1
+        hist[1, (k >> np.uint64(40)) & np.uint64(255)] += 1
+        hist[2, (k >> np.uint64(48)) & np.uint64(255)] += 1
+        hist[3, k >> np.uint64(56)] += 1
+    src = keys
+    dst = tmp
+    moved = False
+    for b in range(4):
+        shift = np.uint64(32 + 8 * b)
+        if hist[b, (src[0] >> shift) & np.uint64(255)] == m:
+            continue  # every key has this byte
+        total = 0
+        for c in range(256):
+            k = hist[b, c]
+            hist[b, c] = total
+            total += k
+        for i in range(m):
+            k = src[i]
+            c = (k >> shift) & np.uint64(255)
+            dst[hist[b, c]] = k
+            hist[b, c] += 1
+        src, dst = dst, src
+        moved = not moved
+    if moved:
+        for i in range(m):
+            keys[i] = tmp[i]
 
-    Per column: its stored values in order, with its ``n - stored`` absent zeros merged in
-    as one counted value, give the distinct values and their row counts. Past ``max_bins``
-    of them the cuts are numpy's rule on those counts (as ``np.unique`` and
-    ``np.searchsorted`` would give them): the midpoints ``v[i] / 2 + v[i + 1] / 2`` at
+
+@njit(nogil=True, cache=True, _nrt=False)
+def _bin_columns(indptr, indices, data, bits, n, max_bins, codes, lo, hi, offsets, zero_code,
+                 dist, cnt, code_of, cuts, keys, tmp, hist, f_start, f_end):
+    """Fill ``codes``, ``lo``/``hi`` (packed at ``offsets``) and ``zero_code`` of the
+    features ``f_start..f_end - 1`` (see :func:`bin_columns`) from the CSC of X (``data``
+    float32, ``bits`` the same as uint32; ``dist``, ``cnt``, ``code_of`` (n + 1,),
+    ``cuts`` (max_bins,), ``keys``/``tmp`` (>= a column's stored entries,) uint64 and
+    ``hist`` (4, 256): work arrays).
+
+    Per column: its stored entries sorted by value (:func:`_sort_keys` on keys of the
+    float's bits made to order as the values do, each with its entry's place), with its
+    ``n - stored`` absent zeros merged in as one counted value, give the distinct values,
+    their row counts and each entry's distinct value. Past ``max_bins`` of them the cuts
+    are numpy's rule on those counts (as ``np.unique`` and ``np.searchsorted`` would give
+    them): the midpoints ``v[i] / 2 + v[i + 1] / 2`` at
     ``i = searchsorted(cumsum(counts[:-1]) / n, k / max_bins)`` for k = 1 .. max_bins - 1,
     each i once; a value's code is the number of cuts below it."""
+    low32 = np.uint64(0xFFFFFFFF)
     for f in range(f_start, f_end):
         a = indptr[f]
         m = indptr[f + 1] - a
         n_zero = n - m
-        # the absent zeros join the values where the non-negative ones start (-0.0 == 0.0)
+        for p in range(m):
+            # a float's bits as an unsigned key in the order of the values: the sign bit
+            # set on positive values, every bit flipped on negative ones
+            b = np.uint64(bits[a + p])
+            if b >> np.uint64(31):
+                b = ~b & low32
+            else:
+                b |= np.uint64(0x80000000)
+            keys[p] = (b << np.uint64(32)) | np.uint64(p)
+        _sort_keys(keys, tmp, m, hist)
+        # the absent zeros join the values where the non-negative ones start (-0.0 == 0.0);
+        # tmp[k]: the distinct value of the k-th entry in value order
         nd = 0
         zero_in = n_zero == 0
-        for p in range(a, a + m):
-            if not zero_in and not values[p] < 0.0:
+        for k in range(m):
+            v = np.float64(data[a + np.int64(keys[k] & low32)])
+            if not zero_in and not v < 0.0:
                 zero_in = True
                 nd = _push_value(dist, cnt, nd, 0.0, n_zero)
-            nd = _push_value(dist, cnt, nd, values[p], 1)
+            nd = _push_value(dist, cnt, nd, v, 1)
+            tmp[k] = nd - 1
         if not zero_in:
             nd = _push_value(dist, cnt, nd, 0.0, n_zero)
         if nd <= max_bins:
@@ -163,29 +254,24 @@ def _bin_columns(indptr, indices, data, values, n, max_bins, codes, lo, hi, dist
                 while j < n_cuts and cuts[j] < dist[i]:
                     j += 1
                 code_of[i] = j
-        zero_code = 0
+        base = offsets[f]
+        for i in range(offsets[f + 1] - base):
+            lo[base + i] = np.nan
+            hi[base + i] = np.nan
+        zc = 0
         for i in range(nd):
             c = code_of[i]
             if i == 0 or code_of[i - 1] != c:
-                lo[f, c] = dist[i]
-            hi[f, c] = dist[i]
+                lo[base + c] = dist[i]
+            hi[base + c] = dist[i]
             if dist[i] == 0.0:
-                zero_code = c
-        for r in range(n):
-            codes[f, r] = zero_code
-        for p in range(m):
-            # the value's place among the distinct values (the first >= v, v being one of
-            # them), searched without branches on the comparisons (their outcomes are coin
-            # flips to the branch predictor)
-            v = np.float64(data[a + p])
-            base = 0
-            length = nd
-            while length > 1:
-                half = length >> 1
-                base += half * (dist[base + half - 1] < v)
-                length -= half
-            base += dist[base] < v
-            codes[f, indices[a + p]] = code_of[base]
+                zc = c
+        zero_code[f] = zc
+        if n_zero > 0:
+            for r in range(n):
+                codes[f, r] = zc
+        for k in range(m):
+            codes[f, indices[a + np.int64(keys[k] & low32)]] = code_of[np.int64(tmp[k])]
 
 
 @njit(inline="always", cache=False)
@@ -247,8 +333,8 @@ def _code_range(col, rows, start, end, cbuf):
     cmin = 255
     cmax = 0
     for p in range(start, end):
-        c = col[rows[p]]
-        cbuf[p - start] = c
+        c = col[np.uint64(rows[np.uint64(p)])]
+        cbuf[np.uint64(p - start)] = c
         cmin = min(cmin, c)
         cmax = max(cmax, c)
     return cmin, cmax
@@ -258,8 +344,10 @@ def _code_range(col, rows, start, end, cbuf):
 def _add_labels(r, w, yptr, yind, ctot, cl, sq, tot):
     """Row ``r`` (weight ``w``) joins the side counted in ``cl``: its sum of squares
     ``sq`` = sum_j cl_j^2 grows by (2 cl_j + w) w, ``tot`` by w ctot_j per label j."""
-    for q in range(yptr[r], yptr[r + 1]):
-        j = yind[q]
+    for q in range(yptr[np.uint64(r)], yptr[np.uint64(r + 1)]):
+        # (unsigned indices: numba wraps no negative index around, a few instructions
+        # less per access; every index here is >= 0)
+        j = np.uint64(yind[np.uint64(q)])
         c = cl[j]
         sq += (2 * c + w) * w
         tot += w * ctot[j]
@@ -322,9 +410,9 @@ def _extra_split(cbuf, rows, start, n_rows, nn, mult, weighted, yptr, yind, ctot
     tot = 0
     touched = 0
     for i in range(k):
-        r = side[i]
-        touched += yptr[r + 1] - yptr[r]
-        sq, tot = _add_labels(r, mult[r], yptr, yind, ctot, cl, sq, tot)
+        r = side[np.uint64(i)]
+        touched += yptr[np.uint64(r + 1)] - yptr[np.uint64(r)]
+        sq, tot = _add_labels(r, mult[np.uint64(r)], yptr, yind, ctot, cl, sq, tot)
     _zero_counts(cl, side, k, touched, yptr, yind)
     return below, above, _side_proxy(sq, tot, stot, nl, nn, not right_side)
 
@@ -352,52 +440,66 @@ def _scan_split(cbuf, rows, start, n_rows, nn, mult, yptr, yind, ctot, stot, cmi
     best_next = -1
     best_proxy = -np.inf
     if n_rows <= _SMALL_NODE:
+        # insertion sort of one key per row, code << 32 | row (in ``count``, free here):
+        # one array moved, not two (rows of one code end up by row id, which changes no
+        # sum at a boundary)
         for i in range(n_rows):
-            r = rows[start + i]
-            c = cbuf[i]
+            key = (np.int64(cbuf[i]) << 32) | rows[start + i]
             k = i
-            while k > 0 and scode[k - 1] > c:
-                order[k] = order[k - 1]
-                scode[k] = scode[k - 1]
+            while k > 0 and count[k - 1] > key:
+                count[k] = count[k - 1]
                 k -= 1
-            order[k] = r
-            scode[k] = c
+            count[k] = key
+        for k in range(n_rows):
+            key = count[k]
+            order[k] = key & 0xFFFFFFFF
+            scode[k] = key >> 32
     else:
         width = cmax - cmin + 1
         for c in range(width + 1):
             count[c] = 0
         for i in range(n_rows):
-            count[cbuf[i] - cmin + 1] += 1
+            count[np.uint64(cbuf[np.uint64(i)] - cmin + 1)] += 1
         for c in range(1, width + 1):
             count[c] += count[c - 1]
         for i in range(n_rows):
-            c = cbuf[i]
-            k = count[c - cmin]
-            order[k] = rows[start + i]
-            scode[k] = c
-            count[c - cmin] = k + 1
+            c = cbuf[np.uint64(i)]
+            k = count[np.uint64(c - cmin)]
+            order[np.uint64(k)] = rows[np.uint64(start + i)]
+            scode[np.uint64(k)] = c
+            count[np.uint64(c - cmin)] = k + 1
     # sum_j cL_j^2 and sum_j cL_j ctot_j grow with each row moved left (_add_labels); the
     # right side's sum of squares follows from them (_side_proxy)
+    # A boundary's proxy sL / nL + sR / nR (two divisions) is computed only where it may
+    # beat the best so far: where sL nR + sR nL >= (best (1 - 1e-9)) nL nR, products in
+    # float64 (each within 3 ulp of the exact value); below that, the exact proxy is
+    # under best (1 - 1e-9 + 7 2^-53) and its computed value under best, so it could not
+    # win: the same splits as computing every proxy, bit for bit, without the divisions.
+    bar = -np.inf
     sq = 0
     tot = 0
     touched = 0
     added = 0
     nl = 0
     for p in range(n_rows - 1):
-        r = order[p]
-        w = mult[r]
-        touched += yptr[r + 1] - yptr[r]
+        r = order[np.uint64(p)]
+        w = mult[np.uint64(r)]
+        touched += yptr[np.uint64(r + 1)] - yptr[np.uint64(r)]
         sq, tot = _add_labels(r, w, yptr, yind, ctot, cl, sq, tot)
         nl += w
         added = p + 1
-        c_next = scode[p + 1]
-        if scode[p] != c_next:
+        c_next = scode[np.uint64(p + 1)]
+        if scode[np.uint64(p)] != c_next:
             if nl >= min_leaf and nn - nl >= min_leaf:
-                proxy = _side_proxy(sq, tot, stot, nl, nn, True)
-                if proxy > best_proxy:
-                    best_proxy = proxy
-                    best_t = scode[p]
-                    best_next = c_next
+                fl = float(nl)
+                fr = float(nn - nl)
+                if float(sq) * fr + float(np.int64(stot) + sq - 2 * tot) * fl >= bar * (fl * fr):
+                    proxy = _side_proxy(sq, tot, stot, nl, nn, True)
+                    if proxy > best_proxy:
+                        best_proxy = proxy
+                        bar = proxy * (1.0 - 1e-9)
+                        best_t = scode[p]
+                        best_next = c_next
             if c_next == cmax:  # the rows of the largest code never go left: no boundary
                 break
     _zero_counts(cl, order, added, touched, yptr, yind)
@@ -449,7 +551,7 @@ def _feature_split(cbuf, rows, start, n_rows, nn, mult, weighted, yptr, yind, ct
                        cmax, min_leaf, cl, count, order, scode)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, _nrt=False)
 def best_split(codes, rows, start, end, mult, yptr, yind, ctot, stot, feats, max_features,
                min_leaf, extra, draws, cl, count, order, other, cbuf, scode):
     """The best split of the node ``rows[start:end]`` (distinct rows, row r standing for
@@ -599,20 +701,39 @@ def _drawn_split(codes, rows, start, end, nn, mult, weighted, yptr, yind, ctot, 
 
 class _Workspace:
     """One thread's arrays for :func:`_grow`, made once and reused by every tree it grows
-    (the kernel sets up what it reads)."""
+    (the kernel sets up what it reads), and the slots its trees are grown into
+    (:meth:`slot`): each tree keeps its own, so no tree is copied out of the workspace."""
 
-    def __init__(self, codes, n_labels, track):
+    def __init__(self, codes, n_labels, track, n_trees):
         d, m = codes.shape
         i8 = np.int64
-        self.nodes = np.empty((6, 2 * m), dtype=i8)  # left, right, feature, c, c', leaf_of
-        self.leaf_p = np.empty((m, n_labels))
-        self.arrays = (np.zeros(m, i8), np.empty(m if track else 0, i8), self.nodes,
-                       self.leaf_p, np.empty((5, 2 * m), dtype=i8), np.empty(m, dtype=i8),
-                       np.empty(d, dtype=i8), np.empty(d, dtype=i8),
-                       np.empty(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
-                       np.zeros(257, dtype=i8), np.empty(m, dtype=i8), np.empty(m, dtype=i8),
-                       np.empty(m, dtype=np.uint8), np.empty(m, dtype=np.uint8),
-                       np.empty(m if track else 0, dtype=i8))
+        self._m, self._n_labels = m, n_labels
+        # slots reserved at once: the thread's share of the trees, within _SLOT_BYTES (a
+        # slot holds the largest possible tree; the pages a tree leaves unused are never
+        # touched)
+        per_slot = 8 * (12 * m + m * n_labels)
+        self._block = max(1, min(int(n_trees), _SLOT_BYTES // max(per_slot, 1)))
+        self._nodes = self._leaf_p = None
+        self._next = self._block
+        self.head = (np.zeros(m, i8), np.empty(m if track else 0, i8))
+        self.tail = (np.empty((5, 2 * m), dtype=i8), np.empty(m, dtype=i8),
+                     np.empty(d, dtype=i8), np.empty(d, dtype=i8),
+                     np.empty(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
+                     np.zeros(257, dtype=i8), np.empty(m, dtype=i8), np.empty(m, dtype=i8),
+                     np.empty(m, dtype=np.uint8), np.empty(m, dtype=np.uint8),
+                     np.empty(m if track else 0, dtype=i8))
+
+    def slot(self):
+        """A fresh tree's (nodes (6, 2 n_samples): left, right, feature, c, c', leaf_of;
+        leaf_p (n_samples, n_labels))."""
+        if self._next == self._block:
+            m, k = self._m, self._block
+            self._nodes = np.empty((k, 6, 2 * m), dtype=np.int64)
+            self._leaf_p = np.empty((k, m, self._n_labels))
+            self._next = 0
+        i = self._next
+        self._next += 1
+        return self._nodes[i], self._leaf_p[i]
 
 
 def _zero_codes(codes, fptr, frow):
@@ -630,7 +751,7 @@ def grow_forest(codes, yptr, yind, n_labels, seeds, bootstrap, max_features, max
     """:func:`grow_tree` for every seed, on ``n_threads`` threads (each takes the next tree
     when it is done with one, in one workspace of arrays for all its trees): the list of
     trees in the order of ``seeds``, each as (nodes (6, n_nodes) int64: left, right,
-    feature, c, c', leaf_of; leaf_p)."""
+    feature, c, c', leaf_of; leaf_p), views of the slots they were grown in."""
     from concurrent.futures import ThreadPoolExecutor
 
     track = fptr.size > 0
@@ -643,15 +764,18 @@ def grow_forest(codes, yptr, yind, n_labels, seeds, bootstrap, max_features, max
     trees = [None] * len(seeds)
     todo = iter(range(len(seeds)))  # shared: next() on a range iterator holds the GIL
 
+    n_threads = max(1, min(int(n_threads), len(seeds)))
+    share = -(-len(seeds) // n_threads)
+
     def work():
-        ws = _Workspace(codes, n_labels, track)
+        ws = _Workspace(codes, n_labels, track, share)
         for i in todo:
+            nodes, leaf_p = ws.slot()
             n_nodes, n_leaves = _grow(codes, yptr, yind, n_labels, _seed_state(seeds[i]),
                                       bootstrap, max_features, max_depth, min_leaf, extra,
-                                      fptr, frow, fzero, *ws.arrays)
-            trees[i] = (ws.nodes[:, :n_nodes].copy(), ws.leaf_p[:n_leaves].copy())
+                                      fptr, frow, fzero, *ws.head, nodes, leaf_p, *ws.tail)
+            trees[i] = (nodes[:, :n_nodes], leaf_p[:n_leaves])
 
-    n_threads = max(1, min(int(n_threads), len(seeds)))
     if n_threads == 1:
         work()
     else:
@@ -687,7 +811,7 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
     return (*nodes, leaf_p)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, _nrt=False)
 def _grow(codes, yptr, yind, n_labels, state, bootstrap, max_features, max_depth, min_leaf,
           extra, fptr, frow, fzero, mult, stored_rows, nodes, leaf_p, stack, rows, feats,
           const_feats, ctot, cl, count, order, other, cbuf, scode, node_of_row):
@@ -745,11 +869,11 @@ def _grow(codes, yptr, yind, n_labels, state, bootstrap, max_features, max_depth
             ctot[j] = 0
         nn = 0
         for p in range(s, e):
-            r = rows[p]
-            w = mult[r]
+            r = rows[np.uint64(p)]
+            w = mult[np.uint64(r)]
             nn += w
-            for q in range(yptr[r], yptr[r + 1]):
-                ctot[yind[q]] += w
+            for q in range(yptr[np.uint64(r)], yptr[np.uint64(r + 1)]):
+                ctot[np.uint64(yind[np.uint64(q)])] += w
         stot = 0.0
         pure = True
         for j in range(n_labels):
@@ -777,17 +901,23 @@ def _grow(codes, yptr, yind, n_labels, state, bootstrap, max_features, max_depth
                 leaf_p[n_leaves, j] = ctot[j] / nn
             n_leaves += 1
             continue
+        # the node's rows split in one pass without branches on the codes (a row's side
+        # is a coin flip to the branch predictor): the left ones packed in place (never
+        # ahead of the row read), the right ones listed in ``order`` and put after them;
+        # each side keeps its rows' order
         col = codes[f]
-        i = s
-        k = e - 1
-        while i <= k:
-            if col[rows[i]] <= t:
-                i += 1
-            else:
-                tmp = rows[i]
-                rows[i] = rows[k]
-                rows[k] = tmp
-                k -= 1
+        kl = 0
+        kr = 0
+        for p in range(s, e):
+            r = rows[np.uint64(p)]
+            le = col[np.uint64(r)] <= t
+            rows[np.uint64(s + kl)] = r
+            order[np.uint64(kr)] = r
+            kl += le
+            kr += 1 - le
+        i = s + kl
+        for q in range(kr):
+            rows[i + q] = order[q]
         if track:
             for p in range(s, i):
                 node_of_row[rows[p]] = n_nodes

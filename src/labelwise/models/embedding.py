@@ -36,7 +36,6 @@ import math
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
 from ..errors import DataFormatError, ResourceLimitError
@@ -56,6 +55,10 @@ def ridge_fit(X: sp.csr_matrix, T: np.ndarray, alpha: float) -> tuple[np.ndarray
 
     Returns ``(W, b)``, W float64 (d, m), b (m,), minimising
     ``|X W + 1 b' - T|^2 + alpha |W|^2``; primal when ``d <= n``, else dual."""
+    # (imported here: scipy.linalg loads scipy's OpenBLAS, whose threads spin ~0.1 s after
+    # loading, and ``import labelwise.models`` should not start them for every model)
+    import scipy.linalg
+
     n, d = X.shape
     Xd = sp.csr_matrix(X, dtype=np.float64)
     xbar = np.asarray(Xd.mean(axis=0)).ravel()

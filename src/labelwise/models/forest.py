@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from .._numba import njit
 from ..errors import DataFormatError, ResourceLimitError
+from ._forest_grow import bin_columns, grow_forest
 from .base import MultiLabelModel
 from .chains import check_positive_int, check_seed, check_threads, fresh_seed
 from .topk import map_ranges, resolve_n_threads, topk_dense
@@ -49,7 +50,7 @@ _ROW_BLOCK = 4096
 SPARSE_FRACTION = 0.25
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, _nrt=False)
 def _forest_kernel(indptr, indices, data, roots, left, right, feature, threshold, leaf_of,
                    leaf_p, row_start, row_end, out):
     """out[i] = mean over trees of the leaf probabilities reached by row i (rows
@@ -225,15 +226,14 @@ class LabelForest(MultiLabelModel):
             self._fit_sklearn(X, Y)
 
     def _fit_labelwise(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
-        from ._forest_grow import bin_features, grow_forest
-
         n, d = X.shape
         if n * d > MAX_BINNED_BYTES:
             raise ResourceLimitError(
                 f"LabelForest(grower='labelwise') bins {n} rows x {d} features into "
                 f"{n * d / 2**30:.1f} GiB (limit {MAX_BINNED_BYTES / 2**30:.0f} GiB); use "
                 "grower='sklearn' or fewer features")
-        codes, lo, hi = bin_features(X, int(self.max_bins), resolve_n_threads(self.n_threads))
+        codes, lo, hi, offsets, zero_code = bin_columns(X, int(self.max_bins),
+                                                        resolve_n_threads(self.n_threads))
         Yb = sp.csr_matrix(Y > 0)
         yptr = np.asarray(Yb.indptr, np.int64)
         yind = np.asarray(Yb.indices, np.int64)
@@ -249,30 +249,39 @@ class LabelForest(MultiLabelModel):
         if sp.issparse(X) and X.nnz < SPARSE_FRACTION * n * d:
             Xc = sp.csc_matrix(X)
             fptr, frow = np.asarray(Xc.indptr, np.int64), np.asarray(Xc.indices, np.int64)
-            # each feature's code of 0: the bin holding it (0 is a value of every feature
-            # that some row does not store)
-            with np.errstate(invalid="ignore"):
-                fzero = np.argmax((lo <= 0) & (hi >= 0), axis=1).astype(np.int64)
+            # each feature's code of 0 (0 is a value of every feature that some row does
+            # not store)
+            fzero = zero_code
 
         trees = grow_forest(codes, yptr, yind, L, seeds, bootstrap, mf, depth,
                             int(self.min_samples_leaf), self.kind == "extra", fptr, frow, fzero,
                             n_threads=resolve_n_threads(self.n_threads))
-        nodes = np.concatenate([t[0] for t in trees], axis=1)
+        # the trees' arrays joined (each field at once), their tree-local node and leaf
+        # numbers made global in place: the grower leaves -1 in left/right at leaves and in
+        # leaf_of at split nodes, 0 in feature, c and c' at leaves
+        left, right, feature, below, above, leaf_of = (
+            np.concatenate([t[0][k] for t in trees]) for k in range(6))
         leaf_p = np.vstack([t[1] for t in trees])
         sizes = np.array([t[0].shape[1] for t in trees], dtype=np.int64)
         n_leaves = np.array([t[1].shape[0] for t in trees], dtype=np.int64)
+        del trees
         roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        node_off = np.repeat(roots, sizes)
-        leaf_off = np.repeat(np.concatenate([[0], np.cumsum(n_leaves)[:-1]]), sizes)
-        left, right, feature, below, above, leaf_of = nodes
         split = left >= 0
+        node_off = np.repeat(roots, sizes)
+        np.add(left, node_off, out=left, where=split)
+        np.add(right, node_off, out=right, where=split)
+        leaf_off = np.repeat(np.concatenate([[0], np.cumsum(n_leaves)[:-1]]), sizes)
+        np.add(leaf_of, leaf_off, out=leaf_of, where=~split)
         # halfway between the largest value going left and the smallest going right
-        gap = hi[feature, below] / 2 + lo[feature, above] / 2
-        self._set_arrays({"roots": roots, "left": np.where(split, left + node_off, -1),
-                          "right": np.where(split, right + node_off, -1), "feature": feature,
-                          "threshold": np.where(split, gap, -2.0),
-                          "leaf_of": np.where(split, -1, leaf_of + leaf_off).astype(np.int64),
-                          "leaf_p": leaf_p})
+        at = offsets[feature]
+        threshold = hi[at + below]
+        threshold /= 2
+        half = lo[at + above]
+        half /= 2
+        threshold += half
+        threshold[~split] = -2.0
+        self._set_arrays({"roots": roots, "left": left, "right": right, "feature": feature,
+                          "threshold": threshold, "leaf_of": leaf_of, "leaf_p": leaf_p})
 
     def _fit_sklearn(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
         L = Y.shape[1]
