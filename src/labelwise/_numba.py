@@ -390,31 +390,30 @@ def prepare_cached_load(target_context) -> None:
     numba's registries (the tests compare with numba's own way)."""
 
 
-def links_runtime(payload) -> bool:
-    """Whether a cached compile result (as :func:`links_hash_secrets` reads it) names a
-    function of numba's runtime (``NRT_*``: reference counting, allocation, the array
-    adapters of a kernel's Python wrapper); True when it is not in that form. A kernel
-    compiled with ``_nrt=False`` names none."""
+def _payload_names(payload, name: bytes) -> bool:
+    """Whether a cached compile result (numba's reduced ``CompileResult``: its first item
+    the library as (name, "object", (object code, bitcode))) holds ``name`` in its code;
+    True when it is not in that form."""
     try:
         kind, blobs = payload[0][1], payload[0][2]
     except (TypeError, IndexError, KeyError):
         return True
     if kind != "object" or not isinstance(blobs, tuple):
         return True
-    return any(not isinstance(b, bytes) or b"NRT_" in b for b in blobs)
+    return any(not isinstance(b, bytes) or name in b for b in blobs)
+
+
+def links_runtime(payload) -> bool:
+    """Whether a cached compile result names a function of numba's runtime (``NRT_*``:
+    reference counting, allocation, the array adapters of a kernel's Python wrapper); True
+    when it is not in numba's usual form. A kernel compiled with ``_nrt=False`` names none."""
+    return _payload_names(payload, b"NRT_")
 
 
 def links_hash_secrets(payload) -> bool:
-    """Whether a cached compile result (numba's reduced ``CompileResult``: its first item
-    the library as (name, "object", (object code, bitcode))) names the hash secrets
-    ``numba.cpython.hashing`` puts in LLVM's symbol table; True when it is not in that form."""
-    try:
-        kind, blobs = payload[0][1], payload[0][2]
-    except (TypeError, IndexError, KeyError):
-        return True
-    if kind != "object" or not isinstance(blobs, tuple):
-        return True
-    return any(not isinstance(b, bytes) or b"_numba_hashsecret" in b for b in blobs)
+    """Whether a cached compile result names the hash secrets ``numba.cpython.hashing`` puts
+    in LLVM's symbol table; True when it is not in numba's usual form."""
+    return _payload_names(payload, b"_numba_hashsecret")
 
 
 #: first bytes of a cached runtime file (then sha256 of the rest, the object code's length
