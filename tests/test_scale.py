@@ -214,3 +214,35 @@ def test_cli_train_prints_scaling_and_tune_chooses_c(tmp_path, capsys):
     assert main(["tune", str(tmp_path / "n"), str(tmp_path / "train.xc"), "--cv", "3",
                  "--no-select-c", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["model_params"] is None
+
+
+def test_forests_take_numeric_x_as_given_under_auto(tmp_path, capsys):
+    """scale="auto" leaves X as given before a forest (its trees split on the order of a
+    column's values: scaling changes nothing but rounding, and costs a fit and a transform
+    at every predict); asked for explicitly, scaling is still done."""
+    from labelwise.models import LabelForest
+
+    X, Y = _mixed_scales(n=200, seed=3)
+
+    def forest():
+        return LabelForest(n_estimators=8, n_threads=1, random_state=0)
+
+    pipe = Pipeline(model=forest()).fit(X, Y)
+    assert getattr(pipe, "scaler_", None) is None
+    info = pipe.explain()["scaling"]
+    assert info["method_in_effect"] == "none" and "LabelForest" in info["reason"]
+    direct = forest().fit(X, Y)
+    np.testing.assert_array_equal(pipe.decision_function(X, k=3).toarray(),
+                                  direct.decision_function(X, k=3).toarray())
+    pipe.save(tmp_path / "f")
+    back = Pipeline.load(tmp_path / "f")
+    assert getattr(back, "scaler_", None) is None and back.explain()["scaling"] == info
+    np.testing.assert_array_equal(back.decision_function(X, k=3).toarray(),
+                                  direct.decision_function(X, k=3).toarray())
+    std = Pipeline(model=forest(), scale="standard").fit(X, Y)
+    assert std.scaler_.method_ == "standard"
+    assert Pipeline(model=OneVsRest(n_threads=1)).fit(X, Y).scaler_.method_ == "standard"
+    write(Dataset(X, Y, ["a", "b", "c"]), tmp_path / "train.xc")
+    assert main(["train", str(tmp_path / "train.xc"), "--model", "forest", "--threads", "1",
+                 "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    assert "scaling none (--scale auto; LabelForest is unchanged" in capsys.readouterr().out

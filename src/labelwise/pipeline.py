@@ -25,7 +25,8 @@ texts and the model on their features. Numeric X (no featurizer) is scaled per c
 (``scale``, default ``"auto"``: dense X standardised, sparse X max-abs scaled only when its
 column maxima spread over more than two orders of magnitude, tf-idf and binary X unchanged;
 :class:`labelwise.features.Scale`), by a scaler fitted on the training rows (``scaler_``,
-saved with the pipeline, shown by ``explain()``). When the pipeline has a calibrator or a
+saved with the pipeline, shown by ``explain()``); with ``"auto"``, a model that scaling
+leaves unchanged (``scale_invariant``: forests) gets X as given. When the pipeline has a calibrator or a
 decision policy (the parameters, else the tuned ``calibrator_``/``decision_``, e.g. of a
 loaded tuned pipeline), ``fit`` then tunes fresh copies of them as :meth:`Pipeline.tune`
 does: a tuned pipeline stays tuned when refitted (``clone`` gives the untuned one).
@@ -371,12 +372,19 @@ class Pipeline(Estimator):
         if self.featurizer is not None:
             return self.featurizer.fit_transform(X)
         self.__dict__.pop("scaler_", None)
-        if self.scale is None or self.is_text:
+        if self.scale is None or self.is_text or self._scale_skipped():
             return X
         from .features.scale import Scale
 
         self.scaler_ = Scale(method=self.scale).fit(X)
         return self.scaler_.transform(X)
+
+    def _scale_skipped(self) -> bool:
+        """``scale="auto"`` before a model that scaling leaves unchanged (``scale_invariant``:
+        forests): X goes to it as given, and neither the scaler's fit nor its transform at
+        every predict is paid for nothing."""
+        return (self.scale == "auto" and self.featurizer is None
+                and bool(getattr(self.model, "scale_invariant", False)))
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, Y: Any = None, *, labels: LabelSpace | list[str] | None = None):
@@ -824,14 +832,26 @@ class Pipeline(Estimator):
             })
         return out
 
+    def _explain_scaling(self) -> dict[str, Any] | None:
+        """The scaler's explain(); for a numeric X left as given before a scale-invariant
+        model, why; None where nothing was scaled otherwise."""
+        scaler = getattr(self, "scaler_", None)
+        if scaler is not None:
+            return scaler.explain()
+        if not self.is_text and self._scale_skipped():
+            return {"method": "auto", "method_in_effect": "none",
+                    "reason": f"{type(self.model).__name__} is unchanged by per-column "
+                              "scaling (its trees split on the order of a column's values)"}
+        return None
+
     def explain(self) -> dict[str, Any]:
         """The pipeline's parts in words and numbers (JSON-able)."""
         self._check_fitted()
         out: dict[str, Any] = {
             "featurizer": None if self.featurizer is None else type(self.featurizer).__name__,
             "model": type(self.model).__name__, "n_labels": len(self.labels_),
-            "scaling": None if getattr(self, "scaler_", None) is None else
-            self.scaler_.explain(), "model_params": getattr(self, "model_params_", None),
+            "scaling": self._explain_scaling(),
+            "model_params": getattr(self, "model_params_", None),
             "calibrator": None if self.calibrator_ is None else self.calibrator_.explain(),
             "decision": None, "tuning": getattr(self, "tuning_", None)}
         if self.decision_ is not None:

@@ -174,7 +174,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", choices=("auto", "standard", "maxabs", "none"), default="auto",
                    help="per-column scaling of numeric features, fitted on the training rows "
                         "(default auto: dense standardised, sparse max-abs scaled when its "
-                        "column maxima spread over more than 100x, binary/tf-idf unchanged)")
+                        "column maxima spread over more than 100x, binary/tf-idf unchanged; "
+                        "forests, which scaling leaves unchanged, take X as given)")
     p.add_argument("--threads", type=int,
                    help="worker threads (model threads and torch threads; default: all CPUs)")
     p.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
@@ -606,11 +607,12 @@ def run(args: argparse.Namespace) -> int:
         feats = f" on {args.features or DEFAULT_FEATURES[args.model]} features"
     rows = (f"from {len(pipe.model.labels_)} label names (no training rows)" if data is None
             else f"on {data.n_samples} rows, {data.n_labels} labels")
-    scaler = getattr(pipe, "scaler_", None)
-    if scaler is not None:
-        facts = scaler.explain()
-        feats = (f" on {facts['kind']} features, scaling {facts['method_in_effect']} "
-                 f"(--scale {facts['method']}; column maxima spread {facts['spread']:.3g})")
+    scaling = pipe.explain()["scaling"] if pipe.featurizer is None else None
+    if scaling is not None and "reason" in scaling:
+        feats = f" on numeric features, scaling none (--scale auto; {scaling['reason']})"
+    elif scaling is not None:
+        feats = (f" on {scaling['kind']} features, scaling {scaling['method_in_effect']} "
+                 f"(--scale {scaling['method']}; column maxima spread {scaling['spread']:.3g})")
     print(f"trained {type(pipe.model).__name__}{feats} {rows} in {seconds:.2f} s; "
           f"saved to {args.out}")
     return 0

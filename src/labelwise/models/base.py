@@ -122,6 +122,10 @@ class MultiLabelModel(Estimator):
     _encoder_param: ClassVar[str | None] = None
     #: predict's threshold when none is given, on the decision_function scale
     default_threshold: ClassVar[float] = 0.0
+    #: whether per-column scaling of numeric X leaves the model unchanged but for rounding
+    #: (trees split on the order of a column's values): ``Pipeline(scale="auto")`` then
+    #: leaves X as given
+    scale_invariant: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ scikit-learn
     @property

@@ -155,6 +155,8 @@ class LabelForest(MultiLabelModel):
 
     _persist_name = "LabelForest"
     default_threshold = 0.5
+    #: a tree splits on the order of a column's values: scaling a column changes nothing
+    scale_invariant = True
 
     def __init__(self, *, kind: str = "random", n_estimators: int = 100,
                  max_features: str | int | float | None = "sqrt", max_depth: int | None = None,
