@@ -253,3 +253,35 @@ def test_cli_train_auto(tmp_path, capsys):
     assert main(["train", str(tmp_path / "train.xc"), "--model", "auto", "--set", "C=1",
                  "--out", str(tmp_path / "m2")]) == 2
     assert "--model auto chooses the settings itself" in capsys.readouterr().err
+
+
+def test_a_forest_that_would_outgrow_the_machine_is_skipped(monkeypatch):
+    """A forest's leaf probabilities grow with rows x labels x trees: the forest family's
+    memory estimate (2 x 8 bytes x rows x labels x trees) skips a candidate above a quarter
+    of the machine's memory, with the reason on the leaderboard; the rest still run."""
+    import labelwise.auto as auto_mod
+
+    facts = DataFacts(n_samples=4500, n_labels=374, n_features=499, nnz=4500 * 9,
+                      n_labelsets=3000, cardinality=3.5)
+    forest = [f for f in FAMILIES if f.name == "forest"][0]
+    assert forest.memory(facts, {"kind": "extra"}) == 2 * 8 * 4500 * 374 * 100
+    assert forest.memory(facts, {"kind": "extra", "n_estimators": 1000}) == 2 * 8 * 4500 * 374 * 1000
+    X, Y = _learnable()
+    f = DataFacts.of(X, Y)
+    small, big = {"kind": "extra", "n_estimators": 10}, {"kind": "extra", "n_estimators": 1000}
+    fams = (_ovr([{"loss": "logistic", "C": 1.0}]),
+            Family("forest", "labelwise.models.forest:LabelForest", applies=lambda f: True,
+                   settings=lambda f: [small, big], cost=lambda f, s: 0.02,
+                   memory=forest.memory))
+    # a machine with memory for the 10-tree forest but not for the 1000-tree one
+    limit = 4.0 * forest.memory(f, {"kind": "extra", "n_estimators": 100})
+    monkeypatch.setattr(auto_mod, "machine_memory", lambda: int(limit))
+    auto = AutoModel(budget=60, cv=3, families=fams, blend=False, n_threads=1).fit(X, Y)
+    board = {e["candidate"]: e for e in auto.leaderboard_}
+    assert board["forest(kind=extra,n_estimators=10)"]["status"] == "done"
+    skipped = board["forest(kind=extra,n_estimators=1000)"]
+    assert skipped["status"] == "skipped" and "of this machine's" in skipped["reason"]
+    assert board["ovr(loss=logistic,C=1.0)"]["status"] == "done"
+    monkeypatch.setattr(auto_mod, "machine_memory", lambda: None)  # not known: all run
+    auto = AutoModel(budget=60, cv=3, families=fams, blend=False, n_threads=1).fit(X, Y)
+    assert all(e["status"] == "done" for e in auto.leaderboard_)

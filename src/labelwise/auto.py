@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -137,7 +138,9 @@ class Family:
     ``model``: the model class or ``"module:Class"``; ``applies(facts)``: whether to try it;
     ``settings(facts)``: the parameter dicts to try, best guess first; ``cost(facts,
     settings)``: estimated seconds of one fit on all rows (2 busy cores; the budget loop
-    corrects it by measurement); ``rule``: the rule in words, for the docs.
+    corrects it by measurement); ``rule``: the rule in words, for the docs; ``memory(facts,
+    settings)``: an upper estimate of a fit's peak bytes where a family's models can outgrow
+    the machine (a candidate above :data:`MEMORY_SHARE` of it is skipped), else None.
     """
 
     name: str
@@ -146,6 +149,7 @@ class Family:
     settings: Callable[[DataFacts], list[dict[str, Any]]]
     cost: Callable[[DataFacts, dict[str, Any]], float]
     rule: str = ""
+    memory: Callable[[DataFacts, dict[str, Any]], float] | None = None
 
     def model_class(self) -> type:
         if isinstance(self.model, str):
@@ -170,6 +174,26 @@ def _forest_cost(f: DataFacts, s: dict[str, Any]) -> float:
     # labelwise's own grower: measured/estimated was 0.08-0.29 with 8e-7 (emotions, yeast,
     # medical; 2-core machine under load 9-12), so 3e-7 still errs on the high side
     return 3e-7 * work * (0.8 if s.get("kind") == "extra" else 1.0) * (1.0 if f.dense else 0.5)
+
+
+def _forest_bytes(f: DataFacts, s: dict[str, Any]) -> float:
+    """A forest's peak bytes at worst: every tree's leaf probabilities (float64, labels per
+    leaf), a leaf per training row (extra-trees grow to pure leaves), held twice while the
+    trees are joined into the model's arrays. Corel5k (4,500 rows, 374 labels), 100
+    extra-trees: 2.7e9 estimated, 2.76 GB measured peak (1.30 GiB of leaf arrays)."""
+    return 2.0 * 8.0 * f.n_samples * f.n_labels * s.get("n_estimators", 100)
+
+
+#: a candidate whose fit would take more than this share of the machine's memory is skipped
+MEMORY_SHARE = 0.25
+
+
+def machine_memory() -> int | None:
+    """The machine's physical memory in bytes (None where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _forest_settings(f: DataFacts) -> list[dict[str, Any]]:
@@ -225,7 +249,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("forest", "labelwise.models.forest:LabelForest",
            applies=lambda f: f.n_labels <= 1000,
            settings=_forest_settings,
-           cost=_forest_cost,
+           cost=_forest_cost, memory=_forest_bytes,
            rule="labels <= 1000 (extra-trees, random forest: 100 trees; then 300 and 1000 "
                 "extra-trees; dense features: 500 extra-trees trying 30 % of the features "
                 "at each split)"),
@@ -258,6 +282,7 @@ class _Candidate:
     settings: dict[str, Any]
     rank: int  #: index of the settings in the family's list
     raw_fit_s: float  #: the table's estimate of one fit on all rows
+    peak_bytes: float | None = None  #: the family's upper estimate of a fit's peak memory
 
     @property
     def name(self) -> str:
@@ -272,7 +297,9 @@ def candidates_for(facts: DataFacts, families: tuple[Family, ...] = FAMILIES) ->
         if not fam.applies(facts):
             continue
         for rank, settings in enumerate(fam.settings(facts)):
-            out.append(_Candidate(fam, dict(settings), rank, float(fam.cost(facts, settings))))
+            out.append(_Candidate(fam, dict(settings), rank, float(fam.cost(facts, settings)),
+                                  None if fam.memory is None
+                                  else float(fam.memory(facts, settings))))
     return sorted(out, key=lambda c: (c.rank, c.raw_fit_s))
 
 
@@ -637,6 +664,7 @@ class AutoModel(Estimator):
 
         # blends average calibrated probabilities of every label: only when all are scored
         blendable = self.blend and L <= k
+        memory = machine_memory()
         kept: list[_Kept] = []
         lead: list[_Kept] = []  # the best of each family (CSR scores), for a repeat
         raw: dict[int, list[float]] = {}  # leaderboard row -> its unrounded fold scores
@@ -649,6 +677,13 @@ class AutoModel(Estimator):
                      "model": c.family.model_class().__name__, "settings": dict(c.settings),
                      "status": "skipped", "fold_scores": [], "mean_score": None,
                      "seconds": 0.0, "estimated_seconds": round(est_cv, 3)}
+            if (c.peak_bytes is not None and memory is not None
+                    and c.peak_bytes > MEMORY_SHARE * memory):
+                entry["reason"] = (f"its fit would need up to {c.peak_bytes / 2**30:.1f} GiB, "
+                                   f"more than {MEMORY_SHARE:.0%} of this machine's "
+                                   f"{memory / 2**30:.1f} GiB")
+                board.append(entry)
+                continue
             now = time.perf_counter()
             if best is not None and now + est_cv + reserve > deadline:
                 entry["reason"] = (f"estimated {est_cv:.1f} s + refit {reserve:.1f} s; "
