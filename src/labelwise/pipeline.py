@@ -26,8 +26,8 @@ texts and the model on their features. Numeric X (no featurizer) is scaled per c
 column maxima spread over more than two orders of magnitude, tf-idf and binary X unchanged;
 :class:`labelwise.features.Scale`), by a scaler fitted on the training rows (``scaler_``,
 saved with the pipeline, shown by ``explain()``); with ``"auto"``, a model that scaling
-leaves unchanged (``scale_invariant``: forests) gets X as given. When the pipeline has a calibrator or a
-decision policy (the parameters, else the tuned ``calibrator_``/``decision_``, e.g. of a
+leaves unchanged (``scale_invariant``: forests) gets X as given. When the pipeline has a
+calibrator or a decision policy (the parameters, else the tuned ``calibrator_``/``decision_``, e.g. of a
 loaded tuned pipeline), ``fit`` then tunes fresh copies of them as :meth:`Pipeline.tune`
 does: a tuned pipeline stays tuned when refitted (``clone`` gives the untuned one).
 

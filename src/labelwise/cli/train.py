@@ -607,7 +607,7 @@ def run(args: argparse.Namespace) -> int:
         feats = f" on {args.features or DEFAULT_FEATURES[args.model]} features"
     rows = (f"from {len(pipe.model.labels_)} label names (no training rows)" if data is None
             else f"on {data.n_samples} rows, {data.n_labels} labels")
-    scaling = pipe.explain()["scaling"] if pipe.featurizer is None else None
+    scaling = pipe._explain_scaling() if pipe.featurizer is None else None
     if scaling is not None and "reason" in scaling:
         feats = f" on numeric features, scaling none (--scale auto; {scaling['reason']})"
     elif scaling is not None:
