@@ -201,4 +201,3 @@ def weights_from_duals(x_indptr, x_indices, x_data, rows, y, alpha, bias, w):
     for t in range(rows.shape[0]):
         if alpha[t] != 0.0:
             _axpy(alpha[t] * y[t], w, x_indptr, x_indices, x_data, rows[t], bias, d)
-

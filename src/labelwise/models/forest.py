@@ -234,6 +234,17 @@ class LabelForest(MultiLabelModel):
                 f"LabelForest(grower='labelwise') bins {n} rows x {d} features into "
                 f"{n * d / 2**30:.1f} GiB (limit {MAX_BINNED_BYTES / 2**30:.0f} GiB); use "
                 "grower='sklearn' or fewer features")
+        # sparse X: the rows storing each feature let the grower skip the features that no
+        # row of a node stores (constant there) without reading their codes; the binning
+        # reads the same CSC (one conversion)
+        fptr = frow = np.zeros(0, np.int64)
+        if sp.issparse(X) and X.nnz < SPARSE_FRACTION * n * d:
+            Xc = sp.csc_matrix(X, dtype=np.float32)
+            if not Xc.has_canonical_format:  # a copy: never in place on the caller's arrays
+                Xc = Xc.copy()
+                Xc.sum_duplicates()
+            X = Xc
+            fptr, frow = np.asarray(X.indptr, np.int64), np.asarray(X.indices, np.int64)
         codes, lo, hi, offsets, zero_code = bin_columns(X, int(self.max_bins),
                                                         resolve_n_threads(self.n_threads))
         Yb = sp.csr_matrix(Y > 0)
@@ -245,19 +256,9 @@ class LabelForest(MultiLabelModel):
             0, 2**31 - 1, size=self.n_estimators)
         mf = self._n_features_per_split(d)
         depth = -1 if self.max_depth is None else int(self.max_depth)
-        # sparse X: the rows storing each feature let the grower skip the features that no
-        # row of a node stores (constant there) without reading their codes
-        fptr = frow = fzero = np.zeros(0, np.int64)
-        if sp.issparse(X) and X.nnz < SPARSE_FRACTION * n * d:
-            Xc = sp.csc_matrix(X)
-            fptr, frow = np.asarray(Xc.indptr, np.int64), np.asarray(Xc.indices, np.int64)
-            # each feature's code of 0 (0 is a value of every feature that some row does
-            # not store)
-            fzero = zero_code
-
         trees = grow_forest(codes, yptr, yind, L, seeds, bootstrap, mf, depth,
-                            int(self.min_samples_leaf), self.kind == "extra", fptr, frow, fzero,
-                            n_threads=resolve_n_threads(self.n_threads))
+                            int(self.min_samples_leaf), self.kind == "extra", fptr, frow,
+                            zero_code, n_threads=resolve_n_threads(self.n_threads))
         # the trees' arrays joined (each field at once), their tree-local node and leaf
         # numbers made global in place: the grower leaves -1 in left/right at leaves and in
         # leaf_of at split nodes, 0 in feature, c and c' at leaves
