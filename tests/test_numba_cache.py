@@ -607,3 +607,76 @@ def test_cached_kernels_load_without_the_full_refresh_and_compute_the_same():
     runtime.write_bytes(written[:-10] + b"0123456789")
     assert probe("light")["digest"] == full["digest"]
     assert _numba._read_runtime(runtime) is not None
+
+
+# Two processes compile numba's quicksort once for a sort and once for an argsort; the second
+# first draws ``shift`` function ids, so for one of the shifts numba's own counter gives both
+# the same mangled name (numba issue #10486). A third process loads both kernels from the
+# cache: under the counter the argsort ran the sort's code (or the reverse).
+_SORTS = textwrap.dedent("""
+    import numba, numpy as np
+
+    @numba.njit(cache=True)
+    def f_sort(a):
+        b = a.copy()
+        b.sort()
+        return b
+
+    @numba.njit(cache=True)
+    def f_argsort(a):
+        return np.argsort(a)
+""")
+_COMPILE = textwrap.dedent("""
+    import importlib, sys
+    import labelwise.metrics._kernels  # a labelwise kernel module: installs labelwise's ids
+    from numba.core.bytecode import FunctionIdentity
+    shift, which = int(sys.argv[1]), sys.argv[2:]
+    for _ in range(shift):
+        next(FunctionIdentity._unique_ids)
+    import numpy as np
+    for name in which:
+        module, func = name.split(".")
+        getattr(importlib.import_module(module), func)(np.array([5, 3, 9, 1, 7]))
+""")
+_LOAD = textwrap.dedent("""
+    import importlib, json, sys
+    import labelwise.metrics._kernels
+    import numpy as np
+    a = np.array([5, 3, 9, 1, 7])
+    out = {}
+    for name in sys.argv[1:]:
+        module, func = name.split(".")
+        f = getattr(importlib.import_module(module), func)
+        out[name] = [f(a).tolist(), sum(f.stats.cache_hits.values())]
+    print(json.dumps(out))
+""")
+
+
+def test_kernels_compiled_in_different_processes_never_share_a_function_name(tmp_path):
+    shifts = range(5)
+    for s in shifts:
+        (tmp_path / f"sorts_{s}.py").write_text(_SORTS)
+    env = _env(SRC, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(SRC)])
+
+    def run(script, *args):
+        return subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    run(_COMPILE, 0, *(f"sorts_{s}.f_sort" for s in shifts))
+    for s in shifts:
+        run(_COMPILE, s, f"sorts_{s}.f_argsort")
+    names = [f"sorts_{s}.{f}" for s in shifts for f in ("f_sort", "f_argsort")]
+    out = json.loads(run(_LOAD, *names).splitlines()[-1])
+    for name in names:
+        result, hits = out[name]
+        assert hits == 1, name  # loaded from the cache, not compiled again
+        expected = [1, 3, 5, 7, 9] if name.endswith("f_sort") else [3, 1, 0, 4, 2]
+        assert result == expected, name
+    from numba.core.bytecode import FunctionIdentity
+
+    import labelwise.metrics._kernels  # noqa: F401  (a kernel module: installs the ids)
+
+    assert isinstance(FunctionIdentity._unique_ids, _numba._RandomIds)
+    ids = {next(FunctionIdentity._unique_ids) for _ in range(1000)}
+    assert len(ids) == 1000 and min(ids) >= 2 ** 63 > max(ids) - 2 ** 64

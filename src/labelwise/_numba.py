@@ -20,6 +20,19 @@ kernel that calls into another module (the tree's kernels call the solver in ``_
 is therefore recompiled when either file changes; numba's own per-file stamp would keep the
 stale caller. A new install of the same sources finds the cache of an earlier one.
 
+Names that cannot collide: numba names each compiled function by its qualified name, its
+argument types and a number from a per-process counter, and a cached kernel carries the
+code of every function it calls (numba's own sort, allocation and closure implementations
+included) under those names. Two processes that compile different functions of the same
+qualified name and types (numba's quicksort for a sort and for an argsort) can give them
+the same number; a third that loads both kernels from the cache links one name to two
+bodies and LLVM keeps one of them, so the other kernel silently runs the wrong code
+(numba issue #10486; here a tf-idf kernel sorted with an argsort and wrote a duplicate
+feature index). :func:`install_unique_ids` (run by :func:`njit`) replaces the counter with
+random 64-bit numbers drawn from the operating system, so no two compilations anywhere share
+a name; :data:`CACHE_SCHEME` is part of the folder name, so no kernel compiled under the
+counter is ever loaded beside them.
+
 Kernels shipped in a wheel: the wheel's build (``setup.py``) runs
 ``python -m labelwise.warmup --ship`` with ``NUMBA_CPU_NAME=generic`` into the package folder
 :data:`SHIPPED_ROOT`, beside a ``manifest.json`` that holds the numba version, the sources'
@@ -49,6 +62,7 @@ import io
 import json
 import os
 import pickle
+import secrets
 import sys
 import warnings
 from functools import cache
@@ -59,7 +73,8 @@ from numba.core import caching
 
 __all__ = ["njit", "cache_root", "cache_folder", "KERNEL_FILES", "KernelCacheLocator",
            "links_hash_secrets", "links_runtime", "install_locator", "KernelCache",
-           "KernelCacheWarning", "prepare_cached_load", "SHIPPED_ROOT", "PORTABLE_CPU", "shipped_manifest"]
+           "KernelCacheWarning", "prepare_cached_load", "SHIPPED_ROOT", "PORTABLE_CPU", "shipped_manifest",
+           "install_unique_ids", "CACHE_SCHEME"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -68,6 +83,11 @@ SHIPPED_ROOT = PACKAGE_DIR / "_kernel_cache"
 MANIFEST_NAME = "manifest.json"
 # numba's CPU name for code that runs on every CPU of a target triple (NUMBA_CPU_NAME).
 PORTABLE_CPU = "generic"
+
+#: the cache's naming scheme, part of the folder name: 2 = functions named with random ids
+#: (:func:`install_unique_ids`); folders of scheme 1 (numba's per-process counter) may hold
+#: kernels whose names collide, and are never read
+CACHE_SCHEME = 2
 
 # Every module (relative to the package) whose functions are decorated with this module's
 # njit; tests/test_numba_cache.py checks the list against the sources.
@@ -100,7 +120,7 @@ def cache_root() -> Path:
 
 @cache
 def _sources_digest() -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"scheme {CACHE_SCHEME}\0".encode())
     for rel in KERNEL_FILES:
         digest.update(rel.encode() + b"\0" + (PACKAGE_DIR / rel).read_bytes() + b"\0")
     return digest.hexdigest()
@@ -585,8 +605,31 @@ def _impl_class():
     return getattr(caching, "CacheImpl", None) or caching._CacheImpl
 
 
+class _RandomIds:
+    """Stands in for numba's counter of function ids (``FunctionIdentity._unique_ids``):
+    endless random 64-bit numbers (top bit set, so never one of the counter's small numbers
+    handed out before), drawn from the operating system, so a forked process draws its own."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> int:
+        return secrets.randbits(63) | 1 << 63
+
+
+def install_unique_ids() -> None:
+    """Have numba name every function compiled from now on in this process with a random
+    id (see the module's docstring: names that cannot collide). Idempotent."""
+    from numba.core.bytecode import FunctionIdentity
+
+    if not isinstance(FunctionIdentity.__dict__.get("_unique_ids"), _RandomIds):
+        FunctionIdentity._unique_ids = _RandomIds()
+
+
 def install_locator() -> None:
-    """Put :class:`KernelCacheLocator` after numba's locator for ``NUMBA_CACHE_DIR``."""
+    """Put :class:`KernelCacheLocator` after numba's locator for ``NUMBA_CACHE_DIR``, and
+    random function ids in place of numba's counter (:func:`install_unique_ids`)."""
+    install_unique_ids()
     classes = _impl_class()._locator_classes
     if KernelCacheLocator in classes:
         return
