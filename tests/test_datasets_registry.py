@@ -301,6 +301,19 @@ def test_http_error_is_a_dataset_error(serve, tmp_path, monkeypatch):
         lds.load("mulan-yeast:test")
 
 
+def test_an_unreachable_upstream_without_a_mirror_says_how_to_use_a_local_copy(monkeypatch):
+    import urllib.error
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", offline)
+    with pytest.raises(DatasetError, match=r"yeast-test.arff: cannot download https://.*Name "
+                       r"or service not known \(offline\? set LABELWISE_DATASETS_MIRROR"):
+        lds.load("mulan-yeast:test")
+    assert not (home() / "mulan-yeast" / "yeast-test.arff").exists()
+
+
 def test_corrupt_file_in_data_home_is_replaced(serve, emotions_copy, monkeypatch):
     target = home() / "mulan-emotions" / "emotions.xml"
     target.parent.mkdir(parents=True)

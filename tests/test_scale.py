@@ -83,7 +83,8 @@ def test_bad_input_and_save_load_identical(tmp_path):
         Scale("zscore").fit(np.ones((3, 2)))
     with pytest.raises(DataFormatError, match="sparse X dense"):
         Scale("standard").fit(sp.eye(3, format="csr"))
-    with pytest.raises(DataFormatError, match="NaN or infinite"):
+    with pytest.raises(DataFormatError, match="infinite values: 1 of them, the first at row 0, "
+                                              "column 1"):
         Scale().fit(np.array([[1.0, np.inf]]))
     with pytest.raises(DataFormatError, match="texts"):
         Scale().fit(["a text"])

@@ -372,6 +372,8 @@ class AutoModel(Estimator):
     k: scores kept per row (``min(k, n_labels)``), as the pipeline's ``k``.
     featurizer: for texts, a labelwise featurizer (cloned in every fold; None: tf-idf).
     scale: the pipelines' per-column scaling of numeric X (see :class:`~labelwise.Pipeline`).
+    missing: the pipelines' rule for missing values (NaN) in numeric X: "median", "mean"
+        or "error" (see :class:`~labelwise.Pipeline`).
     families: the candidate table (default :data:`FAMILIES`).
     blend: also try blends of the best candidates (module docstring, step 6).
     repeats: the most partitions of the rows into ``cv`` folds (module docstring, step 7):
@@ -387,7 +389,7 @@ class AutoModel(Estimator):
 
     def __init__(self, *, budget: Any = "10m", objective: str = "micro-f1", cv: int = 3,
                  k: int = 100, featurizer: Any = None, scale: str | None = "auto",
-                 families: tuple[Family, ...] | None = None, blend: bool = True,
+                 missing: str = "median", families: tuple[Family, ...] | None = None, blend: bool = True,
                  repeats: int = 2, n_threads: int | None = None,
                  random_state: int | None = 0) -> None:
         self.budget = budget
@@ -396,6 +398,7 @@ class AutoModel(Estimator):
         self.k = k
         self.featurizer = featurizer
         self.scale = scale
+        self.missing = missing
         self.families = families
         self.blend = blend
         self.repeats = repeats
@@ -419,7 +422,8 @@ class AutoModel(Estimator):
             from .features import Tfidf
 
             feat = clone(self.featurizer) if self.featurizer is not None else Tfidf()
-        return Pipeline(feat, model, k=self.k, random_state=self.random_state, scale=self.scale)
+        return Pipeline(feat, model, k=self.k, random_state=self.random_state, scale=self.scale,
+                        missing=self.missing)
 
     def _facts(self, X: Any, Y: sp.csr_matrix, texts: bool) -> DataFacts:
         if texts:  # the featurizer's output size drives the costs (fitted here for that only)
@@ -581,7 +585,22 @@ class AutoModel(Estimator):
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, Y: Any = None, *, labels: Any = None) -> AutoModel:
         start = time.perf_counter()  # before the imports below: they count against the budget
+        from .features.scale import MissingValuesWarning, has_missing
+        from .pipeline import _is_texts
 
+        Xn = X.X if isinstance(X, Dataset) else X
+        if self.missing != "error" and not _is_texts(Xn) and has_missing(Xn):
+            n_missing = int(np.count_nonzero(np.isnan(Xn.data if sp.issparse(Xn)
+                                                      else np.asarray(Xn))))
+            warnings.warn(f"X holds {n_missing} missing values (NaN): every candidate's "
+                          f"pipeline fills them with each column's {self.missing} over its "
+                          "training rows (missing='error', --missing error, refuses them)",
+                          MissingValuesWarning, stacklevel=2)
+        with warnings.catch_warnings():  # said once above, not again for every fold's fit
+            warnings.simplefilter("ignore", MissingValuesWarning)
+            return self._fit(start, X, Y, labels)
+
+    def _fit(self, start: float, X: Any, Y: Any, labels: Any) -> AutoModel:
         from .calibration import PlattCalibrator
         from .decision import PerLabelThreshold
         from .labels import LabelSpace

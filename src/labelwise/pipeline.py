@@ -26,7 +26,12 @@ texts and the model on their features. Numeric X (no featurizer) is scaled per c
 column maxima spread over more than two orders of magnitude, tf-idf and binary X unchanged;
 :class:`labelwise.features.Scale`), by a scaler fitted on the training rows (``scaler_``,
 saved with the pipeline, shown by ``explain()``); with ``"auto"``, a model that scaling
-leaves unchanged (``scale_invariant``: forests) gets X as given. When the pipeline has a
+leaves unchanged (``scale_invariant``: forests) gets X as given. Missing values (NaN) in
+numeric X are filled (``missing``, default ``"median"``: each column's median over the
+training rows, saved in the scaler, applied to every later X too; ``"mean"``; ``"error"``
+refuses them, naming the first), with a
+:class:`~labelwise.features.scale.MissingValuesWarning` at fit saying how
+many; a forest then gets a scaler that only fills. When the pipeline has a
 calibrator or a decision policy (the parameters, else the tuned ``calibrator_``/``decision_``, e.g. of a
 loaded tuned pipeline), ``fit`` then tunes fresh copies of them as :meth:`Pipeline.tune`
 does: a tuned pipeline stays tuned when refitted (``clone`` gives the untuned one).
@@ -111,6 +116,7 @@ that model.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -226,6 +232,8 @@ class Pipeline(Estimator):
         training (module docstring), or None.
     scale: per-column scaling of numeric X (no featurizer): "auto", "standard", "maxabs",
         "none" or None (labelwise.features.Scale; None and "none" leave X as given).
+    missing: what to do with missing values (NaN) in numeric X: "median" (fill with the
+        column's median over the training rows), "mean", or "error" (refuse them).
 
     Fitted attributes: ``calibrator_`` and ``decision_`` (the tuned parts, None until
     tuned), ``tuning_``, ``model_params_``, ``scaler_``, ``label_counts_``,
@@ -239,7 +247,8 @@ class Pipeline(Estimator):
     def __init__(self, featurizer: Any = None, model: Any = None, calibrator: Any = None,
                  decision: Any = None, *, cv: int = 5, k: int = 100,
                  random_state: int | None = 0, featurizer_in_folds: bool | None = None,
-                 open_labels: Any = None, scale: str | None = "auto") -> None:
+                 open_labels: Any = None, scale: str | None = "auto",
+                 missing: str = "median") -> None:
         self.featurizer = featurizer
         self.model = model
         self.calibrator = calibrator
@@ -250,6 +259,7 @@ class Pipeline(Estimator):
         self.featurizer_in_folds = featurizer_in_folds
         self.open_labels = open_labels
         self.scale = scale
+        self.missing = missing
 
     # ------------------------------------------------------------------ state
     @property
@@ -372,11 +382,24 @@ class Pipeline(Estimator):
         if self.featurizer is not None:
             return self.featurizer.fit_transform(X)
         self.__dict__.pop("scaler_", None)
-        if self.scale is None or self.is_text or self._scale_skipped():
+        if self.is_text:
             return X
-        from .features.scale import Scale
+        from .features.scale import MissingValuesWarning, Scale, has_missing
 
-        self.scaler_ = Scale(method=self.scale).fit(X)
+        method = self.scale
+        if method is None or self._scale_skipped():
+            if not has_missing(X):
+                return X
+            method = "none"  # a scaler that only fills the missing values (or refuses them)
+        self.scaler_ = Scale(method=method, missing=self.missing).fit(X)
+        missing = self.scaler_.facts_["missing"]
+        if missing["values"]:
+            warnings.warn(
+                f"X holds {missing['values']} missing values (NaN) in {missing['columns']} "
+                f"column(s) of {missing['rows']} row(s): filled with each column's "
+                f"{self.missing} over the training rows, here and in every later X "
+                "(missing='error', --missing error, refuses them)", MissingValuesWarning,
+                stacklevel=3)
         return self.scaler_.transform(X)
 
     def _scale_skipped(self) -> bool:
@@ -574,7 +597,7 @@ class Pipeline(Estimator):
         if feat is None and getattr(self, "scaler_", None) is not None:
             from .features.scale import Scale
 
-            feat = Scale(method=self.scaler_.method_)
+            feat = Scale(method=self.scaler_.method_, missing=self.scaler_.missing_)
         in_folds = feat is not None and self._in_folds()
         if not in_folds and Xf is None:
             Xf = self.transform(X)
@@ -836,13 +859,12 @@ class Pipeline(Estimator):
         """The scaler's explain(); for a numeric X left as given before a scale-invariant
         model, why; None where nothing was scaled otherwise."""
         scaler = getattr(self, "scaler_", None)
-        if scaler is not None:
-            return scaler.explain()
+        out = None if scaler is None else scaler.explain()
         if not self.is_text and self._scale_skipped():
-            return {"method": "auto", "method_in_effect": "none",
-                    "reason": f"{type(self.model).__name__} is unchanged by per-column "
-                              "scaling (its trees split on the order of a column's values)"}
-        return None
+            out = {**(out or {}), "method": "auto", "method_in_effect": "none",
+                   "reason": f"{type(self.model).__name__} is unchanged by per-column "
+                             "scaling (its trees split on the order of a column's values)"}
+        return out
 
     def explain(self) -> dict[str, Any]:
         """The pipeline's parts in words and numbers (JSON-able)."""

@@ -26,6 +26,7 @@ A saved :class:`~labelwise.pipeline.Pipeline` is a directory::
      "label_counts": "label_counts.npy" | null,
      "params": {"cv": 5, "k": 100, "random_state": 0, "featurizer_in_folds": null | bool,
                 "scale": "auto" | ... | null,   # no "scale" (older files): null
+                "missing": "median" | "mean" | "error",   # absent (older files): "median"
                 "calibrator": {"kind", "params"} | null,            # the constructor's
                 "decision": {"policy", "params"[, "threshold"]} | null,  # (unfitted) parts
                 "open_labels": {FewShot parameters} | null},
@@ -203,7 +204,8 @@ def save_pipeline(pipe: Any, path: str | os.PathLike[str]) -> None:
                "params": {"cv": pipe.cv, "k": pipe.k, "random_state": pipe.random_state,
                           "featurizer_in_folds": (None if pipe.featurizer_in_folds is None
                                                   else bool(pipe.featurizer_in_folds)),
-                          "scale": pipe.scale, **specs, "open_labels": template},
+                          "scale": pipe.scale, "missing": pipe.missing, **specs,
+                          "open_labels": template},
                "tuning": getattr(pipe, "tuning_", None), "files": dict(sorted(out.files.items()))}
         out.json(PIPELINE_FILE, doc)
 
@@ -291,7 +293,7 @@ def load_pipeline(path: str | os.PathLike[str], *, cls: type, mmap: bool = False
         pipe = cls(featurizer, model, specs["calibrator"], specs["decision"], cv=params["cv"],
                    k=params["k"], random_state=params["random_state"],
                    featurizer_in_folds=_optional_bool(params["featurizer_in_folds"], where),
-                   scale=params.get("scale"))
+                   scale=params.get("scale"), missing=params.get("missing", "median"))
     except KeyError as e:
         raise DataFormatError(f"missing {e.args[0]!r}", path=where, field="params") from None
     pipe.calibrator_, pipe.decision_ = calibrator, decision

@@ -176,6 +176,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default auto: dense standardised, sparse max-abs scaled when its "
                         "column maxima spread over more than 100x, binary/tf-idf unchanged; "
                         "forests, which scaling leaves unchanged, take X as given)")
+    p.add_argument("--missing", choices=("median", "mean", "error"), default="median",
+                   help="missing values (NaN, ARFF's '?') in numeric features: fill each with "
+                        "its column's median (default) or mean over the training rows (saved "
+                        "with the model, applied to every later input too), or refuse them")
     p.add_argument("--threads", type=int,
                    help="worker threads (model threads and torch threads; default: all CPUs)")
     p.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
@@ -442,7 +446,8 @@ def fit_pipeline(args: argparse.Namespace):
             raise LabelwiseError(f"--features/--feature-set/--embedding-model: {args.train} holds "
                                  f"numeric features ({data.x_kind}), not texts")
     pipe = Pipeline(featurizer, model, random_state=args.seed,
-                    scale=getattr(args, "scale", "auto"))
+                    scale=getattr(args, "scale", "auto"),
+                    missing=getattr(args, "missing", "median"))
     uses_torch = args.model in ("mlp", *TEXT_MODELS) or "embeddings" in (features or "")
     start = time.perf_counter()
     with show_progress(not args.quiet), torch_threads(args.threads, uses_torch):
@@ -555,7 +560,8 @@ def run_auto(args: argparse.Namespace, started: float) -> int:
         raise LabelwiseError(f"--budget {args.budget}: reading the data already took "
                              f"{time.perf_counter() - started:.1f} s")
     auto = AutoModel(budget=left, objective=args.objective, cv=args.cv, featurizer=featurizer,
-                     scale=getattr(args, "scale", "auto"), n_threads=args.threads,
+                     scale=getattr(args, "scale", "auto"),
+                     missing=getattr(args, "missing", "median"), n_threads=args.threads,
                      random_state=args.seed)
     with show_progress(not args.quiet):
         auto.fit(data)
@@ -613,6 +619,10 @@ def run(args: argparse.Namespace) -> int:
     elif scaling is not None:
         feats = (f" on {scaling['kind']} features, scaling {scaling['method_in_effect']} "
                  f"(--scale {scaling['method']}; column maxima spread {scaling['spread']:.3g})")
+    missing = (scaling or {}).get("missing") or {}
+    if missing.get("values"):
+        feats += (f", {missing['values']} missing values filled with the column "
+                  f"{scaling['missing_rule']}s (--missing)")
     print(f"trained {type(pipe.model).__name__}{feats} {rows} in {seconds:.2f} s; "
           f"saved to {args.out}")
     return 0

@@ -112,7 +112,10 @@ def download(url: str, target: Path, info: FileInfo) -> Path:
         raise DatasetError(f"{info.path}: HTTP {e.code} {e.reason} from {url}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise DatasetError(f"{info.path}: cannot download {url}: {reason}") from None
+        hint = ("" if os.environ.get("LABELWISE_DATASETS_MIRROR", "").strip() else
+                " (offline? set LABELWISE_DATASETS_MIRROR to a local copy: a folder laid out "
+                "like the upstream folders, e.g. ../shared/datasets, or an http(s):// URL)")
+        raise DatasetError(f"{info.path}: cannot download {url}: {reason}{hint}") from None
     with response:
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else info.size

@@ -18,16 +18,31 @@ emotions: column maxima from 0.1 to 240). ``Scale`` puts the columns on one foot
     :data:`SPREAD_LIMIT` (100, two orders of magnitude), else ``"none"``. Binary features
     have spread 1 and unit-length tf-idf rows stay far below 100, so both pass unchanged.
 
-A column with no spread (constant, or all zero) is divided by 1. The learned state is
-``method_`` (the method in effect), ``mean_`` (float64, zeros unless standard), ``scale_``
-(float64, the divisors), ``n_features_in_`` and ``facts_`` (``{"kind": "dense"|"sparse",
-"spread": float}``, what the rule saw). Saved like every featurizer: JSON plus two arrays
+A column with no spread (constant, or all zero) is divided by 1.
+
+Missing values (NaN; ``missing``): when the training rows hold some, ``"median"`` (the
+default) or ``"mean"`` fill each NaN, in training and in every later transform, with its
+column's median or mean over the training rows' values that are present (a column with no
+value present: 0; every column has its value, so a NaN in a later X is filled even in a
+column whose training rows had none), before the scaling above (which is then computed on
+the filled columns). ``"error"`` refuses them, and so does a scaler whose training rows held
+none (``missing_`` is then ``"error"``: a NaN that appears only after training is reported,
+not filled with a value no training row justified). A
+sparse X's missing values are its stored NaN (its implicit zeros are values). Infinite
+values are always refused, with the row and column of the first.
+
+The learned state is ``method_`` (the method in effect), ``mean_`` (float64, zeros unless
+standard), ``scale_`` (float64, the divisors), ``fill_`` (float64, each column's fill
+value; zeros with ``missing="error"``), ``n_features_in_`` and ``facts_`` (``{"kind":
+"dense"|"sparse", "spread": float, "missing": {"values", "columns", "rows",
+"empty_columns"}}``, what the rule saw on the training rows). Saved like every featurizer: JSON plus two arrays
 (:mod:`labelwise.features.base`). Output: dense float32 for dense input (or for
 ``"standard"``), CSR float32 for sparse input otherwise.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -37,17 +52,27 @@ from ..dataset import Dataset
 from ..errors import DataFormatError
 from .base import Featurizer
 
-__all__ = ["Scale", "SCALE_METHODS", "SPREAD_LIMIT", "column_spread"]
+__all__ = ["Scale", "SCALE_METHODS", "MISSING_RULES", "SPREAD_LIMIT", "column_spread",
+           "has_missing", "MissingValuesWarning"]
 
 #: the methods ``Scale`` accepts
 SCALE_METHODS = ("auto", "standard", "maxabs", "none")
+
+#: what ``Scale`` does with missing values (NaN): fill them with the column's training median
+#: or mean, or refuse them
+MISSING_RULES = ("median", "mean", "error")
+
+class MissingValuesWarning(UserWarning):
+    """Missing values (NaN) in numeric X were filled (``Pipeline(missing=...)``)."""
+
 
 #: ``method="auto"`` scales a sparse X whose column-maxima spread is above this
 SPREAD_LIMIT = 100.0
 
 
-def _numeric(X: Any, field: str = "X") -> Any:
-    """X as CSR or a 2-D float array; texts and non-finite values are refused."""
+def _numeric(X: Any, field: str = "X", missing: str = "error") -> Any:
+    """X as CSR or a 2-D float array; texts, infinite values and (``missing="error"``) NaN
+    are refused, naming the row and column of the first."""
     if isinstance(X, Dataset):
         X = X.X
     if sp.issparse(X):
@@ -61,8 +86,95 @@ def _numeric(X: Any, field: str = "X") -> Any:
             raise DataFormatError(f"Scale takes a 2-D numeric array, got dtype {X.dtype} with "
                                   f"{X.ndim} dimension(s)", field=field)
         values = X
-    if values.size and not np.all(np.isfinite(values)):
-        raise DataFormatError("features hold NaN or infinite values", field=field)
+    if values.size and values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        bad = np.isinf(values) if missing != "error" else ~np.isfinite(values)
+        if bad.any():
+            first = int(np.flatnonzero(bad.ravel())[0])
+            if sp.issparse(X):
+                row = int(np.searchsorted(X.indptr, first, side="right") - 1)
+                col = int(X.indices[first])
+            else:
+                row, col = divmod(first, X.shape[1])
+            value = values.ravel()[first]
+            what = "infinite values" if np.isinf(value) else "missing values (NaN)"
+            hint = "" if np.isinf(value) else (" (missing='median' or 'mean' fills them with "
+                                               "the column's value over the training rows, "
+                                               "when those hold missing values too)")
+            raise DataFormatError(f"features hold {what}: {int(bad.sum())} of them, the first "
+                                  f"at row {row}, column {col}{hint}", field=field)
+    return X
+
+
+def has_missing(X: Any) -> bool:
+    """Whether numeric X (array, sparse matrix or Dataset) holds a NaN."""
+    if isinstance(X, Dataset):
+        X = X.X
+    values = X.data if sp.issparse(X) else np.asarray(X)
+    return values.dtype.kind == "f" and bool(np.isnan(values).any())
+
+
+def _fill_values(X: Any, rule: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Every column's fill value (``rule``, median or mean, over the values present; 0 for a
+    column with none) and the facts of X's missing values. A sparse X's implicit zeros are
+    values: a column whose zeros are more than half its values present has median 0."""
+    n, d = X.shape
+    fill = np.zeros(d, np.float64)
+    if sp.issparse(X):  # (CSR: no copy of X; temporary arrays of one byte per entry)
+        nan = np.isnan(X.data) if X.data.dtype.kind == "f" else np.zeros(X.nnz, bool)
+        any_nan = bool(nan.any())
+        n_nan = (np.bincount(X.indices[nan], minlength=d) if any_nan
+                 else np.zeros(d, np.int64))
+        present = n - n_nan
+        if rule == "mean":
+            if any_nan:
+                sums = np.bincount(X.indices, weights=np.where(nan, 0.0, X.data), minlength=d)
+            else:
+                sums = np.asarray(X.sum(axis=0), dtype=np.float64).ravel()
+            np.divide(sums, present, out=fill, where=present > 0)
+        else:
+            zeros = n - np.bincount(X.indices, minlength=d)
+            need = np.flatnonzero((zeros <= present // 2) & (present > 0))
+            if need.size:  # the columns whose median is not one of their zeros
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    fill[need] = np.nanmedian(X[:, need].toarray().astype(np.float64), axis=0)
+        row_of = np.repeat(np.arange(n), np.diff(X.indptr))[nan] if any_nan else np.zeros(0)
+        rows = np.unique(row_of)
+        cols = np.flatnonzero(n_nan)
+        n_values = int(np.count_nonzero(nan))
+    else:
+        Xf = np.asarray(X, dtype=np.float64)
+        isnan = np.isnan(Xf)
+        present = n - isnan.sum(axis=0)
+        with warnings.catch_warnings():  # a column with no value present: 0, below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            values = np.nanmedian(Xf, axis=0) if rule == "median" else np.nanmean(Xf, axis=0)
+        fill = np.where(present > 0, values, 0.0) if n else fill
+        rows = np.flatnonzero(isnan.any(axis=1))
+        cols = np.flatnonzero(isnan.any(axis=0))
+        n_values = int(np.count_nonzero(isnan))
+    empty = np.flatnonzero(present == 0)
+    facts = {"values": n_values, "columns": int(cols.size), "rows": int(rows.size),
+             "empty_columns": [int(c) for c in empty[:20]]}
+    return np.ascontiguousarray(fill, dtype=np.float64), facts
+
+
+def _filled(X: Any, fill: np.ndarray) -> Any:
+    """X with each NaN replaced by its column's fill value (a copy; X itself unchanged)."""
+    if sp.issparse(X):
+        nan = np.isnan(X.data)
+        if not nan.any():
+            return X
+        X = X.copy()
+        X.data[nan] = fill[X.indices[nan]]
+        return X
+    if X.dtype.kind != "f":
+        return X
+    nan = np.isnan(X)
+    if not nan.any():
+        return X
+    X = np.array(X, dtype=np.float64 if X.dtype == np.float64 else np.float32)
+    X[nan] = np.broadcast_to(fill, X.shape)[nan]
     return X
 
 
@@ -84,23 +196,36 @@ class Scale(Featurizer):
     Parameters
     ----------
     method: "auto", "standard", "maxabs" or "none".
+    missing: "median", "mean" or "error" (what to do with NaN; module docstring).
     """
 
     _persist_name = "Scale"
     #: takes numeric features, not texts (a Pipeline treats it as no text featurizer)
     takes_texts = False
 
-    def __init__(self, method: str = "auto") -> None:
+    def __init__(self, method: str = "auto", missing: str = "median") -> None:
         self.method = method
+        self.missing = missing
 
     def fit(self, X: Any, y: Any = None) -> Scale:
         if self.method not in SCALE_METHODS:
             raise ValueError(f"method must be one of {', '.join(SCALE_METHODS)}, got "
                              f"{self.method!r}")
-        X = _numeric(X)
+        if self.missing not in MISSING_RULES:
+            raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, got "
+                             f"{self.missing!r}")
+        X = _numeric(X, missing=self.missing)
         if X.shape[0] == 0:
             raise DataFormatError("no rows to fit on", field="X")
         self._clear_fitted()
+        rule = self.missing
+        if rule == "error" or not has_missing(X):  # nothing to fill: later NaN are refused
+            rule = "error"
+            fill = np.zeros(X.shape[1], np.float64)
+            missing = {"values": 0, "columns": 0, "rows": 0, "empty_columns": []}
+        else:
+            fill, missing = _fill_values(X, rule)
+            X = _filled(X, fill)
         kind = "sparse" if sp.issparse(X) else "dense"
         spread = column_spread(X)
         method = self.method
@@ -124,17 +249,20 @@ class Scale(Featurizer):
         self.method_ = method
         self.mean_ = mean
         self.scale_ = scale
+        self.fill_ = fill
+        self.missing_ = rule
         self.n_features_in_ = int(d)
-        self.facts_ = {"kind": kind, "spread": spread}
+        self.facts_ = {"kind": kind, "spread": spread, "missing": missing}
         self.fitted_ = True
         return self
 
     def transform(self, X: Any) -> Any:
         self._check_fitted()
-        X = _numeric(X)
+        X = _numeric(X, missing=self.missing_)
         if X.shape[1] != self.n_features_in_:
             raise DataFormatError(f"X has {X.shape[1]} features, the scaler was fitted on "
                                   f"{self.n_features_in_}", field="X")
+        X = _filled(X, self.fill_)
         if self.method_ == "none":
             return X
         inv = (1.0 / self.scale_)
@@ -146,16 +274,18 @@ class Scale(Featurizer):
         return np.ascontiguousarray((Xd - self.mean_) * inv, dtype=np.float32)
 
     def explain(self) -> dict[str, Any]:
-        """The method asked for, the one in effect, and what the rule saw."""
+        """The method asked for, the one in effect, and what the rule saw (missing values:
+        how many the training rows held, and the rule that fills them)."""
         self._check_fitted()
         return {"method": self.method, "method_in_effect": self.method_, **self.facts_,
-                "spread_limit": SPREAD_LIMIT}
+                "missing_rule": self.missing_, "spread_limit": SPREAD_LIMIT}
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return ({"mean": np.asarray(self.mean_, np.float64),
-                 "scale": np.asarray(self.scale_, np.float64)},
+                 "scale": np.asarray(self.scale_, np.float64),
+                 "fill": np.asarray(self.fill_, np.float64)},
                 {"method": self.method_, "n_features": self.n_features_in_,
-                 "facts": self.facts_})
+                 "missing": self.missing_, "facts": self.facts_})
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
         method, d = state["method"], state["n_features"]
@@ -164,8 +294,13 @@ class Scale(Featurizer):
                              f"{', '.join(SCALE_METHODS[1:])}")
         if isinstance(d, bool) or not isinstance(d, int) or d < 0:
             raise ValueError(f"n_features must be an int >= 0, got {d!r}")
+        # a scaler saved before missing values were filled has no "fill" and refuses them
+        missing = state.get("missing", "error")
+        if missing not in MISSING_RULES:
+            raise ValueError(f"missing {missing!r} is not one of {', '.join(MISSING_RULES)}")
         mean, scale = arrays["mean"], arrays["scale"]
-        for name, a in (("mean", mean), ("scale", scale)):
+        fill = arrays.get("fill", np.zeros(d, np.float64))
+        for name, a in (("mean", mean), ("scale", scale), ("fill", fill)):
             if a.dtype != np.float64 or a.shape != (d,) or not np.all(np.isfinite(a)):
                 raise ValueError(f"array {name!r} must be {d} finite float64 values")
         if not np.all(scale > 0):
@@ -174,4 +309,4 @@ class Scale(Featurizer):
         if not isinstance(facts, dict):
             raise ValueError("facts must be an object")
         self.method_, self.n_features_in_, self.facts_ = method, d, facts
-        self.mean_, self.scale_ = mean, scale
+        self.mean_, self.scale_, self.fill_, self.missing_ = mean, scale, fill, missing
