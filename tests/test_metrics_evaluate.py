@@ -20,7 +20,7 @@ from labelwise.metrics import METRICS, LabelSets, evaluate, get_metric, propensi
 HERE = Path(__file__).parent
 SCORE_KEYS = {
     "p@1", "p@3", "r@1", "r@3", "ndcg@1", "ndcg@3", "psp@1", "psp@3", "psndcg@1", "psndcg@3",
-    "map", "macro_auroc", "micro_auroc", "lrap", "coverage_error", "label_ranking_loss",
+    "map", "micro_ap", "macro_auroc", "micro_auroc", "lrap", "coverage_error", "label_ranking_loss",
     "one_error", "coverage@p0.9", "coverage@p0.9_threshold", "label_coverage@p0.9",
     "label_coverage@p0.9_threshold",
 }
@@ -142,6 +142,7 @@ def test_nan_becomes_null():
     Y = np.zeros((4, 3), dtype=int)
     rep = evaluate(Y, np.full((4, 3), 0.2))
     assert rep["metrics"]["map"] is None and rep["metrics"]["micro_auroc"] is None
+    assert rep["metrics"]["micro_ap"] is None
     assert not any(isinstance(v, float) and math.isnan(v) for v in rep["metrics"].values())
 
 

@@ -21,6 +21,7 @@ from labelwise.metrics import (
     label_ranking_loss,
     label_scores,
     mean_average_precision,
+    micro_average_precision,
     one_error,
     precision_at_k,
     roc_auc,
@@ -28,7 +29,7 @@ from labelwise.metrics import (
 )
 from labelwise.metrics._kernels import contiguous_run_stats, grouped_run_stats
 
-CHECKED_METRICS = {"map", "macro_auroc", "micro_auroc", "lrap", "coverage_error",
+CHECKED_METRICS = {"map", "micro_ap", "macro_auroc", "micro_auroc", "lrap", "coverage_error",
                    "label_ranking_loss", "one_error"}
 
 
@@ -57,6 +58,7 @@ def sklearn_reference(Y, S):
     return {
         "ap": ap, "auroc": auc, "map": np.nanmean(ap), "macro_auroc": np.nanmean(auc),
         "micro_auroc": skm.roc_auc_score(Y.ravel(), S.ravel()),
+        "micro_ap": skm.average_precision_score(Y, S, average="micro"),
         "lrap": skm.label_ranking_average_precision_score(Y, S),
         "coverage_error": skm.coverage_error(Y, S),
         "label_ranking_loss": skm.label_ranking_loss(Y, S),
@@ -70,6 +72,7 @@ def check_against(Y_in, S_in, ref):
     assert res["map"] == pytest.approx(ref["map"], abs=1e-12)
     assert res["macro_auroc"] == pytest.approx(ref["macro_auroc"], abs=1e-12)
     assert roc_auc(Y_in, S_in, average="micro") == pytest.approx(ref["micro_auroc"], abs=1e-12)
+    assert micro_average_precision(Y_in, S_in) == pytest.approx(ref["micro_ap"], abs=1e-12)
     got = sample_scores(Y_in, S_in, chunk_size=7)
     for key in ("lrap", "coverage_error", "label_ranking_loss"):
         assert got[key] == pytest.approx(ref[key], abs=1e-12), key
@@ -124,6 +127,9 @@ def test_hand_computed():
     # label 2: .1, .8(+), .1 -> AP = 1; AUROC = 1
     np.testing.assert_allclose(average_precision(Y, S), [1 / 3, 1 / 2, 1.0])
     np.testing.assert_allclose(roc_auc(Y, S, average=None), [0.0, 0.5, 1.0])
+    # pooled cells, descending: .9(-) .8(+) .5(-,+) .3(-) .2(+,-) .1(-,-,-); 3 positives:
+    # recall 1/3 at .8 (precision 1/2), 2/3 at .5 (2/4), 3/3 at .2 (3/7)
+    assert micro_average_precision(Y, S) == pytest.approx((1 / 2 + 2 / 4 + 3 / 7) / 3)
     assert mean_average_precision(Y, S) == pytest.approx((1 / 3 + 1 / 2 + 1) / 3)
     # row 0: true label 0 at rank 2 of 3 -> LRAP 1/2, coverage 2, loss 1/2 (0.9 above)
     # row 1: true 1 (0.5, tied with false 0) and 2 (0.8): LRAP (1/1 + 2/3) / 2,

@@ -15,7 +15,7 @@ Report layout::
 Metrics by input kind (``k`` = the ks asked for, ``p`` = each target precision):
 
 - scores (dense or top-k): ``p@k``, ``r@k``, ``ndcg@k``, ``psp@k``, ``psndcg@k`` (when
-  propensities are available), ``map``, ``macro_auroc``, ``micro_auroc``, ``lrap``,
+  propensities are available), ``map``, ``micro_ap``, ``macro_auroc``, ``micro_auroc``, ``lrap``,
   ``coverage_error``, ``label_ranking_loss``, ``one_error``, ``coverage@p{p}`` and
   ``coverage@p{p}_threshold`` (top-1 mode), ``label_coverage@p{p}`` and
   ``label_coverage@p{p}_threshold`` (label-set mode), plus the set metrics below.
@@ -209,6 +209,7 @@ def evaluate(Y_true: Any, S: Any, *, k: int | Sequence[int] = (1, 3, 5),
         metrics["map"] = label_res["map"]
         metrics["macro_auroc"] = label_res["macro_auroc"]
         metrics["micro_auroc"] = T._micro_auroc(prep)
+        metrics["micro_ap"] = T._micro_ap(prep)
         metrics.update(T._sample_scores(prep))
         if label_res["n_labels_without_positives"]:
             notes.append(f"map, macro_auroc: {label_res['n_labels_without_positives']} labels "

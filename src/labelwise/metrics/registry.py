@@ -73,6 +73,8 @@ def _specs() -> list[MetricSpec]:
         MetricSpec("of1", C.of1_score, ALL, True, "set", "2 OP OR / (OP + OR)"),
         MetricSpec("map", T.mean_average_precision, SCORES, True, "threshold_free",
                    "mean over labels of average precision"),
+        MetricSpec("micro_ap", T.micro_average_precision, SCORES, True, "threshold_free",
+                   "average precision over pooled (sample, label) cells (AU(PRC))"),
         MetricSpec("macro_auroc", partial(T.roc_auc, average="macro"), SCORES, True,
                    "threshold_free", "mean over labels of AUROC"),
         MetricSpec("micro_auroc", partial(T.roc_auc, average="micro"), SCORES, True,

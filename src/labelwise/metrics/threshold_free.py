@@ -131,6 +131,26 @@ def _micro_auroc(prep: Prepared) -> float:
     return pairs / (P * N) if P > 0 and N > 0 else float("nan")
 
 
+def _micro_ap(prep: Prepared) -> float:
+    """Average precision over all (sample, label) cells pooled (scikit-learn's
+    ``average_precision_score(..., average="micro")``; the hierarchical-classification
+    literature's AU(PRC)): sum over the distinct scores, highest first, of the recall gained
+    there times the precision of every cell scored at or above it. Unretrieved cells of top-k
+    scores are one run tied below every stored score."""
+    n, L = prep.shape
+    _, n_all, n_pos = prep.runs
+    tp = n_pos.astype(np.float64)
+    cells = n_all.astype(np.float64)
+    P = float(prep.Y.nnz)
+    if P == 0:
+        return float("nan")
+    ap = float(np.sum(tp * np.cumsum(tp) / np.cumsum(cells))) if tp.size else 0.0
+    block_tp = P - float(tp.sum())
+    if block_tp > 0:  # the unretrieved cells: all of them chosen at the lowest threshold
+        ap += block_tp * P / float(n * L)
+    return ap / P
+
+
 def _ap(st: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(st[..., NPOS] > 0, st[..., AP] / st[..., NPOS], np.nan)
@@ -170,6 +190,12 @@ def average_precision(Y_true: Any, S: Any) -> np.ndarray:
 def mean_average_precision(Y_true: Any, S: Any) -> float:
     """mAP: mean AP over the labels that have positives."""
     return label_scores(Y_true, S)["map"]
+
+
+def micro_average_precision(Y_true: Any, S: Any) -> float:
+    """AP over all (sample, label) cells pooled (AU(PRC) of hierarchical multi-label
+    classification); NaN without any positive cell."""
+    return _micro_ap(prepare(Y_true, S))
 
 
 def roc_auc(Y_true: Any, S: Any, *, average: str | None = "macro"):
