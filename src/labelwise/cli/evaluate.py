@@ -37,7 +37,7 @@ from ._common import (
 
 HELP = "evaluate a score file against the true labels (P@k, nDCG@k, PSP@k, F1, mAP, AUROC, coverage)"
 
-SUMMARY = ("p@1", "p@3", "p@5", "ndcg@5", "psp@5", "micro_f1", "macro_f1", "samples_f1", "map", "macro_auroc", "coverage@p0.9")
+SUMMARY = ("p@1", "p@3", "p@5", "ndcg@5", "psp@5", "micro_f1", "macro_f1", "samples_f1", "map", "micro_ap", "macro_auroc", "coverage@p0.9")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
