@@ -214,3 +214,41 @@ def test_every_column_has_its_fill_value_sparse_as_dense(rule):
     assert complete.missing_ == "error" and not complete.fill_.any()
     with pytest.raises(DataFormatError, match="the first at row 0, column 8"):
         complete.transform(later)
+
+
+def test_serve_takes_null_as_missing_only_where_the_model_fills_them(tmp_path):
+    """A vector's or a sparse item's null is a missing value: filled by a model whose training
+    rows held missing values (the same answer as predicting the NaN row in Python); refused,
+    naming the field, by one whose rows held none."""
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from labelwise.serve import ServeSettings, create_app
+
+    X, Y = _with_holes(seed=5)
+    with pytest.warns(MissingValuesWarning):
+        holes = Pipeline(model=OneVsRest(n_threads=1)).fit(X, Y, labels=["a", "b", "c"])
+    holes.save(tmp_path / "holes")
+    full = Pipeline(model=OneVsRest(n_threads=1)).fit(np.nan_to_num(X), Y, labels=["a", "b", "c"])
+    full.save(tmp_path / "full")
+    app = create_app(ServeSettings(models={"holes": str(tmp_path / "holes"),
+                                           "full": str(tmp_path / "full")}, batching=False),
+                     load_in_background=False)
+    row = [1.5, None, -20.0, 0.0, None, 0.25]
+    Xq = np.array([[np.nan if v is None else v for v in row]], np.float32)
+    with TestClient(app) as client:
+        info = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+        assert info["holes"]["fills_missing"] is True and info["full"]["fills_missing"] is False
+        want = holes.predict_labels(Xq, k=2)
+        for item in ({"vector": row},
+                     {"features": {"indices": [0, 1, 2, 4, 5],
+                                   "values": [1.5, None, -20.0, None, 0.25]}}):
+            r = client.post("/v1/models/holes/predict", json={"items": [item], "top_k": 2})
+            assert r.status_code == 200, r.text
+            assert r.json()["items"] == want
+        r = client.post("/v1/models/full/predict", json={"items": [{"vector": row}]})
+        assert r.status_code == 422
+        assert r.json()["detail"].startswith("items[0].vector[1]: null (a missing value)")
+        r = client.post("/v1/models/full/predict",
+                        json={"items": [{"features": {"indices": [3, 4], "values": [1.0, None]}}]})
+        assert r.json()["detail"].startswith("items[0].features.values[1]: null")

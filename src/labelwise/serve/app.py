@@ -218,7 +218,8 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True,
         if n > settings.max_items:
             raise Problem(422, f"items: {n} items, at most {settings.max_items} per request "
                                "(--max-items)")
-        X = items_to_input(body.items, text=entry.pipe.is_text, n_features=entry.n_features)
+        X = items_to_input(body.items, text=entry.pipe.is_text, n_features=entry.n_features,
+                           fills_missing=entry.fills_missing)
         key = (body.top_k, policy_key(body.policy))
         check_policy(entry.pipe, key[1])
         if entry.batcher is not None:

@@ -26,8 +26,10 @@ from .schemas import Item
 __all__ = ["items_to_input", "policy_key", "predict_items", "check_policy"]
 
 
-def items_to_input(items: list[Item], *, text: bool, n_features: int | None) -> Any:
-    """A list of texts (text models) or one CSR (n_items, n_features) (numeric models)."""
+def items_to_input(items: list[Item], *, text: bool, n_features: int | None,
+                   fills_missing: bool = False) -> Any:
+    """A list of texts (text models) or one CSR (n_items, n_features) (numeric models; a
+    null value is a stored NaN, accepted only when the model fills missing values)."""
     for i, item in enumerate(items):
         given = [k for k in ("text", "features", "vector") if getattr(item, k) is not None]
         if len(given) != 1:
@@ -47,17 +49,22 @@ def items_to_input(items: list[Item], *, text: bool, n_features: int | None) -> 
             if not t.strip():
                 raise Problem(422, f"items[{i}].text: empty text")
         return texts
-    return _features(items, int(n_features))
+    return _features(items, int(n_features), fills_missing)
 
 
-def _features(items: list[Item], n_features: int) -> sp.csr_matrix:
+def _numbers(values: list) -> np.ndarray:
+    """float64 values, null as NaN."""
+    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _features(items: list[Item], n_features: int, fills_missing: bool) -> sp.csr_matrix:
     indptr = [0]
     cols: list[np.ndarray] = []
     vals: list[np.ndarray] = []
     for i, item in enumerate(items):
         if item.features is not None:
             idx = np.asarray(item.features.indices, dtype=np.int64)
-            v = np.asarray(item.features.values, dtype=np.float64)
+            v = _numbers(item.features.values)
             where = f"items[{i}].features"
             if idx.size != v.size:
                 raise Problem(422, f"{where}: {idx.size} indices but {v.size} values")
@@ -74,15 +81,22 @@ def _features(items: list[Item], n_features: int) -> sp.csr_matrix:
                     raise Problem(422, f"{where}.indices[{j}]: feature {int(idx[j])} given "
                                        "twice")
         else:
-            dense = np.asarray(item.vector, dtype=np.float64)
+            dense = _numbers(item.vector)
             if dense.size != n_features:
                 raise Problem(422, f"items[{i}].vector: {dense.size} numbers, the model takes "
                                    f"n_features {n_features}")
             idx = np.flatnonzero(dense).astype(np.int64)
             v = dense[idx]
+        missing = np.flatnonzero(np.isnan(v))
+        if missing.size and not fills_missing:
+            j = int(missing[0])
+            field = (f"items[{i}].features.values[{j}]" if item.features is not None
+                     else f"items[{i}].vector[{int(idx[j])}]")
+            raise Problem(422, f"{field}: null (a missing value): this model's training rows "
+                               "held no missing values, so it has none to fill in")
         with np.errstate(over="ignore"):
             v32 = v.astype(np.float32)
-        over = np.flatnonzero(~np.isfinite(v32))
+        over = np.flatnonzero(np.isinf(v32))
         if over.size:
             j = int(over[0])
             field = (f"items[{i}].features.values[{j}]" if item.features is not None

@@ -67,6 +67,12 @@ class ModelEntry:
     def input_kind(self) -> str:
         return "text" if self.pipe.is_text else "features"
 
+    @property
+    def fills_missing(self) -> bool:
+        """Whether the model fills missing values (its scaler's training rows held some)."""
+        scaler = getattr(self.pipe, "scaler_", None)
+        return getattr(scaler, "missing_", "error") != "error"
+
     def info(self) -> dict[str, Any]:
         pipe = self.pipe
         decision = None
@@ -77,6 +83,7 @@ class ModelEntry:
                 "family": type(pipe.model).__name__,
                 "featurizer": None if pipe.featurizer is None else type(pipe.featurizer).__name__,
                 "input": self.input_kind, "n_features": self.n_features,
+                "fills_missing": self.fills_missing,
                 "n_labels": len(pipe.labels_), "n_open_labels": pipe.n_open_labels,
                 "calibrated": pipe.calibrator_ is not None,
                 "policy": decision, "tuning": _jsonable(getattr(pipe, "tuning_", None)),

@@ -26,20 +26,23 @@ class _Closed(BaseModel):
 
 
 class Features(_Closed):
-    """A sparse feature vector: feature ids and their values (same length, ids unique)."""
+    """A sparse feature vector: feature ids and their values (same length, ids unique); a
+    value null is missing (accepted by a model that fills missing values: ``fills_missing``
+    in its info)."""
 
     indices: list[FeatureId]
-    values: list[Number]
+    values: list[Number | None]
 
 
 class Item(_Closed):
     """One item to label: ``text`` (text models), or ``features`` / ``vector`` (numeric
-    models); exactly one of the three."""
+    models; null for a missing value, where the model fills them); exactly one of the
+    three."""
 
     id: ItemId | None = None
     text: Text | None = None
     features: Features | None = None
-    vector: list[Number] | None = None
+    vector: list[Number | None] | None = None
 
 
 class ThresholdPolicy(_Closed):
@@ -90,6 +93,8 @@ class ModelInfo(BaseModel):
     featurizer: str | None
     input: Literal["text", "features"]
     n_features: int | None
+    #: whether a null feature value (missing) is filled (the training rows held missing values)
+    fills_missing: bool
     n_labels: int
     n_open_labels: int
     calibrated: bool
