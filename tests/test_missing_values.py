@@ -188,7 +188,8 @@ def test_cli_train_on_arff_with_question_marks(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("rule", ["median", "mean"])
-def test_every_column_has_its_fill_value_sparse_as_dense(rule):
+@pytest.mark.parametrize("block", [None, 64])
+def test_every_column_has_its_fill_value_sparse_as_dense(rule, block, monkeypatch):
     """Fill values of columns with no NaN in training too (a later X's NaN there); a sparse
     X's fill values equal those of the same matrix dense, its zeros counted as values."""
     rng = np.random.default_rng(7)
@@ -196,6 +197,8 @@ def test_every_column_has_its_fill_value_sparse_as_dense(rule):
                                                                  0.5, 0.52, 0.48])
     D[rng.random(size=D.shape) < 0.15] = np.nan
     D[:, 8] = 0.0  # all zeros
+    if block is not None:  # columns read a few at a time (64 values: 2 columns of 31 rows)
+        monkeypatch.setattr("labelwise.features.scale._BLOCK_VALUES", block)
     S = sp.csr_matrix(np.where(np.isnan(D), 1.0, D))  # same pattern, then the NaN stored
     S.data[np.isnan(D)[S.nonzero()]] = np.nan
     assert int(np.isnan(S.data).sum()) == int(np.isnan(D).sum())

@@ -27,16 +27,17 @@ value present: 0; every column has its value, so a NaN in a later X is filled ev
 column whose training rows had none), before the scaling above (which is then computed on
 the filled columns). ``"error"`` refuses them, and so does a scaler whose training rows held
 none (``missing_`` is then ``"error"``: a NaN that appears only after training is reported,
-not filled with a value no training row justified). A
-sparse X's missing values are its stored NaN (its implicit zeros are values). Infinite
-values are always refused, with the row and column of the first.
+not filled with a value no training row justified). A sparse X's missing values are its
+stored NaN (its implicit zeros are values). Infinite values are always refused, with the
+row and column of the first.
 
 The learned state is ``method_`` (the method in effect), ``mean_`` (float64, zeros unless
 standard), ``scale_`` (float64, the divisors), ``fill_`` (float64, each column's fill
 value; zeros with ``missing="error"``), ``n_features_in_`` and ``facts_`` (``{"kind":
 "dense"|"sparse", "spread": float, "missing": {"values", "columns", "rows",
-"empty_columns"}}``, what the rule saw on the training rows). Saved like every featurizer: JSON plus two arrays
-(:mod:`labelwise.features.base`). Output: dense float32 for dense input (or for
+"empty_columns"}}``, what the rule saw on the training rows). Saved like every featurizer:
+JSON plus three arrays (:mod:`labelwise.features.base`; a scaler saved before ``fill``
+existed loads with ``missing_ = "error"``). Output: dense float32 for dense input (or for
 ``"standard"``), CSR float32 for sparse input otherwise.
 """
 
@@ -61,6 +62,7 @@ SCALE_METHODS = ("auto", "standard", "maxabs", "none")
 #: what ``Scale`` does with missing values (NaN): fill them with the column's training median
 #: or mean, or refuse them
 MISSING_RULES = ("median", "mean", "error")
+
 
 class MissingValuesWarning(UserWarning):
     """Missing values (NaN) in numeric X were filled (``Pipeline(missing=...)``)."""
@@ -113,50 +115,61 @@ def has_missing(X: Any) -> bool:
     return values.dtype.kind == "f" and bool(np.isnan(values).any())
 
 
+#: float64 values per column block of :func:`_fill_values` (16 M: 128 MiB)
+_BLOCK_VALUES = 1 << 24
+
+
+def _column_blocks(n: int, cols: np.ndarray):
+    """``cols`` in consecutive pieces of at most :data:`_BLOCK_VALUES` // n columns."""
+    step = max(1, _BLOCK_VALUES // max(n, 1))
+    for i in range(0, cols.size, step):
+        yield cols[i:i + step]
+
+
 def _fill_values(X: Any, rule: str) -> tuple[np.ndarray, dict[str, Any]]:
     """Every column's fill value (``rule``, median or mean, over the values present; 0 for a
     column with none) and the facts of X's missing values. A sparse X's implicit zeros are
-    values: a column whose zeros are more than half its values present has median 0."""
+    values: a column whose zeros are more than half its values present has median 0. Columns
+    are read in blocks of at most 128 MiB of float64."""
     n, d = X.shape
     fill = np.zeros(d, np.float64)
     if sp.issparse(X):  # (CSR: no copy of X; temporary arrays of one byte per entry)
-        nan = np.isnan(X.data) if X.data.dtype.kind == "f" else np.zeros(X.nnz, bool)
-        any_nan = bool(nan.any())
-        n_nan = (np.bincount(X.indices[nan], minlength=d) if any_nan
-                 else np.zeros(d, np.int64))
+        nan = np.isnan(X.data)
+        n_nan = np.bincount(X.indices[nan], minlength=d)
         present = n - n_nan
         if rule == "mean":
-            if any_nan:
-                sums = np.bincount(X.indices, weights=np.where(nan, 0.0, X.data), minlength=d)
-            else:
-                sums = np.asarray(X.sum(axis=0), dtype=np.float64).ravel()
+            sums = np.bincount(X.indices, weights=np.where(nan, 0.0, X.data), minlength=d)
             np.divide(sums, present, out=fill, where=present > 0)
         else:
             zeros = n - np.bincount(X.indices, minlength=d)
             need = np.flatnonzero((zeros <= present // 2) & (present > 0))
-            if need.size:  # the columns whose median is not one of their zeros
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    fill[need] = np.nanmedian(X[:, need].toarray().astype(np.float64), axis=0)
-        row_of = np.repeat(np.arange(n), np.diff(X.indptr))[nan] if any_nan else np.zeros(0)
-        rows = np.unique(row_of)
-        cols = np.flatnonzero(n_nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                for block in _column_blocks(n, need):  # the columns whose median is not 0
+                    fill[block] = np.nanmedian(X[:, block].toarray().astype(np.float64), axis=0)
+        rows = np.unique(np.repeat(np.arange(n), np.diff(X.indptr))[nan])
         n_values = int(np.count_nonzero(nan))
     else:
-        Xf = np.asarray(X, dtype=np.float64)
-        isnan = np.isnan(Xf)
-        present = n - isnan.sum(axis=0)
+        X = np.asarray(X)
+        present = np.zeros(d, np.int64)
+        row_has = np.zeros(n, bool)
         with warnings.catch_warnings():  # a column with no value present: 0, below
             warnings.simplefilter("ignore", RuntimeWarning)
-            values = np.nanmedian(Xf, axis=0) if rule == "median" else np.nanmean(Xf, axis=0)
-        fill = np.where(present > 0, values, 0.0) if n else fill
-        rows = np.flatnonzero(isnan.any(axis=1))
-        cols = np.flatnonzero(isnan.any(axis=0))
-        n_values = int(np.count_nonzero(isnan))
+            for block in _column_blocks(n, np.arange(d)):
+                part = X[:, block].astype(np.float64)
+                isnan = np.isnan(part)
+                present[block] = n - isnan.sum(axis=0)
+                row_has |= isnan.any(axis=1)
+                fill[block] = (np.nanmedian(part, axis=0) if rule == "median"
+                               else np.nanmean(part, axis=0))
+        fill[present == 0] = 0.0
+        rows = np.flatnonzero(row_has)
+        n_nan = n - present
+        n_values = int(n_nan.sum())
     empty = np.flatnonzero(present == 0)
-    facts = {"values": n_values, "columns": int(cols.size), "rows": int(rows.size),
+    facts = {"values": n_values, "columns": int(np.count_nonzero(n_nan)), "rows": int(rows.size),
              "empty_columns": [int(c) for c in empty[:20]]}
-    return np.ascontiguousarray(fill, dtype=np.float64), facts
+    return fill, facts
 
 
 def _filled(X: Any, fill: np.ndarray) -> Any:
@@ -262,7 +275,8 @@ class Scale(Featurizer):
         if X.shape[1] != self.n_features_in_:
             raise DataFormatError(f"X has {X.shape[1]} features, the scaler was fitted on "
                                   f"{self.n_features_in_}", field="X")
-        X = _filled(X, self.fill_)
+        if self.missing_ != "error":  # (else _numeric refused any NaN)
+            X = _filled(X, self.fill_)
         if self.method_ == "none":
             return X
         inv = (1.0 / self.scale_)
