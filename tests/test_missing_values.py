@@ -255,3 +255,19 @@ def test_serve_takes_null_as_missing_only_where_the_model_fills_them(tmp_path):
         r = client.post("/v1/models/full/predict",
                         json={"items": [{"features": {"indices": [3, 4], "values": [1.0, None]}}]})
         assert r.json()["detail"].startswith("items[0].features.values[1]: null")
+
+
+def test_a_bad_missing_rule_is_refused_at_fit_and_in_a_saved_pipeline(tmp_path):
+    X, Y = _with_holes(n=60)
+    X = np.nan_to_num(X)
+    for model in (OneVsRest(n_threads=1), LabelForest(n_estimators=2, n_threads=1)):
+        with pytest.raises(ValueError, match="missing must be one of median, mean, error"):
+            Pipeline(model=model, missing="zero").fit(X, Y)
+    Pipeline(model=OneVsRest(n_threads=1)).fit(X, Y).save(tmp_path / "p")
+    doc_path = tmp_path / "p" / "pipeline.json"
+    doc = json.loads(doc_path.read_text())
+    assert doc["params"]["missing"] == "median"
+    doc["params"]["missing"] = "zero"
+    doc_path.write_text(json.dumps(doc))
+    with pytest.raises(DataFormatError, match="params.missing.*'zero'|'zero'.*params.missing"):
+        Pipeline.load(tmp_path / "p")

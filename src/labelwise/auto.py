@@ -389,8 +389,8 @@ class AutoModel(Estimator):
 
     def __init__(self, *, budget: Any = "10m", objective: str = "micro-f1", cv: int = 3,
                  k: int = 100, featurizer: Any = None, scale: str | None = "auto",
-                 missing: str = "median", families: tuple[Family, ...] | None = None, blend: bool = True,
-                 repeats: int = 2, n_threads: int | None = None,
+                 missing: str = "median", families: tuple[Family, ...] | None = None,
+                 blend: bool = True, repeats: int = 2, n_threads: int | None = None,
                  random_state: int | None = 0) -> None:
         self.budget = budget
         self.objective = objective

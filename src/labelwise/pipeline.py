@@ -30,8 +30,9 @@ leaves unchanged (``scale_invariant``: forests) gets X as given. Missing values 
 numeric X are filled (``missing``, default ``"median"``: each column's median over the
 training rows, saved in the scaler, applied to every later X too; ``"mean"``; ``"error"``
 refuses them, naming the first), with a
-:class:`~labelwise.features.scale.MissingValuesWarning` at fit saying how
-many; a forest then gets a scaler that only fills. When the pipeline has a
+:class:`~labelwise.features.scale.MissingValuesWarning` at fit saying how many; a forest
+then gets a scaler that only fills. A pipeline whose training rows held no NaN refuses a
+later one (it has no value a training row justified). When the pipeline has a
 calibrator or a decision policy (the parameters, else the tuned ``calibrator_``/``decision_``, e.g. of a
 loaded tuned pipeline), ``fit`` then tunes fresh copies of them as :meth:`Pipeline.tune`
 does: a tuned pipeline stays tuned when refitted (``clone`` gives the untuned one).
@@ -384,8 +385,11 @@ class Pipeline(Estimator):
         self.__dict__.pop("scaler_", None)
         if self.is_text:
             return X
-        from .features.scale import MissingValuesWarning, Scale, has_missing
+        from .features.scale import MISSING_RULES, MissingValuesWarning, Scale, has_missing
 
+        if self.missing not in MISSING_RULES:
+            raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, got "
+                             f"{self.missing!r}")
         method = self.scale
         if method is None or self._scale_skipped():
             if not has_missing(X):

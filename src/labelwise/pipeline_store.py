@@ -289,11 +289,15 @@ def load_pipeline(path: str | os.PathLike[str], *, cls: type, mmap: bool = False
             specs[name] = None if params[name] is None else from_spec(params[name], where=where)
         else:
             specs[name] = None if tuned is None else from_spec(spec_of(tuned), where=where)
+    missing = params.get("missing", "median")
+    if missing not in ("median", "mean", "error"):
+        raise DataFormatError(f"expected 'median', 'mean' or 'error', got {missing!r}",
+                              path=where, field="params.missing")
     try:
         pipe = cls(featurizer, model, specs["calibrator"], specs["decision"], cv=params["cv"],
                    k=params["k"], random_state=params["random_state"],
                    featurizer_in_folds=_optional_bool(params["featurizer_in_folds"], where),
-                   scale=params.get("scale"), missing=params.get("missing", "median"))
+                   scale=params.get("scale"), missing=missing)
     except KeyError as e:
         raise DataFormatError(f"missing {e.args[0]!r}", path=where, field="params") from None
     pipe.calibrator_, pipe.decision_ = calibrator, decision
