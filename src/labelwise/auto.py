@@ -585,7 +585,8 @@ class AutoModel(Estimator):
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, Y: Any = None, *, labels: Any = None) -> AutoModel:
         start = time.perf_counter()  # before the imports below: they count against the budget
-        from .features.scale import MissingValuesWarning, has_missing
+        from .checks import has_missing
+        from .features.scale import MissingValuesWarning
         from .pipeline import _is_texts
 
         Xn = X.X if isinstance(X, Dataset) else X

@@ -124,7 +124,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._estimator import Estimator
-from .checks import positive_int
+from .checks import MISSING_RULES, has_missing, positive_int
 from .dataset import Dataset, align_labels, as_label_matrix
 from .errors import DataFormatError, LabelwiseError, NotFittedError
 from .labels import LabelSpace
@@ -385,16 +385,16 @@ class Pipeline(Estimator):
         self.__dict__.pop("scaler_", None)
         if self.is_text:
             return X
-        from .features.scale import MISSING_RULES, MissingValuesWarning, Scale, has_missing
-
         if self.missing not in MISSING_RULES:
             raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, got "
                              f"{self.missing!r}")
         method = self.scale
         if method is None or self._scale_skipped():
             if not has_missing(X):
-                return X
+                return X  # (before a forest: not even the scaler's module is imported)
             method = "none"  # a scaler that only fills the missing values (or refuses them)
+        from .features.scale import MissingValuesWarning, Scale
+
         self.scaler_ = Scale(method=method, missing=self.missing).fit(X)
         missing = self.scaler_.facts_["missing"]
         if missing["values"]:

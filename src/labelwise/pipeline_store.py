@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import PIPELINE_MARKERS, atomic_directory
+from .checks import MISSING_RULES
 from .errors import DataFormatError
 from .store import (
     FolderWriter,
@@ -290,8 +291,8 @@ def load_pipeline(path: str | os.PathLike[str], *, cls: type, mmap: bool = False
         else:
             specs[name] = None if tuned is None else from_spec(spec_of(tuned), where=where)
     missing = params.get("missing", "median")
-    if missing not in ("median", "mean", "error"):
-        raise DataFormatError(f"expected 'median', 'mean' or 'error', got {missing!r}",
+    if missing not in MISSING_RULES:
+        raise DataFormatError(f"expected one of {', '.join(MISSING_RULES)}, got {missing!r}",
                               path=where, field="params.missing")
     try:
         pipe = cls(featurizer, model, specs["calibrator"], specs["decision"], cv=params["cv"],

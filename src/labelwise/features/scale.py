@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..checks import MISSING_RULES, has_missing
 from ..dataset import Dataset
 from ..errors import DataFormatError
 from .base import Featurizer
@@ -59,9 +60,6 @@ __all__ = ["Scale", "SCALE_METHODS", "MISSING_RULES", "SPREAD_LIMIT", "column_sp
 #: the methods ``Scale`` accepts
 SCALE_METHODS = ("auto", "standard", "maxabs", "none")
 
-#: what ``Scale`` does with missing values (NaN): fill them with the column's training median
-#: or mean, or refuse them
-MISSING_RULES = ("median", "mean", "error")
 
 
 class MissingValuesWarning(UserWarning):
@@ -105,14 +103,6 @@ def _numeric(X: Any, field: str = "X", missing: str = "error") -> Any:
             raise DataFormatError(f"features hold {what}: {int(bad.sum())} of them, the first "
                                   f"at row {row}, column {col}{hint}", field=field)
     return X
-
-
-def has_missing(X: Any) -> bool:
-    """Whether numeric X (array, sparse matrix or Dataset) holds a NaN."""
-    if isinstance(X, Dataset):
-        X = X.X
-    values = X.data if sp.issparse(X) else np.asarray(X)
-    return values.dtype.kind == "f" and bool(np.isnan(values).any())
 
 
 #: float64 values per column block of :func:`_fill_values` (16 M: 128 MiB)
