@@ -174,9 +174,16 @@ def test_feature_columns_dense(tmp_path):
     bad = put(tmp_path, "fb.csv", "f1,labels\n1,a\nx,a\n")
     with pytest.raises(DataFormatError, match=r"fb.csv:3: f1: expected a number, got 'x'"):
         read_table(bad, format="csv", feature_columns=["f1"], label_sep=",")
-    nan = put(tmp_path, "fn.csv", "f1,labels\nnan,a\n")
+    inf = put(tmp_path, "fn.csv", "f1,labels\ninf,a\n")
     with pytest.raises(DataFormatError, match=r"fn.csv:2: f1: expected a finite number"):
-        read_table(nan, format="csv", feature_columns=["f1"], label_sep=",")
+        read_table(inf, format="csv", feature_columns=["f1"], label_sep=",")
+    # a missing value: an empty cell, NA, N/A, NaN, nan, null or ? is NaN, and counted
+    gaps = put(tmp_path, "fg.csv", "f1,f2,labels\n,1,a\nNA,?,a\n2, nan ,a\n3,4,a\n")
+    d = read_table(gaps, format="csv", feature_columns=["f1", "f2"], label_sep=",")
+    np.testing.assert_array_equal(np.isnan(d.X), [[1, 0], [1, 1], [0, 1], [0, 0]])
+    assert d.meta["missing_values"] == 4 and d.X[3].tolist() == [3, 4]
+    assert "missing_values" not in read_table(p, format="csv", feature_columns=["f1"],
+                                              label_sep=",").meta
     with pytest.raises(DataFormatError, match="feature_columns is empty"):
         read_table(p, format="csv", feature_columns=[], label_sep=",")
 
@@ -346,9 +353,9 @@ def test_writer_refuses_unwritable_values_and_keeps_old_file(tmp_path):
     d = Dataset(["a"], [[0]], ["x"], ids=np.array([1.5]))
     with pytest.raises(DataFormatError, match=r"ids\[0\] is float 1.5"):
         write_jsonl(d, p)
-    nan = Dataset(np.array([[np.nan]], dtype=np.float32), [[0]], ["x"])
-    with pytest.raises(DataFormatError, match="non-finite"):
-        write_jsonl(nan, p)
+    inf = Dataset(np.array([[np.inf]], dtype=np.float32), [[0]], ["x"])
+    with pytest.raises(DataFormatError, match="infinite values, which JSON cannot carry"):
+        write_jsonl(inf, p)
     with pytest.raises(DataFormatError, match="UTF-8"):
         write_jsonl(Dataset(["\ud800"], [[0]], ["x"]), p)
     assert p.read_text() == "old\n"

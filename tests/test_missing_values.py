@@ -271,3 +271,23 @@ def test_a_bad_missing_rule_is_refused_at_fit_and_in_a_saved_pipeline(tmp_path):
     doc_path.write_text(json.dumps(doc))
     with pytest.raises(DataFormatError, match="params.missing.*'zero'|'zero'.*params.missing"):
         Pipeline.load(tmp_path / "p")
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_jsonl_writes_missing_values_as_null_and_reads_them_back(tmp_path, kind):
+    from labelwise.dataset import Dataset
+    from labelwise.io import read, write
+
+    X = np.array([[1.5, np.nan, 0.0], [np.nan, 2.0, -3.0]], np.float32)
+    if kind == "sparse":
+        X = sp.csr_matrix(np.where(np.isnan(X), 1.0, X).astype(np.float32))
+        X.data[[0, 2]] = np.nan  # stored NaN: row 0 col 0, row 1 col 0
+    d = Dataset(X, [[0], [1]], ["a", "b"])
+    write(d, tmp_path / "d.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert None in (rows[0]["features"].values() if kind == "sparse" else rows[0]["features"])
+    back = read(tmp_path / "d.jsonl")
+    a = X.toarray() if kind == "sparse" else X
+    b = back.X.toarray() if kind == "sparse" else back.X
+    np.testing.assert_array_equal(a, b)  # (NaN where NaN: assert_array_equal treats them equal)
+    assert back.meta["missing_values"] == 2

@@ -7,7 +7,8 @@ atomic: the rows are written to a temporary file first, then each sidecar goes i
 recording the rows' sha256 (``.labels``: a blank line and ``sha256 <hex>`` after the names;
 ``.meta.json``: ``data_sha256``), then the rows; a sidecar no longer needed is deleted last. A
 write killed between the renames leaves sidecars whose record does not match the rows, which
-the reader refuses. A path ending in ``.gz`` is written gzipped.
+the reader refuses. A path ending in ``.gz`` is written gzipped. A missing feature value
+(NaN) is written as ``null``, which the reader reads back as NaN; infinite values are refused.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def write_jsonl(
     X = dataset.X
     if kind != "text" and X.dtype.kind == "f":
         vals = X.data if kind == "sparse" else X
-        if not np.all(np.isfinite(vals)):
-            raise DataFormatError("X holds non-finite values, which JSON cannot carry", path=str(p))
+        if np.isinf(vals).any():
+            raise DataFormatError("X holds infinite values, which JSON cannot carry (a missing "
+                                  "value, NaN, is written as null)", path=str(p))
 
     labels_side, meta_side = Path(f"{p}.labels"), Path(f"{p}.meta.json")
     if not names_fit and labels_side.is_file():
@@ -111,16 +113,22 @@ def _write_rows(f: Any, dataset: Dataset, names: list[str], ids: list | None,
         elif kind == "sparse":
             s, e = X.indptr[i], X.indptr[i + 1]
             obj["features"] = {
-                str(int(j)): float(v)
+                str(int(j)): _value(v)
                 for j, v in zip(X.indices[s:e], X.data[s:e], strict=True)
             }
         else:
-            obj["features"] = [float(v) for v in X[i]]
+            obj["features"] = [_value(v) for v in X[i]]
         obj[labels_key] = [names[j] for j in Y.indices[Y.indptr[i] : Y.indptr[i + 1]]]
         if groups is not None:
             obj["group"] = groups[i]
         f.write(json.dumps(obj, ensure_ascii=False))
         f.write("\n")
+
+
+def _value(v: Any) -> float | None:
+    """A feature value for JSON: a missing one (NaN) as null."""
+    v = float(v)
+    return None if v != v else v
 
 
 @contextlib.contextmanager

@@ -29,7 +29,10 @@ that off).
   float32 array with 0 columns), for files of true labels (ids and labels only).
 - ``feature_columns``: a list of columns each holding one number -> dense float32 ``X``; or a
   single column whose cells hold a whole vector: a JSON list (dense row) or a JSON object
-  ``{"index": value}`` (sparse row; CSR ``X``). Values must be finite numbers.
+  ``{"index": value}`` (sparse row; CSR ``X``). Values must be finite numbers or missing:
+  an empty CSV/TSV cell, one of :data:`MISSING_CELLS` (``NA``, ``N/A``, ``NaN``, ``nan``,
+  ``null``, ``?``) or a JSON/Parquet null is read as NaN and counted in
+  ``meta["missing_values"]``; the pipeline fills or refuses them (``Pipeline(missing=)``).
 - labels (``labels_column``, ``None`` for unlabelled data): a JSON/Parquet list of names; a
   list of objects with ``label_key`` (e.g. Annif's ``{"uri": ...}``); or a string. A string
   is split on ``label_sep`` (pieces stripped of surrounding spaces; a whitespace separator
@@ -60,6 +63,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import warnings
 from array import array
@@ -179,12 +183,17 @@ def _parquet_rows(path: Path, out: dict) -> Iterator[tuple[int, Any]]:
 
 
 # ---------------------------------------------------------------------------- cell parsing
+#: the CSV/TSV cells (besides an empty one) read as a missing feature value (NaN)
+MISSING_CELLS = frozenset({"NA", "N/A", "NaN", "nan", "null", "?"})
+
+
 class _Cells:
     """Typed cell access with errors that name file, line and column."""
 
     def __init__(self, path: str, from_text: bool) -> None:
         self.path = path
         self.from_text = from_text  # CSV/TSV: every cell is a string
+        self.missing = 0  # feature values read as missing (NaN)
 
     def error(self, msg: str, line: int, col: str) -> DataFormatError:
         return DataFormatError(msg, path=self.path, line=line, field=col)
@@ -204,6 +213,15 @@ class _Cells:
         except ValueError as e:
             raise self.error(str(e), line, col) from None
         raise self.error(f"expected a number, got {_kind(v)}", line, col)
+
+    def feature(self, v: Any, line: int, col: str) -> float:
+        """A feature cell's number, or NaN for a missing one (an empty or :data:`MISSING_CELLS`
+        text cell, a null), counted in ``missing``."""
+        if v is None or (self.from_text and isinstance(v, str)
+                         and (v.strip(" \t") == "" or v.strip(" \t") in MISSING_CELLS)):
+            self.missing += 1
+            return math.nan
+        return self.number(v, line, col)
 
     def key(self, v: Any, line: int, col: str, out: list) -> None:
         """Append an id/group value; one column holds strings or 64-bit integers, not both."""
@@ -446,7 +464,7 @@ def read_table(
         if x_mode == "text":
             texts.append(cells.text(get(row, x_cols[0], line), line, x_cols[0][1]))
         elif x_mode == "numbers":
-            flat.extend(cells.number(get(row, c, line), line, c[1]) for c in x_cols)
+            flat.extend(cells.feature(get(row, c, line), line, c[1]) for c in x_cols)
         else:
             col = x_cols[0][1]
             vec = cells.maybe_json(get(row, x_cols[0], line), line, col)
@@ -464,7 +482,7 @@ def read_table(
                         f"{len(vec)} values where earlier rows have {dense_width}", line, col
                     )
                 dense_width = len(vec)
-                flat.extend(cells.number(x, line, col) for x in vec)
+                flat.extend(cells.feature(x, line, col) for x in vec)
             else:
                 row_keys: dict[int, str] = {}
                 for k, x in vec.items():
@@ -478,7 +496,7 @@ def read_table(
                                           f"{k!r})", line, col)
                     row_keys[j] = k
                     indices.append(j)
-                    vec_data.append(cells.number(x, line, col))
+                    vec_data.append(cells.feature(x, line, col))
                 indptr.append(len(indices))
         if y_col is None:
             label_rows.append([])
@@ -517,7 +535,8 @@ def read_table(
         space,
         groups=None if g_col is None else _key_column(groups),
         ids=None if id_col is None else _key_column(ids),
-        meta={"source": name, "format": format},
+        meta={"source": name, "format": format,
+              **({"missing_values": cells.missing} if cells.missing else {})},
     )
 
 
