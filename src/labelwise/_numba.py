@@ -627,9 +627,7 @@ def install_unique_ids() -> None:
 
 
 def install_locator() -> None:
-    """Put :class:`KernelCacheLocator` after numba's locator for ``NUMBA_CACHE_DIR``, and
-    random function ids in place of numba's counter (:func:`install_unique_ids`)."""
-    install_unique_ids()
+    """Put :class:`KernelCacheLocator` after numba's locator for ``NUMBA_CACHE_DIR``."""
     classes = _impl_class()._locator_classes
     if KernelCacheLocator in classes:
         return
@@ -653,6 +651,7 @@ def njit(func=None, /, **options):
     ``@njit`` or ``@njit(**options)``; no eager signatures (no work at import).
     """
     install_locator()
+    install_unique_ids()
     cached = options.pop("cache", True)
 
     def decorate(py_func):

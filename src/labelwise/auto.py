@@ -585,14 +585,13 @@ class AutoModel(Estimator):
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, Y: Any = None, *, labels: Any = None) -> AutoModel:
         start = time.perf_counter()  # before the imports below: they count against the budget
-        from .checks import has_missing
+        from .checks import count_missing
         from .features.scale import MissingValuesWarning
         from .pipeline import _is_texts
 
         Xn = X.X if isinstance(X, Dataset) else X
-        if self.missing != "error" and not _is_texts(Xn) and has_missing(Xn):
-            n_missing = int(np.count_nonzero(np.isnan(Xn.data if sp.issparse(Xn)
-                                                      else np.asarray(Xn))))
+        n_missing = 0 if self.missing == "error" or _is_texts(Xn) else count_missing(Xn)
+        if n_missing:
             warnings.warn(f"X holds {n_missing} missing values (NaN): every candidate's "
                           f"pipeline fills them with each column's {self.missing} over its "
                           "training rows (missing='error', --missing error, refuses them)",

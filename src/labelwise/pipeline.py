@@ -124,7 +124,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._estimator import Estimator
-from .checks import MISSING_RULES, has_missing, positive_int
+from .checks import MISSING_RULES, count_missing, positive_int
 from .dataset import Dataset, align_labels, as_label_matrix
 from .errors import DataFormatError, LabelwiseError, NotFittedError
 from .labels import LabelSpace
@@ -390,7 +390,7 @@ class Pipeline(Estimator):
                              f"{self.missing!r}")
         method = self.scale
         if method is None or self._scale_skipped():
-            if not has_missing(X):
+            if not count_missing(X):
                 return X  # (before a forest: not even the scaler's module is imported)
             method = "none"  # a scaler that only fills the missing values (or refuses them)
         from .features.scale import MissingValuesWarning, Scale

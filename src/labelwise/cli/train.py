@@ -76,6 +76,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from ..checks import MISSING_RULES
 from ._common import (
     add_column_arguments,
     add_format_argument,
@@ -176,7 +177,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default auto: dense standardised, sparse max-abs scaled when its "
                         "column maxima spread over more than 100x, binary/tf-idf unchanged; "
                         "forests, which scaling leaves unchanged, take X as given)")
-    p.add_argument("--missing", choices=("median", "mean", "error"), default="median",
+    p.add_argument("--missing", choices=MISSING_RULES, default="median",
                    help="missing values (NaN, ARFF's '?') in numeric features: fill each with "
                         "its column's median (default) or mean over the training rows (saved "
                         "with the model, applied to every later input too), or refuse them")

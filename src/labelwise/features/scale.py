@@ -49,13 +49,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..checks import MISSING_RULES, has_missing
+from ..checks import MISSING_RULES, count_missing
 from ..dataset import Dataset
 from ..errors import DataFormatError
 from .base import Featurizer
 
 __all__ = ["Scale", "SCALE_METHODS", "MISSING_RULES", "SPREAD_LIMIT", "column_spread",
-           "has_missing", "MissingValuesWarning"]
+           "MissingValuesWarning"]
 
 #: the methods ``Scale`` accepts
 SCALE_METHODS = ("auto", "standard", "maxabs", "none")
@@ -222,7 +222,7 @@ class Scale(Featurizer):
             raise DataFormatError("no rows to fit on", field="X")
         self._clear_fitted()
         rule = self.missing
-        if rule == "error" or not has_missing(X):  # nothing to fill: later NaN are refused
+        if rule == "error" or not count_missing(X):  # nothing to fill: later NaN are refused
             rule = "error"
             fill = np.zeros(X.shape[1], np.float64)
             missing = {"values": 0, "columns": 0, "rows": 0, "empty_columns": []}

@@ -52,11 +52,6 @@ def items_to_input(items: list[Item], *, text: bool, n_features: int | None,
     return _features(items, int(n_features), fills_missing)
 
 
-def _numbers(values: list) -> np.ndarray:
-    """float64 values, null as NaN."""
-    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-
-
 def _features(items: list[Item], n_features: int, fills_missing: bool) -> sp.csr_matrix:
     indptr = [0]
     cols: list[np.ndarray] = []
@@ -64,7 +59,7 @@ def _features(items: list[Item], n_features: int, fills_missing: bool) -> sp.csr
     for i, item in enumerate(items):
         if item.features is not None:
             idx = np.asarray(item.features.indices, dtype=np.int64)
-            v = _numbers(item.features.values)
+            v = np.asarray(item.features.values, dtype=np.float64)  # null: NaN
             where = f"items[{i}].features"
             if idx.size != v.size:
                 raise Problem(422, f"{where}: {idx.size} indices but {v.size} values")
@@ -81,7 +76,7 @@ def _features(items: list[Item], n_features: int, fills_missing: bool) -> sp.csr
                     raise Problem(422, f"{where}.indices[{j}]: feature {int(idx[j])} given "
                                        "twice")
         else:
-            dense = _numbers(item.vector)
+            dense = np.asarray(item.vector, dtype=np.float64)  # null: NaN
             if dense.size != n_features:
                 raise Problem(422, f"items[{i}].vector: {dense.size} numbers, the model takes "
                                    f"n_features {n_features}")
