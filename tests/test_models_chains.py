@@ -172,3 +172,28 @@ def test_beam_kernel_equals_numpy_beam():
     model._numpy_beam = joint._numpy_beam = True
     assert np.allclose(model.predict_marginals(X), fast, atol=1e-12)
     assert np.array_equal(joint.predict_joint(X).toarray(), fast_joint)
+
+
+def test_positions_trained_side_by_side_give_the_same_chain():
+    """The linear base's positions are trained on the threads at once: the same weights, bit
+    for bit, as one after another; each position's classifier is the one fit_binary gives
+    alone on X and the true labels before it."""
+    from labelwise.models._learners import fit_binary
+
+    X, Y = small_data(seed=6)
+    kw = dict(order="random", n_chains=2, bootstrap=True, random_state=3)
+    one = ClassifierChain(n_threads=1, **kw).fit(X, Y)
+    two = ClassifierChain(n_threads=2, **kw).fit(X, Y)
+    for a, b in ((one.coef_.toarray(), two.coef_.toarray()),
+                 (one.label_coef_, two.label_coef_), (one.intercept_, two.intercept_)):
+        assert np.array_equal(a, b)
+    single = ClassifierChain(n_threads=2, random_state=3).fit(X, Y)
+    Xn = single._prepare_X(sp.csr_matrix(X, dtype=np.float32))
+    Yd = Y.toarray() > 0
+    d, p = X.shape[1], 2
+    XA = sp.hstack([Xn, sp.csr_matrix(Yd.astype(np.float32))], format="csr")
+    seed = single.random_state
+    w, b = fit_binary(XA[:, :d + p], Yd[:, p], "linear", C=single.C, seed=(seed + p) % 2**32,
+                      n_threads=1)
+    assert np.array_equal(single.coef_.toarray()[:, p].astype(np.float64), w[:d])
+    assert np.array_equal(single.label_coef_[0, :p, p], w[d:]) and single.intercept_[0, p] == b

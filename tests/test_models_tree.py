@@ -393,7 +393,7 @@ def test_sq_hinge_block_reaches_each_problems_optimum():
     wb = np.zeros(5)
     n_iter = np.zeros(5, np.int64)
     _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc, tgt_indptr, tgt_indices,
-                        0.7, 1.0, 1e-9, 10000, 3, W, wb, n_iter)
+                        np.full(wb.size, 0.7), 1.0, 1e-9, 10000, 3, W, wb, n_iter)
     sqs = _dcd.row_sq_norms(Xs.indptr, Xs.data, 1.0)
     for j in range(5):
         y = np.where(Yd[:, j] > 0, 1.0, -1.0)
@@ -406,7 +406,7 @@ def test_sq_hinge_block_reaches_each_problems_optimum():
     W[:] = 0
     wb[:] = 0
     _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc, tgt_indptr, tgt_indices,
-                        0.7, 1.0, 1e-9, 1, 3, W, wb, n_iter)
+                        np.full(wb.size, 0.7), 1.0, 1e-9, 1, 3, W, wb, n_iter)
     assert np.all(n_iter == 1)
 
 

@@ -175,7 +175,7 @@ def test_block_compaction_gives_each_problem_its_lone_result():
         W = np.zeros((feats.size, m), np.float32)
         wb, n_iter = np.zeros(m), np.zeros(m, np.int64)
         _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc,
-                            Yc.indptr.astype(np.int64), Yc.indices.astype(np.int64), 0.9, 1.0,
+                            Yc.indptr.astype(np.int64), Yc.indices.astype(np.int64), np.full(wb.size, 0.9), 1.0,
                             0.05, 60, 4, W, wb, n_iter)
         assert len(set(n_iter.tolist())) > 1  # they did stop at different epochs
         for j in range(m):
@@ -183,7 +183,7 @@ def test_block_compaction_gives_each_problem_its_lone_result():
             W1 = np.zeros((feats.size, 1), np.float32)
             wb1, it1 = np.zeros(1), np.zeros(1, np.int64)
             _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc,
-                                np.array([0, pos.size], np.int64), pos, 0.9, 1.0, 0.05, 60, 4,
+                                np.array([0, pos.size], np.int64), pos, np.full(1, 0.9), 1.0, 0.05, 60, 4,
                                 W1, wb1, it1)
             assert np.array_equal(W[:, j], W1[:, 0]) and wb[j] == wb1[0]
             assert n_iter[j] == it1[0]
@@ -256,7 +256,7 @@ def test_block_equals_a_plain_loop_bit_for_bit(density, pad):
     assert (W.nbytes > _dcd.PREFETCH_BYTES) == (pad > 0)
     wb, n_iter = np.zeros(m), np.zeros(m, np.int64)
     _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc, tgt_indptr, tgt_indices,
-                        0.8, 1.0, 0.05, 12, 9, W, wb, n_iter)
+                        np.full(wb.size, 0.8), 1.0, 0.05, 12, 9, W, wb, n_iter)
     W_ref, wb_ref, it_ref = block_reference(X, sq, rows, loc, tgt_indptr, tgt_indices, 0.8,
                                             1.0, 0.05, 12, 9, feats.size + pad)
     assert np.array_equal(W, W_ref) and np.array_equal(wb, wb_ref)
@@ -284,7 +284,7 @@ def test_train_node_block_keeps_the_weights_a_plain_prune_keeps(threshold):
     W = np.zeros((feats.size, m), np.float32)
     wb, it = np.zeros(m), np.zeros(m, np.int64)
     _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc, tgt_indptr, tgt_indices,
-                        0.7, 1.0, 0.05, 15, seeds[0], W, wb, it)
+                        np.full(wb.size, 0.7), 1.0, 0.05, 15, seeds[0], W, wb, it)
     assert np.array_equal(bias_w, wb) and np.array_equal(n_iter, it)
     ref_f, ref_v, ref_c = [], [], []
     for j in range(m):

@@ -680,3 +680,50 @@ def test_kernels_compiled_in_different_processes_never_share_a_function_name(tmp
     assert isinstance(FunctionIdentity._unique_ids, _numba._RandomIds)
     ids = {next(FunctionIdentity._unique_ids) for _ in range(1000)}
     assert len(ids) == 1000 and min(ids) >= 2 ** 63 > max(ids) - 2 ** 64
+
+
+OVR_FIT_PROBE = textwrap.dedent("""
+    import hashlib, json, sys
+    import numpy as np, scipy.sparse as sp
+    if sys.argv[1] == "eager":  # numba's own way: the module is there when a kernel loads
+        import numba.np.arrayobj  # noqa: F401
+    from labelwise.models import OneVsRest
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 9)).astype(np.float32)
+    Y = sp.csr_matrix((X @ rng.standard_normal((9, 12)) > 0.8).astype(np.float32))
+    model = OneVsRest(n_threads=2, random_state=1).fit(X, Y)
+    S = model.decision_function(X, k=3)
+    digest = hashlib.sha256()
+    for a in (model.coef_.indptr, model.coef_.indices, model.coef_.data, model.intercept_,
+              S.indices, S.data):
+        digest.update(np.ascontiguousarray(a).tobytes())
+    imported = "numba.np.arrayobj" in sys.modules
+    import numba
+
+    @numba.njit(cache=False)  # compiled now, allocating: the real module serves it
+    def zeros_plus(n):
+        return np.zeros(n) + 1.0
+
+    again = OneVsRest(n_threads=2, random_state=1).fit(X, Y)
+    print(json.dumps({"digest": digest.hexdigest(), "arrayobj_at_fit": imported,
+                      "compiled_after": float(zeros_plus(3).sum()),
+                      "same_again": bool(np.array_equal(again.coef_.data, model.coef_.data))}))
+""")
+
+
+def test_cached_kernels_load_without_importing_numbas_array_module():
+    """A kernel read from the cache brings the environments of numba's own functions it calls;
+    their modules (numba.np.arrayobj: ~15 ms) are not imported for them, and the model is
+    the one of numba's own way (the module imported first), bit for bit; code compiled
+    afterwards still gets the real module."""
+    env = _env(SRC)
+    run = [sys.executable, "-c", OVR_FIT_PROBE]
+    subprocess.run(run + ["lazy"], env=env, capture_output=True, check=True)  # fills the cache
+    lazy = json.loads(subprocess.run(run + ["lazy"], env=env, capture_output=True, text=True,
+                                     check=True).stdout.splitlines()[-1])
+    eager = json.loads(subprocess.run(run + ["eager"], env=env, capture_output=True, text=True,
+                                      check=True).stdout.splitlines()[-1])
+    assert lazy["arrayobj_at_fit"] is False and eager["arrayobj_at_fit"] is True
+    assert lazy["digest"] == eager["digest"]
+    assert lazy["compiled_after"] == eager["compiled_after"] == 3.0
+    assert lazy["same_again"] and eager["same_again"]

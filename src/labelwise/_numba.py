@@ -338,6 +338,10 @@ class KernelCache(caching.FunctionCache):
         return None
 
     def _load_overload(self, sig, target_context):
+        with _environments_of_unimported_numba_modules():
+            return self._load_overload_now(sig, target_context)
+
+    def _load_overload_now(self, sig, target_context):
         try:
             data = super()._load_overload(sig, target_context)
         except Exception as exc:  # a truncated or foreign file in the user cache: a miss
@@ -370,6 +374,65 @@ class KernelCache(caching.FunctionCache):
         except Exception:  # unreadable (warned at load): start the index again
             self._cache_file.flush()
         super()._save_overload(sig, data)
+
+
+def _rebuild_env_without_import(modname, consts, env_name):
+    """numba's ``_rebuild_env`` (how a cached kernel's pickled environments come back), except
+    that the environment of a function of a numba module not imported yet gets a stand-in
+    globals dict (only ``__name__``) instead of importing the module.
+
+    A cached kernel carries an environment for every function it calls, numba's own
+    included (``numba.np.arrayobj``'s for an allocation); numba's rebuild imports each
+    one's module for its globals dict. Compiled nopython code never reads those globals
+    (only object mode looks names up in them); it reads the environment's constants,
+    which are restored here as numba restores them. Importing ``numba.np.arrayobj`` (and
+    its unicode, hashing, random and sorting modules) is ~15 ms of a fresh process's first
+    fit; the kernels run the same code either way (tests/test_numba_cache.py)."""
+    from numba.core.environment import Environment, lookup_environment
+
+    env = lookup_environment(env_name)
+    if env is not None:
+        return env
+    if not (isinstance(modname, str) and modname.startswith("numba.")) \
+            or modname in sys.modules:
+        return _NUMBA_REBUILD_ENV(modname, consts, env_name)
+    env = Environment({"__name__": modname})
+    env.consts[:] = consts
+    env.env_name = env_name
+    Environment._memo[env_name] = env
+    return env
+
+
+def _numba_rebuild_env():
+    from numba.core import environment
+
+    rebuild = getattr(environment, "_rebuild_env", None)
+    if not callable(rebuild) or not hasattr(environment.Environment, "_memo") \
+            or not callable(getattr(environment, "lookup_environment", None)):
+        return None
+    return rebuild
+
+
+#: numba's own ``_rebuild_env`` (None with a numba whose internals differ: then unchanged)
+_NUMBA_REBUILD_ENV = _numba_rebuild_env()
+
+
+class _environments_of_unimported_numba_modules:
+    """While a kernel is read from the cache, pickle's reference to numba's
+    ``_rebuild_env`` finds :func:`_rebuild_env_without_import` (numba's compiler lock,
+    held by the dispatcher through the load, keeps other loads out meanwhile)."""
+
+    def __enter__(self):
+        if _NUMBA_REBUILD_ENV is not None:
+            from numba.core import environment
+
+            environment._rebuild_env = _rebuild_env_without_import
+
+    def __exit__(self, *exc):
+        if _NUMBA_REBUILD_ENV is not None:
+            from numba.core import environment
+
+            environment._rebuild_env = _NUMBA_REBUILD_ENV
 
 
 def _light_load_supported() -> bool:

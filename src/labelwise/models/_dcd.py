@@ -44,7 +44,8 @@ from numba.extending import intrinsic
 from .._numba import njit
 
 __all__ = ["LOSS_SQUARED_HINGE", "LOSS_LOGISTIC", "row_sq_norms", "dcd_solve", "train_chunk",
-           "train_chunk_from", "train_rows_from", "sq_hinge_block"]
+           "train_chunk_from", "train_rows_from", "sq_hinge_block", "block_weights",
+           "train_chunk_lockstep", "logistic_block"]
 
 LOSS_SQUARED_HINGE = 0
 LOSS_LOGISTIC = 1
@@ -69,17 +70,23 @@ def row_sq_norms(x_indptr, x_data, bias):
     return out
 
 
+# A full row (dense X, indices 0..d-1) is read through a slice indexed by ``range``, a
+# sparse one through unsigned indices: numba then knows no index is negative and emits no
+# wrap-around branch per element, so the full row's update vectorises (yeast: 36 -> 8 ns a
+# row) and the sums run about a fifth faster. The same operations in the same order: the
+# same numbers.
 @njit(nogil=True, cache=True, inline="always")
 def _dot(w, x_indptr, x_indices, x_data, i, bias, d):
     s = w[d] * bias
     a = x_indptr[i]
     b = x_indptr[i + 1]
-    if b - a == d:  # a full row (dense X): indices are 0..d-1, read w in order
+    if b - a == d:  # a full row: read w in order, without the index gather
+        xs = x_data[a:b]
         for k in range(d):
-            s += w[k] * x_data[a + k]
+            s += w[k] * xs[k]
     else:
         for p in range(a, b):
-            s += w[x_indices[p]] * x_data[p]
+            s += w[np.uint64(x_indices[p])] * x_data[np.uint64(p)]
     return s
 
 
@@ -88,11 +95,12 @@ def _axpy(a, w, x_indptr, x_indices, x_data, i, bias, d):
     lo = x_indptr[i]
     hi = x_indptr[i + 1]
     if hi - lo == d:  # a full row: the same updates, without the index gather
+        xs = x_data[lo:hi]
         for k in range(d):
-            w[k] += a * x_data[lo + k]
+            w[k] += a * xs[k]
     else:
         for p in range(lo, hi):
-            w[x_indices[p]] += a * x_data[p]
+            w[np.uint64(x_indices[p])] += a * x_data[np.uint64(p)]
     w[d] += a * bias
 
 
@@ -496,17 +504,76 @@ def _swap_columns(A, a, b):
         A[r, b] = t
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _block_margins(W, wb, bias, rid, rx, b, n_live, acc):
+    """``acc[j]`` = the margin of problem (column) ``j < n_live`` on the visited row (local
+    feature ids ``rid[:b]``, values ``rx[:b]``): four features a sweep over the problems,
+    added in order (``((acc + w1 x1) + w2 x2) + ...``, the sums of one at a time)."""
+    for j in range(n_live):
+        acc[j] = wb[j] * bias
+    p = 0
+    while p + 4 <= b:
+        w1 = W[rid[p]]
+        w2 = W[rid[p + 1]]
+        w3 = W[rid[p + 2]]
+        w4 = W[rid[p + 3]]
+        x1 = rx[p]
+        x2 = rx[p + 1]
+        x3 = rx[p + 2]
+        x4 = rx[p + 3]
+        for j in range(n_live):
+            acc[j] = (((acc[j] + w1[j] * x1) + w2[j] * x2) + w3[j] * x3) + w4[j] * x4
+        p += 4
+    while p < b:
+        w = W[rid[p]]
+        xv = rx[p]
+        for j in range(n_live):
+            acc[j] += w[j] * xv
+        p += 1
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _block_update(W, wb, bias, rid, rx, b, n_live, n_step, dense_step, step, who):
+    """Add ``dense_step[j]`` times the visited row to problem ``j``'s weights, for the
+    ``n_step`` problems whose step is not zero: across every live column when they are a
+    quarter of them or more (SIMD), else through the list of those that moved."""
+    if 4 * n_step >= n_live:
+        for p in range(b):
+            w = W[rid[p]]
+            xv = rx[p]
+            for j in range(n_live):
+                w[j] += dense_step[j] * xv
+        for j in range(n_live):
+            wb[j] += dense_step[j] * bias
+        return
+    u = 0
+    for j in range(n_live):
+        if dense_step[j] != 0.0:
+            who[u] = j
+            step[u] = dense_step[j]
+            u += 1
+    for p in range(b):
+        w = W[rid[p]]
+        xv = rx[p]
+        for u in range(n_step):
+            w[who[u]] += step[u] * xv
+    for u in range(n_step):
+        wb[who[u]] += step[u] * bias
+
+
 @njit(nogil=True, cache=True)
 def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr, tgt_indices,
                    C, bias, tol, max_iter, seed, W, wb, n_iter):
     """Squared-hinge DCD for ``m`` binary problems on the same rows, run in lockstep.
 
     Problem ``j``'s positives are the local positions ``tgt_indices[tgt_indptr[j]:
-    tgt_indptr[j+1]]`` into ``rows``; every other row is negative. Features are renumbered
+    tgt_indptr[j+1]]`` into ``rows``; every other row is negative; ``C[j]`` (float64 (m,))
+    is its regularisation constant. Features are renumbered
     by ``loc`` (global feature id -> local id, for every feature of the rows). ``W``
     (n_local, m), zero on entry, receives problem ``j``'s weight on local feature ``l`` at
     ``W[l, j]``; ``wb`` (m,), zero on entry, the bias weights; ``n_iter`` (m,) the epochs
-    each problem ran. Every epoch visits the rows in one order shared by all problems
+    each problem ran. Started from non-zero ``W`` and ``wb`` (a centre ``c``), the same
+    updates solve the proximal problem of the module docstring's warm start. Every epoch visits the rows in one order shared by all problems
     (shuffled by the xorshift generator seeded with ``seed``), so a row's ``m`` margins
     are one pass over its features with the problems' weights contiguous (SIMD), and its
     updates one more. Each problem follows the coordinate updates of :func:`_sq_hinge_rows`
@@ -541,7 +608,9 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
     """
     n = rows.shape[0]
     m = wb.shape[0]
-    diag = 0.5 / C
+    diag = np.empty(m, np.float64)
+    for j in range(m):
+        diag[j] = 0.5 / C[j]
     inf = np.inf
     ypos = np.zeros((n, m), np.uint8)
     for j in range(m):
@@ -574,11 +643,7 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
         for s in range(n):
             t = index[s]
             i = rows[t]
-            a = x_indptr[i]
-            b = x_indptr[i + 1] - a
-            for p in range(b):
-                rid[p] = loc[x_indices[a + p]]
-                rx[p] = np.float64(x_data[a + p])
+            b = _read_row(x_indptr, x_indices, x_data, loc, i, rid, rx)
             if prefetch and s + 1 < n:  # the next row's weight rows, while this one runs
                 i2 = rows[index[s + 1]]
                 for p in range(x_indptr[i2], x_indptr[i2 + 1]):
@@ -586,67 +651,25 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
                     for c in range(0, n_live, line):
                         _prefetch(W, r, c)
                     _prefetch(W, r, n_live - 1)
-            for j in range(n_live):
-                acc[j] = wb[j] * bias
-            p = 0
-            while p + 4 <= b:  # four features a sweep, added in order
-                w1 = W[rid[p]]
-                w2 = W[rid[p + 1]]
-                w3 = W[rid[p + 2]]
-                w4 = W[rid[p + 3]]
-                x1 = rx[p]
-                x2 = rx[p + 1]
-                x3 = rx[p + 2]
-                x4 = rx[p + 3]
-                for j in range(n_live):
-                    acc[j] = (((acc[j] + w1[j] * x1) + w2[j] * x2) + w3[j] * x3) + w4[j] * x4
-                p += 4
-            while p < b:
-                w = W[rid[p]]
-                xv = rx[p]
-                for j in range(n_live):
-                    acc[j] += w[j] * xv
-                p += 1
-            q = sq_norms[i] + diag
+            _block_margins(W, wb, bias, rid, rx, b, n_live, acc)
+            sq = sq_norms[i]
             y_row = ypos[t]
             a_row = alpha[t]
             n_step = 0
             for j in range(n_live):  # branch-free, so that it vectorises
                 yj = 2.0 * y_row[j] - 1.0
                 a_old = a_row[j]
-                g = yj * acc[j] - 1.0 + a_old * diag
+                g = yj * acc[j] - 1.0 + a_old * diag[j]
                 pg = g if (a_old > 0.0 or g < 0.0) else 0.0
                 pg_max[j] = max(pg_max[j], pg)
                 pg_min[j] = min(pg_min[j], pg)
-                a_new = max(a_old - g / q, 0.0)
+                a_new = max(a_old - g / (sq + diag[j]), 0.0)
                 a_row[j] = a_new
                 d = (a_new - a_old) * yj
                 dense_step[j] = d
                 n_step += d != 0.0
-            if n_step == 0:
-                continue
-            if 4 * n_step >= n_live:
-                for p in range(b):
-                    w = W[rid[p]]
-                    xv = rx[p]
-                    for j in range(n_live):
-                        w[j] += dense_step[j] * xv
-                for j in range(n_live):
-                    wb[j] += dense_step[j] * bias
-            else:
-                u = 0
-                for j in range(n_live):
-                    if dense_step[j] != 0.0:
-                        who[u] = j
-                        step[u] = dense_step[j]
-                        u += 1
-                for p in range(b):
-                    w = W[rid[p]]
-                    xv = rx[p]
-                    for u in range(n_step):
-                        w[who[u]] += step[u] * xv
-                for u in range(n_step):
-                    wb[who[u]] += step[u] * bias
+            if n_step > 0:
+                _block_update(W, wb, bias, rid, rx, b, n_live, n_step, dense_step, step, who)
         it += 1
         c = 0
         while c < n_live:
@@ -659,14 +682,168 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
                 _swap_columns(W, c, n_live)
                 _swap_columns(alpha, c, n_live)
                 _swap_columns(ypos, c, n_live)
-                for arr in (wb, pg_max, pg_min):
+                for arr in (wb, pg_max, pg_min, diag):
                     tmp = arr[c]
                     arr[c] = arr[n_live]
                     arr[n_live] = tmp
                 tj = col[c]
                 col[c] = col[n_live]
                 col[n_live] = tj
-    for c in range(m):  # back to problem order: column c holds problem col[c]
+    _problem_order(W, wb, col)
+
+
+@njit(nogil=True, cache=True)
+def logistic_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr, tgt_indices,
+                   C, bias, tol, max_iter, seed, W, wb, n_iter):
+    """Logistic dual CD for ``m`` binary problems on the same rows, run in lockstep: the
+    arguments and outputs of :func:`sq_hinge_block` (``W``, ``wb`` zero on entry, or a
+    centre for the proximal problem), the loss of :func:`_logistic_rows`.
+
+    Every epoch visits the rows in one order shared by the problems; a row's margins are one
+    pass over its features for all of them and its updates one more (SIMD across problems),
+    and between the two each problem takes its own Newton steps on its dual pair, exactly
+    the steps of :func:`_logistic_rows` (its starting duals, its inner tolerance, tightened
+    per problem after an epoch of few Newton steps). A problem stops (its weights frozen,
+    its column swapped out of the live ones) after the first epoch whose largest
+    sub-problem gradient is ``< tol``, so each converges to the optimum it would alone.
+    ``n_iter[j]``: the epochs problem ``j`` ran."""
+    n = rows.shape[0]
+    m = wb.shape[0]
+    max_inner = 100
+    eta = 0.1
+    eps_min = min(1e-8, tol)
+    ypos = np.zeros((n, m), np.uint8)
+    for j in range(m):
+        for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
+            ypos[tgt_indices[p], j] = 1
+    Cc = np.empty(m, np.float64)
+    a0 = np.empty(m, np.float64)
+    inner_eps = np.full(m, 1e-2)
+    for j in range(m):
+        Cc[j] = C[j]
+        a0[j] = min(0.001 * C[j], 1e-8)
+    lo = np.empty((n, m), np.float64)  # the dual pair of row t: lo + hi = C
+    hi = np.empty((n, m), np.float64)
+    col = np.arange(m)
+    n_live = m
+    acc = np.empty(m, np.float64)
+    dense_step = np.zeros(m, np.float64)
+    step = np.empty(m, np.float64)
+    who = np.empty(m, np.int64)
+    g_max = np.zeros(m, np.float64)
+    newton = np.zeros(m, np.int64)
+    index = np.arange(n)
+    longest = 0
+    for t in range(n):
+        longest = max(longest, x_indptr[rows[t] + 1] - x_indptr[rows[t]])
+    rid = np.empty(longest, np.int64)
+    rx = np.empty(longest, np.float64)
+    for t in range(n):  # the starting duals' weights, rows in order (as _logistic_rows)
+        b = _read_row(x_indptr, x_indices, x_data, loc, rows[t], rid, rx)
+        for j in range(m):
+            lo[t, j] = a0[j]
+            hi[t, j] = Cc[j] - a0[j]
+            dense_step[j] = (2.0 * ypos[t, j] - 1.0) * a0[j]
+        _block_update(W, wb, bias, rid, rx, b, m, m, dense_step, step, who)
+    state = np.ones(1, np.uint64)
+    _seed_state(seed, state)
+    it = 0
+    while it < max_iter and n_live > 0:
+        _shuffle(index, n, state)
+        g_max[:n_live] = 0.0
+        newton[:n_live] = 0
+        for s in range(n):
+            t = index[s]
+            i = rows[t]
+            b = _read_row(x_indptr, x_indices, x_data, loc, i, rid, rx)
+            _block_margins(W, wb, bias, rid, rx, b, n_live, acc)
+            q = sq_norms[i]
+            n_step = 0
+            for j in range(n_live):
+                yj = 2.0 * ypos[t, j] - 1.0
+                Cj = Cc[j]
+                bb = yj * acc[j]
+                sign = 1.0
+                a_old = lo[t, j]
+                if 0.5 * q * (hi[t, j] - lo[t, j]) + bb < 0.0:
+                    sign = -1.0
+                    a_old = hi[t, j]
+                z = a_old
+                if Cj - z < 0.5 * Cj:
+                    z = 0.1 * z
+                gp = q * (z - a_old) + sign * bb + np.log(z / (Cj - z))
+                if abs(gp) > g_max[j]:
+                    g_max[j] = abs(gp)
+                inner = 0
+                while inner <= max_inner:
+                    if abs(gp) < inner_eps[j]:
+                        break
+                    gpp = q + Cj / (Cj - z) / z
+                    tmpz = z - gp / gpp
+                    if tmpz <= 0.0:
+                        z *= eta
+                    else:
+                        z = tmpz
+                    gp = q * (z - a_old) + sign * bb + np.log(z / (Cj - z))
+                    inner += 1
+                newton[j] += inner
+                d = 0.0
+                if inner > 0:
+                    if sign > 0.0:
+                        lo[t, j] = z
+                        hi[t, j] = Cj - z
+                    else:
+                        hi[t, j] = z
+                        lo[t, j] = Cj - z
+                    d = sign * (z - a_old) * yj
+                dense_step[j] = d
+                n_step += d != 0.0
+            if n_step > 0:
+                _block_update(W, wb, bias, rid, rx, b, n_live, n_step, dense_step, step, who)
+        it += 1
+        c = 0
+        while c < n_live:
+            n_iter[col[c]] = it
+            if g_max[c] >= tol:
+                if newton[c] <= n // 10:
+                    inner_eps[c] = max(eps_min, 0.1 * inner_eps[c])
+                c += 1
+                continue
+            n_live -= 1  # stopped: swap it out of the live prefix
+            if c != n_live:
+                _swap_columns(W, c, n_live)
+                _swap_columns(lo, c, n_live)
+                _swap_columns(hi, c, n_live)
+                _swap_columns(ypos, c, n_live)
+                for arr in (wb, g_max, Cc, a0, inner_eps):
+                    tmp = arr[c]
+                    arr[c] = arr[n_live]
+                    arr[n_live] = tmp
+                tn = newton[c]
+                newton[c] = newton[n_live]
+                newton[n_live] = tn
+                tj = col[c]
+                col[c] = col[n_live]
+                col[n_live] = tj
+    _problem_order(W, wb, col)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _read_row(x_indptr, x_indices, x_data, loc, i, rid, rx):
+    """Row ``i``'s local feature ids into ``rid`` and values (float64) into ``rx``; returns
+    how many."""
+    a = x_indptr[i]
+    b = x_indptr[i + 1] - a
+    for p in range(b):
+        rid[p] = loc[x_indices[a + p]]
+        rx[p] = np.float64(x_data[a + p])
+    return b
+
+
+@njit(nogil=True, cache=True)
+def _problem_order(W, wb, col):
+    """Put a block's columns back in problem order: column ``c`` holds problem ``col[c]``."""
+    for c in range(col.shape[0]):
         while col[c] != c:
             j = col[c]
             _swap_columns(W, c, j)
@@ -675,3 +852,86 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
             wb[j] = tmp
             col[c] = col[j]
             col[j] = j
+
+
+@njit(nogil=True, cache=True)
+def block_weights(W, loc, feats, prune_threshold, counts):
+    """The kept weights of a lockstep block (:func:`sq_hinge_block`'s ``W``, local feature
+    ``loc[f]`` of global feature ``f``), in :func:`train_chunk`'s layout: problem ``j``
+    keeps the non-zero weights with ``|w| >= prune_threshold`` over the features ``feats``
+    (ascending); ``counts[j]`` (zero on entry) receives how many. Returns ``(feat, vals)``.
+
+    Row-major passes: count, then place without a branch: each weight is written at its
+    problem's next slot, which advances only past a kept one, into a buffer with one spare
+    slot after each problem; then compacted."""
+    m = W.shape[1]
+    nf = feats.shape[0]
+    for q in range(nf):
+        Wq = W[loc[feats[q]]]
+        for j in range(m):
+            v = Wq[j]
+            counts[j] += (v != 0.0) & (abs(v) >= prune_threshold)
+    start = np.zeros(m + 1, np.int64)
+    for j in range(m):
+        start[j + 1] = start[j] + counts[j]
+    put = start[:m] + np.arange(m)
+    gap_feat = np.empty(start[m] + m, np.int32)
+    gap_vals = np.empty(start[m] + m, np.float32)
+    for q in range(nf):
+        Wq = W[loc[feats[q]]]
+        fq = feats[q]
+        for j in range(m):
+            v = Wq[j]
+            gap_feat[put[j]] = fq
+            gap_vals[put[j]] = v
+            put[j] += (v != 0.0) & (abs(v) >= prune_threshold)
+    feat = np.empty(start[m], np.int32)
+    vals = np.empty(start[m], np.float32)
+    for j in range(m):
+        feat[start[j]:start[j + 1]] = gap_feat[start[j] + j:start[j + 1] + j]
+        vals[start[j]:start[j + 1]] = gap_vals[start[j] + j:start[j + 1] + j]
+    return feat, vals
+
+
+@njit(nogil=True, cache=True)
+def train_chunk_lockstep(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labels,
+                         loss, C, bias, tol, max_iter, prune_threshold, seed, n_features,
+                         c_indptr, c_indices, c_data, c_bias):
+    """The problems of the labels ``labels`` (ids into the CSC label matrix ``y_indptr/
+    y_indices``, every row of X) solved in lockstep by :func:`sq_hinge_block` or
+    :func:`logistic_block` (``loss``).
+
+    Label ``lab = labels[j]`` solves the proximal problem of :func:`train_chunk_from` at
+    ``C[j]`` (float64 (m,)) from its centre, column ``lab`` of the CSC ``c_*`` and
+    ``c_bias[lab]``; with ``c_indptr`` empty every centre is 0 (the ordinary problem). Every block shares the row order of the generator seeded with
+    ``seed``, and a problem's arithmetic depends only on that order, its own labels and its
+    own weights, so a label gets the same weights in any block of labels (threads, Dask
+    tasks). Returns what :func:`train_chunk` returns."""
+    m = labels.shape[0]
+    n = x_indptr.shape[0] - 1
+    counts = np.zeros(m, np.int64)
+    bias_w = np.zeros(m, np.float64)
+    n_iter = np.zeros(m, np.int64)
+    rows = np.arange(n, dtype=np.int64)
+    feats = np.arange(n_features, dtype=np.int64)
+    tgt_indptr = np.zeros(m + 1, np.int64)
+    for j in range(m):
+        lab = labels[j]
+        tgt_indptr[j + 1] = tgt_indptr[j] + y_indptr[lab + 1] - y_indptr[lab]
+    tgt_indices = np.empty(tgt_indptr[m], np.int64)
+    W = np.zeros((n_features, m), np.float32)
+    for j in range(m):
+        lab = labels[j]
+        tgt_indices[tgt_indptr[j]:tgt_indptr[j + 1]] = y_indices[y_indptr[lab]:y_indptr[lab + 1]]
+        if c_indptr.shape[0] > 0:
+            for p in range(c_indptr[lab], c_indptr[lab + 1]):
+                W[c_indices[p], j] = c_data[p]
+            bias_w[j] = c_bias[lab]
+    if loss == LOSS_SQUARED_HINGE:
+        sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, feats, tgt_indptr,
+                       tgt_indices, C, bias, tol, max_iter, seed, W, bias_w, n_iter)
+    else:
+        logistic_block(x_indptr, x_indices, x_data, sq_norms, rows, feats, tgt_indptr,
+                       tgt_indices, C, bias, tol, max_iter, seed, W, bias_w, n_iter)
+    feat, vals = block_weights(W, feats, feats, prune_threshold, counts)
+    return counts, feat, vals, bias_w, n_iter

@@ -49,6 +49,7 @@ from ._dcd import (
     _logistic_rows,
     _seed_state,
     _sq_hinge_rows,
+    block_weights,
     keep_weights,
     sq_hinge_block,
 )
@@ -328,34 +329,9 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
         loc = _frequency_order(x_indptr, x_indices, rows, feats, n_features)
         W = np.zeros((nf, m), np.float32)
         sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
-                       tgt_indices, C, bias, tol, max_iter, seeds[0], W, bias_w, n_iter)
-        # row-major passes: count, then place (features ascending) without a branch: each
-        # weight is written at its classifier's next slot, which advances only past a kept
-        # one, into a buffer with one spare slot after each classifier; then compacted
-        for q in range(nf):
-            Wq = W[loc[feats[q]]]
-            for j in range(m):
-                v = Wq[j]
-                counts[j] += (v != 0.0) & (abs(v) >= prune_threshold)
-        start = np.zeros(m + 1, np.int64)
-        for j in range(m):
-            start[j + 1] = start[j] + counts[j]
-        put = start[:m] + np.arange(m)
-        gap_feat = np.empty(start[m] + m, np.int32)
-        gap_vals = np.empty(start[m] + m, np.float32)
-        for q in range(nf):
-            Wq = W[loc[feats[q]]]
-            fq = feats[q]
-            for j in range(m):
-                v = Wq[j]
-                gap_feat[put[j]] = fq
-                gap_vals[put[j]] = v
-                put[j] += (v != 0.0) & (abs(v) >= prune_threshold)
-        feat = np.empty(start[m], np.int32)
-        vals = np.empty(start[m], np.float32)
-        for j in range(m):
-            feat[start[j]:start[j + 1]] = gap_feat[start[j] + j:start[j + 1] + j]
-            vals[start[j]:start[j + 1]] = gap_vals[start[j] + j:start[j + 1] + j]
+                       tgt_indices, np.full(m, C), bias, tol, max_iter, seeds[0], W, bias_w,
+                       n_iter)
+        feat, vals = block_weights(W, loc, feats, prune_threshold, counts)
         return counts, feat, vals, bias_w, n_iter
     w = np.zeros(n_features + 1, np.float64)
     y = np.empty(n, np.float64)

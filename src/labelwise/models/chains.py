@@ -61,7 +61,7 @@ from ._learners import (
 )
 from .base import MultiLabelModel, sigmoid
 from .ovr import check_number
-from .topk import map_ranges, resolve_n_threads, topk_dense
+from .topk import map_ranges, map_threads, resolve_n_threads, topk_dense
 
 __all__ = ["ClassifierChain"]
 
@@ -206,12 +206,8 @@ class ClassifierChain(MultiLabelModel):
             Xc, Yc = X[rows], Yd[rows][:, orders[c]]
             XA = sp.hstack([Xc, sp.csr_matrix(Yc.astype(np.float32))], format="csr")
             XA.sort_indices()
-            chain = []
-            for p in range(L):
-                sub = XA[:, :d + p]
-                got = fit_binary(sub, Yc[:, p], self.base, C=self.C,
-                                 seed=(seed + 7919 * c + p) % 2**32, n_threads=self.n_threads)
-                chain.append(got)
+            chain = self._fit_positions(XA, Yc, d, (seed + 7919 * c) % 2**32)
+            for p, got in enumerate(chain):
                 if isinstance(got, tuple):
                     w, bias = got
                     wx_cols.append(w[:d])
@@ -226,6 +222,23 @@ class ClassifierChain(MultiLabelModel):
         self.label_coef_ = wy
         self.intercept_ = b
         self.learners_ = None if linear else learners
+
+    def _fit_positions(self, XA: sp.csr_matrix, Yc: np.ndarray, d: int, seed: int) -> list:
+        """The chain's classifiers, position p on the features ``XA[:, :d + p]`` (X and the
+        true labels before p). They do not depend on each other (training conditions on the
+        true labels), so with labelwise's linear base they are trained side by side on the
+        threads, one thread each (the same problems and seeds: the same weights); a
+        scikit-learn base is fitted one position after another, with ``n_threads``."""
+        L = Yc.shape[1]
+        threads = resolve_n_threads(self.n_threads)
+
+        def fit(p: int, n_threads: int | None):
+            return fit_binary(XA[:, :d + p], Yc[:, p], self.base, C=self.C,
+                              seed=(seed + p) % 2**32, n_threads=n_threads)
+
+        if isinstance(self.base, str) and threads > 1:
+            return map_threads(lambda p: fit(p, 1), range(L), threads)
+        return [fit(p, self.n_threads) for p in range(L)]
 
     # ------------------------------------------------------------------ inference
     def _cond_proba(self, c: int, p: int, X: sp.csr_matrix, prefix: np.ndarray,
