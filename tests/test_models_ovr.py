@@ -447,3 +447,25 @@ def test_yeast_accuracy_close_to_sklearn():
     theirs = scores(sp.csr_matrix((D > 0).astype(np.float32)), D.argmax(axis=1))
     assert ours[0] >= theirs[0] - 0.02 and ours[1] >= theirs[1] - 0.02, (ours, theirs)
     assert ours[0] > 0.7 and ours[1] > 0.6
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 7), st.integers(0, 6), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1))
+def test_dense_to_csr_is_scipys_csr(n, d, density, seed):
+    """base.dense_to_csr against scipy's own conversion: the same stored entries, order,
+    index arrays and dtype, for empty shapes, empty rows, full rows and NaN."""
+    from labelwise.models.base import dense_to_csr
+
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, d)).astype(np.float32)
+    A[rng.random((n, d)) >= density] = 0.0
+    if n and d and seed % 3 == 0:
+        A[0, 0] = np.nan
+    got, ref = dense_to_csr(A), sp.csr_matrix(A)
+    assert got.shape == ref.shape and got.dtype == ref.dtype
+    for a, b in ((got.indptr, ref.indptr), (got.indices, ref.indices)):
+        assert np.array_equal(a, b)
+    assert np.array_equal(got.data, ref.data, equal_nan=True)
+    assert got.has_canonical_format
+    full = np.ones((3, 4), np.float32)
+    assert np.array_equal(dense_to_csr(full).indices, np.tile(np.arange(4), 3))

@@ -102,3 +102,27 @@ def test_rakel_scores_average_the_labelsets():
             tot[:, lab] += P[:, classes[:, j]].sum(axis=1)
             votes[lab] += 1
     assert np.allclose(M, tot / votes, atol=1e-9)
+
+
+def test_rakel_labelsets_trained_side_by_side_give_the_same_model():
+    """RAkEL's labelsets are fitted on the threads at once (one thread each): the same model,
+    bit for bit, as one after another, each part the multiclass fit of its labelset alone."""
+    from labelwise.models._learners import fit_multiclass
+
+    X, Y = small_data(seed=5, n_labels=6)
+    kw = dict(k=3, mode="overlapping", n_models=5, random_state=2)
+    one = RAkEL(n_threads=1, **kw).fit(X, Y)
+    two = RAkEL(n_threads=2, **kw).fit(X, Y)
+    assert len(one.parts_) == len(two.parts_) == 5
+    for a, b in zip(one.parts_, two.parts_, strict=True):
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+        for x, y in zip(a[3], b[3], strict=True):
+            assert np.array_equal(x, y)
+    Xn = two._prepare_X(sp.csr_matrix(X, dtype=np.float32))
+    t = 3
+    labelset, classes, kind, learner = two.parts_[t]
+    _, rows, cls, _, _ = prune_label_sets(Y.toarray()[:, labelset] > 0, two.min_count,
+                                          two.max_subsets)
+    ref_kind, ref = fit_multiclass(Xn[rows], cls, classes.shape[0], "linear", C=two.C,
+                                   seed=(2 + 7919 * t) % 2**32, n_threads=1)
+    assert kind == ref_kind and all(np.array_equal(x, y) for x, y in zip(learner, ref))

@@ -248,7 +248,9 @@ def scale_rows(X: sp.csr_matrix, mean: np.ndarray, scale: np.ndarray,
     (the values of ``_tree_build.l2_normalize_rows``, in numpy: no numba kernel to load, which
     is most of ML-kNN's fit on a small set in a fresh process)."""
     if mean.size:
-        X = sp.csr_matrix(((X.toarray() - mean[None, :]) * scale[None, :]).astype(np.float32))
+        from .base import dense_to_csr
+
+        X = dense_to_csr(((X.toarray() - mean[None, :]) * scale[None, :]).astype(np.float32))
     if normalize is None:
         return X
     X = sp.csr_matrix(X)

@@ -58,7 +58,7 @@ from ._learners import (
 from .base import MultiLabelModel, as_feature_matrix
 from .chains import check_positive_int, check_seed, check_threads, fresh_seed
 from .ovr import check_number
-from .topk import topk_dense
+from .topk import map_threads, resolve_n_threads, topk_dense
 
 __all__ = ["LabelPowerset", "RAkEL", "rakel_labelsets", "prune_label_sets"]
 
@@ -196,16 +196,27 @@ class _PowersetFamily(MultiLabelModel):
         X = self._prepare_X(X)
         Yd = Y.toarray() > 0
         sets = self._labelsets(Yd.shape[1], rng)
-        parts, replaced, dropped = [], 0, 0
-        for t, labelset in enumerate(sets):
+        problems, replaced, dropped = [], 0, 0
+        for labelset in sets:
             classes, rows, cls, n_rep, n_drop = prune_label_sets(
                 Yd[:, labelset], self.min_count, self.max_subsets)
             replaced += n_rep
             dropped += n_drop
+            problems.append((labelset, classes, rows, cls))
+        threads = resolve_n_threads(self.n_threads)
+
+        def fit(t: int, n_threads: int | None) -> tuple:
+            labelset, classes, rows, cls = problems[t]
             kind, learner = fit_multiclass(X[rows], cls, classes.shape[0], self.base, C=self.C,
-                                           seed=(seed + 7919 * t) % 2**32,
-                                           n_threads=self.n_threads)
-            parts.append((labelset, classes, kind, learner))
+                                           seed=(seed + 7919 * t) % 2**32, n_threads=n_threads)
+            return labelset, classes, kind, learner
+
+        if isinstance(self.base, str) and threads > 1 and len(problems) > 1:
+            # RAkEL's labelsets are independent problems: side by side on the threads, one
+            # thread each (a classifier does not depend on its threads: the same weights)
+            parts = map_threads(lambda t: fit(t, 1), range(len(problems)), threads)
+        else:
+            parts = [fit(t, self.n_threads) for t in range(len(problems))]
         if replaced or dropped:
             warnings.warn(f"pruning (min_count={self.min_count}): {replaced} rows with rare "
                           f"label sets replaced by frequent subsets, {dropped} dropped (no "
