@@ -197,3 +197,20 @@ def test_positions_trained_side_by_side_give_the_same_chain():
                       n_threads=1)
     assert np.array_equal(single.coef_.toarray()[:, p].astype(np.float64), w[:d])
     assert np.array_equal(single.label_coef_[0, :p, p], w[d:]) and single.intercept_[0, p] == b
+
+
+def test_linear_binary_learner_is_fit_linear_of_one_label():
+    """fit_binary's linear learner (a chain position's, one kernel call) gives fit_linear's
+    weights and intercept for the one label, bit for bit."""
+    from labelwise.models._learners import fit_binary
+    from labelwise.models.ovr import fit_linear
+
+    X, Y = small_data(seed=8)
+    X = sp.csr_matrix(X, dtype=np.float32)
+    y = Y.toarray()[:, 1] > 0
+    for C, seed in ((1.0, 0), (0.3, 12345)):
+        w, b = fit_binary(X, y, "linear", C=C, seed=seed, n_threads=2)
+        coef, intercept, _ = fit_linear(X, sp.csr_matrix(y.astype(np.float32)[:, None]),
+                                        loss="logistic", C=C, prune_threshold=0.0, seed=seed)
+        assert np.array_equal(w, coef.toarray()[:, 0].astype(np.float64))
+        assert b == float(intercept[0])
