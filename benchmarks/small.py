@@ -32,6 +32,8 @@ Measured: micro-F1, macro-F1, Hamming loss, subset accuracy (from the predicted 
 seconds (wall clock inside the runner, data reading excluded), the fit's CPU seconds (all
 threads of the runner, ``time.process_time``), the 1-minute load average when the method
 started and peak RSS (the runner's VmHWM). Metrics are computed here with :mod:`labelwise.metrics`.
+Every runner is a fresh process; labelwise's modules are compiled to bytecode once before the
+runs (``bench-results/pycache``, ``PYTHONPYCACHEPREFIX``), as an installed package's are.
 
 Run: ``python benchmarks/small.py [--datasets emotions,scene] [--methods chain,skml-cc]
 [--threads 2] [--timeout 1800] [--budget 120]``; every record goes to
