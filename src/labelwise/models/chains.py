@@ -59,7 +59,7 @@ from ._learners import (
     fit_scaling,
     scale_rows,
 )
-from .base import MultiLabelModel, sigmoid
+from .base import MultiLabelModel, dense_to_csr, sigmoid
 from .ovr import check_number
 from .topk import map_ranges, map_threads, resolve_n_threads, topk_dense
 
@@ -204,7 +204,7 @@ class ClassifierChain(MultiLabelModel):
         for c in range(self.n_chains):
             rows = rng.integers(0, n, n) if self.bootstrap else np.arange(n)
             Xc, Yc = X[rows], Yd[rows][:, orders[c]]
-            XA = sp.hstack([Xc, sp.csr_matrix(Yc.astype(np.float32))], format="csr")
+            XA = sp.hstack([Xc, dense_to_csr(Yc.astype(np.float32))], format="csr")
             XA.sort_indices()
             chain = self._fit_positions(XA, Yc, d, (seed + 7919 * c) % 2**32)
             for p, got in enumerate(chain):
