@@ -204,6 +204,32 @@ def _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
     return it
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _logistic_newton(q, a_old, sign, b, C, inner_eps, max_inner, eta):
+    """One dual pair's Newton steps (liblinear's ``solve_l2r_lr_dual`` inner loop) from
+    ``a_old``, the chosen dual of the pair: returns its new value ``z``, the steps taken and
+    the sub-problem gradient's magnitude at the start (``q``: the row's squared norm, ``b``:
+    the signed margin)."""
+    z = a_old
+    if C - z < 0.5 * C:
+        z = 0.1 * z
+    gp = q * (z - a_old) + sign * b + np.log(z / (C - z))
+    g0 = abs(gp)
+    inner = 0
+    while inner <= max_inner:
+        if abs(gp) < inner_eps:
+            break
+        gpp = q + C / (C - z) / z
+        tmpz = z - gp / gpp
+        if tmpz <= 0.0:
+            z *= eta
+        else:
+            z = tmpz
+        gp = q * (z - a_old) + sign * b + np.log(z / (C - z))
+        inner += 1
+    return z, inner, g0
+
+
 @njit(nogil=True, cache=True)
 def _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol, max_iter,
                    w, alpha2, index, state):
@@ -240,25 +266,10 @@ def _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
                 ind2 = 2 * t
                 sign = -1.0
             a_old = alpha2[ind1]
-            z = a_old
-            if C - z < 0.5 * C:
-                z = 0.1 * z
-            gp = a * (z - a_old) + sign * b + np.log(z / (C - z))
-            if abs(gp) > g_max:
-                g_max = abs(gp)
-            inner = 0
-            while inner <= max_inner:
-                if abs(gp) < inner_eps:
-                    break
-                gpp = a + C / (C - z) / z
-                tmpz = z - gp / gpp
-                if tmpz <= 0.0:
-                    z *= eta
-                else:
-                    z = tmpz
-                gp = a * (z - a_old) + sign * b + np.log(z / (C - z))
-                newton_iter += 1
-                inner += 1
+            z, inner, g0 = _logistic_newton(a, a_old, sign, b, C, inner_eps, max_inner, eta)
+            if g0 > g_max:
+                g_max = g0
+            newton_iter += inner
             if inner > 0:
                 alpha2[ind1] = z
                 alpha2[ind2] = C - z
@@ -562,6 +573,30 @@ def _block_update(W, wb, bias, rid, rx, b, n_live, n_step, dense_step, step, who
 
 
 @njit(nogil=True, cache=True)
+def _block_setup(x_indptr, rows, tgt_indptr, tgt_indices, m):
+    """What a lockstep block of ``m`` problems over ``rows`` works with: the targets (uint8
+    (n, m), 1 at problem ``j``'s positive local positions), per-problem buffers (margins,
+    steps, the problems that moved), the row order and the visited row's local feature ids
+    and values."""
+    n = rows.shape[0]
+    ypos = np.zeros((n, m), np.uint8)
+    for j in range(m):
+        for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
+            ypos[tgt_indices[p], j] = 1
+    acc = np.empty(m, np.float64)
+    dense_step = np.zeros(m, np.float64)
+    step = np.empty(m, np.float64)
+    who = np.empty(m, np.int64)
+    index = np.arange(n)
+    longest = 0
+    for t in range(n):
+        longest = max(longest, x_indptr[rows[t] + 1] - x_indptr[rows[t]])
+    rid = np.empty(longest, np.int64)
+    rx = np.empty(longest, np.float64)
+    return ypos, acc, dense_step, step, who, index, rid, rx
+
+
+@njit(nogil=True, cache=True)
 def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr, tgt_indices,
                    C, bias, tol, max_iter, seed, W, wb, n_iter):
     """Squared-hinge DCD for ``m`` binary problems on the same rows, run in lockstep.
@@ -612,25 +647,13 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
     for j in range(m):
         diag[j] = 0.5 / C[j]
     inf = np.inf
-    ypos = np.zeros((n, m), np.uint8)
-    for j in range(m):
-        for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
-            ypos[tgt_indices[p], j] = 1
+    ypos, acc, dense_step, step, who, index, rid, rx = _block_setup(
+        x_indptr, rows, tgt_indptr, tgt_indices, m)
     alpha = np.zeros((n, m), np.float64)
     col = np.arange(m)
     n_live = m
-    acc = np.empty(m, np.float64)
-    dense_step = np.zeros(m, np.float64)
-    step = np.empty(m, np.float64)
-    who = np.empty(m, np.int64)
     pg_max = np.empty(m, np.float64)
     pg_min = np.empty(m, np.float64)
-    index = np.arange(n)
-    longest = 0
-    for t in range(n):
-        longest = max(longest, x_indptr[rows[t] + 1] - x_indptr[rows[t]])
-    rid = np.empty(longest, np.int64)  # the visited row: local feature ids, values
-    rx = np.empty(longest, np.float64)
     line = max(1, 64 // W.itemsize)  # entries of W a 64-byte cache line
     prefetch = W.size * W.itemsize > PREFETCH_BYTES
     state = np.ones(1, np.uint64)
@@ -712,10 +735,8 @@ def logistic_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
     max_inner = 100
     eta = 0.1
     eps_min = min(1e-8, tol)
-    ypos = np.zeros((n, m), np.uint8)
-    for j in range(m):
-        for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
-            ypos[tgt_indices[p], j] = 1
+    ypos, acc, dense_step, step, who, index, rid, rx = _block_setup(
+        x_indptr, rows, tgt_indptr, tgt_indices, m)
     Cc = np.empty(m, np.float64)
     a0 = np.empty(m, np.float64)
     inner_eps = np.full(m, 1e-2)
@@ -726,18 +747,8 @@ def logistic_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
     hi = np.empty((n, m), np.float64)
     col = np.arange(m)
     n_live = m
-    acc = np.empty(m, np.float64)
-    dense_step = np.zeros(m, np.float64)
-    step = np.empty(m, np.float64)
-    who = np.empty(m, np.int64)
     g_max = np.zeros(m, np.float64)
     newton = np.zeros(m, np.int64)
-    index = np.arange(n)
-    longest = 0
-    for t in range(n):
-        longest = max(longest, x_indptr[rows[t] + 1] - x_indptr[rows[t]])
-    rid = np.empty(longest, np.int64)
-    rx = np.empty(longest, np.float64)
     for t in range(n):  # the starting duals' weights, rows in order (as _logistic_rows)
         b = _read_row(x_indptr, x_indices, x_data, loc, rows[t], rid, rx)
         for j in range(m):
@@ -768,24 +779,10 @@ def logistic_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
                 if 0.5 * q * (hi[t, j] - lo[t, j]) + bb < 0.0:
                     sign = -1.0
                     a_old = hi[t, j]
-                z = a_old
-                if Cj - z < 0.5 * Cj:
-                    z = 0.1 * z
-                gp = q * (z - a_old) + sign * bb + np.log(z / (Cj - z))
-                if abs(gp) > g_max[j]:
-                    g_max[j] = abs(gp)
-                inner = 0
-                while inner <= max_inner:
-                    if abs(gp) < inner_eps[j]:
-                        break
-                    gpp = q + Cj / (Cj - z) / z
-                    tmpz = z - gp / gpp
-                    if tmpz <= 0.0:
-                        z *= eta
-                    else:
-                        z = tmpz
-                    gp = q * (z - a_old) + sign * bb + np.log(z / (Cj - z))
-                    inner += 1
+                z, inner, g0 = _logistic_newton(q, a_old, sign, bb, Cj, inner_eps[j], max_inner,
+                                                eta)
+                if g0 > g_max[j]:
+                    g_max[j] = g0
                 newton[j] += inner
                 d = 0.0
                 if inner > 0:
