@@ -229,15 +229,20 @@ def test_build_tree_invariants(branching, max_leaf):
                 assert max(sizes) - min(sizes) <= 1, sizes
 
 
-def test_l2_normalize_rows_matches_reference():
+def test_l2_normalize_rows_matches_reference(monkeypatch):
     rng = np.random.default_rng(3)
     Xd = (rng.normal(size=(30, 12)) * (rng.random((30, 12)) < 0.3)).astype(np.float32)
     Xd[4] = 0.0  # an empty row stays empty
+    Xd[7] *= 1e4
     got = _tree_build.l2_normalize_rows(sp.csr_matrix(Xd))
     norms = np.sqrt((Xd.astype(np.float64) ** 2).sum(axis=1))
     want = Xd / np.where(norms > 0, norms, 1.0)[:, None]
     assert got.dtype == np.float32
     np.testing.assert_allclose(got.toarray(), want, rtol=1e-6, atol=1e-7)
+    # numpy (small inputs) and the numba kernels (large ones): the same numbers
+    monkeypatch.setattr(_tree_build, "NUMPY_NORMALIZE_MAX", -1)
+    kernels = _tree_build.l2_normalize_rows(sp.csr_matrix(Xd))
+    assert np.array_equal(kernels.data, got.data) and np.array_equal(kernels.indptr, got.indptr)
 
 
 def test_balanced_ranges_hand_computed():

@@ -258,25 +258,17 @@ def scale_rows(X: sp.csr_matrix, mean: np.ndarray, scale: np.ndarray,
                normalize: Any) -> sp.csr_matrix:
     """X with the fitted column standardisation (when ``mean`` is not empty: the result is
     dense, stored as CSR) and then, unless ``normalize`` is None, every row at unit length
-    (the values of ``_tree_build.l2_normalize_rows``, in numpy: no numba kernel to load, which
-    is most of ML-kNN's fit on a small set in a fresh process)."""
+    (``_tree_build.l2_normalize_rows``: in numpy on small sets, so no numba kernel to load,
+    which was most of ML-kNN's fit on a small set in a fresh process)."""
     if mean.size:
         from .base import dense_to_csr
 
         X = dense_to_csr(((X.toarray() - mean[None, :]) * scale[None, :]).astype(np.float32))
     if normalize is None:
         return X
-    X = sp.csr_matrix(X)
-    data = np.asarray(X.data)
-    sq = np.asarray(sp.csr_matrix((data.astype(np.float64) ** 2, X.indices, X.indptr),
-                                  shape=X.shape).sum(axis=1)).ravel()
-    inv = np.zeros_like(sq)
-    nz = sq > 0
-    inv[nz] = 1.0 / np.sqrt(sq[nz])
-    out = sp.csr_matrix(((data * np.repeat(inv, np.diff(X.indptr))).astype(np.float32),
-                         X.indices, X.indptr), shape=X.shape)
-    out.has_sorted_indices = X.has_sorted_indices
-    return out
+    from ._tree_build import l2_normalize_rows
+
+    return l2_normalize_rows(X)
 
 
 def check_scaling(arrays: dict[str, np.ndarray], d: int, where: str) -> tuple[np.ndarray,

@@ -52,14 +52,33 @@ __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayou
            "balanced_ranges"]
 
 
+#: up to this many stored values, ``l2_normalize_rows`` works in numpy (temporaries of about
+#: 24 bytes a value) instead of in its numba kernels, whose first call in a process links
+#: them (~5 ms: most of a small set's fit in a fresh process)
+NUMPY_NORMALIZE_MAX = 1 << 22
+
+
 def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
-    """A CSR float32 copy of M's values (indices shared) with every non-zero row at norm 1."""
+    """A CSR float32 copy of M's values (indices shared) with every non-zero row at norm 1.
+
+    Each row's sum of squares is added in float64 in the row's order and every value
+    multiplied by the row's ``1 / sqrt(sum)`` in float64, then rounded to float32: in numpy
+    (scipy's row sums add in that order) for up to ``NUMPY_NORMALIZE_MAX`` values, else by
+    the numba kernels; the same numbers either way."""
     M = M if type(M) is sp.csr_matrix else sp.csr_matrix(M)
-    sq = _tree_kernels.row_sq_sums(M.indptr, M.data)
+    small = M.nnz <= NUMPY_NORMALIZE_MAX
+    if small:
+        sq = np.asarray(sp.csr_matrix((np.asarray(M.data, np.float64) ** 2, M.indices, M.indptr),
+                                      shape=M.shape).sum(axis=1)).ravel()
+    else:
+        sq = _tree_kernels.row_sq_sums(M.indptr, M.data)
     scale = np.zeros_like(sq)
     nz = sq > 0
     scale[nz] = 1.0 / np.sqrt(sq[nz])
-    data = _tree_kernels.scale_rows(M.indptr, M.data, scale)
+    if small:
+        data = (M.data * np.repeat(scale, np.diff(M.indptr))).astype(np.float32)
+    else:
+        data = _tree_kernels.scale_rows(M.indptr, M.data, scale)
     return trusted_csr(data, M.indices, M.indptr, M.shape,
                        sorted_indices=M.has_sorted_indices)
 
