@@ -129,6 +129,13 @@ def test_the_rule():
     assert lockstep_width("logistic", 1500, 103, 14) == 14
     n = LOCKSTEP_BYTES // (9 * LOCKSTEP_MIN) + 1  # 8 labels' duals alone exceed the budget
     assert lockstep_width("squared_hinge", n, 10, 50) == 0
+    from labelwise.models.ovr import _pieces
+
+    labels = np.arange(164, dtype=np.int64)  # yeast's label sets: as many blocks a thread
+    assert [p.size for p in _pieces(labels, 64, 2, "logistic")] == [41] * 4
+    assert [p.size for p in _pieces(labels[:20], 20, 2, "squared_hinge")] == [20]
+    assert [p.size for p in _pieces(labels[:20], 20, 2, "logistic")] == [10, 10]
+    assert [p.size for p in _pieces(labels[:100], 0, 2, "squared_hinge")] == [13] * 7 + [9]
     n = LOCKSTEP_BYTES // (17 * LOCKSTEP_MIN) + 1  # a logistic dual is a pair
     assert lockstep_width("squared_hinge", n, 10, 50) > 0 == lockstep_width("logistic", n, 10, 50)
 

@@ -120,12 +120,14 @@ def lockstep_width(loss: str, n: int, d: int, L: int) -> int:
 def _pieces(labels: np.ndarray, width: int, threads: int, loss: str) -> list[np.ndarray]:
     """``labels`` cut into contiguous pieces: label by label (``width`` 0) of at most 64,
     about four a thread; in lockstep of at most ``width``, one a thread while each keeps
-    ``LOCKSTEP_THREAD_MIN[loss]`` labels."""
+    ``LOCKSTEP_THREAD_MIN[loss]`` labels, and a multiple of the threads when more."""
     L = labels.shape[0]
     if not width:
         chunk = int(max(1, min(64, -(-L // (4 * threads)))))
         return [labels[a:a + chunk] for a in range(0, L, chunk)]
     count = max(1, min(threads, L // LOCKSTEP_THREAD_MIN[loss]), -(-L // width))
+    if count > threads:  # as many pieces on every thread (yeast's 164 label sets: 4 of 41,
+        count = -(-count // threads) * threads  # not 64 + 64 + 36 on two threads)
     return [piece for piece in np.array_split(labels, count) if piece.size]
 
 
