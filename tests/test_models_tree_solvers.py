@@ -175,16 +175,16 @@ def test_block_compaction_gives_each_problem_its_lone_result():
         W = np.zeros((feats.size, m), np.float32)
         wb, n_iter = np.zeros(m), np.zeros(m, np.int64)
         _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc,
-                            Yc.indptr.astype(np.int64), Yc.indices.astype(np.int64), np.full(wb.size, 0.9), 1.0,
-                            0.05, 60, 4, W, wb, n_iter)
+                            Yc.indptr.astype(np.int64), Yc.indices.astype(np.int64),
+                            np.full(wb.size, 0.9), 1.0, 0.05, 60, 4, W, wb, n_iter)
         assert len(set(n_iter.tolist())) > 1  # they did stop at different epochs
         for j in range(m):
             pos = Yc.indices[Yc.indptr[j]:Yc.indptr[j + 1]].astype(np.int64)
             W1 = np.zeros((feats.size, 1), np.float32)
             wb1, it1 = np.zeros(1), np.zeros(1, np.int64)
             _dcd.sq_hinge_block(X.indptr, X.indices, X.data, sq, rows, loc,
-                                np.array([0, pos.size], np.int64), pos, np.full(1, 0.9), 1.0, 0.05, 60, 4,
-                                W1, wb1, it1)
+                                np.array([0, pos.size], np.int64), pos, np.full(1, 0.9), 1.0,
+                                0.05, 60, 4, W1, wb1, it1)
             assert np.array_equal(W[:, j], W1[:, 0]) and wb[j] == wb1[0]
             assert n_iter[j] == it1[0]
 

@@ -603,13 +603,13 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
 
     Problem ``j``'s positives are the local positions ``tgt_indices[tgt_indptr[j]:
     tgt_indptr[j+1]]`` into ``rows``; every other row is negative; ``C[j]`` (float64 (m,))
-    is its regularisation constant. Features are renumbered
-    by ``loc`` (global feature id -> local id, for every feature of the rows). ``W``
-    (n_local, m), zero on entry, receives problem ``j``'s weight on local feature ``l`` at
-    ``W[l, j]``; ``wb`` (m,), zero on entry, the bias weights; ``n_iter`` (m,) the epochs
-    each problem ran. Started from non-zero ``W`` and ``wb`` (a centre ``c``), the same
-    updates solve the proximal problem of the module docstring's warm start. Every epoch visits the rows in one order shared by all problems
-    (shuffled by the xorshift generator seeded with ``seed``), so a row's ``m`` margins
+    is its regularisation constant. Features are renumbered by ``loc`` (global feature id ->
+    local id, for every feature of the rows). ``W`` (n_local, m), zero on entry, receives
+    problem ``j``'s weight on local feature ``l`` at ``W[l, j]``; ``wb`` (m,), zero on
+    entry, the bias weights; ``n_iter`` (m,) the epochs each problem ran. Started from
+    non-zero ``W`` and ``wb`` (a centre ``c``), the same updates solve the proximal problem
+    of the module docstring's warm start. Every epoch visits the rows in one order shared by
+    all problems (shuffled by the xorshift generator seeded with ``seed``), so a row's ``m`` margins
     are one pass over its features with the problems' weights contiguous (SIMD), and its
     updates one more. Each problem follows the coordinate updates of :func:`_sq_hinge_rows`
     without shrinking and stops (its weights frozen) after the first epoch whose
@@ -900,10 +900,11 @@ def train_chunk_lockstep(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indi
 
     Label ``lab = labels[j]`` solves the proximal problem of :func:`train_chunk_from` at
     ``C[j]`` (float64 (m,)) from its centre, column ``lab`` of the CSC ``c_*`` and
-    ``c_bias[lab]``; with ``c_indptr`` empty every centre is 0 (the ordinary problem). Every block shares the row order of the generator seeded with
-    ``seed``, and a problem's arithmetic depends only on that order, its own labels and its
-    own weights, so a label gets the same weights in any block of labels (threads, Dask
-    tasks). Returns what :func:`train_chunk` returns."""
+    ``c_bias[lab]``; with ``c_indptr`` empty every centre is 0 (the ordinary problem).
+    Every block shares the row order of the generator seeded with ``seed``, and a problem's
+    arithmetic depends only on that order, its own labels and its own weights, so a label
+    gets the same weights in any block of labels (threads, Dask tasks). Returns what
+    :func:`train_chunk` returns."""
     m = labels.shape[0]
     n = x_indptr.shape[0] - 1
     counts = np.zeros(m, np.int64)
