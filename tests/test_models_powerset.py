@@ -126,3 +126,21 @@ def test_rakel_labelsets_trained_side_by_side_give_the_same_model():
     ref_kind, ref = fit_multiclass(Xn[rows], cls, classes.shape[0], "linear", C=two.C,
                                    seed=(2 + 7919 * t) % 2**32, n_threads=1)
     assert kind == ref_kind and all(np.array_equal(x, y) for x, y in zip(learner, ref))
+
+
+def test_multiclass_linear_learner_alone_is_fit_linear():
+    """A labelset's classes solved one by one on one thread (one kernel call, no scipy
+    conversions) give fit_linear's weights bit for bit, as they do on two threads."""
+    from labelwise.models._learners import fit_multiclass
+
+    X, Y = small_data(seed=9, n_labels=3)
+    X = sp.csr_matrix(X, dtype=np.float32)
+    c = (Y.toarray()[:, :2] > 0).astype(np.int64) @ np.array([1, 2])
+    _, c = np.unique(c, return_inverse=True)
+    K = int(c.max()) + 1
+    assert 2 <= K < 8  # label by label (lockstep starts at 8)
+    one = fit_multiclass(X, c, K, "linear", C=0.7, seed=11, n_threads=1)
+    two = fit_multiclass(X, c, K, "linear", C=0.7, seed=11, n_threads=2)
+    assert one[0] == two[0] == "sigmoid"
+    assert all(np.array_equal(a, b) for a, b in zip(one[1], two[1], strict=True))
+    assert one[1][0].shape == (X.shape[1], K) and one[1][0].dtype == np.float64

@@ -120,7 +120,10 @@ def fit_binary(X: sp.csr_matrix, y: np.ndarray, base: Any, *, C: float, seed: in
     if y.all() or not y.any():
         return np.zeros(d), _const_logit(y)
     if base == "linear":
-        return _fit_linear_binary(X, y, C, seed)
+        positives = np.flatnonzero(y).astype(np.int64)
+        W, b = _fit_linear_alone(X, np.array([0, positives.size], np.int64), positives, C,
+                                 seed)
+        return W[:, 0], float(b[0])
     est = resolve_base(base)
     _set_seed(est, seed)
     est.fit(X, y.astype(np.int64))
@@ -132,23 +135,25 @@ def fit_binary(X: sp.csr_matrix, y: np.ndarray, base: Any, *, C: float, seed: in
     return est
 
 
-def _fit_linear_binary(X: sp.csr_matrix, y: np.ndarray, C: float,
-                       seed: int) -> tuple[np.ndarray, float]:
-    """``fit_linear(X, y as one label, loss="logistic", C=C, bias=1, tol=0.1, max_iter=1000,
-    prune_threshold=0, seed=seed)`` as ``(w, b)``: the same kernel call on the same arrays
-    (one label is solved alone on one thread), without the label matrix's and the weights'
-    conversions through scipy (most of a chain position's time on a small set)."""
+def _fit_linear_alone(X: sp.csr_matrix, y_indptr: np.ndarray, y_indices: np.ndarray, C: float,
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``fit_linear(X, Y, loss="logistic", C=C, bias=1, tol=0.1, max_iter=1000,
+    prune_threshold=0, seed=seed)`` for labels solved one by one, as dense float64 ``(W (d,
+    L), b (L,))``; Y given in CSC form (``y_indptr``, ``y_indices``: each label's positive
+    rows, ascending). The same kernel call on the same arrays, on one thread, without the
+    label matrix's and the weights' conversions through scipy (most of a chain position's
+    and a small labelset's time on a small set)."""
     from . import _dcd
 
     d = X.shape[1]
-    positives = np.flatnonzero(y).astype(np.int64)
+    L = y_indptr.shape[0] - 1
     sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
-    _, feat, vals, bias_w, _ = _dcd.train_chunk(
-        X.indptr, X.indices, X.data, sq, np.array([0, positives.size], np.int64), positives,
-        np.zeros(1, np.int64), _dcd.LOSS_LOGISTIC, float(C), 1.0, 0.1, 1000, 0.0, int(seed), d)
-    w = np.zeros(d)
-    w[feat] = vals
-    return w, float(np.float32(bias_w[0]))
+    counts, feat, vals, bias_w, _ = _dcd.train_chunk(
+        X.indptr, X.indices, X.data, sq, y_indptr, y_indices, np.arange(L, dtype=np.int64),
+        _dcd.LOSS_LOGISTIC, float(C), 1.0, 0.1, 1000, 0.0, int(seed), d)
+    W = np.zeros((d, L))
+    W[feat, np.repeat(np.arange(L), counts)] = vals
+    return W, bias_w.astype(np.float32).astype(np.float64)
 
 
 def binary_proba(learner: Any, X: Any) -> np.ndarray:
@@ -172,8 +177,15 @@ def fit_multiclass(X: sp.csr_matrix, c: np.ndarray, n_classes: int, base: Any, *
     if n_classes == 1:
         return "const", None
     if base == "linear":
-        from .ovr import fit_linear
+        from .ovr import fit_linear, lockstep_width
+        from .topk import resolve_n_threads
 
+        if not lockstep_width("logistic", X.shape[0], X.shape[1], n_classes) \
+                and resolve_n_threads(n_threads) == 1:  # the classes one by one, one thread
+            order = np.argsort(c, kind="stable").astype(np.int64)
+            indptr = np.zeros(n_classes + 1, np.int64)
+            np.cumsum(np.bincount(c, minlength=n_classes), out=indptr[1:])
+            return "sigmoid", _fit_linear_alone(X, indptr, order, C, seed)
         Y = sp.csr_matrix((np.ones(len(c), np.float32), (np.arange(len(c)), c)),
                           shape=(len(c), n_classes))
         coef, intercept, _ = fit_linear(X, Y, loss="logistic", C=C, bias=1.0, tol=0.1,
