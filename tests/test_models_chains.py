@@ -193,8 +193,7 @@ def test_positions_trained_side_by_side_give_the_same_chain():
     d, p = X.shape[1], 2
     XA = sp.hstack([Xn, sp.csr_matrix(Yd.astype(np.float32))], format="csr")
     seed = single.random_state
-    w, b = fit_binary(XA[:, :d + p], Yd[:, p], "linear", C=single.C, seed=(seed + p) % 2**32,
-                      n_threads=1)
+    w, b = fit_binary(XA[:, :d + p], Yd[:, p], "linear", C=single.C, seed=(seed + p) % 2**32)
     assert np.array_equal(single.coef_.toarray()[:, p].astype(np.float64), w[:d])
     assert np.array_equal(single.label_coef_[0, :p, p], w[d:]) and single.intercept_[0, p] == b
 
@@ -209,7 +208,7 @@ def test_linear_binary_learner_is_fit_linear_of_one_label():
     X = sp.csr_matrix(X, dtype=np.float32)
     y = Y.toarray()[:, 1] > 0
     for C, seed in ((1.0, 0), (0.3, 12345)):
-        w, b = fit_binary(X, y, "linear", C=C, seed=seed, n_threads=2)
+        w, b = fit_binary(X, y, "linear", C=C, seed=seed)
         coef, intercept, _ = fit_linear(X, sp.csr_matrix(y.astype(np.float32)[:, None]),
                                         loss="logistic", C=C, prune_threshold=0.0, seed=seed)
         assert np.array_equal(w, coef.toarray()[:, 0].astype(np.float64))

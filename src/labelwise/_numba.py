@@ -57,6 +57,7 @@ Nothing here compiles anything: :mod:`labelwise.warmup` fills the cache ahead of
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -417,22 +418,21 @@ def _numba_rebuild_env():
 _NUMBA_REBUILD_ENV = _numba_rebuild_env()
 
 
-class _environments_of_unimported_numba_modules:
+@contextlib.contextmanager
+def _environments_of_unimported_numba_modules():
     """While a kernel is read from the cache, pickle's reference to numba's
     ``_rebuild_env`` finds :func:`_rebuild_env_without_import` (numba's compiler lock,
     held by the dispatcher through the load, keeps other loads out meanwhile)."""
+    if _NUMBA_REBUILD_ENV is None:
+        yield
+        return
+    from numba.core import environment
 
-    def __enter__(self):
-        if _NUMBA_REBUILD_ENV is not None:
-            from numba.core import environment
-
-            environment._rebuild_env = _rebuild_env_without_import
-
-    def __exit__(self, *exc):
-        if _NUMBA_REBUILD_ENV is not None:
-            from numba.core import environment
-
-            environment._rebuild_env = _NUMBA_REBUILD_ENV
+    environment._rebuild_env = _rebuild_env_without_import
+    try:
+        yield
+    finally:
+        environment._rebuild_env = _NUMBA_REBUILD_ENV
 
 
 def _light_load_supported() -> bool:

@@ -2,7 +2,7 @@
 
 ``positive_int(value, name)``: the count parameters (``k`` of top-k scores, policies and
 metrics; later ``cv`` and others) as a plain ``int``; DataFormatError (a ValueError) naming
-the field otherwise. ``MISSING_RULES`` and ``count_missing(X)``: what the pipeline and its
+the field otherwise. ``MISSING_RULES``, ``check_missing_rule(rule)`` and ``count_missing(X)``: what the pipeline and its
 scaler may do with missing values (NaN) in numeric X, and how many X holds (cheap: the
 pipeline asks before it imports the scaler). At import it needs nothing but
 :mod:`labelwise.errors` (numpy and scipy are imported inside the functions: the CLI's
@@ -16,11 +16,17 @@ from typing import Any
 
 from .errors import DataFormatError
 
-__all__ = ["positive_int", "MISSING_RULES", "count_missing"]
+__all__ = ["positive_int", "MISSING_RULES", "check_missing_rule", "count_missing"]
 
 #: what the pipeline (``Pipeline(missing=)``) and its scaler do with missing values (NaN) in
 #: numeric X: fill them with the column's training median or mean, or refuse them
 MISSING_RULES = ("median", "mean", "error")
+
+
+def check_missing_rule(rule: Any) -> None:
+    """ValueError unless ``rule`` is one of :data:`MISSING_RULES`."""
+    if rule not in MISSING_RULES:
+        raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, got {rule!r}")
 
 
 def count_missing(X: Any) -> int:

@@ -124,7 +124,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._estimator import Estimator
-from .checks import MISSING_RULES, count_missing, positive_int
+from .checks import check_missing_rule, count_missing, positive_int
 from .dataset import Dataset, align_labels, as_label_matrix
 from .errors import DataFormatError, LabelwiseError, NotFittedError
 from .labels import LabelSpace
@@ -385,9 +385,7 @@ class Pipeline(Estimator):
         self.__dict__.pop("scaler_", None)
         if self.is_text:
             return X
-        if self.missing not in MISSING_RULES:
-            raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, got "
-                             f"{self.missing!r}")
+        check_missing_rule(self.missing)
         method = self.scale
         if method is None or self._scale_skipped():
             if not count_missing(X):

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..checks import MISSING_RULES, count_missing
+from ..checks import MISSING_RULES, check_missing_rule, count_missing
 from ..dataset import Dataset
 from ..errors import DataFormatError
 from .base import Featurizer
@@ -59,7 +59,6 @@ __all__ = ["Scale", "SCALE_METHODS", "MISSING_RULES", "SPREAD_LIMIT", "column_sp
 
 #: the methods ``Scale`` accepts
 SCALE_METHODS = ("auto", "standard", "maxabs", "none")
-
 
 
 class MissingValuesWarning(UserWarning):
@@ -214,9 +213,7 @@ class Scale(Featurizer):
         if self.method not in SCALE_METHODS:
             raise ValueError(f"method must be one of {', '.join(SCALE_METHODS)}, got "
                              f"{self.method!r}")
-        if self.missing not in MISSING_RULES:
-            raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, got "
-                             f"{self.missing!r}")
+        check_missing_rule(self.missing)
         X = _numeric(X, missing=self.missing)
         if X.shape[0] == 0:
             raise DataFormatError("no rows to fit on", field="X")

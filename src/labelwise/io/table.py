@@ -185,6 +185,7 @@ def _parquet_rows(path: Path, out: dict) -> Iterator[tuple[int, Any]]:
 # ---------------------------------------------------------------------------- cell parsing
 #: the CSV/TSV cells (besides an empty one) read as a missing feature value (NaN)
 MISSING_CELLS = frozenset({"NA", "N/A", "NaN", "nan", "null", "?"})
+_MISSING_TEXT = MISSING_CELLS | {""}
 
 
 class _Cells:
@@ -218,7 +219,7 @@ class _Cells:
         """A feature cell's number, or NaN for a missing one (an empty or :data:`MISSING_CELLS`
         text cell, a null), counted in ``missing``."""
         if v is None or (self.from_text and isinstance(v, str)
-                         and (v.strip(" \t") == "" or v.strip(" \t") in MISSING_CELLS)):
+                         and v.strip(" \t") in _MISSING_TEXT):
             self.missing += 1
             return math.nan
         return self.number(v, line, col)

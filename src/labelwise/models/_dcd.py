@@ -702,16 +702,10 @@ def sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
                 continue
             n_live -= 1  # stopped: swap it out of the live prefix
             if c != n_live:
-                _swap_columns(W, c, n_live)
+                _swap_problem(W, ypos, wb, col, c, n_live)
                 _swap_columns(alpha, c, n_live)
-                _swap_columns(ypos, c, n_live)
-                for arr in (wb, pg_max, pg_min, diag):
-                    tmp = arr[c]
-                    arr[c] = arr[n_live]
-                    arr[n_live] = tmp
-                tj = col[c]
-                col[c] = col[n_live]
-                col[n_live] = tj
+                for arr in (pg_max, pg_min, diag):
+                    _swap_entries(arr, c, n_live)
     _problem_order(W, wb, col)
 
 
@@ -808,20 +802,12 @@ def logistic_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
                 continue
             n_live -= 1  # stopped: swap it out of the live prefix
             if c != n_live:
-                _swap_columns(W, c, n_live)
+                _swap_problem(W, ypos, wb, col, c, n_live)
                 _swap_columns(lo, c, n_live)
                 _swap_columns(hi, c, n_live)
-                _swap_columns(ypos, c, n_live)
-                for arr in (wb, g_max, Cc, a0, inner_eps):
-                    tmp = arr[c]
-                    arr[c] = arr[n_live]
-                    arr[n_live] = tmp
-                tn = newton[c]
-                newton[c] = newton[n_live]
-                newton[n_live] = tn
-                tj = col[c]
-                col[c] = col[n_live]
-                col[n_live] = tj
+                for arr in (g_max, Cc, inner_eps):
+                    _swap_entries(arr, c, n_live)
+                _swap_entries(newton, c, n_live)
     _problem_order(W, wb, col)
 
 
@@ -837,6 +823,24 @@ def _read_row(x_indptr, x_indices, x_data, loc, i, rid, rx):
     return b
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _swap_entries(a, i, j):
+    """Swap ``a[i]`` and ``a[j]``."""
+    t = a[i]
+    a[i] = a[j]
+    a[j] = t
+
+
+@njit(nogil=True, cache=True)
+def _swap_problem(W, ypos, wb, col, c, last):
+    """Swap block columns ``c`` and ``last``: their weights, targets, bias weights and the
+    problems they hold (a stopped problem leaves the live prefix this way)."""
+    _swap_columns(W, c, last)
+    _swap_columns(ypos, c, last)
+    _swap_entries(wb, c, last)
+    _swap_entries(col, c, last)
+
+
 @njit(nogil=True, cache=True)
 def _problem_order(W, wb, col):
     """Put a block's columns back in problem order: column ``c`` holds problem ``col[c]``."""
@@ -844,9 +848,7 @@ def _problem_order(W, wb, col):
         while col[c] != c:
             j = col[c]
             _swap_columns(W, c, j)
-            tmp = wb[c]
-            wb[c] = wb[j]
-            wb[j] = tmp
+            _swap_entries(wb, c, j)
             col[c] = col[j]
             col[j] = j
 

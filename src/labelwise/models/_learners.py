@@ -108,8 +108,8 @@ def _const_logit(y: np.ndarray) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def fit_binary(X: sp.csr_matrix, y: np.ndarray, base: Any, *, C: float, seed: int,
-               n_threads: int | None) -> tuple[np.ndarray, float] | Any:
+def fit_binary(X: sp.csr_matrix, y: np.ndarray, base: Any, *, C: float,
+               seed: int) -> tuple[np.ndarray, float] | Any:
     """One binary classifier on X (CSR float32) and y (bool (n,)).
 
     Returns ``(w, b)`` (w float64 (d,), scored as sigmoid(x.w + b)) for linear bases and for

@@ -227,18 +227,16 @@ class ClassifierChain(MultiLabelModel):
         """The chain's classifiers, position p on the features ``XA[:, :d + p]`` (X and the
         true labels before p). They do not depend on each other (training conditions on the
         true labels), so with labelwise's linear base they are trained side by side on the
-        threads, one thread each (the same problems and seeds: the same weights); a
-        scikit-learn base is fitted one position after another, with ``n_threads``."""
-        L = Yc.shape[1]
-        threads = resolve_n_threads(self.n_threads)
+        threads (the same problems and seeds: the same weights); a scikit-learn base is
+        fitted one position after another."""
 
-        def fit(p: int, n_threads: int | None):
+        def fit(p: int):
             return fit_binary(XA[:, :d + p], Yc[:, p], self.base, C=self.C,
-                              seed=(seed + p) % 2**32, n_threads=n_threads)
+                              seed=(seed + p) % 2**32)
 
-        if isinstance(self.base, str) and threads > 1:
-            return map_threads(lambda p: fit(p, 1), range(L), threads)
-        return [fit(p, self.n_threads) for p in range(L)]
+        linear = isinstance(self.base, str)
+        return map_threads(fit, range(Yc.shape[1]),
+                           resolve_n_threads(self.n_threads) if linear else 1)
 
     # ------------------------------------------------------------------ inference
     def _cond_proba(self, c: int, p: int, X: sp.csr_matrix, prefix: np.ndarray,

@@ -183,7 +183,7 @@ class OutputCodes(MultiLabelModel):
             self._set_linear(sp.csr_matrix(coef), np.asarray(intercept, np.float64))
         else:
             learners = [fit_binary(X, B[:, b], self.base, C=self.C,
-                                   seed=(seed + 7919 * b) % 2**32, n_threads=self.n_threads)
+                                   seed=(seed + 7919 * b) % 2**32)
                         for b in range(N)]
             if all(isinstance(t, tuple) for t in learners):
                 self._set_linear(sp.csr_matrix(np.stack([w for w, _ in learners], axis=1)),

@@ -65,7 +65,6 @@ from .topk import linear_topk, map_threads, resolve_n_threads
 __all__ = ["OneVsRest", "fit_linear", "fit_linear_from", "available_memory"]
 
 LOSSES = {"squared_hinge": _dcd.LOSS_SQUARED_HINGE, "logistic": _dcd.LOSS_LOGISTIC}
-_LOSS_NAMES = {code: name for name, code in LOSSES.items()}
 
 
 def available_memory() -> int:
@@ -193,7 +192,7 @@ def train_label_block(data: tuple, labels: np.ndarray, params: tuple) -> tuple:
                                             y_indices, piece, loss, np.full(piece.size, C),
                                             bias, tol, max_iter, prune, seed, d, none, none,
                                             np.zeros(0), np.zeros(0))
-                  for piece in _pieces(labels, width, 1, _LOSS_NAMES[loss])])
+                  for piece in np.array_split(labels, max(1, -(-labels.size // width)))])
 
 
 def _lockstep(lockstep: bool | None, loss: str, n: int, d: int, L: int) -> int:

@@ -225,7 +225,7 @@ class CalibratedLabelRanking(MultiLabelModel):
                 learners.append((np.zeros(X.shape[1]), 0.0))
                 continue
             learners.append(fit_binary(X[rows], y, self.base, C=self.C,
-                                       seed=(seed + 7919 * p) % 2**32, n_threads=self.n_threads))
+                                       seed=(seed + 7919 * p) % 2**32))
         if all(isinstance(t, tuple) for t in learners):
             W = sp.csc_matrix(np.stack([w for w, _ in learners], axis=1))
             W.eliminate_zeros()
