@@ -78,6 +78,22 @@ def test_ovr_on_dask_is_bit_identical(cluster, n_workers):
     assert not hasattr(remote, "_task_runner")
 
 
+def test_ovr_on_dense_features_is_one_newton_task_and_bit_identical(cluster):
+    _, client = cluster
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 12))
+    Y = (X @ rng.standard_normal((12, 9)) > 0.4).astype(np.float32)
+    kw = dict(n_threads=2, memory_limit=None)
+    local = OneVsRest(**kw).fit(X, Y)
+    remote = OneVsRest(**kw)
+    stats: dict = {}
+    with training_on(remote, client, stats=stats):
+        remote.fit(X, Y)
+    assert stats["tasks"] == 1  # the Newton solver: one block of all labels
+    _same_ovr(local, remote)
+    _same_scores(local, remote, X)
+
+
 @pytest.mark.parametrize("n_workers", [1, 2, 4])
 def test_tree_on_dask_is_bit_identical(cluster, n_workers):
     _, client = cluster

@@ -185,10 +185,16 @@ class DaskRunner:
         return len(self.workers) if self.workers else _n_workers(self.client)
 
     def map_label_blocks(self, data: tuple, n_labels: int, params: tuple) -> list:
-        """``train_label_block`` over all labels, one task per block, in label order."""
+        """``train_label_block`` over all labels, one task per block, in label order (one
+        task for a Newton block, ``params``' width ``NEWTON``: dense features, solved as the
+        local path solves them)."""
+        from ..models.ovr import NEWTON
+
         what = "training OneVsRest on Dask"
         data_f = self._scatter(data, what)
         blocks = max(1, min(n_labels, self.blocks_per_worker * self._n_workers()))
+        if params[-1] == NEWTON:
+            blocks = 1
         size = -(-n_labels // blocks) if n_labels else 1
         tag = uuid.uuid4().hex[:12]
         futures = [self._submit(_tasks.label_block, data_f,

@@ -2,9 +2,12 @@
 
 A family's ``base`` parameter is one of:
 
-- ``"linear"``: labelwise's L2-regularised logistic regression, trained by the dual
-  coordinate descent solver of :class:`~labelwise.models.ovr.OneVsRest`
-  (:func:`~labelwise.models.ovr.fit_linear` with ``loss="logistic"``, no pruning);
+- ``"linear"``: labelwise's L2-regularised logistic regression, trained by the solvers of
+  :class:`~labelwise.models.ovr.OneVsRest` (:func:`~labelwise.models.ovr.fit_linear` with
+  ``loss="logistic"``, no pruning): dual coordinate descent, or on dense features the
+  primal Newton solver (:mod:`labelwise.models._newton`), which also takes a chain's
+  positions, or all of RAkEL's labelsets, in one call (:func:`fit_chain_linear`,
+  :func:`fit_multiclass_many`);
 - any scikit-learn classifier: it is cloned for every sub-problem, never fitted in place;
 - a dict ``{"sklearn": NAME, "params": {...}}`` naming one of :data:`SKLEARN_LINEAR` (what a
   saved model's manifest holds for a scikit-learn linear base, so it can be fitted again).
@@ -27,7 +30,8 @@ import scipy.sparse as sp
 from ..errors import LabelwiseError
 
 __all__ = ["SKLEARN_LINEAR", "check_base", "resolve_base", "base_to_json", "is_linear_base",
-           "fit_binary", "fit_multiclass", "NotSavableError"]
+           "fit_binary", "fit_multiclass", "fit_chain_linear", "fit_multiclass_many",
+           "NotSavableError"]
 
 #: scikit-learn linear classifiers a saved model may name as its base (an allow-list:
 #: nothing else is imported when a model is loaded)
@@ -142,11 +146,17 @@ def _fit_linear_alone(X: sp.csr_matrix, y_indptr: np.ndarray, y_indices: np.ndar
     L), b (L,))``; Y given in CSC form (``y_indptr``, ``y_indices``: each label's positive
     rows, ascending). The same kernel call on the same arrays, on one thread, without the
     label matrix's and the weights' conversions through scipy (most of a chain position's
-    and a small labelset's time on a small set)."""
+    and a small labelset's time on a small set); on dense features fit_linear's Newton
+    solver."""
     from . import _dcd
+    from ._newton import uses_newton
 
-    d = X.shape[1]
+    n, d = X.shape
     L = y_indptr.shape[0] - 1
+    if uses_newton(X.nnz, n, d, L, "logistic"):
+        Y = np.zeros((n, L), bool)
+        Y[y_indices, np.repeat(np.arange(L), np.diff(y_indptr))] = True
+        return _newton_logistic(X, Y, C)
     sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
     counts, feat, vals, bias_w, _ = _dcd.train_chunk(
         X.indptr, X.indices, X.data, sq, y_indptr, y_indices, np.arange(L, dtype=np.int64),
@@ -154,6 +164,69 @@ def _fit_linear_alone(X: sp.csr_matrix, y_indptr: np.ndarray, y_indices: np.ndar
     W = np.zeros((d, L))
     W[feat, np.repeat(np.arange(L), counts)] = vals
     return W, bias_w.astype(np.float32).astype(np.float64)
+
+
+def _newton_logistic(X: sp.csr_matrix, Y: np.ndarray, C: float,
+                     mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """fit_linear's logistic problems (bias 1, tol 0.1, no pruning) by the Newton solver, as
+    dense float64 ``(W (d, L), b (L,))``, float32 values as fit_linear gives them."""
+    from .ovr import newton_weights
+
+    W, b, _ = newton_weights(X, Y, loss="logistic", C=C, bias=1.0, tol=0.1, max_iter=1000,
+                             mask=mask)
+    return W.astype(np.float64), b.astype(np.float32).astype(np.float64)
+
+
+def fit_chain_linear(XA: sp.csr_matrix, Y: np.ndarray, d: int,
+                     C: float) -> list[tuple[np.ndarray, float]] | None:
+    """A classifier chain's positions with the linear base in one Newton call, or None where
+    the Newton solver does not serve (sparse features; then one by one).
+
+    ``XA`` (CSR (n, d + L)): X and the true labels in chain order; position ``p`` is the
+    logistic problem of column ``p`` of ``Y`` (bool (n, L)) on the features ``XA[:, :d + p]``
+    (a mask over the shared features), as :func:`fit_binary` solves it alone; a position
+    with one class gets :func:`fit_binary`'s constant."""
+    from ._newton import uses_newton
+
+    n, L = Y.shape
+    if not uses_newton(XA.nnz, n, XA.shape[1], L, "logistic"):
+        return None
+    counts = Y.sum(axis=0)
+    mixed = np.flatnonzero((counts > 0) & (counts < n))
+    out: list[tuple[np.ndarray, float]] = [
+        (np.zeros(d + p), _const_logit(Y[:, p])) for p in range(L)]
+    if mixed.size:
+        mask = np.zeros((XA.shape[1], mixed.size), bool)
+        for j, p in enumerate(mixed):
+            mask[:d + p, j] = True
+        W, b = _newton_logistic(XA, Y[:, mixed], C, mask)
+        for j, p in enumerate(mixed):
+            out[p] = (W[:d + p, j], float(b[j]))
+    return out
+
+
+def fit_multiclass_many(X: sp.csr_matrix, problems: list[tuple[np.ndarray, int]],
+                        C: float) -> list[tuple[str, Any]] | None:
+    """:func:`fit_multiclass` with the linear base for several problems over all rows of the
+    same X (RAkEL's labelsets): every problem's classes in one Newton call, or None where the
+    Newton solver does not serve. ``problems``: ``(class of each row, number of classes)``."""
+    from ._newton import uses_newton
+
+    n = X.shape[0]
+    sizes = [k for _, k in problems if k > 1]
+    if not sizes or not uses_newton(X.nnz, n, X.shape[1], sum(sizes), "logistic"):
+        return None
+    Y = np.concatenate([c[:, None] == np.arange(k) for c, k in problems if k > 1], axis=1)
+    W, b = _newton_logistic(X, Y, C)
+    out: list[tuple[str, Any]] = []
+    at = 0
+    for _, k in problems:
+        if k == 1:
+            out.append(("const", None))
+            continue
+        out.append(("sigmoid", (W[:, at:at + k], b[at:at + k])))
+        at += k
+    return out
 
 
 def binary_proba(learner: Any, X: Any) -> np.ndarray:

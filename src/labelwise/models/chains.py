@@ -56,6 +56,7 @@ from ._learners import (
     check_normalize,
     check_scaling,
     fit_binary,
+    fit_chain_linear,
     fit_scaling,
     scale_rows,
 )
@@ -226,9 +227,15 @@ class ClassifierChain(MultiLabelModel):
     def _fit_positions(self, XA: sp.csr_matrix, Yc: np.ndarray, d: int, seed: int) -> list:
         """The chain's classifiers, position p on the features ``XA[:, :d + p]`` (X and the
         true labels before p). They do not depend on each other (training conditions on the
-        true labels), so with labelwise's linear base they are trained side by side on the
-        threads (the same problems and seeds: the same weights); a scikit-learn base is
-        fitted one position after another."""
+        true labels), so with labelwise's linear base they are one Newton solve over masked
+        features on dense X (:func:`~labelwise.models._learners.fit_chain_linear`), else
+        trained side by side on the threads (the same problems and seeds: the same weights);
+        a scikit-learn base is fitted one position after another."""
+
+        if self.base == "linear":  # dense features: every position in one Newton call
+            batch = fit_chain_linear(XA, Yc, d, self.C)
+            if batch is not None:
+                return batch
 
         def fit(p: int):
             return fit_binary(XA[:, :d + p], Yc[:, p], self.base, C=self.C,

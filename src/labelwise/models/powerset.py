@@ -51,6 +51,7 @@ from ._learners import (
     check_normalize,
     check_scaling,
     fit_multiclass,
+    fit_multiclass_many,
     fit_scaling,
     multiclass_proba,
     scale_rows,
@@ -211,7 +212,17 @@ class _PowersetFamily(MultiLabelModel):
                                            seed=(seed + 7919 * t) % 2**32, n_threads=n_threads)
             return labelset, classes, kind, learner
 
-        if isinstance(self.base, str) and threads > 1 and len(problems) > 1:
+        everyone = all(rows.shape[0] == X.shape[0] and (rows == np.arange(rows.shape[0])).all()
+                       for _, _, rows, _ in problems)
+        many = None
+        if self.base == "linear" and everyone:  # dense features: one Newton call for all
+            many = fit_multiclass_many(X, [(cls, classes.shape[0])
+                                           for _, classes, _, cls in problems], self.C)
+        if many is not None:
+            parts = [(labelset, classes, kind, learner)
+                     for (labelset, classes, _, _), (kind, learner) in zip(problems, many,
+                                                                           strict=True)]
+        elif isinstance(self.base, str) and threads > 1 and len(problems) > 1:
             # RAkEL's labelsets are independent problems: side by side on the threads, one
             # thread each (a classifier does not depend on its threads: the same weights)
             parts = map_threads(lambda t: fit(t, 1), range(len(problems)), threads)
