@@ -213,3 +213,21 @@ def test_linear_binary_learner_is_fit_linear_of_one_label():
                                         loss="logistic", C=C, prune_threshold=0.0, seed=seed)
         assert np.array_equal(w, coef.toarray()[:, 0].astype(np.float64))
         assert b == float(intercept[0])
+
+
+def test_chain_positions_are_the_column_slices_and_their_row_norms():
+    from labelwise.models._learners import chain_positions
+    from labelwise.models.base import dense_to_csr
+    from labelwise.models.ovr import row_sq_norms
+
+    rng = np.random.default_rng(21)
+    X = sp.random(80, 30, density=0.2, format="csr", random_state=3, dtype=np.float32)
+    X.data = rng.standard_normal(X.nnz).astype(np.float32)
+    Y = rng.random((80, 7)) < 0.3
+    XA = sp.hstack([X, dense_to_csr(Y.astype(np.float32))], format="csr")
+    XA.sort_indices()
+    for p, (Xp, sq) in enumerate(chain_positions(XA, Y, 30)):
+        ref = XA[:, :30 + p]
+        assert Xp.shape == ref.shape
+        assert (Xp != ref).nnz == 0 and np.array_equal(Xp.indptr, ref.indptr)
+        assert np.array_equal(sq, row_sq_norms(ref, 1.0))  # bit for bit

@@ -249,3 +249,18 @@ def test_the_memory_estimate_covers_a_newton_fit():
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak <= model.estimate_memory(X, Ys)
+
+
+@pytest.mark.parametrize("bias", [0.0, 1.0, 1.7])
+def test_row_sq_norms_in_numpy_are_the_kernels_numbers(bias, monkeypatch):
+    from labelwise.models import _dcd, ovr
+
+    rng = np.random.default_rng(13)
+    X = sp.random(300, 50, density=0.1, format="csr", random_state=2, dtype=np.float32)
+    X.data = (rng.standard_normal(X.nnz) * 10 ** rng.uniform(-3, 3, X.nnz)).astype(np.float32)
+    X = sp.csr_matrix(X.toarray() * (np.arange(300) % 7 != 0)[:, None])  # empty rows too
+    ref = _dcd.row_sq_norms(X.indptr, X.data, bias)
+    got = ovr.row_sq_norms(X, bias)
+    assert got.dtype == np.float64 and np.array_equal(got, ref)
+    monkeypatch.setattr(ovr, "NUMPY_NORMALIZE_MAX", 0)  # above the bound: the kernel
+    assert np.array_equal(ovr.row_sq_norms(X, bias), ref)

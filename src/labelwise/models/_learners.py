@@ -113,12 +113,13 @@ def _const_logit(y: np.ndarray) -> float:
 
 
 def fit_binary(X: sp.csr_matrix, y: np.ndarray, base: Any, *, C: float,
-               seed: int) -> tuple[np.ndarray, float] | Any:
+               seed: int, sq: np.ndarray | None = None) -> tuple[np.ndarray, float] | Any:
     """One binary classifier on X (CSR float32) and y (bool (n,)).
 
     Returns ``(w, b)`` (w float64 (d,), scored as sigmoid(x.w + b)) for linear bases and for
     one-class problems (w = 0, b = the logit of the clipped positive rate), else the fitted
-    scikit-learn estimator."""
+    scikit-learn estimator. ``sq``: X's row norms for the linear solver
+    (:func:`labelwise.models.ovr.row_sq_norms` with bias 1), when the caller has them."""
     y = np.asarray(y, dtype=bool)
     d = X.shape[1]
     if y.all() or not y.any():
@@ -126,7 +127,7 @@ def fit_binary(X: sp.csr_matrix, y: np.ndarray, base: Any, *, C: float,
     if base == "linear":
         positives = np.flatnonzero(y).astype(np.int64)
         W, b = _fit_linear_alone(X, np.array([0, positives.size], np.int64), positives, C,
-                                 seed)
+                                 seed, sq)
         return W[:, 0], float(b[0])
     est = resolve_base(base)
     _set_seed(est, seed)
@@ -140,16 +141,17 @@ def fit_binary(X: sp.csr_matrix, y: np.ndarray, base: Any, *, C: float,
 
 
 def _fit_linear_alone(X: sp.csr_matrix, y_indptr: np.ndarray, y_indices: np.ndarray, C: float,
-                      seed: int) -> tuple[np.ndarray, np.ndarray]:
+                      seed: int, sq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``fit_linear(X, Y, loss="logistic", C=C, bias=1, tol=0.1, max_iter=1000,
     prune_threshold=0, seed=seed)`` for labels solved one by one, as dense float64 ``(W (d,
     L), b (L,))``; Y given in CSC form (``y_indptr``, ``y_indices``: each label's positive
     rows, ascending). The same kernel call on the same arrays, on one thread, without the
     label matrix's and the weights' conversions through scipy (most of a chain position's
     and a small labelset's time on a small set); on dense features fit_linear's Newton
-    solver."""
+    solver. ``sq``: X's row norms with bias 1, when the caller has them (else computed)."""
     from . import _dcd
     from ._newton import uses_newton
+    from .ovr import row_sq_norms
 
     n, d = X.shape
     L = y_indptr.shape[0] - 1
@@ -157,7 +159,8 @@ def _fit_linear_alone(X: sp.csr_matrix, y_indptr: np.ndarray, y_indices: np.ndar
         Y = np.zeros((n, L), bool)
         Y[y_indices, np.repeat(np.arange(L), np.diff(y_indptr))] = True
         return _newton_logistic(X, Y, C)
-    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
+    if sq is None:
+        sq = row_sq_norms(X, 1.0)
     counts, feat, vals, bias_w, _ = _dcd.train_chunk(
         X.indptr, X.indices, X.data, sq, y_indptr, y_indices, np.arange(L, dtype=np.int64),
         _dcd.LOSS_LOGISTIC, float(C), 1.0, 0.1, 1000, 0.0, int(seed), d)
@@ -205,6 +208,34 @@ def fit_chain_linear(XA: sp.csr_matrix, Y: np.ndarray, d: int,
     return out
 
 
+def chain_positions(XA: sp.csr_matrix, Y: np.ndarray, d: int) -> list[tuple[sp.csr_matrix,
+                                                                             np.ndarray]]:
+    """A chain's position matrices ``XA[:, :d + p]`` (X and the labels before p; ``XA``'s
+    indices sorted, the labels' columns after X's, 1.0 where set) and their row norms with
+    bias 1, the
+    numbers :func:`labelwise.models.ovr.row_sq_norms` gives each: the norms of X's part once,
+    then each label's square added in the chain's order, as the sum runs along a row. The
+    matrices keep each row's first entries, cut out with one mask each instead of scipy's
+    column slicing."""
+    from .._csr import trusted_csr
+    from .ovr import row_sq_norms
+
+    n, L = Y.shape
+    out = []
+    sq = None
+    for p in range(L):
+        keep = XA.indices < d + p
+        ends = np.concatenate([[0], np.cumsum(keep)])
+        Xp = trusted_csr(XA.data[keep], XA.indices[keep], ends[XA.indptr], (n, d + p),
+                         sorted_indices=True)
+        if sq is None:
+            sq = row_sq_norms(Xp, 1.0)
+        else:  # label p - 1 (1.0 where set, else not stored) adds its square to its rows
+            sq = sq + Y[:, p - 1]
+        out.append((Xp, sq))
+    return out
+
+
 def fit_multiclass_many(X: sp.csr_matrix, problems: list[tuple[np.ndarray, int]],
                         C: float) -> list[tuple[str, Any]] | None:
     """:func:`fit_multiclass` with the linear base for several problems over all rows of the
@@ -240,13 +271,14 @@ def binary_proba(learner: Any, X: Any) -> np.ndarray:
 
 
 def fit_multiclass(X: sp.csr_matrix, c: np.ndarray, n_classes: int, base: Any, *, C: float,
-                   seed: int, n_threads: int | None) -> tuple[str, Any]:
+                   seed: int, n_threads: int | None,
+                   sq: np.ndarray | None = None) -> tuple[str, Any]:
     """A classifier of class ids ``c`` (int64 (n,), all of 0..n_classes-1 present).
 
     Returns ``("sigmoid", (W, b))`` (labelwise linear: one logistic model per class,
     P(class) = normalised sigmoids), ``("softmax", (W, b))`` (a scikit-learn linear model:
     P = softmax of its margins; W float64 (d, n_classes)), ``("const", None)`` when there is
-    one class, or ``("sklearn", est)``."""
+    one class, or ``("sklearn", est)``. ``sq``: as :func:`fit_binary`'s."""
     if n_classes == 1:
         return "const", None
     if base == "linear":
@@ -258,7 +290,7 @@ def fit_multiclass(X: sp.csr_matrix, c: np.ndarray, n_classes: int, base: Any, *
             order = np.argsort(c, kind="stable").astype(np.int64)
             indptr = np.zeros(n_classes + 1, np.int64)
             np.cumsum(np.bincount(c, minlength=n_classes), out=indptr[1:])
-            return "sigmoid", _fit_linear_alone(X, indptr, order, C, seed)
+            return "sigmoid", _fit_linear_alone(X, indptr, order, C, seed, sq)
         Y = sp.csr_matrix((np.ones(len(c), np.float32), (np.arange(len(c)), c)),
                           shape=(len(c), n_classes))
         coef, intercept, _ = fit_linear(X, Y, loss="logistic", C=C, bias=1.0, tol=0.1,

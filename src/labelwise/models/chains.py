@@ -52,6 +52,7 @@ from ..errors import DataFormatError
 from ._learners import (
     base_to_json,
     binary_proba,
+    chain_positions,
     check_base,
     check_normalize,
     check_scaling,
@@ -237,9 +238,16 @@ class ClassifierChain(MultiLabelModel):
             if batch is not None:
                 return batch
 
-        def fit(p: int):
-            return fit_binary(XA[:, :d + p], Yc[:, p], self.base, C=self.C,
-                              seed=(seed + p) % 2**32)
+        if self.base == "linear":  # the positions' matrices and row norms, cut once
+            parts = chain_positions(XA, Yc, d)
+
+            def fit(p: int):
+                return fit_binary(parts[p][0], Yc[:, p], self.base, C=self.C,
+                                  seed=(seed + p) % 2**32, sq=parts[p][1])
+        else:
+            def fit(p: int):
+                return fit_binary(XA[:, :d + p], Yc[:, p], self.base, C=self.C,
+                                  seed=(seed + p) % 2**32)
 
         linear = isinstance(self.base, str)
         return map_threads(fit, range(Yc.shape[1]),

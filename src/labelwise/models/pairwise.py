@@ -58,7 +58,7 @@ from ._learners import (
 )
 from .base import MultiLabelModel, as_feature_matrix, sigmoid
 from .chains import check_positive_int, check_seed, check_threads, fresh_seed
-from .ovr import check_number
+from .ovr import check_number, row_sq_norms
 from .topk import map_ranges, map_threads, resolve_n_threads, topk_dense
 
 __all__ = ["CalibratedLabelRanking", "label_pairs"]
@@ -167,7 +167,6 @@ class CalibratedLabelRanking(MultiLabelModel):
 
     def _fit_linear(self, X: sp.csr_matrix, Y: sp.csr_matrix, pa: np.ndarray, pb: np.ndarray,
                     seed: int) -> None:
-        from . import _dcd
         from ._pairwise_kernels import train_pairs
 
         n, L = Y.shape
@@ -177,7 +176,7 @@ class CalibratedLabelRanking(MultiLabelModel):
         y_indptr = Yc.indptr.astype(np.int64)
         y_indices = Yc.indices.astype(np.int64)
         bias = 1.0
-        sq = _dcd.row_sq_norms(X.indptr, X.data, bias)
+        sq = row_sq_norms(X, bias)
         P = pa.size
         threads = resolve_n_threads(self.n_threads)
         chunk = int(max(1, min(4096, -(-P // (4 * threads)))))

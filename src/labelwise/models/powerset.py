@@ -58,7 +58,7 @@ from ._learners import (
 )
 from .base import MultiLabelModel, as_feature_matrix
 from .chains import check_positive_int, check_seed, check_threads, fresh_seed
-from .ovr import check_number
+from .ovr import check_number, row_sq_norms
 from .topk import map_threads, resolve_n_threads, topk_dense
 
 __all__ = ["LabelPowerset", "RAkEL", "rakel_labelsets", "prune_label_sets"]
@@ -206,18 +206,25 @@ class _PowersetFamily(MultiLabelModel):
             problems.append((labelset, classes, rows, cls))
         threads = resolve_n_threads(self.n_threads)
 
+        full = [rows.shape[0] == X.shape[0] and (rows == np.arange(rows.shape[0])).all()
+                for _, _, rows, _ in problems]  # a problem on every row, in order
+        sq = None
+
         def fit(t: int, n_threads: int | None) -> tuple:
             labelset, classes, rows, cls = problems[t]
-            kind, learner = fit_multiclass(X[rows], cls, classes.shape[0], self.base, C=self.C,
-                                           seed=(seed + 7919 * t) % 2**32, n_threads=n_threads)
+            kind, learner = fit_multiclass(X if full[t] else X[rows], cls, classes.shape[0],
+                                           self.base, C=self.C,
+                                           seed=(seed + 7919 * t) % 2**32, n_threads=n_threads,
+                                           sq=sq if full[t] else None)
             return labelset, classes, kind, learner
 
-        everyone = all(rows.shape[0] == X.shape[0] and (rows == np.arange(rows.shape[0])).all()
-                       for _, _, rows, _ in problems)
+        everyone = all(full)
         many = None
         if self.base == "linear" and everyone:  # dense features: one Newton call for all
             many = fit_multiclass_many(X, [(cls, classes.shape[0])
                                            for _, classes, _, cls in problems], self.C)
+        if many is None and self.base == "linear" and any(full):  # rows' norms once (DCD)
+            sq = row_sq_norms(X, 1.0)
         if many is not None:
             parts = [(labelset, classes, kind, learner)
                      for (labelset, classes, _, _), (kind, learner) in zip(problems, many,
