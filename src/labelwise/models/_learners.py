@@ -208,31 +208,18 @@ def fit_chain_linear(XA: sp.csr_matrix, Y: np.ndarray, d: int,
     return out
 
 
-def chain_positions(XA: sp.csr_matrix, Y: np.ndarray, d: int) -> list[tuple[sp.csr_matrix,
-                                                                             np.ndarray]]:
-    """A chain's position matrices ``XA[:, :d + p]`` (X and the labels before p; ``XA``'s
-    indices sorted, the labels' columns after X's, 1.0 where set) and their row norms with
-    bias 1, the
-    numbers :func:`labelwise.models.ovr.row_sq_norms` gives each: the norms of X's part once,
-    then each label's square added in the chain's order, as the sum runs along a row. The
-    matrices keep each row's first entries, cut out with one mask each instead of scipy's
-    column slicing."""
-    from .._csr import trusted_csr
+def chain_row_norms(XA: sp.csr_matrix, Y: np.ndarray, d: int) -> list[np.ndarray]:
+    """The row norms (bias 1) of a chain's position matrices ``XA[:, :d + p]`` (X and the
+    labels before p; ``XA``'s indices sorted, the labels' columns after X's, 1.0 where
+    set), the numbers :func:`labelwise.models.ovr.row_sq_norms` gives each: X's part once,
+    then each label's square added in the chain's order, as the sum runs along a row."""
     from .ovr import row_sq_norms
 
-    n, L = Y.shape
-    out = []
-    sq = None
-    for p in range(L):
-        keep = XA.indices < d + p
-        ends = np.concatenate([[0], np.cumsum(keep)])
-        Xp = trusted_csr(XA.data[keep], XA.indices[keep], ends[XA.indptr], (n, d + p),
-                         sorted_indices=True)
-        if sq is None:
-            sq = row_sq_norms(Xp, 1.0)
-        else:  # label p - 1 (1.0 where set, else not stored) adds its square to its rows
-            sq = sq + Y[:, p - 1]
-        out.append((Xp, sq))
+    sq = row_sq_norms(XA[:, :d], 1.0)
+    out = [sq]
+    for p in range(1, Y.shape[1]):
+        sq = sq + Y[:, p - 1]  # label p - 1 is stored (1.0) where set
+        out.append(sq)
     return out
 
 

@@ -52,7 +52,7 @@ from ..errors import DataFormatError
 from ._learners import (
     base_to_json,
     binary_proba,
-    chain_positions,
+    chain_row_norms,
     check_base,
     check_normalize,
     check_scaling,
@@ -232,22 +232,16 @@ class ClassifierChain(MultiLabelModel):
         features on dense X (:func:`~labelwise.models._learners.fit_chain_linear`), else
         trained side by side on the threads (the same problems and seeds: the same weights);
         a scikit-learn base is fitted one position after another."""
-
         if self.base == "linear":  # dense features: every position in one Newton call
             batch = fit_chain_linear(XA, Yc, d, self.C)
             if batch is not None:
                 return batch
 
-        if self.base == "linear":  # the positions' matrices and row norms, cut once
-            parts = chain_positions(XA, Yc, d)
+        norms = chain_row_norms(XA, Yc, d) if self.base == "linear" else None
 
-            def fit(p: int):
-                return fit_binary(parts[p][0], Yc[:, p], self.base, C=self.C,
-                                  seed=(seed + p) % 2**32, sq=parts[p][1])
-        else:
-            def fit(p: int):
-                return fit_binary(XA[:, :d + p], Yc[:, p], self.base, C=self.C,
-                                  seed=(seed + p) % 2**32)
+        def fit(p: int):
+            return fit_binary(XA[:, :d + p], Yc[:, p], self.base, C=self.C,
+                              seed=(seed + p) % 2**32, sq=None if norms is None else norms[p])
 
         linear = isinstance(self.base, str)
         return map_threads(fit, range(Yc.shape[1]),
