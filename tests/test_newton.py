@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scipy.optimize import minimize
 
 from labelwise.models import ClassifierChain, OneVsRest, RAkEL
 from labelwise.models import _newton
@@ -23,6 +22,7 @@ from labelwise.models._learners import (
 )
 from labelwise.models._newton import newton_fit, uses_newton
 from labelwise.models.ovr import LOCKSTEP_MAX, fit_linear, fit_linear_from
+from test_ovr_lockstep import optimum as lbfgs_optimum
 
 
 def problem(seed=0, n=150, d=12, L=7):
@@ -35,24 +35,14 @@ def problem(seed=0, n=150, d=12, L=7):
 
 
 def optimum(Xa, y, C, loss, c=None, use=None):
-    """argmin 0.5 |w - c|^2 + C sum loss(y w.x) over the features ``use`` (L-BFGS)."""
-    use = np.arange(Xa.shape[1]) if use is None else use
-    Xu = Xa[:, use]
-    c = np.zeros(Xa.shape[1]) if c is None else c
-    cu = c[use]
-
-    def fg(w):
-        m = y * (Xu @ w)
-        if loss == "logistic":
-            s = 1.0 / (1.0 + np.exp(m))
-            return (0.5 * (w - cu) @ (w - cu) + C * np.logaddexp(0.0, -m).sum(),
-                    (w - cu) - C * Xu.T @ (y * s))
-        r = np.maximum(0.0, 1.0 - m)
-        return 0.5 * (w - cu) @ (w - cu) + C * (r ** 2).sum(), (w - cu) - 2 * C * Xu.T @ (y * r)
-
-    w = minimize(fg, cu.copy(), jac=True, method="L-BFGS-B",
-                 options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 20000}).x
-    out = np.zeros(Xa.shape[1])
+    """argmin 0.5 |w - c|^2 + C sum loss(y w.x) over the columns ``use`` of ``Xa`` (its
+    last column the bias, always used), by test_ovr_lockstep's L-BFGS reference."""
+    d = Xa.shape[1] - 1
+    use = np.arange(d + 1) if use is None else np.asarray(use)
+    assert use[-1] == d
+    w = lbfgs_optimum(sp.csr_matrix(Xa[:, use[:-1]]), y, C,
+                      None if c is None else np.asarray(c)[use], loss=loss)
+    out = np.zeros(d + 1)
     out[use] = w
     return out
 
