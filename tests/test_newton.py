@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from labelwise.models import ClassifierChain, OneVsRest, RAkEL
-from labelwise.models import _newton
+from labelwise.models import ClassifierChain, OneVsRest, RAkEL, _newton
 from labelwise.models._learners import (
     _fit_linear_alone,
     fit_binary,

@@ -30,10 +30,11 @@ Newton solver in numpy (:mod:`labelwise.models._newton`): every Newton step's co
 gradients are matrix products over all labels at once (BLAS), and no numba kernel is
 loaded, so a fresh process pays no kernel start-up. It solves the same problems (objectives
 within 3e-4 of the DCD's at the default ``tol``, lower on most labels), about 2-4x faster on
-emotions, scene and yeast, and deterministically (``random_state`` plays no part). The DCD
-still serves sparse X, a Dask runner (whose label blocks are identical bit for bit on any
-split; the Newton solver's are identical only up to the matrix products' rounding) and an
-explicit ``lockstep`` choice.
+emotions, scene and yeast, and deterministically (``random_state`` plays no part). A
+label's Newton result depends, up to the matrix products' rounding, on the labels solved
+beside it, so the solve is one block of all labels (``NEWTON``), also on Dask (one task: the
+same model as locally). The DCD still serves sparse X, the squared hinge from 64 labels,
+and an explicit ``lockstep`` choice.
 
 Rows: with ``normalize="l2"`` (the default, as in ``LabelTree``, and the preprocessing that
 Parabel, Bonsai, napkinXC and PECOS apply to their features) every row of X is scaled to unit
@@ -497,8 +498,8 @@ class OneVsRest(MultiLabelModel):
         if width:  # the block's W, duals and targets, its row order and per-label buffers
             per_thread = (width * (4 * (d + 1) + LOCKSTEP_ROW_BYTES[self.loss] * n + 96)
                           + n * 16 + (d + 1) * 16)
-        if uses_newton(nnz_x, n, d, L, self.loss):  # one solve: X densified (float64, float32) and
-            threads, per_thread = 1, n * (d + 1) * 12 + NEWTON_ROW_BYTES * n * L  # its arrays
+        if uses_newton(nnz_x, n, d, L, self.loss):  # one solve: X dense (float64 and
+            threads, per_thread = 1, n * (d + 1) * 12 + NEWTON_ROW_BYTES * n * L  # float32)
         if sp.issparse(X):  # the features that occur: marked, not sorted
             used = np.zeros(d, bool)
             used[X.tocsr().indices] = True
