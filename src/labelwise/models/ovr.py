@@ -29,7 +29,7 @@ Dense features (at least half of X's values stored, the solver's arrays within
 Newton solver in numpy (:mod:`labelwise.models._newton`): every Newton step's conjugate
 gradients are matrix products over all labels at once (BLAS), and no numba kernel is
 loaded, so a fresh process pays no kernel start-up. It solves the same problems (objectives
-within 3e-4 of the DCD's at the default ``tol``, lower on most labels), about 2-4x faster on
+within 1.4e-3 of the DCD's at the default ``tol``, lower on most labels), about 2-4x faster on
 emotions, scene and yeast, and deterministically (``random_state`` plays no part). A
 label's Newton result depends, up to the matrix products' rounding, on the labels solved
 beside it, so the solve is one block of all labels (``NEWTON``), also on Dask (one task: the
