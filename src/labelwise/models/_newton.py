@@ -43,6 +43,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["uses_newton", "newton_fit", "DENSE_SHARE", "NEWTON_BYTES", "NEWTON_ROW_BYTES",
+           "SQUARED_HINGE_LABELS", "FLOAT32_TOL"]
+
 #: :func:`uses_newton`: the least share of stored values in X (dense features)
 DENSE_SHARE = 0.5
 #: :func:`uses_newton`: the most bytes the solver's dense arrays may take (X with its bias
