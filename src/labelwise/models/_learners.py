@@ -151,19 +151,21 @@ def _fit_linear_alone(X: sp.csr_matrix, y_indptr: np.ndarray, y_indices: np.ndar
     solver. ``sq``: X's row norms with bias 1, when the caller has them (else computed)."""
     from . import _dcd
     from ._newton import uses_newton
-    from .ovr import row_sq_norms
+    from .ovr import newton_block, row_sq_norms
 
     n, d = X.shape
     L = y_indptr.shape[0] - 1
-    if uses_newton(X.nnz, n, d, L, "logistic"):
-        Y = np.zeros((n, L), bool)
-        Y[y_indices, np.repeat(np.arange(L), np.diff(y_indptr))] = True
-        return _newton_logistic(X, Y, C)
-    if sq is None:
-        sq = row_sq_norms(X, 1.0)
-    counts, feat, vals, bias_w, _ = _dcd.train_chunk(
-        X.indptr, X.indices, X.data, sq, y_indptr, y_indices, np.arange(L, dtype=np.int64),
-        _dcd.LOSS_LOGISTIC, float(C), 1.0, 0.1, 1000, 0.0, int(seed), d)
+    labels = np.arange(L, dtype=np.int64)
+    if uses_newton(X.nnz, n, d, L, "logistic"):  # the same layout, by fit_linear's block
+        counts, feat, vals, bias_w, _ = newton_block(
+            X, y_indptr, y_indices, labels, loss="logistic", C=C, bias=1.0, tol=0.1,
+            max_iter=1000, prune_threshold=0.0)
+    else:
+        if sq is None:
+            sq = row_sq_norms(X, 1.0)
+        counts, feat, vals, bias_w, _ = _dcd.train_chunk(
+            X.indptr, X.indices, X.data, sq, y_indptr, y_indices, labels, _dcd.LOSS_LOGISTIC,
+            float(C), 1.0, 0.1, 1000, 0.0, int(seed), d)
     W = np.zeros((d, L))
     W[feat, np.repeat(np.arange(L), counts)] = vals
     return W, bias_w.astype(np.float32).astype(np.float64)
