@@ -226,11 +226,12 @@ def test_the_families_fit_by_newton_on_dense_features():
     assert W.shape == (10, 1) and np.isfinite(b).all()
 
 
-def test_the_memory_estimate_covers_a_newton_fit():
+@pytest.mark.parametrize("tol", [0.1, 0.001])  # float32 and float64 inner arrays
+def test_the_memory_estimate_covers_a_newton_fit(tol):
     import tracemalloc
 
     X, Y = problem(12, n=3000, d=40, L=30)
-    model = OneVsRest(memory_limit=None)
+    model = OneVsRest(memory_limit=None, tol=tol)
     Ys = sp.csr_matrix(Y.astype(np.float32))
     assert uses_newton(X.size, 3000, 40, 30, "squared_hinge")
     tracemalloc.start()

@@ -51,9 +51,11 @@ DENSE_SHARE = 0.5
 #: :func:`uses_newton`: the most bytes the solver's dense arrays may take (X with its bias
 #: column, and ``NEWTON_ROW_BYTES`` per row and label)
 NEWTON_BYTES = 256 * 2**20
-#: bytes per row and label the solver keeps at most at once: signs, margins, the margins'
-#: change, the loss's two terms, the search's trial margins and temporaries (float32), and
-#: the float64 copy of one term for the gradient's product
+#: bytes per row and label the solver keeps at most at once (float32 at the default
+#: tolerance): signs and margins (8), its scratch arrays (:class:`_Scratch`: the loss's two
+#: terms, the margins' change, the products, 16), the search's column-ordered copies (12),
+#: the float64 copy of one term for the gradient's product (8), and the copies made when
+#: labels stop (at most 12 more); 64 leaves a margin (a test holds it to tracemalloc)
 NEWTON_ROW_BYTES = 64
 #: conjugate-gradient steps a Newton step may take, and the residual it stops at (relative
 #: to the gradient's norm), as liblinear's trust-region Newton method
@@ -82,21 +84,66 @@ def uses_newton(nnz: int, n: int, d: int, L: int, loss: str) -> bool:
     return bool(dense and n * (12 * (d + 1) + NEWTON_ROW_BYTES * L) <= NEWTON_BYTES)
 
 
-def _loss_terms(loss: str, S: np.ndarray, M: np.ndarray, C: np.ndarray):
+class _Scratch:
+    """Rows x labels arrays reused through one solve: a view of the current number of label
+    columns over one flat array per name, in C or Fortran order as asked. Every step of the
+    solver works on arrays of rows x labels; allocating them afresh returned their pages to
+    the system and faulted them in again on each use, a third of yeast's powerset fit (32 ->
+    21 ms with the allocator told to keep its memory)."""
+
+    def __init__(self, n: int, L: int) -> None:
+        self.n, self.L = n, L
+        self._flat: dict[tuple[str, np.dtype], np.ndarray] = {}
+
+    def get(self, name: str, k: int, dtype, order: str) -> np.ndarray:
+        key = (name, np.dtype(dtype))
+        flat = self._flat.get(key)
+        if flat is None:
+            flat = self._flat[key] = np.empty(self.n * self.L, dtype)
+        return flat[:self.n * k].reshape((self.n, k), order=order)
+
+
+def _order(*arrays: np.ndarray) -> str:
+    """The order numpy gives an element-wise result of these arrays: Fortran when every one
+    is in Fortran order only, else C (so a step written in place sums in the same order as
+    before)."""
+    return "F" if all(a.flags.f_contiguous and not a.flags.c_contiguous
+                      for a in arrays) else "C"
+
+
+def _loss_terms(loss: str, S: np.ndarray, M: np.ndarray, C: np.ndarray,
+                scratch: _Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The loss's derivative in the margin (``R``, times C) and its curvature (``D``, times C)
     at margins ``M`` for signs ``S``; ``C`` (L,) broadcast over rows; all of one float
-    dtype."""
+    dtype. With ``scratch``, ``R`` and ``D`` are its arrays ``"R"`` and ``"D"``."""
     ft = S.dtype.type
     one = ft(1.0)
+    k, order = S.shape[1], _order(S, M)
+    if scratch is None:
+        R, D = np.empty(S.shape, ft, order=order), np.empty(S.shape, ft, order=order)
+    else:
+        R, D = scratch.get("R", k, ft, order), scratch.get("D", k, ft, order)
     if loss == "squared_hinge":
-        xi = one - S * M
-        active = xi > 0.0
-        return np.where(active, ft(-2.0) * S * xi, ft(0.0)) * C, active * (ft(2.0) * C)
+        np.multiply(S, M, out=R)
+        np.subtract(one, R, out=R)  # 1 - s m
+        np.multiply(R > 0.0, ft(2.0) * C, out=D)
+        np.maximum(R, ft(0.0), out=R)
+        R *= S
+        R *= ft(-2.0)
+        R *= C
+        return R, D
     # logistic: d/dm log(1 + exp(-s m)) = -s sigmoid(-s m); exp of the clip stays finite
-    z = np.minimum(S * M, ft(80.0 if ft is np.float32 else 700.0))
-    sig_neg = one / (one + np.exp(z))
-    R = sig_neg * C
-    return -S * R, R * (one - sig_neg)
+    np.multiply(S, M, out=D)
+    np.minimum(D, ft(80.0 if ft is np.float32 else 700.0), out=D)
+    np.exp(D, out=D)
+    D += one
+    np.divide(one, D, out=D)  # sigmoid(-s m)
+    np.multiply(D, C, out=R)
+    np.subtract(one, D, out=D)
+    D *= R  # the curvature C sigmoid (1 - sigmoid)
+    R *= S
+    np.negative(R, out=R)
+    return R, D
 
 
 def newton_fit(X: np.ndarray, Y: np.ndarray, C: np.ndarray, loss: str, tol: float,
@@ -123,10 +170,16 @@ def newton_fit(X: np.ndarray, Y: np.ndarray, C: np.ndarray, loss: str, tol: floa
     M = np.zeros((n, L), ft) if centre is None else (X @ Cw).astype(ft)  # X W
     Cl = C.astype(ft)
     Ml = None if mask is None else mask.astype(np.float64)
+    scratch = _Scratch(n, L)
     g0 = None
     for _ in range(max_iter):
-        R, D = _loss_terms(loss, S, M, Cl)
-        G = (Wl - Cw) + X.T @ R.astype(np.float64, copy=False)
+        k = live.size
+        R, D = _loss_terms(loss, S, M, Cl, scratch)
+        if R.dtype != np.float64:
+            R64 = scratch.get("R64", k, np.float64, _order(R))
+            np.copyto(R64, R)
+            R = R64
+        G = (Wl - Cw) + X.T @ R
         if Ml is not None:
             G *= Ml
         norm = np.sqrt(np.einsum("ij,ij->j", G, G))
@@ -141,12 +194,14 @@ def newton_fit(X: np.ndarray, Y: np.ndarray, C: np.ndarray, loss: str, tol: floa
             Ml = None if Ml is None else Ml[:, keep]
             if live.size == 0:
                 break
-        P = _newton_direction(Xf, G, D, Ml)
-        Z = Xf @ P.astype(ft)
-        t = _search(loss, Wl - Cw, P, M, Z, S, Cl)
+        k = live.size
+        P = _newton_direction(Xf, G, D, Ml, scratch)
+        Z = np.matmul(Xf, P.astype(ft), out=scratch.get("Z", k, ft, "C"))
+        t = _search(loss, Wl - Cw, P, M, Z, S, Cl, scratch)
         step = t * P
         Wl += step
-        M += t.astype(ft) * Z
+        Z *= t.astype(ft)
+        M += Z
         n_iter[live] += 1
         moved = np.abs(step).max(axis=0) > 1e-15 * np.abs(Wl).max(axis=0)
         if not moved.all():  # at the solution as far as this precision goes
@@ -161,7 +216,7 @@ def newton_fit(X: np.ndarray, Y: np.ndarray, C: np.ndarray, loss: str, tol: floa
 
 
 def _newton_direction(X: np.ndarray, G: np.ndarray, D: np.ndarray,
-                      mask: np.ndarray | None) -> np.ndarray:
+                      mask: np.ndarray | None, scratch: _Scratch) -> np.ndarray:
     """``(I + X' diag(D_j) X)^-1 (-G_j)`` for every column ``j``, by conjugate gradients, each
     column stopping when its residual is ``CG_REL`` of its gradient's norm; with ``mask``
     (0/1 (d, L)) on the masked coordinates only (``G`` is masked already). The products
@@ -174,7 +229,10 @@ def _newton_direction(X: np.ndarray, G: np.ndarray, D: np.ndarray,
     on = np.arange(G.shape[1])
     for _ in range(MAX_CG):
         Qo = Q[:, on]
-        H = Qo + X.T @ (D[:, on] * (X @ Qo.astype(X.dtype, copy=False)))
+        XQ = np.matmul(X, Qo.astype(X.dtype, copy=False),
+                       out=scratch.get("XQ", on.size, X.dtype, "C"))
+        XQ *= D if on.size == D.shape[1] else D[:, on]
+        H = Qo + X.T @ XQ
         if mask is not None:
             H *= mask[:, on]
         a = rr[on] / np.einsum("ij,ij->j", Qo, H)
@@ -191,7 +249,7 @@ def _newton_direction(X: np.ndarray, G: np.ndarray, D: np.ndarray,
 
 
 def _search(loss: str, W: np.ndarray, P: np.ndarray, M: np.ndarray, Z: np.ndarray,
-            S: np.ndarray, C: np.ndarray) -> np.ndarray:
+            S: np.ndarray, C: np.ndarray, scratch: _Scratch) -> np.ndarray:
     """The step ``t`` (L,) minimising each column's objective along ``W + t P`` (``W``: the
     weights less their centre; margins ``M + t Z``, in the inner dtype): one-dimensional
     Newton steps from ``t = 1``, kept positive, until a step changes ``t`` by less than
@@ -201,16 +259,29 @@ def _search(loss: str, W: np.ndarray, P: np.ndarray, M: np.ndarray, Z: np.ndarra
     pp = np.einsum("ij,ij->j", P, P)
     t = np.ones(W.shape[1])
     on = np.arange(W.shape[1])
+    # the columns still searching, in Fortran order (each column's sums below run down
+    # contiguous memory), copied again only when one stops
+    k = on.size
+    So, Mo, Zo = (scratch.get(name, k, ft, "F") for name in ("sS", "sM", "sZ"))
+    np.copyto(So, S)
+    np.copyto(Mo, M)
+    np.copyto(Zo, Z)
+    Co = C
     for _ in range(MAX_SEARCH):
-        Zo = Z[:, on]
-        R, D = _loss_terms(loss, S[:, on], M[:, on] + t[on].astype(ft) * Zo, C[on])
+        # newton_fit's loss terms and the direction's products are done with: their arrays
+        Mt = np.multiply(Zo, t[on].astype(ft), out=scratch.get("XQ", on.size, ft, "F"))
+        Mt += Mo
+        R, D = _loss_terms(loss, So, Mt, Co, scratch)
         d1 = wp[on] + t[on] * pp[on] + np.einsum("ij,ij->j", R, Zo, dtype=np.float64)
-        d2 = pp[on] + np.einsum("ij,ij->j", D * Zo, Zo, dtype=np.float64)
+        D *= Zo
+        d2 = pp[on] + np.einsum("ij,ij->j", D, Zo, dtype=np.float64)
         new = t[on] - d1 / d2
         new = np.where(new > 0.0, new, 0.5 * t[on])
         moving = np.abs(new - t[on]) > SEARCH_REL * new
         t[on] = new
-        on = on[moving]
-        if on.size == 0:
-            break
+        if not moving.all():
+            on = on[moving]
+            if on.size == 0:
+                break
+            So, Mo, Zo, Co = So[:, moving], Mo[:, moving], Zo[:, moving], Co[moving]
     return t

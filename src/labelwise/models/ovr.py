@@ -72,7 +72,7 @@ import scipy.sparse as sp
 from ..errors import DataFormatError, ResourceLimitError
 from ..progress import progress
 from . import _dcd
-from ._newton import NEWTON_ROW_BYTES, newton_fit, uses_newton
+from ._newton import FLOAT32_TOL, NEWTON_ROW_BYTES, newton_fit, uses_newton
 from ._tree_build import NUMPY_NORMALIZE_MAX, l2_normalize_rows
 from .base import MultiLabelModel, as_feature_matrix
 from .topk import linear_topk, map_threads, resolve_n_threads
@@ -477,7 +477,7 @@ class OneVsRest(MultiLabelModel):
         CSC form, per-thread DCD buffers (dense w, targets, duals, order; for a lockstep
         block its weight matrix, duals and targets, :func:`lockstep_width`) or, on dense
         features, the Newton solver's arrays (X densified twice, ``NEWTON_ROW_BYTES`` per
-        row and label), and the learned
+        row and label, twice that below its float32 tolerance), and the learned
         weights counted *unpruned* (every feature that occurs in X, for every label) times
         three (chunk buffers, their concatenation, the CSR conversion). Pruning usually makes
         the real model far smaller, so this errs on the high side.
@@ -499,7 +499,9 @@ class OneVsRest(MultiLabelModel):
             per_thread = (width * (4 * (d + 1) + LOCKSTEP_ROW_BYTES[self.loss] * n + 96)
                           + n * 16 + (d + 1) * 16)
         if uses_newton(nnz_x, n, d, L, self.loss):  # one solve: X dense (float64 and
-            threads, per_thread = 1, n * (d + 1) * 12 + NEWTON_ROW_BYTES * n * L  # float32)
+            # float32), its rows x labels arrays float64 below FLOAT32_TOL (twice the bytes)
+            wide = 1 if float(self.tol) >= FLOAT32_TOL else 2
+            threads, per_thread = 1, n * (d + 1) * 12 + wide * NEWTON_ROW_BYTES * n * L
         if sp.issparse(X):  # the features that occur: marked, not sorted
             used = np.zeros(d, bool)
             used[X.tocsr().indices] = True
