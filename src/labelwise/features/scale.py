@@ -239,9 +239,9 @@ class Scale(Featurizer):
         mean = np.zeros(d, np.float64)
         scale = np.ones(d, np.float64)
         if method == "standard":
-            Xd = np.asarray(X, dtype=np.float64)
-            mean = Xd.mean(axis=0)
-            scale = Xd.std(axis=0)
+            # in float64, the values widened as they are read (no float64 copy of X)
+            mean = X.mean(axis=0, dtype=np.float64)
+            scale = X.std(axis=0, dtype=np.float64)
         elif method == "maxabs":
             scale = np.asarray(abs(X).max(axis=0).todense() if kind == "sparse"
                                else np.abs(X).max(axis=0), dtype=np.float64).ravel()
@@ -271,8 +271,11 @@ class Scale(Featurizer):
             out = sp.csr_matrix(X @ sp.diags(inv.astype(np.float32)), dtype=np.float32)
             out.sort_indices()
             return out
-        Xd = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
-        return np.ascontiguousarray((Xd - self.mean_) * inv, dtype=np.float32)
+        # (x - mean) / scale in float64, in place over one float64 copy of X
+        Xd = np.array(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+        Xd -= self.mean_
+        Xd *= inv
+        return Xd.astype(np.float32)
 
     def explain(self) -> dict[str, Any]:
         """The method asked for, the one in effect, and what the rule saw (missing values:

@@ -353,9 +353,11 @@ def fit_scaling(X: sp.csr_matrix, normalize: Any) -> tuple[np.ndarray, np.ndarra
     n, d = X.shape
     dense = X.nnz >= DENSE_FRACTION * n * d
     if normalize == "standard" or (normalize == "auto" and dense):
-        D = X.toarray().astype(np.float64)  # two-pass: a constant column has std exactly 0
-        mean = D.mean(axis=0)
-        std = D.std(axis=0)
+        # two-pass, in float64 (the float32 values widened as they are read, no float64
+        # copy): a constant column has std exactly 0
+        D = X.toarray()
+        mean = D.mean(axis=0, dtype=np.float64)
+        std = D.std(axis=0, dtype=np.float64)
         return mean, np.where(std > 1e-12, 1.0 / np.where(std > 1e-12, std, 1.0), 1.0)
     return np.zeros(0), np.zeros(0)
 
@@ -369,7 +371,9 @@ def scale_rows(X: sp.csr_matrix, mean: np.ndarray, scale: np.ndarray,
     if mean.size:
         from .base import dense_to_csr
 
-        X = dense_to_csr(((X.toarray() - mean[None, :]) * scale[None, :]).astype(np.float32))
+        D = X.toarray() - mean[None, :]  # float64
+        D *= scale[None, :]
+        X = dense_to_csr(D.astype(np.float32))
     if normalize is None:
         return X
     from ._tree_build import l2_normalize_rows

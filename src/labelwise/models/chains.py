@@ -204,8 +204,11 @@ class ClassifierChain(MultiLabelModel):
         wx_cols, wy, b, learners = [], np.zeros((self.n_chains, L, L)), \
             np.zeros((self.n_chains, L)), []
         for c in range(self.n_chains):
-            rows = rng.integers(0, n, n) if self.bootstrap else np.arange(n)
-            Xc, Yc = X[rows], Yd[rows][:, orders[c]]
+            if self.bootstrap:
+                rows = rng.integers(0, n, n)
+                Xc, Yc = X[rows], Yd[rows][:, orders[c]]
+            else:  # every row once, in order: X itself (indexing would copy it)
+                Xc, Yc = X, Yd[:, orders[c]]
             XA = sp.hstack([Xc, dense_to_csr(Yc.astype(np.float32))], format="csr")
             XA.sort_indices()
             chain = self._fit_positions(XA, Yc, d, (seed + 7919 * c) % 2**32)
