@@ -727,3 +727,32 @@ def test_cached_kernels_load_without_importing_numbas_array_module():
     assert lazy["digest"] == eager["digest"]
     assert lazy["compiled_after"] == eager["compiled_after"] == 3.0
     assert lazy["same_again"] and eager["same_again"]
+
+
+SPARSE_FAMILIES_PROBE = textwrap.dedent("""
+    import json
+    import numpy as np, scipy.sparse as sp
+    from labelwise.models import ClassifierChain, RAkEL
+    from numba.core.runtime import rtsys
+    rng = np.random.default_rng(0)
+    X = sp.random(300, 1500, density=0.01, format="csr", dtype=np.float32, random_state=3)
+    Y = np.zeros((300, 7), np.float32)  # at most two labels a row: fewer than 8 classes in
+    for i in range(300):                 # any labelset of 3, so no lockstep block
+        Y[i, rng.choice(7, size=i % 3, replace=False)] = 1.0
+    Y = sp.csr_matrix(Y)
+    ClassifierChain(n_threads=2).fit(X, Y)
+    RAkEL(n_threads=2).fit(X, Y)
+    print(json.dumps(bool(rtsys._init)))
+""")
+
+
+def test_a_chain_and_rakel_on_small_sparse_data_link_no_numba_runtime():
+    """A classifier chain's positions and RAkEL's labelsets on small sparse data are solved
+    by ``_dcd.solve_into``, which allocates nothing and is compiled without numba's runtime
+    (as the row solvers it calls): a fresh process fitting them (kernels from the cache)
+    never sets the runtime up (about 4 ms of a fresh fit on a 2-core machine)."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    run = [sys.executable, "-c", SPARSE_FAMILIES_PROBE]
+    subprocess.run(run, env=env, capture_output=True, check=True)  # (fills a cold cache)
+    out = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) is False

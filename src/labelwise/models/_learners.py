@@ -160,15 +160,32 @@ def _fit_linear_alone(X: sp.csr_matrix, y_indptr: np.ndarray, y_indices: np.ndar
         counts, feat, vals, bias_w, _ = newton_block(
             X, y_indptr, y_indices, labels, loss="logistic", C=C, bias=1.0, tol=0.1,
             max_iter=1000, prune_threshold=0.0)
-    else:
-        if sq is None:
-            sq = row_sq_norms(X, 1.0)
-        counts, feat, vals, bias_w, _ = _dcd.train_chunk(
-            X.indptr, X.indices, X.data, sq, y_indptr, y_indices, labels, _dcd.LOSS_LOGISTIC,
-            float(C), 1.0, 0.1, 1000, 0.0, int(seed), d)
+        W = np.zeros((d, L))
+        W[feat, np.repeat(np.arange(L), counts)] = vals
+        return W, bias_w.astype(np.float32).astype(np.float64)
+    # train_chunk's solves (its seed for each label, prune 0: the weights kept as float32,
+    # the bias weight too), by solve_into in arrays made here: no kernel that allocates,
+    # so a fresh process links no numba runtime for them
+    if sq is None:
+        sq = row_sq_norms(X, 1.0)
     W = np.zeros((d, L))
-    W[feat, np.repeat(np.arange(L), counts)] = vals
-    return W, bias_w.astype(np.float32).astype(np.float64)
+    b = np.zeros(L)
+    w = np.empty(d + 1)
+    y = np.empty(n)
+    alpha2 = np.empty(2 * n)
+    index = np.empty(n, np.int64)
+    rows = np.arange(n, dtype=np.int64)
+    state = np.empty(1, np.uint64)
+    for j in range(L):
+        y.fill(-1.0)
+        y[y_indices[y_indptr[j]:y_indptr[j + 1]]] = 1.0
+        w.fill(0.0)
+        _dcd.solve_into(X.indptr, X.indices, X.data, sq, y, _dcd.LOSS_LOGISTIC, float(C), 1.0,
+                        0.1, 1000, (int(seed) + j * 2654435761) % 4294967296, w, alpha2, index,
+                        rows, state)
+        W[:, j] = np.where(w[:d] != 0.0, w[:d].astype(np.float32), 0.0)
+        b[j] = w[d]
+    return W, b.astype(np.float32).astype(np.float64)
 
 
 def _newton_logistic(X: sp.csr_matrix, Y: np.ndarray, C: float,
