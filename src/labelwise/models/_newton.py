@@ -87,9 +87,10 @@ def uses_newton(nnz: int, n: int, d: int, L: int, loss: str) -> bool:
 class _Scratch:
     """Rows x labels arrays reused through one solve: a view of the current number of label
     columns over one flat array per name, in C or Fortran order as asked. Every step of the
-    solver works on arrays of rows x labels; allocating them afresh returned their pages to
-    the system and faulted them in again on each use, a third of yeast's powerset fit (32 ->
-    21 ms with the allocator told to keep its memory)."""
+    solver works on arrays of rows x labels; allocated afresh, their pages went back to the
+    system and were faulted in again on the next use (~1.6 us a 4 KiB page on a 2-core
+    virtual machine): a third of yeast's powerset fit (a warm fit took 34 ms, 22 ms with
+    glibc's allocator told to keep its memory)."""
 
     def __init__(self, n: int, L: int) -> None:
         self.n, self.L = n, L
@@ -105,24 +106,22 @@ class _Scratch:
 
 def _order(*arrays: np.ndarray) -> str:
     """The order numpy gives an element-wise result of these arrays: Fortran when every one
-    is in Fortran order only, else C (so a step written in place sums in the same order as
-    before)."""
+    is in Fortran order only, else C (so a result written in place into scratch is laid out
+    as numpy's own temporary would be, and the sums over it run in the same order)."""
     return "F" if all(a.flags.f_contiguous and not a.flags.c_contiguous
                       for a in arrays) else "C"
 
 
 def _loss_terms(loss: str, S: np.ndarray, M: np.ndarray, C: np.ndarray,
-                scratch: _Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
+                scratch: _Scratch) -> tuple[np.ndarray, np.ndarray]:
     """The loss's derivative in the margin (``R``, times C) and its curvature (``D``, times C)
     at margins ``M`` for signs ``S``; ``C`` (L,) broadcast over rows; all of one float
-    dtype. With ``scratch``, ``R`` and ``D`` are its arrays ``"R"`` and ``"D"``."""
+    dtype. ``R`` and ``D`` are the scratch arrays ``"R"`` and ``"D"``, in the order numpy
+    would give ``S * M``."""
     ft = S.dtype.type
     one = ft(1.0)
     k, order = S.shape[1], _order(S, M)
-    if scratch is None:
-        R, D = np.empty(S.shape, ft, order=order), np.empty(S.shape, ft, order=order)
-    else:
-        R, D = scratch.get("R", k, ft, order), scratch.get("D", k, ft, order)
+    R, D = scratch.get("R", k, ft, order), scratch.get("D", k, ft, order)
     if loss == "squared_hinge":
         np.multiply(S, M, out=R)
         np.subtract(one, R, out=R)  # 1 - s m
