@@ -145,10 +145,12 @@ def _fit_linear_alone(X: sp.csr_matrix, y_indptr: np.ndarray, y_indices: np.ndar
     """``fit_linear(X, Y, loss="logistic", C=C, bias=1, tol=0.1, max_iter=1000,
     prune_threshold=0, seed=seed)`` for labels solved one by one, as dense float64 ``(W (d,
     L), b (L,))``; Y given in CSC form (``y_indptr``, ``y_indices``: each label's positive
-    rows, ascending). The same kernel call on the same arrays, on one thread, without the
-    label matrix's and the weights' conversions through scipy (most of a chain position's
-    and a small labelset's time on a small set); on dense features fit_linear's Newton
-    solver. ``sq``: X's row norms with bias 1, when the caller has them (else computed)."""
+    rows, ascending). On sparse features the same solves, seeds and weights as fit_linear's
+    label-by-label kernel (``_dcd.train_chunk``), each by ``_dcd.solve_into`` on one
+    thread, without the label matrix's and the weights' conversions through scipy (most of
+    a chain position's and a small labelset's time on a small set) and without numba's
+    runtime; on dense features fit_linear's Newton solver. ``sq``: X's row norms with bias
+    1, when the caller has them (else computed)."""
     from . import _dcd
     from ._newton import uses_newton
     from .ovr import newton_block, row_sq_norms
