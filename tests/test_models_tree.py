@@ -285,6 +285,37 @@ def test_pifa_rows_equal_scipys_product(seed, threads):
     assert got.getnnz(axis=1)[L - 1] == 0
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pifa_rows_by_sort_and_by_scan_equal_scipys_product(threads):
+    """pifa_fill lists a label's features by a sort where they are few in a wide span and by
+    a scan of the span where they are dense in it (``PIFA_SCAN_SPAN``): both paths, and
+    labels taking each, give scipy's product bit for bit."""
+    rng = np.random.default_rng(4)
+    n, d = 60, 5000
+    X = sp.random(n, d, density=0.002, random_state=5, dtype=np.float32,
+                  data_rvs=lambda k: rng.normal(size=k)).tolil()
+    X[:20, 100:400] = rng.normal(size=(20, 300)).astype(np.float32)  # rows dense in a span
+    X[59, :] = 0.0
+    X[59, [7, 2600, 4990]] = [1.0, -2.0, 0.5]  # one row of three far-apart features
+    X = X.tocsr()
+    X.eliminate_zeros()
+    Yd = np.zeros((n, 4), bool)
+    Yd[:20, 0] = True  # features dense in 100..399 (and a few strays): a scan
+    Yd[59, 1] = True  # three features over 4983 columns: a sort
+    Yd[20:59:3, 2] = True  # sparse rows spread over the columns: a sort
+    Yd[:, 3] = rng.random(n) < 0.5  # a mix
+    Y = sp.csr_matrix(Yd.astype(np.float32))
+    sizes = np.diff(sp.csr_matrix(Y.T @ X).indptr)
+    assert sizes[1] == 3 and 4983 >= _tree_kernels.PIFA_SCAN_SPAN * sizes[1]
+    assert sizes[0] >= 300 > 0
+    got = _tree_build.pifa_rows(X, Y, n_threads=threads)
+    want = sp.csr_matrix(Y.T.astype(np.float32) @ X)
+    want.sort_indices()
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data, want.data)
+
+
 def test_label_representations_are_pifa_and_concatenate():
     X, Y = clustered_data(L=12)
     Xn = _tree_build.l2_normalize_rows(X)

@@ -95,6 +95,12 @@ def scale_rows(indptr, data, scale):
 
 
 # ---------------------------------------------------------------------------- PIFA
+#: pifa_fill lists a label's features by a scan of their span, not a sort, when it holds at
+#: least one of them in this many columns (at most this many marks read per feature, against
+#: a sort's ~log2(count) comparisons and moves per feature)
+PIFA_SCAN_SPAN = 16
+
+
 @njit(nogil=True, cache=True)
 def pifa_sizes(y_indptr, y_indices, x_indptr, x_indices, n_features, lab_start, lab_end,
                out):
@@ -118,12 +124,19 @@ def pifa_fill(y_indptr, y_indices, y_data, x_indptr, x_indices, x_data, n_featur
               lab_end, z_indptr, z_indices, z_data):
     """Rows ``lab_start:lab_end`` of ``Y.T @ X`` into CSR arrays sized by ``pifa_sizes``:
     features ascending, float32 sums taken in row order as scipy's product does, entries
-    that sum to exactly 0 kept (``_tree_build.pifa_rows`` drops them)."""
+    that sum to exactly 0 kept (``_tree_build.pifa_rows`` drops them).
+
+    A label's features come out ascending by sorting them, or, where they are dense in the
+    span they cover (at least one in ``PIFA_SCAN_SPAN``), by scanning the marks over that
+    span: the same list either way. Sorting was most of the PIFA of a set of long rows
+    (synthetic-long: 7,700 features a label, 1.2 of its 1.3 s on one thread)."""
     acc = np.zeros(n_features, np.float32)
     mark = np.full(n_features, -1, np.int64)
     for j in range(lab_start, lab_end):
         base = z_indptr[j]
         c = 0
+        lo = n_features
+        hi = -1
         for p in range(y_indptr[j], y_indptr[j + 1]):
             i = y_indices[p]
             y = np.float32(y_data[p])
@@ -134,8 +147,17 @@ def pifa_fill(y_indptr, y_indices, y_data, x_indptr, x_indices, x_data, n_featur
                     z_indices[base + c] = f
                     c += 1
                     acc[f] = 0.0
+                    lo = min(lo, f)
+                    hi = max(hi, f)
                 acc[f] += y * np.float32(x_data[q])
-        z_indices[base:base + c].sort()
+        if c > 0 and hi - lo < PIFA_SCAN_SPAN * c:
+            t = base
+            for f in range(lo, hi + 1):
+                if mark[f] == j:
+                    z_indices[t] = f
+                    t += 1
+        else:
+            z_indices[base:base + c].sort()
         for t in range(c):
             z_data[base + t] = acc[z_indices[base + t]]
 
