@@ -43,12 +43,15 @@ from numba.extending import intrinsic
 
 from .._numba import njit
 
-__all__ = ["LOSS_SQUARED_HINGE", "LOSS_LOGISTIC", "row_sq_norms", "dcd_solve", "solve_into",
-           "train_chunk", "train_chunk_from", "train_rows_from", "sq_hinge_block", "block_weights",
+__all__ = ["LOSS_SQUARED_HINGE", "LOSS_LOGISTIC", "LABEL_SEED_STEP", "row_sq_norms",
+           "dcd_solve", "solve_into", "train_chunk", "train_chunk_from", "train_rows_from", "sq_hinge_block", "block_weights",
            "train_chunk_lockstep", "logistic_block"]
 
 LOSS_SQUARED_HINGE = 0
 LOSS_LOGISTIC = 1
+#: a label's row-order seed is ``(seed_base + label * LABEL_SEED_STEP) % 2**32`` (Knuth's
+#: multiplicative step), so it depends on its id alone, not on the labels beside it
+LABEL_SEED_STEP = 2654435761
 #: a lockstep block prefetches the next row's weight rows when its W is larger than this (a
 #: core's L2 on the machine measured): smaller, W stays in cache and the hint only costs
 #: (Bibtex's and Delicious' blocks, 0.2-0.6 MB: 8-20 % slower with it)
@@ -292,35 +295,30 @@ def dcd_solve(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias, tol, max_
     ``y`` is float64 +1/-1. ``sq_norms`` comes from :func:`row_sq_norms` with the same bias.
     """
     n = y.shape[0]
-    state = np.empty(1, np.uint64)
-    _seed_state(seed, state)
-    rows = np.arange(n, dtype=np.int64)
     w = np.zeros(n_features + 1, np.float64)
-    index = np.empty(n, np.int64)
-    if loss == LOSS_SQUARED_HINGE:
-        alpha = np.zeros(n, np.float64)
-        it = _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
-                            max_iter, w, alpha, index, state)
-        return w, alpha, it
     alpha2 = np.empty(2 * n, np.float64)
-    it = _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol, max_iter,
-                        w, alpha2, index, state)
+    it = solve_into(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias, tol, max_iter,
+                    seed, w, alpha2, np.empty(n, np.int64), np.arange(n, dtype=np.int64),
+                    np.empty(1, np.uint64))
     alpha = np.empty(n, np.float64)
-    for i in range(n):
-        alpha[i] = alpha2[2 * i]
+    for i in range(n):  # the squared hinge's duals come first, the logistic's every other
+        alpha[i] = alpha2[i] if loss == LOSS_SQUARED_HINGE else alpha2[2 * i]
     return w, alpha, it
 
 
 @njit(nogil=True, cache=True, _nrt=False)
 def solve_into(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias, tol, max_iter, seed,
                w, alpha2, index, rows, state):
-    """:func:`dcd_solve` in the caller's arrays: ``w`` (n_features + 1, zero on entry)
-    receives the weights, ``alpha2`` (2n), ``index`` (n), ``rows`` (``arange(n)``) and
-    ``state`` (one uint64) are scratch. Returns the epochs run; the same steps and numbers as
-    :func:`dcd_solve`. It allocates nothing, so it is compiled without numba's runtime
-    (``_nrt=False``, as the row solvers it calls): a process that needs no other kernel (a
-    classifier chain's or RAkEL's small problems on sparse features) links no runtime,
-    about 4 ms less for a fresh process on this 2-core machine."""
+    """One binary problem in the caller's arrays (the step :func:`dcd_solve`,
+    :func:`train_chunk_from` and :func:`train_rows_from` take for each problem): the row
+    order seeded from ``seed``, then the loss's row solver over ``rows``. ``w`` (n_features +
+    1) holds the start (zero, or a proximal centre) and receives the weights; ``alpha2`` (2n:
+    the squared hinge's duals first, the logistic's pairs), ``index`` (n) and ``state`` (one
+    uint64) are scratch. Returns the epochs run. It allocates nothing, so it is compiled
+    without numba's runtime (``_nrt=False``, as the row solvers it calls): a process that
+    needs no other kernel (a classifier chain's or RAkEL's small problems on sparse
+    features) links no runtime, about 4 ms less for a fresh process on this 2-core
+    machine."""
     _seed_state(seed, state)
     if loss == LOSS_SQUARED_HINGE:
         return _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
@@ -389,7 +387,7 @@ def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labe
         y[:] = -1.0
         for p in range(y_indptr[lab], y_indptr[lab + 1]):
             y[y_indices[p]] = 1.0
-        seed = (seed_base + lab * 2654435761) % 4294967296
+        seed = (seed_base + lab * LABEL_SEED_STEP) % 4294967296
         w, _alpha, it = dcd_solve(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias,
                                   tol, max_iter, seed, n_features)
         n_iter[j] = it
@@ -421,7 +419,6 @@ def train_chunk_from(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices,
     y = np.empty(n, np.float64)
     rows = np.arange(n, dtype=np.int64)
     index = np.empty(n, np.int64)
-    alpha = np.empty(n, np.float64)
     alpha2 = np.empty(2 * n, np.float64)
     state = np.empty(1, np.uint64)
     w = np.zeros(n_features + 1, np.float64)
@@ -434,14 +431,9 @@ def train_chunk_from(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices,
         for p in range(c_indptr[lab], c_indptr[lab + 1]):
             w[c_indices[p]] = c_data[p]
         w[n_features] = c_bias[lab]
-        seed = (seed_base + lab * 2654435761) % 4294967296
-        _seed_state(seed, state)
-        if loss == LOSS_SQUARED_HINGE:
-            it = _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[lab], bias,
-                                tol, max_iter, w, alpha, index, state)
-        else:
-            it = _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[lab], bias,
-                                tol, max_iter, w, alpha2, index, state)
+        it = solve_into(x_indptr, x_indices, x_data, sq_norms, y, loss, C[lab], bias, tol,
+                        max_iter, (seed_base + lab * LABEL_SEED_STEP) % 4294967296, w, alpha2,
+                        index, rows, state)
         n_iter[j] = it
         bias_w[j] = w[n_features]
         feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,
@@ -470,7 +462,6 @@ def train_rows_from(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt
     all_features = np.arange(n_features, dtype=np.int64)
     y = np.empty(n, np.float64)
     index = np.empty(n, np.int64)
-    alpha = np.empty(n, np.float64)
     alpha2 = np.empty(2 * n, np.float64)
     state = np.empty(1, np.uint64)
     w = np.zeros(n_features + 1, np.float64)
@@ -482,13 +473,8 @@ def train_rows_from(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt
         for p in range(c_indptr[j], c_indptr[j + 1]):
             w[c_indices[p]] = c_data[p]
         w[n_features] = c_bias[j]
-        _seed_state(seeds[j], state)
-        if loss == LOSS_SQUARED_HINGE:
-            it = _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[j], bias,
-                                tol, max_iter, w, alpha, index, state)
-        else:
-            it = _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C[j], bias,
-                                tol, max_iter, w, alpha2, index, state)
+        it = solve_into(x_indptr, x_indices, x_data, sq_norms, y, loss, C[j], bias, tol,
+                        max_iter, seeds[j], w, alpha2, index, rows, state)
         n_iter[j] = it
         bias_w[j] = w[n_features]
         feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,
