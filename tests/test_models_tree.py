@@ -159,6 +159,11 @@ def test_balanced_2means_matches_reference(seed, n, iters):
     assert np.count_nonzero(got == 0) == n0 and np.count_nonzero(got == 1) == n - n0
     want = ref_balanced_2means(Z.toarray(), list(labels), n0, int(i0), int(i1), iters)
     assert np.array_equal(got, want)
+    # the same rounds spread over threads (a big split): the same groups
+    rows = _tree_kernels.two_means_rows(Z.indptr, Z.indices, Z.data, d, labels)
+    for threads in (2, 3):
+        spread = _tree_build._two_means_threads(*rows, n0, int(i0), int(i1), iters, threads)
+        assert np.array_equal(spread, want), threads
 
 
 def ref_build_tree(Z, branching, max_leaf, iters, seed):
@@ -191,11 +196,18 @@ def ref_build_tree(Z, branching, max_leaf, iters, seed):
 
 @pytest.mark.parametrize("branching,max_leaf,seed", [(2, 3, 0), (3, 5, 1), (5, 4, 2),
                                                      (16, 10, 3)])
-def test_build_tree_matches_reference_on_any_thread_count(branching, max_leaf, seed):
+def test_build_tree_matches_reference_on_any_thread_count(branching, max_leaf, seed,
+                                                          monkeypatch):
     X, Y = clustered_data(L=90, seed=seed)
     Z = _tree_build.label_representations(_tree_build.l2_normalize_rows(X), Y)
     nodes, kids = ref_build_tree(Z, branching, max_leaf, 4, seed)
-    for threads in (1, 2, 3):
+    calls = []
+    spread = _tree_build._two_means_threads
+    monkeypatch.setattr(_tree_build, "_two_means_threads",
+                        lambda *a: calls.append(a[-1]) or spread(*a))
+    for threads, big in ((1, None), (2, None), (3, None), (2, 0), (3, 0)):
+        if big is not None:  # every split counts as big: spread over the idle threads
+            monkeypatch.setattr(_tree_build, "THREADED_SPLIT_VALUES", big)
         lay = _tree_build.build_tree(Z, branching=branching, max_leaf_size=max_leaf,
                                      cluster_iters=4, seed=seed, n_threads=threads)
         assert lay.n_nodes == len(nodes)
@@ -203,6 +215,7 @@ def test_build_tree_matches_reference_on_any_thread_count(branching, max_leaf, s
             assert np.array_equal(lay.node_labels[v], nodes[v]), (threads, v)
             got = lay.clf_child[lay.node_clf_start[v]:lay.node_clf_start[v + 1]]
             assert list(got) == kids[v], (threads, v)
+    assert calls and set(calls) <= {2, 3}  # the first split at least took the spread path
 
 
 @pytest.mark.parametrize("branching,max_leaf", [(2, 1), (2, 7), (4, 10), (3, 5), (16, 100)])
@@ -241,8 +254,10 @@ def test_l2_normalize_rows_matches_reference(monkeypatch):
     np.testing.assert_allclose(got.toarray(), want, rtol=1e-6, atol=1e-7)
     # numpy (small inputs) and the numba kernels (large ones): the same numbers
     monkeypatch.setattr(_tree_build, "NUMPY_NORMALIZE_MAX", -1)
-    kernels = _tree_build.l2_normalize_rows(sp.csr_matrix(Xd))
-    assert np.array_equal(kernels.data, got.data) and np.array_equal(kernels.indptr, got.indptr)
+    for threads in (1, 2, 3):  # over row ranges on threads: the same numbers
+        kernels = _tree_build.l2_normalize_rows(sp.csr_matrix(Xd), threads)
+        assert np.array_equal(kernels.data, got.data)
+        assert np.array_equal(kernels.indptr, got.indptr)
 
 
 def test_balanced_ranges_hand_computed():

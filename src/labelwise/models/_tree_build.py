@@ -32,6 +32,7 @@ Training tasks (``NodeTask``)
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,27 +59,44 @@ __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayou
 NUMPY_NORMALIZE_MAX = 1 << 22
 
 
-def l2_normalize_rows(M: sp.csr_matrix) -> sp.csr_matrix:
-    """A CSR float32 copy of M's values (indices shared) with every non-zero row at norm 1.
+def l2_normalize_rows(M: sp.csr_matrix, n_threads: int = 1, *,
+                      in_place: bool = False) -> sp.csr_matrix:
+    """A CSR float32 copy of M's values (indices shared) with every non-zero row at norm 1;
+    ``in_place``: M itself, its float32 values scaled where they are (for a matrix the
+    caller made and owns).
 
     Each row's sum of squares is added in float64 in the row's order and every value
     multiplied by the row's ``1 / sqrt(sum)`` in float64, then rounded to float32: in numpy
     (scipy's row sums add in that order) for up to ``NUMPY_NORMALIZE_MAX`` values, else by
-    the numba kernels; the same numbers either way."""
+    the numba kernels over row ranges of near-equal size on ``n_threads`` threads; the same
+    numbers either way."""
     M = M if type(M) is sp.csr_matrix else sp.csr_matrix(M)
     small = M.nnz <= NUMPY_NORMALIZE_MAX
     if small:
         sq = np.asarray(sp.csr_matrix((np.asarray(M.data, np.float64) ** 2, M.indices, M.indptr),
                                       shape=M.shape).sum(axis=1)).ravel()
     else:
-        sq = _tree_kernels.row_sq_sums(M.indptr, M.data)
+        bounds = balanced_ranges(M.indptr, 4 * n_threads)
+        sq = np.empty(M.shape[0], np.float64)
+        map_ranges(lambda a, b: _tree_kernels.row_sq_sums(M.indptr, M.data, a, b, sq), bounds,
+                   n_threads)
     scale = np.zeros_like(sq)
     nz = sq > 0
     scale[nz] = 1.0 / np.sqrt(sq[nz])
+    if in_place and M.data.dtype != np.float32:
+        raise TypeError(f"in_place needs float32 values, not {M.data.dtype}")
     if small:
-        data = (M.data * np.repeat(scale, np.diff(M.indptr))).astype(np.float32)
+        data = M.data * np.repeat(scale, np.diff(M.indptr))  # float64, rounded once below
+        if in_place:
+            M.data[...] = data
+            return M
+        data = data.astype(np.float32)
     else:
-        data = _tree_kernels.scale_rows(M.indptr, M.data, scale)
+        data = M.data if in_place else np.empty(M.nnz, np.float32)
+        map_ranges(lambda a, b: _tree_kernels.scale_rows(M.indptr, M.data, scale, a, b, data),
+                   bounds, n_threads)
+        if in_place:
+            return M
     return trusted_csr(data, M.indices, M.indptr, M.shape,
                        sorted_indices=M.has_sorted_indices)
 
@@ -128,11 +146,11 @@ def label_representations(X: sp.csr_matrix, Y: sp.spmatrix, *, pifa: bool = True
     """Label feature rows (n_labels, n_cols) CSR float32, l2-normalised (module docstring)."""
     blocks = []
     if pifa:
-        blocks.append(l2_normalize_rows(pifa_rows(X, Y, n_threads)))
+        blocks.append(l2_normalize_rows(pifa_rows(X, Y, n_threads), n_threads, in_place=True))
     if extra is not None:
-        blocks.append(l2_normalize_rows(extra))
+        blocks.append(l2_normalize_rows(extra, n_threads))
     Z = blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
-    Z = l2_normalize_rows(Z)
+    Z = l2_normalize_rows(Z, n_threads, in_place=True)  # a matrix made here: scaled in place
     Z.sort_indices()
     return Z
 
@@ -150,20 +168,64 @@ class TreeLayout:
         return len(self.node_labels)
 
 
+#: a 2-means split whose labels hold at least this many stored values runs its rounds over
+#: the threads left idle when its round has fewer splits than threads (the first split of
+#: every tree: 23M values and 0.47 s alone on synthetic-long's 3,000 labels)
+THREADED_SPLIT_VALUES = 1 << 20
+
+
 def _two_means(Z: sp.csr_matrix, labels: np.ndarray, parts: int, iters: int, seed: int,
-               node: int, path: int) -> list[tuple[np.ndarray, int, int]]:
+               node: int, path: int, n_threads: int = 1) -> list[tuple[np.ndarray, int, int]]:
     """One balanced 2-means split of a group meant for ``parts`` children: the two halves as
     ``(labels, parts, path)``. ``path`` is 1 for the node's whole label set and gains one bit
     (0 left, 1 right) per split; the two seed labels come from ``default_rng([seed, node,
-    path])``."""
+    path])``. With ``n_threads > 1`` a split of at least ``THREADED_SPLIT_VALUES`` values
+    runs each round over the threads (:func:`_two_means_threads`), with the same result."""
     n = labels.shape[0]
     p0 = (parts + 1) // 2
     n0 = (n * p0) // parts
     i0, i1 = np.random.default_rng([int(seed), int(node), int(path)]).choice(
         n, size=2, replace=False)
-    assign = _tree_kernels.balanced_2means(Z.indptr, Z.indices, Z.data, Z.shape[1], labels,
-                                           n0, int(i0), int(i1), iters)
+    K = _tree_kernels
+    if (labels.shape[0] == Z.shape[0] and Z.indices.dtype == np.int32
+            and Z.data.dtype == np.float32 and np.array_equal(labels, np.arange(n))):
+        # all of Z in order (every tree's first split): its own arrays, global columns (the
+        # zeros of unused columns leave every sum as the local copy's)
+        rows = (Z.indptr.astype(np.int64), Z.indices, Z.data, Z.shape[1])
+    else:
+        rows = K.two_means_rows(Z.indptr, Z.indices, Z.data, Z.shape[1], labels)
+    if n_threads > 1 and rows[0][-1] >= THREADED_SPLIT_VALUES:
+        assign = _two_means_threads(*rows, n0, int(i0), int(i1), iters, n_threads)
+    else:
+        assign = K.two_means_rounds(*rows, n0, int(i0), int(i1), iters)
     return [(labels[assign == 0], p0, 2 * path), (labels[assign == 1], parts - p0, 2 * path + 1)]
+
+
+def _two_means_threads(lptr: np.ndarray, loc: np.ndarray, val: np.ndarray, n_local: int,
+                       n0: int, init0: int, init1: int, iters: int,
+                       n_threads: int) -> np.ndarray:
+    """``_tree_kernels.two_means_rounds`` with each round's steps spread over ``n_threads``
+    threads: the labels' sides over cost-balanced label ranges, and the two centroids side
+    by side (each summed by one thread in the kernel's order). Every number is computed as
+    in the kernel, so the groups are the same."""
+    K = _tree_kernels
+    n = lptr.shape[0] - 1
+    c = [np.zeros(n_local, np.float64), np.zeros(n_local, np.float64)]
+    for side, init in enumerate((init0, init1)):
+        c[side][loc[lptr[init]:lptr[init + 1]]] = val[lptr[init]:lptr[init + 1]]
+    assign = np.full(n, -1, np.int8)
+    diff = np.empty(n, np.float64)
+    bounds = balanced_ranges(lptr, 4 * n_threads)
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        for _ in range(iters):
+            d = c[0] - c[1]
+            list(pool.map(lambda r, d=d: K.two_means_sides(lptr, loc, val, d, diff, *r),
+                          zip(bounds[:-1], bounds[1:])))
+            if not K.two_means_assign(diff, n0, assign):
+                break
+            list(pool.map(lambda gc: K._centroid(lptr, loc, val, assign, *gc),
+                          ((K.GROUP_0, c[0]), (K.GROUP_1, c[1]))))
+    return assign
 
 
 @dataclass
@@ -245,9 +307,11 @@ def cluster_nodes(Z: sp.csr_matrix, shape: TreeShape, heads: dict[int, np.ndarra
     alone (on any worker) is exactly that subtree of the whole tree."""
     out = {int(v): lab for v, lab in heads.items()}
 
-    def split(g: tuple[int, np.ndarray, int, int]) -> list[tuple[int, np.ndarray, int, int]]:
+    def split(g: tuple[int, np.ndarray, int, int],
+              threads: int = 1) -> list[tuple[int, np.ndarray, int, int]]:
         v, S, parts, path = g
-        return [(v, *half) for half in _two_means(Z, S, parts, cluster_iters, seed, v, path)]
+        return [(v, *half) for half in _two_means(Z, S, parts, cluster_iters, seed, v, path,
+                                                  threads)]
 
     level = sorted(out)
     while level:
@@ -255,7 +319,11 @@ def cluster_nodes(Z: sp.csr_matrix, shape: TreeShape, heads: dict[int, np.ndarra
         groups = [(v, out[v], shape.parts(v), 1) for v in level if shape.first_child[v] >= 0]
         while any(g[2] > 1 for g in groups):
             work = [g for g in groups if g[2] > 1]
-            halves = iter(map_threads(split, work, n_threads))
+            if len(work) < n_threads:  # threads to spare: each split spreads over its share
+                share = n_threads // len(work)
+                halves = iter(map_threads(lambda g, s=share: split(g, s), work, n_threads))
+            else:
+                halves = iter(map_threads(split, work, n_threads))
             groups = [h for g in groups for h in (next(halves) if g[2] > 1 else [g])]
         placed = {v: 0 for v, _, _, _ in groups}
         for v, S, _, _ in groups:  # a node's groups are its children, in order

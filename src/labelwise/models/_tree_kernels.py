@@ -71,27 +71,24 @@ GRAM_BYTES = 64 * 2**20
 
 # ---------------------------------------------------------------------------- row norms
 @njit(nogil=True, cache=True)
-def row_sq_sums(indptr, data):
-    """Sum of squares (float64) of every CSR row's values."""
-    n = indptr.shape[0] - 1
-    out = np.zeros(n, np.float64)
-    for i in range(n):
+def row_sq_sums(indptr, data, start, end, out):
+    """``out[i]`` = the sum of squares (float64, in the row's order) of CSR row ``i``'s
+    values, for the rows ``start .. end - 1``."""
+    for i in range(start, end):
         s = 0.0
         for p in range(indptr[i], indptr[i + 1]):
             v = np.float64(data[p])
             s += v * v
         out[i] = s
-    return out
 
 
 @njit(nogil=True, cache=True)
-def scale_rows(indptr, data, scale):
-    """A float32 copy of the CSR values with row ``i`` multiplied by ``scale[i]``."""
-    out = np.empty(data.shape[0], np.float32)
-    for i in range(indptr.shape[0] - 1):
+def scale_rows(indptr, data, scale, start, end, out):
+    """``out`` (float32) = the CSR values with row ``i`` multiplied by ``scale[i]``, for the
+    rows ``start .. end - 1``."""
+    for i in range(start, end):
         for p in range(indptr[i], indptr[i + 1]):
             out[p] = data[p] * scale[i]
-    return out
 
 
 # ---------------------------------------------------------------------------- PIFA
@@ -181,15 +178,13 @@ def _centroid(lptr, loc, val, assign, group, c):
 
 
 @njit(nogil=True, cache=True)
-def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init1, iters):
-    """Return ``assign`` (int8 0/1 per entry of ``labels``) with exactly ``n0`` zeros.
+def two_means_rows(z_indptr, z_indices, z_data, n_cols, labels):
+    """The rows of ``labels`` copied with local column numbers: ``(lptr, loc, val, n_local)``.
 
-    ``init0``/``init1`` are positions in ``labels`` whose rows seed the two centroids. The
-    centroids live on the columns the labels use (renumbered in ascending order, so sums run
-    in the same order as over all ``n_cols``): a split costs ``O(nnz of its labels)`` a
-    round, not ``O(n_cols)``. The labels' rows are copied once, with local column numbers,
-    into contiguous arrays (8 bytes per stored value) that every round then streams through.
-    """
+    The local columns are the ones the labels use, renumbered in ascending order (so sums
+    over them run in the same order as over all ``n_cols``), so a split costs ``O(nnz of
+    its labels)`` a round, not ``O(n_cols)``; the copy is contiguous (8 bytes per stored
+    value) and every round streams through it."""
     n = labels.shape[0]
     lptr = np.zeros(n + 1, np.int64)
     for t in range(n):
@@ -217,6 +212,43 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
             loc[q] = col_map[z_indices[p]]
             val[q] = z_data[p]
             q += 1
+    return lptr, loc, val, n_local
+
+
+@njit(nogil=True, cache=True)
+def two_means_sides(lptr, loc, val, d, diff, start, end):
+    """``diff[t] = -(z_t . d)`` for the labels ``start .. end - 1`` (local rows; ``d`` is
+    ``c0 - c1``): lower means nearer centroid 0."""
+    for t in range(start, end):
+        s = 0.0
+        for q in range(lptr[t], lptr[t + 1]):
+            s += val[q] * d[loc[q]]
+        diff[t] = -s
+
+
+@njit(nogil=True, cache=True)
+def two_means_assign(diff, n0, assign):
+    """Put the ``n0`` labels of lowest ``diff`` (stable sort: ties keep input order) in group
+    0 and the rest in group 1; True when ``assign`` changed."""
+    n = diff.shape[0]
+    order = np.argsort(diff, kind="mergesort")
+    changed = False
+    for r in range(n):
+        g = 0 if r < n0 else 1
+        t = order[r]
+        if assign[t] != g:
+            changed = True
+            assign[t] = g
+    return changed
+
+
+@njit(nogil=True, cache=True)
+def two_means_rounds(lptr, loc, val, n_local, n0, init0, init1, iters):
+    """The rounds of :func:`balanced_2means` over label rows ``lptr, loc, val`` whose column
+    numbers are below ``n_local`` (:func:`two_means_rows`' copy, or the whole of Z), through
+    :func:`two_means_sides`, :func:`two_means_assign` and ``_centroid`` (``_tree_build``
+    runs the same steps over several threads for a big split, with the same numbers)."""
+    n = lptr.shape[0] - 1
     c0 = np.zeros(n_local, np.float64)
     c1 = np.zeros(n_local, np.float64)
     for q in range(lptr[init0], lptr[init0 + 1]):
@@ -224,32 +256,30 @@ def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init
     for q in range(lptr[init1], lptr[init1 + 1]):
         c1[loc[q]] = val[q]
     assign = np.full(n, -1, np.int8)
-    new = np.empty(n, np.int8)
     diff = np.empty(n, np.float64)
     d = np.empty(n_local, np.float64)
     for _ in range(iters):
         for f in range(n_local):
             d[f] = c0[f] - c1[f]
-        for t in range(n):
-            s = 0.0
-            for q in range(lptr[t], lptr[t + 1]):
-                s += val[q] * d[loc[q]]
-            diff[t] = -s
-        order = np.argsort(diff, kind="mergesort")
-        for r in range(n):
-            new[order[r]] = 0 if r < n0 else 1
-        changed = False
-        for t in range(n):
-            if new[t] != assign[t]:
-                changed = True
-            assign[t] = new[t]
-        if not changed:
+        two_means_sides(lptr, loc, val, d, diff, 0, n)
+        if not two_means_assign(diff, n0, assign):
             break
         # groups as int64 values: literal 0 and 1 would compile _centroid twice (one
         # specialisation per constant)
         _centroid(lptr, loc, val, assign, GROUP_0, c0)
         _centroid(lptr, loc, val, assign, GROUP_1, c1)
     return assign
+
+
+@njit(nogil=True, cache=True)
+def balanced_2means(z_indptr, z_indices, z_data, n_cols, labels, n0, init0, init1, iters):
+    """Return ``assign`` (int8 0/1 per entry of ``labels``) with exactly ``n0`` zeros.
+
+    ``init0``/``init1`` are positions in ``labels`` whose rows seed the two centroids; the
+    rounds (:func:`two_means_rounds`) run on the local copy of :func:`two_means_rows`.
+    """
+    lptr, loc, val, n_local = two_means_rows(z_indptr, z_indices, z_data, n_cols, labels)
+    return two_means_rounds(lptr, loc, val, n_local, n0, init0, init1, iters)
 
 
 # ---------------------------------------------------------------------------- training

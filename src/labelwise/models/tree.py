@@ -319,7 +319,8 @@ class LabelTree(MultiLabelModel):
             del self._fit_label_features
 
     def _prepare_X(self, X: sp.csr_matrix) -> sp.csr_matrix:
-        return _tree_build.l2_normalize_rows(X) if self.normalize == "l2" else X
+        return (_tree_build.l2_normalize_rows(X, resolve_n_threads(self.n_threads))
+                if self.normalize == "l2" else X)
 
     def _fit(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
         L = Y.shape[1]
