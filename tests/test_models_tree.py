@@ -160,6 +160,18 @@ def test_balanced_2means_matches_reference(seed, n, iters):
     want = ref_balanced_2means(Z.toarray(), list(labels), n0, int(i0), int(i1), iters)
     assert np.array_equal(got, want)
     # the same rounds spread over threads (a big split): the same groups
+    # the same columns spread 40 apart over a wider space: listed by a sort, not a scan
+    wide = sp.csr_matrix((Z.data, Z.indices * 40, Z.indptr), shape=(n + 3, 40 * d))
+    assert np.array_equal(_tree_kernels.balanced_2means(
+        wide.indptr, wide.indices, wide.data, 40 * d, labels, n0, int(i0), int(i1), iters), want)
+    for M, width in ((Z, d), (wide, 40 * d)):  # local columns: the used ones' ranks
+        lptr, loc, val, n_local = _tree_kernels.two_means_rows(M.indptr, M.indices, M.data,
+                                                               width, labels)
+        used = np.concatenate([M.indices[M.indptr[t]:M.indptr[t + 1]] for t in labels])
+        assert n_local == np.unique(used).size
+        assert np.array_equal(loc, np.searchsorted(np.unique(used), used))
+        assert np.array_equal(val, np.concatenate(
+            [M.data[M.indptr[t]:M.indptr[t + 1]] for t in labels]))
     rows = _tree_kernels.two_means_rows(Z.indptr, Z.indices, Z.data, d, labels)
     for threads in (2, 3):
         spread = _tree_build._two_means_threads(*rows, n0, int(i0), int(i1), iters, threads)

@@ -182,7 +182,8 @@ def two_means_rows(z_indptr, z_indices, z_data, n_cols, labels):
     """The rows of ``labels`` copied with local column numbers: ``(lptr, loc, val, n_local)``.
 
     The local columns are the ones the labels use, renumbered in ascending order (so sums
-    over them run in the same order as over all ``n_cols``), so a split costs ``O(nnz of
+    over them run in the same order as over all ``n_cols``; listed by a scan of their span
+    where they are dense in it, as ``pifa_fill`` does, else sorted), so a split costs ``O(nnz of
     its labels)`` a round, not ``O(n_cols)``; the copy is contiguous (8 bytes per stored
     value) and every round streams through it."""
     n = labels.shape[0]
@@ -192,6 +193,7 @@ def two_means_rows(z_indptr, z_indices, z_data, n_cols, labels):
     col_map = np.full(n_cols, -1, np.int32)
     cols = np.empty(min(lptr[n], n_cols), np.int64)
     n_local = 0
+    lo, hi = n_cols, 0
     for t in range(n):  # the columns in use, each once
         lab = labels[t]
         for p in range(z_indptr[lab], z_indptr[lab + 1]):
@@ -199,10 +201,19 @@ def two_means_rows(z_indptr, z_indices, z_data, n_cols, labels):
                 col_map[z_indices[p]] = 0
                 cols[n_local] = z_indices[p]
                 n_local += 1
-    cols = cols[:n_local]
-    cols.sort()
-    for q in range(n_local):
-        col_map[cols[q]] = q
+                lo = min(lo, z_indices[p])
+                hi = max(hi, z_indices[p] + 1)
+    if hi - lo < PIFA_SCAN_SPAN * n_local:  # dense in their span: a scan lists them in order
+        q = 0
+        for f in range(lo, hi):
+            if col_map[f] == 0:
+                col_map[f] = q
+                q += 1
+    else:
+        cols = cols[:n_local]
+        cols.sort()
+        for q in range(n_local):
+            col_map[cols[q]] = q
     loc = np.empty(lptr[n], np.int32)
     val = np.empty(lptr[n], z_data.dtype)
     for t in range(n):
