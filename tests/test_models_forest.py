@@ -58,6 +58,72 @@ def test_corrupt_tree_arrays_are_refused(tmp_path):
     assert manifest["class"] == "LabelForest"
 
 
+def _plain_probabilities(model, Xd):
+    """Mean over trees of the dense leaf rates each row reaches, tree by tree (the dense
+    rates rebuilt one entry at a time from the sparse leaves)."""
+    L = len(model.labels_)
+    P = _dense_leaves(model.leaf_ptr_, model.leaf_label_, model.leaf_value_, L)
+    out = np.zeros((Xd.shape[0], L))
+    for i in range(Xd.shape[0]):
+        for root in model.roots_:
+            node = root
+            while model.left_[node] >= 0:
+                go_left = Xd[i, model.feature_[node]] <= model.threshold_[node]
+                node = model.left_[node] if go_left else model.right_[node]
+            out[i] += P[model.leaf_of_[node]]
+    return out / model.roots_.size
+
+
+@pytest.mark.parametrize("grower", ["labelwise", "sklearn"])
+def test_sparse_leaves_give_the_dense_sums(grower):
+    """A leaf keeps its non-zero rates only; the probabilities equal, bit for bit, the sums
+    over every tree's dense rates, zeros included (adding 0 changes no sum), and a label
+    without positives has none."""
+    X, Y = small_data(seed=6, n=120, d=10, n_labels=5)
+    Yd = Y.toarray()
+    Yd[:, 2] = 0
+    model = LabelForest(n_estimators=6, random_state=3, n_threads=2, grower=grower).fit(X, Yd)
+    assert model.leaf_label_.dtype == np.int64 and not np.any(model.leaf_label_ == 2)
+    assert np.all(model.leaf_value_ > 0) and np.all(model.leaf_value_ <= 1)
+    Q, _ = small_data(seed=8, n=40, d=10, n_labels=5)
+    assert np.array_equal(model.probabilities(Q), _plain_probabilities(model, Q.toarray()))
+
+
+def test_a_model_saved_with_dense_leaves_loads_as_sparse(tmp_path):
+    """Models saved before the sparse leaves hold ``leaf_p`` (n_leaves, n_labels): they load
+    and predict as before; a file with both forms, or with broken sparse leaves, is refused."""
+    from labelwise.models.persist import check_saved_arrays
+
+    X, Y = small_data(seed=2)
+    model = LabelForest(n_estimators=4, random_state=0, n_threads=1).fit(X, Y)
+    arrays, state = model._get_state()
+    L = len(model.labels_)
+    old = {k: v for k, v in arrays.items() if not k.startswith("leaf_")}
+    old["leaf_of"] = arrays["leaf_of"]
+    old["leaf_p"] = _dense_leaves(arrays["leaf_ptr"], arrays["leaf_label"],
+                                  arrays["leaf_value"], L)
+    check_saved_arrays(LabelForest, old, where="old model")
+    loaded = LabelForest(n_threads=1)
+    loaded.labels_, loaded.n_features_in_ = model.labels_, model.n_features_in_
+    loaded._set_state(old, state)
+    for k in ("leaf_ptr", "leaf_label", "leaf_value"):
+        assert np.array_equal(getattr(loaded, k + "_"), arrays[k])
+    assert np.array_equal(loaded.probabilities(X), model.probabilities(X))
+    with pytest.raises(DataFormatError, match="both"):
+        loaded._set_state({**arrays, "leaf_p": old["leaf_p"]}, state)
+    bad_label = arrays["leaf_label"].copy()
+    bad_label[0] = L
+    backwards = arrays["leaf_ptr"].copy()
+    backwards[1] = backwards[2] + 1
+    first = arrays["leaf_ptr"][np.flatnonzero(np.diff(arrays["leaf_ptr"]) >= 2)[0]]
+    repeated = arrays["leaf_label"].copy()
+    repeated[first + 1] = repeated[first]  # one label twice in a leaf
+    for key, value in (("leaf_label", bad_label), ("leaf_ptr", backwards),
+                       ("leaf_label", repeated), ("leaf_value", arrays["leaf_value"][:-1])):
+        with pytest.raises(DataFormatError, match="do not form trees"):
+            loaded._set_state({**arrays, key: value}, state)
+
+
 def test_bad_params():
     X, Y = small_data()
     with pytest.raises(ValueError, match="kind"):
@@ -298,6 +364,19 @@ def test_packed_bins_and_zero_codes_equal_the_plain_binning(max_bins):
                 assert zero_code[f] == 0
 
 
+def _dense_leaves(ptr, labels, values, n_labels):
+    """The (n_leaves, n_labels) rates of a grown tree's sparse leaves, one entry at a time;
+    each leaf's labels ascending and non-zero."""
+    P = np.zeros((ptr.size - 1, n_labels))
+    for leaf in range(ptr.size - 1):
+        seen = labels[ptr[leaf]:ptr[leaf + 1]]
+        assert np.all(np.diff(seen) > 0)
+        for q in range(ptr[leaf], ptr[leaf + 1]):
+            assert values[q] != 0.0
+            P[leaf, labels[q]] = values[q]
+    return P
+
+
 def _route(tree, codes):
     left, right, feature, below = tree[:4]
     nodes = []
@@ -322,7 +401,8 @@ def test_grown_tree_against_reference(extra):
     yptr, yind = _labels_csr(Yd)
     ml = 2
     tree = grow_tree(codes, yptr, yind, 4, 7, False, 9, -1, ml, extra, NO_CSC, NO_CSC)
-    left, right, feature, below, above, leaf_of, leaf_p = tree
+    left, right, feature, below, above, leaf_of, *leaves = tree
+    leaf_p = _dense_leaves(*leaves, 4)
     split = left >= 0
     assert np.all(left[split] > np.flatnonzero(split)) and np.all(right[split] > left[split])
     routes = _route(tree, codes)
@@ -380,7 +460,8 @@ def test_drawn_candidates_never_leave_a_splittable_leaf(extra):
                 skipping = grow_tree(codes, yptr, yind, L, seed, bootstrap, 2, -1, 1, extra,
                                      fptr, frow, zeros)
                 assert all(np.array_equal(u, v) for u, v in zip(plain, skipping, strict=True))
-        left, right, feature, below, above, leaf_of, leaf_p = tree
+        left, right, feature, below, above, leaf_of, *leaves = tree
+        leaf_p = _dense_leaves(*leaves, L)
         rows_at = {}
         for r, (path, leaf) in enumerate(_route(tree, codes)):
             for node in [*path, leaf]:
@@ -471,9 +552,9 @@ def test_grown_forest_equals_trees_grown_one_by_one(extra):
         for threads in (1, 2):
             grown = grow_forest(codes, yptr, yind, L, seeds, not extra, 4, -1, 1, extra, fptr,
                                 frow, n_threads=threads)
-            for (nodes, leaf_p), want in zip(grown, alone, strict=True):
+            for (nodes, *leaves), want in zip(grown, alone, strict=True):
                 assert all(np.array_equal(u, v)
-                           for u, v in zip((*nodes, leaf_p), want, strict=True))
+                           for u, v in zip((*nodes, *leaves), want, strict=True))
 
 
 def test_importing_the_models_and_fitting_a_forest_leave_scipy_linalg_unloaded():

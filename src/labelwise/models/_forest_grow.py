@@ -701,21 +701,26 @@ def _drawn_split(codes, rows, start, end, nn, mult, weighted, yptr, yind, ctot, 
 
 class _Workspace:
     """One thread's arrays for :func:`_grow`, made once and reused by every tree it grows
-    (the kernel sets up what it reads), and the slots its trees are grown into
-    (:meth:`slot`): each tree keeps its own, so no tree is copied out of the workspace."""
+    (the kernel sets up what it reads): the node slots its trees are grown into
+    (:meth:`slot`: each tree keeps its own, so no tree's nodes are copied out of the
+    workspace) and one buffer for a tree's leaves (:meth:`leaves`), whose used part each
+    tree copies out (its size: the tree's leaves and their non-zero rates)."""
 
-    def __init__(self, codes, n_labels, track, n_trees):
+    def __init__(self, codes, n_labels, track, n_trees, n_label_entries):
         d, m = codes.shape
         i8 = np.int64
-        self._m, self._n_labels = m, n_labels
+        self._m = m
         # slots reserved at once: the thread's share of the trees, within _SLOT_BYTES (a
         # slot holds the largest possible tree; the pages a tree leaves unused are never
         # touched)
-        per_slot = 8 * (12 * m + m * n_labels)
+        per_slot = 8 * 12 * m
         self._block = max(1, min(int(n_trees), _SLOT_BYTES // max(per_slot, 1)))
-        self._nodes = self._leaf_p = None
+        self._nodes = None
         self._next = self._block
         self.head = (np.zeros(m, i8), np.empty(m if track else 0, i8))
+        # a leaf's non-zero rates are at most its rows' labels, so a tree's at most Y's
+        self.leaves = (np.empty(m + 1, i8), np.empty(max(n_label_entries, 1), i8),
+                       np.empty(max(n_label_entries, 1)))
         self.tail = (np.empty((5, 2 * m), dtype=i8), np.empty(m, dtype=i8),
                      np.empty(d, dtype=i8), np.empty(d, dtype=i8),
                      np.empty(n_labels, dtype=i8), np.zeros(n_labels, dtype=i8),
@@ -724,16 +729,13 @@ class _Workspace:
                      np.empty(m if track else 0, dtype=i8))
 
     def slot(self):
-        """A fresh tree's (nodes (6, 2 n_samples): left, right, feature, c, c', leaf_of;
-        leaf_p (n_samples, n_labels))."""
+        """A fresh tree's nodes (6, 2 n_samples): left, right, feature, c, c', leaf_of."""
         if self._next == self._block:
-            m, k = self._m, self._block
-            self._nodes = np.empty((k, 6, 2 * m), dtype=np.int64)
-            self._leaf_p = np.empty((k, m, self._n_labels))
+            self._nodes = np.empty((self._block, 6, 2 * self._m), dtype=np.int64)
             self._next = 0
         i = self._next
         self._next += 1
-        return self._nodes[i], self._leaf_p[i]
+        return self._nodes[i]
 
 
 def _zero_codes(codes, fptr, frow):
@@ -751,7 +753,9 @@ def grow_forest(codes, yptr, yind, n_labels, seeds, bootstrap, max_features, max
     """:func:`grow_tree` for every seed, on ``n_threads`` threads (each takes the next tree
     when it is done with one, in one workspace of arrays for all its trees): the list of
     trees in the order of ``seeds``, each as (nodes (6, n_nodes) int64: left, right,
-    feature, c, c', leaf_of; leaf_p), views of the slots they were grown in."""
+    feature, c, c', leaf_of, a view of the slot it was grown in; leaf_ptr, leaf_label,
+    leaf_value: its leaves' non-zero positive rates, leaf ``l``'s labels (ascending) and
+    rates at ``leaf_ptr[l]:leaf_ptr[l + 1]``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     track = fptr.size > 0
@@ -768,13 +772,17 @@ def grow_forest(codes, yptr, yind, n_labels, seeds, bootstrap, max_features, max
     share = -(-len(seeds) // n_threads)
 
     def work():
-        ws = _Workspace(codes, n_labels, track, share)
+        ws = _Workspace(codes, n_labels, track, share, int(yptr[-1]))
+        ptr, lab, val = ws.leaves
         for i in todo:
-            nodes, leaf_p = ws.slot()
+            nodes = ws.slot()
             n_nodes, n_leaves = _grow(codes, yptr, yind, n_labels, _seed_state(seeds[i]),
                                       bootstrap, max_features, max_depth, min_leaf, extra,
-                                      fptr, frow, fzero, *ws.head, nodes, leaf_p, *ws.tail)
-            trees[i] = (nodes[:, :n_nodes], leaf_p[:n_leaves])
+                                      fptr, frow, fzero, *ws.head, nodes, *ws.leaves,
+                                      *ws.tail)
+            used = ptr[n_leaves]
+            trees[i] = (nodes[:, :n_nodes], ptr[:n_leaves + 1].copy(), lab[:used].copy(),
+                        val[:used].copy())
 
     if n_threads == 1:
         work()
@@ -788,10 +796,12 @@ def grow_forest(codes, yptr, yind, n_labels, seeds, bootstrap, max_features, max
 def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_depth,
               min_leaf, extra, fptr, frow, fzero=None):
     """One tree on binned ``codes`` (n_features, n_samples) and labels in CSR
-    (``yptr``/``yind``): (left, right, feature, c, c', leaf_of, leaf_p) with node 0
+    (``yptr``/``yind``): (left, right, feature, c, c', leaf_of, leaf_ptr, leaf_label,
+    leaf_value) with node 0
     the root, children numbered after their parent, -1 links at leaves, leaf_of the leaf
-    row of a leaf node (-1 for split nodes; feature, c and c' are 0 at leaves) and leaf_p
-    (n_leaves, n_labels) the positive rates. ``max_depth`` < 0: unlimited.
+    row of a leaf node (-1 for split nodes; feature, c and c' are 0 at leaves) and each
+    leaf's positive rates, the non-zero ones (labels ascending) at ``leaf_ptr[l]:leaf_ptr[l +
+    1]`` of leaf_label / leaf_value. ``max_depth`` < 0: unlimited.
     ``fptr``/``frow``: the rows storing each feature (CSC of a sparse X, int64) or two empty
     arrays (dense X); with them a feature that no row of a node stores is known constant
     there without reading its codes; a feature with two codes in the node is then split
@@ -805,19 +815,21 @@ def grow_tree(codes, yptr, yind, n_labels, seed, bootstrap, max_features, max_de
     The arrays are made in Python (:class:`_Workspace`) and grown by :func:`_grow`: a
     kernel that allocates nothing links without numba's array library
     (``numba.np.arrayobj``, a fixed import cost in a fresh process)."""
-    nodes, leaf_p = grow_forest(codes, yptr, yind, n_labels, [seed], bootstrap,
-                                max_features, max_depth, min_leaf, extra, fptr, frow,
-                                fzero)[0]
-    return (*nodes, leaf_p)
+    nodes, *leaves = grow_forest(codes, yptr, yind, n_labels, [seed], bootstrap,
+                                 max_features, max_depth, min_leaf, extra, fptr, frow,
+                                 fzero)[0]
+    return (*nodes, *leaves)
 
 
 @njit(nogil=True, cache=True, _nrt=False)
 def _grow(codes, yptr, yind, n_labels, state, bootstrap, max_features, max_depth, min_leaf,
-          extra, fptr, frow, fzero, mult, stored_rows, nodes, leaf_p, stack, rows, feats,
-          const_feats, ctot, cl, count, order, other, cbuf, scode, node_of_row):
+          extra, fptr, frow, fzero, mult, stored_rows, nodes, leaf_ptr, leaf_label, leaf_value,
+          stack, rows, feats, const_feats, ctot, cl, count, order, other, cbuf, scode,
+          node_of_row):
     """:func:`grow_tree`'s loop on the arrays of a :class:`_Workspace` (``cl`` and ``count``
     zeros, as every tree leaves them; the rest is set up here); returns the counts of nodes
-    and leaves."""
+    and leaves, whose non-zero rates it writes at ``leaf_ptr[l]:leaf_ptr[l + 1]`` of
+    ``leaf_label`` / ``leaf_value``."""
     m = rows.size
     for f in range(feats.size):
         feats[f] = f
@@ -858,6 +870,8 @@ def _grow(codes, yptr, yind, n_labels, state, bootstrap, max_features, max_depth
     top = 1
     n_nodes = 1
     n_leaves = 0
+    leaf_ptr[0] = 0
+    n_rates = 0
     while top > 0:
         top -= 1
         node = st_node[top]
@@ -898,8 +912,12 @@ def _grow(codes, yptr, yind, n_labels, state, bootstrap, max_features, max_depth
             bin_next[node] = 0
             leaf_of[node] = n_leaves
             for j in range(n_labels):
-                leaf_p[n_leaves, j] = ctot[j] / nn
+                if ctot[j] != 0:
+                    leaf_label[n_rates] = j
+                    leaf_value[n_rates] = ctot[j] / nn
+                    n_rates += 1
             n_leaves += 1
+            leaf_ptr[n_leaves] = n_rates
             continue
         # the node's rows split in one pass without branches on the codes (a row's side
         # is a coin flip to the branch predictor): the left ones packed in place (never

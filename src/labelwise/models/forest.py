@@ -13,8 +13,10 @@ smallest and largest code (scikit-learn: uniformly in value between its smallest
 largest value).
 
 After fitting, the trees are turned into flat arrays (child links, split feature and
-threshold, and one row of per-label probabilities per leaf), which is what the model keeps,
-saves and predicts with: a numba kernel walks every tree for each row of the CSR features
+threshold, and each leaf's non-zero label probabilities: ``leaf_ptr``, ``leaf_label``,
+``leaf_value``, as CSR rows; a leaf of a tree grown until pure holds its few labels, and
+the dense (leaves, labels) rates took 39 MB on Enron's extra-trees), which is what the
+model keeps, saves and predicts with: a numba kernel walks every tree for each row of the CSR features
 (threads over rows) and averages the leaves' probabilities, which equals scikit-learn's
 ``predict_proba`` for scikit-learn-grown trees (checked in the tests). No scikit-learn object and no pickle is stored.
 
@@ -39,7 +41,7 @@ from .base import MultiLabelModel
 from .chains import check_positive_int, check_seed, check_threads, fresh_seed
 from .topk import map_ranges, resolve_n_threads, topk_dense
 
-__all__ = ["LabelForest", "flatten_forest"]
+__all__ = ["LabelForest", "flatten_forest", "sparse_leaves"]
 
 KINDS = ("random", "extra")
 GROWERS = ("labelwise", "sklearn")
@@ -52,11 +54,13 @@ SPARSE_FRACTION = 0.25
 
 @njit(nogil=True, cache=True, _nrt=False)
 def _forest_kernel(indptr, indices, data, roots, left, right, feature, threshold, leaf_of,
-                   leaf_p, row_start, row_end, out):
+                   leaf_ptr, leaf_label, leaf_value, row_start, row_end, out):
     """out[i] = mean over trees of the leaf probabilities reached by row i (rows
-    row_start..row_end of a CSR matrix with sorted indices; absent features are 0)."""
+    row_start..row_end of a CSR matrix with sorted indices; absent features are 0; ``out``
+    zero on entry). A leaf's non-zero rates are added tree by tree: a label's sum is the
+    one over every tree's rate, zeros included, since adding 0 changes no sum."""
     n_trees = roots.size
-    L = leaf_p.shape[1]
+    L = out.shape[1]
     for i in range(row_start, row_end):
         a = indptr[i]
         b = indptr[i + 1]
@@ -80,8 +84,8 @@ def _forest_kernel(indptr, indices, data, roots, left, right, feature, threshold
                 else:
                     node = right[node]
             leaf = leaf_of[node]
-            for j in range(L):
-                out[i, j] += leaf_p[leaf, j]
+            for q in range(leaf_ptr[leaf], leaf_ptr[leaf + 1]):
+                out[i, leaf_label[q]] += leaf_value[q]
         for j in range(L):
             out[i, j] /= n_trees
 
@@ -89,9 +93,9 @@ def _forest_kernel(indptr, indices, data, roots, left, right, feature, threshold
 def flatten_forest(estimators: list[Any], classes: list[np.ndarray], n_labels: int
                    ) -> dict[str, np.ndarray]:
     """The arrays of fitted scikit-learn trees: roots (T,), left/right (global node ids, -1
-    at leaves), feature, threshold, leaf_of (node -> leaf row, -1 for split nodes) and leaf_p
-    (n_leaves, n_labels) float64, the probability of label 1 at each leaf (0 for a label
-    with no positive training row)."""
+    at leaves), feature, threshold, leaf_of (node -> leaf row, -1 for split nodes) and the
+    leaves' probabilities of label 1 (0 for a label with no positive training row), the
+    non-zero ones as :func:`sparse_leaves` lists them."""
     roots, left, right, feature, threshold, leaf_of, leaf_p = [], [], [], [], [], [], []
     offset = n_leaves = 0
     one = [list(c).index(1) if 1 in list(c) else -1 for c in classes]
@@ -119,7 +123,18 @@ def flatten_forest(estimators: list[Any], classes: list[np.ndarray], n_labels: i
     return {"roots": np.asarray(roots, np.int64), "left": np.concatenate(left),
             "right": np.concatenate(right), "feature": np.concatenate(feature),
             "threshold": np.concatenate(threshold), "leaf_of": np.concatenate(leaf_of),
-            "leaf_p": np.vstack(leaf_p)}
+            **sparse_leaves(np.vstack(leaf_p))}
+
+
+def sparse_leaves(P: np.ndarray) -> dict[str, np.ndarray]:
+    """The non-zero entries of leaf probabilities ``P`` (n_leaves, n_labels), leaf by leaf
+    with labels ascending: ``leaf_ptr`` (n_leaves + 1,), ``leaf_label`` int64 and
+    ``leaf_value`` float64 (leaf ``l``'s at ``leaf_ptr[l]:leaf_ptr[l + 1]``)."""
+    rows, labels = np.nonzero(P)
+    ptr = np.zeros(P.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=P.shape[0]), out=ptr[1:])
+    return {"leaf_ptr": ptr, "leaf_label": labels.astype(np.int64),
+            "leaf_value": np.asarray(P[rows, labels], np.float64)}
 
 
 class LabelForest(MultiLabelModel):
@@ -150,6 +165,11 @@ class LabelForest(MultiLabelModel):
         "feature": (('<i8',), 1),
         "threshold": (('<f8',), 1),
         "leaf_of": (('<i8',), 1),
+        "leaf_ptr": (('<i8',), 1),
+        "leaf_label": (('<i8',), 1),
+        "leaf_value": (('<f8',), 1),
+        # the dense (n_leaves, n_labels) rates of models saved before the sparse leaves:
+        # read, and turned into leaf_ptr / leaf_label / leaf_value
         "leaf_p": (('<f8',), 2),
     }
 
@@ -264,9 +284,13 @@ class LabelForest(MultiLabelModel):
         # leaf_of at split nodes, 0 in feature, c and c' at leaves
         left, right, feature, below, above, leaf_of = (
             np.concatenate([t[0][k] for t in trees]) for k in range(6))
-        leaf_p = np.vstack([t[1] for t in trees])
+        # the leaves' non-zero rates joined, each tree's leaf_ptr moved past the earlier ones'
+        rates = np.array([0] + [t[2].size for t in trees], dtype=np.int64).cumsum()
+        leaf_ptr = np.concatenate([[0]] + [t[1][1:] + r for t, r in zip(trees, rates[:-1])])
+        leaf_label = np.concatenate([t[2] for t in trees])
+        leaf_value = np.concatenate([t[3] for t in trees])
         sizes = np.array([t[0].shape[1] for t in trees], dtype=np.int64)
-        n_leaves = np.array([t[1].shape[0] for t in trees], dtype=np.int64)
+        n_leaves = np.array([t[1].size - 1 for t in trees], dtype=np.int64)
         del trees
         roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         split = left >= 0
@@ -284,7 +308,8 @@ class LabelForest(MultiLabelModel):
         threshold += half
         threshold[~split] = -2.0
         self._set_arrays({"roots": roots, "left": left, "right": right, "feature": feature,
-                          "threshold": threshold, "leaf_of": leaf_of, "leaf_p": leaf_p})
+                          "threshold": threshold, "leaf_of": leaf_of, "leaf_ptr": leaf_ptr,
+                          "leaf_label": leaf_label, "leaf_value": leaf_value})
 
     def _fit_sklearn(self, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
         L = Y.shape[1]
@@ -304,7 +329,9 @@ class LabelForest(MultiLabelModel):
         self.feature_ = arrays["feature"]
         self.threshold_ = arrays["threshold"]
         self.leaf_of_ = arrays["leaf_of"]
-        self.leaf_p_ = arrays["leaf_p"]
+        self.leaf_ptr_ = arrays["leaf_ptr"]
+        self.leaf_label_ = arrays["leaf_label"]
+        self.leaf_value_ = arrays["leaf_value"]
 
     def probabilities(self, X: Any) -> np.ndarray:
         """Every label's probability: dense float64 (n_samples, n_labels)."""
@@ -314,14 +341,14 @@ class LabelForest(MultiLabelModel):
         return self._proba(as_feature_matrix(X, n_features=self.n_features_in_))
 
     def _proba(self, X: sp.csr_matrix) -> np.ndarray:
-        n, L = X.shape[0], self.leaf_p_.shape[1]
+        n, L = X.shape[0], len(self.labels_)
         out = np.zeros((n, L))
         threads = resolve_n_threads(self.n_threads)
         bounds = np.linspace(0, n, min(threads * 4, max(n, 1)) + 1).astype(np.int64)
         ind = np.asarray(X.indices, dtype=np.int64)
         args = (np.asarray(X.indptr, np.int64), ind, np.asarray(X.data, np.float32),
                 self.roots_, self.left_, self.right_, self.feature_, self.threshold_,
-                self.leaf_of_, self.leaf_p_)
+                self.leaf_of_, self.leaf_ptr_, self.leaf_label_, self.leaf_value_)
         map_ranges(lambda a, b: _forest_kernel(*args, a, b, out), bounds, threads)
         return out
 
@@ -334,26 +361,48 @@ class LabelForest(MultiLabelModel):
         return np.asarray(scores, dtype=np.float32)
 
     # ------------------------------------------------------------------ persistence
-    _ARRAYS = ("roots", "left", "right", "feature", "threshold", "leaf_of", "leaf_p")
+    _ARRAYS = ("roots", "left", "right", "feature", "threshold", "leaf_of", "leaf_ptr",
+               "leaf_label", "leaf_value")
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {k: np.asarray(getattr(self, k + "_")) for k in self._ARRAYS}, {}
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        arrays = dict(arrays)
+        L, d = len(self.labels_), int(self.n_features_in_)
+        legacy = arrays.pop("leaf_p", None)
+        if legacy is not None:  # saved before the sparse leaves
+            if "leaf_ptr" in arrays:
+                raise DataFormatError("LabelForest model holds both leaf_p and leaf_ptr",
+                                      field="leaf_p")
+            legacy = np.asarray(legacy)
+            if legacy.ndim != 2 or legacy.shape[1] != L or legacy.dtype != np.float64:
+                raise DataFormatError(f"LabelForest leaf_p is not float64 (n_leaves, {L})",
+                                      field="leaf_p")
+            arrays.update(sparse_leaves(legacy))
         missing = [k for k in self._ARRAYS if k not in arrays]
         if missing:
             raise DataFormatError(f"LabelForest model lacks arrays: {', '.join(missing)}")
         a = {k: np.asarray(arrays[k]) for k in self._ARRAYS}
-        L, d = len(self.labels_), int(self.n_features_in_)
         m = a["left"].shape[0] if a["left"].ndim == 1 else -1
         ints = all(a[k].dtype == np.int64 for k in ("roots", "left", "right", "feature",
-                                                     "leaf_of"))
-        n_leaves = a["leaf_p"].shape[0] if a["leaf_p"].ndim == 2 else -1
+                                                     "leaf_of", "leaf_ptr", "leaf_label"))
+        ptr = a["leaf_ptr"]
+        n_leaves = ptr.shape[0] - 1 if ptr.ndim == 1 else -1
+        n_rates = a["leaf_label"].shape[0] if a["leaf_label"].ndim == 1 else -1
         ok = (ints and m > 0 and all(a[k].shape == (m,) for k in
                                      ("right", "feature", "threshold", "leaf_of"))
               and a["roots"].ndim == 1 and a["roots"].size >= 1
-              and a["leaf_p"].shape == (n_leaves, L) and a["threshold"].dtype == np.float64
-              and a["leaf_p"].dtype == np.float64)
+              and n_leaves >= 0 and n_rates >= 0 and a["leaf_value"].shape == (n_rates,)
+              and a["threshold"].dtype == np.float64 and a["leaf_value"].dtype == np.float64)
+        if ok:  # each leaf's rates a range of the lists, its labels ascending and < L
+            ok = (ptr[0] == 0 and ptr[-1] == n_rates and bool(np.all(np.diff(ptr) >= 0))
+                  and bool(np.all((a["leaf_label"] >= 0) & (a["leaf_label"] < L))))
+            if ok and n_rates > 1:
+                step = np.diff(a["leaf_label"])
+                starts = np.zeros(n_rates, bool)
+                starts[ptr[1:-1][ptr[1:-1] < n_rates]] = True
+                ok = bool(np.all((step > 0) | starts[1:]))
         if ok:
             split = a["left"] >= 0
             # split nodes point forward to nodes of the file, leaves to leaf rows: every walk
