@@ -267,7 +267,9 @@ class LabelForest(MultiLabelModel):
             fptr, frow = np.asarray(X.indptr, np.int64), np.asarray(X.indices, np.int64)
         codes, lo, hi, offsets, zero_code = bin_columns(X, int(self.max_bins),
                                                         resolve_n_threads(self.n_threads))
-        Yb = sp.csr_matrix(Y > 0)
+        # the rows' labels: Y's own arrays when it stores its positives only (as the fit's
+        # label matrix does), else those of Y > 0
+        Yb = Y if Y.has_canonical_format and bool(np.all(Y.data > 0)) else sp.csr_matrix(Y > 0)
         yptr = np.asarray(Yb.indptr, np.int64)
         yind = np.asarray(Yb.indices, np.int64)
         L = Y.shape[1]
