@@ -703,8 +703,9 @@ class _Workspace:
     """One thread's arrays for :func:`_grow`, made once and reused by every tree it grows
     (the kernel sets up what it reads): the node slots its trees are grown into
     (:meth:`slot`: each tree keeps its own, so no tree's nodes are copied out of the
-    workspace) and one buffer for a tree's leaves (:meth:`leaves`), whose used part each
-    tree copies out (its size: the tree's leaves and their non-zero rates)."""
+    workspace) and one buffer for a tree's leaves (``leaves``: leaf_ptr, leaf_label,
+    leaf_value), whose used part each tree copies out (its leaves and their non-zero
+    rates)."""
 
     def __init__(self, codes, n_labels, track, n_trees, n_label_entries):
         d, m = codes.shape
