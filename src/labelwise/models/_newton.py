@@ -187,10 +187,8 @@ def newton_fit(X: np.ndarray, Y: np.ndarray, C: np.ndarray, loss: str, tol: floa
         keep = norm > 1e-2 * tol * g0
         if not keep.all():
             W[:, live[~keep]] = Wl[:, ~keep]
-            live, g0, Wl, Cw, G, Cl = live[keep], g0[keep], Wl[:, keep], Cw[:, keep], \
-                G[:, keep], Cl[keep]
-            S, M, D = S[:, keep], M[:, keep], D[:, keep]
-            Ml = None if Ml is None else Ml[:, keep]
+            live, g0, Cl, Wl, Cw, S, M, Ml, G, D = _columns(keep, live, g0, Cl, Wl, Cw, S, M,
+                                                            Ml, G, D)
             if live.size == 0:
                 break
         k = live.size
@@ -205,13 +203,17 @@ def newton_fit(X: np.ndarray, Y: np.ndarray, C: np.ndarray, loss: str, tol: floa
         moved = np.abs(step).max(axis=0) > 1e-15 * np.abs(Wl).max(axis=0)
         if not moved.all():  # at the solution as far as this precision goes
             W[:, live[~moved]] = Wl[:, ~moved]
-            live, g0, Wl, Cw, Cl = live[moved], g0[moved], Wl[:, moved], Cw[:, moved], Cl[moved]
-            S, M = S[:, moved], M[:, moved]
-            Ml = None if Ml is None else Ml[:, moved]
+            live, g0, Cl, Wl, Cw, S, M, Ml = _columns(moved, live, g0, Cl, Wl, Cw, S, M, Ml)
             if live.size == 0:
                 break
     W[:, live] = Wl
     return W, n_iter
+
+
+def _columns(sel: np.ndarray, *arrays: np.ndarray | None) -> list[np.ndarray | None]:
+    """The label columns ``sel`` (bool) of each array (per label: its last axis; None stays
+    None): what :func:`newton_fit` keeps of its state when labels stop."""
+    return [None if a is None else a[..., sel] for a in arrays]
 
 
 def _newton_direction(X: np.ndarray, G: np.ndarray, D: np.ndarray,
