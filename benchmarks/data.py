@@ -49,6 +49,10 @@ Datasets
 ``synthetic-long``
     The synthetic model with long rows (``SYNTHETIC_DRAWS``): 3,000 labels, 20,000 / 2,000
     rows, about 630 features a row.
+``synthetic-27k``
+    The synthetic model shaped like the issue's second held-out corpus (#18: 43K items,
+    200K tf-idf features, 27K labels): 27,000 labels in 540 clusters, 200,000 features,
+    43,000 / 10,900 rows, medium rows (``SYNTHETIC_DRAWS``: about 230 features a row).
 
 Run ``python benchmarks/data.py [--cache bench-data] [NAME ...]`` to prepare them ahead.
 """
@@ -69,7 +73,7 @@ VERSION = 1
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "bench-data"
 DATASETS = ("bibtex", "delicious", "cooking", "synthetic", "synthetic-quick", "reuters", "enron",
             "synthetic-long", "synthetic-1m", "synthetic-1m-2x", "synthetic-1m-300k",
-            "synthetic-1m-150k", "synthetic-250k-q")
+            "synthetic-1m-150k", "synthetic-250k-q", "synthetic-27k")
 MIRROR = "/work/shared/datasets"
 
 #: sizes of the synthetic sets: (n_labels, n_clusters, n_features, n_train, n_test)
@@ -77,6 +81,7 @@ SYNTHETIC_SIZES = {
     "synthetic": (300_000, 6_000, 200_000, 200_000, 20_000),
     "synthetic-quick": (30_000, 600, 50_000, 20_000, 2_000),
     "synthetic-long": (3_000, 150, 100_000, 20_000, 2_000),
+    "synthetic-27k": (27_000, 540, 200_000, 43_000, 10_900),
     "synthetic-1m": (1_000_000, 20_000, 500_000, 600_000, 20_000),
     "synthetic-1m-2x": (1_000_000, 20_000, 500_000, 1_200_000, 20_000),
     "synthetic-1m-300k": (1_000_000, 20_000, 500_000, 300_000, 20_000),
@@ -84,7 +89,7 @@ SYNTHETIC_SIZES = {
     "synthetic-250k-q": (250_000, 5_000, 125_000, 150_000, 5_000),
 }
 #: feature draws per row of the synthetic sets (own, cluster's, noise): see synthetic()
-SYNTHETIC_DRAWS = {"synthetic-long": (20, 30, 600)}
+SYNTHETIC_DRAWS = {"synthetic-long": (20, 30, 600), "synthetic-27k": (10, 15, 200)}
 #: the one tf-idf recipe of the text sets, fitted on train only
 TFIDF = dict(sublinear_tf=True, ngram_range=(1, 2), min_df=2, norm="l2", dtype=np.float32)
 #: Enron's group-aware split: one GroupIterativeStratifiedShuffleSplit draw

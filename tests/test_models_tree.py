@@ -124,6 +124,11 @@ def ref_scores(model: LabelTree, X: sp.csr_matrix, beam: int | None) -> np.ndarr
     return out
 
 
+def score_scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """score_node's scratch buffers for a row of ``n`` stored values."""
+    return np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float64)
+
+
 def clustered_data(seed=0, n=300, d=40, L=24):
     """Labels in groups sharing features, so trees have structure to find."""
     rng = np.random.default_rng(seed)
@@ -544,7 +549,8 @@ def test_node_major_weights_round_trip(seed, threads):
         _tree_kernels.score_node(x.indices, x.data, 0, x.nnz, v, starts,
                                  *(lay[k] for k in ("node_feat_start", "feat_id", "feat_ptr",
                                                     "weights", "node_dense", "child_shift",
-                                                    "val_child")), bias, out)
+                                                    "val_child")), bias, out,
+                                 *score_scratch(x.nnz))
         a, b = starts[v], starts[v + 1]
         np.testing.assert_allclose(out[:b - a], W.toarray()[a:b] @ x.toarray()[0] + bias[a:b],
                                    rtol=1e-6, atol=1e-6)
@@ -570,7 +576,8 @@ def test_node_major_weights_lays_out_direct_dense_and_sparse_nodes():
         _tree_kernels.score_node(x.indices, x.data, 0, x.nnz, v, starts,
                                  *(lay[k] for k in ("node_feat_start", "feat_id", "feat_ptr",
                                                     "weights", "node_dense", "child_shift",
-                                                    "val_child")), np.zeros(9), out)
+                                                    "val_child")), np.zeros(9), out,
+                                 *score_scratch(x.nnz))
         a, b = starts[v], starts[v + 1]
         np.testing.assert_allclose(out[:b - a], Wd[a:b] @ x.toarray()[0], rtol=1e-6)
 
@@ -647,7 +654,7 @@ def test_inner_hinge_power_is_read_at_prediction_and_old_manifests_load_with_non
 
 
 @pytest.mark.parametrize("n_trees", [1, 2])
-@pytest.mark.parametrize("beam", [1, 2, 4])
+@pytest.mark.parametrize("beam", [1, 2, 4, 16])
 def test_beam_search_matches_reference_beam(beam, n_trees):
     X, Y = clustered_data(L=40)
     model = LabelTree(n_trees=n_trees, branching=2, max_leaf_size=3, beam_size=beam,
@@ -664,6 +671,52 @@ def test_beam_search_matches_reference_beam(beam, n_trees):
     # a narrow beam reaches fewer labels; unreached ones score 0
     full = model.decision_function(X[:60], k=40).toarray()
     assert np.array_equal(full > 0, want > 0)
+
+
+def test_leaves_best_first_skips_only_leaves_below_the_cut():
+    """A beam level of every leaf, with spread scores: scored best first, the leaves below
+    the k-th best label so far are skipped (fewer labels touched), and the top k and their
+    log-probabilities are those of scoring every leaf (the plain sort of all of them)."""
+    X, Y = clustered_data(L=40)
+    model = LabelTree(branching=2, max_leaf_size=3, random_state=0, n_threads=1).fit(X, Y)
+    starts, child = model.node_clf_start_, model.clf_child_
+    leaves = np.array([v for v in range(starts.size - 1) if child[starts[v]] < 0], np.int64)
+    assert leaves.size >= 8
+    Xn = _tree_build.l2_normalize_rows(X)
+    layout = [getattr(model, key + "_") for key in ("node_feat_start", "feat_id", "feat_ptr",
+                                                     "weights", "node_dense", "child_shift",
+                                                     "val_child")]
+    rng = np.random.default_rng(3)
+    L = len(model.labels_)
+    skipped = 0
+    for i in range(20):
+        a, b = Xn.indptr[i], Xn.indptr[i + 1]
+        cur_v = rng.permutation(leaves)
+        cur_s = -rng.exponential(3.0, cur_v.size)
+        for k in (1, 3):
+            touched = np.empty(L, np.int64)
+            t_lp = np.empty(L, np.float64)
+            low = np.empty(k, np.float64)
+            n_touched, n_low = _tree_kernels._leaves_best_first(
+                Xn.indices, Xn.data, a, b, starts, *layout, model.intercept_,
+                _tree_kernels.LOSS_SQUARED_HINGE, 3.0, child, cur_v, cur_s,
+                np.arange(cur_v.size), cur_v.size, np.empty(8), *score_scratch(b - a),
+                touched, t_lp, 0, low, 0, k)
+            # every leaf, by hand: the log-probabilities of all labels
+            margins = Xn[i].toarray()[0] @ dense_weights(model).T + model.intercept_
+            every = {}
+            for v, base in zip(cur_v, cur_s):
+                for c in range(starts[v], starts[v + 1]):
+                    every[-child[c] - 1] = base + ref_log_prob(float(margins[c]),
+                                                               "squared_hinge", 3.0)
+            want = sorted(every.items(), key=lambda e: (-e[1], e[0]))[:k]
+            got = sorted(zip(touched[:n_touched], t_lp[:n_touched]),
+                         key=lambda e: (-e[1], e[0]))[:k]
+            assert [g[0] for g in got] == [w[0] for w in want]
+            np.testing.assert_allclose([g[1] for g in got], [w[1] for w in want], rtol=1e-5)
+            assert n_low == min(k, n_touched)
+            skipped += len(every) - n_touched
+    assert skipped > 0  # the spread scores let it skip leaves
 
 
 # ---------------------------------------------------------------------------- the model

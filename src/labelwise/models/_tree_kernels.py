@@ -32,8 +32,9 @@ row-index arrays, so no kernel ever copies X per node.
     ``exp(log-probability)`` averaged over the trees (0 in a tree that did not reach it);
     the row's top ``k`` (ties to the lower label id, unreached labels scoring 0) are written
     in the top-k layout of :mod:`labelwise.models.topk`. With one tree, ``exp`` is taken
-    only for the labels that can still enter the top k (see ``_kth_largest``), which gives
-    the same result.
+    only for the labels that can still enter the top k (see ``_cut``), which gives the same
+    result; and a beam level's leaves are scored best first, a leaf skipped once the labels
+    found so far put it below that cut (``_leaves_best_first``; the same top k).
 ``row_sq_sums``, ``scale_rows``
     Row normalisation of a CSR matrix (``_tree_build.l2_normalize_rows``).
 """
@@ -455,9 +456,15 @@ def log_prob(margin, loss, power):
 
 @njit(nogil=True, cache=True)
 def score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start, feat_id, feat_ptr,
-               weights, node_dense, child_shift, val_child, clf_bias, out):
+               weights, node_dense, child_shift, val_child, clf_bias, out, q_lo, q_hi, q_x):
     """Margins of node ``v``'s classifiers for the row ``x_*[a:b]`` (sorted features) into
-    ``out[:m]``; weights in the layout of ``_tree_build.node_major_weights``."""
+    ``out[:m]``; weights in the layout of ``_tree_build.node_major_weights``.
+
+    Two passes: the row's features are matched to the node's entries first, their weight
+    ranges and values gathered into the scratch buffers ``q_lo``, ``q_hi``, ``q_x`` (at
+    least ``b - a`` long); then the margins are summed over them, in the row's order. The
+    reads of ``feat_ptr`` (one per matched feature) then no longer wait behind the sums, so
+    the CPU overlaps their cache misses (the same sums: only the loads moved)."""
     c0 = node_clf_start[v]
     m = node_clf_start[v + 1] - c0
     for j in range(m):
@@ -470,11 +477,7 @@ def score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start, feat
     shift = child_shift[v]
     f0 = feat_id[lo]
     direct = feat_id[hi - 1] - f0 == hi - 1 - lo  # every feature of [f0, f_last]: no search
-    # a dense node's matched features are added two at a time, one pass over out[:m] per
-    # pair, in the same order as one at a time (so the same sums): (out + w1 x1) + w2 x2
-    held = False
-    held_q = 0
-    held_x = 0.0
+    n_m = 0
     for p in range(a, b):
         f = x_indices[p]
         if direct:
@@ -507,37 +510,40 @@ def score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start, feat
                 continue
             e = lo
             lo += 1
-        xv = np.float64(x_data[p])
-        q0 = feat_ptr[e]
-        if dense:
-            if held:
-                wa = weights[held_q:held_q + m]  # views: the loop vectorises
-                wb = weights[q0:q0 + m]
-                for j in range(m):
-                    out[j] = (out[j] + wa[j] * held_x) + wb[j] * xv
-            else:
-                held_q = q0
-                held_x = xv
-            held = not held
-        else:
-            for q in range(q0, feat_ptr[e + 1]):
+        q_lo[n_m] = feat_ptr[e]
+        q_hi[n_m] = feat_ptr[e + 1]
+        q_x[n_m] = np.float64(x_data[p])
+        n_m += 1
+    if dense:
+        # two matched features at a time, one pass over out[:m] per pair, in the same order
+        # as one at a time (so the same sums): (out + w1 x1) + w2 x2
+        t = 0
+        while t + 2 <= n_m:
+            wa = weights[q_lo[t]:q_lo[t] + m]  # views: the loop vectorises
+            wb = weights[q_lo[t + 1]:q_lo[t + 1] + m]
+            xa = q_x[t]
+            xb = q_x[t + 1]
+            for j in range(m):
+                out[j] = (out[j] + wa[j] * xa) + wb[j] * xb
+            t += 2
+        if t < n_m:
+            wa = weights[q_lo[t]:q_lo[t] + m]
+            xa = q_x[t]
+            for j in range(m):
+                out[j] += wa[j] * xa
+    else:
+        for t in range(n_m):
+            xv = q_x[t]
+            for q in range(q_lo[t], q_hi[t]):
                 out[val_child[q - shift]] += weights[q] * xv
-    if held:
-        wa = weights[held_q:held_q + m]
-        for j in range(m):
-            out[j] += wa[j] * held_x
 
 
 @njit(nogil=True, cache=True)
-def _kth_largest(vals, n, k, low):
-    """The log-probability cut of one tree's labels: with ``T`` the ``k``-th largest of
-    ``vals[:n]`` (``-inf`` when fewer), every label below ``T - 1e-6`` has
-    ``exp(val) < exp(T)`` strictly as long as ``T >= -700`` (no underflow), so it cannot
-    enter the top k; returns ``T - 1e-6``, or ``-inf`` (keep all) otherwise."""
-    if n < k:
-        return -np.inf
-    size = 0
-    for u in range(n):
+def _offer(vals, start, end, low, size, k):
+    """Offer ``vals[start:end]`` to ``low[:size]``, a min-heap of the ``k`` largest values
+    offered so far (``low[0]`` the smallest of them once ``size == k``); returns the new
+    size."""
+    for u in range(start, end):
         v = vals[u]
         if size < k:
             j = size
@@ -560,7 +566,17 @@ def _kth_largest(vals, n, k, low):
                 else:
                     break
             low[j] = v
-    if low[0] < -700.0:
+    return size
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _cut(low, size, k):
+    """The log-probability cut of one tree's labels, from the heap of :func:`_offer` over
+    them: with ``T`` the ``k``-th largest (``low[0]``; ``-inf`` when fewer than ``k``),
+    every label below ``T - 1e-6`` has ``exp(val) < exp(T)`` strictly as long as
+    ``T >= -700`` (no underflow), so it cannot enter the top k; returns ``T - 1e-6``, or
+    ``-inf`` (keep all) otherwise."""
+    if size < k or low[0] < -700.0:
         return -np.inf
     return low[0] - 1e-6
 
@@ -584,6 +600,43 @@ def _leaf_log_probs(margins, m, base, loss, power, clf_child, c0, labels, lps, p
         for j in range(m):
             lps[pos + j] = base + log_prob(margins[j], loss, power)
             labels[pos + j] = -clf_child[c0 + j] - 1
+
+
+@njit(nogil=True, cache=True)
+def _leaves_best_first(x_indices, x_data, a, b, node_clf_start, node_feat_start, feat_id,
+                       feat_ptr, weights, node_dense, child_shift, val_child, clf_bias, loss,
+                       power, clf_child, cur_v, cur_s, leaf_u, n_leaf, margins, q_lo, q_hi,
+                       q_x, touched, t_lp, n_touched, low, n_low, k):
+    """One tree's leaves of a beam level (``cur_*[leaf_u[:n_leaf]]``), scored best first:
+    their labels and log-probabilities appended at ``touched``/``t_lp[n_touched:]``, each
+    offered to the heap of the ``k`` best (``low[:n_low]``). A label's log-probability is
+    its leaf's score plus a log-probability (<= 0), so once ``k`` labels score at least ``T``
+    (``T >= -700``), a leaf scoring below ``T - 1e-6`` holds no label of the top ``k``
+    (:func:`_cut`): it and every worse leaf are skipped. The top ``k`` and
+    their scores are those of scoring every leaf. Returns ``(n_touched, n_low)``."""
+    for s in range(1, n_leaf):  # insertion sort by score, best first (at most a beam)
+        u = leaf_u[s]
+        j = s
+        while j > 0 and cur_s[leaf_u[j - 1]] < cur_s[u]:
+            leaf_u[j] = leaf_u[j - 1]
+            j -= 1
+        leaf_u[j] = u
+    for s in range(n_leaf):
+        u = leaf_u[s]
+        base = cur_s[u]
+        if base < _cut(low, n_low, k):
+            break
+        v = cur_v[u]
+        score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start, feat_id,
+                   feat_ptr, weights, node_dense, child_shift, val_child, clf_bias, margins,
+                   q_lo, q_hi, q_x)
+        c0 = node_clf_start[v]
+        m_v = node_clf_start[v + 1] - c0
+        _leaf_log_probs(margins, m_v, base, loss, power, clf_child, c0, touched, t_lp,
+                        n_touched)
+        n_low = _offer(t_lp, n_touched, n_touched + m_v, low, n_low, k)
+        n_touched += m_v
+    return n_touched, n_low
 
 
 @njit(nogil=True, cache=True)
@@ -623,33 +676,42 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
     low = np.empty(k, np.float64)
     t_lp = np.empty(max(n_labels, max_children), np.float64)
     leaf_lab = np.empty(max_children, np.int64)
+    leaf_u = np.empty(beam, np.int64)
+    longest = 0
+    for r in range(row_start, row_end):
+        longest = max(longest, x_indptr[r + 1] - x_indptr[r])
+    q_lo = np.empty(longest, np.int64)  # score_node's scratch
+    q_hi = np.empty(longest, np.int64)
+    q_x = np.empty(longest, np.float64)
     for r in range(row_start, row_end):
         a = x_indptr[r]
         b = x_indptr[r + 1]
         n_touched = np.int64(0)  # not a literal 0: one specialisation of its callees
+        n_low = 0  # one tree: the k best log-probabilities so far, a min-heap low[:n_low]
         for t in range(n_trees):
             cur_v[0] = roots[t]
             cur_s[0] = 0.0
             n_cur = 1
             while n_cur > 0:
                 n_nxt = 0
+                n_leaf = 0
                 for u in range(n_cur):
                     v = cur_v[u]
                     base = cur_s[u]
+                    c0 = node_clf_start[v]
+                    if one_tree and clf_child[c0] < 0:  # a leaf: scored below, best first
+                        leaf_u[n_leaf] = u
+                        n_leaf += 1
+                        continue
                     score_node(x_indices, x_data, a, b, v, node_clf_start, node_feat_start,
                                feat_id, feat_ptr, weights, node_dense, child_shift, val_child,
-                               clf_bias, margins)
-                    c0 = node_clf_start[v]
+                               clf_bias, margins, q_lo, q_hi, q_x)
                     m_v = node_clf_start[v + 1] - c0
                     if clf_child[c0] >= 0:  # inner node: its children compete for the beam
                         for j in range(m_v):
                             nxt_v[n_nxt] = clf_child[c0 + j]
                             nxt_s[n_nxt] = base + log_prob(margins[j], loss, inner_power)
                             n_nxt += 1
-                    elif one_tree:  # a leaf; a label has one leaf: its log-probability is kept
-                        _leaf_log_probs(margins, m_v, base, loss, power, clf_child, c0, touched,
-                                        t_lp, n_touched)
-                        n_touched += m_v
                     else:  # several trees: a label's probabilities are summed
                         _leaf_log_probs(margins, m_v, base, loss, power, clf_child, c0,
                                         leaf_lab, t_lp, 0)
@@ -660,6 +722,12 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
                                 touched[n_touched] = lab
                                 n_touched += 1
                             acc[lab] += np.exp(t_lp[j]) * inv_trees
+                if n_leaf > 0:
+                    n_touched, n_low = _leaves_best_first(
+                        x_indices, x_data, a, b, node_clf_start, node_feat_start, feat_id,
+                        feat_ptr, weights, node_dense, child_shift, val_child, clf_bias,
+                        loss, power, clf_child, cur_v, cur_s, leaf_u, n_leaf, margins, q_lo,
+                        q_hi, q_x, touched, t_lp, n_touched, low, n_low, k)
                 if n_nxt <= beam:
                     for u in range(n_nxt):
                         cur_v[u] = nxt_v[u]
@@ -674,7 +742,7 @@ def beam_search(x_indptr, x_indices, x_data, node_clf_start, clf_child, roots,
         m = 0
         fill = True
         if one_tree:
-            cut = _kth_largest(t_lp, n_touched, k, low)
+            cut = _cut(low, n_low, k)
             for u in range(n_touched):
                 if t_lp[u] >= cut:
                     cand_i[m] = touched[u]
