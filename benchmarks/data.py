@@ -53,6 +53,9 @@ Datasets
     The synthetic model shaped like the issue's second held-out corpus (#18: 43K items,
     200K tf-idf features, 27K labels): 27,000 labels in 540 clusters, 200,000 features,
     43,000 / 10,900 rows, medium rows (``SYNTHETIC_DRAWS``: about 230 features a row).
+``synthetic-10k``
+    Another medium-row shape, a confirm set for rules read off the sets above: 10,000
+    labels in 200 clusters, 100,000 features, 15,000 / 3,000 rows, about 140 features a row.
 
 Run ``python benchmarks/data.py [--cache bench-data] [NAME ...]`` to prepare them ahead.
 """
@@ -73,7 +76,8 @@ VERSION = 1
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "bench-data"
 DATASETS = ("bibtex", "delicious", "cooking", "synthetic", "synthetic-quick", "reuters", "enron",
             "synthetic-long", "synthetic-1m", "synthetic-1m-2x", "synthetic-1m-300k",
-            "synthetic-1m-150k", "synthetic-250k-q", "synthetic-27k")
+            "synthetic-1m-150k", "synthetic-250k-q", "synthetic-27k",
+            "synthetic-10k")
 MIRROR = "/work/shared/datasets"
 
 #: sizes of the synthetic sets: (n_labels, n_clusters, n_features, n_train, n_test)
@@ -82,6 +86,7 @@ SYNTHETIC_SIZES = {
     "synthetic-quick": (30_000, 600, 50_000, 20_000, 2_000),
     "synthetic-long": (3_000, 150, 100_000, 20_000, 2_000),
     "synthetic-27k": (27_000, 540, 200_000, 43_000, 10_900),
+    "synthetic-10k": (10_000, 200, 100_000, 15_000, 3_000),
     "synthetic-1m": (1_000_000, 20_000, 500_000, 600_000, 20_000),
     "synthetic-1m-2x": (1_000_000, 20_000, 500_000, 1_200_000, 20_000),
     "synthetic-1m-300k": (1_000_000, 20_000, 500_000, 300_000, 20_000),
@@ -89,7 +94,8 @@ SYNTHETIC_SIZES = {
     "synthetic-250k-q": (250_000, 5_000, 125_000, 150_000, 5_000),
 }
 #: feature draws per row of the synthetic sets (own, cluster's, noise): see synthetic()
-SYNTHETIC_DRAWS = {"synthetic-long": (20, 30, 600), "synthetic-27k": (10, 15, 200)}
+SYNTHETIC_DRAWS = {"synthetic-long": (20, 30, 600), "synthetic-27k": (10, 15, 200),
+                   "synthetic-10k": (6, 10, 120)}
 #: the one tf-idf recipe of the text sets, fitted on train only
 TFIDF = dict(sublinear_tf=True, ngram_range=(1, 2), min_df=2, norm="l2", dtype=np.float32)
 #: Enron's group-aware split: one GroupIterativeStratifiedShuffleSplit draw

@@ -133,6 +133,46 @@ def test_uses_gram_rule():
     assert not _tree_kernels.uses_gram(0, 0, 64 * 2**20)
 
 
+def test_block_over_gram_rule():
+    """Hand values: a block is kept over the Gram form when its float32 weights fit 1 MiB
+    (a core's L2) and it has a 64-byte cache line of problems (16) a feature."""
+    f = _tree_kernels.block_over_gram
+    assert f(1000, 16)  # 64 KB of weights, a full line a feature
+    assert not f(1000, 15)  # a narrower block
+    assert not f(1000, 2)
+    assert f(2**20 // 64, 16) and not f(2**20 // 64 + 1, 16)  # 1 MiB of weights, then more
+    assert f(2**20 // 400, 100) and not f(2**20 // 400 + 1, 100)
+
+
+@pytest.mark.parametrize("L,form", [(4, "gram"), (20, "block")])
+def test_train_node_picks_the_form_by_block_over_gram(L, form):
+    """A node that both forms can solve (its block fits, and few long rows): 4 problems go
+    to the Gram form (bit for bit the one-by-one result, block_bytes=0), 20 problems over
+    400 features (31 KB of weights) stay a lockstep block (bit for bit the block's result,
+    gram_bytes=0); ``_tree_build.uses_block`` says the same."""
+    X, Y = long_rows(n=50, d=400, L=L, density=0.3, seed=5)
+    n = X.shape[0]
+    assert _tree_kernels.uses_gram(n, X.nnz, _tree_kernels.GRAM_BYTES)
+    rows = np.arange(n, dtype=np.int64)
+    Yc = sp.csc_matrix(Y)
+    Yc.sort_indices()
+    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
+    tgt_indptr, tgt_indices = Yc.indptr.astype(np.int64), Yc.indices.astype(np.int64)
+    seeds = np.arange(L, dtype=np.int64) + 3
+    args = (X.indptr, X.indices, X.data, sq, rows, tgt_indptr, tgt_indices, seeds, 0, 1.5,
+            1.0, 0.1, 50, 0.0, X.shape[1])
+    got = _tree_kernels.train_node(*args)
+    gram = _tree_kernels.train_node(*args, 0)  # no block: one by one, on the Gram matrix
+    block = _tree_kernels.train_node(*args, _tree_kernels.BLOCK_BYTES, 0)  # no Gram form
+    same = {"gram": gram, "block": block}[form]
+    other = {"gram": block, "block": gram}[form]
+    assert all(np.array_equal(a, b) for a, b in zip(got, same))
+    assert not all(np.array_equal(a, b) for a, b in zip(got, other))  # the forms differ
+    task = _tree_build.NodeTask(0, 0, 0, rows, tgt_indptr, tgt_indices, seeds)
+    assert _tree_build.uses_block(X, task, _dcd.LOSS_SQUARED_HINGE) == (form == "block")
+    assert _tree_build.uses_gram(X, task, _dcd.LOSS_SQUARED_HINGE) == (form == "gram")
+
+
 def test_train_node_gram_and_plain_one_by_one_agree():
     """train_node on few long rows solved one by one: the kernel form (default) and the
     plain solver (gram_bytes=0) give the same classifiers up to the tolerance."""
@@ -278,7 +318,8 @@ def test_train_node_block_keeps_the_weights_a_plain_prune_keeps(threshold):
     seeds = np.arange(11, 11 + m, dtype=np.int64)
     counts, feat, vals, bias_w, n_iter = _tree_kernels.train_node(
         X.indptr, X.indices, X.data, sq, rows, tgt_indptr, tgt_indices, seeds,
-        _dcd.LOSS_SQUARED_HINGE, 0.7, 1.0, 0.05, 15, threshold, X.shape[1])
+        _dcd.LOSS_SQUARED_HINGE, 0.7, 1.0, 0.05, 15, threshold, X.shape[1],
+        _tree_kernels.BLOCK_BYTES, 0)  # no Gram form: these few long rows would take it
     feats = np.unique(X[rows].indices).astype(np.int64)
     loc = _tree_kernels._frequency_order(X.indptr, X.indices, rows, feats, X.shape[1])
     W = np.zeros((feats.size, m), np.float32)

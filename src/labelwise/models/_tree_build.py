@@ -511,7 +511,11 @@ def uses_block(X: sp.csr_matrix, task: NodeTask, loss: int) -> bool:
     if n * m * 8 > _tree_kernels.BLOCK_BYTES:
         return False
     nf = _tree_kernels.count_row_features(X.indptr, X.indices, task.rows, X.shape[1])
-    return (nf + n) * m * 8 <= _tree_kernels.BLOCK_BYTES
+    if (nf + n) * m * 8 > _tree_kernels.BLOCK_BYTES:
+        return False
+    return bool(_tree_kernels.block_over_gram(nf, m)
+                or not _tree_kernels.uses_gram(n, _rows_nnz(X, task.rows),
+                                               _tree_kernels.GRAM_BYTES))
 
 
 def _cut(t: NodeTask, pieces: int, block: bool) -> list[NodeTask]:

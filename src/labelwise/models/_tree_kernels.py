@@ -47,6 +47,7 @@ from .._numba import njit
 from ._dcd import (
     LOSS_LOGISTIC,
     LOSS_SQUARED_HINGE,
+    PREFETCH_BYTES,
     _logistic_rows,
     _seed_state,
     _sq_hinge_rows,
@@ -68,6 +69,9 @@ GROUP_1 = np.int64(1)
 BLOCK_BYTES = 64 * 2**20
 #: most bytes of a node's Gram matrix (``train_node``'s kernel form, float64 n x n)
 GRAM_BYTES = 64 * 2**20
+#: a lockstep block preferred to the Gram form has at least this many problems (a 64-byte
+#: cache line of float32 weights; :func:`block_over_gram`)
+BLOCK_MIN_PROBLEMS = 16
 
 
 # ---------------------------------------------------------------------------- row norms
@@ -322,6 +326,20 @@ def uses_gram(n, nnz, gram_bytes):
 
 
 @njit(nogil=True, cache=True)
+def block_over_gram(nf, m):
+    """Whether a node that both forms could solve (its lockstep block fits, and
+    :func:`uses_gram`: few long rows) is solved as a block rather than one classifier at a
+    time on its Gram matrix: when the block's float32 weights (``nf`` features x ``m``)
+    stay in a core's L2 (``PREFETCH_BYTES``, 1 MiB) and fill at least a 64-byte cache line
+    a feature (``m >= BLOCK_MIN_PROBLEMS``). Larger, every visited feature's weight row is
+    a miss; narrower, a row's fetch serves few problems; either way the Gram form's
+    contiguous passes are faster (synthetic-27k's leaves, 53 problems over 40K features:
+    1.3-1.5x; its 2-problem nodes: 1.7-2x). Small and wide, the block wins (synthetic-quick's
+    58-problem leaves, W under 0.8 MB: 1.3-1.5x)."""
+    return m >= BLOCK_MIN_PROBLEMS and nf * m * 4 <= PREFETCH_BYTES
+
+
+@njit(nogil=True, cache=True)
 def _frequency_order(x_indptr, x_indices, rows, feats, n_features):
     """``loc`` (n_features,) int32: the local id of each feature in ``feats`` (the features of
     the rows ``rows``, ascending), numbered by descending count of stored values in those
@@ -357,7 +375,9 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     With the squared hinge, when the node's dense block (``m`` weights per feature of its
     rows plus ``m`` dual variables per row, float64) fits in ``block_bytes``, the ``m``
     problems are solved in lockstep by :func:`labelwise.models._dcd.sq_hinge_block` (one
-    shuffled row order, seeded by ``seeds[0]``); otherwise one by one, in the kernel form of
+    shuffled row order, seeded by ``seeds[0]``), unless the node could be solved in the
+    kernel form too (:func:`uses_gram`) and :func:`block_over_gram` prefers that;
+    otherwise one by one, in the kernel form of
     :mod:`labelwise.models._dcd_gram` when :func:`uses_gram` says so (few long rows: one
     Gram matrix shared by the node's classifiers), else by
     :func:`labelwise.models._dcd._sq_hinge_rows` (and the logistic solver). ``gram``: that
@@ -389,7 +409,8 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     feat = np.empty(1024, np.int32)
     vals = np.empty(1024, np.float32)
     used = np.int64(0)  # not a literal 0: keep_weights gets one specialisation, not two
-    if loss == LOSS_SQUARED_HINGE and m > 1 and (nf + n) * m * 8 <= block_bytes:
+    if (loss == LOSS_SQUARED_HINGE and m > 1 and (nf + n) * m * 8 <= block_bytes
+            and (block_over_gram(nf, m) or not uses_gram(n, nnz, gram_bytes))):
         loc = _frequency_order(x_indptr, x_indices, rows, feats, n_features)
         W = np.zeros((nf, m), np.float32)
         sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
