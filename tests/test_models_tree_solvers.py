@@ -173,6 +173,31 @@ def test_train_node_picks_the_form_by_block_over_gram(L, form):
     assert _tree_build.uses_gram(X, task, _dcd.LOSS_SQUARED_HINGE) == (form == "gram")
 
 
+def test_train_node_gram_form_over_spread_features():
+    """The Gram form keeps a node's weights over its own features, numbered in ascending
+    order: with the columns spread out (feature f at 3f + 1, the rest of X empty) and only
+    a subset of the rows, it returns the same weights bit for bit, at the mapped ids."""
+    X, Y = long_rows(n=60, d=150, L=3, density=0.4, seed=7)
+    X = sp.csr_matrix(X)
+    n, d = X.shape
+    wide = sp.csr_matrix((X.data, X.indices * 3 + 1, X.indptr), shape=(n, 3 * d + 2))
+    rows = np.arange(2, 60, 2, dtype=np.int64)
+    Yc = sp.csc_matrix(Y[rows])
+    Yc.sort_indices()
+    out = []
+    for M in (X, wide):
+        assert _tree_kernels.uses_gram(rows.size, M[rows].nnz, _tree_kernels.GRAM_BYTES)
+        sq = _dcd.row_sq_norms(M.indptr, M.data, 1.0)
+        out.append(_tree_kernels.train_node(
+            M.indptr, M.indices, M.data, sq, rows, Yc.indptr.astype(np.int64),
+            Yc.indices.astype(np.int64), np.arange(3, dtype=np.int64), 0, 1.0, 1.0, 0.1, 50,
+            0.05, M.shape[1], 0))  # no block: the Gram form
+    (c0, f0, v0, b0, i0), (c1, f1, v1, b1, i1) = out
+    assert c0.sum() > 0 and np.array_equal(c0, c1)
+    assert np.array_equal(f1, f0 * 3 + 1)
+    assert np.array_equal(v0, v1) and np.array_equal(b0, b1) and np.array_equal(i0, i1)
+
+
 def test_train_node_gram_and_plain_one_by_one_agree():
     """train_node on few long rows solved one by one: the kernel form (default) and the
     plain solver (gram_bytes=0) give the same classifiers up to the tolerance."""

@@ -364,6 +364,28 @@ def _frequency_order(x_indptr, x_indices, rows, feats, n_features):
 
 
 @njit(nogil=True, cache=True)
+def _local_rows(x_indptr, x_indices, x_data, rows, feats, n_features):
+    """The rows ``rows`` of X as a CSR over their own features ``feats`` (ascending, so
+    each row's features keep their order): ``(indptr, indices, data)``, feature ``feats[q]``
+    numbered ``q``."""
+    loc = np.empty(n_features, np.int32)  # read only at the features of the rows
+    for q in range(feats.shape[0]):
+        loc[feats[q]] = q
+    n = rows.shape[0]
+    lptr = np.zeros(n + 1, np.int64)
+    for t in range(n):
+        lptr[t + 1] = lptr[t] + (x_indptr[rows[t] + 1] - x_indptr[rows[t]])
+    lidx = np.empty(lptr[n], np.int32)
+    ldat = np.empty(lptr[n], x_data.dtype)
+    for t in range(n):
+        a = x_indptr[rows[t]]
+        for p in range(lptr[t + 1] - lptr[t]):
+            lidx[lptr[t] + p] = loc[x_indices[a + p]]
+            ldat[lptr[t] + p] = x_data[a + p]
+    return lptr, lidx, ldat
+
+
+@njit(nogil=True, cache=True)
 def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indices, seeds,
                loss, C, bias, tol, max_iter, prune_threshold, n_features,
                block_bytes=BLOCK_BYTES, gram_bytes=GRAM_BYTES, gram=None):
@@ -418,12 +440,12 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
                        n_iter)
         feat, vals = block_weights(W, loc, feats, prune_threshold, counts)
         return counts, feat, vals, bias_w, n_iter
-    w = np.zeros(n_features + 1, np.float64)
+    use_gram = loss == LOSS_SQUARED_HINGE and uses_gram(n, nnz, gram_bytes)
+    w = np.zeros(1 if use_gram else n_features + 1, np.float64)
     y = np.empty(n, np.float64)
     index = np.empty(n, np.int64)
     alpha = np.empty(2 * n if loss == LOSS_LOGISTIC else n, np.float64)
     state = np.ones(1, np.uint64)
-    use_gram = loss == LOSS_SQUARED_HINGE and uses_gram(n, nnz, gram_bytes)
     if not use_gram:
         K = np.zeros((0, 0), np.float64)
     elif gram is None:
@@ -433,19 +455,36 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     else:
         K = gram_matrix(x_indptr, x_indices, x_data, rows, bias, n_features)
     mg = np.empty(n if use_gram else 0, np.float64)
+    if use_gram:  # the weights over the node's own features, numbered in ascending order
+        lptr, lidx, ldat = _local_rows(x_indptr, x_indices, x_data, rows, feats, n_features)
+    else:
+        lptr, lidx, ldat = np.zeros(1, np.int64), np.zeros(0, np.int32), np.empty(0, x_data.dtype)
+    local_rows = np.arange(n if use_gram else 0)
+    wl = np.zeros(nf + 1 if use_gram else 0, np.float64)
+    every = np.arange(nf if use_gram else 0)
     for j in range(m):
         y[:] = -1.0
         for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
             y[tgt_indices[p]] = 1.0
+        _seed_state(seeds[j], state)
+        if use_gram:
+            # a contiguous vector: zeroed, added to and scanned in place of the scattered w
+            # (the same sums in the same order, so the same weights)
+            wl[:] = 0.0
+            n_iter[j] = sq_hinge_gram(K, sq_norms, rows, y, C, tol, max_iter, alpha, mg,
+                                      index, state)
+            weights_from_duals(lptr, lidx, ldat, local_rows, y, alpha, bias, wl)
+            bias_w[j] = wl[nf]
+            start = used
+            feat, vals, used, counts[j] = keep_weights(wl, every, prune_threshold, feat, vals,
+                                                       used)
+            for u in range(start, used):
+                feat[u] = feats[feat[u]]
+            continue
         for f in feats:
             w[f] = 0.0
         w[n_features] = 0.0
-        _seed_state(seeds[j], state)
-        if use_gram:
-            it = sq_hinge_gram(K, sq_norms, rows, y, C, tol, max_iter, alpha, mg, index,
-                               state)
-            weights_from_duals(x_indptr, x_indices, x_data, rows, y, alpha, bias, w)
-        elif loss == LOSS_SQUARED_HINGE:
+        if loss == LOSS_SQUARED_HINGE:
             it = _sq_hinge_rows(x_indptr, x_indices, x_data, sq_norms, rows, y, C, bias, tol,
                                 max_iter, w, alpha, index, state)
         else:
