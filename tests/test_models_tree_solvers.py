@@ -25,6 +25,17 @@ def long_rows(seed=0, n=60, d=400, L=5, density=0.5):
     return Xn, sp.csr_matrix(Y)
 
 
+def gram_node(X, Y):
+    """All rows of X as one node the Gram form can solve (asserted): ``(rows, tgt_indptr,
+    tgt_indices, sq_norms)`` for ``train_node``, the targets Y's columns."""
+    n = X.shape[0]
+    assert _tree_kernels.uses_gram(n, X.nnz, _tree_kernels.GRAM_BYTES)
+    Yc = sp.csc_matrix(Y)
+    Yc.sort_indices()
+    return (np.arange(n, dtype=np.int64), Yc.indptr.astype(np.int64),
+            Yc.indices.astype(np.int64), _dcd.row_sq_norms(X.indptr, X.data, 1.0))
+
+
 def primal_objective(X, y, w, C, bias):
     m = X @ w[:-1] + w[-1] * bias
     return 0.5 * float(w @ w) + C * float(np.sum(np.maximum(0.0, 1.0 - y * m) ** 2))
@@ -151,13 +162,7 @@ def test_train_node_picks_the_form_by_block_over_gram(L, form):
     400 features (31 KB of weights) stay a lockstep block (bit for bit the block's result,
     gram_bytes=0); ``_tree_build.uses_block`` says the same."""
     X, Y = long_rows(n=50, d=400, L=L, density=0.3, seed=5)
-    n = X.shape[0]
-    assert _tree_kernels.uses_gram(n, X.nnz, _tree_kernels.GRAM_BYTES)
-    rows = np.arange(n, dtype=np.int64)
-    Yc = sp.csc_matrix(Y)
-    Yc.sort_indices()
-    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
-    tgt_indptr, tgt_indices = Yc.indptr.astype(np.int64), Yc.indices.astype(np.int64)
+    rows, tgt_indptr, tgt_indices, sq = gram_node(X, Y)
     seeds = np.arange(L, dtype=np.int64) + 3
     args = (X.indptr, X.indices, X.data, sq, rows, tgt_indptr, tgt_indices, seeds, 0, 1.5,
             1.0, 0.1, 50, 0.0, X.shape[1])
@@ -202,15 +207,9 @@ def test_train_node_gram_and_plain_one_by_one_agree():
     """train_node on few long rows solved one by one: the kernel form (default) and the
     plain solver (gram_bytes=0) give the same classifiers up to the tolerance."""
     X, Y = long_rows(n=80, L=4)
-    n = X.shape[0]
-    assert _tree_kernels.uses_gram(n, X.nnz, _tree_kernels.GRAM_BYTES)
-    rows = np.arange(n, dtype=np.int64)
-    Yc = sp.csc_matrix(Y)
-    Yc.sort_indices()
-    sq = _dcd.row_sq_norms(X.indptr, X.data, 1.0)
-    args = (X.indptr, X.indices, X.data, sq, rows, Yc.indptr.astype(np.int64),
-            Yc.indices.astype(np.int64), np.arange(4, dtype=np.int64) + 9, 0, 1.5, 1.0, 1e-9,
-            100000, 0.0, X.shape[1], 0)
+    rows, tgt_indptr, tgt_indices, sq = gram_node(X, Y)
+    args = (X.indptr, X.indices, X.data, sq, rows, tgt_indptr, tgt_indices,
+            np.arange(4, dtype=np.int64) + 9, 0, 1.5, 1.0, 1e-9, 100000, 0.0, X.shape[1], 0)
     gram = _tree_kernels.train_node(*args)
     plain = _tree_kernels.train_node(*args, 0)
     for a, b in zip(gram[:4], plain[:4]):
