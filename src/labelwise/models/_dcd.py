@@ -44,8 +44,8 @@ from numba.extending import intrinsic
 from .._numba import njit
 
 __all__ = ["LOSS_SQUARED_HINGE", "LOSS_LOGISTIC", "LABEL_SEED_STEP", "row_sq_norms",
-           "dcd_solve", "solve_into", "train_chunk", "train_chunk_from", "train_rows_from", "sq_hinge_block", "block_weights",
-           "train_chunk_lockstep", "logistic_block"]
+           "dcd_solve", "solve_into", "train_chunk", "train_chunk_from", "train_rows_from",
+           "sq_hinge_block", "block_weights", "train_chunk_lockstep", "logistic_block"]
 
 LOSS_SQUARED_HINGE = 0
 LOSS_LOGISTIC = 1

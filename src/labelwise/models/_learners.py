@@ -183,8 +183,8 @@ def _fit_linear_alone(X: sp.csr_matrix, y_indptr: np.ndarray, y_indices: np.ndar
         y[y_indices[y_indptr[j]:y_indptr[j + 1]]] = 1.0
         w.fill(0.0)
         _dcd.solve_into(X.indptr, X.indices, X.data, sq, y, _dcd.LOSS_LOGISTIC, float(C), 1.0,
-                        0.1, 1000, (int(seed) + j * _dcd.LABEL_SEED_STEP) % 2**32, w, alpha2, index,
-                        rows, state)
+                        0.1, 1000, (int(seed) + j * _dcd.LABEL_SEED_STEP) % 4294967296, w, alpha2,
+                        index, rows, state)
         W[:, j] = np.where(w[:d] != 0.0, w[:d].astype(np.float32), 0.0)
         b[j] = w[d]
     return W, b.astype(np.float32).astype(np.float64)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._numba import njit
-from ._dcd import _logistic_rows, _seed_state
+from ._dcd import LABEL_SEED_STEP, _logistic_rows, _seed_state
 
 __all__ = ["train_pairs"]
 
@@ -93,7 +93,7 @@ def train_pairs(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, pair
             rate = min(max(n_pos / m, 1e-3), 1.0 - 1e-3)
             intercept[j] = np.log(rate / (1.0 - rate))
             continue
-        _seed_state((seed_base + p * 2654435761) % 4294967296, state)
+        _seed_state((seed_base + p * LABEL_SEED_STEP) % 4294967296, state)
         n_iter[j] = _logistic_rows(x_indptr, x_indices, x_data, sq_norms, rows[:m], y[:m], C,
                                    bias, tol, max_iter, w, alpha2, index, state)
         intercept[j] = w[n_features] * bias

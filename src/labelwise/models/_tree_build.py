@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._csr import trusted_csr
-from . import _dcd_gram, _tree_kernels, _tree_layout
+from . import _dcd, _dcd_gram, _tree_kernels, _tree_layout
 from .topk import map_ranges, map_threads
 
 __all__ = ["label_representations", "pifa_rows", "l2_normalize_rows", "TreeLayout",
@@ -392,7 +392,7 @@ class TaskResult:
 
 def _classifier_seeds(seed: int, tree: int, clf_ids: np.ndarray) -> np.ndarray:
     mixed = (np.uint64(seed) + np.uint64(tree) * np.uint64(1000003)
-             + clf_ids.astype(np.uint64) * np.uint64(2654435761))
+             + clf_ids.astype(np.uint64) * np.uint64(_dcd.LABEL_SEED_STEP))
     return (mixed % np.uint64(2**32)).astype(np.int64)
 
 
@@ -503,19 +503,18 @@ def train_nodes(X: sp.csr_matrix, sq_norms: np.ndarray, Ycsc: sp.csc_matrix, Z: 
 
 
 def uses_block(X: sp.csr_matrix, task: NodeTask, loss: int) -> bool:
-    """Whether ``train_node`` solves ``task`` as one lockstep block (its rule, evaluated)."""
+    """Whether ``train_node`` solves ``task`` as one lockstep block (its rule,
+    :func:`~labelwise.models._tree_kernels.solves_as_block`, evaluated)."""
     m = task.seeds.shape[0]
     if loss != _tree_kernels.LOSS_SQUARED_HINGE or m <= 1 or not task.block:
         return False
     n = task.rows.shape[0]
-    if n * m * 8 > _tree_kernels.BLOCK_BYTES:
+    if n * m * 8 > _tree_kernels.BLOCK_BYTES:  # too big whatever its features: not counted
         return False
     nf = _tree_kernels.count_row_features(X.indptr, X.indices, task.rows, X.shape[1])
-    if (nf + n) * m * 8 > _tree_kernels.BLOCK_BYTES:
-        return False
-    return bool(_tree_kernels.block_over_gram(nf, m)
-                or not _tree_kernels.uses_gram(n, _rows_nnz(X, task.rows),
-                                               _tree_kernels.GRAM_BYTES))
+    return bool(_tree_kernels.solves_as_block(loss, n, m, nf, _rows_nnz(X, task.rows),
+                                              _tree_kernels.BLOCK_BYTES,
+                                              _tree_kernels.GRAM_BYTES))
 
 
 def _cut(t: NodeTask, pieces: int, block: bool) -> list[NodeTask]:

@@ -340,6 +340,17 @@ def block_over_gram(nf, m):
 
 
 @njit(nogil=True, cache=True)
+def solves_as_block(loss, n, m, nf, nnz, block_bytes, gram_bytes):
+    """Whether :func:`train_node` solves a node of ``n`` rows holding ``nnz`` stored values
+    over ``nf`` features, with ``m`` problems, as one lockstep block: the squared hinge,
+    more than one problem, the block (``(nf + n) * m`` float64) within ``block_bytes``, and
+    not a node the Gram form solves faster (:func:`uses_gram` without
+    :func:`block_over_gram`). ``_tree_build.uses_block`` asks the same."""
+    return (loss == LOSS_SQUARED_HINGE and m > 1 and (nf + n) * m * 8 <= block_bytes
+            and (block_over_gram(nf, m) or not uses_gram(n, nnz, gram_bytes)))
+
+
+@njit(nogil=True, cache=True)
 def _frequency_order(x_indptr, x_indices, rows, feats, n_features):
     """``loc`` (n_features,) int32: the local id of each feature in ``feats`` (the features of
     the rows ``rows``, ascending), numbered by descending count of stored values in those
@@ -395,11 +406,10 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     layout: child ``j`` keeps ``counts[j]`` weights (features ascending, ``|w| >=
     prune_threshold``), ``bias_w[j]`` its (unpruned) bias weight, ``n_iter[j]`` its epochs.
     With the squared hinge, when the node's dense block (``m`` weights per feature of its
-    rows plus ``m`` dual variables per row, float64) fits in ``block_bytes``, the ``m``
-    problems are solved in lockstep by :func:`labelwise.models._dcd.sq_hinge_block` (one
-    shuffled row order, seeded by ``seeds[0]``), unless the node could be solved in the
-    kernel form too (:func:`uses_gram`) and :func:`block_over_gram` prefers that;
-    otherwise one by one, in the kernel form of
+    rows plus ``m`` dual variables per row, float64) fits in ``block_bytes`` and the kernel
+    form is not faster (:func:`solves_as_block`), the ``m`` problems are solved in lockstep
+    by :func:`labelwise.models._dcd.sq_hinge_block` (one shuffled row order, seeded by
+    ``seeds[0]``); otherwise one by one, in the kernel form of
     :mod:`labelwise.models._dcd_gram` when :func:`uses_gram` says so (few long rows: one
     Gram matrix shared by the node's classifiers), else by
     :func:`labelwise.models._dcd._sq_hinge_rows` (and the logistic solver). ``gram``: that
@@ -431,8 +441,7 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
     feat = np.empty(1024, np.int32)
     vals = np.empty(1024, np.float32)
     used = np.int64(0)  # not a literal 0: keep_weights gets one specialisation, not two
-    if (loss == LOSS_SQUARED_HINGE and m > 1 and (nf + n) * m * 8 <= block_bytes
-            and (block_over_gram(nf, m) or not uses_gram(n, nnz, gram_bytes))):
+    if solves_as_block(loss, n, m, nf, nnz, block_bytes, gram_bytes):
         loc = _frequency_order(x_indptr, x_indices, rows, feats, n_features)
         W = np.zeros((nf, m), np.float32)
         sq_hinge_block(x_indptr, x_indices, x_data, sq_norms, rows, loc, tgt_indptr,
