@@ -19,9 +19,17 @@ from labelwise.models.tree import LabelTree
 
 # ---------------------------------------------------------------------------- references
 def ref_balanced_2means(Z: np.ndarray, labels, n0, init0, init1, iters):
-    """Plain-Python balanced spherical 2-means (the kernel's documented rules)."""
-    c0 = Z[labels[init0]].astype(np.float64).copy()
-    c1 = Z[labels[init1]].astype(np.float64).copy()
+    """Plain-Python balanced spherical 2-means (the kernel's documented rules): a centroid is
+    its group's sum of rows in fixed point (each value times 2**36, truncated to an integer)
+    over that sum's norm; the first centroids are the two seed labels' rows so scaled."""
+    fixed = [[int(float(v) * 2**36) for v in Z[lab]] for lab in labels]
+
+    def centroid(members):
+        s = [sum(fixed[t][f] for t in members) for f in range(Z.shape[1])]
+        nrm = math.sqrt(sum(float(x) * float(x) for x in s))
+        return np.array([float(x) / nrm if nrm > 0 else 0.0 for x in s])
+
+    c0, c1 = centroid([init0]), centroid([init1])
     assign = [-1] * len(labels)
     for _ in range(iters):
         diff = [float(Z[lab] @ c0 - Z[lab] @ c1) for lab in labels]
@@ -32,11 +40,8 @@ def ref_balanced_2means(Z: np.ndarray, labels, n0, init0, init1, iters):
         if new == assign:
             break
         assign = new
-        for c, g in ((c0, 0), (c1, 1)):
-            s = sum((Z[lab].astype(np.float64) for t, lab in enumerate(labels)
-                     if assign[t] == g), np.zeros(Z.shape[1]))
-            nrm = math.sqrt(float(s @ s))
-            c[:] = s / nrm if nrm > 0 else s
+        c0 = centroid([t for t in range(len(labels)) if assign[t] == 0])
+        c1 = centroid([t for t in range(len(labels)) if assign[t] == 1])
     return np.array(assign)
 
 
@@ -147,6 +152,36 @@ def clustered_data(seed=0, n=300, d=40, L=24):
 
 
 # ---------------------------------------------------------------------------- clustering
+def test_two_means_sums_kept_up_to_date_equal_fresh_sums():
+    """A group's fixed-point sum updated by the labels that join and leave it, round after
+    round, is the fresh sum of its members' scaled, truncated values, exactly."""
+    rng = np.random.default_rng(5)
+    Z = _tree_build.l2_normalize_rows(sp.random(50, 30, density=0.4, format="csr",
+                                                random_state=1, dtype=np.float32))
+    lptr, loc, val = Z.indptr.astype(np.int64), Z.indices, Z.data
+    fixed = np.trunc(Z.toarray().astype(np.float64) * 2**36).astype(np.int64)
+    assert np.abs(fixed).max() > 2**30  # the values keep their precision
+    assign = np.full(50, -1, np.int8)
+    s = [np.zeros(30, np.int64), np.zeros(30, np.int64)]
+    moved, was = np.empty(50, np.int64), np.empty(50, np.int8)
+    for _ in range(6):
+        new = rng.integers(0, 2, 50).astype(np.int8)
+        k = 0
+        for t in np.flatnonzero(new != assign):
+            moved[k], was[k] = t, assign[t]
+            k += 1
+        assign[:] = new
+        for g in (_tree_kernels.GROUP_0, _tree_kernels.GROUP_1):
+            _tree_kernels.two_means_move(lptr, loc, val, moved, was, k, assign, g, s[g])
+            assert np.array_equal(s[g], fixed[assign == g].sum(axis=0))
+    d = np.empty(30)
+    _tree_kernels.two_means_direction(s[0], s[1], d)
+    c = [x / np.linalg.norm(x) for x in (s[0].astype(float), s[1].astype(float))]
+    np.testing.assert_allclose(d, c[0] - c[1], rtol=1e-12, atol=1e-15)
+    _tree_kernels.two_means_direction(s[0], np.zeros(30, np.int64), d)  # a zero sum stays 0
+    np.testing.assert_allclose(d, c[0], rtol=1e-12)
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10**6), n=st.integers(2, 40), iters=st.integers(1, 8))
 def test_balanced_2means_matches_reference(seed, n, iters):

@@ -205,26 +205,37 @@ def _two_means_threads(lptr: np.ndarray, loc: np.ndarray, val: np.ndarray, n_loc
                        n0: int, init0: int, init1: int, iters: int,
                        n_threads: int) -> np.ndarray:
     """``_tree_kernels.two_means_rounds`` with each round's steps spread over ``n_threads``
-    threads: the labels' sides over cost-balanced label ranges, and the two centroids side
-    by side (each summed by one thread in the kernel's order). Every number is computed as
-    in the kernel, so the groups are the same."""
+    threads: the labels' sides over cost-balanced label ranges, and the two groups' sums
+    side by side. Every number is computed as in the kernel (the sums are exact integers),
+    so the groups are the same."""
     K = _tree_kernels
     n = lptr.shape[0] - 1
-    c = [np.zeros(n_local, np.float64), np.zeros(n_local, np.float64)]
-    for side, init in enumerate((init0, init1)):
-        c[side][loc[lptr[init]:lptr[init + 1]]] = val[lptr[init]:lptr[init + 1]]
+    s = [np.zeros(n_local, np.int64), np.zeros(n_local, np.int64)]
     assign = np.full(n, -1, np.int8)
+    moved = np.empty(n, np.int64)
+    was = np.full(n, -1, np.int8)
+    for g, init in ((K.GROUP_0, init0), (K.GROUP_1, init1)):
+        moved[0] = init
+        assign[init] = g
+        K.two_means_move(lptr, loc, val, moved, was, 1, assign, g, s[g])
+        assign[init] = -1
     diff = np.empty(n, np.float64)
+    d = np.empty(n_local, np.float64)
     bounds = balanced_ranges(lptr, 4 * n_threads)
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        for _ in range(iters):
-            d = c[0] - c[1]
-            list(pool.map(lambda r, d=d: K.two_means_sides(lptr, loc, val, d, diff, *r),
+        for it in range(iters):
+            K.two_means_direction(s[0], s[1], d)
+            list(pool.map(lambda r: K.two_means_sides(lptr, loc, val, d, diff, *r),
                           zip(bounds[:-1], bounds[1:])))
-            if not K.two_means_assign(diff, n0, assign):
+            k = K.two_means_assign(diff, n0, assign, moved, was)
+            if k == 0:
                 break
-            list(pool.map(lambda gc: K._centroid(lptr, loc, val, assign, *gc),
-                          ((K.GROUP_0, c[0]), (K.GROUP_1, c[1]))))
+            if it == 0:  # the seeds' rows go: the groups are summed afresh
+                s[0][:] = 0
+                s[1][:] = 0
+            list(pool.map(lambda g, k=k: K.two_means_move(lptr, loc, val, moved, was, k,
+                                                          assign, g, s[g]),
+                          (K.GROUP_0, K.GROUP_1)))
     return assign
 
 

@@ -61,9 +61,16 @@ from .topk import _select
 __all__ = ["balanced_2means", "train_node", "score_node", "beam_search", "log_prob",
            "pifa_sizes", "pifa_fill", "count_row_features", "uses_gram", "BLOCK_BYTES", "GRAM_BYTES"]
 
-# _centroid's group arguments (module globals of numpy type are frozen as int64, not literals)
+# two_means_move's group arguments (module globals of numpy type are frozen as int64, not
+# literals)
 GROUP_0 = np.int64(0)
 GROUP_1 = np.int64(1)
+#: 2-means sums a group's label rows in fixed point: each value (Z's rows have unit length, so
+#: |value| <= 1) times 2**36, truncated to an integer. Integer sums are exact, so a group's
+#: sum kept up to date by the labels that join and leave it equals a fresh sum in any order
+#: and on any thread; 2**36 leaves room for 2**27 labels in int64, and the truncation
+#: (< 1.5e-11) is far below a float32 value's own rounding.
+TWO_MEANS_SCALE = 2.0 ** 36
 
 #: train_node solves a node's squared-hinge problems in lockstep up to this block size
 BLOCK_BYTES = 64 * 2**20
@@ -166,20 +173,37 @@ def pifa_fill(y_indptr, y_indices, y_data, x_indptr, x_indices, x_data, n_featur
 
 # ---------------------------------------------------------------------------- clustering
 @njit(nogil=True, cache=True)
-def _centroid(lptr, loc, val, assign, group, c):
-    """Normalised sum of the group's label rows (local copies: ``lptr``, ``loc``, ``val``)."""
-    c[:] = 0.0
-    for t in range(lptr.shape[0] - 1):
+def two_means_move(lptr, loc, val, moved, was, n_moved, assign, group, s):
+    """Bring ``group``'s fixed-point sum ``s`` (int64 over local columns) up to date after
+    the ``n_moved`` labels ``moved`` changed group (``was``: each one's group before, -1 for
+    none): add the rows that joined it, subtract the rows that left it. Each value counts as
+    ``int64(value * TWO_MEANS_SCALE)`` (truncated), so the sums are exact integers: kept up
+    to date this way they equal a fresh sum of the group's rows, in any order."""
+    for k in range(n_moved):
+        t = moved[k]
         if assign[t] == group:
             for q in range(lptr[t], lptr[t + 1]):
-                c[loc[q]] += val[q]
-    s = 0.0
-    for f in range(c.shape[0]):
-        s += c[f] * c[f]
-    if s > 0.0:
-        s = 1.0 / np.sqrt(s)
-        for f in range(c.shape[0]):
-            c[f] *= s
+                s[loc[q]] += np.int64(val[q] * TWO_MEANS_SCALE)
+        elif was[k] == group:
+            for q in range(lptr[t], lptr[t + 1]):
+                s[loc[q]] -= np.int64(val[q] * TWO_MEANS_SCALE)
+
+
+@njit(nogil=True, cache=True)
+def two_means_direction(s0, s1, d):
+    """``d = c0 - c1``, where each centroid ``c`` is its group's sum ``s`` (fixed point,
+    :func:`two_means_move`) over its Euclidean norm (a zero sum stays zero)."""
+    q0 = 0.0
+    q1 = 0.0
+    for f in range(s0.shape[0]):
+        a = float(s0[f])
+        b = float(s1[f])
+        q0 += a * a
+        q1 += b * b
+    r0 = 1.0 / np.sqrt(q0) if q0 > 0.0 else 0.0
+    r1 = 1.0 / np.sqrt(q1) if q1 > 0.0 else 0.0
+    for f in range(s0.shape[0]):
+        d[f] = float(s0[f]) * r0 - float(s1[f]) * r1
 
 
 @njit(nogil=True, cache=True)
@@ -243,47 +267,62 @@ def two_means_sides(lptr, loc, val, d, diff, start, end):
 
 
 @njit(nogil=True, cache=True)
-def two_means_assign(diff, n0, assign):
+def two_means_assign(diff, n0, assign, moved, was):
     """Put the ``n0`` labels of lowest ``diff`` (stable sort: ties keep input order) in group
-    0 and the rest in group 1; True when ``assign`` changed."""
+    0 and the rest in group 1; return how many changed group, listed (in rank order) in
+    ``moved[:k]`` with their previous groups in ``was[:k]``."""
     n = diff.shape[0]
     order = np.argsort(diff, kind="mergesort")
-    changed = False
+    k = 0
     for r in range(n):
         g = 0 if r < n0 else 1
         t = order[r]
         if assign[t] != g:
-            changed = True
+            moved[k] = t
+            was[k] = assign[t]
+            k += 1
             assign[t] = g
-    return changed
+    return k
 
 
 @njit(nogil=True, cache=True)
 def two_means_rounds(lptr, loc, val, n_local, n0, init0, init1, iters):
     """The rounds of :func:`balanced_2means` over label rows ``lptr, loc, val`` whose column
     numbers are below ``n_local`` (:func:`two_means_rows`' copy, or the whole of Z), through
-    :func:`two_means_sides`, :func:`two_means_assign` and ``_centroid`` (``_tree_build``
-    runs the same steps over several threads for a big split, with the same numbers)."""
+    :func:`two_means_direction`, :func:`two_means_sides`, :func:`two_means_assign` and
+    :func:`two_means_move` (``_tree_build`` runs the same steps over several threads for a
+    big split, with the same numbers). After the first round a round reads only the rows
+    of the labels that changed group to update the centroids' sums."""
     n = lptr.shape[0] - 1
-    c0 = np.zeros(n_local, np.float64)
-    c1 = np.zeros(n_local, np.float64)
-    for q in range(lptr[init0], lptr[init0 + 1]):
-        c0[loc[q]] = val[q]
-    for q in range(lptr[init1], lptr[init1 + 1]):
-        c1[loc[q]] = val[q]
+    s0 = np.zeros(n_local, np.int64)
+    s1 = np.zeros(n_local, np.int64)
     assign = np.full(n, -1, np.int8)
+    moved = np.empty(n, np.int64)
+    was = np.empty(n, np.int8)
+    moved[0] = init0
+    was[0] = -1
+    assign[init0] = 0
+    two_means_move(lptr, loc, val, moved, was, 1, assign, GROUP_0, s0)
+    moved[0] = init1
+    assign[init1] = 1
+    two_means_move(lptr, loc, val, moved, was, 1, assign, GROUP_1, s1)
+    assign[init0] = -1
+    assign[init1] = -1
     diff = np.empty(n, np.float64)
     d = np.empty(n_local, np.float64)
-    for _ in range(iters):
-        for f in range(n_local):
-            d[f] = c0[f] - c1[f]
+    for it in range(iters):
+        two_means_direction(s0, s1, d)
         two_means_sides(lptr, loc, val, d, diff, 0, n)
-        if not two_means_assign(diff, n0, assign):
+        k = two_means_assign(diff, n0, assign, moved, was)
+        if k == 0:
             break
-        # groups as int64 values: literal 0 and 1 would compile _centroid twice (one
+        if it == 0:  # the seeds' rows go: the groups are summed afresh
+            s0[:] = 0
+            s1[:] = 0
+        # groups as int64 values: literal 0 and 1 would compile two_means_move twice (one
         # specialisation per constant)
-        _centroid(lptr, loc, val, assign, GROUP_0, c0)
-        _centroid(lptr, loc, val, assign, GROUP_1, c1)
+        two_means_move(lptr, loc, val, moved, was, k, assign, GROUP_0, s0)
+        two_means_move(lptr, loc, val, moved, was, k, assign, GROUP_1, s1)
     return assign
 
 
