@@ -53,27 +53,44 @@ def test_gram_matrix_matches_dense_reference():
     assert empty.shape == (0, 0)
 
 
-def test_keep_weights_matches_a_plain_filter():
+@pytest.mark.parametrize("keep", ["candidates", "range"])
+def test_keep_weights_matches_a_plain_filter(keep):
     """keep_weights (count, grow once, write without a branch) appends exactly the
     candidates a plain filter keeps, growing a full array, at any threshold (0 too:
-    zeros are never kept), after what was already held."""
+    zeros are never kept), after what was already held; keep_weights_range (candidates
+    0 .. n - 1, runs of KEEP_CHUNK tested first through bit patterns) the same, with runs
+    holding nothing to keep, -0.0, NaN, infinities and a tail shorter than a run."""
     rng = np.random.default_rng(7)
     w = rng.normal(0.0, 0.2, 501) * (rng.random(501) < 0.5)
     w[[3, 10]] = [0.1, -0.1]  # exactly at the threshold: kept
-    cands = np.sort(rng.choice(500, 300, replace=False)).astype(np.int64)
+    if keep == "range":
+        w[32:96] = 0.0  # whole runs with nothing to keep
+        w[100:112] = rng.normal(0.0, 0.01, 12)  # a run of small values but one
+        w[105] = -0.3
+        w[[40, 60, 200]] = [-0.0, np.nan, -np.inf]
+        w[112:128] = 0.0
+        w[120] = -0.1  # a run whose only weight to keep is at the threshold
+        w[490] = np.inf  # in the tail (500 = 31 runs of 16 and 4)
+        cands = np.arange(500, dtype=np.int64)
+    else:
+        cands = np.sort(rng.choice(500, 300, replace=False)).astype(np.int64)
     feat = np.array([9, 4], np.int32)  # full: it must grow
     vals = np.array([1.5, -2.5], np.float32)
     used = np.int64(2)
-    for thr in (0.1, 0.0, 10.0, 0.1):
+    for thr in (0.1, 0.0, 10.0, 0.1, 0.30000001):
         ref = [(int(f), np.float32(w[f])) for f in cands if w[f] != 0.0 and abs(w[f]) >= thr]
         before_f, before_v = feat[:used].copy(), vals[:used].copy()
-        feat, vals, new_used, kept = _dcd.keep_weights(w, cands, thr, feat, vals, used)
+        if keep == "range":
+            feat, vals, new_used, kept = _dcd.keep_weights_range(w, 500, thr, feat, vals, used)
+        else:
+            feat, vals, new_used, kept = _dcd.keep_weights(w, cands, thr, feat, vals, used)
         assert kept == len(ref) and new_used == used + kept and feat.shape[0] > new_used
         assert np.array_equal(feat[:used], before_f) and np.array_equal(vals[:used], before_v)
         assert feat[used:new_used].tolist() == [f for f, _ in ref]
         assert np.array_equal(vals[used:new_used], np.array([v for _, v in ref], np.float32))
         used = new_used
     assert _dcd.keep_weights(np.zeros(4), np.arange(3), 0.0, feat, vals, used)[2:] == (used, 0)
+    assert _dcd.keep_weights_range(np.zeros(40), 33, 0.0, feat, vals, used)[2:] == (used, 0)
 
 
 @pytest.mark.parametrize("n_threads", [2, 3])

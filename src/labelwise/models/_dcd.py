@@ -328,6 +328,20 @@ def solve_into(x_indptr, x_indices, x_data, sq_norms, y, loss, C, bias, tol, max
 
 
 @njit(nogil=True, cache=True)
+def _room(feat, vals, used, kept):
+    """``feat``/``vals`` with room for ``kept`` more entries after ``used`` and one spare slot
+    (grown, at least doubled, when short)."""
+    if used + kept + 1 <= feat.shape[0]:
+        return feat, vals
+    size = max(2 * feat.shape[0], used + kept + 1)
+    nf = np.empty(size, np.int32)
+    nv = np.empty(size, np.float32)
+    nf[:used] = feat[:used]
+    nv[:used] = vals[:used]
+    return nf, nv
+
+
+@njit(nogil=True, cache=True)
 def keep_weights(w, candidates, prune_threshold, feat, vals, used):
     """Append ``(f, w[f])`` for the features ``f`` in ``candidates`` (ascending) whose weight is
     non-zero with ``|w[f]| >= prune_threshold`` to ``feat``/``vals`` from position ``used``,
@@ -344,17 +358,73 @@ def keep_weights(w, candidates, prune_threshold, feat, vals, used):
     for f in candidates:
         v = w[f]
         kept += (v != 0.0) & (abs(v) >= prune_threshold)
-    if used + kept + 1 > feat.shape[0]:
-        size = max(2 * feat.shape[0], used + kept + 1)
-        nf = np.empty(size, np.int32)
-        nv = np.empty(size, np.float32)
-        nf[:used] = feat[:used]
-        nv[:used] = vals[:used]
-        feat = nf
-        vals = nv
+    feat, vals = _room(feat, vals, used, kept)
     if kept == 0:
         return feat, vals, used, kept
     for f in candidates:
+        v = w[f]
+        feat[used] = f
+        vals[used] = v
+        used += (v != 0.0) & (abs(v) >= prune_threshold)
+    return feat, vals, used, kept
+
+
+#: :func:`keep_weights_range` tests this many weights at a time for one worth keeping
+KEEP_CHUNK = 16
+_ABS_BITS = np.uint64(0x7FFFFFFFFFFFFFFF)
+
+
+@njit(nogil=True, cache=True)
+def _keep_limit(prune_threshold):
+    """The bit pattern (uint64) at or above which a float64's magnitude bits may mark a
+    weight :func:`keep_weights` keeps: the threshold's own, or the least non-zero magnitude
+    for a threshold of 0 (a non-negative float64's bits order as its value does)."""
+    a = np.empty(1, np.float64)
+    a[0] = prune_threshold
+    b = a.view(np.uint64)[0]
+    return b if b > 0 else np.uint64(1)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _chunk_may_keep(bits, base, lim):
+    """Whether any of the ``KEEP_CHUNK`` weights from ``base`` has magnitude bits ``>= lim``
+    (integer compares, which the compiler vectorises; a NaN passes, and is then refused)."""
+    hit = False
+    for i in range(base, base + KEEP_CHUNK):
+        hit |= (bits[i] & _ABS_BITS) >= lim
+    return hit
+
+
+@njit(nogil=True, cache=True)
+def keep_weights_range(w, n, prune_threshold, feat, vals, used):
+    """:func:`keep_weights` over the candidates ``0 .. n - 1`` (the same arrays, counts and
+    growth), faster where few weights are kept: each run of ``KEEP_CHUNK`` weights is first
+    tested as a whole through the magnitudes' bit patterns (:func:`_chunk_may_keep`), and
+    only a run that may hold a kept weight is read one weight at a time. A tree's leaf keeps
+    about 1 weight in 70 over its features (synthetic-27k)."""
+    bits = w.view(np.uint64)
+    lim = _keep_limit(prune_threshold)
+    full = n - n % KEEP_CHUNK
+    kept = 0
+    for base in range(0, full, KEEP_CHUNK):
+        if _chunk_may_keep(bits, base, lim):
+            for f in range(base, base + KEEP_CHUNK):
+                v = w[f]
+                kept += (v != 0.0) & (abs(v) >= prune_threshold)
+    for f in range(full, n):
+        v = w[f]
+        kept += (v != 0.0) & (abs(v) >= prune_threshold)
+    feat, vals = _room(feat, vals, used, kept)
+    if kept == 0:
+        return feat, vals, used, kept
+    for base in range(0, full, KEEP_CHUNK):
+        if _chunk_may_keep(bits, base, lim):
+            for f in range(base, base + KEEP_CHUNK):
+                v = w[f]
+                feat[used] = f
+                vals[used] = v
+                used += (v != 0.0) & (abs(v) >= prune_threshold)
+    for f in range(full, n):
         v = w[f]
         feat[used] = f
         vals[used] = v
@@ -380,7 +450,6 @@ def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labe
     feat = np.empty(1024, np.int32)
     vals = np.empty(1024, np.float32)
     used = np.int64(0)  # not a literal 0: keep_weights gets one specialisation, not two
-    all_features = np.arange(n_features, dtype=np.int64)
     y = np.empty(n, np.float64)
     for j in range(m):
         lab = labels[j]
@@ -392,8 +461,8 @@ def train_chunk(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices, labe
                                   tol, max_iter, seed, n_features)
         n_iter[j] = it
         bias_w[j] = w[n_features]
-        feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,
-                                                   vals, used)
+        feat, vals, used, counts[j] = keep_weights_range(w, n_features, prune_threshold,
+                                                         feat, vals, used)
     return counts, feat[:used].copy(), vals[:used].copy(), bias_w, n_iter
 
 
@@ -415,7 +484,6 @@ def train_chunk_from(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices,
     feat = np.empty(1024, np.int32)
     vals = np.empty(1024, np.float32)
     used = np.int64(0)
-    all_features = np.arange(n_features, dtype=np.int64)
     y = np.empty(n, np.float64)
     rows = np.arange(n, dtype=np.int64)
     index = np.empty(n, np.int64)
@@ -436,8 +504,8 @@ def train_chunk_from(x_indptr, x_indices, x_data, sq_norms, y_indptr, y_indices,
                         index, rows, state)
         n_iter[j] = it
         bias_w[j] = w[n_features]
-        feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,
-                                                   vals, used)
+        feat, vals, used, counts[j] = keep_weights_range(w, n_features, prune_threshold,
+                                                         feat, vals, used)
     return counts, feat[:used].copy(), vals[:used].copy(), bias_w, n_iter
 
 
@@ -459,7 +527,6 @@ def train_rows_from(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt
     feat = np.empty(1024, np.int32)
     vals = np.empty(1024, np.float32)
     used = np.int64(0)
-    all_features = np.arange(n_features, dtype=np.int64)
     y = np.empty(n, np.float64)
     index = np.empty(n, np.int64)
     alpha2 = np.empty(2 * n, np.float64)
@@ -477,8 +544,8 @@ def train_rows_from(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt
                         max_iter, seeds[j], w, alpha2, index, rows, state)
         n_iter[j] = it
         bias_w[j] = w[n_features]
-        feat, vals, used, counts[j] = keep_weights(w, all_features, prune_threshold, feat,
-                                                   vals, used)
+        feat, vals, used, counts[j] = keep_weights_range(w, n_features, prune_threshold,
+                                                         feat, vals, used)
     return counts, feat[:used].copy(), vals[:used].copy(), bias_w, n_iter
 
 

@@ -53,6 +53,7 @@ from ._dcd import (
     _sq_hinge_rows,
     block_weights,
     keep_weights,
+    keep_weights_range,
     sq_hinge_block,
 )
 from ._dcd_gram import gram_matrix, sq_hinge_gram, weights_from_duals
@@ -509,7 +510,6 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
         lptr, lidx, ldat = np.zeros(1, np.int64), np.zeros(0, np.int32), np.empty(0, x_data.dtype)
     local_rows = np.arange(n if use_gram else 0)
     wl = np.zeros(nf + 1 if use_gram else 0, np.float64)
-    every = np.arange(nf if use_gram else 0)
     for j in range(m):
         y[:] = -1.0
         for p in range(tgt_indptr[j], tgt_indptr[j + 1]):
@@ -524,8 +524,8 @@ def train_node(x_indptr, x_indices, x_data, sq_norms, rows, tgt_indptr, tgt_indi
             weights_from_duals(lptr, lidx, ldat, local_rows, y, alpha, bias, wl)
             bias_w[j] = wl[nf]
             start = used
-            feat, vals, used, counts[j] = keep_weights(wl, every, prune_threshold, feat, vals,
-                                                       used)
+            feat, vals, used, counts[j] = keep_weights_range(wl, nf, prune_threshold, feat,
+                                                             vals, used)
             for u in range(start, used):
                 feat[u] = feats[feat[u]]
             continue
