@@ -215,6 +215,44 @@ def test_linear_binary_learner_is_fit_linear_of_one_label():
         assert b == float(intercept[0])
 
 
+def test_positions_on_masked_label_columns_equal_the_slices():
+    """A sparse chain position solved on all of XA with the later labels' columns stored as
+    zeros (what _fit_positions does instead of slicing) gives the slice's weights and bias
+    bit for bit; position_masks refuses positions whose slice, or the whole width, the
+    Newton solver would take."""
+    from labelwise._csr import trusted_csr
+    from labelwise.models._learners import chain_row_norms, fit_binary, position_masks
+    from labelwise.models.base import dense_to_csr
+
+    rng = np.random.default_rng(8)
+    X = sp.random(90, 40, density=0.1, format="csr", random_state=5, dtype=np.float32)
+    X.data = rng.random(X.nnz).astype(np.float32)
+    Y = rng.random((90, 6)) < 0.35
+    XA = sp.hstack([X, dense_to_csr(Y.astype(np.float32))], format="csr")
+    XA.sort_indices()
+    norms = chain_row_norms(XA, Y, 40)
+    assert position_masks(XA, Y, 40) == [True] * 6
+    for p in range(6):
+        masked = trusted_csr(np.where(XA.indices >= 40 + p, np.float32(0), XA.data),
+                             XA.indices, XA.indptr, XA.shape, sorted_indices=True)
+        w, b = fit_binary(masked, Y[:, p], "linear", C=2.0, seed=11 + p, sq=norms[p])
+        w_s, b_s = fit_binary(XA[:, :40 + p], Y[:, p], "linear", C=2.0, seed=11 + p,
+                              sq=norms[p])
+        assert np.array_equal(w[:40 + p], w_s) and not w[40 + p:].any() and b == b_s
+        if p < 5:  # the later labels' columns unmasked: other weights
+            w_u, _ = fit_binary(XA, Y[:, p], "linear", C=2.0, seed=11 + p, sq=norms[p])
+            assert not np.array_equal(w_u[:40 + p], w_s)
+    # dense X: its slices take the Newton solver, so no position is masked
+    Xd = sp.csr_matrix(rng.random((90, 8)).astype(np.float32))
+    XAd = sp.hstack([Xd, dense_to_csr(Y.astype(np.float32))], format="csr")
+    assert position_masks(XAd, Y, 8) == [False] * 6
+    # sparse X whose label columns make the whole width dense: none masked either
+    Yd = np.ones((90, 60), bool)
+    Yd[::7, :] = False
+    XAw = sp.hstack([X, dense_to_csr(Yd.astype(np.float32))], format="csr")
+    assert position_masks(XAw, Yd, 40) == [False] * 60
+
+
 def test_chain_row_norms_are_the_position_matrices_norms():
     from labelwise.models._learners import chain_row_norms
     from labelwise.models.base import dense_to_csr

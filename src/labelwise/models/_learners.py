@@ -31,7 +31,7 @@ from ..errors import LabelwiseError
 
 __all__ = ["SKLEARN_LINEAR", "check_base", "resolve_base", "base_to_json", "is_linear_base",
            "fit_binary", "fit_multiclass", "fit_chain_linear", "fit_multiclass_many",
-           "NotSavableError"]
+           "position_masks", "NotSavableError"]
 
 #: scikit-learn linear classifiers a saved model may name as its base (an allow-list:
 #: nothing else is imported when a model is loaded)
@@ -226,6 +226,27 @@ def fit_chain_linear(XA: sp.csr_matrix, Y: np.ndarray, d: int,
         W, b = _newton_logistic(XA, Y[:, mixed], C, mask)
         for j, p in enumerate(mixed):
             out[p] = (W[:d + p, j], float(b[j]))
+    return out
+
+
+def position_masks(XA: sp.csr_matrix, Y: np.ndarray, d: int) -> list[bool]:
+    """For each chain position ``p``, whether :func:`fit_binary` with the linear base may
+    solve it on all of ``XA`` with the label columns from ``d + p`` on stored as zeros
+    instead of on the slice ``XA[:, :d + p]``: the sparse solver's numbers are then the
+    same (a stored zero adds nothing to a margin and its weight stays 0; the row norms
+    come from :func:`chain_row_norms`), and it takes no scipy slice per position. True
+    where neither the slice nor the whole width is dense (either would take the Newton
+    solver, whose arrays span the width)."""
+    from ._newton import uses_newton
+
+    n = XA.shape[0]
+    if uses_newton(XA.nnz, n, XA.shape[1], 1, "logistic"):  # the whole width: dense
+        return [False] * Y.shape[1]
+    nnz = XA.nnz - int(Y.sum())  # X's part
+    out = []
+    for p in range(Y.shape[1]):
+        out.append(not uses_newton(nnz, n, d + p, 1, "logistic"))
+        nnz += int(Y[:, p].sum())
     return out
 
 

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._csr import trusted_csr
 from ..checks import positive_int
 from ..errors import DataFormatError
 from ._learners import (
@@ -59,6 +60,7 @@ from ._learners import (
     fit_binary,
     fit_chain_linear,
     fit_scaling,
+    position_masks,
     scale_rows,
 )
 from .base import MultiLabelModel, dense_to_csr, sigmoid
@@ -234,15 +236,26 @@ class ClassifierChain(MultiLabelModel):
         true labels), so with labelwise's linear base they are one Newton solve over masked
         features on dense X (:func:`~labelwise.models._learners.fit_chain_linear`), else
         trained side by side on the threads (the same problems and seeds: the same weights);
-        a scikit-learn base is fitted one position after another."""
+        a scikit-learn base is fitted one position after another. A sparse position is
+        solved on all of XA with the labels from p on stored as zeros
+        (:func:`~labelwise.models._learners.position_masks`): the slice's weights bit for
+        bit, without a scipy slice per position (about a quarter of medical's fit in a fresh
+        process)."""
         if self.base == "linear":  # dense features: every position in one Newton call
             batch = fit_chain_linear(XA, Yc, d, self.C)
             if batch is not None:
                 return batch
 
         norms = chain_row_norms(XA, Yc, d) if self.base == "linear" else None
+        masked = self.base == "linear" and position_masks(XA, Yc, d)
 
         def fit(p: int):
+            if masked and masked[p]:  # XA with the labels from p on stored as 0: no slice
+                Xp = trusted_csr(np.where(XA.indices >= d + p, np.float32(0), XA.data),
+                                 XA.indices, XA.indptr, XA.shape, sorted_indices=True)
+                w, b = fit_binary(Xp, Yc[:, p], "linear", C=self.C, seed=(seed + p) % 2**32,
+                                  sq=norms[p])
+                return w[:d + p], b
             return fit_binary(XA[:, :d + p], Yc[:, p], self.base, C=self.C,
                               seed=(seed + p) % 2**32, sq=None if norms is None else norms[p])
 
