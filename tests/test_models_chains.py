@@ -215,6 +215,25 @@ def test_linear_binary_learner_is_fit_linear_of_one_label():
         assert b == float(intercept[0])
 
 
+def augmented(X: sp.csr_matrix, Y: np.ndarray) -> sp.csr_matrix:
+    """A chain's XA: X and the labels (1.0 where set) after its columns, indices sorted."""
+    from labelwise.models.base import dense_to_csr
+
+    XA = sp.hstack([X, dense_to_csr(Y.astype(np.float32))], format="csr")
+    XA.sort_indices()
+    return XA
+
+
+def sparse_chain_data(seed: int, n: int, d: int, L: int, density: float, values):
+    """Sparse X (n, d) with values drawn by ``values(rng, size)``, Y (n, L) bool and XA."""
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, d, density=density, format="csr", random_state=seed + 1,
+                  dtype=np.float32)
+    X.data = values(rng, X.nnz).astype(np.float32)
+    Y = rng.random((n, L)) < 0.3
+    return X, Y, augmented(X, Y)
+
+
 def test_positions_on_masked_label_columns_equal_the_slices():
     """A sparse chain position solved on all of XA with the later labels' columns stored as
     zeros (what _fit_positions does instead of slicing) gives the slice's weights and bias
@@ -222,14 +241,9 @@ def test_positions_on_masked_label_columns_equal_the_slices():
     Newton solver would take."""
     from labelwise._csr import trusted_csr
     from labelwise.models._learners import chain_row_norms, fit_binary, position_masks
-    from labelwise.models.base import dense_to_csr
 
-    rng = np.random.default_rng(8)
-    X = sp.random(90, 40, density=0.1, format="csr", random_state=5, dtype=np.float32)
-    X.data = rng.random(X.nnz).astype(np.float32)
-    Y = rng.random((90, 6)) < 0.35
-    XA = sp.hstack([X, dense_to_csr(Y.astype(np.float32))], format="csr")
-    XA.sort_indices()
+    X, Y, XA = sparse_chain_data(8, 90, 40, 6, 0.1, lambda rng, k: rng.random(k))
+    rng = np.random.default_rng(9)
     norms = chain_row_norms(XA, Y, 40)
     assert position_masks(XA, Y, 40) == [True] * 6
     for p in range(6):
@@ -244,26 +258,18 @@ def test_positions_on_masked_label_columns_equal_the_slices():
             assert not np.array_equal(w_u[:40 + p], w_s)
     # dense X: its slices take the Newton solver, so no position is masked
     Xd = sp.csr_matrix(rng.random((90, 8)).astype(np.float32))
-    XAd = sp.hstack([Xd, dense_to_csr(Y.astype(np.float32))], format="csr")
-    assert position_masks(XAd, Y, 8) == [False] * 6
+    assert position_masks(augmented(Xd, Y), Y, 8) == [False] * 6
     # sparse X whose label columns make the whole width dense: none masked either
     Yd = np.ones((90, 60), bool)
     Yd[::7, :] = False
-    XAw = sp.hstack([X, dense_to_csr(Yd.astype(np.float32))], format="csr")
-    assert position_masks(XAw, Yd, 40) == [False] * 60
+    assert position_masks(augmented(X, Yd), Yd, 40) == [False] * 60
 
 
 def test_chain_row_norms_are_the_position_matrices_norms():
     from labelwise.models._learners import chain_row_norms
-    from labelwise.models.base import dense_to_csr
     from labelwise.models.ovr import row_sq_norms
 
-    rng = np.random.default_rng(21)
-    X = sp.random(80, 30, density=0.2, format="csr", random_state=3, dtype=np.float32)
-    X.data = rng.standard_normal(X.nnz).astype(np.float32)
-    Y = rng.random((80, 7)) < 0.3
-    XA = sp.hstack([X, dense_to_csr(Y.astype(np.float32))], format="csr")
-    XA.sort_indices()
+    X, Y, XA = sparse_chain_data(21, 80, 30, 7, 0.2, lambda rng, k: rng.standard_normal(k))
     norms = chain_row_norms(XA, Y, 30)
     assert len(norms) == 7
     for p, sq in enumerate(norms):
