@@ -213,26 +213,19 @@ def _two_means_threads(lptr: np.ndarray, loc: np.ndarray, val: np.ndarray, n_loc
     s = [np.zeros(n_local, np.int64), np.zeros(n_local, np.int64)]
     assign = np.full(n, -1, np.int8)
     moved = np.empty(n, np.int64)
-    was = np.full(n, -1, np.int8)
-    for g, init in ((K.GROUP_0, init0), (K.GROUP_1, init1)):
-        moved[0] = init
-        assign[init] = g
-        K.two_means_move(lptr, loc, val, moved, was, 1, assign, g, s[g])
-        assign[init] = -1
+    was = np.empty(n, np.int8)
+    K.two_means_start(lptr, loc, val, init0, init1, assign, moved, was, s[0], s[1])
     diff = np.empty(n, np.float64)
     d = np.empty(n_local, np.float64)
     bounds = balanced_ranges(lptr, 4 * n_threads)
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        for it in range(iters):
+        for _ in range(iters):
             K.two_means_direction(s[0], s[1], d)
             list(pool.map(lambda r: K.two_means_sides(lptr, loc, val, d, diff, *r),
                           zip(bounds[:-1], bounds[1:])))
             k = K.two_means_assign(diff, n0, assign, moved, was)
             if k == 0:
                 break
-            if it == 0:  # the seeds' rows go: the groups are summed afresh
-                s[0][:] = 0
-                s[1][:] = 0
             list(pool.map(lambda g, k=k: K.two_means_move(lptr, loc, val, moved, was, k,
                                                           assign, g, s[g]),
                           (K.GROUP_0, K.GROUP_1)))

@@ -287,39 +287,45 @@ def two_means_assign(diff, n0, assign, moved, was):
 
 
 @njit(nogil=True, cache=True)
+def two_means_start(lptr, loc, val, init0, init1, assign, moved, was, s0, s1):
+    """Seed a split: label ``init0`` in group 0 and ``init1`` in group 1 (``assign``, -1 for
+    every other label), each group's sum its seed's row (:func:`two_means_move` of the two
+    seeds, as labels that joined from no group). The first round then moves the other
+    labels in from -1 and any seed that changes side across, so the sums are the groups'
+    from then on."""
+    moved[0] = init0
+    moved[1] = init1
+    was[0] = -1
+    was[1] = -1
+    assign[init0] = 0
+    assign[init1] = 1
+    two_means_move(lptr, loc, val, moved, was, 2, assign, GROUP_0, s0)
+    two_means_move(lptr, loc, val, moved, was, 2, assign, GROUP_1, s1)
+
+
+@njit(nogil=True, cache=True)
 def two_means_rounds(lptr, loc, val, n_local, n0, init0, init1, iters):
     """The rounds of :func:`balanced_2means` over label rows ``lptr, loc, val`` whose column
     numbers are below ``n_local`` (:func:`two_means_rows`' copy, or the whole of Z), through
-    :func:`two_means_direction`, :func:`two_means_sides`, :func:`two_means_assign` and
-    :func:`two_means_move` (``_tree_build`` runs the same steps over several threads for a
-    big split, with the same numbers). After the first round a round reads only the rows
-    of the labels that changed group to update the centroids' sums."""
+    :func:`two_means_start`, then :func:`two_means_direction`, :func:`two_means_sides`,
+    :func:`two_means_assign` and :func:`two_means_move` each round (``_tree_build`` runs the
+    same steps over several threads for a big split, with the same numbers). A round reads
+    only the rows of the labels that changed group to update the centroids' sums."""
     n = lptr.shape[0] - 1
     s0 = np.zeros(n_local, np.int64)
     s1 = np.zeros(n_local, np.int64)
     assign = np.full(n, -1, np.int8)
     moved = np.empty(n, np.int64)
     was = np.empty(n, np.int8)
-    moved[0] = init0
-    was[0] = -1
-    assign[init0] = 0
-    two_means_move(lptr, loc, val, moved, was, 1, assign, GROUP_0, s0)
-    moved[0] = init1
-    assign[init1] = 1
-    two_means_move(lptr, loc, val, moved, was, 1, assign, GROUP_1, s1)
-    assign[init0] = -1
-    assign[init1] = -1
+    two_means_start(lptr, loc, val, init0, init1, assign, moved, was, s0, s1)
     diff = np.empty(n, np.float64)
     d = np.empty(n_local, np.float64)
-    for it in range(iters):
+    for _ in range(iters):
         two_means_direction(s0, s1, d)
         two_means_sides(lptr, loc, val, d, diff, 0, n)
         k = two_means_assign(diff, n0, assign, moved, was)
         if k == 0:
             break
-        if it == 0:  # the seeds' rows go: the groups are summed afresh
-            s0[:] = 0
-            s1[:] = 0
         # groups as int64 values: literal 0 and 1 would compile two_means_move twice (one
         # specialisation per constant)
         two_means_move(lptr, loc, val, moved, was, k, assign, GROUP_0, s0)
